@@ -1,0 +1,96 @@
+# coldchain build. `make` builds everything into build/; `make run` and `make test`
+# are the two commands a new machine needs (see README.md).
+
+CC      ?= cc
+BUILD   ?= build
+SAN     ?=
+OPT     ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+               -Wno-format-nonliteral -g $(OPT) -fPIC -pthread -Icommon -I$(BUILD)/gen
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS     += -fsanitize=address,undefined
+endif
+CFLAGS  += $(CFLAGS_BASE)
+LDLIBS_COMMON := -lcjson -lsqlite3 -lcrypto -lcurl -lm -pthread
+
+COMMON_SRC  := $(sort $(wildcard common/*.c))
+COMMON_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/cc_migrations.o
+INGESTD_SRC := $(sort $(wildcard ingestd/*.c))
+APID_SRC    := $(sort $(wildcard apid/*.c))
+CCCTL_SRC   := $(sort $(wildcard tools/ccctl*.c))
+UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
+MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
+
+.PHONY: all run test seed bench soak clean deps unit unit-asan integration format lint
+
+all: $(BUILD)/ingestd $(BUILD)/apid $(BUILD)/ccctl $(BUILD)/coldchain_auth.so $(TOOL_BINS)
+
+$(BUILD)/gen/cc_migrations.c: $(MIGRATIONS) tools/embed_sql.sh
+	@mkdir -p $(@D)
+	sh tools/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/cc_migrations.o: $(BUILD)/gen/cc_migrations.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(wildcard common/*.h) | $(BUILD)/gen/cc_migrations.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/ingestd: $(INGESTD_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c -lcivetweb $(LDLIBS_COMMON)
+
+$(BUILD)/apid: $(APID_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lcivetweb -lpaho-mqtt3c -ljwt $(LDLIBS_COMMON)
+
+$(BUILD)/ccctl: $(CCCTL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c $(LDLIBS_COMMON)
+
+$(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c -lcivetweb $(LDLIBS_COMMON)
+
+# The broker plugin links only what it needs: SQLite (read-only) and OpenSSL.
+$(BUILD)/coldchain_auth.so: broker-config/coldchain_auth.c $(BUILD)/obj/common/cc_crypto.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -shared -o $@ $^ -lsqlite3 -lcrypto
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a -lcmocka -ljwt $(LDLIBS_COMMON)
+
+deps:
+	@sh tools/deps.sh
+
+unit: $(UNIT_BIN)
+	@sh tests/run_unit.sh $(BUILD)/tests
+
+unit-asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 unit
+
+integration: all
+	@/usr/bin/python3 tests/integration/run.py
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/run_all.sh
+
+seed: $(BUILD)/ccctl
+	$(BUILD)/ccctl seed
+
+run: deps all
+	@sh tools/run.sh
+
+bench: deps all
+	@sh tools/bench.sh
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i common/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.c tests/unit/*.c broker-config/*.c

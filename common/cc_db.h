@@ -1,0 +1,51 @@
+/* cc_db.h - SQLite connections and migrations.
+ *
+ * cc_db_open opens a connection with the pragmas every coldchain process uses:
+ * journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON, busy_timeout. One connection
+ * per thread. Migrations are the schema/NNNN_*.sql files, embedded at build time
+ * (tools/embed_sql.sh), applied in order, each in its own transaction that also sets
+ * PRAGMA user_version. */
+#ifndef CC_DB_H
+#define CC_DB_H
+
+#include <sqlite3.h>
+
+#define CC_DB_BUSY_TIMEOUT_MS 5000
+
+enum cc_db_flags {
+    CC_DB_READONLY = 1 << 0, /* open read-only (the broker plugin) */
+    CC_DB_MIGRATE = 1 << 1,  /* apply pending migrations after opening */
+    CC_DB_CREATE = 1 << 2,   /* create the file (and its directory) if missing */
+};
+
+struct cc_migration {
+    int version;      /* NNNN of the file name */
+    const char *name; /* file name without .sql */
+    const char *sql;
+};
+extern const struct cc_migration cc_migrations[];
+extern const int cc_migrations_count;
+
+/* Opens path (":memory:" allowed) with flags. On success *out is the connection (close
+ * with cc_db_close). CC_OK, CC_ERR_DB or CC_ERR_IO; a message goes to the log. */
+int cc_db_open(const char *path, int flags, sqlite3 **out);
+void cc_db_close(sqlite3 *db);
+/* Applies every migration newer than PRAGMA user_version. CC_OK or CC_ERR_DB
+ * (the failing migration is rolled back and named in the log). */
+int cc_db_migrate(sqlite3 *db);
+/* PRAGMA user_version. */
+int cc_db_user_version(sqlite3 *db, int *out);
+/* Highest embedded migration version. */
+int cc_db_latest_version(void);
+
+/* Transaction helpers: BEGIN IMMEDIATE / COMMIT / ROLLBACK. CC_OK or CC_ERR_DB. */
+int cc_db_begin(sqlite3 *db);
+int cc_db_commit(sqlite3 *db);
+void cc_db_rollback(sqlite3 *db);
+/* Runs a statement with no parameters and no rows (pragmas, DDL). CC_OK or CC_ERR_DB. */
+int cc_db_exec(sqlite3 *db, const char *sql);
+/* Maps a SQLite result code to CC_*: CONSTRAINT_UNIQUE/PRIMARYKEY -> CC_ERR_CONFLICT,
+ * others -> CC_ERR_DB. */
+int cc_db_rc(int sqlite_rc, int extended_rc);
+
+#endif

@@ -1,0 +1,63 @@
+/* cc_store.h - the narrow storage interface of the ingestion path.
+ *
+ * The daemons never write SQL: they call these functions. Today they are implemented
+ * on SQLite (cc_store_sqlite.c); a PostgreSQL store would implement this header again.
+ * A struct cc_store is one connection with its prepared statements: one per thread.
+ * Functions that write must be called between cc_store_begin and cc_store_commit
+ * (or cc_store_rollback); they return CC_ERR_DB on a database failure, after which
+ * the caller rolls back. */
+#ifndef CC_STORE_H
+#define CC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include "cc_validate.h"
+
+#define CC_SERIAL_MAX 64          /* bytes in a serial number */
+#define CC_MAX_DEAD_PAYLOAD 4096  /* dead letters keep the first 4 KiB (SPEC §2) */
+
+struct cc_store;
+
+struct cc_device {
+    int64_t id;
+    int64_t cold_cell_id;
+    char serial[CC_SERIAL_MAX + 1];
+    char status[12];      /* ONLINE, OFFLINE, NEVER_SEEN */
+    int has_newest;
+    int64_t newest_ts;    /* newest stored reading ts, if has_newest */
+};
+
+/* Opens the store at path (cc_db_open flags). *out on success; free with cc_store_close. */
+int cc_store_open(const char *path, int flags, struct cc_store **out);
+void cc_store_close(struct cc_store *st);
+/* The SQLite connection, for other common/ modules only (queries, API). Lent. */
+sqlite3 *cc_store_db(struct cc_store *st);
+
+int cc_store_begin(struct cc_store *st);   /* BEGIN IMMEDIATE */
+int cc_store_commit(struct cc_store *st);
+void cc_store_rollback(struct cc_store *st);
+
+/* Looks a device up by serial. CC_OK, CC_ERR_NOT_FOUND or CC_ERR_DB. */
+int cc_store_device_by_serial(struct cc_store *st, const char *serial, struct cc_device *out);
+/* Inserts one reading. *inserted is 1, or 0 when (device_id, ts) already exists
+ * (a redelivery: not an error). */
+int cc_store_reading_insert(struct cc_store *st, const struct cc_device *dev,
+                            const struct cc_reading *r, int64_t received_at, int *inserted);
+/* Marks the device seen: last_seen_at = max(last_seen_at, seen_at), status ONLINE,
+ * newest_ts = max(newest_ts, newest_ts_arg) when has_newest. */
+int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at,
+                         int has_newest, int64_t newest_ts);
+/* Applies a status message: ONLINE/OFFLINE and firmware (NULL or "" keeps it). */
+int cc_store_device_status(struct cc_store *st, int64_t device_id, int online,
+                           const char *firmware, int64_t seen_at);
+/* Stores a dead letter; the payload is cut to CC_MAX_DEAD_PAYLOAD bytes, and its
+ * full size is kept. */
+int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
+                         const void *payload, size_t len, const char *code,
+                         const char *message);
+/* ingestd's journal position, committed with the rows it produced. */
+int cc_store_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset);
+int cc_store_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset);
+
+#endif
