@@ -14,6 +14,10 @@
 #define CC_CONFIG_STR 256
 #define CC_CONFIG_URL 1024
 
+/* File names of the generated secrets beside the database (cc_config_secret). */
+#define CC_SECRET_JWT "jwt.secret"
+#define CC_SECRET_MQTT "mqtt.secret"
+
 struct cc_config {
     char db_path[PATH_MAX];        /* COLDCHAIN_DB, default data/coldchain.db */
     char mqtt_url[CC_CONFIG_URL];  /* MQTT_URL, default tcp://127.0.0.1:<MQTT_PORT> */

@@ -1,0 +1,360 @@
+/*
+ * coldchain_auth.c - mosquitto plugin that lets devices in by their API key and keeps each
+ * device to its own topics (SPEC §3).
+ *
+ * Username = devices.serial_number, password = the API key. The plugin hashes the password
+ * with SHA-256 and compares the lower-case hex with devices.api_key_hash in constant time, on
+ * every CONNECT, so a regenerated key takes effect on the next connection with no broker
+ * reload. A device may publish only to devices/{serial}/readings and devices/{serial}/status,
+ * and subscribe to / receive only devices/{serial}/#. Anything else from a device is denied.
+ *
+ * A username that is not a device serial gets MOSQ_ERR_PLUGIN_DEFER, so operators and ingestd
+ * are handled by password_file and acl_file. mosquitto 2.0.11 asks this plugin BEFORE the
+ * files, so the plugin also defers for every username listed in the password file
+ * (plugin_opt_operators_file): a device whose serial equals an operator's name can neither log
+ * in as that operator nor lock the operator out. A database error also defers: a device then
+ * has no rule in the files and is refused, an operator keeps working. broker-config/README.md
+ * has the whole chain as tests/integration/test_broker_auth.py shows it.
+ *
+ * You may not want it if the broker cannot read the coldchain database: it opens the SQLite
+ * file read-only, once, and keeps one prepared statement for its whole life. The broker is
+ * single-threaded, so the statement is never used from two threads.
+ *
+ * Build (from the repository root):
+ *   make build/coldchain_auth.so
+ * or by hand:
+ *   cc -std=c11 -Wall -Wextra -Werror -fPIC -shared broker-config/coldchain_auth.c \
+ *      -o build/coldchain_auth.so -lsqlite3 -lcrypto
+ *
+ * Config lines (mosquitto.conf; tools/broker_conf.sh fills them in):
+ *   plugin /path/to/coldchain_auth.so
+ *   plugin_opt_db_path /path/to/coldchain.db
+ *   plugin_opt_operators_file /path/to/passwd      (the password_file; read once at start)
+ * (2.0.11 rejects option keys shorter than three characters, "Invalid auth_opt_ config
+ * option", so plugin_opt_db only works on later brokers; both names are accepted.)
+ *
+ * Needs mosquitto 2.0 or later (plugin interface version 5); tested on 2.0.11.
+ * Never logs a password, a key or a key hash.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#define AUTH_BUSY_TIMEOUT_MS 5000 /* ms a lookup waits on a locked database */
+#define AUTH_HASH_HEX_LEN 64      /* hex digits of a SHA-256 */
+#define AUTH_MAX_SERIAL 128       /* bytes; longer usernames are never devices */
+#define AUTH_MAX_OPERATORS 64     /* usernames read from the operators file */
+#define AUTH_MAX_LINE 1024        /* bytes per line of the operators file */
+
+static const char *const find_device_sql =
+    "SELECT api_key_hash FROM devices WHERE serial_number = ?1";
+
+/* Plugin state, owned by the plugin from init to cleanup. */
+struct auth_state {
+    mosquitto_plugin_id_t *pid;
+    sqlite3 *db;
+    sqlite3_stmt *find_device; /* find_device_sql, reset after each use */
+    int n_operators;
+    char operators[AUTH_MAX_OPERATORS][AUTH_MAX_SERIAL + 1]; /* never devices */
+};
+
+static struct auth_state state;
+
+/* 1 if username is an operator's (listed in the password file), else 0. */
+static int is_operator(const char *username)
+{
+    int i;
+
+    for (i = 0; i < state.n_operators; i++) {
+        if (strcmp(state.operators[i], username) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reads the usernames of a mosquitto password file ("user:hash" lines) into state.operators.
+ * MOSQ_ERR_SUCCESS, or MOSQ_ERR_INVAL (logged) if it cannot be read or holds too many. */
+static int load_operators(const char *path)
+{
+    FILE *f;
+    char line[AUTH_MAX_LINE];
+    char *colon;
+    size_t len;
+    int rc = MOSQ_ERR_SUCCESS;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: cannot read %s", path);
+        return MOSQ_ERR_INVAL;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        colon = strchr(line, ':');
+        if (line[0] == '#' || colon == NULL) {
+            continue;
+        }
+        len = (size_t)(colon - line);
+        if (len == 0 || len > AUTH_MAX_SERIAL || state.n_operators == AUTH_MAX_OPERATORS) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: %s: more than %d users or a "
+                                 "username over %d bytes", path, AUTH_MAX_OPERATORS,
+                                 AUTH_MAX_SERIAL);
+            rc = MOSQ_ERR_INVAL;
+            break;
+        }
+        memcpy(state.operators[state.n_operators], line, len);
+        state.operators[state.n_operators][len] = '\0';
+        state.n_operators++;
+    }
+    if (ferror(f)) {
+        rc = MOSQ_ERR_INVAL;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Looks up serial. Returns 1 and copies its key hash into hash_hex (if not NULL) when the
+ * device exists, 0 when it does not or the name is an operator's, -1 on a database error
+ * (logged). */
+static int find_device(const char *serial, char hash_hex[AUTH_HASH_HEX_LEN + 1])
+{
+    int rc;
+    int found = -1;
+    const unsigned char *hash;
+
+    if (strlen(serial) > AUTH_MAX_SERIAL || is_operator(serial)) {
+        return 0;
+    }
+    rc = sqlite3_bind_text(state.find_device, 1, serial, -1, SQLITE_STATIC);
+    if (rc != SQLITE_OK) {
+        goto out;
+    }
+    rc = sqlite3_step(state.find_device);
+    if (rc == SQLITE_DONE) {
+        found = 0;
+    } else if (rc == SQLITE_ROW) {
+        found = 1;
+        if (hash_hex) {
+            hash = sqlite3_column_text(state.find_device, 0);
+            hash_hex[0] = '\0';
+            if (hash && sqlite3_column_bytes(state.find_device, 0) == AUTH_HASH_HEX_LEN) {
+                memcpy(hash_hex, hash, AUTH_HASH_HEX_LEN + 1);
+            }
+        }
+    }
+out:
+    if (found < 0) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: device lookup failed: %s",
+                             sqlite3_errmsg(state.db));
+    }
+    sqlite3_reset(state.find_device);
+    sqlite3_clear_bindings(state.find_device);
+    return found;
+}
+
+/* 1 if the lower-case hex SHA-256 of key equals hash_hex, else 0. The comparison takes the
+ * same time wherever the first difference is. */
+static int key_matches(const char *key, const char hash_hex[AUTH_HASH_HEX_LEN + 1])
+{
+    static const char hexdigits[] = "0123456789abcdef";
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    char key_hex[AUTH_HASH_HEX_LEN + 1];
+    unsigned int i;
+
+    if (strlen(hash_hex) != AUTH_HASH_HEX_LEN) {
+        return 0;
+    }
+    if (!EVP_Digest(key, strlen(key), digest, &digest_len, EVP_sha256(), NULL) ||
+        digest_len * 2 != AUTH_HASH_HEX_LEN) {
+        return 0;
+    }
+    for (i = 0; i < digest_len; i++) {
+        key_hex[2 * i] = hexdigits[digest[i] >> 4];
+        key_hex[2 * i + 1] = hexdigits[digest[i] & 0x0f];
+    }
+    key_hex[AUTH_HASH_HEX_LEN] = '\0';
+    OPENSSL_cleanse(digest, sizeof(digest));
+    i = (unsigned int)CRYPTO_memcmp(key_hex, hash_hex, AUTH_HASH_HEX_LEN) == 0;
+    OPENSSL_cleanse(key_hex, sizeof(key_hex));
+    return (int)i;
+}
+
+/* MOSQ_EVT_BASIC_AUTH: SUCCESS for a device with its key, AUTH for a device with a wrong or
+ * missing key, PLUGIN_DEFER for anyone else (and on a database error). */
+static int on_basic_auth(int event, void *event_data, void *userdata)
+{
+    struct mosquitto_evt_basic_auth *ed = event_data;
+    char hash_hex[AUTH_HASH_HEX_LEN + 1];
+    int found;
+
+    (void)event;
+    (void)userdata;
+    if (ed->username == NULL) {
+        return MOSQ_ERR_PLUGIN_DEFER;
+    }
+    found = find_device(ed->username, hash_hex);
+    if (found != 1) {
+        return MOSQ_ERR_PLUGIN_DEFER;
+    }
+    if (ed->password == NULL || !key_matches(ed->password, hash_hex)) {
+        return MOSQ_ERR_AUTH;
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+/* 1 if topic is "devices/<serial>/<rest>" with a non-empty rest, else 0. No wildcard can reach
+ * the serial level: the serial is compared byte for byte. */
+static int under_own_prefix(const char *topic, const char *serial, const char **rest)
+{
+    static const char root[] = "devices/";
+    size_t root_len = sizeof(root) - 1;
+    size_t serial_len = strlen(serial);
+
+    if (strncmp(topic, root, root_len) != 0) {
+        return 0;
+    }
+    topic += root_len;
+    if (strncmp(topic, serial, serial_len) != 0 || topic[serial_len] != '/') {
+        return 0;
+    }
+    *rest = topic + serial_len + 1;
+    return (*rest)[0] != '\0';
+}
+
+/* MOSQ_EVT_ACL_CHECK: for a device, SUCCESS or ACL_DENIED by SPEC §3; PLUGIN_DEFER for a
+ * client whose username is not a device serial. */
+static int on_acl_check(int event, void *event_data, void *userdata)
+{
+    struct mosquitto_evt_acl_check *ed = event_data;
+    const char *serial;
+    const char *rest = NULL;
+
+    (void)event;
+    (void)userdata;
+    serial = mosquitto_client_username(ed->client);
+    if (serial == NULL || ed->topic == NULL || find_device(serial, NULL) != 1) {
+        return MOSQ_ERR_PLUGIN_DEFER;
+    }
+    /* A serial that holds a topic separator or wildcard could widen the prefix test. */
+    if (serial[0] == '\0' || strpbrk(serial, "/+#") != NULL) {
+        return MOSQ_ERR_ACL_DENIED;
+    }
+    switch (ed->access) {
+    case MOSQ_ACL_WRITE:
+        if (under_own_prefix(ed->topic, serial, &rest) &&
+            (strcmp(rest, "readings") == 0 || strcmp(rest, "status") == 0)) {
+            return MOSQ_ERR_SUCCESS;
+        }
+        return MOSQ_ERR_ACL_DENIED;
+    case MOSQ_ACL_READ:
+    case MOSQ_ACL_SUBSCRIBE:
+        /* A filter such as devices/{serial}/# stays inside the prefix; devices/+/x does not
+         * pass the byte comparison of the serial. */
+        return under_own_prefix(ed->topic, serial, &rest) ? MOSQ_ERR_SUCCESS
+                                                           : MOSQ_ERR_ACL_DENIED;
+    case MOSQ_ACL_UNSUBSCRIBE:
+        return MOSQ_ERR_SUCCESS; /* dropping a subscription reveals nothing */
+    default:
+        return MOSQ_ERR_ACL_DENIED;
+    }
+}
+
+int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+    int i;
+
+    for (i = 0; i < supported_version_count; i++) {
+        if (supported_versions[i] == 5) {
+            return 5;
+        }
+    }
+    return -1;
+}
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
+                          struct mosquitto_opt *opts, int opt_count)
+{
+    const char *db_path = NULL;
+    const char *operators_path = NULL;
+    int i;
+    int rc;
+
+    (void)userdata;
+    for (i = 0; i < opt_count; i++) {
+        if (strcmp(opts[i].key, "db_path") == 0 || strcmp(opts[i].key, "db") == 0) {
+            db_path = opts[i].value;
+        } else if (strcmp(opts[i].key, "operators_file") == 0) {
+            operators_path = opts[i].value;
+        }
+    }
+    if (db_path == NULL || db_path[0] == '\0' || operators_path == NULL) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: plugin_opt_db_path and "
+                                           "plugin_opt_operators_file are required");
+        return MOSQ_ERR_INVAL;
+    }
+    memset(&state, 0, sizeof(state));
+    state.pid = identifier;
+    rc = load_operators(operators_path);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        memset(&state, 0, sizeof(state));
+        return rc;
+    }
+
+    rc = sqlite3_open_v2(db_path, &state.db, SQLITE_OPEN_READONLY, NULL);
+    if (rc != SQLITE_OK) {
+        goto fail;
+    }
+    rc = sqlite3_busy_timeout(state.db, AUTH_BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK) {
+        goto fail;
+    }
+    rc = sqlite3_prepare_v2(state.db, find_device_sql, -1, &state.find_device, NULL);
+    if (rc != SQLITE_OK) {
+        goto fail;
+    }
+    rc = mosquitto_callback_register(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        goto fail_registered;
+    }
+    rc = mosquitto_callback_register(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+        goto fail_registered;
+    }
+    mosquitto_log_printf(MOSQ_LOG_INFO, "coldchain_auth: devices from %s (read-only), %d operator "
+                         "name(s) from %s left to the files", db_path, state.n_operators,
+                         operators_path);
+    return MOSQ_ERR_SUCCESS;
+
+fail:
+    mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: cannot use database %s: %s", db_path,
+                         state.db ? sqlite3_errmsg(state.db) : sqlite3_errstr(rc));
+    rc = MOSQ_ERR_UNKNOWN;
+fail_registered:
+    sqlite3_finalize(state.find_device);
+    sqlite3_close(state.db);
+    memset(&state, 0, sizeof(state));
+    return rc;
+}
+
+int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count)
+{
+    (void)userdata;
+    (void)opts;
+    (void)opt_count;
+
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+    sqlite3_finalize(state.find_device);
+    sqlite3_close(state.db);
+    memset(&state, 0, sizeof(state));
+    return MOSQ_ERR_SUCCESS;
+}

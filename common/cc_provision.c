@@ -1,0 +1,447 @@
+/* cc_provision.c - checks and inserts new users and devices (ccctl and apid). */
+#include "cc_provision.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "cc_db.h"
+#include "cc_error.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_time.h"
+#include "cc_validate.h"
+
+/* Collects validation problems: the error tree is created at the first one, and its
+ * message is that problem's sentence. A failed allocation is remembered in nomem. */
+struct problems {
+    cJSON *err; /* NULL until the first problem */
+    int count;
+    int nomem;
+};
+
+static void problem(struct problems *p, const char *field, const char *issue,
+                    const char *sentence)
+{
+    p->count++;
+    if (p->nomem)
+        return;
+    if (p->err == NULL) {
+        p->err = cc_error_new(CC_ERR_VALIDATION, sentence);
+        if (p->err == NULL) {
+            p->nomem = 1;
+            return;
+        }
+    }
+    if (cc_error_add_detail(p->err, field, issue) != CC_OK)
+        p->nomem = 1;
+}
+
+/* Hands the collected problems to the caller: CC_OK when there were none, else
+ * CC_ERR_VALIDATION with *err (if err is not NULL) or CC_ERR_NOMEM. */
+static int problems_finish(struct problems *p, cJSON **err)
+{
+    if (p->count == 0)
+        return CC_OK;
+    if (p->nomem) {
+        cJSON_Delete(p->err);
+        return CC_ERR_NOMEM;
+    }
+    if (err != NULL)
+        *err = p->err;
+    else
+        cJSON_Delete(p->err);
+    p->err = NULL;
+    return CC_ERR_VALIDATION;
+}
+
+/* Number of UTF-8 code points in s, or -1 if s is not valid UTF-8 or holds a control
+ * character (C0, DEL). */
+static long utf8_text_len(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    long n = 0;
+
+    while (*u) {
+        unsigned char c = *u;
+        int extra;
+        unsigned long cp;
+
+        if (c < 0x20 || c == 0x7f)
+            return -1;
+        if (c < 0x80) {
+            u++;
+            n++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) {
+            extra = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            extra = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return -1;
+        }
+        u++;
+        for (int i = 0; i < extra; i++, u++) {
+            if ((*u & 0xc0) != 0x80)
+                return -1;
+            cp = (cp << 6) | (*u & 0x3f);
+        }
+        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
+            (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+            return -1;
+        n++;
+    }
+    return n;
+}
+
+/* 1 if email has the shape local@domain.tld: one '@', a non-empty local part, a
+ * domain holding a dot that neither starts nor ends it, no spaces or control
+ * characters, at most CC_EMAIL_MAX bytes. */
+static int email_valid(const char *email)
+{
+    size_t len = strlen(email);
+    const char *at = strchr(email, '@');
+    const char *domain;
+    const char *dot;
+
+    if (len == 0 || len > CC_EMAIL_MAX || at == NULL || at == email)
+        return 0;
+    if (strchr(at + 1, '@') != NULL)
+        return 0;
+    for (const unsigned char *u = (const unsigned char *)email; *u; u++) {
+        if (*u <= 0x20 || *u == 0x7f)
+            return 0;
+    }
+    if (utf8_text_len(email) < 0)
+        return 0;
+    domain = at + 1;
+    dot = strchr(domain, '.');
+    if (*domain == '\0' || dot == NULL || dot == domain || domain[strlen(domain) - 1] == '.')
+        return 0;
+    return 1;
+}
+
+static int role_valid(const char *role)
+{
+    return strcmp(role, "CUSTOMER") == 0 || strcmp(role, "TECHNICIAN") == 0 ||
+           strcmp(role, "ADMIN") == 0;
+}
+
+int cc_provision_serial_valid(const char *serial)
+{
+    size_t n = 0;
+
+    if (serial == NULL)
+        return 0;
+    for (const char *c = serial; *c; c++, n++) {
+        if (n >= CC_SERIAL_MAX)
+            return 0;
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+              (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+/* Opens a transaction unless the caller has one; *own says whether we did. */
+static int tx_open(struct cc_store *st, int *own)
+{
+    *own = 0;
+    if (!sqlite3_get_autocommit(cc_store_db(st)))
+        return CC_OK;
+    if (cc_store_begin(st) != CC_OK)
+        return CC_ERR_DB;
+    *own = 1;
+    return CC_OK;
+}
+
+static int tx_close(struct cc_store *st, int own, int rc)
+{
+    if (!own)
+        return rc;
+    if (rc == CC_OK)
+        return cc_store_commit(st) == CC_OK ? CC_OK : CC_ERR_DB;
+    cc_store_rollback(st);
+    return rc;
+}
+
+/* Maps a failed sqlite3_step to CC_ERR_CONFLICT (unique key) or CC_ERR_DB. */
+static int step_rc(sqlite3 *db, int rc)
+{
+    return cc_db_rc(rc, sqlite3_extended_errcode(db));
+}
+
+int cc_provision_user(struct cc_store *st, const char *email, const char *password,
+                      const char *role, const char *name, int64_t *id, cJSON **err)
+{
+    struct problems p = {0};
+    char hash[CC_PASSWORD_HASH_MAX];
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    int own = 0;
+    int rc;
+    long name_len;
+    size_t pw_len;
+    int64_t new_id = 0;
+
+    if (email == NULL || *email == '\0')
+        problem(&p, "email", "required", "email is required");
+    else if (strlen(email) > CC_EMAIL_MAX)
+        problem(&p, "email", "too_long", "email must be at most 254 characters");
+    else if (!email_valid(email))
+        problem(&p, "email", "invalid", "email must be a valid e-mail address");
+
+    pw_len = password == NULL ? 0 : strlen(password);
+    if (pw_len == 0)
+        problem(&p, "password", "required", "password is required");
+    else if (pw_len < CC_PASSWORD_MIN)
+        problem(&p, "password", "too_short", "password must be at least 8 characters");
+    else if (pw_len > CC_PASSWORD_MAX)
+        problem(&p, "password", "too_long", "password must be at most 256 characters");
+
+    if (role == NULL || *role == '\0')
+        problem(&p, "role", "required", "role is required");
+    else if (!role_valid(role))
+        problem(&p, "role", "invalid", "role must be CUSTOMER, TECHNICIAN or ADMIN");
+
+    name_len = name == NULL ? 0 : utf8_text_len(name);
+    if (name == NULL || *name == '\0')
+        problem(&p, "name", "required", "name is required");
+    else if (name_len < 0)
+        problem(&p, "name", "invalid", "name must be UTF-8 text without control characters");
+    else if (name_len > CC_NAME_MAX)
+        problem(&p, "name", "too_long", "name must be at most 200 characters");
+
+    rc = problems_finish(&p, err);
+    if (rc != CC_OK)
+        return rc;
+
+    /* Hash before taking the write lock: scrypt is slow on purpose. */
+    if (cc_password_hash(password, hash, sizeof hash) != CC_OK)
+        return CC_ERR_INTERNAL;
+
+    rc = tx_open(st, &own);
+    if (rc != CC_OK)
+        goto out;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO users (email, password_hash, role, name, created_at) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5)",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        cc_log_error("provision_user", "prepare: %s", sqlite3_errmsg(db));
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    if (sqlite3_bind_text(stmt, 1, email, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 3, role, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 4, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 5, cc_now_ms()) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) {
+        rc = step_rc(db, rc);
+        if (rc != CC_ERR_CONFLICT)
+            cc_log_error("provision_user", "insert: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    rc = CC_OK;
+    new_id = sqlite3_last_insert_rowid(db);
+
+out:
+    sqlite3_finalize(stmt);
+    OPENSSL_cleanse(hash, sizeof hash);
+    rc = tx_close(st, own, rc);
+    if (rc == CC_OK) {
+        *id = new_id;
+        cc_log_info("user_created", "id=%lld role=%s", (long long)new_id, role);
+    }
+    return rc;
+}
+
+/* Looks the cold cell up: CC_OK, CC_ERR_NOT_FOUND or CC_ERR_DB. */
+static int cell_exists(sqlite3 *db, int64_t cold_cell_id)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM cold_cells WHERE id = ?1", -1, &stmt, NULL) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 1, cold_cell_id) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        rc = CC_OK;
+    else if (rc == SQLITE_DONE)
+        rc = CC_ERR_NOT_FOUND;
+    else
+        rc = CC_ERR_DB;
+out:
+    if (rc == CC_ERR_DB)
+        cc_log_error("provision_device", "cold cell lookup: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* A fresh key with the hash and prefix stored for it. */
+static int key_make(char key[CC_API_KEY_LEN], char hash[CC_SHA256_HEX_LEN],
+                    char prefix[CC_API_KEY_PREFIX_LEN])
+{
+    char unused_hash[CC_SHA256_HEX_LEN];
+    char unused_prefix[CC_API_KEY_PREFIX_LEN];
+
+    if (cc_api_key_new(key, unused_hash, unused_prefix) != CC_OK)
+        return CC_ERR_INTERNAL;
+    if (strlen(key) != CC_API_KEY_LEN - 1)
+        return CC_ERR_INTERNAL;
+    cc_sha256_hex(key, strlen(key), hash);
+    memcpy(prefix, key, CC_API_KEY_PREFIX_LEN - 1);
+    prefix[CC_API_KEY_PREFIX_LEN - 1] = '\0';
+    return CC_OK;
+}
+
+int cc_provision_device(struct cc_store *st, int64_t cold_cell_id, const char *serial,
+                        const char *firmware, int64_t *id, char key[CC_API_KEY_LEN],
+                        cJSON **err)
+{
+    struct problems p = {0};
+    char new_key[CC_API_KEY_LEN];
+    char hash[CC_SHA256_HEX_LEN];
+    char prefix[CC_API_KEY_PREFIX_LEN];
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    int own = 0;
+    int rc;
+    int64_t new_id = 0;
+
+    if (cold_cell_id <= 0)
+        problem(&p, "coldCellId", "invalid", "coldCellId must be a positive integer");
+    if (serial == NULL || *serial == '\0')
+        problem(&p, "serialNumber", "required", "serialNumber is required");
+    else if (strlen(serial) > CC_SERIAL_MAX)
+        problem(&p, "serialNumber", "too_long", "serialNumber must be at most 64 characters");
+    else if (!cc_provision_serial_valid(serial))
+        problem(&p, "serialNumber", "invalid",
+                "serialNumber may hold only letters, digits, '.', '_' and '-'");
+    if (firmware != NULL && *firmware == '\0')
+        firmware = NULL;
+    if (firmware != NULL) {
+        long n = utf8_text_len(firmware);
+
+        if (n < 0)
+            problem(&p, "firmwareVersion", "invalid",
+                    "firmwareVersion must be text without control characters");
+        else if (strlen(firmware) > CC_FIRMWARE_MAX)
+            problem(&p, "firmwareVersion", "too_long",
+                    "firmwareVersion must be at most 64 characters");
+    }
+    rc = problems_finish(&p, err);
+    if (rc != CC_OK)
+        return rc;
+
+    rc = key_make(new_key, hash, prefix);
+    if (rc != CC_OK)
+        goto out;
+    rc = tx_open(st, &own);
+    if (rc != CC_OK)
+        goto out;
+    rc = cell_exists(db, cold_cell_id);
+    if (rc != CC_OK)
+        goto out;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, "
+                           "api_key_prefix, firmware_version, status, created_at) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, 'NEVER_SEEN', ?6)",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        cc_log_error("provision_device", "prepare: %s", sqlite3_errmsg(db));
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    if (sqlite3_bind_text(stmt, 1, serial, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, cold_cell_id) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 3, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 4, prefix, -1, SQLITE_STATIC) != SQLITE_OK ||
+        (firmware != NULL ? sqlite3_bind_text(stmt, 5, firmware, -1, SQLITE_STATIC)
+                          : sqlite3_bind_null(stmt, 5)) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 6, cc_now_ms()) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) {
+        rc = step_rc(db, rc);
+        if (rc != CC_ERR_CONFLICT)
+            cc_log_error("provision_device", "insert: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    rc = CC_OK;
+    new_id = sqlite3_last_insert_rowid(db);
+
+out:
+    sqlite3_finalize(stmt);
+    rc = tx_close(st, own, rc);
+    if (rc == CC_OK) {
+        *id = new_id;
+        memcpy(key, new_key, CC_API_KEY_LEN);
+        cc_log_info("device_created", "id=%lld serial=%s cold_cell_id=%lld",
+                    (long long)new_id, serial, (long long)cold_cell_id);
+    }
+    OPENSSL_cleanse(new_key, sizeof new_key);
+    return rc;
+}
+
+int cc_provision_regenerate_key(struct cc_store *st, int64_t device_id,
+                                char key[CC_API_KEY_LEN])
+{
+    char new_key[CC_API_KEY_LEN];
+    char hash[CC_SHA256_HEX_LEN];
+    char prefix[CC_API_KEY_PREFIX_LEN];
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    int own = 0;
+    int rc;
+
+    rc = key_make(new_key, hash, prefix);
+    if (rc != CC_OK)
+        goto out;
+    rc = tx_open(st, &own);
+    if (rc != CC_OK)
+        goto out;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE devices SET api_key_hash = ?1, api_key_prefix = ?2 "
+                           "WHERE id = ?3",
+                           -1, &stmt, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, prefix, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 3, device_id) != SQLITE_OK) {
+        cc_log_error("provision_regenerate", "prepare: %s", sqlite3_errmsg(db));
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+        cc_log_error("provision_regenerate", "update: %s", sqlite3_errmsg(db));
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    rc = sqlite3_changes(db) == 1 ? CC_OK : CC_ERR_NOT_FOUND;
+
+out:
+    sqlite3_finalize(stmt);
+    rc = tx_close(st, own, rc);
+    if (rc == CC_OK) {
+        memcpy(key, new_key, CC_API_KEY_LEN);
+        cc_log_info("device_key_regenerated", "id=%lld", (long long)device_id);
+    }
+    OPENSSL_cleanse(new_key, sizeof new_key);
+    return rc;
+}

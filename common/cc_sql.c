@@ -1,0 +1,177 @@
+/* cc_sql.c - lent prepared statements with an optional per-thread cache, row helpers. */
+#include "cc_sql.h"
+
+#include <stddef.h>
+
+#include "cc_db.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_time.h"
+
+struct cached {
+    sqlite3 *db;
+    const char *sql; /* address of the literal: the key */
+    sqlite3_stmt *stmt;
+};
+
+static _Thread_local int cache_on;
+static _Thread_local int cache_n;
+static _Thread_local struct cached cache[CC_SQL_CACHE_MAX];
+
+void cc_sql_cache_enable(void)
+{
+    cache_on = 1;
+}
+
+void cc_sql_cache_clear(sqlite3 *db)
+{
+    int keep = 0;
+
+    for (int i = 0; i < cache_n; i++) {
+        if (db == NULL || cache[i].db == db)
+            sqlite3_finalize(cache[i].stmt);
+        else
+            cache[keep++] = cache[i];
+    }
+    cache_n = keep;
+}
+
+int cc_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+    sqlite3_stmt *stmt = NULL;
+    unsigned flags = 0;
+
+    if (cache_on) {
+        for (int i = 0; i < cache_n; i++) {
+            if (cache[i].sql == sql && cache[i].db == db) {
+                *out = cache[i].stmt;
+                return CC_OK;
+            }
+        }
+        flags = SQLITE_PREPARE_PERSISTENT;
+    }
+    if (sqlite3_prepare_v3(db, sql, -1, flags, &stmt, NULL) != SQLITE_OK) {
+        cc_log_error("db_prepare_failed", "%s: %s", sql, sqlite3_errmsg(db));
+        sqlite3_finalize(stmt);
+        return CC_ERR_DB;
+    }
+    if (cache_on && cache_n < CC_SQL_CACHE_MAX) {
+        cache[cache_n].db = db;
+        cache[cache_n].sql = sql;
+        cache[cache_n].stmt = stmt;
+        cache_n++;
+    }
+    *out = stmt;
+    return CC_OK;
+}
+
+void cc_sql_release(sqlite3_stmt *stmt)
+{
+    if (stmt == NULL)
+        return;
+    for (int i = 0; i < cache_n; i++) {
+        if (cache[i].stmt == stmt) {
+            sqlite3_reset(stmt);
+            sqlite3_clear_bindings(stmt);
+            return;
+        }
+    }
+    sqlite3_finalize(stmt);
+}
+
+int cc_sql_step_rc(sqlite3 *db, int src, const char *what)
+{
+    int rc = cc_db_rc(src, sqlite3_extended_errcode(db));
+
+    if (rc != CC_ERR_CONFLICT)
+        cc_log_error("db_step_failed", "%s: %s", what, sqlite3_errmsg(db));
+    return rc;
+}
+
+int cc_sql_exec(sqlite3 *db, sqlite3_stmt *stmt)
+{
+    int src = sqlite3_step(stmt);
+
+    if (src == SQLITE_DONE || src == SQLITE_ROW)
+        return CC_OK;
+    return cc_sql_step_rc(db, src, sqlite3_sql(stmt));
+}
+
+int cc_sql_bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s)
+{
+    if (s == NULL)
+        return sqlite3_bind_null(stmt, idx);
+    return sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT);
+}
+
+static int add_or_null(cJSON *obj, const char *name, cJSON *item)
+{
+    if (item == NULL)
+        return CC_ERR_NOMEM;
+    if (!cJSON_AddItemToObject(obj, name, item)) {
+        cJSON_Delete(item);
+        return CC_ERR_NOMEM;
+    }
+    return CC_OK;
+}
+
+int cc_sql_json_int(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col)
+{
+    if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+        return add_or_null(obj, name, cJSON_CreateNull());
+    return add_or_null(obj, name, cJSON_CreateNumber((double)sqlite3_column_int64(stmt, col)));
+}
+
+int cc_sql_json_num(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col)
+{
+    if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+        return add_or_null(obj, name, cJSON_CreateNull());
+    return add_or_null(obj, name, cJSON_CreateNumber(sqlite3_column_double(stmt, col)));
+}
+
+int cc_sql_json_text(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *s = sqlite3_column_text(stmt, col);
+
+    if (s == NULL)
+        return add_or_null(obj, name, cJSON_CreateNull());
+    return add_or_null(obj, name, cJSON_CreateString((const char *)s));
+}
+
+int cc_sql_json_bool(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col)
+{
+    if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+        return add_or_null(obj, name, cJSON_CreateNull());
+    return add_or_null(obj, name, cJSON_CreateBool(sqlite3_column_int64(stmt, col) != 0));
+}
+
+int cc_sql_json_time(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col)
+{
+    char buf[CC_ISO8601_LEN];
+
+    if (sqlite3_column_type(stmt, col) == SQLITE_NULL ||
+        cc_time_format_iso8601(sqlite3_column_int64(stmt, col), buf, sizeof buf) != CC_OK)
+        return add_or_null(obj, name, cJSON_CreateNull());
+    return add_or_null(obj, name, cJSON_CreateString(buf));
+}
+
+cJSON *cc_sql_list_new(cJSON *items, int64_t total)
+{
+    cJSON *root = NULL;
+
+    if (items == NULL)
+        return NULL;
+    root = cJSON_CreateObject();
+    if (root == NULL)
+        goto fail;
+    if (!cJSON_AddItemToObject(root, "items", items))
+        goto fail;
+    items = NULL;
+    if (cJSON_AddNumberToObject(root, "total", (double)total) == NULL)
+        goto fail;
+    return root;
+fail:
+    cJSON_Delete(items);
+    cJSON_Delete(root);
+    return NULL;
+}

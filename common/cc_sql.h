@@ -1,0 +1,51 @@
+/* cc_sql.h - prepared statements and row helpers for the query modules of common/.
+ *
+ * cc_sql_prepare lends a statement for a SQL string literal. By default each call
+ * prepares and cc_sql_release finalizes. A thread that calls cc_sql_cache_enable
+ * (apid's workers) keeps up to CC_SQL_CACHE_MAX statements per connection instead:
+ * release then only resets them, and cc_sql_cache_clear must finalize them before the
+ * connection is closed. The cache is keyed by (connection, address of the SQL string),
+ * so pass string literals, never built strings.
+ * Thread: the cache is thread-local; a connection belongs to one thread (cc_db.h).
+ * Codes: CC_OK, CC_ERR_DB, CC_ERR_CONFLICT (unique key), CC_ERR_NOMEM. */
+#ifndef CC_SQL_H
+#define CC_SQL_H
+
+#include <stdint.h>
+#include <sqlite3.h>
+#include <cjson/cJSON.h>
+
+#define CC_SQL_CACHE_MAX 96 /* cached statements per thread */
+
+/* From now on this thread caches statements. */
+void cc_sql_cache_enable(void);
+/* Finalizes this thread's cached statements of db (all connections if db is NULL). */
+void cc_sql_cache_clear(sqlite3 *db);
+
+/* Lends a statement for sql (a string literal) on db. CC_OK or CC_ERR_DB (logged). */
+int cc_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+/* Gives a lent statement back (NULL is a no-op). Always call it, on every path. */
+void cc_sql_release(sqlite3_stmt *stmt);
+
+/* Steps a statement that returns no row. CC_OK, CC_ERR_CONFLICT or CC_ERR_DB. */
+int cc_sql_exec(sqlite3 *db, sqlite3_stmt *stmt);
+/* Maps a failed step to a code and logs it (unless it is a unique-key conflict). */
+int cc_sql_step_rc(sqlite3 *db, int src, const char *what);
+
+/* Binds text, or NULL when s is NULL. SQLITE_OK or an SQLite error. */
+int cc_sql_bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s);
+
+/* Row to JSON helpers: each adds name to obj from column col of stmt and returns
+ * CC_OK or CC_ERR_NOMEM. NULL columns become JSON null. */
+int cc_sql_json_int(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col);
+int cc_sql_json_num(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col);
+int cc_sql_json_text(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col);
+int cc_sql_json_bool(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col);
+/* An epoch-ms column as an ISO-8601 UTC string. */
+int cc_sql_json_time(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col);
+
+/* A list answer {"items":items,"total":total}; takes items (deleted on failure).
+ * NULL on out of memory. */
+cJSON *cc_sql_list_new(cJSON *items, int64_t total);
+
+#endif

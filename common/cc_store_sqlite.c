@@ -1,0 +1,415 @@
+/* cc_store_sqlite.c - the ingestion store on SQLite, see cc_store.h.
+ *
+ * Each statement is prepared once, on first use, with SQLITE_PREPARE_PERSISTENT, then
+ * reset and reused: the ingest path runs the readings insert tens of thousands of
+ * times a second and must not parse SQL each time. */
+#include "cc_store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_db.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+
+enum stmt_id {
+    ST_DEVICE_BY_SERIAL,
+    ST_READING_INSERT,
+    ST_DEVICE_SEEN,
+    ST_DEVICE_STATUS,
+    ST_DEAD_LETTER,
+    ST_CHECKPOINT_GET,
+    ST_CHECKPOINT_SET,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_DEVICE_BY_SERIAL] = "SELECT id, cold_cell_id, serial_number, status, newest_ts"
+                            " FROM devices WHERE serial_number = ?1",
+    [ST_READING_INSERT] = "INSERT INTO readings (device_id, cold_cell_id, ts, temperature,"
+                          " humidity, power_status, door_status, battery_level, received_at)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                          " ON CONFLICT (device_id, ts) DO NOTHING",
+    /* SQLite's two-argument max() is NULL if either is NULL: coalesce first. */
+    [ST_DEVICE_SEEN] = "UPDATE devices SET status = 'ONLINE',"
+                       " last_seen_at = max(coalesce(last_seen_at, ?2), ?2),"
+                       " newest_ts = CASE WHEN ?3 THEN max(coalesce(newest_ts, ?4), ?4)"
+                       " ELSE newest_ts END"
+                       " WHERE id = ?1",
+    [ST_DEVICE_STATUS] = "UPDATE devices SET status = ?2,"
+                         " firmware_version = coalesce(?3, firmware_version),"
+                         " last_seen_at = CASE WHEN ?4 IS NULL THEN last_seen_at"
+                         " ELSE max(coalesce(last_seen_at, ?4), ?4) END"
+                         " WHERE id = ?1",
+    [ST_DEAD_LETTER] = "INSERT INTO rejected_messages (received_at, topic, payload,"
+                       " payload_size, error_code, error_message)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_CHECKPOINT_GET] = "SELECT journal_gen, journal_offset FROM ingest_checkpoint"
+                          " WHERE id = 1",
+    [ST_CHECKPOINT_SET] = "UPDATE ingest_checkpoint SET journal_gen = ?1,"
+                          " journal_offset = ?2 WHERE id = 1",
+};
+
+struct cc_store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[ST_COUNT]; /* NULL until first use; finalized by cc_store_close */
+};
+
+/* Lends the prepared statement id, preparing it on first use. CC_OK or CC_ERR_DB. */
+static int stmt_get(struct cc_store *st, enum stmt_id id, sqlite3_stmt **out)
+{
+    if (st->stmt[id] == NULL) {
+        int src = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                     &st->stmt[id], NULL);
+
+        if (src != SQLITE_OK) {
+            cc_log_error("db_prepare_failed", "%s: %s", stmt_sql[id], sqlite3_errmsg(st->db));
+            sqlite3_finalize(st->stmt[id]);
+            st->stmt[id] = NULL;
+            return CC_ERR_DB;
+        }
+    }
+    *out = st->stmt[id];
+    return CC_OK;
+}
+
+/* Logs a failed step and maps it to a CC_* code. */
+static int step_failed(struct cc_store *st, const char *what, int src)
+{
+    cc_log_error("db_step_failed", "%s: %s", what, sqlite3_errmsg(st->db));
+    return cc_db_rc(src, sqlite3_extended_errcode(st->db));
+}
+
+/* Resets a lent statement so it holds no lock and no bound buffers. */
+static void stmt_done(sqlite3_stmt *stmt)
+{
+    if (stmt != NULL) {
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+    }
+}
+
+int cc_store_open(const char *path, int flags, struct cc_store **out)
+{
+    struct cc_store *st = NULL;
+    sqlite3 *db = NULL;
+    int rc;
+
+    rc = cc_db_open(path, flags, &db);
+    if (rc != CC_OK)
+        goto fail;
+    st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        rc = CC_ERR_NOMEM;
+        goto fail;
+    }
+    st->db = db;
+    *out = st;
+    return CC_OK;
+
+fail:
+    cc_db_close(db);
+    return rc;
+}
+
+void cc_store_close(struct cc_store *st)
+{
+    if (st == NULL)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    cc_db_close(st->db);
+    free(st);
+}
+
+sqlite3 *cc_store_db(struct cc_store *st)
+{
+    return st->db;
+}
+
+int cc_store_begin(struct cc_store *st)
+{
+    return cc_db_begin(st->db);
+}
+
+int cc_store_commit(struct cc_store *st)
+{
+    return cc_db_commit(st->db);
+}
+
+void cc_store_rollback(struct cc_store *st)
+{
+    cc_db_rollback(st->db);
+}
+
+int cc_store_device_by_serial(struct cc_store *st, const char *serial, struct cc_device *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    struct cc_device d;
+    const char *s;
+    int src;
+    int rc;
+
+    rc = stmt_get(st, ST_DEVICE_BY_SERIAL, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_text(stmt, 1, serial, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = step_failed(st, "device by serial", SQLITE_ERROR);
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src == SQLITE_DONE) {
+        rc = CC_ERR_NOT_FOUND;
+        goto out;
+    }
+    if (src != SQLITE_ROW) {
+        rc = step_failed(st, "device by serial", src);
+        goto out;
+    }
+    memset(&d, 0, sizeof d);
+    d.id = sqlite3_column_int64(stmt, 0);
+    d.cold_cell_id = sqlite3_column_int64(stmt, 1);
+    s = (const char *)sqlite3_column_text(stmt, 2);
+    if (s != NULL) {
+        strncpy(d.serial, s, CC_SERIAL_MAX);
+        d.serial[CC_SERIAL_MAX] = '\0';
+    }
+    s = (const char *)sqlite3_column_text(stmt, 3);
+    if (s != NULL) {
+        strncpy(d.status, s, sizeof d.status - 1);
+        d.status[sizeof d.status - 1] = '\0';
+    }
+    if (sqlite3_column_type(stmt, 4) != SQLITE_NULL) {
+        d.has_newest = 1;
+        d.newest_ts = sqlite3_column_int64(stmt, 4);
+    }
+    /* serial_number is UNIQUE: no second row. */
+    *out = d;
+    rc = CC_OK;
+
+out:
+    stmt_done(stmt);
+    return rc;
+}
+
+/* Binds an optional cc_tristate as 0/1 or NULL. */
+static int bind_tristate(sqlite3_stmt *stmt, int i, int v)
+{
+    if (v == CC_ABSENT)
+        return sqlite3_bind_null(stmt, i);
+    return sqlite3_bind_int(stmt, i, v == CC_TRUE);
+}
+
+int cc_store_reading_insert(struct cc_store *st, const struct cc_device *dev,
+                            const struct cc_reading *r, int64_t received_at, int *inserted)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src = SQLITE_OK;
+    int rc;
+
+    rc = stmt_get(st, ST_READING_INSERT, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, dev->id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, dev->cold_cell_id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 3, r->ts_ms) != SQLITE_OK ||
+        sqlite3_bind_double(stmt, 4, r->temperature) != SQLITE_OK ||
+        (r->has_humidity ? sqlite3_bind_double(stmt, 5, r->humidity)
+                         : sqlite3_bind_null(stmt, 5)) != SQLITE_OK ||
+        bind_tristate(stmt, 6, r->power_status) != SQLITE_OK ||
+        bind_tristate(stmt, 7, r->door_status) != SQLITE_OK ||
+        (r->has_battery ? sqlite3_bind_double(stmt, 8, r->battery_level)
+                        : sqlite3_bind_null(stmt, 8)) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 9, received_at) != SQLITE_OK) {
+        rc = step_failed(st, "reading insert bind", SQLITE_ERROR);
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE) {
+        rc = step_failed(st, "reading insert", src);
+        goto out;
+    }
+    /* ON CONFLICT DO NOTHING: 0 changes means (device_id, ts) was already stored. */
+    *inserted = sqlite3_changes(st->db) > 0;
+    rc = CC_OK;
+
+out:
+    if (stmt != NULL)
+        sqlite3_reset(stmt); /* every parameter is rebound next time */
+    return rc;
+}
+
+int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at,
+                         int has_newest, int64_t newest_ts)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src;
+    int rc;
+
+    rc = stmt_get(st, ST_DEVICE_SEEN, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, device_id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, seen_at) != SQLITE_OK ||
+        sqlite3_bind_int(stmt, 3, has_newest ? 1 : 0) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 4, newest_ts) != SQLITE_OK) {
+        rc = step_failed(st, "device seen bind", SQLITE_ERROR);
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE) {
+        rc = step_failed(st, "device seen", src);
+        goto out;
+    }
+    rc = sqlite3_changes(st->db) > 0 ? CC_OK : CC_ERR_NOT_FOUND;
+
+out:
+    stmt_done(stmt);
+    return rc;
+}
+
+int cc_store_device_status(struct cc_store *st, int64_t device_id, int online,
+                           const char *firmware, int64_t seen_at)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src;
+    int rc;
+
+    rc = stmt_get(st, ST_DEVICE_STATUS, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    /* An offline status (often the broker's last will) says the device is gone: it
+     * is recorded, but it is no sign of life, so last_seen_at stays. */
+    if (sqlite3_bind_int64(stmt, 1, device_id) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, online ? "ONLINE" : "OFFLINE", -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        (firmware != NULL && firmware[0] != '\0'
+             ? sqlite3_bind_text(stmt, 3, firmware, -1, SQLITE_STATIC)
+             : sqlite3_bind_null(stmt, 3)) != SQLITE_OK ||
+        (online ? sqlite3_bind_int64(stmt, 4, seen_at) : sqlite3_bind_null(stmt, 4)) !=
+            SQLITE_OK) {
+        rc = step_failed(st, "device status bind", SQLITE_ERROR);
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE) {
+        rc = step_failed(st, "device status", src);
+        goto out;
+    }
+    rc = sqlite3_changes(st->db) > 0 ? CC_OK : CC_ERR_NOT_FOUND;
+
+out:
+    stmt_done(stmt);
+    return rc;
+}
+
+int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
+                         const void *payload, size_t len, const char *code,
+                         const char *message)
+{
+    static const char empty[1] = "";
+    sqlite3_stmt *stmt = NULL;
+    size_t kept = len < CC_MAX_DEAD_PAYLOAD ? len : CC_MAX_DEAD_PAYLOAD;
+    int src;
+    int rc;
+
+    rc = stmt_get(st, ST_DEAD_LETTER, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    /* A NULL blob pointer binds SQL NULL, which payload NOT NULL refuses: an empty
+     * payload is bound as a zero-length blob. */
+    if (payload == NULL || kept == 0) {
+        payload = empty;
+        kept = 0;
+    }
+    if (topic == NULL)
+        topic = "";
+    if (code == NULL)
+        code = "INTERNAL";
+    if (message == NULL)
+        message = "";
+    if (len > (size_t)INT64_MAX)
+        len = (size_t)INT64_MAX;
+    if (sqlite3_bind_int64(stmt, 1, received_at) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, topic, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_blob(stmt, 3, payload, (int)kept, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 4, (int64_t)len) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 5, code, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 6, message, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = step_failed(st, "dead letter bind", SQLITE_ERROR);
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE) {
+        rc = step_failed(st, "dead letter", src);
+        goto out;
+    }
+    rc = CC_OK;
+
+out:
+    stmt_done(stmt);
+    return rc;
+}
+
+int cc_store_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t g, o;
+    int src;
+    int rc;
+
+    rc = stmt_get(st, ST_CHECKPOINT_GET, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    src = sqlite3_step(stmt);
+    if (src == SQLITE_DONE) {
+        /* Migration 0001 inserts the row; without it the schema is damaged. */
+        cc_log_error("db_error", "ingest_checkpoint row is missing");
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    if (src != SQLITE_ROW) {
+        rc = step_failed(st, "checkpoint get", src);
+        goto out;
+    }
+    g = sqlite3_column_int64(stmt, 0);
+    o = sqlite3_column_int64(stmt, 1);
+    *gen = g;
+    *offset = o;
+    rc = CC_OK;
+
+out:
+    stmt_done(stmt);
+    return rc;
+}
+
+int cc_store_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src;
+    int rc;
+
+    rc = stmt_get(st, ST_CHECKPOINT_SET, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, gen) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, offset) != SQLITE_OK) {
+        rc = step_failed(st, "checkpoint set bind", SQLITE_ERROR);
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE) {
+        rc = step_failed(st, "checkpoint set", src);
+        goto out;
+    }
+    if (sqlite3_changes(st->db) == 0) {
+        cc_log_error("db_error", "ingest_checkpoint row is missing");
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    rc = CC_OK;
+
+out:
+    stmt_done(stmt);
+    return rc;
+}

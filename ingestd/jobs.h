@@ -1,0 +1,18 @@
+/* jobs.h - ingestd's background jobs on timers, in one thread with its own store:
+ * the offline check, escalation, the daily report, retention and notification
+ * delivery. The rules live in common/ (cc_jobs_*, cc_notify_*); this thread only
+ * decides when they run. */
+#ifndef INGEST_JOBS_H
+#define INGEST_JOBS_H
+
+#include "cc_config.h"
+#include "writer.h"
+
+struct ingest_jobs;
+
+int ingest_jobs_start(const struct cc_config *cfg, ingest_publish_fn publish, void *ctx,
+                      struct ingest_jobs **out);
+/* Stops the thread after the job in hand; NULL is a no-op. */
+void ingest_jobs_stop(struct ingest_jobs *j);
+
+#endif

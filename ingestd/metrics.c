@@ -1,0 +1,182 @@
+/* metrics.c - Prometheus text exposition for ingestd. */
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <civetweb.h>
+
+#include "cc_log.h"
+#include "cc_rc.h"
+
+#define BODY_MAX (64 * 1024) /* bytes of exposition text */
+
+struct ingest_metrics {
+    struct mg_context *ctx;
+    struct ingest_writer *w;
+    struct ingest_mqtt_counters *mq;
+};
+
+static const double lag_le_ms[] = {1,   2,   5,    10,   25,   50,    100,   250,
+                                   500, 1000, 2500, 5000, 10000, 30000, 60000};
+
+static double quantile_ms(const unsigned long long *h, unsigned long long total, double q)
+{
+    unsigned long long want = (unsigned long long)(q * (double)total), seen = 0;
+    for (int i = 0; i < INGEST_LAG_BUCKETS; i++) {
+        seen += h[i];
+        if (seen > want)
+            return (double)i;
+    }
+    return (double)(INGEST_LAG_BUCKETS - 1);
+}
+
+static int handle(struct mg_connection *conn, void *data)
+{
+    struct ingest_metrics *m = data;
+    struct ingest_stats s;
+    unsigned long long *lag = malloc(sizeof(*lag) * INGEST_LAG_BUCKETS);
+    char *body = malloc(BODY_MAX);
+    size_t n = 0;
+    static const char *codes[4] = {"BAD_JSON", "VALIDATION_ERROR", "NOT_FOUND", "INTERNAL"};
+
+    if (lag == NULL || body == NULL) {
+        free(lag);
+        free(body);
+        mg_send_http_error(conn, 500, "%s", "out of memory");
+        return 500;
+    }
+    ingest_writer_stats(m->w, &s);
+    ingest_writer_lag(m->w, lag);
+#define OUT(...) n += (size_t)snprintf(body + n, n < BODY_MAX ? BODY_MAX - n : 0, __VA_ARGS__)
+    OUT("# HELP coldchain_ingest_messages_total MQTT messages committed, any outcome.\n"
+        "# TYPE coldchain_ingest_messages_total counter\ncoldchain_ingest_messages_total %llu\n",
+        s.messages);
+    OUT("# HELP coldchain_ingest_readings_accepted_total Readings stored.\n"
+        "# TYPE coldchain_ingest_readings_accepted_total counter\n"
+        "coldchain_ingest_readings_accepted_total %llu\n",
+        s.accepted);
+    OUT("# HELP coldchain_ingest_readings_duplicate_total Redelivered readings stored once.\n"
+        "# TYPE coldchain_ingest_readings_duplicate_total counter\n"
+        "coldchain_ingest_readings_duplicate_total %llu\n",
+        s.duplicates);
+    OUT("# HELP coldchain_ingest_rejected_total Messages refused, by error code.\n"
+        "# TYPE coldchain_ingest_rejected_total counter\n");
+    for (int i = 0; i < 4; i++)
+        OUT("coldchain_ingest_rejected_total{code=\"%s\"} %llu\n", codes[i],
+            s.rejected_by_code[i]);
+    OUT("# HELP coldchain_ingest_commits_total Database transactions committed.\n"
+        "# TYPE coldchain_ingest_commits_total counter\ncoldchain_ingest_commits_total %llu\n",
+        s.commits);
+    OUT("# HELP coldchain_ingest_commit_seconds_sum Time spent in committed transactions.\n"
+        "# TYPE coldchain_ingest_commit_seconds_sum counter\n"
+        "coldchain_ingest_commit_seconds_sum %.6f\n",
+        s.commit_seconds_sum);
+    OUT("# HELP coldchain_ingest_db_errors_total Failed transactions (retried).\n"
+        "# TYPE coldchain_ingest_db_errors_total counter\ncoldchain_ingest_db_errors_total %llu\n",
+        s.db_errors);
+    OUT("# HELP coldchain_ingest_backlog Messages received and journaled, not yet committed.\n"
+        "# TYPE coldchain_ingest_backlog gauge\ncoldchain_ingest_backlog %zu\n",
+        s.backlog);
+    OUT("# HELP coldchain_ingest_mqtt_received_total Messages handed over by the broker.\n"
+        "# TYPE coldchain_ingest_mqtt_received_total counter\n"
+        "coldchain_ingest_mqtt_received_total %llu\n",
+        __atomic_load_n(&m->mq->received, __ATOMIC_RELAXED));
+    OUT("# HELP coldchain_ingest_broker_reconnects_total Connections to the broker after the "
+        "first.\n# TYPE coldchain_ingest_broker_reconnects_total counter\n"
+        "coldchain_ingest_broker_reconnects_total %llu\n",
+        __atomic_load_n(&m->mq->reconnects, __ATOMIC_RELAXED));
+    OUT("# HELP coldchain_ingest_errors_published_total Error objects published to devices.\n"
+        "# TYPE coldchain_ingest_errors_published_total counter\n"
+        "coldchain_ingest_errors_published_total %llu\n",
+        __atomic_load_n(&m->mq->errors_published, __ATOMIC_RELAXED));
+
+    /* Lag from the reading's own ts to its commit, for readings that carry ts. */
+    unsigned long long total = 0, cum = 0;
+    double sum_ms = 0;
+    for (int i = 0; i < INGEST_LAG_BUCKETS; i++) {
+        total += lag[i];
+        sum_ms += (double)i * (double)lag[i];
+    }
+    OUT("# HELP coldchain_ingest_publish_lag_seconds Reading ts to commit.\n"
+        "# TYPE coldchain_ingest_publish_lag_seconds histogram\n");
+    size_t b = 0;
+    for (int i = 0; i < INGEST_LAG_BUCKETS; i++) {
+        while (b < sizeof(lag_le_ms) / sizeof(lag_le_ms[0]) && (double)i > lag_le_ms[b]) {
+            OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n",
+                lag_le_ms[b] / 1000.0, cum);
+            b++;
+        }
+        cum += lag[i];
+    }
+    for (; b < sizeof(lag_le_ms) / sizeof(lag_le_ms[0]); b++)
+        OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n",
+            lag_le_ms[b] / 1000.0, cum);
+    OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"+Inf\"} %llu\n", total);
+    OUT("coldchain_ingest_publish_lag_seconds_sum %.3f\n", sum_ms / 1000.0);
+    OUT("coldchain_ingest_publish_lag_seconds_count %llu\n", total);
+    OUT("# HELP coldchain_ingest_publish_lag_quantile_seconds Quantiles of the lag (1 ms "
+        "resolution).\n# TYPE coldchain_ingest_publish_lag_quantile_seconds gauge\n");
+    OUT("coldchain_ingest_publish_lag_quantile_seconds{quantile=\"0.5\"} %.3f\n",
+        total ? quantile_ms(lag, total, 0.5) / 1000.0 : 0.0);
+    OUT("coldchain_ingest_publish_lag_quantile_seconds{quantile=\"0.99\"} %.3f\n",
+        total ? quantile_ms(lag, total, 0.99) / 1000.0 : 0.0);
+#undef OUT
+    if (n >= BODY_MAX)
+        n = BODY_MAX - 1;
+    mg_printf(conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+              n);
+    mg_write(conn, body, n);
+    free(lag);
+    free(body);
+    return 200;
+}
+
+static int not_found(struct mg_connection *conn, void *data)
+{
+    static const char body[] =
+        "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no such route\"}}";
+    (void)data;
+    mg_printf(conn,
+              "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+              "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+              sizeof(body) - 1, body);
+    return 404;
+}
+
+int ingest_metrics_start(int port, struct ingest_writer *w, struct ingest_mqtt_counters *mq,
+                         struct ingest_metrics **out)
+{
+    struct ingest_metrics *m = calloc(1, sizeof(*m));
+    char ports[32];
+    const char *opts[] = {"listening_ports", ports, "num_threads", "2", NULL};
+    struct mg_callbacks cb;
+
+    if (m == NULL)
+        return CC_ERR_NOMEM;
+    snprintf(ports, sizeof(ports), "127.0.0.1:%d", port);
+    memset(&cb, 0, sizeof(cb));
+    m->w = w;
+    m->mq = mq;
+    m->ctx = mg_start(&cb, m, opts);
+    if (m->ctx == NULL) {
+        cc_log_error("metrics_start_failed", "cannot listen on %s", ports);
+        free(m);
+        return CC_ERR_IO;
+    }
+    mg_set_request_handler(m->ctx, "/metrics$", handle, m);
+    mg_set_request_handler(m->ctx, "/", not_found, m);
+    *out = m;
+    return CC_OK;
+}
+
+void ingest_metrics_stop(struct ingest_metrics *m)
+{
+    if (m == NULL)
+        return;
+    mg_stop(m->ctx);
+    free(m);
+}

@@ -1,0 +1,22 @@
+/* metrics.h - ingestd's Prometheus endpoint (GET /metrics on INGEST_METRICS_PORT,
+ * loopback). The numbers come from the writer and the MQTT loop. */
+#ifndef INGEST_METRICS_H
+#define INGEST_METRICS_H
+
+#include "writer.h"
+
+struct ingest_metrics;
+
+/* Counters owned by the MQTT loop (atomics, updated by main.c). */
+struct ingest_mqtt_counters {
+    unsigned long long reconnects;
+    unsigned long long received;
+    unsigned long long errors_published;
+};
+
+/* Starts the endpoint on 127.0.0.1:port. CC_OK or CC_ERR_IO. */
+int ingest_metrics_start(int port, struct ingest_writer *w, struct ingest_mqtt_counters *mq,
+                         struct ingest_metrics **out);
+void ingest_metrics_stop(struct ingest_metrics *m);
+
+#endif

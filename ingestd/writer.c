@@ -1,0 +1,385 @@
+/* writer.c - group-committing writer thread of ingestd (see writer.h). */
+#include "writer.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "cc_db.h"
+#include "cc_error.h"
+#include "cc_ingest.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_store.h"
+#include "cc_time.h"
+
+#define RETRY_SLEEP_MS 200 /* after a failed transaction */
+
+struct item {
+    struct item *next;
+    int64_t received_at;
+    struct cc_journal_pos pos;
+    size_t topic_len;
+    size_t len;
+    char *topic;   /* NUL-terminated, inside the same allocation */
+    char *payload; /* NUL-terminated too (cJSON does not need it, logs may) */
+};
+
+/* An error message to publish once its dead letter is committed. */
+struct outgoing {
+    struct outgoing *next;
+    char topic[CC_SERIAL_MAX + 32];
+    char *json;
+};
+
+struct ingest_writer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t has_items;
+    pthread_cond_t has_space;
+    pthread_cond_t drained;
+    struct item *head, *tail;
+    size_t queued;
+    int busy; /* a batch is being committed */
+    int stopping;
+    struct cc_store *st;
+    struct cc_journal *journal;
+    struct cc_journal_pos checkpoint;
+    ingest_publish_fn publish;
+    void *publish_ctx;
+    struct ingest_stats stats; /* under mu */
+    unsigned long long *lag;   /* INGEST_LAG_BUCKETS, under mu */
+};
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int code_index(const cJSON *err)
+{
+    const char *code = cc_error_code(err);
+    if (strcmp(code, "BAD_JSON") == 0)
+        return 0;
+    if (strcmp(code, "VALIDATION_ERROR") == 0)
+        return 1;
+    if (strcmp(code, "NOT_FOUND") == 0)
+        return 2;
+    return 3;
+}
+
+static void free_outgoing(struct outgoing *o)
+{
+    while (o) {
+        struct outgoing *next = o->next;
+        free(o->json);
+        free(o);
+        o = next;
+    }
+}
+
+struct batch_result {
+    unsigned long long accepted, duplicates, rejected, by_code[4];
+    struct outgoing *out, **out_tail;
+    int64_t lag_ts[INGEST_BATCH_MAX]; /* reading ts of each message, or -1 */
+};
+
+/* Stores one message inside the open transaction. CC_OK or CC_ERR_DB/NOMEM. */
+static int apply(struct ingest_writer *w, const struct item *it, struct batch_result *br,
+                 size_t idx)
+{
+    struct cc_ingest_result res;
+    char serial[CC_SERIAL_MAX + 1];
+    int rc;
+
+    memset(&res, 0, sizeof(res));
+    rc = cc_ingest_mqtt(w->st, it->topic, it->payload, it->len, it->received_at, &res, serial);
+    if (rc != CC_OK) {
+        cc_ingest_result_clear(&res);
+        return rc;
+    }
+    br->accepted += res.accepted;
+    br->duplicates += res.duplicates;
+    br->lag_ts[idx] = (res.has_last && res.last.ts_given) ? res.last.ts_ms : -1;
+    if (res.error != NULL) {
+        br->rejected++;
+        br->by_code[code_index(res.error)]++;
+        if (serial[0] != '\0') {
+            struct outgoing *o = calloc(1, sizeof(*o));
+            if (o != NULL) {
+                snprintf(o->topic, sizeof(o->topic), "devices/%s/errors", serial);
+                o->json = cJSON_PrintUnformatted(res.error);
+            }
+            if (o == NULL || o->json == NULL) {
+                free(o);
+                cc_ingest_result_clear(&res);
+                return CC_ERR_NOMEM;
+            }
+            *br->out_tail = o;
+            br->out_tail = &o->next;
+        }
+        cc_log_info("message_rejected", "topic=%s code=%s reason=%s", it->topic,
+                    cc_error_code(res.error), cc_error_message(res.error));
+    }
+    cc_ingest_result_clear(&res);
+    return CC_OK;
+}
+
+/* Commits items [0, n) of the list at head in one transaction. */
+static int commit_batch(struct ingest_writer *w, struct item *head, size_t n,
+                        struct batch_result *br)
+{
+    struct cc_journal_pos last = {0, 0};
+    struct item *it = head;
+    int rc;
+
+    memset(br, 0, offsetof(struct batch_result, lag_ts));
+    br->out_tail = &br->out;
+    rc = cc_store_begin(w->st);
+    for (size_t i = 0; rc == CC_OK && i < n; i++, it = it->next) {
+        rc = apply(w, it, br, i);
+        last = it->pos;
+    }
+    if (rc == CC_OK)
+        rc = cc_store_checkpoint_set(w->st, last.gen, last.offset);
+    if (rc == CC_OK)
+        rc = cc_store_commit(w->st);
+    if (rc != CC_OK) {
+        cc_store_rollback(w->st);
+        free_outgoing(br->out);
+        br->out = NULL;
+        return rc;
+    }
+    w->checkpoint = last;
+    return CC_OK;
+}
+
+static void record(struct ingest_writer *w, const struct batch_result *br, size_t n,
+                   double seconds, int64_t commit_ms)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stats.messages += n;
+    w->stats.accepted += br->accepted;
+    w->stats.duplicates += br->duplicates;
+    w->stats.rejected += br->rejected;
+    for (int i = 0; i < 4; i++)
+        w->stats.rejected_by_code[i] += br->by_code[i];
+    w->stats.commits++;
+    w->stats.commit_seconds_sum += seconds;
+    for (size_t i = 0; i < n; i++) {
+        if (br->lag_ts[i] < 0)
+            continue;
+        int64_t lag = commit_ms - br->lag_ts[i];
+        if (lag < 0)
+            lag = 0;
+        if (lag >= INGEST_LAG_BUCKETS)
+            lag = INGEST_LAG_BUCKETS - 1;
+        w->lag[lag]++;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void free_items(struct item *it, size_t n)
+{
+    for (size_t i = 0; i < n && it; i++) {
+        struct item *next = it->next;
+        free(it);
+        it = next;
+    }
+}
+
+static void *run(void *arg)
+{
+    struct ingest_writer *w = arg;
+    struct batch_result *br = malloc(sizeof(*br));
+
+    if (br == NULL) {
+        cc_log_error("writer_nomem", "cannot allocate the batch state");
+        abort(); /* nothing sensible to do: the journal keeps every message */
+    }
+    for (;;) {
+        struct item *head;
+        size_t n = 0;
+
+        pthread_mutex_lock(&w->mu);
+        while (w->head == NULL && !w->stopping)
+            pthread_cond_wait(&w->has_items, &w->mu);
+        if (w->head == NULL && w->stopping) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        head = w->head;
+        for (struct item *it = head; it && n < INGEST_BATCH_MAX; it = it->next)
+            n++;
+        w->busy = 1;
+        pthread_mutex_unlock(&w->mu);
+
+        int64_t t0 = cc_mono_ms();
+        int rc;
+        int attempt = 0;
+        while ((rc = commit_batch(w, head, n, br)) != CC_OK) {
+            pthread_mutex_lock(&w->mu);
+            w->stats.db_errors++;
+            pthread_mutex_unlock(&w->mu);
+            if (attempt++ % 25 == 0)
+                cc_log_error("commit_failed", "batch of %zu messages: %s; retrying", n,
+                             cc_rc_code(rc));
+            sleep_ms(RETRY_SLEEP_MS);
+        }
+        int64_t now = cc_now_ms();
+        record(w, br, n, (double)(cc_mono_ms() - t0) / 1000.0, now);
+        for (struct outgoing *o = br->out; o; o = o->next)
+            if (w->publish)
+                w->publish(w->publish_ctx, o->topic, o->json, strlen(o->json));
+        free_outgoing(br->out);
+        br->out = NULL;
+        cc_journal_trim(w->journal, w->checkpoint);
+
+        pthread_mutex_lock(&w->mu);
+        struct item *rest = head;
+        for (size_t i = 0; i < n; i++)
+            rest = rest->next;
+        w->head = rest;
+        if (rest == NULL)
+            w->tail = NULL;
+        w->queued -= n;
+        w->busy = 0;
+        pthread_cond_broadcast(&w->has_space);
+        if (w->head == NULL)
+            pthread_cond_broadcast(&w->drained);
+        pthread_mutex_unlock(&w->mu);
+        free_items(head, n);
+    }
+    free(br);
+    return NULL;
+}
+
+int ingest_writer_start(const char *db_path, struct cc_journal *j, ingest_publish_fn pub,
+                        void *pub_ctx, struct ingest_writer **out)
+{
+    struct ingest_writer *w = calloc(1, sizeof(*w));
+    int rc;
+
+    if (w == NULL)
+        return CC_ERR_NOMEM;
+    w->lag = calloc(INGEST_LAG_BUCKETS, sizeof(*w->lag));
+    if (w->lag == NULL) {
+        free(w);
+        return CC_ERR_NOMEM;
+    }
+    rc = cc_store_open(db_path, CC_DB_CREATE | CC_DB_MIGRATE, &w->st);
+    if (rc == CC_OK)
+        rc = cc_store_checkpoint_get(w->st, &w->checkpoint.gen, &w->checkpoint.offset);
+    if (rc != CC_OK)
+        goto fail;
+    w->journal = j;
+    w->publish = pub;
+    w->publish_ctx = pub_ctx;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->has_items, NULL);
+    pthread_cond_init(&w->has_space, NULL);
+    pthread_cond_init(&w->drained, NULL);
+    if (pthread_create(&w->thread, NULL, run, w) != 0) {
+        rc = CC_ERR_INTERNAL;
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->has_items);
+        pthread_cond_destroy(&w->has_space);
+        pthread_cond_destroy(&w->drained);
+        goto fail;
+    }
+    *out = w;
+    return CC_OK;
+fail:
+    cc_store_close(w->st);
+    free(w->lag);
+    free(w);
+    return rc;
+}
+
+int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
+                       const void *payload, size_t len, struct cc_journal_pos pos)
+{
+    struct ingest_writer *w = writer;
+    struct item *it = malloc(sizeof(*it) + topic_len + 1 + len + 1);
+
+    if (it == NULL)
+        return CC_ERR_NOMEM;
+    it->next = NULL;
+    it->received_at = received_at;
+    it->pos = pos;
+    it->topic_len = topic_len;
+    it->len = len;
+    it->topic = (char *)(it + 1);
+    memcpy(it->topic, topic, topic_len);
+    it->topic[topic_len] = '\0';
+    it->payload = it->topic + topic_len + 1;
+    if (len > 0)
+        memcpy(it->payload, payload, len);
+    it->payload[len] = '\0';
+
+    pthread_mutex_lock(&w->mu);
+    while (w->queued >= INGEST_QUEUE_MAX && !w->stopping)
+        pthread_cond_wait(&w->has_space, &w->mu);
+    if (w->tail)
+        w->tail->next = it;
+    else
+        w->head = it;
+    w->tail = it;
+    w->queued++;
+    pthread_cond_signal(&w->has_items);
+    pthread_mutex_unlock(&w->mu);
+    return CC_OK;
+}
+
+void ingest_writer_flush(struct ingest_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->head != NULL)
+        pthread_cond_wait(&w->drained, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void ingest_writer_stop(struct ingest_writer *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->has_items);
+    pthread_cond_broadcast(&w->has_space);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    cc_store_close(w->st);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->has_items);
+    pthread_cond_destroy(&w->has_space);
+    pthread_cond_destroy(&w->drained);
+    free(w->lag);
+    free(w);
+}
+
+struct cc_journal_pos ingest_writer_checkpoint(struct ingest_writer *w)
+{
+    return w->checkpoint;
+}
+
+void ingest_writer_stats(struct ingest_writer *w, struct ingest_stats *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->stats;
+    out->backlog = w->queued;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void ingest_writer_lag(struct ingest_writer *w, unsigned long long *out)
+{
+    pthread_mutex_lock(&w->mu);
+    memcpy(out, w->lag, sizeof(*out) * INGEST_LAG_BUCKETS);
+    pthread_mutex_unlock(&w->mu);
+}

@@ -1,0 +1,54 @@
+/* writer.h - ingestd's writer: a bounded in-memory queue of journaled messages and one
+ * thread that commits them to the database in group transactions.
+ *
+ * Each transaction stores a batch of messages (readings, dead letters, device updates,
+ * alert changes) together with the journal position of its last message, so a crash
+ * replays exactly what was not committed. A database failure rolls the batch back and
+ * retries it; nothing in the queue is ever dropped. push() blocks while the queue is
+ * full, which stops Paho reading the socket and leaves the backlog with the broker. */
+#ifndef INGEST_WRITER_H
+#define INGEST_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cc_journal.h"
+
+#define INGEST_BATCH_MAX 4096          /* messages per transaction */
+#define INGEST_QUEUE_MAX 200000        /* messages waiting before push() blocks */
+#define INGEST_LAG_BUCKETS 60001       /* 1 ms lag histogram, last bucket = 60 s and more */
+
+/* Publishes an error object for a refused message (after its commit). */
+typedef void (*ingest_publish_fn)(void *ctx, const char *topic, const char *payload,
+                                  size_t len);
+
+struct ingest_writer;
+
+struct ingest_stats {
+    unsigned long long messages;     /* messages committed (any outcome) */
+    unsigned long long accepted;     /* readings inserted */
+    unsigned long long duplicates;   /* readings already stored */
+    unsigned long long rejected;     /* messages or items refused */
+    unsigned long long rejected_by_code[8]; /* BAD_JSON, VALIDATION_ERROR, NOT_FOUND, other */
+    unsigned long long commits;
+    unsigned long long db_errors;
+    double commit_seconds_sum;
+    size_t backlog;
+};
+
+int ingest_writer_start(const char *db_path, struct cc_journal *j, ingest_publish_fn pub,
+                        void *pub_ctx, struct ingest_writer **out);
+/* Queues a message that is already in the journal at position pos. Thread-safe. */
+int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
+                       const void *payload, size_t len, struct cc_journal_pos pos);
+/* Returns once every message queued so far is committed (used after replay). */
+void ingest_writer_flush(struct ingest_writer *w);
+/* Commits what is queued, stops the thread and frees the writer. */
+void ingest_writer_stop(struct ingest_writer *w);
+/* The committed journal position at start (read from the database). */
+struct cc_journal_pos ingest_writer_checkpoint(struct ingest_writer *w);
+void ingest_writer_stats(struct ingest_writer *w, struct ingest_stats *out);
+/* Publish-to-commit lag histogram (1 ms buckets); copies INGEST_LAG_BUCKETS counters. */
+void ingest_writer_lag(struct ingest_writer *w, unsigned long long *out);
+
+#endif

@@ -1,0 +1,305 @@
+"""Integration-test harness: a real mosquitto (with the coldchain plugin), ingestd and
+apid on free loopback ports, with a temporary SQLite database seeded by ccctl.
+
+Each test script builds a Stack, uses real MQTT and HTTP clients, and stops everything
+in `finally`; on failure the daemons' stderr is printed. Cases report "ok <name>" or
+"FAIL <name>: why" lines, which tests/integration/run.py counts.
+"""
+import contextlib
+import csv
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+import paho.mqtt.client as mqtt
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("CC_BUILD", os.path.join(ROOT, "build"))
+
+
+def free_port():
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening" % proc.returncode)
+        with contextlib.closing(socket.socket()) as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("port %d not listening after %.1fs" % (port, timeout))
+
+
+def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s (last=%r)" % (timeout, what, last))
+
+
+class Stack:
+    """One coldchain stack. Use as a context manager."""
+
+    def __init__(self, seed=True, ingestd=True, apid=True, env=None, keep=False):
+        self.dir = tempfile.mkdtemp(prefix="cc-it-")
+        self.data = os.path.join(self.dir, "data")
+        os.makedirs(self.data)
+        self.db_path = os.path.join(self.data, "coldchain.db")
+        self.mqtt_port = free_port()
+        self.http_port = free_port()
+        self.metrics_port = free_port()
+        self.mqtt_user = "ingestd"
+        self.mqtt_password = secrets.token_hex(16)
+        self.want_seed, self.want_ingestd, self.want_apid = seed, ingestd, apid
+        self.extra_env = env or {}
+        self.keep = keep
+        self.procs = {}
+        self.logs = {}
+        self.keys = {}
+
+    # -- environment -------------------------------------------------------------------
+    def env(self, **more):
+        e = dict(os.environ)
+        e.update({
+            "COLDCHAIN_DB": self.db_path,
+            "MQTT_URL": "tcp://127.0.0.1:%d" % self.mqtt_port,
+            "MQTT_PORT": str(self.mqtt_port),
+            "MQTT_USERNAME": self.mqtt_user,
+            "MQTT_PASSWORD": self.mqtt_password,
+            "HTTP_PORT": str(self.http_port),
+            "HTTP_BIND": "127.0.0.1",
+            "INGEST_METRICS_PORT": str(self.metrics_port),
+            "LOG_LEVEL": "info",
+        })
+        e.update(self.extra_env)
+        e.update(more)
+        return e
+
+    def ccctl(self, *args, check=True, **env):
+        p = subprocess.run([os.path.join(BUILD, "ccctl")] + list(args), env=self.env(**env),
+                           capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise RuntimeError("ccctl %s failed (%d): %s %s" % (" ".join(args), p.returncode,
+                                                                p.stdout, p.stderr))
+        return p
+
+    # -- processes ---------------------------------------------------------------------
+    def _spawn(self, name, argv, env=None):
+        log = open(os.path.join(self.dir, name + ".log"), "ab")
+        self.logs[name] = log.name
+        p = subprocess.Popen(argv, stdout=log, stderr=log, env=env or self.env(),
+                             cwd=self.dir, start_new_session=True)
+        log.close()
+        self.procs[name] = p
+        return p
+
+    def start_broker(self):
+        conf_dir = os.path.join(self.dir, "broker")
+        if not os.path.exists(os.path.join(conf_dir, "mosquitto.conf")):
+            subprocess.run(["sh", os.path.join(ROOT, "tools", "broker_conf.sh"), conf_dir,
+                            str(self.mqtt_port), self.db_path,
+                            os.path.join(BUILD, "coldchain_auth.so"), self.mqtt_user,
+                            self.mqtt_password], check=True, capture_output=True)
+        p = self._spawn("mosquitto", ["mosquitto", "-c", os.path.join(conf_dir, "mosquitto.conf")])
+        wait_port(self.mqtt_port, proc=p)
+
+    def start_ingestd(self, wait=True):
+        p = self._spawn("ingestd", [os.path.join(BUILD, "ingestd")])
+        if wait:
+            wait_port(self.metrics_port, timeout=20, proc=p)
+            wait_for(lambda: self.ingestd_connected(), timeout=20, what="ingestd connected")
+        return p
+
+    def ingestd_connected(self):
+        try:
+            with open(self.logs["ingestd"], "rb") as f:
+                return b"broker_connected" in f.read()
+        except OSError:
+            return False
+
+    def start_apid(self):
+        p = self._spawn("apid", [os.path.join(BUILD, "apid")])
+        wait_port(self.http_port, timeout=20, proc=p)
+
+    def stop(self, name, sig=signal.SIGTERM, timeout=20):
+        p = self.procs.pop(name, None)
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        return p.returncode
+
+    def kill(self, name):
+        return self.stop(name, sig=signal.SIGKILL)
+
+    def __enter__(self):
+        try:
+            self.ccctl("migrate")
+            if self.want_seed:
+                keys_file = os.path.join(self.dir, "keys.csv")
+                self.ccctl("seed", "--keys-file", keys_file)
+                with open(keys_file) as f:
+                    for row in csv.reader(f):
+                        if len(row) >= 2 and not row[0].startswith("#") and row[0] != "serial":
+                            self.keys[row[0]] = row[1]
+            self.start_broker()
+            if self.want_ingestd:
+                self.start_ingestd()
+            if self.want_apid:
+                self.start_apid()
+        except BaseException:
+            self.dump_logs()
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if et is not None:
+            self.dump_logs()
+        self.close()
+        return False
+
+    def close(self):
+        for name in ("apid", "ingestd", "mosquitto"):
+            self.stop(name)
+        for name in list(self.procs):
+            self.stop(name)
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def dump_logs(self, tail=60):
+        for name, path in self.logs.items():
+            try:
+                with open(path, "r", errors="replace") as f:
+                    lines = f.readlines()[-tail:]
+            except OSError:
+                continue
+            sys.stdout.write("----- %s (last %d lines) -----\n" % (name, len(lines)))
+            sys.stdout.writelines(lines)
+
+    # -- clients -----------------------------------------------------------------------
+    def sql(self, query, args=()):
+        con = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            return con.execute(query, args).fetchall()
+        finally:
+            con.close()
+
+    def scalar(self, query, args=()):
+        rows = self.sql(query, args)
+        return rows[0][0] if rows else None
+
+    def mqtt_client(self, username, password, client_id=None, clean=True, connect=True):
+        c = mqtt.Client(client_id=client_id or ("t-" + secrets.token_hex(4)), clean_session=clean)
+        c.username_pw_set(username, password)
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        if connect:
+            rc = {}
+
+            def on_connect(cl, ud, flags, code):
+                rc["code"] = code
+            c.on_connect = on_connect
+            c.connect("127.0.0.1", self.mqtt_port, keepalive=30)
+            c.loop_start()
+            wait_for(lambda: "code" in rc, timeout=10, what="CONNACK")
+            if rc["code"] != 0:
+                c.loop_stop()
+                raise ConnectionRefusedError("CONNACK %d" % rc["code"])
+        return c
+
+    def operator_client(self, **kw):
+        return self.mqtt_client(self.mqtt_user, self.mqtt_password, **kw)
+
+    def http(self, method, path, body=None, token=None, headers=None, raw=None):
+        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                payload = r.read()
+                return r.status, dict(r.headers), _json_or_text(payload)
+        except urllib.error.HTTPError as e:
+            payload = e.read()
+            return e.code, dict(e.headers), _json_or_text(payload)
+
+    def metrics(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
+                                    timeout=10) as r:
+            return r.read().decode()
+
+    def metric(self, name):
+        for line in self.metrics().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+
+def _json_or_text(payload):
+    try:
+        return json.loads(payload.decode() or "null")
+    except (ValueError, UnicodeDecodeError):
+        return payload
+
+
+class Cases:
+    """Runs named cases, printing ok/FAIL lines; exit status 1 if any failed."""
+
+    def __init__(self):
+        self.failed = 0
+        self.passed = 0
+
+    def run(self, name, fn, *args):
+        t0 = time.time()
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - report every failure, go on with the rest
+            self.failed += 1
+            print("FAIL %s: %s" % (name, e))
+            traceback.print_exc(file=sys.stdout)
+            return False
+        self.passed += 1
+        print("ok %s (%.1fs)" % (name, time.time() - t0))
+        sys.stdout.flush()
+        return True
+
+    def check(self, name, cond, why=""):
+        def f():
+            if not cond:
+                raise AssertionError(why or "condition false")
+        return self.run(name, f)
+
+    def exit(self):
+        sys.exit(1 if self.failed else 0)

@@ -1,0 +1,398 @@
+#!/usr/bin/python3
+"""Broker auth: the coldchain_auth plugin together with passwd/acl under mosquitto 2.0.11.
+
+Standalone: makes a temporary SQLite database from schema/0001_init.sql with two devices,
+generates the broker config with tools/broker_conf.sh on a free loopback port, starts
+mosquitto, runs the cases, stops mosquitto in `finally`. Prints "ok <case>" or
+"FAIL <case>: why" per case and the broker's stderr if anything failed. Exit 0 = all passed.
+
+Needs build/coldchain_auth.so (make build/coldchain_auth.so) and python3-paho-mqtt 1.6.
+"""
+import hashlib
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PLUGIN = os.path.join(ROOT, "build", "coldchain_auth.so")
+SCHEMA = os.path.join(ROOT, "schema", "0001_init.sql")
+BROKER_CONF = os.path.join(ROOT, "tools", "broker_conf.sh")
+
+OPERATOR = "ingestd"
+OPERATOR_PW = "operator-secret-pw"
+DEV_A, KEY_A = "CC-TEST-A", "a" * 64
+DEV_B, KEY_B = "CC-TEST-B", "b" * 64
+KEY_A2 = "c" * 64  # A's regenerated key
+DEV_CLASH, KEY_CLASH = OPERATOR, "d" * 64  # a device whose serial is the operator's name
+TIMEOUT_S = 5.0
+
+# CONNACK codes of MQTT 3.1.1 as paho reports them.
+CONNACK_ACCEPTED = 0
+CONNACK_NOT_AUTHORISED = 5
+SUBACK_FAILURE = 0x80
+
+
+class CaseFailed(Exception):
+    pass
+
+
+def check(cond, why):
+    if not cond:
+        raise CaseFailed(why)
+
+
+def sha256_hex(s):
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """A paho client that records CONNACK, SUBACK and messages, with blocking helpers."""
+
+    _n = 0
+
+    def __init__(self, port, username, password, client_id=None):
+        Client._n += 1
+        self.port = port
+        self.client_id = client_id or "test-%s-%d-%d" % (username, os.getpid(), Client._n)
+        self.c = mqtt.Client(client_id=self.client_id, clean_session=True,
+                             protocol=mqtt.MQTTv311)
+        if username is not None:
+            self.c.username_pw_set(username, password)
+        self.cond = threading.Condition()
+        self.connack = None
+        self.subacks = {}
+        self.messages = []
+        self.disconnects = 0
+        self.c.on_connect = self._on_connect
+        self.c.on_disconnect = self._on_disconnect
+        self.c.on_subscribe = self._on_subscribe
+        self.c.on_message = self._on_message
+
+    def _on_connect(self, client, userdata, flags, rc):
+        with self.cond:
+            self.connack = rc
+            self.cond.notify_all()
+
+    def _on_disconnect(self, client, userdata, rc):
+        with self.cond:
+            self.disconnects += 1
+            self.cond.notify_all()
+
+    def _on_subscribe(self, client, userdata, mid, granted_qos):
+        with self.cond:
+            self.subacks[mid] = list(granted_qos)
+            self.cond.notify_all()
+
+    def _on_message(self, client, userdata, msg):
+        with self.cond:
+            self.messages.append((msg.topic, msg.payload.decode(errors="replace")))
+            self.cond.notify_all()
+
+    def _wait(self, pred, what):
+        with self.cond:
+            if not self.cond.wait_for(pred, TIMEOUT_S):
+                raise CaseFailed("timed out waiting for " + what)
+
+    def connect(self):
+        """Returns the CONNACK code. A refused client is stopped (no reconnect loop)."""
+        self.c.connect("127.0.0.1", self.port, keepalive=30)
+        self.c.loop_start()
+        self._wait(lambda: self.connack is not None, "CONNACK of " + self.client_id)
+        if self.connack != CONNACK_ACCEPTED:
+            self.close()
+        return self.connack
+
+    def subscribe(self, topic, qos):
+        """Returns the granted QoS list of the SUBACK."""
+        rc, mid = self.c.subscribe(topic, qos)
+        check(rc == mqtt.MQTT_ERR_SUCCESS, "subscribe %s: paho rc %d" % (topic, rc))
+        self._wait(lambda: mid in self.subacks, "SUBACK for " + topic)
+        return self.subacks[mid]
+
+    def publish(self, topic, payload, qos=1):
+        info = self.c.publish(topic, payload, qos=qos)
+        info.wait_for_publish()  # PUBACK: mosquitto acknowledges denied publishes too
+        check(info.rc == mqtt.MQTT_ERR_SUCCESS, "publish %s: paho rc %d" % (topic, info.rc))
+
+    def wait_disconnected(self):
+        self._wait(lambda: self.disconnects > 0, "the broker to close " + self.client_id)
+
+    def wait_message(self, topic, payload):
+        self._wait(lambda: (topic, payload) in self.messages, "%s %s" % (topic, payload))
+
+    def received(self, topic):
+        with self.cond:
+            return [m for m in self.messages if m[0] == topic]
+
+    def close(self):
+        try:
+            self.c.disconnect()
+        finally:
+            self.c.loop_stop()
+
+
+def make_db(path):
+    db = sqlite3.connect(path, isolation_level=None)
+    with open(SCHEMA) as f:
+        db.executescript(f.read())
+    db.execute("PRAGMA journal_mode=WAL")
+    now = int(time.time() * 1000)
+    db.execute("INSERT INTO users (id, email, password_hash, role, name, created_at) "
+               "VALUES (1, 'c@example.com', 'x', 'CUSTOMER', 'C', ?)", (now,))
+    db.execute("INSERT INTO locations (id, customer_id, name, created_at) VALUES (1, 1, 'L', ?)",
+               (now,))
+    db.execute("INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at) "
+               "VALUES (1, 1, 'Cell', 2, 8, ?)", (now,))
+    for serial, key in ((DEV_A, KEY_A), (DEV_B, KEY_B)):
+        add_device(db, serial, key)
+    return db
+
+
+def add_device(db, serial, key):
+    db.execute("INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, api_key_prefix,"
+               " created_at) VALUES (?, 1, ?, ?, ?)",
+               (serial, sha256_hex(key), key[:8], int(time.time() * 1000)))
+
+
+class Broker:
+    def __init__(self, tmp, db_path):
+        self.port = free_port()
+        conf_dir = os.path.join(tmp, "broker")
+        subprocess.run(["sh", BROKER_CONF, conf_dir, str(self.port), db_path, PLUGIN,
+                        OPERATOR, OPERATOR_PW], check=True, stdout=subprocess.DEVNULL)
+        self.conf = os.path.join(conf_dir, "mosquitto.conf")
+        self.log_path = os.path.join(tmp, "mosquitto.stderr")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + TIMEOUT_S
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("mosquitto exited with %d at start" % self.proc.returncode)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError("mosquitto did not listen on %d" % self.port)
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def stderr(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+# ---------------------------------------------------------------- cases
+
+def case_device_right_key(ctx):
+    c = Client(ctx.port, DEV_A, KEY_A)
+    rc = c.connect()
+    check(rc == CONNACK_ACCEPTED, "CONNACK %s, want 0" % rc)
+    c.close()
+
+
+def case_device_wrong_key_refused(ctx):
+    rc = Client(ctx.port, DEV_A, KEY_B).connect()
+    check(rc == CONNACK_NOT_AUTHORISED, "CONNACK %s, want 5" % rc)
+    rc = Client(ctx.port, DEV_A, None).connect()
+    check(rc == CONNACK_NOT_AUTHORISED, "no password: CONNACK %s, want 5" % rc)
+
+
+def case_unknown_user_refused(ctx):
+    rc = Client(ctx.port, "nobody-known", "whatever").connect()
+    check(rc == CONNACK_NOT_AUTHORISED, "CONNACK %s, want 5" % rc)
+    rc = Client(ctx.port, None, None).connect()
+    check(rc == CONNACK_NOT_AUTHORISED, "anonymous: CONNACK %s, want 5" % rc)
+
+
+def case_operator_wrong_password_refused(ctx):
+    rc = Client(ctx.port, OPERATOR, "not-the-password").connect()
+    check(rc == CONNACK_NOT_AUTHORISED, "CONNACK %s, want 5" % rc)
+
+
+def case_operator_receives_device_readings(ctx):
+    ctx.op.wait_message("devices/%s/readings" % DEV_A, "own-1")
+
+
+def case_cross_device_publish_dropped(ctx):
+    # mosquitto 2.0.11 acknowledges a denied PUBLISH (3.1.1: plain PUBACK) and then closes
+    # the connection, so each forged publish gets its own connection. After the PUBACK the
+    # broker has decided; a message published after that, even on another connection,
+    # reaches the operator after anything the forged one could have produced.
+    for topic in ("devices/%s/readings" % DEV_B, "devices/%s/errors" % DEV_A, "alerts/1"):
+        c = Client(ctx.port, DEV_A, KEY_A)
+        check(c.connect() == CONNACK_ACCEPTED, "device A refused")
+        c.publish(topic, "forged")
+        c.wait_disconnected()
+        c.close()
+    c = Client(ctx.port, DEV_A, KEY_A)
+    check(c.connect() == CONNACK_ACCEPTED, "device A refused")
+    c.publish("devices/%s/status" % DEV_A, "own-status")
+    c.publish("devices/%s/readings" % DEV_A, "own-2")
+    ctx.op.wait_message("devices/%s/readings" % DEV_A, "own-2")
+    check(c.disconnects == 0, "broker closed A after its own publishes")
+    c.close()
+    check(("devices/%s/status" % DEV_A, "own-status") in ctx.op.messages,
+          "own status publish did not arrive")
+    check(not ctx.op.received("devices/%s/readings" % DEV_B),
+          "operator received A's publish to B's readings")
+    check(("devices/%s/errors" % DEV_A, "forged") not in ctx.op.messages,
+          "operator received A's publish to its own errors topic")
+    check(not ctx.op.received("alerts/1"), "operator received A's publish to alerts/1")
+
+
+def case_device_subscribe_scoped(ctx):
+    dev = ctx.dev_a
+    for topic in ("devices/%s/errors" % DEV_B, "devices/+/readings", "devices/#", "#",
+                  "+/%s/errors" % DEV_A, "$share/g/devices/%s/errors" % DEV_B):
+        granted = dev.subscribe(topic, 1)
+        check(granted == [SUBACK_FAILURE], "subscribe %s: SUBACK %s, want [0x80]" % (topic, granted))
+    granted = dev.subscribe("devices/%s/errors" % DEV_A, 1)
+    check(granted == [1], "own errors: SUBACK %s, want [1]" % granted)
+    granted = dev.subscribe("devices/%s/#" % DEV_A, 1)
+    check(granted == [1], "own devices/A/#: SUBACK %s, want [1]" % granted)
+    # The operator (acl file) may write errors; A gets its own, and nothing of B's.
+    ctx.op.publish("devices/%s/errors" % DEV_B, "err-b")
+    ctx.op.publish("devices/%s/errors" % DEV_A, "err-a")
+    dev.wait_message("devices/%s/errors" % DEV_A, "err-a")
+    check(not dev.received("devices/%s/errors" % DEV_B), "A received B's errors")
+    check(dev.disconnects == 0, "a refused SUBSCRIBE closed the connection")
+
+
+def case_key_change_without_reload(ctx):
+    ctx.db.execute("UPDATE devices SET api_key_hash = ? WHERE serial_number = ?",
+                   (sha256_hex(KEY_A2), DEV_A))
+    rc = Client(ctx.port, DEV_A, KEY_A).connect()
+    check(rc == CONNACK_NOT_AUTHORISED, "old key after change: CONNACK %s, want 5" % rc)
+    c = Client(ctx.port, DEV_A, KEY_A2)
+    rc = c.connect()
+    check(rc == CONNACK_ACCEPTED, "new key: CONNACK %s, want 0" % rc)
+    c.publish("devices/%s/readings" % DEV_A, "after-rotation")
+    ctx.op.wait_message("devices/%s/readings" % DEV_A, "after-rotation")
+    c.close()
+
+
+def case_operator_not_a_device_uses_files(ctx):
+    # ingestd is in passwd and acl and in no devices row: it connected, subscribed to
+    # devices/# and received readings above. Here: a fresh connection and its acl rights.
+    c = Client(ctx.port, OPERATOR, OPERATOR_PW)
+    check(c.connect() == CONNACK_ACCEPTED, "operator refused")
+    granted = c.subscribe("alerts/#", 1)
+    check(granted == [1], "subscribe alerts/# (write-only in acl): SUBACK %s" % granted)
+    granted = c.subscribe("devices/+/readings", 2)
+    check(granted == [2], "subscribe devices/+/readings: SUBACK %s, want [2]" % granted)
+    c.publish("notifications/1", "n")
+    c.publish("alerts/1", "a")
+    c.close()
+
+
+def case_device_named_like_operator(ctx):
+    # A device whose serial is the operator's username must not get in with its key, and the
+    # operator must keep its rights.
+    add_device(ctx.db, DEV_CLASH, KEY_CLASH)
+    try:
+        rc = Client(ctx.port, DEV_CLASH, KEY_CLASH).connect()
+        check(rc == CONNACK_NOT_AUTHORISED,
+              "device key for username %r: CONNACK %s, want 5" % (DEV_CLASH, rc))
+        c = Client(ctx.port, OPERATOR, OPERATOR_PW)
+        check(c.connect() == CONNACK_ACCEPTED, "operator refused while a device has its name")
+        granted = c.subscribe("devices/+/readings", 2)
+        check(granted == [2], "operator subscribe: SUBACK %s, want [2]" % granted)
+        dev = Client(ctx.port, DEV_B, KEY_B)
+        check(dev.connect() == CONNACK_ACCEPTED, "device B refused")
+        dev.publish("devices/%s/readings" % DEV_B, "b-1")
+        c.wait_message("devices/%s/readings" % DEV_B, "b-1")
+        dev.close()
+        c.close()
+    finally:
+        ctx.db.execute("DELETE FROM devices WHERE serial_number = ?", (DEV_CLASH,))
+
+
+class Ctx:
+    pass
+
+
+def main():
+    if not os.path.exists(PLUGIN):
+        print("FAIL setup: %s missing (run: make build/coldchain_auth.so)" % PLUGIN)
+        return 2
+    tmp = tempfile.mkdtemp(prefix="cc-broker-auth-")
+    broker = None
+    failures = 0
+    ctx = Ctx()
+    try:
+        ctx.db = make_db(os.path.join(tmp, "coldchain.db"))
+        broker = Broker(tmp, os.path.join(tmp, "coldchain.db"))
+        ctx.port = broker.port
+
+        # Long-lived: the operator on devices/# at QoS 2 (as ingestd), device A connected.
+        ctx.op = Client(ctx.port, OPERATOR, OPERATOR_PW)
+        check(ctx.op.connect() == CONNACK_ACCEPTED, "operator refused at setup")
+        check(ctx.op.subscribe("devices/#", 2) == [2], "operator subscribe devices/# refused")
+        check(ctx.op.subscribe("alerts/#", 1) == [1], "operator subscribe alerts/# refused")
+        ctx.dev_a = Client(ctx.port, DEV_A, KEY_A)
+        check(ctx.dev_a.connect() == CONNACK_ACCEPTED, "device A refused at setup")
+        ctx.dev_a.publish("devices/%s/readings" % DEV_A, "own-1")
+
+        cases = [
+            ("device_right_key_connects", case_device_right_key),
+            ("device_wrong_key_refused", case_device_wrong_key_refused),
+            ("unknown_user_refused", case_unknown_user_refused),
+            ("operator_wrong_password_refused", case_operator_wrong_password_refused),
+            ("operator_receives_device_readings", case_operator_receives_device_readings),
+            ("cross_device_publish_dropped", case_cross_device_publish_dropped),
+            ("device_subscribe_scoped", case_device_subscribe_scoped),
+            ("key_change_without_reload", case_key_change_without_reload),
+            ("operator_not_a_device_uses_files", case_operator_not_a_device_uses_files),
+            ("device_named_like_operator", case_device_named_like_operator),
+        ]
+        for name, fn in cases:
+            try:
+                fn(ctx)
+                print("ok %s" % name)
+            except CaseFailed as e:
+                failures += 1
+                print("FAIL %s: %s" % (name, e))
+        if broker.proc.poll() is not None:
+            failures += 1
+            print("FAIL broker_alive: mosquitto exited with %d" % broker.proc.returncode)
+        ctx.dev_a.close()
+        ctx.op.close()
+    except (CaseFailed, RuntimeError, subprocess.CalledProcessError, OSError) as e:
+        failures += 1
+        print("FAIL setup: %s" % e)
+    finally:
+        if broker is not None:
+            broker.stop()
+            if failures:
+                sys.stdout.write("---- mosquitto stderr ----\n" + broker.stderr())
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

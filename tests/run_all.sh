@@ -1,0 +1,31 @@
+#!/bin/sh
+# `make test`: unit tests (plain and under ASan+UBSan), integration tests against the
+# real broker and daemons, then one summary line "N passed, M failed" over every suite.
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+status=0
+rcfile=$(mktemp)
+run() {
+    { "$@" 2>&1; echo $? >"$rcfile"; } | tee -a "$log"
+    return "$(cat "$rcfile")"
+}
+run make --no-print-directory unit || status=1
+run make --no-print-directory unit-asan || status=1
+run /usr/bin/python3 tests/integration/run.py || status=1
+if [ -f tests/browser/run.sh ]; then
+    run sh tests/browser/run.sh || status=1
+fi
+# Every suite prints "<suite>: N passed, M failed"; add them up.
+total=$(grep -E '^[a-z()/_.-]+: [0-9]+ passed, [0-9]+ failed$' "$log" |
+    awk '{p += $2; f += $4} END {printf "%d %d", p, f}')
+rm -f "$log" "$rcfile"
+p=${total% *}
+f=${total#* }
+[ -z "$p" ] && p=0
+[ -z "$f" ] && f=0
+# A suite that crashed before printing its line still fails the run.
+if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1
+fi
+echo "$p passed, $f failed"
+[ "$f" -eq 0 ]

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Installs the Debian packages coldchain needs, only those that are missing.
+# `apt-get update` runs only when something is missing and a first install attempt fails.
+set -eu
+PKGS="build-essential pkg-config libpaho-mqtt-dev mosquitto mosquitto-dev libmosquitto-dev
+mosquitto-clients libcivetweb-dev libcjson-dev libsqlite3-dev sqlite3 libssl-dev
+libcurl4-openssl-dev libjwt-dev libcmocka-dev python3 python3-paho-mqtt wrk ${EXTRA_PKGS:-}"
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+echo "deps: missing:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: run as root:  apt-get update && apt-get install -y --no-install-recommends$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y --no-install-recommends $missing; then
+    apt-get update
+    apt-get install -y --no-install-recommends $missing
+fi
