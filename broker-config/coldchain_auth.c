@@ -20,11 +20,8 @@
  * file read-only, once, and keeps one prepared statement for its whole life. The broker is
  * single-threaded, so the statement is never used from two threads.
  *
- * Build (from the repository root):
+ * Build (from the repository root; links common/cc_crypto.c for the key check):
  *   make build/coldchain_auth.so
- * or by hand:
- *   cc -std=c11 -Wall -Wextra -Werror -fPIC -shared broker-config/coldchain_auth.c \
- *      -o build/coldchain_auth.so -lsqlite3 -lcrypto
  *
  * Config lines (mosquitto.conf; tools/broker_conf.sh fills them in):
  *   plugin /path/to/coldchain_auth.so
@@ -40,16 +37,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include "cc_crypto.h" /* cc_api_key_matches: SHA-256 hex, compared in constant time */
+
 #define AUTH_BUSY_TIMEOUT_MS 5000 /* ms a lookup waits on a locked database */
-#define AUTH_HASH_HEX_LEN 64      /* hex digits of a SHA-256 */
 #define AUTH_MAX_SERIAL 128       /* bytes; longer usernames are never devices */
 #define AUTH_MAX_OPERATORS 64     /* usernames read from the operators file */
 #define AUTH_MAX_LINE 1024        /* bytes per line of the operators file */
@@ -97,15 +93,22 @@ static int load_operators(const char *path)
         return MOSQ_ERR_INVAL;
     }
     while (fgets(line, sizeof(line), f) != NULL) {
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: %s: line over %d bytes", path,
+                                 AUTH_MAX_LINE - 2);
+            rc = MOSQ_ERR_INVAL;
+            break;
+        }
         colon = strchr(line, ':');
         if (line[0] == '#' || colon == NULL) {
             continue;
         }
         len = (size_t)(colon - line);
         if (len == 0 || len > AUTH_MAX_SERIAL || state.n_operators == AUTH_MAX_OPERATORS) {
-            mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: %s: more than %d users or a "
-                                 "username over %d bytes", path, AUTH_MAX_OPERATORS,
-                                 AUTH_MAX_SERIAL);
+            mosquitto_log_printf(MOSQ_LOG_ERR,
+                                 "coldchain_auth: %s: more than %d users or a "
+                                 "username over %d bytes",
+                                 path, AUTH_MAX_OPERATORS, AUTH_MAX_SERIAL);
             rc = MOSQ_ERR_INVAL;
             break;
         }
@@ -123,7 +126,7 @@ static int load_operators(const char *path)
 /* Looks up serial. Returns 1 and copies its key hash into hash_hex (if not NULL) when the
  * device exists, 0 when it does not or the name is an operator's, -1 on a database error
  * (logged). */
-static int find_device(const char *serial, char hash_hex[AUTH_HASH_HEX_LEN + 1])
+static int find_device(const char *serial, char hash_hex[CC_SHA256_HEX_LEN])
 {
     int rc;
     int found = -1;
@@ -144,8 +147,8 @@ static int find_device(const char *serial, char hash_hex[AUTH_HASH_HEX_LEN + 1])
         if (hash_hex) {
             hash = sqlite3_column_text(state.find_device, 0);
             hash_hex[0] = '\0';
-            if (hash && sqlite3_column_bytes(state.find_device, 0) == AUTH_HASH_HEX_LEN) {
-                memcpy(hash_hex, hash, AUTH_HASH_HEX_LEN + 1);
+            if (hash && sqlite3_column_bytes(state.find_device, 0) == CC_SHA256_HEX_LEN - 1) {
+                memcpy(hash_hex, hash, CC_SHA256_HEX_LEN);
             }
         }
     }
@@ -159,40 +162,12 @@ out:
     return found;
 }
 
-/* 1 if the lower-case hex SHA-256 of key equals hash_hex, else 0. The comparison takes the
- * same time wherever the first difference is. */
-static int key_matches(const char *key, const char hash_hex[AUTH_HASH_HEX_LEN + 1])
-{
-    static const char hexdigits[] = "0123456789abcdef";
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-    char key_hex[AUTH_HASH_HEX_LEN + 1];
-    unsigned int i;
-
-    if (strlen(hash_hex) != AUTH_HASH_HEX_LEN) {
-        return 0;
-    }
-    if (!EVP_Digest(key, strlen(key), digest, &digest_len, EVP_sha256(), NULL) ||
-        digest_len * 2 != AUTH_HASH_HEX_LEN) {
-        return 0;
-    }
-    for (i = 0; i < digest_len; i++) {
-        key_hex[2 * i] = hexdigits[digest[i] >> 4];
-        key_hex[2 * i + 1] = hexdigits[digest[i] & 0x0f];
-    }
-    key_hex[AUTH_HASH_HEX_LEN] = '\0';
-    OPENSSL_cleanse(digest, sizeof(digest));
-    i = (unsigned int)CRYPTO_memcmp(key_hex, hash_hex, AUTH_HASH_HEX_LEN) == 0;
-    OPENSSL_cleanse(key_hex, sizeof(key_hex));
-    return (int)i;
-}
-
 /* MOSQ_EVT_BASIC_AUTH: SUCCESS for a device with its key, AUTH for a device with a wrong or
  * missing key, PLUGIN_DEFER for anyone else (and on a database error). */
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_basic_auth *ed = event_data;
-    char hash_hex[AUTH_HASH_HEX_LEN + 1];
+    char hash_hex[CC_SHA256_HEX_LEN];
     int found;
 
     (void)event;
@@ -204,7 +179,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     if (found != 1) {
         return MOSQ_ERR_PLUGIN_DEFER;
     }
-    if (ed->password == NULL || !key_matches(ed->password, hash_hex)) {
+    if (ed->password == NULL || !cc_api_key_matches(ed->password, hash_hex)) {
         return MOSQ_ERR_AUTH;
     }
     return MOSQ_ERR_SUCCESS;
@@ -258,8 +233,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     case MOSQ_ACL_SUBSCRIBE:
         /* A filter such as devices/{serial}/# stays inside the prefix; devices/+/x does not
          * pass the byte comparison of the serial. */
-        return under_own_prefix(ed->topic, serial, &rest) ? MOSQ_ERR_SUCCESS
-                                                           : MOSQ_ERR_ACL_DENIED;
+        return under_own_prefix(ed->topic, serial, &rest) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
     case MOSQ_ACL_UNSUBSCRIBE:
         return MOSQ_ERR_SUCCESS; /* dropping a subscription reveals nothing */
     default:
@@ -329,9 +303,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
         goto fail_registered;
     }
-    mosquitto_log_printf(MOSQ_LOG_INFO, "coldchain_auth: devices from %s (read-only), %d operator "
-                         "name(s) from %s left to the files", db_path, state.n_operators,
-                         operators_path);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "coldchain_auth: devices from %s (read-only), %d operator "
+                         "name(s) from %s left to the files",
+                         db_path, state.n_operators, operators_path);
     return MOSQ_ERR_SUCCESS;
 
 fail:

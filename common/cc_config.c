@@ -28,11 +28,12 @@
 #define JWT_SECRET_MIN_PROD 32     /* characters, HS256 wants >= 256 bits of key */
 #define SECRET_FILE_MAX 1024       /* bytes a secret file may hold */
 #define SECRET_RANDOM_BYTES 32     /* bytes of entropy in a generated secret */
-#define SECRET_READ_RETRIES 50     /* tries, 20 ms apart, to see a racing creator's write */
+#define SECRET_READ_RETRIES 50     /* tries to see a racing creator's write */
+#define SECRET_RETRY_NS 20000000L  /* nanoseconds between those tries */
 
 /* Writes "fmt..." into err (if any room) and returns CC_ERR_CONFIG. */
-__attribute__((format(printf, 3, 4))) static int fail_msg(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail_msg(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     va_list ap;
 
@@ -53,8 +54,8 @@ static const char *env(const char *name)
 }
 
 /* Strict decimal integer: optional '-', digits only, whole string, within lo..hi. */
-static int env_int(const char *name, int64_t def, int64_t lo, int64_t hi, int64_t *out,
-                   char *err, size_t errlen)
+static int env_int(const char *name, int64_t def, int64_t lo, int64_t hi, int64_t *out, char *err,
+                   size_t errlen)
 {
     const char *v = env(name);
     char *end = NULL;
@@ -72,14 +73,13 @@ static int env_int(const char *name, int64_t def, int64_t lo, int64_t hi, int64_
     if (end == v || *end != '\0')
         return fail_msg(err, errlen, "%s: '%s' is not an integer", name, v);
     if (errno == ERANGE || x < lo || x > hi)
-        return fail_msg(err, errlen, "%s: %s is out of range (%lld..%lld)", name, v,
-                        (long long)lo, (long long)hi);
+        return fail_msg(err, errlen, "%s: %s is out of range (%lld..%lld)", name, v, (long long)lo,
+                        (long long)hi);
     *out = x;
     return CC_OK;
 }
 
-static int env_int32(const char *name, int def, int lo, int hi, int *out, char *err,
-                     size_t errlen)
+static int env_int32(const char *name, int def, int lo, int hi, int *out, char *err, size_t errlen)
 {
     int64_t x;
     int rc = env_int(name, def, lo, hi, &x, err, errlen);
@@ -100,8 +100,7 @@ static int env_str(const char *name, const char *def, char *out, size_t outlen, 
         v = def;
     n = strlen(v);
     if (n >= outlen)
-        return fail_msg(err, errlen, "%s: too long (%zu bytes, at most %zu)", name, n,
-                        outlen - 1);
+        return fail_msg(err, errlen, "%s: too long (%zu bytes, at most %zu)", name, n, outlen - 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
 
@@ -119,8 +118,8 @@ static int has_prefix(const char *s, const char *prefix)
 
 /* A URL that starts with one of the schemes (NULL-terminated list), has something
  * after it and no spaces. Empty is allowed (the feature is off). */
-static int check_url(const char *name, const char *url, const char *const *schemes,
-                     char *err, size_t errlen)
+static int check_url(const char *name, const char *url, const char *const *schemes, char *err,
+                     size_t errlen)
 {
     const char *rest = NULL;
 
@@ -231,8 +230,7 @@ static int check_cors(const char *list, char *err, size_t errlen)
             n--;
         if (n == 0)
             return fail_msg(err, errlen, "CORS_ORIGINS: empty entry");
-        if (!(n == 1 && p[0] == '*') &&
-            !(n > 7 && strncmp(p, "http://", 7) == 0) &&
+        if (!(n == 1 && p[0] == '*') && !(n > 7 && strncmp(p, "http://", 7) == 0) &&
             !(n > 8 && strncmp(p, "https://", 8) == 0))
             return fail_msg(err, errlen, "CORS_ORIGINS: '%.*s' is not * or an http(s) origin",
                             (int)n, p);
@@ -276,13 +274,12 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     if ((rc = env_int32("MQTT_PORT", 1883, 1, 65535, &c.mqtt_port, err, errlen)) != CC_OK)
         return rc;
     snprintf(def_url, sizeof(def_url), "tcp://127.0.0.1:%d", c.mqtt_port);
-    if ((rc = env_str("MQTT_URL", def_url, c.mqtt_url, sizeof(c.mqtt_url), err, errlen)) !=
-        CC_OK)
+    if ((rc = env_str("MQTT_URL", def_url, c.mqtt_url, sizeof(c.mqtt_url), err, errlen)) != CC_OK)
         return rc;
     if ((rc = check_mqtt_url(c.mqtt_url, err, errlen)) != CC_OK)
         return rc;
-    if ((rc = env_str("MQTT_USERNAME", "ingestd", c.mqtt_username, sizeof(c.mqtt_username),
-                      err, errlen)) != CC_OK)
+    if ((rc = env_str("MQTT_USERNAME", "ingestd", c.mqtt_username, sizeof(c.mqtt_username), err,
+                      errlen)) != CC_OK)
         return rc;
     /* Empty here means "resolve from <db dir>/mqtt.secret" (cc_config_secret). */
     if ((rc = env_str("MQTT_PASSWORD", "", c.mqtt_password, sizeof(c.mqtt_password), err,
@@ -291,20 +288,18 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
 
     if ((rc = env_int32("HTTP_PORT", 8080, 1, 65535, &c.http_port, err, errlen)) != CC_OK)
         return rc;
-    if ((rc = env_str("HTTP_BIND", "127.0.0.1", c.http_bind, sizeof(c.http_bind), err,
-                      errlen)) != CC_OK)
+    if ((rc = env_str("HTTP_BIND", "127.0.0.1", c.http_bind, sizeof(c.http_bind), err, errlen)) !=
+        CC_OK)
         return rc;
     /* civetweb wants a numeric address; a host name would fail late, at listen time. */
     if (inet_pton(AF_INET, c.http_bind, addr) != 1 && inet_pton(AF_INET6, c.http_bind, addr) != 1)
-        return fail_msg(err, errlen, "HTTP_BIND: '%s' is not an IPv4 or IPv6 address",
-                        c.http_bind);
+        return fail_msg(err, errlen, "HTTP_BIND: '%s' is not an IPv4 or IPv6 address", c.http_bind);
     if ((rc = env_int32("INGEST_METRICS_PORT", 9101, 1, 65535, &c.ingest_metrics_port, err,
                         errlen)) != CC_OK)
         return rc;
 
     /* The secret itself never goes into err. */
-    if ((rc = env_str("JWT_SECRET", "", c.jwt_secret, sizeof(c.jwt_secret), err, errlen)) !=
-        CC_OK)
+    if ((rc = env_str("JWT_SECRET", "", c.jwt_secret, sizeof(c.jwt_secret), err, errlen)) != CC_OK)
         return rc;
     if (c.production && c.jwt_secret[0] == '\0')
         return fail_msg(err, errlen, "JWT_SECRET: required when COLDCHAIN_ENV=production");
@@ -315,8 +310,8 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     if ((rc = env_int("ACCESS_TOKEN_TTL_S", 900, 1, MAX_DURATION_S, &c.access_token_ttl_s, err,
                       errlen)) != CC_OK)
         return rc;
-    if ((rc = env_int("REFRESH_TOKEN_TTL_S", 604800, 1, MAX_DURATION_S, &c.refresh_token_ttl_s,
-                      err, errlen)) != CC_OK)
+    if ((rc = env_int("REFRESH_TOKEN_TTL_S", 604800, 1, MAX_DURATION_S, &c.refresh_token_ttl_s, err,
+                      errlen)) != CC_OK)
         return rc;
     if (c.refresh_token_ttl_s < c.access_token_ttl_s)
         return fail_msg(err, errlen, "REFRESH_TOKEN_TTL_S: shorter than ACCESS_TOKEN_TTL_S");
@@ -354,8 +349,7 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
         return rc;
     if ((rc = check_url("SMTP_URL", c.smtp_url, smtp_schemes, err, errlen)) != CC_OK)
         return rc;
-    if ((rc = env_str("SMTP_FROM", "", c.smtp_from, sizeof(c.smtp_from), err, errlen)) !=
-        CC_OK)
+    if ((rc = env_str("SMTP_FROM", "", c.smtp_from, sizeof(c.smtp_from), err, errlen)) != CC_OK)
         return rc;
     if (c.smtp_from[0] != '\0' && strchr(c.smtp_from, '@') == NULL)
         return fail_msg(err, errlen, "SMTP_FROM: not an e-mail address");
@@ -367,8 +361,8 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     if (v != NULL && !parse_hhmm(v, &c.daily_report_minute))
         return fail_msg(err, errlen, "DAILY_REPORT_AT: must be HH:MM (00:00..23:59)");
 
-    if ((rc = env_int32("RAW_RETENTION_DAYS", 400, 1, MAX_RETENTION_DAYS,
-                        &c.raw_retention_days, err, errlen)) != CC_OK)
+    if ((rc = env_int32("RAW_RETENTION_DAYS", 400, 1, MAX_RETENTION_DAYS, &c.raw_retention_days,
+                        err, errlen)) != CC_OK)
         return rc;
     if ((rc = env_int32("RATE_LIMIT_API", 100, 1, MAX_RATE_LIMIT, &c.rate_limit_api, err,
                         errlen)) != CC_OK)
@@ -376,13 +370,13 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     if ((rc = env_int32("RATE_LIMIT_AUTH", 5, 1, MAX_RATE_LIMIT, &c.rate_limit_auth, err,
                         errlen)) != CC_OK)
         return rc;
-    if ((rc = env_int("RATE_LIMIT_WINDOW_S", 900, 1, MAX_DURATION_S, &c.rate_limit_window_s,
-                      err, errlen)) != CC_OK)
+    if ((rc = env_int("RATE_LIMIT_WINDOW_S", 900, 1, MAX_DURATION_S, &c.rate_limit_window_s, err,
+                      errlen)) != CC_OK)
         return rc;
     if ((rc = env_bool("TRUST_PROXY", 0, &c.trust_proxy, err, errlen)) != CC_OK)
         return rc;
-    if ((rc = env_str("CORS_ORIGINS", "", c.cors_origins, sizeof(c.cors_origins), err,
-                      errlen)) != CC_OK)
+    if ((rc = env_str("CORS_ORIGINS", "", c.cors_origins, sizeof(c.cors_origins), err, errlen)) !=
+        CC_OK)
         return rc;
     if ((rc = check_cors(c.cors_origins, err, errlen)) != CC_OK)
         return rc;
@@ -439,21 +433,24 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
+enum secret_state { SECRET_READ, SECRET_MISSING, SECRET_EMPTY, SECRET_BAD };
+
 /* Reads the whole secret file into buf[buflen] without its trailing newline(s).
- * Returns CC_OK, CC_ERR_CONFIG (empty, too long, NUL byte) or CC_ERR_IO; *missing is
- * set to 1 when the file does not exist (then CC_ERR_IO), else 0. */
-static int read_secret(const char *path, char *buf, size_t buflen, int *missing, char *err,
-                       size_t errlen)
+ * Returns CC_OK, CC_ERR_CONFIG (empty, too long, NUL byte) or CC_ERR_IO, and says
+ * which in *state (missing and empty matter to the creator race below). */
+static int read_secret_once(const char *path, char *buf, size_t buflen, enum secret_state *state,
+                            char *err, size_t errlen)
 {
     char data[SECRET_FILE_MAX + 1];
     size_t len = 0;
     int fd, rc;
     struct stat st;
 
-    *missing = 0;
+    *state = SECRET_BAD;
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        *missing = errno == ENOENT;
+        if (errno == ENOENT)
+            *state = SECRET_MISSING;
         fail_msg(err, errlen, "%s: %s", path, strerror(errno));
         return CC_ERR_IO;
     }
@@ -480,6 +477,7 @@ static int read_secret(const char *path, char *buf, size_t buflen, int *missing,
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
         len--;
     if (len == 0) {
+        *state = SECRET_EMPTY;
         rc = fail_msg(err, errlen, "%s: empty", path);
         goto out;
     }
@@ -494,10 +492,29 @@ static int read_secret(const char *path, char *buf, size_t buflen, int *missing,
     }
     memcpy(buf, data, len);
     buf[len] = '\0';
+    *state = SECRET_READ;
     rc = CC_OK;
 out:
     OPENSSL_cleanse(data, sizeof(data));
     close(fd);
+    return rc;
+}
+
+/* read_secret_once, but an empty file is given a moment: another process may have
+ * just created it with O_EXCL and not yet written it. An empty file that stays empty
+ * is an error, never silently replaced. */
+static int read_secret(const char *path, char *buf, size_t buflen, enum secret_state *state,
+                       char *err, size_t errlen)
+{
+    struct timespec pause = {0, SECRET_RETRY_NS};
+    int rc = CC_ERR_IO;
+
+    for (int i = 0; i < SECRET_READ_RETRIES; i++) {
+        rc = read_secret_once(path, buf, buflen, state, err, errlen);
+        if (*state != SECRET_EMPTY)
+            break;
+        nanosleep(&pause, NULL);
+    }
     return rc;
 }
 
@@ -506,7 +523,8 @@ int cc_config_secret(const struct cc_config *cfg, const char *name, int create, 
 {
     char dir[PATH_MAX], path[PATH_MAX], secret[2 * SECRET_RANDOM_BYTES + 2];
     unsigned char raw[SECRET_RANDOM_BYTES];
-    int fd = -1, rc, n, missing;
+    int fd = -1, rc, n;
+    enum secret_state state;
     size_t len;
 
     if (cfg == NULL || name == NULL || value == NULL || valuelen == 0)
@@ -522,8 +540,8 @@ int cc_config_secret(const struct cc_config *cfg, const char *name, int create, 
     if (dir[0] == '\0' || n < 0 || (size_t)n >= sizeof(path))
         return fail_msg(err, errlen, "COLDCHAIN_DB: path too long for %s", name);
 
-    rc = read_secret(path, value, valuelen, &missing, err, errlen);
-    if (rc == CC_OK || !missing)
+    rc = read_secret(path, value, valuelen, &state, err, errlen);
+    if (state != SECRET_MISSING)
         return rc;
     if (!create)
         return fail_msg(err, errlen, "%s: missing", path);
@@ -545,17 +563,10 @@ int cc_config_secret(const struct cc_config *cfg, const char *name, int create, 
     }
 
     /* O_EXCL: of two processes starting at once exactly one creates the file, and the
-     * other reads what the first wrote (retrying briefly while it is still empty). */
+     * other reads what the first wrote (read_secret waits while it is still empty). */
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST) {
-        struct timespec pause = {0, 20 * 1000 * 1000};
-
-        for (int i = 0; i < SECRET_READ_RETRIES; i++) {
-            rc = read_secret(path, value, valuelen, &missing, err, errlen);
-            if (rc == CC_OK)
-                break;
-            nanosleep(&pause, NULL);
-        }
+        rc = read_secret(path, value, valuelen, &state, err, errlen);
         goto out;
     }
     if (fd < 0) {

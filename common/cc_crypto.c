@@ -16,13 +16,13 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#define SCRYPT_SALT_LEN 16        /* bytes */
-#define SCRYPT_HASH_LEN 32        /* bytes */
-#define SCRYPT_DEFAULT_LOG_N 15   /* N = 32768: 32 MiB with r = 8 */
+#define SCRYPT_SALT_LEN 16      /* bytes */
+#define SCRYPT_HASH_LEN 32      /* bytes */
+#define SCRYPT_DEFAULT_LOG_N 15 /* N = 32768: 32 MiB with r = 8 */
 #define SCRYPT_DEFAULT_R 8
 #define SCRYPT_DEFAULT_P 1
 #define SCRYPT_MIN_LOG_N 1
-#define SCRYPT_MAX_LOG_N 20       /* N = 1 Mi: 1 GiB with r = 8 */
+#define SCRYPT_MAX_LOG_N 20 /* N = 1 Mi: 1 GiB with r = 8 */
 #define SCRYPT_MAX_R 32
 #define SCRYPT_MAX_P 16
 #define SCRYPT_MAX_MEM (1100ULL * 1024 * 1024) /* bytes a stored hash may make us use */
@@ -225,8 +225,8 @@ static int scrypt_params_ok(int log_n, int r, int p)
 }
 
 /* scrypt(password, salt) into out[SCRYPT_HASH_LEN]. Parameters already checked. */
-static int scrypt_derive(const char *password, const unsigned char *salt, int log_n, int r,
-                         int p, unsigned char *out)
+static int scrypt_derive(const char *password, const unsigned char *salt, int log_n, int r, int p,
+                         unsigned char *out)
 {
     EVP_KDF *kdf = NULL;
     EVP_KDF_CTX *kctx = NULL;
@@ -262,8 +262,7 @@ fail:
     return rc;
 }
 
-int cc_password_hash_params(const char *password, int log_n, int r, int p, char *out,
-                            size_t outlen)
+int cc_password_hash_params(const char *password, int log_n, int r, int p, char *out, size_t outlen)
 {
     unsigned char salt[SCRYPT_SALT_LEN], hash[SCRYPT_HASH_LEN];
     char salt64[B64_SALT_LEN + 1], hash64[B64_HASH_LEN + 1];
@@ -327,7 +326,8 @@ int cc_password_verify(const char *password, const char *stored)
     size_t len;
     int log_n, r, par, rc;
 
-    if (password == NULL || stored == NULL || strnlen(stored, CC_PASSWORD_HASH_MAX) >= CC_PASSWORD_HASH_MAX)
+    if (password == NULL || stored == NULL ||
+        strnlen(stored, CC_PASSWORD_HASH_MAX) >= CC_PASSWORD_HASH_MAX)
         return CC_ERR_INVALID_CREDENTIALS;
     if (strncmp(stored, SCRYPT_PREFIX, strlen(SCRYPT_PREFIX)) != 0)
         return CC_ERR_INVALID_CREDENTIALS;
@@ -367,8 +367,8 @@ void cc_password_dummy_verify(const char *password)
 
     if (password == NULL)
         password = "";
-    (void)scrypt_derive(password, salt, SCRYPT_DEFAULT_LOG_N, SCRYPT_DEFAULT_R,
-                        SCRYPT_DEFAULT_P, out);
+    (void)scrypt_derive(password, salt, SCRYPT_DEFAULT_LOG_N, SCRYPT_DEFAULT_R, SCRYPT_DEFAULT_P,
+                        out);
     OPENSSL_cleanse(out, sizeof(out));
 }
 

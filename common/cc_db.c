@@ -34,8 +34,7 @@ static int make_parent_dirs(const char *path)
             continue;
         *p = '\0';
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-            cc_log_error("db_open_failed", "cannot create directory %s: %s", dir,
-                         strerror(errno));
+            cc_log_error("db_open_failed", "cannot create directory %s: %s", dir, strerror(errno));
             return CC_ERR_IO;
         }
         *p = '/';
@@ -93,11 +92,18 @@ int cc_db_open(const char *path, int flags, sqlite3 **out)
 {
     sqlite3 *db = NULL;
     int readonly = (flags & CC_DB_READONLY) != 0;
-    int oflags = SQLITE_OPEN_NOMUTEX; /* one connection per thread (cc_db.h) */
-    int memory = strcmp(path, ":memory:") == 0;
+    /* Default (serialized) threading: one connection per thread is the rule, and the
+     * mutex makes breaking it slow rather than corrupting. */
+    int oflags = 0;
+    int memory;
     int src;
     int rc;
 
+    if (path == NULL || path[0] == '\0') {
+        cc_log_error("db_open_failed", "no database path");
+        return CC_ERR_IO;
+    }
+    memory = strcmp(path, ":memory:") == 0;
     if (readonly && (flags & (CC_DB_MIGRATE | CC_DB_CREATE))) {
         cc_log_error("db_open_failed", "a read-only connection cannot create or migrate");
         return CC_ERR_DB;

@@ -69,9 +69,8 @@ static int set_error(struct cc_ingest_result *res, int code, const char *message
     return res->error != NULL ? CC_OK : CC_ERR_NOMEM;
 }
 
-int cc_ingest_readings(struct cc_store *st, const char *serial, const char *payload,
-                       size_t len, int64_t received_at, int mode,
-                       struct cc_ingest_result *res)
+int cc_ingest_readings(struct cc_store *st, const char *serial, const char *payload, size_t len,
+                       int64_t received_at, int mode, struct cc_ingest_result *res)
 {
     struct cc_device dev;
     struct cc_device cur;
@@ -207,8 +206,8 @@ static int parse_topic(const char *topic, char serial[CC_SERIAL_MAX + 1], int *k
 }
 
 /* Handles a status message. CC_OK (res->error set if refused) or a database code. */
-static int ingest_status(struct cc_store *st, const char *serial, const char *payload,
-                         size_t len, int64_t received_at, struct cc_ingest_result *res)
+static int ingest_status(struct cc_store *st, const char *serial, const char *payload, size_t len,
+                         int64_t received_at, struct cc_ingest_result *res)
 {
     struct cc_device dev;
     char firmware[CC_FIRMWARE_MAX + 1];
@@ -255,8 +254,7 @@ int cc_ingest_mqtt(struct cc_store *st, const char *topic, const char *payload, 
     } else {
         memcpy(serial_out, serial, sizeof serial);
         if (kind == TOPIC_READINGS)
-            rc = cc_ingest_readings(st, serial, payload, len, received_at,
-                                    CC_INGEST_PARTIAL, res);
+            rc = cc_ingest_readings(st, serial, payload, len, received_at, CC_INGEST_PARTIAL, res);
         else
             rc = ingest_status(st, serial, payload, len, received_at, res);
         if (rc == CC_ERR_DB || rc == CC_ERR_NOMEM || rc == CC_ERR_INTERNAL)

@@ -112,6 +112,27 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* vsnprintf cuts at a byte count; drop a multi-byte character it cut in half, so the
+ * truncated message does not end in a spurious U+FFFD. */
+static void trim_partial_utf8(char *s)
+{
+    size_t n = strlen(s);
+
+    for (size_t back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = (unsigned char)s[n - back];
+
+        if ((c & 0xC0) == 0x80)
+            continue; /* continuation byte: keep looking for the lead */
+        if (c >= 0xC0) {
+            size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+
+            if (need > back)
+                s[n - back] = '\0';
+        }
+        return;
+    }
+}
+
 struct outbuf {
     char *p;
     size_t len;
@@ -208,6 +229,7 @@ void cc_log(int level, const char *event, const char *fmt, ...)
         msg[0] = '\0';
     } else if ((size_t)n >= sizeof(msg)) {
         truncated = 1;
+        trim_partial_utf8(msg);
     }
     if (cc_time_format_iso8601(cc_now_ms(), ts, sizeof(ts)) != CC_OK)
         memcpy(ts, "0000-00-00T00:00:00.000Z", 25);

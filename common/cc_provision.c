@@ -21,8 +21,7 @@ struct problems {
     int nomem;
 };
 
-static void problem(struct problems *p, const char *field, const char *issue,
-                    const char *sentence)
+static void problem(struct problems *p, const char *field, const char *issue, const char *sentence)
 {
     p->count++;
     if (p->nomem)
@@ -143,8 +142,8 @@ int cc_provision_serial_valid(const char *serial)
     for (const char *c = serial; *c; c++, n++) {
         if (n >= CC_SERIAL_MAX)
             return 0;
-        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
-              (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '_' || *c == '-'))
             return 0;
     }
     return n > 0;
@@ -262,7 +261,8 @@ out:
     rc = tx_close(st, own, rc);
     if (rc == CC_OK) {
         *id = new_id;
-        cc_log_info("user_created", "id=%lld role=%s", (long long)new_id, role);
+        if (own) /* else the caller's transaction may still roll back: it logs */
+            cc_log_info("user_created", "id=%lld role=%s", (long long)new_id, role);
     }
     return rc;
 }
@@ -311,8 +311,7 @@ static int key_make(char key[CC_API_KEY_LEN], char hash[CC_SHA256_HEX_LEN],
 }
 
 int cc_provision_device(struct cc_store *st, int64_t cold_cell_id, const char *serial,
-                        const char *firmware, int64_t *id, char key[CC_API_KEY_LEN],
-                        cJSON **err)
+                        const char *firmware, int64_t *id, char key[CC_API_KEY_LEN], cJSON **err)
 {
     struct problems p = {0};
     char new_key[CC_API_KEY_LEN];
@@ -393,15 +392,15 @@ out:
     if (rc == CC_OK) {
         *id = new_id;
         memcpy(key, new_key, CC_API_KEY_LEN);
-        cc_log_info("device_created", "id=%lld serial=%s cold_cell_id=%lld",
-                    (long long)new_id, serial, (long long)cold_cell_id);
+        if (own)
+            cc_log_info("device_created", "id=%lld serial=%s cold_cell_id=%lld", (long long)new_id,
+                        serial, (long long)cold_cell_id);
     }
     OPENSSL_cleanse(new_key, sizeof new_key);
     return rc;
 }
 
-int cc_provision_regenerate_key(struct cc_store *st, int64_t device_id,
-                                char key[CC_API_KEY_LEN])
+int cc_provision_regenerate_key(struct cc_store *st, int64_t device_id, char key[CC_API_KEY_LEN])
 {
     char new_key[CC_API_KEY_LEN];
     char hash[CC_SHA256_HEX_LEN];
@@ -440,7 +439,8 @@ out:
     rc = tx_close(st, own, rc);
     if (rc == CC_OK) {
         memcpy(key, new_key, CC_API_KEY_LEN);
-        cc_log_info("device_key_regenerated", "id=%lld", (long long)device_id);
+        if (own)
+            cc_log_info("device_key_regenerated", "id=%lld", (long long)device_id);
     }
     OPENSSL_cleanse(new_key, sizeof new_key);
     return rc;

@@ -14,7 +14,7 @@
 #define SEED_BUCKET_MS (5LL * 60 * 1000)         /* readings_5m bucket */
 #define SEED_MKT_DH_R_K 10000.0                  /* ΔH/R of the mean kinetic temperature */
 #define SEED_KELVIN 273.15
-#define SEED_PRNG_SEED 0xC01DC4A1ULL             /* fixed: the same readings every time */
+#define SEED_PRNG_SEED 0xC01DC4A1ULL /* fixed: the same readings every time */
 #define SEED_FIRMWARE "1.4.2"
 
 enum cell_kind { FREEZER, FRIDGE };
@@ -67,10 +67,10 @@ static const struct seed_device {
 };
 
 /* The two historical, auto-resolved excursions, written into the readings too. */
-#define HIGH_DEVICE 1      /* CC-FRG-0001: door left open */
-#define HIGH_FIRST 40      /* reading index of the first reading above max */
-#define POWER_DEVICE 0     /* CC-FRZ-0001: mains lost for an hour */
-#define POWER_FIRST 20     /* reading index of the first reading without power */
+#define HIGH_DEVICE 1  /* CC-FRG-0001: door left open */
+#define HIGH_FIRST 40  /* reading index of the first reading above max */
+#define POWER_DEVICE 0 /* CC-FRZ-0001: mains lost for an hour */
+#define POWER_FIRST 20 /* reading index of the first reading without power */
 static const double high_temps[] = {8.6, 9.3, 7.1, 5.9}; /* HIGH_FIRST.. */
 static const double power_temps[] = {-18.2, -17.1, -16.4, -17.0, -18.1};
 #define HIGH_TRIGGERS 2
@@ -121,8 +121,8 @@ static void make_reading(int d, int i, int64_t newest_ms, uint64_t *rng, struct 
     double h = (freezer ? 68.0 : 55.0) + 4.0 * prng_unit(rng);
     int door_chance = (int)(prng_next(rng) % 100);
 
-    r->ts_ms = newest_ms - (int64_t)(CC_SEED_READINGS_PER_DEVICE - 1 - i) *
-                               CC_SEED_READING_INTERVAL_MS;
+    r->ts_ms =
+        newest_ms - (int64_t)(CC_SEED_READINGS_PER_DEVICE - 1 - i) * CC_SEED_READING_INTERVAL_MS;
     r->received_ms = r->ts_ms + 150 + (int64_t)(prng_next(rng) % 700);
     r->power = 1;
     r->door = door_chance < (freezer ? 3 : 8);
@@ -431,7 +431,8 @@ static int insert_readings(sqlite3 *db, int64_t newest_ms, const struct seed_ids
             b |= sqlite3_bind_int64(roll, 1, cell_id);
             b |= sqlite3_bind_int64(roll, 2, r.ts_ms - r.ts_ms % SEED_BUCKET_MS);
             b |= sqlite3_bind_double(roll, 3, r.temperature);
-            b |= sqlite3_bind_double(roll, 4, exp(-SEED_MKT_DH_R_K / (r.temperature + SEED_KELVIN)));
+            b |=
+                sqlite3_bind_double(roll, 4, exp(-SEED_MKT_DH_R_K / (r.temperature + SEED_KELVIN)));
             if (b != SQLITE_OK) {
                 rc = bind_failed(db);
                 goto out;
@@ -473,8 +474,8 @@ static int insert_alerts(sqlite3 *db, int64_t newest_ms, const struct seed_ids *
         double max = cell_max[cells[devices[d].cell].kind];
         int64_t first = oldest + HIGH_FIRST * step;
 
-        snprintf(msg, sizeof msg, "Temperature %.1f °C above the maximum of %.1f °C",
-                 high_temps[0], max);
+        snprintf(msg, sizeof msg, "Temperature %.1f °C above the maximum of %.1f °C", high_temps[0],
+                 max);
         b = SQLITE_OK;
         b |= sqlite3_bind_int64(ins, 1, ids->cell[devices[d].cell]);
         b |= sqlite3_bind_int64(ins, 2, ids->device[d]);
@@ -539,8 +540,8 @@ static int print_report(FILE *report, const struct seed_secrets *sec, const stru
                   CC_SEED_USERS, CC_SEED_LOCATIONS, CC_SEED_CELLS, CC_SEED_DEVICES,
                   CC_SEED_DEVICES * CC_SEED_READINGS_PER_DEVICE, CC_SEED_ALERTS) > 0;
     for (int u = 0; u < CC_SEED_USERS; u++)
-        ok &= fprintf(report, "user %lld %-10s %s / %s\n", (long long)ids->user[u],
-                      users[u].role, users[u].email, users[u].password) > 0;
+        ok &= fprintf(report, "user %lld %-10s %s / %s\n", (long long)ids->user[u], users[u].role,
+                      users[u].email, users[u].password) > 0;
     ok &= fprintf(report, "device API keys (shown once, keep them now):\n") > 0;
     for (int d = 0; d < CC_SEED_DEVICES; d++) {
         int c = devices[d].cell;

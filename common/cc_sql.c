@@ -155,6 +155,69 @@ int cc_sql_json_time(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col)
     return add_or_null(obj, name, cJSON_CreateString(buf));
 }
 
+int cc_sql_collect(sqlite3 *db, sqlite3_stmt *stmt, cc_sql_row_fn row_fn, cJSON **items)
+{
+    cJSON *arr = cJSON_CreateArray();
+    int src, rc = CC_OK;
+
+    if (arr == NULL)
+        return CC_ERR_NOMEM;
+    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        cJSON *o = row_fn(stmt);
+
+        if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
+            cJSON_Delete(o);
+            rc = CC_ERR_NOMEM;
+            goto fail;
+        }
+    }
+    if (src != SQLITE_DONE) {
+        rc = cc_sql_step_rc(db, src, sqlite3_sql(stmt));
+        goto fail;
+    }
+    *items = arr;
+    return CC_OK;
+fail:
+    cJSON_Delete(arr);
+    return rc;
+}
+
+int cc_sql_one(sqlite3 *db, sqlite3_stmt *stmt, cc_sql_row_fn row_fn, cJSON **out)
+{
+    cJSON *o;
+    int src = sqlite3_step(stmt);
+
+    if (src == SQLITE_DONE)
+        return CC_ERR_NOT_FOUND;
+    if (src != SQLITE_ROW)
+        return cc_sql_step_rc(db, src, sqlite3_sql(stmt));
+    o = row_fn(stmt);
+    if (o == NULL)
+        return CC_ERR_NOMEM;
+    *out = o;
+    return CC_OK;
+}
+
+int cc_sql_int64(sqlite3 *db, sqlite3_stmt *stmt, int64_t *out)
+{
+    int src = sqlite3_step(stmt);
+
+    if (src == SQLITE_DONE)
+        return CC_ERR_NOT_FOUND;
+    if (src != SQLITE_ROW)
+        return cc_sql_step_rc(db, src, sqlite3_sql(stmt));
+    *out = sqlite3_column_int64(stmt, 0);
+    return CC_OK;
+}
+
+int cc_sql_end(sqlite3 *db, int rc)
+{
+    if (rc == CC_OK)
+        return cc_db_commit(db) == CC_OK ? CC_OK : CC_ERR_DB;
+    cc_db_rollback(db);
+    return rc;
+}
+
 cJSON *cc_sql_list_new(cJSON *items, int64_t total)
 {
     cJSON *root = NULL;

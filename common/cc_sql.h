@@ -16,6 +16,13 @@
 #include <cjson/cJSON.h>
 
 #define CC_SQL_CACHE_MAX 96 /* cached statements per thread */
+#define CC_PAGE_MAX 500      /* most items in one list answer */
+
+/* A window of a list: at most limit items after skipping offset. */
+struct cc_page {
+    int64_t limit;  /* 1..CC_PAGE_MAX */
+    int64_t offset; /* >= 0 */
+};
 
 /* From now on this thread caches statements. */
 void cc_sql_cache_enable(void);
@@ -43,6 +50,22 @@ int cc_sql_json_text(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col);
 int cc_sql_json_bool(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col);
 /* An epoch-ms column as an ISO-8601 UTC string. */
 int cc_sql_json_time(cJSON *obj, const char *name, sqlite3_stmt *stmt, int col);
+
+/* Makes one JSON object from the current row of a statement; NULL on out of memory. */
+typedef cJSON *(*cc_sql_row_fn)(sqlite3_stmt *stmt);
+
+/* Steps a bound statement to the end, collecting row_fn of each row into a new array
+ * (*items, the caller's). CC_OK, CC_ERR_DB or CC_ERR_NOMEM. */
+int cc_sql_collect(sqlite3 *db, sqlite3_stmt *stmt, cc_sql_row_fn row_fn, cJSON **items);
+/* Steps a bound statement for one row: *out = row_fn(row). CC_OK, CC_ERR_NOT_FOUND (no
+ * row), CC_ERR_DB or CC_ERR_NOMEM. */
+int cc_sql_one(sqlite3 *db, sqlite3_stmt *stmt, cc_sql_row_fn row_fn, cJSON **out);
+/* Steps a bound statement whose first column of one row is an integer (a count). */
+int cc_sql_int64(sqlite3 *db, sqlite3_stmt *stmt, int64_t *out);
+
+/* Ends a transaction: COMMIT when rc is CC_OK (CC_ERR_DB if that fails), else
+ * ROLLBACK. Returns the resulting code. */
+int cc_sql_end(sqlite3 *db, int rc);
 
 /* A list answer {"items":items,"total":total}; takes items (deleted on failure).
  * NULL on out of memory. */

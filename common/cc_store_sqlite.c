@@ -239,8 +239,8 @@ out:
     return rc;
 }
 
-int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at,
-                         int has_newest, int64_t newest_ts)
+int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at, int has_newest,
+                         int64_t newest_ts)
 {
     sqlite3_stmt *stmt = NULL;
     int src;
@@ -268,8 +268,8 @@ out:
     return rc;
 }
 
-int cc_store_device_status(struct cc_store *st, int64_t device_id, int online,
-                           const char *firmware, int64_t seen_at)
+int cc_store_device_status(struct cc_store *st, int64_t device_id, int online, const char *firmware,
+                           int64_t seen_at)
 {
     sqlite3_stmt *stmt = NULL;
     int src;
@@ -281,13 +281,11 @@ int cc_store_device_status(struct cc_store *st, int64_t device_id, int online,
     /* An offline status (often the broker's last will) says the device is gone: it
      * is recorded, but it is no sign of life, so last_seen_at stays. */
     if (sqlite3_bind_int64(stmt, 1, device_id) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 2, online ? "ONLINE" : "OFFLINE", -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, online ? "ONLINE" : "OFFLINE", -1, SQLITE_STATIC) != SQLITE_OK ||
         (firmware != NULL && firmware[0] != '\0'
              ? sqlite3_bind_text(stmt, 3, firmware, -1, SQLITE_STATIC)
              : sqlite3_bind_null(stmt, 3)) != SQLITE_OK ||
-        (online ? sqlite3_bind_int64(stmt, 4, seen_at) : sqlite3_bind_null(stmt, 4)) !=
-            SQLITE_OK) {
+        (online ? sqlite3_bind_int64(stmt, 4, seen_at) : sqlite3_bind_null(stmt, 4)) != SQLITE_OK) {
         rc = step_failed(st, "device status bind", SQLITE_ERROR);
         goto out;
     }
@@ -304,8 +302,7 @@ out:
 }
 
 int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
-                         const void *payload, size_t len, const char *code,
-                         const char *message)
+                         const void *payload, size_t len, const char *code, const char *message)
 {
     static const char empty[1] = "";
     sqlite3_stmt *stmt = NULL;

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <time.h>
 
-#define MS_PER_S 1000LL        /* milliseconds */
-#define MS_PER_DAY 86400000LL  /* milliseconds */
+#define MS_PER_S 1000LL          /* milliseconds */
+#define MS_PER_DAY 86400000LL    /* milliseconds */
 #define MAX_OFFSET_MIN (14 * 60) /* minutes: UTC+14:00 is the furthest real zone */
-#define ISO8601_OUT_LEN 25     /* bytes: "YYYY-MM-DDTHH:MM:SS.mmmZ" + NUL */
+#define ISO8601_OUT_LEN 25       /* bytes: "YYYY-MM-DDTHH:MM:SS.mmmZ" + NUL */
 
 int64_t cc_now_ms(void)
 {
@@ -36,9 +36,9 @@ int64_t cc_days_from_civil(int64_t y, unsigned m, unsigned d)
 
     y -= m <= 2;
     era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;                                        /* [0, 399] */
+    yoe = y - era * 400;                                                              /* [0, 399] */
     doy = (153 * (m > 2 ? (int64_t)m - 3 : (int64_t)m + 9) + 2) / 5 + (int64_t)d - 1; /* [0, 365] */
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;                /* [0, 146096] */
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; /* [0, 146096] */
     return era * 146097 + doe - 719468;
 }
 

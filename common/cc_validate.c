@@ -10,8 +10,8 @@
 #include "cc_rc.h"
 #include "cc_time.h"
 
-#define FIELD_MAX 64   /* bytes in a detail's field name ("[999].batteryLevel") */
-#define MESSAGE_MAX 160 /* bytes in an error message */
+#define FIELD_MAX 64     /* bytes in a detail's field name ("[999].batteryLevel") */
+#define MESSAGE_MAX 160  /* bytes in an error message */
 #define TS_STRING_MAX 64 /* bytes in an ISO-8601 ts string we try to parse */
 
 /* Issues, shared so tests and callers see the same wording. */
@@ -100,8 +100,8 @@ static int add_detail(cJSON *details, const char *prefix, const char *name, cons
 /* Checks an optional or required number in [lo, hi]. *present tells whether it was
  * given; *bad is set when a detail was added. CC_OK or CC_ERR_NOMEM. */
 static int check_number(const cJSON *obj, const char *name, int required, double lo, double hi,
-                        const char *range_issue, const char *prefix, cJSON *details,
-                        int *present, double *value, int *bad)
+                        const char *range_issue, const char *prefix, cJSON *details, int *present,
+                        double *value, int *bad)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
 
@@ -212,8 +212,8 @@ int cc_validate_reading(const cJSON *obj, int64_t received_ms, const char *prefi
         return rc != CC_OK ? rc : CC_ERR_VALIDATION;
     }
     rc = check_number(obj, "temperature", 1, CC_TEMP_MIN, CC_TEMP_MAX,
-                      "must be between -100 and 150", prefix, err_details, &present,
-                      &r.temperature, &bad);
+                      "must be between -100 and 150", prefix, err_details, &present, &r.temperature,
+                      &bad);
     if (rc == CC_OK)
         rc = check_number(obj, "humidity", 0, 0.0, 100.0, "must be between 0 and 100", prefix,
                           err_details, &r.has_humidity, &r.humidity, &bad);
@@ -222,8 +222,8 @@ int cc_validate_reading(const cJSON *obj, int64_t received_ms, const char *prefi
     if (rc == CC_OK)
         rc = check_bool(obj, "doorStatus", prefix, err_details, &r.door_status, &bad);
     if (rc == CC_OK)
-        rc = check_number(obj, "batteryLevel", 0, 0.0, 100.0, "must be between 0 and 100",
-                          prefix, err_details, &r.has_battery, &r.battery_level, &bad);
+        rc = check_number(obj, "batteryLevel", 0, 0.0, 100.0, "must be between 0 and 100", prefix,
+                          err_details, &r.has_battery, &r.battery_level, &bad);
     if (rc == CC_OK)
         rc = check_ts(obj, received_ms, prefix, err_details, &r, &bad);
     if (rc != CC_OK)
@@ -296,8 +296,8 @@ static cJSON *parse_payload(const char *payload, size_t len, int *rc, cJSON **er
     *err = NULL;
     if (len > CC_MAX_PAYLOAD) {
         *rc = CC_ERR_VALIDATION;
-        *err = error_simple(CC_ERR_VALIDATION, "payload must not be larger than 1 MiB",
-                            "payload", "must not be larger than 1048576 bytes");
+        *err = error_simple(CC_ERR_VALIDATION, "payload must not be larger than 1 MiB", "payload",
+                            "must not be larger than 1048576 bytes");
         goto fail;
     }
     if (payload == NULL || len == 0 || memchr(payload, '\0', len) != NULL) {
@@ -335,8 +335,7 @@ fail:
 }
 
 int cc_validate_readings(const char *payload, size_t len, int64_t received_ms,
-                         struct cc_reading **out, size_t *n_out, size_t **ok_index,
-                         cJSON **err)
+                         struct cc_reading **out, size_t *n_out, size_t **ok_index, cJSON **err)
 {
     cJSON *root = NULL;
     cJSON *details = NULL;
@@ -354,8 +353,8 @@ int cc_validate_readings(const char *payload, size_t len, int64_t received_ms,
 
         if (size < 1 || size > CC_MAX_BATCH) {
             rc = CC_ERR_VALIDATION;
-            e = error_simple(CC_ERR_VALIDATION, "payload must hold 1 to 1000 readings",
-                             "payload", "must hold 1 to 1000 readings");
+            e = error_simple(CC_ERR_VALIDATION, "payload must hold 1 to 1000 readings", "payload",
+                             "must hold 1 to 1000 readings");
             goto fail;
         }
         n_items = (size_t)size;

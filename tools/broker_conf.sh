@@ -26,7 +26,9 @@ src_dir=$(cd "$(dirname "$0")/../broker-config" && pwd)
 case $port in
 '' | *[!0-9]*) die "port must be a number: $port" ;;
 esac
-[ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "port out of range: $port"
+if [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
+    die "port out of range: $port"
+fi
 case $username in
 '' | *:* | *' '* | *'	'*) die "username must be non-empty, without ':' or blanks" ;;
 esac

@@ -89,8 +89,8 @@ int ccctl_parse_double(const char *s, double min, double max, double *out)
 /* Prints a SPEC §5 error object for a person: the message, then one line per detail. */
 static void print_error(const cJSON *err)
 {
-    const cJSON *details = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(err, "error"), "details");
+    const cJSON *details =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(err, "error"), "details");
     const cJSON *d;
 
     fprintf(stderr, "ccctl: %s: %s\n", cc_error_code(err), cc_error_message(err));
@@ -238,9 +238,8 @@ static int link_technician(sqlite3 *db, int64_t tech_id, int64_t customer_id)
         goto out;
     }
     rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE ||
-        (rc == SQLITE_ROW &&
-         strcmp((const char *)sqlite3_column_text(stmt, 0), "TECHNICIAN") != 0)) {
+    if (rc == SQLITE_DONE || (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(stmt, 0),
+                                                         "TECHNICIAN") != 0)) {
         fprintf(stderr, "ccctl: --link-technician: user %" PRId64 " is not a technician\n",
                 tech_id);
         rc = CC_ERR_VALIDATION;
@@ -339,6 +338,8 @@ static int cmd_user_add(int argc, char **argv, const struct cc_config *cfg)
         c = CC_ERR_DB;
     if (c == CC_OK) {
         in_tx = 0;
+        cc_log_info("user_created", "id=%" PRId64 " role=%s%s", id, role,
+                    tech_id != 0 ? " linked to a technician" : "");
         printf("%" PRId64 "\n", id);
         rc = CCCTL_EXIT_OK;
     } else if (c == CC_ERR_VALIDATION) {

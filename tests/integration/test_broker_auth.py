@@ -332,6 +332,30 @@ def case_device_named_like_operator(ctx):
         ctx.db.execute("DELETE FROM devices WHERE serial_number = ?", (DEV_CLASH,))
 
 
+def case_device_deleted_loses_access(ctx):
+    # Deleting the device row takes effect at the next ACL check of a live connection: the
+    # plugin no longer knows the serial, defers, and the acl file has no rule for it.
+    serial, key = "CC-TEST-DEL", "e" * 64
+    add_device(ctx.db, serial, key)
+    c = Client(ctx.port, serial, key)
+    check(c.connect() == CONNACK_ACCEPTED, "new device refused")
+    c.publish("devices/%s/readings" % serial, "before-delete")
+    ctx.op.wait_message("devices/%s/readings" % serial, "before-delete")
+    ctx.db.execute("DELETE FROM devices WHERE serial_number = ?", (serial,))
+    c.publish("devices/%s/readings" % serial, "after-delete")
+    c.wait_disconnected()
+    c.close()
+    rc = Client(ctx.port, serial, key).connect()
+    check(rc == CONNACK_NOT_AUTHORISED, "deleted device: CONNACK %s, want 5" % rc)
+    marker = Client(ctx.port, DEV_B, KEY_B)
+    check(marker.connect() == CONNACK_ACCEPTED, "device B refused")
+    marker.publish("devices/%s/readings" % DEV_B, "after-delete-marker")
+    ctx.op.wait_message("devices/%s/readings" % DEV_B, "after-delete-marker")
+    marker.close()
+    check(("devices/%s/readings" % serial, "after-delete") not in ctx.op.messages,
+          "a deleted device's publish was delivered")
+
+
 class Ctx:
     pass
 
@@ -369,6 +393,7 @@ def main():
             ("key_change_without_reload", case_key_change_without_reload),
             ("operator_not_a_device_uses_files", case_operator_not_a_device_uses_files),
             ("device_named_like_operator", case_device_named_like_operator),
+            ("device_deleted_loses_access", case_device_deleted_loses_access),
         ]
         for name, fn in cases:
             try:

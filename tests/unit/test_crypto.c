@@ -46,8 +46,7 @@ static void test_crypto_hmac_rfc4231(void **state)
     cc_hex_encode(out, sizeof(out), hex);
     assert_string_equal(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
     /* RFC 4231 test case 2 */
-    assert_int_equal(
-        cc_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, out), CC_OK);
+    assert_int_equal(cc_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, out), CC_OK);
     cc_hex_encode(out, sizeof(out), hex);
     assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
@@ -146,8 +145,7 @@ static void test_crypto_base64url_decode_rejects(void **state)
     assert_int_equal(cc_base64url_decode("Zg==", 4, dec, sizeof(dec), &len), CC_ERR_VALIDATION);
     assert_int_equal(cc_base64url_decode("Zm9+", 4, dec, sizeof(dec), &len), CC_ERR_VALIDATION);
     assert_int_equal(cc_base64url_decode("Zm9/", 4, dec, sizeof(dec), &len), CC_ERR_VALIDATION);
-    assert_int_equal(cc_base64url_decode("Zm9v Zg", 7, dec, sizeof(dec), &len),
-                     CC_ERR_VALIDATION);
+    assert_int_equal(cc_base64url_decode("Zm9v Zg", 7, dec, sizeof(dec), &len), CC_ERR_VALIDATION);
     assert_int_equal(cc_base64url_decode("Z", 1, dec, sizeof(dec), &len), CC_ERR_VALIDATION);
     /* non-zero unused bits: "Zh" would also decode to "f" without the check */
     assert_int_equal(cc_base64url_decode("Zh", 2, dec, sizeof(dec), &len), CC_ERR_VALIDATION);
@@ -235,16 +233,16 @@ static void test_crypto_password_verify_rejects_malformed(void **state)
     /* each field broken in turn; the good string verifies, so only the change matters */
     assert_int_equal(cc_password_verify("pw", good), CC_OK);
     const char *fmts[] = {
-        "scrypt$04$1$1$%s",   /* leading zero */
-        "scrypt$+4$1$1$%s",   /* sign */
-        "scrypt$4$1$$%s",     /* empty p */
-        "scrypt$4$1$1$1$%s",  /* extra field */
-        "scrypt$4$1$1$%s$",   /* trailing separator */
-        "scrypt$4$1$1$%s=",   /* padding */
-        "scrypt$4$1$1$%s ",   /* trailing space */
-        "SCRYPT$4$1$1$%s",    /* prefix case */
-        "scrypt$4$1$1$$%s",   /* empty field */
-        "scrypt$5$1$1$%s",    /* right format, other cost: a different hash */
+        "scrypt$04$1$1$%s",  /* leading zero */
+        "scrypt$+4$1$1$%s",  /* sign */
+        "scrypt$4$1$$%s",    /* empty p */
+        "scrypt$4$1$1$1$%s", /* extra field */
+        "scrypt$4$1$1$%s$",  /* trailing separator */
+        "scrypt$4$1$1$%s=",  /* padding */
+        "scrypt$4$1$1$%s ",  /* trailing space */
+        "SCRYPT$4$1$1$%s",   /* prefix case */
+        "scrypt$4$1$1$$%s",  /* empty field */
+        "scrypt$5$1$1$%s",   /* right format, other cost: a different hash */
     };
     for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
         snprintf(bad, sizeof(bad), fmts[i], salt);
@@ -273,7 +271,7 @@ static void test_crypto_password_verify_rejects_absurd_params(void **state)
     (void)state;
     char good[CC_PASSWORD_HASH_MAX], bad[CC_PASSWORD_HASH_MAX];
     const char *tail;
-    static const char *const params[] = {"21$8$1", "0$8$1",  "4$0$1",  "4$1$0", "4$33$1",
+    static const char *const params[] = {"21$8$1", "0$8$1",  "4$0$1",   "4$1$0",  "4$33$1",
                                          "4$1$17", "64$8$1", "999$1$1", "20$32$1"};
 
     make_small_hash("pw", good, sizeof(good));
@@ -297,8 +295,7 @@ static void test_crypto_password_hash_rejects_bad_args(void **state)
     assert_int_equal(cc_password_hash_params("pw", 4, 8, 0, h, sizeof(h)), CC_ERR_INTERNAL);
     assert_int_equal(cc_password_hash_params(NULL, 4, 8, 1, h, sizeof(h)), CC_ERR_INTERNAL);
     assert_string_equal(h, "untouched");
-    assert_int_equal(cc_password_hash_params("pw", 4, 8, 1, small, sizeof(small)),
-                     CC_ERR_INTERNAL);
+    assert_int_equal(cc_password_hash_params("pw", 4, 8, 1, small, sizeof(small)), CC_ERR_INTERNAL);
     assert_string_equal(small, "untouched");
 }
 

@@ -41,12 +41,17 @@ static void test_error_codes_follow_rc(void **state)
         int rc;
         const char *code;
     } cases[] = {
-        {CC_ERR_VALIDATION, "VALIDATION_ERROR"}, {CC_ERR_BAD_JSON, "BAD_JSON"},
-        {CC_ERR_UNAUTHORIZED, "UNAUTHORIZED"},   {CC_ERR_TOKEN_EXPIRED, "TOKEN_EXPIRED"},
+        {CC_ERR_VALIDATION, "VALIDATION_ERROR"},
+        {CC_ERR_BAD_JSON, "BAD_JSON"},
+        {CC_ERR_UNAUTHORIZED, "UNAUTHORIZED"},
+        {CC_ERR_TOKEN_EXPIRED, "TOKEN_EXPIRED"},
         {CC_ERR_INVALID_CREDENTIALS, "INVALID_CREDENTIALS"},
-        {CC_ERR_FORBIDDEN, "FORBIDDEN"},         {CC_ERR_CONFLICT, "CONFLICT"},
-        {CC_ERR_TOO_LARGE, "PAYLOAD_TOO_LARGE"}, {CC_ERR_RATE_LIMITED, "RATE_LIMITED"},
-        {CC_ERR_DB, "INTERNAL"},                 {-1, "INTERNAL"},
+        {CC_ERR_FORBIDDEN, "FORBIDDEN"},
+        {CC_ERR_CONFLICT, "CONFLICT"},
+        {CC_ERR_TOO_LARGE, "PAYLOAD_TOO_LARGE"},
+        {CC_ERR_RATE_LIMITED, "RATE_LIMITED"},
+        {CC_ERR_DB, "INTERNAL"},
+        {-1, "INTERNAL"},
         {CC_RC_COUNT, "INTERNAL"},
     };
 

@@ -209,8 +209,8 @@ static void test_time_round_trip(void **state)
     (void)state;
     char buf[CC_ISO8601_LEN];
     /* a spread of instants, including ones before the epoch and in leap years */
-    static const int64_t samples[] = {0,      1,       -1,       951782400000LL, T_EXAMPLE,
-                                      -86400001LL,     4102444799999LL,         -62135596800000LL};
+    static const int64_t samples[] = {
+        0, 1, -1, 951782400000LL, T_EXAMPLE, -86400001LL, 4102444799999LL, -62135596800000LL};
 
     for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
         assert_int_equal(cc_time_format_iso8601(samples[i], buf, sizeof(buf)), CC_OK);

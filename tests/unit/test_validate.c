@@ -64,10 +64,8 @@ static void assert_detail(const cJSON *err, int i, const char *field, const char
     const cJSON *d = detail(err, i);
 
     assert_non_null(d);
-    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "field")),
-                        field);
-    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "issue")),
-                        issue);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "field")), field);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "issue")), issue);
 }
 
 /* The payload is accepted as one valid reading. */
@@ -387,9 +385,8 @@ static void test_validate_array_item_not_object(void **state)
 
 static void test_validate_not_json(void **state)
 {
-    const char *bad[] = {"{",     "tempera", "{\"temperature\":1} x", "{\"temperature\":1}}",
-                         "",      "   ",     "{'temperature':1}",
-                         "[1,]"};
+    const char *bad[] = {"{", "tempera", "{\"temperature\":1} x", "{\"temperature\":1}}",
+                         "",  "   ",     "{'temperature':1}",     "[1,]"};
 
     (void)state;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -605,8 +602,7 @@ static void test_validate_status_refused(void **state)
 
     (void)state;
     assert_status_refused("{}", CC_ERR_VALIDATION, "online", "required");
-    assert_status_refused("{\"online\":\"yes\"}", CC_ERR_VALIDATION, "online",
-                          "must be a boolean");
+    assert_status_refused("{\"online\":\"yes\"}", CC_ERR_VALIDATION, "online", "must be a boolean");
     assert_status_refused("{\"online\":null}", CC_ERR_VALIDATION, "online", "must be a boolean");
     assert_status_refused("{\"online\":true,\"firmwareVersion\":5}", CC_ERR_VALIDATION,
                           "firmwareVersion", "must be a string");
@@ -617,8 +613,7 @@ static void test_validate_status_refused(void **state)
                           "must be at most 64 characters");
     assert_status_refused("{\"online\":tru", CC_ERR_BAD_JSON, NULL, NULL);
     assert_status_refused("true", CC_ERR_BAD_JSON, NULL, NULL);
-    assert_status_refused("[{\"online\":true}]", CC_ERR_VALIDATION, "payload",
-                          "must be an object");
+    assert_status_refused("[{\"online\":true}]", CC_ERR_VALIDATION, "payload", "must be an object");
 }
 
 static void test_validate_status_firmware_at_limit(void **state)

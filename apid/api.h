@@ -1,0 +1,154 @@
+/* api.h - apid's private header: the request, the routing table, the answer helpers.
+ *
+ * One civetweb callback (api_dispatch, server.c) takes every request through the same
+ * steps: CORS preflight, rate limit, body size, route lookup (404/405), bearer token
+ * and role (401/403), JSON body (400), then the route's handler, then one log line.
+ * Handlers are thin (h_*.c): read the request, call one common/ function, answer.
+ * Every handler returns the HTTP status it sent (STYLE 13), never 0.
+ * Threads: civetweb workers; each has its own store (struct api_thread). */
+#ifndef API_H
+#define API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <civetweb.h>
+#include <cjson/cJSON.h>
+
+#include "cc_access.h"
+#include "cc_auth.h"
+#include "cc_config.h"
+#include "cc_http.h"
+#include "cc_ratelimit.h"
+#include "cc_store.h"
+
+#define API_NUM_THREADS 16      /* civetweb workers, each with its own SQLite connection */
+#define API_MAX_PARAMS 3        /* :params in one route pattern */
+#define API_PARAM_MAX 72        /* bytes of one path parameter, NUL included */
+#define API_RATE_KEYS 16384     /* client addresses each limiter tracks at once */
+#define API_CORS_MAX_AGE_S 600  /* how long a browser may cache a preflight */
+
+/* Process-wide state, written before the server starts and read-only afterwards. */
+struct api_app {
+    struct cc_config cfg;
+    char jwt_secret[CC_CONFIG_STR];
+    struct cc_auth_cfg auth;
+    struct cc_ratelimit *limit_api;  /* RATE_LIMIT_API per window */
+    struct cc_ratelimit *limit_auth; /* RATE_LIMIT_AUTH per window, /api/auth/* */
+};
+
+/* One worker thread's resources (civetweb init_thread / exit_thread). */
+struct api_thread {
+    struct cc_store *st; /* NULL if the database could not be opened */
+};
+
+/* Route flags. */
+enum api_route_flags {
+    API_PUBLIC = 1 << 0,     /* no bearer token */
+    API_BODY_JSON = 1 << 1,  /* the body must be a JSON object: r->body */
+    API_BODY_RAW = 1 << 2,   /* the handler reads r->raw / r->raw_len itself */
+    API_LIMIT_AUTH = 1 << 3, /* counts against RATE_LIMIT_AUTH instead of RATE_LIMIT_API */
+    API_UNLIMITED = 1 << 4,  /* never rate limited (/health, /ready, /metrics) */
+};
+
+struct api_req;
+typedef int (*api_handler_fn)(struct api_req *r);
+
+struct api_route {
+    const char *method;  /* "GET", ... */
+    const char *pattern; /* "/api/users/:id"; a :param ending in "id"/"Id" must be an id */
+    api_handler_fn fn;
+    unsigned flags;      /* enum api_route_flags */
+    int roles;           /* enum cc_role bits that may use it; 0 = any signed-in user */
+};
+
+struct api_req {
+    struct mg_connection *conn;
+    const struct mg_request_info *ri;
+    const struct api_app *app;
+    struct cc_store *st;        /* this worker's store, NULL if unavailable */
+    const char *method;
+    const char *path;           /* decoded path, no query string */
+    const char *query;          /* raw query string or NULL */
+    char addr[CC_ADDR_MAX];     /* client address for limits and logs */
+    const char *origin;         /* allowed CORS origin to echo, or NULL */
+    const struct api_route *route;
+    char param[API_MAX_PARAMS][API_PARAM_MAX]; /* path parameters, in pattern order */
+    int64_t id[API_MAX_PARAMS]; /* the same parsed as ids (0 if not an id) */
+    struct cc_principal who;    /* the signed-in user (user_id 0 if none) */
+    char *raw;                  /* request body (NUL-terminated), or NULL */
+    size_t raw_len;
+    cJSON *body;                /* parsed body for API_BODY_JSON routes */
+    int status;                 /* status sent, 0 until an answer went out */
+    int must_close;             /* close the connection after the answer */
+    char extra_headers[256];    /* "Name: value\r\n" lines added to the answer */
+};
+
+/* routes.c: the table, and the lookup. API_ROUTE_FOUND with *route and the params
+ * filled in; API_ROUTE_NO_PATH (404); API_ROUTE_NO_METHOD (405, allow receives the
+ * methods of that path, "GET, POST"). */
+enum api_route_result { API_ROUTE_FOUND, API_ROUTE_NO_PATH, API_ROUTE_NO_METHOD };
+int api_route_find(struct api_req *r, char *allow, size_t allowlen);
+/* 1 if the path is /health, /ready or /metrics (never rate limited). */
+int api_route_unlimited(const char *path);
+/* 1 if the path is one of the auth routes (RATE_LIMIT_AUTH). */
+int api_route_is_auth(const char *path);
+
+/* server.c: answers. Each returns the status it sent. */
+/* Sends body (taken: deleted here) as JSON with status. */
+int api_reply_json(struct api_req *r, int status, cJSON *body);
+/* Sends status with no body (204). */
+int api_reply_empty(struct api_req *r, int status);
+/* Sends the SPEC §5 error for rc: err (taken) if given, else message (NULL: default). */
+int api_reply_error(struct api_req *r, int rc, const char *message, cJSON *err);
+/* The usual end of a handler: rc == CC_OK sends ok (taken) with ok_status, else the
+ * error for rc with err (taken); whichever is not sent is deleted. */
+int api_answer(struct api_req *r, int rc, cJSON *err, cJSON *ok, int ok_status);
+/* Adds one header line to the coming answer. */
+void api_add_header(struct api_req *r, const char *name, const char *value);
+
+/* civetweb callbacks (server.c). */
+int api_dispatch(struct mg_connection *conn);
+void *api_thread_init(const struct mg_context *ctx, int thread_type);
+void api_thread_exit(const struct mg_context *ctx, int thread_type, void *thread_pointer);
+int api_civet_log(const struct mg_connection *conn, const char *message);
+
+/* Handlers (h_*.c). */
+int api_health(struct api_req *r);
+int api_ready(struct api_req *r);
+
+int api_auth_login(struct api_req *r);
+int api_auth_refresh(struct api_req *r);
+int api_auth_logout(struct api_req *r);
+int api_auth_me(struct api_req *r);
+
+int api_users_list(struct api_req *r);
+int api_users_create(struct api_req *r);
+int api_users_get(struct api_req *r);
+int api_users_update(struct api_req *r);
+int api_users_delete(struct api_req *r);
+int api_users_link(struct api_req *r);
+int api_users_unlink(struct api_req *r);
+
+int api_locations_list(struct api_req *r);
+int api_locations_create(struct api_req *r);
+int api_locations_get(struct api_req *r);
+int api_locations_update(struct api_req *r);
+int api_locations_delete(struct api_req *r);
+
+int api_coldcells_list(struct api_req *r);
+int api_coldcells_create(struct api_req *r);
+int api_coldcells_get(struct api_req *r);
+int api_coldcells_update(struct api_req *r);
+int api_coldcells_delete(struct api_req *r);
+
+int api_devices_list(struct api_req *r);
+int api_devices_create(struct api_req *r);
+int api_devices_get(struct api_req *r);
+int api_devices_update(struct api_req *r);
+int api_devices_delete(struct api_req *r);
+int api_devices_regenerate_key(struct api_req *r);
+
+int api_readings_ingest(struct api_req *r);
+
+#endif

@@ -1,0 +1,133 @@
+/* routes.c - apid's routing table: method + path pattern -> handler, flags and roles. */
+#include "api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ADMIN CC_ROLE_ADMIN
+
+static const struct api_route routes[] = {
+    {"GET", "/health", api_health, API_PUBLIC | API_UNLIMITED, 0},
+    {"GET", "/ready", api_ready, API_PUBLIC | API_UNLIMITED, 0},
+
+    {"POST", "/api/auth/login", api_auth_login, API_PUBLIC | API_BODY_JSON | API_LIMIT_AUTH, 0},
+    {"POST", "/api/auth/refresh", api_auth_refresh, API_PUBLIC | API_BODY_JSON | API_LIMIT_AUTH,
+     0},
+    {"POST", "/api/auth/logout", api_auth_logout, API_BODY_JSON | API_LIMIT_AUTH, 0},
+    {"GET", "/api/auth/me", api_auth_me, 0, 0},
+
+    {"GET", "/api/users", api_users_list, 0, ADMIN},
+    {"POST", "/api/users", api_users_create, API_BODY_JSON, ADMIN},
+    {"GET", "/api/users/:id", api_users_get, 0, ADMIN},
+    {"PATCH", "/api/users/:id", api_users_update, API_BODY_JSON, ADMIN},
+    {"DELETE", "/api/users/:id", api_users_delete, 0, ADMIN},
+    {"PUT", "/api/users/:technicianId/customers/:customerId", api_users_link, 0, ADMIN},
+    {"DELETE", "/api/users/:technicianId/customers/:customerId", api_users_unlink, 0, ADMIN},
+
+    {"GET", "/api/locations", api_locations_list, 0, 0},
+    {"POST", "/api/locations", api_locations_create, API_BODY_JSON, 0},
+    {"GET", "/api/locations/:id", api_locations_get, 0, 0},
+    {"PATCH", "/api/locations/:id", api_locations_update, API_BODY_JSON, 0},
+    {"DELETE", "/api/locations/:id", api_locations_delete, 0, 0},
+
+    {"GET", "/api/coldcells", api_coldcells_list, 0, 0},
+    {"POST", "/api/coldcells", api_coldcells_create, API_BODY_JSON, 0},
+    {"GET", "/api/coldcells/:id", api_coldcells_get, 0, 0},
+    {"PATCH", "/api/coldcells/:id", api_coldcells_update, API_BODY_JSON, 0},
+    {"DELETE", "/api/coldcells/:id", api_coldcells_delete, 0, 0},
+
+    {"GET", "/api/devices", api_devices_list, 0, 0},
+    {"POST", "/api/devices", api_devices_create, API_BODY_JSON, 0},
+    {"GET", "/api/devices/:id", api_devices_get, 0, 0},
+    {"PATCH", "/api/devices/:id", api_devices_update, API_BODY_JSON, 0},
+    {"DELETE", "/api/devices/:id", api_devices_delete, 0, 0},
+    {"POST", "/api/devices/:id/regenerate-key", api_devices_regenerate_key, 0, 0},
+
+    /* Devices sign with x-device-key, checked by the handler. */
+    {"POST", "/api/readings/devices/:serialNumber/readings", api_readings_ingest,
+     API_PUBLIC | API_BODY_RAW, 0},
+};
+
+/* 1 if a parameter of this name must be an id ("id", "customerId", ...). */
+static int param_is_id(const char *name, size_t n)
+{
+    return (n == 2 && memcmp(name, "id", 2) == 0) ||
+           (n > 2 && memcmp(name + n - 2, "Id", 2) == 0);
+}
+
+/* Matches path against pattern, filling r->param / r->id. 1 on a match. */
+static int match(const char *pattern, const char *path, struct api_req *r)
+{
+    const char *p = pattern, *s = path;
+    int np = 0;
+
+    while (*p && *s) {
+        if (*p == ':') {
+            const char *name = p + 1;
+            size_t nlen, vlen;
+            const char *vend = strchr(s, '/');
+
+            while (*p && *p != '/')
+                p++;
+            nlen = (size_t)(p - name);
+            if (vend == NULL)
+                vend = s + strlen(s);
+            vlen = (size_t)(vend - s);
+            if (vlen == 0 || vlen >= API_PARAM_MAX || np >= API_MAX_PARAMS)
+                return 0;
+            memcpy(r->param[np], s, vlen);
+            r->param[np][vlen] = '\0';
+            r->id[np] = 0;
+            if (!cc_http_parse_id(r->param[np], &r->id[np]) && param_is_id(name, nlen))
+                return 0;
+            np++;
+            s = vend;
+            continue;
+        }
+        if (*p != *s)
+            return 0;
+        p++;
+        s++;
+    }
+    return *p == '\0' && *s == '\0';
+}
+
+int api_route_find(struct api_req *r, char *allow, size_t allowlen)
+{
+    size_t n = sizeof routes / sizeof routes[0];
+    size_t used = 0;
+    int path_known = 0;
+
+    allow[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (!match(routes[i].pattern, r->path, r))
+            continue;
+        if (strcmp(routes[i].method, r->method) == 0) {
+            r->route = &routes[i];
+            return API_ROUTE_FOUND;
+        }
+        path_known = 1;
+        if (strstr(allow, routes[i].method) == NULL) {
+            int w = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "",
+                             routes[i].method);
+
+            if (w > 0 && (size_t)w < allowlen - used)
+                used += (size_t)w;
+        }
+    }
+    if (!path_known)
+        return API_ROUTE_NO_PATH;
+    /* Re-match the last known pattern is unnecessary: params are not used on 405. */
+    return API_ROUTE_NO_METHOD;
+}
+
+int api_route_unlimited(const char *path)
+{
+    return strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0 ||
+           strcmp(path, "/metrics") == 0;
+}
+
+int api_route_is_auth(const char *path)
+{
+    return strncmp(path, "/api/auth/", 10) == 0 && strcmp(path, "/api/auth/me") != 0;
+}

@@ -1,0 +1,76 @@
+/* cc_audit.c - appends audit_log rows inside the caller's transaction. */
+#include "cc_audit.h"
+
+#include <stdlib.h>
+
+#include "cc_rc.h"
+#include "cc_sql.h"
+#include "cc_time.h"
+
+static const char sql_insert[] =
+    "INSERT INTO audit_log (ts, actor_user_id, action, entity, entity_id, detail) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/* Adds a deep copy of item under name; CC_OK or CC_ERR_NOMEM. */
+static int add_copy(cJSON *obj, const char *name, const cJSON *item)
+{
+    cJSON *dup;
+
+    if (item == NULL)
+        return CC_OK;
+    dup = cJSON_Duplicate(item, 1);
+    if (dup == NULL)
+        return CC_ERR_NOMEM;
+    if (!cJSON_AddItemToObject(obj, name, dup)) {
+        cJSON_Delete(dup);
+        return CC_ERR_NOMEM;
+    }
+    return CC_OK;
+}
+
+int cc_audit_append(struct cc_store *st, int64_t actor_user_id, const char *action,
+                    const char *entity, int64_t entity_id, const cJSON *old_obj,
+                    const cJSON *new_obj)
+{
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    cJSON *detail = NULL;
+    char *text = NULL;
+    int rc;
+
+    detail = cJSON_CreateObject();
+    if (detail == NULL) {
+        rc = CC_ERR_NOMEM;
+        goto out;
+    }
+    rc = add_copy(detail, "old", old_obj);
+    if (rc == CC_OK)
+        rc = add_copy(detail, "new", new_obj);
+    if (rc != CC_OK)
+        goto out;
+    text = cJSON_PrintUnformatted(detail);
+    if (text == NULL) {
+        rc = CC_ERR_NOMEM;
+        goto out;
+    }
+    rc = cc_sql_prepare(db, sql_insert, &stmt);
+    if (rc != CC_OK)
+        goto out;
+    if (sqlite3_bind_int64(stmt, 1, cc_now_ms()) != SQLITE_OK ||
+        (actor_user_id > 0 ? sqlite3_bind_int64(stmt, 2, actor_user_id)
+                           : sqlite3_bind_null(stmt, 2)) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 3, action, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 4, entity, -1, SQLITE_STATIC) != SQLITE_OK ||
+        (entity_id > 0 ? sqlite3_bind_int64(stmt, 5, entity_id) : sqlite3_bind_null(stmt, 5)) !=
+            SQLITE_OK ||
+        sqlite3_bind_text(stmt, 6, text, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    rc = cc_sql_exec(db, stmt);
+out:
+    cc_sql_release(stmt);
+    free(text);
+    cJSON_Delete(detail);
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* cc_devices.h - devices and their API keys (SPEC §5 /api/devices).
+ *
+ * A device as the API shows it: {id, serialNumber, coldCellId, firmwareVersion,
+ * status, lastSeenAt, apiKeyPrefix, createdAt}. Create and regenerate-key answer the
+ * same object with one extra field, apiKey, the only time the key is ever shown; no
+ * answer holds the key's hash. Keys are made by cc_provision (32 random bytes, stored
+ * as SHA-256), and the broker plugin reads the hash on every CONNECT, so a regenerated
+ * key works, and the old one stops working, at once.
+ * Every function applies the access rule (cc_access.h): someone else's device, or a
+ * coldCellId the principal may not see, is CC_ERR_NOT_FOUND. Writes run in one
+ * transaction with their audit row. Deleting a device deletes, by the schema's
+ * cascades, its readings and alerts.
+ * Objects returned through out are the caller's; *err, when set, is a SPEC §5 error
+ * object (caller deletes). Thread: the caller's store.
+ * Codes: CC_OK, CC_ERR_VALIDATION (*err), CC_ERR_NOT_FOUND, CC_ERR_CONFLICT (*err),
+ * CC_ERR_UNAUTHORIZED, CC_ERR_DB, CC_ERR_NOMEM, CC_ERR_INTERNAL. */
+#ifndef CC_DEVICES_H
+#define CC_DEVICES_H
+
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "cc_access.h"
+#include "cc_sql.h"
+#include "cc_store.h"
+
+/* Devices p may see, by id; cold_cell_id > 0 keeps only that cell's. */
+int cc_devices_list(struct cc_store *st, const struct cc_principal *p, int64_t cold_cell_id,
+                    const struct cc_page *pg, cJSON **out);
+int cc_devices_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out);
+/* Body {coldCellId, serialNumber, firmwareVersion?}. *out has apiKey. */
+int cc_devices_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,
+                      cJSON **out, cJSON **err);
+/* Body: any subset of {coldCellId, serialNumber, firmwareVersion (null clears it)}. */
+int cc_devices_update(struct cc_store *st, const struct cc_principal *p, int64_t id,
+                      const cJSON *body, cJSON **out, cJSON **err);
+int cc_devices_delete(struct cc_store *st, const struct cc_principal *p, int64_t id);
+/* A new API key for device id; *out has apiKey. */
+int cc_devices_regenerate_key(struct cc_store *st, const struct cc_principal *p, int64_t id,
+                              cJSON **out);
+
+/* Checks an x-device-key for the device with this serial: CC_OK when the key hashes
+ * to its api_key_hash (constant-time compare), CC_ERR_UNAUTHORIZED for an unknown
+ * serial or a wrong key (the same work either way), CC_ERR_DB. */
+int cc_devices_authenticate(struct cc_store *st, const char *serial, const char *key);
+
+#endif

@@ -1,0 +1,53 @@
+/* cc_users.h - user management and technician-customer links (SPEC §5, admin routes).
+ *
+ * A user as the API shows it: {id, email, role, name, disabled, createdAt} and, for a
+ * technician, customerIds (the linked customers). No answer holds a password or its
+ * hash. Every function checks access itself (cc_access.h): users are the admin's, and
+ * anyone may read themselves. Writes run in one transaction with their audit row.
+ * Objects returned through out are the caller's (cJSON_Delete); *err, when set, is a
+ * SPEC §5 error object for the answer (caller deletes).
+ * Thread: the caller's store. Codes: CC_OK, CC_ERR_VALIDATION (*err), CC_ERR_FORBIDDEN,
+ * CC_ERR_NOT_FOUND, CC_ERR_CONFLICT (*err), CC_ERR_UNAUTHORIZED, CC_ERR_DB,
+ * CC_ERR_NOMEM, CC_ERR_INTERNAL. */
+#ifndef CC_USERS_H
+#define CC_USERS_H
+
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "cc_access.h"
+#include "cc_sql.h"
+#include "cc_store.h"
+
+/* The principal of a verified token's subject, from the database (so a role change,
+ * a deletion or disabling counts at once). CC_OK, CC_ERR_UNAUTHORIZED (no such user,
+ * or disabled) or CC_ERR_DB. */
+int cc_users_principal(struct cc_store *st, int64_t user_id, struct cc_principal *out);
+
+/* {"items":[user...],"total":N}, by id; an admin sees everyone, others themselves. */
+int cc_users_list(struct cc_store *st, const struct cc_principal *p, const struct cc_page *pg,
+                  cJSON **out);
+/* One user. */
+int cc_users_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out);
+/* Body {email,password,role,name}; admins only. *out is the new user. */
+int cc_users_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,
+                    cJSON **out, cJSON **err);
+/* Body: any subset of {email,password,role,name,disabled}; admins only. A new
+ * password or disabling revokes the user's refresh tokens; a role change drops links
+ * that no longer fit. Admins cannot change their own role nor disable themselves, and a
+ * customer who owns locations keeps the CUSTOMER role (CC_ERR_CONFLICT). */
+int cc_users_update(struct cc_store *st, const struct cc_principal *p, int64_t id,
+                    const cJSON *body, cJSON **out, cJSON **err);
+/* Deletes a user and, by the schema's cascades, everything they own (locations, cells,
+ * devices, readings, alerts, notifications, tokens, links). Admins only; not oneself. */
+int cc_users_delete(struct cc_store *st, const struct cc_principal *p, int64_t id,
+                    cJSON **err);
+/* Links (link = 1) or unlinks (0) a technician and a customer; admins only. Linking is
+ * idempotent; unlinking a pair that is not linked is CC_ERR_NOT_FOUND. A user of the
+ * wrong role is CC_ERR_VALIDATION. */
+int cc_users_link(struct cc_store *st, const struct cc_principal *p, int64_t technician_id,
+                  int64_t customer_id, int link, cJSON **err);
+
+/* Checks an e-mail address's shape (local@domain.tld, no blanks, <= 254 bytes). */
+int cc_users_email_valid(const char *email);
+
+#endif

@@ -1,0 +1,79 @@
+#!/bin/sh
+# `make run`: one stack in the foreground - mosquitto (with the coldchain plugin),
+# ingestd and apid - on MQTT_PORT / HTTP_PORT / INGEST_METRICS_PORT with COLDCHAIN_DB.
+# Seeds an empty database. Ctrl-C (SIGINT) or SIGTERM stops all three cleanly.
+# Several stacks run side by side with different ports and databases.
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+: "${COLDCHAIN_DB:=data/coldchain.db}"
+: "${MQTT_PORT:=1883}"
+: "${HTTP_PORT:=8080}"
+: "${INGEST_METRICS_PORT:=9101}"
+: "${MQTT_URL:=tcp://127.0.0.1:$MQTT_PORT}"
+: "${MQTT_USERNAME:=ingestd}"
+case "$COLDCHAIN_DB" in /*) ;; *) COLDCHAIN_DB="$ROOT/$COLDCHAIN_DB" ;; esac
+DATA=$(dirname "$COLDCHAIN_DB")
+mkdir -p "$DATA"
+chmod 700 "$DATA"
+
+# The ingestd operator's broker password: generated at first start, never committed.
+if [ -z "${MQTT_PASSWORD:-}" ]; then
+    if [ ! -s "$DATA/mqtt.secret" ]; then
+        (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$DATA/mqtt.secret")
+    fi
+    MQTT_PASSWORD=$(cat "$DATA/mqtt.secret")
+fi
+export COLDCHAIN_DB MQTT_PORT HTTP_PORT INGEST_METRICS_PORT MQTT_URL MQTT_USERNAME MQTT_PASSWORD
+
+build/ccctl migrate >/dev/null
+KEYS="$DATA/device-keys.csv"
+seed_out=$(build/ccctl seed --keys-file "$KEYS")
+echo "$seed_out"
+
+sh tools/broker_conf.sh "$DATA/broker" "$MQTT_PORT" "$COLDCHAIN_DB" "$ROOT/build/coldchain_auth.so" \
+    "$MQTT_USERNAME" "$MQTT_PASSWORD" >/dev/null
+
+pids=""
+stop_all() {
+    trap - INT TERM
+    echo "make run: stopping"
+    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    exit 0
+}
+trap stop_all INT TERM
+
+mosquitto -c "$DATA/broker/mosquitto.conf" &
+pids="$pids $!"
+sleep 0.5
+build/ingestd &
+pids="$pids $!"
+build/apid &
+pids="$pids $!"
+
+cat <<EOT
+
+coldchain is running
+  HTTP API        http://127.0.0.1:$HTTP_PORT/   (health: /health, ready: /ready)
+  MQTT broker     tcp://127.0.0.1:$MQTT_PORT     (devices: username = serial, password = API key)
+  ingest metrics  http://127.0.0.1:$INGEST_METRICS_PORT/metrics
+  database        $COLDCHAIN_DB
+  test users      admin@example.com / admin123, tech@example.com / technician123,
+                  customer1@example.com / customer123, customer2@example.com / customer123
+  device keys     $KEYS (shown once at seeding, kept there mode 0600)
+  simulate        build/ccctl simulate --keys-file $KEYS --url $MQTT_URL --rate 10 --duration 60
+Ctrl-C stops all three.
+EOT
+
+# If any of the three dies, stop the others.
+while :; do
+    for p in $pids; do
+        if ! kill -0 "$p" 2>/dev/null; then
+            echo "make run: process $p exited" >&2
+            stop_all
+        fi
+    done
+    sleep 1
+done
