@@ -34,7 +34,7 @@ struct api_app {
     char jwt_secret[CC_CONFIG_STR];
     struct cc_auth_cfg auth;
     struct cc_ratelimit *limit_api;  /* RATE_LIMIT_API per window */
-    struct cc_ratelimit *limit_auth; /* RATE_LIMIT_AUTH per window, /api/auth/* */
+    struct cc_ratelimit *limit_auth; /* RATE_LIMIT_AUTH per window: login, refresh, logout */
 };
 
 /* One worker thread's resources (civetweb init_thread / exit_thread). */
@@ -101,6 +101,8 @@ int api_reply_json(struct api_req *r, int status, cJSON *body);
 int api_reply_empty(struct api_req *r, int status);
 /* Sends the SPEC §5 error for rc: err (taken) if given, else message (NULL: default). */
 int api_reply_error(struct api_req *r, int rc, const char *message, cJSON *err);
+/* 503 with the SPEC §5 body (code INTERNAL): the service cannot answer yet. */
+int api_reply_unavailable(struct api_req *r, const char *message);
 /* The usual end of a handler: rc == CC_OK sends ok (taken) with ok_status, else the
  * error for rc with err (taken); whichever is not sent is deleted. */
 int api_answer(struct api_req *r, int rc, cJSON *err, cJSON *ok, int ok_status);

@@ -117,7 +117,6 @@ int api_route_find(struct api_req *r, char *allow, size_t allowlen)
     }
     if (!path_known)
         return API_ROUTE_NO_PATH;
-    /* Re-match the last known pattern is unnecessary: params are not used on 405. */
     return API_ROUTE_NO_METHOD;
 }
 

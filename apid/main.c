@@ -1,0 +1,132 @@
+/* main.c - apid: the HTTP API of SPEC §5 on civetweb.
+ *
+ * Start: configuration from the environment (a bad value: message naming the variable,
+ * exit 2), the JWT secret (JWT_SECRET, else generated once beside the database outside
+ * production), the database migrated once, then civetweb on HTTP_BIND:HTTP_PORT with
+ * API_NUM_THREADS workers, each with its own SQLite connection. SIGTERM or SIGINT stops
+ * the server after the requests in hand and exits 0. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "cc_db.h"
+#include "cc_jwt.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_store.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* Applies pending migrations once, before the workers open their connections. */
+static int migrate(const struct cc_config *cfg)
+{
+    struct cc_store *st = NULL;
+    int rc = cc_store_open(cfg->db_path, CC_DB_CREATE | CC_DB_MIGRATE, &st);
+
+    cc_store_close(st);
+    return rc;
+}
+
+int main(void)
+{
+    static struct api_app app;
+    struct mg_callbacks cb;
+    struct mg_context *ctx = NULL;
+    char err[512], ports[96], threads[16];
+    int status = 0;
+
+    if (cc_config_load(&app.cfg, err, sizeof err) != CC_OK) {
+        fprintf(stderr, "apid: configuration error: %s\n", err);
+        return 2;
+    }
+    cc_log_init("apid", app.cfg.log_level, app.cfg.log_json);
+    snprintf(app.jwt_secret, sizeof app.jwt_secret, "%s", app.cfg.jwt_secret);
+    if (cc_config_secret(&app.cfg, CC_SECRET_JWT, !app.cfg.production, app.jwt_secret,
+                         sizeof app.jwt_secret, err, sizeof err) != CC_OK) {
+        fprintf(stderr, "apid: configuration error: %s\n", err);
+        return 2;
+    }
+    if (strlen(app.jwt_secret) < CC_JWT_KEY_MIN) {
+        fprintf(stderr, "apid: configuration error: JWT_SECRET: at least %d characters\n",
+                CC_JWT_KEY_MIN);
+        return 2;
+    }
+    app.auth.secret = app.jwt_secret;
+    app.auth.secret_len = strlen(app.jwt_secret);
+    app.auth.access_ttl_s = app.cfg.access_token_ttl_s;
+    app.auth.refresh_ttl_s = app.cfg.refresh_token_ttl_s;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (migrate(&app.cfg) != CC_OK) {
+        cc_log_error("db_unavailable", "cannot open or migrate %s", app.cfg.db_path);
+        status = 1;
+        goto out;
+    }
+    if (cc_ratelimit_new(app.cfg.rate_limit_api, app.cfg.rate_limit_window_s * 1000,
+                         API_RATE_KEYS, &app.limit_api) != CC_OK ||
+        cc_ratelimit_new(app.cfg.rate_limit_auth, app.cfg.rate_limit_window_s * 1000,
+                         API_RATE_KEYS, &app.limit_auth) != CC_OK) {
+        cc_log_error("start_failed", "out of memory");
+        status = 1;
+        goto out;
+    }
+
+    snprintf(ports, sizeof ports, "%s:%d", app.cfg.http_bind, app.cfg.http_port);
+    snprintf(threads, sizeof threads, "%d", API_NUM_THREADS);
+    const char *options[] = {
+        "listening_ports", ports,
+        "num_threads", threads,
+        "enable_keep_alive", "yes",
+        "keep_alive_timeout_ms", "5000",
+        "request_timeout_ms", "10000",
+        "tcp_nodelay", "1",
+        NULL,
+    };
+    memset(&cb, 0, sizeof cb);
+    cb.begin_request = api_dispatch;
+    cb.init_thread = api_thread_init;
+    cb.exit_thread = api_thread_exit;
+    cb.log_message = api_civet_log;
+
+    mg_init_library(0);
+    ctx = mg_start(&cb, &app, options);
+    if (ctx == NULL) {
+        cc_log_error("start_failed", "cannot listen on %s", ports);
+        status = 1;
+        goto out;
+    }
+    cc_log_info("started", "listening on http://%s threads=%d db=%s", ports, API_NUM_THREADS,
+                app.cfg.db_path);
+
+    while (!stop_requested) {
+        struct timespec ts = {0, 100 * 1000000L};
+
+        nanosleep(&ts, NULL);
+    }
+    cc_log_info("stopping", "signal received, finishing requests in hand");
+    mg_stop(ctx);
+    ctx = NULL;
+out:
+    if (ctx != NULL)
+        mg_stop(ctx);
+    mg_exit_library();
+    cc_ratelimit_free(app.limit_api);
+    cc_ratelimit_free(app.limit_auth);
+    cc_log_info("stopped", "exit status %d", status);
+    return status;
+}

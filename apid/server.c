@@ -1,0 +1,419 @@
+/* server.c - apid's civetweb glue: the request pipeline, answers, per-thread stores. */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cc_error.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_sql.h"
+#include "cc_time.h"
+
+#define HEAD_MAX 1024 /* bytes of an answer's status line and headers */
+
+static const char oom_body[] = "{\"error\":{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}}";
+static const char cors_headers[] = "Authorization, Content-Type, X-Device-Key";
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Internal Server Error" : "OK";
+    }
+}
+
+/* The RFC 7231 date of now, formatted at most once a second per thread. */
+static const char *http_date(void)
+{
+    static _Thread_local char buf[40];
+    static _Thread_local time_t at = -1;
+    time_t now = time(NULL);
+
+    if (now != at) {
+        struct tm tm;
+
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        at = now;
+    }
+    return buf;
+}
+
+/* Whether the client asked to keep the connection (civetweb's should_keep_alive). */
+static int client_keep_alive(const struct api_req *r)
+{
+    const char *c = mg_get_header(r->conn, "Connection");
+
+    if (c != NULL)
+        return strcasestr(c, "keep-alive") != NULL;
+    return r->ri->http_version != NULL && strcmp(r->ri->http_version, "1.1") == 0;
+}
+
+void api_add_header(struct api_req *r, const char *name, const char *value)
+{
+    size_t used = strlen(r->extra_headers);
+
+    snprintf(r->extra_headers + used, sizeof r->extra_headers - used, "%s: %s\r\n", name, value);
+}
+
+/* Sends the whole answer, status line, headers and body, in one write: two small
+ * writes would meet Nagle and delayed ACK. Returns status. */
+static int send_answer(struct api_req *r, int status, const char *body, size_t blen)
+{
+    char head[HEAD_MAX];
+    char *buf = NULL;
+    int n;
+
+    if (!client_keep_alive(r))
+        r->must_close = 1;
+    n = snprintf(head, sizeof head,
+                 "HTTP/%s %d %s\r\n"
+                 "Date: %s\r\n"
+                 "Connection: %s\r\n"
+                 "Cache-Control: no-store\r\n"
+                 "X-Content-Type-Options: nosniff\r\n"
+                 "%s%s%s%s",
+                 r->ri->http_version && strcmp(r->ri->http_version, "1.0") == 0 ? "1.0" : "1.1",
+                 status, reason(status), http_date(), r->must_close ? "close" : "keep-alive",
+                 r->origin ? "Access-Control-Allow-Origin: " : "", r->origin ? r->origin : "",
+                 r->origin ? "\r\nVary: Origin\r\nAccess-Control-Expose-Headers: Retry-After\r\n"
+                           : "",
+                 r->extra_headers);
+    if (n < 0 || (size_t)n >= sizeof head - 96) {
+        cc_log_error("http_answer", "headers too long");
+        n = 0;
+        head[0] = '\0';
+    }
+    if (status != 204)
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", blen);
+    else
+        n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
+
+    buf = malloc((size_t)n + blen);
+    if (buf != NULL) {
+        memcpy(buf, head, (size_t)n);
+        if (blen)
+            memcpy(buf + n, body, blen);
+        mg_write(r->conn, buf, (size_t)n + blen);
+        free(buf);
+    } else {
+        mg_write(r->conn, head, (size_t)n);
+        if (blen)
+            mg_write(r->conn, body, blen);
+    }
+    r->status = status;
+    return status;
+}
+
+int api_reply_empty(struct api_req *r, int status)
+{
+    return send_answer(r, status, NULL, 0);
+}
+
+/* The error answer with an explicit status (503 for /ready). */
+static int reply_error_status(struct api_req *r, int status, int rc, const char *message,
+                              cJSON *err)
+{
+    char *body = cc_http_error_body(rc, message, err, r->app->cfg.production);
+    int sent;
+
+    cJSON_Delete(err);
+    if (body == NULL)
+        return send_answer(r, 500, oom_body, sizeof oom_body - 1);
+    sent = send_answer(r, status, body, strlen(body));
+    free(body);
+    return sent;
+}
+
+int api_reply_unavailable(struct api_req *r, const char *message)
+{
+    return reply_error_status(r, 503, CC_ERR_INTERNAL, message, NULL);
+}
+
+int api_reply_error(struct api_req *r, int rc, const char *message, cJSON *err)
+{
+    int status = cc_rc_http_status(rc);
+
+    if (rc == CC_ERR_UNAUTHORIZED || rc == CC_ERR_TOKEN_EXPIRED)
+        api_add_header(r, "WWW-Authenticate",
+                       rc == CC_ERR_TOKEN_EXPIRED ? "Bearer error=\"invalid_token\"" : "Bearer");
+    return reply_error_status(r, status, rc, message, err);
+}
+
+int api_reply_json(struct api_req *r, int status, cJSON *body)
+{
+    char *s = cJSON_PrintUnformatted(body);
+    int sent;
+
+    cJSON_Delete(body);
+    if (s == NULL)
+        return api_reply_error(r, CC_ERR_NOMEM, NULL, NULL);
+    sent = send_answer(r, status, s, strlen(s));
+    free(s);
+    return sent;
+}
+
+int api_answer(struct api_req *r, int rc, cJSON *err, cJSON *ok, int ok_status)
+{
+    if (rc == CC_OK) {
+        cJSON_Delete(err);
+        if (ok == NULL)
+            return api_reply_empty(r, ok_status);
+        return api_reply_json(r, ok_status, ok);
+    }
+    cJSON_Delete(ok);
+    if (rc == CC_ERR_DB || rc == CC_ERR_NOMEM || rc == CC_ERR_INTERNAL || rc == CC_ERR_IO)
+        cc_log_error("http_internal", "%s %s failed: %s", r->method, r->path, cc_rc_code(rc));
+    return api_reply_error(r, rc, NULL, err);
+}
+
+/* Reads the request body, at most CC_MAX_BODY bytes: a larger Content-Length is refused
+ * before reading anything, and a chunked body is read only up to the limit. */
+static int read_body(struct api_req *r)
+{
+    long long cl = r->ri->content_length;
+    const char *te = mg_get_header(r->conn, "Transfer-Encoding");
+    size_t cap = CC_MAX_BODY + 1, len = 0;
+    char *buf;
+    int n = 0;
+
+    if (cl > CC_MAX_BODY)
+        return CC_ERR_TOO_LARGE;
+    if (cl <= 0 && te == NULL)
+        return CC_OK;
+    buf = malloc(cap + 1);
+    if (buf == NULL)
+        return CC_ERR_NOMEM;
+    while (len < cap) {
+        n = mg_read(r->conn, buf + len, cap - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > CC_MAX_BODY) {
+        free(buf);
+        return CC_ERR_TOO_LARGE;
+    }
+    if (n < 0) {
+        free(buf);
+        r->must_close = 1;
+        return CC_ERR_BAD_JSON;
+    }
+    buf[len] = '\0';
+    r->raw = buf;
+    r->raw_len = len;
+    return CC_OK;
+}
+
+/* OPTIONS: a CORS preflight, or a plain question about the methods of a path. */
+static int options(struct api_req *r)
+{
+    char allow[96], line[128];
+    const char *want = mg_get_header(r->conn, "Access-Control-Request-Method");
+
+    if (api_route_find(r, allow, sizeof allow) == API_ROUTE_NO_PATH)
+        return api_reply_error(r, CC_ERR_NOT_FOUND, NULL, NULL);
+    snprintf(line, sizeof line, "%s, OPTIONS", allow);
+    api_add_header(r, "Allow", line);
+    if (want != NULL && mg_get_header(r->conn, "Origin") != NULL) {
+        if (r->origin == NULL)
+            return api_reply_error(r, CC_ERR_FORBIDDEN, "origin not allowed", NULL);
+        api_add_header(r, "Access-Control-Allow-Methods", line);
+        api_add_header(r, "Access-Control-Allow-Headers", cors_headers);
+        snprintf(line, sizeof line, "%d", API_CORS_MAX_AGE_S);
+        api_add_header(r, "Access-Control-Max-Age", line);
+    }
+    return api_reply_empty(r, 204);
+}
+
+/* Every step before the handler; returns the status sent. */
+static int handle(struct api_req *r)
+{
+    const struct api_app *app = r->app;
+    char allow[96];
+    cJSON *err = NULL;
+    int rc;
+
+    if (strcmp(r->method, "OPTIONS") == 0)
+        return options(r);
+
+    if (!api_route_unlimited(r->path)) {
+        struct cc_ratelimit *rl = api_route_is_auth(r->path) ? app->limit_auth : app->limit_api;
+        int64_t retry_s = 1;
+
+        if (cc_ratelimit_hit(rl, r->addr, cc_mono_ms(), &retry_s) == CC_ERR_RATE_LIMITED) {
+            char v[24];
+
+            snprintf(v, sizeof v, "%lld", (long long)retry_s);
+            api_add_header(r, "Retry-After", v);
+            if (r->ri->content_length > CC_MAX_BODY ||
+                mg_get_header(r->conn, "Transfer-Encoding") != NULL)
+                r->must_close = 1; /* do not read what we refuse */
+            return api_reply_error(r, CC_ERR_RATE_LIMITED, NULL, NULL);
+        }
+    }
+
+    rc = read_body(r);
+    if (rc == CC_ERR_TOO_LARGE)
+        r->must_close = 1; /* the rest of the body stays unread: close after answering */
+    if (rc != CC_OK)
+        return api_reply_error(r, rc, NULL, NULL);
+
+    switch (api_route_find(r, allow, sizeof allow)) {
+    case API_ROUTE_NO_PATH:
+        return api_reply_error(r, CC_ERR_NOT_FOUND, "no such route", NULL);
+    case API_ROUTE_NO_METHOD:
+        api_add_header(r, "Allow", allow);
+        return api_reply_error(r, CC_ERR_METHOD, NULL, NULL);
+    default:
+        break;
+    }
+
+    if (r->st == NULL && r->route->fn != api_health && r->route->fn != api_ready)
+        return api_reply_error(r, CC_ERR_DB, "database unavailable", NULL);
+
+    if (!(r->route->flags & API_PUBLIC)) {
+        rc = cc_auth_bearer(r->st, &app->auth, mg_get_header(r->conn, "Authorization"), &r->who);
+        if (rc != CC_OK) {
+            r->who.user_id = 0;
+            return api_reply_error(r, rc, NULL, NULL);
+        }
+        if (r->route->roles != 0 && !(r->route->roles & r->who.role))
+            return api_reply_error(r, CC_ERR_FORBIDDEN, NULL, NULL);
+    }
+
+    if (r->route->flags & API_BODY_JSON) {
+        rc = cc_http_parse_body(r->raw, r->raw_len, &r->body, &err);
+        if (rc != CC_OK)
+            return api_reply_error(r, rc, NULL, err);
+    }
+    return r->route->fn(r);
+}
+
+/* 1 if s is safe to echo in a header: printable ASCII, no blanks, bounded. */
+static int header_safe(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++, n++) {
+        if (*s < 0x21 || *s > 0x7e || n > 256)
+            return 0;
+    }
+    return n > 0;
+}
+
+int api_dispatch(struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct api_thread *th = mg_get_thread_pointer(conn);
+    struct api_req r;
+    struct timespec t0, t1;
+    const char *upgrade = mg_get_header(conn, "Upgrade");
+    const char *origin;
+    int status;
+
+    /* WebSocket upgrades go on to civetweb's websocket handlers. */
+    if (upgrade != NULL && strcasecmp(upgrade, "websocket") == 0)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    memset(&r, 0, sizeof r);
+    r.conn = conn;
+    r.ri = ri;
+    r.app = mg_get_user_data(mg_get_context(conn));
+    r.st = th != NULL ? th->st : NULL;
+    r.method = ri->request_method ? ri->request_method : "";
+    r.path = ri->local_uri ? ri->local_uri : "/";
+    r.query = ri->query_string;
+    cc_http_client_addr(ri->remote_addr, mg_get_header(conn, "X-Forwarded-For"),
+                        r.app->cfg.trust_proxy, r.addr, sizeof r.addr);
+    origin = mg_get_header(conn, "Origin");
+    if (origin != NULL && header_safe(origin) &&
+        cc_http_origin_allowed(r.app->cfg.cors_origins, origin))
+        r.origin = origin;
+
+    status = handle(&r);
+    if (r.status == 0) {
+        /* A handler that forgot to answer is a bug; the client still gets one. */
+        cc_log_error("http_no_answer", "%s %s", r.method, r.path);
+        status = api_reply_error(&r, CC_ERR_INTERNAL, NULL, NULL);
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cc_log_info("http_request", "method=%s path=%s status=%d duration_ms=%.3f user=%lld addr=%s",
+                r.method, r.path, status,
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+                (long long)r.who.user_id, r.addr);
+    cJSON_Delete(r.body);
+    free(r.raw);
+    /* A negative answer tells civetweb not to drain an unread body: it closes instead. */
+    return r.must_close ? -1 : status;
+}
+
+void *api_thread_init(const struct mg_context *ctx, int thread_type)
+{
+    const struct api_app *app = mg_get_user_data(ctx);
+    struct api_thread *th;
+
+    if (thread_type != 1)
+        return NULL;
+    th = calloc(1, sizeof *th);
+    if (th == NULL)
+        return NULL;
+    if (cc_store_open(app->cfg.db_path, 0, &th->st) != CC_OK) {
+        cc_log_error("worker_db_open_failed", "%s", app->cfg.db_path);
+        th->st = NULL;
+    }
+    cc_sql_cache_enable();
+    return th;
+}
+
+void api_thread_exit(const struct mg_context *ctx, int thread_type, void *thread_pointer)
+{
+    struct api_thread *th = thread_pointer;
+
+    (void)ctx;
+    (void)thread_type;
+    if (th == NULL)
+        return;
+    if (th->st != NULL) {
+        cc_sql_cache_clear(cc_store_db(th->st));
+        cc_store_close(th->st);
+    }
+    free(th);
+}
+
+int api_civet_log(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    cc_log_warn("civetweb", "%s", message);
+    return 1;
+}

@@ -1,0 +1,260 @@
+/* test_journal.c - the receive journal: append, replay from a position, torn tails,
+ * segments and trimming; and ingestd's parser of stored PUBLISH packets. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cc_journal.h"
+#include "cc_rc.h"
+/* The parser lives in ingestd; it needs only Paho's persistence header. */
+#include "../../ingestd/paho_store.c"
+
+struct seen {
+    int n;
+    char topics[16][64];
+    char payloads[16][64];
+    int64_t received[16];
+    struct cc_journal_pos last;
+};
+
+static int collect(void *ctx, int64_t received_at, const char *topic, size_t topic_len,
+                   const void *payload, size_t len, struct cc_journal_pos end)
+{
+    struct seen *s = ctx;
+    if (s->n < 16) {
+        snprintf(s->topics[s->n], 64, "%.*s", (int)topic_len, topic);
+        snprintf(s->payloads[s->n], 64, "%.*s", (int)len, (const char *)payload);
+        s->received[s->n] = received_at;
+    }
+    s->n++;
+    s->last = end;
+    return CC_OK;
+}
+
+static void tmpdir(char *out, size_t n)
+{
+    snprintf(out, n, "/tmp/cc-journal-XXXXXX");
+    assert_non_null(mkdtemp(out));
+}
+
+static void rmdir_all(const char *dir)
+{
+    DIR *d = opendir(dir);
+    char path[512];
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+static void append(struct cc_journal *j, const char *topic, const char *payload, int64_t at,
+                   struct cc_journal_pos *pos)
+{
+    assert_int_equal(cc_journal_append(j, at, topic, strlen(topic), payload, strlen(payload), pos),
+                     CC_OK);
+}
+
+static void test_journal_replays_what_was_not_committed(void **state)
+{
+    (void)state;
+    char dir[64];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos p1, p2, p3, zero = {0, 0};
+    struct seen s;
+
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    append(j, "devices/A/readings", "{\"temperature\":1}", 100, &p1);
+    append(j, "devices/B/readings", "{\"temperature\":2}", 200, &p2);
+    append(j, "devices/A/status", "", 300, &p3);
+    assert_true(p1.gen == p2.gen && p1.offset < p2.offset && p2.offset < p3.offset);
+    cc_journal_close(j);
+
+    /* A restart: records of the old segment are replayed, from the committed position. */
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cc_journal_replay(j, zero, collect, &s), CC_OK);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.topics[1], "devices/B/readings");
+    assert_string_equal(s.payloads[1], "{\"temperature\":2}");
+    assert_int_equal(s.received[2], 300);
+    assert_string_equal(s.payloads[2], "");
+    assert_true(s.last.gen == p3.gen && s.last.offset == p3.offset);
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cc_journal_replay(j, p1, collect, &s), CC_OK);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.topics[0], "devices/B/readings");
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cc_journal_replay(j, p3, collect, &s), CC_OK);
+    assert_int_equal(s.n, 0);
+    cc_journal_close(j);
+    rmdir_all(dir);
+}
+
+static void test_journal_torn_tail_ends_replay(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos p1, p2, zero = {0, 0};
+    struct seen s;
+    struct stat stt;
+
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    append(j, "devices/A/readings", "{\"temperature\":1}", 1, &p1);
+    append(j, "devices/A/readings", "{\"temperature\":2}", 2, &p2);
+    cc_journal_close(j);
+    /* Cut the last record in half, as a crash in the middle of write(2) would. */
+    snprintf(path, sizeof(path), "%s/journal.%016llx", dir, (unsigned long long)p1.gen);
+    assert_int_equal(stat(path, &stt), 0);
+    assert_int_equal(truncate(path, stt.st_size - 5), 0);
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cc_journal_replay(j, zero, collect, &s), CC_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.payloads[0], "{\"temperature\":1}");
+    cc_journal_close(j);
+    rmdir_all(dir);
+}
+
+static void test_journal_corrupt_byte_fails_crc(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos p1, p2, zero = {0, 0};
+    struct seen s;
+    int fd;
+
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    append(j, "devices/A/readings", "{\"temperature\":1}", 1, &p1);
+    append(j, "devices/A/readings", "{\"temperature\":2}", 2, &p2);
+    cc_journal_close(j);
+    snprintf(path, sizeof(path), "%s/journal.%016llx", dir, (unsigned long long)p1.gen);
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "X", 1, p2.offset - 2), 1);
+    close(fd);
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cc_journal_replay(j, zero, collect, &s), CC_OK);
+    assert_int_equal(s.n, 1);
+    cc_journal_close(j);
+    rmdir_all(dir);
+}
+
+static void test_journal_trim_removes_committed_segments(void **state)
+{
+    (void)state;
+    char dir[64];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos p1, p2;
+
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    append(j, "t", "a", 1, &p1);
+    cc_journal_close(j);
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK); /* segment 2 is live */
+    append(j, "t", "b", 2, &p2);
+    assert_true(p2.gen == p1.gen + 1);
+    assert_int_equal(cc_journal_segments(j), 2);
+    /* Committed inside segment 1: nothing to delete yet. */
+    assert_int_equal(cc_journal_trim(j, p1), CC_OK);
+    assert_int_equal(cc_journal_segments(j), 2);
+    /* Committed into segment 2: segment 1 is wholly in the database. */
+    assert_int_equal(cc_journal_trim(j, p2), CC_OK);
+    assert_int_equal(cc_journal_segments(j), 1);
+    cc_journal_close(j);
+    rmdir_all(dir);
+}
+
+static void test_journal_refuses_oversized_record(void **state)
+{
+    (void)state;
+    char dir[64];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos p;
+    char *big = calloc(1, CC_JOURNAL_RECORD_MAX + 1);
+
+    assert_non_null(big);
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    assert_int_equal(cc_journal_append(j, 1, "t", 1, big, CC_JOURNAL_RECORD_MAX, &p),
+                     CC_ERR_VALIDATION);
+    free(big);
+    cc_journal_close(j);
+    rmdir_all(dir);
+}
+
+static void test_journal_crc32_known_value(void **state)
+{
+    (void)state;
+    /* The standard check value of CRC-32/IEEE. */
+    assert_int_equal(cc_crc32("123456789", 9), 0xCBF43926u);
+}
+
+static void test_paho_store_parses_publish_packet(void **state)
+{
+    (void)state;
+    /* PUBLISH QoS 2: topic "a/b", packet id 7, payload "{}" */
+    const char pkt[] = {0x34, 9, 0, 3, 'a', '/', 'b', 0, 7, '{', '}'};
+    struct ingest_publish p;
+
+    assert_int_equal(ingest_parse_publish(pkt, sizeof(pkt), &p), CC_OK);
+    assert_int_equal(p.topic_len, 3);
+    assert_memory_equal(p.topic, "a/b", 3);
+    assert_int_equal(p.len, 2);
+    assert_memory_equal(p.payload, "{}", 2);
+}
+
+static void test_paho_store_rejects_bad_packets(void **state)
+{
+    (void)state;
+    const char not_publish[] = {0x20, 2, 0, 0};
+    const char short_len[] = {0x34, 20, 0, 3, 'a', '/', 'b'};
+    const char topic_overrun[] = {0x34, 4, 0, 9, 'a', 'b'};
+    const char no_packet_id[] = {0x34, 5, 0, 3, 'a', '/', 'b'};
+    struct ingest_publish p;
+
+    assert_int_equal(ingest_parse_publish(not_publish, sizeof(not_publish), &p),
+                     CC_ERR_VALIDATION);
+    assert_int_equal(ingest_parse_publish(short_len, sizeof(short_len), &p), CC_ERR_VALIDATION);
+    assert_int_equal(ingest_parse_publish(topic_overrun, sizeof(topic_overrun), &p),
+                     CC_ERR_VALIDATION);
+    assert_int_equal(ingest_parse_publish(no_packet_id, sizeof(no_packet_id), &p),
+                     CC_ERR_VALIDATION);
+    assert_int_equal(ingest_parse_publish(not_publish, 1, &p), CC_ERR_VALIDATION);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_journal_replays_what_was_not_committed),
+        cmocka_unit_test(test_journal_torn_tail_ends_replay),
+        cmocka_unit_test(test_journal_corrupt_byte_fails_crc),
+        cmocka_unit_test(test_journal_trim_removes_committed_segments),
+        cmocka_unit_test(test_journal_refuses_oversized_record),
+        cmocka_unit_test(test_journal_crc32_known_value),
+        cmocka_unit_test(test_paho_store_parses_publish_packet),
+        cmocka_unit_test(test_paho_store_rejects_bad_packets),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
