@@ -1,0 +1,24 @@
+#!/bin/sh
+# Container entry point: `setup` migrates, seeds an empty database and writes the broker
+# configuration into the shared volume; `mosquitto`, `ingestd` and `apid` run one process.
+set -eu
+: "${COLDCHAIN_DB:=/data/coldchain.db}"
+: "${MQTT_PORT:=1883}"
+: "${MQTT_USERNAME:=ingestd}"
+: "${MQTT_PASSWORD:?MQTT_PASSWORD must be set (see .env.example)}"
+DATA=$(dirname "$COLDCHAIN_DB")
+case "${1:-}" in
+setup)
+    /app/build/ccctl migrate
+    /app/build/ccctl seed --keys-file "$DATA/device-keys.csv"
+    MQTT_BIND=0.0.0.0 sh /app/tools/broker_conf.sh "$DATA/broker" "$MQTT_PORT" "$COLDCHAIN_DB" \
+        /app/build/coldchain_auth.so "$MQTT_USERNAME" "$MQTT_PASSWORD"
+    ;;
+mosquitto) exec mosquitto -c "$DATA/broker/mosquitto.conf" ;;
+ingestd) exec /app/build/ingestd ;;
+apid) exec /app/build/apid ;;
+*)
+    echo "usage: docker-entry.sh setup|mosquitto|ingestd|apid" >&2
+    exit 64
+    ;;
+esac
