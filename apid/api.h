@@ -27,6 +27,11 @@
 #define API_PARAM_MAX 72        /* bytes of one path parameter, NUL included */
 #define API_RATE_KEYS 16384     /* client addresses each limiter tracks at once */
 #define API_CORS_MAX_AGE_S 600  /* how long a browser may cache a preflight */
+/* Headers civetweb adds to the static files it serves (the dashboard). */
+#define API_WEB_HEADERS                                                                    \
+    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"                   \
+    "Content-Security-Policy: default-src 'self'; connect-src 'self'; img-src 'self' data:; " \
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 /* Process-wide state, written before the server starts and read-only afterwards. */
 struct api_app {
@@ -108,6 +113,15 @@ int api_reply_unavailable(struct api_req *r, const char *message);
 int api_answer(struct api_req *r, int rc, cJSON *err, cJSON *ok, int ok_status);
 /* Adds one header line to the coming answer. */
 void api_add_header(struct api_req *r, const char *name, const char *value);
+
+/* static.c: the web dashboard's files (web/) at `/`. api_static_init resolves the directory
+ * (COLDCHAIN_WEB_DIR, else web/ near the binary, else ./web) once before mg_start: CC_OK,
+ * or CC_ERR_CONFIG with err naming the variable. api_static_dir: that directory, or NULL
+ * when static serving is off. api_static_wanted: 1 if this request is for an existing file
+ * there (GET/HEAD, never /api/...), to be left to civetweb's file handler. */
+int api_static_init(char *err, size_t errlen);
+const char *api_static_dir(void);
+int api_static_wanted(const char *method, const char *path);
 
 /* civetweb callbacks (server.c). */
 int api_dispatch(struct mg_connection *conn);

@@ -60,6 +60,10 @@ int main(void)
                 CC_JWT_KEY_MIN);
         return 2;
     }
+    if (api_static_init(err, sizeof err) != CC_OK) {
+        fprintf(stderr, "apid: configuration error: %s\n", err);
+        return 2;
+    }
     app.auth.secret = app.jwt_secret;
     app.auth.secret_len = strlen(app.jwt_secret);
     app.auth.access_ttl_s = app.cfg.access_token_ttl_s;
@@ -88,6 +92,8 @@ int main(void)
 
     snprintf(ports, sizeof ports, "%s:%d", app.cfg.http_bind, app.cfg.http_port);
     snprintf(threads, sizeof threads, "%d", API_NUM_THREADS);
+    /* The web dashboard (static.c): files only, no listing, no CGI or SSI. */
+    const char *web = api_static_dir();
     const char *options[] = {
         "listening_ports", ports,
         "num_threads", threads,
@@ -95,6 +101,13 @@ int main(void)
         "keep_alive_timeout_ms", "5000",
         "request_timeout_ms", "10000",
         "tcp_nodelay", "1",
+        "enable_directory_listing", "no",
+        "index_files", "index.html",
+        "cgi_pattern", "",
+        "ssi_pattern", "",
+        "static_file_cache_control", "no-cache",
+        "additional_header", API_WEB_HEADERS,
+        web ? "document_root" : NULL, web,
         NULL,
     };
     memset(&cb, 0, sizeof cb);

@@ -344,6 +344,9 @@ int api_dispatch(struct mg_connection *conn)
     /* WebSocket upgrades go on to civetweb's websocket handlers. */
     if (upgrade != NULL && strcasecmp(upgrade, "websocket") == 0)
         return 0;
+    /* The dashboard's static files go on to civetweb's file handler (static.c). */
+    if (api_static_wanted(ri->request_method, ri->local_uri))
+        return 0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&r, 0, sizeof r);
     r.conn = conn;

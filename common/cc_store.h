@@ -56,6 +56,15 @@ int cc_store_device_status(struct cc_store *st, int64_t device_id, int online,
 int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
                          const void *payload, size_t len, const char *code,
                          const char *message);
+/* Lends a prepared statement for sql, a string literal (the cache is keyed by its
+ * address), prepared on first use and kept until cc_store_close: the other common/
+ * modules on the ingest path (the alert engine, notifications, jobs) use it so that no
+ * reading parses SQL. Give it back with cc_store_stmt_done on every path. CC_OK or
+ * CC_ERR_DB (logged); more than CC_STORE_STMT_MAX distinct statements is CC_ERR_DB. */
+#define CC_STORE_STMT_MAX 64 /* cached statements per store */
+int cc_store_stmt(struct cc_store *st, const char *sql, sqlite3_stmt **out);
+/* Resets a lent statement and clears its bindings (NULL is a no-op). */
+void cc_store_stmt_done(sqlite3_stmt *stmt);
 /* ingestd's journal position, committed with the rows it produced. */
 int cc_store_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset);
 int cc_store_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset);

@@ -53,6 +53,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct cc_store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT]; /* NULL until first use; finalized by cc_store_close */
+    struct {
+        const char *sql;     /* the literal's address: the key */
+        sqlite3_stmt *stmt;
+    } extra[CC_STORE_STMT_MAX]; /* cc_store_stmt's cache */
+    int n_extra;
 };
 
 /* Lends the prepared statement id, preparing it on first use. CC_OK or CC_ERR_DB. */
@@ -118,6 +123,8 @@ void cc_store_close(struct cc_store *st)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
+    for (int i = 0; i < st->n_extra; i++)
+        sqlite3_finalize(st->extra[i].stmt);
     cc_db_close(st->db);
     free(st);
 }
@@ -125,6 +132,38 @@ void cc_store_close(struct cc_store *st)
 sqlite3 *cc_store_db(struct cc_store *st)
 {
     return st->db;
+}
+
+int cc_store_stmt(struct cc_store *st, const char *sql, sqlite3_stmt **out)
+{
+    sqlite3_stmt *stmt = NULL;
+
+    for (int i = 0; i < st->n_extra; i++) {
+        if (st->extra[i].sql == sql) {
+            *out = st->extra[i].stmt;
+            return CC_OK;
+        }
+    }
+    if (st->n_extra >= CC_STORE_STMT_MAX) {
+        cc_log_error("db_prepare_failed", "statement cache full (%d)", CC_STORE_STMT_MAX);
+        return CC_ERR_DB;
+    }
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
+        SQLITE_OK) {
+        cc_log_error("db_prepare_failed", "%s: %s", sql, sqlite3_errmsg(st->db));
+        sqlite3_finalize(stmt);
+        return CC_ERR_DB;
+    }
+    st->extra[st->n_extra].sql = sql;
+    st->extra[st->n_extra].stmt = stmt;
+    st->n_extra++;
+    *out = stmt;
+    return CC_OK;
+}
+
+void cc_store_stmt_done(sqlite3_stmt *stmt)
+{
+    stmt_done(stmt);
 }
 
 int cc_store_begin(struct cc_store *st)

@@ -194,6 +194,25 @@ int cc_users_email_valid(const char *email)
     return *domain != '\0' && dot != NULL && dot != domain && domain[strlen(domain) - 1] != '.';
 }
 
+/* Reads and checks {email, password, role, name} (flags: required or not). The rules
+ * are cc_provision_user's, checked here too so one answer lists every bad field. */
+static void read_fields(struct cc_input *in, unsigned req, const char **email,
+                        const char **password, const char **role, const char **name)
+{
+    if (cc_input_text(in, "email", req | CC_INPUT_NONEMPTY, CC_EMAIL_MAX, email) ==
+            CC_INPUT_SET &&
+        !cc_users_email_valid(*email))
+        cc_input_problem(in, "email", "must be a valid e-mail address");
+    if (cc_input_text(in, "password", req | CC_INPUT_NONEMPTY, CC_PASSWORD_MAX, password) ==
+            CC_INPUT_SET &&
+        strlen(*password) < CC_PASSWORD_MIN)
+        cc_input_problem(in, "password", "must be at least 8 characters");
+    if (cc_input_text(in, "role", req | CC_INPUT_NONEMPTY, 16, role) == CC_INPUT_SET &&
+        cc_role_parse(*role) == CC_ROLE_NONE)
+        cc_input_problem(in, "role", "must be CUSTOMER, TECHNICIAN or ADMIN");
+    cc_input_text(in, "name", req | CC_INPUT_NONEMPTY, CC_NAME_MAX, name);
+}
+
 static cJSON *error_msg(int rc, const char *msg)
 {
     return cc_error_new(rc, msg);
@@ -212,11 +231,7 @@ int cc_users_create(struct cc_store *st, const struct cc_principal *p, const cJS
     if (p->role != CC_ROLE_ADMIN)
         return CC_ERR_FORBIDDEN;
     cc_input_init(&in, body);
-    cc_input_text(&in, "email", CC_INPUT_REQUIRED | CC_INPUT_NONEMPTY, CC_EMAIL_MAX, &email);
-    cc_input_text(&in, "password", CC_INPUT_REQUIRED | CC_INPUT_NONEMPTY, CC_PASSWORD_MAX,
-                  &password);
-    cc_input_text(&in, "role", CC_INPUT_REQUIRED | CC_INPUT_NONEMPTY, 16, &role);
-    cc_input_text(&in, "name", CC_INPUT_REQUIRED | CC_INPUT_NONEMPTY, CC_NAME_MAX, &name);
+    read_fields(&in, CC_INPUT_REQUIRED, &email, &password, &role, &name);
     rc = cc_input_finish(&in, err);
     if (rc != CC_OK)
         return rc;
@@ -319,19 +334,9 @@ int cc_users_update(struct cc_store *st, const struct cc_principal *p, int64_t i
     if (p->role != CC_ROLE_ADMIN)
         return CC_ERR_FORBIDDEN;
     cc_input_init(&in, body);
-    if (cc_input_text(&in, "email", CC_INPUT_NONEMPTY, CC_EMAIL_MAX, &email) == CC_INPUT_SET &&
-        !cc_users_email_valid(email))
-        cc_input_problem(&in, "email", "must be a valid e-mail address");
-    if (cc_input_text(&in, "password", CC_INPUT_NONEMPTY, CC_PASSWORD_MAX, &password) ==
-            CC_INPUT_SET &&
-        strlen(password) < CC_PASSWORD_MIN)
-        cc_input_problem(&in, "password", "must be at least 8 characters");
-    if (cc_input_text(&in, "role", CC_INPUT_NONEMPTY, 16, &role) == CC_INPUT_SET) {
+    read_fields(&in, 0, &email, &password, &role, &name);
+    if (role != NULL)
         new_role = cc_role_parse(role);
-        if (new_role == CC_ROLE_NONE)
-            cc_input_problem(&in, "role", "must be CUSTOMER, TECHNICIAN or ADMIN");
-    }
-    cc_input_text(&in, "name", CC_INPUT_NONEMPTY, CC_NAME_MAX, &name);
     got_disabled = cc_input_bool(&in, "disabled", 0, &disabled);
     if (got_disabled != CC_INPUT_SET)
         disabled = -1;

@@ -1,0 +1,92 @@
+/* cc_notify.h - notifications: the transactional outbox and its delivery worker.
+ *
+ * Writers (the alert engine, the jobs, the API) add rows inside the transaction of the
+ * change they announce. A notifications row is one event for one recipient (what GET
+ * /api/notifications lists; channel 'inbox'); each configured channel gets its own
+ * notification_deliveries row with attempts and backoff, and alert_events carries the
+ * alert object for alerts/{coldCellId} (schema/0002, docs/alerts.md). Writing the same
+ * alert event twice for a user is a no-op (unique index notifications_once).
+ *
+ * cc_notify_deliver is the worker: it claims due rows inside BEGIN IMMEDIATE (moving
+ * their next attempt a lease into the future, so a second ingestd never takes the same
+ * row), sends them outside any transaction, then records each outcome: SENT, or a retry
+ * after exponential backoff, or FAILED after CC_NOTIFY_MAX_ATTEMPTS. A worker that dies
+ * mid-send loses nothing: the lease runs out and the row is sent again.
+ * Thread: the caller's store. Codes: CC_OK, CC_ERR_DB, CC_ERR_NOMEM. */
+#ifndef CC_NOTIFY_H
+#define CC_NOTIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cc_alert_ops.h"
+#include "cc_store.h"
+
+#define CC_NOTIFY_MAX_ATTEMPTS 10          /* sends per channel before FAILED */
+#define CC_NOTIFY_BACKOFF_BASE_MS 1000     /* first retry delay; doubles each time */
+#define CC_NOTIFY_BACKOFF_MAX_MS 300000    /* longest retry delay */
+#define CC_NOTIFY_LEASE_MS 60000           /* a claimed row is not retaken for this long */
+#define CC_NOTIFY_BATCH 50                 /* rows claimed per transaction */
+#define CC_NOTIFY_SEND_TIMEOUT_S 10        /* webhook and SMTP transfer timeout */
+#define CC_NOTIFY_TITLE_MAX 200            /* bytes of a title or e-mail subject */
+
+/* The notification object (API, MQTT notifications/{userId}, webhook body) as a SQL
+ * json_object over alias n. */
+#define CC_NOTIFY_JSON_SQL                                                                \
+    "json_object('id', n.id, 'userId', n.user_id, 'kind', n.kind, 'alertId', n.alert_id," \
+    " 'title', json_extract(n.payload, '$.title'),"                                      \
+    " 'message', json_extract(n.payload, '$.message'), 'payload', json(n.payload),"      \
+    " 'status', n.status, 'createdAt', " CC_SQL_ISO("n.created_at") ","                  \
+    " 'sentAt', " CC_SQL_ISO("n.sent_at") ", 'readAt', " CC_SQL_ISO("n.read_at") ")"
+
+enum cc_alert_event { CC_EVENT_CREATED = 0, CC_EVENT_ESCALATED, CC_EVENT_RESOLVED };
+
+/* The four entry points of the seed (SPEC §4). Each writes PENDING rows for its
+ * recipients (enabled users only) in the caller's transaction. */
+/* ALERT to the customer who owns the alert's cell. */
+int cc_notify_customer_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms);
+/* ALERT to every technician linked to that customer. */
+int cc_notify_technician_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms);
+/* ALERT_RESOLVED to the customer and the linked technicians, and the RESOLVED event. */
+int cc_notify_alert_resolved(struct cc_store *st, int64_t alert_id, int64_t now_ms);
+/* SYSTEM to one user, with a title and a message (both copied). */
+int cc_notify_system(struct cc_store *st, int64_t user_id, const char *title,
+                     const char *message, int64_t now_ms);
+
+/* ESCALATION to the linked technicians and every admin, and the ESCALATED event. */
+int cc_notify_escalation(struct cc_store *st, int64_t alert_id, int64_t now_ms);
+/* DAILY_REPORT to a customer; report_json is the report object as JSON text. */
+int cc_notify_daily_report(struct cc_store *st, int64_t customer_id, const char *title,
+                           const char *message, const char *report_json, int64_t now_ms);
+/* Queues the alert object for alerts/{coldCellId} (once per alert and event). */
+int cc_notify_alert_event(struct cc_store *st, int64_t alert_id, int event, int64_t now_ms);
+
+/* Publishes over MQTT at QoS 1. 0 when the client took the message, else non-zero. */
+typedef int (*cc_notify_publish_fn)(void *ctx, const char *topic, const char *payload,
+                                    size_t len);
+
+/* The configured channels; a NULL publish or an empty URL turns a channel off. */
+struct cc_notify_channels {
+    cc_notify_publish_fn publish;
+    void *publish_ctx;
+    const char *webhook_url;
+    const char *webhook_secret; /* HMAC-SHA256 key of X-Coldchain-Signature */
+    const char *smtp_url;
+    const char *smtp_from;
+};
+
+/* One pass of the worker: claims and sends due alert events and notifications, in
+ * batches, until none is due or max_rows were taken. *sent (may be NULL) receives the
+ * number of successful sends. Opens and ends its own transactions. */
+int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
+                      int max_rows, int *sent);
+
+/* The retry delay after the attempts-th failed attempt (1, 2, ...). */
+int64_t cc_notify_backoff_ms(int attempts);
+
+/* The X-Coldchain-Signature value for body: "sha256=<hex HMAC-SHA256(secret, body)>".
+ * out must hold 7 + 64 + 1 bytes. */
+#define CC_NOTIFY_SIGNATURE_LEN 72
+void cc_notify_signature(const char *secret, const char *body, size_t len,
+                         char out[CC_NOTIFY_SIGNATURE_LEN]);
+
+#endif

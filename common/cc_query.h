@@ -1,0 +1,142 @@
+/* cc_query.h - the read side of SPEC §5: readings statistics (from the five-minute
+ * rollups, exact), the latest reading, the CSV export and the two dashboards.
+ *
+ * Numbers are defined so that the fast answer (rollups for whole five-minute buckets,
+ * raw rows only at the edges) and the raw computation (every raw row) are equal bit
+ * for bit, whatever the order readings arrived in (docs/queries.md):
+ *  - sums of temperatures are sums of integers, cc_query_temp_q(t) = round(t * 2^20);
+ *    avg = sum_q / 2^20 / count;
+ *  - the mean kinetic temperature sums the integers round(exp(-ΔH/R / T) * 2^120)
+ *    exactly in 128 bits (two 62-bit limbs in readings_5m);
+ *  - minutesOutOfRange: readings of the cell in range, ordered by (ts, device_id); the
+ *    interval from each reading to the next counts when the earlier one is outside
+ *    min_temp..max_temp (strictly below or above). The last reading in range adds
+ *    nothing.
+ * Ownership: results written through out are the caller's (free with the matching
+ * _free, or cJSON_Delete). Thread: the caller's connection; statements come from
+ * cc_sql_prepare (cached on apid's workers).
+ * Codes: CC_OK, CC_ERR_VALIDATION (*err set), CC_ERR_NOT_FOUND (no such cell, or not
+ * the principal's), CC_ERR_DB, CC_ERR_NOMEM, CC_ERR_IO (a CSV sink failed). */
+#ifndef CC_QUERY_H
+#define CC_QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include <cjson/cJSON.h>
+
+#include "cc_access.h"
+#include "cc_store.h"
+
+#define CC_ROLLUP_BUCKET_MS 300000LL          /* readings_5m bucket: 5 minutes */
+#define CC_QUERY_TEMP_SHIFT 20                /* sum_q = Σ round(t * 2^20) */
+#define CC_QUERY_MKT_SHIFT 120                /* mkt terms: round(exp(-ΔH/R/T) * 2^120) */
+#define CC_QUERY_MKT_LIMB_BITS 62             /* mkt_hi * 2^62 + mkt_lo */
+#define CC_MKT_DH_R_K 10000.0                 /* ΔH/R of USP <1160>, kelvin */
+#define CC_KELVIN_OFFSET 273.15               /* °C -> K */
+#define CC_QUERY_MAX_SPAN_MS (400LL * 86400000) /* longest from/to span: 400 days */
+#define CC_QUERY_MAX_BUCKETS 120000           /* series entries at most (400 d of 5 min) */
+
+/* The range of a readings query. */
+struct cc_query_range {
+    char range[4];     /* "24h", "7d", "30d", or "" for from/to */
+    int64_t from_ms;   /* from <= ts < to */
+    int64_t to_ms;
+    int64_t bucket_ms; /* 300000, 1800000, 7200000 or 86400000 */
+};
+
+/* One series entry: the readings with ts in [t_ms, t_ms + bucket) ∩ [from, to). */
+struct cc_query_bucket {
+    int64_t t_ms;
+    double min, max;
+    int64_t count;
+    int64_t sum_q;
+};
+
+/* Statistics over every reading in range. mkt_hi/mkt_lo hold the exact 124-bit sum
+ * of the MKT terms (value = mkt_hi * 2^62 + mkt_lo, mkt_lo < 2^62). */
+struct cc_query_stats {
+    int64_t count;
+    double min, max; /* meaningful when count > 0 */
+    int64_t sum_q;
+    uint64_t mkt_hi, mkt_lo;
+    int64_t oor_ms;  /* time out of range, ms */
+};
+
+struct cc_query_result {
+    struct cc_query_range range;
+    int64_t cell_id;
+    struct cc_query_stats stats;
+    size_t n;                        /* series entries */
+    struct cc_query_bucket *series;  /* malloc'd, ascending t_ms; free with _result_free */
+};
+
+/* Rollup terms of one temperature (°C). Pure; the same value on every path. */
+int64_t cc_query_temp_q(double t);
+void cc_query_mkt_q(double t, uint64_t *hi, uint64_t *lo);
+/* Mean temperature of sum_q over count readings, °C. */
+double cc_query_avg(int64_t sum_q, int64_t count);
+/* Mean kinetic temperature (°C) of count readings whose term sum is hi * 2^62 + lo. */
+double cc_query_mkt(uint64_t hi, uint64_t lo, int64_t count);
+
+/* Adds one stored reading to its cell's five-minute rollup. Called by
+ * cc_store_reading_insert when a row was really inserted, inside the ingest
+ * transaction. CC_OK or CC_ERR_DB. */
+int cc_query_rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t);
+/* Rebuilds readings_5m from raw readings: of one cell, or of every cell when
+ * cell_id is 0. Rows of buckets with no raw reading are left alone (retention keeps
+ * them). The caller holds a write transaction. CC_OK, CC_ERR_DB or CC_ERR_NOMEM. */
+int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id);
+
+/* Reads range=24h|7d|30d or from=&to= (ISO-8601) from a query string; no parameter
+ * means range=24h ending at now_ms. The bucket of a from/to span: up to 1 day 5 min,
+ * up to 7 days 30 min, up to 31 days 2 h, up to 400 days 1 day. CC_OK or
+ * CC_ERR_VALIDATION with *err. */
+int cc_query_parse_range(const char *qs, int64_t now_ms, struct cc_query_range *out,
+                         cJSON **err);
+
+/* The statistics and series of cell_id over rg, with thresholds lo..hi: rollups for
+ * whole five-minute buckets, raw rows at the edges and in buckets that straddle a
+ * threshold. *out is the caller's (cc_query_result_free). */
+int cc_query_readings(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
+                      double hi, struct cc_query_result *out);
+/* The same answer computed from raw readings only (tests, benchmark). */
+int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg,
+                          double lo, double hi, struct cc_query_result *out);
+void cc_query_result_free(struct cc_query_result *res);
+/* The SPEC §5 answer for res; NULL on out of memory. avg and mkt are rounded to
+ * 0.001 °C, minutesOutOfRange to 0.01 min. */
+cJSON *cc_query_result_json(const struct cc_query_result *res);
+
+/* GET /api/readings/coldcells/:id/readings: access, thresholds, parse, compute. */
+int cc_query_readings_json(struct cc_store *st, const struct cc_principal *p, int64_t cell_id,
+                           const char *qs, int64_t now_ms, cJSON **out, cJSON **err);
+
+/* GET /api/coldcells/:id/latest: the reading with the greatest ts (ties: the greatest
+ * id) as {coldCellId, deviceId, serialNumber, ts, temperature, ...}, or JSON null
+ * (200) when the cell has no reading yet. */
+int cc_query_latest(struct cc_store *st, const struct cc_principal *p, int64_t cell_id,
+                    cJSON **out);
+
+/* A sink for streamed output: returns 0 when the bytes went out, -1 to stop. */
+typedef int (*cc_query_write_fn)(void *ctx, const char *buf, size_t len);
+#define CC_CSV_CHUNK 16384 /* bytes buffered before each write of the export */
+/* Checks access and parses from/to (both required, from < to, span at most
+ * CC_QUERY_MAX_SPAN_MS) for the export. CC_OK, CC_ERR_NOT_FOUND, CC_ERR_VALIDATION. */
+int cc_query_csv_check(struct cc_store *st, const struct cc_principal *p, int64_t cell_id,
+                       const char *qs, int64_t *from_ms, int64_t *to_ms, cJSON **err);
+/* Streams the raw readings of cell_id with from <= ts < to as RFC 4180 CSV (CRLF
+ * lines, header row, ISO times, ordered by ts then device) in chunks of at most
+ * CC_CSV_CHUNK bytes. CC_OK, CC_ERR_DB, CC_ERR_IO (the sink stopped). */
+int cc_query_csv(struct cc_store *st, int64_t cell_id, int64_t from_ms, int64_t to_ms,
+                 cc_query_write_fn write, void *ctx);
+
+/* GET /api/dashboard/customer: {locations:[{id,name,address,timezone,coldCells:[{id,
+ * name,minTemp,maxTemp,latest,devices:[{id,serialNumber,status,lastSeenAt}],
+ * activeAlerts:[...]}]}], activeAlerts:N} over what p may see. */
+int cc_dashboard_customer(struct cc_store *st, const struct cc_principal *p, cJSON **out);
+/* GET /api/dashboard/technician: the SPEC shape over the customers p may see
+ * (technician: linked ones; admin: all). A customer gets CC_ERR_FORBIDDEN. */
+int cc_dashboard_technician(struct cc_store *st, const struct cc_principal *p, cJSON **out);
+
+#endif

@@ -1,0 +1,1162 @@
+/* bench_load.c - `make bench`'s MQTT load generator: N devices publishing QoS 1 readings.
+ *
+ * Paho's async publisher scans its lists per message and tops out near 13,700 msg/s in
+ * one process (FACTS.md), below what the bench must offer. This tool speaks the five
+ * MQTT 3.1.1 packets it needs (CONNECT, CONNACK, PUBLISH QoS 1, PUBACK, DISCONNECT, plus
+ * PINGREQ/PINGRESP) on non-blocking sockets driven by one epoll loop, in one thread.
+ *
+ * Each device of a "serial,key" CSV file opens one connection (client id and username =
+ * serial, password = key, clean session). Once every device has its CONNACK, M readings
+ * are spread round-robin over the devices (device i sends readings i, i+N, ...), each
+ * device keeping at most --inflight unacknowledged, optionally paced to --rate messages
+ * per second in total. A reading's ts is its send time in epoch ms, strictly increasing
+ * per device, so the receiver can measure publish->commit latency from it. --high-ratio
+ * makes that fraction of each device's readings exceed the freezer range (-25..-15 C),
+ * evenly spread (0.5 alternates normal and high: alerts raise and resolve all the time).
+ *
+ * With --metrics-url, the tool then waits until ingestd's counter of stored readings has
+ * grown by M and reports the committed rate (first PUBLISH to the moment the counter is
+ * seen complete) and ingestd's publish->commit quantiles.
+ *
+ * Output: progress on stderr once a second; "bench: <name> <value> <unit>" lines on
+ * stdout at the end. Exit status 0 when every reading was acknowledged (and committed,
+ * with --metrics-url), 1 otherwise, 2 on a usage error. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+
+#define BL_MAX_DEVICES 20000       /* connections one process opens */
+#define BL_SERIAL_MAX 64           /* bytes in a serial (CC_SERIAL_MAX) */
+#define BL_KEY_MAX 128             /* bytes in an API key (ours are 64) */
+#define BL_LINE_MAX 512            /* bytes in one line of the keys file */
+#define BL_TOPIC_MAX (BL_SERIAL_MAX + 32)
+#define BL_PAYLOAD_MAX 256         /* bytes in one reading object */
+#define BL_PKT_MAX 512             /* bytes in one packet we build */
+#define BL_OUT_MAX (32 * 1024)     /* bytes queued for one connection */
+#define BL_IN_MAX 1024             /* bytes of incoming packets held for one connection */
+#define BL_INFLIGHT_MAX 4096       /* unacknowledged PUBLISHes per connection */
+#define BL_CONNECTING_MAX 64       /* connections being opened at once */
+#define BL_CONNECT_TIMEOUT_MS 10000
+#define BL_KEEPALIVE_S 60          /* announced in CONNECT */
+#define BL_PING_EVERY_MS 30000     /* PINGREQ on a connection quiet that long */
+#define BL_PROGRESS_MS 1000
+#define BL_LAT_BUCKETS 60001       /* 1 ms histogram of PUBLISH->PUBACK, last = 60 s and more */
+#define BL_EVENTS 512              /* epoll events per wait */
+#define BL_READS_PER_EVENT 4       /* reads per readable event, for fairness */
+#define BL_METRICS_BODY_MAX (256 * 1024) /* bytes of a /metrics answer */
+#define BL_METRICS_POLL_MS 20
+#define BL_DEFAULT_COUNT 200000
+#define BL_DEFAULT_INFLIGHT 20
+#define BL_DEFAULT_TIMEOUT_S 180
+#define BL_DEFAULT_COMMIT_TIMEOUT_S 120
+#define BL_METRIC_ACCEPTED "coldchain_ingest_readings_accepted_total"
+#define BL_METRIC_LAG "coldchain_ingest_publish_lag_quantile_seconds"
+
+/* Freezer thresholds of the bench's cells (SPEC §7 freezers). */
+#define BL_NORMAL_MIN (-20.0) /* normal readings: -20.0 .. -16.1 */
+#define BL_HIGH_MIN (-12.0)   /* high readings: -12.0 .. -8.1, above max + hysteresis */
+
+enum conn_state { C_IDLE, C_TCP, C_CONNACK, C_READY, C_CLOSED };
+
+/* One unacknowledged PUBLISH. */
+struct flight {
+    uint16_t id;
+    uint8_t acked;
+    int64_t sent_us;
+};
+
+struct conn {
+    int fd;
+    enum conn_state state;
+    char serial[BL_SERIAL_MAX + 1];
+    char key[BL_KEY_MAX + 1];
+    char topic[BL_TOPIC_MAX];
+    size_t topic_len;
+    unsigned char *out; /* BL_OUT_MAX bytes; [out_off, out_len) waits to be sent */
+    size_t out_off, out_len;
+    unsigned char in[BL_IN_MAX];
+    size_t in_len;
+    struct flight *ring; /* inflight entries, oldest at ring_head */
+    size_t ring_head, ring_count;
+    uint16_t next_id;
+    int want_out;      /* EPOLLOUT registered */
+    int dirty;         /* on the flush list */
+    int64_t quota;     /* readings this device sends */
+    int64_t sent, acked;
+    int64_t last_ts_ms;
+    int64_t opened_ms; /* connect started (monotonic) */
+    int64_t last_tx_ms;
+};
+
+struct load {
+    const char *host;
+    int port;
+    const char *keys_path;
+    const char *metrics_url;
+    size_t max_devices; /* 0: all in the file */
+    int64_t count;
+    size_t inflight;
+    double rate;       /* msg/s in total; 0: as fast as the acknowledgements allow */
+    double high_ratio;
+    int timeout_s;
+    int commit_timeout_s;
+    int quiet;
+
+    struct conn *c;
+    size_t n;
+    int ep;
+    struct sockaddr_in addr;
+    size_t *flush; /* indices of dirty connections */
+    size_t n_flush;
+    size_t next_open, opening, ready, closed;
+    size_t cursor; /* round-robin position when paced */
+    double tokens;
+    int64_t refill_us; /* when tokens were last added */
+    int publishing;
+    int64_t total_sent, total_acked;
+    int64_t t_first_us, t_last_ack_us; /* monotonic */
+    int64_t first_publish_ms;          /* epoch */
+    uint64_t rng;
+    unsigned long long *lat; /* BL_LAT_BUCKETS */
+    int failed;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t epoch_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* splitmix64 */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bench_load --keys FILE [--host 127.0.0.1] [--port 1883] [--devices N]\n"
+            "                  [--count M] [--inflight K] [--rate MSG_PER_S] [--high-ratio R]\n"
+            "                  [--timeout S] [--metrics-url URL] [--commit-timeout S] "
+            "[--quiet]\n"
+            "  --keys FILE        \"serial,key\" lines (header and '#' lines skipped)\n"
+            "  --devices N        use the first N devices of the file (default: all)\n"
+            "  --count M          readings in total, round-robin over the devices (%d)\n"
+            "  --inflight K       unacknowledged readings per device (%d, at most %d)\n"
+            "  --rate R           readings per second in total (default: unpaced)\n"
+            "  --high-ratio R     fraction of readings above the freezer range (0)\n"
+            "  --timeout S        give up publishing after S seconds (%d)\n"
+            "  --metrics-url URL  wait until ingestd's %s grows by M\n"
+            "  --commit-timeout S how long to wait for that (%d)\n",
+            BL_DEFAULT_COUNT, BL_DEFAULT_INFLIGHT, BL_INFLIGHT_MAX, BL_DEFAULT_TIMEOUT_S,
+            BL_METRIC_ACCEPTED, BL_DEFAULT_COMMIT_TIMEOUT_S);
+}
+
+/* Parses a number in [lo, hi]. 1 on success. */
+static int parse_num(const char *name, const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "bench_load: %s must be a number in %g..%g: '%s'\n", name, lo, hi, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int parse_args(struct load *L, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, 'H'},   {"port", required_argument, NULL, 'p'},
+        {"keys", required_argument, NULL, 'k'},   {"devices", required_argument, NULL, 'n'},
+        {"count", required_argument, NULL, 'c'},  {"inflight", required_argument, NULL, 'i'},
+        {"rate", required_argument, NULL, 'r'},   {"high-ratio", required_argument, NULL, 'h'},
+        {"timeout", required_argument, NULL, 't'},
+        {"metrics-url", required_argument, NULL, 'm'},
+        {"commit-timeout", required_argument, NULL, 'T'},
+        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, '?'},
+        {NULL, 0, NULL, 0}};
+    double v;
+    int o;
+
+    L->host = "127.0.0.1";
+    L->port = 1883;
+    L->count = BL_DEFAULT_COUNT;
+    L->inflight = BL_DEFAULT_INFLIGHT;
+    L->timeout_s = BL_DEFAULT_TIMEOUT_S;
+    L->commit_timeout_s = BL_DEFAULT_COMMIT_TIMEOUT_S;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'H':
+            L->host = optarg;
+            break;
+        case 'p':
+            if (!parse_num("--port", optarg, 1, 65535, &v))
+                return 0;
+            L->port = (int)v;
+            break;
+        case 'k':
+            L->keys_path = optarg;
+            break;
+        case 'n':
+            if (!parse_num("--devices", optarg, 1, BL_MAX_DEVICES, &v))
+                return 0;
+            L->max_devices = (size_t)v;
+            break;
+        case 'c':
+            if (!parse_num("--count", optarg, 1, 1e10, &v))
+                return 0;
+            L->count = (int64_t)v;
+            break;
+        case 'i':
+            if (!parse_num("--inflight", optarg, 1, BL_INFLIGHT_MAX, &v))
+                return 0;
+            L->inflight = (size_t)v;
+            break;
+        case 'r':
+            if (!parse_num("--rate", optarg, 0, 1e7, &v))
+                return 0;
+            L->rate = v;
+            break;
+        case 'h':
+            if (!parse_num("--high-ratio", optarg, 0, 1, &L->high_ratio))
+                return 0;
+            break;
+        case 't':
+            if (!parse_num("--timeout", optarg, 1, 86400, &v))
+                return 0;
+            L->timeout_s = (int)v;
+            break;
+        case 'm':
+            L->metrics_url = optarg;
+            break;
+        case 'T':
+            if (!parse_num("--commit-timeout", optarg, 1, 86400, &v))
+                return 0;
+            L->commit_timeout_s = (int)v;
+            break;
+        case 'q':
+            L->quiet = 1;
+            break;
+        default:
+            usage(stderr);
+            return 0;
+        }
+    }
+    if (optind != argc || L->keys_path == NULL) {
+        usage(stderr);
+        return 0;
+    }
+    memset(&L->addr, 0, sizeof(L->addr));
+    L->addr.sin_family = AF_INET;
+    L->addr.sin_port = htons((uint16_t)L->port);
+    if (inet_pton(AF_INET, L->host, &L->addr.sin_addr) != 1) {
+        fprintf(stderr, "bench_load: --host must be an IPv4 address: '%s'\n", L->host);
+        return 0;
+    }
+    return 1;
+}
+
+/* Reads the keys file into L->c (allocated here). 1 on success. */
+static int load_keys(struct load *L)
+{
+    char line[BL_LINE_MAX];
+    FILE *f = NULL;
+    size_t cap = L->max_devices ? L->max_devices : BL_MAX_DEVICES;
+    int lineno = 0, ok = 0;
+
+    L->c = calloc(cap, sizeof(*L->c));
+    if (L->c == NULL) {
+        fprintf(stderr, "bench_load: out of memory\n");
+        goto out;
+    }
+    f = fopen(L->keys_path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "bench_load: cannot read %s: %s\n", L->keys_path, strerror(errno));
+        goto out;
+    }
+    while (L->n < cap && fgets(line, sizeof(line), f) != NULL) {
+        size_t len = strlen(line), slen, klen;
+        char *comma;
+        struct conn *c;
+
+        lineno++;
+        if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+            fprintf(stderr, "bench_load: %s:%d: line too long\n", L->keys_path, lineno);
+            goto out;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#' || strncmp(line, "serial,", 7) == 0)
+            continue;
+        comma = strchr(line, ',');
+        if (comma == NULL) {
+            fprintf(stderr, "bench_load: %s:%d: expected serial,key\n", L->keys_path, lineno);
+            goto out;
+        }
+        slen = (size_t)(comma - line);
+        klen = strcspn(comma + 1, ",");
+        if (slen == 0 || slen > BL_SERIAL_MAX || klen == 0 || klen > BL_KEY_MAX ||
+            strcspn(line, "/+#") < slen) {
+            fprintf(stderr, "bench_load: %s:%d: bad serial or key\n", L->keys_path, lineno);
+            goto out;
+        }
+        c = &L->c[L->n++];
+        c->fd = -1;
+        memcpy(c->serial, line, slen);
+        memcpy(c->key, comma + 1, klen);
+        c->topic_len = (size_t)snprintf(c->topic, sizeof(c->topic), "devices/%s/readings",
+                                        c->serial);
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "bench_load: reading %s failed\n", L->keys_path);
+        goto out;
+    }
+    if (L->n == 0) {
+        fprintf(stderr, "bench_load: %s lists no devices\n", L->keys_path);
+        goto out;
+    }
+    if (L->max_devices && L->n < L->max_devices)
+        fprintf(stderr, "bench_load: %s lists only %zu devices\n", L->keys_path, L->n);
+    ok = 1;
+out:
+    memset(line, 0, sizeof(line));
+    if (f != NULL)
+        fclose(f);
+    return ok;
+}
+
+/* Allocates the per-connection buffers and splits the readings. 1 on success. */
+static int setup(struct load *L)
+{
+    L->flush = calloc(L->n, sizeof(*L->flush));
+    L->lat = calloc(BL_LAT_BUCKETS, sizeof(*L->lat));
+    if (L->flush == NULL || L->lat == NULL)
+        return 0;
+    for (size_t i = 0; i < L->n; i++) {
+        struct conn *c = &L->c[i];
+
+        c->out = malloc(BL_OUT_MAX);
+        c->ring = calloc(L->inflight, sizeof(*c->ring));
+        if (c->out == NULL || c->ring == NULL)
+            return 0;
+        c->quota = L->count / (int64_t)L->n + ((int64_t)i < L->count % (int64_t)L->n);
+        c->next_id = 1;
+    }
+    L->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (L->ep < 0) {
+        fprintf(stderr, "bench_load: epoll_create1: %s\n", strerror(errno));
+        return 0;
+    }
+    L->rng = (uint64_t)epoch_ms() ^ 0x5bd1e995ULL;
+    return 1;
+}
+
+static void teardown(struct load *L)
+{
+    if (L->c != NULL) {
+        for (size_t i = 0; i < L->n; i++) {
+            if (L->c[i].fd >= 0)
+                close(L->c[i].fd);
+            free(L->c[i].out);
+            free(L->c[i].ring);
+            memset(L->c[i].key, 0, sizeof(L->c[i].key));
+        }
+    }
+    if (L->ep >= 0)
+        close(L->ep);
+    free(L->c);
+    free(L->flush);
+    free(L->lat);
+}
+
+/* Closes c; a failure makes the whole run fail (the readings of c cannot all arrive). */
+static void conn_close(struct load *L, struct conn *c, const char *why)
+{
+    if (c->state == C_CLOSED)
+        return;
+    if (why != NULL) {
+        fprintf(stderr, "bench_load: device %s: %s\n", c->serial, why);
+        L->failed = 1;
+    }
+    if (c->state == C_TCP || c->state == C_CONNACK)
+        L->opening--;
+    if (c->state == C_READY)
+        L->ready--;
+    if (c->fd >= 0) {
+        epoll_ctl(L->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->state = C_CLOSED;
+    L->closed++;
+}
+
+/* Appends bytes to c's output. 1 if they fit. */
+static int out_put(struct conn *c, const void *p, size_t n)
+{
+    if (c->out_off > 0 && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (BL_OUT_MAX - c->out_len < n && c->out_off > 0) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    if (BL_OUT_MAX - c->out_len < n)
+        return 0;
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+    return 1;
+}
+
+static size_t out_room(const struct conn *c)
+{
+    return BL_OUT_MAX - (c->out_len - c->out_off);
+}
+
+static void mark_dirty(struct load *L, struct conn *c)
+{
+    if (!c->dirty) {
+        c->dirty = 1;
+        L->flush[L->n_flush++] = (size_t)(c - L->c);
+    }
+}
+
+static int set_events(struct load *L, struct conn *c, uint32_t ev)
+{
+    struct epoll_event e;
+
+    memset(&e, 0, sizeof(e));
+    e.events = ev;
+    e.data.u64 = (uint64_t)(c - L->c);
+    return epoll_ctl(L->ep, EPOLL_CTL_MOD, c->fd, &e);
+}
+
+/* Writes what c has queued; registers EPOLLOUT while some is left. */
+static void conn_flush(struct load *L, struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            conn_close(L, c, strerror(errno));
+            return;
+        }
+        c->out_off += (size_t)w;
+    }
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    int want = c->out_len > 0;
+    if (want != c->want_out) {
+        if (set_events(L, c, EPOLLIN | (want ? EPOLLOUT : 0)) != 0) {
+            conn_close(L, c, strerror(errno));
+            return;
+        }
+        c->want_out = want;
+    }
+}
+
+static void flush_dirty(struct load *L)
+{
+    for (size_t i = 0; i < L->n_flush; i++) {
+        struct conn *c = &L->c[L->flush[i]];
+
+        c->dirty = 0;
+        if (c->state != C_CLOSED)
+            conn_flush(L, c);
+    }
+    L->n_flush = 0;
+}
+
+/* Writes an MQTT remaining length; returns its size (1..4). */
+static size_t put_varlen(unsigned char *p, size_t v)
+{
+    size_t i = 0;
+
+    do {
+        unsigned char b = (unsigned char)(v % 128);
+        v /= 128;
+        p[i++] = v > 0 ? (b | 128) : b;
+    } while (v > 0 && i < 4);
+    return i;
+}
+
+static size_t put_str(unsigned char *p, const char *s, size_t n)
+{
+    p[0] = (unsigned char)(n >> 8);
+    p[1] = (unsigned char)(n & 0xFF);
+    memcpy(p + 2, s, n);
+    return 2 + n;
+}
+
+/* Queues CONNECT: MQTT 3.1.1, clean session, username and password. */
+static int send_connect(struct conn *c)
+{
+    unsigned char body[BL_PKT_MAX], pkt[BL_PKT_MAX + 8];
+    size_t b = 0, slen = strlen(c->serial), klen = strlen(c->key), h;
+    int ok;
+
+    b += put_str(body + b, "MQTT", 4);
+    body[b++] = 4;                 /* protocol level 3.1.1 */
+    body[b++] = 0x80 | 0x40 | 0x02; /* username, password, clean session */
+    body[b++] = (unsigned char)(BL_KEEPALIVE_S >> 8);
+    body[b++] = (unsigned char)(BL_KEEPALIVE_S & 0xFF);
+    b += put_str(body + b, c->serial, slen); /* client id */
+    b += put_str(body + b, c->serial, slen); /* username */
+    b += put_str(body + b, c->key, klen);    /* password */
+    pkt[0] = 0x10;
+    h = 1 + put_varlen(pkt + 1, b);
+    memcpy(pkt + h, body, b);
+    ok = out_put(c, pkt, h + b);
+    memset(body, 0, sizeof(body));
+    memset(pkt, 0, sizeof(pkt));
+    return ok;
+}
+
+/* One reading of c: a fraction high_ratio of each device's readings is high, evenly
+ * spread (reading k is high when floor((k+1)R) > floor(kR)). */
+static int make_payload(struct load *L, struct conn *c, int64_t ts_ms, char *buf, size_t len)
+{
+    double k = (double)c->sent, r = L->high_ratio;
+    int high = r > 0 && floor((k + 1) * r) > floor(k * r);
+    uint64_t x = rng_next(&L->rng);
+    double t = (high ? BL_HIGH_MIN : BL_NORMAL_MIN) + (double)(x % 40) / 10.0;
+    int n = snprintf(buf, len,
+                     "{\"temperature\":%.1f,\"humidity\":%d,\"powerStatus\":true,"
+                     "\"doorStatus\":false,\"batteryLevel\":%d,\"ts\":%lld}",
+                     t, 40 + (int)((x >> 8) % 20), 90 - (int)((x >> 16) % 10), (long long)ts_ms);
+    return (n > 0 && (size_t)n < len) ? n : -1;
+}
+
+/* Queues one PUBLISH QoS 1 on c. 1 if queued. */
+static int publish_one(struct load *L, struct conn *c, int64_t now_us)
+{
+    unsigned char pkt[BL_PKT_MAX];
+    char payload[BL_PAYLOAD_MAX];
+    int64_t ts = epoch_ms();
+    size_t h, rem;
+    int plen;
+
+    if (ts <= c->last_ts_ms)
+        ts = c->last_ts_ms + 1; /* strictly increasing per device */
+    plen = make_payload(L, c, ts, payload, sizeof(payload));
+    rem = 2 + c->topic_len + 2 + (size_t)(plen > 0 ? plen : 0);
+    if (plen < 0 || rem + 5 > sizeof(pkt)) {
+        conn_close(L, c, "reading too large");
+        return 0;
+    }
+    pkt[0] = 0x32; /* PUBLISH, QoS 1 */
+    h = 1 + put_varlen(pkt + 1, rem);
+    h += put_str(pkt + h, c->topic, c->topic_len);
+    pkt[h++] = (unsigned char)(c->next_id >> 8);
+    pkt[h++] = (unsigned char)(c->next_id & 0xFF);
+    memcpy(pkt + h, payload, (size_t)plen);
+    if (!out_put(c, pkt, h + (size_t)plen))
+        return 0;
+    struct flight *f = &c->ring[(c->ring_head + c->ring_count) % L->inflight];
+    f->id = c->next_id;
+    f->acked = 0;
+    f->sent_us = now_us;
+    c->ring_count++;
+    c->next_id = c->next_id == 65535 ? 1 : (uint16_t)(c->next_id + 1);
+    c->last_ts_ms = ts;
+    c->sent++;
+    c->last_tx_ms = now_us / 1000;
+    L->total_sent++;
+    if (L->total_sent == 1) {
+        L->t_first_us = now_us;
+        L->first_publish_ms = ts;
+    }
+    mark_dirty(L, c);
+    return 1;
+}
+
+static int can_send(const struct load *L, const struct conn *c)
+{
+    return c->state == C_READY && c->sent < c->quota && c->ring_count < L->inflight &&
+           out_room(c) >= BL_PKT_MAX;
+}
+
+/* Unpaced: fills c's window. */
+static void pump(struct load *L, struct conn *c, int64_t now_us)
+{
+    while (can_send(L, c))
+        if (!publish_one(L, c, now_us))
+            break;
+}
+
+/* Paced: hands the available tokens out round-robin. */
+static void pump_paced(struct load *L, int64_t now_us)
+{
+    size_t idle = 0;
+
+    while (L->tokens >= 1.0 && idle < L->n) {
+        struct conn *c = &L->c[L->cursor];
+
+        L->cursor = (L->cursor + 1) % L->n;
+        if (!can_send(L, c)) {
+            idle++;
+            continue;
+        }
+        if (!publish_one(L, c, now_us))
+            break;
+        L->tokens -= 1.0;
+        idle = 0;
+    }
+}
+
+/* A PUBACK for id on c. */
+static void on_puback(struct load *L, struct conn *c, uint16_t id, int64_t now_us)
+{
+    size_t i;
+
+    for (i = 0; i < c->ring_count; i++) { /* the broker acknowledges in order: i is 0 */
+        struct flight *f = &c->ring[(c->ring_head + i) % L->inflight];
+        if (f->id == id && !f->acked) {
+            int64_t ms = (now_us - f->sent_us) / 1000;
+            f->acked = 1;
+            L->lat[ms < BL_LAT_BUCKETS ? ms : BL_LAT_BUCKETS - 1]++;
+            break;
+        }
+    }
+    if (i == c->ring_count) {
+        conn_close(L, c, "PUBACK for a packet id not in flight");
+        return;
+    }
+    while (c->ring_count > 0 && c->ring[c->ring_head].acked) {
+        c->ring_head = (c->ring_head + 1) % L->inflight;
+        c->ring_count--;
+    }
+    c->acked++;
+    L->total_acked++;
+    L->t_last_ack_us = now_us;
+    if (L->rate <= 0)
+        pump(L, c, now_us);
+}
+
+/* Handles the complete packets in c->in. */
+static void parse_input(struct load *L, struct conn *c, int64_t now_us)
+{
+    size_t off = 0;
+
+    while (c->state != C_CLOSED && c->in_len - off >= 2) {
+        const unsigned char *p = c->in + off;
+        size_t rem = 0, mult = 1, i = 1;
+
+        for (;;) { /* remaining length: 1-4 bytes */
+            if (i >= c->in_len - off)
+                goto partial;
+            rem += (p[i] & 127u) * mult;
+            mult *= 128;
+            if (!(p[i++] & 128u))
+                break;
+            if (i > 4) {
+                conn_close(L, c, "malformed remaining length");
+                return;
+            }
+        }
+        if (i + rem > BL_IN_MAX) {
+            conn_close(L, c, "incoming packet too large");
+            return;
+        }
+        if (c->in_len - off < i + rem)
+            goto partial;
+        switch (p[0] >> 4) {
+        case 2: /* CONNACK */
+            if (c->state != C_CONNACK || rem != 2) {
+                conn_close(L, c, "unexpected CONNACK");
+                return;
+            }
+            if (p[i + 1] != 0) {
+                char why[64];
+                snprintf(why, sizeof(why), "CONNACK return code %u%s", p[i + 1],
+                         p[i + 1] == 4 || p[i + 1] == 5 ? " (bad serial or key)" : "");
+                conn_close(L, c, why);
+                return;
+            }
+            c->state = C_READY;
+            L->opening--;
+            L->ready++;
+            break;
+        case 4: /* PUBACK */
+            if (c->state != C_READY || rem != 2) {
+                conn_close(L, c, "unexpected PUBACK");
+                return;
+            }
+            on_puback(L, c, (uint16_t)(p[i] << 8 | p[i + 1]), now_us);
+            break;
+        case 13: /* PINGRESP */
+            break;
+        default: {
+            char why[64];
+            snprintf(why, sizeof(why), "unexpected packet type %u", p[0] >> 4);
+            conn_close(L, c, why);
+            return;
+        }
+        }
+        off += i + rem;
+    }
+partial:
+    if (c->state == C_CLOSED)
+        return;
+    if (off > 0) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+}
+
+static void on_readable(struct load *L, struct conn *c, int64_t now_us)
+{
+    for (int r = 0; r < BL_READS_PER_EVENT && c->state != C_CLOSED; r++) {
+        size_t want = BL_IN_MAX - c->in_len;
+        ssize_t got = recv(c->fd, c->in + c->in_len, want, 0);
+
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_close(L, c, strerror(errno));
+            return;
+        }
+        if (got == 0) {
+            conn_close(L, c, "the broker closed the connection");
+            return;
+        }
+        c->in_len += (size_t)got;
+        parse_input(L, c, now_us);
+        if ((size_t)got < want)
+            return;
+    }
+}
+
+/* Starts the TCP connection of c. */
+static void conn_open(struct load *L, struct conn *c, int64_t now_us)
+{
+    struct epoll_event e;
+    int one = 1;
+
+    c->opened_ms = now_us / 1000;
+    c->state = C_TCP;
+    L->opening++;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        conn_close(L, c, strerror(errno));
+        return;
+    }
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(c->fd, (struct sockaddr *)&L->addr, sizeof(L->addr)) != 0 &&
+        errno != EINPROGRESS) {
+        conn_close(L, c, strerror(errno));
+        return;
+    }
+    memset(&e, 0, sizeof(e));
+    e.events = EPOLLIN | EPOLLOUT;
+    e.data.u64 = (uint64_t)(c - L->c);
+    if (epoll_ctl(L->ep, EPOLL_CTL_ADD, c->fd, &e) != 0) {
+        conn_close(L, c, strerror(errno));
+        return;
+    }
+    c->want_out = 1;
+}
+
+/* The TCP connection of c is writable for the first time: send CONNECT. */
+static void on_connected(struct load *L, struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        conn_close(L, c, strerror(err ? err : errno));
+        return;
+    }
+    c->state = C_CONNACK;
+    if (!send_connect(c)) {
+        conn_close(L, c, "CONNECT does not fit");
+        return;
+    }
+    conn_flush(L, c);
+}
+
+static void handle_event(struct load *L, const struct epoll_event *e, int64_t now_us)
+{
+    struct conn *c = &L->c[e->data.u64];
+
+    if (c->state == C_CLOSED)
+        return;
+    if (c->state == C_TCP) {
+        if (e->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            on_connected(L, c);
+        return;
+    }
+    if (e->events & EPOLLIN)
+        on_readable(L, c, now_us);
+    if (c->state != C_CLOSED && (e->events & (EPOLLERR | EPOLLHUP)) && !(e->events & EPOLLIN))
+        conn_close(L, c, "connection error");
+    if (c->state != C_CLOSED && (e->events & EPOLLOUT))
+        conn_flush(L, c);
+}
+
+/* Opens more connections, times out slow ones, keeps quiet ones alive. */
+static void housekeeping(struct load *L, int64_t now_us)
+{
+    int64_t now_ms = now_us / 1000;
+
+    while (L->next_open < L->n && L->opening < BL_CONNECTING_MAX && !L->failed)
+        conn_open(L, &L->c[L->next_open++], now_us);
+    for (size_t i = 0; i < L->next_open; i++) {
+        struct conn *c = &L->c[i];
+
+        if ((c->state == C_TCP || c->state == C_CONNACK) &&
+            now_ms - c->opened_ms > BL_CONNECT_TIMEOUT_MS)
+            conn_close(L, c, "no CONNACK within the connect timeout");
+        else if (c->state == C_READY && now_ms - c->last_tx_ms > BL_PING_EVERY_MS) {
+            static const unsigned char ping[2] = {0xC0, 0x00};
+            if (out_put(c, ping, sizeof(ping))) {
+                c->last_tx_ms = now_ms;
+                mark_dirty(L, c);
+            }
+        }
+    }
+}
+
+/* libcurl sink into a bounded buffer. */
+struct body {
+    char *p;
+    size_t len;
+};
+
+static size_t body_write(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    struct body *b = ctx;
+    size_t n = size * nmemb;
+
+    if (n > BL_METRICS_BODY_MAX - 1 - b->len)
+        return 0; /* too large: libcurl reports a write error */
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return n;
+}
+
+/* GETs the metrics page into b (BL_METRICS_BODY_MAX bytes). 1 on success. */
+static int metrics_get(CURL *curl, const char *url, struct body *b)
+{
+    long status = 0;
+
+    b->len = 0;
+    b->p[0] = '\0';
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(curl) != CURLE_OK)
+        return 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    return status == 200;
+}
+
+/* The value of the sample whose line starts with `name` followed by a blank (name may
+ * include labels). 1 if found. */
+static int metric_value(const char *text, const char *name, double *out)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
+            char *end = NULL;
+            double v = strtod(p + n + 1, &end);
+            if (end == p + n + 1)
+                return 0;
+            *out = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static double lat_quantile(const unsigned long long *h, unsigned long long total, double q)
+{
+    unsigned long long want = (unsigned long long)(q * (double)total), seen = 0;
+
+    for (int i = 0; i < BL_LAT_BUCKETS; i++) {
+        seen += h[i];
+        if (seen > want)
+            return (double)i;
+    }
+    return (double)(BL_LAT_BUCKETS - 1);
+}
+
+static void progress(const struct load *L, int64_t now_us, double committed)
+{
+    if (L->quiet)
+        return;
+    if (!L->publishing) {
+        fprintf(stderr, "bench_load: connecting %zu/%zu\n", L->ready, L->n);
+        return;
+    }
+    double s = (double)(now_us - L->t_first_us) / 1e6;
+    fprintf(stderr, "bench_load: %.1fs sent %lld acked %lld (%.0f/s)", s,
+            (long long)L->total_sent, (long long)L->total_acked,
+            s > 0 ? (double)L->total_acked / s : 0.0);
+    if (committed >= 0)
+        fprintf(stderr, " committed %.0f", committed);
+    fputc('\n', stderr);
+}
+
+/* The publishing run. 1 when every reading was acknowledged. */
+static int run(struct load *L, CURL *curl, struct body *mb, double *base)
+{
+    struct epoll_event ev[BL_EVENTS];
+    int64_t start_us = mono_us(), last_tick_us = start_us;
+    int64_t deadline_us = start_us + (int64_t)L->timeout_s * 1000000;
+
+    while (!stop_requested && !L->failed) {
+        int64_t now_us = mono_us();
+
+        if (!L->publishing)
+            housekeeping(L, now_us);
+        if (!L->publishing && L->ready == L->n) {
+            if (L->metrics_url != NULL) {
+                if (!metrics_get(curl, L->metrics_url, mb) ||
+                    !metric_value(mb->p, BL_METRIC_ACCEPTED, base)) {
+                    fprintf(stderr, "bench_load: cannot read %s from %s\n", BL_METRIC_ACCEPTED,
+                            L->metrics_url);
+                    return 0;
+                }
+            }
+            fprintf(stderr, "bench_load: %zu devices connected in %.2fs\n", L->n,
+                    (double)(now_us - start_us) / 1e6);
+            printf("bench: load_connect_time %.2f s\n", (double)(now_us - start_us) / 1e6);
+            L->publishing = 1;
+            now_us = mono_us();
+            deadline_us = now_us + (int64_t)L->timeout_s * 1000000;
+            last_tick_us = now_us;
+            L->refill_us = now_us;
+            L->tokens = 1.0;
+            if (L->rate <= 0)
+                for (size_t i = 0; i < L->n; i++)
+                    pump(L, &L->c[i], now_us);
+        }
+        if (L->publishing && L->rate > 0) {
+            L->tokens += L->rate * (double)(now_us - L->refill_us) / 1e6;
+            if (L->tokens > L->rate / 20.0 + 1.0) /* at most a 50 ms burst */
+                L->tokens = L->rate / 20.0 + 1.0;
+            L->refill_us = now_us;
+            pump_paced(L, now_us);
+        }
+        flush_dirty(L);
+        if (L->publishing && L->total_acked == L->count)
+            break;
+        if (now_us > deadline_us) {
+            fprintf(stderr, "bench_load: timed out after %ds (%s)\n", L->timeout_s,
+                    L->publishing ? "publishing" : "connecting");
+            L->failed = 1;
+            break;
+        }
+        if (now_us - last_tick_us >= BL_PROGRESS_MS * 1000) {
+            double committed = -1;
+            if (L->publishing && L->metrics_url != NULL && metrics_get(curl, L->metrics_url, mb))
+                if (metric_value(mb->p, BL_METRIC_ACCEPTED, &committed))
+                    committed -= *base;
+            progress(L, now_us, committed);
+            last_tick_us = now_us;
+        }
+        int timeout_ms = (L->publishing && L->rate > 0) ? 1 : 50;
+        int n = epoll_wait(L->ep, ev, BL_EVENTS, timeout_ms);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "bench_load: epoll_wait: %s\n", strerror(errno));
+            L->failed = 1;
+            break;
+        }
+        now_us = mono_us();
+        for (int i = 0; i < n; i++)
+            handle_event(L, &ev[i], now_us);
+    }
+    return L->publishing && L->total_acked == L->count && !L->failed;
+}
+
+/* Sends DISCONNECT on every open connection and closes it. */
+static void disconnect_all(struct load *L)
+{
+    static const unsigned char disc[2] = {0xE0, 0x00};
+
+    for (size_t i = 0; i < L->n; i++) {
+        struct conn *c = &L->c[i];
+
+        if (c->state == C_READY && out_put(c, disc, sizeof(disc)))
+            conn_flush(L, c);
+        conn_close(L, c, NULL);
+    }
+}
+
+/* Waits until ingestd's accepted counter reaches base + count; prints the figures.
+ * 1 when every reading was committed in time. */
+static int wait_committed(struct load *L, CURL *curl, struct body *mb, double base)
+{
+    int64_t deadline_us = mono_us() + (int64_t)L->commit_timeout_s * 1000000;
+    int64_t last_tick_us = mono_us();
+    double v = 0, p50 = 0, p99 = 0;
+    int ok = 0;
+
+    for (;;) {
+        int64_t now_us = mono_us();
+
+        if (metrics_get(curl, L->metrics_url, mb) &&
+            metric_value(mb->p, BL_METRIC_ACCEPTED, &v) && v - base >= (double)L->count) {
+            ok = 1;
+            break;
+        }
+        if (now_us > deadline_us || stop_requested) {
+            fprintf(stderr, "bench_load: %.0f of %lld readings committed after %ds\n", v - base,
+                    (long long)L->count, L->commit_timeout_s);
+            break;
+        }
+        if (now_us - last_tick_us >= BL_PROGRESS_MS * 1000) {
+            progress(L, now_us, v - base);
+            last_tick_us = now_us;
+        }
+        usleep(BL_METRICS_POLL_MS * 1000);
+    }
+    int64_t done_us = mono_us();
+    double secs = (double)(done_us - L->t_first_us) / 1e6;
+    metric_value(mb->p, BL_METRIC_LAG "{quantile=\"0.5\"}", &p50);
+    metric_value(mb->p, BL_METRIC_LAG "{quantile=\"0.99\"}", &p99);
+    printf("bench: load_committed %.0f readings\n", v - base);
+    printf("bench: load_commit_time %.3f s\n", secs);
+    printf("bench: load_commit_rate %.0f readings/s\n", secs > 0 ? (v - base) / secs : 0.0);
+    printf("bench: load_commit_p50_latency %.0f ms\n", p50 * 1000.0);
+    printf("bench: load_commit_p99_latency %.0f ms\n", p99 * 1000.0);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    struct load L;
+    struct body mb = {NULL, 0};
+    CURL *curl = NULL;
+    struct sigaction sa;
+    double base = 0;
+    int status = 1, curl_inited = 0;
+
+    memset(&L, 0, sizeof(L));
+    L.ep = -1;
+    if (!parse_args(&L, argc, argv)) {
+        status = 2;
+        goto out;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (!load_keys(&L))
+        goto out;
+    if ((int64_t)L.n > L.count) {
+        fprintf(stderr, "bench_load: --count %lld is below the %zu devices\n",
+                (long long)L.count, L.n);
+        status = 2;
+        goto out;
+    }
+    if (!setup(&L)) {
+        fprintf(stderr, "bench_load: out of memory or epoll\n");
+        goto out;
+    }
+    if (L.metrics_url != NULL) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            goto out;
+        curl_inited = 1;
+        curl = curl_easy_init();
+        mb.p = malloc(BL_METRICS_BODY_MAX);
+        if (curl == NULL || mb.p == NULL) {
+            fprintf(stderr, "bench_load: out of memory\n");
+            goto out;
+        }
+    }
+
+    int acked_all = run(&L, curl, &mb, &base);
+    int64_t end_us = L.t_last_ack_us > L.t_first_us ? L.t_last_ack_us : mono_us();
+    double secs = (double)(end_us - L.t_first_us) / 1e6;
+    disconnect_all(&L);
+    if (L.publishing) {
+        printf("bench: load_devices %zu count\n", L.n);
+        printf("bench: load_published %lld readings\n", (long long)L.total_sent);
+        printf("bench: load_puback_count %lld count\n", (long long)L.total_acked);
+        printf("bench: load_publish_time %.3f s\n", secs);
+        printf("bench: load_publish_rate %.0f msg/s\n",
+               secs > 0 ? (double)L.total_acked / secs : 0.0);
+        printf("bench: load_puback_p50_latency %.0f ms\n",
+               lat_quantile(L.lat, (unsigned long long)L.total_acked, 0.50));
+        printf("bench: load_puback_p99_latency %.0f ms\n",
+               lat_quantile(L.lat, (unsigned long long)L.total_acked, 0.99));
+        printf("load: first_publish_ms=%lld\n", (long long)L.first_publish_ms);
+    }
+    fflush(stdout);
+    if (!acked_all) {
+        fprintf(stderr, "bench_load: %lld of %lld readings acknowledged\n",
+                (long long)L.total_acked, (long long)L.count);
+        goto out;
+    }
+    if (L.metrics_url != NULL && !wait_committed(&L, curl, &mb, base))
+        goto out;
+    status = 0;
+
+out:
+    fflush(stdout);
+    if (curl != NULL)
+        curl_easy_cleanup(curl);
+    if (curl_inited)
+        curl_global_cleanup();
+    free(mb.p);
+    teardown(&L);
+    return status;
+}
