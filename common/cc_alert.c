@@ -1,19 +1,189 @@
 /* cc_alert.c - the alert engine (SPEC §4), see cc_alert.h.
  *
- * Placeholder: the rules (HIGH_TEMP/LOW_TEMP with hysteresis and alarm delay,
- * POWER_LOSS, SENSOR_ERROR resolution) are written separately; until then every
- * reading leaves the alert state as it is. */
+ * Per reading: one cached SELECT gathers the cell's thresholds, the device's ACTIVE
+ * alerts and its pending excursions (three indexed lookups); writes happen only when
+ * something changes or an ACTIVE alert is re-triggered. The start of an excursion that
+ * waits for alarm_delay_s is kept in alert_pending, measured in reading time, so a
+ * restart does not reset it. Raising and resolving go through cc_alert_ops.c, which
+ * writes the notifications in the same transaction. */
 #include "cc_alert.h"
 
+#include <math.h>
+#include <stdio.h>
+
+#include "cc_alert_ops.h"
+#include "cc_log.h"
 #include "cc_rc.h"
+
+static const char sql_state[] =
+    "SELECT 0, min_temp, max_temp, hysteresis, alarm_delay_s FROM cold_cells WHERE id = ?1"
+    " UNION ALL SELECT 1, type, id, NULL, NULL FROM alerts"
+    " WHERE cold_cell_id = ?1 AND device_id = ?2 AND status = 'ACTIVE'"
+    " UNION ALL SELECT 2, type, since_ts, NULL, NULL FROM alert_pending WHERE device_id = ?2";
+static const char sql_pending_set[] =
+    "INSERT INTO alert_pending (device_id, type, since_ts) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (device_id, type) DO NOTHING";
+static const char sql_pending_clear[] =
+    "DELETE FROM alert_pending WHERE device_id = ?1 AND type = ?2";
+
+/* What the engine knows about one device before applying a reading. */
+struct state {
+    int have_cell;
+    double min_temp, max_temp, hysteresis; /* °C */
+    int64_t delay_ms;
+    int64_t active[CC_ALERT_TYPE_COUNT];   /* ACTIVE alert id, 0 if none */
+    int has_pending[CC_ALERT_TYPE_COUNT];
+    int64_t pending_since[CC_ALERT_TYPE_COUNT]; /* reading ts the excursion began */
+};
+
+static int load_state(struct cc_store *st, const struct cc_device *dev, struct state *s)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src, rc;
+
+    rc = cc_store_stmt(st, sql_state, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, dev->cold_cell_id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, dev->id) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int kind = sqlite3_column_int(stmt, 0);
+        int type;
+
+        if (kind == 0) {
+            s->have_cell = 1;
+            s->min_temp = sqlite3_column_double(stmt, 1);
+            s->max_temp = sqlite3_column_double(stmt, 2);
+            s->hysteresis = sqlite3_column_double(stmt, 3);
+            s->delay_ms = sqlite3_column_int64(stmt, 4) * 1000;
+            continue;
+        }
+        type = cc_alert_type_parse((const char *)sqlite3_column_text(stmt, 1));
+        if (type < 0)
+            continue; /* the schema's CHECK makes this impossible for alerts */
+        if (kind == 1) {
+            s->active[type] = sqlite3_column_int64(stmt, 2);
+        } else {
+            s->has_pending[type] = 1;
+            s->pending_since[type] = sqlite3_column_int64(stmt, 2);
+        }
+    }
+    if (src != SQLITE_DONE) {
+        cc_log_error("db_step_failed", "alert state: %s", sqlite3_errmsg(cc_store_db(st)));
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    rc = CC_OK;
+out:
+    cc_store_stmt_done(stmt);
+    return rc;
+}
+
+static int pending(struct cc_store *st, const char *sql, int64_t device_id, int type,
+                   int64_t since_ts)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = cc_store_stmt(st, sql, &stmt);
+    int src;
+
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, device_id) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, cc_alert_type_name(type), -1, SQLITE_STATIC) != SQLITE_OK ||
+        (sql == sql_pending_set ? sqlite3_bind_int64(stmt, 3, since_ts) : SQLITE_OK) !=
+            SQLITE_OK) {
+        rc = CC_ERR_DB;
+    } else {
+        src = sqlite3_step(stmt);
+        if (src != SQLITE_DONE) {
+            cc_log_error("db_step_failed", "alert pending: %s",
+                         sqlite3_errmsg(cc_store_db(st)));
+            rc = CC_ERR_DB;
+        }
+    }
+    cc_store_stmt_done(stmt);
+    return rc;
+}
+
+/* One threshold rule (HIGH_TEMP or LOW_TEMP): beyond means the reading is past the
+ * limit, cleared that it is back inside by the hysteresis. */
+static int apply_threshold(struct cc_store *st, const struct cc_device *dev,
+                           const struct cc_reading *r, int64_t now_ms, const struct state *s,
+                           int type, int beyond, int cleared, double limit)
+{
+    char msg[CC_ALERT_MESSAGE_MAX];
+    int64_t since = r->ts_ms;
+    int rc;
+
+    if (!beyond) {
+        if (s->has_pending[type]) {
+            rc = pending(st, sql_pending_clear, dev->id, type, 0);
+            if (rc != CC_OK)
+                return rc;
+        }
+        if (cleared && s->active[type] != 0)
+            return cc_alert_resolve(st, s->active[type], r->ts_ms, 0, NULL, now_ms, NULL);
+        return CC_OK;
+    }
+    if (s->active[type] == 0 && s->delay_ms > 0) {
+        if (!s->has_pending[type])
+            return pending(st, sql_pending_set, dev->id, type, r->ts_ms);
+        since = s->pending_since[type];
+        if (r->ts_ms - since < s->delay_ms)
+            return CC_OK; /* still inside the alarm delay */
+        rc = pending(st, sql_pending_clear, dev->id, type, 0);
+        if (rc != CC_OK)
+            return rc;
+    }
+    if (s->delay_ms > 0 && since < r->ts_ms)
+        snprintf(msg, sizeof msg, "temperature %.1f °C %s %.1f °C for %lld s", r->temperature,
+                 type == CC_ALERT_HIGH_TEMP ? "above the maximum" : "below the minimum", limit,
+                 (long long)((r->ts_ms - since) / 1000));
+    else
+        snprintf(msg, sizeof msg, "temperature %.1f °C %s %.1f °C", r->temperature,
+                 type == CC_ALERT_HIGH_TEMP ? "above the maximum" : "below the minimum", limit);
+    return cc_alert_raise(st, dev->cold_cell_id, dev->id, type, r->temperature, limit, msg,
+                          r->ts_ms, now_ms, NULL, NULL);
+}
 
 int cc_alert_on_reading(struct cc_store *st, const struct cc_device *dev,
                         const struct cc_reading *r, int is_newest, int64_t now_ms)
 {
-    (void)st;
-    (void)dev;
-    (void)r;
-    (void)is_newest;
-    (void)now_ms;
-    return CC_OK;
+    struct state s = {0};
+    double t = r->temperature;
+    int rc;
+
+    if (!is_newest)
+        return CC_OK; /* stored, but older than what the alerts already saw */
+    rc = load_state(st, dev, &s);
+    if (rc != CC_OK)
+        return rc;
+    if (!s.have_cell)
+        return CC_OK; /* the cell went away in this transaction: nothing to judge */
+
+    /* Any reading is a sign of life. */
+    if (s.active[CC_ALERT_SENSOR_ERROR] != 0) {
+        rc = cc_alert_resolve(st, s.active[CC_ALERT_SENSOR_ERROR], r->ts_ms, 0, NULL, now_ms,
+                              NULL);
+        if (rc != CC_OK)
+            return rc;
+    }
+    if (r->power_status == CC_FALSE) {
+        rc = cc_alert_raise(st, dev->cold_cell_id, dev->id, CC_ALERT_POWER_LOSS, t, NAN,
+                            "mains power lost", r->ts_ms, now_ms, NULL, NULL);
+    } else if (r->power_status == CC_TRUE && s.active[CC_ALERT_POWER_LOSS] != 0) {
+        rc = cc_alert_resolve(st, s.active[CC_ALERT_POWER_LOSS], r->ts_ms, 0, NULL, now_ms,
+                              NULL);
+    }
+    if (rc != CC_OK)
+        return rc;
+    rc = apply_threshold(st, dev, r, now_ms, &s, CC_ALERT_HIGH_TEMP, t > s.max_temp,
+                         t <= s.max_temp - s.hysteresis, s.max_temp);
+    if (rc != CC_OK)
+        return rc;
+    return apply_threshold(st, dev, r, now_ms, &s, CC_ALERT_LOW_TEMP, t < s.min_temp,
+                           t >= s.min_temp + s.hysteresis, s.min_temp);
 }

@@ -25,7 +25,9 @@ import urllib.request
 import paho.mqtt.client as mqtt
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("CC_BUILD", os.path.join(ROOT, "build"))
+BUILD = os.path.join(ROOT, os.environ.get("CC_BUILD", "build"))  # relative to the repo
+# The broker plugin is always the plain build: a sanitized .so cannot load into mosquitto.
+PLUGIN = os.path.join(ROOT, "build", "coldchain_auth.so")
 
 
 def free_port():
@@ -119,7 +121,7 @@ class Stack:
         if not os.path.exists(os.path.join(conf_dir, "mosquitto.conf")):
             subprocess.run(["sh", os.path.join(ROOT, "tools", "broker_conf.sh"), conf_dir,
                             str(self.mqtt_port), self.db_path,
-                            os.path.join(BUILD, "coldchain_auth.so"), self.mqtt_user,
+                            PLUGIN, self.mqtt_user,
                             self.mqtt_password], check=True, capture_output=True)
         p = self._spawn("mosquitto", ["mosquitto", "-c", os.path.join(conf_dir, "mosquitto.conf")])
         wait_port(self.mqtt_port, proc=p)

@@ -12,14 +12,14 @@ TIMEOUT_S = int(os.environ.get("CC_TEST_TIMEOUT", "600"))
 
 
 def main():
-    scripts = sys.argv[1:] or sorted(glob.glob(os.path.join(HERE, "test_*.py")))
+    scripts = [os.path.abspath(a) for a in sys.argv[1:]] or sorted(glob.glob(os.path.join(HERE, "test_*.py")))
     passed = failed = 0
     for s in scripts:
         t0 = time.time()
         print("== %s" % os.path.basename(s), flush=True)
         try:
             p = subprocess.run(["/usr/bin/python3", "-u", s], capture_output=True, text=True,
-                               timeout=TIMEOUT_S, cwd=os.path.dirname(HERE))
+                               timeout=TIMEOUT_S, cwd=os.path.dirname(os.path.dirname(HERE)))
             out, rc = p.stdout + p.stderr, p.returncode
         except subprocess.TimeoutExpired as e:
             out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -39,7 +39,7 @@ def main():
               flush=True)
         passed += ok
         failed += bad
-    print("integration: %d passed, %d failed" % (passed, failed))
+    print("%s: %d passed, %d failed" % (os.environ.get("CC_SUITE", "integration"), passed, failed))
     return 1 if failed else 0
 
 

@@ -1,0 +1,184 @@
+/* cc_notify.c - the outbox writers: one notifications row per event and recipient,
+ * built in SQL from the alert row so an alert change costs one statement per kind. */
+#include "cc_notify.h"
+
+#include "cc_log.h"
+#include "cc_rc.h"
+
+/* INSERT ... SELECT over the alert, its cell, location and the recipients u; ?1 alert
+ * id, ?2 kind, ?3 title prefix, ?4 now. Disabled users get nothing. */
+#define NOTIFY_INSERT(recipients)                                                          \
+    "INSERT INTO notifications (user_id, alert_id, kind, channel, payload, status,"        \
+    " next_attempt_at, created_at)"                                                        \
+    " SELECT u.id, a.id, ?2, 'inbox', json_object("                                        \
+    " 'title', ?3 || ': ' || a.type || ' in ' || c.name || ' (' || l.name || ')',"         \
+    " 'message', a.message, 'coldCellName', c.name, 'locationName', l.name,"               \
+    " 'alert', " CC_ALERT_JSON_SQL "), 'PENDING', ?4, ?4"                                  \
+    " FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"                            \
+    " JOIN locations l ON l.id = c.location_id " recipients                                \
+    " WHERE a.id = ?1 AND u.disabled = 0 ON CONFLICT DO NOTHING"
+
+static const char sql_customer[] = NOTIFY_INSERT("JOIN users u ON u.id = l.customer_id");
+static const char sql_technicians[] =
+    NOTIFY_INSERT("JOIN technician_customers tc ON tc.customer_id = l.customer_id"
+                  " JOIN users u ON u.id = tc.technician_id");
+static const char sql_customer_and_technicians[] = NOTIFY_INSERT(
+    "JOIN users u ON (u.id = l.customer_id OR u.id IN (SELECT tc.technician_id FROM"
+    " technician_customers tc WHERE tc.customer_id = l.customer_id))");
+static const char sql_technicians_and_admins[] = NOTIFY_INSERT(
+    "JOIN users u ON (u.role = 'ADMIN' OR u.id IN (SELECT tc.technician_id FROM"
+    " technician_customers tc WHERE tc.customer_id = l.customer_id))");
+
+static const char sql_system[] =
+    "INSERT INTO notifications (user_id, alert_id, kind, channel, payload, status,"
+    " next_attempt_at, created_at)"
+    " SELECT u.id, NULL, 'SYSTEM', 'inbox', json_object('title', ?2, 'message', ?3),"
+    " 'PENDING', ?4, ?4 FROM users u WHERE u.id = ?1";
+static const char sql_report[] =
+    "INSERT INTO notifications (user_id, alert_id, kind, channel, payload, status,"
+    " next_attempt_at, created_at)"
+    " SELECT u.id, NULL, 'DAILY_REPORT', 'inbox', json_object('title', ?2, 'message', ?3,"
+    " 'report', json(?4)), 'PENDING', ?5, ?5 FROM users u WHERE u.id = ?1";
+static const char sql_event[] =
+    "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
+    " next_attempt_at, created_at)"
+    " SELECT a.id, a.cold_cell_id, ?2, " CC_ALERT_JSON_SQL ", 'PENDING', ?3, ?3"
+    " FROM alerts a WHERE a.id = ?1 ON CONFLICT DO NOTHING";
+
+static const char *const event_names[] = {
+    [CC_EVENT_CREATED] = "CREATED",
+    [CC_EVENT_ESCALATED] = "ESCALATED",
+    [CC_EVENT_RESOLVED] = "RESOLVED",
+};
+
+/* Runs one of the NOTIFY_INSERT statements. */
+static int insert_for_alert(struct cc_store *st, const char *sql, int64_t alert_id,
+                            const char *kind, const char *title, int64_t now_ms)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src, rc;
+
+    rc = cc_store_stmt(st, sql, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, alert_id) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 3, title, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 4, now_ms) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE) {
+        cc_log_error("db_step_failed", "notify %s: %s", kind,
+                     sqlite3_errmsg(cc_store_db(st)));
+        rc = src == SQLITE_NOMEM ? CC_ERR_NOMEM : CC_ERR_DB;
+        goto out;
+    }
+    rc = CC_OK;
+out:
+    cc_store_stmt_done(stmt);
+    return rc;
+}
+
+int cc_notify_customer_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms)
+{
+    return insert_for_alert(st, sql_customer, alert_id, "ALERT", "Alert", now_ms);
+}
+
+int cc_notify_technician_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms)
+{
+    return insert_for_alert(st, sql_technicians, alert_id, "ALERT", "Alert", now_ms);
+}
+
+int cc_notify_alert_resolved(struct cc_store *st, int64_t alert_id, int64_t now_ms)
+{
+    int rc = insert_for_alert(st, sql_customer_and_technicians, alert_id, "ALERT_RESOLVED",
+                              "Resolved", now_ms);
+
+    if (rc == CC_OK)
+        rc = cc_notify_alert_event(st, alert_id, CC_EVENT_RESOLVED, now_ms);
+    return rc;
+}
+
+int cc_notify_escalation(struct cc_store *st, int64_t alert_id, int64_t now_ms)
+{
+    int rc = insert_for_alert(st, sql_technicians_and_admins, alert_id, "ESCALATION",
+                              "Escalated", now_ms);
+
+    if (rc == CC_OK)
+        rc = cc_notify_alert_event(st, alert_id, CC_EVENT_ESCALATED, now_ms);
+    return rc;
+}
+
+/* Runs a statement whose parameters are already bound, to SQLITE_DONE. */
+static int run(struct cc_store *st, sqlite3_stmt *stmt, const char *what)
+{
+    int src = sqlite3_step(stmt);
+
+    if (src == SQLITE_DONE)
+        return CC_OK;
+    cc_log_error("db_step_failed", "%s: %s", what, sqlite3_errmsg(cc_store_db(st)));
+    return src == SQLITE_NOMEM ? CC_ERR_NOMEM : CC_ERR_DB;
+}
+
+int cc_notify_system(struct cc_store *st, int64_t user_id, const char *title,
+                     const char *message, int64_t now_ms)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = cc_store_stmt(st, sql_system, &stmt);
+
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, user_id) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, title != NULL ? title : "", -1, SQLITE_TRANSIENT) !=
+            SQLITE_OK ||
+        sqlite3_bind_text(stmt, 3, message != NULL ? message : "", -1, SQLITE_TRANSIENT) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 4, now_ms) != SQLITE_OK)
+        rc = CC_ERR_DB;
+    else
+        rc = run(st, stmt, "notify system");
+    cc_store_stmt_done(stmt);
+    return rc;
+}
+
+int cc_notify_daily_report(struct cc_store *st, int64_t customer_id, const char *title,
+                           const char *message, const char *report_json, int64_t now_ms)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = cc_store_stmt(st, sql_report, &stmt);
+
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, customer_id) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, title, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 3, message, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 4, report_json, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 5, now_ms) != SQLITE_OK)
+        rc = CC_ERR_DB;
+    else
+        rc = run(st, stmt, "notify daily report");
+    cc_store_stmt_done(stmt);
+    return rc;
+}
+
+int cc_notify_alert_event(struct cc_store *st, int64_t alert_id, int event, int64_t now_ms)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (event < CC_EVENT_CREATED || event > CC_EVENT_RESOLVED)
+        return CC_ERR_INTERNAL;
+    rc = cc_store_stmt(st, sql_event, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, alert_id) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, event_names[event], -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 3, now_ms) != SQLITE_OK)
+        rc = CC_ERR_DB;
+    else
+        rc = run(st, stmt, "alert event");
+    cc_store_stmt_done(stmt);
+    return rc;
+}

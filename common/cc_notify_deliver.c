@@ -1,0 +1,681 @@
+/* cc_notify_deliver.c - the delivery worker of the outbox (see cc_notify.h): claim in
+ * one transaction, send with no transaction open, record the outcome in another. */
+#include "cc_notify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "cc_crypto.h"
+#include "cc_db.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+
+#define ERR_MAX 200      /* bytes of a recorded send error */
+#define EMAIL_MAX 320    /* bytes of an address */
+#define MAIL_MAX 65536   /* bytes of one e-mail, headers included */
+
+enum channel { CH_MQTT = 0, CH_WEBHOOK, CH_EMAIL, CH_COUNT };
+static const char *const channel_names[CH_COUNT] = {"mqtt", "webhook", "email"};
+
+/* One claimed send: an alert event (channel mqtt) or a notification on one channel. */
+struct item {
+    int is_event;
+    int64_t id;        /* alert_events.id or notifications.id */
+    int64_t topic_id;  /* cold cell (event) or user (notification) */
+    int channel;
+    int attempts;      /* including this one */
+    char *body;        /* JSON, malloc'd */
+    char *email;       /* recipient (notifications), malloc'd */
+    char *title;
+    char *message;
+    int ok;
+    char error[ERR_MAX];
+};
+
+static const char sql_events_due[] =
+    "SELECT id, cold_cell_id, payload, attempts FROM alert_events"
+    " WHERE status = 'PENDING' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2";
+static const char sql_event_claim[] =
+    "UPDATE alert_events SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1";
+static const char sql_event_done[] =
+    "UPDATE alert_events SET status = ?2, next_attempt_at = ?3, sent_at = ?4,"
+    " last_error = ?5 WHERE id = ?1";
+static const char sql_due[] =
+    "SELECT id FROM notifications WHERE status = 'PENDING' AND next_attempt_at <= ?1"
+    " ORDER BY next_attempt_at, id LIMIT ?2";
+static const char sql_delivery_add[] =
+    "INSERT INTO notification_deliveries (notification_id, channel, next_attempt_at)"
+    " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+static const char sql_delivery_due[] =
+    "SELECT channel, attempts FROM notification_deliveries WHERE notification_id = ?1"
+    " AND status = 'PENDING' AND next_attempt_at <= ?2";
+static const char sql_delivery_claim[] =
+    "UPDATE notification_deliveries SET attempts = attempts + 1, next_attempt_at = ?3"
+    " WHERE notification_id = ?1 AND channel = ?2";
+static const char sql_delivery_done[] =
+    "UPDATE notification_deliveries SET status = ?3, next_attempt_at = ?4, sent_at = ?5,"
+    " last_error = ?6 WHERE notification_id = ?1 AND channel = ?2";
+/* notifications.status/attempts/next_attempt_at/sent_at/last_error from its deliveries;
+ * with no delivery at all (no channel configured) the inbox copy is all there is. */
+#define D_OF "FROM notification_deliveries d WHERE d.notification_id = ?1"
+static const char sql_summary[] =
+    "UPDATE notifications SET"
+    " status = CASE WHEN EXISTS (SELECT 1 " D_OF " AND d.status = 'PENDING') THEN 'PENDING'"
+    " WHEN EXISTS (SELECT 1 " D_OF " AND d.status = 'FAILED') THEN 'FAILED' ELSE 'SENT' END,"
+    " attempts = coalesce((SELECT max(d.attempts) " D_OF "), attempts),"
+    " next_attempt_at = coalesce((SELECT min(d.next_attempt_at) " D_OF
+    " AND d.status = 'PENDING'), next_attempt_at),"
+    " sent_at = coalesce(sent_at, (SELECT min(d.sent_at) " D_OF " AND d.status = 'SENT'),"
+    " CASE WHEN NOT EXISTS (SELECT 1 " D_OF ") THEN ?2 END),"
+    " last_error = (SELECT group_concat(d.channel || ': ' || d.last_error, '; ') " D_OF
+    " AND d.status <> 'SENT' AND d.last_error IS NOT NULL)"
+    " WHERE id = ?1";
+static const char sql_body[] =
+    "SELECT " CC_NOTIFY_JSON_SQL ", u.email, json_extract(n.payload, '$.title'),"
+    " json_extract(n.payload, '$.message') FROM notifications n"
+    " JOIN users u ON u.id = n.user_id WHERE n.id = ?1";
+
+int64_t cc_notify_backoff_ms(int attempts)
+{
+    int64_t d = CC_NOTIFY_BACKOFF_BASE_MS;
+
+    for (int i = 1; i < attempts && d < CC_NOTIFY_BACKOFF_MAX_MS; i++)
+        d *= 2;
+    return d < CC_NOTIFY_BACKOFF_MAX_MS ? d : CC_NOTIFY_BACKOFF_MAX_MS;
+}
+
+void cc_notify_signature(const char *secret, const char *body, size_t len,
+                         char out[CC_NOTIFY_SIGNATURE_LEN])
+{
+    unsigned char mac[CC_SHA256_LEN];
+
+    if (secret == NULL)
+        secret = "";
+    if (cc_hmac_sha256(secret, strlen(secret), body, len, mac) != CC_OK)
+        memset(mac, 0, sizeof mac);
+    memcpy(out, "sha256=", 7);
+    cc_hex_encode(mac, sizeof mac, out + 7);
+}
+
+static char *dup_col(sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *s = sqlite3_column_text(stmt, col);
+
+    return strdup(s != NULL ? (const char *)s : "");
+}
+
+static void items_free(struct item *items, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(items[i].body);
+        free(items[i].email);
+        free(items[i].title);
+        free(items[i].message);
+    }
+}
+
+static int channel_on(const struct cc_notify_channels *ch, int c)
+{
+    switch (c) {
+    case CH_MQTT:
+        return ch->publish != NULL;
+    case CH_WEBHOOK:
+        return ch->webhook_url != NULL && ch->webhook_url[0] != '\0';
+    case CH_EMAIL:
+        return ch->smtp_url != NULL && ch->smtp_url[0] != '\0';
+    default:
+        return 0;
+    }
+}
+
+static int channel_parse(const char *s)
+{
+    for (int c = 0; s != NULL && c < CH_COUNT; c++) {
+        if (strcmp(s, channel_names[c]) == 0)
+            return c;
+    }
+    return -1;
+}
+
+static int db_fail(struct cc_store *st, int src, const char *what)
+{
+    cc_log_error("db_step_failed", "%s: %s", what, sqlite3_errmsg(cc_store_db(st)));
+    return src == SQLITE_NOMEM ? CC_ERR_NOMEM : CC_ERR_DB;
+}
+
+/* Claims due alert events into items[*n..cap). Inside the caller's transaction. */
+static int claim_events(struct cc_store *st, int64_t now_ms, struct item *items, int *n, int cap)
+{
+    sqlite3_stmt *due = NULL, *claim = NULL;
+    int src, rc;
+
+    rc = cc_store_stmt(st, sql_events_due, &due);
+    if (rc == CC_OK)
+        rc = cc_store_stmt(st, sql_event_claim, &claim);
+    if (rc != CC_OK)
+        goto out;
+    if (sqlite3_bind_int64(due, 1, now_ms) != SQLITE_OK ||
+        sqlite3_bind_int(due, 2, cap - *n) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    while (*n < cap && (src = sqlite3_step(due)) == SQLITE_ROW) {
+        struct item *it = &items[*n];
+
+        memset(it, 0, sizeof *it);
+        it->is_event = 1;
+        it->id = sqlite3_column_int64(due, 0);
+        it->topic_id = sqlite3_column_int64(due, 1);
+        it->body = dup_col(due, 2);
+        it->attempts = sqlite3_column_int(due, 3) + 1;
+        it->channel = CH_MQTT;
+        (*n)++;
+        if (it->body == NULL) {
+            rc = CC_ERR_NOMEM;
+            goto out;
+        }
+        if (sqlite3_bind_int64(claim, 1, it->id) != SQLITE_OK ||
+            sqlite3_bind_int64(claim, 2, now_ms + CC_NOTIFY_LEASE_MS) != SQLITE_OK) {
+            rc = CC_ERR_DB;
+            goto out;
+        }
+        src = sqlite3_step(claim);
+        cc_store_stmt_done(claim);
+        if (src != SQLITE_DONE) {
+            rc = db_fail(st, src, "alert event claim");
+            goto out;
+        }
+    }
+    if (*n < cap && src != SQLITE_DONE) {
+        rc = db_fail(st, src, "alert events due");
+        goto out;
+    }
+    rc = CC_OK;
+out:
+    cc_store_stmt_done(due);
+    cc_store_stmt_done(claim);
+    return rc;
+}
+
+/* Recomputes a notification's summary columns. */
+static int summarize(struct cc_store *st, int64_t nid, int64_t now_ms)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src, rc = cc_store_stmt(st, sql_summary, &stmt);
+
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, now_ms) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+    } else {
+        src = sqlite3_step(stmt);
+        if (src != SQLITE_DONE)
+            rc = db_fail(st, src, "notification summary");
+    }
+    cc_store_stmt_done(stmt);
+    return rc;
+}
+
+/* Loads what the channels need of notification nid into it. */
+static int load_body(struct cc_store *st, int64_t nid, struct item *it)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src, rc = cc_store_stmt(st, sql_body, &stmt);
+
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? CC_ERR_NOT_FOUND : db_fail(st, src, "notification body");
+        goto out;
+    }
+    it->body = dup_col(stmt, 0);
+    it->email = dup_col(stmt, 1);
+    it->title = dup_col(stmt, 2);
+    it->message = dup_col(stmt, 3);
+    if (it->body == NULL || it->email == NULL || it->title == NULL || it->message == NULL)
+        rc = CC_ERR_NOMEM;
+out:
+    cc_store_stmt_done(stmt);
+    return rc;
+}
+
+/* Claims the due channels of one notification. */
+static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, int64_t nid,
+                     int64_t user_id, int64_t now_ms, struct item *items, int *n, int cap)
+{
+    sqlite3_stmt *stmt = NULL;
+    int first = *n;
+    int src, rc;
+
+    for (int c = 0; c < CH_COUNT; c++) {
+        if (!channel_on(ch, c))
+            continue;
+        rc = cc_store_stmt(st, sql_delivery_add, &stmt);
+        if (rc != CC_OK)
+            return rc;
+        if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
+            sqlite3_bind_text(stmt, 2, channel_names[c], -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int64(stmt, 3, now_ms) != SQLITE_OK)
+            src = SQLITE_ERROR;
+        else
+            src = sqlite3_step(stmt);
+        cc_store_stmt_done(stmt);
+        if (src != SQLITE_DONE)
+            return db_fail(st, src, "delivery add");
+    }
+    rc = cc_store_stmt(st, sql_delivery_due, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, now_ms) != SQLITE_OK) {
+        cc_store_stmt_done(stmt);
+        return CC_ERR_DB;
+    }
+    while (*n < cap && (src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int c = channel_parse((const char *)sqlite3_column_text(stmt, 0));
+
+        if (c < 0 || !channel_on(ch, c))
+            continue; /* a channel this process does not have: left for one that does */
+        memset(&items[*n], 0, sizeof items[*n]);
+        items[*n].id = nid;
+        items[*n].topic_id = user_id;
+        items[*n].channel = c;
+        items[*n].attempts = sqlite3_column_int(stmt, 1) + 1;
+        (*n)++;
+    }
+    if (*n < cap && src != SQLITE_DONE) {
+        cc_store_stmt_done(stmt);
+        return db_fail(st, src, "delivery due");
+    }
+    cc_store_stmt_done(stmt);
+    for (int i = first; i < *n; i++) {
+        rc = cc_store_stmt(st, sql_delivery_claim, &stmt);
+        if (rc != CC_OK)
+            return rc;
+        if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
+            sqlite3_bind_text(stmt, 2, channel_names[items[i].channel], -1, SQLITE_STATIC) !=
+                SQLITE_OK ||
+            sqlite3_bind_int64(stmt, 3, now_ms + CC_NOTIFY_LEASE_MS) != SQLITE_OK)
+            src = SQLITE_ERROR;
+        else
+            src = sqlite3_step(stmt);
+        cc_store_stmt_done(stmt);
+        if (src != SQLITE_DONE)
+            return db_fail(st, src, "delivery claim");
+        rc = load_body(st, nid, &items[i]);
+        if (rc != CC_OK)
+            return rc;
+    }
+    return summarize(st, nid, now_ms);
+}
+
+/* Claims due notifications' channels into items[*n..cap). Inside a transaction. */
+static int claim_notifications(struct cc_store *st, const struct cc_notify_channels *ch,
+                               int64_t now_ms, struct item *items, int *n, int cap,
+                               int *seen)
+{
+    sqlite3_stmt *due = NULL;
+    int64_t ids[CC_NOTIFY_BATCH], users[CC_NOTIFY_BATCH];
+    int nids = 0;
+    int src, rc;
+    static const char sql_user[] = "SELECT user_id FROM notifications WHERE id = ?1";
+
+    rc = cc_store_stmt(st, sql_due, &due);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(due, 1, now_ms) != SQLITE_OK ||
+        sqlite3_bind_int(due, 2, CC_NOTIFY_BATCH) != SQLITE_OK) {
+        cc_store_stmt_done(due);
+        return CC_ERR_DB;
+    }
+    while (nids < CC_NOTIFY_BATCH && (src = sqlite3_step(due)) == SQLITE_ROW)
+        ids[nids++] = sqlite3_column_int64(due, 0);
+    if (nids < CC_NOTIFY_BATCH && src != SQLITE_DONE) {
+        cc_store_stmt_done(due);
+        return db_fail(st, src, "notifications due");
+    }
+    cc_store_stmt_done(due);
+    *seen = nids;
+    for (int i = 0; i < nids; i++) {
+        sqlite3_stmt *u = NULL;
+
+        rc = cc_store_stmt(st, sql_user, &u);
+        if (rc != CC_OK)
+            return rc;
+        if (sqlite3_bind_int64(u, 1, ids[i]) != SQLITE_OK ||
+            sqlite3_step(u) != SQLITE_ROW) {
+            cc_store_stmt_done(u);
+            return CC_ERR_DB;
+        }
+        users[i] = sqlite3_column_int64(u, 0);
+        cc_store_stmt_done(u);
+    }
+    for (int i = 0; i < nids && *n + CH_COUNT <= cap; i++) {
+        rc = claim_one(st, ch, ids[i], users[i], now_ms, items, n, cap);
+        if (rc != CC_OK)
+            return rc;
+    }
+    return CC_OK;
+}
+
+/* ---- channels ------------------------------------------------------------------- */
+
+static size_t discard(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+static int send_webhook(const struct cc_notify_channels *ch, const char *body, char *err,
+                        size_t errlen)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *hdrs = NULL, *h;
+    char sig[CC_NOTIFY_SIGNATURE_LEN];
+    char line[32 + CC_NOTIFY_SIGNATURE_LEN];
+    long status = 0;
+    CURLcode res;
+    int ok = 0;
+
+    if (c == NULL) {
+        snprintf(err, errlen, "curl init failed");
+        return 0;
+    }
+    cc_notify_signature(ch->webhook_secret, body, strlen(body), sig);
+    snprintf(line, sizeof line, "X-Coldchain-Signature: %s", sig);
+    h = curl_slist_append(hdrs, "Content-Type: application/json");
+    if (h != NULL)
+        hdrs = h;
+    h = curl_slist_append(hdrs, line);
+    if (h != NULL)
+        hdrs = h;
+    h = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
+    if (h != NULL)
+        hdrs = h;
+    curl_easy_setopt(c, CURLOPT_URL, ch->webhook_url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)CC_NOTIFY_SEND_TIMEOUT_S);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    res = curl_easy_perform(c);
+    if (res == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (res != CURLE_OK)
+        snprintf(err, errlen, "%s", curl_easy_strerror(res));
+    else if (status < 200 || status > 299)
+        snprintf(err, errlen, "HTTP %ld", status);
+    else
+        ok = 1;
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return ok;
+}
+
+struct upload {
+    const char *data;
+    size_t len, pos;
+};
+
+static size_t read_mail(char *buf, size_t size, size_t n, void *ud)
+{
+    struct upload *u = ud;
+    size_t room = size * n, left = u->len - u->pos;
+    size_t k = left < room ? left : room;
+
+    memcpy(buf, u->data + u->pos, k);
+    u->pos += k;
+    return k;
+}
+
+/* Copies s into out with every control character (CR, LF, ...) made a space, so a
+ * name cannot add a mail header. */
+static void header_safe(const char *s, char *out, size_t outlen)
+{
+    size_t i = 0;
+
+    for (; s != NULL && *s != '\0' && i + 1 < outlen; s++)
+        out[i++] = ((unsigned char)*s < 0x20 || *s == 0x7F) ? ' ' : *s;
+    out[i] = '\0';
+}
+
+static int address_ok(const char *a)
+{
+    size_t n = strlen(a);
+
+    if (n == 0 || n >= EMAIL_MAX || strchr(a, '@') == NULL)
+        return 0;
+    for (; *a != '\0'; a++) {
+        if ((unsigned char)*a <= 0x20 || *a == '<' || *a == '>' || *a == 0x7F)
+            return 0;
+    }
+    return 1;
+}
+
+static int send_email(const struct cc_notify_channels *ch, const struct item *it, char *err,
+                      size_t errlen)
+{
+    const char *from = ch->smtp_from != NULL && ch->smtp_from[0] != '\0' ? ch->smtp_from
+                                                                         : "coldchain@localhost";
+    char subject[CC_NOTIFY_TITLE_MAX], date[64], envelope[EMAIL_MAX + 2];
+    char *mail = NULL;
+    struct curl_slist *rcpt = NULL;
+    struct upload up;
+    struct tm tm;
+    time_t now = time(NULL);
+    CURL *c = NULL;
+    CURLcode res;
+    int len, ok = 0;
+
+    if (!address_ok(it->email) || !address_ok(from)) {
+        snprintf(err, errlen, "bad address");
+        return 0;
+    }
+    header_safe(it->title, subject, sizeof subject);
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    mail = malloc(MAIL_MAX);
+    if (mail == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return 0;
+    }
+    len = snprintf(mail, MAIL_MAX,
+                   "Date: %s\r\nFrom: <%s>\r\nTo: <%s>\r\n"
+                   "Message-ID: <notification-%lld@coldchain>\r\n"
+                   "Subject: [coldchain] %s\r\nMIME-Version: 1.0\r\n"
+                   "Content-Type: text/plain; charset=utf-8\r\n"
+                   "Content-Transfer-Encoding: 8bit\r\n\r\n%s\r\n\r\n%s\r\n",
+                   date, from, it->email, (long long)it->id, subject, it->message, it->body);
+    if (len < 0 || len >= MAIL_MAX) {
+        snprintf(err, errlen, "mail too large");
+        goto out;
+    }
+    c = curl_easy_init();
+    if (c == NULL) {
+        snprintf(err, errlen, "curl init failed");
+        goto out;
+    }
+    snprintf(envelope, sizeof envelope, "<%s>", it->email);
+    rcpt = curl_slist_append(NULL, envelope);
+    if (rcpt == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    snprintf(envelope, sizeof envelope, "<%s>", from);
+    up.data = mail;
+    up.len = (size_t)len;
+    up.pos = 0;
+    curl_easy_setopt(c, CURLOPT_URL, ch->smtp_url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    curl_easy_setopt(c, CURLOPT_MAIL_FROM, envelope);
+    curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_mail);
+    curl_easy_setopt(c, CURLOPT_READDATA, &up);
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)CC_NOTIFY_SEND_TIMEOUT_S);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    res = curl_easy_perform(c);
+    if (res != CURLE_OK)
+        snprintf(err, errlen, "%s", curl_easy_strerror(res));
+    else
+        ok = 1;
+out:
+    curl_slist_free_all(rcpt);
+    curl_easy_cleanup(c);
+    free(mail);
+    return ok;
+}
+
+static void send_item(const struct cc_notify_channels *ch, struct item *it)
+{
+    char topic[64];
+    int rc;
+
+    it->error[0] = '\0';
+    switch (it->channel) {
+    case CH_MQTT:
+        snprintf(topic, sizeof topic, "%s/%lld", it->is_event ? "alerts" : "notifications",
+                 (long long)it->topic_id);
+        rc = ch->publish(ch->publish_ctx, topic, it->body, strlen(it->body));
+        it->ok = rc == 0;
+        if (!it->ok)
+            snprintf(it->error, sizeof it->error, "publish failed (%d)", rc);
+        break;
+    case CH_WEBHOOK:
+        it->ok = send_webhook(ch, it->body, it->error, sizeof it->error);
+        break;
+    case CH_EMAIL:
+        it->ok = send_email(ch, it, it->error, sizeof it->error);
+        break;
+    default:
+        it->ok = 0;
+        snprintf(it->error, sizeof it->error, "unknown channel");
+    }
+    if (!it->ok)
+        cc_log_warn("notification_send_failed", "%s %s id=%lld attempt=%d: %s",
+                    it->is_event ? "alert_event" : "notification", channel_names[it->channel],
+                    (long long)it->id, it->attempts, it->error);
+}
+
+/* Records the outcome of every item, in one transaction. */
+static int record(struct cc_store *st, const struct item *items, int n, int64_t now_ms)
+{
+    sqlite3 *db = cc_store_db(st);
+    int rc = cc_db_begin(db);
+
+    if (rc != CC_OK)
+        return rc;
+    for (int i = 0; i < n && rc == CC_OK; i++) {
+        const struct item *it = &items[i];
+        const char *status = it->ok ? "SENT"
+                             : it->attempts >= CC_NOTIFY_MAX_ATTEMPTS ? "FAILED"
+                                                                       : "PENDING";
+        int64_t next = it->ok ? now_ms : now_ms + cc_notify_backoff_ms(it->attempts);
+        sqlite3_stmt *stmt = NULL;
+        int src;
+
+        rc = cc_store_stmt(st, it->is_event ? sql_event_done : sql_delivery_done, &stmt);
+        if (rc != CC_OK)
+            break;
+        if (it->is_event) {
+            src = sqlite3_bind_int64(stmt, 1, it->id) != SQLITE_OK ||
+                          sqlite3_bind_text(stmt, 2, status, -1, SQLITE_STATIC) != SQLITE_OK ||
+                          sqlite3_bind_int64(stmt, 3, next) != SQLITE_OK ||
+                          (it->ok ? sqlite3_bind_int64(stmt, 4, now_ms)
+                                  : sqlite3_bind_null(stmt, 4)) != SQLITE_OK ||
+                          (it->ok ? sqlite3_bind_null(stmt, 5)
+                                  : sqlite3_bind_text(stmt, 5, it->error, -1, SQLITE_STATIC)) !=
+                              SQLITE_OK
+                      ? SQLITE_ERROR
+                      : sqlite3_step(stmt);
+        } else {
+            src = sqlite3_bind_int64(stmt, 1, it->id) != SQLITE_OK ||
+                          sqlite3_bind_text(stmt, 2, channel_names[it->channel], -1,
+                                            SQLITE_STATIC) != SQLITE_OK ||
+                          sqlite3_bind_text(stmt, 3, status, -1, SQLITE_STATIC) != SQLITE_OK ||
+                          sqlite3_bind_int64(stmt, 4, next) != SQLITE_OK ||
+                          (it->ok ? sqlite3_bind_int64(stmt, 5, now_ms)
+                                  : sqlite3_bind_null(stmt, 5)) != SQLITE_OK ||
+                          (it->ok ? sqlite3_bind_null(stmt, 6)
+                                  : sqlite3_bind_text(stmt, 6, it->error, -1, SQLITE_STATIC)) !=
+                              SQLITE_OK
+                      ? SQLITE_ERROR
+                      : sqlite3_step(stmt);
+        }
+        cc_store_stmt_done(stmt);
+        if (src != SQLITE_DONE) {
+            rc = db_fail(st, src, "delivery record");
+            break;
+        }
+        if (!it->is_event && (i + 1 == n || items[i + 1].id != it->id ||
+                              items[i + 1].is_event))
+            rc = summarize(st, it->id, now_ms);
+    }
+    if (rc != CC_OK) {
+        cc_db_rollback(db);
+        return rc;
+    }
+    return cc_db_commit(db);
+}
+
+int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
+                      int max_rows, int *sent)
+{
+    sqlite3 *db = cc_store_db(st);
+    struct item items[CC_NOTIFY_BATCH * CH_COUNT];
+    int total = 0, nsent = 0;
+    int rc = CC_OK;
+
+    while (total < max_rows) {
+        int n = 0, seen = 0;
+        int cap = (int)(sizeof items / sizeof items[0]);
+
+        rc = cc_db_begin(db);
+        if (rc != CC_OK)
+            break;
+        if (ch->publish != NULL)
+            rc = claim_events(st, now_ms, items, &n, CC_NOTIFY_BATCH);
+        if (rc == CC_OK)
+            rc = claim_notifications(st, ch, now_ms, items, &n, cap, &seen);
+        if (rc != CC_OK) {
+            cc_db_rollback(db);
+            items_free(items, n);
+            break;
+        }
+        rc = cc_db_commit(db);
+        if (rc != CC_OK) {
+            items_free(items, n);
+            break;
+        }
+        if (n == 0) {
+            items_free(items, n);
+            break; /* nothing due (or only channels this process lacks) */
+        }
+        for (int i = 0; i < n; i++)
+            send_item(ch, &items[i]);
+        rc = record(st, items, n, cc_now_ms_or(now_ms));
+        for (int i = 0; i < n; i++)
+            nsent += items[i].ok;
+        items_free(items, n);
+        total += n;
+        if (rc != CC_OK)
+            break; /* the leases run out and the rows are sent again */
+        (void)seen;
+    }
+    if (sent != NULL)
+        *sent = nsent;
+    return rc;
+}

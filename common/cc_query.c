@@ -1,0 +1,623 @@
+/* cc_query.c - readings statistics and series of a cold cell, from the rollups and
+ * from raw rows, with the same numbers on both paths (cc_query.h, docs/queries.md). */
+#include "cc_query.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_db.h"
+#include "cc_error.h"
+#include "cc_http.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_sql.h"
+#include "cc_time.h"
+
+#define MS_PER_DAY 86400000LL
+
+typedef unsigned __int128 u128;
+
+/* The state both paths feed: stats, series and the out-of-range interval chain. */
+struct eng {
+    double lo, hi;
+    int64_t bucket_ms;
+    struct cc_query_result *res;
+    size_t cap;
+    u128 mkt;
+    int have_prev;  /* a reading before the current unit exists in range */
+    int64_t prev_ts;
+    int prev_out;
+};
+
+static int64_t floor_to(int64_t ts, int64_t unit)
+{
+    int64_t r = ts % unit;
+
+    return r < 0 ? ts - r - unit : ts - r;
+}
+
+static int64_t ceil_to(int64_t ts, int64_t unit)
+{
+    int64_t f = floor_to(ts, unit);
+
+    return f == ts ? ts : f + unit;
+}
+
+static int is_out(const struct eng *e, double t)
+{
+    return t < e->lo || t > e->hi;
+}
+
+/* Adds a group of readings (min, max, count, sums) whose series bucket is t_ms. */
+static int eng_add(struct eng *e, int64_t t_ms, double mn, double mx, int64_t count,
+                   int64_t sum_q, u128 mkt)
+{
+    struct cc_query_result *res = e->res;
+    struct cc_query_stats *s = &res->stats;
+    int64_t bt = floor_to(t_ms, e->bucket_ms);
+    struct cc_query_bucket *b;
+
+    if (count <= 0)
+        return CC_OK;
+    if (s->count == 0 || mn < s->min)
+        s->min = mn;
+    if (s->count == 0 || mx > s->max)
+        s->max = mx;
+    s->count += count;
+    s->sum_q += sum_q;
+    e->mkt += mkt;
+
+    b = res->n > 0 ? &res->series[res->n - 1] : NULL;
+    if (b == NULL || b->t_ms != bt) {
+        if (res->n >= e->cap)
+            return CC_ERR_INTERNAL; /* input is ascending and within range: cannot happen */
+        b = &res->series[res->n++];
+        b->t_ms = bt;
+        b->min = mn;
+        b->max = mx;
+        b->count = 0;
+        b->sum_q = 0;
+    }
+    if (mn < b->min)
+        b->min = mn;
+    if (mx > b->max)
+        b->max = mx;
+    b->count += count;
+    b->sum_q += sum_q;
+    return CC_OK;
+}
+
+/* The out-of-range chain: a unit of readings (one reading, or a bucket) spanning
+ * first_ts..last_ts, with internal out-of-range time and the state of its last
+ * reading. The interval from the previous unit's last reading to first_ts counts when
+ * that reading was out of range. */
+static void eng_oor(struct eng *e, int64_t first_ts, int64_t last_ts, int64_t internal_ms,
+                    int last_out)
+{
+    if (e->have_prev && e->prev_out)
+        e->res->stats.oor_ms += first_ts - e->prev_ts;
+    e->res->stats.oor_ms += internal_ms;
+    e->have_prev = 1;
+    e->prev_ts = last_ts;
+    e->prev_out = last_out;
+}
+
+static int eng_reading(struct eng *e, int64_t ts, double t)
+{
+    uint64_t hi, lo;
+
+    cc_query_mkt_q(t, &hi, &lo);
+    eng_oor(e, ts, ts, 0, is_out(e, t));
+    return eng_add(e, ts, t, t, 1, cc_query_temp_q(t),
+                   ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo);
+}
+
+static const char raw_sql[] = "SELECT ts, temperature FROM readings"
+                              " WHERE cold_cell_id = ?1 AND ts >= ?2 AND ts < ?3"
+                              " ORDER BY ts, device_id";
+
+/* Feeds every raw reading of [from, to) in (ts, device_id) order. */
+static int eng_raw(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t from, int64_t to)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src;
+    int rc;
+
+    if (from >= to)
+        return CC_OK;
+    rc = cc_sql_prepare(db, raw_sql, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, from) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 3, to) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        rc = eng_reading(e, sqlite3_column_int64(stmt, 0), sqlite3_column_double(stmt, 1));
+        if (rc != CC_OK)
+            goto out;
+    }
+    rc = src == SQLITE_DONE ? CC_OK : cc_sql_step_rc(db, src, "readings raw");
+out:
+    cc_sql_release(stmt);
+    return rc;
+}
+
+/* A rollup bucket that straddles a threshold: its out-of-range time from its raw
+ * rows. When retention has removed some of them (fewer rows than the rollup counted)
+ * the whole bucket counts as out of range: the answer errs on the safe side. */
+static int eng_mixed(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t bucket_ts,
+                     int64_t count, int64_t first_ts, int64_t last_ts)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t n = 0, internal = 0, l_first = 0, l_prev = 0;
+    int l_out = 0;
+    int src;
+    int rc;
+
+    rc = cc_sql_prepare(db, raw_sql, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, bucket_ts) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 3, bucket_ts + CC_ROLLUP_BUCKET_MS) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t ts = sqlite3_column_int64(stmt, 0);
+        int out = is_out(e, sqlite3_column_double(stmt, 1));
+
+        if (n == 0)
+            l_first = ts;
+        else if (l_out)
+            internal += ts - l_prev;
+        l_prev = ts;
+        l_out = out;
+        n++;
+    }
+    if (src != SQLITE_DONE) {
+        rc = cc_sql_step_rc(db, src, "readings mixed bucket");
+        goto out;
+    }
+    if (n == count)
+        eng_oor(e, l_first, l_prev, internal, l_out);
+    else
+        eng_oor(e, first_ts, last_ts, last_ts - first_ts, 1);
+    rc = CC_OK;
+out:
+    cc_sql_release(stmt);
+    return rc;
+}
+
+/* Feeds the rollup buckets with r0 <= bucket_ts < r1. */
+static int eng_rollups(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t r0, int64_t r1)
+{
+    static const char sql[] =
+        "SELECT bucket_ts, min_temp, max_temp, count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts"
+        " FROM readings_5m WHERE cold_cell_id = ?1 AND bucket_ts >= ?2 AND bucket_ts < ?3"
+        " ORDER BY bucket_ts";
+    sqlite3_stmt *stmt = NULL;
+    int src;
+    int rc;
+
+    rc = cc_sql_prepare(db, sql, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, r0) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 3, r1) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t b = sqlite3_column_int64(stmt, 0);
+        double mn = sqlite3_column_double(stmt, 1);
+        double mx = sqlite3_column_double(stmt, 2);
+        int64_t count = sqlite3_column_int64(stmt, 3);
+        int64_t sum_q = sqlite3_column_int64(stmt, 4);
+        uint64_t hi = (uint64_t)sqlite3_column_int64(stmt, 5);
+        uint64_t lo = (uint64_t)sqlite3_column_int64(stmt, 6);
+        int64_t first_ts = sqlite3_column_int64(stmt, 7);
+        int64_t last_ts = sqlite3_column_int64(stmt, 8);
+
+        if (count <= 0)
+            continue;
+        if (mn >= e->lo && mx <= e->hi) {
+            eng_oor(e, first_ts, last_ts, 0, 0); /* every reading in range */
+        } else if (mx < e->lo || mn > e->hi) {
+            eng_oor(e, first_ts, last_ts, last_ts - first_ts, 1); /* every one out */
+        } else {
+            rc = eng_mixed(db, e, cell_id, b, count, first_ts, last_ts);
+            if (rc != CC_OK)
+                goto out;
+        }
+        rc = eng_add(e, b, mn, mx, count, sum_q, ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo);
+        if (rc != CC_OK)
+            goto out;
+    }
+    rc = src == SQLITE_DONE ? CC_OK : cc_sql_step_rc(db, src, "readings rollups");
+out:
+    cc_sql_release(stmt);
+    return rc;
+}
+
+/* Sets up res and e for rg. */
+static int eng_init(struct eng *e, struct cc_query_result *res, int64_t cell_id,
+                    const struct cc_query_range *rg, double lo, double hi)
+{
+    int64_t nb;
+
+    if (rg->bucket_ms <= 0 || rg->bucket_ms % CC_ROLLUP_BUCKET_MS != 0 ||
+        rg->from_ms >= rg->to_ms || rg->to_ms - rg->from_ms > CC_QUERY_MAX_SPAN_MS)
+        return CC_ERR_VALIDATION;
+    nb = (rg->to_ms - rg->from_ms) / rg->bucket_ms + 2;
+    if (nb > CC_QUERY_MAX_BUCKETS)
+        return CC_ERR_VALIDATION;
+    memset(res, 0, sizeof *res);
+    memset(e, 0, sizeof *e);
+    res->series = malloc((size_t)nb * sizeof *res->series);
+    if (res->series == NULL)
+        return CC_ERR_NOMEM;
+    res->range = *rg;
+    res->cell_id = cell_id;
+    e->lo = lo;
+    e->hi = hi;
+    e->bucket_ms = rg->bucket_ms;
+    e->res = res;
+    e->cap = (size_t)nb;
+    return CC_OK;
+}
+
+static void eng_finish(struct eng *e)
+{
+    e->res->stats.mkt_hi = (uint64_t)(e->mkt >> CC_QUERY_MKT_LIMB_BITS);
+    e->res->stats.mkt_lo = (uint64_t)(e->mkt & ((((u128)1) << CC_QUERY_MKT_LIMB_BITS) - 1));
+}
+
+/* Runs body inside one read transaction (a consistent snapshot of rollups and raw
+ * rows) unless the caller already holds one. */
+static int read_begin(sqlite3 *db, int *began)
+{
+    *began = 0;
+    if (!sqlite3_get_autocommit(db))
+        return CC_OK;
+    if (cc_db_exec(db, "BEGIN DEFERRED") != CC_OK)
+        return CC_ERR_DB;
+    *began = 1;
+    return CC_OK;
+}
+
+static void read_end(sqlite3 *db, int began)
+{
+    if (began)
+        cc_db_exec(db, "COMMIT");
+}
+
+int cc_query_readings(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
+                      double hi, struct cc_query_result *out)
+{
+    struct cc_query_result res;
+    struct eng e;
+    int64_t r0, r1;
+    int began = 0;
+    int rc;
+
+    rc = eng_init(&e, &res, cell_id, rg, lo, hi);
+    if (rc != CC_OK)
+        return rc;
+    rc = read_begin(db, &began);
+    if (rc != CC_OK)
+        goto fail;
+    r0 = ceil_to(rg->from_ms, CC_ROLLUP_BUCKET_MS);
+    r1 = floor_to(rg->to_ms, CC_ROLLUP_BUCKET_MS);
+    if (r0 >= r1) {
+        rc = eng_raw(db, &e, cell_id, rg->from_ms, rg->to_ms);
+    } else {
+        rc = eng_raw(db, &e, cell_id, rg->from_ms, r0);
+        if (rc == CC_OK)
+            rc = eng_rollups(db, &e, cell_id, r0, r1);
+        if (rc == CC_OK)
+            rc = eng_raw(db, &e, cell_id, r1, rg->to_ms);
+    }
+    read_end(db, began);
+    if (rc != CC_OK)
+        goto fail;
+    eng_finish(&e);
+    *out = res;
+    return CC_OK;
+
+fail:
+    cc_query_result_free(&res);
+    return rc;
+}
+
+int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg,
+                          double lo, double hi, struct cc_query_result *out)
+{
+    struct cc_query_result res;
+    struct eng e;
+    int rc;
+
+    rc = eng_init(&e, &res, cell_id, rg, lo, hi);
+    if (rc != CC_OK)
+        return rc;
+    rc = eng_raw(db, &e, cell_id, rg->from_ms, rg->to_ms);
+    if (rc != CC_OK) {
+        cc_query_result_free(&res);
+        return rc;
+    }
+    eng_finish(&e);
+    *out = res;
+    return CC_OK;
+}
+
+void cc_query_result_free(struct cc_query_result *res)
+{
+    if (res == NULL)
+        return;
+    free(res->series);
+    res->series = NULL;
+    res->n = 0;
+}
+
+/* -- parameters ---------------------------------------------------------------------- */
+
+static int bad(cJSON **err, const char *message, const char *field, const char *issue)
+{
+    cJSON *e = cc_error_new(CC_ERR_VALIDATION, message);
+
+    if (e == NULL)
+        return CC_ERR_NOMEM;
+    if (field != NULL && cc_error_add_detail(e, field, issue) != CC_OK) {
+        cJSON_Delete(e);
+        return CC_ERR_NOMEM;
+    }
+    *err = e;
+    return CC_ERR_VALIDATION;
+}
+
+static int64_t bucket_for_span(int64_t span_ms)
+{
+    if (span_ms <= MS_PER_DAY)
+        return 300000;
+    if (span_ms <= 7 * MS_PER_DAY)
+        return 1800000;
+    if (span_ms <= 31 * MS_PER_DAY)
+        return 7200000;
+    return MS_PER_DAY;
+}
+
+/* Reads one ISO-8601 parameter. 1 found and valid, 0 absent, -1 invalid. */
+static int time_param(const char *qs, const char *name, int64_t *out)
+{
+    char v[CC_QUERY_VALUE_MAX];
+    int got = cc_http_query_param(qs, name, v, sizeof v);
+
+    if (got == 0)
+        return 0;
+    if (got < 0 || v[0] == '\0' || cc_time_parse_iso8601(v, out) != CC_OK)
+        return -1;
+    return 1;
+}
+
+/* from/to of a query string: both required, from < to, span bounded. */
+static int parse_from_to(const char *qs, int64_t *from, int64_t *to, cJSON **err)
+{
+    int f = time_param(qs, "from", from);
+    int t = time_param(qs, "to", to);
+
+    if (f < 0)
+        return bad(err, "from must be an ISO-8601 time", "from", "invalid");
+    if (t < 0)
+        return bad(err, "to must be an ISO-8601 time", "to", "invalid");
+    if (f == 0)
+        return bad(err, "from is required with to", "from", "required");
+    if (t == 0)
+        return bad(err, "to is required with from", "to", "required");
+    if (*from >= *to)
+        return bad(err, "from must be before to", "to", "must be after from");
+    if (*to - *from > CC_QUERY_MAX_SPAN_MS)
+        return bad(err, "the range may span at most 400 days", "to", "range too long");
+    return CC_OK;
+}
+
+int cc_query_parse_range(const char *qs, int64_t now_ms, struct cc_query_range *out,
+                         cJSON **err)
+{
+    static const struct {
+        const char *name;
+        int64_t span_ms, bucket_ms;
+    } ranges[] = {
+        {"24h", MS_PER_DAY, 300000},
+        {"7d", 7 * MS_PER_DAY, 1800000},
+        {"30d", 30 * MS_PER_DAY, 7200000},
+    };
+    struct cc_query_range rg;
+    char v[CC_QUERY_VALUE_MAX], tmp[CC_QUERY_VALUE_MAX];
+    int has_range, has_from, has_to;
+    int rc;
+
+    memset(&rg, 0, sizeof rg);
+    has_range = cc_http_query_param(qs, "range", v, sizeof v);
+    has_from = cc_http_query_param(qs, "from", tmp, sizeof tmp) != 0;
+    has_to = cc_http_query_param(qs, "to", tmp, sizeof tmp) != 0;
+    if (has_range != 0 && (has_from || has_to))
+        return bad(err, "give range or from/to, not both", "range", "conflicts with from/to");
+    if (has_from || has_to) {
+        rc = parse_from_to(qs, &rg.from_ms, &rg.to_ms, err);
+        if (rc != CC_OK)
+            return rc;
+        rg.bucket_ms = bucket_for_span(rg.to_ms - rg.from_ms);
+        *out = rg;
+        return CC_OK;
+    }
+    if (has_range == 0)
+        strcpy(v, "24h");
+    for (size_t i = 0; has_range >= 0 && i < sizeof ranges / sizeof ranges[0]; i++) {
+        if (strcmp(v, ranges[i].name) == 0) {
+            strcpy(rg.range, ranges[i].name);
+            rg.to_ms = now_ms;
+            rg.from_ms = now_ms - ranges[i].span_ms;
+            rg.bucket_ms = ranges[i].bucket_ms;
+            *out = rg;
+            return CC_OK;
+        }
+    }
+    return bad(err, "range must be 24h, 7d or 30d", "range", "must be 24h, 7d or 30d");
+}
+
+/* -- JSON ---------------------------------------------------------------------------- */
+
+static double round_to(double x, double unit)
+{
+    return round(x / unit) * unit;
+}
+
+static int add_time(cJSON *o, const char *name, int64_t ms)
+{
+    char buf[CC_ISO8601_LEN];
+
+    if (cc_time_format_iso8601(ms, buf, sizeof buf) != CC_OK)
+        return cJSON_AddNullToObject(o, name) != NULL;
+    return cJSON_AddStringToObject(o, name, buf) != NULL;
+}
+
+/* Adds name: value, or null when there are no readings. */
+static int add_num_or_null(cJSON *o, const char *name, int has, double value)
+{
+    if (!has)
+        return cJSON_AddNullToObject(o, name) != NULL;
+    return cJSON_AddNumberToObject(o, name, value) != NULL;
+}
+
+cJSON *cc_query_result_json(const struct cc_query_result *res)
+{
+    const struct cc_query_stats *s = &res->stats;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *stats = NULL, *series = NULL;
+    int has = s->count > 0;
+
+    if (root == NULL)
+        return NULL;
+    if (cJSON_AddNumberToObject(root, "coldCellId", (double)res->cell_id) == NULL ||
+        (res->range.range[0] != '\0'
+             ? cJSON_AddStringToObject(root, "range", res->range.range)
+             : cJSON_AddNullToObject(root, "range")) == NULL ||
+        cJSON_AddNumberToObject(root, "bucketSeconds", (double)(res->range.bucket_ms / 1000)) ==
+            NULL ||
+        !add_time(root, "from", res->range.from_ms) || !add_time(root, "to", res->range.to_ms))
+        goto fail;
+    stats = cJSON_AddObjectToObject(root, "stats");
+    if (stats == NULL || !add_num_or_null(stats, "min", has, s->min) ||
+        !add_num_or_null(stats, "max", has, s->max) ||
+        !add_num_or_null(stats, "avg", has, round_to(cc_query_avg(s->sum_q, s->count), 0.001)) ||
+        cJSON_AddNumberToObject(stats, "count", (double)s->count) == NULL ||
+        !add_num_or_null(stats, "mkt", has,
+                         round_to(cc_query_mkt(s->mkt_hi, s->mkt_lo, s->count), 0.001)) ||
+        cJSON_AddNumberToObject(stats, "minutesOutOfRange",
+                                round_to((double)s->oor_ms / 60000.0, 0.01)) == NULL)
+        goto fail;
+    series = cJSON_AddArrayToObject(root, "series");
+    if (series == NULL)
+        goto fail;
+    for (size_t i = 0; i < res->n; i++) {
+        const struct cc_query_bucket *b = &res->series[i];
+        cJSON *o = cJSON_CreateObject();
+
+        if (o == NULL || !cJSON_AddItemToArray(series, o)) {
+            cJSON_Delete(o);
+            goto fail;
+        }
+        if (!add_time(o, "t", b->t_ms) || cJSON_AddNumberToObject(o, "min", b->min) == NULL ||
+            cJSON_AddNumberToObject(o, "max", b->max) == NULL ||
+            cJSON_AddNumberToObject(o, "avg", round_to(cc_query_avg(b->sum_q, b->count),
+                                                       0.001)) == NULL ||
+            cJSON_AddNumberToObject(o, "count", (double)b->count) == NULL)
+            goto fail;
+    }
+    return root;
+
+fail:
+    cJSON_Delete(root);
+    return NULL;
+}
+
+/* The thresholds of a cell the principal may see. */
+static int cell_thresholds(struct cc_store *st, const struct cc_principal *p, int64_t cell_id,
+                           double *lo, double *hi)
+{
+    static const char sql[] = "SELECT min_temp, max_temp FROM cold_cells WHERE id = ?1";
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    int src;
+    int rc;
+
+    rc = cc_access_check(st, p, CC_ENTITY_COLDCELL, cell_id, CC_ACCESS_READ);
+    if (rc != CC_OK)
+        return rc;
+    rc = cc_sql_prepare(db, sql, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src == SQLITE_ROW) {
+        *lo = sqlite3_column_double(stmt, 0);
+        *hi = sqlite3_column_double(stmt, 1);
+        rc = CC_OK;
+    } else {
+        rc = src == SQLITE_DONE ? CC_ERR_NOT_FOUND : cc_sql_step_rc(db, src, "cell thresholds");
+    }
+out:
+    cc_sql_release(stmt);
+    return rc;
+}
+
+int cc_query_readings_json(struct cc_store *st, const struct cc_principal *p, int64_t cell_id,
+                           const char *qs, int64_t now_ms, cJSON **out, cJSON **err)
+{
+    struct cc_query_range rg;
+    struct cc_query_result res;
+    double lo = 0, hi = 0;
+    cJSON *o;
+    int rc;
+
+    rc = cell_thresholds(st, p, cell_id, &lo, &hi);
+    if (rc != CC_OK)
+        return rc;
+    rc = cc_query_parse_range(qs, now_ms, &rg, err);
+    if (rc != CC_OK)
+        return rc;
+    rc = cc_query_readings(cc_store_db(st), cell_id, &rg, lo, hi, &res);
+    if (rc != CC_OK)
+        return rc;
+    o = cc_query_result_json(&res);
+    cc_query_result_free(&res);
+    if (o == NULL)
+        return CC_ERR_NOMEM;
+    *out = o;
+    return CC_OK;
+}
+
+int cc_query_csv_check(struct cc_store *st, const struct cc_principal *p, int64_t cell_id,
+                       const char *qs, int64_t *from_ms, int64_t *to_ms, cJSON **err)
+{
+    int64_t f = 0, t = 0;
+    int rc;
+
+    rc = cc_access_check(st, p, CC_ENTITY_COLDCELL, cell_id, CC_ACCESS_READ);
+    if (rc != CC_OK)
+        return rc;
+    rc = parse_from_to(qs, &f, &t, err);
+    if (rc != CC_OK)
+        return rc;
+    *from_ms = f;
+    *to_ms = t;
+    return CC_OK;
+}

@@ -1,0 +1,210 @@
+/* cc_query_rollup.c - the exact rollup terms and the five-minute rollup table
+ * (readings_5m), see cc_query.h and docs/queries.md. */
+#include "cc_query.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_sql.h"
+
+#define LIMB_MASK ((((uint64_t)1) << CC_QUERY_MKT_LIMB_BITS) - 1)
+#define MKT_TERM_CAP 0x1p110 /* no single term above 2^110 (only for T far above 150 °C) */
+
+typedef unsigned __int128 u128;
+
+int64_t cc_query_temp_q(double t)
+{
+    /* |t| <= 150 after validation: |t * 2^20| < 2^28, exact and far from overflow. */
+    if (!isfinite(t) || fabs(t) > 1e9)
+        return 0;
+    return (int64_t)llround(ldexp(t, CC_QUERY_TEMP_SHIFT));
+}
+
+void cc_query_mkt_q(double t, uint64_t *hi, uint64_t *lo)
+{
+    double k = t + CC_KELVIN_OFFSET;
+    double x;
+    u128 v;
+
+    if (!isfinite(k) || k <= 0.0) {
+        *hi = 0;
+        *lo = 0;
+        return;
+    }
+    /* Between -100 and 150 °C the term is 8e-26 .. 5.5e-11: scaled by 2^120 it is an
+     * integer of 37 to 86 bits, so rounding loses nothing a double still holds. */
+    x = round(ldexp(exp(-CC_MKT_DH_R_K / k), CC_QUERY_MKT_SHIFT));
+    if (x > MKT_TERM_CAP)
+        x = MKT_TERM_CAP;
+    v = (u128)x;
+    *hi = (uint64_t)(v >> CC_QUERY_MKT_LIMB_BITS);
+    *lo = (uint64_t)(v & LIMB_MASK);
+}
+
+double cc_query_avg(int64_t sum_q, int64_t count)
+{
+    if (count <= 0)
+        return 0.0;
+    return ldexp((double)sum_q, -CC_QUERY_TEMP_SHIFT) / (double)count;
+}
+
+double cc_query_mkt(uint64_t hi, uint64_t lo, int64_t count)
+{
+    u128 v = ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo;
+    double mean_ln;
+
+    if (count <= 0 || v == 0)
+        return 0.0;
+    /* ln(mean) = ln(sum) - 120 ln 2 - ln(count). */
+    mean_ln = log((double)v) - CC_QUERY_MKT_SHIFT * M_LN2 - log((double)count);
+    return CC_MKT_DH_R_K / -mean_ln - CC_KELVIN_OFFSET;
+}
+
+/* The bucket of ts: floor to a multiple of CC_ROLLUP_BUCKET_MS. */
+static int64_t bucket_of(int64_t ts)
+{
+    int64_t r = ts % CC_ROLLUP_BUCKET_MS;
+
+    return r < 0 ? ts - r - CC_ROLLUP_BUCKET_MS : ts - r;
+}
+
+/* One reading into a bucket. The MKT sum is two 62-bit limbs: lo + lo' < 2^63 never
+ * overflows, and its carry goes to hi. SQLite evaluates every right-hand side on the
+ * old row, so mkt_hi sees the old mkt_lo. */
+static const char rollup_upsert_sql[] =
+    "INSERT INTO readings_5m (cold_cell_id, bucket_ts, min_temp, max_temp, sum_temp, count,"
+    " mkt_sum, sum_q, mkt_hi, mkt_lo, first_ts, last_ts)"
+    " VALUES (?1, ?2, ?3, ?3, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?8)"
+    " ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET"
+    " min_temp = min(min_temp, excluded.min_temp),"
+    " max_temp = max(max_temp, excluded.max_temp),"
+    " sum_temp = sum_temp + excluded.sum_temp, count = count + 1,"
+    " mkt_sum = mkt_sum + excluded.mkt_sum, sum_q = sum_q + excluded.sum_q,"
+    " mkt_hi = mkt_hi + excluded.mkt_hi + ((mkt_lo + excluded.mkt_lo) >> 62),"
+    " mkt_lo = (mkt_lo + excluded.mkt_lo) & 4611686018427387903,"
+    " first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)";
+
+int cc_query_rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t)
+{
+    sqlite3_stmt *stmt = NULL;
+    uint64_t hi, lo;
+    int rc;
+
+    rc = cc_store_stmt(st, rollup_upsert_sql, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    cc_query_mkt_q(t, &hi, &lo);
+    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, bucket_of(ts_ms)) != SQLITE_OK ||
+        sqlite3_bind_double(stmt, 3, t) != SQLITE_OK ||
+        sqlite3_bind_double(stmt, 4, exp(-CC_MKT_DH_R_K / (t + CC_KELVIN_OFFSET))) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 5, cc_query_temp_q(t)) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 6, (int64_t)hi) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 7, (int64_t)lo) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 8, ts_ms) != SQLITE_OK) {
+        cc_log_error("db_step_failed", "rollup bind: %s", sqlite3_errmsg(cc_store_db(st)));
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    rc = cc_sql_exec(cc_store_db(st), stmt);
+
+out:
+    cc_store_stmt_done(stmt);
+    return rc;
+}
+
+/* A bucket being rebuilt. */
+struct acc {
+    int64_t cell, bucket;
+    double min, max, sum, mkt_sum;
+    int64_t count, sum_q, first_ts, last_ts;
+    u128 mkt;
+};
+
+static int flush(sqlite3 *db, sqlite3_stmt *ins, const struct acc *a)
+{
+    if (sqlite3_bind_int64(ins, 1, a->cell) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, 2, a->bucket) != SQLITE_OK ||
+        sqlite3_bind_double(ins, 3, a->min) != SQLITE_OK ||
+        sqlite3_bind_double(ins, 4, a->max) != SQLITE_OK ||
+        sqlite3_bind_double(ins, 5, a->sum) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, 6, a->count) != SQLITE_OK ||
+        sqlite3_bind_double(ins, 7, a->mkt_sum) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, 8, a->sum_q) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, 9, (int64_t)(a->mkt >> CC_QUERY_MKT_LIMB_BITS)) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, 10, (int64_t)(a->mkt & LIMB_MASK)) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, 11, a->first_ts) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, 12, a->last_ts) != SQLITE_OK) {
+        cc_log_error("db_step_failed", "rollup rebuild bind: %s", sqlite3_errmsg(db));
+        return CC_ERR_DB;
+    }
+    return cc_sql_exec(db, ins);
+}
+
+int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id)
+{
+    static const char one_sql[] = "SELECT cold_cell_id, ts, temperature FROM readings"
+                                  " WHERE cold_cell_id = ?1 ORDER BY cold_cell_id, ts";
+    static const char all_sql[] = "SELECT cold_cell_id, ts, temperature FROM readings"
+                                  " ORDER BY cold_cell_id, ts";
+    static const char ins_sql[] =
+        "INSERT OR REPLACE INTO readings_5m (cold_cell_id, bucket_ts, min_temp, max_temp,"
+        " sum_temp, count, mkt_sum, sum_q, mkt_hi, mkt_lo, first_ts, last_ts)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    sqlite3_stmt *sel = NULL, *ins = NULL;
+    struct acc a = {0};
+    int have = 0;
+    int src;
+    int rc;
+
+    rc = cc_sql_prepare(db, cell_id > 0 ? one_sql : all_sql, &sel);
+    if (rc == CC_OK)
+        rc = cc_sql_prepare(db, ins_sql, &ins);
+    if (rc != CC_OK)
+        goto out;
+    if (cell_id > 0 && sqlite3_bind_int64(sel, 1, cell_id) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    while ((src = sqlite3_step(sel)) == SQLITE_ROW) {
+        int64_t cell = sqlite3_column_int64(sel, 0);
+        int64_t ts = sqlite3_column_int64(sel, 1);
+        double t = sqlite3_column_double(sel, 2);
+        int64_t b = bucket_of(ts);
+        uint64_t hi, lo;
+
+        if (have && (cell != a.cell || b != a.bucket)) {
+            rc = flush(db, ins, &a);
+            sqlite3_reset(ins);
+            if (rc != CC_OK)
+                goto out;
+            have = 0;
+        }
+        if (!have) {
+            a = (struct acc){.cell = cell, .bucket = b, .min = t, .max = t, .first_ts = ts};
+            have = 1;
+        }
+        a.min = t < a.min ? t : a.min;
+        a.max = t > a.max ? t : a.max;
+        a.sum += t;
+        a.mkt_sum += exp(-CC_MKT_DH_R_K / (t + CC_KELVIN_OFFSET));
+        a.count++;
+        a.sum_q += cc_query_temp_q(t);
+        cc_query_mkt_q(t, &hi, &lo);
+        a.mkt += ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo;
+        a.last_ts = ts; /* ascending */
+    }
+    if (src != SQLITE_DONE) {
+        rc = cc_sql_step_rc(db, src, "rollup rebuild");
+        goto out;
+    }
+    if (have)
+        rc = flush(db, ins, &a);
+
+out:
+    cc_sql_release(sel);
+    cc_sql_release(ins);
+    return rc;
+}

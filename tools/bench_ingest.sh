@@ -1,0 +1,283 @@
+#!/bin/sh
+# The ingest section of `make bench` (tools/bench.sh runs it first). Prints numbers, asserts
+# nothing. Everything runs on 127.0.0.1 on free ports in a temporary directory; every
+# process it starts is stopped by PID when it ends, however it ends.
+#
+# Setup: a database with BENCH_DEVICES devices in BENCH_CELLS freezer cells (-25..-15 C),
+# provisioned by `ccctl migrate` plus one bulk insert (SHA-256 of fresh keys), and the
+# real mosquitto configuration (tools/broker_conf.sh, with the coldchain plugin).
+# Each phase gets a fresh broker (empty persistence) and sends the same load with
+# build/bench_load: BENCH_DEVICES device connections, QoS 1, BENCH_READINGS readings
+# round-robin, at most BENCH_INFLIGHT unacknowledged per device, as fast as the broker
+# acknowledges (or BENCH_RATE readings/s in total), ts = send time in epoch ms.
+#   A  baseline: build/bench_count, subscribed like ingestd (devices/+/readings at QoS 2,
+#      the broker upgrading the QoS 1 messages), does nothing but count. Then the same at
+#      QoS 1 (informative only: ingestd does not get that lighter exchange).
+#   B  ingestd (a fresh copy of the database) stores the load.
+#   C  as B, with half of each device's readings above the cell's range, alternating, so
+#      that alerts are raised and resolved all the time (whatever cc_alert.c does).
+# Definitions:
+#   *_rate (baseline, ingest)  readings / (last delivery or commit - first PUBLISH), where the
+#      commit time is when ingestd's coldchain_ingest_readings_accepted_total is seen to have
+#      grown by BENCH_READINGS (polled every 20 ms);
+#   ingest_p50/p99_latency     ingestd's own quantiles of commit time - reading ts (1 ms
+#      resolution), over every reading of the phase;
+#   *_ratio                    ingest / baseline (QoS 2), churn / plain ingest.
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+
+: "${BENCH_DEVICES:=1000}"
+: "${BENCH_CELLS:=100}"
+: "${BENCH_READINGS:=200000}"
+: "${BENCH_INFLIGHT:=20}"
+: "${BENCH_RATE:=0}"
+: "${BENCH_QOS1_BASELINE:=1}"  # 0 skips the informative QoS 1 baseline
+: "${BENCH_PHASE_TIMEOUT_S:=120}"
+: "${BENCH_KEEP:=0}"           # 1 keeps the temporary directory (logs, databases)
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+say() { echo "bench_ingest: $*" >&2; }
+die() {
+    say "$*"
+    exit 1
+}
+
+for b in ingestd ccctl bench_load bench_count coldchain_auth.so; do
+    [ -e "$BUILD/$b" ] || die "$BUILD/$b missing (run: make all)"
+done
+command -v mosquitto >/dev/null || die "mosquitto not found (make deps)"
+
+TMP=$(mktemp -d /tmp/cc-bench.XXXXXX)
+PIDS=""
+
+# Stops one process we started: TERM, up to 15 s, then KILL.
+stop_pid() {
+    p=$1
+    kill -TERM "$p" 2>/dev/null || return 0
+    i=0
+    while kill -0 "$p" 2>/dev/null && [ $i -lt 150 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if kill -0 "$p" 2>/dev/null; then
+        say "process $p ignored SIGTERM for 15 s: SIGKILL"
+        kill -KILL "$p" 2>/dev/null || true
+    fi
+    wait "$p" 2>/dev/null || true
+}
+
+forget_pid() {
+    rest=""
+    for q in $PIDS; do [ "$q" = "$1" ] || rest="$rest $q"; done
+    PIDS=$rest
+}
+
+cleanup() {
+    trap - EXIT INT TERM
+    for p in $PIDS; do stop_pid "$p"; done
+    if [ "$BENCH_KEEP" = 1 ]; then
+        say "kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # port seconds pid
+    i=0
+    while [ $i -lt $(($2 * 10)) ]; do
+        kill -0 "$3" 2>/dev/null || return 1
+        "$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(("127.0.0.1",int(sys.argv[1]))))' "$1" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+wait_file() { # path seconds
+    i=0
+    while [ ! -e "$1" ] && [ $i -lt $(($2 * 10)) ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ -e "$1" ]
+}
+
+# The value of "bench: <name> <value> <unit>" in a file.
+val() {
+    awk -v n="$2" '$1 == "bench:" && $2 == n { v = $3 } END { if (v != "") print v }' "$1"
+}
+
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.3f\n", a / b }'
+}
+
+out() { # name value unit
+    echo "bench: $1 ${2:-n/a} $3"
+}
+
+# --- setup -----------------------------------------------------------------------------
+t_setup=$(date +%s)
+MQTT_PORT=$(free_port)
+MQTT_USERNAME=bench-ingestd
+MQTT_PASSWORD=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+export MQTT_USERNAME MQTT_PASSWORD
+DB="$TMP/template/coldchain.db"
+KEYS="$TMP/keys.csv"
+mkdir -p "$TMP/template"
+COLDCHAIN_DB=$DB LOG_LEVEL=warn "$BUILD/ccctl" migrate >/dev/null
+# One transaction: a customer, a location, the cells, the devices with SHA-256 key hashes.
+(umask 077 && "$PY" - "$DB" "$KEYS" "$BENCH_DEVICES" "$BENCH_CELLS" <<'EOF'
+import hashlib, secrets, sqlite3, sys, time
+db, keys_path, n_dev, n_cells = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+now = int(time.time() * 1000)
+con = sqlite3.connect(db)
+con.execute("BEGIN IMMEDIATE")
+cur = con.execute("INSERT INTO users (email, password_hash, role, name, created_at)"
+                  " VALUES ('bench@example.com', '!', 'CUSTOMER', 'Bench', ?)", (now,))
+user = cur.lastrowid
+cur = con.execute("INSERT INTO locations (customer_id, name, created_at) VALUES (?, 'Bench', ?)",
+                  (user, now))
+loc = cur.lastrowid
+cells = []
+for c in range(n_cells):
+    cur = con.execute("INSERT INTO cold_cells (location_id, name, min_temp, max_temp, created_at)"
+                      " VALUES (?, ?, -25.0, -15.0, ?)", (loc, "Bench freezer %d" % (c + 1), now))
+    cells.append(cur.lastrowid)
+rows, lines = [], ["serial,key"]
+for d in range(n_dev):
+    serial = "BENCH-FRZ-%05d" % (d + 1)
+    key = secrets.token_hex(32)
+    rows.append((serial, cells[d % n_cells], hashlib.sha256(key.encode()).hexdigest(), key[:8], now))
+    lines.append("%s,%s" % (serial, key))
+con.executemany("INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, api_key_prefix,"
+                " created_at) VALUES (?, ?, ?, ?, ?)", rows)
+con.commit()
+con.close()
+with open(keys_path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+EOF
+) || die "provisioning failed"
+sh tools/broker_conf.sh "$TMP/broker" "$MQTT_PORT" "$DB" "$BUILD/coldchain_auth.so" \
+    "$MQTT_USERNAME" "$MQTT_PASSWORD" >/dev/null || die "broker_conf.sh failed"
+say "$BENCH_DEVICES devices in $BENCH_CELLS cells provisioned in $(($(date +%s) - t_setup)) s ($TMP)"
+
+BROKER_PID=""
+start_broker() { # phase
+    rm -rf "$TMP/broker/data"
+    mkdir -p "$TMP/broker/data"
+    mosquitto -c "$TMP/broker/mosquitto.conf" >"$TMP/mosquitto-$1.log" 2>&1 &
+    BROKER_PID=$!
+    PIDS="$PIDS $BROKER_PID"
+    wait_port "$MQTT_PORT" 10 "$BROKER_PID" || {
+        tail -20 "$TMP/mosquitto-$1.log" >&2
+        die "mosquitto did not start"
+    }
+}
+
+stop_broker() {
+    [ -n "$BROKER_PID" ] || return 0
+    stop_pid "$BROKER_PID"
+    forget_pid "$BROKER_PID"
+    BROKER_PID=""
+}
+
+load() { # log_file extra-args...
+    f=$1
+    shift
+    timeout -k 5 $((BENCH_PHASE_TIMEOUT_S * 2 + 30)) "$BUILD/bench_load" --keys "$KEYS" \
+        --port "$MQTT_PORT" --devices "$BENCH_DEVICES" --count "$BENCH_READINGS" \
+        --inflight "$BENCH_INFLIGHT" --rate "$BENCH_RATE" --timeout "$BENCH_PHASE_TIMEOUT_S" \
+        --commit-timeout "$BENCH_PHASE_TIMEOUT_S" "$@" >"$f" 2>"$f.err"
+}
+
+# Phase A: the broker alone, into a subscriber that only counts. $1 = QoS, $2 = tag.
+baseline() {
+    start_broker "baseline-$2"
+    rm -f "$TMP/ready"
+    timeout -k 5 $((BENCH_PHASE_TIMEOUT_S + 30)) "$BUILD/bench_count" \
+        --url "tcp://127.0.0.1:$MQTT_PORT" --qos "$1" --count "$BENCH_READINGS" \
+        --timeout "$BENCH_PHASE_TIMEOUT_S" --ready-file "$TMP/ready" --quiet \
+        >"$TMP/count-$2.out" 2>"$TMP/count-$2.err" &
+    cpid=$!
+    PIDS="$PIDS $cpid"
+    wait_file "$TMP/ready" 15 || {
+        cat "$TMP/count-$2.err" >&2
+        die "bench_count did not subscribe"
+    }
+    t0=$(date +%s)
+    load "$TMP/load-$2.out" || say "baseline $2: bench_load failed: $(tail -3 "$TMP/load-$2.out.err")"
+    wait "$cpid" || say "baseline $2: bench_count did not see every message: $(tail -3 "$TMP/count-$2.err")"
+    forget_pid "$cpid"
+    stop_broker
+    say "baseline $2 (QoS $1): $(val "$TMP/count-$2.out" count_rate) msg/s," \
+        "load $(val "$TMP/load-$2.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
+}
+
+# Phases B and C: ingestd stores the load. $1 = tag, then bench_load arguments.
+ingest() {
+    tag=$1
+    shift
+    start_broker "$tag"
+    mkdir -p "$TMP/$tag"
+    cp "$DB" "$TMP/$tag/coldchain.db"
+    mport=$(free_port)
+    COLDCHAIN_DB="$TMP/$tag/coldchain.db" MQTT_URL="tcp://127.0.0.1:$MQTT_PORT" \
+        MQTT_PORT="$MQTT_PORT" INGEST_METRICS_PORT="$mport" HTTP_PORT="$(free_port)" \
+        LOG_LEVEL=info "$BUILD/ingestd" >"$TMP/ingestd-$tag.log" 2>&1 &
+    ipid=$!
+    PIDS="$PIDS $ipid"
+    i=0
+    until grep -q broker_connected "$TMP/ingestd-$tag.log" 2>/dev/null; do
+        kill -0 "$ipid" 2>/dev/null && [ $i -lt 200 ] || {
+            tail -20 "$TMP/ingestd-$tag.log" >&2
+            die "ingestd did not connect"
+        }
+        sleep 0.1
+        i=$((i + 1))
+    done
+    wait_port "$mport" 10 "$ipid" || die "ingestd metrics did not start"
+    t0=$(date +%s)
+    load "$TMP/load-$tag.out" --metrics-url "http://127.0.0.1:$mport/metrics" "$@" ||
+        say "$tag: bench_load failed: $(tail -3 "$TMP/load-$tag.out.err")"
+    stop_pid "$ipid"
+    forget_pid "$ipid"
+    stop_broker
+    say "$tag: $(val "$TMP/load-$tag.out" load_commit_rate) readings/s committed," \
+        "load $(val "$TMP/load-$tag.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
+}
+
+baseline 2 qos2
+[ "$BENCH_QOS1_BASELINE" = 1 ] && baseline 1 qos1
+ingest plain
+ingest churn --high-ratio 0.5
+
+# --- figures ---------------------------------------------------------------------------
+plain=$(val "$TMP/load-plain.out" load_commit_rate)
+churn=$(val "$TMP/load-churn.out" load_commit_rate)
+base=$(val "$TMP/count-qos2.out" count_rate)
+out ingest_committed_rate "$plain" readings/s
+out ingest_p50_latency "$(val "$TMP/load-plain.out" load_commit_p50_latency)" ms
+out ingest_p99_latency "$(val "$TMP/load-plain.out" load_commit_p99_latency)" ms
+out ingest_publish_rate "$(val "$TMP/load-plain.out" load_publish_rate)" msg/s
+out broker_baseline_rate "$base" msg/s
+out broker_baseline_p50_latency "$(val "$TMP/count-qos2.out" count_p50_latency)" ms
+out broker_baseline_p99_latency "$(val "$TMP/count-qos2.out" count_p99_latency)" ms
+if [ "$BENCH_QOS1_BASELINE" = 1 ]; then
+    out broker_baseline_qos1_rate "$(val "$TMP/count-qos1.out" count_rate)" msg/s
+fi
+out ingest_vs_baseline_ratio "$(ratio "$plain" "$base")" ratio
+out ingest_alert_churn_rate "$churn" readings/s
+out ingest_alert_churn_p50_latency "$(val "$TMP/load-churn.out" load_commit_p50_latency)" ms
+out ingest_alert_churn_p99_latency "$(val "$TMP/load-churn.out" load_commit_p99_latency)" ms
+out alert_churn_vs_plain_ratio "$(ratio "$churn" "$plain")" ratio
