@@ -24,7 +24,7 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
 MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
 
-.PHONY: all run test seed bench soak clean deps unit unit-asan integration format lint
+.PHONY: all run test seed bench soak clean deps unit unit-asan integration format lint openapi
 
 all: $(BUILD)/ingestd $(BUILD)/apid $(BUILD)/ccctl $(BUILD)/coldchain_auth.so $(TOOL_BINS)
 
@@ -36,6 +36,19 @@ $(BUILD)/obj/gen/cc_migrations.o: $(BUILD)/gen/cc_migrations.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The OpenAPI document apid serves (GET /api/openapi.json): docs/openapi.json, generated
+# from docs/openapi.yaml by `make openapi` and committed, embedded with sh and sed.
+$(BUILD)/gen/openapi_json.c: docs/openapi.json tools/gen_openapi_c.sh
+	@mkdir -p $(@D)
+	sh tools/gen_openapi_c.sh docs/openapi.json > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+openapi:
+	/usr/bin/python3 tools/gen_openapi.py docs/openapi.yaml docs/openapi.json
+
 $(BUILD)/obj/%.o: %.c $(wildcard common/*.h) | $(BUILD)/gen/cc_migrations.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -46,7 +59,8 @@ $(BUILD)/libcommon.a: $(COMMON_OBJ)
 $(BUILD)/ingestd: $(INGESTD_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c -lcivetweb $(LDLIBS_COMMON)
 
-$(BUILD)/apid: $(APID_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
+$(BUILD)/apid: $(APID_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/openapi_json.o \
+               $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lcivetweb -lpaho-mqtt3c -ljwt $(LDLIBS_COMMON)
 
 $(BUILD)/ccctl: $(CCCTL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a

@@ -10,6 +10,7 @@
 #define API_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <civetweb.h>
@@ -22,15 +23,15 @@
 #include "cc_ratelimit.h"
 #include "cc_store.h"
 
-#define API_NUM_THREADS 16      /* civetweb workers, each with its own SQLite connection */
-#define API_MAX_PARAMS 3        /* :params in one route pattern */
-#define API_PARAM_MAX 72        /* bytes of one path parameter, NUL included */
-#define API_RATE_KEYS 16384     /* client addresses each limiter tracks at once */
-#define API_CORS_MAX_AGE_S 600  /* how long a browser may cache a preflight */
+#define API_NUM_THREADS 16     /* civetweb workers, each with its own SQLite connection */
+#define API_MAX_PARAMS 3       /* :params in one route pattern */
+#define API_PARAM_MAX 72       /* bytes of one path parameter, NUL included */
+#define API_RATE_KEYS 16384    /* client addresses each limiter tracks at once */
+#define API_CORS_MAX_AGE_S 600 /* how long a browser may cache a preflight */
 /* Headers civetweb adds to the static files it serves (the dashboard). */
-#define API_WEB_HEADERS                                                                    \
-    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"                   \
-    "Content-Security-Policy: default-src 'self'; connect-src 'self'; img-src 'self' data:; " \
+#define API_WEB_HEADERS                                                                            \
+    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"                          \
+    "Content-Security-Policy: default-src 'self'; connect-src 'self'; img-src 'self' data:; "      \
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 /* Process-wide state, written before the server starts and read-only afterwards. */
@@ -63,30 +64,30 @@ struct api_route {
     const char *method;  /* "GET", ... */
     const char *pattern; /* "/api/users/:id"; a :param ending in "id"/"Id" must be an id */
     api_handler_fn fn;
-    unsigned flags;      /* enum api_route_flags */
-    int roles;           /* enum cc_role bits that may use it; 0 = any signed-in user */
+    unsigned flags; /* enum api_route_flags */
+    int roles;      /* enum cc_role bits that may use it; 0 = any signed-in user */
 };
 
 struct api_req {
     struct mg_connection *conn;
     const struct mg_request_info *ri;
     const struct api_app *app;
-    struct cc_store *st;        /* this worker's store, NULL if unavailable */
+    struct cc_store *st; /* this worker's store, NULL if unavailable */
     const char *method;
-    const char *path;           /* decoded path, no query string */
-    const char *query;          /* raw query string or NULL */
-    char addr[CC_ADDR_MAX];     /* client address for limits and logs */
-    const char *origin;         /* allowed CORS origin to echo, or NULL */
+    const char *path;       /* decoded path, no query string */
+    const char *query;      /* raw query string or NULL */
+    char addr[CC_ADDR_MAX]; /* client address for limits and logs */
+    const char *origin;     /* allowed CORS origin to echo, or NULL */
     const struct api_route *route;
     char param[API_MAX_PARAMS][API_PARAM_MAX]; /* path parameters, in pattern order */
-    int64_t id[API_MAX_PARAMS]; /* the same parsed as ids (0 if not an id) */
-    struct cc_principal who;    /* the signed-in user (user_id 0 if none) */
-    char *raw;                  /* request body (NUL-terminated), or NULL */
+    int64_t id[API_MAX_PARAMS];                /* the same parsed as ids (0 if not an id) */
+    struct cc_principal who;                   /* the signed-in user (user_id 0 if none) */
+    char *raw;                                 /* request body (NUL-terminated), or NULL */
     size_t raw_len;
-    cJSON *body;                /* parsed body for API_BODY_JSON routes */
-    int status;                 /* status sent, 0 until an answer went out */
-    int must_close;             /* close the connection after the answer */
-    char extra_headers[256];    /* "Name: value\r\n" lines added to the answer */
+    cJSON *body;             /* parsed body for API_BODY_JSON routes */
+    int status;              /* status sent, 0 until an answer went out */
+    int must_close;          /* close the connection after the answer */
+    char extra_headers[256]; /* "Name: value\r\n" lines added to the answer */
 };
 
 /* routes.c: the table, and the lookup. API_ROUTE_FOUND with *route and the params
@@ -98,6 +99,9 @@ int api_route_find(struct api_req *r, char *allow, size_t allowlen);
 int api_route_unlimited(const char *path);
 /* 1 if the path is one of the auth routes (RATE_LIMIT_AUTH). */
 int api_route_is_auth(const char *path);
+/* Prints the routing table, one "METHOD /pattern/:param" line per route (apid --routes;
+ * tests/integration/test_openapi.py compares it with docs/openapi.yaml). */
+void api_routes_print(FILE *out);
 
 /* server.c: answers. Each returns the status it sent. */
 /* Sends body (taken: deleted here) as JSON with status. */
@@ -166,5 +170,23 @@ int api_devices_delete(struct api_req *r);
 int api_devices_regenerate_key(struct api_req *r);
 
 int api_readings_ingest(struct api_req *r);
+
+/* h_queries.c, h_dashboard.c: the read side (common/cc_query.h) */
+int api_readings_query(struct api_req *r);
+int api_readings_export_csv(struct api_req *r);
+int api_coldcells_latest(struct api_req *r);
+int api_dashboard_customer(struct api_req *r);
+int api_dashboard_technician(struct api_req *r);
+
+/* h_alerts.c, h_notifications.c */
+int api_alerts_list(struct api_req *r);
+int api_alerts_get(struct api_req *r);
+int api_alerts_resolve(struct api_req *r);
+int api_alerts_acknowledge(struct api_req *r);
+int api_notifications_list(struct api_req *r);
+int api_notifications_read(struct api_req *r);
+
+int api_devices_bulk(struct api_req *r); /* h_bulk.c */
+int api_openapi(struct api_req *r);      /* h_openapi.c */
 
 #endif

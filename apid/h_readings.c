@@ -62,8 +62,10 @@ int api_readings_ingest(struct api_req *r)
     if (rc != CC_OK)
         return api_answer(r, rc, NULL, NULL, 201);
     if (r->raw == NULL)
-        return api_reply_error(r, CC_ERR_BAD_JSON, "the request body must be a reading or an "
-                                                   "array of readings", NULL);
+        return api_reply_error(r, CC_ERR_BAD_JSON,
+                               "the request body must be a reading or an "
+                               "array of readings",
+                               NULL);
 
     rc = cc_store_begin(r->st);
     if (rc != CC_OK)

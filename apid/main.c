@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #include "api.h"
 #include "cc_db.h"
 #include "cc_jwt.h"
@@ -36,7 +38,7 @@ static int migrate(const struct cc_config *cfg)
     return rc;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static struct api_app app;
     struct mg_callbacks cb;
@@ -44,6 +46,14 @@ int main(void)
     char err[512], ports[96], threads[16];
     int status = 0;
 
+    if (argc == 2 && strcmp(argv[1], "--routes") == 0) {
+        api_routes_print(stdout); /* the routing table, for tests/integration/test_openapi.py */
+        return 0;
+    }
+    if (argc != 1) {
+        fprintf(stderr, "usage: apid [--routes]   (configuration: environment, SPEC §6)\n");
+        return 64;
+    }
     if (cc_config_load(&app.cfg, err, sizeof err) != CC_OK) {
         fprintf(stderr, "apid: configuration error: %s\n", err);
         return 2;
@@ -76,15 +86,18 @@ int main(void)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Before any connection: SQLite's allocation statistics take a global mutex on
+     * every allocation, which the workers would fight over. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (migrate(&app.cfg) != CC_OK) {
         cc_log_error("db_unavailable", "cannot open or migrate %s", app.cfg.db_path);
         status = 1;
         goto out;
     }
-    if (cc_ratelimit_new(app.cfg.rate_limit_api, app.cfg.rate_limit_window_s * 1000,
-                         API_RATE_KEYS, &app.limit_api) != CC_OK ||
-        cc_ratelimit_new(app.cfg.rate_limit_auth, app.cfg.rate_limit_window_s * 1000,
-                         API_RATE_KEYS, &app.limit_auth) != CC_OK) {
+    if (cc_ratelimit_new(app.cfg.rate_limit_api, app.cfg.rate_limit_window_s * 1000, API_RATE_KEYS,
+                         &app.limit_api) != CC_OK ||
+        cc_ratelimit_new(app.cfg.rate_limit_auth, app.cfg.rate_limit_window_s * 1000, API_RATE_KEYS,
+                         &app.limit_auth) != CC_OK) {
         cc_log_error("start_failed", "out of memory");
         status = 1;
         goto out;
@@ -94,6 +107,8 @@ int main(void)
     snprintf(threads, sizeof threads, "%d", API_NUM_THREADS);
     /* The web dashboard (static.c): files only, no listing, no CGI or SSI. */
     const char *web = api_static_dir();
+    /* Name, value pairs. */
+    /* clang-format off */
     const char *options[] = {
         "listening_ports", ports,
         "num_threads", threads,
@@ -110,6 +125,7 @@ int main(void)
         web ? "document_root" : NULL, web,
         NULL,
     };
+    /* clang-format on */
     memset(&cb, 0, sizeof cb);
     cb.begin_request = api_dispatch;
     cb.init_thread = api_thread_init;

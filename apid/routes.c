@@ -9,10 +9,10 @@
 static const struct api_route routes[] = {
     {"GET", "/health", api_health, API_PUBLIC | API_UNLIMITED, 0},
     {"GET", "/ready", api_ready, API_PUBLIC | API_UNLIMITED, 0},
+    {"GET", "/api/openapi.json", api_openapi, API_PUBLIC, 0},
 
     {"POST", "/api/auth/login", api_auth_login, API_PUBLIC | API_BODY_JSON | API_LIMIT_AUTH, 0},
-    {"POST", "/api/auth/refresh", api_auth_refresh, API_PUBLIC | API_BODY_JSON | API_LIMIT_AUTH,
-     0},
+    {"POST", "/api/auth/refresh", api_auth_refresh, API_PUBLIC | API_BODY_JSON | API_LIMIT_AUTH, 0},
     {"POST", "/api/auth/logout", api_auth_logout, API_BODY_JSON | API_LIMIT_AUTH, 0},
     {"GET", "/api/auth/me", api_auth_me, 0, 0},
 
@@ -38,6 +38,7 @@ static const struct api_route routes[] = {
 
     {"GET", "/api/devices", api_devices_list, 0, 0},
     {"POST", "/api/devices", api_devices_create, API_BODY_JSON, 0},
+    {"POST", "/api/devices/bulk", api_devices_bulk, API_BODY_RAW, 0}, /* a JSON array */
     {"GET", "/api/devices/:id", api_devices_get, 0, 0},
     {"PATCH", "/api/devices/:id", api_devices_update, API_BODY_JSON, 0},
     {"DELETE", "/api/devices/:id", api_devices_delete, 0, 0},
@@ -46,13 +47,25 @@ static const struct api_route routes[] = {
     /* Devices sign with x-device-key, checked by the handler. */
     {"POST", "/api/readings/devices/:serialNumber/readings", api_readings_ingest,
      API_PUBLIC | API_BODY_RAW, 0},
+    {"GET", "/api/readings/coldcells/:id/readings", api_readings_query, 0, 0},
+    {"GET", "/api/readings/coldcells/:id/export.csv", api_readings_export_csv, 0, 0},
+    {"GET", "/api/coldcells/:id/latest", api_coldcells_latest, 0, 0},
+    {"GET", "/api/dashboard/customer", api_dashboard_customer, 0, 0},
+    {"GET", "/api/dashboard/technician", api_dashboard_technician, 0,
+     CC_ROLE_TECHNICIAN | CC_ROLE_ADMIN},
+
+    {"GET", "/api/alerts", api_alerts_list, 0, 0},
+    {"GET", "/api/alerts/:id", api_alerts_get, 0, 0},
+    {"PATCH", "/api/alerts/:id/resolve", api_alerts_resolve, API_BODY_RAW, 0}, /* {note?} */
+    {"PATCH", "/api/alerts/:id/acknowledge", api_alerts_acknowledge, 0, 0},
+    {"GET", "/api/notifications", api_notifications_list, 0, 0},
+    {"PATCH", "/api/notifications/:id/read", api_notifications_read, 0, 0},
 };
 
 /* 1 if a parameter of this name must be an id ("id", "customerId", ...). */
 static int param_is_id(const char *name, size_t n)
 {
-    return (n == 2 && memcmp(name, "id", 2) == 0) ||
-           (n > 2 && memcmp(name + n - 2, "Id", 2) == 0);
+    return (n == 2 && memcmp(name, "id", 2) == 0) || (n > 2 && memcmp(name + n - 2, "Id", 2) == 0);
 }
 
 /* Matches path against pattern, filling r->param / r->id. 1 on a match. */
@@ -108,8 +121,8 @@ int api_route_find(struct api_req *r, char *allow, size_t allowlen)
         }
         path_known = 1;
         if (strstr(allow, routes[i].method) == NULL) {
-            int w = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "",
-                             routes[i].method);
+            int w =
+                snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", routes[i].method);
 
             if (w > 0 && (size_t)w < allowlen - used)
                 used += (size_t)w;
@@ -129,4 +142,10 @@ int api_route_unlimited(const char *path)
 int api_route_is_auth(const char *path)
 {
     return strncmp(path, "/api/auth/", 10) == 0 && strcmp(path, "/api/auth/me") != 0;
+}
+
+void api_routes_print(FILE *out)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        fprintf(out, "%s %s\n", routes[i].method, routes[i].pattern);
 }

@@ -319,6 +319,19 @@ static int handle(struct api_req *r)
     return r->route->fn(r);
 }
 
+/* GET routes only read: their queries (bearer check included) share one read
+ * transaction, so one WAL snapshot and one round of shared-memory locks serve them all. */
+static int handle_in_read_tx(struct api_req *r)
+{
+    int reading = r->st != NULL && strcmp(r->method, "GET") == 0 &&
+                  cc_sql_read_begin(cc_store_db(r->st)) == CC_OK;
+    int status = handle(r);
+
+    if (reading)
+        cc_sql_read_end(cc_store_db(r->st));
+    return status;
+}
+
 /* 1 if s is safe to echo in a header: printable ASCII, no blanks, bounded. */
 static int header_safe(const char *s)
 {
@@ -363,7 +376,7 @@ int api_dispatch(struct mg_connection *conn)
         cc_http_origin_allowed(r.app->cfg.cors_origins, origin))
         r.origin = origin;
 
-    status = handle(&r);
+    status = handle_in_read_tx(&r);
     if (r.status == 0) {
         /* A handler that forgot to answer is a bug; the client still gets one. */
         cc_log_error("http_no_answer", "%s %s", r.method, r.path);

@@ -118,9 +118,8 @@ int api_static_wanted(const char *method, const char *path)
         return 0;
     if (strcmp(path, "/") == 0)
         return 1; /* index.html, checked at start */
-    if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0 ||
-        api_route_unlimited(path) || strstr(path, "/.") != NULL || strchr(path, '\\') != NULL ||
-        !web_ext(path))
+    if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0 || api_route_unlimited(path) ||
+        strstr(path, "/.") != NULL || strchr(path, '\\') != NULL || !web_ext(path))
         return 0;
     if (snprintf(p, sizeof p, "%s%s", web_dir, path) >= (int)sizeof p)
         return 0;

@@ -13,17 +13,17 @@ static const char sql_customer[] = "SELECT 1 FROM users u WHERE u.id = ?3 AND "
                                    "u.role = 'CUSTOMER' AND " CC_ACCESS_SQL("u.id");
 static const char sql_location[] =
     "SELECT 1 FROM locations l WHERE l.id = ?3 AND " CC_ACCESS_SQL("l.customer_id");
-static const char sql_coldcell[] = "SELECT 1 FROM cold_cells c JOIN locations l ON "
-                                   "l.id = c.location_id WHERE c.id = ?3 AND "
-    CC_ACCESS_SQL("l.customer_id");
-static const char sql_device[] = "SELECT 1 FROM devices d JOIN cold_cells c ON "
-                                 "c.id = d.cold_cell_id JOIN locations l ON "
-                                 "l.id = c.location_id WHERE d.id = ?3 AND "
-    CC_ACCESS_SQL("l.customer_id");
-static const char sql_alert[] = "SELECT 1 FROM alerts a JOIN cold_cells c ON "
-                                "c.id = a.cold_cell_id JOIN locations l ON "
-                                "l.id = c.location_id WHERE a.id = ?3 AND "
-    CC_ACCESS_SQL("l.customer_id");
+static const char sql_coldcell[] =
+    "SELECT 1 FROM cold_cells c JOIN locations l ON "
+    "l.id = c.location_id WHERE c.id = ?3 AND " CC_ACCESS_SQL("l.customer_id");
+static const char sql_device[] =
+    "SELECT 1 FROM devices d JOIN cold_cells c ON "
+    "c.id = d.cold_cell_id JOIN locations l ON "
+    "l.id = c.location_id WHERE d.id = ?3 AND " CC_ACCESS_SQL("l.customer_id");
+static const char sql_alert[] =
+    "SELECT 1 FROM alerts a JOIN cold_cells c ON "
+    "c.id = a.cold_cell_id JOIN locations l ON "
+    "l.id = c.location_id WHERE a.id = ?3 AND " CC_ACCESS_SQL("l.customer_id");
 /* ?1 is bound but unused: notifications are their recipient's alone. */
 static const char sql_notification[] =
     "SELECT 1 FROM notifications n WHERE n.id = ?3 AND n.user_id = ?2 AND ?1 >= 0";

@@ -31,8 +31,8 @@ struct cc_principal {
 };
 
 enum cc_entity {
-    CC_ENTITY_USER = 1,     /* any user: admins; others only themselves */
-    CC_ENTITY_CUSTOMER,     /* a user whose role is CUSTOMER, as an owner */
+    CC_ENTITY_USER = 1, /* any user: admins; others only themselves */
+    CC_ENTITY_CUSTOMER, /* a user whose role is CUSTOMER, as an owner */
     CC_ENTITY_LOCATION,
     CC_ENTITY_COLDCELL,
     CC_ENTITY_DEVICE,
@@ -45,8 +45,8 @@ enum cc_access_mode { CC_ACCESS_READ = 0, CC_ACCESS_WRITE = 1 };
 /* The SQL form of the rule: true when the customer id expression col is visible to
  * the principal whose role bit is bound as ?1 and whose user id is bound as ?2. A
  * statement using it binds those two first and numbers its own parameters from ?3. */
-#define CC_ACCESS_SQL(col)                                                               \
-    "(?1 = 4 OR " col " = ?2 OR (?1 = 2 AND " col " IN (SELECT tc.customer_id FROM "    \
+#define CC_ACCESS_SQL(col)                                                                         \
+    "(?1 = 4 OR " col " = ?2 OR (?1 = 2 AND " col " IN (SELECT tc.customer_id FROM "               \
     "technician_customers tc WHERE tc.technician_id = ?2)))"
 
 /* "CUSTOMER" -> CC_ROLE_CUSTOMER, ...; CC_ROLE_NONE if unknown. */

@@ -98,8 +98,7 @@ static int issue(struct cc_store *st, const struct cc_auth_cfg *cfg, int64_t use
 
     dup = cJSON_Duplicate(user, 1);
     ans = cJSON_CreateObject();
-    if (dup == NULL || ans == NULL ||
-        cJSON_AddStringToObject(ans, "accessToken", access) == NULL ||
+    if (dup == NULL || ans == NULL || cJSON_AddStringToObject(ans, "accessToken", access) == NULL ||
         cJSON_AddStringToObject(ans, "refreshToken", refresh) == NULL ||
         cJSON_AddNumberToObject(ans, "expiresIn", (double)cfg->access_ttl_s) == NULL ||
         !cJSON_AddItemToObject(ans, "user", dup)) {
@@ -366,8 +365,8 @@ end:
     return CC_OK;
 }
 
-int cc_auth_logout(struct cc_store *st, const struct cc_auth_cfg *cfg,
-                   const struct cc_principal *p, const cJSON *body, cJSON **err)
+int cc_auth_logout(struct cc_store *st, const struct cc_auth_cfg *cfg, const struct cc_principal *p,
+                   const cJSON *body, cJSON **err)
 {
     sqlite3 *db = cc_store_db(st);
     const char *token = NULL;
@@ -405,8 +404,7 @@ int cc_auth_bearer(struct cc_store *st, const struct cc_auth_cfg *cfg, const cha
     header += 7;
     while (*header == ' ')
         header++;
-    rc = cc_jwt_verify(cfg->secret, cfg->secret_len, header, CC_JWT_ACCESS, cc_now_ms() / 1000,
-                       &c);
+    rc = cc_jwt_verify(cfg->secret, cfg->secret_len, header, CC_JWT_ACCESS, cc_now_ms() / 1000, &c);
     if (rc != CC_OK)
         return rc;
     return cc_users_principal(st, c.sub, out);

@@ -41,8 +41,8 @@ int cc_auth_refresh(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJ
 
 /* Body {refreshToken}: revokes that token's family. The token must be p's;
  * otherwise CC_ERR_UNAUTHORIZED. */
-int cc_auth_logout(struct cc_store *st, const struct cc_auth_cfg *cfg,
-                   const struct cc_principal *p, const cJSON *body, cJSON **err);
+int cc_auth_logout(struct cc_store *st, const struct cc_auth_cfg *cfg, const struct cc_principal *p,
+                   const cJSON *body, cJSON **err);
 
 /* Checks an Authorization header value ("Bearer <access token>") and loads the
  * principal from the database. CC_ERR_TOKEN_EXPIRED for a well-signed expired token,

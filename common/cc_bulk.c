@@ -18,8 +18,8 @@
 #include "cc_rc.h"
 #include "cc_sql.h"
 
-#define CSV_MAX_FIELDS 8      /* columns a CSV record may have before it is refused */
-#define MSG_MAX 200           /* bytes of one problem sentence */
+#define CSV_MAX_FIELDS 8               /* columns a CSV record may have before it is refused */
+#define MSG_MAX 200                    /* bytes of one problem sentence */
 #define JSON_ID_MAX 9007199254740991.0 /* 2^53 - 1: the largest exact JSON integer */
 
 static const char *const col_names[] = {"serialNumber", "coldCellId", "firmwareVersion"};
@@ -28,18 +28,19 @@ enum { COL_SERIAL, COL_CELL, COL_FIRMWARE, COL_COUNT };
 /* Collects problems as SPEC §5 details with line numbers; the error object is built at
  * the end, once its code is known. */
 struct report {
-    cJSON *details;          /* NULL until the first problem */
-    char first[MSG_MAX];     /* the first problem's sentence: the error's message */
+    cJSON *details;      /* NULL until the first problem */
+    char first[MSG_MAX]; /* the first problem's sentence: the error's message */
     int count;
     int nomem;
-    int not_found;           /* some row names a cold cell that is missing or not p's */
-    int conflict;            /* some row's serial exists */
+    int not_found;          /* some row names a cold cell that is missing or not p's */
+    char first_nf[MSG_MAX]; /* the first not-found sentence: the message of a 404 */
+    int conflict;           /* some row's serial exists */
 };
 
 /* Records one problem. idx < 0 names the input as a whole (field used as is), else
  * the field is "[idx].field" ("[idx]" when field is ""). */
-static void report_add(struct report *rp, long idx, int line, const char *field,
-                       const char *issue, const char *sentence)
+static void report_add(struct report *rp, long idx, int line, const char *field, const char *issue,
+                       const char *sentence)
 {
     char name[64];
     cJSON *d = NULL;
@@ -219,8 +220,8 @@ struct csv_field {
 };
 
 struct csv_record {
-    int line;     /* where the record starts */
-    int nfields;  /* fields seen (may exceed CSV_MAX_FIELDS: only the first are kept) */
+    int line;    /* where the record starts */
+    int nfields; /* fields seen (may exceed CSV_MAX_FIELDS: only the first are kept) */
     int bad_quote;
     struct csv_field f[CSV_MAX_FIELDS];
 };
@@ -362,8 +363,10 @@ static int csv_header(struct report *rp, const struct csv_record *rec, int col[C
                 c = k;
         }
         if (c < 0) {
-            snprintf(msg, sizeof msg, "unknown column '%.64s' (expected serialNumber, "
-                                      "coldCellId, firmwareVersion)", name);
+            snprintf(msg, sizeof msg,
+                     "unknown column '%.64s' (expected serialNumber, "
+                     "coldCellId, firmwareVersion)",
+                     name);
             report_add(rp, -1, rec->line, "header", "unknown_column", msg);
         } else if (seen[c]++) {
             snprintf(msg, sizeof msg, "column %s appears twice", col_names[c]);
@@ -560,8 +563,7 @@ static int parse_json(const char *buf, size_t len, struct cc_bulk *b, struct rep
 
     root = cJSON_ParseWithLength(buf, len);
     if (root == NULL)
-        return fail_whole(CC_ERR_BAD_JSON, "body", "bad_json", "the input is not valid JSON",
-                          err);
+        return fail_whole(CC_ERR_BAD_JSON, "body", "bad_json", "the input is not valid JSON", err);
     if (!cJSON_IsArray(root)) {
         report_add(rp, -1, 0, "body", "type", "the input must be a JSON array of devices");
         goto out;
@@ -626,8 +628,8 @@ int cc_bulk_parse(const char *buf, size_t len, int format, struct cc_bulk **out,
     int rc;
 
     if (len > CC_BULK_MAX_INPUT)
-        return fail_whole(CC_ERR_TOO_LARGE, "body", "too_large",
-                          "the input is larger than 4 MiB", err);
+        return fail_whole(CC_ERR_TOO_LARGE, "body", "too_large", "the input is larger than 4 MiB",
+                          err);
     if (format != CC_BULK_CSV && format != CC_BULK_JSON)
         return fail_whole(CC_ERR_VALIDATION, "format", "invalid", "format must be csv or json",
                           err);
@@ -681,8 +683,8 @@ static int audit_device(struct cc_store *st, int64_t actor, const struct cc_bulk
 
 /* Creates item i inside the open transaction, recording a row problem in rp. Returns
  * CC_OK (created or a row problem) or a failure that ends the import. */
-static int provision_one(struct cc_store *st, const struct cc_principal *p,
-                         struct cc_bulk_item *it, long i, struct report *rp)
+static int provision_one(struct cc_store *st, const struct cc_principal *p, struct cc_bulk_item *it,
+                         long i, struct report *rp)
 {
     char msg[MSG_MAX];
     cJSON *perr = NULL;
@@ -695,8 +697,8 @@ static int provision_one(struct cc_store *st, const struct cc_principal *p,
         if (rc == CC_ERR_NOT_FOUND)
             goto not_found;
     }
-    rc = cc_provision_device(st, it->cold_cell_id, it->serial, it->firmware[0] ? it->firmware : NULL,
-                             &it->id, it->key, &perr);
+    rc = cc_provision_device(st, it->cold_cell_id, it->serial,
+                             it->firmware[0] ? it->firmware : NULL, &it->id, it->key, &perr);
     cJSON_Delete(perr); /* the fields were checked while parsing */
     switch (rc) {
     case CC_OK:
@@ -717,9 +719,12 @@ static int provision_one(struct cc_store *st, const struct cc_principal *p,
         return rc;
     }
 not_found:
-    rp->not_found = 1;
     snprintf(msg, sizeof msg, "cold cell %lld not found", (long long)it->cold_cell_id);
     report_add(rp, i, it->line, "coldCellId", "not_found", msg);
+    if (!rp->not_found)
+        snprintf(rp->first_nf, sizeof rp->first_nf, "line %d: cold cell %lld not found", it->line,
+                 (long long)it->cold_cell_id);
+    rp->not_found = 1;
     return CC_OK;
 }
 
@@ -752,11 +757,13 @@ int cc_bulk_provision(struct cc_store *st, const struct cc_principal *p, struct 
     }
     if (rc == CC_OK && rp.count > 0)
         rc = rp.not_found ? CC_ERR_NOT_FOUND : rp.conflict ? CC_ERR_CONFLICT : CC_ERR_VALIDATION;
+    if (rc == CC_ERR_NOT_FOUND)
+        memcpy(rp.first, rp.first_nf, sizeof rp.first);
     rc = cc_sql_end(db, rc);
     if (rc != CC_OK) {
         wipe_keys(b);
-        if (rp.count > 0 && (rc == CC_ERR_NOT_FOUND || rc == CC_ERR_CONFLICT ||
-                             rc == CC_ERR_VALIDATION))
+        if (rp.count > 0 &&
+            (rc == CC_ERR_NOT_FOUND || rc == CC_ERR_CONFLICT || rc == CC_ERR_VALIDATION))
             return report_finish(&rp, rc, err);
         cJSON_Delete(rp.details);
         return rc;

@@ -8,7 +8,8 @@
  * cc_bulk_provision then creates every device in one BEGIN IMMEDIATE ... COMMIT
  * through cc_provision_device: one bad row (unknown or forbidden cold cell, serial
  * already taken) and nothing is created.
- * Every bad row is reported, not only the first: the SPEC §5 error has one detail per
+ * The database checks (cold cell exists and is p's, serial free) run only once the whole
+ * input parses cleanly. Every bad row is reported, not only the first: the SPEC §5 error has one detail per
  * problem, {"field":"[3].serialNumber","issue":"invalid","line":5}, where [3] is the
  * row's position (0-based, header excluded) and line its 1-based line in the input.
  * Ownership: a struct cc_bulk is the caller's (cc_bulk_free, which also wipes the
@@ -35,7 +36,7 @@ enum cc_bulk_format { CC_BULK_CSV = 1, CC_BULK_JSON = 2 };
 
 /* One new device. id and key are filled in by cc_bulk_provision. */
 struct cc_bulk_item {
-    int line;                           /* 1-based line of the row in the input */
+    int line; /* 1-based line of the row in the input */
     int64_t cold_cell_id;
     char serial[CC_SERIAL_MAX + 1];
     char firmware[CC_FIRMWARE_MAX + 1]; /* "" when none */

@@ -10,18 +10,18 @@
 #include "cc_time.h"
 #include "cc_validate.h"
 
-#define CELL_COLS                                                                          \
-    "c.id, c.location_id, c.name, c.min_temp, c.max_temp, c.hysteresis, c.alarm_delay_s, " \
+#define CELL_COLS                                                                                  \
+    "c.id, c.location_id, c.name, c.min_temp, c.max_temp, c.hysteresis, c.alarm_delay_s, "         \
     "c.created_at"
 #define CELL_FROM "cold_cells c JOIN locations l ON l.id = c.location_id"
 
 static const char sql_list[] = "SELECT " CELL_COLS " FROM " CELL_FROM " WHERE " CC_ACCESS_SQL(
     "l.customer_id") " AND (?3 IS NULL OR c.location_id = ?3) ORDER BY c.id LIMIT ?4 OFFSET ?5";
-static const char sql_count[] = "SELECT count(*) FROM " CELL_FROM " WHERE " CC_ACCESS_SQL(
-    "l.customer_id") " AND (?3 IS NULL OR c.location_id = ?3)";
+static const char sql_count[] =
+    "SELECT count(*) FROM " CELL_FROM
+    " WHERE " CC_ACCESS_SQL("l.customer_id") " AND (?3 IS NULL OR c.location_id = ?3)";
 static const char sql_get[] = "SELECT " CELL_COLS " FROM cold_cells c WHERE c.id = ?1";
-static const char sql_thresholds[] =
-    "SELECT min_temp, max_temp FROM cold_cells WHERE id = ?1";
+static const char sql_thresholds[] = "SELECT min_temp, max_temp FROM cold_cells WHERE id = ?1";
 static const char sql_insert[] =
     "INSERT INTO cold_cells (location_id, name, min_temp, max_temp, hysteresis, alarm_delay_s,"
     " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -137,14 +137,14 @@ static void read_fields(struct cc_input *in, unsigned req, struct cell_fields *f
 {
     cc_input_int(in, "locationId", req, 1, INT64_MAX, &f->location_id);
     cc_input_text(in, "name", req | CC_INPUT_NONEMPTY, CC_NAME_MAX, &f->name);
-    f->has_min = cc_input_number(in, "minTemp", req, CC_TEMP_MIN, CC_TEMP_MAX, &f->min_temp) ==
-                 CC_INPUT_SET;
-    f->has_max = cc_input_number(in, "maxTemp", req, CC_TEMP_MIN, CC_TEMP_MAX, &f->max_temp) ==
-                 CC_INPUT_SET;
-    f->has_hyst = cc_input_number(in, "hysteresis", 0, 0.0, CC_HYSTERESIS_MAX,
-                                  &f->hysteresis) == CC_INPUT_SET;
-    f->has_delay = cc_input_int(in, "alarmDelayS", 0, 0, CC_ALARM_DELAY_MAX_S,
-                                &f->alarm_delay_s) == CC_INPUT_SET;
+    f->has_min =
+        cc_input_number(in, "minTemp", req, CC_TEMP_MIN, CC_TEMP_MAX, &f->min_temp) == CC_INPUT_SET;
+    f->has_max =
+        cc_input_number(in, "maxTemp", req, CC_TEMP_MIN, CC_TEMP_MAX, &f->max_temp) == CC_INPUT_SET;
+    f->has_hyst = cc_input_number(in, "hysteresis", 0, 0.0, CC_HYSTERESIS_MAX, &f->hysteresis) ==
+                  CC_INPUT_SET;
+    f->has_delay = cc_input_int(in, "alarmDelayS", 0, 0, CC_ALARM_DELAY_MAX_S, &f->alarm_delay_s) ==
+                   CC_INPUT_SET;
 }
 
 /* Checks min < max once both are known. */
@@ -287,8 +287,7 @@ int cc_coldcells_update(struct cc_store *st, const struct cc_principal *p, int64
     if (rc != CC_OK)
         goto end;
     if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK ||
-        (f.location_id > 0 ? sqlite3_bind_int64(stmt, 2, f.location_id) : SQLITE_OK) !=
-            SQLITE_OK ||
+        (f.location_id > 0 ? sqlite3_bind_int64(stmt, 2, f.location_id) : SQLITE_OK) != SQLITE_OK ||
         cc_sql_bind_text_or_null(stmt, 3, f.name) != SQLITE_OK ||
         (f.has_min ? sqlite3_bind_double(stmt, 4, f.min_temp) : SQLITE_OK) != SQLITE_OK ||
         (f.has_max ? sqlite3_bind_double(stmt, 5, f.max_temp) : SQLITE_OK) != SQLITE_OK ||

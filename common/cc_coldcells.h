@@ -19,15 +19,14 @@
 #include "cc_sql.h"
 #include "cc_store.h"
 
-#define CC_HYSTERESIS_DEFAULT 0.5           /* °C */
-#define CC_HYSTERESIS_MAX 50.0              /* °C */
+#define CC_HYSTERESIS_DEFAULT 0.5            /* °C */
+#define CC_HYSTERESIS_MAX 50.0               /* °C */
 #define CC_ALARM_DELAY_MAX_S (7 * 24 * 3600) /* one week */
 
 /* Cells p may see, by id; location_id > 0 keeps only that location's. */
 int cc_coldcells_list(struct cc_store *st, const struct cc_principal *p, int64_t location_id,
                       const struct cc_page *pg, cJSON **out);
-int cc_coldcells_get(struct cc_store *st, const struct cc_principal *p, int64_t id,
-                     cJSON **out);
+int cc_coldcells_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out);
 /* Body {locationId, name, minTemp, maxTemp, hysteresis?, alarmDelayS?}. */
 int cc_coldcells_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,
                         cJSON **out, cJSON **err);

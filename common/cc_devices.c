@@ -14,17 +14,18 @@
 #include "cc_rc.h"
 #include "cc_validate.h"
 
-#define DEV_COLS                                                                           \
-    "d.id, d.serial_number, d.cold_cell_id, d.firmware_version, d.status, d.last_seen_at, " \
+#define DEV_COLS                                                                                   \
+    "d.id, d.serial_number, d.cold_cell_id, d.firmware_version, d.status, d.last_seen_at, "        \
     "d.api_key_prefix, d.created_at"
-#define DEV_FROM                                                                           \
-    "devices d JOIN cold_cells c ON c.id = d.cold_cell_id JOIN locations l ON "            \
+#define DEV_FROM                                                                                   \
+    "devices d JOIN cold_cells c ON c.id = d.cold_cell_id JOIN locations l ON "                    \
     "l.id = c.location_id"
 
 static const char sql_list[] = "SELECT " DEV_COLS " FROM " DEV_FROM " WHERE " CC_ACCESS_SQL(
     "l.customer_id") " AND (?3 IS NULL OR d.cold_cell_id = ?3) ORDER BY d.id LIMIT ?4 OFFSET ?5";
-static const char sql_count[] = "SELECT count(*) FROM " DEV_FROM " WHERE " CC_ACCESS_SQL(
-    "l.customer_id") " AND (?3 IS NULL OR d.cold_cell_id = ?3)";
+static const char sql_count[] =
+    "SELECT count(*) FROM " DEV_FROM
+    " WHERE " CC_ACCESS_SQL("l.customer_id") " AND (?3 IS NULL OR d.cold_cell_id = ?3)";
 static const char sql_get[] = "SELECT " DEV_COLS " FROM devices d WHERE d.id = ?1";
 static const char sql_update[] =
     "UPDATE devices SET cold_cell_id = coalesce(?2, cold_cell_id),"
@@ -67,8 +68,7 @@ int cc_devices_list(struct cc_store *st, const struct cc_principal *p, int64_t c
     if (rc != CC_OK)
         goto out;
     if (cc_access_bind(stmt, p) != SQLITE_OK ||
-        (cold_cell_id > 0 ? sqlite3_bind_int64(stmt, 3, cold_cell_id) : SQLITE_OK) !=
-            SQLITE_OK ||
+        (cold_cell_id > 0 ? sqlite3_bind_int64(stmt, 3, cold_cell_id) : SQLITE_OK) != SQLITE_OK ||
         sqlite3_bind_int64(stmt, 4, pg->limit) != SQLITE_OK ||
         sqlite3_bind_int64(stmt, 5, pg->offset) != SQLITE_OK) {
         rc = CC_ERR_DB;
@@ -83,8 +83,7 @@ int cc_devices_list(struct cc_store *st, const struct cc_principal *p, int64_t c
     if (rc != CC_OK)
         goto out;
     if (cc_access_bind(stmt, p) != SQLITE_OK ||
-        (cold_cell_id > 0 ? sqlite3_bind_int64(stmt, 3, cold_cell_id) : SQLITE_OK) !=
-            SQLITE_OK) {
+        (cold_cell_id > 0 ? sqlite3_bind_int64(stmt, 3, cold_cell_id) : SQLITE_OK) != SQLITE_OK) {
         rc = CC_ERR_DB;
         goto out;
     }
@@ -149,8 +148,7 @@ static void read_serial(struct cc_input *in, unsigned req, const char **serial)
     if (cc_input_text(in, "serialNumber", req | CC_INPUT_NONEMPTY, CC_SERIAL_MAX, serial) ==
             CC_INPUT_SET &&
         !cc_provision_serial_valid(*serial))
-        cc_input_problem(in, "serialNumber",
-                         "may hold only letters, digits, '.', '_' and '-'");
+        cc_input_problem(in, "serialNumber", "may hold only letters, digits, '.', '_' and '-'");
 }
 
 int cc_devices_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,
@@ -247,8 +245,7 @@ int cc_devices_update(struct cc_store *st, const struct cc_principal *p, int64_t
     if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK ||
         (cell_id > 0 ? sqlite3_bind_int64(stmt, 2, cell_id) : SQLITE_OK) != SQLITE_OK ||
         cc_sql_bind_text_or_null(stmt, 3, serial) != SQLITE_OK ||
-        cc_sql_bind_text_or_null(stmt, 4, fw_got == CC_INPUT_SET ? firmware : NULL) !=
-            SQLITE_OK ||
+        cc_sql_bind_text_or_null(stmt, 4, fw_got == CC_INPUT_SET ? firmware : NULL) != SQLITE_OK ||
         sqlite3_bind_int(stmt, 5, fw_got == CC_INPUT_NULL) != SQLITE_OK) {
         rc = CC_ERR_DB;
         goto end;

@@ -168,7 +168,7 @@ int cc_http_parse_id(const char *s, int64_t *out)
     if (s == NULL || *s < '1' || *s > '9')
         return 0;
     for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+        if (*s < '0' || *s > '9' || v > (INT64_MAX - (*s - '0')) / 10)
             return 0;
         v = v * 10 + (*s - '0');
     }

@@ -10,9 +10,9 @@
 #include <cjson/cJSON.h>
 #include "cc_sql.h"
 
-#define CC_MAX_BODY (64 * 1024)  /* bytes of a request body; more answers 413 */
-#define CC_ADDR_MAX 64           /* bytes of a client address string, NUL included */
-#define CC_QUERY_VALUE_MAX 256   /* bytes of one decoded query parameter */
+#define CC_MAX_BODY (64 * 1024) /* bytes of a request body; more answers 413 */
+#define CC_ADDR_MAX 64          /* bytes of a client address string, NUL included */
+#define CC_QUERY_VALUE_MAX 256  /* bytes of one decoded query parameter */
 
 /* The body of every error answer, SPEC §5: {"error":{"code","message","details"?}}.
  * When err (a cc_error_new tree) is given it is used as is, else one is built from rc

@@ -139,8 +139,8 @@ int cc_input_text(struct cc_input *in, const char *name, unsigned flags, size_t 
     return CC_INPUT_SET;
 }
 
-int cc_input_number(struct cc_input *in, const char *name, unsigned flags, double min,
-                    double max, double *out)
+int cc_input_number(struct cc_input *in, const char *name, unsigned flags, double min, double max,
+                    double *out)
 {
     const cJSON *it = NULL;
     char issue[96];
@@ -161,8 +161,8 @@ int cc_input_number(struct cc_input *in, const char *name, unsigned flags, doubl
     return CC_INPUT_SET;
 }
 
-int cc_input_int(struct cc_input *in, const char *name, unsigned flags, int64_t min,
-                 int64_t max, int64_t *out)
+int cc_input_int(struct cc_input *in, const char *name, unsigned flags, int64_t min, int64_t max,
+                 int64_t *out)
 {
     const cJSON *it = NULL;
     char issue[96];

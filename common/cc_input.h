@@ -22,10 +22,10 @@ struct cc_input {
 
 /* Getter results. */
 enum cc_input_got {
-    CC_INPUT_BAD = -1,    /* present but invalid: a problem was recorded */
-    CC_INPUT_ABSENT = 0,  /* absent (a problem was recorded if it was required) */
-    CC_INPUT_SET = 1,     /* *out holds the value */
-    CC_INPUT_NULL = 2,    /* explicitly null, and the getter allows it */
+    CC_INPUT_BAD = -1,   /* present but invalid: a problem was recorded */
+    CC_INPUT_ABSENT = 0, /* absent (a problem was recorded if it was required) */
+    CC_INPUT_SET = 1,    /* *out holds the value */
+    CC_INPUT_NULL = 2,   /* explicitly null, and the getter allows it */
 };
 
 enum cc_input_flags {
@@ -44,11 +44,11 @@ int cc_input_has(const struct cc_input *in, const char *name);
 int cc_input_text(struct cc_input *in, const char *name, unsigned flags, size_t max_chars,
                   const char **out);
 /* A finite number in [min, max]. */
-int cc_input_number(struct cc_input *in, const char *name, unsigned flags, double min,
-                    double max, double *out);
+int cc_input_number(struct cc_input *in, const char *name, unsigned flags, double min, double max,
+                    double *out);
 /* An integer (no fraction) in [min, max]. */
-int cc_input_int(struct cc_input *in, const char *name, unsigned flags, int64_t min,
-                 int64_t max, int64_t *out);
+int cc_input_int(struct cc_input *in, const char *name, unsigned flags, int64_t min, int64_t max,
+                 int64_t *out);
 /* A JSON boolean. */
 int cc_input_bool(struct cc_input *in, const char *name, unsigned flags, int *out);
 

@@ -14,9 +14,9 @@
 #include "cc_crypto.h"
 #include "cc_rc.h"
 
-#define JTI_BYTES 32            /* random bytes in a refresh token's jti */
-#define HEADER_MAX 256          /* decoded JOSE header bytes accepted */
-#define IAT_SKEW_S 60           /* an iat this far in the future is refused */
+#define JTI_BYTES 32   /* random bytes in a refresh token's jti */
+#define HEADER_MAX 256 /* decoded JOSE header bytes accepted */
+#define IAT_SKEW_S 60  /* an iat this far in the future is refused */
 
 /* Checks the JOSE header (the part before the first dot) without libjwt: it must be
  * a JSON object whose alg is exactly "HS256" and whose typ, if present, is "JWT".
@@ -61,7 +61,7 @@ static int parse_sub(const char *s, int64_t *out)
     if (s == NULL || *s < '1' || *s > '9')
         return 0;
     for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+        if (*s < '0' || *s > '9' || v > (INT64_MAX - (*s - '0')) / 10)
             return 0;
         v = v * 10 + (*s - '0');
     }
@@ -71,8 +71,7 @@ static int parse_sub(const char *s, int64_t *out)
 
 static int role_known(const char *r)
 {
-    return strcmp(r, "CUSTOMER") == 0 || strcmp(r, "TECHNICIAN") == 0 ||
-           strcmp(r, "ADMIN") == 0;
+    return strcmp(r, "CUSTOMER") == 0 || strcmp(r, "TECHNICIAN") == 0 || strcmp(r, "ADMIN") == 0;
 }
 
 int cc_jwt_sign(const void *key, size_t keylen, const struct cc_jwt_claims *c, char **out)
@@ -84,9 +83,9 @@ int cc_jwt_sign(const void *key, size_t keylen, const struct cc_jwt_claims *c, c
     char *tok = NULL;
     int rc = CC_ERR_INTERNAL;
 
-    if (key == NULL || keylen < CC_JWT_KEY_MIN || keylen > INT_MAX || c == NULL ||
-        c->sub <= 0 || !role_known(c->role) ||
-        (c->typ != CC_JWT_ACCESS && c->typ != CC_JWT_REFRESH) || c->exp_s <= c->iat_s)
+    if (key == NULL || keylen < CC_JWT_KEY_MIN || keylen > INT_MAX || c == NULL || c->sub <= 0 ||
+        !role_known(c->role) || (c->typ != CC_JWT_ACCESS && c->typ != CC_JWT_REFRESH) ||
+        c->exp_s <= c->iat_s)
         return CC_ERR_INTERNAL;
     if (c->typ == CC_JWT_REFRESH && c->family[0] == '\0')
         return CC_ERR_INTERNAL;
@@ -123,8 +122,8 @@ out:
     return rc;
 }
 
-int cc_jwt_verify(const void *key, size_t keylen, const char *token, int want_typ,
-                  int64_t now_s, struct cc_jwt_claims *out)
+int cc_jwt_verify(const void *key, size_t keylen, const char *token, int want_typ, int64_t now_s,
+                  struct cc_jwt_claims *out)
 {
     struct cc_jwt_claims c;
     jwt_t *jwt = NULL;

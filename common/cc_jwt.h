@@ -16,10 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CC_JWT_MAX_LEN 2048    /* longest token accepted, bytes */
-#define CC_JWT_ROLE_MAX 16     /* "TECHNICIAN" + NUL fits */
-#define CC_JWT_FAMILY_MAX 48   /* base64url of 16 bytes + NUL fits */
-#define CC_JWT_KEY_MIN 16      /* shortest HMAC key accepted, bytes */
+#define CC_JWT_MAX_LEN 2048  /* longest token accepted, bytes */
+#define CC_JWT_ROLE_MAX 16   /* "TECHNICIAN" + NUL fits */
+#define CC_JWT_FAMILY_MAX 48 /* base64url of 16 bytes + NUL fits */
+#define CC_JWT_KEY_MIN 16    /* shortest HMAC key accepted, bytes */
 
 enum cc_jwt_typ { CC_JWT_ACCESS = 1, CC_JWT_REFRESH = 2 };
 
@@ -39,7 +39,7 @@ int cc_jwt_sign(const void *key, size_t keylen, const struct cc_jwt_claims *c, c
 
 /* Verifies token against key at now_s and checks typ == want_typ. Fills *out only on
  * CC_OK. CC_ERR_TOKEN_EXPIRED is returned only for a token whose signature is good. */
-int cc_jwt_verify(const void *key, size_t keylen, const char *token, int want_typ,
-                  int64_t now_s, struct cc_jwt_claims *out);
+int cc_jwt_verify(const void *key, size_t keylen, const char *token, int want_typ, int64_t now_s,
+                  struct cc_jwt_claims *out);
 
 #endif

@@ -17,14 +17,13 @@
 #include "cc_sql.h"
 #include "cc_store.h"
 
-#define CC_ADDRESS_MAX 500  /* characters in an address */
-#define CC_TIMEZONE_MAX 64  /* bytes in an IANA zone name */
+#define CC_ADDRESS_MAX 500 /* characters in an address */
+#define CC_TIMEZONE_MAX 64 /* bytes in an IANA zone name */
 
 /* Locations p may see, by id; customer_id > 0 keeps only that customer's. */
 int cc_locations_list(struct cc_store *st, const struct cc_principal *p, int64_t customer_id,
                       const struct cc_page *pg, cJSON **out);
-int cc_locations_get(struct cc_store *st, const struct cc_principal *p, int64_t id,
-                     cJSON **out);
+int cc_locations_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out);
 /* Body {name, address?, timezone? (default UTC), customerId} (a customer may omit
  * customerId: their own). */
 int cc_locations_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,

@@ -4,6 +4,7 @@
 #include "cc_time.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -273,9 +274,23 @@ void cc_log(int level, const char *event, const char *fmt, ...)
     }
     line[o.len++] = '\n';
 
-    pthread_mutex_lock(&log_mutex);
     p = line;
     left = o.len;
+    if (left <= PIPE_BUF) {
+        /* One write(2) of at most PIPE_BUF bytes is atomic on a pipe and is not interleaved
+         * on a file, so the usual short line needs no lock: apid logs every request from
+         * many threads, and a lock held across the system call serialised them all. */
+        ssize_t w;
+
+        do {
+            w = write(STDERR_FILENO, p, left);
+        } while (w < 0 && errno == EINTR);
+        if (w < 0 || (size_t)w == left)
+            return;
+        p += w; /* a partial write: finish under the lock */
+        left -= (size_t)w;
+    }
+    pthread_mutex_lock(&log_mutex);
     while (left > 0) {
         ssize_t w = write(STDERR_FILENO, p, left);
 

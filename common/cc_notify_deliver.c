@@ -147,21 +147,21 @@ static int db_fail(struct cc_store *st, int src, const char *what)
     return src == SQLITE_NOMEM ? CC_ERR_NOMEM : CC_ERR_DB;
 }
 
-/* Claims due alert events into items[*n..cap). Inside the caller's transaction. */
+/* Claims due alert events into items[*n..cap). Inside the caller's transaction. The
+ * rows are read first and claimed afterwards, so no row changes under a running scan. */
 static int claim_events(struct cc_store *st, int64_t now_ms, struct item *items, int *n, int cap)
 {
     sqlite3_stmt *due = NULL, *claim = NULL;
-    int src, rc;
+    int first = *n;
+    int src = SQLITE_DONE, rc;
 
     rc = cc_store_stmt(st, sql_events_due, &due);
-    if (rc == CC_OK)
-        rc = cc_store_stmt(st, sql_event_claim, &claim);
     if (rc != CC_OK)
-        goto out;
+        return rc;
     if (sqlite3_bind_int64(due, 1, now_ms) != SQLITE_OK ||
         sqlite3_bind_int(due, 2, cap - *n) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
+        cc_store_stmt_done(due);
+        return CC_ERR_DB;
     }
     while (*n < cap && (src = sqlite3_step(due)) == SQLITE_ROW) {
         struct item *it = &items[*n];
@@ -175,30 +175,27 @@ static int claim_events(struct cc_store *st, int64_t now_ms, struct item *items,
         it->channel = CH_MQTT;
         (*n)++;
         if (it->body == NULL) {
-            rc = CC_ERR_NOMEM;
-            goto out;
-        }
-        if (sqlite3_bind_int64(claim, 1, it->id) != SQLITE_OK ||
-            sqlite3_bind_int64(claim, 2, now_ms + CC_NOTIFY_LEASE_MS) != SQLITE_OK) {
-            rc = CC_ERR_DB;
-            goto out;
-        }
-        src = sqlite3_step(claim);
-        cc_store_stmt_done(claim);
-        if (src != SQLITE_DONE) {
-            rc = db_fail(st, src, "alert event claim");
-            goto out;
+            cc_store_stmt_done(due);
+            return CC_ERR_NOMEM;
         }
     }
-    if (*n < cap && src != SQLITE_DONE) {
-        rc = db_fail(st, src, "alert events due");
-        goto out;
-    }
-    rc = CC_OK;
-out:
     cc_store_stmt_done(due);
-    cc_store_stmt_done(claim);
-    return rc;
+    if (*n < cap && src != SQLITE_DONE)
+        return db_fail(st, src, "alert events due");
+    for (int i = first; i < *n; i++) {
+        rc = cc_store_stmt(st, sql_event_claim, &claim);
+        if (rc != CC_OK)
+            return rc;
+        if (sqlite3_bind_int64(claim, 1, items[i].id) != SQLITE_OK ||
+            sqlite3_bind_int64(claim, 2, now_ms + CC_NOTIFY_LEASE_MS) != SQLITE_OK)
+            src = SQLITE_ERROR;
+        else
+            src = sqlite3_step(claim);
+        cc_store_stmt_done(claim);
+        if (src != SQLITE_DONE)
+            return db_fail(st, src, "alert event claim");
+    }
+    return CC_OK;
 }
 
 /* Recomputes a notification's summary columns. */
@@ -255,7 +252,7 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
 {
     sqlite3_stmt *stmt = NULL;
     int first = *n;
-    int src, rc;
+    int src = SQLITE_DONE, rc;
 
     for (int c = 0; c < CH_COUNT; c++) {
         if (!channel_on(ch, c))
@@ -321,13 +318,12 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
 
 /* Claims due notifications' channels into items[*n..cap). Inside a transaction. */
 static int claim_notifications(struct cc_store *st, const struct cc_notify_channels *ch,
-                               int64_t now_ms, struct item *items, int *n, int cap,
-                               int *seen)
+                               int64_t now_ms, struct item *items, int *n, int cap)
 {
     sqlite3_stmt *due = NULL;
     int64_t ids[CC_NOTIFY_BATCH], users[CC_NOTIFY_BATCH];
     int nids = 0;
-    int src, rc;
+    int src = SQLITE_DONE, rc;
     static const char sql_user[] = "SELECT user_id FROM notifications WHERE id = ?1";
 
     rc = cc_store_stmt(st, sql_due, &due);
@@ -345,7 +341,6 @@ static int claim_notifications(struct cc_store *st, const struct cc_notify_chann
         return db_fail(st, src, "notifications due");
     }
     cc_store_stmt_done(due);
-    *seen = nids;
     for (int i = 0; i < nids; i++) {
         sqlite3_stmt *u = NULL;
 
@@ -640,7 +635,7 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
     int rc = CC_OK;
 
     while (total < max_rows) {
-        int n = 0, seen = 0;
+        int n = 0;
         int cap = (int)(sizeof items / sizeof items[0]);
 
         rc = cc_db_begin(db);
@@ -649,7 +644,7 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
         if (ch->publish != NULL)
             rc = claim_events(st, now_ms, items, &n, CC_NOTIFY_BATCH);
         if (rc == CC_OK)
-            rc = claim_notifications(st, ch, now_ms, items, &n, cap, &seen);
+            rc = claim_notifications(st, ch, now_ms, items, &n, cap);
         if (rc != CC_OK) {
             cc_db_rollback(db);
             items_free(items, n);
@@ -666,14 +661,13 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
         }
         for (int i = 0; i < n; i++)
             send_item(ch, &items[i]);
-        rc = record(st, items, n, cc_now_ms_or(now_ms));
+        rc = record(st, items, n, now_ms);
         for (int i = 0; i < n; i++)
             nsent += items[i].ok;
         items_free(items, n);
         total += n;
         if (rc != CC_OK)
             break; /* the leases run out and the rows are sent again */
-        (void)seen;
     }
     if (sent != NULL)
         *sent = nsent;

@@ -193,18 +193,28 @@ out:
     return rc;
 }
 
-/* Feeds the rollup buckets with r0 <= bucket_ts < r1. */
-static int eng_rollups(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t r0, int64_t r1)
+static const char rollup_5m_sql[] =
+    "SELECT bucket_ts, min_temp, max_temp, count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts"
+    " FROM readings_5m WHERE cold_cell_id = ?1 AND bucket_ts >= ?2 AND bucket_ts < ?3"
+    " ORDER BY bucket_ts";
+static const char rollup_30m_sql[] =
+    "SELECT bucket_ts, min_temp, max_temp, count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts"
+    " FROM readings_30m WHERE cold_cell_id = ?1 AND bucket_ts >= ?2 AND bucket_ts < ?3"
+    " ORDER BY bucket_ts";
+
+/* Feeds the rollup buckets with r0 <= bucket_ts < r1 of one level (coarse: the
+ * thirty-minute table, whose straddling rows go down to the five-minute rows; else
+ * the five-minute table, whose straddling rows go down to raw rows). */
+static int eng_rollups(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t r0, int64_t r1,
+                       int coarse)
 {
-    static const char sql[] =
-        "SELECT bucket_ts, min_temp, max_temp, count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts"
-        " FROM readings_5m WHERE cold_cell_id = ?1 AND bucket_ts >= ?2 AND bucket_ts < ?3"
-        " ORDER BY bucket_ts";
     sqlite3_stmt *stmt = NULL;
     int src;
     int rc;
 
-    rc = cc_sql_prepare(db, sql, &stmt);
+    if (r0 >= r1)
+        return CC_OK;
+    rc = cc_sql_prepare(db, coarse ? rollup_30m_sql : rollup_5m_sql, &stmt);
     if (rc != CC_OK)
         return rc;
     if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
@@ -230,6 +240,12 @@ static int eng_rollups(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t r0, 
             eng_oor(e, first_ts, last_ts, 0, 0); /* every reading in range */
         } else if (mx < e->lo || mn > e->hi) {
             eng_oor(e, first_ts, last_ts, last_ts - first_ts, 1); /* every one out */
+        } else if (coarse) {
+            /* The five-minute rows of this half hour carry the same sums. */
+            rc = eng_rollups(db, e, cell_id, b, b + CC_ROLLUP_COARSE_MS, 0);
+            if (rc != CC_OK)
+                goto out;
+            continue;
         } else {
             rc = eng_mixed(db, e, cell_id, b, count, first_ts, last_ts);
             if (rc != CC_OK)
@@ -317,9 +333,18 @@ int cc_query_readings(sqlite3 *db, int64_t cell_id, const struct cc_query_range 
     if (r0 >= r1) {
         rc = eng_raw(db, &e, cell_id, rg->from_ms, rg->to_ms);
     } else {
+        /* Half hours only where the series buckets hold whole half hours. */
+        int64_t c0 = ceil_to(r0, CC_ROLLUP_COARSE_MS), c1 = floor_to(r1, CC_ROLLUP_COARSE_MS);
+
+        if (rg->bucket_ms % CC_ROLLUP_COARSE_MS != 0 || c0 >= c1)
+            c0 = c1 = r1;
         rc = eng_raw(db, &e, cell_id, rg->from_ms, r0);
         if (rc == CC_OK)
-            rc = eng_rollups(db, &e, cell_id, r0, r1);
+            rc = eng_rollups(db, &e, cell_id, r0, c0, 0);
+        if (rc == CC_OK)
+            rc = eng_rollups(db, &e, cell_id, c0, c1, 1);
+        if (rc == CC_OK)
+            rc = eng_rollups(db, &e, cell_id, c1, r1, 0);
         if (rc == CC_OK)
             rc = eng_raw(db, &e, cell_id, r1, rg->to_ms);
     }

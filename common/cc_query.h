@@ -29,6 +29,7 @@
 #include "cc_store.h"
 
 #define CC_ROLLUP_BUCKET_MS 300000LL          /* readings_5m bucket: 5 minutes */
+#define CC_ROLLUP_COARSE_MS 1800000LL         /* readings_30m bucket: 30 minutes */
 #define CC_QUERY_TEMP_SHIFT 20                /* sum_q = Σ round(t * 2^20) */
 #define CC_QUERY_MKT_SHIFT 120                /* mkt terms: round(exp(-ΔH/R/T) * 2^120) */
 #define CC_QUERY_MKT_LIMB_BITS 62             /* mkt_hi * 2^62 + mkt_lo */
@@ -79,13 +80,14 @@ double cc_query_avg(int64_t sum_q, int64_t count);
 /* Mean kinetic temperature (°C) of count readings whose term sum is hi * 2^62 + lo. */
 double cc_query_mkt(uint64_t hi, uint64_t lo, int64_t count);
 
-/* Adds one stored reading to its cell's five-minute rollup. Called by
+/* Adds one stored reading to its cell's five- and thirty-minute rollups. Called by
  * cc_store_reading_insert when a row was really inserted, inside the ingest
  * transaction. CC_OK or CC_ERR_DB. */
 int cc_query_rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t);
-/* Rebuilds readings_5m from raw readings: of one cell, or of every cell when
- * cell_id is 0. Rows of buckets with no raw reading are left alone (retention keeps
- * them). The caller holds a write transaction. CC_OK, CC_ERR_DB or CC_ERR_NOMEM. */
+/* Rebuilds readings_5m and readings_30m from raw readings: of one cell, or of every
+ * cell when cell_id is 0. Rows of buckets with no raw reading are left alone, but a
+ * bucket that retention has thinned is rewritten from what is left: use it after bulk
+ * loads, not on old data. The caller holds a write transaction. CC_OK or CC_ERR_DB. */
 int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id);
 
 /* Reads range=24h|7d|30d or from=&to= (ISO-8601) from a query string; no parameter
@@ -95,9 +97,11 @@ int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id);
 int cc_query_parse_range(const char *qs, int64_t now_ms, struct cc_query_range *out,
                          cJSON **err);
 
-/* The statistics and series of cell_id over rg, with thresholds lo..hi: rollups for
- * whole five-minute buckets, raw rows at the edges and in buckets that straddle a
- * threshold. *out is the caller's (cc_query_result_free). */
+/* The statistics and series of cell_id over rg, with thresholds lo..hi: thirty-minute
+ * rollups for whole half hours (when the series bucket is a multiple of 30 min),
+ * five-minute rollups for whole five minutes, raw rows at the edges, and finer rows
+ * only inside a bucket that straddles a threshold. *out is the caller's
+ * (cc_query_result_free). */
 int cc_query_readings(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
                       double hi, struct cc_query_result *out);
 /* The same answer computed from raw readings only (tests, benchmark). */

@@ -62,56 +62,80 @@ double cc_query_mkt(uint64_t hi, uint64_t lo, int64_t count)
     return CC_MKT_DH_R_K / -mean_ln - CC_KELVIN_OFFSET;
 }
 
-/* The bucket of ts: floor to a multiple of CC_ROLLUP_BUCKET_MS. */
-static int64_t bucket_of(int64_t ts)
+/* The bucket of ts: floor to a multiple of unit. */
+static int64_t bucket_of(int64_t ts, int64_t unit)
 {
-    int64_t r = ts % CC_ROLLUP_BUCKET_MS;
+    int64_t r = ts % unit;
 
-    return r < 0 ? ts - r - CC_ROLLUP_BUCKET_MS : ts - r;
+    return r < 0 ? ts - r - unit : ts - r;
 }
 
 /* One reading into a bucket. The MKT sum is two 62-bit limbs: lo + lo' < 2^63 never
  * overflows, and its carry goes to hi. SQLite evaluates every right-hand side on the
  * old row, so mkt_hi sees the old mkt_lo. */
-static const char rollup_upsert_sql[] =
+#define EXACT_UPSERT                                                                       \
+    " min_temp = min(min_temp, excluded.min_temp),"                                        \
+    " max_temp = max(max_temp, excluded.max_temp), count = count + 1,"                     \
+    " sum_q = sum_q + excluded.sum_q,"                                                     \
+    " mkt_hi = mkt_hi + excluded.mkt_hi + ((mkt_lo + excluded.mkt_lo) >> 62),"             \
+    " mkt_lo = (mkt_lo + excluded.mkt_lo) & 4611686018427387903,"                          \
+    " first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)"
+
+static const char upsert_5m_sql[] =
     "INSERT INTO readings_5m (cold_cell_id, bucket_ts, min_temp, max_temp, sum_temp, count,"
     " mkt_sum, sum_q, mkt_hi, mkt_lo, first_ts, last_ts)"
     " VALUES (?1, ?2, ?3, ?3, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?8)"
     " ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET"
-    " min_temp = min(min_temp, excluded.min_temp),"
-    " max_temp = max(max_temp, excluded.max_temp),"
-    " sum_temp = sum_temp + excluded.sum_temp, count = count + 1,"
-    " mkt_sum = mkt_sum + excluded.mkt_sum, sum_q = sum_q + excluded.sum_q,"
-    " mkt_hi = mkt_hi + excluded.mkt_hi + ((mkt_lo + excluded.mkt_lo) >> 62),"
-    " mkt_lo = (mkt_lo + excluded.mkt_lo) & 4611686018427387903,"
-    " first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)";
+    " sum_temp = sum_temp + excluded.sum_temp, mkt_sum = mkt_sum + excluded.mkt_sum," EXACT_UPSERT;
 
-int cc_query_rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t)
+static const char upsert_30m_sql[] =
+    "INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp, max_temp, count, sum_q,"
+    " mkt_hi, mkt_lo, first_ts, last_ts) VALUES (?1, ?9, ?3, ?3, 1, ?5, ?6, ?7, ?8, ?8)"
+    " ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET" EXACT_UPSERT;
+
+/* Runs one of the two upserts. Both number their parameters alike; each uses a subset
+ * (?9, the half-hour, only the coarse one), and ?9 is bound only where it exists. */
+static int upsert(struct cc_store *st, const char *sql, int64_t cell_id, int64_t ts_ms, double t,
+                  int64_t q, uint64_t hi, uint64_t lo)
 {
     sqlite3_stmt *stmt = NULL;
-    uint64_t hi, lo;
+    int nparams;
     int rc;
 
-    rc = cc_store_stmt(st, rollup_upsert_sql, &stmt);
+    rc = cc_store_stmt(st, sql, &stmt);
     if (rc != CC_OK)
         return rc;
-    cc_query_mkt_q(t, &hi, &lo);
+    nparams = sqlite3_bind_parameter_count(stmt);
     if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, bucket_of(ts_ms)) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, bucket_of(ts_ms, CC_ROLLUP_BUCKET_MS)) != SQLITE_OK ||
         sqlite3_bind_double(stmt, 3, t) != SQLITE_OK ||
         sqlite3_bind_double(stmt, 4, exp(-CC_MKT_DH_R_K / (t + CC_KELVIN_OFFSET))) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 5, cc_query_temp_q(t)) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 5, q) != SQLITE_OK ||
         sqlite3_bind_int64(stmt, 6, (int64_t)hi) != SQLITE_OK ||
         sqlite3_bind_int64(stmt, 7, (int64_t)lo) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 8, ts_ms) != SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 8, ts_ms) != SQLITE_OK ||
+        (nparams >= 9 &&
+         sqlite3_bind_int64(stmt, 9, bucket_of(ts_ms, CC_ROLLUP_COARSE_MS)) != SQLITE_OK)) {
         cc_log_error("db_step_failed", "rollup bind: %s", sqlite3_errmsg(cc_store_db(st)));
         rc = CC_ERR_DB;
         goto out;
     }
     rc = cc_sql_exec(cc_store_db(st), stmt);
-
 out:
     cc_store_stmt_done(stmt);
+    return rc;
+}
+
+int cc_query_rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t)
+{
+    int64_t q = cc_query_temp_q(t);
+    uint64_t hi, lo;
+    int rc;
+
+    cc_query_mkt_q(t, &hi, &lo);
+    rc = upsert(st, upsert_5m_sql, cell_id, ts_ms, t, q, hi, lo);
+    if (rc == CC_OK)
+        rc = upsert(st, upsert_30m_sql, cell_id, ts_ms, t, q, hi, lo);
     return rc;
 }
 
@@ -121,26 +145,54 @@ struct acc {
     double min, max, sum, mkt_sum;
     int64_t count, sum_q, first_ts, last_ts;
     u128 mkt;
+    int have;
 };
 
-static int flush(sqlite3 *db, sqlite3_stmt *ins, const struct acc *a)
+static void acc_add(struct acc *a, int64_t cell, int64_t b, int64_t ts, double t, int64_t q,
+                    u128 m)
 {
-    if (sqlite3_bind_int64(ins, 1, a->cell) != SQLITE_OK ||
-        sqlite3_bind_int64(ins, 2, a->bucket) != SQLITE_OK ||
-        sqlite3_bind_double(ins, 3, a->min) != SQLITE_OK ||
-        sqlite3_bind_double(ins, 4, a->max) != SQLITE_OK ||
-        sqlite3_bind_double(ins, 5, a->sum) != SQLITE_OK ||
-        sqlite3_bind_int64(ins, 6, a->count) != SQLITE_OK ||
-        sqlite3_bind_double(ins, 7, a->mkt_sum) != SQLITE_OK ||
-        sqlite3_bind_int64(ins, 8, a->sum_q) != SQLITE_OK ||
-        sqlite3_bind_int64(ins, 9, (int64_t)(a->mkt >> CC_QUERY_MKT_LIMB_BITS)) != SQLITE_OK ||
-        sqlite3_bind_int64(ins, 10, (int64_t)(a->mkt & LIMB_MASK)) != SQLITE_OK ||
-        sqlite3_bind_int64(ins, 11, a->first_ts) != SQLITE_OK ||
-        sqlite3_bind_int64(ins, 12, a->last_ts) != SQLITE_OK) {
+    if (!a->have) {
+        *a = (struct acc){.cell = cell, .bucket = b, .min = t, .max = t, .first_ts = ts};
+        a->have = 1;
+    }
+    a->min = t < a->min ? t : a->min;
+    a->max = t > a->max ? t : a->max;
+    a->sum += t;
+    a->mkt_sum += exp(-CC_MKT_DH_R_K / (t + CC_KELVIN_OFFSET));
+    a->count++;
+    a->sum_q += q;
+    a->mkt += m;
+    a->last_ts = ts; /* ascending */
+}
+
+/* Writes a finished bucket (5m statement: 12 parameters; 30m: 10) and empties it. */
+static int flush(sqlite3 *db, sqlite3_stmt *ins, struct acc *a)
+{
+    int coarse = sqlite3_bind_parameter_count(ins) == 10;
+    int k = 1;
+    int rc;
+
+    if (!a->have)
+        return CC_OK;
+    if (sqlite3_bind_int64(ins, k++, a->cell) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, k++, a->bucket) != SQLITE_OK ||
+        sqlite3_bind_double(ins, k++, a->min) != SQLITE_OK ||
+        sqlite3_bind_double(ins, k++, a->max) != SQLITE_OK ||
+        (!coarse && sqlite3_bind_double(ins, k++, a->sum) != SQLITE_OK) ||
+        sqlite3_bind_int64(ins, k++, a->count) != SQLITE_OK ||
+        (!coarse && sqlite3_bind_double(ins, k++, a->mkt_sum) != SQLITE_OK) ||
+        sqlite3_bind_int64(ins, k++, a->sum_q) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, k++, (int64_t)(a->mkt >> CC_QUERY_MKT_LIMB_BITS)) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, k++, (int64_t)(a->mkt & LIMB_MASK)) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, k++, a->first_ts) != SQLITE_OK ||
+        sqlite3_bind_int64(ins, k++, a->last_ts) != SQLITE_OK) {
         cc_log_error("db_step_failed", "rollup rebuild bind: %s", sqlite3_errmsg(db));
         return CC_ERR_DB;
     }
-    return cc_sql_exec(db, ins);
+    rc = cc_sql_exec(db, ins);
+    sqlite3_reset(ins);
+    a->have = 0;
+    return rc;
 }
 
 int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id)
@@ -149,19 +201,24 @@ int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id)
                                   " WHERE cold_cell_id = ?1 ORDER BY cold_cell_id, ts";
     static const char all_sql[] = "SELECT cold_cell_id, ts, temperature FROM readings"
                                   " ORDER BY cold_cell_id, ts";
-    static const char ins_sql[] =
+    static const char ins5_sql[] =
         "INSERT OR REPLACE INTO readings_5m (cold_cell_id, bucket_ts, min_temp, max_temp,"
         " sum_temp, count, mkt_sum, sum_q, mkt_hi, mkt_lo, first_ts, last_ts)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-    sqlite3_stmt *sel = NULL, *ins = NULL;
-    struct acc a = {0};
-    int have = 0;
+    static const char ins30_sql[] =
+        "INSERT OR REPLACE INTO readings_30m (cold_cell_id, bucket_ts, min_temp, max_temp,"
+        " count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    sqlite3_stmt *sel = NULL, *ins5 = NULL, *ins30 = NULL;
+    struct acc a5 = {0}, a30 = {0};
     int src;
     int rc;
 
     rc = cc_sql_prepare(db, cell_id > 0 ? one_sql : all_sql, &sel);
     if (rc == CC_OK)
-        rc = cc_sql_prepare(db, ins_sql, &ins);
+        rc = cc_sql_prepare(db, ins5_sql, &ins5);
+    if (rc == CC_OK)
+        rc = cc_sql_prepare(db, ins30_sql, &ins30);
     if (rc != CC_OK)
         goto out;
     if (cell_id > 0 && sqlite3_bind_int64(sel, 1, cell_id) != SQLITE_OK) {
@@ -172,39 +229,32 @@ int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id)
         int64_t cell = sqlite3_column_int64(sel, 0);
         int64_t ts = sqlite3_column_int64(sel, 1);
         double t = sqlite3_column_double(sel, 2);
-        int64_t b = bucket_of(ts);
+        int64_t b5 = bucket_of(ts, CC_ROLLUP_BUCKET_MS), b30 = bucket_of(ts, CC_ROLLUP_COARSE_MS);
         uint64_t hi, lo;
+        u128 m;
 
-        if (have && (cell != a.cell || b != a.bucket)) {
-            rc = flush(db, ins, &a);
-            sqlite3_reset(ins);
-            if (rc != CC_OK)
-                goto out;
-            have = 0;
-        }
-        if (!have) {
-            a = (struct acc){.cell = cell, .bucket = b, .min = t, .max = t, .first_ts = ts};
-            have = 1;
-        }
-        a.min = t < a.min ? t : a.min;
-        a.max = t > a.max ? t : a.max;
-        a.sum += t;
-        a.mkt_sum += exp(-CC_MKT_DH_R_K / (t + CC_KELVIN_OFFSET));
-        a.count++;
-        a.sum_q += cc_query_temp_q(t);
+        if (a5.have && (cell != a5.cell || b5 != a5.bucket))
+            rc = flush(db, ins5, &a5);
+        if (rc == CC_OK && a30.have && (cell != a30.cell || b30 != a30.bucket))
+            rc = flush(db, ins30, &a30);
+        if (rc != CC_OK)
+            goto out;
         cc_query_mkt_q(t, &hi, &lo);
-        a.mkt += ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo;
-        a.last_ts = ts; /* ascending */
+        m = ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo;
+        acc_add(&a5, cell, b5, ts, t, cc_query_temp_q(t), m);
+        acc_add(&a30, cell, b30, ts, t, cc_query_temp_q(t), m);
     }
     if (src != SQLITE_DONE) {
         rc = cc_sql_step_rc(db, src, "rollup rebuild");
         goto out;
     }
-    if (have)
-        rc = flush(db, ins, &a);
+    rc = flush(db, ins5, &a5);
+    if (rc == CC_OK)
+        rc = flush(db, ins30, &a30);
 
 out:
     cc_sql_release(sel);
-    cc_sql_release(ins);
+    cc_sql_release(ins5);
+    cc_sql_release(ins30);
     return rc;
 }

@@ -8,7 +8,7 @@
 #include "cc_rc.h"
 
 struct slot {
-    uint64_t hash;       /* 0: never used */
+    uint64_t hash;        /* 0: never used */
     int64_t window_start; /* ms */
     int count;
     char key[CC_RATELIMIT_KEY_MAX];
@@ -43,8 +43,8 @@ static int rank(const struct cc_ratelimit *rl, const struct slot *c, int64_t now
 }
 
 /* 1 if a is a better slot to reuse than b: empty, then expired, then the oldest. */
-static int better_victim(const struct cc_ratelimit *rl, const struct slot *a,
-                         const struct slot *b, int64_t now_ms)
+static int better_victim(const struct cc_ratelimit *rl, const struct slot *a, const struct slot *b,
+                         int64_t now_ms)
 {
     int ra = rank(rl, a, now_ms), rb = rank(rl, b, now_ms);
 

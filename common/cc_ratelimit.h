@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CC_RATELIMIT_KEY_MAX 64   /* bytes of a key, NUL included; longer keys are cut */
-#define CC_RATELIMIT_PROBES 16    /* slots looked at per request */
+#define CC_RATELIMIT_KEY_MAX 64 /* bytes of a key, NUL included; longer keys are cut */
+#define CC_RATELIMIT_PROBES 16  /* slots looked at per request */
 
 struct cc_ratelimit;
 

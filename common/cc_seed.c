@@ -8,12 +8,10 @@
 
 #include "cc_db.h"
 #include "cc_log.h"
+#include "cc_query.h"
 #include "cc_rc.h"
 
 #define SEED_HISTORY_MS (7LL * 24 * 3600 * 1000) /* rows "exist" since a week before now */
-#define SEED_BUCKET_MS (5LL * 60 * 1000)         /* readings_5m bucket */
-#define SEED_MKT_DH_R_K 10000.0                  /* ΔH/R of the mean kinetic temperature */
-#define SEED_KELVIN 273.15
 #define SEED_PRNG_SEED 0xC01DC4A1ULL /* fixed: the same readings every time */
 #define SEED_FIRMWARE "1.4.2"
 
@@ -379,7 +377,6 @@ out:
 static int insert_readings(sqlite3 *db, int64_t newest_ms, const struct seed_ids *ids)
 {
     sqlite3_stmt *ins = NULL;
-    sqlite3_stmt *roll = NULL;
     int rc;
     int b;
 
@@ -388,17 +385,6 @@ static int insert_readings(sqlite3 *db, int64_t newest_ms, const struct seed_ids
                  "power_status, door_status, battery_level, received_at) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                  &ins);
-    if (rc != CC_OK)
-        goto out;
-    rc = prepare(db,
-                 "INSERT INTO readings_5m (cold_cell_id, bucket_ts, min_temp, max_temp, "
-                 "sum_temp, count, mkt_sum) VALUES (?1, ?2, ?3, ?3, ?3, 1, ?4) "
-                 "ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET "
-                 "min_temp = min(min_temp, excluded.min_temp), "
-                 "max_temp = max(max_temp, excluded.max_temp), "
-                 "sum_temp = sum_temp + excluded.sum_temp, count = count + 1, "
-                 "mkt_sum = mkt_sum + excluded.mkt_sum",
-                 &roll);
     if (rc != CC_OK)
         goto out;
     for (int d = 0; d < CC_SEED_DEVICES; d++) {
@@ -426,25 +412,12 @@ static int insert_readings(sqlite3 *db, int64_t newest_ms, const struct seed_ids
             rc = step_done(db, ins, "insert reading");
             if (rc != CC_OK)
                 goto out;
-
-            b = SQLITE_OK;
-            b |= sqlite3_bind_int64(roll, 1, cell_id);
-            b |= sqlite3_bind_int64(roll, 2, r.ts_ms - r.ts_ms % SEED_BUCKET_MS);
-            b |= sqlite3_bind_double(roll, 3, r.temperature);
-            b |=
-                sqlite3_bind_double(roll, 4, exp(-SEED_MKT_DH_R_K / (r.temperature + SEED_KELVIN)));
-            if (b != SQLITE_OK) {
-                rc = bind_failed(db);
-                goto out;
-            }
-            rc = step_done(db, roll, "insert rollup");
-            if (rc != CC_OK)
-                goto out;
         }
     }
+    /* The rollups, with the same code and numbers as the ingest path (cc_query.h). */
+    rc = cc_query_rollup_rebuild(db, 0);
 out:
     sqlite3_finalize(ins);
-    sqlite3_finalize(roll);
     return rc;
 }
 

@@ -210,6 +210,31 @@ int cc_sql_int64(sqlite3 *db, sqlite3_stmt *stmt, int64_t *out)
     return CC_OK;
 }
 
+static const char sql_read_begin[] = "BEGIN";
+static const char sql_read_end[] = "COMMIT";
+
+int cc_sql_read_begin(sqlite3 *db)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = cc_sql_prepare(db, sql_read_begin, &stmt);
+
+    if (rc == CC_OK)
+        rc = cc_sql_exec(db, stmt);
+    cc_sql_release(stmt);
+    return rc;
+}
+
+void cc_sql_read_end(sqlite3 *db)
+{
+    sqlite3_stmt *stmt = NULL;
+
+    if (sqlite3_get_autocommit(db))
+        return;
+    if (cc_sql_prepare(db, sql_read_end, &stmt) == CC_OK && cc_sql_exec(db, stmt) != CC_OK)
+        cc_db_rollback(db);
+    cc_sql_release(stmt);
+}
+
 int cc_sql_end(sqlite3 *db, int rc)
 {
     if (rc == CC_OK)

@@ -16,7 +16,7 @@
 #include <cjson/cJSON.h>
 
 #define CC_SQL_CACHE_MAX 96 /* cached statements per thread */
-#define CC_PAGE_MAX 500      /* most items in one list answer */
+#define CC_PAGE_MAX 500     /* most items in one list answer */
 
 /* A window of a list: at most limit items after skipping offset. */
 struct cc_page {
@@ -62,6 +62,13 @@ int cc_sql_collect(sqlite3 *db, sqlite3_stmt *stmt, cc_sql_row_fn row_fn, cJSON 
 int cc_sql_one(sqlite3 *db, sqlite3_stmt *stmt, cc_sql_row_fn row_fn, cJSON **out);
 /* Steps a bound statement whose first column of one row is an integer (a count). */
 int cc_sql_int64(sqlite3 *db, sqlite3_stmt *stmt, int64_t *out);
+
+/* A read transaction around several queries (one WAL snapshot, one set of shared-memory
+ * locks instead of one per statement). Only for code that does not write before
+ * cc_sql_read_end. CC_OK or CC_ERR_DB. */
+int cc_sql_read_begin(sqlite3 *db);
+/* Ends it (COMMIT of a read-only transaction); a no-op when none is open. */
+void cc_sql_read_end(sqlite3 *db);
 
 /* Ends a transaction: COMMIT when rc is CC_OK (CC_ERR_DB if that fails), else
  * ROLLBACK. Returns the resulting code. */

@@ -10,6 +10,7 @@
 
 #include "cc_db.h"
 #include "cc_log.h"
+#include "cc_query.h"
 #include "cc_rc.h"
 
 enum stmt_id {
@@ -270,7 +271,8 @@ int cc_store_reading_insert(struct cc_store *st, const struct cc_device *dev,
     }
     /* ON CONFLICT DO NOTHING: 0 changes means (device_id, ts) was already stored. */
     *inserted = sqlite3_changes(st->db) > 0;
-    rc = CC_OK;
+    /* A stored row joins its cell's five-minute rollup in the same transaction. */
+    rc = *inserted ? cc_query_rollup_add(st, dev->cold_cell_id, r->ts_ms, r->temperature) : CC_OK;
 
 out:
     if (stmt != NULL)

@@ -16,10 +16,10 @@
 #include "cc_rc.h"
 #include "cc_time.h"
 
-#define USER_COLS                                                                          \
-    "u.id, u.email, u.role, u.name, u.disabled, u.created_at, "                           \
-    "CASE WHEN u.role = 'TECHNICIAN' THEN (SELECT json_group_array(x.customer_id) FROM "  \
-    "(SELECT customer_id FROM technician_customers WHERE technician_id = u.id "           \
+#define USER_COLS                                                                                  \
+    "u.id, u.email, u.role, u.name, u.disabled, u.created_at, "                                    \
+    "CASE WHEN u.role = 'TECHNICIAN' THEN (SELECT json_group_array(x.customer_id) FROM "           \
+    "(SELECT customer_id FROM technician_customers WHERE technician_id = u.id "                    \
     "ORDER BY customer_id) x) END"
 
 static const char sql_principal[] = "SELECT role, disabled FROM users WHERE id = ?1";
@@ -33,7 +33,8 @@ static const char sql_update[] =
     " WHERE id = ?1";
 static const char sql_role_of[] = "SELECT role FROM users WHERE id = ?1";
 static const char sql_owns_locations[] = "SELECT count(*) FROM locations WHERE customer_id = ?1";
-static const char sql_unlink_as_tech[] = "DELETE FROM technician_customers WHERE technician_id = ?1";
+static const char sql_unlink_as_tech[] =
+    "DELETE FROM technician_customers WHERE technician_id = ?1";
 static const char sql_unlink_as_cust[] = "DELETE FROM technician_customers WHERE customer_id = ?1";
 static const char sql_revoke_tokens[] =
     "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL";
@@ -199,8 +200,7 @@ int cc_users_email_valid(const char *email)
 static void read_fields(struct cc_input *in, unsigned req, const char **email,
                         const char **password, const char **role, const char **name)
 {
-    if (cc_input_text(in, "email", req | CC_INPUT_NONEMPTY, CC_EMAIL_MAX, email) ==
-            CC_INPUT_SET &&
+    if (cc_input_text(in, "email", req | CC_INPUT_NONEMPTY, CC_EMAIL_MAX, email) == CC_INPUT_SET &&
         !cc_users_email_valid(*email))
         cc_input_problem(in, "email", "must be a valid e-mail address");
     if (cc_input_text(in, "password", req | CC_INPUT_NONEMPTY, CC_PASSWORD_MAX, password) ==
@@ -379,8 +379,7 @@ int cc_users_update(struct cc_store *st, const struct cc_principal *p, int64_t i
     if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK ||
         cc_sql_bind_text_or_null(stmt, 2, email) != SQLITE_OK ||
         cc_sql_bind_text_or_null(stmt, 3, hash[0] ? hash : NULL) != SQLITE_OK ||
-        cc_sql_bind_text_or_null(stmt, 4, new_role != CC_ROLE_NONE ? role : NULL) !=
-            SQLITE_OK ||
+        cc_sql_bind_text_or_null(stmt, 4, new_role != CC_ROLE_NONE ? role : NULL) != SQLITE_OK ||
         cc_sql_bind_text_or_null(stmt, 5, name) != SQLITE_OK ||
         (disabled >= 0 ? sqlite3_bind_int(stmt, 6, disabled) : sqlite3_bind_null(stmt, 6)) !=
             SQLITE_OK) {
@@ -496,7 +495,8 @@ int cc_users_link(struct cc_store *st, const struct cc_principal *p, int64_t tec
         goto end;
     }
     pair = cJSON_CreateObject();
-    if (pair == NULL || cJSON_AddNumberToObject(pair, "technicianId", (double)technician_id) == NULL ||
+    if (pair == NULL ||
+        cJSON_AddNumberToObject(pair, "technicianId", (double)technician_id) == NULL ||
         cJSON_AddNumberToObject(pair, "customerId", (double)customer_id) == NULL) {
         rc = CC_ERR_NOMEM;
         goto end;

@@ -39,8 +39,7 @@ int cc_users_update(struct cc_store *st, const struct cc_principal *p, int64_t i
                     const cJSON *body, cJSON **out, cJSON **err);
 /* Deletes a user and, by the schema's cascades, everything they own (locations, cells,
  * devices, readings, alerts, notifications, tokens, links). Admins only; not oneself. */
-int cc_users_delete(struct cc_store *st, const struct cc_principal *p, int64_t id,
-                    cJSON **err);
+int cc_users_delete(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **err);
 /* Links (link = 1) or unlinks (0) a technician and a customer; admins only. Linking is
  * idempotent; unlinking a pair that is not linked is CC_ERR_NOT_FOUND. A user of the
  * wrong role is CC_ERR_VALIDATION. */

@@ -1,17 +1,26 @@
-/* jobs.c - the timer thread of ingestd (see jobs.h). */
+/* jobs.c - the timer thread of ingestd (see jobs.h). Each tick runs the passes that are
+ * due; the rules are in common/ (cc_jobs_*, cc_notify_deliver, cc_retention_run), each
+ * idempotent and safe with two ingestd at once. A failed pass is logged and retried at
+ * the next tick. */
 #include "jobs.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include <curl/curl.h>
+
 #include "cc_db.h"
+#include "cc_jobs.h"
 #include "cc_log.h"
+#include "cc_notify.h"
 #include "cc_rc.h"
+#include "cc_retention.h"
 #include "cc_store.h"
 #include "cc_time.h"
 
-#define TICK_MS 1000 /* how often the timers are looked at */
+#define TICK_MS 1000            /* how often the timers are looked at */
+#define DELIVER_MAX_ROWS 2000   /* sends per tick, so a backlog cannot starve the others */
 
 struct ingest_jobs {
     pthread_t thread;
@@ -22,7 +31,57 @@ struct ingest_jobs {
     ingest_publish_fn publish;
     void *ctx;
     struct cc_store *st;
+    int64_t report_day_done;    /* day (epoch ms) whose reports are made, -1 if none */
+    int64_t retention_next_ms;  /* monotonic time of the next retention pass */
 };
+
+static void log_failed(const char *job, int rc)
+{
+    cc_log_warn("job_failed", "%s: %s; retrying at the next tick", job, cc_rc_code(rc));
+}
+
+/* One tick: every pass that is due. */
+static void tick(struct ingest_jobs *j)
+{
+    const struct cc_config *cfg = j->cfg;
+    struct cc_notify_channels ch = {
+        .publish = j->publish,
+        .publish_ctx = j->ctx,
+        .webhook_url = cfg->webhook_url,
+        .webhook_secret = cfg->webhook_secret,
+        .smtp_url = cfg->smtp_url,
+        .smtp_from = cfg->smtp_from,
+    };
+    int64_t now = cc_now_ms();
+    int64_t day = cc_jobs_report_day(cfg->daily_report_minute, now);
+    int rc;
+
+    rc = cc_jobs_offline_check(j->st, cfg->offline_after_s, now, NULL);
+    if (rc != CC_OK)
+        log_failed("offline_check", rc);
+    rc = cc_jobs_escalate(j->st, cfg->escalate_after_s, now, NULL);
+    if (rc != CC_OK)
+        log_failed("escalation", rc);
+    if (day != j->report_day_done) {
+        rc = cc_jobs_daily_report(j->st, day, now, NULL);
+        if (rc == CC_OK)
+            j->report_day_done = day;
+        else
+            log_failed("daily_report", rc);
+    }
+    if (cc_mono_ms() >= j->retention_next_ms) {
+        int more = 0;
+
+        rc = cc_retention_run(j->st, now, cfg->raw_retention_days, CC_RETENTION_BATCH,
+                              CC_RETENTION_MAX_BATCHES, NULL, &more);
+        if (rc != CC_OK)
+            log_failed("retention", rc);
+        j->retention_next_ms = cc_mono_ms() + (more ? TICK_MS : CC_RETENTION_EVERY_MS);
+    }
+    rc = cc_notify_deliver(j->st, &ch, cc_now_ms(), DELIVER_MAX_ROWS, NULL);
+    if (rc != CC_OK)
+        log_failed("notify_deliver", rc);
+}
 
 static void *run(void *arg)
 {
@@ -37,7 +96,7 @@ static void *run(void *arg)
         if (j->stopping)
             break;
         pthread_mutex_unlock(&j->mu);
-        /* Jobs run here, each idempotent and safe with two ingestd at once. */
+        tick(j);
         pthread_mutex_lock(&j->mu);
     }
     pthread_mutex_unlock(&j->mu);
@@ -52,11 +111,19 @@ int ingest_jobs_start(const struct cc_config *cfg, ingest_publish_fn publish, vo
 
     if (j == NULL)
         return CC_ERR_NOMEM;
+    /* libcurl (webhook, SMTP) is used by this thread only; initialise it before. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(j);
+        return CC_ERR_INTERNAL;
+    }
     j->cfg = cfg;
     j->publish = publish;
     j->ctx = ctx;
+    j->report_day_done = -1;
+    j->retention_next_ms = cc_mono_ms();
     rc = cc_store_open(cfg->db_path, 0, &j->st);
     if (rc != CC_OK) {
+        curl_global_cleanup();
         free(j);
         return rc;
     }
@@ -66,6 +133,7 @@ int ingest_jobs_start(const struct cc_config *cfg, ingest_publish_fn publish, vo
         cc_store_close(j->st);
         pthread_mutex_destroy(&j->mu);
         pthread_cond_destroy(&j->wake);
+        curl_global_cleanup();
         free(j);
         return CC_ERR_INTERNAL;
     }
@@ -85,5 +153,6 @@ void ingest_jobs_stop(struct ingest_jobs *j)
     cc_store_close(j->st);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->wake);
+    curl_global_cleanup();
     free(j);
 }

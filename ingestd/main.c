@@ -100,7 +100,7 @@ static void on_connection_lost(void *ctx, char *cause)
 }
 
 /* Publishes an error object or notification at QoS 1 (writer and jobs threads). */
-static void publish(void *ctx, const char *topic, const char *payload, size_t len)
+static int publish(void *ctx, const char *topic, const char *payload, size_t len)
 {
     struct ingestd *d = ctx;
     int rc = MQTTCLIENT_FAILURE;
@@ -111,10 +111,11 @@ static void publish(void *ctx, const char *topic, const char *payload, size_t le
             break;
         sleep_ms(10);
     }
-    if (rc == MQTTCLIENT_SUCCESS)
+    if (rc == MQTTCLIENT_SUCCESS && strncmp(topic, "devices/", 8) == 0)
         __atomic_add_fetch(&d->counters.errors_published, 1, __ATOMIC_RELAXED);
-    else
+    else if (rc != MQTTCLIENT_SUCCESS)
         cc_log_warn("publish_failed", "topic=%s rc=%d", topic, rc);
+    return rc == MQTTCLIENT_SUCCESS ? 0 : -1;
 }
 
 static int connect_and_subscribe(struct ingestd *d)

@@ -18,9 +18,10 @@
 #define INGEST_QUEUE_MAX 200000        /* messages waiting before push() blocks */
 #define INGEST_LAG_BUCKETS 60001       /* 1 ms lag histogram, last bucket = 60 s and more */
 
-/* Publishes an error object for a refused message (after its commit). */
-typedef void (*ingest_publish_fn)(void *ctx, const char *topic, const char *payload,
-                                  size_t len);
+/* Publishes at QoS 1: an error object for a refused message (after its commit), or a
+ * notification (jobs). 0 when Paho took the message, else non-zero (retry later). */
+typedef int (*ingest_publish_fn)(void *ctx, const char *topic, const char *payload,
+                                 size_t len);
 
 struct ingest_writer;
 

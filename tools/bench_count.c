@@ -15,17 +15,21 @@
  * ts seen), i.e. from the first PUBLISH of the load to the last delivery, the same span
  * bench_load uses for the committed rate. Exit status 0 when --count was reached.
  *
+ * --count-file PATH keeps the received count in an 8-byte shared file, which
+ * bench_load --window --count-file PATH reads to keep at most W messages in the broker.
+ *
  * Credentials: MQTT_USERNAME / MQTT_PASSWORD from the environment (an operator account
  * of the broker's passwd/acl), never on the command line. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
-#include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +54,7 @@ static atomic_llong last_rx_us;
 static atomic_llong last_rx_ms; /* epoch */
 static atomic_llong min_ts_ms;  /* earliest "ts" seen, INT64_MAX until then */
 static atomic_int lost;
+static int64_t *count_map; /* --count-file: the received count, for bench_load --window */
 /* Written by Paho's receive thread only; read by main after the client is gone. */
 static unsigned long long lat_hist[BC_LAT_BUCKETS];
 static unsigned long long lat_count;
@@ -123,7 +128,9 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     atomic_compare_exchange_strong(&first_rx_us, &zero, now_us);
     atomic_store(&last_rx_us, now_us);
     atomic_store(&last_rx_ms, now_ms);
-    atomic_fetch_add(&received, 1);
+    long long n = atomic_fetch_add(&received, 1) + 1;
+    if (count_map != NULL)
+        __atomic_store_n(count_map, (int64_t)n, __ATOMIC_RELEASE);
     MQTTClient_freeMessage(&msg);
     MQTTClient_free(topic);
     return 1;
@@ -134,6 +141,24 @@ static void on_lost(void *ctx, char *cause)
     (void)ctx;
     atomic_store(&lost, 1);
     fprintf(stderr, "bench_count: connection lost: %s\n", cause ? cause : "?");
+}
+
+/* Creates path as an 8-byte shared counter and maps it. 1 on success. */
+static int map_count_file(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    void *p = MAP_FAILED;
+
+    if (fd >= 0 && ftruncate(fd, sizeof(int64_t)) == 0)
+        p = mmap(NULL, sizeof(int64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0)
+        close(fd);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "bench_count: cannot create %s: %s\n", path, strerror(errno));
+        return 0;
+    }
+    count_map = p;
+    return 1;
 }
 
 static double quantile(double q)
@@ -152,7 +177,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_count [--url tcp://127.0.0.1:1883] [--topic devices/+/readings]\n"
                "                   [--qos 2] [--count N] [--timeout S] [--idle S]\n"
-               "                   [--ready-file PATH] [--quiet]\n"
+               "                   [--ready-file PATH] [--count-file PATH] [--quiet]\n"
                "  MQTT_USERNAME / MQTT_PASSWORD: the operator account to subscribe with\n");
 }
 
@@ -164,8 +189,7 @@ static int parse_long(const char *name, const char *s, long lo, long hi, long *o
     errno = 0;
     v = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "bench_count: %s must be an integer in %ld..%ld: '%s'\n", name, lo, hi,
-                s);
+        fprintf(stderr, "bench_count: %s must be an integer in %ld..%ld: '%s'\n", name, lo, hi, s);
         return 0;
     }
     *out = v;
@@ -174,14 +198,19 @@ static int parse_long(const char *name, const char *s, long lo, long hi, long *o
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"url", required_argument, NULL, 'u'},     {"topic", required_argument, NULL, 't'},
-        {"qos", required_argument, NULL, 'q'},     {"count", required_argument, NULL, 'c'},
-        {"timeout", required_argument, NULL, 'T'}, {"idle", required_argument, NULL, 'i'},
-        {"ready-file", required_argument, NULL, 'r'},
-        {"quiet", no_argument, NULL, 'Q'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+                                         {"topic", required_argument, NULL, 't'},
+                                         {"qos", required_argument, NULL, 'q'},
+                                         {"count", required_argument, NULL, 'c'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {"idle", required_argument, NULL, 'i'},
+                                         {"ready-file", required_argument, NULL, 'r'},
+                                         {"count-file", required_argument, NULL, 'C'},
+                                         {"quiet", no_argument, NULL, 'Q'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *url = "tcp://127.0.0.1:1883", *topic = "devices/+/readings", *ready = NULL;
+    const char *count_path = NULL;
     const char *user = getenv("MQTT_USERNAME"), *pass = getenv("MQTT_PASSWORD");
     long qos = 2, count = BC_DEFAULT_COUNT, timeout_s = BC_DEFAULT_TIMEOUT_S;
     long idle_s = BC_DEFAULT_IDLE_S;
@@ -218,6 +247,9 @@ int main(int argc, char **argv)
         case 'r':
             ready = optarg;
             break;
+        case 'C':
+            count_path = optarg;
+            break;
         case 'Q':
             quiet = 1;
             break;
@@ -238,6 +270,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     atomic_store(&min_ts_ms, INT64_MAX);
+    if (count_path != NULL && !map_count_file(count_path))
+        return 1;
 
     snprintf(client_id, sizeof(client_id), "bench-count-%ld", (long)getpid());
     rc = MQTTClient_create(&client, url, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
@@ -275,8 +309,8 @@ int main(int argc, char **argv)
         }
     }
     if (!quiet)
-        fprintf(stderr, "bench_count: subscribed to %s at QoS %ld, waiting for %ld\n", topic,
-                qos, count);
+        fprintf(stderr, "bench_count: subscribed to %s at QoS %ld, waiting for %ld\n", topic, qos,
+                count);
 
     int64_t start_us = mono_us(), last_tick_us = start_us;
     for (;;) {
@@ -288,8 +322,8 @@ int main(int argc, char **argv)
         if (stop_requested || atomic_load(&lost))
             break;
         if (now_us - start_us > timeout_s * 1000000LL) {
-            fprintf(stderr, "bench_count: timed out after %lds with %lld of %ld\n", timeout_s,
-                    n, count);
+            fprintf(stderr, "bench_count: timed out after %lds with %lld of %ld\n", timeout_s, n,
+                    count);
             break;
         }
         if (first != 0 && now_us - atomic_load(&last_rx_us) > idle_s * 1000000LL) {
@@ -322,5 +356,7 @@ out:
     fflush(stdout);
     if (created)
         MQTTClient_destroy(&client);
+    if (count_map != NULL)
+        munmap(count_map, sizeof(int64_t));
     return status;
 }

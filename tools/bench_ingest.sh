@@ -8,20 +8,31 @@
 # real mosquitto configuration (tools/broker_conf.sh, with the coldchain plugin).
 # Each phase gets a fresh broker (empty persistence) and sends the same load with
 # build/bench_load: BENCH_DEVICES device connections, QoS 1, BENCH_READINGS readings
-# round-robin, at most BENCH_INFLIGHT unacknowledged per device, as fast as the broker
-# acknowledges (or BENCH_RATE readings/s in total), ts = send time in epoch ms.
+# round-robin, at most BENCH_INFLIGHT unacknowledged per device, ts = send time in epoch ms.
+#
+# The throughput phases run a closed loop: at most BENCH_WINDOW readings are published
+# and not yet received (baseline) or committed (ingest). Open loop ("as fast as the
+# broker acknowledges") measures mosquitto 2.0.11's collapse rather than a capacity: its
+# QoS 2 delivery to a subscriber slows down as the subscriber's queue grows (each
+# PUBREC/PUBCOMP scans the in-flight list, which max_inflight_messages does not bound for
+# upgraded messages), so a backlog feeds itself. BENCH_RATE > 0 replaces the window by an
+# open-loop rate, for experiments.
 #   A  baseline: build/bench_count, subscribed like ingestd (devices/+/readings at QoS 2,
 #      the broker upgrading the QoS 1 messages), does nothing but count. Then the same at
 #      QoS 1 (informative only: ingestd does not get that lighter exchange).
 #   B  ingestd (a fresh copy of the database) stores the load.
 #   C  as B, with half of each device's readings above the cell's range, alternating, so
 #      that alerts are raised and resolved all the time (whatever cc_alert.c does).
+#   D  latency: ingestd at a steady open-loop rate, BENCH_LATENCY_RATE readings/s (default
+#      half of B's committed rate), BENCH_LATENCY_READINGS readings.
 # Definitions:
 #   *_rate (baseline, ingest)  readings / (last delivery or commit - first PUBLISH), where the
 #      commit time is when ingestd's coldchain_ingest_readings_accepted_total is seen to have
 #      grown by BENCH_READINGS (polled every 20 ms);
-#   ingest_p50/p99_latency     ingestd's own quantiles of commit time - reading ts (1 ms
-#      resolution), over every reading of the phase;
+#   *_latency                  ingestd's own quantiles of commit time - reading ts (1 ms
+#      resolution) over every reading of the phase (baseline: delivery time - ts). In the
+#      closed-loop phases they include the wait in the window (about window / rate);
+#      ingest_paced_* is the latency of phase D;
 #   *_ratio                    ingest / baseline (QoS 2), churn / plain ingest.
 set -eu
 cd "$(dirname "$0")/.."
@@ -33,7 +44,10 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_CELLS:=100}"
 : "${BENCH_READINGS:=200000}"
 : "${BENCH_INFLIGHT:=20}"
-: "${BENCH_RATE:=0}"
+: "${BENCH_RATE:=0}"             # > 0: open-loop rate instead of the window
+: "${BENCH_WINDOW:=1000}"
+: "${BENCH_LATENCY_RATE:=0}"     # 0: half of phase B's committed rate
+: "${BENCH_LATENCY_READINGS:=40000}"
 : "${BENCH_QOS1_BASELINE:=1}"  # 0 skips the informative QoS 1 baseline
 : "${BENCH_PHASE_TIMEOUT_S:=120}"
 : "${BENCH_KEEP:=0}"           # 1 keeps the temporary directory (logs, databases)
@@ -192,13 +206,28 @@ stop_broker() {
     BROKER_PID=""
 }
 
+# Flow control of the throughput phases: the window, or BENCH_RATE.
+if [ "$BENCH_RATE" != 0 ]; then
+    FLOW="--rate $BENCH_RATE"
+else
+    FLOW="--window $BENCH_WINDOW"
+fi
+
+# Runs bench_load in the background and waits for it, so that a signal to this script
+# is handled at once (the trap stops it with the rest). Returns its exit status.
 load() { # log_file extra-args...
     f=$1
     shift
     timeout -k 5 $((BENCH_PHASE_TIMEOUT_S * 2 + 30)) "$BUILD/bench_load" --keys "$KEYS" \
-        --port "$MQTT_PORT" --devices "$BENCH_DEVICES" --count "$BENCH_READINGS" \
-        --inflight "$BENCH_INFLIGHT" --rate "$BENCH_RATE" --timeout "$BENCH_PHASE_TIMEOUT_S" \
-        --commit-timeout "$BENCH_PHASE_TIMEOUT_S" "$@" >"$f" 2>"$f.err"
+        --port "$MQTT_PORT" --devices "$BENCH_DEVICES" --inflight "$BENCH_INFLIGHT" \
+        --timeout "$BENCH_PHASE_TIMEOUT_S" --commit-timeout "$BENCH_PHASE_TIMEOUT_S" \
+        "$@" >"$f" 2>"$f.err" &
+    lpid=$!
+    PIDS="$PIDS $lpid"
+    lrc=0
+    wait "$lpid" || lrc=$?
+    forget_pid "$lpid"
+    return $lrc
 }
 
 # Phase A: the broker alone, into a subscriber that only counts. $1 = QoS, $2 = tag.
@@ -208,7 +237,7 @@ baseline() {
     timeout -k 5 $((BENCH_PHASE_TIMEOUT_S + 30)) "$BUILD/bench_count" \
         --url "tcp://127.0.0.1:$MQTT_PORT" --qos "$1" --count "$BENCH_READINGS" \
         --timeout "$BENCH_PHASE_TIMEOUT_S" --ready-file "$TMP/ready" --quiet \
-        >"$TMP/count-$2.out" 2>"$TMP/count-$2.err" &
+        --count-file "$TMP/count-$2.cnt" >"$TMP/count-$2.out" 2>"$TMP/count-$2.err" &
     cpid=$!
     PIDS="$PIDS $cpid"
     wait_file "$TMP/ready" 15 || {
@@ -216,15 +245,19 @@ baseline() {
         die "bench_count did not subscribe"
     }
     t0=$(date +%s)
-    load "$TMP/load-$2.out" || say "baseline $2: bench_load failed: $(tail -3 "$TMP/load-$2.out.err")"
-    wait "$cpid" || say "baseline $2: bench_count did not see every message: $(tail -3 "$TMP/count-$2.err")"
+    # shellcheck disable=SC2086 # FLOW is two words
+    load "$TMP/load-$2.out" --count "$BENCH_READINGS" $FLOW --count-file "$TMP/count-$2.cnt" ||
+        say "baseline $2: bench_load failed: $(tail -3 "$TMP/load-$2.out.err")"
+    crc=0
+    wait "$cpid" || crc=$?
+    [ $crc = 0 ] || say "baseline $2: bench_count did not see every message: $(tail -3 "$TMP/count-$2.err")"
     forget_pid "$cpid"
     stop_broker
     say "baseline $2 (QoS $1): $(val "$TMP/count-$2.out" count_rate) msg/s," \
         "load $(val "$TMP/load-$2.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
 }
 
-# Phases B and C: ingestd stores the load. $1 = tag, then bench_load arguments.
+# Phases B, C and D: ingestd stores the load. $1 = tag, then bench_load arguments.
 ingest() {
     tag=$1
     shift
@@ -233,16 +266,16 @@ ingest() {
     cp "$DB" "$TMP/$tag/coldchain.db"
     mport=$(free_port)
     COLDCHAIN_DB="$TMP/$tag/coldchain.db" MQTT_URL="tcp://127.0.0.1:$MQTT_PORT" \
-        MQTT_PORT="$MQTT_PORT" INGEST_METRICS_PORT="$mport" HTTP_PORT="$(free_port)" \
+        INGEST_METRICS_PORT="$mport" HTTP_PORT="$(free_port)" \
         LOG_LEVEL=info "$BUILD/ingestd" >"$TMP/ingestd-$tag.log" 2>&1 &
     ipid=$!
     PIDS="$PIDS $ipid"
     i=0
     until grep -q broker_connected "$TMP/ingestd-$tag.log" 2>/dev/null; do
-        kill -0 "$ipid" 2>/dev/null && [ $i -lt 200 ] || {
+        if ! kill -0 "$ipid" 2>/dev/null || [ $i -ge 200 ]; then
             tail -20 "$TMP/ingestd-$tag.log" >&2
             die "ingestd did not connect"
-        }
+        fi
         sleep 0.1
         i=$((i + 1))
     done
@@ -259,17 +292,37 @@ ingest() {
 
 baseline 2 qos2
 [ "$BENCH_QOS1_BASELINE" = 1 ] && baseline 1 qos1
-ingest plain
-ingest churn --high-ratio 0.5
+# shellcheck disable=SC2086 # FLOW is two words
+ingest plain --count "$BENCH_READINGS" $FLOW
+# shellcheck disable=SC2086
+ingest churn --count "$BENCH_READINGS" $FLOW --high-ratio 0.5
+lat_rate=$BENCH_LATENCY_RATE
+if [ "$lat_rate" = 0 ]; then
+    lat_rate=$(awk -v r="$(val "$TMP/load-plain.out" load_commit_rate)" \
+        'BEGIN { r = int(r / 200) * 100; print (r < 100 ? 100 : r) }')
+fi
+ingest paced --count "$BENCH_LATENCY_READINGS" --rate "$lat_rate"
 
 # --- figures ---------------------------------------------------------------------------
 plain=$(val "$TMP/load-plain.out" load_commit_rate)
 churn=$(val "$TMP/load-churn.out" load_commit_rate)
 base=$(val "$TMP/count-qos2.out" count_rate)
+incomplete() { # tag name
+    n=$(val "$TMP/load-$1.out" load_committed)
+    if [ "${n:-0}" != "$BENCH_READINGS" ]; then
+        say "$1: only ${n:-0} of $BENCH_READINGS readings committed within the time limit"
+        out "$2" "${n:-0}" readings
+    fi
+}
+[ "$BENCH_RATE" != 0 ] && out ingest_offered_rate "$BENCH_RATE" readings/s
+[ "$BENCH_RATE" = 0 ] && out ingest_window "$BENCH_WINDOW" readings
 out ingest_committed_rate "$plain" readings/s
+incomplete plain ingest_committed
 out ingest_p50_latency "$(val "$TMP/load-plain.out" load_commit_p50_latency)" ms
 out ingest_p99_latency "$(val "$TMP/load-plain.out" load_commit_p99_latency)" ms
-out ingest_publish_rate "$(val "$TMP/load-plain.out" load_publish_rate)" msg/s
+out ingest_paced_rate "$(val "$TMP/load-paced.out" load_commit_rate)" readings/s
+out ingest_paced_p50_latency "$(val "$TMP/load-paced.out" load_commit_p50_latency)" ms
+out ingest_paced_p99_latency "$(val "$TMP/load-paced.out" load_commit_p99_latency)" ms
 out broker_baseline_rate "$base" msg/s
 out broker_baseline_p50_latency "$(val "$TMP/count-qos2.out" count_p50_latency)" ms
 out broker_baseline_p99_latency "$(val "$TMP/count-qos2.out" count_p99_latency)" ms
@@ -278,6 +331,7 @@ if [ "$BENCH_QOS1_BASELINE" = 1 ]; then
 fi
 out ingest_vs_baseline_ratio "$(ratio "$plain" "$base")" ratio
 out ingest_alert_churn_rate "$churn" readings/s
+incomplete churn ingest_alert_churn_committed
 out ingest_alert_churn_p50_latency "$(val "$TMP/load-churn.out" load_commit_p50_latency)" ms
 out ingest_alert_churn_p99_latency "$(val "$TMP/load-churn.out" load_commit_p99_latency)" ms
 out alert_churn_vs_plain_ratio "$(ratio "$churn" "$plain")" ratio

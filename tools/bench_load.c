@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,26 +42,30 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 
-#define BL_MAX_DEVICES 20000       /* connections one process opens */
-#define BL_SERIAL_MAX 64           /* bytes in a serial (CC_SERIAL_MAX) */
-#define BL_KEY_MAX 128             /* bytes in an API key (ours are 64) */
-#define BL_LINE_MAX 512            /* bytes in one line of the keys file */
+#define BL_MAX_DEVICES 20000 /* connections one process opens */
+#define BL_SERIAL_MAX 64     /* bytes in a serial (CC_SERIAL_MAX) */
+#define BL_KEY_MAX 128       /* bytes in an API key (ours are 64) */
+#define BL_LINE_MAX 512      /* bytes in one line of the keys file */
 #define BL_TOPIC_MAX (BL_SERIAL_MAX + 32)
-#define BL_PAYLOAD_MAX 256         /* bytes in one reading object */
-#define BL_PKT_MAX 512             /* bytes in one packet we build */
-#define BL_OUT_MAX (32 * 1024)     /* bytes queued for one connection */
-#define BL_IN_MAX 1024             /* bytes of incoming packets held for one connection */
-#define BL_INFLIGHT_MAX 4096       /* unacknowledged PUBLISHes per connection */
-#define BL_CONNECTING_MAX 64       /* connections being opened at once */
+#define BL_PAYLOAD_MAX 256     /* bytes in one reading object */
+#define BL_PKT_MAX 512         /* bytes in one packet we build */
+#define BL_OUT_MAX (32 * 1024) /* bytes queued for one connection */
+#define BL_IN_MAX 1024         /* bytes of incoming packets held for one connection */
+/* Unacknowledged PUBLISHes per connection; at QoS 2 each keeps 4 bytes of BL_OUT_MAX free. */
+#define BL_INFLIGHT_MAX 4096
+#define BL_CONNECTING_MAX 64 /* connections being opened at once */
 #define BL_CONNECT_TIMEOUT_MS 10000
-#define BL_KEEPALIVE_S 60          /* announced in CONNECT */
-#define BL_PING_EVERY_MS 30000     /* PINGREQ on a connection quiet that long */
+#define BL_KEEPALIVE_S 60      /* announced in CONNECT */
+#define BL_PING_EVERY_MS 30000 /* PINGREQ on a connection quiet that long */
 #define BL_PROGRESS_MS 1000
-#define BL_LAT_BUCKETS 60001       /* 1 ms histogram of PUBLISH->PUBACK, last = 60 s and more */
-#define BL_EVENTS 512              /* epoll events per wait */
-#define BL_READS_PER_EVENT 4       /* reads per readable event, for fairness */
+#define BL_LAT_BUCKETS 60001 /* 1 ms histogram of PUBLISH->PUBACK, last = 60 s and more */
+#define BL_EVENTS 512        /* epoll events per wait */
+#define BL_FAILURES_SHOWN 5  /* connection failures reported one by one */
+#define BL_READS_PER_EVENT 4 /* reads per readable event, for fairness */
 #define BL_METRICS_BODY_MAX (256 * 1024) /* bytes of a /metrics answer */
-#define BL_METRICS_POLL_MS 20
+#define BL_METRICS_POLL_MS 20            /* while waiting for the last commits */
+#define BL_WINDOW_POLL_MS 20             /* metrics polls while --window holds publishing back */
+#define BL_WINDOW_MAX 10000000
 #define BL_DEFAULT_COUNT 200000
 #define BL_DEFAULT_INFLIGHT 20
 #define BL_DEFAULT_TIMEOUT_S 180
@@ -78,6 +83,7 @@ enum conn_state { C_IDLE, C_TCP, C_CONNACK, C_READY, C_CLOSED };
 struct flight {
     uint16_t id;
     uint8_t acked;
+    uint8_t released; /* QoS 2: PUBREC received, PUBREL sent */
     int64_t sent_us;
 };
 
@@ -95,9 +101,9 @@ struct conn {
     struct flight *ring; /* inflight entries, oldest at ring_head */
     size_t ring_head, ring_count;
     uint16_t next_id;
-    int want_out;      /* EPOLLOUT registered */
-    int dirty;         /* on the flush list */
-    int64_t quota;     /* readings this device sends */
+    int want_out;  /* EPOLLOUT registered */
+    int dirty;     /* on the flush list */
+    int64_t quota; /* readings this device sends */
     int64_t sent, acked;
     int64_t last_ts_ms;
     int64_t opened_ms; /* connect started (monotonic) */
@@ -112,8 +118,11 @@ struct load {
     size_t max_devices; /* 0: all in the file */
     int64_t count;
     size_t inflight;
-    double rate;       /* msg/s in total; 0: as fast as the acknowledgements allow */
+    double rate; /* msg/s in total; 0: as fast as the acknowledgements allow */
     double high_ratio;
+    int qos;                /* 1, or 2 to compare brokers' QoS 2 paths (devices publish at QoS 1) */
+    int64_t window;         /* readings published but not yet done downstream; 0: no limit */
+    const char *count_file; /* bench_count --count-file: its received count */
     int timeout_s;
     int commit_timeout_s;
     int quiet;
@@ -127,14 +136,17 @@ struct load {
     size_t next_open, opening, ready, closed;
     size_t cursor; /* round-robin position when paced */
     double tokens;
-    int64_t refill_us; /* when tokens were last added */
+    int64_t refill_us;        /* when tokens were last added */
+    const int64_t *count_map; /* the count file, mapped read-only */
+    double done;              /* readings seen downstream since publishing began */
+    double done_base;         /* the downstream counter when publishing began */
+    int64_t polled_us;        /* last metrics poll for the window */
     int publishing;
     int64_t total_sent, total_acked;
     int64_t t_first_us, t_last_ack_us; /* monotonic */
-    int64_t first_publish_ms;          /* epoch */
     uint64_t rng;
     unsigned long long *lat; /* BL_LAT_BUCKETS */
-    int failed;
+    int failed;              /* connections lost or refused; any fails the run */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -177,7 +189,8 @@ static void usage(FILE *f)
             "usage: bench_load --keys FILE [--host 127.0.0.1] [--port 1883] [--devices N]\n"
             "                  [--count M] [--inflight K] [--rate MSG_PER_S] [--high-ratio R]\n"
             "                  [--timeout S] [--metrics-url URL] [--commit-timeout S] "
-            "[--quiet]\n"
+            "[--qos 1|2]\n"
+            "                  [--window W] [--count-file FILE] [--quiet]\n"
             "  --keys FILE        \"serial,key\" lines (header and '#' lines skipped)\n"
             "  --devices N        use the first N devices of the file (default: all)\n"
             "  --count M          readings in total, round-robin over the devices (%d)\n"
@@ -186,7 +199,12 @@ static void usage(FILE *f)
             "  --high-ratio R     fraction of readings above the freezer range (0)\n"
             "  --timeout S        give up publishing after S seconds (%d)\n"
             "  --metrics-url URL  wait until ingestd's %s grows by M\n"
-            "  --commit-timeout S how long to wait for that (%d)\n",
+            "  --commit-timeout S how long to wait for that (%d)\n"
+            "  --qos 2            publish at QoS 2 (devices use 1; for broker comparisons)\n"
+            "  --window W         at most W readings published and not yet stored (metrics)\n"
+            "                     or received (--count-file): a closed loop that keeps the\n"
+            "                     broker's queue short\n"
+            "  --count-file FILE  bench_count's shared counter (its --count-file)\n",
             BL_DEFAULT_COUNT, BL_DEFAULT_INFLIGHT, BL_INFLIGHT_MAX, BL_DEFAULT_TIMEOUT_S,
             BL_METRIC_ACCEPTED, BL_DEFAULT_COMMIT_TIMEOUT_S);
 }
@@ -209,22 +227,30 @@ static int parse_num(const char *name, const char *s, double lo, double hi, doub
 
 static int parse_args(struct load *L, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},   {"port", required_argument, NULL, 'p'},
-        {"keys", required_argument, NULL, 'k'},   {"devices", required_argument, NULL, 'n'},
-        {"count", required_argument, NULL, 'c'},  {"inflight", required_argument, NULL, 'i'},
-        {"rate", required_argument, NULL, 'r'},   {"high-ratio", required_argument, NULL, 'h'},
-        {"timeout", required_argument, NULL, 't'},
-        {"metrics-url", required_argument, NULL, 'm'},
-        {"commit-timeout", required_argument, NULL, 'T'},
-        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, '?'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"host", required_argument, NULL, 'H'},
+                                         {"port", required_argument, NULL, 'p'},
+                                         {"keys", required_argument, NULL, 'k'},
+                                         {"devices", required_argument, NULL, 'n'},
+                                         {"count", required_argument, NULL, 'c'},
+                                         {"inflight", required_argument, NULL, 'i'},
+                                         {"rate", required_argument, NULL, 'r'},
+                                         {"high-ratio", required_argument, NULL, 'h'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"metrics-url", required_argument, NULL, 'm'},
+                                         {"commit-timeout", required_argument, NULL, 'T'},
+                                         {"qos", required_argument, NULL, 'Q'},
+                                         {"window", required_argument, NULL, 'w'},
+                                         {"count-file", required_argument, NULL, 'f'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"help", no_argument, NULL, '?'},
+                                         {NULL, 0, NULL, 0}};
     double v;
     int o;
 
     L->host = "127.0.0.1";
     L->port = 1883;
     L->count = BL_DEFAULT_COUNT;
+    L->qos = 1;
     L->inflight = BL_DEFAULT_INFLIGHT;
     L->timeout_s = BL_DEFAULT_TIMEOUT_S;
     L->commit_timeout_s = BL_DEFAULT_COMMIT_TIMEOUT_S;
@@ -278,6 +304,19 @@ static int parse_args(struct load *L, int argc, char **argv)
                 return 0;
             L->commit_timeout_s = (int)v;
             break;
+        case 'Q':
+            if (!parse_num("--qos", optarg, 1, 2, &v))
+                return 0;
+            L->qos = (int)v;
+            break;
+        case 'w':
+            if (!parse_num("--window", optarg, 1, BL_WINDOW_MAX, &v))
+                return 0;
+            L->window = (int64_t)v;
+            break;
+        case 'f':
+            L->count_file = optarg;
+            break;
         case 'q':
             L->quiet = 1;
             break;
@@ -288,6 +327,10 @@ static int parse_args(struct load *L, int argc, char **argv)
     }
     if (optind != argc || L->keys_path == NULL) {
         usage(stderr);
+        return 0;
+    }
+    if (L->window > 0 && L->metrics_url == NULL && L->count_file == NULL) {
+        fprintf(stderr, "bench_load: --window needs --metrics-url or --count-file\n");
         return 0;
     }
     memset(&L->addr, 0, sizeof(L->addr));
@@ -348,8 +391,8 @@ static int load_keys(struct load *L)
         c->fd = -1;
         memcpy(c->serial, line, slen);
         memcpy(c->key, comma + 1, klen);
-        c->topic_len = (size_t)snprintf(c->topic, sizeof(c->topic), "devices/%s/readings",
-                                        c->serial);
+        c->topic_len =
+            (size_t)snprintf(c->topic, sizeof(c->topic), "devices/%s/readings", c->serial);
     }
     if (ferror(f)) {
         fprintf(stderr, "bench_load: reading %s failed\n", L->keys_path);
@@ -395,8 +438,30 @@ static int setup(struct load *L)
     return 1;
 }
 
+/* Maps bench_count's counter (8 bytes, written by bench_count). 1 on success. */
+static int map_count_file(struct load *L)
+{
+    int fd = open(L->count_file, O_RDONLY | O_CLOEXEC);
+    void *p;
+
+    if (fd < 0) {
+        fprintf(stderr, "bench_load: cannot open %s: %s\n", L->count_file, strerror(errno));
+        return 0;
+    }
+    p = mmap(NULL, sizeof(int64_t), PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "bench_load: cannot map %s: %s\n", L->count_file, strerror(errno));
+        return 0;
+    }
+    L->count_map = p;
+    return 1;
+}
+
 static void teardown(struct load *L)
 {
+    if (L->count_map != NULL)
+        munmap((void *)L->count_map, sizeof(int64_t));
     if (L->c != NULL) {
         for (size_t i = 0; i < L->n; i++) {
             if (L->c[i].fd >= 0)
@@ -419,8 +484,11 @@ static void conn_close(struct load *L, struct conn *c, const char *why)
     if (c->state == C_CLOSED)
         return;
     if (why != NULL) {
-        fprintf(stderr, "bench_load: device %s: %s\n", c->serial, why);
-        L->failed = 1;
+        if (L->failed < BL_FAILURES_SHOWN)
+            fprintf(stderr, "bench_load: device %s: %s\n", c->serial, why);
+        else if (L->failed == BL_FAILURES_SHOWN)
+            fprintf(stderr, "bench_load: more devices failed\n");
+        L->failed++;
     }
     if (c->state == C_TCP || c->state == C_CONNACK)
         L->opening--;
@@ -544,7 +612,7 @@ static int send_connect(struct conn *c)
     int ok;
 
     b += put_str(body + b, "MQTT", 4);
-    body[b++] = 4;                 /* protocol level 3.1.1 */
+    body[b++] = 4;                  /* protocol level 3.1.1 */
     body[b++] = 0x80 | 0x40 | 0x02; /* username, password, clean session */
     body[b++] = (unsigned char)(BL_KEEPALIVE_S >> 8);
     body[b++] = (unsigned char)(BL_KEEPALIVE_S & 0xFF);
@@ -592,7 +660,7 @@ static int publish_one(struct load *L, struct conn *c, int64_t now_us)
         conn_close(L, c, "reading too large");
         return 0;
     }
-    pkt[0] = 0x32; /* PUBLISH, QoS 1 */
+    pkt[0] = L->qos == 2 ? 0x34 : 0x32; /* PUBLISH, QoS 1 or 2 */
     h = 1 + put_varlen(pkt + 1, rem);
     h += put_str(pkt + h, c->topic, c->topic_len);
     pkt[h++] = (unsigned char)(c->next_id >> 8);
@@ -603,6 +671,7 @@ static int publish_one(struct load *L, struct conn *c, int64_t now_us)
     struct flight *f = &c->ring[(c->ring_head + c->ring_count) % L->inflight];
     f->id = c->next_id;
     f->acked = 0;
+    f->released = 0;
     f->sent_us = now_us;
     c->ring_count++;
     c->next_id = c->next_id == 65535 ? 1 : (uint16_t)(c->next_id + 1);
@@ -610,18 +679,19 @@ static int publish_one(struct load *L, struct conn *c, int64_t now_us)
     c->sent++;
     c->last_tx_ms = now_us / 1000;
     L->total_sent++;
-    if (L->total_sent == 1) {
+    if (L->total_sent == 1)
         L->t_first_us = now_us;
-        L->first_publish_ms = ts;
-    }
     mark_dirty(L, c);
     return 1;
 }
 
 static int can_send(const struct load *L, const struct conn *c)
 {
+    /* QoS 2 keeps room for a PUBREL per message in flight. */
+    size_t need = BL_PKT_MAX + (L->qos == 2 ? 4 * L->inflight : 0);
+
     return c->state == C_READY && c->sent < c->quota && c->ring_count < L->inflight &&
-           out_room(c) >= BL_PKT_MAX;
+           out_room(c) >= need;
 }
 
 /* Unpaced: fills c's window. */
@@ -632,12 +702,14 @@ static void pump(struct load *L, struct conn *c, int64_t now_us)
             break;
 }
 
-/* Paced: hands the available tokens out round-robin. */
-static void pump_paced(struct load *L, int64_t now_us)
+/* Flow-controlled: publishes up to budget readings, round-robin over the devices.
+ * Returns how many. */
+static int64_t pump_budget(struct load *L, int64_t budget, int64_t now_us)
 {
     size_t idle = 0;
+    int64_t sent = 0;
 
-    while (L->tokens >= 1.0 && idle < L->n) {
+    while (sent < budget && idle < L->n) {
         struct conn *c = &L->c[L->cursor];
 
         L->cursor = (L->cursor + 1) % L->n;
@@ -647,19 +719,54 @@ static void pump_paced(struct load *L, int64_t now_us)
         }
         if (!publish_one(L, c, now_us))
             break;
-        L->tokens -= 1.0;
+        sent++;
         idle = 0;
     }
+    return sent;
 }
 
-/* A PUBACK for id on c. */
+static int flow_controlled(const struct load *L)
+{
+    return L->rate > 0 || L->window > 0;
+}
+
+/* The in-flight entry of id on c, or NULL. */
+static struct flight *flight_find(struct load *L, struct conn *c, uint16_t id)
+{
+    for (size_t i = 0; i < c->ring_count; i++) { /* the broker acknowledges in order: i is 0 */
+        struct flight *f = &c->ring[(c->ring_head + i) % L->inflight];
+        if (f->id == id && !f->acked)
+            return f;
+    }
+    return NULL;
+}
+
+/* QoS 2: a PUBREC for id on c; answer PUBREL. */
+static void on_pubrec(struct load *L, struct conn *c, uint16_t id)
+{
+    struct flight *f = flight_find(L, c, id);
+    unsigned char rel[4] = {0x62, 0x02, (unsigned char)(id >> 8), (unsigned char)(id & 0xFF)};
+
+    if (f == NULL || f->released) {
+        conn_close(L, c, "PUBREC for a packet id not in flight");
+        return;
+    }
+    if (!out_put(c, rel, sizeof(rel))) {
+        conn_close(L, c, "output full");
+        return;
+    }
+    f->released = 1;
+    mark_dirty(L, c);
+}
+
+/* A PUBACK (QoS 1) or PUBCOMP (QoS 2) for id on c. */
 static void on_puback(struct load *L, struct conn *c, uint16_t id, int64_t now_us)
 {
     size_t i;
 
     for (i = 0; i < c->ring_count; i++) { /* the broker acknowledges in order: i is 0 */
         struct flight *f = &c->ring[(c->ring_head + i) % L->inflight];
-        if (f->id == id && !f->acked) {
+        if (f->id == id && !f->acked && f->released == (L->qos == 2)) {
             int64_t ms = (now_us - f->sent_us) / 1000;
             f->acked = 1;
             L->lat[ms < BL_LAT_BUCKETS ? ms : BL_LAT_BUCKETS - 1]++;
@@ -677,7 +784,7 @@ static void on_puback(struct load *L, struct conn *c, uint16_t id, int64_t now_u
     c->acked++;
     L->total_acked++;
     L->t_last_ack_us = now_us;
-    if (L->rate <= 0)
+    if (!flow_controlled(L))
         pump(L, c, now_us);
 }
 
@@ -726,11 +833,19 @@ static void parse_input(struct load *L, struct conn *c, int64_t now_us)
             L->ready++;
             break;
         case 4: /* PUBACK */
-            if (c->state != C_READY || rem != 2) {
-                conn_close(L, c, "unexpected PUBACK");
+        case 7: /* PUBCOMP */
+            if (c->state != C_READY || rem != 2 || (p[0] >> 4) != (L->qos == 2 ? 7 : 4)) {
+                conn_close(L, c, "unexpected PUBACK or PUBCOMP");
                 return;
             }
             on_puback(L, c, (uint16_t)(p[i] << 8 | p[i + 1]), now_us);
+            break;
+        case 5: /* PUBREC */
+            if (c->state != C_READY || rem != 2 || L->qos != 2) {
+                conn_close(L, c, "unexpected PUBREC");
+                return;
+            }
+            on_pubrec(L, c, (uint16_t)(p[i] << 8 | p[i + 1]));
             break;
         case 13: /* PINGRESP */
             break;
@@ -791,8 +906,7 @@ static void conn_open(struct load *L, struct conn *c, int64_t now_us)
         return;
     }
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(c->fd, (struct sockaddr *)&L->addr, sizeof(L->addr)) != 0 &&
-        errno != EINPROGRESS) {
+    if (connect(c->fd, (struct sockaddr *)&L->addr, sizeof(L->addr)) != 0 && errno != EINPROGRESS) {
         conn_close(L, c, strerror(errno));
         return;
     }
@@ -934,6 +1048,22 @@ static double lat_quantile(const unsigned long long *h, unsigned long long total
     return (double)(BL_LAT_BUCKETS - 1);
 }
 
+/* Refreshes L->done from the count file, or from the metrics every BL_WINDOW_POLL_MS. */
+static void update_done(struct load *L, CURL *curl, struct body *mb, int64_t now_us)
+{
+    double v;
+
+    if (L->count_map != NULL) {
+        L->done = (double)__atomic_load_n(L->count_map, __ATOMIC_ACQUIRE) - L->done_base;
+        return;
+    }
+    if (now_us - L->polled_us < BL_WINDOW_POLL_MS * 1000)
+        return;
+    L->polled_us = now_us;
+    if (metrics_get(curl, L->metrics_url, mb) && metric_value(mb->p, BL_METRIC_ACCEPTED, &v))
+        L->done = v - L->done_base;
+}
+
 static void progress(const struct load *L, int64_t now_us, double committed)
 {
     if (L->quiet)
@@ -943,9 +1073,8 @@ static void progress(const struct load *L, int64_t now_us, double committed)
         return;
     }
     double s = (double)(now_us - L->t_first_us) / 1e6;
-    fprintf(stderr, "bench_load: %.1fs sent %lld acked %lld (%.0f/s)", s,
-            (long long)L->total_sent, (long long)L->total_acked,
-            s > 0 ? (double)L->total_acked / s : 0.0);
+    fprintf(stderr, "bench_load: %.1fs sent %lld acked %lld (%.0f/s)", s, (long long)L->total_sent,
+            (long long)L->total_acked, s > 0 ? (double)L->total_acked / s : 0.0);
     if (committed >= 0)
         fprintf(stderr, " committed %.0f", committed);
     fputc('\n', stderr);
@@ -981,16 +1110,33 @@ static int run(struct load *L, CURL *curl, struct body *mb, double *base)
             last_tick_us = now_us;
             L->refill_us = now_us;
             L->tokens = 1.0;
-            if (L->rate <= 0)
+            if (L->count_map != NULL)
+                L->done_base = (double)__atomic_load_n(L->count_map, __ATOMIC_ACQUIRE);
+            else
+                L->done_base = *base;
+            if (!flow_controlled(L))
                 for (size_t i = 0; i < L->n; i++)
                     pump(L, &L->c[i], now_us);
         }
-        if (L->publishing && L->rate > 0) {
-            L->tokens += L->rate * (double)(now_us - L->refill_us) / 1e6;
-            if (L->tokens > L->rate / 20.0 + 1.0) /* at most a 50 ms burst */
-                L->tokens = L->rate / 20.0 + 1.0;
-            L->refill_us = now_us;
-            pump_paced(L, now_us);
+        if (L->publishing && flow_controlled(L)) {
+            int64_t budget = INT64_MAX;
+            if (L->rate > 0) {
+                L->tokens += L->rate * (double)(now_us - L->refill_us) / 1e6;
+                if (L->tokens > L->rate / 20.0 + 1.0) /* at most a 50 ms burst */
+                    L->tokens = L->rate / 20.0 + 1.0;
+                L->refill_us = now_us;
+                budget = (int64_t)L->tokens;
+            }
+            if (L->window > 0) {
+                update_done(L, curl, mb, now_us);
+                int64_t room = L->window - (L->total_sent - (int64_t)L->done);
+                budget = room < budget ? room : budget;
+            }
+            if (budget > 0) {
+                int64_t sent = pump_budget(L, budget, now_us);
+                if (L->rate > 0)
+                    L->tokens -= (double)sent;
+            }
         }
         flush_dirty(L);
         if (L->publishing && L->total_acked == L->count)
@@ -1009,7 +1155,7 @@ static int run(struct load *L, CURL *curl, struct body *mb, double *base)
             progress(L, now_us, committed);
             last_tick_us = now_us;
         }
-        int timeout_ms = (L->publishing && L->rate > 0) ? 1 : 50;
+        int timeout_ms = (L->publishing && flow_controlled(L)) ? 1 : 50;
         int n = epoll_wait(L->ep, ev, BL_EVENTS, timeout_ms);
         if (n < 0) {
             if (errno == EINTR)
@@ -1051,8 +1197,8 @@ static int wait_committed(struct load *L, CURL *curl, struct body *mb, double ba
     for (;;) {
         int64_t now_us = mono_us();
 
-        if (metrics_get(curl, L->metrics_url, mb) &&
-            metric_value(mb->p, BL_METRIC_ACCEPTED, &v) && v - base >= (double)L->count) {
+        if (metrics_get(curl, L->metrics_url, mb) && metric_value(mb->p, BL_METRIC_ACCEPTED, &v) &&
+            v - base >= (double)L->count) {
             ok = 1;
             break;
         }
@@ -1102,8 +1248,8 @@ int main(int argc, char **argv)
     if (!load_keys(&L))
         goto out;
     if ((int64_t)L.n > L.count) {
-        fprintf(stderr, "bench_load: --count %lld is below the %zu devices\n",
-                (long long)L.count, L.n);
+        fprintf(stderr, "bench_load: --count %lld is below the %zu devices\n", (long long)L.count,
+                L.n);
         status = 2;
         goto out;
     }
@@ -1111,6 +1257,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_load: out of memory or epoll\n");
         goto out;
     }
+    if (L.count_file != NULL && !map_count_file(&L))
+        goto out;
     if (L.metrics_url != NULL) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             goto out;
@@ -1138,7 +1286,6 @@ int main(int argc, char **argv)
                lat_quantile(L.lat, (unsigned long long)L.total_acked, 0.50));
         printf("bench: load_puback_p99_latency %.0f ms\n",
                lat_quantile(L.lat, (unsigned long long)L.total_acked, 0.99));
-        printf("load: first_publish_ms=%lld\n", (long long)L.first_publish_ms);
     }
     fflush(stdout);
     if (!acked_all) {

@@ -1,4 +1,5 @@
-/* ccctl.c - the coldchain admin CLI: migrate, seed, user add, device add, simulate.
+/* ccctl.c - the coldchain admin CLI: migrate, seed, user add, device add, simulate
+ * (device import: ccctl_import.c; backup: ccctl_backup.c).
  *
  * Configuration comes from the environment like the daemons' (COLDCHAIN_DB, MQTT_URL,
  * LOG_LEVEL, ...); a bad value exits 2 naming the variable. Logs go to stderr as
@@ -42,6 +43,13 @@ static const char usage_text[] =
     "                               CCCTL_PASSWORD instead of --password\n"
     "  device add --cell ID --serial S [--firmware V]\n"
     "                               prints \"serial,key\" (the API key is shown once)\n"
+    "  device import FILE [--format csv|json]\n"
+    "                               create devices in one transaction from a CSV file (header\n"
+    "                               serialNumber,coldCellId,firmwareVersion) or a JSON array\n"
+    "                               of such objects (FILE - is stdin); one bad row and none\n"
+    "                               is created; prints \"serialNumber,apiKey\" lines once\n"
+    "  backup FILE                  copy COLDCHAIN_DB to FILE with SQLite's online backup\n"
+    "                               API, safe while ingestd and apid run\n"
     "  simulate [--devices S:K,...|--keys-file F] [--rate N] [--duration S] [--count N]\n"
     "           [--url tcp://127.0.0.1:1883] [--qos 0|1] [--high-ratio R]\n"
     "           [--profile freezer|fridge]\n"
@@ -453,11 +461,12 @@ int main(int argc, char **argv)
         return CCCTL_EXIT_OK;
     }
     if (strcmp(cmd, "user") == 0 || strcmp(cmd, "device") == 0) {
-        if (argc < 3 || strcmp(argv[2], "add") != 0)
+        if (argc < 3 || (strcmp(argv[2], "add") != 0 &&
+                         (strcmp(cmd, "device") != 0 || strcmp(argv[2], "import") != 0)))
             return ccctl_usage();
         sub = argv[2];
     } else if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "seed") != 0 &&
-               strcmp(cmd, "simulate") != 0) {
+               strcmp(cmd, "simulate") != 0 && strcmp(cmd, "backup") != 0) {
         fprintf(stderr, "ccctl: unknown command '%s'\n", cmd);
         return ccctl_usage();
     }
@@ -472,8 +481,12 @@ int main(int argc, char **argv)
     if (sub != NULL) {
         if (strcmp(cmd, "user") == 0)
             return cmd_user_add(argc - 2, argv + 2, &cfg);
+        if (strcmp(sub, "import") == 0)
+            return ccctl_device_import(argc - 2, argv + 2, &cfg);
         return cmd_device_add(argc - 2, argv + 2, &cfg);
     }
+    if (strcmp(cmd, "backup") == 0)
+        return ccctl_backup(argc - 1, argv + 1, &cfg);
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc - 1, argv + 1, &cfg);
     if (strcmp(cmd, "seed") == 0)

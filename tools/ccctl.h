@@ -26,5 +26,9 @@ int ccctl_parse_double(const char *s, double min, double max, double *out);
 
 /* `ccctl simulate ...`: argv[0] is "simulate". Returns the exit status. */
 int ccctl_simulate(int argc, char **argv, const struct cc_config *cfg);
+/* `ccctl device import FILE [--format csv|json]` (ccctl_import.c): argv[0] is "import". */
+int ccctl_device_import(int argc, char **argv, const struct cc_config *cfg);
+/* `ccctl backup FILE` (ccctl_backup.c): argv[0] is "backup". */
+int ccctl_backup(int argc, char **argv, const struct cc_config *cfg);
 
 #endif

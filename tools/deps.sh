@@ -2,9 +2,11 @@
 # Installs the Debian packages coldchain needs, only those that are missing.
 # `apt-get update` runs only when something is missing and a first install attempt fails.
 set -eu
+# chromium + fonts-liberation: the web dashboard test (tests/browser; node and npm come with the machine).
 PKGS="build-essential pkg-config libpaho-mqtt-dev mosquitto mosquitto-dev libmosquitto-dev
 mosquitto-clients libcivetweb-dev libcjson-dev libsqlite3-dev sqlite3 libssl-dev
-libcurl4-openssl-dev libjwt-dev libcmocka-dev python3 python3-paho-mqtt wrk ${EXTRA_PKGS:-}"
+libcurl4-openssl-dev libjwt-dev libcmocka-dev python3 python3-paho-mqtt python3-yaml systemd wrk
+chromium fonts-liberation ${EXTRA_PKGS:-}"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -3,9 +3,7 @@
 // Every text goes in through textContent; nothing here parses HTML.
 
 const NS = 'http://www.w3.org/2000/svg';
-const W = 800;
-const H = 300;
-const M = { l: 48, r: 64, t: 16, b: 30 }; // margins: y labels left, threshold labels right
+const M = { l: 48, r: 12, t: 16, b: 30 }; // margins: y labels left, time labels below
 const HOUR = 3600e3;
 const DAY = 24 * HOUR;
 
@@ -31,9 +29,9 @@ export function niceTicks(lo, hi, n = 5) {
 }
 
 // Time ticks at local hour / midnight boundaries, at most ~8 of them.
-function timeTicks(from, to) {
+function timeTicks(from, to, maxTicks = 8) {
   const steps = [HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 5 * DAY, 7 * DAY];
-  const step = steps.find((s) => (to - from) / s <= 8) ?? 14 * DAY;
+  const step = steps.find((s) => (to - from) / s <= maxTicks) ?? 14 * DAY;
   const d = new Date(from);
   if (step < DAY) {
     d.setMinutes(0, 0, 0);
@@ -67,12 +65,17 @@ export function fmtTemp(v, digits = 1) {
   return v.toFixed(digits).replace('-', '\u2212');
 }
 
-// Splits the buckets where one or more are missing (empty buckets are omitted by the API).
+// Splits the buckets where data is missing. Empty buckets are omitted by the API, and a
+// device reporting every 20 min leaves three of four 5-min buckets empty: that is its
+// cadence, not a gap. A gap is longer than two buckets and 2.5 times the usual spacing.
 function segments(pts, bucketMs) {
+  const gaps = pts.slice(1).map((p, i) => p.t - pts[i].t).sort((a, b) => a - b);
+  const usual = gaps.length ? gaps[Math.floor(gaps.length / 2)] : bucketMs;
+  const maxGap = Math.max(2 * bucketMs, 2.5 * usual);
   const out = [];
   let cur = [];
   for (const p of pts) {
-    if (cur.length && p.t - cur[cur.length - 1].t > 1.5 * bucketMs) {
+    if (cur.length && p.t - cur[cur.length - 1].t > maxGap) {
       out.push(cur);
       cur = [];
     }
@@ -87,6 +90,9 @@ function segments(pts, bucketMs) {
  * which replaces the children of container. Returns the number of buckets drawn.
  */
 export function drawChart(container, answer, cell) {
+  // Drawn at the container's own pixel width, so that labels keep their size on a phone.
+  const W = Math.max(300, Math.round(container.clientWidth || 800));
+  const H = Math.round(Math.min(320, Math.max(200, W * 0.4)));
   const bucketMs = (answer.bucketSeconds || 300) * 1000;
   const pts = (answer.series || [])
     .map((b) => ({ t: Date.parse(b.t), min: b.min, max: b.max, avg: b.avg, count: b.count }))
@@ -143,7 +149,7 @@ export function drawChart(container, answer, cell) {
     );
   }
   grid.append(el('text', { x: M.l - 6, y: M.t - 4, 'text-anchor': 'end', class: 'unit' }, '°C'));
-  const { ticks, step } = timeTicks(from, to);
+  const { ticks, step } = timeTicks(from, to, Math.max(3, Math.floor((W - M.l - M.r) / 90)));
   for (const t of ticks) {
     grid.append(el('line', { x1: r1(x(t)), x2: r1(x(t)), y1: M.t, y2: H - M.b, class: 'v' }));
     grid.append(el('text', { x: r1(x(t)), y: H - M.b + 18, 'text-anchor': 'middle', class: 'tick' }, tickLabel(t, step)));
@@ -174,7 +180,8 @@ export function drawChart(container, answer, cell) {
   for (const [v, cls, label] of [[cell?.maxTemp, 'max', 'max'], [cell?.minTemp, 'min', 'min']]) {
     if (!Number.isFinite(v)) continue;
     th.append(el('line', { class: `threshold ${cls}`, x1: M.l, x2: W - M.r, y1: r1(y(v)), y2: r1(y(v)), 'data-testid': `threshold-${cls}` }));
-    th.append(el('text', { class: `threshold-label ${cls}`, x: W - M.r + 4, y: r1(y(v)) + 4 }, `${label} ${fmtTemp(v)}`));
+    const above = cls === 'max' ? -5 : 14; // labels outside the allowed band
+    th.append(el('text', { class: `threshold-label ${cls}`, x: W - M.r - 4, y: r1(y(v)) + above, 'text-anchor': 'end' }, `${label} ${fmtTemp(v)} °C`));
   }
   svg.append(th);
 

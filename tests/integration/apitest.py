@@ -7,7 +7,6 @@ import hmac
 import json
 import os
 import socket
-import time
 
 import harness
 
@@ -25,14 +24,6 @@ SEED_USERS = {
 def expect(cond, why):
     if not cond:
         raise AssertionError(why)
-
-
-def expect_status(got, want, body=None):
-    status = got[0] if isinstance(got, tuple) else got
-    if status != want:
-        raise AssertionError("status %s, want %s: %r" % (status, want, body if body is not None
-                                                            else (got[2] if isinstance(got, tuple)
-                                                                  else "")))
 
 
 def expect_error(res, status, code):
@@ -101,15 +92,6 @@ def raw_http(stack, request_bytes, read_timeout=10):
         return status, headers, rest[:length]
     finally:
         s.close()
-
-
-def wait_until(pred, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 Stack = harness.Stack

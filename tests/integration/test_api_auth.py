@@ -46,8 +46,9 @@ def main():
                 return time.perf_counter() - t0
             known = sorted(timed("customer1@example.com") for _ in range(5))[2]
             unknown = sorted(timed("nobody@example.com") for _ in range(5))[2]
-            # Both pay one scrypt: the medians are within a factor of two of each other.
-            expect(unknown > known / 2 and unknown < known * 2,
+            # Both pay one scrypt of the same cost: the medians are close (a factor of 3
+            # leaves room for a busy machine; a missing dummy verify is ~100x faster).
+            expect(unknown > known / 3 and unknown < known * 3,
                    "median known %.1f ms, unknown %.1f ms" % (known * 1e3, unknown * 1e3))
         cases.run("login_unknown_email_same_timing", login_unknown_email_same_timing)
 

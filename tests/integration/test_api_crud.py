@@ -2,7 +2,11 @@
 errors and conflicts, HTTP ingestion, and the protocol edges: /health, /ready, 404,
 405, BAD_JSON, 413 (Content-Length and chunked), CORS preflight, keep-alive."""
 import json
+import os
 import re
+import subprocess
+
+import harness
 
 from apitest import (NO_LIMITS, Cases, Stack, expect, expect_error, raw_http, token)
 
@@ -349,6 +353,23 @@ def main():
                 raise AssertionError("audit_log rows could be deleted")
             expect(s.scalar("SELECT count(*) FROM audit_log") > 10, "audit rows missing")
         cases.run("audit_log_append_only", audit_append_only)
+
+        def sigterm_exit_0():
+            code = s.stop("apid")
+            expect(code == 0, "apid exited %r on SIGTERM" % (code,))
+            with open(s.logs["apid"]) as f:
+                expect('"event":"stopped"' in f.read(), "no stopped line")
+        cases.run("sigterm_stops_cleanly_exit_0", sigterm_exit_0)
+
+        def bad_config_exit_2():
+            for var, value in (("HTTP_PORT", "eighty"), ("RATE_LIMIT_API", "-5"),
+                               ("ACCESS_TOKEN_TTL_S", "x")):
+                p = subprocess.run([os.path.join(harness.BUILD, "apid")],
+                                   env=s.env(**{var: value}), capture_output=True, text=True,
+                                   timeout=20)
+                expect(p.returncode == 2, (var, p.returncode, p.stderr))
+                expect(var in p.stderr, (var, p.stderr))
+        cases.run("bad_configuration_exit_2_naming_variable", bad_config_exit_2)
     cases.exit()
 
 

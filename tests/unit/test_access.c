@@ -120,15 +120,14 @@ static void test_access_customer_own_only(void **state)
     /* Writing follows the same rule. */
     assert_int_equal(cc_access_check(f->st, &CUST_A, CC_ENTITY_DEVICE, 3, CC_ACCESS_WRITE),
                      CC_ERR_NOT_FOUND);
-    assert_int_equal(cc_access_check(f->st, &CUST_A, CC_ENTITY_DEVICE, 1, CC_ACCESS_WRITE),
-                     CC_OK);
+    assert_int_equal(cc_access_check(f->st, &CUST_A, CC_ENTITY_DEVICE, 1, CC_ACCESS_WRITE), CC_OK);
 }
 
 static void test_access_missing_is_not_found(void **state)
 {
     struct fx *f = *state;
-    static const int entities[] = {CC_ENTITY_USER,   CC_ENTITY_CUSTOMER, CC_ENTITY_LOCATION,
-                                   CC_ENTITY_COLDCELL, CC_ENTITY_DEVICE, CC_ENTITY_ALERT,
+    static const int entities[] = {CC_ENTITY_USER,        CC_ENTITY_CUSTOMER, CC_ENTITY_LOCATION,
+                                   CC_ENTITY_COLDCELL,    CC_ENTITY_DEVICE,   CC_ENTITY_ALERT,
                                    CC_ENTITY_NOTIFICATION};
 
     for (size_t i = 0; i < sizeof entities / sizeof entities[0]; i++) {
@@ -162,8 +161,8 @@ static void test_access_technician_linked(void **state)
     assert_int_equal(check(f, &TECH2, CC_ENTITY_DEVICE, 3), CC_OK);
     assert_int_equal(check(f, &TECH2, CC_ENTITY_DEVICE, 1), CC_ERR_NOT_FOUND);
     assert_int_equal(sqlite3_exec(cc_store_db(f->st),
-                                  "DELETE FROM technician_customers WHERE technician_id = 5",
-                                  NULL, NULL, NULL),
+                                  "DELETE FROM technician_customers WHERE technician_id = 5", NULL,
+                                  NULL, NULL),
                      SQLITE_OK);
     assert_int_equal(check(f, &TECH2, CC_ENTITY_DEVICE, 3), CC_ERR_NOT_FOUND);
 }
@@ -294,16 +293,11 @@ int main(void)
 {
     cc_log_init("test_access", CC_LOG_WARN, 1);
     const struct CMUnitTest tests[] = {
-        T(test_access_customer_own_only),
-        T(test_access_missing_is_not_found),
-        T(test_access_technician_linked),
-        T(test_access_admin_everything),
-        T(test_access_users_and_customers),
-        T(test_access_notifications_recipient_only),
-        T(test_access_bad_principal),
-        cmocka_unit_test(test_access_role_names),
-        T(test_access_lists_agree_with_check),
-        T(test_access_list_total_and_page),
+        T(test_access_customer_own_only),      T(test_access_missing_is_not_found),
+        T(test_access_technician_linked),      T(test_access_admin_everything),
+        T(test_access_users_and_customers),    T(test_access_notifications_recipient_only),
+        T(test_access_bad_principal),          cmocka_unit_test(test_access_role_names),
+        T(test_access_lists_agree_with_check), T(test_access_list_total_and_page),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

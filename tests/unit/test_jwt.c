@@ -160,10 +160,19 @@ static void test_jwt_tampered(void **state)
 static void test_jwt_alg_none_and_others(void **state)
 {
     static const char *const headers[] = {
-        "{\"alg\":\"none\",\"typ\":\"JWT\"}", "{\"alg\":\"None\"}", "{\"alg\":\"NONE\"}",
-        "{\"alg\":\"HS384\"}", "{\"alg\":\"HS512\"}", "{\"alg\":\"RS256\"}",
-        "{\"alg\":\"ES256\"}", "{\"typ\":\"JWT\"}", "{\"alg\":null}", "{\"alg\":256}",
-        "{\"alg\":\"HS256\",\"typ\":\"JOSE+JSON\"}", "[\"HS256\"]", "not json",
+        "{\"alg\":\"none\",\"typ\":\"JWT\"}",
+        "{\"alg\":\"None\"}",
+        "{\"alg\":\"NONE\"}",
+        "{\"alg\":\"HS384\"}",
+        "{\"alg\":\"HS512\"}",
+        "{\"alg\":\"RS256\"}",
+        "{\"alg\":\"ES256\"}",
+        "{\"typ\":\"JWT\"}",
+        "{\"alg\":null}",
+        "{\"alg\":256}",
+        "{\"alg\":\"HS256\",\"typ\":\"JOSE+JSON\"}",
+        "[\"HS256\"]",
+        "not json",
     };
     const char *payload = "{\"sub\":\"1\",\"role\":\"ADMIN\",\"typ\":\"access\","
                           "\"iat\":1799999990,\"exp\":1800000900}";
@@ -212,22 +221,31 @@ static void test_jwt_wrong_secret(void **state)
     char *tok = sign_ok(CC_JWT_ACCESS);
 
     (void)state;
-    assert_int_equal(cc_jwt_verify("0123456789abcdef0123456789abcdeF", KEYLEN, tok,
-                                   CC_JWT_ACCESS, NOW, &got),
-                     CC_ERR_UNAUTHORIZED);
+    assert_int_equal(
+        cc_jwt_verify("0123456789abcdef0123456789abcdeF", KEYLEN, tok, CC_JWT_ACCESS, NOW, &got),
+        CC_ERR_UNAUTHORIZED);
     assert_int_equal(cc_jwt_verify(KEY, KEYLEN - 1, tok, CC_JWT_ACCESS, NOW, &got),
                      CC_ERR_UNAUTHORIZED);
     /* A key under the minimum is refused outright. */
-    assert_int_equal(cc_jwt_verify("short", 5, tok, CC_JWT_ACCESS, NOW, &got),
-                     CC_ERR_UNAUTHORIZED);
+    assert_int_equal(cc_jwt_verify("short", 5, tok, CC_JWT_ACCESS, NOW, &got), CC_ERR_UNAUTHORIZED);
     free(tok);
 }
 
 static void test_jwt_malformed(void **state)
 {
     static const char *const bad[] = {
-        "", ".", "..", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "eyJhbGciOiJIUzI1NiJ9",
-        "eyJhbGciOiJIUzI1NiJ9.e30.", "!!!.???.***", "eyJhbGciOiJIUzI1NiJ9.%%%.abc",
+        "",
+        ".",
+        "..",
+        "a.b",
+        "a.b.c.d",
+        "a..c",
+        ".b.c",
+        "a.b.",
+        "eyJhbGciOiJIUzI1NiJ9",
+        "eyJhbGciOiJIUzI1NiJ9.e30.",
+        "!!!.???.***",
+        "eyJhbGciOiJIUzI1NiJ9.%%%.abc",
     };
     struct cc_jwt_claims got;
     char *huge = malloc(CC_JWT_MAX_LEN + 100);

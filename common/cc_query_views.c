@@ -1,0 +1,585 @@
+/* cc_query_views.c - the latest reading, the CSV export and the two dashboards
+ * (cc_query.h). Every view applies the access rule (cc_access.h). */
+#include "cc_query.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_sql.h"
+#include "cc_time.h"
+
+/* -- latest -------------------------------------------------------------------------- */
+
+#define READING_COLS                                                                       \
+    "r.cold_cell_id, r.device_id, d.serial_number, r.ts, r.temperature, r.humidity,"     \
+    " r.power_status, r.door_status, r.battery_level, r.received_at"
+
+/* Newest by timestamp, not by arrival; ties by the later insert. */
+static const char latest_sql[] =
+    "SELECT " READING_COLS " FROM readings r JOIN devices d ON d.id = r.device_id"
+    " WHERE r.cold_cell_id = ?1 ORDER BY r.ts DESC, r.id DESC LIMIT 1";
+
+/* A reading row (READING_COLS) as the API shows it. */
+static cJSON *reading_row(sqlite3_stmt *stmt)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL)
+        return NULL;
+    if (cc_sql_json_int(o, "coldCellId", stmt, 0) != CC_OK ||
+        cc_sql_json_int(o, "deviceId", stmt, 1) != CC_OK ||
+        cc_sql_json_text(o, "serialNumber", stmt, 2) != CC_OK ||
+        cc_sql_json_time(o, "ts", stmt, 3) != CC_OK ||
+        cc_sql_json_num(o, "temperature", stmt, 4) != CC_OK ||
+        cc_sql_json_num(o, "humidity", stmt, 5) != CC_OK ||
+        cc_sql_json_bool(o, "powerStatus", stmt, 6) != CC_OK ||
+        cc_sql_json_bool(o, "doorStatus", stmt, 7) != CC_OK ||
+        cc_sql_json_num(o, "batteryLevel", stmt, 8) != CC_OK ||
+        cc_sql_json_time(o, "receivedAt", stmt, 9) != CC_OK) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The latest reading of a cell, or JSON null. No access check. */
+static int latest_of(sqlite3 *db, int64_t cell_id, cJSON **out)
+{
+    sqlite3_stmt *stmt = NULL;
+    cJSON *o = NULL;
+    int rc;
+
+    rc = cc_sql_prepare(db, latest_sql, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    rc = cc_sql_one(db, stmt, reading_row, &o);
+    if (rc == CC_ERR_NOT_FOUND) {
+        o = cJSON_CreateNull();
+        rc = o != NULL ? CC_OK : CC_ERR_NOMEM;
+    }
+    if (rc == CC_OK)
+        *out = o;
+out:
+    cc_sql_release(stmt);
+    return rc;
+}
+
+int cc_query_latest(struct cc_store *st, const struct cc_principal *p, int64_t cell_id,
+                    cJSON **out)
+{
+    int rc = cc_access_check(st, p, CC_ENTITY_COLDCELL, cell_id, CC_ACCESS_READ);
+
+    if (rc != CC_OK)
+        return rc;
+    return latest_of(cc_store_db(st), cell_id, out);
+}
+
+/* -- CSV ----------------------------------------------------------------------------- */
+
+struct csv {
+    char buf[CC_CSV_CHUNK];
+    size_t len;
+    cc_query_write_fn write;
+    void *ctx;
+    int failed;
+};
+
+static void csv_flush(struct csv *c)
+{
+    if (c->len > 0 && !c->failed && c->write(c->ctx, c->buf, c->len) != 0)
+        c->failed = 1;
+    c->len = 0;
+}
+
+/* Appends s (n bytes); a field longer than the chunk goes out in pieces. */
+static void csv_put(struct csv *c, const char *s, size_t n)
+{
+    while (n > 0 && !c->failed) {
+        size_t room = sizeof c->buf - c->len;
+        size_t k = n < room ? n : room;
+
+        memcpy(c->buf + c->len, s, k);
+        c->len += k;
+        s += k;
+        n -= k;
+        if (c->len == sizeof c->buf)
+            csv_flush(c);
+    }
+}
+
+/* A text field, quoted when it holds a comma, a quote, CR or LF (RFC 4180). */
+static void csv_text(struct csv *c, const char *s)
+{
+    if (s == NULL)
+        return;
+    if (strpbrk(s, ",\"\r\n") == NULL) {
+        csv_put(c, s, strlen(s));
+        return;
+    }
+    csv_put(c, "\"", 1);
+    for (const char *q = s; *q; q++) {
+        if (*q == '"')
+            csv_put(c, "\"\"", 2);
+        else
+            csv_put(c, q, 1);
+    }
+    csv_put(c, "\"", 1);
+}
+
+/* The shortest %g that reads back as the same double (as cJSON prints numbers). */
+static void csv_num(struct csv *c, sqlite3_stmt *stmt, int col)
+{
+    char b[40];
+    double v;
+    int n;
+
+    if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+        return;
+    v = sqlite3_column_double(stmt, col);
+    n = snprintf(b, sizeof b, "%.15g", v);
+    if (strtod(b, NULL) != v)
+        n = snprintf(b, sizeof b, "%.17g", v);
+    if (n > 0 && (size_t)n < sizeof b)
+        csv_put(c, b, (size_t)n);
+}
+
+static void csv_time(struct csv *c, sqlite3_stmt *stmt, int col)
+{
+    char b[CC_ISO8601_LEN];
+
+    if (sqlite3_column_type(stmt, col) == SQLITE_NULL ||
+        cc_time_format_iso8601(sqlite3_column_int64(stmt, col), b, sizeof b) != CC_OK)
+        return;
+    csv_put(c, b, strlen(b));
+}
+
+static void csv_bool(struct csv *c, sqlite3_stmt *stmt, int col)
+{
+    if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+        return;
+    if (sqlite3_column_int(stmt, col))
+        csv_put(c, "true", 4);
+    else
+        csv_put(c, "false", 5);
+}
+
+int cc_query_csv(struct cc_store *st, int64_t cell_id, int64_t from_ms, int64_t to_ms,
+                 cc_query_write_fn write, void *ctx)
+{
+    static const char sql[] =
+        "SELECT " READING_COLS " FROM readings r JOIN devices d ON d.id = r.device_id"
+        " WHERE r.cold_cell_id = ?1 AND r.ts >= ?2 AND r.ts < ?3 ORDER BY r.ts, r.device_id";
+    static const char header[] = "ts,coldCellId,deviceId,serialNumber,temperature,humidity,"
+                                 "powerStatus,doorStatus,batteryLevel,receivedAt\r\n";
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    struct csv *c = NULL;
+    char id[24];
+    int src = SQLITE_DONE;
+    int rc;
+
+    /* 16 KiB: on the heap, not on a civetweb worker's stack. */
+    c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return CC_ERR_NOMEM;
+    c->write = write;
+    c->ctx = ctx;
+    rc = cc_sql_prepare(db, sql, &stmt);
+    if (rc != CC_OK)
+        goto out;
+    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, from_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 3, to_ms) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    csv_put(c, header, sizeof header - 1);
+    while (!c->failed && (src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        csv_time(c, stmt, 3);
+        csv_put(c, ",", 1);
+        snprintf(id, sizeof id, "%lld,", (long long)sqlite3_column_int64(stmt, 0));
+        csv_put(c, id, strlen(id));
+        snprintf(id, sizeof id, "%lld,", (long long)sqlite3_column_int64(stmt, 1));
+        csv_put(c, id, strlen(id));
+        csv_text(c, (const char *)sqlite3_column_text(stmt, 2));
+        csv_put(c, ",", 1);
+        csv_num(c, stmt, 4);
+        csv_put(c, ",", 1);
+        csv_num(c, stmt, 5);
+        csv_put(c, ",", 1);
+        csv_bool(c, stmt, 6);
+        csv_put(c, ",", 1);
+        csv_bool(c, stmt, 7);
+        csv_put(c, ",", 1);
+        csv_num(c, stmt, 8);
+        csv_put(c, ",", 1);
+        csv_time(c, stmt, 9);
+        csv_put(c, "\r\n", 2);
+    }
+    if (c->failed) {
+        rc = CC_ERR_IO;
+        goto out;
+    }
+    if (src != SQLITE_DONE) {
+        rc = cc_sql_step_rc(db, src, "csv export");
+        goto out;
+    }
+    csv_flush(c);
+    rc = c->failed ? CC_ERR_IO : CC_OK;
+out:
+    cc_sql_release(stmt);
+    free(c);
+    return rc;
+}
+
+/* -- dashboards ---------------------------------------------------------------------- */
+
+/* Adds the count to obj, or fails. */
+static int add_count(cJSON *obj, const char *name, int64_t n)
+{
+    return cJSON_AddNumberToObject(obj, name, (double)n) != NULL ? CC_OK : CC_ERR_NOMEM;
+}
+
+static cJSON *location_row(sqlite3_stmt *stmt)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL)
+        return NULL;
+    if (cc_sql_json_int(o, "id", stmt, 0) != CC_OK ||
+        cc_sql_json_int(o, "customerId", stmt, 1) != CC_OK ||
+        cc_sql_json_text(o, "name", stmt, 2) != CC_OK ||
+        cc_sql_json_text(o, "address", stmt, 3) != CC_OK ||
+        cc_sql_json_text(o, "timezone", stmt, 4) != CC_OK ||
+        cJSON_AddArrayToObject(o, "coldCells") == NULL) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static cJSON *cell_row(sqlite3_stmt *stmt)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL)
+        return NULL;
+    if (cc_sql_json_int(o, "id", stmt, 0) != CC_OK ||
+        cc_sql_json_int(o, "locationId", stmt, 1) != CC_OK ||
+        cc_sql_json_text(o, "name", stmt, 2) != CC_OK ||
+        cc_sql_json_num(o, "minTemp", stmt, 3) != CC_OK ||
+        cc_sql_json_num(o, "maxTemp", stmt, 4) != CC_OK ||
+        cJSON_AddArrayToObject(o, "devices") == NULL) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static cJSON *device_row(sqlite3_stmt *stmt)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL)
+        return NULL;
+    if (cc_sql_json_int(o, "id", stmt, 0) != CC_OK ||
+        cc_sql_json_int(o, "coldCellId", stmt, 1) != CC_OK ||
+        cc_sql_json_text(o, "serialNumber", stmt, 2) != CC_OK ||
+        cc_sql_json_text(o, "status", stmt, 3) != CC_OK ||
+        cc_sql_json_time(o, "lastSeenAt", stmt, 4) != CC_OK ||
+        cc_sql_json_text(o, "firmwareVersion", stmt, 5) != CC_OK) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static cJSON *alert_row(sqlite3_stmt *stmt)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL)
+        return NULL;
+    if (cc_sql_json_int(o, "id", stmt, 0) != CC_OK ||
+        cc_sql_json_int(o, "coldCellId", stmt, 1) != CC_OK ||
+        cc_sql_json_int(o, "deviceId", stmt, 2) != CC_OK ||
+        cc_sql_json_text(o, "type", stmt, 3) != CC_OK ||
+        cc_sql_json_text(o, "status", stmt, 4) != CC_OK ||
+        cc_sql_json_num(o, "value", stmt, 5) != CC_OK ||
+        cc_sql_json_num(o, "threshold", stmt, 6) != CC_OK ||
+        cc_sql_json_text(o, "message", stmt, 7) != CC_OK ||
+        cc_sql_json_time(o, "firstTriggeredAt", stmt, 8) != CC_OK ||
+        cc_sql_json_time(o, "lastTriggeredAt", stmt, 9) != CC_OK ||
+        cc_sql_json_int(o, "triggerCount", stmt, 10) != CC_OK ||
+        cc_sql_json_time(o, "acknowledgedAt", stmt, 11) != CC_OK ||
+        cc_sql_json_time(o, "escalatedAt", stmt, 12) != CC_OK) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Runs a statement built with CC_ACCESS_SQL (?1, ?2) and collects its rows. */
+static int collect(sqlite3 *db, const char *sql, const struct cc_principal *p,
+                   cc_sql_row_fn fn, cJSON **items)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = cc_sql_prepare(db, sql, &stmt);
+
+    if (rc != CC_OK)
+        return rc;
+    if (cc_access_bind(stmt, p) != SQLITE_OK)
+        rc = CC_ERR_DB;
+    else
+        rc = cc_sql_collect(db, stmt, fn, items);
+    cc_sql_release(stmt);
+    return rc;
+}
+
+/* The item of arr whose field name equals id, or NULL (lists are small). */
+static cJSON *find_by(cJSON *arr, const char *name, double id)
+{
+    cJSON *it;
+
+    cJSON_ArrayForEach(it, arr)
+    {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(it, name);
+
+        if (cJSON_IsNumber(v) && v->valuedouble == id)
+            return it;
+    }
+    return NULL;
+}
+
+/* Moves every item of from into the array `field` of its parent in parents, matched
+ * by key (the item's field naming the parent's id). Items without a parent are
+ * dropped. from is consumed. */
+static void nest(cJSON *from, cJSON *parents, const char *key, const char *field)
+{
+    while (cJSON_GetArraySize(from) > 0) {
+        cJSON *it = cJSON_DetachItemFromArray(from, 0);
+        cJSON *k = cJSON_GetObjectItemCaseSensitive(it, key);
+        cJSON *parent = cJSON_IsNumber(k) ? find_by(parents, "id", k->valuedouble) : NULL;
+        cJSON *arr = parent ? cJSON_GetObjectItemCaseSensitive(parent, field) : NULL;
+
+        if (arr == NULL || !cJSON_AddItemToArray(arr, it))
+            cJSON_Delete(it);
+    }
+    cJSON_Delete(from);
+}
+
+int cc_dashboard_customer(struct cc_store *st, const struct cc_principal *p, cJSON **out)
+{
+    static const char loc_sql[] =
+        "SELECT l.id, l.customer_id, l.name, l.address, l.timezone FROM locations l"
+        " WHERE " CC_ACCESS_SQL("l.customer_id") " ORDER BY l.id";
+    static const char cell_sql[] =
+        "SELECT c.id, c.location_id, c.name, c.min_temp, c.max_temp FROM cold_cells c"
+        " JOIN locations l ON l.id = c.location_id"
+        " WHERE " CC_ACCESS_SQL("l.customer_id") " ORDER BY c.id";
+    static const char dev_sql[] =
+        "SELECT d.id, d.cold_cell_id, d.serial_number, d.status, d.last_seen_at,"
+        " d.firmware_version FROM devices d JOIN cold_cells c ON c.id = d.cold_cell_id"
+        " JOIN locations l ON l.id = c.location_id"
+        " WHERE " CC_ACCESS_SQL("l.customer_id") " ORDER BY d.id";
+    static const char alert_sql[] =
+        "SELECT a.id, a.cold_cell_id, a.device_id, a.type, a.status, a.value, a.threshold,"
+        " a.message, a.first_triggered_at, a.last_triggered_at, a.trigger_count,"
+        " a.acknowledged_at, a.escalated_at FROM alerts a"
+        " JOIN cold_cells c ON c.id = a.cold_cell_id JOIN locations l ON l.id = c.location_id"
+        " WHERE a.status = 'ACTIVE' AND " CC_ACCESS_SQL("l.customer_id")
+        " ORDER BY a.first_triggered_at DESC, a.id DESC";
+    sqlite3 *db = cc_store_db(st);
+    cJSON *root = NULL, *locs = NULL, *cells = NULL, *devs = NULL, *alerts = NULL;
+    cJSON *summary, *cell;
+    int64_t n_cells, n_devs = 0, n_online = 0;
+    int rc;
+
+    rc = collect(db, loc_sql, p, location_row, &locs);
+    if (rc == CC_OK)
+        rc = collect(db, cell_sql, p, cell_row, &cells);
+    if (rc == CC_OK)
+        rc = collect(db, dev_sql, p, device_row, &devs);
+    if (rc == CC_OK)
+        rc = collect(db, alert_sql, p, alert_row, &alerts);
+    if (rc != CC_OK)
+        goto fail;
+    n_cells = cJSON_GetArraySize(cells);
+    /* Per cell: latest reading, its active alerts count, state. */
+    cJSON_ArrayForEach(cell, cells)
+    {
+        cJSON *id = cJSON_GetObjectItemCaseSensitive(cell, "id");
+        cJSON *latest = NULL, *a;
+        int64_t n_alerts = 0;
+
+        rc = latest_of(db, (int64_t)id->valuedouble, &latest);
+        if (rc != CC_OK)
+            goto fail;
+        if (!cJSON_AddItemToObject(cell, "latest", latest)) {
+            cJSON_Delete(latest);
+            rc = CC_ERR_NOMEM;
+            goto fail;
+        }
+        cJSON_ArrayForEach(a, alerts)
+        {
+            cJSON *cid = cJSON_GetObjectItemCaseSensitive(a, "coldCellId");
+
+            if (cJSON_IsNumber(cid) && cid->valuedouble == id->valuedouble)
+                n_alerts++;
+        }
+        rc = add_count(cell, "activeAlerts", n_alerts);
+        if (rc != CC_OK)
+            goto fail;
+    }
+    {
+        cJSON *d;
+
+        cJSON_ArrayForEach(d, devs)
+        {
+            const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "status"));
+
+            n_devs++;
+            n_online += s != NULL && strcmp(s, "ONLINE") == 0;
+        }
+    }
+    nest(devs, cells, "coldCellId", "devices");
+    devs = NULL;
+    nest(cells, locs, "locationId", "coldCells");
+    cells = NULL;
+
+    root = cJSON_CreateObject();
+    if (root == NULL)
+        goto nomem;
+    summary = cJSON_AddObjectToObject(root, "summary");
+    if (summary == NULL || add_count(summary, "locations", cJSON_GetArraySize(locs)) != CC_OK ||
+        add_count(summary, "coldCells", n_cells) != CC_OK ||
+        add_count(summary, "devices", n_devs) != CC_OK ||
+        add_count(summary, "devicesOnline", n_online) != CC_OK ||
+        add_count(summary, "activeAlerts", cJSON_GetArraySize(alerts)) != CC_OK)
+        goto nomem;
+    if (!cJSON_AddItemToObject(root, "locations", locs))
+        goto nomem;
+    locs = NULL;
+    if (!cJSON_AddItemToObject(root, "activeAlerts", alerts))
+        goto nomem;
+    *out = root;
+    return CC_OK;
+
+nomem:
+    rc = CC_ERR_NOMEM;
+fail:
+    cJSON_Delete(root);
+    cJSON_Delete(locs);
+    cJSON_Delete(cells);
+    cJSON_Delete(devs);
+    cJSON_Delete(alerts);
+    return rc;
+}
+
+static cJSON *customer_row(sqlite3_stmt *stmt)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL)
+        return NULL;
+    if (cc_sql_json_int(o, "id", stmt, 0) != CC_OK ||
+        cc_sql_json_text(o, "name", stmt, 1) != CC_OK ||
+        cc_sql_json_text(o, "email", stmt, 2) != CC_OK ||
+        cc_sql_json_int(o, "locations", stmt, 3) != CC_OK ||
+        cc_sql_json_int(o, "coldCells", stmt, 4) != CC_OK ||
+        cc_sql_json_int(o, "devices", stmt, 5) != CC_OK ||
+        cc_sql_json_int(o, "activeAlerts", stmt, 6) != CC_OK) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+int cc_dashboard_technician(struct cc_store *st, const struct cc_principal *p, cJSON **out)
+{
+    static const char cust_sql[] =
+        "SELECT u.id, u.name, u.email,"
+        " (SELECT count(*) FROM locations l WHERE l.customer_id = u.id),"
+        " (SELECT count(*) FROM cold_cells c JOIN locations l ON l.id = c.location_id"
+        "  WHERE l.customer_id = u.id),"
+        " (SELECT count(*) FROM devices d JOIN cold_cells c ON c.id = d.cold_cell_id"
+        "  JOIN locations l ON l.id = c.location_id WHERE l.customer_id = u.id),"
+        " (SELECT count(*) FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"
+        "  JOIN locations l ON l.id = c.location_id"
+        "  WHERE l.customer_id = u.id AND a.status = 'ACTIVE')"
+        " FROM users u WHERE u.role = 'CUSTOMER' AND " CC_ACCESS_SQL("u.id") " ORDER BY u.id";
+    static const char type_sql[] =
+        "SELECT a.type, count(*) FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"
+        " JOIN locations l ON l.id = c.location_id JOIN users u ON u.id = l.customer_id"
+        " WHERE a.status = 'ACTIVE' AND u.role = 'CUSTOMER' AND " CC_ACCESS_SQL("u.id")
+        " GROUP BY a.type";
+    static const char *const types[] = {"HIGH_TEMP", "LOW_TEMP", "POWER_LOSS", "SENSOR_ERROR"};
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    cJSON *root = NULL, *list = NULL, *by_type, *c;
+    int64_t cells = 0, active = 0;
+    int src;
+    int rc;
+
+    if (p->role != CC_ROLE_TECHNICIAN && p->role != CC_ROLE_ADMIN)
+        return CC_ERR_FORBIDDEN;
+    rc = collect(db, cust_sql, p, customer_row, &list);
+    if (rc != CC_OK)
+        goto fail;
+    cJSON_ArrayForEach(c, list)
+    {
+        cells += (int64_t)cJSON_GetObjectItemCaseSensitive(c, "coldCells")->valuedouble;
+        active += (int64_t)cJSON_GetObjectItemCaseSensitive(c, "activeAlerts")->valuedouble;
+    }
+    root = cJSON_CreateObject();
+    if (root == NULL || add_count(root, "customers", cJSON_GetArraySize(list)) != CC_OK ||
+        add_count(root, "coldCells", cells) != CC_OK ||
+        add_count(root, "activeAlerts", active) != CC_OK)
+        goto nomem;
+    by_type = cJSON_AddObjectToObject(root, "alertsByType");
+    if (by_type == NULL)
+        goto nomem;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (add_count(by_type, types[i], 0) != CC_OK)
+            goto nomem;
+    }
+    rc = cc_sql_prepare(db, type_sql, &stmt);
+    if (rc != CC_OK)
+        goto fail;
+    if (cc_access_bind(stmt, p) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto fail;
+    }
+    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(stmt, 0);
+        cJSON *slot = t != NULL ? cJSON_GetObjectItemCaseSensitive(by_type, t) : NULL;
+
+        if (slot != NULL)
+            cJSON_SetNumberValue(slot, (double)sqlite3_column_int64(stmt, 1));
+    }
+    if (src != SQLITE_DONE) {
+        rc = cc_sql_step_rc(db, src, "dashboard alerts by type");
+        goto fail;
+    }
+    if (!cJSON_AddItemToObject(root, "customerList", list))
+        goto nomem;
+    list = NULL;
+    cc_sql_release(stmt);
+    *out = root;
+    return CC_OK;
+
+nomem:
+    rc = CC_ERR_NOMEM;
+fail:
+    cc_sql_release(stmt);
+    cJSON_Delete(root);
+    cJSON_Delete(list);
+    return rc;
+}

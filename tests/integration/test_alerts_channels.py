@@ -1,0 +1,212 @@
+"""Notification channels end to end: a webhook reaches a local HTTP receiver with a
+valid X-Coldchain-Signature; with the receiver down it is retried and delivered once it
+is back; an e-mail reaches a local SMTP sink (a small one of our own) with the right
+recipients and subject; MQTT carries alerts/{coldCellId} and notifications/{userId}."""
+import hashlib
+import hmac
+import json
+import queue
+import socket
+import socketserver
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from alerts_common import ENV, Device, alerts, devices_of, now_ms, recipients
+from harness import Cases, Stack, free_port, wait_for
+
+SECRET = "webhook-test-secret"
+
+
+class Hook:
+    """A webhook receiver that can be stopped and started again on the same port."""
+
+    def __init__(self, port):
+        self.port, self.got, self.server = port, [], None
+
+    def start(self):
+        hook = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                hook.got.append((dict(self.headers), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def for_alert(self, alert_id, kind):
+        out = []
+        for headers, body in self.got:
+            obj = json.loads(body)
+            if obj.get("alertId") == alert_id and obj.get("kind") == kind:
+                out.append((headers, body, obj))
+        return out
+
+
+class SmtpSink(socketserver.ThreadingTCPServer):
+    """Just enough SMTP to take mail: records (envelope from, recipients, data)."""
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, port):
+        self.mails = []
+
+        class H(socketserver.StreamRequestHandler):
+            def handle(self):
+                w = self.wfile.write
+                w(b"220 sink ESMTP\r\n")
+                frm, rcpt = None, []
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    cmd = line.decode(errors="replace").strip()
+                    up = cmd.upper()
+                    if up.startswith("EHLO") or up.startswith("HELO"):
+                        w(b"250 sink\r\n")
+                    elif up.startswith("MAIL FROM:"):
+                        frm, rcpt = cmd[10:].strip(), []
+                        w(b"250 OK\r\n")
+                    elif up.startswith("RCPT TO:"):
+                        rcpt.append(cmd[8:].strip())
+                        w(b"250 OK\r\n")
+                    elif up == "DATA":
+                        w(b"354 go\r\n")
+                        data = []
+                        while True:
+                            l = self.rfile.readline()
+                            if not l or l == b".\r\n":
+                                break
+                            data.append(l)
+                        sink.mails.append((frm, rcpt, b"".join(data).decode(errors="replace")))
+                        w(b"250 queued\r\n")
+                    elif up == "QUIT":
+                        w(b"221 bye\r\n")
+                        return
+                    else:
+                        w(b"250 OK\r\n")
+        sink = self
+        super().__init__(("127.0.0.1", port), H)
+
+
+def main():
+    cases = Cases()
+    hook_port, smtp_port = free_port(), free_port()
+    hook = Hook(hook_port)
+    hook.start()
+    sink = SmtpSink(smtp_port)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    env = dict(ENV, WEBHOOK_URL="http://127.0.0.1:%d/hook" % hook_port, WEBHOOK_SECRET=SECRET,
+               SMTP_URL="smtp://127.0.0.1:%d" % smtp_port, SMTP_FROM="alerts@coldchain.test")
+    try:
+        with Stack(env=env) as st:
+            devs = devices_of(st, "customer1@example.com")
+            serial, dev_id, cell_id, lo, hi = devs[0]
+            serial2, dev2, cell2, lo2, hi2 = devs[1]
+            want_users = recipients(st, cell_id)
+            emails = {u: st.scalar("SELECT email FROM users WHERE id = ?", (u,)) for u in want_users}
+            ops = st.operator_client()
+            mq = queue.Queue()
+            ops.on_message = lambda c, u, m: mq.put((m.topic, json.loads(m.payload)))
+            ops.subscribe("alerts/#", qos=1)
+            ops.subscribe("notifications/#", qos=1)
+            time.sleep(0.3)
+            d = Device(st, serial)
+            t = max(now_ms(), 1 + st.scalar("SELECT newest_ts FROM devices WHERE id = ?", (dev_id,)))
+            d.publish({"temperature": hi + 2, "ts": t})
+            aid = alerts(st, dev_id, "HIGH_TEMP", "ACTIVE")[0][0]
+
+            def webhook_signed():
+                wait_for(lambda: len(hook.for_alert(aid, "ALERT")) == len(want_users), timeout=15,
+                         what="webhook posts")
+                got = hook.for_alert(aid, "ALERT")
+                assert sorted(o["userId"] for _, _, o in got) == want_users, got
+                for headers, body, _ in got:
+                    sig = headers.get("X-Coldchain-Signature")
+                    good = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+                    assert sig == good, (sig, good)
+                    assert headers.get("Content-Type") == "application/json"
+                wait_for(lambda: st.scalar("SELECT count(*) FROM notification_deliveries d JOIN"
+                                           " notifications n ON n.id = d.notification_id WHERE"
+                                           " n.alert_id = ? AND d.channel = 'webhook' AND"
+                                           " d.status = 'SENT'", (aid,)) == len(want_users),
+                         what="webhook deliveries SENT")
+            cases.run("webhook reaches the receiver with a valid signature", webhook_signed)
+
+            def email_sent():
+                def mine():
+                    return [m for m in sink.mails if "Alert: HIGH_TEMP" in m[2]]
+                wait_for(lambda: len(mine()) == len(want_users), timeout=15, what="emails")
+                rcpts = sorted(r for _, rs, _ in mine() for r in rs)
+                assert rcpts == sorted("<%s>" % emails[u] for u in want_users), rcpts
+                for frm, rs, data in mine():
+                    assert frm == "<alerts@coldchain.test>", frm
+                    subject = [l for l in data.split("\r\n") if l.startswith("Subject: ")]
+                    assert len(subject) == 1 and subject[0].startswith(
+                        "Subject: [coldchain] Alert: HIGH_TEMP in "), subject
+                    assert ("To: <%s>" % rs[0][1:-1]) in data, data
+            cases.run("e-mail reaches the SMTP sink with the right recipients and subject",
+                      email_sent)
+
+            def mqtt_topics():
+                seen = []
+
+                def pump():
+                    while not mq.empty():
+                        seen.append(mq.get())
+                    return seen
+                wait_for(lambda: [1 for tp, o in pump() if tp == "alerts/%d" % cell_id and
+                                  o.get("id") == aid], timeout=10, what="alerts/{cell}")
+                wait_for(lambda: sorted(int(tp.split("/")[1]) for tp, o in pump()
+                                        if tp.startswith("notifications/") and
+                                        o.get("alertId") == aid) == want_users,
+                         timeout=10, what="notifications/{user}")
+                ev = [o for tp, o in seen if tp == "alerts/%d" % cell_id and o.get("id") == aid]
+                assert len(ev) == 1 and ev[0]["status"] == "ACTIVE", ev
+            cases.run("MQTT: alerts/{coldCellId} once, notifications/{userId} per recipient",
+                      mqtt_topics)
+
+            def webhook_retried():
+                hook.stop()
+                d2 = Device(st, serial2)
+                t2 = max(now_ms(), 1 + st.scalar("SELECT newest_ts FROM devices WHERE id = ?",
+                                                 (dev2,)))
+                d2.publish({"temperature": hi2 + 2, "ts": t2})
+                aid2 = alerts(st, dev2, "HIGH_TEMP", "ACTIVE")[0][0]
+                q = ("SELECT min(d.attempts), max(d.status) FROM notification_deliveries d JOIN"
+                     " notifications n ON n.id = d.notification_id WHERE n.alert_id = ? AND"
+                     " n.kind = 'ALERT' AND d.channel = 'webhook'")
+                wait_for(lambda: (st.sql(q, (aid2,))[0][0] or 0) >= 2, timeout=20,
+                         what="two failed webhook attempts")
+                assert st.sql(q, (aid2,))[0][1] == "PENDING"
+                assert hook.for_alert(aid2, "ALERT") == []
+                hook.start()
+                wait_for(lambda: len(hook.for_alert(aid2, "ALERT")) == len(want_users),
+                         timeout=30, what="webhook delivered after the receiver came back")
+                wait_for(lambda: st.sql(q, (aid2,))[0][1] == "SENT", what="deliveries SENT")
+                time.sleep(2)
+                assert len(hook.for_alert(aid2, "ALERT")) == len(want_users), "delivered twice"
+                d2.close()
+            cases.run("webhook receiver down: retried with backoff, delivered once it is back",
+                      webhook_retried)
+            ops.loop_stop()
+            d.close()
+    finally:
+        hook.stop()
+        sink.shutdown()
+        sink.server_close()
+    cases.exit()
+
+
+if __name__ == "__main__":
+    main()

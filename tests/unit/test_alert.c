@@ -1,0 +1,617 @@
+/* test_alert.c - the alert engine (cc_alert.c, cc_alert_ops.c), its notifications
+ * (cc_notify.c), the delivery worker's retries (cc_notify_deliver.c), the jobs
+ * (cc_jobs.c) and the alert API functions (cc_alerts_api.c), on a temporary database
+ * with the migrations applied. Readings go through cc_ingest_readings, the path both
+ * daemons use. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <math.h>
+
+#include <cmocka.h>
+
+#include "cc_alert_ops.h"
+#include "cc_alerts_api.h"
+#include "cc_db.h"
+#include "cc_ingest.h"
+#include "cc_jobs.h"
+#include "cc_log.h"
+#include "cc_notify.h"
+#include "cc_rc.h"
+#include "cc_store.h"
+
+#define T0 1764135900000LL /* 2025-11-26T05:45:00.000Z: "received" */
+#define S 1000LL           /* one second in ms */
+#define FRIDGE "SN-F"      /* device 7 in cell 2: 2..8 °C, hysteresis 0.5, no delay */
+#define DELAYED "SN-D"     /* device 8 in cell 3: 2..8 °C, hysteresis 0.5, delay 60 s */
+
+struct fixture {
+    char path[64];
+    struct cc_store *st;
+};
+
+static void exec_ok(struct cc_store *st, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(cc_store_db(st), sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+}
+
+/* The integer answer of a query with one %lld or none. */
+static int64_t q(struct cc_store *st, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t v;
+
+    if (sqlite3_prepare_v2(cc_store_db(st), sql, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(cc_store_db(st)));
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    v = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return v;
+}
+
+static double qd(struct cc_store *st, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    double v;
+
+    assert_int_equal(sqlite3_prepare_v2(cc_store_db(st), sql, -1, &stmt, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    v = sqlite3_column_double(stmt, 0);
+    sqlite3_finalize(stmt);
+    return v;
+}
+
+static void open_store(struct fixture *f)
+{
+    assert_int_equal(cc_store_open(f->path, CC_DB_CREATE | CC_DB_MIGRATE, &f->st), CC_OK);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    int fd;
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->path, sizeof f->path, "/tmp/cc-test-alert-XXXXXX");
+    fd = mkstemp(f->path);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    unlink(f->path);
+    open_store(f);
+    exec_ok(f->st,
+            "INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES"
+            " (1, 'c1@example.com', 'x', 'CUSTOMER', 'C1', 0),"
+            " (2, 'tech@example.com', 'x', 'TECHNICIAN', 'T', 0),"
+            " (3, 'tech2@example.com', 'x', 'TECHNICIAN', 'T2', 0),"
+            " (4, 'admin@example.com', 'x', 'ADMIN', 'A', 0),"
+            " (5, 'c2@example.com', 'x', 'CUSTOMER', 'C2', 0);"
+            "INSERT INTO technician_customers VALUES (2, 1), (3, 5);"
+            "INSERT INTO locations (id, customer_id, name, created_at) VALUES (1, 1, 'L', 0),"
+            " (2, 5, 'L2', 0);"
+            "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, hysteresis,"
+            " alarm_delay_s, created_at) VALUES (2, 1, 'Fridge', 2, 8, 0.5, 0, 0),"
+            " (3, 1, 'Slow', 2, 8, 0.5, 60, 0), (4, 2, 'Other', 2, 8, 0.5, 0, 0);"
+            "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
+            " api_key_prefix, created_at) VALUES (7, '" FRIDGE "', 2, 'h', 'p', 0),"
+            " (8, '" DELAYED "', 3, 'h', 'p', 0), (9, 'SN-O', 4, 'h', 'p', 0);");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char side[80];
+
+    cc_store_close(f->st);
+    unlink(f->path);
+    snprintf(side, sizeof side, "%s-wal", f->path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", f->path);
+    unlink(side);
+    free(f);
+    return 0;
+}
+
+/* One reading through the ingest path in its own transaction; power: -1 absent, 0, 1. */
+static void reading(struct cc_store *st, const char *serial, int64_t ts, double temp, int power)
+{
+    struct cc_ingest_result res;
+    char payload[160];
+
+    if (power < 0)
+        snprintf(payload, sizeof payload, "{\"temperature\":%.3f,\"ts\":%lld}", temp,
+                 (long long)ts);
+    else
+        snprintf(payload, sizeof payload, "{\"temperature\":%.3f,\"ts\":%lld,\"powerStatus\":%s}",
+                 temp, (long long)ts, power ? "true" : "false");
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_ingest_readings(st, serial, payload, strlen(payload), T0,
+                                        CC_INGEST_PARTIAL, &res),
+                     CC_OK);
+    assert_null(res.error);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    cc_ingest_result_clear(&res);
+}
+
+#define ACTIVE(type) q(st, "SELECT count(*) FROM alerts WHERE status = 'ACTIVE' AND type = '" type "'")
+#define NOTES(kind) q(st, "SELECT count(*) FROM notifications WHERE kind = '" kind "'")
+
+static void test_alert_high_hysteresis_autoresolve(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+
+    reading(st, FRIDGE, T0 - 100 * S, 5.0, -1);
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts"), 0);
+    reading(st, FRIDGE, T0 - 90 * S, 9.0, -1);
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 1);
+    assert_int_equal(q(st, "SELECT trigger_count FROM alerts"), 1);
+    assert_true(qd(st, "SELECT threshold FROM alerts") == 8.0);
+    assert_int_equal(q(st, "SELECT first_triggered_at FROM alerts"), T0 - 90 * S);
+    /* ALERT to the customer (1) and the linked technician (2): nobody else. */
+    assert_int_equal(NOTES("ALERT"), 2);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ALERT'"
+                           " AND user_id IN (1, 2)"), 2);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'CREATED'"), 1);
+
+    reading(st, FRIDGE, T0 - 80 * S, 8.0, -1); /* at the limit: not beyond, not cleared */
+    assert_int_equal(q(st, "SELECT trigger_count FROM alerts"), 1);
+    reading(st, FRIDGE, T0 - 70 * S, 10.0, -1); /* a new trigger updates, never duplicates */
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts"), 1);
+    assert_int_equal(q(st, "SELECT trigger_count FROM alerts"), 2);
+    assert_true(qd(st, "SELECT value FROM alerts") == 10.0);
+    assert_int_equal(q(st, "SELECT last_triggered_at FROM alerts"), T0 - 70 * S);
+    assert_int_equal(NOTES("ALERT"), 2);
+
+    reading(st, FRIDGE, T0 - 60 * S, 7.6, -1); /* inside the hysteresis band */
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 1);
+    assert_int_equal(NOTES("ALERT_RESOLVED"), 0);
+    reading(st, FRIDGE, T0 - 50 * S, 7.5, -1); /* max - hysteresis: cleared */
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 0);
+    assert_int_equal(q(st, "SELECT resolved_at FROM alerts"), T0 - 50 * S);
+    assert_int_equal(q(st, "SELECT resolved_by IS NULL FROM alerts"), 1);
+    assert_int_equal(NOTES("ALERT_RESOLVED"), 2);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'RESOLVED'"), 1);
+
+    reading(st, FRIDGE, T0 - 40 * S, 8.1, -1); /* a new excursion is a new alert */
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts"), 2);
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 1);
+    assert_int_equal(NOTES("ALERT"), 4);
+}
+
+static void test_alert_low_temp(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+
+    reading(st, FRIDGE, T0 - 30 * S, 2.0, -1); /* at min: fine */
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts"), 0);
+    reading(st, FRIDGE, T0 - 20 * S, 1.9, -1);
+    assert_int_equal(ACTIVE("LOW_TEMP"), 1);
+    assert_true(qd(st, "SELECT threshold FROM alerts") == 2.0);
+    reading(st, FRIDGE, T0 - 10 * S, 2.4, -1);
+    assert_int_equal(ACTIVE("LOW_TEMP"), 1);
+    reading(st, FRIDGE, T0, 2.5, -1);
+    assert_int_equal(ACTIVE("LOW_TEMP"), 0);
+    assert_int_equal(NOTES("ALERT_RESOLVED"), 2);
+}
+
+static void test_alert_delay_survives_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct cc_store *st = f->st;
+    int64_t t = T0 - 1000 * S;
+
+    reading(st, DELAYED, t, 9.0, -1);
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts"), 0);
+    assert_int_equal(q(st, "SELECT since_ts FROM alert_pending WHERE device_id = 8"), t);
+    reading(st, DELAYED, t + 30 * S, 9.5, -1);
+    /* A restart: a new connection, nothing in memory. */
+    cc_store_close(f->st);
+    open_store(f);
+    st = f->st;
+    reading(st, DELAYED, t + 59 * S, 9.5, -1);
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts"), 0);
+    reading(st, DELAYED, t + 60 * S, 9.7, -1);
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 1);
+    assert_int_equal(q(st, "SELECT first_triggered_at FROM alerts"), t + 60 * S);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_pending"), 0);
+    assert_int_equal(q(st, "SELECT message LIKE '%for 60 s' FROM alerts"), 1);
+    assert_int_equal(NOTES("ALERT"), 2);
+    reading(st, DELAYED, t + 70 * S, 7.0, -1);
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 0);
+
+    /* A reading back in range restarts the delay. */
+    t += 100 * S;
+    reading(st, DELAYED, t, 9.0, -1);
+    reading(st, DELAYED, t + 10 * S, 7.9, -1);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_pending"), 0);
+    reading(st, DELAYED, t + 20 * S, 9.0, -1);
+    reading(st, DELAYED, t + 70 * S, 9.0, -1);
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 0);
+    reading(st, DELAYED, t + 80 * S, 9.0, -1);
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 1);
+}
+
+static void test_alert_late_reading_changes_nothing(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1);
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 1);
+    reading(st, FRIDGE, T0 - 100 * S, 5.0, -1); /* older than the newest: stored only */
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 1);
+    assert_int_equal(q(st, "SELECT count(*) FROM readings"), 2);
+    reading(st, FRIDGE, T0 - 5 * S, 5.0, -1);
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 0);
+    reading(st, FRIDGE, T0 - 50 * S, 12.0, -1); /* a late high reading raises nothing */
+    assert_int_equal(ACTIVE("HIGH_TEMP"), 0);
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts"), 1);
+}
+
+static void test_alert_power_loss(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+
+    reading(st, FRIDGE, T0 - 30 * S, 5.0, 1);
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts"), 0);
+    reading(st, FRIDGE, T0 - 20 * S, 5.0, 0);
+    assert_int_equal(ACTIVE("POWER_LOSS"), 1);
+    reading(st, FRIDGE, T0 - 15 * S, 5.0, 0);
+    assert_int_equal(q(st, "SELECT trigger_count FROM alerts"), 2);
+    reading(st, FRIDGE, T0 - 10 * S, 5.0, -1); /* no powerStatus: no change */
+    assert_int_equal(ACTIVE("POWER_LOSS"), 1);
+    reading(st, FRIDGE, T0, 5.0, 1);
+    assert_int_equal(ACTIVE("POWER_LOSS"), 0);
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts"), 1);
+    assert_int_equal(NOTES("ALERT"), 2);
+    assert_int_equal(NOTES("ALERT_RESOLVED"), 2);
+}
+
+static void test_alert_raise_dedupes(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    int64_t id1 = 0, id2 = 0;
+    int created = -1;
+
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_alert_raise(st, 2, 7, CC_ALERT_HIGH_TEMP, 9.0, 8.0, "m", T0, T0, &id1,
+                                    &created),
+                     CC_OK);
+    assert_int_equal(created, 1);
+    assert_int_equal(cc_alert_raise(st, 2, 7, CC_ALERT_HIGH_TEMP, 9.5, 8.0, "m", T0 + S, T0,
+                                    &id2, &created),
+                     CC_OK);
+    assert_int_equal(created, 0);
+    assert_int_equal(id1, id2);
+    /* The same notification written twice is one row (notifications_once). */
+    assert_int_equal(cc_notify_customer_alert(st, id1, T0), CC_OK);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts"), 1);
+    assert_int_equal(q(st, "SELECT trigger_count FROM alerts"), 2);
+    assert_int_equal(NOTES("ALERT"), 2);
+    /* The partial unique index refuses a second ACTIVE row whoever writes it. */
+    assert_int_not_equal(
+        sqlite3_exec(cc_store_db(st),
+                     "INSERT INTO alerts (cold_cell_id, device_id, type, message,"
+                     " first_triggered_at, last_triggered_at) VALUES (2, 7, 'HIGH_TEMP', 'x', 1, 1)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+}
+
+static void test_jobs_offline_sensor_error(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    int raised = -1;
+
+    reading(st, FRIDGE, T0 - 10 * S, 5.0, -1); /* last_seen_at = T0 */
+    assert_int_equal(cc_jobs_offline_check(st, 600, T0 + 599 * S, &raised), CC_OK);
+    assert_int_equal(raised, 0);
+    assert_int_equal(cc_jobs_offline_check(st, 600, T0 + 600 * S, &raised), CC_OK);
+    assert_int_equal(raised, 1); /* device 8 and 9 were never seen: nothing */
+    assert_int_equal(ACTIVE("SENSOR_ERROR"), 1);
+    assert_int_equal(q(st, "SELECT count(*) FROM devices WHERE status = 'OFFLINE'"), 1);
+    assert_int_equal(NOTES("ALERT"), 2);
+    assert_int_equal(cc_jobs_offline_check(st, 600, T0 + 700 * S, &raised), CC_OK);
+    assert_int_equal(raised, 0);
+
+    reading(st, FRIDGE, T0, 5.0, -1); /* any newer reading resolves it */
+    assert_int_equal(ACTIVE("SENSOR_ERROR"), 0);
+    assert_int_equal(q(st, "SELECT status = 'ONLINE' FROM devices WHERE id = 7"), 1);
+    assert_int_equal(NOTES("ALERT_RESOLVED"), 2);
+
+    /* Resolved by hand while still silent: not raised again until seen again. */
+    exec_ok(st, "UPDATE devices SET last_seen_at = 1764136900000 WHERE id = 7"); /* T0+1000 s */
+    assert_int_equal(cc_jobs_offline_check(st, 600, T0 + 2000 * S, &raised), CC_OK);
+    assert_int_equal(raised, 1);
+    exec_ok(st, "UPDATE alerts SET status = 'RESOLVED' WHERE type = 'SENSOR_ERROR'");
+    assert_int_equal(cc_jobs_offline_check(st, 600, T0 + 3000 * S, &raised), CC_OK);
+    assert_int_equal(raised, 0);
+}
+
+static void test_jobs_escalate_once(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    int n = -1;
+
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1);
+    assert_int_equal(cc_jobs_escalate(st, 3600, T0 + 3500 * S, &n), CC_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(cc_jobs_escalate(st, 3600, T0 + 3600 * S, &n), CC_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(q(st, "SELECT escalated_at FROM alerts"), T0 + 3600 * S);
+    /* The linked technician and every admin; not the customer, not tech2. */
+    assert_int_equal(NOTES("ESCALATION"), 2);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ESCALATION'"
+                           " AND user_id IN (2, 4)"), 2);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'ESCALATED'"), 1);
+    assert_int_equal(cc_jobs_escalate(st, 3600, T0 + 9000 * S, &n), CC_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(NOTES("ESCALATION"), 2);
+}
+
+static void test_jobs_daily_report(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    int64_t day = cc_jobs_report_day(5, T0); /* 05:45 -> yesterday */
+    int64_t now = day + 86400 * S + 6 * 60 * S;
+    int made = -1;
+
+    assert_int_equal(day, T0 - (T0 % CC_DAY_MS) - CC_DAY_MS);
+    assert_int_equal(cc_jobs_report_day(5, T0 - (T0 % CC_DAY_MS) + 4 * 60 * S),
+                     day - CC_DAY_MS);
+    /* Readings of that day are older than 30 days' window? No: T0 - 1 day is fine. */
+    exec_ok(st, "DELETE FROM readings");
+    {
+        char sql[512];
+
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO readings (device_id, cold_cell_id, ts, temperature, received_at)"
+                 " VALUES (7, 2, %lld, 5.0, 0), (7, 2, %lld, 9.0, 0), (7, 2, %lld, 4.0, 0),"
+                 " (7, 2, %lld, 30.0, 0);"
+                 "INSERT INTO alerts (cold_cell_id, device_id, type, status, message,"
+                 " first_triggered_at, last_triggered_at) VALUES (2, 7, 'HIGH_TEMP', 'RESOLVED',"
+                 " 'm', %lld, %lld)",
+                 (long long)day, (long long)(day + 3600 * S), (long long)(day + 7200 * S),
+                 (long long)(day + CC_DAY_MS), (long long)(day + 3600 * S),
+                 (long long)(day + 3600 * S));
+        exec_ok(st, sql);
+    }
+    assert_int_equal(cc_jobs_daily_report(st, day, now, &made), CC_OK);
+    assert_int_equal(made, 2); /* both customers */
+    assert_int_equal(q(st, "SELECT count(*) FROM daily_reports"), 2);
+    assert_int_equal(NOTES("DAILY_REPORT"), 2);
+    assert_int_equal(q(st, "SELECT json_array_length(payload, '$.cells') FROM daily_reports"
+                           " WHERE customer_id = 1"), 2);
+    assert_int_equal(q(st, "SELECT json_extract(c.value, '$.count') FROM daily_reports r,"
+                           " json_each(r.payload, '$.cells') c WHERE r.customer_id = 1"
+                           " AND json_extract(c.value, '$.coldCellId') = 2"), 3);
+    assert_true(qd(st, "SELECT json_extract(c.value, '$.max') FROM daily_reports r,"
+                       " json_each(r.payload, '$.cells') c WHERE r.customer_id = 1"
+                       " AND json_extract(c.value, '$.coldCellId') = 2") == 9.0);
+    assert_true(qd(st, "SELECT json_extract(c.value, '$.avg') FROM daily_reports r,"
+                       " json_each(r.payload, '$.cells') c WHERE r.customer_id = 1"
+                       " AND json_extract(c.value, '$.coldCellId') = 2") == 6.0);
+    /* 9.0 at 01:00 until the next reading at 02:00: 60 minutes out of range. */
+    assert_true(qd(st, "SELECT json_extract(c.value, '$.minutesOutOfRange') FROM daily_reports"
+                       " r, json_each(r.payload, '$.cells') c WHERE r.customer_id = 1"
+                       " AND json_extract(c.value, '$.coldCellId') = 2") == 60.0);
+    assert_int_equal(q(st, "SELECT json_extract(c.value, '$.alertsRaised') FROM daily_reports"
+                           " r, json_each(r.payload, '$.cells') c WHERE r.customer_id = 1"
+                           " AND json_extract(c.value, '$.coldCellId') = 2"), 1);
+    assert_int_equal(cc_jobs_daily_report(st, day, now + 60 * S, &made), CC_OK);
+    assert_int_equal(made, 0);
+    assert_int_equal(NOTES("DAILY_REPORT"), 2);
+}
+
+/* A publish that fails while fail_left > 0, recording topics. */
+static struct {
+    int fail_left;
+    int calls;
+    int ok;
+    char topics[16][64];
+} pub;
+
+static int fake_publish(void *ctx, const char *topic, const char *payload, size_t len)
+{
+    (void)ctx;
+    (void)payload;
+    (void)len;
+    pub.calls++;
+    if (pub.fail_left > 0) {
+        pub.fail_left--;
+        return -1;
+    }
+    if (pub.ok < 16)
+        snprintf(pub.topics[pub.ok], sizeof pub.topics[0], "%s", topic);
+    pub.ok++;
+    return 0;
+}
+
+static void test_notify_deliver_retries_with_backoff(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels ch = {.publish = fake_publish};
+    int sent = -1;
+
+    memset(&pub, 0, sizeof pub);
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_notify_system(st, 1, "Hello", "world", T0), CC_OK);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+
+    pub.fail_left = 2;
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, &sent), CC_OK);
+    assert_int_equal(sent, 0);
+    assert_int_equal(q(st, "SELECT attempts FROM notification_deliveries"), 1);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM notification_deliveries"), T0 + S);
+    assert_int_equal(q(st, "SELECT status = 'PENDING' FROM notifications"), 1);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + 999, 100, &sent), CC_OK);
+    assert_int_equal(pub.calls, 1); /* not due yet */
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + S, 100, &sent), CC_OK);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM notification_deliveries"), T0 + 3 * S);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + 3 * S, 100, &sent), CC_OK);
+    assert_int_equal(sent, 1);
+    assert_string_equal(pub.topics[0], "notifications/1");
+    assert_int_equal(q(st, "SELECT status = 'SENT' FROM notifications"), 1);
+    assert_int_equal(q(st, "SELECT attempts FROM notifications"), 3);
+    assert_int_equal(q(st, "SELECT sent_at FROM notifications"), T0 + 3 * S);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + 100 * S, 100, &sent), CC_OK);
+    assert_int_equal(sent, 0);
+    assert_int_equal(pub.calls, 3);
+
+    /* A channel that never works: FAILED after CC_NOTIFY_MAX_ATTEMPTS, then left alone. */
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_notify_system(st, 2, "Again", "x", T0), CC_OK);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    pub.calls = 0;
+    pub.fail_left = 1000;
+    {
+        int64_t t = T0;
+
+        for (int i = 1; i <= CC_NOTIFY_MAX_ATTEMPTS; i++) {
+            assert_int_equal(cc_notify_deliver(st, &ch, t, 100, NULL), CC_OK);
+            t += cc_notify_backoff_ms(i);
+        }
+        assert_int_equal(cc_notify_deliver(st, &ch, t + 3600 * S, 100, NULL), CC_OK);
+    }
+    assert_int_equal(pub.calls, CC_NOTIFY_MAX_ATTEMPTS);
+    assert_int_equal(q(st, "SELECT status = 'FAILED' FROM notifications WHERE user_id = 2"), 1);
+    assert_int_equal(q(st, "SELECT last_error IS NOT NULL FROM notifications WHERE user_id = 2"),
+                     1);
+    assert_int_equal(cc_notify_backoff_ms(1), 1000);
+    assert_int_equal(cc_notify_backoff_ms(3), 4000);
+    assert_int_equal(cc_notify_backoff_ms(30), CC_NOTIFY_BACKOFF_MAX_MS);
+}
+
+static void test_notify_deliver_alert_events(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels ch = {.publish = fake_publish};
+    struct cc_notify_channels none = {0};
+    int sent = 0;
+
+    memset(&pub, 0, sizeof pub);
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1);
+    /* With no channel at all the inbox row is all there is: SENT at once. */
+    assert_int_equal(cc_notify_deliver(st, &none, T0, 100, &sent), CC_OK);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE status = 'SENT'"), 2);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'PENDING'"), 1);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, &sent), CC_OK);
+    assert_int_equal(sent, 1);
+    assert_string_equal(pub.topics[0], "alerts/2");
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'"), 1);
+}
+
+static void test_notify_signature(void **state)
+{
+    char sig[CC_NOTIFY_SIGNATURE_LEN];
+    const char *body = "The quick brown fox jumps over the lazy dog";
+
+    (void)state;
+    cc_notify_signature("key", body, strlen(body), sig);
+    assert_string_equal(sig, "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+}
+
+static void test_alerts_api_resolve_ack_access(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_principal customer = {1, CC_ROLE_CUSTOMER};
+    struct cc_principal other = {5, CC_ROLE_CUSTOMER};
+    struct cc_principal tech2 = {3, CC_ROLE_TECHNICIAN};
+    struct cc_principal admin = {4, CC_ROLE_ADMIN};
+    struct cc_alert_filter f;
+    struct cc_page pg = {50, 0};
+    cJSON *out = NULL, *err = NULL, *body = cJSON_Parse("{\"note\":\"door fixed\"}");
+    int64_t id;
+
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1);
+    id = q(st, "SELECT id FROM alerts");
+    assert_int_equal(cc_alerts_get(st, &other, id, &out), CC_ERR_NOT_FOUND);
+    assert_int_equal(cc_alerts_get(st, &tech2, id, &out), CC_ERR_NOT_FOUND);
+    assert_int_equal(cc_alerts_resolve(st, &other, id, body, &out, &err), CC_ERR_NOT_FOUND);
+    assert_int_equal(cc_alerts_acknowledge(st, &customer, id, &out, &err), CC_OK);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(out, "status")), "ACTIVE");
+    assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItem(out, "acknowledgedAt")));
+    cJSON_Delete(out);
+    out = NULL;
+
+    assert_int_equal(cc_alerts_filter_parse("status=ACTIVE&type=HIGH_TEMP&coldCellId=2", &f, &err),
+                     CC_OK);
+    assert_int_equal(cc_alerts_list(st, &customer, &f, &pg, &out), CC_OK);
+    assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(out, "total")), 1);
+    cJSON_Delete(out);
+    out = NULL;
+    assert_int_equal(cc_alerts_list(st, &other, &f, &pg, &out), CC_OK);
+    assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(out, "total")), 0);
+    cJSON_Delete(out);
+    out = NULL;
+    assert_int_equal(cc_alerts_filter_parse("status=OPEN", &f, &err), CC_ERR_VALIDATION);
+    cJSON_Delete(err);
+    err = NULL;
+
+    assert_int_equal(cc_alerts_resolve(st, &customer, id, body, &out, &err), CC_OK);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(out, "status")), "RESOLVED");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(out, "resolutionNote")),
+                        "door fixed");
+    assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(out, "resolvedBy")), 1);
+    cJSON_Delete(out);
+    out = NULL;
+    assert_int_equal(NOTES("ALERT_RESOLVED"), 2);
+    assert_int_equal(cc_alerts_resolve(st, &admin, id, NULL, &out, &err), CC_ERR_CONFLICT);
+    cJSON_Delete(err);
+    err = NULL;
+    assert_int_equal(NOTES("ALERT_RESOLVED"), 2);
+    assert_int_equal(cc_alerts_acknowledge(st, &admin, id, &out, &err), CC_ERR_CONFLICT);
+    cJSON_Delete(err);
+    err = NULL;
+    assert_int_equal(q(st, "SELECT count(*) FROM audit_log WHERE entity = 'alert'"), 2);
+
+    /* Notifications: one's own only. */
+    assert_int_equal(cc_notifications_list(st, &customer, &pg, &out), CC_OK);
+    assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(out, "total")), 2);
+    id = (int64_t)cJSON_GetNumberValue(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(out, "items"), 0), "id"));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                            cJSON_GetArrayItem(cJSON_GetObjectItem(out, "items"), 0), "kind")),
+                        "ALERT_RESOLVED");
+    cJSON_Delete(out);
+    out = NULL;
+    assert_int_equal(cc_notifications_read(st, &other, id, &out), CC_ERR_NOT_FOUND);
+    assert_int_equal(cc_notifications_read(st, &admin, id, &out), CC_ERR_NOT_FOUND);
+    assert_int_equal(cc_notifications_read(st, &customer, id, &out), CC_OK);
+    assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItem(out, "readAt")));
+    cJSON_Delete(out);
+    cJSON_Delete(body);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_alert_high_hysteresis_autoresolve),
+        T(test_alert_low_temp),
+        T(test_alert_delay_survives_restart),
+        T(test_alert_late_reading_changes_nothing),
+        T(test_alert_power_loss),
+        T(test_alert_raise_dedupes),
+        T(test_jobs_offline_sensor_error),
+        T(test_jobs_escalate_once),
+        T(test_jobs_daily_report),
+        T(test_notify_deliver_retries_with_backoff),
+        T(test_notify_deliver_alert_events),
+        T(test_notify_signature),
+        T(test_alerts_api_resolve_ack_access),
+    };
+
+    cc_log_init("test_alert", CC_LOG_ERROR, 0);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,357 @@
+/* bench_query.c - the readings query benchmark (issue 5), driven by bench_query.sh.
+ *
+ *   bench_query build DB   makes DB (if it is not already complete): 1000 devices in
+ *                          1000 cells, over 10 million readings in 30 days; the
+ *                          benchmark cell has one reading a minute (43,200); rollups
+ *                          rebuilt from the raw rows. Prints "cell FROM TO".
+ *   bench_query run DB     times the 30-day query of that cell: 100 runs through
+ *                          cc_query_readings, the raw computation and the plain GROUP BY,
+ *                          and checks that the answers agree. Prints "bench:" lines.
+ * Run it on a database nothing else writes to. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cc_crypto.h"
+#include "cc_db.h"
+#include "cc_log.h"
+#include "cc_query.h"
+#include "cc_rc.h"
+#include "cc_sql.h"
+#include "cc_time.h"
+
+#define DEVICES 1000
+#define SPAN_MS (30LL * 86400000)
+#define MAIN_EVERY_MS 60000LL    /* the benchmark cell: one reading a minute */
+#define OTHER_EVERY_MS 259000LL  /* the 999 others: about 10,000 readings each */
+#define COMMIT_EVERY 500000      /* rows per transaction while building */
+#define RUNS 100
+#define GROUPBY_RUNS 20
+#define WARMUP 5                 /* untimed runs first: the page cache warms up */
+
+static double now_ms_f(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, int n, double p)
+{
+    int i = (int)ceil(p / 100.0 * n) - 1;
+
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return v[i < 0 ? 0 : i];
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "bench_query: %s: %s\n", sql, msg ? msg : "?");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t one_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+static uint64_t rng = 0xB5AD4ECEDA1CE2A9ULL;
+
+static double unit(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+/* A freezer at -18 °C with noise and, now and then, a door left open (up to -12). */
+static double temp_at(int64_t ts, int dev)
+{
+    double t = -18.0 + 0.8 * sin((double)ts / 5.4e6 + dev) + 0.4 * (unit() - 0.5);
+    int64_t hour = ts / 3600000;
+
+    if ((hour + dev) % 29 == 0 && ts % 3600000 < 900000)
+        t += 6.0 * (double)(ts % 3600000) / 900000.0;
+    return round(t * 100.0) / 100.0;
+}
+
+static int build(const char *path)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    sqlite3 *db = NULL;
+    sqlite3_stmt *ins = NULL;
+    int64_t end_ms, from_ms, rows = 0, loc;
+    double t0 = now_ms_f();
+    int rc = 1;
+
+    if (cc_db_open(path, CC_DB_CREATE | CC_DB_MIGRATE, &db) != CC_OK)
+        return 1;
+    if (one_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'bench_meta'") == 1 &&
+        one_int(db, "SELECT count(*) FROM bench_meta WHERE complete = 1") == 1) {
+        /* Reuse the raw rows; rebuild the rollups if the schema moved since. */
+        if (one_int(db, "SELECT schema_version FROM bench_meta") != cc_db_latest_version()) {
+            char sql[96];
+
+            fprintf(stderr, "bench_query: schema changed: rebuilding the rollups\n");
+            snprintf(sql, sizeof sql, "UPDATE bench_meta SET schema_version = %d",
+                     cc_db_latest_version());
+            if (exec(db, "BEGIN") || exec(db, "DELETE FROM readings_5m") ||
+                exec(db, "DELETE FROM readings_30m") || cc_query_rollup_rebuild(db, 0) != CC_OK ||
+                exec(db, sql) || exec(db, "COMMIT")) {
+                cc_db_close(db);
+                return 1;
+            }
+        }
+        cc_db_close(db);
+        return 0;
+    }
+    /* Not complete (absent, or an interrupted build): start from an empty file. */
+    cc_db_close(db);
+    db = NULL;
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        char f[4096];
+
+        snprintf(f, sizeof f, "%s%s", path, suffix[i]);
+        remove(f);
+    }
+    if (cc_db_open(path, CC_DB_CREATE | CC_DB_MIGRATE, &db) != CC_OK)
+        return 1;
+    /* Bulk load: no journal, no sync; the file is thrown away if this is interrupted. */
+    if (exec(db, "PRAGMA journal_mode = OFF") || exec(db, "PRAGMA synchronous = OFF") ||
+        exec(db, "PRAGMA cache_size = -262144") ||
+        exec(db, "CREATE TABLE bench_meta (cell INTEGER, from_ms INTEGER, to_ms INTEGER,"
+                 " complete INTEGER, schema_version INTEGER)"))
+        goto out;
+    if (one_int(db, "SELECT count(*) FROM users WHERE email = 'bench@example.com'") == 0 &&
+        exec(db, "INSERT INTO users (email, password_hash, role, name, created_at)"
+                 " VALUES ('bench@example.com', '-', 'CUSTOMER', 'Bench', 0)"))
+        goto out;
+    if (exec(db, "BEGIN") ||
+        exec(db, "INSERT INTO locations (customer_id, name, created_at) SELECT id,"
+                 " 'Bench warehouse', 0 FROM users WHERE email = 'bench@example.com'"))
+        goto out;
+    loc = sqlite3_last_insert_rowid(db);
+    end_ms = cc_now_ms() / 60000 * 60000;
+    from_ms = end_ms - SPAN_MS;
+    for (int d = 0; d < DEVICES; d++) {
+        sqlite3_stmt *s = NULL;
+        char sql[256];
+        int64_t cell, dev;
+
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO cold_cells (location_id, name, min_temp, max_temp, created_at)"
+                 " VALUES (%lld, 'Bench freezer %d', -25, -15, 0)",
+                 (long long)loc, d);
+        if (exec(db, sql))
+            goto out;
+        cell = sqlite3_last_insert_rowid(db);
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, api_key_prefix,"
+                 " status, created_at) VALUES ('BENCH-%04d', %lld, '-', '-', 'ONLINE', 0)",
+                 d, (long long)cell);
+        if (exec(db, sql))
+            goto out;
+        dev = sqlite3_last_insert_rowid(db);
+        if (d == 0 && sqlite3_prepare_v2(db,
+                                         "INSERT INTO bench_meta VALUES (?1, ?2, ?3, 0, ?4)", -1,
+                                         &s, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(s, 1, cell);
+            sqlite3_bind_int64(s, 2, from_ms);
+            sqlite3_bind_int64(s, 3, end_ms);
+            sqlite3_bind_int(s, 4, cc_db_latest_version());
+            sqlite3_step(s);
+        }
+        sqlite3_finalize(s);
+        if (ins == NULL &&
+            sqlite3_prepare_v2(db,
+                               "INSERT INTO readings (device_id, cold_cell_id, ts, temperature,"
+                               " humidity, power_status, door_status, battery_level, received_at)"
+                               " VALUES (?1, ?2, ?3, ?4, 60, 1, 0, 90, ?3)",
+                               -1, &ins, NULL) != SQLITE_OK)
+            goto out;
+        /* Device by device, ts ascending: both indexes grow at their ends. */
+        for (int64_t ts = from_ms + (d == 0 ? 0 : (d * 7919) % OTHER_EVERY_MS); ts < end_ms;
+             ts += d == 0 ? MAIN_EVERY_MS : OTHER_EVERY_MS) {
+            sqlite3_bind_int64(ins, 1, dev);
+            sqlite3_bind_int64(ins, 2, cell);
+            sqlite3_bind_int64(ins, 3, ts);
+            sqlite3_bind_double(ins, 4, temp_at(ts, d));
+            if (sqlite3_step(ins) != SQLITE_DONE) {
+                fprintf(stderr, "bench_query: insert: %s\n", sqlite3_errmsg(db));
+                goto out;
+            }
+            sqlite3_reset(ins);
+            if (++rows % COMMIT_EVERY == 0 && (exec(db, "COMMIT") || exec(db, "BEGIN")))
+                goto out;
+        }
+    }
+    fprintf(stderr, "bench_query: %lld readings in %.1f s; rollups...\n", (long long)rows,
+            (now_ms_f() - t0) / 1e3);
+    if (cc_query_rollup_rebuild(db, 0) != CC_OK)
+        goto out;
+    if (exec(db, "UPDATE bench_meta SET complete = 1") || exec(db, "COMMIT") ||
+        exec(db, "ANALYZE") || exec(db, "PRAGMA journal_mode = WAL"))
+        goto out;
+    fprintf(stderr, "bench_query: built %s in %.1f s\n", path, (now_ms_f() - t0) / 1e3);
+    rc = 0;
+out:
+    sqlite3_finalize(ins);
+    cc_db_close(db);
+    return rc;
+}
+
+/* Gives the bench user a password, for bench_query.sh's HTTP runs. */
+static int set_password(sqlite3 *db, const char *pw)
+{
+    char hash[CC_PASSWORD_HASH_MAX];
+    sqlite3_stmt *s = NULL;
+    int rc = -1;
+
+    if (cc_password_hash(pw, hash, sizeof hash) != CC_OK)
+        return -1;
+    if (sqlite3_prepare_v2(db, "UPDATE users SET password_hash = ?1"
+                               " WHERE email = 'bench@example.com'",
+                           -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_DONE)
+        rc = 0;
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int same(const struct cc_query_result *a, const struct cc_query_result *b)
+{
+    if (a->stats.count != b->stats.count || a->stats.sum_q != b->stats.sum_q ||
+        a->stats.mkt_hi != b->stats.mkt_hi || a->stats.mkt_lo != b->stats.mkt_lo ||
+        a->stats.oor_ms != b->stats.oor_ms || a->stats.min != b->stats.min ||
+        a->stats.max != b->stats.max || a->n != b->n)
+        return 0;
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->series[i].t_ms != b->series[i].t_ms || a->series[i].count != b->series[i].count ||
+            a->series[i].sum_q != b->series[i].sum_q || a->series[i].min != b->series[i].min ||
+            a->series[i].max != b->series[i].max)
+            return 0;
+    }
+    return 1;
+}
+
+static int run(const char *path)
+{
+    static const char groupby_sql[] =
+        "SELECT ts / 7200000, min(temperature), max(temperature), avg(temperature), count(*)"
+        " FROM readings WHERE cold_cell_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY ts / 7200000";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *gb = NULL;
+    struct cc_query_range rg;
+    struct cc_query_result res, raw;
+    double t_common[RUNS], t_raw[GROUPBY_RUNS], t_gb[GROUPBY_RUNS];
+    int64_t cell, from_ms, to_ms;
+    char f[CC_ISO8601_LEN], t[CC_ISO8601_LEN];
+    const char *pw;
+    int ok;
+
+    if (cc_db_open(path, CC_DB_MIGRATE, &db) != CC_OK)
+        return 1;
+    cc_sql_cache_enable(); /* as apid's workers do */
+    cell = one_int(db, "SELECT cell FROM bench_meta WHERE complete = 1");
+    to_ms = one_int(db, "SELECT to_ms FROM bench_meta") - 123457; /* not on a bucket edge */
+    from_ms = to_ms - SPAN_MS;
+    memset(&rg, 0, sizeof rg);
+    rg.from_ms = from_ms;
+    rg.to_ms = to_ms;
+    rg.bucket_ms = 7200000;
+
+    pw = getenv("BENCH_PASSWORD");
+    if (pw != NULL && pw[0] != '\0' && set_password(db, pw) != 0)
+        return 1;
+    for (int i = 0; i < WARMUP; i++) {
+        if (cc_query_readings(db, cell, &rg, -25, -15, &res) != CC_OK)
+            return 1;
+        cc_query_result_free(&res);
+    }
+    for (int i = 0; i < RUNS; i++) {
+        double t0 = now_ms_f();
+
+        if (cc_query_readings(db, cell, &rg, -25, -15, &res) != CC_OK)
+            return 1;
+        t_common[i] = now_ms_f() - t0;
+        if (i + 1 < RUNS)
+            cc_query_result_free(&res);
+    }
+    for (int i = 0; i < GROUPBY_RUNS; i++) {
+        double t0 = now_ms_f();
+
+        if (cc_query_readings_raw(db, cell, &rg, -25, -15, &raw) != CC_OK)
+            return 1;
+        t_raw[i] = now_ms_f() - t0;
+        if (i + 1 < GROUPBY_RUNS)
+            cc_query_result_free(&raw);
+    }
+    if (sqlite3_prepare_v2(db, groupby_sql, -1, &gb, NULL) != SQLITE_OK)
+        return 1;
+    for (int i = 0; i < GROUPBY_RUNS; i++) {
+        double t0 = now_ms_f();
+
+        sqlite3_bind_int64(gb, 1, cell);
+        sqlite3_bind_int64(gb, 2, from_ms);
+        sqlite3_bind_int64(gb, 3, to_ms);
+        while (sqlite3_step(gb) == SQLITE_ROW)
+            ;
+        sqlite3_reset(gb);
+        t_gb[i] = now_ms_f() - t0;
+    }
+    sqlite3_finalize(gb);
+    ok = same(&res, &raw);
+
+    cc_time_format_iso8601(from_ms, f, sizeof f);
+    cc_time_format_iso8601(to_ms, t, sizeof t);
+    printf("bench: query_db_readings %lld\n", (long long)one_int(db, "SELECT max(id) FROM readings"));
+    printf("bench: query_30d_cell_readings %lld\n", (long long)res.stats.count);
+    printf("bench: query_30d_common_p50 %.3f ms\n", pct(t_common, RUNS, 50));
+    printf("bench: query_30d_common_p99 %.3f ms\n", pct(t_common, RUNS, 99));
+    printf("bench: query_30d_raw_compute_p50 %.3f ms\n", pct(t_raw, GROUPBY_RUNS, 50));
+    printf("bench: query_30d_raw_groupby_p50 %.3f ms\n", pct(t_gb, GROUPBY_RUNS, 50));
+    printf("bench: query_30d_groupby_over_common %.1f x\n",
+           pct(t_gb, GROUPBY_RUNS, 50) / pct(t_common, RUNS, 50));
+    printf("bench: query_30d_equals_raw %s\n", ok ? "yes" : "NO");
+    printf("range %lld %s %s\n", (long long)cell, f, t);
+    cc_query_result_free(&res);
+    cc_query_result_free(&raw);
+    cc_sql_cache_clear(db);
+    cc_db_close(db);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    cc_log_init("bench_query", CC_LOG_WARN, 0);
+    if (argc == 3 && strcmp(argv[1], "build") == 0)
+        return build(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "run") == 0)
+        return run(argv[2]);
+    fprintf(stderr, "usage: bench_query build|run DB\n");
+    return 2;
+}
