@@ -17,6 +17,7 @@ WORKDIR /app
 COPY --from=build /src/build/ingestd /src/build/apid /src/build/ccctl \
      /src/build/coldchain_auth.so /app/build/
 COPY broker-config /app/broker-config
+COPY web /app/web
 COPY tools/broker_conf.sh tools/docker-entry.sh /app/tools/
 ENV COLDCHAIN_DB=/data/coldchain.db
 VOLUME /data
