@@ -13,6 +13,7 @@
 #define CC_ACCESS_H
 
 #include <stdint.h>
+#include <cjson/cJSON.h>
 #include "cc_store.h"
 
 /* Roles are bits so that a route can name the set it allows. */
@@ -63,5 +64,14 @@ int cc_access_check(struct cc_store *st, const struct cc_principal *p, int entit
 /* Binds the principal to ?1 and ?2 of a statement built with CC_ACCESS_SQL.
  * SQLITE_OK or an SQLite error. */
 int cc_access_bind(sqlite3_stmt *stmt, const struct cc_principal *p);
+
+struct cc_page;
+/* Answers {"items":[...],"total":N} for an access-scoped list. Both statements take the
+ * principal as ?1/?2 (cc_access_bind) and, when filter > 0, the filter id as ?3; the list
+ * statement also takes limit ?4 and offset ?5. rows turns a row into an item.
+ * CC_OK (*out set), CC_ERR_DB or CC_ERR_NOMEM. */
+int cc_access_list(sqlite3 *db, const char *sql_list, const char *sql_count,
+                   const struct cc_principal *p, int64_t filter, const struct cc_page *pg,
+                   cJSON *(*rows)(sqlite3_stmt *), cJSON **out);
 
 #endif

@@ -72,49 +72,7 @@ int cc_locations_timezone_valid(const char *tz)
 int cc_locations_list(struct cc_store *st, const struct cc_principal *p, int64_t customer_id,
                       const struct cc_page *pg, cJSON **out)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    cJSON *items = NULL, *list;
-    int64_t total = 0;
-    int rc;
-
-    rc = cc_sql_prepare(db, sql_list, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    if (cc_access_bind(stmt, p) != SQLITE_OK ||
-        (customer_id > 0 ? sqlite3_bind_int64(stmt, 3, customer_id) : SQLITE_OK) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 4, pg->limit) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 5, pg->offset) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = cc_sql_collect(db, stmt, location_row, &items);
-    cc_sql_release(stmt);
-    stmt = NULL;
-    if (rc != CC_OK)
-        goto out;
-    rc = cc_sql_prepare(db, sql_count, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    if (cc_access_bind(stmt, p) != SQLITE_OK ||
-        (customer_id > 0 ? sqlite3_bind_int64(stmt, 3, customer_id) : SQLITE_OK) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = cc_sql_int64(db, stmt, &total);
-    if (rc != CC_OK)
-        goto out;
-    list = cc_sql_list_new(items, total);
-    items = NULL;
-    if (list == NULL) {
-        rc = CC_ERR_NOMEM;
-        goto out;
-    }
-    *out = list;
-out:
-    cc_sql_release(stmt);
-    cJSON_Delete(items);
-    return rc;
+    return cc_access_list(cc_store_db(st), sql_list, sql_count, p, customer_id, pg, location_row, out);
 }
 
 static int load(sqlite3 *db, int64_t id, cJSON **out)

@@ -1,5 +1,6 @@
 /* cc_provision.c - checks and inserts new users and devices (ccctl and apid). */
 #include "cc_provision.h"
+#include "cc_input.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -55,51 +56,6 @@ static int problems_finish(struct problems *p, cJSON **err)
     return CC_ERR_VALIDATION;
 }
 
-/* Number of UTF-8 code points in s, or -1 if s is not valid UTF-8 or holds a control
- * character (C0, DEL). */
-static long utf8_text_len(const char *s)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    long n = 0;
-
-    while (*u) {
-        unsigned char c = *u;
-        int extra;
-        unsigned long cp;
-
-        if (c < 0x20 || c == 0x7f)
-            return -1;
-        if (c < 0x80) {
-            u++;
-            n++;
-            continue;
-        }
-        if ((c & 0xe0) == 0xc0) {
-            extra = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            extra = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return -1;
-        }
-        u++;
-        for (int i = 0; i < extra; i++, u++) {
-            if ((*u & 0xc0) != 0x80)
-                return -1;
-            cp = (cp << 6) | (*u & 0x3f);
-        }
-        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
-            (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-            return -1;
-        n++;
-    }
-    return n;
-}
-
 /* 1 if email has the shape local@domain.tld: one '@', a non-empty local part, a
  * domain holding a dot that neither starts nor ends it, no spaces or control
  * characters, at most CC_EMAIL_MAX bytes. */
@@ -118,7 +74,7 @@ static int email_valid(const char *email)
         if (*u <= 0x20 || *u == 0x7f)
             return 0;
     }
-    if (utf8_text_len(email) < 0)
+    if (cc_input_utf8_len(email) < 0)
         return 0;
     domain = at + 1;
     dot = strchr(domain, '.');
@@ -210,7 +166,7 @@ int cc_provision_user(struct cc_store *st, const char *email, const char *passwo
     else if (!role_valid(role))
         problem(&p, "role", "invalid", "role must be CUSTOMER, TECHNICIAN or ADMIN");
 
-    name_len = name == NULL ? 0 : utf8_text_len(name);
+    name_len = name == NULL ? 0 : cc_input_utf8_len(name);
     if (name == NULL || *name == '\0')
         problem(&p, "name", "required", "name is required");
     else if (name_len < 0)
@@ -335,7 +291,7 @@ int cc_provision_device(struct cc_store *st, int64_t cold_cell_id, const char *s
     if (firmware != NULL && *firmware == '\0')
         firmware = NULL;
     if (firmware != NULL) {
-        long n = utf8_text_len(firmware);
+        long n = cc_input_utf8_len(firmware);
 
         if (n < 0)
             problem(&p, "firmwareVersion", "invalid",
