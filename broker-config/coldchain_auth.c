@@ -34,7 +34,9 @@
  * Never logs a password, a key or a key hash.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -49,6 +51,7 @@
 #define AUTH_MAX_SERIAL 128       /* bytes; longer usernames are never devices */
 #define AUTH_MAX_OPERATORS 64     /* usernames read from the operators file */
 #define AUTH_MAX_LINE 1024        /* bytes per line of the operators file */
+#define AUTH_SESSION_BUCKETS 4096 /* hash buckets of the connected-device table */
 
 static const char *const find_device_sql =
     "SELECT api_key_hash FROM devices WHERE serial_number = ?1";
@@ -63,6 +66,64 @@ struct auth_state {
 };
 
 static struct auth_state state;
+
+/* The key hash each connected device logged in with. Every ACL check compares it with the
+ * hash in the database, so a regenerated key cuts off a device that is already connected
+ * at its next publish or delivery, not only at its next CONNECT. Keyed by the broker's
+ * client pointer; an entry goes on DISCONNECT (and a reused pointer is overwritten by its
+ * own BASIC_AUTH first). The broker is single-threaded: no lock. */
+struct session {
+    struct session *next;
+    const struct mosquitto *client;
+    char hash_hex[CC_SHA256_HEX_LEN];
+};
+static struct session *sessions[AUTH_SESSION_BUCKETS];
+
+static struct session **session_slot(const struct mosquitto *client)
+{
+    uintptr_t h = (uintptr_t)client;
+    struct session **pp = &sessions[(h >> 4) % AUTH_SESSION_BUCKETS];
+
+    while (*pp && (*pp)->client != client)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Records client's key hash. 0, or -1 when out of memory (the login is then refused). */
+static int session_put(const struct mosquitto *client, const char *hash_hex)
+{
+    struct session **pp = session_slot(client);
+
+    if (*pp == NULL) {
+        *pp = calloc(1, sizeof(**pp));
+        if (*pp == NULL)
+            return -1;
+        (*pp)->client = client;
+    }
+    memcpy((*pp)->hash_hex, hash_hex, CC_SHA256_HEX_LEN);
+    return 0;
+}
+
+static void session_drop(const struct mosquitto *client)
+{
+    struct session **pp = session_slot(client);
+    struct session *s = *pp;
+
+    if (s) {
+        *pp = s->next;
+        free(s);
+    }
+}
+
+static void sessions_free(void)
+{
+    for (int i = 0; i < AUTH_SESSION_BUCKETS; i++)
+        while (sessions[i]) {
+            struct session *s = sessions[i];
+            sessions[i] = s->next;
+            free(s);
+        }
+}
 
 /* 1 if username is an operator's (listed in the password file), else 0. */
 static int is_operator(const char *username)
@@ -182,6 +243,20 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     if (ed->password == NULL || !cc_api_key_matches(ed->password, hash_hex)) {
         return MOSQ_ERR_AUTH;
     }
+    if (session_put(ed->client, hash_hex) != 0) {
+        return MOSQ_ERR_AUTH;
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+/* MOSQ_EVT_DISCONNECT: forget the session's key hash. */
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+    struct mosquitto_evt_disconnect *ed = event_data;
+
+    (void)event;
+    (void)userdata;
+    session_drop(ed->client);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -211,12 +286,20 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     struct mosquitto_evt_acl_check *ed = event_data;
     const char *serial;
     const char *rest = NULL;
+    char hash_hex[CC_SHA256_HEX_LEN];
+    struct session *s;
 
     (void)event;
     (void)userdata;
     serial = mosquitto_client_username(ed->client);
-    if (serial == NULL || ed->topic == NULL || find_device(serial, NULL) != 1) {
+    if (serial == NULL || ed->topic == NULL || find_device(serial, hash_hex) != 1) {
         return MOSQ_ERR_PLUGIN_DEFER;
+    }
+    /* The key this device logged in with must still be its key (hashes are public-length
+     * hex of equal size; a plain compare leaks nothing about the key itself). */
+    s = *session_slot(ed->client);
+    if (s == NULL || strcmp(s->hash_hex, hash_hex) != 0) {
+        return MOSQ_ERR_ACL_DENIED;
     }
     /* A serial that holds a topic separator or wildcard could widen the prefix test. */
     if (serial[0] == '\0' || strpbrk(serial, "/+#") != NULL) {
@@ -301,6 +384,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     rc = mosquitto_callback_register(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, NULL);
     if (rc != MOSQ_ERR_SUCCESS) {
         mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+        goto fail_registered;
+    }
+    rc = mosquitto_callback_register(state.pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+        mosquitto_callback_unregister(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+    sessions_free();
         goto fail_registered;
     }
     mosquitto_log_printf(MOSQ_LOG_NOTICE,

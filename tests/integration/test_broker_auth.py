@@ -296,6 +296,26 @@ def case_key_change_without_reload(ctx):
     c.close()
 
 
+def case_key_change_cuts_connected_device(ctx):
+    # A device already connected with a key that is then regenerated loses access at its
+    # next publish: the plugin compares the login's key hash with the database's.
+    c = Client(ctx.port, DEV_A, KEY_A2)
+    check(c.connect() == CONNACK_ACCEPTED, "current key refused")
+    c.publish("devices/%s/readings" % DEV_A, "before-second-rotation")
+    ctx.op.wait_message("devices/%s/readings" % DEV_A, "before-second-rotation")
+    ctx.db.execute("UPDATE devices SET api_key_hash = ? WHERE serial_number = ?",
+                   (sha256_hex("e" * 64), DEV_A))
+    c.publish("devices/%s/readings" % DEV_A, "with-revoked-key")
+    c.wait_disconnected()
+    time.sleep(0.5)
+    check(("devices/%s/readings" % DEV_A, "with-revoked-key") not in
+          ctx.op.received("devices/%s/readings" % DEV_A),
+          "a publish with a revoked key was delivered")
+    c.close()
+    ctx.db.execute("UPDATE devices SET api_key_hash = ? WHERE serial_number = ?",
+                   (sha256_hex(KEY_A2), DEV_A))
+
+
 def case_operator_not_a_device_uses_files(ctx):
     # ingestd is in passwd and acl and in no devices row: it connected, subscribed to
     # devices/# and received readings above. Here: a fresh connection and its acl rights.
@@ -391,6 +411,7 @@ def main():
             ("cross_device_publish_dropped", case_cross_device_publish_dropped),
             ("device_subscribe_scoped", case_device_subscribe_scoped),
             ("key_change_without_reload", case_key_change_without_reload),
+            ("key_change_cuts_connected_device", case_key_change_cuts_connected_device),
             ("operator_not_a_device_uses_files", case_operator_not_a_device_uses_files),
             ("device_named_like_operator", case_device_named_like_operator),
             ("device_deleted_loses_access", case_device_deleted_loses_access),
