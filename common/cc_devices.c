@@ -1,6 +1,7 @@
 /* cc_devices.c - devices: list, get, create, update, delete, new key, key check. */
 #include "cc_devices.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -11,6 +12,7 @@
 #include "cc_error.h"
 #include "cc_input.h"
 #include "cc_provision.h"
+#include "cc_query.h"
 #include "cc_rc.h"
 #include "cc_validate.h"
 
@@ -229,11 +231,57 @@ end:
     return CC_OK;
 }
 
+/* The cells a device's readings sit in, with the time span of those readings. */
+struct span {
+    int64_t cell, from, to;
+};
+
+/* Lists the spans of device id's readings; *out is malloc'd (NULL when none). */
+static int reading_spans(sqlite3 *db, int64_t id, struct span **out, size_t *n)
+{
+    static const char sql[] = "SELECT cold_cell_id, MIN(ts), MAX(ts) FROM readings"
+                              " WHERE device_id = ?1 GROUP BY cold_cell_id";
+    sqlite3_stmt *stmt = NULL;
+    struct span *v = NULL;
+    size_t cnt = 0;
+    int src, rc = cc_sql_prepare(db, sql, &stmt);
+
+    if (rc == CC_OK && sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK)
+        rc = CC_ERR_DB;
+    while (rc == CC_OK && (src = sqlite3_step(stmt)) != SQLITE_DONE) {
+        struct span *grown;
+        if (src != SQLITE_ROW) {
+            rc = cc_sql_step_rc(db, src, "device reading spans");
+            break;
+        }
+        grown = realloc(v, (cnt + 1) * sizeof(*v));
+        if (grown == NULL) {
+            rc = CC_ERR_NOMEM;
+            break;
+        }
+        v = grown;
+        v[cnt].cell = sqlite3_column_int64(stmt, 0);
+        v[cnt].from = sqlite3_column_int64(stmt, 1);
+        v[cnt].to = sqlite3_column_int64(stmt, 2);
+        cnt++;
+    }
+    cc_sql_release(stmt);
+    if (rc != CC_OK) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return CC_OK;
+}
+
 int cc_devices_delete(struct cc_store *st, const struct cc_principal *p, int64_t id)
 {
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
     cJSON *before = NULL;
+    struct span *spans = NULL;
+    size_t n_spans = 0;
     int rc;
 
     rc = cc_db_begin(db);
@@ -243,14 +291,20 @@ int cc_devices_delete(struct cc_store *st, const struct cc_principal *p, int64_t
     if (rc == CC_OK)
         rc = load(db, id, &before);
     if (rc == CC_OK)
+        rc = reading_spans(db, id, &spans, &n_spans);
+    if (rc == CC_OK)
         rc = cc_sql_prepare(db, sql_delete, &stmt);
     if (rc == CC_OK)
         rc = sqlite3_bind_int64(stmt, 1, id) == SQLITE_OK ? cc_sql_exec(db, stmt) : CC_ERR_DB;
+    /* The cascade removed the device's readings: the cells' rollups must forget them. */
+    for (size_t i = 0; rc == CC_OK && i < n_spans; i++)
+        rc = cc_query_rollup_rebuild_span(db, spans[i].cell, spans[i].from, spans[i].to);
     if (rc == CC_OK)
         rc = cc_audit_append(st, p->user_id, "delete", "device", id, before, NULL);
     cc_sql_release(stmt);
     rc = cc_sql_end(db, rc);
     cJSON_Delete(before);
+    free(spans);
     return rc;
 }
 

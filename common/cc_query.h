@@ -89,6 +89,10 @@ int cc_query_rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, dou
  * bucket that retention has thinned is rewritten from what is left: use it after bulk
  * loads, not on old data. The caller holds a write transaction. CC_OK or CC_ERR_DB. */
 int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id);
+/* Rewrites one cell's rollups over the half-hours covering from_ts..to_ts from the raw
+ * readings left there (after a device and its readings were deleted). The caller holds
+ * a write transaction. CC_OK, CC_ERR_VALIDATION or CC_ERR_DB. */
+int cc_query_rollup_rebuild_span(sqlite3 *db, int64_t cell_id, int64_t from_ts, int64_t to_ts);
 
 /* Reads range=24h|7d|30d or from=&to= (ISO-8601) from a query string; no parameter
  * means range=24h ending at now_ms. The bucket of a from/to span: up to 1 day 5 min,

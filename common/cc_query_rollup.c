@@ -195,10 +195,13 @@ static int flush(sqlite3 *db, sqlite3_stmt *ins, struct acc *a)
     return rc;
 }
 
-int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id)
+/* Rebuilds from raw readings: every cell (cell_id 0), or one cell's readings with
+ * from_ts <= ts < to_ts. */
+static int rebuild(sqlite3 *db, int64_t cell_id, int64_t from_ts, int64_t to_ts)
 {
     static const char one_sql[] = "SELECT cold_cell_id, ts, temperature FROM readings"
-                                  " WHERE cold_cell_id = ?1 ORDER BY cold_cell_id, ts";
+                                  " WHERE cold_cell_id = ?1 AND ts >= ?2 AND ts < ?3"
+                                  " ORDER BY cold_cell_id, ts";
     static const char all_sql[] = "SELECT cold_cell_id, ts, temperature FROM readings"
                                   " ORDER BY cold_cell_id, ts";
     static const char ins5_sql[] =
@@ -221,7 +224,9 @@ int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id)
         rc = cc_sql_prepare(db, ins30_sql, &ins30);
     if (rc != CC_OK)
         goto out;
-    if (cell_id > 0 && sqlite3_bind_int64(sel, 1, cell_id) != SQLITE_OK) {
+    if (cell_id > 0 && (sqlite3_bind_int64(sel, 1, cell_id) != SQLITE_OK ||
+                        sqlite3_bind_int64(sel, 2, from_ts) != SQLITE_OK ||
+                        sqlite3_bind_int64(sel, 3, to_ts) != SQLITE_OK)) {
         rc = CC_ERR_DB;
         goto out;
     }
@@ -257,4 +262,37 @@ out:
     cc_sql_release(ins5);
     cc_sql_release(ins30);
     return rc;
+}
+
+int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id)
+{
+    return rebuild(db, cell_id, INT64_MIN, INT64_MAX);
+}
+
+int cc_query_rollup_rebuild_span(sqlite3 *db, int64_t cell_id, int64_t from_ts, int64_t to_ts)
+{
+    static const char del5_sql[] = "DELETE FROM readings_5m WHERE cold_cell_id = ?1"
+                                   " AND bucket_ts >= ?2 AND bucket_ts < ?3";
+    static const char del30_sql[] = "DELETE FROM readings_30m WHERE cold_cell_id = ?1"
+                                    " AND bucket_ts >= ?2 AND bucket_ts < ?3";
+    /* Whole half-hours, so every five-minute bucket inside is rewritten too. */
+    int64_t lo = bucket_of(from_ts, CC_ROLLUP_COARSE_MS);
+    int64_t hi = bucket_of(to_ts, CC_ROLLUP_COARSE_MS) + CC_ROLLUP_COARSE_MS;
+    const char *dels[2] = {del5_sql, del30_sql};
+    int rc = CC_OK;
+
+    if (cell_id <= 0 || from_ts > to_ts)
+        return CC_ERR_VALIDATION;
+    for (int i = 0; i < 2 && rc == CC_OK; i++) {
+        sqlite3_stmt *stmt = NULL;
+        rc = cc_sql_prepare(db, dels[i], &stmt);
+        if (rc == CC_OK && (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
+                            sqlite3_bind_int64(stmt, 2, lo) != SQLITE_OK ||
+                            sqlite3_bind_int64(stmt, 3, hi) != SQLITE_OK))
+            rc = CC_ERR_DB;
+        if (rc == CC_OK)
+            rc = cc_sql_exec(db, stmt);
+        cc_sql_release(stmt);
+    }
+    return rc == CC_OK ? rebuild(db, cell_id, lo, hi) : rc;
 }

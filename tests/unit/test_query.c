@@ -11,7 +11,9 @@
 
 #include <cmocka.h>
 
+#include "cc_access.h"
 #include "cc_db.h"
+#include "cc_devices.h"
 #include "cc_error.h"
 #include "cc_log.h"
 #include "cc_query.h"
@@ -337,6 +339,31 @@ static void test_query_rollup_equals_raw_random(void **state)
         both(st, &rg, lo, hi, &res);
         cc_query_result_free(&res);
     }
+}
+
+static void test_query_device_delete_updates_rollups(void **state)
+{
+    struct cc_store *st = *state;
+    sqlite3 *db = cc_store_db(st);
+    struct cc_principal admin = {11, CC_ROLE_ADMIN};
+    struct cc_query_range rg = range_of(T0 - DAY_MS, T0 + 2 * DAY_MS, 300000);
+    struct cc_query_result res;
+
+    /* Two devices share the cell's buckets; device 6 is hotter. */
+    for (int i = 0; i < 600; i++) {
+        put(st, 5, CELL, T0 + i * 60000, 4.0 + (i % 7) * 0.25);
+        put(st, 6, CELL, T0 + i * 60000 + 7, 9.5 + (i % 5) * 0.5);
+    }
+    assert_int_equal(cc_devices_delete(st, &admin, 6), CC_OK);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM readings WHERE device_id = 6"), 0);
+    /* The rollups forgot device 6: they agree with the raw rows bit for bit ... */
+    both(st, &rg, 2.0, 8.0, &res);
+    assert_int_equal(res.stats.count, 600);
+    assert_true(res.stats.max <= 5.5);
+    cc_query_result_free(&res);
+    /* ... and hold exactly device 5's readings. */
+    assert_int_equal(query_int(db, "SELECT sum(count) FROM readings_5m"), 600);
+    assert_int_equal(query_int(db, "SELECT sum(count) FROM readings_30m"), 600);
 }
 
 /* Every exact column of a rollup table, in key order, as one string. */
@@ -665,6 +692,8 @@ int main(void)
         cmocka_unit_test(test_query_range_errors),
         cmocka_unit_test_setup_teardown(test_query_series_alignment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_stats_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_device_delete_updates_rollups, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_query_rollup_equals_raw_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_rollup_upsert_equals_rebuild, setup,
                                         teardown),
