@@ -27,6 +27,7 @@
 #define API_MAX_PARAMS 3       /* :params in one route pattern */
 #define API_PARAM_MAX 72       /* bytes of one path parameter, NUL included */
 #define API_RATE_KEYS 16384    /* client addresses each limiter tracks at once */
+#define API_WS_MAX 32          /* open live-feed WebSockets; each holds a civetweb worker */
 #define API_CORS_MAX_AGE_S 600 /* how long a browser may cache a preflight */
 /* Headers civetweb adds to the static files it serves (the dashboard). */
 #define API_WEB_HEADERS                                                                            \
@@ -87,6 +88,7 @@ struct api_req {
     cJSON *body;             /* parsed body for API_BODY_JSON routes */
     int status;              /* status sent, 0 until an answer went out */
     int must_close;          /* close the connection after the answer */
+    int pass_on;             /* no answer sent: civetweb takes over (WebSocket upgrade) */
     char extra_headers[256]; /* "Name: value\r\n" lines added to the answer */
 };
 
@@ -95,6 +97,9 @@ struct api_req {
  * methods of that path, "GET, POST"). */
 enum api_route_result { API_ROUTE_FOUND, API_ROUTE_NO_PATH, API_ROUTE_NO_METHOD };
 int api_route_find(struct api_req *r, char *allow, size_t allowlen);
+/* The routing table's size and its i-th route (metrics.c labels series with patterns). */
+size_t api_route_count(void);
+const struct api_route *api_route_at(size_t i);
 /* 1 if the path is /health, /ready or /metrics (never rate limited). */
 int api_route_unlimited(const char *path);
 /* 1 if the path is one of the auth routes (RATE_LIMIT_AUTH). */
@@ -187,6 +192,23 @@ int api_notifications_list(struct api_req *r);
 int api_notifications_read(struct api_req *r);
 
 int api_devices_bulk(struct api_req *r); /* h_bulk.c */
+
+/* ws.c: the live feed (docs/websocket.md). api_ws_start registers the /api/ws websocket
+ * handlers on ctx and starts the MQTT subscriber (after mg_start); api_ws_stop ends it
+ * (after mg_stop). api_ws_get is the GET /api/ws route: it checks the token and leaves
+ * the upgrade to civetweb (r->pass_on), or answers 400 / 401 / 503. */
+int api_ws_start(struct mg_context *ctx, const struct api_app *app);
+void api_ws_stop(void);
+int api_ws_get(struct api_req *r);
+
+/* metrics.c: GET /metrics and its counters (lock-free, any thread). api_metrics_init reads
+ * METRICS_ALLOW_REMOTE once: CC_OK or CC_ERR_CONFIG with err naming it. */
+int api_metrics_init(char *err, size_t errlen);
+int api_metrics(struct api_req *r);
+void api_metrics_request(const struct api_req *r, int status, double seconds);
+void api_metrics_rate_limited(void);
+void api_metrics_ws_open(int delta);
+void api_metrics_ws_sent(void);
 int api_openapi(struct api_req *r);      /* h_openapi.c */
 
 #endif

@@ -70,6 +70,10 @@ int main(int argc, char **argv)
                 CC_JWT_KEY_MIN);
         return 2;
     }
+    if (api_metrics_init(err, sizeof err) != CC_OK) {
+        fprintf(stderr, "apid: configuration error: %s\n", err);
+        return 2;
+    }
     if (api_static_init(err, sizeof err) != CC_OK) {
         fprintf(stderr, "apid: configuration error: %s\n", err);
         return 2;
@@ -104,7 +108,8 @@ int main(int argc, char **argv)
     }
 
     snprintf(ports, sizeof ports, "%s:%d", app.cfg.http_bind, app.cfg.http_port);
-    snprintf(threads, sizeof threads, "%d", API_NUM_THREADS);
+    /* Each live-feed WebSocket holds a worker for its life: API_WS_MAX more of them. */
+    snprintf(threads, sizeof threads, "%d", API_NUM_THREADS + API_WS_MAX);
     /* The web dashboard (static.c): files only, no listing, no CGI or SSI. */
     const char *web = api_static_dir();
     /* Name, value pairs. */
@@ -116,6 +121,8 @@ int main(int argc, char **argv)
         "keep_alive_timeout_ms", "5000",
         "request_timeout_ms", "10000",
         "tcp_nodelay", "1",
+        "websocket_timeout_ms", "30000",
+        "enable_websocket_ping_pong", "yes",
         "enable_directory_listing", "no",
         "index_files", "index.html",
         "cgi_pattern", "",
@@ -139,7 +146,8 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    cc_log_info("started", "listening on http://%s threads=%d db=%s", ports, API_NUM_THREADS,
+    api_ws_start(ctx, &app); /* without it apid still serves HTTP; /api/ws answers 503 */
+    cc_log_info("started", "listening on http://%s threads=%d db=%s", ports, API_NUM_THREADS + API_WS_MAX,
                 app.cfg.db_path);
 
     while (!stop_requested) {
@@ -153,6 +161,7 @@ int main(int argc, char **argv)
 out:
     if (ctx != NULL)
         mg_stop(ctx);
+    api_ws_stop();
     mg_exit_library();
     cc_ratelimit_free(app.limit_api);
     cc_ratelimit_free(app.limit_auth);

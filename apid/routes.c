@@ -9,7 +9,10 @@
 static const struct api_route routes[] = {
     {"GET", "/health", api_health, API_PUBLIC | API_UNLIMITED, 0},
     {"GET", "/ready", api_ready, API_PUBLIC | API_UNLIMITED, 0},
+    {"GET", "/metrics", api_metrics, API_PUBLIC | API_UNLIMITED, 0}, /* loopback: metrics.c */
     {"GET", "/api/openapi.json", api_openapi, API_PUBLIC, 0},
+    /* The live feed: token in ?token=, checked by the handler (ws.c). */
+    {"GET", "/api/ws", api_ws_get, API_PUBLIC, 0},
 
     {"POST", "/api/auth/login", api_auth_login, API_PUBLIC | API_BODY_JSON | API_LIMIT_AUTH, 0},
     {"POST", "/api/auth/refresh", api_auth_refresh, API_PUBLIC | API_BODY_JSON | API_LIMIT_AUTH, 0},
@@ -131,6 +134,16 @@ int api_route_find(struct api_req *r, char *allow, size_t allowlen)
     if (!path_known)
         return API_ROUTE_NO_PATH;
     return API_ROUTE_NO_METHOD;
+}
+
+size_t api_route_count(void)
+{
+    return sizeof routes / sizeof routes[0];
+}
+
+const struct api_route *api_route_at(size_t i)
+{
+    return i < sizeof routes / sizeof routes[0] ? &routes[i] : NULL;
 }
 
 int api_route_unlimited(const char *path)

@@ -275,6 +275,7 @@ static int handle(struct api_req *r)
 
             snprintf(v, sizeof v, "%lld", (long long)retry_s);
             api_add_header(r, "Retry-After", v);
+            api_metrics_rate_limited();
             if (r->ri->content_length > CC_MAX_BODY ||
                 mg_get_header(r->conn, "Transfer-Encoding") != NULL)
                 r->must_close = 1; /* do not read what we refuse */
@@ -298,7 +299,8 @@ static int handle(struct api_req *r)
         break;
     }
 
-    if (r->st == NULL && r->route->fn != api_health && r->route->fn != api_ready)
+    if (r->st == NULL && r->route->fn != api_health && r->route->fn != api_ready &&
+        r->route->fn != api_metrics)
         return api_reply_error(r, CC_ERR_DB, "database unavailable", NULL);
 
     if (!(r->route->flags & API_PUBLIC)) {
@@ -350,13 +352,12 @@ int api_dispatch(struct mg_connection *conn)
     struct api_thread *th = mg_get_thread_pointer(conn);
     struct api_req r;
     struct timespec t0, t1;
-    const char *upgrade = mg_get_header(conn, "Upgrade");
     const char *origin;
+    double secs;
     int status;
 
-    /* WebSocket upgrades go on to civetweb's websocket handlers. */
-    if (upgrade != NULL && strcasecmp(upgrade, "websocket") == 0)
-        return 0;
+    /* WebSocket upgrades take the pipeline too: GET /api/ws (ws.c) checks the token and
+     * leaves the handshake to civetweb's websocket handlers (r.pass_on). */
     /* The dashboard's static files go on to civetweb's file handler (static.c). */
     if (api_static_wanted(ri->request_method, ri->local_uri))
         return 0;
@@ -377,19 +378,26 @@ int api_dispatch(struct mg_connection *conn)
         r.origin = origin;
 
     status = handle_in_read_tx(&r);
-    if (r.status == 0) {
+    if (r.status == 0 && !r.pass_on) {
         /* A handler that forgot to answer is a bug; the client still gets one. */
         cc_log_error("http_no_answer", "%s %s", r.method, r.path);
         status = api_reply_error(&r, CC_ERR_INTERNAL, NULL, NULL);
     }
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (r.route == NULL && status == 429) {
+        char allow[96];
+
+        api_route_find(&r, allow, sizeof allow); /* refused before routing: label it anyway */
+    }
+    api_metrics_request(&r, status, secs);
     cc_log_info("http_request", "method=%s path=%s status=%d duration_ms=%.3f user=%lld addr=%s",
-                r.method, r.path, status,
-                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-                (long long)r.who.user_id, r.addr);
+                r.method, r.path, status, secs * 1e3, (long long)r.who.user_id, r.addr);
     cJSON_Delete(r.body);
     free(r.raw);
+    if (r.pass_on)
+        return 0; /* civetweb goes on with the WebSocket handshake */
     /* A negative answer tells civetweb not to drain an unread body: it closes instead. */
     return r.must_close ? -1 : status;
 }

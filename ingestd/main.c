@@ -244,7 +244,7 @@ int main(void)
         status = 1;
         goto out;
     }
-    if (ingest_metrics_start(d.cfg.ingest_metrics_port, d.writer, &d.counters, &d.metrics) !=
+    if (ingest_metrics_start(d.cfg.ingest_metrics_port, d.cfg.db_path, d.writer, &d.counters, &d.metrics) !=
         CC_OK) {
         status = 1;
         goto out;

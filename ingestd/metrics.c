@@ -7,13 +7,16 @@
 
 #include <civetweb.h>
 
+#include "cc_db.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_stats.h"
 
 #define BODY_MAX (64 * 1024) /* bytes of exposition text */
 
 struct ingest_metrics {
     struct mg_context *ctx;
+    char db_path[4096]; /* alert and notification totals are read at scrape time */
     struct ingest_writer *w;
     struct ingest_mqtt_counters *mq;
 };
@@ -122,6 +125,38 @@ static int handle(struct mg_connection *conn, void *data)
         total ? quantile_ms(lag, total, 0.5) / 1000.0 : 0.0);
     OUT("coldchain_ingest_publish_lag_quantile_seconds{quantile=\"0.99\"} %.3f\n",
         total ? quantile_ms(lag, total, 0.99) / 1000.0 : 0.0);
+
+    /* Alerts and notifications: stored totals (cc_stats.h), one read-only connection. */
+    sqlite3 *db = NULL;
+    struct cc_stats cs;
+    int have = cc_db_open(m->db_path, CC_DB_READONLY, &db) == CC_OK &&
+               cc_stats_load(db, &cs) == CC_OK;
+
+    cc_db_close(db);
+    if (!have) {
+        memset(&cs, 0, sizeof cs);
+        cc_log_warn("metrics_stats_failed", "alert and notification totals unavailable");
+    }
+    OUT("# HELP coldchain_alerts_raised_total Alerts raised, by type (stored rows).\n"
+        "# TYPE coldchain_alerts_raised_total counter\n");
+    for (int i = 0; i < CC_STATS_ALERT_TYPES; i++)
+        OUT("coldchain_alerts_raised_total{type=\"%s\"} %llu\n", cc_stats_alert_types[i],
+            cs.alerts_raised[i]);
+    OUT("# HELP coldchain_alerts_resolved_total Alerts resolved (manually or automatically), "
+        "by type.\n# TYPE coldchain_alerts_resolved_total counter\n");
+    for (int i = 0; i < CC_STATS_ALERT_TYPES; i++)
+        OUT("coldchain_alerts_resolved_total{type=\"%s\"} %llu\n", cc_stats_alert_types[i],
+            cs.alerts_resolved[i]);
+    OUT("# HELP coldchain_notifications_sent_total Notification deliveries sent, by channel.\n"
+        "# TYPE coldchain_notifications_sent_total counter\n");
+    for (int i = 0; i < CC_STATS_CHANNELS; i++)
+        OUT("coldchain_notifications_sent_total{channel=\"%s\"} %llu\n", cc_stats_channels[i],
+            cs.notifications_sent[i]);
+    OUT("# HELP coldchain_notifications_failed_total Notification deliveries given up after "
+        "the last attempt, by channel.\n# TYPE coldchain_notifications_failed_total counter\n");
+    for (int i = 0; i < CC_STATS_CHANNELS; i++)
+        OUT("coldchain_notifications_failed_total{channel=\"%s\"} %llu\n", cc_stats_channels[i],
+            cs.notifications_failed[i]);
 #undef OUT
     if (n >= BODY_MAX)
         n = BODY_MAX - 1;
@@ -147,8 +182,8 @@ static int not_found(struct mg_connection *conn, void *data)
     return 404;
 }
 
-int ingest_metrics_start(int port, struct ingest_writer *w, struct ingest_mqtt_counters *mq,
-                         struct ingest_metrics **out)
+int ingest_metrics_start(int port, const char *db_path, struct ingest_writer *w,
+                         struct ingest_mqtt_counters *mq, struct ingest_metrics **out)
 {
     struct ingest_metrics *m = calloc(1, sizeof(*m));
     char ports[32];
@@ -159,6 +194,7 @@ int ingest_metrics_start(int port, struct ingest_writer *w, struct ingest_mqtt_c
         return CC_ERR_NOMEM;
     snprintf(ports, sizeof(ports), "127.0.0.1:%d", port);
     memset(&cb, 0, sizeof(cb));
+    snprintf(m->db_path, sizeof(m->db_path), "%s", db_path);
     m->w = w;
     m->mq = mq;
     m->ctx = mg_start(&cb, m, opts);

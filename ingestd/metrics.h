@@ -14,9 +14,10 @@ struct ingest_mqtt_counters {
     unsigned long long errors_published;
 };
 
-/* Starts the endpoint on 127.0.0.1:port. CC_OK or CC_ERR_IO. */
-int ingest_metrics_start(int port, struct ingest_writer *w, struct ingest_mqtt_counters *mq,
-                         struct ingest_metrics **out);
+/* Starts the endpoint on 127.0.0.1:port; alert and notification totals are read from
+ * db_path at each scrape (cc_stats.h). CC_OK or CC_ERR_IO. */
+int ingest_metrics_start(int port, const char *db_path, struct ingest_writer *w,
+                         struct ingest_mqtt_counters *mq, struct ingest_metrics **out);
 void ingest_metrics_stop(struct ingest_metrics *m);
 
 #endif

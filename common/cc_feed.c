@@ -1,0 +1,583 @@
+/* cc_feed.c - the live feed's fan-out (cc_feed.h): topics to messages, access, queues. */
+#include "cc_feed.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_sql.h"
+#include "cc_time.h"
+#include "cc_validate.h"
+
+struct item {
+    char *data;
+    size_t len;
+};
+
+struct cc_feed_sub {
+    struct cc_feed_sub *next; /* the feed's list, under feed->mu */
+    struct cc_principal who;
+    int64_t expires_ms; /* 0: never */
+
+    /* Access cache: written at creation, then only by the message thread. */
+    int64_t *allowed; /* sorted cell ids */
+    size_t n_allowed;
+    int64_t denied[CC_FEED_DENIED_MAX];
+    size_t n_denied;
+    int64_t acl_at_ms; /* when allowed was loaded */
+
+    /* The queue, under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct item *q; /* ring of CC_FEED_QUEUE_MAX */
+    size_t head, count, bytes;
+    int close_code; /* -1 open; else the code the consumer gets */
+};
+
+struct cc_feed {
+    pthread_mutex_t mu; /* the list; held during a whole fan-out */
+    struct cc_feed_sub *subs;
+    size_t n_subs;
+    struct cc_store *st; /* the message thread's */
+};
+
+static const char sql_cells[] =
+    "SELECT c.id FROM cold_cells c JOIN locations l ON "
+    "l.id = c.location_id WHERE " CC_ACCESS_SQL("l.customer_id") " ORDER BY c.id LIMIT ?3";
+static const char sql_user[] = "SELECT role, disabled FROM users WHERE id = ?1";
+
+/* ---- queue ------------------------------------------------------------------------ */
+
+static void queue_clear(struct cc_feed_sub *s)
+{
+    while (s->count > 0) {
+        free(s->q[s->head].data);
+        s->q[s->head].data = NULL;
+        s->head = (s->head + 1) % CC_FEED_QUEUE_MAX;
+        s->count--;
+    }
+    s->bytes = 0;
+}
+
+/* Under s->mu. Takes data on CC_OK only. */
+static int queue_put(struct cc_feed_sub *s, char *data, size_t len)
+{
+    if (s->close_code >= 0)
+        return CC_ERR_TOO_LARGE; /* closed: nothing more goes out */
+    if (s->count >= CC_FEED_QUEUE_MAX || s->bytes + len > CC_FEED_QUEUE_BYTES) {
+        s->close_code = CC_FEED_CLOSE_SLOW;
+        queue_clear(s);
+        pthread_cond_signal(&s->cv);
+        return CC_ERR_TOO_LARGE;
+    }
+    s->q[(s->head + s->count) % CC_FEED_QUEUE_MAX] = (struct item){data, len};
+    s->count++;
+    s->bytes += len;
+    pthread_cond_signal(&s->cv);
+    return CC_OK;
+}
+
+int cc_feed_sub_push(struct cc_feed_sub *s, const char *msg, size_t len)
+{
+    char *copy = malloc(len + 1);
+    int rc;
+
+    if (copy == NULL)
+        return CC_ERR_NOMEM;
+    memcpy(copy, msg, len);
+    copy[len] = '\0';
+    pthread_mutex_lock(&s->mu);
+    rc = queue_put(s, copy, len);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != CC_OK)
+        free(copy);
+    return rc;
+}
+
+void cc_feed_sub_close(struct cc_feed_sub *s, int code)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->close_code < 0) {
+        s->close_code = code;
+        queue_clear(s);
+    }
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int cc_feed_sub_next(struct cc_feed_sub *s, int timeout_ms, char **msg, size_t *len,
+                     int *close_code)
+{
+    struct timespec until;
+    int res;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->close_code < 0 && s->expires_ms > 0 && cc_now_ms() >= s->expires_ms) {
+        s->close_code = CC_FEED_CLOSE_AUTH;
+        queue_clear(s);
+    }
+    while (s->close_code < 0 && s->count == 0) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT)
+            break;
+    }
+    if (s->close_code >= 0) {
+        *close_code = s->close_code;
+        res = CC_FEED_CLOSE;
+    } else if (s->count > 0) {
+        *msg = s->q[s->head].data;
+        *len = s->q[s->head].len;
+        s->q[s->head].data = NULL;
+        s->head = (s->head + 1) % CC_FEED_QUEUE_MAX;
+        s->count--;
+        s->bytes -= *len;
+        res = CC_FEED_MSG;
+    } else {
+        res = CC_FEED_IDLE;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return res;
+}
+
+/* ---- access ------------------------------------------------------------------------ */
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Loads the cells p may read into a new sorted array. CC_OK, CC_ERR_DB, CC_ERR_NOMEM. */
+static int load_cells(struct cc_store *st, const struct cc_principal *p, int64_t **out,
+                      size_t *n_out)
+{
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int rc, src;
+
+    ids = malloc(sizeof *ids * CC_FEED_MAX_CELLS);
+    if (ids == NULL)
+        return CC_ERR_NOMEM;
+    rc = cc_sql_prepare(db, sql_cells, &stmt);
+    if (rc != CC_OK)
+        goto fail;
+    if (cc_access_bind(stmt, p) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 3, CC_FEED_MAX_CELLS) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto fail;
+    }
+    while ((src = sqlite3_step(stmt)) == SQLITE_ROW)
+        ids[n++] = sqlite3_column_int64(stmt, 0);
+    if (src != SQLITE_DONE) {
+        rc = cc_sql_step_rc(db, src, "feed cells");
+        goto fail;
+    }
+    cc_sql_release(stmt);
+    qsort(ids, n, sizeof *ids, cmp_id);
+    *out = ids;
+    *n_out = n;
+    return CC_OK;
+
+fail:
+    cc_sql_release(stmt);
+    free(ids);
+    return rc;
+}
+
+/* CC_OK if user p still exists, is enabled and has the same role; CC_ERR_UNAUTHORIZED if
+ * not; CC_ERR_DB. */
+static int user_active(struct cc_store *st, const struct cc_principal *p)
+{
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    int rc, src;
+
+    rc = cc_sql_prepare(db, sql_user, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, p->user_id) != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src == SQLITE_ROW) {
+        const char *role = (const char *)sqlite3_column_text(stmt, 0);
+
+        rc = cc_role_parse(role) == p->role && sqlite3_column_int(stmt, 1) == 0
+                 ? CC_OK
+                 : CC_ERR_UNAUTHORIZED;
+    } else if (src == SQLITE_DONE) {
+        rc = CC_ERR_UNAUTHORIZED;
+    } else {
+        rc = cc_sql_step_rc(db, src, "feed user");
+    }
+out:
+    cc_sql_release(stmt);
+    return rc;
+}
+
+/* Reloads s's allowed cells (message thread). On a failure the old set stays, except
+ * that a user who is gone or disabled closes s. */
+static void acl_refresh(struct cc_feed *f, struct cc_feed_sub *s, int64_t now_ms)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int rc = user_active(f->st, &s->who);
+
+    s->acl_at_ms = now_ms;
+    if (rc == CC_ERR_UNAUTHORIZED) {
+        cc_feed_sub_close(s, CC_FEED_CLOSE_AUTH);
+        return;
+    }
+    if (rc != CC_OK || load_cells(f->st, &s->who, &ids, &n) != CC_OK)
+        return;
+    free(s->allowed);
+    s->allowed = ids;
+    s->n_allowed = n;
+    s->n_denied = 0;
+}
+
+/* 1 if s may read cell (message thread). */
+static int sub_allows(struct cc_feed *f, struct cc_feed_sub *s, int64_t cell, int64_t now_ms)
+{
+    int rc;
+
+    if (now_ms - s->acl_at_ms >= CC_FEED_ACL_TTL_MS || now_ms < s->acl_at_ms)
+        acl_refresh(f, s, now_ms);
+    if (s->allowed != NULL && bsearch(&cell, s->allowed, s->n_allowed, sizeof cell, cmp_id) != NULL)
+        return 1;
+    for (size_t i = 0; i < s->n_denied; i++) {
+        if (s->denied[i] == cell)
+            return 0;
+    }
+    /* Unknown here: a cell created since the last load, or someone else's. */
+    rc = cc_access_check(f->st, &s->who, CC_ENTITY_COLDCELL, cell, CC_ACCESS_READ);
+    if (rc == CC_OK) {
+        if (s->n_allowed < CC_FEED_MAX_CELLS) {
+            size_t i = s->n_allowed;
+
+            while (i > 0 && s->allowed[i - 1] > cell) {
+                s->allowed[i] = s->allowed[i - 1];
+                i--;
+            }
+            s->allowed[i] = cell;
+            s->n_allowed++;
+        }
+        return 1;
+    }
+    if (rc == CC_ERR_NOT_FOUND && s->n_denied < CC_FEED_DENIED_MAX)
+        s->denied[s->n_denied++] = cell;
+    return 0; /* not allowed, or the database failed: deny */
+}
+
+/* ---- subscribers ------------------------------------------------------------------- */
+
+static void sub_free(struct cc_feed_sub *s)
+{
+    if (s == NULL)
+        return;
+    queue_clear(s);
+    free(s->q);
+    free(s->allowed);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* The hello message: {"type":"hello","userId":N,"coldCellIds":[...]}. */
+static char *hello_new(const struct cc_feed_sub *s)
+{
+    cJSON *o = cJSON_CreateObject(), *ids;
+    char *out = NULL;
+
+    if (o == NULL || cJSON_AddStringToObject(o, "type", "hello") == NULL ||
+        cJSON_AddNumberToObject(o, "userId", (double)s->who.user_id) == NULL)
+        goto out;
+    ids = cJSON_AddArrayToObject(o, "coldCellIds");
+    if (ids == NULL)
+        goto out;
+    for (size_t i = 0; i < s->n_allowed; i++) {
+        cJSON *n = cJSON_CreateNumber((double)s->allowed[i]);
+
+        if (n == NULL || !cJSON_AddItemToArray(ids, n)) {
+            cJSON_Delete(n);
+            goto out;
+        }
+    }
+    out = cJSON_PrintUnformatted(o);
+out:
+    cJSON_Delete(o);
+    return out;
+}
+
+int cc_feed_sub_new(struct cc_feed *f, struct cc_store *st, const struct cc_principal *p,
+                    int64_t expires_ms, struct cc_feed_sub **out)
+{
+    struct cc_feed_sub *s = NULL;
+    char *hello = NULL;
+    int rc;
+
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return CC_ERR_NOMEM;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->close_code = -1;
+    s->who = *p;
+    s->expires_ms = expires_ms;
+    s->q = calloc(CC_FEED_QUEUE_MAX, sizeof *s->q);
+    if (s->q == NULL) {
+        rc = CC_ERR_NOMEM;
+        goto fail;
+    }
+    rc = load_cells(st, p, &s->allowed, &s->n_allowed);
+    if (rc != CC_OK)
+        goto fail;
+    s->acl_at_ms = cc_now_ms();
+    hello = hello_new(s);
+    if (hello == NULL) {
+        rc = CC_ERR_NOMEM;
+        goto fail;
+    }
+    rc = queue_put(s, hello, strlen(hello));
+    if (rc != CC_OK)
+        goto fail;
+    hello = NULL;
+
+    pthread_mutex_lock(&f->mu);
+    s->next = f->subs;
+    f->subs = s;
+    f->n_subs++;
+    pthread_mutex_unlock(&f->mu);
+    *out = s;
+    return CC_OK;
+
+fail:
+    free(hello);
+    sub_free(s);
+    return rc;
+}
+
+void cc_feed_sub_remove(struct cc_feed *f, struct cc_feed_sub *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&f->mu);
+    for (struct cc_feed_sub **pp = &f->subs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            f->n_subs--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    sub_free(s);
+}
+
+/* ---- the feed ---------------------------------------------------------------------- */
+
+int cc_feed_new(struct cc_store *st, struct cc_feed **out)
+{
+    struct cc_feed *f = calloc(1, sizeof *f);
+
+    if (f == NULL)
+        return CC_ERR_NOMEM;
+    pthread_mutex_init(&f->mu, NULL);
+    f->st = st;
+    *out = f;
+    return CC_OK;
+}
+
+void cc_feed_free(struct cc_feed *f)
+{
+    if (f == NULL)
+        return;
+    while (f->subs != NULL) {
+        struct cc_feed_sub *s = f->subs;
+
+        f->subs = s->next;
+        sub_free(s);
+    }
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+size_t cc_feed_count(struct cc_feed *f)
+{
+    size_t n;
+
+    pthread_mutex_lock(&f->mu);
+    n = f->n_subs;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+/* Queues msg for every subscriber that may read cell. Under f->mu. Returns how many. */
+static size_t fan_out(struct cc_feed *f, int64_t cell, const char *msg, size_t len, int64_t now_ms)
+{
+    size_t n = 0;
+
+    for (struct cc_feed_sub *s = f->subs; s != NULL; s = s->next) {
+        if (!sub_allows(f, s, cell, now_ms))
+            continue;
+        if (cc_feed_sub_push(s, msg, len) == CC_OK)
+            n++;
+    }
+    return n;
+}
+
+/* Parses "<prefix><segment><suffix>" into seg (bounded, no '/'). 1 on a match. */
+static int topic_segment(const char *topic, const char *prefix, const char *suffix, char *seg,
+                         size_t seglen)
+{
+    size_t pl = strlen(prefix), sl = strlen(suffix), tl = strlen(topic), n;
+
+    if (tl <= pl + sl || strncmp(topic, prefix, pl) != 0 || strcmp(topic + tl - sl, suffix) != 0)
+        return 0;
+    n = tl - pl - sl;
+    if (n >= seglen || memchr(topic + pl, '/', n) != NULL)
+        return 0;
+    memcpy(seg, topic + pl, n);
+    seg[n] = '\0';
+    return 1;
+}
+
+/* {"type":"reading","coldCellId":N,"reading":{...,"deviceId","serialNumber"}}, printed. */
+static char *reading_msg_new(const struct cc_device *dev, const struct cc_reading *rd)
+{
+    cJSON *o = cJSON_CreateObject(), *r = cc_reading_to_json(rd), *it, *nx;
+    char *out = NULL;
+
+    /* docs/websocket.md: optional fields are omitted when absent, not null. */
+    for (it = r != NULL ? r->child : NULL; it != NULL; it = nx) {
+        nx = it->next;
+        if (cJSON_IsNull(it))
+            cJSON_Delete(cJSON_DetachItemViaPointer(r, it));
+    }
+    if (o == NULL || r == NULL || cJSON_AddStringToObject(o, "type", "reading") == NULL ||
+        cJSON_AddNumberToObject(o, "coldCellId", (double)dev->cold_cell_id) == NULL ||
+        cJSON_AddNumberToObject(r, "deviceId", (double)dev->id) == NULL ||
+        cJSON_AddStringToObject(r, "serialNumber", dev->serial) == NULL)
+        goto out;
+    cJSON_AddItemToObject(o, "reading", r);
+    r = NULL;
+    out = cJSON_PrintUnformatted(o);
+out:
+    cJSON_Delete(r);
+    cJSON_Delete(o);
+    return out;
+}
+
+static int on_readings(struct cc_feed *f, const char *serial, const void *payload, size_t len,
+                       int64_t now_ms, size_t *queued)
+{
+    struct cc_device dev;
+    struct cc_reading *rs = NULL;
+    size_t n = 0;
+    cJSON *err = NULL;
+    int rc;
+
+    rc = cc_store_device_by_serial(f->st, serial, &dev);
+    if (rc != CC_OK)
+        return rc;
+    rc = cc_validate_readings(payload, len, now_ms, &rs, &n, NULL, &err);
+    cJSON_Delete(err);
+    if (rc != CC_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        char *msg = reading_msg_new(&dev, &rs[i]);
+
+        if (msg == NULL) {
+            rc = CC_ERR_NOMEM;
+            goto out;
+        }
+        *queued += fan_out(f, dev.cold_cell_id, msg, strlen(msg), now_ms);
+        free(msg);
+    }
+out:
+    free(rs);
+    return rc;
+}
+
+static int on_alert(struct cc_feed *f, const char *cell_s, const void *payload, size_t len,
+                    int64_t now_ms, size_t *queued)
+{
+    cJSON *alert = NULL, *o = NULL, *cid;
+    char *msg = NULL, *end = NULL;
+    long long cell;
+    int rc = CC_OK;
+
+    errno = 0;
+    cell = strtoll(cell_s, &end, 10);
+    if (errno != 0 || end == cell_s || *end != '\0' || cell <= 0)
+        return CC_ERR_VALIDATION;
+    if (len > CC_FEED_MAX_ALERT)
+        return CC_ERR_TOO_LARGE;
+    alert = cJSON_ParseWithLength(payload, len);
+    if (!cJSON_IsObject(alert)) {
+        rc = CC_ERR_VALIDATION;
+        goto out;
+    }
+    /* The topic names the cell; a payload naming another one is not trusted. */
+    cid = cJSON_GetObjectItemCaseSensitive(alert, "coldCellId");
+    if (cid != NULL && (!cJSON_IsNumber(cid) || cid->valuedouble != (double)cell)) {
+        rc = CC_ERR_VALIDATION;
+        goto out;
+    }
+    o = cJSON_CreateObject();
+    if (o == NULL || cJSON_AddStringToObject(o, "type", "alert") == NULL) {
+        rc = CC_ERR_NOMEM;
+        goto out;
+    }
+    cJSON_AddItemToObject(o, "alert", alert);
+    alert = NULL;
+    msg = cJSON_PrintUnformatted(o);
+    if (msg == NULL) {
+        rc = CC_ERR_NOMEM;
+        goto out;
+    }
+    *queued += fan_out(f, (int64_t)cell, msg, strlen(msg), now_ms);
+out:
+    free(msg);
+    cJSON_Delete(alert);
+    cJSON_Delete(o);
+    return rc;
+}
+
+int cc_feed_on_message(struct cc_feed *f, const char *topic, const void *payload, size_t len,
+                       int64_t now_ms, size_t *queued)
+{
+    char seg[CC_SERIAL_MAX + 1];
+    size_t n = 0;
+    int rc;
+
+    if (topic_segment(topic, "devices/", "/readings", seg, sizeof seg)) {
+        pthread_mutex_lock(&f->mu);
+        rc = f->subs != NULL ? on_readings(f, seg, payload, len, now_ms, &n) : CC_OK;
+        pthread_mutex_unlock(&f->mu);
+    } else if (topic_segment(topic, "alerts/", "", seg, sizeof seg)) {
+        pthread_mutex_lock(&f->mu);
+        rc = f->subs != NULL ? on_alert(f, seg, payload, len, now_ms, &n) : CC_OK;
+        pthread_mutex_unlock(&f->mu);
+    } else {
+        rc = CC_ERR_VALIDATION;
+    }
+    if (queued != NULL)
+        *queued = n;
+    return rc;
+}

@@ -1,0 +1,90 @@
+/* cc_feed.h - the live feed's fan-out: MQTT messages in, per-subscriber JSON out.
+ *
+ * apid's WebSocket feed (docs/websocket.md) in testable form. A struct cc_feed takes
+ * the broker's messages (devices/{serial}/readings, alerts/{coldCellId}), turns them
+ * into the feed's JSON messages and queues each one for every subscriber that may read
+ * its cell (cc_access rule, SPEC §5). Nothing here touches a socket: the caller drains
+ * each subscriber's queue with cc_feed_sub_next and writes the frames.
+ *
+ * Isolation: a reading goes to the cell its device belongs to at the moment the message
+ * is handled (one indexed lookup per MQTT message, no serial cache, so a reassigned
+ * device is never mapped to its old cell). Each subscriber keeps the set of cells it may
+ * read (loaded at connect, reloaded every CC_FEED_ACL_TTL_MS); a cell not in the set is
+ * checked with cc_access_check before anything is queued, and a database error denies.
+ *
+ * Bounded: a subscriber's queue holds at most CC_FEED_QUEUE_MAX messages and
+ * CC_FEED_QUEUE_BYTES bytes. A push that does not fit never blocks: it closes the
+ * subscriber (code CC_FEED_CLOSE_SLOW), whose consumer then ends the connection.
+ *
+ * Threads: cc_feed_on_message runs on one thread at a time (apid: Paho's), the only one
+ * that uses the store given to cc_feed_new. cc_feed_sub_new/remove run on any thread
+ * with their own store; cc_feed_sub_next on the subscriber's consumer thread;
+ * cc_feed_sub_push and cc_feed_sub_close anywhere.
+ * Ownership: messages returned by cc_feed_sub_next are malloc'd, the caller frees them.
+ * Codes: CC_OK, CC_ERR_VALIDATION (a topic or payload not for the feed), CC_ERR_NOT_FOUND
+ * (unknown device), CC_ERR_TOO_LARGE, CC_ERR_NOMEM, CC_ERR_DB. */
+#ifndef CC_FEED_H
+#define CC_FEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cc_access.h"
+#include "cc_store.h"
+
+#define CC_FEED_QUEUE_MAX 4096                /* messages waiting for one subscriber */
+#define CC_FEED_QUEUE_BYTES (2 * 1024 * 1024) /* bytes waiting for one subscriber */
+#define CC_FEED_ACL_TTL_MS 10000              /* a subscriber's allowed cells are reloaded after */
+#define CC_FEED_MAX_CELLS 4096                /* allowed cells cached per subscriber */
+#define CC_FEED_DENIED_MAX 256                /* denied cells remembered per subscriber */
+#define CC_FEED_MAX_ALERT (64 * 1024)         /* bytes of an alert payload relayed */
+
+/* WebSocket close codes the consumer sends (0: close without a frame). */
+#define CC_FEED_CLOSE_SHUTDOWN 1001 /* going away */
+#define CC_FEED_CLOSE_SLOW 1008     /* policy: the client did not keep up */
+#define CC_FEED_CLOSE_AUTH 4401     /* token expired, user disabled or deleted */
+
+enum cc_feed_next {
+    CC_FEED_MSG = 1,  /* *msg / *len hold a message */
+    CC_FEED_IDLE = 2, /* nothing within timeout_ms */
+    CC_FEED_CLOSE = 3 /* the subscriber is closed; *close_code says how */
+};
+
+struct cc_feed;
+struct cc_feed_sub;
+
+/* A feed whose message thread reads devices and access rules through st (lent; it must
+ * outlive the feed). CC_OK or CC_ERR_NOMEM. */
+int cc_feed_new(struct cc_store *st, struct cc_feed **out);
+/* Frees the feed; subscribers still registered are freed too. NULL is a no-op. */
+void cc_feed_free(struct cc_feed *f);
+/* Subscribers registered now. */
+size_t cc_feed_count(struct cc_feed *f);
+
+/* Handles one broker message received at now_ms: queues the feed messages it yields for
+ * every subscriber allowed to see them. *queued (may be NULL) receives how many were
+ * queued in all. Invalid readings of an array are skipped; the valid ones go out. */
+int cc_feed_on_message(struct cc_feed *f, const char *topic, const void *payload, size_t len,
+                       int64_t now_ms, size_t *queued);
+
+/* Registers a subscriber for p (already authenticated) whose token expires at
+ * expires_ms (epoch ms; 0: never). Its allowed cells are loaded with st (the caller's
+ * store) and a {"type":"hello"} message is queued first. *out until cc_feed_sub_remove. */
+int cc_feed_sub_new(struct cc_feed *f, struct cc_store *st, const struct cc_principal *p,
+                    int64_t expires_ms, struct cc_feed_sub **out);
+/* Unregisters s and frees it: once it returns, no thread of the feed touches s. The
+ * consumer must have stopped calling cc_feed_sub_next. NULL is a no-op. */
+void cc_feed_sub_remove(struct cc_feed *f, struct cc_feed_sub *s);
+
+/* Queues a copy of msg (a pong, say) for s. CC_OK, CC_ERR_TOO_LARGE (the queue is full:
+ * s is now closed with CC_FEED_CLOSE_SLOW) or CC_ERR_NOMEM. Never blocks. */
+int cc_feed_sub_push(struct cc_feed_sub *s, const char *msg, size_t len);
+/* Closes s with code (the first close wins); the consumer sees CC_FEED_CLOSE next. */
+void cc_feed_sub_close(struct cc_feed_sub *s, int code);
+/* Waits up to timeout_ms for the next message of s. CC_FEED_MSG (*msg malloc'd, the
+ * caller frees), CC_FEED_IDLE, or CC_FEED_CLOSE with *close_code (also when the token
+ * has expired: CC_FEED_CLOSE_AUTH). Queued messages are dropped once s is closed. */
+int cc_feed_sub_next(struct cc_feed_sub *s, int timeout_ms, char **msg, size_t *len,
+                     int *close_code);
+
+#endif

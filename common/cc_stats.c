@@ -1,0 +1,62 @@
+/* cc_stats.c - alert and notification totals for the metrics endpoints (cc_stats.h). */
+#include "cc_stats.h"
+
+#include <string.h>
+
+#include "cc_rc.h"
+#include "cc_sql.h"
+
+const char *const cc_stats_alert_types[CC_STATS_ALERT_TYPES] = {"HIGH_TEMP", "LOW_TEMP",
+                                                                "POWER_LOSS", "SENSOR_ERROR"};
+const char *const cc_stats_channels[CC_STATS_CHANNELS] = {"mqtt", "webhook", "email"};
+
+static const char sql_alerts[] = "SELECT type, COUNT(*), SUM(status = 'RESOLVED') FROM alerts "
+                                 "GROUP BY type";
+static const char sql_deliveries[] = "SELECT channel, SUM(status = 'SENT'), SUM(status = "
+                                     "'FAILED') FROM notification_deliveries GROUP BY channel";
+
+static int slot(const char *const *names, int n, const unsigned char *s)
+{
+    for (int i = 0; s != NULL && i < n; i++) {
+        if (strcmp(names[i], (const char *)s) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* Runs sql (rows: name, a, b) into a[] / b[] by the slot of name in names. */
+static int load(sqlite3 *db, const char *sql, const char *const *names, int n,
+                unsigned long long *a, unsigned long long *b)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc, src;
+
+    rc = cc_sql_prepare(db, sql, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int i = slot(names, n, sqlite3_column_text(stmt, 0));
+
+        if (i < 0)
+            continue;
+        a[i] = (unsigned long long)sqlite3_column_int64(stmt, 1);
+        b[i] = (unsigned long long)sqlite3_column_int64(stmt, 2);
+    }
+    if (src != SQLITE_DONE)
+        rc = cc_sql_step_rc(db, src, "stats");
+    cc_sql_release(stmt);
+    return rc;
+}
+
+int cc_stats_load(sqlite3 *db, struct cc_stats *out)
+{
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    rc = load(db, sql_alerts, cc_stats_alert_types, CC_STATS_ALERT_TYPES, out->alerts_raised,
+              out->alerts_resolved);
+    if (rc == CC_OK)
+        rc = load(db, sql_deliveries, cc_stats_channels, CC_STATS_CHANNELS, out->notifications_sent,
+                  out->notifications_failed);
+    return rc;
+}

@@ -1,0 +1,29 @@
+/* cc_stats.h - totals for the metrics endpoints, read from the database at scrape time.
+ *
+ * Alerts raised and resolved by type (every alerts row, and those RESOLVED), and
+ * notification deliveries SENT and FAILED by channel (notification_deliveries). These are
+ * the stored totals: they only grow, except when retention or a deletion removes rows
+ * (Prometheus then sees a counter reset). Two aggregate queries; cheap at scrape rates.
+ * Thread: the caller's connection. Codes: CC_OK, CC_ERR_DB. */
+#ifndef CC_STATS_H
+#define CC_STATS_H
+
+#include <sqlite3.h>
+
+#define CC_STATS_ALERT_TYPES 4 /* HIGH_TEMP, LOW_TEMP, POWER_LOSS, SENSOR_ERROR */
+#define CC_STATS_CHANNELS 3    /* mqtt, webhook, email */
+
+extern const char *const cc_stats_alert_types[CC_STATS_ALERT_TYPES];
+extern const char *const cc_stats_channels[CC_STATS_CHANNELS];
+
+struct cc_stats {
+    unsigned long long alerts_raised[CC_STATS_ALERT_TYPES];
+    unsigned long long alerts_resolved[CC_STATS_ALERT_TYPES];
+    unsigned long long notifications_sent[CC_STATS_CHANNELS];
+    unsigned long long notifications_failed[CC_STATS_CHANNELS];
+};
+
+/* Fills *out (zeroed first) from db. CC_OK or CC_ERR_DB (out then holds what was read). */
+int cc_stats_load(sqlite3 *db, struct cc_stats *out);
+
+#endif

@@ -1,0 +1,319 @@
+"""The live feed GET /api/ws (docs/websocket.md) against the real stack.
+
+Two customers on two tenants and the technician are connected at once; readings are
+published over MQTT with each device's own key. Each customer gets its own cells' readings
+and never the other's (we wait several seconds after the last publish); the technician
+gets both. Bad, expired and refresh tokens are refused before the upgrade; a token that
+expires while connected ends the socket with 4401; an alert raised by ingestd arrives as
+{"type":"alert"}; a plain GET answers the SPEC error body. The WebSocket client is a
+minimal RFC 6455 one on the standard library (handshake, masked client frames, parsing)."""
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import time
+
+from apitest import NO_LIMITS, Cases, Stack, expect, expect_error, forge, jwt_secret, login, token
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+QUIET_S = 4.0  # how long we wait for a message that must not come
+
+
+class WSError(Exception):
+    pass
+
+
+class WS:
+    """A WebSocket client: connect() raises WSError with the HTTP status when refused."""
+
+    def __init__(self, port, path):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n" % (path, port, key)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                self.sock.close()
+                raise WSError("closed before the handshake answer (%r)" % head)
+            head += chunk
+        head, _, self.buf = head.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        hdrs = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip()
+                for l in lines[1:] if ":" in l}
+        if self.status != 101:
+            body = self.buf
+            n = int(hdrs.get("content-length", "0"))
+            while len(body) < n:
+                body += self.sock.recv(4096)
+            self.sock.close()
+            raise WSError(self.status, json.loads(body.decode() or "null"))
+        want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        expect(hdrs.get("sec-websocket-accept") == want, "bad Sec-WebSocket-Accept")
+        self.close_code = None
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def send(self, opcode, payload=b""):
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x80 | opcode])
+        head += bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def recv(self, timeout):
+        """The next text message as JSON, ("close", code) or None on timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                b0, b1 = self._read(2)
+                n = b1 & 0x7F
+                if n == 126:
+                    n = struct.unpack(">H", self._read(2))[0]
+                elif n == 127:
+                    n = struct.unpack(">Q", self._read(8))[0]
+                expect(not b1 & 0x80, "server frames must not be masked")
+                payload = self._read(n)
+                op = b0 & 0x0F
+                if op == 0x1:
+                    return json.loads(payload.decode())
+                if op == 0x9:
+                    self.send(0xA, payload)
+                elif op == 0x8:
+                    self.close_code = struct.unpack(">H", payload[:2])[0] if n >= 2 else 1005
+                    return ("close", self.close_code)
+        except socket.timeout:
+            return None
+
+    def drain(self, seconds):
+        """Every message within seconds."""
+        out, end = [], time.time() + seconds
+        while time.time() < end:
+            m = self.recv(max(0.05, end - time.time()))
+            if m is None:
+                break
+            out.append(m)
+            if isinstance(m, tuple):
+                break
+        return out
+
+    def close(self):
+        try:
+            self.send(0x8, struct.pack(">H", 1000))
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def connect(s, tok):
+    from urllib.parse import quote
+    return WS(s.http_port, "/api/ws?token=" + quote(tok, safe=""))
+
+
+def refused(s, tok, status, code):
+    try:
+        w = connect(s, tok)
+    except WSError as e:
+        expect(e.args[0] == status, "status %r, want %d" % (e.args, status))
+        expect(isinstance(e.args[1], dict) and e.args[1]["error"]["code"] == code,
+               "body %r, want %s" % (e.args[1], code))
+        return
+    w.close()
+    raise AssertionError("the upgrade was accepted")
+
+
+def readings_of(msgs):
+    return [m for m in msgs if isinstance(m, dict) and m.get("type") == "reading"]
+
+
+def main():
+    cases = Cases()
+    with Stack(env=NO_LIMITS) as s:
+        owners = dict(s.sql("SELECT d.serial_number, l.customer_id FROM devices d JOIN cold_cells c"
+                            " ON c.id = d.cold_cell_id JOIN locations l ON l.id = c.location_id"))
+        cells = dict(s.sql("SELECT serial_number, cold_cell_id FROM devices"))
+        users = dict(s.sql("SELECT email, id FROM users"))
+        c1_id, c2_id = users["customer1@example.com"], users["customer2@example.com"]
+        cases.check("seed_tenants_as_expected",
+                    owners == {"CC-FRZ-0001": c1_id, "CC-FRG-0001": c1_id,
+                               "CC-FRG-0002": c1_id, "CC-FRZ-0002": c2_id}, repr(owners))
+        c1_cells = {cells[k] for k, v in owners.items() if v == c1_id}
+        c2_cells = {cells[k] for k, v in owners.items() if v == c2_id}
+
+        t1, t2, tt = token(s, "customer1"), token(s, "customer2"), token(s, "tech")
+        wait_for_feed(s)
+        w1, w2, wt = connect(s, t1), connect(s, t2), connect(s, tt)
+        hellos = [w.recv(5) for w in (w1, w2, wt)]
+
+        def hello():
+            expect(all(isinstance(h, dict) and h.get("type") == "hello" for h in hellos), hellos)
+            expect(set(hellos[0]["coldCellIds"]) == c1_cells, hellos[0])
+            expect(set(hellos[1]["coldCellIds"]) == c2_cells, hellos[1])
+            expect(set(hellos[2]["coldCellIds"]) == c1_cells | c2_cells, hellos[2])
+        cases.run("hello_lists_the_users_cells", hello)
+
+        # Three readings per device, each with a distinct temperature to recognise it.
+        sent = {}
+        pubs = {serial: s.mqtt_client(serial, s.keys[serial]) for serial in sorted(s.keys)}
+        for k, serial in enumerate(sorted(s.keys)):
+            for i in range(3):
+                temp = round(-20.0 + k / 2 + i / 10.0, 2) if "FRZ" in serial else round(4.0 + k / 10 + i / 100.0, 2)
+                sent.setdefault(serial, []).append(temp)
+                pubs[serial].publish("devices/%s/readings" % serial,
+                                     json.dumps({"temperature": temp, "humidity": 50}),
+                                     qos=1).wait_for_publish(10)
+        # An invalid reading is never sent to anyone.
+        pubs["CC-FRZ-0001"].publish("devices/CC-FRZ-0001/readings",
+                                    json.dumps({"temperature": 999}), qos=1).wait_for_publish(10)
+        raw = {name: w.drain(QUIET_S) for name, w in (("c1", w1), ("c2", w2), ("tech", wt))}
+        got = {name: readings_of(msgs) for name, msgs in raw.items()}
+
+        def every_message_in_own_cells():
+            for name, own in (("c1", c1_cells), ("c2", c2_cells)):
+                for m in raw[name]:
+                    expect(isinstance(m, dict), m)
+                    cell = m.get("coldCellId", (m.get("alert") or {}).get("coldCellId"))
+                    expect(cell in own, "%s got %r" % (name, m))
+        cases.run("no_message_of_any_type_crosses_tenants", every_message_in_own_cells)
+
+        def by_serial(rs):
+            out = {}
+            for m in rs:
+                out.setdefault(m["reading"]["serialNumber"], []).append(m["reading"]["temperature"])
+            return out
+
+        c1_serials = {k for k, v in owners.items() if v == c1_id}
+        c2_serials = {k for k, v in owners.items() if v == c2_id}
+
+        def customer1_own_only():
+            b = by_serial(got["c1"])
+            expect(set(b) == c1_serials, "customer1 got %r" % b)
+            for serial in c1_serials:
+                expect(b[serial] == sent[serial], (serial, b[serial], sent[serial]))
+            for m in got["c1"]:
+                expect(m["coldCellId"] in c1_cells, m)
+        cases.run("customer1_gets_its_readings_and_never_customer2s", customer1_own_only)
+
+        def customer2_own_only():
+            b = by_serial(got["c2"])
+            expect(set(b) == c2_serials, "customer2 got %r" % b)
+            for serial in c2_serials:
+                expect(b[serial] == sent[serial], (serial, b[serial], sent[serial]))
+            for m in got["c2"]:
+                expect(m["coldCellId"] in c2_cells, m)
+        cases.run("customer2_gets_its_readings_and_never_customer1s", customer2_own_only)
+
+        def tech_both():
+            b = by_serial(got["tech"])
+            expect(set(b) == c1_serials | c2_serials, "technician got %r" % b)
+        cases.run("technician_gets_both_tenants", tech_both)
+
+        def reading_shape():
+            m = got["c1"][0]
+            r = m["reading"]
+            expect(m["coldCellId"] == cells[r["serialNumber"]], m)
+            expect(isinstance(r["deviceId"], int) and r["ts"].endswith("Z"), r)
+            expect(r["humidity"] == 50 and "batteryLevel" not in r, r)
+            expect(not any(t == 999 for x in got.values() for t in
+                           [mm["reading"]["temperature"] for mm in x]), "invalid reading relayed")
+        cases.run("reading_message_shape_and_invalid_not_relayed", reading_shape)
+
+        def ping_pong():
+            w1.send(0x1, b'{"type":"ping"}')
+            m = w1.recv(5)
+            expect(m == {"type": "pong"}, m)
+        cases.run("ping_is_answered_with_pong", ping_pong)
+
+        def alert_arrives():
+            # customer2's freezer goes warm: ingestd raises HIGH_TEMP and publishes it.
+            pubs["CC-FRZ-0002"].publish("devices/CC-FRZ-0002/readings",
+                                        json.dumps({"temperature": 12.5}), qos=1).wait_for_publish(10)
+            deadline, alert = time.time() + 15, None
+            while time.time() < deadline and alert is None:
+                for m in w2.drain(1.0):
+                    if isinstance(m, dict) and m.get("type") == "alert":
+                        alert = m["alert"]
+            expect(alert is not None, "no alert message for customer2")
+            expect(alert["coldCellId"] in c2_cells and alert["status"] == "ACTIVE" and
+                   alert["type"] == "HIGH_TEMP", alert)
+            leaked = [m for m in w1.drain(2.0) if isinstance(m, dict) and m.get("type") == "alert"]
+            expect(not leaked, "customer1 got customer2's alert: %r" % leaked)
+        cases.run("alert_change_arrives_as_type_alert_to_its_tenant_only", alert_arrives)
+
+        for w in (w1, w2, wt):
+            w.close()
+        for c in pubs.values():
+            c.loop_stop()
+            c.disconnect()
+
+        key = jwt_secret(s)
+        now = int(time.time())
+        c1_claims = {"sub": str(c1_id), "role": "CUSTOMER", "typ": "access"}
+
+        cases.run("bad_token_refused_401", lambda: refused(s, "not.a.jwt", 401, "UNAUTHORIZED"))
+        cases.run("missing_token_refused_401",
+                  lambda: refused_path(s, "/api/ws", 401, "UNAUTHORIZED"))
+        cases.run("expired_token_refused_401_token_expired", lambda: refused(
+            s, forge({"alg": "HS256", "typ": "JWT"},
+                     dict(c1_claims, iat=now - 7200, exp=now - 3600), key),
+            401, "TOKEN_EXPIRED"))
+        cases.run("refresh_token_refused_401", lambda: refused(
+            s, login(s, "customer1")["refreshToken"], 401, "UNAUTHORIZED"))
+        cases.run("wrong_key_refused_401", lambda: refused(
+            s, forge({"alg": "HS256", "typ": "JWT"}, dict(c1_claims, iat=now, exp=now + 600),
+                     b"another-secret-of-enough-length"), 401, "UNAUTHORIZED"))
+
+        def expiry_closes_4401():
+            tok = forge({"alg": "HS256", "typ": "JWT"}, dict(c1_claims, iat=now, exp=now + 3), key)
+            w = connect(s, tok)
+            msgs = w.drain(8)
+            w.sock.close()
+            expect(("close", 4401) in msgs, msgs)
+        cases.run("token_expiring_while_connected_closes_4401", expiry_closes_4401)
+
+        def plain_get():
+            expect_error(s.http("GET", "/api/ws?token=" + t1), 400, "VALIDATION_ERROR")
+        cases.run("plain_GET_without_upgrade_answers_400_spec_body", plain_get)
+
+        def apid_logs_no_token():
+            with open(s.logs["apid"], "rb") as f:
+                log = f.read()
+            expect(t1.encode() not in log and tt.encode() not in log, "a token is in the log")
+        cases.run("apid_never_logs_the_token", apid_logs_no_token)
+    cases.exit()
+
+
+def refused_path(s, path, status, code):
+    try:
+        w = WS(s.http_port, path)
+    except WSError as e:
+        expect(e.args[0] == status and e.args[1]["error"]["code"] == code, e.args)
+        return
+    w.close()
+    raise AssertionError("the upgrade was accepted")
+
+
+def wait_for_feed(s, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(s.logs["apid"], "rb") as f:
+            if b"feed_broker_connected" in f.read():
+                return
+        time.sleep(0.1)
+    raise AssertionError("apid never connected to the broker")
+
+
+if __name__ == "__main__":
+    main()
