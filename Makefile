@@ -107,4 +107,4 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i common/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.c tests/unit/*.c broker-config/*.c
+	clang-format -i common/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.c broker-config/*.c

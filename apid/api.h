@@ -209,6 +209,6 @@ void api_metrics_request(const struct api_req *r, int status, double seconds);
 void api_metrics_rate_limited(void);
 void api_metrics_ws_open(int delta);
 void api_metrics_ws_sent(void);
-int api_openapi(struct api_req *r);      /* h_openapi.c */
+int api_openapi(struct api_req *r); /* h_openapi.c */
 
 #endif

@@ -147,8 +147,8 @@ int main(int argc, char **argv)
         goto out;
     }
     api_ws_start(ctx, &app); /* without it apid still serves HTTP; /api/ws answers 503 */
-    cc_log_info("started", "listening on http://%s threads=%d db=%s", ports, API_NUM_THREADS + API_WS_MAX,
-                app.cfg.db_path);
+    cc_log_info("started", "listening on http://%s threads=%d db=%s", ports,
+                API_NUM_THREADS + API_WS_MAX, app.cfg.db_path);
 
     while (!stop_requested) {
         struct timespec ts = {0, 100 * 1000000L};

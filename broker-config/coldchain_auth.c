@@ -390,8 +390,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     if (rc != MOSQ_ERR_SUCCESS) {
         mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
         mosquitto_callback_unregister(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
-    mosquitto_callback_unregister(state.pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
-    sessions_free();
+        mosquitto_callback_unregister(state.pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+        sessions_free();
         goto fail_registered;
     }
     mosquitto_log_printf(MOSQ_LOG_NOTICE,

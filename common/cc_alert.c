@@ -31,7 +31,7 @@ struct state {
     int have_cell;
     double min_temp, max_temp, hysteresis; /* °C */
     int64_t delay_ms;
-    int64_t active[CC_ALERT_TYPE_COUNT];   /* ACTIVE alert id, 0 if none */
+    int64_t active[CC_ALERT_TYPE_COUNT]; /* ACTIVE alert id, 0 if none */
     int has_pending[CC_ALERT_TYPE_COUNT];
     int64_t pending_since[CC_ALERT_TYPE_COUNT]; /* reading ts the excursion began */
 };
@@ -93,14 +93,12 @@ static int pending(struct cc_store *st, const char *sql, int64_t device_id, int 
         return rc;
     if (sqlite3_bind_int64(stmt, 1, device_id) != SQLITE_OK ||
         sqlite3_bind_text(stmt, 2, cc_alert_type_name(type), -1, SQLITE_STATIC) != SQLITE_OK ||
-        (sql == sql_pending_set ? sqlite3_bind_int64(stmt, 3, since_ts) : SQLITE_OK) !=
-            SQLITE_OK) {
+        (sql == sql_pending_set ? sqlite3_bind_int64(stmt, 3, since_ts) : SQLITE_OK) != SQLITE_OK) {
         rc = CC_ERR_DB;
     } else {
         src = sqlite3_step(stmt);
         if (src != SQLITE_DONE) {
-            cc_log_error("db_step_failed", "alert pending: %s",
-                         sqlite3_errmsg(cc_store_db(st)));
+            cc_log_error("db_step_failed", "alert pending: %s", sqlite3_errmsg(cc_store_db(st)));
             rc = CC_ERR_DB;
         }
     }
@@ -166,8 +164,7 @@ int cc_alert_on_reading(struct cc_store *st, const struct cc_device *dev,
 
     /* Any reading is a sign of life. */
     if (s.active[CC_ALERT_SENSOR_ERROR] != 0) {
-        rc = cc_alert_resolve(st, s.active[CC_ALERT_SENSOR_ERROR], r->ts_ms, 0, NULL, now_ms,
-                              NULL);
+        rc = cc_alert_resolve(st, s.active[CC_ALERT_SENSOR_ERROR], r->ts_ms, 0, NULL, now_ms, NULL);
         if (rc != CC_OK)
             return rc;
     }
@@ -175,8 +172,7 @@ int cc_alert_on_reading(struct cc_store *st, const struct cc_device *dev,
         rc = cc_alert_raise(st, dev->cold_cell_id, dev->id, CC_ALERT_POWER_LOSS, t, NAN,
                             "mains power lost", r->ts_ms, now_ms, NULL, NULL);
     } else if (r->power_status == CC_TRUE && s.active[CC_ALERT_POWER_LOSS] != 0) {
-        rc = cc_alert_resolve(st, s.active[CC_ALERT_POWER_LOSS], r->ts_ms, 0, NULL, now_ms,
-                              NULL);
+        rc = cc_alert_resolve(st, s.active[CC_ALERT_POWER_LOSS], r->ts_ms, 0, NULL, now_ms, NULL);
     }
     if (rc != CC_OK)
         return rc;

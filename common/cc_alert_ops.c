@@ -108,9 +108,8 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
             rc = cc_notify_alert_event(st, id, CC_EVENT_CREATED, now_ms);
         if (rc != CC_OK)
             goto out;
-        cc_log_info("alert_raised", "id=%lld type=%s cell=%lld device=%lld",
-                    (long long)id, type_names[type], (long long)cold_cell_id,
-                    (long long)device_id);
+        cc_log_info("alert_raised", "id=%lld type=%s cell=%lld device=%lld", (long long)id,
+                    type_names[type], (long long)cold_cell_id, (long long)device_id);
     }
     if (alert_id != NULL)
         *alert_id = id;

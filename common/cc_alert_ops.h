@@ -17,22 +17,37 @@
 #define CC_ALERT_MESSAGE_MAX 160 /* bytes of an alert message */
 
 /* An epoch-ms SQL expression as an ISO-8601 UTC string, NULL stays NULL. */
-#define CC_SQL_ISO(x)                                                                      \
-    "(strftime('%Y-%m-%dT%H:%M:%S', (" x ") / 1000, 'unixepoch') || printf('.%03dZ', (" x \
+#define CC_SQL_ISO(x)                                                                              \
+    "(strftime('%Y-%m-%dT%H:%M:%S', (" x ") / 1000, 'unixepoch') || printf('.%03dZ', (" x          \
     ") % 1000))"
 
 /* The alert object of the API (SPEC §5 names) as a SQL json_object over alias a. */
-#define CC_ALERT_JSON_SQL                                                                  \
-    "json_object('id', a.id, 'coldCellId', a.cold_cell_id, 'deviceId', a.device_id,"      \
-    " 'type', a.type, 'status', a.status, 'value', a.value, 'threshold', a.threshold,"    \
-    " 'message', a.message, 'firstTriggeredAt', " CC_SQL_ISO("a.first_triggered_at") ","  \
-    " 'lastTriggeredAt', " CC_SQL_ISO("a.last_triggered_at") ","                          \
-    " 'triggerCount', a.trigger_count,"                                                   \
-    " 'acknowledgedAt', " CC_SQL_ISO("a.acknowledged_at") ","                             \
-    " 'acknowledgedBy', a.acknowledged_by,"                                               \
-    " 'escalatedAt', " CC_SQL_ISO("a.escalated_at") ","                                   \
-    " 'resolvedAt', " CC_SQL_ISO("a.resolved_at") ","                                     \
-    " 'resolvedBy', a.resolved_by, 'resolutionNote', a.resolution_note)"
+#define CC_ALERT_JSON_SQL                                                                                                     \
+    "json_object('id', a.id, 'coldCellId', a.cold_cell_id, 'deviceId', a.device_id,"                                          \
+    " 'type', a.type, 'status', a.status, 'value', a.value, 'threshold', a.threshold,"                                        \
+    " 'message', a.message, 'firstTriggeredAt', " CC_SQL_ISO(                                                                 \
+        "a.first_triggered_at") ","                                                                                           \
+                                " 'lastTriggeredAt', " CC_SQL_ISO(                                                            \
+                                    "a.last_triggered_at") ","                                                                \
+                                                           " 'triggerCount', a.trigger_count,"                                \
+                                                           " 'acknowledgedAt', " CC_SQL_ISO(                                  \
+                                                               "a.acknowledged_at") ","                                       \
+                                                                                    " '"                                      \
+                                                                                    "acknowledged"                            \
+                                                                                    "By', "                                   \
+                                                                                    "a."                                      \
+                                                                                    "acknowledged"                            \
+                                                                                    "_by,"                                    \
+                                                                                    " '"                                      \
+                                                                                    "escalatedAt'"                            \
+                                                                                    ","                                       \
+                                                                                    " " CC_SQL_ISO(                           \
+                                                                                        "a."                                  \
+                                                                                        "escalate"                            \
+                                                                                        "d_at") ","                           \
+                                                                                                " 'resolvedAt', " CC_SQL_ISO( \
+                                                                                                    "a.resolved_at") ","      \
+                                                                                                                     " 'resolvedBy', a.resolved_by, 'resolutionNote', a.resolution_note)"
 
 enum cc_alert_type {
     CC_ALERT_HIGH_TEMP = 0,

@@ -15,15 +15,15 @@
 #include "cc_rc.h"
 #include "cc_time.h"
 
-#define ALERT_FROM                                                                         \
-    " FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"                            \
-    " JOIN locations l ON l.id = c.location_id WHERE " CC_ACCESS_SQL("l.customer_id")     \
-    " AND (?3 IS NULL OR a.status = ?3) AND (?4 IS NULL OR a.type = ?4)"                   \
-    " AND (?5 IS NULL OR a.cold_cell_id = ?5)"
+#define ALERT_FROM                                                                                 \
+    " FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"                                    \
+    " JOIN locations l ON l.id = c.location_id WHERE " CC_ACCESS_SQL(                              \
+        "l.customer_id") " AND (?3 IS NULL OR a.status = ?3) AND (?4 IS NULL OR a.type = ?4)"      \
+                         " AND (?5 IS NULL OR a.cold_cell_id = ?5)"
 
-static const char sql_list[] = "SELECT " CC_ALERT_JSON_SQL ALERT_FROM
-                               " ORDER BY a.first_triggered_at DESC, a.id DESC"
-                               " LIMIT ?6 OFFSET ?7";
+static const char sql_list[] =
+    "SELECT " CC_ALERT_JSON_SQL ALERT_FROM " ORDER BY a.first_triggered_at DESC, a.id DESC"
+    " LIMIT ?6 OFFSET ?7";
 static const char sql_count[] = "SELECT count(*)" ALERT_FROM;
 static const char sql_get[] = "SELECT " CC_ALERT_JSON_SQL " FROM alerts a WHERE a.id = ?1";
 static const char sql_ack[] =

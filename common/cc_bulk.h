@@ -9,8 +9,8 @@
  * through cc_provision_device: one bad row (unknown or forbidden cold cell, serial
  * already taken) and nothing is created.
  * The database checks (cold cell exists and is p's, serial free) run only once the whole
- * input parses cleanly. Every bad row is reported, not only the first: the SPEC §5 error has one detail per
- * problem, {"field":"[3].serialNumber","issue":"invalid","line":5}, where [3] is the
+ * input parses cleanly. Every bad row is reported, not only the first: the SPEC §5 error has one
+ * detail per problem, {"field":"[3].serialNumber","issue":"invalid","line":5}, where [3] is the
  * row's position (0-based, header excluded) and line its 1-based line in the input.
  * Ownership: a struct cc_bulk is the caller's (cc_bulk_free, which also wipes the
  * keys); *err, when set, is the caller's (cJSON_Delete).

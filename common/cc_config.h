@@ -19,33 +19,33 @@
 #define CC_SECRET_MQTT "mqtt.secret"
 
 struct cc_config {
-    char db_path[PATH_MAX];        /* COLDCHAIN_DB, default data/coldchain.db */
-    char mqtt_url[CC_CONFIG_URL];  /* MQTT_URL, default tcp://127.0.0.1:<MQTT_PORT> */
-    int mqtt_port;                 /* MQTT_PORT, default 1883 */
-    char mqtt_username[CC_CONFIG_STR]; /* MQTT_USERNAME, default "ingestd" */
-    char mqtt_password[CC_CONFIG_STR]; /* MQTT_PASSWORD, else <db dir>/mqtt.secret */
-    int http_port;                 /* HTTP_PORT, default 8080 */
-    char http_bind[64];            /* HTTP_BIND, default 127.0.0.1 */
-    int ingest_metrics_port;       /* INGEST_METRICS_PORT, default 9101 */
-    int production;                /* COLDCHAIN_ENV=production */
-    char jwt_secret[CC_CONFIG_STR]; /* JWT_SECRET; required in production */
-    int64_t access_token_ttl_s;    /* ACCESS_TOKEN_TTL_S, default 900 */
-    int64_t refresh_token_ttl_s;   /* REFRESH_TOKEN_TTL_S, default 604800 */
-    int64_t offline_after_s;       /* OFFLINE_AFTER_S, default 600 */
-    int64_t escalate_after_s;      /* ESCALATE_AFTER_S, default 3600 */
-    int log_level;                 /* LOG_LEVEL, default info (enum cc_log_level) */
-    int log_json;                  /* LOG_FORMAT json (1) | text (0), default json */
-    char webhook_url[CC_CONFIG_URL];  /* WEBHOOK_URL, empty = channel off */
+    char db_path[PATH_MAX];             /* COLDCHAIN_DB, default data/coldchain.db */
+    char mqtt_url[CC_CONFIG_URL];       /* MQTT_URL, default tcp://127.0.0.1:<MQTT_PORT> */
+    int mqtt_port;                      /* MQTT_PORT, default 1883 */
+    char mqtt_username[CC_CONFIG_STR];  /* MQTT_USERNAME, default "ingestd" */
+    char mqtt_password[CC_CONFIG_STR];  /* MQTT_PASSWORD, else <db dir>/mqtt.secret */
+    int http_port;                      /* HTTP_PORT, default 8080 */
+    char http_bind[64];                 /* HTTP_BIND, default 127.0.0.1 */
+    int ingest_metrics_port;            /* INGEST_METRICS_PORT, default 9101 */
+    int production;                     /* COLDCHAIN_ENV=production */
+    char jwt_secret[CC_CONFIG_STR];     /* JWT_SECRET; required in production */
+    int64_t access_token_ttl_s;         /* ACCESS_TOKEN_TTL_S, default 900 */
+    int64_t refresh_token_ttl_s;        /* REFRESH_TOKEN_TTL_S, default 604800 */
+    int64_t offline_after_s;            /* OFFLINE_AFTER_S, default 600 */
+    int64_t escalate_after_s;           /* ESCALATE_AFTER_S, default 3600 */
+    int log_level;                      /* LOG_LEVEL, default info (enum cc_log_level) */
+    int log_json;                       /* LOG_FORMAT json (1) | text (0), default json */
+    char webhook_url[CC_CONFIG_URL];    /* WEBHOOK_URL, empty = channel off */
     char webhook_secret[CC_CONFIG_STR]; /* WEBHOOK_SECRET */
-    char smtp_url[CC_CONFIG_URL];  /* SMTP_URL, empty = channel off */
-    char smtp_from[CC_CONFIG_STR]; /* SMTP_FROM */
-    int daily_report_minute;       /* DAILY_REPORT_AT "HH:MM" UTC as minutes, default 5 */
-    int raw_retention_days;        /* RAW_RETENTION_DAYS, default 400 */
-    int rate_limit_api;            /* RATE_LIMIT_API, default 100 */
-    int rate_limit_auth;           /* RATE_LIMIT_AUTH, default 5 */
-    int64_t rate_limit_window_s;   /* RATE_LIMIT_WINDOW_S, default 900 */
-    int trust_proxy;               /* TRUST_PROXY 0|1 */
-    char cors_origins[CC_CONFIG_URL]; /* CORS_ORIGINS, comma-separated, empty = none */
+    char smtp_url[CC_CONFIG_URL];       /* SMTP_URL, empty = channel off */
+    char smtp_from[CC_CONFIG_STR];      /* SMTP_FROM */
+    int daily_report_minute;            /* DAILY_REPORT_AT "HH:MM" UTC as minutes, default 5 */
+    int raw_retention_days;             /* RAW_RETENTION_DAYS, default 400 */
+    int rate_limit_api;                 /* RATE_LIMIT_API, default 100 */
+    int rate_limit_auth;                /* RATE_LIMIT_AUTH, default 5 */
+    int64_t rate_limit_window_s;        /* RATE_LIMIT_WINDOW_S, default 900 */
+    int trust_proxy;                    /* TRUST_PROXY 0|1 */
+    char cors_origins[CC_CONFIG_URL];   /* CORS_ORIGINS, comma-separated, empty = none */
 };
 
 /* Fills cfg from the environment. On a bad value returns CC_ERR_CONFIG and writes

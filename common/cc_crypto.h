@@ -8,8 +8,8 @@
 #include <stdint.h>
 
 #define CC_SHA256_LEN 32
-#define CC_SHA256_HEX_LEN 65  /* 64 hex digits + NUL */
-#define CC_API_KEY_LEN 65     /* 32 random bytes as 64 hex digits + NUL */
+#define CC_SHA256_HEX_LEN 65    /* 64 hex digits + NUL */
+#define CC_API_KEY_LEN 65       /* 32 random bytes as 64 hex digits + NUL */
 #define CC_API_KEY_PREFIX_LEN 9 /* first 8 characters + NUL */
 #define CC_PASSWORD_HASH_MAX 256
 

@@ -60,7 +60,8 @@ static cJSON *device_row(sqlite3_stmt *s)
 int cc_devices_list(struct cc_store *st, const struct cc_principal *p, int64_t cold_cell_id,
                     const struct cc_page *pg, cJSON **out)
 {
-    return cc_access_list(cc_store_db(st), sql_list, sql_count, p, cold_cell_id, pg, device_row, out);
+    return cc_access_list(cc_store_db(st), sql_list, sql_count, p, cold_cell_id, pg, device_row,
+                          out);
 }
 
 static int load(sqlite3 *db, int64_t id, cJSON **out)

@@ -16,10 +16,10 @@ enum cc_ingest_mode {
 };
 
 struct cc_ingest_result {
-    size_t accepted;   /* readings inserted */
-    size_t duplicates; /* readings already stored (redeliveries) */
-    size_t rejected;   /* readings (or whole messages) refused */
-    cJSON *error;      /* SPEC §5 error object when something was refused; caller deletes */
+    size_t accepted;        /* readings inserted */
+    size_t duplicates;      /* readings already stored (redeliveries) */
+    size_t rejected;        /* readings (or whole messages) refused */
+    cJSON *error;           /* SPEC §5 error object when something was refused; caller deletes */
     struct cc_reading last; /* the last valid reading (for the HTTP answer) */
     int has_last;
 };
@@ -29,9 +29,8 @@ struct cc_ingest_result {
  * res->error), CC_ERR_NOT_FOUND (unknown serial, res->error set), CC_ERR_BAD_JSON /
  * CC_ERR_VALIDATION (nothing stored, res->error set) or CC_ERR_DB / CC_ERR_NOMEM
  * (roll back). */
-int cc_ingest_readings(struct cc_store *st, const char *serial, const char *payload,
-                       size_t len, int64_t received_at, int mode,
-                       struct cc_ingest_result *res);
+int cc_ingest_readings(struct cc_store *st, const char *serial, const char *payload, size_t len,
+                       int64_t received_at, int mode, struct cc_ingest_result *res);
 
 /* Handles one MQTT message (devices/{serial}/readings or devices/{serial}/status):
  * readings and status go through the rules above; anything refused becomes a dead

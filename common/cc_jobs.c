@@ -51,8 +51,9 @@ static const char sql_report_build[] =
     "  'alertsRaised', (SELECT count(*) FROM alerts a WHERE a.cold_cell_id = c.id"
     "  AND a.first_triggered_at >= ?2 AND a.first_triggered_at < ?3)) AS j"
     "  FROM cells c LEFT JOIN stats st ON st.cid = c.id ORDER BY c.lid, c.id)"
-    " SELECT json_object('customerId', ?1, 'day', ?4, 'from', " CC_SQL_ISO("?2") ","
-    " 'to', " CC_SQL_ISO("?3") ", 'cells', (SELECT json_group_array(json(j)) FROM rows))";
+    " SELECT json_object('customerId', ?1, 'day', ?4, 'from', " CC_SQL_ISO(
+        "?2") ","
+              " 'to', " CC_SQL_ISO("?3") ", 'cells', (SELECT json_group_array(json(j)) FROM rows))";
 static const char sql_report_insert[] =
     "INSERT INTO daily_reports (customer_id, day, payload, created_at) VALUES (?1, ?2, ?3, ?4)"
     " ON CONFLICT (customer_id, day) DO NOTHING";
@@ -87,8 +88,7 @@ static int update_id(struct cc_store *st, const char *sql, int64_t id, int has_v
     return rc;
 }
 
-int cc_jobs_offline_check(struct cc_store *st, int64_t offline_after_s, int64_t now_ms,
-                          int *raised)
+int cc_jobs_offline_check(struct cc_store *st, int64_t offline_after_s, int64_t now_ms, int *raised)
 {
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
@@ -144,8 +144,7 @@ end:
     return rc;
 }
 
-int cc_jobs_escalate(struct cc_store *st, int64_t escalate_after_s, int64_t now_ms,
-                     int *escalated)
+int cc_jobs_escalate(struct cc_store *st, int64_t escalate_after_s, int64_t now_ms, int *escalated)
 {
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
@@ -217,8 +216,8 @@ static void summary(const char *json, const char *day, char *msg, size_t msglen)
         oor += cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(c, "minutesOutOfRange"));
     }
     cJSON_Delete(root);
-    snprintf(msg, msglen, "%s: %d cold cell%s, %d alert%s raised, %.1f minutes out of range",
-             day, n, n == 1 ? "" : "s", alerts, alerts == 1 ? "" : "s", oor);
+    snprintf(msg, msglen, "%s: %d cold cell%s, %d alert%s raised, %.1f minutes out of range", day,
+             n, n == 1 ? "" : "s", alerts, alerts == 1 ? "" : "s", oor);
 }
 
 /* Builds, stores and notifies one customer's report, inside the caller's transaction. */
@@ -301,9 +300,8 @@ int cc_jobs_daily_report(struct cc_store *st, int64_t day_ms, int64_t now_ms, in
         if (rc != CC_OK)
             break;
         rc = cc_store_stmt(st, sql_report_due, &stmt);
-        if (rc == CC_OK &&
-            (sqlite3_bind_text(stmt, 1, day, -1, SQLITE_STATIC) != SQLITE_OK ||
-             sqlite3_bind_int(stmt, 2, CC_JOBS_BATCH) != SQLITE_OK))
+        if (rc == CC_OK && (sqlite3_bind_text(stmt, 1, day, -1, SQLITE_STATIC) != SQLITE_OK ||
+                            sqlite3_bind_int(stmt, 2, CC_JOBS_BATCH) != SQLITE_OK))
             rc = CC_ERR_DB;
         while (rc == CC_OK && n < CC_JOBS_BATCH && (src = sqlite3_step(stmt)) == SQLITE_ROW)
             ids[n++] = sqlite3_column_int64(stmt, 0);

@@ -27,8 +27,7 @@ int cc_jobs_offline_check(struct cc_store *st, int64_t offline_after_s, int64_t 
 /* ACTIVE alerts first triggered more than escalate_after_s ago and not yet escalated:
  * escalated_at = now and ESCALATION notifications to the linked technicians and every
  * admin, once per alert. *escalated may be NULL. */
-int cc_jobs_escalate(struct cc_store *st, int64_t escalate_after_s, int64_t now_ms,
-                     int *escalated);
+int cc_jobs_escalate(struct cc_store *st, int64_t escalate_after_s, int64_t now_ms, int *escalated);
 
 /* The day (UTC, epoch ms of its midnight) whose report is due at now_ms: yesterday once
  * the minute of the day has reached report_minute, else the day before. */

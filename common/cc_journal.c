@@ -18,16 +18,16 @@
 #include "cc_rc.h"
 
 #define MAGIC "CCJ1"
-#define REC_HEAD 8                      /* u32 length + u32 crc */
-#define BODY_FIXED 10                   /* i64 received_at + u16 topic length */
-#define MAX_SEGMENTS 4096               /* segments considered in one directory */
+#define REC_HEAD 8        /* u32 length + u32 crc */
+#define BODY_FIXED 10     /* i64 received_at + u16 topic length */
+#define MAX_SEGMENTS 4096 /* segments considered in one directory */
 
 struct cc_journal {
     pthread_mutex_t mu;
     char dir[PATH_MAX];
-    int fd;          /* current segment, opened for append */
-    int64_t gen;     /* current segment's generation */
-    int64_t size;    /* bytes in the current segment */
+    int fd;       /* current segment, opened for append */
+    int64_t gen;  /* current segment's generation */
+    int64_t size; /* bytes in the current segment */
 };
 
 static uint32_t crc_table[256];
@@ -144,8 +144,8 @@ static int list_segments(const char *dir, int64_t **gens, int *n)
         if (errno != 0 || *end != '\0' || g > INT64_MAX)
             continue;
         if (cnt == MAX_SEGMENTS) {
-            cc_log_error("journal_too_many_segments", "more than %d segments in %s",
-                         MAX_SEGMENTS, dir);
+            cc_log_error("journal_too_many_segments", "more than %d segments in %s", MAX_SEGMENTS,
+                         dir);
             break;
         }
         v[cnt++] = (int64_t)g;
@@ -237,8 +237,7 @@ void cc_journal_close(struct cc_journal *j)
 }
 
 int cc_journal_append(struct cc_journal *j, int64_t received_at, const char *topic,
-                      size_t topic_len, const void *payload, size_t len,
-                      struct cc_journal_pos *end)
+                      size_t topic_len, const void *payload, size_t len, struct cc_journal_pos *end)
 {
     unsigned char head[REC_HEAD + BODY_FIXED];
     struct iovec iov[3];
@@ -326,8 +325,8 @@ static int replay_segment(struct cc_journal *j, int64_t gen, int64_t from, cc_jo
         if (got < REC_HEAD || body < BODY_FIXED || body > CC_JOURNAL_RECORD_MAX ||
             fread(buf, 1, body, f) != body || cc_crc32(buf, body) != get_u32(rh + 4)) {
             cc_log_warn("journal_torn_record",
-                        "segment %s: record at offset %lld is incomplete: end of segment",
-                        path, (long long)off);
+                        "segment %s: record at offset %lld is incomplete: end of segment", path,
+                        (long long)off);
             break;
         }
         size_t tlen = (size_t)buf[8] | (size_t)buf[9] << 8;
@@ -338,8 +337,8 @@ static int replay_segment(struct cc_journal *j, int64_t gen, int64_t from, cc_jo
         }
         off += REC_HEAD + body;
         struct cc_journal_pos end = {gen, off};
-        rc = fn(ctx, get_i64(buf), (const char *)buf + BODY_FIXED, tlen,
-                buf + BODY_FIXED + tlen, body - BODY_FIXED - tlen, end);
+        rc = fn(ctx, get_i64(buf), (const char *)buf + BODY_FIXED, tlen, buf + BODY_FIXED + tlen,
+                body - BODY_FIXED - tlen, end);
         if (rc != CC_OK)
             break;
     }
@@ -349,8 +348,7 @@ out:
     return rc;
 }
 
-int cc_journal_replay(struct cc_journal *j, struct cc_journal_pos from, cc_journal_fn fn,
-                      void *ctx)
+int cc_journal_replay(struct cc_journal *j, struct cc_journal_pos from, cc_journal_fn fn, void *ctx)
 {
     int64_t *gens = NULL;
     int n = 0, rc;

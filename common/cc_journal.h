@@ -36,9 +36,8 @@ struct cc_journal_pos {
 
 /* Called for each record during replay. Return CC_OK to go on, anything else stops
  * the replay and is returned by cc_journal_replay. Buffers are lent for the call. */
-typedef int (*cc_journal_fn)(void *ctx, int64_t received_at, const char *topic,
-                             size_t topic_len, const void *payload, size_t len,
-                             struct cc_journal_pos end);
+typedef int (*cc_journal_fn)(void *ctx, int64_t received_at, const char *topic, size_t topic_len,
+                             const void *payload, size_t len, struct cc_journal_pos end);
 
 /* Opens (creating the directory if needed) the journal in dir. Existing segments are
  * kept for cc_journal_replay; appends go to a new segment after the newest one. */

@@ -109,8 +109,7 @@ static int mem_put(struct cc_kvlog *kv, const char *key, char *val, size_t len)
     return CC_OK;
 }
 
-static int write_rec(int fd, int op, const char *key, int n, char *const bufs[],
-                     const int lens[])
+static int write_rec(int fd, int op, const char *key, int n, char *const bufs[], const int lens[])
 {
     unsigned char head[REC_HEAD];
     struct iovec iov[2 + 8];
@@ -306,8 +305,7 @@ void cc_kvlog_close(struct cc_kvlog *kv)
     free(kv);
 }
 
-int cc_kvlog_put(struct cc_kvlog *kv, const char *key, int n, char *const bufs[],
-                 const int lens[])
+int cc_kvlog_put(struct cc_kvlog *kv, const char *key, int n, char *const bufs[], const int lens[])
 {
     size_t klen = strlen(key), vlen = 0, done = 0;
     char *val;

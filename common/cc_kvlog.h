@@ -14,8 +14,8 @@
 
 #include <stddef.h>
 
-#define CC_KVLOG_KEY_MAX 255                  /* bytes in a key */
-#define CC_KVLOG_VALUE_MAX (4 * 1024 * 1024)  /* bytes in a value */
+#define CC_KVLOG_KEY_MAX 255                   /* bytes in a key */
+#define CC_KVLOG_VALUE_MAX (4 * 1024 * 1024)   /* bytes in a value */
 #define CC_KVLOG_COMPACT_MIN (8 * 1024 * 1024) /* log bytes before compaction is considered */
 
 struct cc_kvlog;
@@ -24,8 +24,7 @@ struct cc_kvlog;
 int cc_kvlog_open(const char *path, struct cc_kvlog **out);
 void cc_kvlog_close(struct cc_kvlog *kv);
 /* Stores the concatenation of the n buffers under key (replacing any old value). */
-int cc_kvlog_put(struct cc_kvlog *kv, const char *key, int n, char *const bufs[],
-                 const int lens[]);
+int cc_kvlog_put(struct cc_kvlog *kv, const char *key, int n, char *const bufs[], const int lens[]);
 /* *val receives a malloc'd copy (caller frees) and *len its size. */
 int cc_kvlog_get(struct cc_kvlog *kv, const char *key, char **val, int *len);
 int cc_kvlog_remove(struct cc_kvlog *kv, const char *key);

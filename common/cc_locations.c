@@ -72,7 +72,8 @@ int cc_locations_timezone_valid(const char *tz)
 int cc_locations_list(struct cc_store *st, const struct cc_principal *p, int64_t customer_id,
                       const struct cc_page *pg, cJSON **out)
 {
-    return cc_access_list(cc_store_db(st), sql_list, sql_count, p, customer_id, pg, location_row, out);
+    return cc_access_list(cc_store_db(st), sql_list, sql_count, p, customer_id, pg, location_row,
+                          out);
 }
 
 static int load(sqlite3 *db, int64_t id, cJSON **out)

@@ -7,27 +7,27 @@
 
 /* INSERT ... SELECT over the alert, its cell, location and the recipients u; ?1 alert
  * id, ?2 kind, ?3 title prefix, ?4 now. Disabled users get nothing. */
-#define NOTIFY_INSERT(recipients)                                                          \
-    "INSERT INTO notifications (user_id, alert_id, kind, channel, payload, status,"        \
-    " next_attempt_at, created_at)"                                                        \
-    " SELECT u.id, a.id, ?2, 'inbox', json_object("                                        \
-    " 'title', ?3 || ': ' || a.type || ' in ' || c.name || ' (' || l.name || ')',"         \
-    " 'message', a.message, 'coldCellName', c.name, 'locationName', l.name,"               \
-    " 'alert', " CC_ALERT_JSON_SQL "), 'PENDING', ?4, ?4"                                  \
-    " FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"                            \
-    " JOIN locations l ON l.id = c.location_id " recipients                                \
+#define NOTIFY_INSERT(recipients)                                                                  \
+    "INSERT INTO notifications (user_id, alert_id, kind, channel, payload, status,"                \
+    " next_attempt_at, created_at)"                                                                \
+    " SELECT u.id, a.id, ?2, 'inbox', json_object("                                                \
+    " 'title', ?3 || ': ' || a.type || ' in ' || c.name || ' (' || l.name || ')',"                 \
+    " 'message', a.message, 'coldCellName', c.name, 'locationName', l.name,"                       \
+    " 'alert', " CC_ALERT_JSON_SQL "), 'PENDING', ?4, ?4"                                          \
+    " FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"                                    \
+    " JOIN locations l ON l.id = c.location_id " recipients                                        \
     " WHERE a.id = ?1 AND u.disabled = 0 ON CONFLICT DO NOTHING"
 
 static const char sql_customer[] = NOTIFY_INSERT("JOIN users u ON u.id = l.customer_id");
 static const char sql_technicians[] =
     NOTIFY_INSERT("JOIN technician_customers tc ON tc.customer_id = l.customer_id"
                   " JOIN users u ON u.id = tc.technician_id");
-static const char sql_customer_and_technicians[] = NOTIFY_INSERT(
-    "JOIN users u ON (u.id = l.customer_id OR u.id IN (SELECT tc.technician_id FROM"
-    " technician_customers tc WHERE tc.customer_id = l.customer_id))");
-static const char sql_technicians_and_admins[] = NOTIFY_INSERT(
-    "JOIN users u ON (u.role = 'ADMIN' OR u.id IN (SELECT tc.technician_id FROM"
-    " technician_customers tc WHERE tc.customer_id = l.customer_id))");
+static const char sql_customer_and_technicians[] =
+    NOTIFY_INSERT("JOIN users u ON (u.id = l.customer_id OR u.id IN (SELECT tc.technician_id FROM"
+                  " technician_customers tc WHERE tc.customer_id = l.customer_id))");
+static const char sql_technicians_and_admins[] =
+    NOTIFY_INSERT("JOIN users u ON (u.role = 'ADMIN' OR u.id IN (SELECT tc.technician_id FROM"
+                  " technician_customers tc WHERE tc.customer_id = l.customer_id))");
 
 static const char sql_system[] =
     "INSERT INTO notifications (user_id, alert_id, kind, channel, payload, status,"
@@ -70,8 +70,7 @@ static int insert_for_alert(struct cc_store *st, const char *sql, int64_t alert_
     }
     src = sqlite3_step(stmt);
     if (src != SQLITE_DONE) {
-        cc_log_error("db_step_failed", "notify %s: %s", kind,
-                     sqlite3_errmsg(cc_store_db(st)));
+        cc_log_error("db_step_failed", "notify %s: %s", kind, sqlite3_errmsg(cc_store_db(st)));
         rc = src == SQLITE_NOMEM ? CC_ERR_NOMEM : CC_ERR_DB;
         goto out;
     }
@@ -103,8 +102,8 @@ int cc_notify_alert_resolved(struct cc_store *st, int64_t alert_id, int64_t now_
 
 int cc_notify_escalation(struct cc_store *st, int64_t alert_id, int64_t now_ms)
 {
-    int rc = insert_for_alert(st, sql_technicians_and_admins, alert_id, "ESCALATION",
-                              "Escalated", now_ms);
+    int rc = insert_for_alert(st, sql_technicians_and_admins, alert_id, "ESCALATION", "Escalated",
+                              now_ms);
 
     if (rc == CC_OK)
         rc = cc_notify_alert_event(st, alert_id, CC_EVENT_ESCALATED, now_ms);
@@ -122,8 +121,8 @@ static int run(struct cc_store *st, sqlite3_stmt *stmt, const char *what)
     return src == SQLITE_NOMEM ? CC_ERR_NOMEM : CC_ERR_DB;
 }
 
-int cc_notify_system(struct cc_store *st, int64_t user_id, const char *title,
-                     const char *message, int64_t now_ms)
+int cc_notify_system(struct cc_store *st, int64_t user_id, const char *title, const char *message,
+                     int64_t now_ms)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = cc_store_stmt(st, sql_system, &stmt);
@@ -131,8 +130,7 @@ int cc_notify_system(struct cc_store *st, int64_t user_id, const char *title,
     if (rc != CC_OK)
         return rc;
     if (sqlite3_bind_int64(stmt, 1, user_id) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 2, title != NULL ? title : "", -1, SQLITE_TRANSIENT) !=
-            SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, title != NULL ? title : "", -1, SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_bind_text(stmt, 3, message != NULL ? message : "", -1, SQLITE_TRANSIENT) !=
             SQLITE_OK ||
         sqlite3_bind_int64(stmt, 4, now_ms) != SQLITE_OK)

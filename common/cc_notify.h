@@ -21,22 +21,24 @@
 #include "cc_alert_ops.h"
 #include "cc_store.h"
 
-#define CC_NOTIFY_MAX_ATTEMPTS 10          /* sends per channel before FAILED */
-#define CC_NOTIFY_BACKOFF_BASE_MS 1000     /* first retry delay; doubles each time */
-#define CC_NOTIFY_BACKOFF_MAX_MS 300000    /* longest retry delay */
-#define CC_NOTIFY_LEASE_MS 60000           /* a claimed row is not retaken for this long */
-#define CC_NOTIFY_BATCH 50                 /* rows claimed per transaction */
-#define CC_NOTIFY_SEND_TIMEOUT_S 10        /* webhook and SMTP transfer timeout */
-#define CC_NOTIFY_TITLE_MAX 200            /* bytes of a title or e-mail subject */
+#define CC_NOTIFY_MAX_ATTEMPTS 10       /* sends per channel before FAILED */
+#define CC_NOTIFY_BACKOFF_BASE_MS 1000  /* first retry delay; doubles each time */
+#define CC_NOTIFY_BACKOFF_MAX_MS 300000 /* longest retry delay */
+#define CC_NOTIFY_LEASE_MS 60000        /* a claimed row is not retaken for this long */
+#define CC_NOTIFY_BATCH 50              /* rows claimed per transaction */
+#define CC_NOTIFY_SEND_TIMEOUT_S 10     /* webhook and SMTP transfer timeout */
+#define CC_NOTIFY_TITLE_MAX 200         /* bytes of a title or e-mail subject */
 
 /* The notification object (API, MQTT notifications/{userId}, webhook body) as a SQL
  * json_object over alias n. */
-#define CC_NOTIFY_JSON_SQL                                                                \
-    "json_object('id', n.id, 'userId', n.user_id, 'kind', n.kind, 'alertId', n.alert_id," \
-    " 'title', json_extract(n.payload, '$.title'),"                                      \
-    " 'message', json_extract(n.payload, '$.message'), 'payload', json(n.payload),"      \
-    " 'status', n.status, 'createdAt', " CC_SQL_ISO("n.created_at") ","                  \
-    " 'sentAt', " CC_SQL_ISO("n.sent_at") ", 'readAt', " CC_SQL_ISO("n.read_at") ")"
+#define CC_NOTIFY_JSON_SQL                                                                         \
+    "json_object('id', n.id, 'userId', n.user_id, 'kind', n.kind, 'alertId', n.alert_id,"          \
+    " 'title', json_extract(n.payload, '$.title'),"                                                \
+    " 'message', json_extract(n.payload, '$.message'), 'payload', json(n.payload),"                \
+    " 'status', n.status, 'createdAt', " CC_SQL_ISO(                                               \
+        "n.created_at") ","                                                                        \
+                        " 'sentAt', " CC_SQL_ISO("n.sent_at") ", 'readAt', " CC_SQL_ISO(           \
+                            "n.read_at") ")"
 
 enum cc_alert_event { CC_EVENT_CREATED = 0, CC_EVENT_ESCALATED, CC_EVENT_RESOLVED };
 
@@ -49,8 +51,8 @@ int cc_notify_technician_alert(struct cc_store *st, int64_t alert_id, int64_t no
 /* ALERT_RESOLVED to the customer and the linked technicians, and the RESOLVED event. */
 int cc_notify_alert_resolved(struct cc_store *st, int64_t alert_id, int64_t now_ms);
 /* SYSTEM to one user, with a title and a message (both copied). */
-int cc_notify_system(struct cc_store *st, int64_t user_id, const char *title,
-                     const char *message, int64_t now_ms);
+int cc_notify_system(struct cc_store *st, int64_t user_id, const char *title, const char *message,
+                     int64_t now_ms);
 
 /* ESCALATION to the linked technicians and every admin, and the ESCALATED event. */
 int cc_notify_escalation(struct cc_store *st, int64_t alert_id, int64_t now_ms);
@@ -61,8 +63,7 @@ int cc_notify_daily_report(struct cc_store *st, int64_t customer_id, const char 
 int cc_notify_alert_event(struct cc_store *st, int64_t alert_id, int event, int64_t now_ms);
 
 /* Publishes over MQTT at QoS 1. 0 when the client took the message, else non-zero. */
-typedef int (*cc_notify_publish_fn)(void *ctx, const char *topic, const char *payload,
-                                    size_t len);
+typedef int (*cc_notify_publish_fn)(void *ctx, const char *topic, const char *payload, size_t len);
 
 /* The configured channels; a NULL publish or an empty URL turns a channel off. */
 struct cc_notify_channels {

@@ -14,9 +14,9 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 
-#define ERR_MAX 200      /* bytes of a recorded send error */
-#define EMAIL_MAX 320    /* bytes of an address */
-#define MAIL_MAX 65536   /* bytes of one e-mail, headers included */
+#define ERR_MAX 200    /* bytes of a recorded send error */
+#define EMAIL_MAX 320  /* bytes of an address */
+#define MAIL_MAX 65536 /* bytes of one e-mail, headers included */
 
 enum channel { CH_MQTT = 0, CH_WEBHOOK, CH_EMAIL, CH_COUNT };
 static const char *const channel_names[CH_COUNT] = {"mqtt", "webhook", "email"};
@@ -24,12 +24,12 @@ static const char *const channel_names[CH_COUNT] = {"mqtt", "webhook", "email"};
 /* One claimed send: an alert event (channel mqtt) or a notification on one channel. */
 struct item {
     int is_event;
-    int64_t id;        /* alert_events.id or notifications.id */
-    int64_t topic_id;  /* cold cell (event) or user (notification) */
+    int64_t id;       /* alert_events.id or notifications.id */
+    int64_t topic_id; /* cold cell (event) or user (notification) */
     int channel;
-    int attempts;      /* including this one */
-    char *body;        /* JSON, malloc'd */
-    char *email;       /* recipient (notifications), malloc'd */
+    int attempts; /* including this one */
+    char *body;   /* JSON, malloc'd */
+    char *email;  /* recipient (notifications), malloc'd */
     char *title;
     char *message;
     int ok;
@@ -347,8 +347,7 @@ static int claim_notifications(struct cc_store *st, const struct cc_notify_chann
         rc = cc_store_stmt(st, sql_user, &u);
         if (rc != CC_OK)
             return rc;
-        if (sqlite3_bind_int64(u, 1, ids[i]) != SQLITE_OK ||
-            sqlite3_step(u) != SQLITE_ROW) {
+        if (sqlite3_bind_int64(u, 1, ids[i]) != SQLITE_OK || sqlite3_step(u) != SQLITE_ROW) {
             cc_store_stmt_done(u);
             return CC_ERR_DB;
         }
@@ -463,8 +462,8 @@ static int address_ok(const char *a)
 static int send_email(const struct cc_notify_channels *ch, const struct item *it, char *err,
                       size_t errlen)
 {
-    const char *from = ch->smtp_from != NULL && ch->smtp_from[0] != '\0' ? ch->smtp_from
-                                                                         : "coldchain@localhost";
+    const char *from =
+        ch->smtp_from != NULL && ch->smtp_from[0] != '\0' ? ch->smtp_from : "coldchain@localhost";
     char subject[CC_NOTIFY_TITLE_MAX], date[64], envelope[EMAIL_MAX + 2];
     char *mail = NULL;
     struct curl_slist *rcpt = NULL;
@@ -575,9 +574,9 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
         return rc;
     for (int i = 0; i < n && rc == CC_OK; i++) {
         const struct item *it = &items[i];
-        const char *status = it->ok ? "SENT"
+        const char *status = it->ok                                   ? "SENT"
                              : it->attempts >= CC_NOTIFY_MAX_ATTEMPTS ? "FAILED"
-                                                                       : "PENDING";
+                                                                      : "PENDING";
         int64_t next = it->ok ? now_ms : now_ms + cc_notify_backoff_ms(it->attempts);
         sqlite3_stmt *stmt = NULL;
         int src;
@@ -615,8 +614,7 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
             rc = db_fail(st, src, "delivery record");
             break;
         }
-        if (!it->is_event && (i + 1 == n || items[i + 1].id != it->id ||
-                              items[i + 1].is_event))
+        if (!it->is_event && (i + 1 == n || items[i + 1].id != it->id || items[i + 1].is_event))
             rc = summarize(st, it->id, now_ms);
     }
     if (rc != CC_OK) {

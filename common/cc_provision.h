@@ -27,13 +27,11 @@ int cc_provision_user(struct cc_store *st, const char *email, const char *passwo
  * once, never stored); CC_OK and *id, CC_ERR_VALIDATION (*err), CC_ERR_NOT_FOUND (no
  * such cold cell), CC_ERR_CONFLICT (serial exists) or CC_ERR_DB. firmware may be NULL. */
 int cc_provision_device(struct cc_store *st, int64_t cold_cell_id, const char *serial,
-                        const char *firmware, int64_t *id, char key[CC_API_KEY_LEN],
-                        cJSON **err);
+                        const char *firmware, int64_t *id, char key[CC_API_KEY_LEN], cJSON **err);
 
 /* Replaces a device's API key; the old one stops working at once (the broker plugin
  * reads the hash on every CONNECT). CC_OK, CC_ERR_NOT_FOUND or CC_ERR_DB. */
-int cc_provision_regenerate_key(struct cc_store *st, int64_t device_id,
-                                char key[CC_API_KEY_LEN]);
+int cc_provision_regenerate_key(struct cc_store *st, int64_t device_id, char key[CC_API_KEY_LEN]);
 
 /* Checks a serial number: 1..CC_SERIAL_MAX characters of [A-Za-z0-9._-]
  * (it is an MQTT topic level and a broker username). 1 if valid. */

@@ -25,7 +25,7 @@ struct eng {
     struct cc_query_result *res;
     size_t cap;
     u128 mkt;
-    int have_prev;  /* a reading before the current unit exists in range */
+    int have_prev; /* a reading before the current unit exists in range */
     int64_t prev_ts;
     int prev_out;
 };
@@ -50,8 +50,8 @@ static int is_out(const struct eng *e, double t)
 }
 
 /* Adds a group of readings (min, max, count, sums) whose series bucket is t_ms. */
-static int eng_add(struct eng *e, int64_t t_ms, double mn, double mx, int64_t count,
-                   int64_t sum_q, u128 mkt)
+static int eng_add(struct eng *e, int64_t t_ms, double mn, double mx, int64_t count, int64_t sum_q,
+                   u128 mkt)
 {
     struct cc_query_result *res = e->res;
     struct cc_query_stats *s = &res->stats;
@@ -109,8 +109,7 @@ static int eng_reading(struct eng *e, int64_t ts, double t)
 
     cc_query_mkt_q(t, &hi, &lo);
     eng_oor(e, ts, ts, 0, is_out(e, t));
-    return eng_add(e, ts, t, t, 1, cc_query_temp_q(t),
-                   ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo);
+    return eng_add(e, ts, t, t, 1, cc_query_temp_q(t), ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo);
 }
 
 static const char raw_sql[] = "SELECT ts, temperature FROM readings"
@@ -149,8 +148,8 @@ out:
 /* A rollup bucket that straddles a threshold: its out-of-range time from its raw
  * rows. When retention has removed some of them (fewer rows than the rollup counted)
  * the whole bucket counts as out of range: the answer errs on the safe side. */
-static int eng_mixed(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t bucket_ts,
-                     int64_t count, int64_t first_ts, int64_t last_ts)
+static int eng_mixed(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t bucket_ts, int64_t count,
+                     int64_t first_ts, int64_t last_ts)
 {
     sqlite3_stmt *stmt = NULL;
     int64_t n = 0, internal = 0, l_first = 0, l_prev = 0;
@@ -360,8 +359,8 @@ fail:
     return rc;
 }
 
-int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg,
-                          double lo, double hi, struct cc_query_result *out)
+int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
+                          double hi, struct cc_query_result *out)
 {
     struct cc_query_result res;
     struct eng e;
@@ -450,8 +449,7 @@ static int parse_from_to(const char *qs, int64_t *from, int64_t *to, cJSON **err
     return CC_OK;
 }
 
-int cc_query_parse_range(const char *qs, int64_t now_ms, struct cc_query_range *out,
-                         cJSON **err)
+int cc_query_parse_range(const char *qs, int64_t now_ms, struct cc_query_range *out, cJSON **err)
 {
     static const struct {
         const char *name;
@@ -529,9 +527,8 @@ cJSON *cc_query_result_json(const struct cc_query_result *res)
     if (root == NULL)
         return NULL;
     if (cJSON_AddNumberToObject(root, "coldCellId", (double)res->cell_id) == NULL ||
-        (res->range.range[0] != '\0'
-             ? cJSON_AddStringToObject(root, "range", res->range.range)
-             : cJSON_AddNullToObject(root, "range")) == NULL ||
+        (res->range.range[0] != '\0' ? cJSON_AddStringToObject(root, "range", res->range.range)
+                                     : cJSON_AddNullToObject(root, "range")) == NULL ||
         cJSON_AddNumberToObject(root, "bucketSeconds", (double)(res->range.bucket_ms / 1000)) ==
             NULL ||
         !add_time(root, "from", res->range.from_ms) || !add_time(root, "to", res->range.to_ms))
@@ -559,8 +556,8 @@ cJSON *cc_query_result_json(const struct cc_query_result *res)
         }
         if (!add_time(o, "t", b->t_ms) || cJSON_AddNumberToObject(o, "min", b->min) == NULL ||
             cJSON_AddNumberToObject(o, "max", b->max) == NULL ||
-            cJSON_AddNumberToObject(o, "avg", round_to(cc_query_avg(b->sum_q, b->count),
-                                                       0.001)) == NULL ||
+            cJSON_AddNumberToObject(o, "avg", round_to(cc_query_avg(b->sum_q, b->count), 0.001)) ==
+                NULL ||
             cJSON_AddNumberToObject(o, "count", (double)b->count) == NULL)
             goto fail;
     }

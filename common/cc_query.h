@@ -28,20 +28,20 @@
 #include "cc_access.h"
 #include "cc_store.h"
 
-#define CC_ROLLUP_BUCKET_MS 300000LL          /* readings_5m bucket: 5 minutes */
-#define CC_ROLLUP_COARSE_MS 1800000LL         /* readings_30m bucket: 30 minutes */
-#define CC_QUERY_TEMP_SHIFT 20                /* sum_q = Σ round(t * 2^20) */
-#define CC_QUERY_MKT_SHIFT 120                /* mkt terms: round(exp(-ΔH/R/T) * 2^120) */
-#define CC_QUERY_MKT_LIMB_BITS 62             /* mkt_hi * 2^62 + mkt_lo */
-#define CC_MKT_DH_R_K 10000.0                 /* ΔH/R of USP <1160>, kelvin */
-#define CC_KELVIN_OFFSET 273.15               /* °C -> K */
+#define CC_ROLLUP_BUCKET_MS 300000LL            /* readings_5m bucket: 5 minutes */
+#define CC_ROLLUP_COARSE_MS 1800000LL           /* readings_30m bucket: 30 minutes */
+#define CC_QUERY_TEMP_SHIFT 20                  /* sum_q = Σ round(t * 2^20) */
+#define CC_QUERY_MKT_SHIFT 120                  /* mkt terms: round(exp(-ΔH/R/T) * 2^120) */
+#define CC_QUERY_MKT_LIMB_BITS 62               /* mkt_hi * 2^62 + mkt_lo */
+#define CC_MKT_DH_R_K 10000.0                   /* ΔH/R of USP <1160>, kelvin */
+#define CC_KELVIN_OFFSET 273.15                 /* °C -> K */
 #define CC_QUERY_MAX_SPAN_MS (400LL * 86400000) /* longest from/to span: 400 days */
-#define CC_QUERY_MAX_BUCKETS 120000           /* series entries at most (400 d of 5 min) */
+#define CC_QUERY_MAX_BUCKETS 120000             /* series entries at most (400 d of 5 min) */
 
 /* The range of a readings query. */
 struct cc_query_range {
-    char range[4];     /* "24h", "7d", "30d", or "" for from/to */
-    int64_t from_ms;   /* from <= ts < to */
+    char range[4];   /* "24h", "7d", "30d", or "" for from/to */
+    int64_t from_ms; /* from <= ts < to */
     int64_t to_ms;
     int64_t bucket_ms; /* 300000, 1800000, 7200000 or 86400000 */
 };
@@ -61,15 +61,15 @@ struct cc_query_stats {
     double min, max; /* meaningful when count > 0 */
     int64_t sum_q;
     uint64_t mkt_hi, mkt_lo;
-    int64_t oor_ms;  /* time out of range, ms */
+    int64_t oor_ms; /* time out of range, ms */
 };
 
 struct cc_query_result {
     struct cc_query_range range;
     int64_t cell_id;
     struct cc_query_stats stats;
-    size_t n;                        /* series entries */
-    struct cc_query_bucket *series;  /* malloc'd, ascending t_ms; free with _result_free */
+    size_t n;                       /* series entries */
+    struct cc_query_bucket *series; /* malloc'd, ascending t_ms; free with _result_free */
 };
 
 /* Rollup terms of one temperature (°C). Pure; the same value on every path. */
@@ -98,8 +98,7 @@ int cc_query_rollup_rebuild_span(sqlite3 *db, int64_t cell_id, int64_t from_ts, 
  * means range=24h ending at now_ms. The bucket of a from/to span: up to 1 day 5 min,
  * up to 7 days 30 min, up to 31 days 2 h, up to 400 days 1 day. CC_OK or
  * CC_ERR_VALIDATION with *err. */
-int cc_query_parse_range(const char *qs, int64_t now_ms, struct cc_query_range *out,
-                         cJSON **err);
+int cc_query_parse_range(const char *qs, int64_t now_ms, struct cc_query_range *out, cJSON **err);
 
 /* The statistics and series of cell_id over rg, with thresholds lo..hi: thirty-minute
  * rollups for whole half hours (when the series bucket is a multiple of 30 min),
@@ -109,8 +108,8 @@ int cc_query_parse_range(const char *qs, int64_t now_ms, struct cc_query_range *
 int cc_query_readings(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
                       double hi, struct cc_query_result *out);
 /* The same answer computed from raw readings only (tests, benchmark). */
-int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg,
-                          double lo, double hi, struct cc_query_result *out);
+int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
+                          double hi, struct cc_query_result *out);
 void cc_query_result_free(struct cc_query_result *res);
 /* The SPEC §5 answer for res; NULL on out of memory. avg and mkt are rounded to
  * 0.001 °C, minutesOutOfRange to 0.01 min. */

@@ -73,12 +73,12 @@ static int64_t bucket_of(int64_t ts, int64_t unit)
 /* One reading into a bucket. The MKT sum is two 62-bit limbs: lo + lo' < 2^63 never
  * overflows, and its carry goes to hi. SQLite evaluates every right-hand side on the
  * old row, so mkt_hi sees the old mkt_lo. */
-#define EXACT_UPSERT                                                                       \
-    " min_temp = min(min_temp, excluded.min_temp),"                                        \
-    " max_temp = max(max_temp, excluded.max_temp), count = count + 1,"                     \
-    " sum_q = sum_q + excluded.sum_q,"                                                     \
-    " mkt_hi = mkt_hi + excluded.mkt_hi + ((mkt_lo + excluded.mkt_lo) >> 62),"             \
-    " mkt_lo = (mkt_lo + excluded.mkt_lo) & 4611686018427387903,"                          \
+#define EXACT_UPSERT                                                                               \
+    " min_temp = min(min_temp, excluded.min_temp),"                                                \
+    " max_temp = max(max_temp, excluded.max_temp), count = count + 1,"                             \
+    " sum_q = sum_q + excluded.sum_q,"                                                             \
+    " mkt_hi = mkt_hi + excluded.mkt_hi + ((mkt_lo + excluded.mkt_lo) >> 62),"                     \
+    " mkt_lo = (mkt_lo + excluded.mkt_lo) & 4611686018427387903,"                                  \
     " first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)"
 
 static const char upsert_5m_sql[] =
@@ -148,8 +148,7 @@ struct acc {
     int have;
 };
 
-static void acc_add(struct acc *a, int64_t cell, int64_t b, int64_t ts, double t, int64_t q,
-                    u128 m)
+static void acc_add(struct acc *a, int64_t cell, int64_t b, int64_t ts, double t, int64_t q, u128 m)
 {
     if (!a->have) {
         *a = (struct acc){.cell = cell, .bucket = b, .min = t, .max = t, .first_ts = ts};

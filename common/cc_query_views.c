@@ -13,8 +13,8 @@
 
 /* -- latest -------------------------------------------------------------------------- */
 
-#define READING_COLS                                                                       \
-    "r.cold_cell_id, r.device_id, d.serial_number, r.ts, r.temperature, r.humidity,"     \
+#define READING_COLS                                                                               \
+    "r.cold_cell_id, r.device_id, d.serial_number, r.ts, r.temperature, r.humidity,"               \
     " r.power_status, r.door_status, r.battery_level, r.received_at"
 
 /* Newest by timestamp, not by arrival; ties by the later insert. */
@@ -71,8 +71,7 @@ out:
     return rc;
 }
 
-int cc_query_latest(struct cc_store *st, const struct cc_principal *p, int64_t cell_id,
-                    cJSON **out)
+int cc_query_latest(struct cc_store *st, const struct cc_principal *p, int64_t cell_id, cJSON **out)
 {
     int rc = cc_access_check(st, p, CC_ENTITY_COLDCELL, cell_id, CC_ACCESS_READ);
 
@@ -327,8 +326,8 @@ static cJSON *alert_row(sqlite3_stmt *stmt)
 }
 
 /* Runs a statement built with CC_ACCESS_SQL (?1, ?2) and collects its rows. */
-static int collect(sqlite3 *db, const char *sql, const struct cc_principal *p,
-                   cc_sql_row_fn fn, cJSON **items)
+static int collect(sqlite3 *db, const char *sql, const struct cc_principal *p, cc_sql_row_fn fn,
+                   cJSON **items)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = cc_sql_prepare(db, sql, &stmt);
@@ -394,8 +393,8 @@ int cc_dashboard_customer(struct cc_store *st, const struct cc_principal *p, cJS
         " a.message, a.first_triggered_at, a.last_triggered_at, a.trigger_count,"
         " a.acknowledged_at, a.escalated_at FROM alerts a"
         " JOIN cold_cells c ON c.id = a.cold_cell_id JOIN locations l ON l.id = c.location_id"
-        " WHERE a.status = 'ACTIVE' AND " CC_ACCESS_SQL("l.customer_id")
-        " ORDER BY a.first_triggered_at DESC, a.id DESC";
+        " WHERE a.status = 'ACTIVE' AND " CC_ACCESS_SQL(
+            "l.customer_id") " ORDER BY a.first_triggered_at DESC, a.id DESC";
     sqlite3 *db = cc_store_db(st);
     cJSON *root = NULL, *locs = NULL, *cells = NULL, *devs = NULL, *alerts = NULL;
     cJSON *summary, *cell;
@@ -518,8 +517,8 @@ int cc_dashboard_technician(struct cc_store *st, const struct cc_principal *p, c
     static const char type_sql[] =
         "SELECT a.type, count(*) FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"
         " JOIN locations l ON l.id = c.location_id JOIN users u ON u.id = l.customer_id"
-        " WHERE a.status = 'ACTIVE' AND u.role = 'CUSTOMER' AND " CC_ACCESS_SQL("u.id")
-        " GROUP BY a.type";
+        " WHERE a.status = 'ACTIVE' AND u.role = 'CUSTOMER' AND " CC_ACCESS_SQL(
+            "u.id") " GROUP BY a.type";
     static const char *const types[] = {"HIGH_TEMP", "LOW_TEMP", "POWER_LOSS", "SENSOR_ERROR"};
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;

@@ -12,7 +12,7 @@
 #include "cc_rc.h"
 
 #define SEED_HISTORY_MS (7LL * 24 * 3600 * 1000) /* rows "exist" since a week before now */
-#define SEED_PRNG_SEED 0xC01DC4A1ULL /* fixed: the same readings every time */
+#define SEED_PRNG_SEED 0xC01DC4A1ULL             /* fixed: the same readings every time */
 #define SEED_FIRMWARE "1.4.2"
 
 enum cell_kind { FREEZER, FRIDGE };

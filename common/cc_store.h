@@ -14,8 +14,8 @@
 #include <sqlite3.h>
 #include "cc_validate.h"
 
-#define CC_SERIAL_MAX 64          /* bytes in a serial number */
-#define CC_MAX_DEAD_PAYLOAD 4096  /* dead letters keep the first 4 KiB (SPEC §2) */
+#define CC_SERIAL_MAX 64         /* bytes in a serial number */
+#define CC_MAX_DEAD_PAYLOAD 4096 /* dead letters keep the first 4 KiB (SPEC §2) */
 
 struct cc_store;
 
@@ -23,9 +23,9 @@ struct cc_device {
     int64_t id;
     int64_t cold_cell_id;
     char serial[CC_SERIAL_MAX + 1];
-    char status[12];      /* ONLINE, OFFLINE, NEVER_SEEN */
+    char status[12]; /* ONLINE, OFFLINE, NEVER_SEEN */
     int has_newest;
-    int64_t newest_ts;    /* newest stored reading ts, if has_newest */
+    int64_t newest_ts; /* newest stored reading ts, if has_newest */
 };
 
 /* Opens the store at path (cc_db_open flags). *out on success; free with cc_store_close. */
@@ -34,7 +34,7 @@ void cc_store_close(struct cc_store *st);
 /* The SQLite connection, for other common/ modules only (queries, API). Lent. */
 sqlite3 *cc_store_db(struct cc_store *st);
 
-int cc_store_begin(struct cc_store *st);   /* BEGIN IMMEDIATE */
+int cc_store_begin(struct cc_store *st); /* BEGIN IMMEDIATE */
 int cc_store_commit(struct cc_store *st);
 void cc_store_rollback(struct cc_store *st);
 
@@ -46,16 +46,15 @@ int cc_store_reading_insert(struct cc_store *st, const struct cc_device *dev,
                             const struct cc_reading *r, int64_t received_at, int *inserted);
 /* Marks the device seen: last_seen_at = max(last_seen_at, seen_at), status ONLINE,
  * newest_ts = max(newest_ts, newest_ts_arg) when has_newest. */
-int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at,
-                         int has_newest, int64_t newest_ts);
+int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at, int has_newest,
+                         int64_t newest_ts);
 /* Applies a status message: ONLINE/OFFLINE and firmware (NULL or "" keeps it). */
-int cc_store_device_status(struct cc_store *st, int64_t device_id, int online,
-                           const char *firmware, int64_t seen_at);
+int cc_store_device_status(struct cc_store *st, int64_t device_id, int online, const char *firmware,
+                           int64_t seen_at);
 /* Stores a dead letter; the payload is cut to CC_MAX_DEAD_PAYLOAD bytes, and its
  * full size is kept. */
 int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
-                         const void *payload, size_t len, const char *code,
-                         const char *message);
+                         const void *payload, size_t len, const char *code, const char *message);
 /* Lends a prepared statement for sql, a string literal (the cache is keyed by its
  * address), prepared on first use and kept until cc_store_close: the other common/
  * modules on the ingest path (the alert engine, notifications, jobs) use it so that no

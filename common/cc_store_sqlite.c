@@ -55,7 +55,7 @@ struct cc_store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT]; /* NULL until first use; finalized by cc_store_close */
     struct {
-        const char *sql;     /* the literal's address: the key */
+        const char *sql; /* the literal's address: the key */
         sqlite3_stmt *stmt;
     } extra[CC_STORE_STMT_MAX]; /* cc_store_stmt's cache */
     int n_extra;
@@ -149,8 +149,7 @@ int cc_store_stmt(struct cc_store *st, const char *sql, sqlite3_stmt **out)
         cc_log_error("db_prepare_failed", "statement cache full (%d)", CC_STORE_STMT_MAX);
         return CC_ERR_DB;
     }
-    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK) {
         cc_log_error("db_prepare_failed", "%s: %s", sql, sqlite3_errmsg(st->db));
         sqlite3_finalize(stmt);
         return CC_ERR_DB;

@@ -10,26 +10,26 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
-#define CC_MAX_BATCH 1000               /* readings in one array */
-#define CC_MAX_PAYLOAD (1024 * 1024)    /* the broker's message_size_limit */
-#define CC_TEMP_MIN (-100.0)            /* °C */
-#define CC_TEMP_MAX 150.0               /* °C */
-#define CC_TS_MAX_FUTURE_MS (5LL * 60 * 1000)        /* 5 minutes */
-#define CC_TS_MAX_AGE_MS (30LL * 24 * 3600 * 1000)   /* 30 days */
+#define CC_MAX_BATCH 1000                          /* readings in one array */
+#define CC_MAX_PAYLOAD (1024 * 1024)               /* the broker's message_size_limit */
+#define CC_TEMP_MIN (-100.0)                       /* °C */
+#define CC_TEMP_MAX 150.0                          /* °C */
+#define CC_TS_MAX_FUTURE_MS (5LL * 60 * 1000)      /* 5 minutes */
+#define CC_TS_MAX_AGE_MS (30LL * 24 * 3600 * 1000) /* 30 days */
 #define CC_FIRMWARE_MAX 64
 
 enum cc_tristate { CC_ABSENT = -1, CC_FALSE = 0, CC_TRUE = 1 };
 
 struct cc_reading {
-    int64_t ts_ms;         /* from the payload, or the receive time when absent */
-    int ts_given;          /* 1 if the payload had ts */
-    double temperature;    /* °C */
+    int64_t ts_ms;      /* from the payload, or the receive time when absent */
+    int ts_given;       /* 1 if the payload had ts */
+    double temperature; /* °C */
     int has_humidity;
-    double humidity;       /* % */
-    int power_status;      /* enum cc_tristate; CC_FALSE = mains lost */
-    int door_status;       /* enum cc_tristate; CC_TRUE = open */
+    double humidity;  /* % */
+    int power_status; /* enum cc_tristate; CC_FALSE = mains lost */
+    int door_status;  /* enum cc_tristate; CC_TRUE = open */
     int has_battery;
-    double battery_level;  /* % */
+    double battery_level; /* % */
 };
 
 /* Validates one reading object. Broken rules are appended to err_details (a cJSON
@@ -51,8 +51,7 @@ int cc_validate_reading(const cJSON *obj, int64_t received_ms, const char *prefi
  * the shape is wrong as a whole (empty array, more than CC_MAX_BATCH items, not UTF-8,
  * too large), CC_ERR_NOMEM. *err is set for every code but CC_OK-with-all-valid. */
 int cc_validate_readings(const char *payload, size_t len, int64_t received_ms,
-                         struct cc_reading **out, size_t *n_out, size_t **ok_index,
-                         cJSON **err);
+                         struct cc_reading **out, size_t *n_out, size_t **ok_index, cJSON **err);
 
 /* Parses a status payload {"online":bool,"firmwareVersion":"x"?}. firmware receives
  * "" when absent. CC_OK, CC_ERR_BAD_JSON or CC_ERR_VALIDATION (with *err set). */

@@ -19,8 +19,8 @@
 #include "cc_store.h"
 #include "cc_time.h"
 
-#define TICK_MS 1000            /* how often the timers are looked at */
-#define DELIVER_MAX_ROWS 2000   /* sends per tick, so a backlog cannot starve the others */
+#define TICK_MS 1000          /* how often the timers are looked at */
+#define DELIVER_MAX_ROWS 2000 /* sends per tick, so a backlog cannot starve the others */
 
 struct ingest_jobs {
     pthread_t thread;
@@ -31,8 +31,8 @@ struct ingest_jobs {
     ingest_publish_fn publish;
     void *ctx;
     struct cc_store *st;
-    int64_t report_day_done;    /* day (epoch ms) whose reports are made, -1 if none */
-    int64_t retention_next_ms;  /* monotonic time of the next retention pass */
+    int64_t report_day_done;   /* day (epoch ms) whose reports are made, -1 if none */
+    int64_t retention_next_ms; /* monotonic time of the next retention pass */
 };
 
 static void log_failed(const char *job, int rc)

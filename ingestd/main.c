@@ -33,10 +33,10 @@
 #include "writer.h"
 
 #define CLIENT_ID_DEFAULT "coldchain-ingestd"
-#define BACKOFF_MIN_MS 250    /* first reconnect delay */
-#define BACKOFF_MAX_MS 10000  /* longest reconnect delay */
+#define BACKOFF_MIN_MS 250   /* first reconnect delay */
+#define BACKOFF_MAX_MS 10000 /* longest reconnect delay */
 #define KEEPALIVE_S 20
-#define PUBLISH_RETRIES 50    /* ×10 ms while Paho's outbound window is full */
+#define PUBLISH_RETRIES 50 /* ×10 ms while Paho's outbound window is full */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -174,8 +174,8 @@ static int setup(struct ingestd *d)
     if (rc != CC_OK)
         return rc;
     if (lock_dir(path) < 0) {
-        cc_log_error("journal_locked", "%s is in use by another ingestd with client id %s",
-                     path, d->client_id);
+        cc_log_error("journal_locked", "%s is in use by another ingestd with client id %s", path,
+                     d->client_id);
         return CC_ERR_IO;
     }
     rc = ingest_writer_start(d->cfg.db_path, d->journal, publish, d, &d->writer);
@@ -194,8 +194,8 @@ static int setup(struct ingestd *d)
     rc = cc_kvlog_open(path, &d->kv);
     if (rc != CC_OK)
         return rc;
-    rc = ingest_recover_received(d->kv, d->journal, cc_now_ms(), ingest_writer_push,
-                                 d->writer, &recovered);
+    rc = ingest_recover_received(d->kv, d->journal, cc_now_ms(), ingest_writer_push, d->writer,
+                                 &recovered);
     if (rc != CC_OK)
         return rc;
     ingest_writer_flush(d->writer);
@@ -218,8 +218,8 @@ int main(void)
         return 2;
     }
     cc_log_init("ingestd", d.cfg.log_level, d.cfg.log_json);
-    if (cc_config_secret(&d.cfg, "mqtt.secret", 0, d.cfg.mqtt_password,
-                         sizeof(d.cfg.mqtt_password), err, sizeof(err)) != CC_OK) {
+    if (cc_config_secret(&d.cfg, "mqtt.secret", 0, d.cfg.mqtt_password, sizeof(d.cfg.mqtt_password),
+                         err, sizeof(err)) != CC_OK) {
         fprintf(stderr, "ingestd: configuration error: %s\n", err);
         return 2;
     }
@@ -244,8 +244,8 @@ int main(void)
         status = 1;
         goto out;
     }
-    if (ingest_metrics_start(d.cfg.ingest_metrics_port, d.cfg.db_path, d.writer, &d.counters, &d.metrics) !=
-        CC_OK) {
+    if (ingest_metrics_start(d.cfg.ingest_metrics_port, d.cfg.db_path, d.writer, &d.counters,
+                             &d.metrics) != CC_OK) {
         status = 1;
         goto out;
     }

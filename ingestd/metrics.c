@@ -21,7 +21,7 @@ struct ingest_metrics {
     struct ingest_mqtt_counters *mq;
 };
 
-static const double lag_le_ms[] = {1,   2,   5,    10,   25,   50,    100,   250,
+static const double lag_le_ms[] = {1,   2,    5,    10,   25,    50,    100,  250,
                                    500, 1000, 2500, 5000, 10000, 30000, 60000};
 
 static double quantile_ms(const unsigned long long *h, unsigned long long total, double q)
@@ -67,8 +67,7 @@ static int handle(struct mg_connection *conn, void *data)
     OUT("# HELP coldchain_ingest_rejected_total Messages refused, by error code.\n"
         "# TYPE coldchain_ingest_rejected_total counter\n");
     for (int i = 0; i < 4; i++)
-        OUT("coldchain_ingest_rejected_total{code=\"%s\"} %llu\n", codes[i],
-            s.rejected_by_code[i]);
+        OUT("coldchain_ingest_rejected_total{code=\"%s\"} %llu\n", codes[i], s.rejected_by_code[i]);
     OUT("# HELP coldchain_ingest_commits_total Database transactions committed.\n"
         "# TYPE coldchain_ingest_commits_total counter\ncoldchain_ingest_commits_total %llu\n",
         s.commits);
@@ -114,8 +113,8 @@ static int handle(struct mg_connection *conn, void *data)
         cum += lag[i];
     }
     for (; b < sizeof(lag_le_ms) / sizeof(lag_le_ms[0]); b++)
-        OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n",
-            lag_le_ms[b] / 1000.0, cum);
+        OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n", lag_le_ms[b] / 1000.0,
+            cum);
     OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"+Inf\"} %llu\n", total);
     OUT("coldchain_ingest_publish_lag_seconds_sum %.3f\n", sum_ms / 1000.0);
     OUT("coldchain_ingest_publish_lag_seconds_count %llu\n", total);
@@ -129,8 +128,8 @@ static int handle(struct mg_connection *conn, void *data)
     /* Alerts and notifications: stored totals (cc_stats.h), one read-only connection. */
     sqlite3 *db = NULL;
     struct cc_stats cs;
-    int have = cc_db_open(m->db_path, CC_DB_READONLY, &db) == CC_OK &&
-               cc_stats_load(db, &cs) == CC_OK;
+    int have =
+        cc_db_open(m->db_path, CC_DB_READONLY, &db) == CC_OK && cc_stats_load(db, &cs) == CC_OK;
 
     cc_db_close(db);
     if (!have) {
@@ -172,8 +171,7 @@ static int handle(struct mg_connection *conn, void *data)
 
 static int not_found(struct mg_connection *conn, void *data)
 {
-    static const char body[] =
-        "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no such route\"}}";
+    static const char body[] = "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no such route\"}}";
     (void)data;
     mg_printf(conn,
               "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"

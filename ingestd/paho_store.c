@@ -24,8 +24,7 @@ static int p_close(void *handle)
 
 static int p_put(void *handle, char *key, int n, char *bufs[], int lens[])
 {
-    return cc_kvlog_put(handle, key, n, bufs, lens) == CC_OK ? 0
-                                                             : MQTTCLIENT_PERSISTENCE_ERROR;
+    return cc_kvlog_put(handle, key, n, bufs, lens) == CC_OK ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
 }
 
 static int p_get(void *handle, char *key, char **buf, int *len)

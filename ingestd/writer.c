@@ -160,8 +160,8 @@ static int commit_batch(struct ingest_writer *w, struct item *head, size_t n,
     return CC_OK;
 }
 
-static void record(struct ingest_writer *w, const struct batch_result *br, size_t n,
-                   double seconds, int64_t commit_ms)
+static void record(struct ingest_writer *w, const struct batch_result *br, size_t n, double seconds,
+                   int64_t commit_ms)
 {
     pthread_mutex_lock(&w->mu);
     w->stats.messages += n;

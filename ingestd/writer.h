@@ -14,22 +14,21 @@
 
 #include "cc_journal.h"
 
-#define INGEST_BATCH_MAX 4096          /* messages per transaction */
-#define INGEST_QUEUE_MAX 200000        /* messages waiting before push() blocks */
-#define INGEST_LAG_BUCKETS 60001       /* 1 ms lag histogram, last bucket = 60 s and more */
+#define INGEST_BATCH_MAX 4096    /* messages per transaction */
+#define INGEST_QUEUE_MAX 200000  /* messages waiting before push() blocks */
+#define INGEST_LAG_BUCKETS 60001 /* 1 ms lag histogram, last bucket = 60 s and more */
 
 /* Publishes at QoS 1: an error object for a refused message (after its commit), or a
  * notification (jobs). 0 when Paho took the message, else non-zero (retry later). */
-typedef int (*ingest_publish_fn)(void *ctx, const char *topic, const char *payload,
-                                 size_t len);
+typedef int (*ingest_publish_fn)(void *ctx, const char *topic, const char *payload, size_t len);
 
 struct ingest_writer;
 
 struct ingest_stats {
-    unsigned long long messages;     /* messages committed (any outcome) */
-    unsigned long long accepted;     /* readings inserted */
-    unsigned long long duplicates;   /* readings already stored */
-    unsigned long long rejected;     /* messages or items refused */
+    unsigned long long messages;            /* messages committed (any outcome) */
+    unsigned long long accepted;            /* readings inserted */
+    unsigned long long duplicates;          /* readings already stored */
+    unsigned long long rejected;            /* messages or items refused */
     unsigned long long rejected_by_code[8]; /* BAD_JSON, VALIDATION_ERROR, NOT_FOUND, other */
     unsigned long long commits;
     unsigned long long db_errors;

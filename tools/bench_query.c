@@ -24,12 +24,12 @@
 
 #define DEVICES 1000
 #define SPAN_MS (30LL * 86400000)
-#define MAIN_EVERY_MS 60000LL    /* the benchmark cell: one reading a minute */
-#define OTHER_EVERY_MS 259000LL  /* the 999 others: about 10,000 readings each */
-#define COMMIT_EVERY 500000      /* rows per transaction while building */
+#define MAIN_EVERY_MS 60000LL   /* the benchmark cell: one reading a minute */
+#define OTHER_EVERY_MS 259000LL /* the 999 others: about 10,000 readings each */
+#define COMMIT_EVERY 500000     /* rows per transaction while building */
 #define RUNS 100
 #define GROUPBY_RUNS 20
-#define WARMUP 5                 /* untimed runs first: the page cache warms up */
+#define WARMUP 5 /* untimed runs first: the page cache warms up */
 
 static double now_ms_f(void)
 {
@@ -175,9 +175,8 @@ static int build(const char *path)
         if (exec(db, sql))
             goto out;
         dev = sqlite3_last_insert_rowid(db);
-        if (d == 0 && sqlite3_prepare_v2(db,
-                                         "INSERT INTO bench_meta VALUES (?1, ?2, ?3, 0, ?4)", -1,
-                                         &s, NULL) == SQLITE_OK) {
+        if (d == 0 && sqlite3_prepare_v2(db, "INSERT INTO bench_meta VALUES (?1, ?2, ?3, 0, ?4)",
+                                         -1, &s, NULL) == SQLITE_OK) {
             sqlite3_bind_int64(s, 1, cell);
             sqlite3_bind_int64(s, 2, from_ms);
             sqlite3_bind_int64(s, 3, end_ms);
@@ -232,8 +231,9 @@ static int set_password(sqlite3 *db, const char *pw)
 
     if (cc_password_hash(pw, hash, sizeof hash) != CC_OK)
         return -1;
-    if (sqlite3_prepare_v2(db, "UPDATE users SET password_hash = ?1"
-                               " WHERE email = 'bench@example.com'",
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE users SET password_hash = ?1"
+                           " WHERE email = 'bench@example.com'",
                            -1, &s, NULL) == SQLITE_OK &&
         sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC) == SQLITE_OK &&
         sqlite3_step(s) == SQLITE_DONE)
@@ -328,7 +328,8 @@ static int run(const char *path)
 
     cc_time_format_iso8601(from_ms, f, sizeof f);
     cc_time_format_iso8601(to_ms, t, sizeof t);
-    printf("bench: query_db_readings %lld\n", (long long)one_int(db, "SELECT max(id) FROM readings"));
+    printf("bench: query_db_readings %lld\n",
+           (long long)one_int(db, "SELECT max(id) FROM readings"));
     printf("bench: query_30d_cell_readings %lld\n", (long long)res.stats.count);
     printf("bench: query_30d_common_p50 %.3f ms\n", pct(t_common, RUNS, 50));
     printf("bench: query_30d_common_p99 %.3f ms\n", pct(t_common, RUNS, 99));

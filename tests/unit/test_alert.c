@@ -136,15 +136,16 @@ static void reading(struct cc_store *st, const char *serial, int64_t ts, double 
         snprintf(payload, sizeof payload, "{\"temperature\":%.3f,\"ts\":%lld,\"powerStatus\":%s}",
                  temp, (long long)ts, power ? "true" : "false");
     assert_int_equal(cc_store_begin(st), CC_OK);
-    assert_int_equal(cc_ingest_readings(st, serial, payload, strlen(payload), T0,
-                                        CC_INGEST_PARTIAL, &res),
-                     CC_OK);
+    assert_int_equal(
+        cc_ingest_readings(st, serial, payload, strlen(payload), T0, CC_INGEST_PARTIAL, &res),
+        CC_OK);
     assert_null(res.error);
     assert_int_equal(cc_store_commit(st), CC_OK);
     cc_ingest_result_clear(&res);
 }
 
-#define ACTIVE(type) q(st, "SELECT count(*) FROM alerts WHERE status = 'ACTIVE' AND type = '" type "'")
+#define ACTIVE(type)                                                                               \
+    q(st, "SELECT count(*) FROM alerts WHERE status = 'ACTIVE' AND type = '" type "'")
 #define NOTES(kind) q(st, "SELECT count(*) FROM notifications WHERE kind = '" kind "'")
 
 static void test_alert_high_hysteresis_autoresolve(void **state)
@@ -161,7 +162,8 @@ static void test_alert_high_hysteresis_autoresolve(void **state)
     /* ALERT to the customer (1) and the linked technician (2): nobody else. */
     assert_int_equal(NOTES("ALERT"), 2);
     assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ALERT'"
-                           " AND user_id IN (1, 2)"), 2);
+                           " AND user_id IN (1, 2)"),
+                     2);
     assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'CREATED'"), 1);
 
     reading(st, FRIDGE, T0 - 80 * S, 8.0, -1); /* at the limit: not beyond, not cleared */
@@ -284,13 +286,12 @@ static void test_alert_raise_dedupes(void **state)
     int created = -1;
 
     assert_int_equal(cc_store_begin(st), CC_OK);
-    assert_int_equal(cc_alert_raise(st, 2, 7, CC_ALERT_HIGH_TEMP, 9.0, 8.0, "m", T0, T0, &id1,
-                                    &created),
-                     CC_OK);
+    assert_int_equal(
+        cc_alert_raise(st, 2, 7, CC_ALERT_HIGH_TEMP, 9.0, 8.0, "m", T0, T0, &id1, &created), CC_OK);
     assert_int_equal(created, 1);
-    assert_int_equal(cc_alert_raise(st, 2, 7, CC_ALERT_HIGH_TEMP, 9.5, 8.0, "m", T0 + S, T0,
-                                    &id2, &created),
-                     CC_OK);
+    assert_int_equal(
+        cc_alert_raise(st, 2, 7, CC_ALERT_HIGH_TEMP, 9.5, 8.0, "m", T0 + S, T0, &id2, &created),
+        CC_OK);
     assert_int_equal(created, 0);
     assert_int_equal(id1, id2);
     /* The same notification written twice is one row (notifications_once). */
@@ -301,10 +302,11 @@ static void test_alert_raise_dedupes(void **state)
     assert_int_equal(NOTES("ALERT"), 2);
     /* The partial unique index refuses a second ACTIVE row whoever writes it. */
     assert_int_not_equal(
-        sqlite3_exec(cc_store_db(st),
-                     "INSERT INTO alerts (cold_cell_id, device_id, type, message,"
-                     " first_triggered_at, last_triggered_at) VALUES (2, 7, 'HIGH_TEMP', 'x', 1, 1)",
-                     NULL, NULL, NULL),
+        sqlite3_exec(
+            cc_store_db(st),
+            "INSERT INTO alerts (cold_cell_id, device_id, type, message,"
+            " first_triggered_at, last_triggered_at) VALUES (2, 7, 'HIGH_TEMP', 'x', 1, 1)",
+            NULL, NULL, NULL),
         SQLITE_OK);
 }
 
@@ -352,7 +354,8 @@ static void test_jobs_escalate_once(void **state)
     /* The linked technician and every admin; not the customer, not tech2. */
     assert_int_equal(NOTES("ESCALATION"), 2);
     assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ESCALATION'"
-                           " AND user_id IN (2, 4)"), 2);
+                           " AND user_id IN (2, 4)"),
+                     2);
     assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'ESCALATED'"), 1);
     assert_int_equal(cc_jobs_escalate(st, 3600, T0 + 9000 * S, &n), CC_OK);
     assert_int_equal(n, 0);
@@ -367,8 +370,7 @@ static void test_jobs_daily_report(void **state)
     int made = -1;
 
     assert_int_equal(day, T0 - (T0 % CC_DAY_MS) - CC_DAY_MS);
-    assert_int_equal(cc_jobs_report_day(5, T0 - (T0 % CC_DAY_MS) + 4 * 60 * S),
-                     day - CC_DAY_MS);
+    assert_int_equal(cc_jobs_report_day(5, T0 - (T0 % CC_DAY_MS) + 4 * 60 * S), day - CC_DAY_MS);
     /* Readings of that day are older than 30 days' window? No: T0 - 1 day is fine. */
     exec_ok(st, "DELETE FROM readings");
     {
@@ -391,10 +393,12 @@ static void test_jobs_daily_report(void **state)
     assert_int_equal(q(st, "SELECT count(*) FROM daily_reports"), 2);
     assert_int_equal(NOTES("DAILY_REPORT"), 2);
     assert_int_equal(q(st, "SELECT json_array_length(payload, '$.cells') FROM daily_reports"
-                           " WHERE customer_id = 1"), 2);
+                           " WHERE customer_id = 1"),
+                     2);
     assert_int_equal(q(st, "SELECT json_extract(c.value, '$.count') FROM daily_reports r,"
                            " json_each(r.payload, '$.cells') c WHERE r.customer_id = 1"
-                           " AND json_extract(c.value, '$.coldCellId') = 2"), 3);
+                           " AND json_extract(c.value, '$.coldCellId') = 2"),
+                     3);
     assert_true(qd(st, "SELECT json_extract(c.value, '$.max') FROM daily_reports r,"
                        " json_each(r.payload, '$.cells') c WHERE r.customer_id = 1"
                        " AND json_extract(c.value, '$.coldCellId') = 2") == 9.0);
@@ -407,7 +411,8 @@ static void test_jobs_daily_report(void **state)
                        " AND json_extract(c.value, '$.coldCellId') = 2") == 60.0);
     assert_int_equal(q(st, "SELECT json_extract(c.value, '$.alertsRaised') FROM daily_reports"
                            " r, json_each(r.payload, '$.cells') c WHERE r.customer_id = 1"
-                           " AND json_extract(c.value, '$.coldCellId') = 2"), 1);
+                           " AND json_extract(c.value, '$.coldCellId') = 2"),
+                     1);
     assert_int_equal(cc_jobs_daily_report(st, day, now + 60 * S, &made), CC_OK);
     assert_int_equal(made, 0);
     assert_int_equal(NOTES("DAILY_REPORT"), 2);
@@ -518,7 +523,8 @@ static void test_notify_signature(void **state)
 
     (void)state;
     cc_notify_signature("key", body, strlen(body), sig);
-    assert_string_equal(sig, "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+    assert_string_equal(sig,
+                        "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
 }
 
 static void test_alerts_api_resolve_ack_access(void **state)

@@ -234,8 +234,7 @@ static void test_paho_store_rejects_bad_packets(void **state)
     const char no_packet_id[] = {0x34, 5, 0, 3, 'a', '/', 'b'};
     struct ingest_publish p;
 
-    assert_int_equal(ingest_parse_publish(not_publish, sizeof(not_publish), &p),
-                     CC_ERR_VALIDATION);
+    assert_int_equal(ingest_parse_publish(not_publish, sizeof(not_publish), &p), CC_ERR_VALIDATION);
     assert_int_equal(ingest_parse_publish(short_len, sizeof(short_len), &p), CC_ERR_VALIDATION);
     assert_int_equal(ingest_parse_publish(topic_overrun, sizeof(topic_overrun), &p),
                      CC_ERR_VALIDATION);

@@ -193,13 +193,11 @@ static void test_query_range_bucket_sizes(void **state)
     expect_range("range=30d", 30 * DAY_MS, 7200000);
     /* from/to: the bucket follows the span. */
     expect_range("from=2025-11-01T00:00:00Z&to=2025-11-02T00:00:00Z", DAY_MS, 300000);
-    expect_range("from=2025-11-01T00:00:00Z&to=2025-11-02T00:00:00.001Z", DAY_MS + 1,
-                 1800000);
+    expect_range("from=2025-11-01T00:00:00Z&to=2025-11-02T00:00:00.001Z", DAY_MS + 1, 1800000);
     expect_range("from=2025-11-01T00:00:00Z&to=2025-11-08T00:00:00Z", 7 * DAY_MS, 1800000);
     expect_range("from=2025-11-01T00:00:00Z&to=2025-11-20T00:00:00Z", 19 * DAY_MS, 7200000);
     expect_range("from=2025-01-01T00:00:00Z&to=2025-06-01T00:00:00Z", 151 * DAY_MS, DAY_MS);
-    expect_range("from=2025-11-01T01:00:00%2B01:00&to=2025-11-01T02:00:00Z", 2 * 3600000,
-                 300000);
+    expect_range("from=2025-11-01T01:00:00%2B01:00&to=2025-11-01T02:00:00Z", 2 * 3600000, 300000);
 }
 
 static void test_query_range_errors(void **state)
@@ -283,8 +281,7 @@ static void test_query_stats_values(void **state)
     assert_int_equal((int)cJSON_GetObjectItem(stats, "count")->valuedouble, 8);
     assert_true(cJSON_GetObjectItem(stats, "minutesOutOfRange")->valuedouble == 12.0);
     assert_int_equal((int)cJSON_GetObjectItem(j, "bucketSeconds")->valuedouble, 300);
-    assert_string_equal(cJSON_GetObjectItem(j, "from")->valuestring,
-                        "2025-11-26T00:00:00.000Z");
+    assert_string_equal(cJSON_GetObjectItem(j, "from")->valuestring, "2025-11-26T00:00:00.000Z");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "series")), 6);
     cJSON_Delete(j);
     cc_query_result_free(&res);
@@ -430,8 +427,8 @@ static void test_query_mkt_hand_computed(void **state)
     put(st, 5, CELL, T0 + MIN_MS, 20.0);
     put(st, 5, CELL, T0 + 2 * MIN_MS, 30.0);
     both(st, &rg, LO, HI, &res);
-    assert_true(fabs(cc_query_mkt(res.stats.mkt_hi, res.stats.mkt_lo, res.stats.count) -
-                     26.2599) < 1e-4);
+    assert_true(fabs(cc_query_mkt(res.stats.mkt_hi, res.stats.mkt_lo, res.stats.count) - 26.2599) <
+                1e-4);
     cc_query_result_free(&res);
 
     /* A constant temperature is its own MKT, across the sensor range. */
@@ -444,9 +441,9 @@ static void test_query_mkt_hand_computed(void **state)
     {
         unsigned __int128 v = (((unsigned __int128)hi << 62) + lo) * 100000;
 
-        assert_true(fabs(cc_query_mkt((uint64_t)(v >> 62), (uint64_t)(v & ((1ULL << 62) - 1)),
-                                      100000) -
-                         150.0) < 1e-6);
+        assert_true(
+            fabs(cc_query_mkt((uint64_t)(v >> 62), (uint64_t)(v & ((1ULL << 62) - 1)), 100000) -
+                 150.0) < 1e-6);
     }
 }
 
@@ -521,12 +518,10 @@ static void test_query_retention_keeps_rollups(void **state)
     assert_int_equal(cc_query_readings(db, CELL, &rg, LO, HI, &before), CC_OK);
 
     /* Keep 1 day at now = T0 + 2 days: the first day (144 + 1 readings) goes. */
-    assert_int_equal(
-        cc_retention_run(st, T0 + 2 * DAY_MS, 1, 50, 2, &deleted, &more), CC_OK);
+    assert_int_equal(cc_retention_run(st, T0 + 2 * DAY_MS, 1, 50, 2, &deleted, &more), CC_OK);
     assert_int_equal(deleted, 100); /* two batches of 50, bounded */
     assert_int_equal(more, 1);
-    assert_int_equal(cc_retention_run(st, T0 + 2 * DAY_MS, 1, 50, 100, &deleted, &more),
-                     CC_OK);
+    assert_int_equal(cc_retention_run(st, T0 + 2 * DAY_MS, 1, 50, 100, &deleted, &more), CC_OK);
     assert_int_equal(deleted, 45);
     assert_int_equal(more, 0);
     assert_int_equal(query_int(db, "SELECT count(*) FROM readings"), 144);
@@ -604,8 +599,8 @@ static void test_query_csv_rfc4180(void **state)
     put(st, 5, CELL, T0, -0.5);
     put(st, 5, CELL, T0 + DAY_MS, 3.0); /* outside [from, to) */
     assert_int_equal(cc_query_csv_check(st, &c1, CELL,
-                                        "from=2025-11-26T00:00:00Z&to=2025-11-27T00:00:00Z",
-                                        &from, &to, &err),
+                                        "from=2025-11-26T00:00:00Z&to=2025-11-27T00:00:00Z", &from,
+                                        &to, &err),
                      CC_OK);
     assert_int_equal(cc_query_csv(st, CELL, from, to, sink_write, &s), CC_OK);
     assert_string_equal(s.buf,
@@ -617,9 +612,9 @@ static void test_query_csv_rfc4180(void **state)
     assert_int_equal(cc_query_csv_check(st, &c2, CELL, "from=2025-11-26T00:00:00Z&to=2025-11-27",
                                         &from, &to, &err),
                      CC_ERR_NOT_FOUND);
-    assert_int_equal(cc_query_csv_check(st, &c1, CELL, "from=2025-11-26T00:00:00Z", &from, &to,
-                                        &err),
-                     CC_ERR_VALIDATION);
+    assert_int_equal(
+        cc_query_csv_check(st, &c1, CELL, "from=2025-11-26T00:00:00Z", &from, &to, &err),
+        CC_ERR_VALIDATION);
     cJSON_Delete(err);
 }
 
@@ -642,19 +637,19 @@ static void test_query_dashboards(void **state)
 
     assert_int_equal(cc_dashboard_customer(st, &c1, &o), CC_OK);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "locations")), 1);
-    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetObjectItem(o, "summary"), "devices")
-                         ->valuedouble,
-                     3);
-    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetObjectItem(o, "summary"), "devicesOnline")
-                         ->valuedouble,
-                     1);
+    assert_int_equal(
+        (int)cJSON_GetObjectItem(cJSON_GetObjectItem(o, "summary"), "devices")->valuedouble, 3);
+    assert_int_equal(
+        (int)cJSON_GetObjectItem(cJSON_GetObjectItem(o, "summary"), "devicesOnline")->valuedouble,
+        1);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "activeAlerts")), 1);
     cell = cJSON_GetArrayItem(
         cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "locations"), 0),
                             "coldCells"),
         0);
-    assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(cell, "latest"), "temperature")
-                    ->valuedouble == 4.5);
+    assert_true(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cell, "latest"), "temperature")->valuedouble ==
+        4.5);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cell, "devices")), 3);
     assert_int_equal((int)cJSON_GetObjectItem(cell, "activeAlerts")->valuedouble, 1);
     cJSON_Delete(o);
@@ -676,10 +671,8 @@ static void test_query_dashboards(void **state)
     assert_int_equal((int)cJSON_GetObjectItem(o, "customers")->valuedouble, 2);
     assert_int_equal((int)cJSON_GetObjectItem(o, "activeAlerts")->valuedouble, 3);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "customerList")), 2);
-    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o,
-                                                                                     "customerList"),
-                                                                 1),
-                                              "devices")
+    assert_int_equal((int)cJSON_GetObjectItem(
+                         cJSON_GetArrayItem(cJSON_GetObjectItem(o, "customerList"), 1), "devices")
                          ->valuedouble,
                      1);
     cJSON_Delete(o);
@@ -692,11 +685,9 @@ int main(void)
         cmocka_unit_test(test_query_range_errors),
         cmocka_unit_test_setup_teardown(test_query_series_alignment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_stats_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_query_device_delete_updates_rollups, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_query_device_delete_updates_rollups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_rollup_equals_raw_random, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_query_rollup_upsert_equals_rebuild, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_query_rollup_upsert_equals_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_mkt_hand_computed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_minutes_out_of_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_retention_keeps_rollups, setup, teardown),
