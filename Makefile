@@ -24,7 +24,7 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
 MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
 
-.PHONY: all run test seed bench soak clean deps unit unit-asan integration format lint openapi
+.PHONY: all run test seed bench soak clean deps unit unit-asan integration format format-check openapi
 
 all: $(BUILD)/ingestd $(BUILD)/apid $(BUILD)/ccctl $(BUILD)/coldchain_auth.so $(TOOL_BINS)
 
@@ -108,3 +108,6 @@ clean:
 
 format:
 	clang-format -i common/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.c broker-config/*.c
+
+format-check:
+	clang-format --dry-run -Werror common/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.c broker-config/*.c
