@@ -24,7 +24,7 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
 MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
 
-.PHONY: all run test seed bench soak clean deps unit unit-asan integration format format-check openapi
+.PHONY: all run test seed bench clean deps unit unit-asan integration format format-check openapi
 
 all: $(BUILD)/ingestd $(BUILD)/apid $(BUILD)/ccctl $(BUILD)/coldchain_auth.so $(TOOL_BINS)
 
