@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "cc_audit.h"
+#include "cc_db.h"
 #include "cc_rc.h"
 #include "cc_sql.h"
 
@@ -167,5 +169,32 @@ int cc_access_list(sqlite3 *db, const char *sql_list, const char *sql_count,
 out:
     cc_sql_release(stmt);
     cJSON_Delete(items);
+    return rc;
+}
+
+int cc_access_delete(struct cc_store *st, const struct cc_principal *p, int entity,
+                     const char *audit_entity, int64_t id,
+                     int (*load)(sqlite3 *db, int64_t id, cJSON **out), const char *sql_delete)
+{
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    cJSON *before = NULL;
+    int rc;
+
+    rc = cc_db_begin(db);
+    if (rc != CC_OK)
+        return rc;
+    rc = cc_access_check(st, p, entity, id, CC_ACCESS_WRITE);
+    if (rc == CC_OK)
+        rc = load(db, id, &before);
+    if (rc == CC_OK)
+        rc = cc_sql_prepare(db, sql_delete, &stmt);
+    if (rc == CC_OK)
+        rc = sqlite3_bind_int64(stmt, 1, id) == SQLITE_OK ? cc_sql_exec(db, stmt) : CC_ERR_DB;
+    if (rc == CC_OK)
+        rc = cc_audit_append(st, p->user_id, "delete", audit_entity, id, before, NULL);
+    cc_sql_release(stmt);
+    rc = cc_sql_end(db, rc);
+    cJSON_Delete(before);
     return rc;
 }

@@ -233,25 +233,5 @@ end:
 
 int cc_locations_delete(struct cc_store *st, const struct cc_principal *p, int64_t id)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    cJSON *before = NULL;
-    int rc;
-
-    rc = cc_db_begin(db);
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_access_check(st, p, CC_ENTITY_LOCATION, id, CC_ACCESS_WRITE);
-    if (rc == CC_OK)
-        rc = load(db, id, &before);
-    if (rc == CC_OK)
-        rc = cc_sql_prepare(db, sql_delete, &stmt);
-    if (rc == CC_OK)
-        rc = sqlite3_bind_int64(stmt, 1, id) == SQLITE_OK ? cc_sql_exec(db, stmt) : CC_ERR_DB;
-    if (rc == CC_OK)
-        rc = cc_audit_append(st, p->user_id, "delete", "location", id, before, NULL);
-    cc_sql_release(stmt);
-    rc = cc_sql_end(db, rc);
-    cJSON_Delete(before);
-    return rc;
+    return cc_access_delete(st, p, CC_ENTITY_LOCATION, "location", id, load, sql_delete);
 }
