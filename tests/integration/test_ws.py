@@ -252,6 +252,24 @@ def main():
             expect(not leaked, "customer1 got customer2's alert: %r" % leaked)
         cases.run("alert_change_arrives_as_type_alert_to_its_tenant_only", alert_arrives)
 
+        def acknowledge_arrives():
+            # An acknowledge made through the API reaches the feed as an alert change.
+            alert_id = s.scalar("SELECT id FROM alerts WHERE status = 'ACTIVE' AND cold_cell_id"
+                                " IN (%s) ORDER BY id DESC LIMIT 1" % ",".join(map(str, c2_cells)))
+            expect(alert_id is not None, "no active alert of customer2 to acknowledge")
+            st_, _, body = s.http("PATCH", "/api/alerts/%d/acknowledge" % alert_id, token=t2)
+            expect(st_ == 200, (st_, body))
+            deadline, got = time.time() + 10, None
+            while time.time() < deadline and got is None:
+                for m in w2.drain(1.0):
+                    if (isinstance(m, dict) and m.get("type") == "alert" and
+                            m["alert"].get("id") == alert_id and m["alert"].get("acknowledgedAt")):
+                        got = m["alert"]
+            expect(got is not None, "the acknowledge did not reach customer2's feed")
+            leaked = [m for m in w1.drain(1.0) if isinstance(m, dict) and m.get("type") == "alert"]
+            expect(not leaked, "customer1 got customer2's acknowledge: %r" % leaked)
+        cases.run("acknowledge_reaches_the_feed_of_its_tenant_only", acknowledge_arrives)
+
         for w in (w1, w2, wt):
             w.close()
         for c in pubs.values():
