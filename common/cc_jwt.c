@@ -14,7 +14,7 @@
 #include "cc_crypto.h"
 #include "cc_rc.h"
 
-#define JTI_BYTES 32   /* random bytes in a refresh token's jti */
+#define JTI_BYTES 32   /* random bytes in a token's jti */
 #define HEADER_MAX 256 /* decoded JOSE header bytes accepted */
 #define IAT_SKEW_S 60  /* an iat this far in the future is refused */
 
@@ -102,13 +102,15 @@ int cc_jwt_sign(const void *key, size_t keylen, const struct cc_jwt_claims *c, c
         jwt_add_grant_int(jwt, "iat", (long)c->iat_s) != 0 ||
         jwt_add_grant_int(jwt, "exp", (long)c->exp_s) != 0)
         goto out;
-    if (c->typ == CC_JWT_REFRESH) {
-        if (cc_random_bytes(raw, sizeof raw) != CC_OK)
-            goto out;
-        cc_base64url_encode(raw, sizeof raw, jti);
-        if (jwt_add_grant(jwt, "fam", c->family) != 0 || jwt_add_grant(jwt, "jti", jti) != 0)
-            goto out;
-    }
+    /* Every token gets a random jti: two tokens issued in the same second differ, so a
+     * refreshed access token is never byte-identical to the one it replaces. */
+    if (cc_random_bytes(raw, sizeof raw) != CC_OK)
+        goto out;
+    cc_base64url_encode(raw, sizeof raw, jti);
+    if (jwt_add_grant(jwt, "jti", jti) != 0)
+        goto out;
+    if (c->typ == CC_JWT_REFRESH && jwt_add_grant(jwt, "fam", c->family) != 0)
+        goto out;
     tok = jwt_encode_str(jwt);
     if (tok == NULL) {
         rc = CC_ERR_NOMEM;

@@ -336,6 +336,7 @@ async function loadAlerts(cellId) {
 class AlertsPanel {
   constructor(cellNames) {
     this.items = [];
+    this.pending = []; // one Map per load in flight: live changes seen meanwhile
     this.cellNames = cellNames; // Map id -> name
     this.error = '';
     this.root = h('section', { class: 'panel alerts', 'aria-labelledby': 'alerts-h', 'data-testid': 'alerts' });
@@ -347,7 +348,22 @@ class AlertsPanel {
     this.render();
   }
 
+  // Replaces the list with what fetch() answers, then re-applies the live changes that
+  // arrived while it was in flight (the answer may predate them).
+  async load(fetch) {
+    const seen = new Map();
+    this.pending.push(seen);
+    try {
+      const items = await fetch();
+      this.set(items);
+      for (const a of seen.values()) this.upsert(a);
+    } finally {
+      this.pending = this.pending.filter((m) => m !== seen);
+    }
+  }
+
   upsert(alert) {
+    for (const m of this.pending) m.set(alert.id, alert);
     const i = this.items.findIndex((a) => a.id === alert.id);
     if (alert.status !== 'ACTIVE') {
       if (i >= 0) this.items.splice(i, 1);
@@ -491,7 +507,7 @@ function overviewView() {
 
   async function loadAlertsInto() {
     try {
-      alerts.set(await loadAlerts());
+      await alerts.load(() => loadAlerts());
     } catch (e) {
       if (e instanceof ApiError && (e.status === 401 || e.status === 429)) throw e;
       alerts.error = `Alerts unavailable (${e.message}).`;
@@ -632,7 +648,7 @@ function cellView(id) {
 
   async function loadCellAlerts() {
     try {
-      alerts.set(await loadAlerts(id));
+      await alerts.load(() => loadAlerts(id));
     } catch (e) {
       if (e instanceof ApiError && (e.status === 401 || e.status === 429)) throw e;
       alerts.error = `Alerts unavailable (${e.message}).`;

@@ -82,6 +82,18 @@ static void test_jwt_access_roundtrip(void **state)
     free(tok);
 }
 
+static void test_jwt_access_tokens_unique(void **state)
+{
+    char *a = sign_ok(CC_JWT_ACCESS);
+    char *b = sign_ok(CC_JWT_ACCESS);
+
+    (void)state;
+    /* A refresh in the same second as the login must still hand out a new access token. */
+    assert_string_not_equal(a, b);
+    free(a);
+    free(b);
+}
+
 static void test_jwt_refresh_roundtrip_unique(void **state)
 {
     struct cc_jwt_claims got;
@@ -368,6 +380,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jwt_access_roundtrip),
+        cmocka_unit_test(test_jwt_access_tokens_unique),
         cmocka_unit_test(test_jwt_refresh_roundtrip_unique),
         cmocka_unit_test(test_jwt_expired),
         cmocka_unit_test(test_jwt_expired_bad_signature_is_unauthorized),
