@@ -48,6 +48,9 @@ die() {
     say "$*"
     exit 1
 }
+STOP_WAIT_S=10
+# shellcheck source=tools/benchlib.sh
+. "$(dirname "$0")/benchlib.sh"
 
 for b in apid ccctl bench_civet_baseline; do
     [ -x "$BUILD/$b" ] || make --no-print-directory "$BUILD/$b" >&2 || die "cannot build $BUILD/$b"
@@ -58,28 +61,6 @@ command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 
 TMP=$(mktemp -d /tmp/cc-bench-http.XXXXXX)
 PIDS=""
-
-# Stops one process we started: TERM, up to 10 s, then KILL.
-stop_pid() {
-    p=$1
-    kill -TERM "$p" 2>/dev/null || return 0
-    i=0
-    while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    if kill -0 "$p" 2>/dev/null; then
-        say "process $p ignored SIGTERM for 10 s: SIGKILL"
-        kill -KILL "$p" 2>/dev/null || true
-    fi
-    wait "$p" 2>/dev/null || true
-}
-
-forget_pid() {
-    rest=""
-    for q in $PIDS; do [ "$q" = "$1" ] || rest="$rest $q"; done
-    PIDS=$rest
-}
 
 cleanup() {
     trap - EXIT INT TERM
@@ -92,21 +73,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port seconds pid
-    i=0
-    while [ $i -lt $(($2 * 10)) ]; do
-        kill -0 "$3" 2>/dev/null || return 1
-        "$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(("127.0.0.1",int(sys.argv[1]))))' "$1" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
 
 out() { # name value unit
     echo "bench: $1 ${2:-n/a} $3"

@@ -60,6 +60,9 @@ die() {
     say "$*"
     exit 1
 }
+STOP_WAIT_S=15
+# shellcheck source=tools/benchlib.sh
+. "$(dirname "$0")/benchlib.sh"
 
 for b in ingestd ccctl bench_load bench_count coldchain_auth.so; do
     [ -e "$BUILD/$b" ] || die "$BUILD/$b missing (run: make all)"
@@ -68,28 +71,6 @@ command -v mosquitto >/dev/null || die "mosquitto not found (make deps)"
 
 TMP=$(mktemp -d /tmp/cc-bench.XXXXXX)
 PIDS=""
-
-# Stops one process we started: TERM, up to 15 s, then KILL.
-stop_pid() {
-    p=$1
-    kill -TERM "$p" 2>/dev/null || return 0
-    i=0
-    while kill -0 "$p" 2>/dev/null && [ $i -lt 150 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    if kill -0 "$p" 2>/dev/null; then
-        say "process $p ignored SIGTERM for 15 s: SIGKILL"
-        kill -KILL "$p" 2>/dev/null || true
-    fi
-    wait "$p" 2>/dev/null || true
-}
-
-forget_pid() {
-    rest=""
-    for q in $PIDS; do [ "$q" = "$1" ] || rest="$rest $q"; done
-    PIDS=$rest
-}
 
 cleanup() {
     trap - EXIT INT TERM
@@ -102,21 +83,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port seconds pid
-    i=0
-    while [ $i -lt $(($2 * 10)) ]; do
-        kill -0 "$3" 2>/dev/null || return 1
-        "$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(("127.0.0.1",int(sys.argv[1]))))' "$1" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
 
 wait_file() { # path seconds
     i=0

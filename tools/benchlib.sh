@@ -1,0 +1,41 @@
+# benchlib.sh - process and port helpers shared by the tools/bench_*.sh sections.
+# Sourced, not run. The section defines say() and PY (python3) and keeps its started
+# PIDs in $PIDS; STOP_WAIT_S (default 10) is how long a process may take after SIGTERM.
+
+# Stops one process we started: TERM, up to STOP_WAIT_S seconds, then KILL.
+stop_pid() {
+    p=$1
+    kill -TERM "$p" 2>/dev/null || return 0
+    i=0
+    while kill -0 "$p" 2>/dev/null && [ $i -lt $((${STOP_WAIT_S:-10} * 10)) ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if kill -0 "$p" 2>/dev/null; then
+        say "process $p ignored SIGTERM for ${STOP_WAIT_S:-10} s: SIGKILL"
+        kill -KILL "$p" 2>/dev/null || true
+    fi
+    wait "$p" 2>/dev/null || true
+}
+
+# Drops a PID from $PIDS once the section stopped it itself.
+forget_pid() {
+    rest=""
+    for q in $PIDS; do [ "$q" = "$1" ] || rest="$rest $q"; done
+    PIDS=$rest
+}
+
+free_port() {
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # port seconds pid
+    i=0
+    while [ $i -lt $(($2 * 10)) ]; do
+        kill -0 "$3" 2>/dev/null || return 1
+        "$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(("127.0.0.1",int(sys.argv[1]))))' "$1" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
