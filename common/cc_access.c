@@ -134,42 +134,19 @@ int cc_access_list(sqlite3 *db, const char *sql_list, const char *sql_count,
                    const struct cc_principal *p, int64_t filter, const struct cc_page *pg,
                    cJSON *(*rows)(sqlite3_stmt *), cJSON **out)
 {
-    sqlite3_stmt *stmt = NULL;
-    cJSON *items = NULL, *list;
-    int64_t total = 0;
-    int rc;
+    sqlite3_stmt *list = NULL, *count = NULL;
+    int rc = cc_sql_prepare(db, sql_list, &list);
 
-    rc = cc_sql_prepare(db, sql_list, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    rc = bind_scope(stmt, p, filter);
-    if (rc == CC_OK && (sqlite3_bind_int64(stmt, 4, pg->limit) != SQLITE_OK ||
-                        sqlite3_bind_int64(stmt, 5, pg->offset) != SQLITE_OK))
+    if (rc == CC_OK)
+        rc = cc_sql_prepare(db, sql_count, &count);
+    if (rc == CC_OK)
+        rc = bind_scope(list, p, filter);
+    if (rc == CC_OK && (sqlite3_bind_int64(list, 4, pg->limit) != SQLITE_OK ||
+                        sqlite3_bind_int64(list, 5, pg->offset) != SQLITE_OK))
         rc = CC_ERR_DB;
     if (rc == CC_OK)
-        rc = cc_sql_collect(db, stmt, rows, &items);
-    cc_sql_release(stmt);
-    stmt = NULL;
-    if (rc != CC_OK)
-        goto out;
-    rc = cc_sql_prepare(db, sql_count, &stmt);
-    if (rc == CC_OK)
-        rc = bind_scope(stmt, p, filter);
-    if (rc == CC_OK)
-        rc = cc_sql_int64(db, stmt, &total);
-    if (rc != CC_OK)
-        goto out;
-    list = cc_sql_list_new(items, total);
-    items = NULL;
-    if (list == NULL) {
-        rc = CC_ERR_NOMEM;
-        goto out;
-    }
-    *out = list;
-out:
-    cc_sql_release(stmt);
-    cJSON_Delete(items);
-    return rc;
+        rc = bind_scope(count, p, filter);
+    return cc_sql_page(db, rc, list, count, rows, out);
 }
 
 int cc_access_delete(struct cc_store *st, const struct cc_principal *p, int entity,

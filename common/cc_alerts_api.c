@@ -111,44 +111,19 @@ int cc_alerts_list(struct cc_store *st, const struct cc_principal *p,
                    const struct cc_alert_filter *f, const struct cc_page *pg, cJSON **out)
 {
     sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    cJSON *items = NULL, *list;
-    int64_t total = 0;
-    int rc;
+    sqlite3_stmt *list = NULL, *count = NULL;
+    int rc = cc_sql_prepare(db, sql_list, &list);
 
-    rc = cc_sql_prepare(db, sql_list, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    rc = bind_filter(stmt, p, f);
-    if (rc == CC_OK && (sqlite3_bind_int64(stmt, 6, pg->limit) != SQLITE_OK ||
-                        sqlite3_bind_int64(stmt, 7, pg->offset) != SQLITE_OK))
-        rc = CC_ERR_DB;
-    if (rc != CC_OK)
-        goto out;
-    rc = cc_sql_collect(db, stmt, json_row, &items);
-    cc_sql_release(stmt);
-    stmt = NULL;
-    if (rc != CC_OK)
-        goto out;
-    rc = cc_sql_prepare(db, sql_count, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    rc = bind_filter(stmt, p, f);
     if (rc == CC_OK)
-        rc = cc_sql_int64(db, stmt, &total);
-    if (rc != CC_OK)
-        goto out;
-    list = cc_sql_list_new(items, total);
-    items = NULL;
-    if (list == NULL) {
-        rc = CC_ERR_NOMEM;
-        goto out;
-    }
-    *out = list;
-out:
-    cc_sql_release(stmt);
-    cJSON_Delete(items);
-    return rc;
+        rc = cc_sql_prepare(db, sql_count, &count);
+    if (rc == CC_OK)
+        rc = bind_filter(list, p, f);
+    if (rc == CC_OK && (sqlite3_bind_int64(list, 6, pg->limit) != SQLITE_OK ||
+                        sqlite3_bind_int64(list, 7, pg->offset) != SQLITE_OK))
+        rc = CC_ERR_DB;
+    if (rc == CC_OK)
+        rc = bind_filter(count, p, f);
+    return cc_sql_page(db, rc, list, count, json_row, out);
 }
 
 /* Loads one object by id with a "SELECT <json> ... WHERE x.id = ?1" statement. */
@@ -277,46 +252,17 @@ int cc_notifications_list(struct cc_store *st, const struct cc_principal *p,
                           const struct cc_page *pg, cJSON **out)
 {
     sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    cJSON *items = NULL, *list;
-    int64_t total = 0;
-    int rc;
+    sqlite3_stmt *list = NULL, *count = NULL;
+    int rc = cc_sql_prepare(db, sql_n_list, &list);
 
-    rc = cc_sql_prepare(db, sql_n_list, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    if (sqlite3_bind_int64(stmt, 1, p->user_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, pg->limit) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, pg->offset) != SQLITE_OK) {
+    if (rc == CC_OK)
+        rc = cc_sql_prepare(db, sql_n_count, &count);
+    if (rc == CC_OK && (sqlite3_bind_int64(list, 1, p->user_id) != SQLITE_OK ||
+                        sqlite3_bind_int64(list, 2, pg->limit) != SQLITE_OK ||
+                        sqlite3_bind_int64(list, 3, pg->offset) != SQLITE_OK ||
+                        sqlite3_bind_int64(count, 1, p->user_id) != SQLITE_OK))
         rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = cc_sql_collect(db, stmt, json_row, &items);
-    cc_sql_release(stmt);
-    stmt = NULL;
-    if (rc != CC_OK)
-        goto out;
-    rc = cc_sql_prepare(db, sql_n_count, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    if (sqlite3_bind_int64(stmt, 1, p->user_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = cc_sql_int64(db, stmt, &total);
-    if (rc != CC_OK)
-        goto out;
-    list = cc_sql_list_new(items, total);
-    items = NULL;
-    if (list == NULL) {
-        rc = CC_ERR_NOMEM;
-        goto out;
-    }
-    *out = list;
-out:
-    cc_sql_release(stmt);
-    cJSON_Delete(items);
-    return rc;
+    return cc_sql_page(db, rc, list, count, json_row, out);
 }
 
 int cc_notifications_read(struct cc_store *st, const struct cc_principal *p, int64_t id,

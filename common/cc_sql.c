@@ -263,3 +263,27 @@ fail:
     cJSON_Delete(root);
     return NULL;
 }
+
+int cc_sql_page(sqlite3 *db, int rc, sqlite3_stmt *list, sqlite3_stmt *count, cc_sql_row_fn row_fn,
+                cJSON **out)
+{
+    cJSON *items = NULL, *page;
+    int64_t total = 0;
+
+    if (rc == CC_OK)
+        rc = cc_sql_collect(db, list, row_fn, &items);
+    if (rc == CC_OK)
+        rc = cc_sql_int64(db, count, &total);
+    if (rc == CC_OK) {
+        page = cc_sql_list_new(items, total);
+        items = NULL;
+        if (page == NULL)
+            rc = CC_ERR_NOMEM;
+        else
+            *out = page;
+    }
+    cJSON_Delete(items);
+    cc_sql_release(list);
+    cc_sql_release(count);
+    return rc;
+}

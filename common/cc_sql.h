@@ -78,4 +78,11 @@ int cc_sql_end(sqlite3 *db, int rc);
  * NULL on out of memory. */
 cJSON *cc_sql_list_new(cJSON *items, int64_t total);
 
+/* Answers {"items":[...],"total":N} from a prepared and bound list statement (its rows
+ * through row_fn) and count statement (one integer). rc is the caller's status so far:
+ * when it is not CC_OK nothing runs and rc is returned. Both statements are released on
+ * every path (either may be NULL). CC_OK (*out set), CC_ERR_DB or CC_ERR_NOMEM. */
+int cc_sql_page(sqlite3 *db, int rc, sqlite3_stmt *list, sqlite3_stmt *count, cc_sql_row_fn row_fn,
+                cJSON **out);
+
 #endif

@@ -110,45 +110,17 @@ int cc_users_list(struct cc_store *st, const struct cc_principal *p, const struc
                   cJSON **out)
 {
     sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    cJSON *items = NULL, *list;
-    int64_t total = 0;
-    int rc;
+    sqlite3_stmt *list = NULL, *count = NULL;
+    int rc = cc_sql_prepare(db, sql_list, &list);
 
-    rc = cc_sql_prepare(db, sql_list, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    if (cc_access_bind(stmt, p) != SQLITE_OK || sqlite3_bind_int64(stmt, 3, pg->limit) ||
-        sqlite3_bind_int64(stmt, 4, pg->offset)) {
+    if (rc == CC_OK)
+        rc = cc_sql_prepare(db, sql_count, &count);
+    if (rc == CC_OK && (cc_access_bind(list, p) != SQLITE_OK ||
+                        sqlite3_bind_int64(list, 3, pg->limit) != SQLITE_OK ||
+                        sqlite3_bind_int64(list, 4, pg->offset) != SQLITE_OK ||
+                        cc_access_bind(count, p) != SQLITE_OK))
         rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = cc_sql_collect(db, stmt, user_row, &items);
-    cc_sql_release(stmt);
-    stmt = NULL;
-    if (rc != CC_OK)
-        goto out;
-    rc = cc_sql_prepare(db, sql_count, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    if (cc_access_bind(stmt, p) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = cc_sql_int64(db, stmt, &total);
-    if (rc != CC_OK)
-        goto out;
-    list = cc_sql_list_new(items, total);
-    items = NULL;
-    if (list == NULL) {
-        rc = CC_ERR_NOMEM;
-        goto out;
-    }
-    *out = list;
-out:
-    cc_sql_release(stmt);
-    cJSON_Delete(items);
-    return rc;
+    return cc_sql_page(db, rc, list, count, user_row, out);
 }
 
 /* Loads user id as JSON, no access check. */
