@@ -129,17 +129,7 @@ int cc_alerts_list(struct cc_store *st, const struct cc_principal *p,
 /* Loads one object by id with a "SELECT <json> ... WHERE x.id = ?1" statement. */
 static int load(sqlite3 *db, const char *sql, int64_t id, cJSON **out)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql, &stmt);
-
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK)
-        rc = CC_ERR_DB;
-    else
-        rc = cc_sql_one(db, stmt, json_row, out);
-    cc_sql_release(stmt);
-    return rc;
+    return cc_sql_get(db, sql, id, json_row, out);
 }
 
 int cc_alerts_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out)

@@ -66,17 +66,7 @@ int cc_devices_list(struct cc_store *st, const struct cc_principal *p, int64_t c
 
 static int load(sqlite3 *db, int64_t id, cJSON **out)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql_get, &stmt);
-
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK)
-        rc = CC_ERR_DB;
-    else
-        rc = cc_sql_one(db, stmt, device_row, out);
-    cc_sql_release(stmt);
-    return rc;
+    return cc_sql_get(db, sql_get, id, device_row, out);
 }
 
 int cc_devices_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out)

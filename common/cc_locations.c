@@ -78,17 +78,7 @@ int cc_locations_list(struct cc_store *st, const struct cc_principal *p, int64_t
 
 static int load(sqlite3 *db, int64_t id, cJSON **out)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql_get, &stmt);
-
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK)
-        rc = CC_ERR_DB;
-    else
-        rc = cc_sql_one(db, stmt, location_row, out);
-    cc_sql_release(stmt);
-    return rc;
+    return cc_sql_get(db, sql_get, id, location_row, out);
 }
 
 int cc_locations_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out)

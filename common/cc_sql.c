@@ -287,3 +287,15 @@ int cc_sql_page(sqlite3 *db, int rc, sqlite3_stmt *list, sqlite3_stmt *count, cc
     cc_sql_release(count);
     return rc;
 }
+
+int cc_sql_get(sqlite3 *db, const char *sql, int64_t id, cc_sql_row_fn row_fn, cJSON **out)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = cc_sql_prepare(db, sql, &stmt);
+
+    if (rc == CC_OK)
+        rc = sqlite3_bind_int64(stmt, 1, id) == SQLITE_OK ? cc_sql_one(db, stmt, row_fn, out)
+                                                          : CC_ERR_DB;
+    cc_sql_release(stmt);
+    return rc;
+}

@@ -60,6 +60,9 @@ int cc_sql_collect(sqlite3 *db, sqlite3_stmt *stmt, cc_sql_row_fn row_fn, cJSON 
 /* Steps a bound statement for one row: *out = row_fn(row). CC_OK, CC_ERR_NOT_FOUND (no
  * row), CC_ERR_DB or CC_ERR_NOMEM. */
 int cc_sql_one(sqlite3 *db, sqlite3_stmt *stmt, cc_sql_row_fn row_fn, cJSON **out);
+/* Runs sql (a string literal taking the id as ?1) for one row: *out = row_fn(row).
+ * CC_OK, CC_ERR_NOT_FOUND, CC_ERR_DB or CC_ERR_NOMEM. */
+int cc_sql_get(sqlite3 *db, const char *sql, int64_t id, cc_sql_row_fn row_fn, cJSON **out);
 /* Steps a bound statement whose first column of one row is an integer (a count). */
 int cc_sql_int64(sqlite3 *db, sqlite3_stmt *stmt, int64_t *out);
 

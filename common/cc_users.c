@@ -126,17 +126,7 @@ int cc_users_list(struct cc_store *st, const struct cc_principal *p, const struc
 /* Loads user id as JSON, no access check. */
 static int load(sqlite3 *db, int64_t id, cJSON **out)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql_get, &stmt);
-
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK)
-        rc = CC_ERR_DB;
-    else
-        rc = cc_sql_one(db, stmt, user_row, out);
-    cc_sql_release(stmt);
-    return rc;
+    return cc_sql_get(db, sql_get, id, user_row, out);
 }
 
 int cc_users_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out)
