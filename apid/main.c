@@ -59,6 +59,7 @@ int main(int argc, char **argv)
         return 2;
     }
     cc_log_init("apid", app.cfg.log_level, app.cfg.log_json);
+    cc_db_tune_process();
     snprintf(app.jwt_secret, sizeof app.jwt_secret, "%s", app.cfg.jwt_secret);
     if (cc_config_secret(&app.cfg, CC_SECRET_JWT, !app.cfg.production, app.jwt_secret,
                          sizeof app.jwt_secret, err, sizeof err) != CC_OK) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -273,6 +274,12 @@ int cc_db_migrate(sqlite3 *db)
             return rc;
     }
     return CC_OK;
+}
+
+void cc_db_tune_process(void)
+{
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
 }
 
 int cc_db_begin(sqlite3 *db)

@@ -26,6 +26,14 @@ struct cc_migration {
 extern const struct cc_migration cc_migrations[];
 extern const int cc_migrations_count;
 
+/* Process set-up for a daemon that writes a lot, called once in main before any thread
+ * starts. SQLite gives every multi-row write statement (INSERT ... SELECT, a trigger)
+ * a statement journal whose first chunk is a 64 KiB malloc; glibc returns the heap top
+ * to the kernel above 128 KiB free, so each such statement paid for fresh pages (page
+ * faults, measured: 40 % of the alert engine's time, 142 -> 90 us per alert change).
+ * Keeping up to 64 MiB of freed heap removes that. */
+void cc_db_tune_process(void);
+
 /* Opens path (":memory:" allowed) with flags. On success *out is the connection (close
  * with cc_db_close). CC_OK, CC_ERR_DB or CC_ERR_IO; a message goes to the log. */
 int cc_db_open(const char *path, int flags, sqlite3 **out);

@@ -90,11 +90,10 @@ static int update_id(struct cc_store *st, const char *sql, int64_t id, int has_v
 
 int cc_jobs_offline_check(struct cc_store *st, int64_t offline_after_s, int64_t now_ms, int *raised)
 {
-    sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
     int64_t ids[CC_JOBS_BATCH], cells[CC_JOBS_BATCH], seen[CC_JOBS_BATCH];
     int n = 0, count = 0, src = SQLITE_DONE;
-    int rc = cc_db_begin(db);
+    int rc = cc_store_begin(st);
 
     if (rc != CC_OK)
         return rc;
@@ -138,7 +137,7 @@ int cc_jobs_offline_check(struct cc_store *st, int64_t offline_after_s, int64_t 
     }
 end:
     cc_store_stmt_done(stmt);
-    rc = rc == CC_OK ? cc_db_commit(db) : (cc_db_rollback(db), rc);
+    rc = rc == CC_OK ? cc_store_commit(st) : (cc_store_rollback(st), rc);
     if (rc == CC_OK && raised != NULL)
         *raised = count;
     return rc;
@@ -146,11 +145,10 @@ end:
 
 int cc_jobs_escalate(struct cc_store *st, int64_t escalate_after_s, int64_t now_ms, int *escalated)
 {
-    sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
     int64_t ids[CC_JOBS_BATCH];
     int n = 0, count = 0, src = SQLITE_DONE;
-    int rc = cc_db_begin(db);
+    int rc = cc_store_begin(st);
 
     if (rc != CC_OK)
         return rc;
@@ -186,7 +184,7 @@ int cc_jobs_escalate(struct cc_store *st, int64_t escalate_after_s, int64_t now_
     }
 end:
     cc_store_stmt_done(stmt);
-    rc = rc == CC_OK ? cc_db_commit(db) : (cc_db_rollback(db), rc);
+    rc = rc == CC_OK ? cc_store_commit(st) : (cc_store_rollback(st), rc);
     if (rc == CC_OK && escalated != NULL)
         *escalated = count;
     return rc;
@@ -283,7 +281,6 @@ out:
 
 int cc_jobs_daily_report(struct cc_store *st, int64_t day_ms, int64_t now_ms, int *made)
 {
-    sqlite3 *db = cc_store_db(st);
     char day[CC_ISO8601_LEN];
     int count = 0;
     int rc;
@@ -296,7 +293,7 @@ int cc_jobs_daily_report(struct cc_store *st, int64_t day_ms, int64_t now_ms, in
         int64_t ids[CC_JOBS_BATCH];
         int n = 0, src = SQLITE_DONE;
 
-        rc = cc_db_begin(db);
+        rc = cc_store_begin(st);
         if (rc != CC_OK)
             break;
         rc = cc_store_stmt(st, sql_report_due, &stmt);
@@ -310,7 +307,7 @@ int cc_jobs_daily_report(struct cc_store *st, int64_t day_ms, int64_t now_ms, in
         cc_store_stmt_done(stmt);
         for (int i = 0; rc == CC_OK && i < n; i++)
             rc = report_one(st, ids[i], day_ms, day, now_ms, &count);
-        rc = rc == CC_OK ? cc_db_commit(db) : (cc_db_rollback(db), rc);
+        rc = rc == CC_OK ? cc_store_commit(st) : (cc_store_rollback(st), rc);
         if (rc != CC_OK || n < CC_JOBS_BATCH)
             break;
     }

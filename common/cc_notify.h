@@ -25,7 +25,7 @@
 #define CC_NOTIFY_BACKOFF_BASE_MS 1000  /* first retry delay; doubles each time */
 #define CC_NOTIFY_BACKOFF_MAX_MS 300000 /* longest retry delay */
 #define CC_NOTIFY_LEASE_MS 60000        /* a claimed row is not retaken for this long */
-#define CC_NOTIFY_BATCH 50              /* rows claimed per transaction */
+#define CC_NOTIFY_BATCH 200             /* rows claimed per transaction */
 #define CC_NOTIFY_SEND_TIMEOUT_S 10     /* webhook and SMTP transfer timeout */
 #define CC_NOTIFY_TITLE_MAX 200         /* bytes of a title or e-mail subject */
 

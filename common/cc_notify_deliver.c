@@ -32,21 +32,25 @@ struct item {
     char *email;  /* recipient (notifications), malloc'd */
     char *title;
     char *message;
+    int borrowed; /* the four strings belong to an earlier item of the same notification */
     int ok;
     char error[ERR_MAX];
 };
 
 static const char sql_events_due[] =
     "SELECT id, cold_cell_id, payload, attempts FROM alert_events"
-    " WHERE status = 'PENDING' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2";
+    " WHERE status = 'PENDING' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2";
 static const char sql_event_claim[] =
     "UPDATE alert_events SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1";
 static const char sql_event_done[] =
     "UPDATE alert_events SET status = ?2, next_attempt_at = ?3, sent_at = ?4,"
     " last_error = ?5 WHERE id = ?1";
 static const char sql_due[] =
-    "SELECT id FROM notifications WHERE status = 'PENDING' AND next_attempt_at <= ?1"
+    "SELECT id, user_id FROM notifications WHERE status = 'PENDING' AND next_attempt_at <= ?1"
     " ORDER BY next_attempt_at, id LIMIT ?2";
+/* Keeps a notification whose channels are claimed out of sql_due until the outcome is
+ * recorded (the summary then sets the real next_attempt_at), or the lease runs out. */
+static const char sql_lease[] = "UPDATE notifications SET next_attempt_at = ?2 WHERE id = ?1";
 static const char sql_delivery_add[] =
     "INSERT INTO notification_deliveries (notification_id, channel, next_attempt_at)"
     " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
@@ -111,6 +115,8 @@ static char *dup_col(sqlite3_stmt *stmt, int col)
 static void items_free(struct item *items, int n)
 {
     for (int i = 0; i < n; i++) {
+        if (items[i].borrowed)
+            continue;
         free(items[i].body);
         free(items[i].email);
         free(items[i].title);
@@ -295,6 +301,8 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
         return db_fail(st, src, "delivery due");
     }
     cc_store_stmt_done(stmt);
+    if (*n == first)
+        return summarize(st, nid, now_ms); /* nothing to send here: SENT, or not due yet */
     for (int i = first; i < *n; i++) {
         rc = cc_store_stmt(st, sql_delivery_claim, &stmt);
         if (rc != CC_OK)
@@ -309,14 +317,33 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
         cc_store_stmt_done(stmt);
         if (src != SQLITE_DONE)
             return db_fail(st, src, "delivery claim");
-        rc = load_body(st, nid, &items[i]);
-        if (rc != CC_OK)
-            return rc;
     }
-    return summarize(st, nid, now_ms);
+    /* One body for all channels of this notification: the first item owns the copies,
+     * the others point at them (items_free frees owners only). */
+    rc = load_body(st, nid, &items[first]);
+    if (rc != CC_OK)
+        return rc;
+    for (int i = first + 1; i < *n; i++) {
+        items[i].body = items[first].body;
+        items[i].email = items[first].email;
+        items[i].title = items[first].title;
+        items[i].message = items[first].message;
+        items[i].borrowed = 1;
+    }
+    rc = cc_store_stmt(st, sql_lease, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, now_ms + CC_NOTIFY_LEASE_MS) != SQLITE_OK)
+        src = SQLITE_ERROR;
+    else
+        src = sqlite3_step(stmt);
+    cc_store_stmt_done(stmt);
+    return src == SQLITE_DONE ? CC_OK : db_fail(st, src, "notification lease");
 }
 
-/* Claims due notifications' channels into items[*n..cap). Inside a transaction. */
+/* Claims due notifications' channels into items[*n..cap). Inside a transaction. The due
+ * rows are read first and claimed afterwards, so no row changes under a running scan. */
 static int claim_notifications(struct cc_store *st, const struct cc_notify_channels *ch,
                                int64_t now_ms, struct item *items, int *n, int cap)
 {
@@ -324,7 +351,6 @@ static int claim_notifications(struct cc_store *st, const struct cc_notify_chann
     int64_t ids[CC_NOTIFY_BATCH], users[CC_NOTIFY_BATCH];
     int nids = 0;
     int src = SQLITE_DONE, rc;
-    static const char sql_user[] = "SELECT user_id FROM notifications WHERE id = ?1";
 
     rc = cc_store_stmt(st, sql_due, &due);
     if (rc != CC_OK)
@@ -334,26 +360,15 @@ static int claim_notifications(struct cc_store *st, const struct cc_notify_chann
         cc_store_stmt_done(due);
         return CC_ERR_DB;
     }
-    while (nids < CC_NOTIFY_BATCH && (src = sqlite3_step(due)) == SQLITE_ROW)
-        ids[nids++] = sqlite3_column_int64(due, 0);
+    while (nids < CC_NOTIFY_BATCH && (src = sqlite3_step(due)) == SQLITE_ROW) {
+        ids[nids] = sqlite3_column_int64(due, 0);
+        users[nids++] = sqlite3_column_int64(due, 1);
+    }
     if (nids < CC_NOTIFY_BATCH && src != SQLITE_DONE) {
         cc_store_stmt_done(due);
         return db_fail(st, src, "notifications due");
     }
     cc_store_stmt_done(due);
-    for (int i = 0; i < nids; i++) {
-        sqlite3_stmt *u = NULL;
-
-        rc = cc_store_stmt(st, sql_user, &u);
-        if (rc != CC_OK)
-            return rc;
-        if (sqlite3_bind_int64(u, 1, ids[i]) != SQLITE_OK || sqlite3_step(u) != SQLITE_ROW) {
-            cc_store_stmt_done(u);
-            return CC_ERR_DB;
-        }
-        users[i] = sqlite3_column_int64(u, 0);
-        cc_store_stmt_done(u);
-    }
     for (int i = 0; i < nids && *n + CH_COUNT <= cap; i++) {
         rc = claim_one(st, ch, ids[i], users[i], now_ms, items, n, cap);
         if (rc != CC_OK)
@@ -567,8 +582,7 @@ static void send_item(const struct cc_notify_channels *ch, struct item *it)
 /* Records the outcome of every item, in one transaction. */
 static int record(struct cc_store *st, const struct item *items, int n, int64_t now_ms)
 {
-    sqlite3 *db = cc_store_db(st);
-    int rc = cc_db_begin(db);
+    int rc = cc_store_begin(st);
 
     if (rc != CC_OK)
         return rc;
@@ -618,25 +632,26 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
             rc = summarize(st, it->id, now_ms);
     }
     if (rc != CC_OK) {
-        cc_db_rollback(db);
+        cc_store_rollback(st);
         return rc;
     }
-    return cc_db_commit(db);
+    return cc_store_commit(st);
 }
 
 int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
                       int max_rows, int *sent)
 {
-    sqlite3 *db = cc_store_db(st);
-    struct item items[CC_NOTIFY_BATCH * CH_COUNT];
+    const int cap = CC_NOTIFY_BATCH * CH_COUNT;
+    struct item *items = malloc(cap * sizeof *items);
     int total = 0, nsent = 0;
     int rc = CC_OK;
 
+    if (items == NULL)
+        return CC_ERR_NOMEM;
     while (total < max_rows) {
         int n = 0;
-        int cap = (int)(sizeof items / sizeof items[0]);
 
-        rc = cc_db_begin(db);
+        rc = cc_store_begin(st);
         if (rc != CC_OK)
             break;
         if (ch->publish != NULL)
@@ -644,11 +659,11 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
         if (rc == CC_OK)
             rc = claim_notifications(st, ch, now_ms, items, &n, cap);
         if (rc != CC_OK) {
-            cc_db_rollback(db);
+            cc_store_rollback(st);
             items_free(items, n);
             break;
         }
-        rc = cc_db_commit(db);
+        rc = cc_store_commit(st);
         if (rc != CC_OK) {
             items_free(items, n);
             break;
@@ -667,6 +682,7 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
         if (rc != CC_OK)
             break; /* the leases run out and the rows are sent again */
     }
+    free(items);
     if (sent != NULL)
         *sent = nsent;
     return rc;

@@ -34,7 +34,12 @@ void cc_store_close(struct cc_store *st);
 /* The SQLite connection, for other common/ modules only (queries, API). Lent. */
 sqlite3 *cc_store_db(struct cc_store *st);
 
+struct cc_gate;
+/* Makes this store's transactions take turns with the other stores of the process that
+ * share gate (cc_gate.h); set before the first transaction. NULL (the default): none. */
+void cc_store_set_gate(struct cc_store *st, struct cc_gate *gate);
 int cc_store_begin(struct cc_store *st); /* BEGIN IMMEDIATE */
+/* COMMIT; on failure the transaction is rolled back here. */
 int cc_store_commit(struct cc_store *st);
 void cc_store_rollback(struct cc_store *st);
 

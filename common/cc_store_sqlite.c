@@ -5,6 +5,8 @@
  * times a second and must not parse SQL each time. */
 #include "cc_store.h"
 
+#include "cc_gate.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +55,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 struct cc_store {
     sqlite3 *db;
+    struct cc_gate *gate;         /* shared with the process's other writers, or NULL */
+    int in_gate;                  /* this store's transaction holds the gate */
     sqlite3_stmt *stmt[ST_COUNT]; /* NULL until first use; finalized by cc_store_close */
     struct {
         const char *sql; /* the literal's address: the key */
@@ -166,19 +170,49 @@ void cc_store_stmt_done(sqlite3_stmt *stmt)
     stmt_done(stmt);
 }
 
+void cc_store_set_gate(struct cc_store *st, struct cc_gate *gate)
+{
+    st->gate = gate;
+}
+
+static void gate_leave(struct cc_store *st)
+{
+    if (st->in_gate) {
+        st->in_gate = 0;
+        cc_gate_leave(st->gate);
+    }
+}
+
 int cc_store_begin(struct cc_store *st)
 {
-    return cc_db_begin(st->db);
+    int rc;
+
+    if (st->gate != NULL && !st->in_gate) {
+        cc_gate_enter(st->gate);
+        st->in_gate = 1;
+    }
+    rc = cc_db_begin(st->db);
+    if (rc != CC_OK)
+        gate_leave(st);
+    return rc;
 }
 
 int cc_store_commit(struct cc_store *st)
 {
-    return cc_db_commit(st->db);
+    int rc = cc_db_commit(st->db);
+
+    /* A failed COMMIT may leave the transaction open: end it here, so the gate is
+     * never held past this call whatever the caller does next. */
+    if (rc != CC_OK)
+        cc_db_rollback(st->db);
+    gate_leave(st);
+    return rc;
 }
 
 void cc_store_rollback(struct cc_store *st)
 {
     cc_db_rollback(st->db);
+    gate_leave(st);
 }
 
 int cc_store_device_by_serial(struct cc_store *st, const char *serial, struct cc_device *out)

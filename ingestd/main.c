@@ -22,6 +22,8 @@
 #include <MQTTClient.h>
 
 #include "cc_config.h"
+#include "cc_db.h"
+#include "cc_gate.h"
 #include "cc_journal.h"
 #include "cc_kvlog.h"
 #include "cc_log.h"
@@ -37,6 +39,11 @@
 #define BACKOFF_MAX_MS 10000 /* longest reconnect delay */
 #define KEEPALIVE_S 20
 #define PUBLISH_RETRIES 50 /* ×10 ms while Paho's outbound window is full */
+/* QoS 1 publishes (errors, notifications, alert events) awaiting PUBACK. Paho's default
+ * is 10, and a publish beyond the window sleeps 100 ms inside MQTTClient_yield when the
+ * receive thread runs: measured, that held the delivery worker to ~60 sends/s under the
+ * alert-churn bench (and would stall the writer on a burst of bad messages). */
+#define PUBLISH_INFLIGHT 1024
 
 static volatile sig_atomic_t stop_requested;
 
@@ -48,6 +55,7 @@ struct ingestd {
     struct ingest_writer *writer;
     struct ingest_metrics *metrics;
     struct ingest_jobs *jobs;
+    struct cc_gate gate; /* the writer and the jobs take turns at write transactions */
     MQTTClient client;
     int client_created;
     struct ingest_mqtt_counters counters;
@@ -128,6 +136,7 @@ static int connect_and_subscribe(struct ingestd *d)
     opts.keepAliveInterval = KEEPALIVE_S;
     opts.cleansession = 0; /* persistent session: the broker keeps our backlog */
     opts.reliable = 0;
+    opts.maxInflightMessages = PUBLISH_INFLIGHT;
     opts.username = d->cfg.mqtt_username;
     opts.password = d->cfg.mqtt_password;
     opts.connectTimeout = 5;
@@ -178,7 +187,7 @@ static int setup(struct ingestd *d)
                      d->client_id);
         return CC_ERR_IO;
     }
-    rc = ingest_writer_start(d->cfg.db_path, d->journal, publish, d, &d->writer);
+    rc = ingest_writer_start(d->cfg.db_path, d->journal, &d->gate, publish, d, &d->writer);
     if (rc != CC_OK) {
         cc_log_error("db_open_failed", "%s: %s", d->cfg.db_path, cc_rc_code(rc));
         return rc;
@@ -218,6 +227,8 @@ int main(void)
         return 2;
     }
     cc_log_init("ingestd", d.cfg.log_level, d.cfg.log_json);
+    cc_db_tune_process();
+    cc_gate_init(&d.gate);
     if (cc_config_secret(&d.cfg, "mqtt.secret", 0, d.cfg.mqtt_password, sizeof(d.cfg.mqtt_password),
                          err, sizeof(err)) != CC_OK) {
         fprintf(stderr, "ingestd: configuration error: %s\n", err);
@@ -259,7 +270,7 @@ int main(void)
     }
     d.client_created = 1;
     MQTTClient_setCallbacks(d.client, &d, on_connection_lost, on_message, NULL);
-    if (ingest_jobs_start(&d.cfg, publish, &d, &d.jobs) != CC_OK) {
+    if (ingest_jobs_start(&d.cfg, &d.gate, publish, &d, &d.jobs) != CC_OK) {
         status = 1;
         goto out;
     }

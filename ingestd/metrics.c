@@ -1,6 +1,7 @@
 /* metrics.c - Prometheus text exposition for ingestd. */
 #include "metrics.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,10 @@
 struct ingest_metrics {
     struct mg_context *ctx;
     char db_path[4096]; /* alert and notification totals are read at scrape time */
+    /* One read-only connection kept for the scrapes (opening one parses the whole
+     * schema: measured, most of a scrape's cost), lent under mu. */
+    pthread_mutex_t mu;
+    sqlite3 *db;
     struct ingest_writer *w;
     struct ingest_mqtt_counters *mq;
 };
@@ -126,12 +131,18 @@ static int handle(struct mg_connection *conn, void *data)
         total ? quantile_ms(lag, total, 0.99) / 1000.0 : 0.0);
 
     /* Alerts and notifications: stored totals (cc_stats.h), one read-only connection. */
-    sqlite3 *db = NULL;
     struct cc_stats cs;
-    int have =
-        cc_db_open(m->db_path, CC_DB_READONLY, &db) == CC_OK && cc_stats_load(db, &cs) == CC_OK;
+    int have;
 
-    cc_db_close(db);
+    pthread_mutex_lock(&m->mu);
+    if (m->db == NULL && cc_db_open(m->db_path, CC_DB_READONLY, &m->db) != CC_OK)
+        m->db = NULL;
+    have = m->db != NULL && cc_stats_load(m->db, &cs) == CC_OK;
+    if (!have && m->db != NULL) {
+        cc_db_close(m->db); /* opened afresh at the next scrape */
+        m->db = NULL;
+    }
+    pthread_mutex_unlock(&m->mu);
     if (!have) {
         memset(&cs, 0, sizeof cs);
         cc_log_warn("metrics_stats_failed", "alert and notification totals unavailable");
@@ -195,9 +206,11 @@ int ingest_metrics_start(int port, const char *db_path, struct ingest_writer *w,
     snprintf(m->db_path, sizeof(m->db_path), "%s", db_path);
     m->w = w;
     m->mq = mq;
+    pthread_mutex_init(&m->mu, NULL);
     m->ctx = mg_start(&cb, m, opts);
     if (m->ctx == NULL) {
         cc_log_error("metrics_start_failed", "cannot listen on %s", ports);
+        pthread_mutex_destroy(&m->mu);
         free(m);
         return CC_ERR_IO;
     }
@@ -212,5 +225,7 @@ void ingest_metrics_stop(struct ingest_metrics *m)
     if (m == NULL)
         return;
     mg_stop(m->ctx);
+    cc_db_close(m->db);
+    pthread_mutex_destroy(&m->mu);
     free(m);
 }

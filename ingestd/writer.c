@@ -260,8 +260,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-int ingest_writer_start(const char *db_path, struct cc_journal *j, ingest_publish_fn pub,
-                        void *pub_ctx, struct ingest_writer **out)
+int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gate *gate,
+                        ingest_publish_fn pub, void *pub_ctx, struct ingest_writer **out)
 {
     struct ingest_writer *w = calloc(1, sizeof(*w));
     int rc;
@@ -274,6 +274,8 @@ int ingest_writer_start(const char *db_path, struct cc_journal *j, ingest_publis
         return CC_ERR_NOMEM;
     }
     rc = cc_store_open(db_path, CC_DB_CREATE | CC_DB_MIGRATE, &w->st);
+    if (rc == CC_OK)
+        cc_store_set_gate(w->st, gate);
     if (rc == CC_OK)
         rc = cc_store_checkpoint_get(w->st, &w->checkpoint.gen, &w->checkpoint.offset);
     if (rc != CC_OK)

@@ -36,8 +36,10 @@ struct ingest_stats {
     size_t backlog;
 };
 
-int ingest_writer_start(const char *db_path, struct cc_journal *j, ingest_publish_fn pub,
-                        void *pub_ctx, struct ingest_writer **out);
+struct cc_gate;
+/* gate: shared with the jobs thread (cc_gate.h), or NULL. */
+int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gate *gate,
+                        ingest_publish_fn pub, void *pub_ctx, struct ingest_writer **out);
 /* Queues a message that is already in the journal at position pos. Thread-safe. */
 int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
                        const void *payload, size_t len, struct cc_journal_pos pos);

@@ -34,6 +34,9 @@
 #      closed-loop phases they include the wait in the window (about window / rate);
 #      ingest_paced_* is the latency of phase D;
 #   *_ratio                    ingest / baseline (QoS 2), churn / plain ingest.
+#   alert_churn_*_written/sent  outbox rows (per-recipient notifications, alert events) the
+#      churn phase wrote, and those the delivery worker had published when ingestd stopped.
+# BENCH_PHASES (default "baseline plain churn paced") runs a subset, for experiments.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -51,6 +54,7 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_QOS1_BASELINE:=1}"  # 0 skips the informative QoS 1 baseline
 : "${BENCH_PHASE_TIMEOUT_S:=120}"
 : "${BENCH_KEEP:=0}"           # 1 keeps the temporary directory (logs, databases)
+: "${BENCH_PHASES:=baseline plain churn paced}" # a subset, for experiments
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -95,6 +99,7 @@ wait_file() { # path seconds
 
 # The value of "bench: <name> <value> <unit>" in a file.
 val() {
+    [ -f "$1" ] || return 0 # a phase left out by BENCH_PHASES
     awk -v n="$2" '$1 == "bench:" && $2 == n { v = $3 } END { if (v != "") print v }' "$1"
 }
 
@@ -256,18 +261,23 @@ ingest() {
         "load $(val "$TMP/load-$tag.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
 }
 
-baseline 2 qos2
-[ "$BENCH_QOS1_BASELINE" = 1 ] && baseline 1 qos1
-# shellcheck disable=SC2086 # FLOW is two words
-ingest plain --count "$BENCH_READINGS" $FLOW
-# shellcheck disable=SC2086
-ingest churn --count "$BENCH_READINGS" $FLOW --high-ratio 0.5
-lat_rate=$BENCH_LATENCY_RATE
-if [ "$lat_rate" = 0 ]; then
-    lat_rate=$(awk -v r="$(val "$TMP/load-plain.out" load_commit_rate)" \
-        'BEGIN { r = int(r / 200) * 100; print (r < 100 ? 100 : r) }')
+phase() { case " $BENCH_PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
+if phase baseline; then
+    baseline 2 qos2
+    [ "$BENCH_QOS1_BASELINE" = 1 ] && baseline 1 qos1
 fi
-ingest paced --count "$BENCH_LATENCY_READINGS" --rate "$lat_rate"
+# shellcheck disable=SC2086 # FLOW is two words
+phase plain && ingest plain --count "$BENCH_READINGS" $FLOW
+# shellcheck disable=SC2086
+phase churn && ingest churn --count "$BENCH_READINGS" $FLOW --high-ratio 0.5
+if phase paced; then
+    lat_rate=$BENCH_LATENCY_RATE
+    if [ "$lat_rate" = 0 ]; then
+        lat_rate=$(awk -v r="$(val "$TMP/load-plain.out" load_commit_rate)" \
+            'BEGIN { r = int(r / 200) * 100; print (r < 100 ? 100 : r) }')
+    fi
+    ingest paced --count "$BENCH_LATENCY_READINGS" --rate "$lat_rate"
+fi
 
 # --- figures ---------------------------------------------------------------------------
 plain=$(val "$TMP/load-plain.out" load_commit_rate)
@@ -301,3 +311,15 @@ incomplete churn ingest_alert_churn_committed
 out ingest_alert_churn_p50_latency "$(val "$TMP/load-churn.out" load_commit_p50_latency)" ms
 out ingest_alert_churn_p99_latency "$(val "$TMP/load-churn.out" load_commit_p99_latency)" ms
 out alert_churn_vs_plain_ratio "$(ratio "$churn" "$plain")" ratio
+# What the delivery worker (MQTT channel) sent while the churn phase ran, from the
+# phase's database after ingestd stopped: outbox rows written, and those SENT.
+if [ -f "$TMP/churn/coldchain.db" ]; then
+    "$PY" - "$TMP/churn/coldchain.db" <<'EOF2' || say "churn: cannot read the outbox"
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+for table, name in (("notifications", "notifications"), ("alert_events", "alert_events")):
+    total, sent = con.execute("SELECT count(*), coalesce(sum(status = 'SENT'), 0) FROM %s" % table).fetchone()
+    print("bench: alert_churn_%s_written %d rows" % (name, total))
+    print("bench: alert_churn_%s_sent %d rows" % (name, sent))
+EOF2
+fi

@@ -23,6 +23,7 @@
 #include "cc_log.h"
 #include "cc_notify.h"
 #include "cc_rc.h"
+#include "cc_stats.h"
 #include "cc_store.h"
 
 #define T0 1764135900000LL /* 2025-11-26T05:45:00.000Z: "received" */
@@ -527,6 +528,55 @@ static void test_notify_signature(void **state)
                         "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
 }
 
+/* The metrics totals (schema/0004 triggers): a re-trigger is not a new alert, a resolve
+ * counts once, deliveries count when they reach SENT or FAILED, deletes lower nothing. */
+static void test_stats_counters(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels ch = {.publish = fake_publish};
+    struct cc_stats cs;
+    int resolved = 0;
+
+    memset(&pub, 0, sizeof pub);
+    reading(st, FRIDGE, T0 - 30 * S, 9.0, -1); /* HIGH_TEMP raised */
+    reading(st, FRIDGE, T0 - 29 * S, 9.5, -1); /* re-triggered: the same alert */
+    reading(st, FRIDGE, T0 - 28 * S, 5.0, 0);  /* HIGH_TEMP resolved, POWER_LOSS raised */
+    reading(st, FRIDGE, T0 - 27 * S, 9.0, 0);  /* a second HIGH_TEMP */
+    assert_int_equal(cc_stats_load(cc_store_db(st), &cs), CC_OK);
+    assert_int_equal(cs.alerts_raised[0], 2); /* HIGH_TEMP */
+    assert_int_equal(cs.alerts_resolved[0], 1);
+    assert_int_equal(cs.alerts_raised[2], 1); /* POWER_LOSS */
+    assert_int_equal(cs.alerts_resolved[2], 0);
+    assert_int_equal(cs.alerts_raised[1] + cs.alerts_raised[3], 0);
+    assert_int_equal((int64_t)cs.alerts_raised[0],
+                     q(st, "SELECT count(*) FROM alerts WHERE type = 'HIGH_TEMP'"));
+
+    /* A resolve of a resolved alert does not count again. */
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(
+        cc_alert_resolve(st, q(st, "SELECT min(id) FROM alerts"), T0, 0, NULL, T0, &resolved),
+        CC_OK);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    assert_int_equal(resolved, 0);
+    assert_int_equal(cc_stats_load(cc_store_db(st), &cs), CC_OK);
+    assert_int_equal(cs.alerts_resolved[0], 1);
+
+    /* Deliveries: the first attempt fails (still PENDING: not counted), then all are sent. */
+    pub.fail_left = 1;
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, NULL), CC_OK);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + 3600 * S, 100, NULL), CC_OK);
+    assert_int_equal(cc_stats_load(cc_store_db(st), &cs), CC_OK);
+    assert_true(cs.notifications_sent[0] > 0);
+    assert_int_equal((int64_t)cs.notifications_sent[0],
+                     q(st, "SELECT count(*) FROM notification_deliveries"
+                           " WHERE channel = 'mqtt' AND status = 'SENT'"));
+    assert_int_equal(cs.notifications_failed[0], 0);
+
+    exec_ok(st, "DELETE FROM alerts");
+    assert_int_equal(cc_stats_load(cc_store_db(st), &cs), CC_OK);
+    assert_int_equal(cs.alerts_raised[0], 2);
+}
+
 static void test_alerts_api_resolve_ack_access(void **state)
 {
     struct cc_store *st = ((struct fixture *)*state)->st;
@@ -616,6 +666,7 @@ int main(void)
         T(test_notify_deliver_alert_events),
         T(test_notify_signature),
         T(test_alerts_api_resolve_ack_access),
+        T(test_stats_counters),
     };
 
     cc_log_init("test_alert", CC_LOG_ERROR, 0);
