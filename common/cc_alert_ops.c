@@ -101,11 +101,7 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
     cc_store_stmt_done(stmt);
     stmt = NULL;
     if (count == 1) {
-        rc = cc_notify_customer_alert(st, id, now_ms);
-        if (rc == CC_OK)
-            rc = cc_notify_technician_alert(st, id, now_ms);
-        if (rc == CC_OK)
-            rc = cc_notify_alert_event(st, id, CC_EVENT_CREATED, now_ms);
+        rc = cc_notify_alert_raised(st, id, now_ms);
         if (rc != CC_OK)
             goto out;
         cc_log_info("alert_raised", "id=%lld type=%s cell=%lld device=%lld", (long long)id,

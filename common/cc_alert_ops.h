@@ -65,8 +65,8 @@ int cc_alert_type_parse(const char *s);
 /* One trigger of (cell, device, type) observed at at_ms (a reading's ts, or now for the
  * offline check). value and threshold may be NaN (stored as NULL). When no alert of
  * that key is ACTIVE a new one is created with message, and ALERT notifications go to
- * the cell's customer and its linked technicians (cc_notify_customer_alert,
- * cc_notify_technician_alert); otherwise the ACTIVE one is re-triggered. *alert_id and
+ * the cell's customer and its linked technicians, with the CREATED event
+ * (cc_notify_alert_raised); otherwise the ACTIVE one is re-triggered. *alert_id and
  * *created (1 for a new alert) on success; either pointer may be NULL. */
 int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id, int type,
                    double value, double threshold, const char *message, int64_t at_ms,

@@ -1,19 +1,28 @@
-/* cc_notify.c - the outbox writers: one notifications row per event and recipient,
- * built in SQL from the alert row so an alert change costs one statement per kind. */
+/* cc_notify.c - the outbox writers: one notifications row per event and recipient (one
+ * INSERT ... SELECT over the recipients) and one alert_events row per alert event. */
 #include "cc_notify.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #include "cc_log.h"
 #include "cc_rc.h"
 
+/* The alert object is built once per alert change (sql_alert_json: a json_object with
+ * five timestamps formatted) and bound as text to the event row and to every
+ * recipient's notification, instead of once per row. */
+static const char sql_alert_json[] = "SELECT " CC_ALERT_JSON_SQL " FROM alerts a WHERE a.id = ?1";
+
 /* INSERT ... SELECT over the alert, its cell, location and the recipients u; ?1 alert
- * id, ?2 kind, ?3 title prefix, ?4 now. Disabled users get nothing. */
+ * id, ?2 kind, ?3 title prefix, ?4 now, ?5 the alert object (JSON text). Disabled users
+ * get nothing. */
 #define NOTIFY_INSERT(recipients)                                                                  \
     "INSERT INTO notifications (user_id, alert_id, kind, channel, payload, status,"                \
     " next_attempt_at, created_at)"                                                                \
     " SELECT u.id, a.id, ?2, 'inbox', json_object("                                                \
     " 'title', ?3 || ': ' || a.type || ' in ' || c.name || ' (' || l.name || ')',"                 \
     " 'message', a.message, 'coldCellName', c.name, 'locationName', l.name,"                       \
-    " 'alert', " CC_ALERT_JSON_SQL "), 'PENDING', ?4, ?4"                                          \
+    " 'alert', json(?5)), 'PENDING', ?4, ?4"                                                       \
     " FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"                                    \
     " JOIN locations l ON l.id = c.location_id " recipients                                        \
     " WHERE a.id = ?1 AND u.disabled = 0 ON CONFLICT DO NOTHING"
@@ -39,11 +48,11 @@ static const char sql_report[] =
     " next_attempt_at, created_at)"
     " SELECT u.id, NULL, 'DAILY_REPORT', 'inbox', json_object('title', ?2, 'message', ?3,"
     " 'report', json(?4)), 'PENDING', ?5, ?5 FROM users u WHERE u.id = ?1";
+/* One row (VALUES): ?1 alert id, ?2 event, ?3 now, ?4 cell, ?5 the alert object. */
 static const char sql_event[] =
     "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
     " next_attempt_at, created_at)"
-    " SELECT a.id, a.cold_cell_id, ?2, " CC_ALERT_JSON_SQL ", 'PENDING', ?3, ?3"
-    " FROM alerts a WHERE a.id = ?1 ON CONFLICT DO NOTHING";
+    " VALUES (?1, ?4, ?2, ?5, 'PENDING', ?3, ?3) ON CONFLICT DO NOTHING";
 
 static const char *const event_names[] = {
     [CC_EVENT_CREATED] = "CREATED",
@@ -51,9 +60,55 @@ static const char *const event_names[] = {
     [CC_EVENT_RESOLVED] = "RESOLVED",
 };
 
+/* The alert object of alert_id, and its cell. */
+struct alert_obj {
+    int64_t cold_cell_id;
+    char *json; /* malloc'd */
+};
+
+static int alert_obj_load(struct cc_store *st, int64_t alert_id, struct alert_obj *out)
+{
+    static const char sql_cell[] = "SELECT cold_cell_id FROM alerts WHERE id = ?1";
+    sqlite3_stmt *stmt = NULL;
+    const unsigned char *text;
+    int src, rc;
+
+    out->json = NULL;
+    out->cold_cell_id = 0;
+    rc = cc_store_stmt(st, sql_cell, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, alert_id) != SQLITE_OK) {
+        cc_store_stmt_done(stmt);
+        return CC_ERR_DB;
+    }
+    src = sqlite3_step(stmt);
+    if (src == SQLITE_ROW)
+        out->cold_cell_id = sqlite3_column_int64(stmt, 0);
+    cc_store_stmt_done(stmt);
+    if (src == SQLITE_DONE)
+        return CC_ERR_NOT_FOUND;
+    if (src != SQLITE_ROW)
+        return CC_ERR_DB;
+    rc = cc_store_stmt(st, sql_alert_json, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, alert_id) != SQLITE_OK ||
+        (src = sqlite3_step(stmt)) != SQLITE_ROW) {
+        cc_log_error("db_step_failed", "alert object: %s", sqlite3_errmsg(cc_store_db(st)));
+        cc_store_stmt_done(stmt);
+        return CC_ERR_DB;
+    }
+    text = sqlite3_column_text(stmt, 0);
+    out->json = strdup(text != NULL ? (const char *)text : "{}");
+    cc_store_stmt_done(stmt);
+    return out->json != NULL ? CC_OK : CC_ERR_NOMEM;
+}
+
 /* Runs one of the NOTIFY_INSERT statements. */
 static int insert_for_alert(struct cc_store *st, const char *sql, int64_t alert_id,
-                            const char *kind, const char *title, int64_t now_ms)
+                            const char *kind, const char *title, const char *alert_json,
+                            int64_t now_ms)
 {
     sqlite3_stmt *stmt = NULL;
     int src, rc;
@@ -64,7 +119,8 @@ static int insert_for_alert(struct cc_store *st, const char *sql, int64_t alert_
     if (sqlite3_bind_int64(stmt, 1, alert_id) != SQLITE_OK ||
         sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(stmt, 3, title, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 4, now_ms) != SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 4, now_ms) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 5, alert_json, -1, SQLITE_STATIC) != SQLITE_OK) {
         rc = CC_ERR_DB;
         goto out;
     }
@@ -80,34 +136,54 @@ out:
     return rc;
 }
 
+static int insert_event(struct cc_store *st, int64_t alert_id, const struct alert_obj *a, int event,
+                        int64_t now_ms);
+
+/* Notifications of kind for the recipients of sql, plus the event (-1: none), sharing
+ * one alert object. */
+static int alert_change(struct cc_store *st, const char *sql, int64_t alert_id, const char *kind,
+                        const char *title, int event, int64_t now_ms)
+{
+    struct alert_obj a;
+    int rc = alert_obj_load(st, alert_id, &a);
+
+    if (rc == CC_ERR_NOT_FOUND)
+        return CC_OK; /* nothing to tell about an alert that is not there */
+    if (rc != CC_OK)
+        return rc;
+    rc = insert_for_alert(st, sql, alert_id, kind, title, a.json, now_ms);
+    if (rc == CC_OK && event >= 0)
+        rc = insert_event(st, alert_id, &a, event, now_ms);
+    free(a.json);
+    return rc;
+}
+
 int cc_notify_customer_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms)
 {
-    return insert_for_alert(st, sql_customer, alert_id, "ALERT", "Alert", now_ms);
+    return alert_change(st, sql_customer, alert_id, "ALERT", "Alert", -1, now_ms);
 }
 
 int cc_notify_technician_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms)
 {
-    return insert_for_alert(st, sql_technicians, alert_id, "ALERT", "Alert", now_ms);
+    return alert_change(st, sql_technicians, alert_id, "ALERT", "Alert", -1, now_ms);
+}
+
+int cc_notify_alert_raised(struct cc_store *st, int64_t alert_id, int64_t now_ms)
+{
+    return alert_change(st, sql_customer_and_technicians, alert_id, "ALERT", "Alert",
+                        CC_EVENT_CREATED, now_ms);
 }
 
 int cc_notify_alert_resolved(struct cc_store *st, int64_t alert_id, int64_t now_ms)
 {
-    int rc = insert_for_alert(st, sql_customer_and_technicians, alert_id, "ALERT_RESOLVED",
-                              "Resolved", now_ms);
-
-    if (rc == CC_OK)
-        rc = cc_notify_alert_event(st, alert_id, CC_EVENT_RESOLVED, now_ms);
-    return rc;
+    return alert_change(st, sql_customer_and_technicians, alert_id, "ALERT_RESOLVED", "Resolved",
+                        CC_EVENT_RESOLVED, now_ms);
 }
 
 int cc_notify_escalation(struct cc_store *st, int64_t alert_id, int64_t now_ms)
 {
-    int rc = insert_for_alert(st, sql_technicians_and_admins, alert_id, "ESCALATION", "Escalated",
-                              now_ms);
-
-    if (rc == CC_OK)
-        rc = cc_notify_alert_event(st, alert_id, CC_EVENT_ESCALATED, now_ms);
-    return rc;
+    return alert_change(st, sql_technicians_and_admins, alert_id, "ESCALATION", "Escalated",
+                        CC_EVENT_ESCALATED, now_ms);
 }
 
 /* Runs a statement whose parameters are already bound, to SQLITE_DONE. */
@@ -161,7 +237,8 @@ int cc_notify_daily_report(struct cc_store *st, int64_t customer_id, const char 
     return rc;
 }
 
-int cc_notify_alert_event(struct cc_store *st, int64_t alert_id, int event, int64_t now_ms)
+static int insert_event(struct cc_store *st, int64_t alert_id, const struct alert_obj *a, int event,
+                        int64_t now_ms)
 {
     sqlite3_stmt *stmt = NULL;
     int rc;
@@ -173,10 +250,29 @@ int cc_notify_alert_event(struct cc_store *st, int64_t alert_id, int event, int6
         return rc;
     if (sqlite3_bind_int64(stmt, 1, alert_id) != SQLITE_OK ||
         sqlite3_bind_text(stmt, 2, event_names[event], -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, now_ms) != SQLITE_OK)
+        sqlite3_bind_int64(stmt, 3, now_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 4, a->cold_cell_id) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 5, a->json, -1, SQLITE_STATIC) != SQLITE_OK)
         rc = CC_ERR_DB;
     else
         rc = run(st, stmt, "alert event");
     cc_store_stmt_done(stmt);
+    return rc;
+}
+
+int cc_notify_alert_event(struct cc_store *st, int64_t alert_id, int event, int64_t now_ms)
+{
+    struct alert_obj a;
+    int rc;
+
+    if (event < CC_EVENT_CREATED || event > CC_EVENT_RESOLVED)
+        return CC_ERR_INTERNAL;
+    rc = alert_obj_load(st, alert_id, &a);
+    if (rc == CC_ERR_NOT_FOUND)
+        return CC_OK;
+    if (rc != CC_OK)
+        return rc;
+    rc = insert_event(st, alert_id, &a, event, now_ms);
+    free(a.json);
     return rc;
 }

@@ -51,32 +51,31 @@ static const char sql_due[] =
 /* Keeps a notification whose channels are claimed out of sql_due until the outcome is
  * recorded (the summary then sets the real next_attempt_at), or the lease runs out. */
 static const char sql_lease[] = "UPDATE notifications SET next_attempt_at = ?2 WHERE id = ?1";
-static const char sql_delivery_add[] =
-    "INSERT INTO notification_deliveries (notification_id, channel, next_attempt_at)"
-    " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
-static const char sql_delivery_due[] =
-    "SELECT channel, attempts FROM notification_deliveries WHERE notification_id = ?1"
-    " AND status = 'PENDING' AND next_attempt_at <= ?2";
+/* Creates the delivery of one channel on first sight, or takes it when it is due; a row
+ * comes back only when this call claimed it (attempts counts this one). ?3 lease end,
+ * ?4 now. */
 static const char sql_delivery_claim[] =
-    "UPDATE notification_deliveries SET attempts = attempts + 1, next_attempt_at = ?3"
-    " WHERE notification_id = ?1 AND channel = ?2";
+    "INSERT INTO notification_deliveries (notification_id, channel, next_attempt_at, attempts)"
+    " VALUES (?1, ?2, ?3, 1) ON CONFLICT (notification_id, channel) DO UPDATE SET"
+    " attempts = attempts + 1, next_attempt_at = excluded.next_attempt_at"
+    " WHERE status = 'PENDING' AND next_attempt_at <= ?4 RETURNING attempts";
 static const char sql_delivery_done[] =
     "UPDATE notification_deliveries SET status = ?3, next_attempt_at = ?4, sent_at = ?5,"
     " last_error = ?6 WHERE notification_id = ?1 AND channel = ?2";
 /* notifications.status/attempts/next_attempt_at/sent_at/last_error from its deliveries;
  * with no delivery at all (no channel configured) the inbox copy is all there is. */
-#define D_OF "FROM notification_deliveries d WHERE d.notification_id = ?1"
+/* One pass over the notification's deliveries (aggregates ignore the NULLs of CASE). */
 static const char sql_summary[] =
-    "UPDATE notifications SET"
-    " status = CASE WHEN EXISTS (SELECT 1 " D_OF " AND d.status = 'PENDING') THEN 'PENDING'"
-    " WHEN EXISTS (SELECT 1 " D_OF " AND d.status = 'FAILED') THEN 'FAILED' ELSE 'SENT' END,"
-    " attempts = coalesce((SELECT max(d.attempts) " D_OF "), attempts),"
-    " next_attempt_at = coalesce((SELECT min(d.next_attempt_at) " D_OF
-    " AND d.status = 'PENDING'), next_attempt_at),"
-    " sent_at = coalesce(sent_at, (SELECT min(d.sent_at) " D_OF " AND d.status = 'SENT'),"
-    " CASE WHEN NOT EXISTS (SELECT 1 " D_OF ") THEN ?2 END),"
-    " last_error = (SELECT group_concat(d.channel || ': ' || d.last_error, '; ') " D_OF
-    " AND d.status <> 'SENT' AND d.last_error IS NOT NULL)"
+    "UPDATE notifications SET (status, attempts, next_attempt_at, sent_at, last_error) ="
+    " (SELECT CASE WHEN sum(d.status = 'PENDING') > 0 THEN 'PENDING'"
+    " WHEN sum(d.status = 'FAILED') > 0 THEN 'FAILED' ELSE 'SENT' END,"
+    " coalesce(max(d.attempts), notifications.attempts),"
+    " coalesce(min(CASE WHEN d.status = 'PENDING' THEN d.next_attempt_at END),"
+    " notifications.next_attempt_at),"
+    " coalesce(notifications.sent_at, min(CASE WHEN d.status = 'SENT' THEN d.sent_at END),"
+    " CASE WHEN count(*) = 0 THEN ?2 END),"
+    " group_concat(CASE WHEN d.status <> 'SENT' THEN d.channel || ': ' || d.last_error END, '; ')"
+    " FROM notification_deliveries d WHERE d.notification_id = ?1)"
     " WHERE id = ?1";
 static const char sql_body[] =
     "SELECT " CC_NOTIFY_JSON_SQL ", u.email, json_extract(n.payload, '$.title'),"
@@ -136,15 +135,6 @@ static int channel_on(const struct cc_notify_channels *ch, int c)
     default:
         return 0;
     }
-}
-
-static int channel_parse(const char *s)
-{
-    for (int c = 0; s != NULL && c < CH_COUNT; c++) {
-        if (strcmp(s, channel_names[c]) == 0)
-            return c;
-    }
-    return -1;
 }
 
 static int db_fail(struct cc_store *st, int src, const char *what)
@@ -258,66 +248,37 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
 {
     sqlite3_stmt *stmt = NULL;
     int first = *n;
-    int src = SQLITE_DONE, rc;
+    int src, rc;
 
-    for (int c = 0; c < CH_COUNT; c++) {
+    for (int c = 0; c < CH_COUNT && *n < cap; c++) {
         if (!channel_on(ch, c))
-            continue;
-        rc = cc_store_stmt(st, sql_delivery_add, &stmt);
-        if (rc != CC_OK)
-            return rc;
-        if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
-            sqlite3_bind_text(stmt, 2, channel_names[c], -1, SQLITE_STATIC) != SQLITE_OK ||
-            sqlite3_bind_int64(stmt, 3, now_ms) != SQLITE_OK)
-            src = SQLITE_ERROR;
-        else
-            src = sqlite3_step(stmt);
-        cc_store_stmt_done(stmt);
-        if (src != SQLITE_DONE)
-            return db_fail(st, src, "delivery add");
-    }
-    rc = cc_store_stmt(st, sql_delivery_due, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, now_ms) != SQLITE_OK) {
-        cc_store_stmt_done(stmt);
-        return CC_ERR_DB;
-    }
-    while (*n < cap && (src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int c = channel_parse((const char *)sqlite3_column_text(stmt, 0));
-
-        if (c < 0 || !channel_on(ch, c))
             continue; /* a channel this process does not have: left for one that does */
-        memset(&items[*n], 0, sizeof items[*n]);
-        items[*n].id = nid;
-        items[*n].topic_id = user_id;
-        items[*n].channel = c;
-        items[*n].attempts = sqlite3_column_int(stmt, 1) + 1;
-        (*n)++;
-    }
-    if (*n < cap && src != SQLITE_DONE) {
-        cc_store_stmt_done(stmt);
-        return db_fail(st, src, "delivery due");
-    }
-    cc_store_stmt_done(stmt);
-    if (*n == first)
-        return summarize(st, nid, now_ms); /* nothing to send here: SENT, or not due yet */
-    for (int i = first; i < *n; i++) {
         rc = cc_store_stmt(st, sql_delivery_claim, &stmt);
         if (rc != CC_OK)
             return rc;
         if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
-            sqlite3_bind_text(stmt, 2, channel_names[items[i].channel], -1, SQLITE_STATIC) !=
-                SQLITE_OK ||
-            sqlite3_bind_int64(stmt, 3, now_ms + CC_NOTIFY_LEASE_MS) != SQLITE_OK)
-            src = SQLITE_ERROR;
-        else
+            sqlite3_bind_text(stmt, 2, channel_names[c], -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int64(stmt, 3, now_ms + CC_NOTIFY_LEASE_MS) != SQLITE_OK ||
+            sqlite3_bind_int64(stmt, 4, now_ms) != SQLITE_OK) {
+            cc_store_stmt_done(stmt);
+            return CC_ERR_DB;
+        }
+        src = sqlite3_step(stmt);
+        if (src == SQLITE_ROW) {
+            memset(&items[*n], 0, sizeof items[*n]);
+            items[*n].id = nid;
+            items[*n].topic_id = user_id;
+            items[*n].channel = c;
+            items[*n].attempts = sqlite3_column_int(stmt, 0);
+            (*n)++;
             src = sqlite3_step(stmt);
+        }
         cc_store_stmt_done(stmt);
         if (src != SQLITE_DONE)
             return db_fail(st, src, "delivery claim");
     }
+    if (*n == first)
+        return summarize(st, nid, now_ms); /* nothing to send here: SENT, or not due yet */
     /* One body for all channels of this notification: the first item owns the copies,
      * the others point at them (items_free frees owners only). */
     rc = load_body(st, nid, &items[first]);
