@@ -11,7 +11,8 @@
 /* The alert object is built once per alert change (sql_alert_json: a json_object with
  * five timestamps formatted) and bound as text to the event row and to every
  * recipient's notification, instead of once per row. */
-static const char sql_alert_json[] = "SELECT " CC_ALERT_JSON_SQL " FROM alerts a WHERE a.id = ?1";
+static const char sql_alert_json[] =
+    "SELECT a.cold_cell_id, " CC_ALERT_JSON_SQL " FROM alerts a WHERE a.id = ?1";
 
 /* INSERT ... SELECT over the alert, its cell, location and the recipients u; ?1 alert
  * id, ?2 kind, ?3 title prefix, ?4 now, ?5 the alert object (JSON text). Disabled users
@@ -68,14 +69,13 @@ struct alert_obj {
 
 static int alert_obj_load(struct cc_store *st, int64_t alert_id, struct alert_obj *out)
 {
-    static const char sql_cell[] = "SELECT cold_cell_id FROM alerts WHERE id = ?1";
     sqlite3_stmt *stmt = NULL;
     const unsigned char *text;
     int src, rc;
 
     out->json = NULL;
     out->cold_cell_id = 0;
-    rc = cc_store_stmt(st, sql_cell, &stmt);
+    rc = cc_store_stmt(st, sql_alert_json, &stmt);
     if (rc != CC_OK)
         return rc;
     if (sqlite3_bind_int64(stmt, 1, alert_id) != SQLITE_OK) {
@@ -83,23 +83,14 @@ static int alert_obj_load(struct cc_store *st, int64_t alert_id, struct alert_ob
         return CC_ERR_DB;
     }
     src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW)
-        out->cold_cell_id = sqlite3_column_int64(stmt, 0);
-    cc_store_stmt_done(stmt);
-    if (src == SQLITE_DONE)
-        return CC_ERR_NOT_FOUND;
-    if (src != SQLITE_ROW)
-        return CC_ERR_DB;
-    rc = cc_store_stmt(st, sql_alert_json, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, alert_id) != SQLITE_OK ||
-        (src = sqlite3_step(stmt)) != SQLITE_ROW) {
-        cc_log_error("db_step_failed", "alert object: %s", sqlite3_errmsg(cc_store_db(st)));
+    if (src != SQLITE_ROW) {
+        if (src != SQLITE_DONE)
+            cc_log_error("db_step_failed", "alert object: %s", sqlite3_errmsg(cc_store_db(st)));
         cc_store_stmt_done(stmt);
-        return CC_ERR_DB;
+        return src == SQLITE_DONE ? CC_ERR_NOT_FOUND : CC_ERR_DB;
     }
-    text = sqlite3_column_text(stmt, 0);
+    out->cold_cell_id = sqlite3_column_int64(stmt, 0);
+    text = sqlite3_column_text(stmt, 1);
     out->json = strdup(text != NULL ? (const char *)text : "{}");
     cc_store_stmt_done(stmt);
     return out->json != NULL ? CC_OK : CC_ERR_NOMEM;

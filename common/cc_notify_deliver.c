@@ -62,9 +62,9 @@ static const char sql_delivery_claim[] =
 static const char sql_delivery_done[] =
     "UPDATE notification_deliveries SET status = ?3, next_attempt_at = ?4, sent_at = ?5,"
     " last_error = ?6 WHERE notification_id = ?1 AND channel = ?2";
-/* notifications.status/attempts/next_attempt_at/sent_at/last_error from its deliveries;
- * with no delivery at all (no channel configured) the inbox copy is all there is. */
-/* One pass over the notification's deliveries (aggregates ignore the NULLs of CASE). */
+/* notifications.status/attempts/next_attempt_at/sent_at/last_error from its deliveries,
+ * in one pass over them (the aggregates skip the NULLs of CASE); with no delivery at all
+ * (no channel configured) the inbox copy is all there is: SENT. */
 static const char sql_summary[] =
     "UPDATE notifications SET (status, attempts, next_attempt_at, sent_at, last_error) ="
     " (SELECT CASE WHEN sum(d.status = 'PENDING') > 0 THEN 'PENDING'"
