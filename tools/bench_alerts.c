@@ -1,0 +1,208 @@
+/* bench_alerts.c - what the alert engine and the outbox cost the writer, without the
+ * broker or Paho: readings go through cc_ingest_readings (the path of both daemons) into
+ * a temporary database, 100 per transaction like a busy writer's batches, for 1000
+ * devices in 100 freezer cells (-25..-15 °C).
+ *   plain: every reading in range, so no alert changes;
+ *   churn: each device alternates -20 and -10 °C, so every reading raises or resolves an
+ *          alert, with its notification and its alert event.
+ * The two alternate for BENCH_ALERT_ROUNDS rounds on fresh databases and the medians
+ * are printed, with the ratio plain / churn. Then the delivery worker (cc_notify_deliver)
+ * sends the churn run's outbox through a publish function that only counts: its cost per
+ * sent row. Prints "bench:" lines; asserts nothing. Usage: bench_alerts [readings]. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cc_db.h"
+#include "cc_ingest.h"
+#include "cc_log.h"
+#include "cc_notify.h"
+#include "cc_rc.h"
+#include "cc_store.h"
+
+#define DEVICES 1000
+#define CELLS 100
+#define PER_TXN 100
+#define T0 1795600000000LL /* ms; reading i of a device is at T0 + round * 1 s */
+
+static double now_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int count_publish(void *ctx, const char *topic, const char *payload, size_t len)
+{
+    (void)topic;
+    (void)payload;
+    (void)len;
+    (*(long *)ctx)++;
+    return 0;
+}
+
+static int exec(struct cc_store *st, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(cc_store_db(st), sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "bench_alerts: %s: %s\n", sql, msg != NULL ? msg : "?");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void remove_db(const char *path)
+{
+    char side[256];
+
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+}
+
+/* A fresh database with the customer, cells and devices. */
+static struct cc_store *setup(const char *path)
+{
+    struct cc_store *st = NULL;
+    char sql[256];
+
+    remove_db(path);
+    if (cc_store_open(path, CC_DB_CREATE | CC_DB_MIGRATE, &st) != CC_OK)
+        return NULL;
+    if (exec(st, "BEGIN") != 0 ||
+        exec(st, "INSERT INTO users (id, email, password_hash, role, name, created_at)"
+                 " VALUES (1, 'bench@example.com', '!', 'CUSTOMER', 'Bench', 0);"
+                 "INSERT INTO locations (id, customer_id, name, created_at)"
+                 " VALUES (1, 1, 'Bench', 0)") != 0)
+        goto fail;
+    for (int c = 1; c <= CELLS; c++) {
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at)"
+                 " VALUES (%d, 1, 'Freezer %d', -25, -15, 0)",
+                 c, c);
+        if (exec(st, sql) != 0)
+            goto fail;
+    }
+    for (int d = 1; d <= DEVICES; d++) {
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
+                 " api_key_prefix, created_at) VALUES (%d, 'BENCH-%05d', %d, 'h', 'p', 0)",
+                 d, d, (d - 1) % CELLS + 1);
+        if (exec(st, sql) != 0)
+            goto fail;
+    }
+    if (exec(st, "COMMIT") == 0)
+        return st;
+fail:
+    cc_store_close(st);
+    return NULL;
+}
+
+/* Stores n readings; µs per reading, or -1 on a failure. */
+static double run(struct cc_store *st, int n, int churn)
+{
+    double t = now_s();
+
+    for (int i = 0; i < n;) {
+        if (cc_store_begin(st) != CC_OK)
+            return -1;
+        for (int k = 0; k < PER_TXN && i < n; k++, i++) {
+            int round = i / DEVICES;
+            int64_t ts = T0 + (int64_t)round * 1000;
+            double temp = churn && round % 2 == 1 ? -10.0 : -20.0;
+            char serial[16], payload[96];
+            struct cc_ingest_result res;
+
+            snprintf(serial, sizeof serial, "BENCH-%05d", i % DEVICES + 1);
+            snprintf(payload, sizeof payload, "{\"temperature\":%.1f,\"ts\":%lld}", temp,
+                     (long long)ts);
+            if (cc_ingest_readings(st, serial, payload, strlen(payload), ts, CC_INGEST_PARTIAL,
+                                   &res) != CC_OK) {
+                cc_store_rollback(st);
+                return -1;
+            }
+            cc_ingest_result_clear(&res);
+        }
+        if (cc_store_commit(st) != CC_OK)
+            return -1;
+    }
+    return (now_s() - t) * 1e6 / n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 40000;
+    const char *env = getenv("BENCH_ALERT_ROUNDS");
+    int rounds = env != NULL ? atoi(env) : 3;
+    char path[] = "/tmp/cc-bench-alerts-XXXXXX";
+    double plain[16], churn[16], deliver_us = -1;
+    long published = 0;
+    int fd;
+
+    if (n < DEVICES * 2 || rounds < 1 || rounds > 16) {
+        fprintf(stderr, "usage: bench_alerts [readings >= %d]; BENCH_ALERT_ROUNDS 1..16\n",
+                DEVICES * 2);
+        return 2;
+    }
+    cc_log_init("bench_alerts", CC_LOG_WARN, 0);
+    cc_db_tune_process();
+    fd = mkstemp(path);
+    if (fd < 0) {
+        perror("bench_alerts: mkstemp");
+        return 1;
+    }
+    close(fd);
+    for (int r = 0; r < rounds; r++) {
+        for (int c = 0; c < 2; c++) {
+            struct cc_store *st = setup(path);
+            double us = st != NULL ? run(st, n, c) : -1;
+
+            if (us < 0) {
+                fprintf(stderr, "bench_alerts: %s run failed\n", c ? "churn" : "plain");
+                cc_store_close(st);
+                remove_db(path);
+                return 1;
+            }
+            (c ? churn : plain)[r] = us;
+            if (c && r == rounds - 1) {
+                struct cc_notify_channels ch = {.publish = count_publish,
+                                                .publish_ctx = &published};
+                double t = now_s();
+                int sent;
+
+                do {
+                    sent = 0;
+                    if (cc_notify_deliver(st, &ch, T0 + 86400000LL, 1 << 30, &sent) != CC_OK)
+                        break;
+                } while (sent > 0);
+                if (published > 0)
+                    deliver_us = (now_s() - t) * 1e6 / (double)published;
+            }
+            cc_store_close(st);
+        }
+    }
+    remove_db(path);
+    qsort(plain, (size_t)rounds, sizeof plain[0], cmp_double);
+    qsort(churn, (size_t)rounds, sizeof churn[0], cmp_double);
+    printf("bench: writer_plain_us_per_reading %.1f us\n", plain[rounds / 2]);
+    printf("bench: writer_churn_us_per_reading %.1f us\n", churn[rounds / 2]);
+    printf("bench: writer_churn_vs_plain_ratio %.3f ratio\n",
+           plain[rounds / 2] / churn[rounds / 2]);
+    printf("bench: outbox_delivered %ld rows\n", published);
+    printf("bench: outbox_deliver_us_per_row %.1f us\n", deliver_us);
+    return 0;
+}
