@@ -52,6 +52,31 @@ static int load(sqlite3 *db, const char *sql, const char *const *names, int n,
     return rc;
 }
 
+static int count(sqlite3 *db, const char *sql, unsigned long long *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src, rc = cc_sql_prepare(db, sql, &stmt);
+
+    if (rc != CC_OK)
+        return rc;
+    src = sqlite3_step(stmt);
+    if (src == SQLITE_ROW)
+        *out = (unsigned long long)sqlite3_column_int64(stmt, 0);
+    else
+        rc = cc_sql_step_rc(db, src, "outbox");
+    cc_sql_release(stmt);
+    return rc;
+}
+
+int cc_stats_outbox(sqlite3 *db, unsigned long long *notifications, unsigned long long *events)
+{
+    static const char sql_n[] = "SELECT count(*) FROM notifications WHERE status = 'PENDING'";
+    static const char sql_e[] = "SELECT count(*) FROM alert_events WHERE status = 'PENDING'";
+    int rc = count(db, sql_n, notifications);
+
+    return rc == CC_OK ? count(db, sql_e, events) : rc;
+}
+
 int cc_stats_load(sqlite3 *db, struct cc_stats *out)
 {
     int rc;

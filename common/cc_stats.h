@@ -27,4 +27,9 @@ struct cc_stats {
 /* Fills *out (zeroed first) from db. CC_OK or CC_ERR_DB (out then holds what was read). */
 int cc_stats_load(sqlite3 *db, struct cc_stats *out);
 
+/* The outbox backlog: notifications and alert events still PENDING (on any channel).
+ * Counted over the due indexes, so it costs in proportion to the backlog: callers
+ * scrape it at most every few seconds. CC_OK or CC_ERR_DB. */
+int cc_stats_outbox(sqlite3 *db, unsigned long long *notifications, unsigned long long *events);
+
 #endif

@@ -12,8 +12,10 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_stats.h"
+#include "cc_time.h"
 
 #define BODY_MAX (64 * 1024) /* bytes of exposition text */
+#define OUTBOX_EVERY_MS 2000 /* the outbox backlog is counted at most this often */
 
 struct ingest_metrics {
     struct mg_context *ctx;
@@ -22,6 +24,8 @@ struct ingest_metrics {
      * schema: measured, most of a scrape's cost), lent under mu. */
     pthread_mutex_t mu;
     sqlite3 *db;
+    int64_t outbox_at; /* cc_mono_ms of the last outbox count, 0 if none */
+    unsigned long long outbox_notifications, outbox_events;
     struct ingest_writer *w;
     struct ingest_mqtt_counters *mq;
 };
@@ -132,12 +136,19 @@ static int handle(struct mg_connection *conn, void *data)
 
     /* Alerts and notifications: stored totals (cc_stats.h), one read-only connection. */
     struct cc_stats cs;
+    unsigned long long outbox_n, outbox_e;
     int have;
 
     pthread_mutex_lock(&m->mu);
     if (m->db == NULL && cc_db_open(m->db_path, CC_DB_READONLY, &m->db) != CC_OK)
         m->db = NULL;
     have = m->db != NULL && cc_stats_load(m->db, &cs) == CC_OK;
+    if (have && (m->outbox_at == 0 || cc_mono_ms() - m->outbox_at >= OUTBOX_EVERY_MS)) {
+        have = cc_stats_outbox(m->db, &m->outbox_notifications, &m->outbox_events) == CC_OK;
+        m->outbox_at = have ? cc_mono_ms() : 0;
+    }
+    outbox_n = m->outbox_notifications;
+    outbox_e = m->outbox_events;
     if (!have && m->db != NULL) {
         cc_db_close(m->db); /* opened afresh at the next scrape */
         m->db = NULL;
@@ -167,6 +178,11 @@ static int handle(struct mg_connection *conn, void *data)
     for (int i = 0; i < CC_STATS_CHANNELS; i++)
         OUT("coldchain_notifications_failed_total{channel=\"%s\"} %llu\n", cc_stats_channels[i],
             cs.notifications_failed[i]);
+    OUT("# HELP coldchain_outbox_pending Notifications and alert events not yet sent on every "
+        "channel (counted at most every 2 s).\n# TYPE coldchain_outbox_pending gauge\n"
+        "coldchain_outbox_pending{kind=\"notification\"} %llu\n"
+        "coldchain_outbox_pending{kind=\"alert_event\"} %llu\n",
+        outbox_n, outbox_e);
 #undef OUT
     if (n >= BODY_MAX)
         n = BODY_MAX - 1;

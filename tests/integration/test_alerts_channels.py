@@ -190,6 +190,12 @@ def main():
                          what="two failed webhook attempts")
                 assert st.sql(q, (aid2,))[0][1] == "PENDING"
                 assert hook.for_alert(aid2, "ALERT") == []
+                # The backlog is visible to the operator: coldchain_outbox_pending (counted
+                # at most every 2 s) shows the notifications still pending on the webhook.
+                pending = "coldchain_outbox_pending{kind=\"notification\"}"
+                wait_for(lambda: st.metric(pending) == st.scalar(
+                    "SELECT count(*) FROM notifications WHERE status = 'PENDING'") >= len(want_users),
+                    timeout=10, what="outbox gauge showing the pending notifications")
                 hook.start()
                 wait_for(lambda: len(hook.for_alert(aid2, "ALERT")) == len(want_users),
                          timeout=30, what="webhook delivered after the receiver came back")
