@@ -86,6 +86,15 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
 /* The retry delay after the attempts-th failed attempt (1, 2, ...). */
 int64_t cc_notify_backoff_ms(int attempts);
 
+/* The Subject header value of a notification e-mail: "[coldchain] <title>", control
+ * characters made spaces (a title cannot add a header), cut at a character boundary
+ * after CC_NOTIFY_TITLE_MAX bytes of title. ASCII stays as it is; anything else becomes
+ * RFC 2047 encoded words (=?UTF-8?B?...?=) of whole characters, folded one per line,
+ * each line under 78 characters. out must hold CC_NOTIFY_SUBJECT_MAX bytes. Returns the
+ * length written. */
+#define CC_NOTIFY_SUBJECT_MAX 640 /* 212 bytes of text make at most 6 words of 75 */
+size_t cc_notify_subject(const char *title, char out[CC_NOTIFY_SUBJECT_MAX]);
+
 /* The X-Coldchain-Signature value for body: "sha256=<hex HMAC-SHA256(secret, body)>".
  * out must hold 7 + 64 + 1 bytes. */
 #define CC_NOTIFY_SIGNATURE_LEN 72

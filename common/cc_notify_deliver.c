@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include "cc_crypto.h"
 #include "cc_db.h"
@@ -411,15 +412,78 @@ static size_t read_mail(char *buf, size_t size, size_t n, void *ud)
     return k;
 }
 
-/* Copies s into out with every control character (CR, LF, ...) made a space, so a
- * name cannot add a mail header. */
-static void header_safe(const char *s, char *out, size_t outlen)
+/* Bytes of the UTF-8 sequence that starts with lead byte c (1 for a stray byte). */
+static size_t utf8_len(unsigned char c)
 {
-    size_t i = 0;
+    if (c >= 0xF0 && c <= 0xF4)
+        return 4;
+    if (c >= 0xE0)
+        return c <= 0xEF ? 3 : 1;
+    if (c >= 0xC2)
+        return 2;
+    return 1;
+}
 
-    for (; s != NULL && *s != '\0' && i + 1 < outlen; s++)
-        out[i++] = ((unsigned char)*s < 0x20 || *s == 0x7F) ? ' ' : *s;
-    out[i] = '\0';
+size_t cc_notify_subject(const char *title, char out[CC_NOTIFY_SUBJECT_MAX])
+{
+    /* 45 bytes of text make 60 base64 characters: 72 with =?UTF-8?B? and ?=. */
+    enum { WORD_BYTES = 45 };
+    char text[12 + CC_NOTIFY_TITLE_MAX + 1];
+    size_t n, i, o = 0;
+    int ascii = 1;
+
+    memcpy(text, "[coldchain] ", 12);
+    n = 12;
+    for (i = 0; title != NULL && title[i] != '\0';) {
+        size_t k = utf8_len((unsigned char)title[i]);
+
+        if (n - 12 + k > CC_NOTIFY_TITLE_MAX)
+            break;
+        for (size_t j = 0; j < k; j++) {
+            unsigned char c = (unsigned char)title[i + j];
+
+            if (c == '\0') { /* a sequence cut short by the end of the string */
+                k = j;
+                break;
+            }
+            text[n++] = (c < 0x20 || c == 0x7F) ? ' ' : (char)c;
+            ascii &= c < 0x80;
+        }
+        if (k == 0)
+            break;
+        i += k;
+    }
+    text[n] = '\0';
+    if (ascii) {
+        memcpy(out, text, n + 1);
+        return n;
+    }
+    for (i = 0; i < n;) {
+        size_t take = 0;
+
+        while (i + take < n) {
+            size_t k = utf8_len((unsigned char)text[i + take]);
+
+            if (take + k > WORD_BYTES || i + take + k > n)
+                break;
+            take += k;
+        }
+        if (take == 0)
+            take = 1; /* a stray byte: encoded as it is */
+        if (o > 0) {
+            memcpy(out + o, "\r\n ", 3);
+            o += 3;
+        }
+        memcpy(out + o, "=?UTF-8?B?", 10);
+        o += 10;
+        o += (size_t)EVP_EncodeBlock((unsigned char *)out + o, (const unsigned char *)text + i,
+                                     (int)take);
+        memcpy(out + o, "?=", 2);
+        o += 2;
+        i += take;
+    }
+    out[o] = '\0';
+    return o;
 }
 
 static int address_ok(const char *a)
@@ -440,7 +504,7 @@ static int send_email(const struct cc_notify_channels *ch, const struct item *it
 {
     const char *from =
         ch->smtp_from != NULL && ch->smtp_from[0] != '\0' ? ch->smtp_from : "coldchain@localhost";
-    char subject[CC_NOTIFY_TITLE_MAX], date[64], envelope[EMAIL_MAX + 2];
+    char subject[CC_NOTIFY_SUBJECT_MAX], date[64], envelope[EMAIL_MAX + 2];
     char *mail = NULL;
     struct curl_slist *rcpt = NULL;
     struct upload up;
@@ -454,7 +518,7 @@ static int send_email(const struct cc_notify_channels *ch, const struct item *it
         snprintf(err, errlen, "bad address");
         return 0;
     }
-    header_safe(it->title, subject, sizeof subject);
+    cc_notify_subject(it->title, subject);
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
     mail = malloc(MAIL_MAX);
@@ -465,7 +529,7 @@ static int send_email(const struct cc_notify_channels *ch, const struct item *it
     len = snprintf(mail, MAIL_MAX,
                    "Date: %s\r\nFrom: <%s>\r\nTo: <%s>\r\n"
                    "Message-ID: <notification-%lld@coldchain>\r\n"
-                   "Subject: [coldchain] %s\r\nMIME-Version: 1.0\r\n"
+                   "Subject: %s\r\nMIME-Version: 1.0\r\n"
                    "Content-Type: text/plain; charset=utf-8\r\n"
                    "Content-Transfer-Encoding: 8bit\r\n\r\n%s\r\n\r\n%s\r\n",
                    date, from, it->email, (long long)it->id, subject, it->message, it->body);

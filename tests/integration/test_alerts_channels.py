@@ -2,12 +2,15 @@
 valid X-Coldchain-Signature; with the receiver down it is retried and delivered once it
 is back; an e-mail reaches a local SMTP sink (a small one of our own) with the right
 recipients and subject; MQTT carries alerts/{coldCellId} and notifications/{userId}."""
+import email
+import email.header
 import hashlib
 import hmac
 import json
 import queue
 import socket
 import socketserver
+import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,6 +117,12 @@ def main():
             serial, dev_id, cell_id, lo, hi = devs[0]
             serial2, dev2, cell2, lo2, hi2 = devs[1]
             want_users = recipients(st, cell_id)
+            # A name outside ASCII: the e-mail subject must carry it RFC 2047-encoded.
+            cell_name = "Kühlraum Süd"
+            con = sqlite3.connect(st.db_path, timeout=10)
+            con.execute("UPDATE cold_cells SET name = ? WHERE id = ?", (cell_name, cell_id))
+            con.commit()
+            con.close()
             emails = {u: st.scalar("SELECT email FROM users WHERE id = ?", (u,)) for u in want_users}
             ops = st.operator_client()
             mq = queue.Queue()
@@ -151,9 +160,12 @@ def main():
                 assert rcpts == sorted("<%s>" % emails[u] for u in want_users), rcpts
                 for frm, rs, data in mine():
                     assert frm == "<alerts@coldchain.test>", frm
-                    subject = [l for l in data.split("\r\n") if l.startswith("Subject: ")]
-                    assert len(subject) == 1 and subject[0].startswith(
-                        "Subject: [coldchain] Alert: HIGH_TEMP in "), subject
+                    msg = email.message_from_string(data.replace("\r\n", "\n"))
+                    raw = msg["Subject"]
+                    assert raw is not None and raw.isascii(), raw  # 8-bit headers are not allowed
+                    subject = str(email.header.make_header(email.header.decode_header(raw)))
+                    assert subject.startswith("[coldchain] Alert: HIGH_TEMP in %s (" % cell_name), \
+                        subject
                     assert ("To: <%s>" % rs[0][1:-1]) in data, data
             cases.run("e-mail reaches the SMTP sink with the right recipients and subject",
                       email_sent)

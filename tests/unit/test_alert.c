@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "cc_alert_ops.h"
 #include "cc_alerts_api.h"
@@ -577,6 +578,74 @@ static void test_stats_counters(void **state)
     assert_int_equal(cs.alerts_raised[0], 2);
 }
 
+/* Decodes the encoded words of a Subject value (one per line) back into text; every
+ * word must decode to whole UTF-8 characters. */
+static void subject_decode(const char *v, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    while (*v != '\0') {
+        const char *end;
+        unsigned char buf[128];
+        int n, pad = 0;
+
+        assert_memory_equal(v, "=?UTF-8?B?", 10);
+        v += 10;
+        end = strstr(v, "?=");
+        assert_non_null(end);
+        assert_true(end - v <= 64);
+        n = EVP_DecodeBlock(buf, (const unsigned char *)v, (int)(end - v));
+        assert_true(n >= 0);
+        pad = (end - v >= 1 && end[-1] == '=') + (end - v >= 2 && end[-2] == '=');
+        n -= pad;
+        /* a word never ends inside a character */
+        assert_true(n == 0 || (buf[n - 1] & 0xC0) != 0xC0);
+        assert_true(o + (size_t)n < outlen);
+        memcpy(out + o, buf, (size_t)n);
+        o += (size_t)n;
+        v = end + 2;
+        if (*v != '\0') {
+            assert_memory_equal(v, "\r\n ", 3);
+            v += 3;
+        }
+    }
+    out[o] = '\0';
+}
+
+static void test_notify_subject_rfc2047(void **state)
+{
+    char s[CC_NOTIFY_SUBJECT_MAX], text[512], title[400], want[512];
+    const char *line;
+
+    (void)state;
+    /* ASCII stays readable; control characters cannot start a header. */
+    cc_notify_subject("Alert: HIGH_TEMP in Walk-in (Main)\r\nBcc: x@y", s);
+    assert_string_equal(s, "[coldchain] Alert: HIGH_TEMP in Walk-in (Main)  Bcc: x@y");
+
+    cc_notify_subject("Alert: HIGH_TEMP in Kühlraum (Bäckerei)", s);
+    assert_memory_equal(s, "=?UTF-8?B?", 10);
+    subject_decode(s, text, sizeof text);
+    assert_string_equal(text, "[coldchain] Alert: HIGH_TEMP in Kühlraum (Bäckerei)");
+
+    /* Long: several words, folded, each line under 78 characters, none splitting a
+     * character; the title is cut at a character boundary after 200 bytes. */
+    title[0] = '\0';
+    for (int i = 0; i < 130; i++)
+        strcat(title, "€"); /* 3 bytes each */
+    cc_notify_subject(title, s);
+    for (line = s; line != NULL;) {
+        const char *next = strstr(line, "\r\n");
+
+        assert_true((next != NULL ? (size_t)(next - line) : strlen(line)) < 78);
+        line = next != NULL ? next + 2 : NULL;
+    }
+    subject_decode(s, text, sizeof text);
+    strcpy(want, "[coldchain] ");
+    for (int i = 0; i < 66; i++) /* 66 * 3 = 198 <= 200 < 201 */
+        strcat(want, "€");
+    assert_string_equal(text, want);
+}
+
 static void test_alerts_api_resolve_ack_access(void **state)
 {
     struct cc_store *st = ((struct fixture *)*state)->st;
@@ -667,6 +736,7 @@ int main(void)
         T(test_notify_signature),
         T(test_alerts_api_resolve_ack_access),
         T(test_stats_counters),
+        cmocka_unit_test(test_notify_subject_rfc2047),
     };
 
     cc_log_init("test_alert", CC_LOG_ERROR, 0);
