@@ -250,20 +250,3 @@ static int insert_event(struct cc_store *st, int64_t alert_id, const struct aler
     cc_store_stmt_done(stmt);
     return rc;
 }
-
-int cc_notify_alert_event(struct cc_store *st, int64_t alert_id, int event, int64_t now_ms)
-{
-    struct alert_obj a;
-    int rc;
-
-    if (event < CC_EVENT_CREATED || event > CC_EVENT_RESOLVED)
-        return CC_ERR_INTERNAL;
-    rc = alert_obj_load(st, alert_id, &a);
-    if (rc == CC_ERR_NOT_FOUND)
-        return CC_OK;
-    if (rc != CC_OK)
-        return rc;
-    rc = insert_event(st, alert_id, &a, event, now_ms);
-    free(a.json);
-    return rc;
-}

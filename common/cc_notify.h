@@ -61,8 +61,6 @@ int cc_notify_escalation(struct cc_store *st, int64_t alert_id, int64_t now_ms);
 /* DAILY_REPORT to a customer; report_json is the report object as JSON text. */
 int cc_notify_daily_report(struct cc_store *st, int64_t customer_id, const char *title,
                            const char *message, const char *report_json, int64_t now_ms);
-/* Queues the alert object for alerts/{coldCellId} (once per alert and event). */
-int cc_notify_alert_event(struct cc_store *st, int64_t alert_id, int event, int64_t now_ms);
 
 /* Publishes over MQTT at QoS 1. 0 when the client took the message, else non-zero. */
 typedef int (*cc_notify_publish_fn)(void *ctx, const char *topic, const char *payload, size_t len);
