@@ -8,7 +8,9 @@
  * The two alternate for BENCH_ALERT_ROUNDS rounds on fresh databases and the medians
  * are printed, with the ratio plain / churn. Then the delivery worker (cc_notify_deliver)
  * sends the churn run's outbox through a publish function that only counts: its cost per
- * sent row. Prints "bench:" lines; asserts nothing. Usage: bench_alerts [readings]. */
+ * sent row. Prints "bench:" lines; asserts nothing. Usage: bench_alerts [readings].
+ * BENCH_ALERT_SQL, for experiments: SQL run on each fresh database after the fixture (in
+ * its transaction), e.g. "DROP INDEX alerts_cell_first" to price one index. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +100,8 @@ static struct cc_store *setup(const char *path)
         if (exec(st, sql) != 0)
             goto fail;
     }
+    if (getenv("BENCH_ALERT_SQL") && exec(st, getenv("BENCH_ALERT_SQL")) != 0)
+        goto fail;
     if (exec(st, "COMMIT") == 0)
         return st;
 fail:
