@@ -91,9 +91,6 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* Before any connection: SQLite's allocation statistics take a global mutex on
-     * every allocation, which the workers would fight over. */
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (migrate(&app.cfg) != CC_OK) {
         cc_log_error("db_unavailable", "cannot open or migrate %s", app.cfg.db_path);
         status = 1;

@@ -280,6 +280,9 @@ void cc_db_tune_process(void)
 {
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    /* Before any connection: SQLite's allocation statistics (unused here) take a global
+     * mutex on every allocation, which the threads would fight over. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 int cc_db_begin(sqlite3 *db)

@@ -26,6 +26,19 @@ void cc_gate_enter(struct cc_gate *g)
     pthread_mutex_unlock(&g->mu);
 }
 
+int cc_gate_try_enter(struct cc_gate *g)
+{
+    int taken = 0;
+
+    pthread_mutex_lock(&g->mu);
+    if (g->serving == g->next) {
+        g->next++;
+        taken = 1;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return taken;
+}
+
 void cc_gate_leave(struct cc_gate *g)
 {
     pthread_mutex_lock(&g->mu);

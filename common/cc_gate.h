@@ -23,6 +23,8 @@ struct cc_gate {
 void cc_gate_init(struct cc_gate *g);
 void cc_gate_destroy(struct cc_gate *g);
 void cc_gate_enter(struct cc_gate *g); /* waits for this thread's turn */
+/* Takes the gate only if nobody holds it or waits for it: 1 if taken, else 0. */
+int cc_gate_try_enter(struct cc_gate *g);
 void cc_gate_leave(struct cc_gate *g);
 
 #endif

@@ -18,6 +18,7 @@
 #include "cc_retention.h"
 #include "cc_store.h"
 #include "cc_time.h"
+#include "cc_walckpt.h"
 
 #define TICK_MS 1000          /* how often the timers are looked at */
 #define DELIVER_MAX_ROWS 8000 /* sends per tick, so a backlog cannot starve the others */
@@ -103,8 +104,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, ingest_publish_fn publish,
-                      void *ctx, struct ingest_jobs **out)
+int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, struct cc_walckpt *ckpt,
+                      ingest_publish_fn publish, void *ctx, struct ingest_jobs **out)
 {
     struct ingest_jobs *j = calloc(1, sizeof(*j));
     int rc;
@@ -122,8 +123,11 @@ int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, ingest_
     j->report_day_done = -1;
     j->retention_next_ms = cc_mono_ms();
     rc = cc_store_open(cfg->db_path, 0, &j->st);
-    if (rc == CC_OK)
+    if (rc == CC_OK) {
         cc_store_set_gate(j->st, gate);
+        if (ckpt != NULL)
+            cc_walckpt_attach(ckpt, cc_store_db(j->st));
+    }
     if (rc != CC_OK) {
         curl_global_cleanup();
         free(j);

@@ -11,9 +11,10 @@
 struct ingest_jobs;
 
 struct cc_gate;
-/* gate: shared with the writer (cc_gate.h), or NULL. */
-int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, ingest_publish_fn publish,
-                      void *ctx, struct ingest_jobs **out);
+struct cc_walckpt;
+/* gate: shared with the writer (cc_gate.h), or NULL. ckpt: as for the writer, or NULL. */
+int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, struct cc_walckpt *ckpt,
+                      ingest_publish_fn publish, void *ctx, struct ingest_jobs **out);
 /* Stops the thread after the job in hand; NULL is a no-op. */
 void ingest_jobs_stop(struct ingest_jobs *j);
 

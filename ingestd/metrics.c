@@ -13,6 +13,7 @@
 #include "cc_rc.h"
 #include "cc_stats.h"
 #include "cc_time.h"
+#include "cc_walckpt.h"
 
 #define BODY_MAX (64 * 1024) /* bytes of exposition text */
 #define OUTBOX_EVERY_MS 2000 /* the outbox backlog is counted at most this often */
@@ -28,6 +29,7 @@ struct ingest_metrics {
     unsigned long long outbox_notifications, outbox_events;
     struct ingest_writer *w;
     struct ingest_mqtt_counters *mq;
+    struct cc_walckpt *ckpt;
 };
 
 static const double lag_le_ms[] = {1,   2,    5,    10,   25,    50,    100,  250,
@@ -90,6 +92,37 @@ static int handle(struct mg_connection *conn, void *data)
     OUT("# HELP coldchain_ingest_backlog Messages received and journaled, not yet committed.\n"
         "# TYPE coldchain_ingest_backlog gauge\ncoldchain_ingest_backlog %zu\n",
         s.backlog);
+    if (m->ckpt != NULL) {
+        struct cc_walckpt_stats c;
+        cc_walckpt_get_stats(m->ckpt, &c);
+        OUT("# HELP coldchain_wal_pages WAL size in pages after the last commit of ingestd.\n"
+            "# TYPE coldchain_wal_pages gauge\ncoldchain_wal_pages %lld\n",
+            c.last_wal_pages);
+        OUT("# HELP coldchain_wal_checkpoints_total Checkpoint runs of the checkpointer thread, "
+            "by result.\n# TYPE coldchain_wal_checkpoints_total counter\n"
+            "coldchain_wal_checkpoints_total{result=\"ok\"} %llu\n"
+            "coldchain_wal_checkpoints_total{result=\"busy\"} %llu\n"
+            "coldchain_wal_checkpoints_total{result=\"error\"} %llu\n",
+            c.runs - c.busy - c.errors, c.busy, c.errors);
+        OUT("# HELP coldchain_wal_checkpoint_frames_total WAL frames copied by the checkpointer "
+            "thread.\n# TYPE coldchain_wal_checkpoint_frames_total counter\n"
+            "coldchain_wal_checkpoint_frames_total %llu\n",
+            c.frames);
+        OUT("# HELP coldchain_wal_checkpoint_seconds_sum Time in checkpoint runs, and the part "
+            "that held the write gate.\n# TYPE coldchain_wal_checkpoint_seconds_sum counter\n"
+            "coldchain_wal_checkpoint_seconds_sum{part=\"all\"} %.6f\n"
+            "coldchain_wal_checkpoint_seconds_sum{part=\"gated\"} %.6f\n",
+            c.seconds_sum, c.gated_seconds_sum);
+        OUT("# HELP coldchain_wal_checkpoint_gated_total Checkpoint runs that copied the last "
+            "frames inside the write gate.\n# TYPE coldchain_wal_checkpoint_gated_total counter\n"
+            "coldchain_wal_checkpoint_gated_total %llu\n",
+            c.gated_runs);
+        OUT("# HELP coldchain_wal_inline_checkpoints_total Checkpoints a commit ran itself "
+            "because the WAL had outgrown the limit.\n"
+            "# TYPE coldchain_wal_inline_checkpoints_total counter\n"
+            "coldchain_wal_inline_checkpoints_total %llu\n",
+            c.inline_runs);
+    }
     OUT("# HELP coldchain_ingest_mqtt_received_total Messages handed over by the broker.\n"
         "# TYPE coldchain_ingest_mqtt_received_total counter\n"
         "coldchain_ingest_mqtt_received_total %llu\n",
@@ -208,7 +241,8 @@ static int not_found(struct mg_connection *conn, void *data)
 }
 
 int ingest_metrics_start(int port, const char *db_path, struct ingest_writer *w,
-                         struct ingest_mqtt_counters *mq, struct ingest_metrics **out)
+                         struct ingest_mqtt_counters *mq, struct cc_walckpt *ckpt,
+                         struct ingest_metrics **out)
 {
     struct ingest_metrics *m = calloc(1, sizeof(*m));
     char ports[32];
@@ -222,6 +256,7 @@ int ingest_metrics_start(int port, const char *db_path, struct ingest_writer *w,
     snprintf(m->db_path, sizeof(m->db_path), "%s", db_path);
     m->w = w;
     m->mq = mq;
+    m->ckpt = ckpt;
     pthread_mutex_init(&m->mu, NULL);
     m->ctx = mg_start(&cb, m, opts);
     if (m->ctx == NULL) {

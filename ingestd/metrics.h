@@ -16,8 +16,11 @@ struct ingest_mqtt_counters {
 
 /* Starts the endpoint on 127.0.0.1:port; alert and notification totals are read from
  * db_path at each scrape (cc_stats.h). CC_OK or CC_ERR_IO. */
+struct cc_walckpt;
+/* ckpt: the WAL checkpointer whose counters are shown, or NULL. */
 int ingest_metrics_start(int port, const char *db_path, struct ingest_writer *w,
-                         struct ingest_mqtt_counters *mq, struct ingest_metrics **out);
+                         struct ingest_mqtt_counters *mq, struct cc_walckpt *ckpt,
+                         struct ingest_metrics **out);
 void ingest_metrics_stop(struct ingest_metrics *m);
 
 #endif

@@ -17,6 +17,7 @@
 #include "cc_rc.h"
 #include "cc_store.h"
 #include "cc_time.h"
+#include "cc_walckpt.h"
 
 #define RETRY_SLEEP_MS 200 /* after a failed transaction */
 
@@ -261,7 +262,8 @@ static void *run(void *arg)
 }
 
 int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gate *gate,
-                        ingest_publish_fn pub, void *pub_ctx, struct ingest_writer **out)
+                        struct cc_walckpt *ckpt, ingest_publish_fn pub, void *pub_ctx,
+                        struct ingest_writer **out)
 {
     struct ingest_writer *w = calloc(1, sizeof(*w));
     int rc;
@@ -274,8 +276,11 @@ int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gat
         return CC_ERR_NOMEM;
     }
     rc = cc_store_open(db_path, CC_DB_CREATE | CC_DB_MIGRATE, &w->st);
-    if (rc == CC_OK)
+    if (rc == CC_OK) {
         cc_store_set_gate(w->st, gate);
+        if (ckpt != NULL)
+            cc_walckpt_attach(ckpt, cc_store_db(w->st));
+    }
     if (rc == CC_OK)
         rc = cc_store_checkpoint_get(w->st, &w->checkpoint.gen, &w->checkpoint.offset);
     if (rc != CC_OK)

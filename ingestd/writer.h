@@ -37,9 +37,13 @@ struct ingest_stats {
 };
 
 struct cc_gate;
-/* gate: shared with the jobs thread (cc_gate.h), or NULL. */
+struct cc_walckpt;
+/* gate: shared with the jobs thread (cc_gate.h), or NULL. ckpt: the checkpointer that
+ * takes WAL checkpoints off the writer's commits (cc_walckpt.h), or NULL for SQLite's
+ * automatic checkpoint. */
 int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gate *gate,
-                        ingest_publish_fn pub, void *pub_ctx, struct ingest_writer **out);
+                        struct cc_walckpt *ckpt, ingest_publish_fn pub, void *pub_ctx,
+                        struct ingest_writer **out);
 /* Queues a message that is already in the journal at position pos. Thread-safe. */
 int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
                        const void *payload, size_t len, struct cc_journal_pos pos);

@@ -267,6 +267,20 @@ def main():
             expect(s.scalar("SELECT count(*) FROM alert_events") > 0, "no alert event written")
         cases.run("ingestd_outbox_pending_gauge_matches_the_tables", outbox_backlog_gauge)
 
+        def wal_checkpointer_exposed():
+            # The WAL checkpointer thread (common/cc_walckpt.c): after the commits above
+            # the WAL holds pages, and no run failed or had to be done in place.
+            m = parse(s.metrics())
+            expect(value(m, "coldchain_wal_pages") > 0, "coldchain_wal_pages is 0")
+            for result in ("ok", "busy", "error"):
+                expect(("coldchain_wal_checkpoints_total", {"result": result}) in
+                       [(n, l) for n, l, _ in m["coldchain_wal_checkpoints_total"]["samples"]],
+                       "checkpoints_total{result=%s} missing" % result)
+            expect(value(m, "coldchain_wal_checkpoints_total", result="error") == 0, "errors")
+            expect(value(m, "coldchain_wal_inline_checkpoints_total") == 0, "inline runs")
+            expect("coldchain_wal_checkpoint_frames_total" in m, "frames_total missing")
+        cases.run("ingestd_wal_checkpointer_series", wal_checkpointer_exposed)
+
         def remote_refused_by_default():
             # Every client here is loopback; the rule is in metrics.c (peer address only).
             st2, _, body = s.http("GET", "/metrics", headers={"X-Forwarded-For": "203.0.113.9"})

@@ -89,6 +89,33 @@ static void test_gate_turns_in_arrival_order(void **state)
     cc_gate_destroy(&g);
 }
 
+/* try_enter takes a free gate only: not one that is held or waited for. */
+static void test_gate_try_enter_takes_a_free_gate_only(void **state)
+{
+    struct cc_gate g;
+    struct order o = {.g = &g, .n = 0};
+    struct arrival a = {&o, 'a'};
+    pthread_t t;
+
+    (void)state;
+    cc_gate_init(&g);
+    pthread_mutex_init(&o.mu, NULL);
+    assert_int_equal(cc_gate_try_enter(&g), 1);
+    assert_int_equal(cc_gate_try_enter(&g), 0); /* held */
+    assert_int_equal(pthread_create(&t, NULL, arrive, &a), 0);
+    for (int k = 0; k < 5000 && tickets_taken(&g) != 2; k++)
+        sleep_ms(1);
+    assert_int_equal(tickets_taken(&g), 2);
+    cc_gate_leave(&g);
+    pthread_join(t, NULL); /* the waiter had its turn and left */
+    assert_int_equal(o.n, 1);
+    assert_int_equal(cc_gate_try_enter(&g), 1);
+    cc_gate_leave(&g);
+    assert_int_equal(g.serving, g.next);
+    pthread_mutex_destroy(&o.mu);
+    cc_gate_destroy(&g);
+}
+
 struct writer {
     struct cc_store *st;
     int begin_rc;
@@ -167,6 +194,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gate_turns_in_arrival_order),
+        cmocka_unit_test(test_gate_try_enter_takes_a_free_gate_only),
         cmocka_unit_test(test_store_transactions_take_turns),
     };
 
