@@ -14,7 +14,7 @@ struct cc_walckpt {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    int wanted;       /* under mu: a commit left `step` pages not yet copied */
+    int wanted;       /* under mu: a commit left `step` pages to copy, or `restart` in all */
     int stopping;     /* under mu */
     long long copied; /* under mu: WAL frames in the database file after the last run */
     int step, restart, limit;
@@ -109,7 +109,9 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int pages)
     c->stats.last_wal_pages = pages;
     if (pages < c->copied)
         c->copied = 0; /* the WAL started over */
-    if (pages - c->copied >= c->step && !c->wanted) {
+    /* At `restart` every commit asks, even with little left to copy: the run's gated
+     * pass is what lets the WAL start over. */
+    if ((pages - c->copied >= c->step || pages >= c->restart) && !c->wanted) {
         c->wanted = 1;
         pthread_cond_signal(&c->wake);
     }

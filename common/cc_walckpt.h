@@ -7,7 +7,8 @@
  * instead tell a thread of their own, which checkpoints from its own connection while
  * they go on.
  *
- * A run starts when `step` WAL pages are not yet copied. It is a PASSIVE checkpoint with
+ * A run starts when `step` WAL pages are not yet copied, and after every commit once the
+ * WAL has reached `restart` pages. It is a PASSIVE checkpoint with
  * no lock of ours, concurrent with the writers; then, inside the process's write gate
  * (cc_gate.h), a second one for the frames committed meanwhile, when the gate is free at
  * once, or in any case when the WAL has reached `restart` pages. SQLite starts the WAL
