@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cc_log.h"
 #include "cc_rc.h"
@@ -170,6 +171,16 @@ void cc_db_close(sqlite3 *db)
         cc_log_error("db_close_failed", "%s", sqlite3_errmsg(db));
         sqlite3_close_v2(db);
     }
+}
+
+void cc_db_remove_files(const char *path)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    char p[PATH_MAX + 16];
+
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++)
+        if (snprintf(p, sizeof p, "%s%s", path, suffix[i]) < (int)sizeof p)
+            unlink(p);
 }
 
 int cc_db_user_version(sqlite3 *db, int *out)

@@ -39,6 +39,9 @@ void cc_db_tune_process(void);
  * with cc_db_close). CC_OK, CC_ERR_DB or CC_ERR_IO; a message goes to the log. */
 int cc_db_open(const char *path, int flags, sqlite3 **out);
 void cc_db_close(sqlite3 *db);
+/* Deletes a closed database file and its -wal, -shm and -journal files; missing ones are
+ * fine (a fresh start for tools and tests). */
+void cc_db_remove_files(const char *path);
 /* Applies every migration newer than PRAGMA user_version. CC_OK or CC_ERR_DB
  * (the failing migration is rolled back and named in the log). */
 int cc_db_migrate(sqlite3 *db);

@@ -37,6 +37,21 @@ static int is_busy(int src)
     return (src & 0xff) == SQLITE_BUSY || (src & 0xff) == SQLITE_LOCKED;
 }
 
+/* Whether the tail is copied inside the gate (see cc_walckpt.h): when the gate is free at
+ * once, or, waiting for it, when the WAL is long enough that it must start over. On 1 the
+ * gate is held. */
+static int take_gate(struct cc_walckpt *c, int log)
+{
+    if (c->gate == NULL || log <= 0)
+        return 0;
+    if (cc_gate_try_enter(c->gate))
+        return 1;
+    if (log < c->restart)
+        return 0;
+    cc_gate_enter(c->gate);
+    return 1;
+}
+
 static void run_once(struct cc_walckpt *c)
 {
     int64_t t0 = cc_mono_ms(), t1, t2;
@@ -44,10 +59,7 @@ static void run_once(struct cc_walckpt *c)
     int src = checkpoint(c->db, &log, &done);
 
     t1 = t2 = cc_mono_ms();
-    /* The tail, inside the gate, when the gate is free or the WAL is long enough that
-     * it must start over: see cc_walckpt.h. */
-    if (src == SQLITE_OK && c->gate != NULL && log > 0 && done >= 0 &&
-        (cc_gate_try_enter(c->gate) || (log >= c->restart && (cc_gate_enter(c->gate), 1)))) {
+    if (src == SQLITE_OK && done >= 0 && take_gate(c, log)) {
         t1 = cc_mono_ms();
         src = checkpoint(c->db, &log, &done);
         cc_gate_leave(c->gate);
@@ -105,6 +117,7 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int pages)
 {
     struct cc_walckpt *c = arg;
 
+    (void)name; /* "main": checkpoint() covers every attached database */
     pthread_mutex_lock(&c->mu);
     c->stats.last_wal_pages = pages;
     if (pages < c->copied)
@@ -119,7 +132,6 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int pages)
     if (pages >= c->limit) {
         int log, done;
         checkpoint(db, &log, &done);
-        (void)name;
         pthread_mutex_lock(&c->mu);
         c->stats.inline_runs++;
         pthread_mutex_unlock(&c->mu);

@@ -58,24 +58,13 @@ static int exec(struct cc_store *st, const char *sql)
     return 0;
 }
 
-static void remove_db(const char *path)
-{
-    char side[256];
-
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-}
-
 /* A fresh database with the customer, cells and devices. */
 static struct cc_store *setup(const char *path)
 {
     struct cc_store *st = NULL;
     char sql[256];
 
-    remove_db(path);
+    cc_db_remove_files(path);
     if (cc_store_open(path, CC_DB_CREATE | CC_DB_MIGRATE, &st) != CC_OK)
         return NULL;
     if (exec(st, "BEGIN") != 0 ||
@@ -178,7 +167,7 @@ int main(int argc, char **argv)
             if (us < 0) {
                 fprintf(stderr, "bench_alerts: %s run failed\n", c ? "churn" : "plain");
                 cc_store_close(st);
-                remove_db(path);
+                cc_db_remove_files(path);
                 return 1;
             }
             (c ? churn : plain)[r] = us;
@@ -199,7 +188,7 @@ int main(int argc, char **argv)
             cc_store_close(st);
         }
     }
-    remove_db(path);
+    cc_db_remove_files(path);
     qsort(plain, (size_t)rounds, sizeof plain[0], cmp_double);
     qsort(churn, (size_t)rounds, sizeof churn[0], cmp_double);
     printf("bench: writer_plain_us_per_reading %.1f us\n", plain[rounds / 2]);

@@ -100,7 +100,6 @@ static double temp_at(int64_t ts, int dev)
 
 static int build(const char *path)
 {
-    static const char *const suffix[] = {"", "-wal", "-shm"};
     sqlite3 *db = NULL;
     sqlite3_stmt *ins = NULL;
     int64_t end_ms, from_ms, rows = 0, loc;
@@ -131,12 +130,7 @@ static int build(const char *path)
     /* Not complete (absent, or an interrupted build): start from an empty file. */
     cc_db_close(db);
     db = NULL;
-    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-        char f[4096];
-
-        snprintf(f, sizeof f, "%s%s", path, suffix[i]);
-        remove(f);
-    }
+    cc_db_remove_files(path);
     if (cc_db_open(path, CC_DB_CREATE | CC_DB_MIGRATE, &db) != CC_OK)
         return 1;
     /* Bulk load: no journal, no sync; the file is thrown away if this is interrupted. */

@@ -77,23 +77,12 @@ static int sync_path(const char *path, int dir)
 }
 
 /* Removes path+suffix if it exists. */
-static void unlink_side(const char *path, const char *suffix)
-{
-    char side[PATH_MAX + 16];
-
-    if (snprintf(side, sizeof side, "%s%s", path, suffix) < (int)sizeof side)
-        unlink(side);
-}
-
 /* Creates path empty with mode 0600, replacing a stale one (and its journals). */
 static int create_private(const char *path)
 {
     int fd;
 
-    unlink(path);
-    unlink_side(path, "-journal");
-    unlink_side(path, "-wal");
-    unlink_side(path, "-shm");
+    cc_db_remove_files(path);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -1;

@@ -113,14 +113,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char side[80];
-
     cc_store_close(f->st);
-    unlink(f->path);
-    snprintf(side, sizeof side, "%s-wal", f->path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", f->path);
-    unlink(side);
+    cc_db_remove_files(f->path);
     free(f);
     return 0;
 }

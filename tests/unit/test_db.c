@@ -44,13 +44,7 @@ static int tmp_setup(void **state)
 static int tmp_teardown(void **state)
 {
     struct tmp *t = *state;
-    const char *suffix[] = {"", "-wal", "-shm", "-journal"};
-    char p[200];
-
-    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-        snprintf(p, sizeof p, "%s%s", t->path, suffix[i]);
-        unlink(p);
-    }
+    cc_db_remove_files(t->path);
     rmdir(t->subdir);
     rmdir(t->sub);
     rmdir(t->dir);

@@ -77,16 +77,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char side[80];
-
     cc_feed_free(f->feed);
     cc_store_close(f->st);
     cc_store_close(f->st2);
-    unlink(f->path);
-    snprintf(side, sizeof side, "%s-wal", f->path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", f->path);
-    unlink(side);
+    cc_db_remove_files(f->path);
     free(f);
     return 0;
 }

@@ -180,14 +180,7 @@ static void test_store_transactions_take_turns(void **state)
     cc_store_close(b);
     cc_store_close(a);
     cc_gate_destroy(&g);
-    unlink(path);
-    {
-        char side[80];
-        snprintf(side, sizeof side, "%s-wal", path);
-        unlink(side);
-        snprintf(side, sizeof side, "%s-shm", path);
-        unlink(side);
-    }
+    cc_db_remove_files(path);
 }
 
 int main(void)

@@ -308,7 +308,7 @@ static void test_store_rollback_discards(void **state)
 static void test_store_file_db_persists(void **state)
 {
     char dir[] = "/tmp/cc_test_store.XXXXXX";
-    char path[128], p[160];
+    char path[128];
     struct cc_store *st = NULL;
     struct cc_device d;
     int inserted = 0;
@@ -339,11 +339,7 @@ static void test_store_file_db_persists(void **state)
     assert_int_equal(cc_store_device_seen(st, d.id, T0 + 5000, 0, 0), CC_ERR_DB);
     cc_store_close(st);
 
-    snprintf(p, sizeof p, "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", path);
-    unlink(p);
-    unlink(path);
+    cc_db_remove_files(path);
     rmdir(dir);
 }
 

@@ -34,17 +34,6 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static void unlink_db(const char *path)
-{
-    char side[80];
-
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-}
-
 static void open_fixture(struct fixture *f, int step, int restart, int limit)
 {
     int fd;
@@ -68,7 +57,7 @@ static void close_fixture(struct fixture *f)
     cc_store_close(f->st);
     cc_walckpt_stop(f->ck);
     cc_gate_destroy(&f->gate);
-    unlink_db(f->path);
+    cc_db_remove_files(f->path);
 }
 
 /* One write transaction of about `pages` pages (one 4 KiB-ish row per page). */
