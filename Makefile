@@ -59,6 +59,17 @@ $(BUILD)/libcommon.a: $(COMMON_OBJ)
 $(BUILD)/ingestd: $(INGESTD_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c -lcivetweb $(LDLIBS_COMMON)
 
+# For `make bench` only: ingestd without the MQTT notification channel (the outbox rows
+# are still written and the other channels sent), so that tools/bench_ingest.sh can price
+# the channel apart from the alert engine. Never installed or run by `make run`.
+$(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o: ingestd/jobs.c $(wildcard common/*.h ingestd/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DCC_BENCH_NO_MQTT_NOTIFY -c $< -o $@
+
+$(BUILD)/ingestd-no-mqtt-notify: $(filter-out %/jobs.o,$(INGESTD_SRC:%.c=$(BUILD)/obj/%.o)) \
+                                 $(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c -lcivetweb $(LDLIBS_COMMON)
+
 $(BUILD)/apid: $(APID_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/openapi_json.o \
                $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lcivetweb -lpaho-mqtt3c -ljwt $(LDLIBS_COMMON)
@@ -100,7 +111,7 @@ seed: $(BUILD)/ccctl
 run: deps all
 	@sh tools/run.sh
 
-bench: deps all
+bench: deps all $(BUILD)/ingestd-no-mqtt-notify
 	@sh tools/bench.sh
 
 clean:

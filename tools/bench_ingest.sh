@@ -23,6 +23,10 @@
 #   B  ingestd (a fresh copy of the database) stores the load.
 #   C  as B, with half of each device's readings above the cell's range, alternating, so
 #      that alerts are raised and resolved all the time (whatever cc_alert.c does).
+#   E  as C, run by build/ingestd-no-mqtt-notify: ingestd built without the MQTT
+#      notification channel (Makefile), so the outbox is written but nothing is published
+#      on alerts/ and notifications/. C against E prices that channel; E against B is what
+#      the alert engine and the outbox writes cost ingest.
 #   D  latency: ingestd at a steady open-loop rate, BENCH_LATENCY_RATE readings/s (default
 #      half of B's committed rate), BENCH_LATENCY_READINGS readings.
 # Definitions:
@@ -37,11 +41,11 @@
 #   alert_churn_*_written/sent  outbox rows (per-recipient notifications, alert events) the
 #      churn phase wrote, and those the delivery worker had published when ingestd stopped.
 #   alert_churn_vs_plain_ratio is the median over BENCH_CHURN_ROUNDS (default 3) pairs of
-#      phases B and C run back to back (B, C, B2, C2, B3, C3), each pair's ratio printed
-#      too: on this shared 2-core VM one phase alone moves by +-10 % from run to run, so a
-#      single pair's ratio moved by as much as 0.15. The other figures come from the
-#      first pair.
-# BENCH_PHASES (default "baseline plain churn paced") runs a subset, for experiments.
+#      phases B and C run back to back (B, C, E, B2, C2, E2, B3, C3, E3), each pair's ratio
+#      printed too: on this shared 2-core VM one phase alone moves by +-10 % from run to
+#      run, so a single pair's ratio moved by as much as 0.15. The other figures come from
+#      the first pair. alert_churn_no_mqtt_vs_plain_ratio is the same over B and E.
+# BENCH_PHASES (default "baseline plain churn nomqtt paced") runs a subset, for experiments.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -59,7 +63,7 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_QOS1_BASELINE:=1}"  # 0 skips the informative QoS 1 baseline
 : "${BENCH_PHASE_TIMEOUT_S:=120}"
 : "${BENCH_KEEP:=0}"           # 1 keeps the temporary directory (logs, databases)
-: "${BENCH_PHASES:=baseline plain churn paced}" # a subset, for experiments
+: "${BENCH_PHASES:=baseline plain churn nomqtt paced}" # a subset, for experiments
 : "${BENCH_CHURN_ROUNDS:=3}"   # pairs of plain and churn phases for the churn ratio
 
 PY=/usr/bin/python3
@@ -234,17 +238,19 @@ baseline() {
         "load $(val "$TMP/load-$2.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
 }
 
-# Phases B, C and D: ingestd stores the load. $1 = tag, then bench_load arguments.
+# Phases B to E: ingestd stores the load. $1 = tag, then bench_load arguments;
+# INGESTD_BIN (default build/ingestd) is the binary to run.
 ingest() {
     tag=$1
     shift
+    bin=${INGESTD_BIN:-$BUILD/ingestd}
     start_broker "$tag"
     mkdir -p "$TMP/$tag"
     cp "$DB" "$TMP/$tag/coldchain.db"
     mport=$(free_port)
     COLDCHAIN_DB="$TMP/$tag/coldchain.db" MQTT_URL="tcp://127.0.0.1:$MQTT_PORT" \
         INGEST_METRICS_PORT="$mport" HTTP_PORT="$(free_port)" \
-        LOG_LEVEL=info "$BUILD/ingestd" >"$TMP/ingestd-$tag.log" 2>&1 &
+        LOG_LEVEL=info "$bin" >"$TMP/ingestd-$tag.log" 2>&1 &
     ipid=$!
     PIDS="$PIDS $ipid"
     i=0
@@ -276,13 +282,25 @@ fi
 phase plain && ingest plain --count "$BENCH_READINGS" $FLOW
 # shellcheck disable=SC2086
 phase churn && ingest churn --count "$BENCH_READINGS" $FLOW --high-ratio 0.5
-if phase plain && phase churn; then
+NOMQTT_BIN=$BUILD/ingestd-no-mqtt-notify
+if phase nomqtt && [ ! -x "$NOMQTT_BIN" ]; then
+    make --no-print-directory BUILD="$BUILD" "$NOMQTT_BIN" >&2 || die "cannot build $NOMQTT_BIN"
+fi
+nomqtt() { # tag
+    # shellcheck disable=SC2086
+    phase nomqtt && INGESTD_BIN=$NOMQTT_BIN ingest "$1" --count "$BENCH_READINGS" $FLOW \
+        --high-ratio 0.5
+    return 0
+}
+nomqtt nomqtt
+if phase plain && { phase churn || phase nomqtt; }; then
     r=2
     while [ $r -le "$BENCH_CHURN_ROUNDS" ]; do
         # shellcheck disable=SC2086
         ingest "plain-$r" --count "$BENCH_READINGS" $FLOW
         # shellcheck disable=SC2086
-        ingest "churn-$r" --count "$BENCH_READINGS" $FLOW --high-ratio 0.5
+        phase churn && ingest "churn-$r" --count "$BENCH_READINGS" $FLOW --high-ratio 0.5
+        nomqtt "nomqtt-$r"
         r=$((r + 1))
     done
 fi
@@ -326,31 +344,41 @@ out ingest_alert_churn_rate "$churn" readings/s
 incomplete churn ingest_alert_churn_committed
 out ingest_alert_churn_p50_latency "$(val "$TMP/load-churn.out" load_commit_p50_latency)" ms
 out ingest_alert_churn_p99_latency "$(val "$TMP/load-churn.out" load_commit_p99_latency)" ms
-# One ratio per pair, then their median (and range).
-pairs=""
-r=1
-while [ $r -le "$BENCH_CHURN_ROUNDS" ]; do
-    sfx=""
-    [ $r -gt 1 ] && sfx="-$r"
-    q=$(ratio "$(val "$TMP/load-churn$sfx.out" load_commit_rate)" \
-        "$(val "$TMP/load-plain$sfx.out" load_commit_rate)")
-    if [ "$q" != n/a ]; then
-        out "alert_churn_vs_plain_ratio_pair$r" "$q" ratio
-        pairs="$pairs $q"
+# One ratio per pair, then their median (and range). $1 = the tag of the phase set
+# against plain, $2 = the name of the figures.
+pair_ratios() {
+    name=$2
+    pairs=""
+    r=1
+    while [ $r -le "$BENCH_CHURN_ROUNDS" ]; do
+        sfx=""
+        [ $r -gt 1 ] && sfx="-$r"
+        q=$(ratio "$(val "$TMP/load-$1$sfx.out" load_commit_rate)" \
+            "$(val "$TMP/load-plain$sfx.out" load_commit_rate)")
+        if [ "$q" != n/a ]; then
+            out "${name}_pair$r" "$q" ratio
+            pairs="$pairs $q"
+        fi
+        r=$((r + 1))
+    done
+    if [ -n "$pairs" ]; then
+        # shellcheck disable=SC2086,SC2046 # one ratio per word
+        set -- $(printf '%s\n' $pairs | sort -n | awk '{ a[NR] = $1 } END {
+            m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+            printf "%.3f %s %s %d\n", m, a[1], a[NR], NR }')
+        out "$name" "$1" ratio
+        out "${name}_min" "$2" ratio
+        out "${name}_max" "$3" ratio
+        out "${name%_vs_plain_ratio}_pairs" "$4" pairs
+    else
+        out "$name" n/a ratio
     fi
-    r=$((r + 1))
-done
-if [ -n "$pairs" ]; then
-    # shellcheck disable=SC2086,SC2046 # one ratio per word
-    set -- $(printf '%s\n' $pairs | sort -n | awk '{ a[NR] = $1 } END {
-        m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-        printf "%.3f %s %s %d\n", m, a[1], a[NR], NR }')
-    out alert_churn_vs_plain_ratio "$1" ratio
-    out alert_churn_vs_plain_ratio_min "$2" ratio
-    out alert_churn_vs_plain_ratio_max "$3" ratio
-    out alert_churn_pairs "$4" pairs
-else
-    out alert_churn_vs_plain_ratio n/a ratio
+}
+pair_ratios churn alert_churn_vs_plain_ratio
+if phase nomqtt; then
+    out ingest_alert_churn_no_mqtt_rate "$(val "$TMP/load-nomqtt.out" load_commit_rate)" readings/s
+    incomplete nomqtt ingest_alert_churn_no_mqtt_committed
+    pair_ratios nomqtt alert_churn_no_mqtt_vs_plain_ratio
 fi
 # What the delivery worker (MQTT channel) sent while the churn phase ran, from the
 # phase's database after ingestd stopped: outbox rows written, and those SENT.
