@@ -121,11 +121,18 @@ out:
     return rc;
 }
 
+struct scope {
+    const struct cc_principal *p;
+    int64_t filter; /* > 0: ?3 */
+};
+
 /* Binds the principal and the optional filter shared by a list and its count. */
-static int bind_scope(sqlite3_stmt *stmt, const struct cc_principal *p, int64_t filter)
+static int bind_scope(sqlite3_stmt *stmt, const void *ctx)
 {
-    if (cc_access_bind(stmt, p) != SQLITE_OK ||
-        (filter > 0 && sqlite3_bind_int64(stmt, 3, filter) != SQLITE_OK))
+    const struct scope *sc = ctx;
+
+    if (cc_access_bind(stmt, sc->p) != SQLITE_OK ||
+        (sc->filter > 0 && sqlite3_bind_int64(stmt, 3, sc->filter) != SQLITE_OK))
         return CC_ERR_DB;
     return CC_OK;
 }
@@ -134,19 +141,9 @@ int cc_access_list(sqlite3 *db, const char *sql_list, const char *sql_count,
                    const struct cc_principal *p, int64_t filter, const struct cc_page *pg,
                    cJSON *(*rows)(sqlite3_stmt *), cJSON **out)
 {
-    sqlite3_stmt *list = NULL, *count = NULL;
-    int rc = cc_sql_prepare(db, sql_list, &list);
+    const struct scope sc = {p, filter};
 
-    if (rc == CC_OK)
-        rc = cc_sql_prepare(db, sql_count, &count);
-    if (rc == CC_OK)
-        rc = bind_scope(list, p, filter);
-    if (rc == CC_OK && (sqlite3_bind_int64(list, 4, pg->limit) != SQLITE_OK ||
-                        sqlite3_bind_int64(list, 5, pg->offset) != SQLITE_OK))
-        rc = CC_ERR_DB;
-    if (rc == CC_OK)
-        rc = bind_scope(count, p, filter);
-    return cc_sql_page(db, rc, list, count, rows, out);
+    return cc_sql_list_page(db, sql_list, sql_count, bind_scope, &sc, 4, pg, rows, out);
 }
 
 int cc_access_delete(struct cc_store *st, const struct cc_principal *p, int entity,

@@ -93,9 +93,16 @@ int cc_alerts_filter_parse(const char *qs, struct cc_alert_filter *f, cJSON **er
     return cc_http_query_id(qs, "coldCellId", &f->cold_cell_id, err);
 }
 
-static int bind_filter(sqlite3_stmt *stmt, const struct cc_principal *p,
-                       const struct cc_alert_filter *f)
+struct scope {
+    const struct cc_principal *p;
+    const struct cc_alert_filter *f;
+};
+
+static int bind_filter(sqlite3_stmt *stmt, const void *ctx)
 {
+    const struct cc_principal *p = ((const struct scope *)ctx)->p;
+    const struct cc_alert_filter *f = ((const struct scope *)ctx)->f;
+
     if (cc_access_bind(stmt, p) != SQLITE_OK ||
         (f->status[0] ? sqlite3_bind_text(stmt, 3, f->status, -1, SQLITE_TRANSIENT)
                       : sqlite3_bind_null(stmt, 3)) != SQLITE_OK ||
@@ -110,20 +117,10 @@ static int bind_filter(sqlite3_stmt *stmt, const struct cc_principal *p,
 int cc_alerts_list(struct cc_store *st, const struct cc_principal *p,
                    const struct cc_alert_filter *f, const struct cc_page *pg, cJSON **out)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *list = NULL, *count = NULL;
-    int rc = cc_sql_prepare(db, sql_list, &list);
+    const struct scope sc = {p, f};
 
-    if (rc == CC_OK)
-        rc = cc_sql_prepare(db, sql_count, &count);
-    if (rc == CC_OK)
-        rc = bind_filter(list, p, f);
-    if (rc == CC_OK && (sqlite3_bind_int64(list, 6, pg->limit) != SQLITE_OK ||
-                        sqlite3_bind_int64(list, 7, pg->offset) != SQLITE_OK))
-        rc = CC_ERR_DB;
-    if (rc == CC_OK)
-        rc = bind_filter(count, p, f);
-    return cc_sql_page(db, rc, list, count, json_row, out);
+    return cc_sql_list_page(cc_store_db(st), sql_list, sql_count, bind_filter, &sc, 6, pg, json_row,
+                            out);
 }
 
 /* Loads one object by id with a "SELECT <json> ... WHERE x.id = ?1" statement. */
@@ -238,21 +235,16 @@ end:
     return CC_OK;
 }
 
+static int bind_user(sqlite3_stmt *stmt, const void *ctx)
+{
+    return sqlite3_bind_int64(stmt, 1, *(const int64_t *)ctx) == SQLITE_OK ? CC_OK : CC_ERR_DB;
+}
+
 int cc_notifications_list(struct cc_store *st, const struct cc_principal *p,
                           const struct cc_page *pg, cJSON **out)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *list = NULL, *count = NULL;
-    int rc = cc_sql_prepare(db, sql_n_list, &list);
-
-    if (rc == CC_OK)
-        rc = cc_sql_prepare(db, sql_n_count, &count);
-    if (rc == CC_OK && (sqlite3_bind_int64(list, 1, p->user_id) != SQLITE_OK ||
-                        sqlite3_bind_int64(list, 2, pg->limit) != SQLITE_OK ||
-                        sqlite3_bind_int64(list, 3, pg->offset) != SQLITE_OK ||
-                        sqlite3_bind_int64(count, 1, p->user_id) != SQLITE_OK))
-        rc = CC_ERR_DB;
-    return cc_sql_page(db, rc, list, count, json_row, out);
+    return cc_sql_list_page(cc_store_db(st), sql_n_list, sql_n_count, bind_user, &p->user_id, 2, pg,
+                            json_row, out);
 }
 
 int cc_notifications_read(struct cc_store *st, const struct cc_principal *p, int64_t id,

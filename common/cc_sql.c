@@ -288,6 +288,25 @@ int cc_sql_page(sqlite3 *db, int rc, sqlite3_stmt *list, sqlite3_stmt *count, cc
     return rc;
 }
 
+int cc_sql_list_page(sqlite3 *db, const char *sql_list, const char *sql_count, cc_sql_bind_fn bind,
+                     const void *ctx, int window, const struct cc_page *pg, cc_sql_row_fn row_fn,
+                     cJSON **out)
+{
+    sqlite3_stmt *list = NULL, *count = NULL;
+    int rc = cc_sql_prepare(db, sql_list, &list);
+
+    if (rc == CC_OK)
+        rc = cc_sql_prepare(db, sql_count, &count);
+    if (rc == CC_OK)
+        rc = bind(list, ctx);
+    if (rc == CC_OK && (sqlite3_bind_int64(list, window, pg->limit) != SQLITE_OK ||
+                        sqlite3_bind_int64(list, window + 1, pg->offset) != SQLITE_OK))
+        rc = CC_ERR_DB;
+    if (rc == CC_OK)
+        rc = bind(count, ctx);
+    return cc_sql_page(db, rc, list, count, row_fn, out);
+}
+
 int cc_sql_get(sqlite3 *db, const char *sql, int64_t id, cc_sql_row_fn row_fn, cJSON **out)
 {
     sqlite3_stmt *stmt = NULL;

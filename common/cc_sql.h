@@ -88,4 +88,13 @@ cJSON *cc_sql_list_new(cJSON *items, int64_t total);
 int cc_sql_page(sqlite3 *db, int rc, sqlite3_stmt *list, sqlite3_stmt *count, cc_sql_row_fn row_fn,
                 cJSON **out);
 
+/* Binds the parameters that a list statement and its count share. CC_OK or CC_ERR_DB. */
+typedef int (*cc_sql_bind_fn)(sqlite3_stmt *stmt, const void *ctx);
+
+/* cc_sql_page over sql_list and sql_count: prepares both, binds both with bind(ctx), and
+ * the list's limit and offset as parameters window and window + 1. */
+int cc_sql_list_page(sqlite3 *db, const char *sql_list, const char *sql_count, cc_sql_bind_fn bind,
+                     const void *ctx, int window, const struct cc_page *pg, cc_sql_row_fn row_fn,
+                     cJSON **out);
+
 #endif

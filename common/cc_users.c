@@ -106,21 +106,16 @@ out:
     return rc;
 }
 
+static int bind_principal(sqlite3_stmt *stmt, const void *ctx)
+{
+    return cc_access_bind(stmt, ctx) == SQLITE_OK ? CC_OK : CC_ERR_DB;
+}
+
 int cc_users_list(struct cc_store *st, const struct cc_principal *p, const struct cc_page *pg,
                   cJSON **out)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *list = NULL, *count = NULL;
-    int rc = cc_sql_prepare(db, sql_list, &list);
-
-    if (rc == CC_OK)
-        rc = cc_sql_prepare(db, sql_count, &count);
-    if (rc == CC_OK && (cc_access_bind(list, p) != SQLITE_OK ||
-                        sqlite3_bind_int64(list, 3, pg->limit) != SQLITE_OK ||
-                        sqlite3_bind_int64(list, 4, pg->offset) != SQLITE_OK ||
-                        cc_access_bind(count, p) != SQLITE_OK))
-        rc = CC_ERR_DB;
-    return cc_sql_page(db, rc, list, count, user_row, out);
+    return cc_sql_list_page(cc_store_db(st), sql_list, sql_count, bind_principal, p, 3, pg,
+                            user_row, out);
 }
 
 /* Loads user id as JSON, no access check. */
