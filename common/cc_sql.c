@@ -264,7 +264,10 @@ fail:
     return NULL;
 }
 
-int cc_sql_page(sqlite3 *db, int rc, sqlite3_stmt *list, sqlite3_stmt *count, cc_sql_row_fn row_fn,
+/* The answer from a bound list statement and its count statement. rc is the caller's
+ * status so far: when it is not CC_OK nothing runs and rc is returned. Both statements
+ * are released on every path (either may be NULL). */
+static int page(sqlite3 *db, int rc, sqlite3_stmt *list, sqlite3_stmt *count, cc_sql_row_fn row_fn,
                 cJSON **out)
 {
     cJSON *items = NULL, *page;
@@ -304,7 +307,7 @@ int cc_sql_list_page(sqlite3 *db, const char *sql_list, const char *sql_count, c
         rc = CC_ERR_DB;
     if (rc == CC_OK)
         rc = bind(count, ctx);
-    return cc_sql_page(db, rc, list, count, row_fn, out);
+    return page(db, rc, list, count, row_fn, out);
 }
 
 int cc_sql_get(sqlite3 *db, const char *sql, int64_t id, cc_sql_row_fn row_fn, cJSON **out)

@@ -81,18 +81,13 @@ int cc_sql_end(sqlite3 *db, int rc);
  * NULL on out of memory. */
 cJSON *cc_sql_list_new(cJSON *items, int64_t total);
 
-/* Answers {"items":[...],"total":N} from a prepared and bound list statement (its rows
- * through row_fn) and count statement (one integer). rc is the caller's status so far:
- * when it is not CC_OK nothing runs and rc is returned. Both statements are released on
- * every path (either may be NULL). CC_OK (*out set), CC_ERR_DB or CC_ERR_NOMEM. */
-int cc_sql_page(sqlite3 *db, int rc, sqlite3_stmt *list, sqlite3_stmt *count, cc_sql_row_fn row_fn,
-                cJSON **out);
-
 /* Binds the parameters that a list statement and its count share. CC_OK or CC_ERR_DB. */
 typedef int (*cc_sql_bind_fn)(sqlite3_stmt *stmt, const void *ctx);
 
-/* cc_sql_page over sql_list and sql_count: prepares both, binds both with bind(ctx), and
- * the list's limit and offset as parameters window and window + 1. */
+/* Answers {"items":[...],"total":N}: prepares sql_list and sql_count, binds both with
+ * bind(ctx) and the list's limit and offset as parameters window and window + 1, takes
+ * the list's rows through row_fn and the count's one integer. CC_OK (*out set),
+ * CC_ERR_DB or CC_ERR_NOMEM. */
 int cc_sql_list_page(sqlite3 *db, const char *sql_list, const char *sql_count, cc_sql_bind_fn bind,
                      const void *ctx, int window, const struct cc_page *pg, cc_sql_row_fn row_fn,
                      cJSON **out);
