@@ -1,0 +1,29 @@
+/* cc_json.h - the one gate every JSON document from outside passes before a parser.
+ *
+ * cJSON and jansson (inside libjwt) recurse once per nesting level; civetweb's worker
+ * threads have 100 KiB stacks, so a body of a few thousand '[' overflows one before the
+ * parser's own limit is reached. cc_json_depth_ok is an iterative scan that refuses a
+ * document nesting deeper than a bound; cc_json_parse_outside applies it, then parses.
+ * Every document that comes from a client, a device, a token or the broker goes through
+ * one of the two (SPEC §5 "Input limits"). Thread-safe (no shared state). */
+#ifndef CC_JSON_H
+#define CC_JSON_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#define CC_JSON_MAX_DEPTH 32 /* nesting levels accepted in any outside JSON */
+
+/* 1 when no array or object in s[0..len) nests deeper than max_depth (a document of
+ * scalars has depth 0, "[]" depth 1), else 0. Brackets inside strings do not count;
+ * backslash escapes are skipped. Does not validate: a malformed document that is
+ * shallow enough gets 1 and is refused by the parser. Never recurses; O(len). */
+int cc_json_depth_ok(const char *s, size_t len, int max_depth);
+
+/* Parses s[0..len) when it nests at most CC_JSON_MAX_DEPTH levels and nothing but
+ * JSON blanks follows the value. Returns the tree (caller cJSON_Delete's it) or NULL
+ * on bad JSON, on too deep a document or out of memory; *too_deep (may be NULL) is
+ * set to 1 when the depth check refused it, else 0. */
+cJSON *cc_json_parse_outside(const char *s, size_t len, int *too_deep);
+
+#endif
