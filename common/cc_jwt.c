@@ -111,6 +111,8 @@ int cc_jwt_sign(const void *key, size_t keylen, const struct cc_jwt_claims *c, c
         goto out;
     if (c->typ == CC_JWT_REFRESH && jwt_add_grant(jwt, "fam", c->family) != 0)
         goto out;
+    if (jwt_add_grant_int(jwt, "ver", (long)c->ver) != 0)
+        goto out;
     tok = jwt_encode_str(jwt);
     if (tok == NULL) {
         rc = CC_ERR_NOMEM;
@@ -166,6 +168,11 @@ int cc_jwt_verify(const void *key, size_t keylen, const char *token, int want_ty
     if (errno != 0)
         goto out;
     c.exp_s = v;
+    errno = 0;
+    v = jwt_get_grant_int(jwt, "ver");
+    if (errno != 0 && errno != ENOENT)
+        goto out;
+    c.ver = errno == ENOENT ? 0 : v;
     if (c.typ == CC_JWT_REFRESH) {
         s = jwt_get_grant(jwt, "fam");
         if (s == NULL || *s == '\0' || strlen(s) >= sizeof c.family)

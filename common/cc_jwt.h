@@ -3,7 +3,9 @@
  * A token carries sub (the user id as a decimal string), role, typ ("access" or
  * "refresh"), iat and exp (epoch seconds); a refresh token also carries fam (its
  * family) and jti (32 random bytes, base64url), so each one is unique and can be
- * stored hashed. cc_jwt_verify accepts only a header whose alg is exactly "HS256"
+ * stored hashed. ver (the user's token_version, claim "ver") is always signed and is read
+ * back as 0 when absent (tokens issued before it existed). cc_jwt_verify accepts only a header
+ * whose alg is exactly "HS256"
  * ("none" and every other algorithm are refused before libjwt sees the token), a good
  * signature, the wanted typ and an exp in the future.
  * Thread-safe. The key is a secret: never log it, nor a token.
@@ -30,6 +32,7 @@ struct cc_jwt_claims {
     int64_t iat_s;                  /* issued at, epoch seconds */
     int64_t exp_s;                  /* expires at, epoch seconds */
     char family[CC_JWT_FAMILY_MAX]; /* refresh tokens only, else "" */
+    int64_t ver;                    /* the user's token_version when issued (0 if absent) */
 };
 
 /* Signs claims with key (HS256). jti is added to refresh tokens. On success *out is
