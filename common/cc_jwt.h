@@ -1,24 +1,27 @@
-/* cc_jwt.h - JSON Web Tokens, HS256 only, on libjwt.
+/* cc_jwt.h - JSON Web Tokens, HS256 only; signed with libjwt, verified by our own code.
  *
  * A token carries sub (the user id as a decimal string), role, typ ("access" or
- * "refresh"), iat and exp (epoch seconds); a refresh token also carries fam (its
- * family) and jti (32 random bytes, base64url), so each one is unique and can be
- * stored hashed. ver (the user's token_version, claim "ver") is always signed and is read
- * back as 0 when absent (tokens issued before it existed). cc_jwt_verify accepts only a header
- * whose alg is exactly "HS256"
- * ("none" and every other algorithm are refused before libjwt sees the token), a good
- * signature, the wanted typ and an exp in the future.
+ * "refresh"), iat and exp (epoch seconds) and ver (the user's token_version); a
+ * refresh token also carries fam (its family) and jti (32 random bytes, base64url), so
+ * each one is unique and can be stored hashed. ver is always signed and is read back
+ * as 0 when absent (tokens issued before it existed).
+ * cc_jwt_verify takes at most CC_JWT_MAX_LEN bytes, checks the HMAC over the raw
+ * "header.payload" bytes (constant-time) before any of the token is parsed, then
+ * requires a header whose alg is exactly "HS256" ("none" and every other algorithm are
+ * refused), both parts within CC_JSON_MAX_DEPTH, the wanted typ and an exp in the
+ * future. It uses no recursion beyond cJSON's (bounded by the depth gate) and under
+ * 4 KiB of stack, so it is safe on a civetweb worker's 100 KiB stack.
  * Thread-safe. The key is a secret: never log it, nor a token.
- * Codes: CC_OK, CC_ERR_UNAUTHORIZED (malformed, bad alg, bad signature, wrong typ,
- * missing claim), CC_ERR_TOKEN_EXPIRED (well signed but expired), CC_ERR_NOMEM,
- * CC_ERR_INTERNAL. */
+ * Codes: CC_OK, CC_ERR_UNAUTHORIZED (too long, malformed, bad signature, bad alg, too
+ * deep, wrong typ, missing claim), CC_ERR_TOKEN_EXPIRED (well signed but expired),
+ * CC_ERR_NOMEM, CC_ERR_INTERNAL. */
 #ifndef CC_JWT_H
 #define CC_JWT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define CC_JWT_MAX_LEN 2048  /* longest token accepted, bytes */
+#define CC_JWT_MAX_LEN 2048  /* longest token accepted, bytes (SPEC §5 "Input limits") */
 #define CC_JWT_ROLE_MAX 16   /* "TECHNICIAN" + NUL fits */
 #define CC_JWT_FAMILY_MAX 48 /* base64url of 16 bytes + NUL fits */
 #define CC_JWT_KEY_MIN 16    /* shortest HMAC key accepted, bytes */
