@@ -13,6 +13,7 @@
 #include "cc_error.h"
 #include "cc_http.h"
 #include "cc_input.h"
+#include "cc_json.h"
 #include "cc_log.h"
 #include "cc_provision.h"
 #include "cc_rc.h"
@@ -558,12 +559,17 @@ static int parse_json(const char *buf, size_t len, struct cc_bulk *b, struct rep
     cJSON *root = NULL;
     const cJSON *el;
     int *lines = NULL;
-    int n, rc = CC_OK;
+    int n, rc = CC_OK, too_deep = 0;
     long i = 0;
 
-    root = cJSON_ParseWithLength(buf, len);
+    /* Through the depth gate (a device list nests two levels): cJSON recurses per level,
+     * and apid parses on a 100 KiB worker stack. */
+    root = cc_json_parse_outside(buf, len, &too_deep);
     if (root == NULL)
-        return fail_whole(CC_ERR_BAD_JSON, "body", "bad_json", "the input is not valid JSON", err);
+        return fail_whole(CC_ERR_BAD_JSON, "body", too_deep ? "too_deep" : "bad_json",
+                          too_deep ? "the input nests deeper than " CC_JSON_MAX_DEPTH_TEXT " levels"
+                                   : "the input is not valid JSON",
+                          err);
     if (!cJSON_IsArray(root)) {
         report_add(rp, -1, 0, "body", "type", "the input must be a JSON array of devices");
         goto out;

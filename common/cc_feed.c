@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cc_json.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_sql.h"
@@ -528,7 +529,7 @@ static int on_alert(struct cc_feed *f, const char *cell_s, const void *payload, 
         return CC_ERR_VALIDATION;
     if (len > CC_FEED_MAX_ALERT)
         return CC_ERR_TOO_LARGE;
-    alert = cJSON_ParseWithLength(payload, len);
+    alert = cc_json_parse_outside(payload, len, NULL); /* depth-gated: see cc_json.h */
     if (!cJSON_IsObject(alert)) {
         rc = CC_ERR_VALIDATION;
         goto out;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cc_error.h"
+#include "cc_json.h"
 #include "cc_rc.h"
 
 const char *cc_http_default_message(int rc)
@@ -64,24 +65,19 @@ char *cc_http_error_body(int rc, const char *message, const cJSON *err, int prod
 int cc_http_parse_body(const char *buf, size_t len, cJSON **out, cJSON **err)
 {
     cJSON *root;
-    const char *end = NULL;
+    int too_deep = 0;
 
     if (buf == NULL || len == 0) {
         *err = cc_error_new(CC_ERR_BAD_JSON, "the request body must be a JSON object");
         return CC_ERR_BAD_JSON;
     }
-    root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    /* Through the depth gate: cJSON recurses per level on a 100 KiB worker stack. */
+    root = cc_json_parse_outside(buf, len, &too_deep);
     if (root == NULL) {
-        *err = cc_error_new(CC_ERR_BAD_JSON, "the request body is not valid JSON");
-        return CC_ERR_BAD_JSON;
-    }
-    /* Only blanks may follow the value. */
-    while (end != NULL && end < buf + len &&
-           (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-        end++;
-    if (end != NULL && end < buf + len && *end != '\0') {
-        cJSON_Delete(root);
-        *err = cc_error_new(CC_ERR_BAD_JSON, "the request body is not valid JSON");
+        *err = cc_error_new(CC_ERR_BAD_JSON,
+                            too_deep ? "the request body nests deeper than " CC_JSON_MAX_DEPTH_TEXT
+                                       " levels"
+                                     : "the request body is not valid JSON");
         return CC_ERR_BAD_JSON;
     }
     if (!cJSON_IsObject(root)) {

@@ -13,6 +13,10 @@
 #include <cjson/cJSON.h>
 
 #define CC_JSON_MAX_DEPTH 32 /* nesting levels accepted in any outside JSON */
+#define CC_JSON_STR_(x) #x
+#define CC_JSON_STR(x) CC_JSON_STR_(x)
+/* "32": the limit as text, for error messages that name it. */
+#define CC_JSON_MAX_DEPTH_TEXT CC_JSON_STR(CC_JSON_MAX_DEPTH)
 
 /* 1 when no array or object in s[0..len) nests deeper than max_depth (a document of
  * scalars has depth 0, "[]" depth 1), else 0. Brackets inside strings do not count;

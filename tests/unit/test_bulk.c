@@ -15,6 +15,7 @@
 #include "cc_crypto.h"
 #include "cc_db.h"
 #include "cc_error.h"
+#include "cc_json.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
@@ -314,6 +315,30 @@ static void test_bulk_json_shape_errors(void **state)
     assert_int_equal(parse(" [ ] ", CC_BULK_JSON, &b, &err), CC_ERR_VALIDATION);
     assert_detail(err, 0, "body", "empty", 0);
     cJSON_Delete(err);
+    err = NULL;
+    /* Trailing bytes after the array are not one document. */
+    assert_int_equal(parse("[{\"serialNumber\":\"a\",\"coldCellId\":1}] x", CC_BULK_JSON, &b, &err),
+                     CC_ERR_BAD_JSON);
+    cJSON_Delete(err);
+    err = NULL;
+    /* Past CC_JSON_MAX_DEPTH the input is refused before cJSON recurses on it. */
+    {
+        char deep[2 * (CC_JSON_MAX_DEPTH + 1) + 1];
+
+        memset(deep, '[', CC_JSON_MAX_DEPTH + 1);
+        memset(deep + CC_JSON_MAX_DEPTH + 1, ']', CC_JSON_MAX_DEPTH + 1);
+        deep[sizeof deep - 1] = '\0';
+        assert_int_equal(parse(deep, CC_BULK_JSON, &b, &err), CC_ERR_BAD_JSON);
+        assert_string_equal(cc_error_code(err), "BAD_JSON");
+        assert_detail(err, 0, "body", "too_deep", 0);
+        cJSON_Delete(err);
+        err = NULL;
+        /* One level less is parsed and judged on its content. */
+        deep[CC_JSON_MAX_DEPTH] = ' ';
+        deep[CC_JSON_MAX_DEPTH + 1] = ' ';
+        assert_int_equal(parse(deep, CC_BULK_JSON, &b, &err), CC_ERR_VALIDATION);
+        cJSON_Delete(err);
+    }
     assert_int_equal(cc_bulk_format_parse("csv"), CC_BULK_CSV);
     assert_int_equal(cc_bulk_format_parse("json"), CC_BULK_JSON);
     assert_int_equal(cc_bulk_format_parse("xml"), 0);

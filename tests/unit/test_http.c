@@ -12,6 +12,7 @@
 
 #include "cc_error.h"
 #include "cc_http.h"
+#include "cc_json.h"
 #include "cc_rc.h"
 
 static void test_http_error_body_shape(void **state)
@@ -89,6 +90,45 @@ static void test_http_parse_body(void **state)
     /* Only the given length is read, even without a NUL. */
     assert_int_equal(cc_http_parse_body("{\"a\":1}GARBAGE", 7, &out, &err), CC_OK);
     cJSON_Delete(out);
+}
+
+/* Bodies nesting past CC_JSON_MAX_DEPTH are BAD_JSON before cJSON recurses on them
+ * (apid parses on a 100 KiB worker stack); exactly the limit is still parsed. */
+static void test_http_parse_body_depth(void **state)
+{
+    char buf[20100];
+    cJSON *out = NULL, *err = NULL;
+    const cJSON *msg;
+    size_t n;
+    int i;
+
+    (void)state;
+    for (int depth = CC_JSON_MAX_DEPTH; depth <= CC_JSON_MAX_DEPTH + 1; depth++) {
+        n = (size_t)snprintf(buf, sizeof buf, "{\"a\":");
+        for (i = 1; i < depth; i++)
+            buf[n++] = '[';
+        for (i = 1; i < depth; i++)
+            buf[n++] = ']';
+        buf[n++] = '}';
+        buf[n] = '\0';
+        if (depth == CC_JSON_MAX_DEPTH) {
+            assert_int_equal(cc_http_parse_body(buf, n, &out, &err), CC_OK);
+            cJSON_Delete(out);
+            out = NULL;
+        } else {
+            assert_int_equal(cc_http_parse_body(buf, n, &out, &err), CC_ERR_BAD_JSON);
+            assert_string_equal(cc_error_code(err), "BAD_JSON");
+            msg = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(err, "error"),
+                                                   "message");
+            assert_true(cJSON_IsString(msg) && strstr(msg->valuestring, "32") != NULL);
+            cJSON_Delete(err);
+            err = NULL;
+        }
+    }
+    memset(buf, '[', 10000);
+    assert_int_equal(cc_http_parse_body(buf, 10000, &out, &err), CC_ERR_BAD_JSON);
+    assert_null(out);
+    cJSON_Delete(err);
 }
 
 static void test_http_query_param(void **state)
@@ -207,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_http_error_body_details_kept),
         cmocka_unit_test(test_http_error_body_production_hides_internals),
         cmocka_unit_test(test_http_parse_body),
+        cmocka_unit_test(test_http_parse_body_depth),
         cmocka_unit_test(test_http_query_param),
         cmocka_unit_test(test_http_parse_id),
         cmocka_unit_test(test_http_page),

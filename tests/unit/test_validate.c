@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "cc_error.h"
+#include "cc_json.h"
 #include "cc_rc.h"
 #include "cc_validate.h"
 
@@ -444,6 +445,52 @@ static void test_validate_nul_byte_refused(void **state)
     done(&res);
 }
 
+/* "{"temperature":1,"x":" + levels-1 '[' ... + "}": an object nesting levels deep. */
+static char *deep_reading(int levels)
+{
+    char *s = malloc((size_t)levels * 2 + 64);
+    int n, i;
+
+    assert_non_null(s);
+    n = sprintf(s, "{\"temperature\":1,\"x\":");
+    for (i = 1; i < levels; i++)
+        s[n++] = '[';
+    for (i = 1; i < levels; i++)
+        s[n++] = ']';
+    strcpy(s + n, "}");
+    return s;
+}
+
+/* Past CC_JSON_MAX_DEPTH a payload is BAD_JSON before cJSON recurses on it; at the
+ * limit it is still parsed (the unknown field is ignored). */
+static void test_validate_depth_limit(void **state)
+{
+    char *at = deep_reading(CC_JSON_MAX_DEPTH);
+    char *over = deep_reading(CC_JSON_MAX_DEPTH + 1);
+    char *brackets = malloc(20000);
+    struct result res;
+
+    (void)state;
+    accept_one(at);
+    res = run(over);
+    assert_int_equal(res.rc, CC_ERR_BAD_JSON);
+    assert_string_equal(cc_error_code(res.err), "BAD_JSON");
+    assert_string_equal(cc_error_message(res.err), "payload nests deeper than 32 levels");
+    done(&res);
+    assert_non_null(brackets);
+    memset(brackets, '[', 10000);
+    memset(brackets + 10000, ']', 10000);
+    res = run_len(brackets, 20000);
+    assert_int_equal(res.rc, CC_ERR_BAD_JSON);
+    done(&res);
+    res = run_len(brackets, 1000); /* unclosed, as an attacker sends it */
+    assert_int_equal(res.rc, CC_ERR_BAD_JSON);
+    done(&res);
+    free(at);
+    free(over);
+    free(brackets);
+}
+
 static void test_validate_not_utf8(void **state)
 {
     const char *bad[] = {"{\"temperature\":1,\"x\":\"\xff\"}",
@@ -614,6 +661,12 @@ static void test_validate_status_refused(void **state)
     assert_status_refused("{\"online\":tru", CC_ERR_BAD_JSON, NULL, NULL);
     assert_status_refused("true", CC_ERR_BAD_JSON, NULL, NULL);
     assert_status_refused("[{\"online\":true}]", CC_ERR_VALIDATION, "payload", "must be an object");
+    {
+        char *deep = deep_reading(CC_JSON_MAX_DEPTH + 1);
+
+        assert_status_refused(deep, CC_ERR_BAD_JSON, NULL, NULL);
+        free(deep);
+    }
 }
 
 static void test_validate_status_firmware_at_limit(void **state)
@@ -677,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_validate_top_level_scalars_are_bad_json),
         cmocka_unit_test(test_validate_not_nul_terminated),
         cmocka_unit_test(test_validate_nul_byte_refused),
+        cmocka_unit_test(test_validate_depth_limit),
         cmocka_unit_test(test_validate_not_utf8),
         cmocka_unit_test(test_validate_too_large),
         cmocka_unit_test(test_validate_multiple_bad_fields_one_detail_each),
