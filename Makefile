@@ -6,7 +6,7 @@ BUILD   ?= build
 SAN     ?=
 OPT     ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-               -Wno-format-nonliteral -g $(OPT) -fPIC -pthread -Icommon -I$(BUILD)/gen
+               -Wno-format-nonliteral -g $(OPT) -fPIC -pthread -Icommon -Ibroker-config -I$(BUILD)/gen
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS     += -fsanitize=address,undefined
@@ -14,7 +14,8 @@ endif
 CFLAGS  += $(CFLAGS_BASE)
 LDLIBS_COMMON := -lcjson -lsqlite3 -lcrypto -lcurl -lm -pthread
 
-COMMON_SRC  := $(sort $(wildcard common/*.c))
+# cc_auth_rules.c: the broker plugin's pure checks, shared with cc_devices.c's serial rule.
+COMMON_SRC  := $(sort $(wildcard common/*.c)) broker-config/cc_auth_rules.c
 COMMON_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/cc_migrations.o
 INGESTD_SRC := $(sort $(wildcard ingestd/*.c))
 APID_SRC    := $(sort $(wildcard apid/*.c))
@@ -49,7 +50,7 @@ $(BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
 openapi:
 	/usr/bin/python3 tools/gen_openapi.py docs/openapi.yaml docs/openapi.json
 
-$(BUILD)/obj/%.o: %.c $(wildcard common/*.h) | $(BUILD)/gen/cc_migrations.c
+$(BUILD)/obj/%.o: %.c $(wildcard common/*.h broker-config/*.h) | $(BUILD)/gen/cc_migrations.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -81,7 +82,8 @@ $(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c -lcivetweb $(LDLIBS_COMMON)
 
 # The broker plugin links only what it needs: SQLite (read-only) and OpenSSL.
-$(BUILD)/coldchain_auth.so: broker-config/coldchain_auth.c $(BUILD)/obj/common/cc_crypto.o
+$(BUILD)/coldchain_auth.so: broker-config/coldchain_auth.c $(BUILD)/obj/broker-config/cc_auth_rules.o \
+                            $(BUILD)/obj/common/cc_crypto.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -shared -o $@ $^ -lsqlite3 -lcrypto
 

@@ -45,7 +45,8 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
-#include "cc_crypto.h" /* cc_api_key_matches: SHA-256 hex, compared in constant time */
+#include "cc_auth_rules.h" /* pure checks: device names, client ids, topics */
+#include "cc_crypto.h"     /* cc_api_key_matches: SHA-256 hex, compared in constant time */
 
 #define AUTH_BUSY_TIMEOUT_MS 5000 /* ms a lookup waits on a locked database */
 #define AUTH_MAX_SERIAL 128       /* bytes; longer usernames are never devices */
@@ -193,7 +194,7 @@ static int find_device(const char *serial, char hash_hex[CC_SHA256_HEX_LEN])
     int found = -1;
     const unsigned char *hash;
 
-    if (strlen(serial) > AUTH_MAX_SERIAL || is_operator(serial)) {
+    if (!cc_auth_is_device_name(serial) || is_operator(serial)) {
         return 0;
     }
     rc = sqlite3_bind_text(state.find_device, 1, serial, -1, SQLITE_STATIC);
@@ -243,6 +244,14 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     if (ed->password == NULL || !cc_api_key_matches(ed->password, hash_hex)) {
         return MOSQ_ERR_AUTH;
     }
+    /* A device that presented another client id could replace that client's session
+     * (ingestd's, or another device's) the moment it is admitted. */
+    if (!cc_auth_client_id_allowed(ed->username, mosquitto_client_id(ed->client))) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                             "coldchain_auth: device %s refused: client id is not its serial",
+                             ed->username);
+        return MOSQ_ERR_AUTH;
+    }
     if (session_put(ed->client, hash_hex) != 0) {
         return MOSQ_ERR_AUTH;
     }
@@ -260,23 +269,21 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     return MOSQ_ERR_SUCCESS;
 }
 
-/* 1 if topic is "devices/<serial>/<rest>" with a non-empty rest, else 0. No wildcard can reach
- * the serial level: the serial is compared byte for byte. */
-static int under_own_prefix(const char *topic, const char *serial, const char **rest)
+/* The rules' name for a MOSQ_ACL_* access; 0 (refused by the rules) for anything else. */
+static int acl_access(int mosq_access)
 {
-    static const char root[] = "devices/";
-    size_t root_len = sizeof(root) - 1;
-    size_t serial_len = strlen(serial);
-
-    if (strncmp(topic, root, root_len) != 0) {
+    switch (mosq_access) {
+    case MOSQ_ACL_READ:
+        return CC_AUTH_READ;
+    case MOSQ_ACL_WRITE:
+        return CC_AUTH_WRITE;
+    case MOSQ_ACL_SUBSCRIBE:
+        return CC_AUTH_SUBSCRIBE;
+    case MOSQ_ACL_UNSUBSCRIBE:
+        return CC_AUTH_UNSUBSCRIBE;
+    default:
         return 0;
     }
-    topic += root_len;
-    if (strncmp(topic, serial, serial_len) != 0 || topic[serial_len] != '/') {
-        return 0;
-    }
-    *rest = topic + serial_len + 1;
-    return (*rest)[0] != '\0';
 }
 
 /* MOSQ_EVT_ACL_CHECK: for a device, SUCCESS or ACL_DENIED by SPEC §3; PLUGIN_DEFER for a
@@ -285,7 +292,6 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_acl_check *ed = event_data;
     const char *serial;
-    const char *rest = NULL;
     char hash_hex[CC_SHA256_HEX_LEN];
     struct session *s;
 
@@ -301,27 +307,8 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     if (s == NULL || strcmp(s->hash_hex, hash_hex) != 0) {
         return MOSQ_ERR_ACL_DENIED;
     }
-    /* A serial that holds a topic separator or wildcard could widen the prefix test. */
-    if (serial[0] == '\0' || strpbrk(serial, "/+#") != NULL) {
-        return MOSQ_ERR_ACL_DENIED;
-    }
-    switch (ed->access) {
-    case MOSQ_ACL_WRITE:
-        if (under_own_prefix(ed->topic, serial, &rest) &&
-            (strcmp(rest, "readings") == 0 || strcmp(rest, "status") == 0)) {
-            return MOSQ_ERR_SUCCESS;
-        }
-        return MOSQ_ERR_ACL_DENIED;
-    case MOSQ_ACL_READ:
-    case MOSQ_ACL_SUBSCRIBE:
-        /* A filter such as devices/{serial}/# stays inside the prefix; devices/+/x does not
-         * pass the byte comparison of the serial. */
-        return under_own_prefix(ed->topic, serial, &rest) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
-    case MOSQ_ACL_UNSUBSCRIBE:
-        return MOSQ_ERR_SUCCESS; /* dropping a subscription reveals nothing */
-    default:
-        return MOSQ_ERR_ACL_DENIED;
-    }
+    return cc_auth_topic_allowed(serial, ed->topic, acl_access(ed->access)) ? MOSQ_ERR_SUCCESS
+                                                                            : MOSQ_ERR_ACL_DENIED;
 }
 
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)

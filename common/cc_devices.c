@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "cc_audit.h"
+#include "cc_auth_rules.h"
 #include "cc_crypto.h"
 #include "cc_db.h"
 #include "cc_error.h"
@@ -94,12 +95,19 @@ static int load_with_key(sqlite3 *db, int64_t id, const char *key, cJSON **out)
     return CC_OK;
 }
 
+_Static_assert(CC_AUTH_SERIAL_MAX == CC_SERIAL_MAX, "the broker plugin and the API agree");
+
 static void read_serial(struct cc_input *in, unsigned req, const char **serial)
 {
-    if (cc_input_text(in, "serialNumber", req | CC_INPUT_NONEMPTY, CC_SERIAL_MAX, serial) ==
-            CC_INPUT_SET &&
-        !cc_provision_serial_valid(*serial))
+    if (cc_input_text(in, "serialNumber", req | CC_INPUT_NONEMPTY, CC_SERIAL_MAX, serial) !=
+        CC_INPUT_SET)
+        return;
+    if (!cc_provision_serial_valid(*serial))
         cc_input_problem(in, "serialNumber", "may hold only letters, digits, '.', '_' and '-'");
+    else if (cc_auth_name_reserved(*serial)) /* the serial is the device's MQTT client id */
+        cc_input_problem(in, "serialNumber",
+                         "must not start with '" CC_AUTH_OPERATOR_PREFIX
+                         "' (client ids reserved for the operators' programs)");
 }
 
 int cc_devices_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,

@@ -27,7 +27,8 @@ import paho.mqtt.client as mqtt
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, os.environ.get("CC_BUILD", "build"))  # relative to the repo
 # The broker plugin is always the plain build: a sanitized .so cannot load into mosquitto.
-PLUGIN = os.path.join(ROOT, "build", "coldchain_auth.so")
+# CC_PLUGIN: another build of it (e.g. the previous commit's, to see a regression test fail).
+PLUGIN = os.environ.get("CC_PLUGIN") or os.path.join(ROOT, "build", "coldchain_auth.so")
 
 
 def free_port():
@@ -218,7 +219,9 @@ class Stack:
         return rows[0][0] if rows else None
 
     def mqtt_client(self, username, password, client_id=None, clean=True, connect=True):
-        c = mqtt.Client(client_id=client_id or ("t-" + secrets.token_hex(4)), clean_session=clean)
+        if client_id is None:  # SPEC §3: a device's client id is its serial
+            client_id = username if username != self.mqtt_user else "t-" + secrets.token_hex(4)
+        c = mqtt.Client(client_id=client_id, clean_session=clean)
         c.username_pw_set(username, password)
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)

@@ -21,8 +21,12 @@ import time
 
 import paho.mqtt.client as mqtt
 
+import harness
+from apitest import NO_LIMITS, expect, expect_error, token
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PLUGIN = os.path.join(ROOT, "build", "coldchain_auth.so")
+# CC_PLUGIN: another build of the plugin (e.g. the previous commit's, to see a test fail).
+PLUGIN = os.environ.get("CC_PLUGIN") or os.path.join(ROOT, "build", "coldchain_auth.so")
 SCHEMA = os.path.join(ROOT, "schema", "0001_init.sql")
 BROKER_CONF = os.path.join(ROOT, "tools", "broker_conf.sh")
 
@@ -32,6 +36,7 @@ DEV_A, KEY_A = "CC-TEST-A", "a" * 64
 DEV_B, KEY_B = "CC-TEST-B", "b" * 64
 KEY_A2 = "c" * 64  # A's regenerated key
 DEV_CLASH, KEY_CLASH = OPERATOR, "d" * 64  # a device whose serial is the operator's name
+INGESTD_CLIENT_ID = "coldchain-ingestd"  # ingestd/main.c CLIENT_ID_DEFAULT
 TIMEOUT_S = 5.0
 
 # CONNACK codes of MQTT 3.1.1 as paho reports them.
@@ -67,7 +72,11 @@ class Client:
     def __init__(self, port, username, password, client_id=None):
         Client._n += 1
         self.port = port
-        self.client_id = client_id or "test-%s-%d-%d" % (username, os.getpid(), Client._n)
+        # A device's client id is its serial (SPEC §3); operators' test clients get their own.
+        if client_id is None:
+            client_id = (username if username and username.startswith("CC-TEST")
+                         else "test-%s-%d-%d" % (username, os.getpid(), Client._n))
+        self.client_id = client_id
         self.c = mqtt.Client(client_id=self.client_id, clean_session=True,
                              protocol=mqtt.MQTTv311)
         if username is not None:
@@ -266,7 +275,8 @@ def case_cross_device_publish_dropped(ctx):
 
 
 def case_device_subscribe_scoped(ctx):
-    dev = ctx.dev_a
+    dev = Client(ctx.port, DEV_A, KEY_A)
+    check(dev.connect() == CONNACK_ACCEPTED, "device A refused")
     for topic in ("devices/%s/errors" % DEV_B, "devices/+/readings", "devices/#", "#",
                   "+/%s/errors" % DEV_A, "$share/g/devices/%s/errors" % DEV_B):
         granted = dev.subscribe(topic, 1)
@@ -281,6 +291,7 @@ def case_device_subscribe_scoped(ctx):
     dev.wait_message("devices/%s/errors" % DEV_A, "err-a")
     check(not dev.received("devices/%s/errors" % DEV_B), "A received B's errors")
     check(dev.disconnects == 0, "a refused SUBSCRIBE closed the connection")
+    dev.close()
 
 
 def case_key_change_without_reload(ctx):
@@ -376,6 +387,178 @@ def case_device_deleted_loses_access(ctx):
           "a deleted device's publish was delivered")
 
 
+# These run after key_change_cuts_connected_device: A's key is KEY_A2 from here on.
+
+def case_device_client_id_must_be_serial(ctx):
+    for cid in (INGESTD_CLIENT_ID, "coldchain-apid-1-abcdef", DEV_B, DEV_A + "x", "x" + DEV_A,
+                DEV_A.lower(), ""):
+        rc = Client(ctx.port, DEV_A, KEY_A2, client_id=cid).connect()
+        check(rc == CONNACK_NOT_AUTHORISED, "client id %r: CONNACK %s, want 5" % (cid, rc))
+    c = Client(ctx.port, DEV_A, KEY_A2, client_id=DEV_A)
+    check(c.connect() == CONNACK_ACCEPTED, "own serial as client id refused")
+    c.close()
+
+
+def case_device_cannot_take_over_operator_session(ctx):
+    # The issue's attack: a device key with ingestd's client id. The operator's connection
+    # must stay up and keep receiving.
+    op = Client(ctx.port, OPERATOR, OPERATOR_PW, client_id=INGESTD_CLIENT_ID)
+    check(op.connect() == CONNACK_ACCEPTED, "operator refused")
+    check(op.subscribe("devices/#", 1) == [1], "operator subscribe refused")
+    for _ in range(3):
+        rc = Client(ctx.port, DEV_B, KEY_B, client_id=INGESTD_CLIENT_ID).connect()
+        check(rc == CONNACK_NOT_AUTHORISED, "device as %s: CONNACK %s, want 5" %
+              (INGESTD_CLIENT_ID, rc))
+    dev = Client(ctx.port, DEV_A, KEY_A2)
+    check(dev.connect() == CONNACK_ACCEPTED, "device A refused")
+    dev.publish("devices/%s/readings" % DEV_A, "after-takeover-attempt")
+    op.wait_message("devices/%s/readings" % DEV_A, "after-takeover-attempt")
+    check(op.disconnects == 0, "the operator's session was taken over")
+    dev.close()
+    op.close()
+
+
+def case_device_cannot_take_over_other_device(ctx):
+    b = Client(ctx.port, DEV_B, KEY_B)
+    check(b.connect() == CONNACK_ACCEPTED, "device B refused")
+    rc = Client(ctx.port, DEV_A, KEY_A2, client_id=DEV_B).connect()
+    check(rc == CONNACK_NOT_AUTHORISED, "A with B's client id: CONNACK %s, want 5" % rc)
+    b.publish("devices/%s/readings" % DEV_B, "b-still-here")
+    ctx.op.wait_message("devices/%s/readings" % DEV_B, "b-still-here")
+    check(b.disconnects == 0, "device B's session was taken over")
+    b.close()
+
+
+def case_reserved_serial_row_refused(ctx):
+    # A row that bypassed the API's serial rule (bulk import, SQL) still cannot log in with
+    # an operator's client id.
+    add_device(ctx.db, INGESTD_CLIENT_ID, KEY_CLASH)
+    try:
+        rc = Client(ctx.port, INGESTD_CLIENT_ID, KEY_CLASH,
+                    client_id=INGESTD_CLIENT_ID).connect()
+        check(rc == CONNACK_NOT_AUTHORISED, "reserved serial: CONNACK %s, want 5" % rc)
+    finally:
+        ctx.db.execute("DELETE FROM devices WHERE serial_number = ?", (INGESTD_CLIENT_ID,))
+
+
+# ---------------------------------------------------------------- the whole stack
+# The issue's reproduction with ingestd, apid and a device made through the API.
+
+ATTACK_SERIAL = "ATTACK-1"
+N_VICTIM_READINGS = 200
+
+
+def stack_reserved_serials_refused(s, tok, cell_id):
+    for serial in (INGESTD_CLIENT_ID, "coldchain-apid-1-abcdef", "Coldchain-x", "COLDCHAIN-"):
+        expect_error(s.http("POST", "/api/devices", {"coldCellId": cell_id, "serialNumber": serial},
+                            token=tok), 400, "VALIDATION_ERROR")
+    st, _, dev = s.http("GET", "/api/devices", token=tok)
+    dev_id = [d for d in dev["items"] if d["serialNumber"] == ATTACK_SERIAL][0]["id"]
+    expect_error(s.http("PATCH", "/api/devices/%d" % dev_id, {"serialNumber": INGESTD_CLIENT_ID},
+                        token=tok), 400, "VALIDATION_ERROR")
+    # A serial that merely contains the word is an ordinary serial.
+    st, _, body = s.http("POST", "/api/devices", {"coldCellId": cell_id,
+                                                  "serialNumber": "my-coldchain-1"}, token=tok)
+    expect(st == 201, "my-coldchain-1: %s %r" % (st, body))
+
+
+def stack_takeover_while_other_customer_publishes(s, attack_key, victim, victim_key):
+    """Another customer's device publishes N readings while the attacker keeps connecting
+    with ingestd's client id: every reading is stored and ingestd never loses its session."""
+    stop = threading.Event()
+    attempts = {"n": 0, "accepted": 0}
+
+    def attacker():
+        while not stop.is_set():
+            try:
+                c = s.mqtt_client(ATTACK_SERIAL, attack_key, client_id=INGESTD_CLIENT_ID)
+            except ConnectionRefusedError:
+                attempts["n"] += 1
+                time.sleep(0.05)
+                continue
+            attempts["n"] += 1
+            attempts["accepted"] += 1
+            time.sleep(0.2)
+            c.disconnect()
+            c.loop_stop()
+
+    t = threading.Thread(target=attacker, daemon=True)
+    t.start()
+    try:
+        dev = s.mqtt_client(victim, victim_key, client_id=victim)
+        now_ms = int(time.time() * 1000)
+        for i in range(N_VICTIM_READINGS):
+            body = '{"temperature":4.125,"ts":%d}' % (now_ms - (N_VICTIM_READINGS - i) * 1000)
+            info = dev.publish("devices/%s/readings" % victim, body, qos=1)
+            info.wait_for_publish()
+            expect(info.rc == mqtt.MQTT_ERR_SUCCESS, "publish %d: rc %d" % (i, info.rc))
+            time.sleep(0.005)
+        dev.disconnect()
+        dev.loop_stop()
+        count_sql = ("SELECT count(*) FROM readings WHERE device_id = "
+                     "(SELECT id FROM devices WHERE serial_number = ?) AND ts >= ? "
+                     "AND temperature = 4.125")  # the seed's readings are not counted
+        try:
+            harness.wait_for(lambda: s.scalar(count_sql, (victim, now_ms - 300000)) ==
+                             N_VICTIM_READINGS, timeout=30, what="all readings stored")
+        except AssertionError:
+            raise AssertionError("%s of %d readings stored" %
+                                 (s.scalar(count_sql, (victim, now_ms - 300000)),
+                                  N_VICTIM_READINGS))
+    finally:
+        stop.set()
+        t.join(10)
+    expect(attempts["n"] > 0, "the attacker never tried")
+    expect(attempts["accepted"] == 0, "the broker admitted %d of %d takeover attempts" %
+           (attempts["accepted"], attempts["n"]))
+    with open(s.logs["ingestd"], "rb") as f:
+        log = f.read()
+    expect(b"broker_connection_lost" not in log, "ingestd lost its broker connection")
+
+
+def stack_client_id_rules(s, attack_key, victim, victim_key):
+    v = s.mqtt_client(victim, victim_key, client_id=victim)
+    lost = []
+    v.on_disconnect = lambda cl, ud, rc: lost.append(rc)
+    try:
+        s.mqtt_client(ATTACK_SERIAL, attack_key, client_id=victim)
+        raise AssertionError("attacker admitted with the victim's serial as client id")
+    except ConnectionRefusedError:
+        pass
+    own = s.mqtt_client(ATTACK_SERIAL, attack_key, client_id=ATTACK_SERIAL)
+    own.disconnect()
+    own.loop_stop()
+    time.sleep(0.3)
+    expect(not lost, "the victim's session was closed")
+    v.disconnect()
+    v.loop_stop()
+
+
+def stack_main():
+    cases = harness.Cases()
+    with harness.Stack(env=NO_LIMITS) as s:
+        tok = token(s, "customer2")
+        st, _, cells = s.http("GET", "/api/coldcells", token=tok)
+        expect(st == 200 and cells["items"], "customer2 has no cells: %s %r" % (st, cells))
+        cell_id = cells["items"][0]["id"]
+        st, _, dev = s.http("POST", "/api/devices", {"coldCellId": cell_id,
+                                                     "serialNumber": ATTACK_SERIAL}, token=tok)
+        expect(st == 201 and dev.get("apiKey"), "create device: %s %r" % (st, dev))
+        attack_key = dev["apiKey"]
+        victim = s.scalar("SELECT d.serial_number FROM devices d JOIN cold_cells c ON "
+                          "c.id = d.cold_cell_id JOIN locations l ON l.id = c.location_id "
+                          "JOIN users u ON u.id = l.customer_id "
+                          "WHERE u.email = 'customer1@example.com' ORDER BY d.id LIMIT 1")
+        victim_key = s.keys[victim]
+        cases.run("api_refuses_reserved_serials", stack_reserved_serials_refused, s, tok, cell_id)
+        cases.run("device_with_ingestd_client_id_loses_no_reading",
+                  stack_takeover_while_other_customer_publishes, s, attack_key, victim,
+                  victim_key)
+        cases.run("device_with_other_serial_refused_own_accepted", stack_client_id_rules, s,
+                  attack_key, victim, victim_key)
+    return cases.failed
+
+
 class Ctx:
     pass
 
@@ -398,9 +581,10 @@ def main():
         check(ctx.op.connect() == CONNACK_ACCEPTED, "operator refused at setup")
         check(ctx.op.subscribe("devices/#", 2) == [2], "operator subscribe devices/# refused")
         check(ctx.op.subscribe("alerts/#", 1) == [1], "operator subscribe alerts/# refused")
-        ctx.dev_a = Client(ctx.port, DEV_A, KEY_A)
-        check(ctx.dev_a.connect() == CONNACK_ACCEPTED, "device A refused at setup")
-        ctx.dev_a.publish("devices/%s/readings" % DEV_A, "own-1")
+        dev_a = Client(ctx.port, DEV_A, KEY_A)
+        check(dev_a.connect() == CONNACK_ACCEPTED, "device A refused at setup")
+        dev_a.publish("devices/%s/readings" % DEV_A, "own-1")
+        dev_a.close()
 
         cases = [
             ("device_right_key_connects", case_device_right_key),
@@ -415,6 +599,11 @@ def main():
             ("operator_not_a_device_uses_files", case_operator_not_a_device_uses_files),
             ("device_named_like_operator", case_device_named_like_operator),
             ("device_deleted_loses_access", case_device_deleted_loses_access),
+            ("device_client_id_must_be_serial", case_device_client_id_must_be_serial),
+            ("device_cannot_take_over_operator_session",
+             case_device_cannot_take_over_operator_session),
+            ("device_cannot_take_over_other_device", case_device_cannot_take_over_other_device),
+            ("reserved_serial_row_refused", case_reserved_serial_row_refused),
         ]
         for name, fn in cases:
             try:
@@ -426,7 +615,6 @@ def main():
         if broker.proc.poll() is not None:
             failures += 1
             print("FAIL broker_alive: mosquitto exited with %d" % broker.proc.returncode)
-        ctx.dev_a.close()
         ctx.op.close()
     except (CaseFailed, RuntimeError, subprocess.CalledProcessError, OSError) as e:
         failures += 1
@@ -437,6 +625,7 @@ def main():
             if failures:
                 sys.stdout.write("---- mosquitto stderr ----\n" + broker.stderr())
         shutil.rmtree(tmp, ignore_errors=True)
+    failures += stack_main()
     return 1 if failures else 0
 
 

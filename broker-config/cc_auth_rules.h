@@ -1,0 +1,45 @@
+/*
+ * cc_auth_rules.h - the broker plugin's pure decisions about a device (SPEC §3): whether a
+ * username can name a device, which client id a device may use, which topics it may touch.
+ *
+ * No mosquitto, SQLite or allocation: every function reads only its arguments (NUL-terminated
+ * strings, any bytes) and answers 1 (yes) or 0 (no), so the plugin, common/cc_devices.c and the
+ * fuzz targets share one definition. Any thread may call them.
+ */
+#ifndef CC_AUTH_RULES_H
+#define CC_AUTH_RULES_H
+
+/* Bytes in a device serial; equals CC_SERIAL_MAX (common/cc_store.h, checked there). */
+#define CC_AUTH_SERIAL_MAX 64
+
+/* Client ids that start with this (compared case-insensitively) belong to the operators'
+ * programs: ingestd ("coldchain-ingestd"), apid's live feed ("coldchain-apid-<pid>-<hex>").
+ * No device serial may start with it, so no device may ever present such a client id. */
+#define CC_AUTH_OPERATOR_PREFIX "coldchain-"
+
+/* What a device asks to do with a topic (mirrors MOSQ_ACL_* without including mosquitto). */
+enum cc_auth_access {
+    CC_AUTH_READ = 1,        /* a message is delivered to the device */
+    CC_AUTH_WRITE = 2,       /* the device publishes */
+    CC_AUTH_SUBSCRIBE = 4,   /* the device subscribes with this filter */
+    CC_AUTH_UNSUBSCRIBE = 8, /* the device unsubscribes */
+};
+
+/* 1 if name starts with CC_AUTH_OPERATOR_PREFIX, case-insensitively; 0 otherwise or if NULL. */
+int cc_auth_name_reserved(const char *name);
+
+/* 1 if username can be a device serial: 1..CC_AUTH_SERIAL_MAX bytes of [A-Za-z0-9._-] and not
+ * reserved (cc_auth_name_reserved). Anything else is left to the operators' files. */
+int cc_auth_is_device_name(const char *username);
+
+/* 1 if a device logged in as serial may use client_id: only its serial, byte for byte, and
+ * only if serial is a device name. NULL arguments answer 0. */
+int cc_auth_client_id_allowed(const char *serial, const char *client_id);
+
+/* 1 if the device serial may do access (enum cc_auth_access) on topic: publish only to
+ * devices/{serial}/readings and devices/{serial}/status; subscribe and receive only under
+ * devices/{serial}/ (a filter such as devices/{serial}/# included); unsubscribe anything.
+ * 0 for anything else, an unknown access, a NULL, or a serial that is not a device name. */
+int cc_auth_topic_allowed(const char *serial, const char *topic, int access);
+
+#endif
