@@ -191,8 +191,14 @@ int api_answer(struct api_req *r, int rc, cJSON *err, cJSON *ok, int ok_status)
         return api_reply_json(r, ok_status, ok);
     }
     cJSON_Delete(ok);
-    if (rc == CC_ERR_DB || rc == CC_ERR_NOMEM || rc == CC_ERR_INTERNAL || rc == CC_ERR_IO)
-        cc_log_error("http_internal", "%s %s failed: %s", r->method, r->path, cc_rc_code(rc));
+    if (rc == CC_ERR_DB || rc == CC_ERR_NOMEM || rc == CC_ERR_INTERNAL || rc == CC_ERR_IO) {
+        /* Method and path are the client's: quoted, so they cannot forge log fields. */
+        char qm[CC_LOG_QUOTED_MAX], qp[CC_LOG_QUOTED_MAX];
+
+        cc_log_error("http_internal", "method=%s path=%s failed: %s",
+                     cc_log_quote(r->method, qm, sizeof qm), cc_log_quote(r->path, qp, sizeof qp),
+                     cc_rc_code(rc));
+    }
     return api_reply_error(r, rc, NULL, err);
 }
 
@@ -351,6 +357,7 @@ int api_dispatch(struct mg_connection *conn)
     const struct mg_request_info *ri = mg_get_request_info(conn);
     struct api_thread *th = mg_get_thread_pointer(conn);
     struct api_req r;
+    char qm[CC_LOG_QUOTED_MAX], qp[CC_LOG_QUOTED_MAX], qa[CC_LOG_QUOTED_MAX];
     struct timespec t0, t1;
     const char *origin;
     double secs;
@@ -380,7 +387,8 @@ int api_dispatch(struct mg_connection *conn)
     status = handle_in_read_tx(&r);
     if (r.status == 0 && !r.pass_on) {
         /* A handler that forgot to answer is a bug; the client still gets one. */
-        cc_log_error("http_no_answer", "%s %s", r.method, r.path);
+        cc_log_error("http_no_answer", "method=%s path=%s", cc_log_quote(r.method, qm, sizeof qm),
+                     cc_log_quote(r.path, qp, sizeof qp));
         status = api_reply_error(&r, CC_ERR_INTERNAL, NULL, NULL);
     }
 
@@ -392,8 +400,11 @@ int api_dispatch(struct mg_connection *conn)
         api_route_find(&r, allow, sizeof allow); /* refused before routing: label it anyway */
     }
     api_metrics_request(&r, status, secs);
+    /* Every value a client chose is quoted (cc_log_quote): a path of "/x status=200
+     * user=4" must not make this line claim another status or user (issue 12 item 9). */
     cc_log_info("http_request", "method=%s path=%s status=%d duration_ms=%.3f user=%lld addr=%s",
-                r.method, r.path, status, secs * 1e3, (long long)r.who.user_id, r.addr);
+                cc_log_quote(r.method, qm, sizeof qm), cc_log_quote(r.path, qp, sizeof qp), status,
+                secs * 1e3, (long long)r.who.user_id, cc_log_quote(r.addr, qa, sizeof qa));
     cJSON_Delete(r.body);
     free(r.raw);
     if (r.pass_on)

@@ -201,6 +201,45 @@ static int out_escaped(struct outbuf *o, const char *s, int json, size_t max)
     return 0;
 }
 
+/* Bytes of c once quoted: itself, or \xNN. */
+static size_t quoted_len(unsigned char c)
+{
+    return (c > 0x20 && c < 0x7F && c != '"' && c != '\\' && c != '=') ? 1 : 4;
+}
+
+const char *cc_log_quote(const char *s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u;
+    size_t o = 0, full = 0, room;
+
+    if (out == NULL || cap < 8)
+        return "\"\"";
+    u = (const unsigned char *)(s != NULL ? s : "");
+    for (size_t i = 0; u[i]; i++)
+        full += quoted_len(u[i]);
+    /* Content room between the quotes; a value that does not fit also needs "...". */
+    room = full + 3 <= cap ? full : cap - 3 - 3;
+    out[o++] = '"';
+    for (; *u && o - 1 + quoted_len(*u) <= room; u++) {
+        if (quoted_len(*u) == 1) {
+            out[o++] = (char)*u;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[*u >> 4];
+            out[o++] = hex[*u & 0x0F];
+        }
+    }
+    if (*u) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}
+
 void cc_log(int level, const char *event, const char *fmt, ...)
 {
     char msg[LOG_MSG_MAX];

@@ -379,6 +379,112 @@ static void test_log_threads_never_interleave(void **state)
     free(out);
 }
 
+static void test_log_quote_plain_and_escaped(void **state)
+{
+    char q[CC_LOG_QUOTED_MAX];
+
+    (void)state;
+    assert_string_equal(cc_log_quote("/api/devices", q, sizeof q), "\"/api/devices\"");
+    assert_string_equal(cc_log_quote("GET", q, sizeof q), "\"GET\"");
+    assert_string_equal(cc_log_quote("", q, sizeof q), "\"\"");
+    assert_string_equal(cc_log_quote(NULL, q, sizeof q), "\"\"");
+    assert_string_equal(cc_log_quote("a b=c", q, sizeof q), "\"a\\x20b\\x3dc\"");
+    assert_string_equal(cc_log_quote("q\"\\", q, sizeof q), "\"q\\x22\\x5c\"");
+    assert_string_equal(cc_log_quote("\n\r\t\x7f", q, sizeof q), "\"\\x0a\\x0d\\x09\\x7f\"");
+    assert_string_equal(cc_log_quote("caf\xc3\xa9", q, sizeof q), "\"caf\\xc3\\xa9\"");
+    /* The result is the buffer, so it can be a printf argument. */
+    assert_ptr_equal(cc_log_quote("x", q, sizeof q), q);
+    /* Too small a buffer gets an empty value, never an overflow. */
+    assert_string_equal(cc_log_quote("abc", q, 7), "\"\"");
+}
+
+static void test_log_quote_truncates_inside_quotes(void **state)
+{
+    char q[CC_LOG_QUOTED_MAX], small[12], exact[8];
+    char big[1000];
+
+    (void)state;
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    cc_log_quote(big, q, sizeof q);
+    assert_int_equal(strlen(q), sizeof q - 1);
+    assert_int_equal(q[0], '"');
+    assert_memory_equal(q + strlen(q) - 4, "...\"", 4);
+    /* An escape is never cut in half: in 12 bytes, 6 are left for "a==b": "a\x3d" fits,
+     * the second \x3d does not. */
+    assert_string_equal(cc_log_quote("a==b", small, sizeof small), "\"a\\x3d...\"");
+    /* A value that fits exactly is not cut. */
+    assert_string_equal(cc_log_quote("abcde", exact, sizeof exact), "\"abcde\"");
+    assert_string_equal(cc_log_quote("abcdef", exact, sizeof exact), "\"ab...\"");
+}
+
+/* Counts key=value pairs named key in a request-log msg, the way a logfmt reader (or a
+ * grep for " status=") sees them: quoted values are skipped whole. */
+static int count_key(const char *msg, const char *key)
+{
+    size_t kl = strlen(key);
+    int n = 0, in_q = 0;
+
+    for (const char *p = msg; *p; p++) {
+        if (in_q) {
+            if (*p == '\\' && p[1] != '\0')
+                p++;
+            else if (*p == '"')
+                in_q = 0;
+            continue;
+        }
+        if (*p == '"') {
+            in_q = 1;
+            continue;
+        }
+        if ((p == msg || p[-1] == ' ') && strncmp(p, key, kl) == 0 && p[kl] == '=')
+            n++;
+    }
+    return n;
+}
+
+/* Issue 12 item 9: a path of "/api/nothing status=200 user=4 addr=10.9.9.9" logged the
+ * way apid logs a request yields one status, one user and one addr, the real ones, and
+ * neither a new line nor another pair. */
+static void test_log_request_fields_cannot_be_forged(void **state)
+{
+    static const char *const paths[] = {
+        "/api/nothing status=200 user=4 addr=10.9.9.9",
+        "/api/x\" status=200 user=\"4",
+        "/api/x\nstatus=200\r\n{\"event\":\"forged\"}",
+        "/api/x\tstatus=200\\ user=4",
+    };
+    char qm[CC_LOG_QUOTED_MAX], qp[CC_LOG_QUOTED_MAX], qa[CC_LOG_QUOTED_MAX];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        cJSON *j;
+        const char *msg;
+        char *out;
+
+        capture_begin();
+        cc_log_info("http_request",
+                    "method=%s path=%s status=%d duration_ms=%.3f user=%lld addr=%s",
+                    cc_log_quote("GET", qm, sizeof qm), cc_log_quote(paths[i], qp, sizeof qp), 404,
+                    0.5, 0LL, cc_log_quote("127.0.0.1", qa, sizeof qa));
+        out = capture_end();
+        j = parse_one_line(out);
+        msg = str_field(j, "msg");
+        if (count_key(msg, "status") != 1 || count_key(msg, "user") != 1 ||
+            count_key(msg, "addr") != 1 || count_key(msg, "path") != 1)
+            fail_msg("forged pair in %s", msg);
+        /* Even a reader that ignores quoting finds the real values only. */
+        assert_null(strstr(msg, "status=200"));
+        assert_null(strstr(msg, "user=4"));
+        assert_null(strstr(msg, "addr=10.9.9.9"));
+        assert_non_null(strstr(msg, "status=404"));
+        assert_null(strchr(msg, '\n'));
+        assert_null(strchr(msg, '\r'));
+        cJSON_Delete(j);
+        free(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +500,9 @@ int main(void)
         cmocka_unit_test_setup(test_log_text_mode, setup_json),
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test_setup(test_log_threads_never_interleave, setup_json),
+        cmocka_unit_test(test_log_quote_plain_and_escaped),
+        cmocka_unit_test(test_log_quote_truncates_inside_quotes),
+        cmocka_unit_test_setup(test_log_request_fields_cannot_be_forged, setup_json),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
