@@ -163,8 +163,8 @@ with open(keys_path, "w") as f:
     f.write("\n".join(lines) + "\n")
 EOF
 ) || die "provisioning failed"
-sh tools/broker_conf.sh "$TMP/broker" "$MQTT_PORT" "$DB" "$BUILD/coldchain_auth.so" \
-    "$MQTT_USERNAME" "$MQTT_PASSWORD" >/dev/null || die "broker_conf.sh failed"
+MQTT_PASSWORD=$MQTT_PASSWORD sh tools/broker_conf.sh "$TMP/broker" "$MQTT_PORT" "$DB" \
+    "$BUILD/coldchain_auth.so" "$MQTT_USERNAME" >/dev/null || die "broker_conf.sh failed"
 say "$BENCH_DEVICES devices in $BENCH_CELLS cells provisioned in $(($(date +%s) - t_setup)) s ($TMP)"
 
 BROKER_PID=""

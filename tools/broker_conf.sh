@@ -3,23 +3,41 @@
 #   mosquitto.conf (from broker-config/mosquitto.conf.in), passwd (mode 0600, one account made
 #   with mosquitto_passwd from <username>/<password>) and acl (from broker-config/acl).
 # The persistence directory is <out_dir>/data. MQTT_BIND (default 127.0.0.1) sets the address.
-# The password is never written anywhere but the hashed passwd file.
 #
-# usage: sh tools/broker_conf.sh <out_dir> <mqtt_port> <db_path> <plugin_so> <username> <password>
+# The operator password never reaches a command line or a child's environment (issue 12 item
+# 10: argv is readable by every user through ps and /proc): it comes from MQTT_PASSWORD, which
+# this script unsets before it runs anything, or from one line on stdin when the password
+# argument is "-". It is written as "user:password" to a 0600 file in a 0700 directory of its
+# own, hashed there in place by `mosquitto_passwd -U`, and only the hashed file is kept.
+# A literal password argument still works for old callers, but is visible in ps.
+#
+# usage: MQTT_PASSWORD=... sh tools/broker_conf.sh <out_dir> <mqtt_port> <db_path> <plugin_so> <username>
+#        sh tools/broker_conf.sh <out_dir> <mqtt_port> <db_path> <plugin_so> <username> - <<<password
 set -eu
+
+# First of all, so that no child below inherits it.
+password=${MQTT_PASSWORD:-}
+unset MQTT_PASSWORD
 
 die() {
     echo "broker_conf.sh: $*" >&2
     exit 1
 }
 
-[ $# -eq 6 ] || die "usage: sh tools/broker_conf.sh <out_dir> <mqtt_port> <db_path> <plugin_so> <username> <password>"
+[ $# -eq 5 ] || [ $# -eq 6 ] ||
+    die "usage: MQTT_PASSWORD=... sh tools/broker_conf.sh <out_dir> <mqtt_port> <db_path> <plugin_so> <username> [-]"
 out_dir=$1
 port=$2
 db=$3
 plugin=$4
 username=$5
-password=$6
+if [ $# -eq 6 ]; then
+    if [ "$6" = - ]; then
+        IFS= read -r password || [ -n "$password" ] || die "no password on stdin"
+    else
+        password=$6
+    fi
+fi
 bind=${MQTT_BIND:-127.0.0.1}
 src_dir=$(cd "$(dirname "$0")/../broker-config" && pwd)
 
@@ -74,11 +92,19 @@ mv "$out_dir/mosquitto.conf.tmp" "$out_dir/mosquitto.conf"
 sed -e "s|@MQTT_USERNAME@|$(esc "$username")|g" "$src_dir/acl" >"$out_dir/acl.tmp"
 mv "$out_dir/acl.tmp" "$out_dir/acl"
 
-# mosquitto_passwd -c refuses to overwrite some files and keeps the mode of others: start clean.
-rm -f "$out_dir/passwd"
-(umask 077 && mosquitto_passwd -b -c "$out_dir/passwd" "$username" "$password") >/dev/null ||
-    die "mosquitto_passwd failed"
-chmod 600 "$out_dir/passwd"
+case $password in
+*'
+'*) die "password must be one line" ;;
+esac
+# printf is a shell builtin: the password goes straight into the file, through no exec.
+# mktemp -d makes the directory 0700, umask 077 the file 0600.
+plain_dir=$(mktemp -d "$out_dir/.passwd.XXXXXX")
+trap 'rm -rf "$plain_dir"' EXIT
+(umask 077 && printf '%s:%s\n' "$username" "$password" >"$plain_dir/passwd")
+mosquitto_passwd -U "$plain_dir/passwd" >/dev/null || die "mosquitto_passwd -U failed"
+chmod 600 "$plain_dir/passwd"
+mv "$plain_dir/passwd" "$out_dir/passwd"
+password=
 
 if grep -n '@[A-Z_]*@' "$out_dir/mosquitto.conf" "$out_dir/acl" >&2; then
     die "placeholder left unfilled"

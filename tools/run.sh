@@ -32,8 +32,9 @@ KEYS="$DATA/device-keys.csv"
 seed_out=$(build/ccctl seed --keys-file "$KEYS")
 echo "$seed_out"
 
+# MQTT_PASSWORD reaches broker_conf.sh through the environment only (never argv).
 sh tools/broker_conf.sh "$DATA/broker" "$MQTT_PORT" "$COLDCHAIN_DB" "$ROOT/build/coldchain_auth.so" \
-    "$MQTT_USERNAME" "$MQTT_PASSWORD" >/dev/null
+    "$MQTT_USERNAME" >/dev/null
 
 pids=""
 stop_all() {

@@ -120,10 +120,11 @@ class Stack:
     def start_broker(self):
         conf_dir = os.path.join(self.dir, "broker")
         if not os.path.exists(os.path.join(conf_dir, "mosquitto.conf")):
+            # The password goes through the environment (MQTT_PASSWORD), never argv.
             subprocess.run(["sh", os.path.join(ROOT, "tools", "broker_conf.sh"), conf_dir,
                             str(self.mqtt_port), self.db_path,
-                            PLUGIN, self.mqtt_user,
-                            self.mqtt_password], check=True, capture_output=True)
+                            PLUGIN, self.mqtt_user], env=self.env(), check=True,
+                           capture_output=True)
         p = self._spawn("mosquitto", ["mosquitto", "-c", os.path.join(conf_dir, "mosquitto.conf")])
         wait_port(self.mqtt_port, proc=p)
 

@@ -182,7 +182,8 @@ class Broker:
         self.port = free_port()
         conf_dir = os.path.join(tmp, "broker")
         subprocess.run(["sh", BROKER_CONF, conf_dir, str(self.port), db_path, PLUGIN,
-                        OPERATOR, OPERATOR_PW], check=True, stdout=subprocess.DEVNULL)
+                        OPERATOR], env=dict(os.environ, MQTT_PASSWORD=OPERATOR_PW), check=True,
+                       stdout=subprocess.DEVNULL)
         self.conf = os.path.join(conf_dir, "mosquitto.conf")
         self.log_path = os.path.join(tmp, "mosquitto.stderr")
         self.log = open(self.log_path, "wb")
@@ -441,6 +442,38 @@ def case_reserved_serial_row_refused(ctx):
         ctx.db.execute("DELETE FROM devices WHERE serial_number = ?", (INGESTD_CLIENT_ID,))
 
 
+def case_broker_conf_password_not_in_argv(ctx):
+    """Issue 12 item 10: broker_conf.sh never runs a command with the operator password in
+    its argv or environment (strace sees every execve), and the passwd it writes works (the
+    operator logged in with it above) and holds no clear text."""
+    secret = "pw-%s-never-in-argv" % os.getpid()
+    out = os.path.join(ctx.tmp, "conf-strace")
+    for how, env, extra, stdin in (
+            ("env", dict(os.environ, MQTT_PASSWORD=secret), [], None),
+            ("stdin", dict(os.environ), ["-"], secret + "\n")):
+        trace = os.path.join(ctx.tmp, "execve-%s.trace" % how)
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run(["strace", "-f", "-v", "-s", "65536", "-qq", "-e", "trace=execve", "-o",
+                        trace, "sh", BROKER_CONF, out, "1883", ctx.db_path, PLUGIN, OPERATOR]
+                       + extra, env=env, input=stdin, text=True, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(trace) as f:
+            execs = [l for l in f if "execve(" in l]
+        check(len(execs) > 3, "%s: strace saw %d execve calls" % (how, len(execs)))
+        # The script itself was started by us with MQTT_PASSWORD set: skip that one exec.
+        leaks = [l.split("execve(", 1)[1][:80] for l in execs
+                 if secret in l and BROKER_CONF not in l.split("], ", 1)[0]]
+        check(not leaks, "%s: password in argv/env of %s" % (how, leaks))
+        with open(os.path.join(out, "passwd")) as f:
+            text = f.read()
+        check(secret not in text and text.startswith(OPERATOR + ":$7$"),
+              "%s: passwd is not hashed" % how)
+        check(os.stat(os.path.join(out, "passwd")).st_mode & 0o077 == 0,
+              "%s: passwd readable by others" % how)
+        check(not [n for n in os.listdir(out) if n.startswith(".passwd")],
+              "%s: clear-text directory left behind" % how)
+
+
 # ---------------------------------------------------------------- the whole stack
 # The issue's reproduction with ingestd, apid and a device made through the API.
 
@@ -572,7 +605,9 @@ def main():
     failures = 0
     ctx = Ctx()
     try:
-        ctx.db = make_db(os.path.join(tmp, "coldchain.db"))
+        ctx.tmp = tmp
+        ctx.db_path = os.path.join(tmp, "coldchain.db")
+        ctx.db = make_db(ctx.db_path)
         broker = Broker(tmp, os.path.join(tmp, "coldchain.db"))
         ctx.port = broker.port
 
@@ -604,6 +639,7 @@ def main():
              case_device_cannot_take_over_operator_session),
             ("device_cannot_take_over_other_device", case_device_cannot_take_over_other_device),
             ("reserved_serial_row_refused", case_reserved_serial_row_refused),
+            ("broker_conf_password_not_in_argv", case_broker_conf_password_not_in_argv),
         ]
         for name, fn in cases:
             try:
