@@ -22,7 +22,8 @@
 #define FAMILY_BYTES 16 /* random bytes of a family id */
 
 static const char sql_user_by_email[] =
-    "SELECT id, email, role, name, password_hash, disabled FROM users WHERE email = ?1";
+    "SELECT id, email, role, name, password_hash, disabled, token_version FROM users"
+    " WHERE email = ?1";
 static const char sql_user_by_id[] = "SELECT id, email, role, name FROM users WHERE id = ?1";
 static const char sql_token_insert[] =
     "INSERT INTO refresh_tokens (user_id, family_id, token_hash, created_at, expires_at)"
@@ -50,10 +51,11 @@ static cJSON *login_user_row(sqlite3_stmt *s)
     return o;
 }
 
-/* Issues an access and a refresh token for user in family and stores the refresh
- * token's hash; must run inside a write transaction. *out gets the answer. */
+/* Issues an access and a refresh token for user in family, carrying ver (the user's
+ * token_version), and stores the refresh token's hash; must run inside a write
+ * transaction. *out gets the answer. */
 static int issue(struct cc_store *st, const struct cc_auth_cfg *cfg, int64_t user_id,
-                 const char *role, const char *family, cJSON *user, cJSON **out)
+                 const char *role, int64_t ver, const char *family, cJSON *user, cJSON **out)
 {
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
@@ -68,6 +70,7 @@ static int issue(struct cc_store *st, const struct cc_auth_cfg *cfg, int64_t use
     c.sub = user_id;
     snprintf(c.role, sizeof c.role, "%s", role);
     c.iat_s = now_ms / 1000;
+    c.ver = ver;
     c.typ = CC_JWT_ACCESS;
     c.exp_s = c.iat_s + cfg->access_ttl_s;
     rc = cc_jwt_sign(cfg->secret, cfg->secret_len, &c, &access);
@@ -148,7 +151,7 @@ int cc_auth_login(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJSO
     char role[CC_JWT_ROLE_MAX];
     char *stored = NULL;
     cJSON *user = NULL, *ans = NULL;
-    int64_t user_id = 0;
+    int64_t user_id = 0, ver = 0;
     int disabled = 0, src, rc, tx = 0;
 
     cc_input_init(&in, body);
@@ -175,6 +178,7 @@ int cc_auth_login(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJSO
         snprintf(role, sizeof role, "%s", r ? r : "");
         stored = strdup(h ? h : "");
         disabled = sqlite3_column_int(stmt, 5) != 0;
+        ver = sqlite3_column_int64(stmt, 6);
         user = login_user_row(stmt);
         if (stored == NULL || user == NULL) {
             rc = CC_ERR_NOMEM;
@@ -210,7 +214,7 @@ int cc_auth_login(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJSO
     tx = 1;
     rc = exec2(db, sql_tokens_purge, NULL, user_id, cc_now_ms());
     if (rc == CC_OK)
-        rc = issue(st, cfg, user_id, role, family, user, &ans);
+        rc = issue(st, cfg, user_id, role, ver, family, user, &ans);
     if (rc == CC_OK)
         rc = cc_audit_append(st, user_id, "login", "user", user_id, NULL, NULL);
     rc = cc_sql_end(db, rc);
@@ -347,13 +351,15 @@ int cc_auth_refresh(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJ
         rc = CC_ERR_UNAUTHORIZED;
         goto end;
     }
-    rc = cc_users_principal(st, t.user_id, &who);
+    /* A password change since this token was issued (ver) ends it even if its row
+     * escaped revocation. */
+    rc = cc_users_token_principal(st, t.user_id, c.iat_s, c.ver, &who);
     if (rc == CC_OK)
         rc = login_user(db, t.user_id, &user);
     if (rc == CC_OK)
         rc = exec2(db, sql_token_revoke, NULL, t.id, now_ms);
     if (rc == CC_OK)
-        rc = issue(st, cfg, t.user_id, cc_role_name(who.role), t.family, user, &ans);
+        rc = issue(st, cfg, t.user_id, cc_role_name(who.role), c.ver, t.family, user, &ans);
 end:
     rc = cc_sql_end(db, rc);
     cJSON_Delete(user);
@@ -407,5 +413,7 @@ int cc_auth_bearer(struct cc_store *st, const struct cc_auth_cfg *cfg, const cha
     rc = cc_jwt_verify(cfg->secret, cfg->secret_len, header, CC_JWT_ACCESS, cc_now_ms() / 1000, &c);
     if (rc != CC_OK)
         return rc;
-    return cc_users_principal(st, c.sub, out);
+    /* The user is loaded on every request: deleted, disabled, re-created under the same
+     * id, or with a password changed since the token was issued, it is refused. */
+    return cc_users_token_principal(st, c.sub, c.iat_s, c.ver, out);
 }

@@ -5,7 +5,9 @@
  * their SHA-256 is stored (refresh_tokens.token_hash), with a family id shared by every
  * token that descends from one login. Each refresh revokes the presented token and
  * issues a new pair in the same family; presenting a revoked token again revokes the
- * whole family (someone replayed it). Logout revokes the family.
+ * whole family (someone replayed it). Logout revokes the family. Both tokens carry the
+ * user's token_version as claim "ver"; a password change raises it (and revokes the
+ * refresh tokens), which ends every token issued before (SPEC §5 "Identities").
  * A login costs one scrypt verification whether or not the e-mail exists, and an
  * unknown e-mail and a wrong password give the same answer.
  * Answers built here are the caller's (cJSON_Delete) and hold tokens: never log them.
@@ -35,7 +37,8 @@ int cc_auth_login(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJSO
                   cJSON **out, cJSON **err);
 
 /* Body {refreshToken} -> *out, the same shape as login. A bad, expired, unknown or
- * revoked token is CC_ERR_UNAUTHORIZED (a revoked one also revokes its family). */
+ * revoked token is CC_ERR_UNAUTHORIZED (a revoked one also revokes its family), and so
+ * is one whose ver is not the user's token_version (password changed since). */
 int cc_auth_refresh(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJSON *body,
                     cJSON **out, cJSON **err);
 
@@ -47,7 +50,8 @@ int cc_auth_logout(struct cc_store *st, const struct cc_auth_cfg *cfg, const str
 /* Checks an Authorization header value ("Bearer <access token>") and loads the
  * principal from the database. CC_ERR_TOKEN_EXPIRED for a well-signed expired token,
  * CC_ERR_UNAUTHORIZED for anything else that is wrong (missing, malformed, bad
- * signature, refresh token, unknown or disabled user). */
+ * signature, refresh token, unknown or disabled user, a token issued before the user
+ * was created or with another token_version: cc_users_token_principal). */
 int cc_auth_bearer(struct cc_store *st, const struct cc_auth_cfg *cfg, const char *header,
                    struct cc_principal *out);
 

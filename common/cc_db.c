@@ -217,6 +217,25 @@ int cc_db_latest_version(void)
     return latest;
 }
 
+/* PRAGMA foreign_key_check inside a migration's transaction: migrations run with
+ * foreign_keys OFF (see cc_db_migrate), so this is what keeps them honest. CC_OK when
+ * no row violates a foreign key, else CC_ERR_DB (logged). */
+static int foreign_keys_hold(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src = sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &stmt, NULL);
+
+    if (src == SQLITE_OK)
+        src = sqlite3_step(stmt);
+    if (src == SQLITE_ROW)
+        cc_log_error("db_migration_failed", "migration %s breaks a foreign key of table %s", name,
+                     (const char *)sqlite3_column_text(stmt, 0));
+    else if (src != SQLITE_DONE)
+        cc_log_error("db_migration_failed", "foreign_key_check: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(stmt);
+    return src == SQLITE_DONE ? CC_OK : CC_ERR_DB;
+}
+
 /* Applies one migration in its own BEGIN IMMEDIATE transaction, unless another
  * process got there first. CC_OK or CC_ERR_DB (rolled back). */
 static int apply_one(sqlite3 *db, const struct cc_migration *m)
@@ -235,6 +254,9 @@ static int apply_one(sqlite3 *db, const struct cc_migration *m)
     if (current >= m->version)
         return cc_db_commit(db);
     rc = cc_db_exec(db, m->sql);
+    if (rc != CC_OK)
+        goto fail;
+    rc = foreign_keys_hold(db, m->name);
     if (rc != CC_OK)
         goto fail;
     snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", m->version);
@@ -270,21 +292,29 @@ int cc_db_migrate(sqlite3 *db)
                      current, latest);
         return CC_ERR_DB;
     }
-    for (int i = 0; i < cc_migrations_count; i++) {
+    if (current == latest)
+        return CC_OK;
+    /* SQLite's procedure for schema changes (lang_altertable.html, section 7): with
+     * foreign keys on, DROP TABLE of a rebuilt table would delete through every ON DELETE
+     * CASCADE, and the pragma is a no-op inside a transaction, so it is turned off here
+     * and each migration ends with PRAGMA foreign_key_check instead. */
+    rc = cc_db_exec(db, "PRAGMA foreign_keys=OFF");
+    for (int i = 0; rc == CC_OK && i < cc_migrations_count; i++) {
         const struct cc_migration *m = &cc_migrations[i];
 
         if (m->version <= prev) {
             cc_log_error("db_migration_failed", "migration %s is out of order", m->name);
-            return CC_ERR_DB;
+            rc = CC_ERR_DB;
+            break;
         }
         prev = m->version;
         if (m->version <= current)
             continue;
         rc = apply_one(db, m);
-        if (rc != CC_OK)
-            return rc;
     }
-    return CC_OK;
+    if (cc_db_exec(db, "PRAGMA foreign_keys=ON") != CC_OK)
+        rc = CC_ERR_DB;
+    return rc;
 }
 
 void cc_db_tune_process(void)

@@ -22,7 +22,8 @@
     "(SELECT customer_id FROM technician_customers WHERE technician_id = u.id "                    \
     "ORDER BY customer_id) x) END"
 
-static const char sql_principal[] = "SELECT role, disabled FROM users WHERE id = ?1";
+static const char sql_principal[] =
+    "SELECT role, disabled, token_version, created_at FROM users WHERE id = ?1";
 static const char sql_list[] = "SELECT " USER_COLS " FROM users u WHERE (?1 = 4 OR u.id = ?2) "
                                "ORDER BY u.id LIMIT ?3 OFFSET ?4";
 static const char sql_count[] = "SELECT count(*) FROM users u WHERE (?1 = 4 OR u.id = ?2)";
@@ -71,7 +72,10 @@ fail:
     return NULL;
 }
 
-int cc_users_principal(struct cc_store *st, int64_t user_id, struct cc_principal *out)
+/* The principal of user_id; with a token (tok set) also refuses one issued with another
+ * token_version or in a second before the user was created. */
+static int principal(struct cc_store *st, int64_t user_id, int tok, int64_t iat_s, int64_t ver,
+                     struct cc_principal *out)
 {
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
@@ -98,12 +102,36 @@ int cc_users_principal(struct cc_store *st, int64_t user_id, struct cc_principal
         rc = CC_ERR_UNAUTHORIZED;
         goto out;
     }
+    /* iat has second precision, created_at millisecond: a token of the creation second
+     * itself is accepted (it cannot be told apart), one of any earlier second is not. */
+    if (tok && (sqlite3_column_int64(stmt, 2) != ver ||
+                iat_s < cc_users_created_second(sqlite3_column_int64(stmt, 3)))) {
+        rc = CC_ERR_UNAUTHORIZED;
+        goto out;
+    }
     out->user_id = user_id;
     out->role = role;
     rc = CC_OK;
 out:
     cc_sql_release(stmt);
     return rc;
+}
+
+int64_t cc_users_created_second(int64_t created_at_ms)
+{
+    /* Floor division: created_at is epoch ms, never negative in practice. */
+    return created_at_ms >= 0 ? created_at_ms / 1000 : -((999 - created_at_ms) / 1000);
+}
+
+int cc_users_principal(struct cc_store *st, int64_t user_id, struct cc_principal *out)
+{
+    return principal(st, user_id, 0, 0, 0, out);
+}
+
+int cc_users_token_principal(struct cc_store *st, int64_t user_id, int64_t iat_s, int64_t ver,
+                             struct cc_principal *out)
+{
+    return principal(st, user_id, 1, iat_s, ver, out);
 }
 
 static int bind_principal(sqlite3_stmt *stmt, const void *ctx)

@@ -22,6 +22,16 @@
  * a deletion or disabling counts at once). CC_OK, CC_ERR_UNAUTHORIZED (no such user,
  * or disabled) or CC_ERR_DB. */
 int cc_users_principal(struct cc_store *st, int64_t user_id, struct cc_principal *out);
+/* The same for the subject of a token issued at iat_s (epoch seconds) carrying claim
+ * ver: CC_ERR_UNAUTHORIZED also when ver is not the user's token_version (the password
+ * changed since: schema/0006 trigger users_password_changed) or when iat_s is before
+ * cc_users_created_second(users.created_at) (the token was issued before this user
+ * existed, e.g. to an earlier holder of a reused id). A token of the creation second
+ * itself passes: iat has second precision. SPEC §5 "Identities". */
+int cc_users_token_principal(struct cc_store *st, int64_t user_id, int64_t iat_s, int64_t ver,
+                             struct cc_principal *out);
+/* The epoch second (floor) of a millisecond time: the iat a token issued then carries. */
+int64_t cc_users_created_second(int64_t created_at_ms);
 
 /* {"items":[user...],"total":N}, by id; an admin sees everyone, others themselves. */
 int cc_users_list(struct cc_store *st, const struct cc_principal *p, const struct cc_page *pg,

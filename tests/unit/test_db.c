@@ -296,6 +296,216 @@ static void test_db_transactions(void **state)
     cc_db_close(db);
 }
 
+/* A database of schema version 5, as the releases before migration 0006 left it. */
+static sqlite3 *open_v5(void)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(cc_db_open(":memory:", 0, &db), CC_OK);
+    for (int i = 0; i < cc_migrations_count && cc_migrations[i].version <= 5; i++) {
+        exec_ok(db, "BEGIN");
+        exec_ok(db, cc_migrations[i].sql);
+        exec_ok(db, "COMMIT");
+    }
+    exec_ok(db, "PRAGMA user_version=5");
+    return db;
+}
+
+/* Every schema object as text, in name order, with what migration 0006 is allowed to
+ * change taken out: AUTOINCREMENT, the quotes ALTER TABLE RENAME puts around a table's name,
+ * the columns it adds, and the objects it adds. What is left must be identical. */
+static char *schema_text(sqlite3 *db)
+{
+    static const char sql[] =
+        "SELECT group_concat(x, char(10) || '~~' || char(10)) FROM ("
+        " SELECT type || ' ' || name || ': ' || replace(replace(replace(replace(sql,"
+        "  ' AUTOINCREMENT', ''),"
+        "  'CREATE TABLE \"' || name || '\"', 'CREATE TABLE ' || name),"
+        "  ',' || char(10) || '    token_version INTEGER NOT NULL DEFAULT 0', ''),"
+        "  ', device_id INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0', '') AS x"
+        " FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT IN ('sqlite_sequence',"
+        "  'users_password_changed', 'rejected_messages_device_seq')"
+        " ORDER BY type, name)";
+    sqlite3_stmt *stmt = NULL;
+    char *out;
+
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    out = strdup((const char *)sqlite3_column_text(stmt, 0));
+    assert_non_null(out);
+    sqlite3_finalize(stmt);
+    return out;
+}
+
+/* Rows of every table a v5 database can hold, ids with gaps (user 4 was deleted, and
+ * only the audit log remembers it). */
+static void insert_v5_data(sqlite3 *db)
+{
+    exec_ok(db, "INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES"
+                " (1, 't@example.com', 'h1', 'TECHNICIAN', 'T', 10),"
+                " (2, 'c@example.com', 'h2', 'CUSTOMER', 'C', 20),"
+                " (3, 'a@example.com', 'h3', 'ADMIN', 'A', 30);"
+                "INSERT INTO audit_log (ts, actor_user_id, action, entity, entity_id) VALUES"
+                " (40, 3, 'create', 'user', 4), (41, 3, 'delete', 'user', 4),"
+                " (42, 2, 'create', 'device', 9);"
+                "INSERT INTO technician_customers VALUES (1, 2);"
+                "INSERT INTO locations (id, customer_id, name, created_at) VALUES (5, 2, 'L', 0);"
+                "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at)"
+                " VALUES (6, 5, 'F', -25, -15, 0);"
+                "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
+                " api_key_prefix, created_at) VALUES (7, 'SN7', 6, 'k', 'p', 0);"
+                "INSERT INTO readings (device_id, cold_cell_id, ts, temperature, received_at)"
+                " VALUES (7, 6, 1000, -18.5, 1001), (7, 6, 2000, -10, 2001);"
+                "INSERT INTO alerts (id, cold_cell_id, device_id, type, status, message,"
+                " first_triggered_at, last_triggered_at, acknowledged_by, resolved_by)"
+                " VALUES (8, 6, 7, 'HIGH_TEMP', 'RESOLVED', 'hot', 2000, 2000, 1, 3);"
+                "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload,"
+                " next_attempt_at, created_at) VALUES (8, 6, 'CREATED', '{}', 0, 0);"
+                "INSERT INTO notifications (id, user_id, alert_id, kind, channel, payload,"
+                " next_attempt_at, created_at) VALUES (11, 2, 8, 'ALERT', 'inbox', '{}', 0, 0);"
+                "INSERT INTO notification_deliveries (notification_id, channel, next_attempt_at)"
+                " VALUES (11, 'webhook', 0);"
+                "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at,"
+                " expires_at) VALUES (12, 2, 'fam', 'hash', 0, 99);"
+                "INSERT INTO daily_reports (customer_id, day, payload, created_at)"
+                " VALUES (2, '2026-01-01', '{}', 0);"
+                "INSERT INTO alert_pending VALUES (7, 'LOW_TEMP', 5);"
+                "INSERT INTO rejected_messages (received_at, topic, payload, payload_size,"
+                " error_code, error_message) VALUES"
+                " (1, 'devices/SN7/readings', x'00', 1, 'BAD_JSON', 'm'),"
+                " (2, 'devices/GONE/readings', x'00', 1, 'NOT_FOUND', 'm'),"
+                " (3, 'devices/SN7/status', x'00', 1, 'BAD_JSON', 'm'),"
+                " (4, 'other', x'00', 1, 'VALIDATION_ERROR', 'm');");
+}
+
+static void test_db_0006_rebuild_keeps_schema_and_data(void **state)
+{
+    sqlite3 *db = open_v5();
+    char *before, *after;
+    int v = 0;
+
+    (void)state;
+    insert_v5_data(db);
+    before = schema_text(db);
+    assert_int_equal(cc_db_migrate(db), CC_OK);
+    assert_int_equal(cc_db_user_version(db, &v), CC_OK);
+    assert_int_equal(v, cc_db_latest_version());
+    after = schema_text(db);
+    assert_string_equal(before, after); /* every index, trigger, constraint and CHECK */
+    free(before);
+    free(after);
+    assert_int_equal(query_int(db, "PRAGMA foreign_keys"), 1); /* back on */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    {
+        char ok[16];
+        query_text(db, "PRAGMA integrity_check", ok, sizeof ok);
+        assert_string_equal(ok, "ok");
+    }
+    /* AUTOINCREMENT on every table whose id is in a token or a URL. */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
+                                   " sql LIKE '%AUTOINCREMENT%' AND name IN ('users', 'locations',"
+                                   " 'cold_cells', 'devices', 'alerts', 'notifications',"
+                                   " 'refresh_tokens')"),
+                     7);
+    /* Data preserved, foreign keys intact: nothing cascaded away. */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM users"), 3);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM technician_customers"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM readings WHERE device_id = 7"), 2);
+    assert_int_equal(query_int(db, "SELECT acknowledged_by * 10 + resolved_by FROM alerts"
+                                   " WHERE id = 8"),
+                     13);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM alert_events WHERE alert_id = 8"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM notification_deliveries"), 1);
+    assert_int_equal(query_int(db, "SELECT alert_id FROM notifications WHERE id = 11"), 8);
+    assert_int_equal(query_int(db, "SELECT expires_at FROM refresh_tokens WHERE id = 12"), 99);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM daily_reports"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM alert_pending"), 1);
+    assert_int_equal(query_int(db, "SELECT sum(token_version) FROM users"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM stat_counters"
+                                   " WHERE name = 'rejected_dropped'"),
+                     1);
+    /* Dead letters: the device the topic names (0 for none known), seq per device. */
+    {
+        char dl[64];
+        query_text(db,
+                   "SELECT group_concat(x, ',') FROM (SELECT device_id || ':' || seq AS x"
+                   " FROM rejected_messages ORDER BY id)",
+                   dl, sizeof dl);
+        assert_string_equal(dl, "7:1,0:1,7:2,0:2");
+    }
+    /* Ids are never reused: not the newest id deleted before the migration (the audit
+     * log's user 4), nor one deleted after. */
+    exec_ok(db, "INSERT INTO users (email, password_hash, role, name, created_at)"
+                " VALUES ('n@example.com', 'h', 'ADMIN', 'N', 50)");
+    assert_int_equal(query_int(db, "SELECT max(id) FROM users"), 5);
+    exec_ok(db, "DELETE FROM users WHERE id = 5");
+    exec_ok(db, "INSERT INTO users (email, password_hash, role, name, created_at)"
+                " VALUES ('m@example.com', 'h', 'ADMIN', 'M', 60)");
+    assert_int_equal(query_int(db, "SELECT max(id) FROM users"), 6);
+    exec_ok(db, "INSERT INTO devices (serial_number, cold_cell_id, api_key_hash,"
+                " api_key_prefix, created_at) VALUES ('SN-NEW', 6, 'k', 'p', 0)");
+    assert_int_equal(query_int(db, "SELECT id FROM devices WHERE serial_number = 'SN-NEW'"), 10);
+    exec_ok(db, "DELETE FROM alerts WHERE id = 8");
+    exec_ok(db, "INSERT INTO alerts (cold_cell_id, device_id, type, message, first_triggered_at,"
+                " last_triggered_at) VALUES (6, 7, 'LOW_TEMP', 'cold', 0, 0)");
+    assert_int_equal(query_int(db, "SELECT max(id) FROM alerts"), 9);
+    /* The cascades still work after the rebuild. */
+    exec_ok(db, "DELETE FROM users WHERE id = 2");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM devices"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM readings"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM refresh_tokens"), 0);
+    cc_db_close(db);
+}
+
+static void test_db_password_change_bumps_token_version(void **state)
+{
+    sqlite3 *db = NULL;
+
+    (void)state;
+    assert_int_equal(cc_db_open(":memory:", CC_DB_MIGRATE, &db), CC_OK);
+    insert_fixture(db);
+    exec_ok(db, "INSERT INTO refresh_tokens (user_id, family_id, token_hash, created_at,"
+                " expires_at) VALUES (1, 'f', 'a', 0, 9e15), (1, 'f', 'b', 0, 9e15);"
+                "UPDATE refresh_tokens SET revoked_at = 5 WHERE token_hash = 'b'");
+    /* Naming the column without changing it (coalesce(NULL, password_hash)) is no change. */
+    exec_ok(db, "UPDATE users SET password_hash = coalesce(NULL, password_hash), name = 'N'");
+    assert_int_equal(query_int(db, "SELECT token_version FROM users WHERE id = 1"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL"),
+                     1);
+    exec_ok(db, "UPDATE users SET password_hash = 'new' WHERE id = 1");
+    assert_int_equal(query_int(db, "SELECT token_version FROM users WHERE id = 1"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL"),
+                     0);
+    assert_int_equal(query_int(db, "SELECT revoked_at FROM refresh_tokens WHERE token_hash = 'b'"),
+                     5); /* an earlier revocation is kept */
+    assert_true(query_int(db, "SELECT revoked_at FROM refresh_tokens WHERE token_hash = 'a'") >
+                1700000000000LL);
+    exec_ok(db, "UPDATE users SET password_hash = 'newer' WHERE id = 1");
+    assert_int_equal(query_int(db, "SELECT token_version FROM users WHERE id = 1"), 2);
+    cc_db_close(db);
+}
+
+static void test_db_migration_refuses_broken_foreign_keys(void **state)
+{
+    sqlite3 *db = open_v5();
+    int v = 0;
+
+    (void)state;
+    /* A child row whose parent is gone (written with foreign keys off): the migration
+     * must not commit a schema over it. */
+    exec_ok(db, "PRAGMA foreign_keys=OFF");
+    exec_ok(db, "INSERT INTO locations (id, customer_id, name, created_at) VALUES (1, 99, 'L', 0)");
+    exec_ok(db, "PRAGMA foreign_keys=ON");
+    assert_int_equal(cc_db_migrate(db), CC_ERR_DB);
+    assert_int_equal(cc_db_user_version(db, &v), CC_OK);
+    assert_int_equal(v, 5);
+    assert_int_equal(query_int(db, "PRAGMA foreign_keys"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_table_info('users')"
+                                   " WHERE name = 'token_version'"),
+                     0); /* rolled back */
+    cc_db_close(db);
+}
+
 static void test_db_rc_mapping(void **state)
 {
     (void)state;
@@ -325,6 +535,9 @@ int main(void)
                                         tmp_teardown),
         cmocka_unit_test(test_db_transactions),
         cmocka_unit_test(test_db_rc_mapping),
+        cmocka_unit_test(test_db_0006_rebuild_keeps_schema_and_data),
+        cmocka_unit_test(test_db_password_change_bumps_token_version),
+        cmocka_unit_test(test_db_migration_refuses_broken_foreign_keys),
     };
 
     cc_log_init("test_db", CC_LOG_ERROR, 0); /* expected failures log errors only */
