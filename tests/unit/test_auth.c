@@ -19,6 +19,7 @@
 #include "cc_rc.h"
 #include "cc_store.h"
 #include "cc_time.h"
+#include "cc_users.h"
 
 #define SECRET "unit-test-secret-unit-test-secret"
 #define PASSWORD "correct-horse-9"
@@ -316,6 +317,86 @@ static void test_auth_bearer(void **state)
     cJSON_Delete(a);
 }
 
+/* A signed access token for user 2 (created at 0) with iat and ver, as "Bearer ...". */
+static void bearer_for(int64_t iat_s, int64_t ver, char *out, size_t outlen)
+{
+    struct cc_jwt_claims c;
+    char *tok = NULL;
+
+    memset(&c, 0, sizeof c);
+    c.sub = 2;
+    strcpy(c.role, "CUSTOMER");
+    c.typ = CC_JWT_ACCESS;
+    c.iat_s = iat_s;
+    c.exp_s = cc_now_ms() / 1000 + 600;
+    c.ver = ver;
+    assert_int_equal(cc_jwt_sign(SECRET, sizeof SECRET - 1, &c, &tok), CC_OK);
+    snprintf(out, outlen, "Bearer %s", tok);
+    free(tok);
+}
+
+static void test_auth_bearer_identity(void **state)
+{
+    struct cc_store *st = *state;
+    sqlite3 *db = cc_store_db(st);
+    struct cc_principal p;
+    struct cc_jwt_claims c;
+    char bearer[CC_JWT_MAX_LEN + 16];
+    int64_t now_s = cc_now_ms() / 1000;
+    cJSON *a = NULL, *b = NULL;
+
+    /* Tokens carry the user's token_version, and only that one passes. */
+    assert_int_equal(login(st, "customer@example.com", PASSWORD, &a), CC_OK);
+    assert_int_equal(cc_jwt_verify(SECRET, sizeof SECRET - 1, str(a, "accessToken"),
+                                   CC_JWT_ACCESS, now_s, &c),
+                     CC_OK);
+    assert_int_equal(c.ver, 0);
+    bearer_for(now_s, 0, bearer, sizeof bearer);
+    assert_int_equal(cc_auth_bearer(st, &CFG, bearer, &p), CC_OK);
+    bearer_for(now_s, 1, bearer, sizeof bearer);
+    assert_int_equal(cc_auth_bearer(st, &CFG, bearer, &p), CC_ERR_UNAUTHORIZED);
+
+    /* A password change (any path: here plain SQL) ends the access and refresh tokens. */
+    exec_ok(db, "UPDATE users SET password_hash = 'other' WHERE id = 2");
+    assert_int_equal(query_int(db, "SELECT token_version FROM users WHERE id = 2"), 1);
+    snprintf(bearer, sizeof bearer, "Bearer %s", str(a, "accessToken"));
+    assert_int_equal(cc_auth_bearer(st, &CFG, bearer, &p), CC_ERR_UNAUTHORIZED);
+    assert_int_equal(refresh(st, str(a, "refreshToken"), &b), CC_ERR_UNAUTHORIZED);
+    assert_null(b);
+    bearer_for(now_s, 1, bearer, sizeof bearer);
+    assert_int_equal(cc_auth_bearer(st, &CFG, bearer, &p), CC_OK);
+
+    /* Created at 1000.5 s: a token of second 1000 passes (iat has second precision),
+     * one of second 999 was issued before the user existed. */
+    exec_ok(db, "UPDATE users SET created_at = 1000500 WHERE id = 2");
+    bearer_for(1000, 1, bearer, sizeof bearer);
+    assert_int_equal(cc_auth_bearer(st, &CFG, bearer, &p), CC_OK);
+    bearer_for(999, 1, bearer, sizeof bearer);
+    assert_int_equal(cc_auth_bearer(st, &CFG, bearer, &p), CC_ERR_UNAUTHORIZED);
+    assert_int_equal(cc_users_created_second(1000500), 1000);
+    assert_int_equal(cc_users_created_second(999), 0);
+    assert_int_equal(cc_users_created_second(-1), -1);
+    cJSON_Delete(a);
+}
+
+static void test_auth_refresh_refuses_other_version(void **state)
+{
+    struct cc_store *st = *state;
+    sqlite3 *db = cc_store_db(st);
+    cJSON *a = NULL, *b = NULL;
+
+    /* Even a refresh token whose row escaped revocation is refused once the version
+     * moved on (the token_version check, not only the revocation). */
+    assert_int_equal(login(st, "customer@example.com", PASSWORD, &a), CC_OK);
+    exec_ok(db, "UPDATE users SET token_version = token_version + 1 WHERE id = 2");
+    assert_int_equal(refresh(st, str(a, "refreshToken"), &b), CC_ERR_UNAUTHORIZED);
+    assert_null(b);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM refresh_tokens WHERE user_id = 2 AND"
+                                   " revoked_at IS NULL"),
+                     1); /* refused without being rotated */
+    cJSON_Delete(a);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -328,6 +409,8 @@ int main(void)
         T(test_auth_refresh_reuse_revokes_family),
         T(test_auth_refresh_refuses_garbage),
         T(test_auth_logout),
+        T(test_auth_bearer_identity),
+        T(test_auth_refresh_refuses_other_version),
         T(test_auth_bearer),
     };
 
