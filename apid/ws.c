@@ -222,7 +222,7 @@ static void on_ready(struct mg_connection *conn, void *cbdata)
         return;
     c->conn = conn;
     rc = th != NULL && th->st != NULL
-             ? cc_feed_sub_new(ws.feed, th->st, &c->who, c->expires_ms, &c->sub)
+             ? cc_feed_sub_new(ws.feed, th->st, &c->who, c->expires_ms, NULL, &c->sub)
              : CC_ERR_DB;
     if (rc != CC_OK) {
         cc_log_error("ws_subscribe_failed", "user=%lld: %s", (long long)c->who.user_id,

@@ -5,10 +5,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "cc_json.h"
 #include "cc_json.h"
 #include "cc_log.h"
 #include "cc_rc.h"
@@ -23,8 +26,14 @@ struct item {
 
 struct cc_feed_sub {
     struct cc_feed_sub *next; /* the feed's list, under feed->mu */
+    struct cc_feed *feed;     /* set once registered: from then on readiness is reported */
+    void *data;               /* the consumer's, set before registration */
     struct cc_principal who;
     int64_t expires_ms; /* 0: never */
+
+    /* The ready list, under feed->ready_mu. */
+    int ready;
+    struct cc_feed_sub *ready_prev, *ready_next;
 
     /* Access cache: written at creation, then only by the message thread. */
     int64_t *allowed; /* sorted cell ids */
@@ -45,7 +54,13 @@ struct cc_feed {
     pthread_mutex_t mu; /* the list; held during a whole fan-out */
     struct cc_feed_sub *subs;
     size_t n_subs;
+    size_t max_subs;
     struct cc_store *st; /* the message thread's */
+
+    /* Lock order: mu, then a subscriber's mu, then ready_mu. */
+    pthread_mutex_t ready_mu;
+    struct cc_feed_sub *ready_head, *ready_tail;
+    int efd; /* eventfd: readable while the ready list may be non-empty */
 };
 
 static const char sql_cells[] =
@@ -66,6 +81,37 @@ static void queue_clear(struct cc_feed_sub *s)
     s->bytes = 0;
 }
 
+/* Under s->mu: puts s on its feed's ready list (once) and wakes the consumer when the
+ * list was empty. Nothing before registration: the consumer drains a new one anyway. */
+static void mark_ready(struct cc_feed_sub *s)
+{
+    struct cc_feed *f = s->feed;
+    int wake = 0;
+
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&f->ready_mu);
+    if (!s->ready) {
+        s->ready = 1;
+        s->ready_next = NULL;
+        s->ready_prev = f->ready_tail;
+        if (f->ready_tail != NULL)
+            f->ready_tail->ready_next = s;
+        else
+            f->ready_head = s;
+        f->ready_tail = s;
+        wake = s->ready_prev == NULL;
+    }
+    pthread_mutex_unlock(&f->ready_mu);
+    if (wake) {
+        uint64_t one = 1;
+
+        /* Fails only when the counter is saturated: it is readable then anyway. */
+        if (write(f->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+            cc_log_warn("feed_wake_failed", "eventfd write: %s", strerror(errno));
+    }
+}
+
 /* Under s->mu. Takes data on CC_OK only. */
 static int queue_put(struct cc_feed_sub *s, char *data, size_t len)
 {
@@ -75,12 +121,15 @@ static int queue_put(struct cc_feed_sub *s, char *data, size_t len)
         s->close_code = CC_FEED_CLOSE_SLOW;
         queue_clear(s);
         pthread_cond_signal(&s->cv);
+        mark_ready(s);
         return CC_ERR_TOO_LARGE;
     }
     s->q[(s->head + s->count) % CC_FEED_QUEUE_MAX] = (struct item){data, len};
     s->count++;
     s->bytes += len;
     pthread_cond_signal(&s->cv);
+    if (s->count == 1)
+        mark_ready(s);
     return CC_OK;
 }
 
@@ -107,6 +156,7 @@ void cc_feed_sub_close(struct cc_feed_sub *s, int code)
     if (s->close_code < 0) {
         s->close_code = code;
         queue_clear(s);
+        mark_ready(s);
     }
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
@@ -118,6 +168,8 @@ int cc_feed_sub_next(struct cc_feed_sub *s, int timeout_ms, char **msg, size_t *
     struct timespec until;
     int res;
 
+    if (timeout_ms < 0)
+        timeout_ms = 0;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += timeout_ms / 1000;
     until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -130,7 +182,7 @@ int cc_feed_sub_next(struct cc_feed_sub *s, int timeout_ms, char **msg, size_t *
         s->close_code = CC_FEED_CLOSE_AUTH;
         queue_clear(s);
     }
-    while (s->close_code < 0 && s->count == 0) {
+    while (s->close_code < 0 && s->count == 0 && timeout_ms > 0) {
         if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT)
             break;
     }
@@ -326,8 +378,18 @@ out:
     return out;
 }
 
+/* Under f->mu: subscribers of user_id registered now. */
+static size_t user_subs(const struct cc_feed *f, int64_t user_id)
+{
+    size_t n = 0;
+
+    for (const struct cc_feed_sub *s = f->subs; s != NULL; s = s->next)
+        n += s->who.user_id == user_id;
+    return n;
+}
+
 int cc_feed_sub_new(struct cc_feed *f, struct cc_store *st, const struct cc_principal *p,
-                    int64_t expires_ms, struct cc_feed_sub **out)
+                    int64_t expires_ms, void *data, struct cc_feed_sub **out)
 {
     struct cc_feed_sub *s = NULL;
     char *hello = NULL;
@@ -341,6 +403,7 @@ int cc_feed_sub_new(struct cc_feed *f, struct cc_store *st, const struct cc_prin
     s->close_code = -1;
     s->who = *p;
     s->expires_ms = expires_ms;
+    s->data = data;
     s->q = calloc(CC_FEED_QUEUE_MAX, sizeof *s->q);
     if (s->q == NULL) {
         rc = CC_ERR_NOMEM;
@@ -360,11 +423,24 @@ int cc_feed_sub_new(struct cc_feed *f, struct cc_store *st, const struct cc_prin
         goto fail;
     hello = NULL;
 
+    /* The limits are checked where the subscriber is inserted, so that concurrent
+     * connects of one user cannot all pass. */
     pthread_mutex_lock(&f->mu);
-    s->next = f->subs;
-    f->subs = s;
-    f->n_subs++;
+    if (user_subs(f, p->user_id) >= CC_FEED_PER_USER_MAX)
+        rc = CC_ERR_RATE_LIMITED;
+    else if (f->n_subs >= f->max_subs)
+        rc = CC_ERR_TOO_LARGE;
+    if (rc == CC_OK) {
+        pthread_mutex_lock(&s->mu);
+        s->feed = f;
+        pthread_mutex_unlock(&s->mu);
+        s->next = f->subs;
+        f->subs = s;
+        f->n_subs++;
+    }
     pthread_mutex_unlock(&f->mu);
+    if (rc != CC_OK)
+        goto fail;
     *out = s;
     return CC_OK;
 
@@ -386,8 +462,52 @@ void cc_feed_sub_remove(struct cc_feed *f, struct cc_feed_sub *s)
             break;
         }
     }
+    pthread_mutex_lock(&f->ready_mu);
+    if (s->ready) {
+        if (s->ready_prev != NULL)
+            s->ready_prev->ready_next = s->ready_next;
+        else
+            f->ready_head = s->ready_next;
+        if (s->ready_next != NULL)
+            s->ready_next->ready_prev = s->ready_prev;
+        else
+            f->ready_tail = s->ready_prev;
+        s->ready = 0;
+    }
+    pthread_mutex_unlock(&f->ready_mu);
     pthread_mutex_unlock(&f->mu);
     sub_free(s);
+}
+
+void *cc_feed_sub_data(const struct cc_feed_sub *s)
+{
+    return s->data;
+}
+
+int cc_feed_sub_verify(struct cc_feed_sub *s, struct cc_store *st)
+{
+    int rc = user_active(st, &s->who);
+
+    if (rc == CC_ERR_UNAUTHORIZED)
+        cc_feed_sub_close(s, CC_FEED_CLOSE_AUTH);
+    return rc;
+}
+
+int cc_feed_client_message(struct cc_feed_sub *s, const char *msg, size_t len)
+{
+    static const char pong[] = "{\"type\":\"pong\"}";
+    cJSON *o;
+    const cJSON *t;
+    int rc = CC_ERR_VALIDATION;
+
+    if (len == 0 || len > CC_FEED_CLIENT_MSG_MAX)
+        return CC_ERR_VALIDATION;
+    o = cc_json_parse_outside(msg, len, NULL);
+    t = cJSON_GetObjectItemCaseSensitive(o, "type");
+    if (cJSON_IsString(t) && strcmp(t->valuestring, "ping") == 0)
+        rc = cc_feed_sub_push(s, pong, sizeof pong - 1);
+    cJSON_Delete(o);
+    return rc;
 }
 
 /* ---- the feed ---------------------------------------------------------------------- */
@@ -398,10 +518,61 @@ int cc_feed_new(struct cc_store *st, struct cc_feed **out)
 
     if (f == NULL)
         return CC_ERR_NOMEM;
+    f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (f->efd < 0) {
+        free(f);
+        return CC_ERR_IO;
+    }
     pthread_mutex_init(&f->mu, NULL);
+    pthread_mutex_init(&f->ready_mu, NULL);
     f->st = st;
+    f->max_subs = SIZE_MAX;
     *out = f;
     return CC_OK;
+}
+
+void cc_feed_set_max(struct cc_feed *f, size_t max)
+{
+    pthread_mutex_lock(&f->mu);
+    f->max_subs = max;
+    pthread_mutex_unlock(&f->mu);
+}
+
+int cc_feed_notify_fd(struct cc_feed *f)
+{
+    return f->efd;
+}
+
+size_t cc_feed_ready(struct cc_feed *f, struct cc_feed_sub **out, size_t max)
+{
+    uint64_t count;
+    size_t n = 0;
+
+    /* Read the counter first: a subscriber made ready after this read writes it again. */
+    if (read(f->efd, &count, sizeof count) < 0 && errno != EAGAIN)
+        cc_log_warn("feed_wake_failed", "eventfd read: %s", strerror(errno));
+    pthread_mutex_lock(&f->ready_mu);
+    while (n < max && f->ready_head != NULL) {
+        struct cc_feed_sub *s = f->ready_head;
+
+        f->ready_head = s->ready_next;
+        if (f->ready_head != NULL)
+            f->ready_head->ready_prev = NULL;
+        else
+            f->ready_tail = NULL;
+        s->ready = 0;
+        s->ready_next = s->ready_prev = NULL;
+        out[n++] = s;
+    }
+    if (f->ready_head != NULL) {
+        uint64_t one = 1;
+
+        /* Left for the next call: keep the consumer awake for them. */
+        if (write(f->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+            cc_log_warn("feed_wake_failed", "eventfd write: %s", strerror(errno));
+    }
+    pthread_mutex_unlock(&f->ready_mu);
+    return n;
 }
 
 void cc_feed_free(struct cc_feed *f)
@@ -414,7 +585,9 @@ void cc_feed_free(struct cc_feed *f)
         f->subs = s->next;
         sub_free(s);
     }
+    pthread_mutex_destroy(&f->ready_mu);
     pthread_mutex_destroy(&f->mu);
+    close(f->efd);
     free(f);
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -94,7 +95,7 @@ static struct cc_feed_sub *sub(struct fx *f, const struct cc_principal *p)
 {
     struct cc_feed_sub *s = NULL;
 
-    assert_int_equal(cc_feed_sub_new(f->feed, f->st2, p, 0, &s), CC_OK);
+    assert_int_equal(cc_feed_sub_new(f->feed, f->st2, p, 0, NULL, &s), CC_OK);
     return s;
 }
 
@@ -388,7 +389,7 @@ static void test_feed_expired_token_closes_4401(void **state)
     size_t len;
     int code = 0;
 
-    assert_int_equal(cc_feed_sub_new(f->feed, f->st2, &CUST_A, cc_now_ms() - 1, &a), CC_OK);
+    assert_int_equal(cc_feed_sub_new(f->feed, f->st2, &CUST_A, cc_now_ms() - 1, NULL, &a), CC_OK);
     assert_int_equal(cc_feed_sub_next(a, 0, &msg, &len, &code), CC_FEED_CLOSE);
     assert_int_equal(code, CC_FEED_CLOSE_AUTH);
     assert_null(msg);
@@ -404,9 +405,147 @@ static void test_feed_no_subscribers_costs_nothing(void **state)
     assert_int_equal(rc, CC_OK);
 }
 
+static void test_feed_per_user_limit_and_feed_maximum(void **state)
+{
+    struct fx *f = *state;
+    struct cc_feed_sub *s[CC_FEED_PER_USER_MAX + 1] = {0}, *x = NULL;
+    int i;
+
+    for (i = 0; i < CC_FEED_PER_USER_MAX; i++)
+        s[i] = sub(f, &CUST_A);
+    /* The ninth of one user is refused; another user still gets one. */
+    assert_int_equal(cc_feed_sub_new(f->feed, f->st2, &CUST_A, 0, NULL, &x), CC_ERR_RATE_LIMITED);
+    assert_null(x);
+    x = sub(f, &CUST_B);
+    assert_int_equal(cc_feed_count(f->feed), CC_FEED_PER_USER_MAX + 1);
+    /* A slot comes back when one is removed. */
+    cc_feed_sub_remove(f->feed, s[0]);
+    s[0] = sub(f, &CUST_A);
+    /* The feed's maximum counts every user. */
+    cc_feed_set_max(f->feed, CC_FEED_PER_USER_MAX + 1);
+    assert_int_equal(cc_feed_sub_new(f->feed, f->st2, &ADMIN, 0, NULL, &s[CC_FEED_PER_USER_MAX]),
+                     CC_ERR_TOO_LARGE);
+    cc_feed_sub_remove(f->feed, x);
+    assert_int_equal(cc_feed_sub_new(f->feed, f->st2, &ADMIN, 0, NULL, &s[CC_FEED_PER_USER_MAX]),
+                     CC_OK);
+}
+
+/* 1 if fd is readable now. */
+static int readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+static void test_feed_ready_list_wakes_the_consumer_once_per_readiness(void **state)
+{
+    struct fx *f = *state;
+    int tag_a = 1, tag_b = 2;
+    struct cc_feed_sub *a = NULL, *b = NULL, *out[4];
+    int64_t now = cc_now_ms(), cells[8];
+    int fd = cc_feed_notify_fd(f->feed), rc;
+
+    assert_true(fd >= 0);
+    assert_int_equal(cc_feed_sub_new(f->feed, f->st2, &CUST_A, 0, &tag_a, &a), CC_OK);
+    assert_int_equal(cc_feed_sub_new(f->feed, f->st2, &CUST_B, 0, &tag_b, &b), CC_OK);
+    assert_ptr_equal(cc_feed_sub_data(a), &tag_a);
+    /* The hello does not make a new subscriber ready: its consumer drains it once. */
+    assert_false(readable(fd));
+    assert_int_equal(cc_feed_ready(f->feed, out, 4), 0);
+    drain(a, cells, 8);
+    drain(b, cells, 8);
+
+    /* Two readings for a: one wake-up, a reported once. */
+    assert_int_equal(publish(f, "devices/DA1/readings", "{\"temperature\":4}", now, &rc), 1);
+    assert_int_equal(publish(f, "devices/DA2/readings", "{\"temperature\":-20}", now, &rc), 1);
+    assert_true(readable(fd));
+    assert_int_equal(cc_feed_ready(f->feed, out, 4), 1);
+    assert_ptr_equal(out[0], a);
+    assert_false(readable(fd));
+    /* Not drained yet: a third message does not report a again (its consumer knows). */
+    assert_int_equal(publish(f, "devices/DA1/readings", "{\"temperature\":4}", now, &rc), 1);
+    assert_false(readable(fd));
+    assert_int_equal(drain(a, cells, 8), 3);
+
+    /* Both ready, handed out one per call: the eventfd stays readable for the second. */
+    assert_int_equal(publish(f, "devices/DA1/readings", "{\"temperature\":4}", now, &rc), 1);
+    cc_feed_sub_close(b, CC_FEED_CLOSE_SHUTDOWN);
+    assert_int_equal(cc_feed_ready(f->feed, out, 1), 1);
+    assert_ptr_equal(out[0], a);
+    assert_true(readable(fd));
+    assert_int_equal(cc_feed_ready(f->feed, out, 1), 1);
+    assert_ptr_equal(out[0], b);
+    assert_int_equal(cc_feed_ready(f->feed, out, 4), 0);
+    assert_false(readable(fd));
+
+    /* A subscriber removed while ready is never handed out. */
+    assert_int_equal(cc_feed_sub_push(a, "{\"type\":\"x\"}", 12), CC_OK);
+    drain(a, cells, 8);
+    assert_int_equal(cc_feed_sub_push(a, "{\"type\":\"x\"}", 12), CC_OK);
+    cc_feed_sub_remove(f->feed, a);
+    assert_int_equal(cc_feed_ready(f->feed, out, 4), 0);
+}
+
+static void test_feed_verify_closes_a_disabled_user_4401(void **state)
+{
+    struct fx *f = *state;
+    struct cc_feed_sub *a = sub(f, &CUST_A), *b = sub(f, &CUST_B), *out[2];
+    int64_t cells[4];
+    char *msg = NULL;
+    size_t len;
+    int code = 0;
+
+    drain(a, cells, 4);
+    drain(b, cells, 4);
+    assert_int_equal(cc_feed_sub_verify(a, f->st2), CC_OK);
+    exec(f, "UPDATE users SET disabled = 1 WHERE id = 2");
+    assert_int_equal(cc_feed_sub_verify(a, f->st2), CC_ERR_UNAUTHORIZED);
+    assert_int_equal(cc_feed_ready(f->feed, out, 2), 1);
+    assert_ptr_equal(out[0], a);
+    assert_int_equal(cc_feed_sub_next(a, 0, &msg, &len, &code), CC_FEED_CLOSE);
+    assert_int_equal(code, CC_FEED_CLOSE_AUTH);
+    /* A deleted user, and a changed role, too. */
+    exec(f, "UPDATE users SET role = 'ADMIN' WHERE id = 3");
+    assert_int_equal(cc_feed_sub_verify(b, f->st2), CC_ERR_UNAUTHORIZED);
+}
+
+static void test_feed_client_ping_answered_anything_else_ignored(void **state)
+{
+    struct fx *f = *state;
+    struct cc_feed_sub *a = sub(f, &CUST_A);
+    char deep[200], big[CC_FEED_CLIENT_MSG_MAX + 16], *msg = NULL;
+    int64_t cells[4];
+    size_t len;
+    int code = 0;
+
+    drain(a, cells, 4);
+    assert_int_equal(cc_feed_client_message(a, "{\"type\":\"ping\"}", 15), CC_OK);
+    assert_int_equal(cc_feed_sub_next(a, 0, &msg, &len, &code), CC_FEED_MSG);
+    assert_string_equal(msg, "{\"type\":\"pong\"}");
+    free(msg);
+    assert_int_equal(cc_feed_client_message(a, "{\"type\":\"pong\"}", 15), CC_ERR_VALIDATION);
+    assert_int_equal(cc_feed_client_message(a, "ping", 4), CC_ERR_VALIDATION);
+    assert_int_equal(cc_feed_client_message(a, "", 0), CC_ERR_VALIDATION);
+    /* Deeper than CC_JSON_MAX_DEPTH, or longer than looked at: refused unparsed. */
+    memset(deep, '[', sizeof deep);
+    assert_int_equal(cc_feed_client_message(a, deep, sizeof deep), CC_ERR_VALIDATION);
+    memset(big, ' ', sizeof big);
+    memcpy(big, "{\"type\":\"ping\"}", 15);
+    assert_int_equal(cc_feed_client_message(a, big, sizeof big), CC_ERR_VALIDATION);
+    assert_int_equal(cc_feed_sub_next(a, 0, &msg, &len, &code), CC_FEED_IDLE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_feed_per_user_limit_and_feed_maximum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed_ready_list_wakes_the_consumer_once_per_readiness,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed_verify_closes_a_disabled_user_4401, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_feed_client_ping_answered_anything_else_ignored, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_feed_hello_lists_allowed_cells, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_reading_reaches_only_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_reading_message_shape, setup, teardown),
