@@ -364,6 +364,9 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     if ((rc = env_int32("RAW_RETENTION_DAYS", 400, 1, MAX_RETENTION_DAYS, &c.raw_retention_days,
                         err, errlen)) != CC_OK)
         return rc;
+    if ((rc = env_int32("REJECTED_RETENTION_DAYS", 7, 1, MAX_RETENTION_DAYS,
+                        &c.rejected_retention_days, err, errlen)) != CC_OK)
+        return rc;
     if ((rc = env_int32("RATE_LIMIT_API", 100, 1, MAX_RATE_LIMIT, &c.rate_limit_api, err,
                         errlen)) != CC_OK)
         return rc;

@@ -41,6 +41,7 @@ struct cc_config {
     char smtp_from[CC_CONFIG_STR];      /* SMTP_FROM */
     int daily_report_minute;            /* DAILY_REPORT_AT "HH:MM" UTC as minutes, default 5 */
     int raw_retention_days;             /* RAW_RETENTION_DAYS, default 400 */
+    int rejected_retention_days;        /* REJECTED_RETENTION_DAYS, default 7 */
     int rate_limit_api;                 /* RATE_LIMIT_API, default 100 */
     int rate_limit_auth;                /* RATE_LIMIT_AUTH, default 5 */
     int64_t rate_limit_window_s;        /* RATE_LIMIT_WINDOW_S, default 900 */

@@ -1,4 +1,5 @@
-/* cc_retention.c - raw readings retention in small batches, see cc_retention.h. */
+/* cc_retention.c - raw readings and dead letters retention in small batches, see
+ * cc_retention.h. */
 #include "cc_retention.h"
 
 #include "cc_db.h"
@@ -15,25 +16,30 @@ static const char batch_sql[] =
     "DELETE FROM readings WHERE id IN (SELECT id FROM readings"
     " WHERE cold_cell_id IN (SELECT id FROM cold_cells) AND ts < ?1 LIMIT ?2)";
 
-int cc_retention_run(struct cc_store *st, int64_t now_ms, int days, int batch, int max_batches,
-                     int64_t *deleted, int *more)
+/* Dead letters older than the cutoff, oldest first, over rejected_messages_received. */
+static const char rejected_sql[] =
+    "DELETE FROM rejected_messages WHERE id IN (SELECT id FROM rejected_messages"
+    " WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)";
+
+/* Runs sql (?1 cutoff, ?2 batch) in up to max_batches transactions of its own, until a
+ * batch deletes fewer than batch rows. *total gets the rows deleted, *left 1 if the
+ * last batch was full. */
+static int run_batches(struct cc_store *st, const char *sql, int64_t cutoff, int batch,
+                       int max_batches, int64_t *total, int *left)
 {
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
-    int64_t cutoff, total = 0;
-    int left = 1;
     int rc = CC_OK;
 
-    if (days < 1 || batch < 1 || max_batches < 1)
-        return CC_ERR_VALIDATION;
-    cutoff = now_ms - (int64_t)days * MS_PER_DAY;
-    for (int i = 0; i < max_batches && left; i++) {
+    *total = 0;
+    *left = 1;
+    for (int i = 0; i < max_batches && *left; i++) {
         int n;
 
         rc = cc_store_begin(st);
         if (rc != CC_OK)
             break;
-        rc = cc_sql_prepare(db, batch_sql, &stmt);
+        rc = cc_sql_prepare(db, sql, &stmt);
         if (rc == CC_OK && (sqlite3_bind_int64(stmt, 1, cutoff) != SQLITE_OK ||
                             sqlite3_bind_int(stmt, 2, batch) != SQLITE_OK))
             rc = CC_ERR_DB;
@@ -51,11 +57,46 @@ int cc_retention_run(struct cc_store *st, int64_t now_ms, int days, int batch, i
             cc_store_rollback(st);
             break;
         }
-        total += n;
-        left = n == batch;
+        *total += n;
+        *left = n == batch;
     }
+    return rc;
+}
+
+int cc_retention_run(struct cc_store *st, int64_t now_ms, int days, int batch, int max_batches,
+                     int64_t *deleted, int *more)
+{
+    int64_t total = 0;
+    int left = 1;
+    int rc;
+
+    if (days < 1 || batch < 1 || max_batches < 1)
+        return CC_ERR_VALIDATION;
+    rc = run_batches(st, batch_sql, now_ms - (int64_t)days * MS_PER_DAY, batch, max_batches, &total,
+                     &left);
     if (total > 0)
         cc_log_info("retention", "deleted=%lld days=%d more=%d", (long long)total, days, left);
+    if (deleted != NULL)
+        *deleted = total;
+    if (more != NULL)
+        *more = rc == CC_OK && left;
+    return rc;
+}
+
+int cc_retention_rejected_run(struct cc_store *st, int64_t now_ms, int days, int batch,
+                              int max_batches, int64_t *deleted, int *more)
+{
+    int64_t total = 0;
+    int left = 1;
+    int rc;
+
+    if (days < 1 || batch < 1 || max_batches < 1)
+        return CC_ERR_VALIDATION;
+    rc = run_batches(st, rejected_sql, now_ms - (int64_t)days * MS_PER_DAY, batch, max_batches,
+                     &total, &left);
+    if (total > 0)
+        cc_log_info("retention_rejected", "deleted=%lld days=%d more=%d", (long long)total, days,
+                    left);
     if (deleted != NULL)
         *deleted = total;
     if (more != NULL)

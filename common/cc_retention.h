@@ -1,6 +1,7 @@
-/* cc_retention.h - removes raw readings older than RAW_RETENTION_DAYS, in small
- * batches; the five-minute rollups (readings_5m) stay, so long-range statistics keep
- * working after the raw rows are gone (docs/queries.md).
+/* cc_retention.h - removes raw readings older than RAW_RETENTION_DAYS, and dead letters
+ * (rejected_messages) older than REJECTED_RETENTION_DAYS, in small batches; the
+ * five-minute rollups (readings_5m) stay, so long-range statistics keep working after
+ * the raw rows are gone (docs/queries.md).
  *
  * Each batch is its own short BEGIN IMMEDIATE ... COMMIT, so the ingest writer waits
  * at most one batch. Safe with two processes at once (each batch deletes what is still
@@ -21,5 +22,11 @@
  * removed; *more (may be NULL) is 1 when old rows remain (call again soon). */
 int cc_retention_run(struct cc_store *st, int64_t now_ms, int days, int batch, int max_batches,
                      int64_t *deleted, int *more);
+
+/* The same for dead letters: deletes rejected_messages with received_at < now_ms -
+ * days * 86400000, oldest first (the received_at index), in the same batches. The
+ * per-device cap is kept at insert time (cc_store_dead_letter), not here. */
+int cc_retention_rejected_run(struct cc_store *st, int64_t now_ms, int days, int batch,
+                              int max_batches, int64_t *deleted, int *more);
 
 #endif

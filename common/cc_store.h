@@ -16,6 +16,9 @@
 
 #define CC_SERIAL_MAX 64         /* bytes in a serial number */
 #define CC_MAX_DEAD_PAYLOAD 4096 /* dead letters keep the first 4 KiB (SPEC §2) */
+/* Dead letters kept per device (SPEC §2): a device flooding bad messages keeps its
+ * newest 1,000, the older ones are dropped and counted (rejected_dropped). */
+#define CC_REJECTED_PER_DEVICE_MAX 1000
 
 struct cc_store;
 
@@ -57,9 +60,15 @@ int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at
 int cc_store_device_status(struct cc_store *st, int64_t device_id, int online, const char *firmware,
                            int64_t seen_at);
 /* Stores a dead letter; the payload is cut to CC_MAX_DEAD_PAYLOAD bytes, and its
- * full size is kept. */
+ * full size is kept. It counts under the device its topic (devices/{serial}/...) names,
+ * or under one shared bucket when the topic names no known device; each bucket keeps its
+ * newest CC_REJECTED_PER_DEVICE_MAX rows, the older ones are deleted in the same
+ * transaction and added to the rejected_dropped counter (O(log n) per message). */
 int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
                          const void *payload, size_t len, const char *code, const char *message);
+/* Dead letters dropped by the per-device cap since the database was created (the
+ * coldchain_rejected_dropped_total metric), read on db. CC_OK or CC_ERR_DB. */
+int cc_store_dead_letters_dropped(sqlite3 *db, int64_t *out);
 /* Lends a prepared statement for sql, a string literal (the cache is keyed by its
  * address), prepared on first use and kept until cc_store_close: the other common/
  * modules on the ingest path (the alert engine, notifications, jobs) use it so that no

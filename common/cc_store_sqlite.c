@@ -21,6 +21,8 @@ enum stmt_id {
     ST_DEVICE_SEEN,
     ST_DEVICE_STATUS,
     ST_DEAD_LETTER,
+    ST_DEAD_LETTER_CAP,
+    ST_DEAD_LETTER_DROPPED,
     ST_CHECKPOINT_GET,
     ST_CHECKPOINT_SET,
     ST_COUNT
@@ -44,9 +46,18 @@ static const char *const stmt_sql[ST_COUNT] = {
                          " last_seen_at = CASE WHEN ?4 IS NULL THEN last_seen_at"
                          " ELSE max(coalesce(last_seen_at, ?4), ?4) END"
                          " WHERE id = ?1",
+    /* The device the topic names (0: none known) and the next seq of that device, both
+     * index searches (serial_number UNIQUE, rejected_messages_device_seq). */
     [ST_DEAD_LETTER] = "INSERT INTO rejected_messages (received_at, topic, payload,"
-                       " payload_size, error_code, error_message)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                       " payload_size, error_code, error_message, device_id, seq)"
+                       " SELECT ?1, ?2, ?3, ?4, ?5, ?6, d.id, 1 + coalesce((SELECT max(seq)"
+                       " FROM rejected_messages WHERE device_id = d.id), 0)"
+                       " FROM (SELECT coalesce((SELECT id FROM devices"
+                       " WHERE serial_number = ?7), 0) AS id) d"
+                       " RETURNING device_id, seq",
+    [ST_DEAD_LETTER_CAP] = "DELETE FROM rejected_messages WHERE device_id = ?1 AND seq <= ?2",
+    [ST_DEAD_LETTER_DROPPED] = "UPDATE stat_counters SET value = value + ?1"
+                               " WHERE name = 'rejected_dropped' AND label = ''",
     [ST_CHECKPOINT_GET] = "SELECT journal_gen, journal_offset FROM ingest_checkpoint"
                           " WHERE id = 1",
     [ST_CHECKPOINT_SET] = "UPDATE ingest_checkpoint SET journal_gen = ?1,"
@@ -375,12 +386,74 @@ out:
     return rc;
 }
 
+/* The serial a topic devices/{serial}/... names, as a pointer into topic and a length;
+ * 0 when the topic has another shape (its dead letters share device_id 0). */
+static size_t topic_serial(const char *topic, const char **serial)
+{
+    static const char prefix[] = "devices/";
+    const char *slash;
+
+    if (strncmp(topic, prefix, sizeof prefix - 1) != 0)
+        return 0;
+    *serial = topic + sizeof prefix - 1;
+    slash = strchr(*serial, '/');
+    if (slash == NULL || slash == *serial || (size_t)(slash - *serial) > CC_SERIAL_MAX)
+        return 0;
+    return (size_t)(slash - *serial);
+}
+
+/* Drops the dead letters of device_id older than the newest CC_REJECTED_PER_DEVICE_MAX
+ * (seq <= newest - max: one index range, one row in the steady state) and counts them
+ * in stat_counters. */
+static int dead_letter_cap(struct cc_store *st, int64_t device_id, int64_t seq)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t dropped;
+    int src, rc;
+
+    if (seq <= CC_REJECTED_PER_DEVICE_MAX)
+        return CC_OK;
+    rc = stmt_get(st, ST_DEAD_LETTER_CAP, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, device_id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 2, seq - CC_REJECTED_PER_DEVICE_MAX) != SQLITE_OK) {
+        rc = step_failed(st, "dead letter cap bind", SQLITE_ERROR);
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE) {
+        rc = step_failed(st, "dead letter cap", src);
+        goto out;
+    }
+    dropped = sqlite3_changes(st->db);
+    stmt_done(stmt);
+    stmt = NULL;
+    if (dropped == 0)
+        return CC_OK;
+    rc = stmt_get(st, ST_DEAD_LETTER_DROPPED, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_bind_int64(stmt, 1, dropped) != SQLITE_OK) {
+        rc = step_failed(st, "dead letter count bind", SQLITE_ERROR);
+        goto out;
+    }
+    src = sqlite3_step(stmt);
+    rc = src == SQLITE_DONE ? CC_OK : step_failed(st, "dead letter count", src);
+out:
+    stmt_done(stmt);
+    return rc;
+}
+
 int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
                          const void *payload, size_t len, const char *code, const char *message)
 {
     static const char empty[1] = "";
     sqlite3_stmt *stmt = NULL;
     size_t kept = len < CC_MAX_DEAD_PAYLOAD ? len : CC_MAX_DEAD_PAYLOAD;
+    const char *serial = NULL;
+    size_t serial_len;
+    int64_t device_id = 0, seq = 0;
     int src;
     int rc;
 
@@ -401,24 +474,61 @@ int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *t
         message = "";
     if (len > (size_t)INT64_MAX)
         len = (size_t)INT64_MAX;
+    serial_len = topic_serial(topic, &serial);
     if (sqlite3_bind_int64(stmt, 1, received_at) != SQLITE_OK ||
         sqlite3_bind_text(stmt, 2, topic, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_blob(stmt, 3, payload, (int)kept, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(stmt, 4, (int64_t)len) != SQLITE_OK ||
         sqlite3_bind_text(stmt, 5, code, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 6, message, -1, SQLITE_STATIC) != SQLITE_OK) {
+        sqlite3_bind_text(stmt, 6, message, -1, SQLITE_STATIC) != SQLITE_OK ||
+        (serial_len > 0 ? sqlite3_bind_text(stmt, 7, serial, (int)serial_len, SQLITE_STATIC)
+                        : sqlite3_bind_null(stmt, 7)) != SQLITE_OK) {
         rc = step_failed(st, "dead letter bind", SQLITE_ERROR);
         goto out;
     }
+    src = sqlite3_step(stmt);
+    if (src != SQLITE_ROW) {
+        rc = step_failed(st, "dead letter", src);
+        goto out;
+    }
+    device_id = sqlite3_column_int64(stmt, 0);
+    seq = sqlite3_column_int64(stmt, 1);
     src = sqlite3_step(stmt);
     if (src != SQLITE_DONE) {
         rc = step_failed(st, "dead letter", src);
         goto out;
     }
-    rc = CC_OK;
+    stmt_done(stmt);
+    stmt = NULL;
+    rc = dead_letter_cap(st, device_id, seq);
 
 out:
     stmt_done(stmt);
+    return rc;
+}
+
+int cc_store_dead_letters_dropped(sqlite3 *db, int64_t *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    int src, rc = CC_ERR_DB;
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT value FROM stat_counters WHERE name = 'rejected_dropped'"
+                           " AND label = ''",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        goto out;
+    src = sqlite3_step(stmt);
+    if (src == SQLITE_ROW)
+        *out = sqlite3_column_int64(stmt, 0);
+    else if (src == SQLITE_DONE)
+        *out = 0;
+    else
+        goto out;
+    rc = CC_OK;
+out:
+    if (rc != CC_OK)
+        cc_log_error("db_error", "rejected_dropped: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(stmt);
     return rc;
 }
 

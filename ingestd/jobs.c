@@ -75,13 +75,18 @@ static void tick(struct ingest_jobs *j)
             log_failed("daily_report", rc);
     }
     if (cc_mono_ms() >= j->retention_next_ms) {
-        int more = 0;
+        int more = 0, more_rejected = 0;
 
         rc = cc_retention_run(j->st, now, cfg->raw_retention_days, CC_RETENTION_BATCH,
                               CC_RETENTION_MAX_BATCHES, NULL, &more);
         if (rc != CC_OK)
             log_failed("retention", rc);
-        j->retention_next_ms = cc_mono_ms() + (more ? TICK_MS : CC_RETENTION_EVERY_MS);
+        rc = cc_retention_rejected_run(j->st, now, cfg->rejected_retention_days, CC_RETENTION_BATCH,
+                                       CC_RETENTION_MAX_BATCHES, NULL, &more_rejected);
+        if (rc != CC_OK)
+            log_failed("retention_rejected", rc);
+        j->retention_next_ms =
+            cc_mono_ms() + (more || more_rejected ? TICK_MS : CC_RETENTION_EVERY_MS);
     }
     rc = cc_notify_deliver(j->st, &ch, cc_now_ms(), DELIVER_MAX_ROWS, NULL);
     if (rc != CC_OK)

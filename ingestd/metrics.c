@@ -12,6 +12,7 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_stats.h"
+#include "cc_store.h"
 #include "cc_time.h"
 #include "cc_walckpt.h"
 
@@ -170,12 +171,14 @@ static int handle(struct mg_connection *conn, void *data)
     /* Alerts and notifications: stored totals (cc_stats.h), one read-only connection. */
     struct cc_stats cs;
     unsigned long long outbox_n, outbox_e;
+    int64_t rejected_dropped = 0;
     int have;
 
     pthread_mutex_lock(&m->mu);
     if (m->db == NULL && cc_db_open(m->db_path, CC_DB_READONLY, &m->db) != CC_OK)
         m->db = NULL;
-    have = m->db != NULL && cc_stats_load(m->db, &cs) == CC_OK;
+    have = m->db != NULL && cc_stats_load(m->db, &cs) == CC_OK &&
+           cc_store_dead_letters_dropped(m->db, &rejected_dropped) == CC_OK;
     if (have && (m->outbox_at == 0 || cc_mono_ms() - m->outbox_at >= OUTBOX_EVERY_MS)) {
         have = cc_stats_outbox(m->db, &m->outbox_notifications, &m->outbox_events) == CC_OK;
         m->outbox_at = have ? cc_mono_ms() : 0;
@@ -189,6 +192,7 @@ static int handle(struct mg_connection *conn, void *data)
     pthread_mutex_unlock(&m->mu);
     if (!have) {
         memset(&cs, 0, sizeof cs);
+        rejected_dropped = 0;
         cc_log_warn("metrics_stats_failed", "alert and notification totals unavailable");
     }
     OUT("# HELP coldchain_alerts_raised_total Alerts raised, by type (stored rows).\n"
@@ -216,6 +220,11 @@ static int handle(struct mg_connection *conn, void *data)
         "coldchain_outbox_pending{kind=\"notification\"} %llu\n"
         "coldchain_outbox_pending{kind=\"alert_event\"} %llu\n",
         outbox_n, outbox_e);
+    OUT("# HELP coldchain_rejected_dropped_total Dead letters deleted by the per-device cap "
+        "(CC_REJECTED_PER_DEVICE_MAX), oldest first.\n"
+        "# TYPE coldchain_rejected_dropped_total counter\n"
+        "coldchain_rejected_dropped_total %lld\n",
+        (long long)rejected_dropped);
 #undef OUT
     if (n >= BODY_MAX)
         n = BODY_MAX - 1;

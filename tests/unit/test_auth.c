@@ -347,9 +347,9 @@ static void test_auth_bearer_identity(void **state)
 
     /* Tokens carry the user's token_version, and only that one passes. */
     assert_int_equal(login(st, "customer@example.com", PASSWORD, &a), CC_OK);
-    assert_int_equal(cc_jwt_verify(SECRET, sizeof SECRET - 1, str(a, "accessToken"),
-                                   CC_JWT_ACCESS, now_s, &c),
-                     CC_OK);
+    assert_int_equal(
+        cc_jwt_verify(SECRET, sizeof SECRET - 1, str(a, "accessToken"), CC_JWT_ACCESS, now_s, &c),
+        CC_OK);
     assert_int_equal(c.ver, 0);
     bearer_for(now_s, 0, bearer, sizeof bearer);
     assert_int_equal(cc_auth_bearer(st, &CFG, bearer, &p), CC_OK);

@@ -25,7 +25,7 @@ static const char *const all_vars[] = {
     "OFFLINE_AFTER_S",     "ESCALATE_AFTER_S",   "LOG_LEVEL",          "LOG_FORMAT",
     "WEBHOOK_URL",         "WEBHOOK_SECRET",     "SMTP_URL",           "SMTP_FROM",
     "DAILY_REPORT_AT",     "RAW_RETENTION_DAYS", "RATE_LIMIT_API",     "RATE_LIMIT_AUTH",
-    "RATE_LIMIT_WINDOW_S", "TRUST_PROXY",        "CORS_ORIGINS",
+    "RATE_LIMIT_WINDOW_S", "TRUST_PROXY",        "CORS_ORIGINS",       "REJECTED_RETENTION_DAYS",
 };
 
 static void clear_env(void)
@@ -114,6 +114,7 @@ static void test_config_defaults(void **state)
     assert_string_equal(c.smtp_from, "");
     assert_int_equal(c.daily_report_minute, 5);
     assert_int_equal(c.raw_retention_days, 400);
+    assert_int_equal(c.rejected_retention_days, 7);
     assert_int_equal(c.rate_limit_api, 100);
     assert_int_equal(c.rate_limit_auth, 5);
     assert_int_equal(c.rate_limit_window_s, 900);
@@ -213,7 +214,7 @@ static void test_config_integer_bad_values_name_variable(void **state)
     static const char *const int_vars[] = {
         "MQTT_PORT",           "HTTP_PORT",       "INGEST_METRICS_PORT", "ACCESS_TOKEN_TTL_S",
         "REFRESH_TOKEN_TTL_S", "OFFLINE_AFTER_S", "ESCALATE_AFTER_S",    "RAW_RETENTION_DAYS",
-        "RATE_LIMIT_API",      "RATE_LIMIT_AUTH", "RATE_LIMIT_WINDOW_S",
+        "RATE_LIMIT_API",      "RATE_LIMIT_AUTH", "RATE_LIMIT_WINDOW_S", "REJECTED_RETENTION_DAYS",
     };
     static const char *const bad[] = {
         "abc", "12abc", " 12", "12 ", "+12", "0x10",
@@ -252,6 +253,10 @@ static void test_config_duration_bounds(void **state)
     expect_bad("ESCALATE_AFTER_S", "315360001");
     expect_good("RAW_RETENTION_DAYS", "36500", &c);
     expect_bad("RAW_RETENTION_DAYS", "36501");
+    expect_good("REJECTED_RETENTION_DAYS", "1", &c);
+    assert_int_equal(c.rejected_retention_days, 1);
+    expect_good("REJECTED_RETENTION_DAYS", "36500", &c);
+    expect_bad("REJECTED_RETENTION_DAYS", "36501");
     expect_bad("RATE_LIMIT_API", "1000001");
 }
 

@@ -13,6 +13,7 @@
 #include "cc_db.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_retention.h"
 #include "cc_store.h"
 
 #define T0 1764135900000LL /* 2025-11-26T05:45:00.000Z */
@@ -270,6 +271,132 @@ static void test_store_dead_letter_truncated_at_4096(void **state)
     free(payload);
 }
 
+/* The query plan of sql, all rows' details joined by '|'. */
+static void plan_of(sqlite3 *db, const char *sql, char *out, size_t outlen)
+{
+    sqlite3_stmt *stmt = NULL;
+    char q[1024];
+    size_t n = 0;
+
+    snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &stmt, NULL), SQLITE_OK);
+    out[0] = '\0';
+    while (sqlite3_step(stmt) == SQLITE_ROW && n < outlen)
+        n += (size_t)snprintf(out + n, outlen - n, "%s|", sqlite3_column_text(stmt, 3));
+    sqlite3_finalize(stmt);
+}
+
+static void dead_letters(struct cc_store *st, const char *topic, int from, int count)
+{
+    char payload[32];
+
+    for (int i = from; i < from + count; i++) {
+        int n = snprintf(payload, sizeof payload, "bad-%05d", i);
+
+        assert_int_equal(
+            cc_store_dead_letter(st, T0 + i, topic, payload, (size_t)n, "BAD_JSON", "not JSON"),
+            CC_OK);
+    }
+}
+
+static void test_store_dead_letter_cap_per_device(void **state)
+{
+    struct cc_store *st = *state;
+    sqlite3 *db = cc_store_db(st);
+    const int max = CC_REJECTED_PER_DEVICE_MAX;
+    char text[512];
+    int64_t dropped = -1;
+
+    exec_ok(db, "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
+                " api_key_prefix, created_at) VALUES (6, 'SN-2', 3, 'h', 'p', 0)");
+    dead_letters(st, "devices/SN-2/readings", 0, 3);
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    dead_letters(st, "devices/SN-1/readings", 0, max + 5);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    /* The newest max of SN-1 stay, oldest dropped first; SN-2 is untouched. */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM rejected_messages WHERE device_id = 5"),
+                     max);
+    query_text(db,
+               "SELECT min(payload) || ' ' || max(payload) FROM rejected_messages"
+               " WHERE device_id = 5",
+               text, sizeof text);
+    assert_string_equal(text, "bad-00005 bad-01004");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM rejected_messages WHERE device_id = 6"),
+                     3);
+    assert_int_equal(cc_store_dead_letters_dropped(db, &dropped), CC_OK);
+    assert_int_equal(dropped, 5);
+
+    /* Status messages of the device count in its bucket too. */
+    dead_letters(st, "devices/SN-1/status", 2000, 2);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM rejected_messages WHERE device_id = 5"),
+                     max);
+    query_text(db, "SELECT min(payload) FROM rejected_messages WHERE device_id = 5", text,
+               sizeof text);
+    assert_string_equal(text, "bad-00007");
+
+    /* Topics naming no known device, or no device at all, share one bucket (0). */
+    dead_letters(st, "devices/NOPE/readings", 0, max);
+    dead_letters(st, "elsewhere", max, 3);
+    dead_letters(st, "devices//readings", max + 3, 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM rejected_messages WHERE device_id = 0"),
+                     max);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM rejected_messages WHERE device_id = 0"
+                                   " AND topic = 'devices/NOPE/readings'"),
+                     max - 4);
+    assert_int_equal(cc_store_dead_letters_dropped(db, &dropped), CC_OK);
+    assert_int_equal(dropped, 5 + 2 + 4);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM rejected_messages WHERE device_id = 6"),
+                     3);
+
+    /* O(log n) per message, not a scan: both statements search the (device_id, seq) index. */
+    plan_of(db, "DELETE FROM rejected_messages WHERE device_id = 5 AND seq <= 9", text,
+            sizeof text);
+    assert_non_null(strstr(text, "rejected_messages_device_seq (device_id=? AND seq<?)"));
+    plan_of(db, "SELECT max(seq) FROM rejected_messages WHERE device_id = 5", text, sizeof text);
+    assert_non_null(strstr(text, "rejected_messages_device_seq (device_id=?)"));
+    assert_null(strstr(text, "SCAN"));
+}
+
+static void test_store_dead_letter_retention(void **state)
+{
+    struct cc_store *st = *state;
+    sqlite3 *db = cc_store_db(st);
+    const int64_t day = 86400000LL;
+    int64_t deleted = -1;
+    char text[512];
+    int more = -1;
+
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(cc_store_dead_letter(st, T0 - 8 * day + i, "devices/SN-1/readings", "x", 1,
+                                              "BAD_JSON", "m"),
+                         CC_OK);
+    assert_int_equal(cc_store_dead_letter(st, T0 - 7 * day, "t", "edge", 4, "X", "m"), CC_OK);
+    assert_int_equal(cc_store_dead_letter(st, T0 - 1, "t", "young", 5, "X", "m"), CC_OK);
+
+    /* Bounded batches: 2 rows a transaction, 2 transactions a call, then call again. */
+    assert_int_equal(cc_retention_rejected_run(st, T0, 7, 2, 2, &deleted, &more), CC_OK);
+    assert_int_equal(deleted, 4);
+    assert_int_equal(more, 1);
+    assert_int_equal(cc_retention_rejected_run(st, T0, 7, 2, 2, &deleted, &more), CC_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(more, 0);
+    /* received_at = now - 7 days exactly is kept (strictly older goes). */
+    query_text(db,
+               "SELECT group_concat(CAST(payload AS TEXT), ',') FROM (SELECT payload FROM"
+               " rejected_messages ORDER BY id)",
+               text, sizeof text);
+    assert_string_equal(text, "edge,young");
+    assert_int_equal(cc_retention_rejected_run(st, T0, 0, 2, 2, NULL, NULL), CC_ERR_VALIDATION);
+    assert_int_equal(cc_retention_rejected_run(st, T0, 7, 0, 2, NULL, NULL), CC_ERR_VALIDATION);
+    assert_int_equal(cc_retention_rejected_run(st, T0, 7, 2, 0, NULL, NULL), CC_ERR_VALIDATION);
+    /* The batch walks the received_at index. */
+    plan_of(db,
+            "SELECT id FROM rejected_messages WHERE received_at < 5 ORDER BY received_at"
+            " LIMIT 2",
+            text, sizeof text);
+    assert_non_null(strstr(text, "rejected_messages_received"));
+}
+
 static void test_store_checkpoint_roundtrip(void **state)
 {
     struct cc_store *st = *state;
@@ -365,6 +492,10 @@ int main(void)
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_store_device_status, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_store_dead_letter_truncated_at_4096, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_dead_letter_cap_per_device, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_dead_letter_retention, store_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_store_checkpoint_roundtrip, store_setup,
                                         store_teardown),
