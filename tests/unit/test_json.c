@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include <cmocka.h>
 
 #include "cc_json.h"
@@ -142,6 +144,72 @@ static void test_json_empty_and_garbage(void **state)
     cJSON_Delete(j);
 }
 
+#define WORKER_STACK (100 * 1024) /* civetweb's worker stack size, as apid runs it */
+
+struct stack_case {
+    const char *s;
+    size_t len;
+    int parsed;   /* out: a tree came back */
+    int too_deep; /* out */
+};
+
+static void *parse_on_thread(void *arg)
+{
+    struct stack_case *sc = arg;
+    cJSON *j = cc_json_parse_outside(sc->s, sc->len, &sc->too_deep);
+
+    sc->parsed = j != NULL;
+    cJSON_Delete(j);
+    return NULL;
+}
+
+static struct stack_case parse_small_stack(const char *s, size_t len)
+{
+    struct stack_case sc = {s, len, -1, -1};
+    pthread_attr_t attr;
+    pthread_t th;
+
+    assert_int_equal(pthread_attr_init(&attr), 0);
+    assert_int_equal(pthread_attr_setstacksize(&attr, WORKER_STACK), 0);
+    assert_int_equal(pthread_create(&th, &attr, parse_on_thread, &sc), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_attr_destroy(&attr);
+    return sc;
+}
+
+/* The depth the gate allows is affordable on a civetweb worker's 100 KiB stack, and
+ * what it refuses never reaches cJSON there (a crash would kill the test binary). */
+static void test_json_worker_stack_affords_the_limit(void **state)
+{
+    char *ok = malloc(4 * CC_JSON_MAX_DEPTH + 8);
+    char *deep = nested(10000, '[', ']');
+    struct stack_case sc;
+    int i, n = 0;
+
+    (void)state;
+    assert_non_null(ok);
+    /* Alternating objects and arrays, the heavier of cJSON's two recursions. */
+    for (i = 0; i < CC_JSON_MAX_DEPTH; i++) {
+        if (i % 2 == 0) {
+            memcpy(ok + n, "{\"a\":", 5);
+            n += 5;
+        } else {
+            ok[n++] = '[';
+        }
+    }
+    ok[n++] = '1';
+    for (i = CC_JSON_MAX_DEPTH - 1; i >= 0; i--)
+        ok[n++] = i % 2 == 0 ? '}' : ']';
+    sc = parse_small_stack(ok, (size_t)n);
+    assert_int_equal(sc.parsed, 1);
+    assert_int_equal(sc.too_deep, 0);
+    sc = parse_small_stack(deep, strlen(deep));
+    assert_int_equal(sc.parsed, 0);
+    assert_int_equal(sc.too_deep, 1);
+    free(ok);
+    free(deep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +219,7 @@ int main(void)
         cmocka_unit_test(test_json_unmatched_closers_buy_nothing),
         cmocka_unit_test(test_json_ten_thousand_brackets_refused),
         cmocka_unit_test(test_json_empty_and_garbage),
+        cmocka_unit_test(test_json_worker_stack_affords_the_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
