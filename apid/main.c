@@ -2,13 +2,17 @@
  *
  * Start: configuration from the environment (a bad value: message naming the variable,
  * exit 2), the JWT secret (JWT_SECRET, else generated once beside the database outside
- * production), the database migrated once, then civetweb on HTTP_BIND:HTTP_PORT with
- * API_NUM_THREADS workers, each with its own SQLite connection. SIGTERM or SIGINT stops
- * the server after the requests in hand and exits 0. */
+ * production), the database migrated once, then civetweb on HTTP_BIND:HTTP_PORT. civetweb
+ * gives each connection a worker thread for as long as it takes to send its request, so
+ * there is one worker per slow client we promise to survive (API_SLOW_CLIENTS_MAX) on
+ * top of API_NUM_THREADS; the workers share API_DB_CONNS SQLite connections (dbpool.h).
+ * SIGTERM or SIGINT stops the server after the requests in hand and exits 0. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -19,6 +23,23 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "dbpool.h"
+
+/* SPEC §5: 1,000 connections trickling their request (or sending nothing) leave the
+ * API answering. Each holds a civetweb worker until it has sent its request head or
+ * API_REQUEST_TIMEOUT_MS has passed; beyond this many, new connections wait in the
+ * accept queue (deploy/nginx caps connections per address in front of apid). */
+#define API_SLOW_CLIENTS_MAX 1024
+/* The whole request head must arrive within this (a trickling or silent client is
+ * then closed); civetweb also applies it to each body read and each write. */
+#define API_REQUEST_TIMEOUT_MS 5000
+#define API_KEEP_ALIVE_TIMEOUT_MS 5000 /* idle time between requests on one connection */
+#define API_CONN_QUEUE 64              /* accepted connections waiting for a free worker */
+#define API_LISTEN_BACKLOG 1024        /* connections the kernel queues before accept */
+#define API_FD_SPARE 128 /* descriptors besides sockets and pooled connections: logs, broker */
+#define API_FD_PER_DB 3  /* a SQLite connection in WAL mode: database, -wal, -shm */
+#define STR(x) #x
+#define XSTR(x) STR(x)
 
 static volatile sig_atomic_t stop_requested;
 
@@ -26,6 +47,36 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+/* Raises the soft RLIMIT_NOFILE to what the connection limits need: CC_OK, or
+ * CC_ERR_CONFIG when the hard limit is lower (apid would fail under load instead). */
+static int raise_nofile(long need, char *err, size_t errlen)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        snprintf(err, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return CC_ERR_CONFIG;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need) {
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)need) {
+            snprintf(err, errlen,
+                     "open files: apid needs %ld descriptors (RLIMIT_NOFILE), the hard limit "
+                     "is %llu: raise it (systemd LimitNOFILE=, docker ulimits nofile, "
+                     "ulimit -Hn)",
+                     need, (unsigned long long)rl.rlim_max);
+            return CC_ERR_CONFIG;
+        }
+        rl.rlim_cur = (rlim_t)need;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            snprintf(err, errlen, "setrlimit(RLIMIT_NOFILE, %ld): %s", need, strerror(errno));
+            return CC_ERR_CONFIG;
+        }
+    }
+    cc_log_info("fd_limit", "open files: %llu allowed, %ld needed", (unsigned long long)rl.rlim_cur,
+                need);
+    return CC_OK;
 }
 
 /* Applies pending migrations once, before the workers open their connections. */
@@ -44,6 +95,10 @@ int main(int argc, char **argv)
     struct mg_callbacks cb;
     struct mg_context *ctx = NULL;
     char err[512], ports[96], threads[16];
+    /* Live-feed sockets hold no worker (ws_loop.c), only a descriptor each: API_WS_MAX. */
+    const int n_threads = API_NUM_THREADS + API_SLOW_CLIENTS_MAX;
+    const long n_fds = (long)n_threads + API_CONN_QUEUE + API_WS_MAX +
+                       (long)API_DB_CONNS * API_FD_PER_DB + API_FD_SPARE;
     int status = 0;
 
     if (argc == 2 && strcmp(argv[1], "--routes") == 0) {
@@ -79,6 +134,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "apid: configuration error: %s\n", err);
         return 2;
     }
+    if (raise_nofile(n_fds, err, sizeof err) != CC_OK) {
+        fprintf(stderr, "apid: cannot start: %s\n", err);
+        return 2;
+    }
+    if (api_db_init(app.cfg.db_path) != CC_OK) {
+        fprintf(stderr, "apid: cannot start: out of memory\n");
+        return 1;
+    }
     app.auth.secret = app.jwt_secret;
     app.auth.secret_len = strlen(app.jwt_secret);
     app.auth.access_ttl_s = app.cfg.access_token_ttl_s;
@@ -106,8 +169,7 @@ int main(int argc, char **argv)
     }
 
     snprintf(ports, sizeof ports, "%s:%d", app.cfg.http_bind, app.cfg.http_port);
-    /* Each live-feed WebSocket holds a worker for its life: API_WS_MAX more of them. */
-    snprintf(threads, sizeof threads, "%d", API_NUM_THREADS + API_WS_MAX);
+    snprintf(threads, sizeof threads, "%d", n_threads);
     /* The web dashboard (static.c): files only, no listing, no CGI or SSI. */
     const char *web = api_static_dir();
     /* Name, value pairs. */
@@ -116,8 +178,10 @@ int main(int argc, char **argv)
         "listening_ports", ports,
         "num_threads", threads,
         "enable_keep_alive", "yes",
-        "keep_alive_timeout_ms", "5000",
-        "request_timeout_ms", "10000",
+        "keep_alive_timeout_ms", XSTR(API_KEEP_ALIVE_TIMEOUT_MS),
+        "request_timeout_ms", XSTR(API_REQUEST_TIMEOUT_MS),
+        "connection_queue", XSTR(API_CONN_QUEUE),
+        "listen_backlog", XSTR(API_LISTEN_BACKLOG),
         "tcp_nodelay", "1",
         "websocket_timeout_ms", "30000",
         "enable_websocket_ping_pong", "yes",
@@ -145,8 +209,8 @@ int main(int argc, char **argv)
         goto out;
     }
     api_ws_start(ctx, &app); /* without it apid still serves HTTP; /api/ws answers 503 */
-    cc_log_info("started", "listening on http://%s threads=%d db=%s", ports,
-                API_NUM_THREADS + API_WS_MAX, app.cfg.db_path);
+    cc_log_info("started", "listening on http://%s threads=%d db_conns=%d db=%s", ports, n_threads,
+                API_DB_CONNS, app.cfg.db_path);
 
     while (!stop_requested) {
         struct timespec ts = {0, 100 * 1000000L};
@@ -160,6 +224,7 @@ out:
     if (ctx != NULL)
         mg_stop(ctx);
     api_ws_stop();
+    api_db_free(); /* after mg_stop: no worker holds a connection any more */
     mg_exit_library();
     cc_ratelimit_free(app.limit_api);
     cc_ratelimit_free(app.limit_auth);

@@ -7,11 +7,13 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_sql.h"
 #include "cc_time.h"
+#include "dbpool.h"
 
 #define HEAD_MAX 1024 /* bytes of an answer's status line and headers */
 
@@ -92,6 +94,9 @@ static int send_answer(struct api_req *r, int status, const char *body, size_t b
     char *buf = NULL;
     int n;
 
+    /* The answer is complete: the connection goes back to the pool before the write,
+     * which can take as long as the client makes it (API_REQUEST_TIMEOUT_MS). */
+    api_db_give(r);
     if (!client_keep_alive(r))
         r->must_close = 1;
     n = snprintf(head, sizeof head,
@@ -305,9 +310,12 @@ static int handle(struct api_req *r)
         break;
     }
 
-    if (r->st == NULL && r->route->fn != api_health && r->route->fn != api_ready &&
-        r->route->fn != api_metrics)
-        return api_reply_error(r, CC_ERR_DB, "database unavailable", NULL);
+    /* Head and body are in: only now does the request take a database connection.
+     * GET routes only read: their queries (bearer check included) share one read
+     * transaction, so one WAL snapshot and one round of shared-memory locks serve them. */
+    if (r->route->fn != api_health && r->route->fn != api_metrics &&
+        api_db_take(r, strcmp(r->method, "GET") == 0) != CC_OK && r->route->fn != api_ready)
+        return api_reply_unavailable(r, "database unavailable");
 
     if (!(r->route->flags & API_PUBLIC)) {
         rc = cc_auth_bearer(r->st, &app->auth, mg_get_header(r->conn, "Authorization"), &r->who);
@@ -325,19 +333,6 @@ static int handle(struct api_req *r)
             return api_reply_error(r, rc, NULL, err);
     }
     return r->route->fn(r);
-}
-
-/* GET routes only read: their queries (bearer check included) share one read
- * transaction, so one WAL snapshot and one round of shared-memory locks serve them all. */
-static int handle_in_read_tx(struct api_req *r)
-{
-    int reading = r->st != NULL && strcmp(r->method, "GET") == 0 &&
-                  cc_sql_read_begin(cc_store_db(r->st)) == CC_OK;
-    int status = handle(r);
-
-    if (reading)
-        cc_sql_read_end(cc_store_db(r->st));
-    return status;
 }
 
 /* 1 if s is safe to echo in a header: printable ASCII, no blanks, bounded. */
@@ -373,7 +368,6 @@ int api_dispatch(struct mg_connection *conn)
     r.conn = conn;
     r.ri = ri;
     r.app = mg_get_user_data(mg_get_context(conn));
-    r.st = th != NULL ? th->st : NULL;
     r.method = ri->request_method ? ri->request_method : "";
     r.path = ri->local_uri ? ri->local_uri : "/";
     r.query = ri->query_string;
@@ -384,7 +378,8 @@ int api_dispatch(struct mg_connection *conn)
         cc_http_origin_allowed(r.app->cfg.cors_origins, origin))
         r.origin = origin;
 
-    status = handle_in_read_tx(&r);
+    status = handle(&r);
+    api_db_give(&r); /* a handler that answered nothing, or streamed its answer */
     if (r.status == 0 && !r.pass_on) {
         /* A handler that forgot to answer is a bug; the client still gets one. */
         cc_log_error("http_no_answer", "method=%s path=%s", cc_log_quote(r.method, qm, sizeof qm),
@@ -407,27 +402,29 @@ int api_dispatch(struct mg_connection *conn)
                 secs * 1e3, (long long)r.who.user_id, cc_log_quote(r.addr, qa, sizeof qa));
     cJSON_Delete(r.body);
     free(r.raw);
-    if (r.pass_on)
-        return 0; /* civetweb goes on with the WebSocket handshake */
+    if (r.pass_on) {
+        /* civetweb goes on with the WebSocket handshake; ws.c's handlers use the
+         * worker's own connection, opened for the first feed this worker carries. */
+        if (th != NULL && th->st == NULL && cc_store_open(r.app->cfg.db_path, 0, &th->st) != CC_OK)
+            th->st = NULL;
+        return 0;
+    }
     /* A negative answer tells civetweb not to drain an unread body: it closes instead. */
     return r.must_close ? -1 : status;
 }
 
 void *api_thread_init(const struct mg_context *ctx, int thread_type)
 {
-    const struct api_app *app = mg_get_user_data(ctx);
     struct api_thread *th;
 
+    (void)ctx;
     if (thread_type != 1)
         return NULL;
+    /* No connection here: most workers only ever wait on slow clients (dbpool.h). */
     th = calloc(1, sizeof *th);
     if (th == NULL)
         return NULL;
-    if (cc_store_open(app->cfg.db_path, 0, &th->st) != CC_OK) {
-        cc_log_error("worker_db_open_failed", "%s", app->cfg.db_path);
-        th->st = NULL;
-    }
-    cc_sql_cache_enable();
+    cc_sql_cache_enable(); /* for th->st, the live feed's connection, when opened */
     return th;
 }
 

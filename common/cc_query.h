@@ -134,9 +134,29 @@ int cc_query_csv_check(struct cc_store *st, const struct cc_principal *p, int64_
                        const char *qs, int64_t *from_ms, int64_t *to_ms, cJSON **err);
 /* Streams the raw readings of cell_id with from <= ts < to as RFC 4180 CSV (CRLF
  * lines, header row, ISO times, ordered by ts then device) in chunks of at most
- * CC_CSV_CHUNK bytes. CC_OK, CC_ERR_DB, CC_ERR_IO (the sink stopped). */
+ * CC_CSV_CHUNK bytes: cc_query_csv_page until done. CC_OK, CC_ERR_DB, CC_ERR_IO (the
+ * sink stopped). */
 int cc_query_csv(struct cc_store *st, int64_t cell_id, int64_t from_ms, int64_t to_ms,
                  cc_query_write_fn write, void *ctx);
+
+/* The export in pages, so that no read snapshot lasts longer than one page: the caller
+ * may end its transaction, and even give the connection back, between two pages
+ * (apid does, and writes each page to the client in between). Start with a zeroed
+ * cursor; each call writes the next CC_CSV_PAGE_ROWS rows at most (the header row
+ * first) through write and advances the cursor, which is done after a short page.
+ * Rows follow the (ts, device_id) key, so none repeats or goes missing when others
+ * are inserted between two pages; a row inserted behind the cursor is not exported.
+ * On failure the cursor is unchanged. Codes as cc_query_csv. */
+#define CC_CSV_PAGE_ROWS 1000 /* rows per page of the export (about 120 KiB) */
+struct cc_query_csv_cursor {
+    int64_t ts_ms; /* key of the last row written */
+    int64_t device_id;
+    int64_t rows; /* rows written so far */
+    int started;  /* the header row is out */
+    int done;     /* the last page is out */
+};
+int cc_query_csv_page(struct cc_store *st, int64_t cell_id, int64_t from_ms, int64_t to_ms,
+                      struct cc_query_csv_cursor *cur, cc_query_write_fn write, void *ctx);
 
 /* GET /api/dashboard/customer: {locations:[{id,name,address,timezone,coldCells:[{id,
  * name,minTemp,maxTemp,latest,devices:[{id,serialNumber,status,lastSeenAt}],

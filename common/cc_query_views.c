@@ -2,6 +2,7 @@
  * (cc_query.h). Every view applies the access rule (cc_access.h). */
 #include "cc_query.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,58 +170,86 @@ static void csv_bool(struct csv *c, sqlite3_stmt *stmt, int col)
         csv_put(c, "false", 5);
 }
 
-int cc_query_csv(struct cc_store *st, int64_t cell_id, int64_t from_ms, int64_t to_ms,
-                 cc_query_write_fn write, void *ctx)
-{
-    static const char sql[] =
-        "SELECT " READING_COLS " FROM readings r JOIN devices d ON d.id = r.device_id"
-        " WHERE r.cold_cell_id = ?1 AND r.ts >= ?2 AND r.ts < ?3 ORDER BY r.ts, r.device_id";
-    static const char header[] = "ts,coldCellId,deviceId,serialNumber,temperature,humidity,"
+/* Keyset pagination on (ts, device_id), unique with the readings' (device_id, ts) key:
+ * each page starts after the last row of the one before, so rows neither repeat nor go
+ * missing when others are inserted in between; readings_cell_ts serves the ts range. */
+static const char csv_page_sql[] =
+    "SELECT " READING_COLS " FROM readings r JOIN devices d ON d.id = r.device_id"
+    " WHERE r.cold_cell_id = ?1 AND r.ts >= ?2 AND r.ts < ?3"
+    " AND (r.ts > ?2 OR r.device_id > ?4)"
+    " ORDER BY r.ts, r.device_id LIMIT ?5";
+static const char csv_header[] = "ts,coldCellId,deviceId,serialNumber,temperature,humidity,"
                                  "powerStatus,doorStatus,batteryLevel,receivedAt\r\n";
+
+/* One CSV line for the row stmt is on (READING_COLS). */
+static void csv_row(struct csv *c, sqlite3_stmt *stmt)
+{
+    char id[24];
+
+    csv_time(c, stmt, 3);
+    csv_put(c, ",", 1);
+    snprintf(id, sizeof id, "%lld,", (long long)sqlite3_column_int64(stmt, 0));
+    csv_put(c, id, strlen(id));
+    snprintf(id, sizeof id, "%lld,", (long long)sqlite3_column_int64(stmt, 1));
+    csv_put(c, id, strlen(id));
+    csv_text(c, (const char *)sqlite3_column_text(stmt, 2));
+    csv_put(c, ",", 1);
+    csv_num(c, stmt, 4);
+    csv_put(c, ",", 1);
+    csv_num(c, stmt, 5);
+    csv_put(c, ",", 1);
+    csv_bool(c, stmt, 6);
+    csv_put(c, ",", 1);
+    csv_bool(c, stmt, 7);
+    csv_put(c, ",", 1);
+    csv_num(c, stmt, 8);
+    csv_put(c, ",", 1);
+    csv_time(c, stmt, 9);
+    csv_put(c, "\r\n", 2);
+}
+
+int cc_query_csv_page(struct cc_store *st, int64_t cell_id, int64_t from_ms, int64_t to_ms,
+                      struct cc_query_csv_cursor *cur, cc_query_write_fn write, void *ctx)
+{
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
+    struct cc_query_csv_cursor next = *cur;
     struct csv *c = NULL;
-    char id[24];
+    int64_t rows = 0;
     int src = SQLITE_DONE;
     int rc;
 
+    if (cur->done)
+        return CC_OK;
+    if (!cur->started) {
+        next.ts_ms = from_ms;
+        next.device_id = INT64_MIN; /* every device at ts == from */
+    }
     /* 16 KiB: on the heap, not on a civetweb worker's stack. */
     c = calloc(1, sizeof *c);
     if (c == NULL)
         return CC_ERR_NOMEM;
     c->write = write;
     c->ctx = ctx;
-    rc = cc_sql_prepare(db, sql, &stmt);
+    rc = cc_sql_prepare(db, csv_page_sql, &stmt);
     if (rc != CC_OK)
         goto out;
     if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, from_ms) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, to_ms) != SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 2, next.ts_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 3, to_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 4, next.device_id) != SQLITE_OK ||
+        sqlite3_bind_int64(stmt, 5, CC_CSV_PAGE_ROWS) != SQLITE_OK) {
         rc = CC_ERR_DB;
         goto out;
     }
-    csv_put(c, header, sizeof header - 1);
+    if (!cur->started)
+        csv_put(c, csv_header, sizeof csv_header - 1);
+    next.started = 1;
     while (!c->failed && (src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        csv_time(c, stmt, 3);
-        csv_put(c, ",", 1);
-        snprintf(id, sizeof id, "%lld,", (long long)sqlite3_column_int64(stmt, 0));
-        csv_put(c, id, strlen(id));
-        snprintf(id, sizeof id, "%lld,", (long long)sqlite3_column_int64(stmt, 1));
-        csv_put(c, id, strlen(id));
-        csv_text(c, (const char *)sqlite3_column_text(stmt, 2));
-        csv_put(c, ",", 1);
-        csv_num(c, stmt, 4);
-        csv_put(c, ",", 1);
-        csv_num(c, stmt, 5);
-        csv_put(c, ",", 1);
-        csv_bool(c, stmt, 6);
-        csv_put(c, ",", 1);
-        csv_bool(c, stmt, 7);
-        csv_put(c, ",", 1);
-        csv_num(c, stmt, 8);
-        csv_put(c, ",", 1);
-        csv_time(c, stmt, 9);
-        csv_put(c, "\r\n", 2);
+        csv_row(c, stmt);
+        next.ts_ms = sqlite3_column_int64(stmt, 3);
+        next.device_id = sqlite3_column_int64(stmt, 1);
+        rows++;
     }
     if (c->failed) {
         rc = CC_ERR_IO;
@@ -231,10 +260,28 @@ int cc_query_csv(struct cc_store *st, int64_t cell_id, int64_t from_ms, int64_t 
         goto out;
     }
     csv_flush(c);
-    rc = c->failed ? CC_ERR_IO : CC_OK;
+    if (c->failed) {
+        rc = CC_ERR_IO;
+        goto out;
+    }
+    next.rows += rows;
+    next.done = rows < CC_CSV_PAGE_ROWS;
+    *cur = next;
+    rc = CC_OK;
 out:
     cc_sql_release(stmt);
     free(c);
+    return rc;
+}
+
+int cc_query_csv(struct cc_store *st, int64_t cell_id, int64_t from_ms, int64_t to_ms,
+                 cc_query_write_fn write, void *ctx)
+{
+    struct cc_query_csv_cursor cur = {0};
+    int rc = CC_OK;
+
+    while (rc == CC_OK && !cur.done)
+        rc = cc_query_csv_page(st, cell_id, from_ms, to_ms, &cur, write, ctx);
     return rc;
 }
 

@@ -2,6 +2,7 @@
 #include "cc_sql.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "cc_db.h"
 #include "cc_log.h"
@@ -14,37 +15,76 @@ struct cached {
     sqlite3_stmt *stmt;
 };
 
-static _Thread_local int cache_on;
-static _Thread_local int cache_n;
-static _Thread_local struct cached cache[CC_SQL_CACHE_MAX];
+struct cc_sql_cache {
+    int on;
+    int n;
+    struct cached e[CC_SQL_CACHE_MAX];
+};
+
+/* The thread's own cache, and the one in use: the thread's, or one installed with
+ * cc_sql_cache_use for a connection that moves between threads. */
+static _Thread_local struct cc_sql_cache thread_cache;
+static _Thread_local struct cc_sql_cache *in_use;
+
+static struct cc_sql_cache *current(void)
+{
+    return in_use != NULL ? in_use : &thread_cache;
+}
 
 void cc_sql_cache_enable(void)
 {
-    cache_on = 1;
+    thread_cache.on = 1;
 }
 
 void cc_sql_cache_clear(sqlite3 *db)
 {
+    struct cc_sql_cache *c = current();
     int keep = 0;
 
-    for (int i = 0; i < cache_n; i++) {
-        if (db == NULL || cache[i].db == db)
-            sqlite3_finalize(cache[i].stmt);
+    for (int i = 0; i < c->n; i++) {
+        if (db == NULL || c->e[i].db == db)
+            sqlite3_finalize(c->e[i].stmt);
         else
-            cache[keep++] = cache[i];
+            c->e[keep++] = c->e[i];
     }
-    cache_n = keep;
+    c->n = keep;
+}
+
+int cc_sql_cache_new(struct cc_sql_cache **out)
+{
+    struct cc_sql_cache *c = calloc(1, sizeof *c);
+
+    if (c == NULL)
+        return CC_ERR_NOMEM;
+    c->on = 1;
+    *out = c;
+    return CC_OK;
+}
+
+void cc_sql_cache_free(struct cc_sql_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (int i = 0; i < c->n; i++)
+        sqlite3_finalize(c->e[i].stmt);
+    free(c);
+}
+
+void cc_sql_cache_use(struct cc_sql_cache *c)
+{
+    in_use = c;
 }
 
 int cc_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
 {
+    struct cc_sql_cache *c = current();
     sqlite3_stmt *stmt = NULL;
     unsigned flags = 0;
 
-    if (cache_on) {
-        for (int i = 0; i < cache_n; i++) {
-            if (cache[i].sql == sql && cache[i].db == db) {
-                *out = cache[i].stmt;
+    if (c->on) {
+        for (int i = 0; i < c->n; i++) {
+            if (c->e[i].sql == sql && c->e[i].db == db) {
+                *out = c->e[i].stmt;
                 return CC_OK;
             }
         }
@@ -55,11 +95,11 @@ int cc_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
         sqlite3_finalize(stmt);
         return CC_ERR_DB;
     }
-    if (cache_on && cache_n < CC_SQL_CACHE_MAX) {
-        cache[cache_n].db = db;
-        cache[cache_n].sql = sql;
-        cache[cache_n].stmt = stmt;
-        cache_n++;
+    if (c->on && c->n < CC_SQL_CACHE_MAX) {
+        c->e[c->n].db = db;
+        c->e[c->n].sql = sql;
+        c->e[c->n].stmt = stmt;
+        c->n++;
     }
     *out = stmt;
     return CC_OK;
@@ -67,10 +107,12 @@ int cc_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
 
 void cc_sql_release(sqlite3_stmt *stmt)
 {
+    struct cc_sql_cache *c = current();
+
     if (stmt == NULL)
         return;
-    for (int i = 0; i < cache_n; i++) {
-        if (cache[i].stmt == stmt) {
+    for (int i = 0; i < c->n; i++) {
+        if (c->e[i].stmt == stmt) {
             sqlite3_reset(stmt);
             sqlite3_clear_bindings(stmt);
             return;

@@ -15,7 +15,7 @@
 #include <sqlite3.h>
 #include <cjson/cJSON.h>
 
-#define CC_SQL_CACHE_MAX 96 /* cached statements per thread */
+#define CC_SQL_CACHE_MAX 96 /* cached statements per thread (or per cc_sql_cache) */
 #define CC_PAGE_MAX 500     /* most items in one list answer */
 
 /* A window of a list: at most limit items after skipping offset. */
@@ -28,6 +28,17 @@ struct cc_page {
 void cc_sql_cache_enable(void);
 /* Finalizes this thread's cached statements of db (all connections if db is NULL). */
 void cc_sql_cache_clear(sqlite3 *db);
+
+/* A cache that travels with one connection instead of staying with a thread (apid's
+ * pool of connections, lent to whichever worker needs one): the thread that holds the
+ * connection installs its cache with cc_sql_cache_use(c) and uninstalls it with
+ * cc_sql_cache_use(NULL) before it hands the connection on; meanwhile cc_sql_prepare,
+ * _release and _cache_clear use c. cc_sql_cache_new: CC_OK or CC_ERR_NOMEM, caching on.
+ * cc_sql_cache_free finalizes c's statements (before their connection is closed). */
+struct cc_sql_cache;
+int cc_sql_cache_new(struct cc_sql_cache **out);
+void cc_sql_cache_free(struct cc_sql_cache *c);
+void cc_sql_cache_use(struct cc_sql_cache *c);
 
 /* Lends a statement for sql (a string literal) on db. CC_OK or CC_ERR_DB (logged). */
 int cc_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);

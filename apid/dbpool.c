@@ -1,0 +1,138 @@
+/* dbpool.c - the pool of database connections lent to apid's workers (dbpool.h). */
+#include "dbpool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "cc_db.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_sql.h"
+
+struct slot {
+    struct cc_store *st;        /* NULL until opened */
+    struct cc_sql_cache *cache; /* the statements prepared on st */
+    int reading;                /* a read transaction is open on st */
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t freed;
+    const char *path;
+    struct slot slots[API_DB_CONNS];
+    struct slot *idle[API_DB_CONNS]; /* a stack: the warmest connection goes out first */
+    int n_idle;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* The slot this thread holds, if any (a worker serves one request at a time). */
+static _Thread_local struct slot *held;
+
+int api_db_init(const char *path)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool.freed, &ca);
+    pthread_condattr_destroy(&ca);
+    pool.path = path;
+    for (int i = 0; i < API_DB_CONNS; i++) {
+        if (cc_sql_cache_new(&pool.slots[i].cache) != CC_OK) {
+            api_db_free();
+            return CC_ERR_NOMEM;
+        }
+        pool.idle[i] = &pool.slots[API_DB_CONNS - 1 - i];
+    }
+    pool.n_idle = API_DB_CONNS;
+    return CC_OK;
+}
+
+void api_db_free(void)
+{
+    for (int i = 0; i < API_DB_CONNS; i++) {
+        struct slot *s = &pool.slots[i];
+
+        cc_sql_cache_free(s->cache); /* its statements before their connection */
+        s->cache = NULL;
+        cc_store_close(s->st);
+        s->st = NULL;
+    }
+    pool.n_idle = 0;
+}
+
+/* Takes an idle slot, waiting at most API_DB_WAIT_MS; NULL on time-out. */
+static struct slot *slot_take(void)
+{
+    struct timespec until;
+    struct slot *s = NULL;
+    int err = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += API_DB_WAIT_MS / 1000;
+    until.tv_nsec += (long)(API_DB_WAIT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&pool.mu);
+    while (pool.n_idle == 0 && err != ETIMEDOUT)
+        err = pthread_cond_timedwait(&pool.freed, &pool.mu, &until);
+    if (pool.n_idle > 0)
+        s = pool.idle[--pool.n_idle];
+    pthread_mutex_unlock(&pool.mu);
+    return s;
+}
+
+static void slot_give(struct slot *s)
+{
+    pthread_mutex_lock(&pool.mu);
+    pool.idle[pool.n_idle++] = s;
+    pthread_cond_signal(&pool.freed);
+    pthread_mutex_unlock(&pool.mu);
+}
+
+int api_db_take(struct api_req *r, int read_tx)
+{
+    struct slot *s;
+
+    if (held != NULL)
+        api_db_give(r);
+    s = slot_take();
+    if (s == NULL) {
+        cc_log_warn("db_pool_exhausted", "no free connection within %d ms", API_DB_WAIT_MS);
+        return CC_ERR_DB;
+    }
+    if (s->st == NULL && cc_store_open(pool.path, 0, &s->st) != CC_OK) {
+        cc_log_error("worker_db_open_failed", "%s", pool.path);
+        s->st = NULL;
+        slot_give(s);
+        return CC_ERR_DB;
+    }
+    cc_sql_cache_use(s->cache);
+    held = s;
+    s->reading = read_tx && cc_sql_read_begin(cc_store_db(s->st)) == CC_OK;
+    r->st = s->st;
+    return CC_OK;
+}
+
+void api_db_give(struct api_req *r)
+{
+    struct slot *s = held;
+
+    r->st = NULL;
+    if (s == NULL)
+        return;
+    if (s->reading)
+        cc_sql_read_end(cc_store_db(s->st));
+    s->reading = 0;
+    if (!sqlite3_get_autocommit(cc_store_db(s->st))) {
+        /* A handler left a transaction open: a bug, but the next borrower must not
+         * inherit it. */
+        cc_log_error("db_tx_left_open", "rolled back before reuse");
+        cc_db_rollback(cc_store_db(s->st));
+    }
+    cc_sql_cache_use(NULL);
+    held = NULL;
+    slot_give(s);
+}

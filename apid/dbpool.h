@@ -1,0 +1,32 @@
+/* dbpool.h - apid's database connections: a pool of API_DB_CONNS stores lent to the
+ * workers for the database part of a request only.
+ *
+ * apid runs far more civetweb workers than it needs connections (a worker waits on
+ * every slow client, API_SLOW_CLIENTS_MAX of them), so a worker holds no connection of
+ * its own: it takes one after the request head and body are in, and gives it back
+ * before the answer goes out (server.c). A client that sends or reads slowly therefore
+ * holds a worker, never a connection or a read snapshot. Each pooled connection keeps
+ * its own statement cache (cc_sql_cache_use), installed on the thread that holds it.
+ * Connections are opened on first use and reopened after a failed open.
+ * Threads: any worker; a thread holds at most one connection at a time. */
+#ifndef API_DBPOOL_H
+#define API_DBPOOL_H
+
+#include "api.h"
+
+#define API_DB_CONNS 32     /* pooled SQLite connections: at most this many requests in SQL */
+#define API_DB_WAIT_MS 5000 /* longest wait for a free connection before 503 */
+
+/* Sets up the pool for the database at path (kept, not copied). CC_OK or CC_ERR_NOMEM. */
+int api_db_init(const char *path);
+/* Closes every connection; call after the workers have stopped. */
+void api_db_free(void);
+/* Lends a connection to r: r->st, inside a read transaction when read_tx (every query
+ * of a GET then sees one snapshot). CC_OK, or CC_ERR_DB when no connection could be
+ * had within API_DB_WAIT_MS or opened (r->st stays NULL). */
+int api_db_take(struct api_req *r, int read_tx);
+/* Ends r's read transaction and gives its connection back; r->st becomes NULL.
+ * A no-op when r holds none. */
+void api_db_give(struct api_req *r);
+
+#endif

@@ -1,0 +1,164 @@
+"""Slow and idle HTTP clients never starve apid (SPEC §5 "Live feed", last sentence; issue 12
+item 7): while 1,000 connections trickle their request headers one byte at a time, or open
+and send nothing, /ready and an authenticated GET (/api/auth/me) each answer within 1 s.
+A connection that has not sent its whole request head within API_REQUEST_TIMEOUT_MS is
+closed by apid.
+
+Plain sockets and select(); the tricklers are one thread that sends one byte to each open
+socket every TRICKLE_EVERY_S."""
+import resource
+import select
+import socket
+import threading
+import time
+
+from apitest import NO_LIMITS, Cases, Stack, expect, token
+
+SLOW = 1000              # connections that trickle or idle (SPEC: 1,000)
+TRICKLE_EVERY_S = 0.5    # one byte per connection per round
+ANSWER_WITHIN_S = 1.0    # SPEC §5
+HEADER_TIMEOUT_S = 5.0   # apid's API_REQUEST_TIMEOUT_MS (apid/main.c)
+HEADER_MARGIN_S = 4.0
+HEAD = b"GET /api/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200 + b"\r\n"
+
+
+def raise_nofile(want):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+
+
+def timed_get(port, path, tok=None, timeout=10.0):
+    """(status, seconds) of one GET on a fresh connection; status None when no answer came."""
+    t0 = time.time()
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except socket.timeout:
+        return None, time.time() - t0
+    try:
+        req = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" % path
+        if tok:
+            req += "Authorization: Bearer %s\r\n" % tok
+        s.sendall((req + "\r\n").encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        return None, time.time() - t0
+    finally:
+        s.close()
+    if not data.startswith(b"HTTP/"):
+        return None, time.time() - t0
+    return int(data.split()[1]), time.time() - t0
+
+
+class Slow:
+    """SLOW connections: even ones trickle HEAD a byte at a time, odd ones send nothing."""
+
+    def __init__(self, port, n):
+        self.socks, self.sent = [], []
+        for i in range(n):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            self.socks.append(s)
+            self.sent.append(0)
+        self.opened_at = time.time()
+        self.stop = threading.Event()
+        self.ended = set()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            for i, s in enumerate(self.socks):
+                if i % 2 == 0 and s.fileno() >= 0 and self.sent[i] < len(HEAD):
+                    try:
+                        if s.send(HEAD[self.sent[i]:self.sent[i] + 1]) == 1:
+                            self.sent[i] += 1
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    except OSError:
+                        pass
+            self.stop.wait(TRICKLE_EVERY_S)
+
+    def count_closed(self):
+        """How many of the sockets the server has closed (EOF or reset)."""
+        live = [s for s in self.socks if s.fileno() >= 0 and s not in self.ended]
+        for k in range(0, len(live), 500):
+            r, _, _ = select.select(live[k:k + 500], [], [], 0)
+            for s in r:
+                try:
+                    if s.recv(4096) == b"":
+                        self.ended.add(s)
+                except (ConnectionResetError, BrokenPipeError):
+                    self.ended.add(s)
+                except BlockingIOError:
+                    pass
+        return len(self.ended)
+
+    def close(self):
+        self.stop.set()
+        self.t.join(5)
+        for s in self.socks:
+            s.close()
+
+
+def main():
+    raise_nofile(4 * SLOW + 256)
+    cases = Cases()
+    with Stack(ingestd=False, env=NO_LIMITS) as s:
+        tok = token(s, "customer1")
+        slow = Slow(s.http_port, SLOW)
+        try:
+            time.sleep(1.5)  # every slow connection is open and has sent a few bytes
+
+            def ready_answers():
+                for _ in range(5):
+                    st, secs = timed_get(s.http_port, "/ready")
+                    expect(st == 200 and secs <= ANSWER_WITHIN_S,
+                           "/ready: status %s after %.2f s with %d slow connections"
+                           % (st, secs, SLOW))
+                    time.sleep(0.1)
+            cases.run("ready_answers_within_1s_while_1000_connections_trickle", ready_answers)
+
+            def me_answers():
+                for _ in range(5):
+                    st, secs = timed_get(s.http_port, "/api/auth/me", tok)
+                    expect(st == 200 and secs <= ANSWER_WITHIN_S,
+                           "/api/auth/me: status %s after %.2f s with %d slow connections"
+                           % (st, secs, SLOW))
+                    time.sleep(0.1)
+            cases.run("authenticated_get_answers_within_1s_while_1000_connections_trickle",
+                      me_answers)
+
+            def slow_heads_are_cut():
+                # Neither the tricklers (HEAD takes longer than the timeout at this pace)
+                # nor the idle ones finish a request head: apid closes them all once
+                # API_REQUEST_TIMEOUT_MS has passed since they connected (a margin of
+                # HEADER_MARGIN_S for a loaded machine).
+                expect(len(HEAD) * TRICKLE_EVERY_S > 2 * HEADER_TIMEOUT_S, "test pace")
+                deadline = slow.opened_at + HEADER_TIMEOUT_S + HEADER_MARGIN_S
+                closed = 0
+                while time.time() < deadline and closed < SLOW:
+                    time.sleep(0.25)
+                    closed = slow.count_closed()
+                expect(closed == SLOW, "%d of %d slow connections closed by apid within %.0f s"
+                       " of connecting" % (closed, SLOW, HEADER_TIMEOUT_S + HEADER_MARGIN_S))
+            cases.run("connections_without_a_request_head_are_closed_after_the_header_timeout",
+                      slow_heads_are_cut)
+        finally:
+            slow.close()
+
+        def still_serving():
+            st, secs = timed_get(s.http_port, "/api/auth/me", tok)
+            expect(st == 200, "after the slow clients: %s" % st)
+        cases.run("apid_serves_after_the_slow_clients_are_gone", still_serving)
+    cases.exit()
+
+
+if __name__ == "__main__":
+    main()
