@@ -131,6 +131,16 @@ int cc_db_open(const char *path, int flags, sqlite3 **out)
         goto fail;
     }
     sqlite3_extended_result_codes(db, 1);
+    /* SQLite quietly falls back to read-only when it cannot open the file for writing (a
+     * read-only file or filesystem): refuse here, at start, rather than at the first write. */
+    if (!readonly && !memory && sqlite3_db_readonly(db, "main") == 1) {
+        cc_log_error("db_read_only",
+                     "%s: the database is read-only (file mode or filesystem); "
+                     "it must be writable",
+                     path);
+        rc = CC_ERR_IO;
+        goto fail;
+    }
     if (sqlite3_busy_timeout(db, CC_DB_BUSY_TIMEOUT_MS) != SQLITE_OK) {
         rc = CC_ERR_DB;
         goto fail;

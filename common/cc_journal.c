@@ -271,10 +271,15 @@ int cc_journal_append(struct cc_journal *j, int64_t received_at, const char *top
     }
     rc = write_all(j->fd, iov, len > 0 ? 3 : 2);
     if (rc != CC_OK) {
-        cc_log_error("journal_write_failed", "%s", strerror(errno));
-        /* A partial record may be on disk: start a new segment so the next records
-         * are never behind a torn one. */
-        open_segment(j, j->gen + 1);
+        int err = errno;
+        cc_log_error("journal_write_failed", "%s/journal.%016" PRIx64 ": %s", j->dir,
+                     (uint64_t)j->gen, strerror(err));
+        /* A partial record may be on disk: cut it, so the next records are never behind
+         * a torn one (replay stops there). Shrinking needs no space; if even that fails,
+         * go on in a new segment. */
+        if (ftruncate(j->fd, (off_t)j->size) != 0)
+            open_segment(j, j->gen + 1);
+        errno = err; /* for the caller: ENOSPC tells a full disk */
         goto out;
     }
     j->size += (int64_t)(REC_HEAD + body);

@@ -30,6 +30,7 @@
 #include "cc_rc.h"
 #include "cc_time.h"
 #include "cc_walckpt.h"
+#include "disk.h"
 #include "jobs.h"
 #include "metrics.h"
 #include "paho_store.h"
@@ -39,7 +40,9 @@
 #define BACKOFF_MIN_MS 250   /* first reconnect delay */
 #define BACKOFF_MAX_MS 10000 /* longest reconnect delay */
 #define KEEPALIVE_S 20
-#define PUBLISH_RETRIES 50 /* ×10 ms while Paho's outbound window is full */
+#define PUBLISH_RETRIES 50     /* ×10 ms while Paho's outbound window is full */
+#define APPEND_RETRY_MS 1000   /* between journal appends that failed (not for lack of space) */
+#define APPEND_REMIND_MS 60000 /* the "still failing" log line */
 /* QoS 1 publishes (errors, notifications, alert events) awaiting PUBACK. Paho's default
  * is 10, and a publish beyond the window sleeps 100 ms inside MQTTClient_yield when the
  * receive thread runs: measured, that held the delivery worker to ~60 sends/s under the
@@ -58,7 +61,8 @@ struct ingestd {
     struct cc_config cfg;
     char client_id[128];
     struct cc_journal *journal;
-    struct cc_kvlog *kv;
+    struct ingest_paho_store store; /* Paho's persistence (a cc_kvlog) */
+    struct ingest_disk *disk;
     struct ingest_writer *writer;
     struct ingest_metrics *metrics;
     struct ingest_jobs *jobs;
@@ -82,6 +86,42 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* Appends the message to the journal, retrying until it succeeds or ingestd stops.
+ * Waiting here, inside Paho's receive thread, is what stops ingestd acknowledging: Paho
+ * reads the next packet (and sends its PUBREC) only after this callback returns, and
+ * returning 0 would only make it read the next packet and offer this message again. */
+static int journal_until_done(struct ingestd *d, int64_t now, const char *topic, size_t tlen,
+                              const void *payload, size_t len, struct cc_journal_pos *pos)
+{
+    int64_t first = 0, reminded = 0;
+    int rc;
+
+    for (;;) {
+        rc = cc_journal_append(d->journal, now, topic, tlen, payload, len, pos);
+        if (rc == CC_OK || rc == CC_ERR_VALIDATION || stop_requested)
+            break;
+        int err = errno;
+        if (ingest_disk_failed(d->disk, "journal", err))
+            continue; /* the reserve was released just now: there is room for this one */
+        if (ingest_disk_check(d->disk, "journal")) {
+            while (ingest_disk_wait(d->disk, INGEST_DISK_POLL_MS) && !stop_requested)
+                ;
+            continue;
+        }
+        int64_t t = cc_mono_ms();
+        if (first == 0 || t - reminded >= APPEND_REMIND_MS) {
+            cc_log_error("journal_append_failed",
+                         "topic=%.*s: %s; not acknowledging more messages until it succeeds",
+                         (int)tlen, topic, strerror(err));
+            reminded = t;
+            if (first == 0)
+                first = t;
+        }
+        sleep_ms(APPEND_RETRY_MS);
+    }
+    return rc;
+}
+
 /* Paho's delivery callback: journal, queue, and only then let Paho forget the message. */
 static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message *msg)
 {
@@ -92,16 +132,21 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     struct cc_journal_pos pos;
     int rc;
 
-    rc = cc_journal_append(d->journal, now, topic, tlen, msg->payload, len, &pos);
+    rc = journal_until_done(d, now, topic, tlen, msg->payload, len, &pos);
     if (rc == CC_OK)
         rc = ingest_writer_push(d->writer, now, topic, tlen, msg->payload, len, pos);
     if (rc != CC_OK) {
-        /* Returning 0 keeps the message in Paho (and its store) for another try. */
-        cc_log_error("journal_append_failed", "topic=%.*s: %s; will retry", (int)tlen, topic,
+        /* Stopping, or a message the journal refuses (over CC_JOURNAL_RECORD_MAX, which
+         * the broker's message_size_limit rules out): 0 keeps it in Paho and its store. */
+        cc_log_error("journal_append_failed", "topic=%.*s: %s; left to Paho", (int)tlen, topic,
                      cc_rc_code(rc));
         sleep_ms(100);
         return 0;
     }
+    /* The disk is full: the message is journaled, but take no more until space returns
+     * (the broker keeps them). */
+    while (ingest_disk_wait(d->disk, INGEST_DISK_POLL_MS) && !stop_requested)
+        ;
     __atomic_add_fetch(&d->counters.received, 1, __ATOMIC_RELAXED);
     MQTTClient_freeMessage(&msg);
     MQTTClient_free(topic);
@@ -182,14 +227,25 @@ static int setup(struct ingestd *d)
 {
     char dir[PATH_MAX], path[PATH_MAX + 64];
     struct cc_journal_pos from;
+    sqlite3 *db = NULL;
     int rc, recovered = 0;
 
+    /* The database first: a read-only or unusable one is the error to report (cc_db_open
+     * names the path), not its effect on the journal beside it. This also migrates. */
+    rc = cc_db_open(d->cfg.db_path, CC_DB_CREATE | CC_DB_MIGRATE, &db);
+    if (rc != CC_OK) {
+        cc_log_error("db_open_failed", "%s: cannot open or migrate the database", d->cfg.db_path);
+        return rc;
+    }
+    cc_db_close(db);
     cc_config_data_dir(&d->cfg, dir, sizeof(dir));
     if (snprintf(path, sizeof(path), "%s/%s.journal", dir, d->client_id) >= (int)sizeof(path))
         return CC_ERR_IO;
     rc = cc_journal_open(path, &d->journal);
-    if (rc != CC_OK)
+    if (rc != CC_OK) {
+        cc_log_error("journal_open_failed", "%s: cannot open the receive journal", path);
         return rc;
+    }
     if (lock_dir(path) < 0) {
         cc_log_error("journal_locked", "%s is in use by another ingestd with client id %s", path,
                      d->client_id);
@@ -201,7 +257,11 @@ static int setup(struct ingestd *d)
         cc_log_error("db_open_failed", "%s: WAL checkpointer: %s", d->cfg.db_path, cc_rc_code(rc));
         return rc;
     }
-    rc = ingest_writer_start(d->cfg.db_path, d->journal, &d->gate, d->ckpt, publish, d, &d->writer);
+    rc = ingest_disk_open(dir, d->client_id, &d->disk);
+    if (rc != CC_OK)
+        return rc;
+    rc = ingest_writer_start(d->cfg.db_path, d->journal, &d->gate, d->ckpt, d->disk, publish, d,
+                             &d->writer);
     if (rc != CC_OK) {
         cc_log_error("db_open_failed", "%s: %s", d->cfg.db_path, cc_rc_code(rc));
         return rc;
@@ -212,13 +272,15 @@ static int setup(struct ingestd *d)
     if (rc != CC_OK)
         return rc;
     /* 2. QoS 2 messages Paho had acknowledged with PUBCOMP but not yet queued. */
-    if (snprintf(path, sizeof(path), "%s/%s.paho", dir, d->client_id) >= (int)sizeof(path))
+    if (snprintf(d->store.path, sizeof(d->store.path), "%s/%s.paho", dir, d->client_id) >=
+        (int)sizeof(d->store.path))
         return CC_ERR_IO;
-    rc = cc_kvlog_open(path, &d->kv);
+    d->store.disk = d->disk;
+    rc = cc_kvlog_open(d->store.path, &d->store.kv);
     if (rc != CC_OK)
         return rc;
-    rc = ingest_recover_received(d->kv, d->journal, cc_now_ms(), ingest_writer_push, d->writer,
-                                 &recovered);
+    rc = ingest_recover_received(d->store.kv, d->journal, cc_now_ms(), ingest_writer_push,
+                                 d->writer, &recovered);
     if (rc != CC_OK)
         return rc;
     ingest_writer_flush(d->writer);
@@ -274,7 +336,7 @@ int main(void)
         status = 1;
         goto out;
     }
-    ingest_paho_store_init(&store, d.kv);
+    ingest_paho_store_init(&store, &d.store);
     rc = MQTTClient_create(&d.client, d.cfg.mqtt_url, d.client_id, MQTTCLIENT_PERSISTENCE_USER,
                            &store);
     if (rc != MQTTCLIENT_SUCCESS) {
@@ -292,6 +354,7 @@ int main(void)
                 d.client_id, d.cfg.ingest_metrics_port);
 
     while (!stop_requested) {
+        ingest_disk_poll(d.disk); /* ends the full state when space has returned */
         if (!d.connected || !MQTTClient_isConnected(d.client)) {
             rc = connect_and_subscribe(&d);
             if (rc == MQTTCLIENT_SUCCESS) {
@@ -323,8 +386,9 @@ out:
     ingest_metrics_stop(d.metrics);
     ingest_writer_stop(d.writer); /* commits everything already queued */
     cc_walckpt_stop(d.ckpt);      /* after every connection it serves */
-    cc_kvlog_close(d.kv);
+    cc_kvlog_close(d.store.kv);
     cc_journal_close(d.journal);
+    ingest_disk_close(d.disk);
     cc_log_info("stopped", "exit status %d", status);
     return status;
 }

@@ -1,11 +1,13 @@
 /* paho_store.c - Paho persistence over cc_kvlog (see paho_store.h). */
 #include "paho_store.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "disk.h"
 
 /* Paho's persistence callbacks: 0 is success, MQTTCLIENT_PERSISTENCE_ERROR otherwise. */
 static int p_open(void **handle, const char *client_id, const char *server_uri, void *context)
@@ -22,41 +24,73 @@ static int p_close(void *handle)
     return 0;
 }
 
+/* After a failed write: reopens the log, which drops a torn tail and loads the same
+ * entries the old map holds (only successful writes reach the map). 1 if the disk guard
+ * is in the full state (the write is then worth one more try). */
+static int after_failure(struct ingest_paho_store *s, int err)
+{
+    struct cc_kvlog *fresh = NULL;
+    int full = ingest_disk_failed(s->disk, "MQTT client store", err);
+
+    full = ingest_disk_check(s->disk, "MQTT client store") || full;
+    if (cc_kvlog_open(s->path, &fresh) == CC_OK) {
+        cc_kvlog_close(s->kv);
+        s->kv = fresh;
+    }
+    return full;
+}
+
 static int p_put(void *handle, char *key, int n, char *bufs[], int lens[])
 {
-    return cc_kvlog_put(handle, key, n, bufs, lens) == CC_OK ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
+    struct ingest_paho_store *s = handle;
+    int rc = cc_kvlog_put(s->kv, key, n, bufs, lens);
+
+    if (rc == CC_ERR_IO && after_failure(s, errno))
+        rc = cc_kvlog_put(s->kv, key, n, bufs, lens);
+    if (rc != CC_OK)
+        cc_log_error("paho_store_put_failed", "%s: %s; the message is held in memory only", key,
+                     cc_rc_code(rc));
+    return rc == CC_OK ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
 }
 
 static int p_get(void *handle, char *key, char **buf, int *len)
 {
-    return cc_kvlog_get(handle, key, buf, len) == CC_OK ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
+    struct ingest_paho_store *s = handle;
+    return cc_kvlog_get(s->kv, key, buf, len) == CC_OK ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
 }
 
 static int p_remove(void *handle, char *key)
 {
-    int rc = cc_kvlog_remove(handle, key);
+    struct ingest_paho_store *s = handle;
+    int rc = cc_kvlog_remove(s->kv, key);
+
+    if (rc == CC_ERR_IO && after_failure(s, errno))
+        rc = cc_kvlog_remove(s->kv, key);
     return (rc == CC_OK || rc == CC_ERR_NOT_FOUND) ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
 }
 
 static int p_keys(void *handle, char ***keys, int *n)
 {
-    return cc_kvlog_keys(handle, keys, n) == CC_OK ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
+    struct ingest_paho_store *s = handle;
+    return cc_kvlog_keys(s->kv, keys, n) == CC_OK ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
 }
 
 static int p_clear(void *handle)
 {
-    return cc_kvlog_clear(handle) == CC_OK ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
+    struct ingest_paho_store *s = handle;
+    return cc_kvlog_clear(s->kv) == CC_OK ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
 }
 
 static int p_containskey(void *handle, char *key)
 {
-    return cc_kvlog_contains(handle, key) ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
+    struct ingest_paho_store *s = handle;
+    return cc_kvlog_contains(s->kv, key) ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
 }
 
-void ingest_paho_store_init(MQTTClient_persistence *p, struct cc_kvlog *kv)
+void ingest_paho_store_init(MQTTClient_persistence *p, struct ingest_paho_store *s)
 {
     memset(p, 0, sizeof(*p));
-    p->context = kv;
+    p->context = s;
     p->popen = p_open;
     p->pclose = p_close;
     p->pput = p_put;

@@ -9,13 +9,30 @@
 #ifndef INGEST_PAHO_STORE_H
 #define INGEST_PAHO_STORE_H
 
+#include <limits.h>
+
 #include <MQTTClientPersistence.h>
 
 #include "cc_journal.h"
 #include "cc_kvlog.h"
 
-/* Fills p so Paho uses kv as its store. kv must outlive the MQTT client. */
-void ingest_paho_store_init(MQTTClient_persistence *p, struct cc_kvlog *kv);
+struct ingest_disk;
+
+/* The store Paho writes to, and the disk guard told when a write finds the disk full. */
+struct ingest_paho_store {
+    struct cc_kvlog *kv;      /* replaced after a failed write (see below); owned */
+    struct ingest_disk *disk; /* may be NULL */
+    char path[PATH_MAX];      /* kv's file */
+};
+
+/* Fills p so Paho uses s->kv as its store. s must outlive the MQTT client; the caller closes
+ * s->kv after it. A failed write may leave a torn record at the end of the log, and cc_kvlog
+ * would append the next records behind it, where its next load stops reading: so the log is
+ * reopened (which cuts the torn tail) before anything else is written. A put that failed
+ * for lack of space enters the disk guard's full state (disk.h) and is tried once more in
+ * the space the reserve gave back: Paho sends PUBREC whether or not the put succeeded, so
+ * this is the write that must not fail. Paho calls the store under its own mutex. */
+void ingest_paho_store_init(MQTTClient_persistence *p, struct ingest_paho_store *s);
 
 /* A message parsed from a stored MQTT 3.1.1 PUBLISH packet; pointers into the packet. */
 struct ingest_publish {

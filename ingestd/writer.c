@@ -18,6 +18,7 @@
 #include "cc_store.h"
 #include "cc_time.h"
 #include "cc_walckpt.h"
+#include "disk.h"
 
 #define RETRY_SLEEP_MS 200 /* after a failed transaction */
 
@@ -50,6 +51,7 @@ struct ingest_writer {
     int stopping;
     struct cc_store *st;
     struct cc_journal *journal;
+    struct ingest_disk *disk;
     struct cc_journal_pos checkpoint;
     ingest_publish_fn publish;
     void *publish_ctx;
@@ -227,11 +229,29 @@ static void *run(void *arg)
         while ((rc = commit_batch(w, head, n, br)) != CC_OK) {
             pthread_mutex_lock(&w->mu);
             w->stats.db_errors++;
+            int stopping = w->stopping;
             pthread_mutex_unlock(&w->mu);
             if (attempt++ % 25 == 0)
                 cc_log_error("commit_failed", "batch of %zu messages: %s; retrying", n,
                              cc_rc_code(rc));
-            sleep_ms(RETRY_SLEEP_MS);
+            if (stopping)
+                break;
+            /* On a full disk a retry only fails again (and would eat the reserve that
+             * is there for the journal): wait until space has returned. */
+            if (!ingest_disk_check(w->disk, "database") ||
+                ingest_disk_wait(w->disk, RETRY_SLEEP_MS))
+                sleep_ms(RETRY_SLEEP_MS);
+        }
+        if (rc != CC_OK) {
+            /* Stopping with a batch the database will not take: every message of the
+             * queue is in the journal after the committed position, so the next start
+             * replays it. */
+            pthread_mutex_lock(&w->mu);
+            size_t left = w->queued;
+            pthread_mutex_unlock(&w->mu);
+            cc_log_error("commit_abandoned", "%zu messages left to the journal for the next start",
+                         left);
+            break;
         }
         int64_t now = cc_now_ms();
         record(w, br, n, (double)(cc_mono_ms() - t0) / 1000.0, now);
@@ -262,8 +282,8 @@ static void *run(void *arg)
 }
 
 int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gate *gate,
-                        struct cc_walckpt *ckpt, ingest_publish_fn pub, void *pub_ctx,
-                        struct ingest_writer **out)
+                        struct cc_walckpt *ckpt, struct ingest_disk *disk, ingest_publish_fn pub,
+                        void *pub_ctx, struct ingest_writer **out)
 {
     struct ingest_writer *w = calloc(1, sizeof(*w));
     int rc;
@@ -286,6 +306,7 @@ int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gat
     if (rc != CC_OK)
         goto fail;
     w->journal = j;
+    w->disk = disk;
     w->publish = pub;
     w->publish_ctx = pub_ctx;
     pthread_mutex_init(&w->mu, NULL);
@@ -362,6 +383,7 @@ void ingest_writer_stop(struct ingest_writer *w)
     pthread_cond_broadcast(&w->has_space);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+    free_items(w->head, w->queued); /* left to the journal by a failed last commit */
     cc_store_close(w->st);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->has_items);

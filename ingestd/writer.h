@@ -38,18 +38,21 @@ struct ingest_stats {
 
 struct cc_gate;
 struct cc_walckpt;
+struct ingest_disk;
 /* gate: shared with the jobs thread (cc_gate.h), or NULL. ckpt: the checkpointer that
  * takes WAL checkpoints off the writer's commits (cc_walckpt.h), or NULL for SQLite's
- * automatic checkpoint. */
+ * automatic checkpoint. disk: the full-disk guard (disk.h), or NULL: a commit that fails
+ * on a full disk enters its full state and is retried once space has returned. */
 int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gate *gate,
-                        struct cc_walckpt *ckpt, ingest_publish_fn pub, void *pub_ctx,
-                        struct ingest_writer **out);
+                        struct cc_walckpt *ckpt, struct ingest_disk *disk, ingest_publish_fn pub,
+                        void *pub_ctx, struct ingest_writer **out);
 /* Queues a message that is already in the journal at position pos. Thread-safe. */
 int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
                        const void *payload, size_t len, struct cc_journal_pos pos);
 /* Returns once every message queued so far is committed (used after replay). */
 void ingest_writer_flush(struct ingest_writer *w);
-/* Commits what is queued, stops the thread and frees the writer. */
+/* Commits what is queued, stops the thread and frees the writer. A batch that cannot be
+ * committed at that point (a full disk) is left to the journal, replayed at next start. */
 void ingest_writer_stop(struct ingest_writer *w);
 /* The committed journal position at start (read from the database). */
 struct cc_journal_pos ingest_writer_checkpoint(struct ingest_writer *w);
