@@ -25,7 +25,7 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
 MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
 
-.PHONY: all run test seed bench clean deps unit unit-asan integration format format-check openapi
+.PHONY: all run test seed bench clean deps unit unit-asan integration format format-check openapi fuzz fuzz-build
 
 all: $(BUILD)/ingestd $(BUILD)/apid $(BUILD)/ccctl $(BUILD)/coldchain_auth.so $(TOOL_BINS)
 
@@ -90,6 +90,51 @@ $(BUILD)/coldchain_auth.so: broker-config/coldchain_auth.c $(BUILD)/obj/broker-c
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a -lcmocka -ljwt $(LDLIBS_COMMON)
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c, docs in tests/fuzz/README.md): clang with
+# fuzzer+ASan+UBSan; common/ and apid/ (minus main.c) are compiled again into build/fuzz/
+# so the plain build's objects stay gcc's. `make fuzz` runs each for FUZZ_S seconds.
+FUZZ_CC     ?= clang
+FUZZ_DIR    := build/fuzz
+FUZZ_S      ?= 60
+FUZZ_SANS   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := $(filter-out -I$(BUILD)/gen -fPIC $(OPT),$(CFLAGS_BASE)) -O1 -I$(FUZZ_DIR)/gen \
+               -Itests/fuzz -Ibroker-config -fno-omit-frame-pointer $(FUZZ_SANS)
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/%)
+FUZZ_LIBSRC := $(COMMON_SRC) $(filter-out apid/main.c,$(APID_SRC)) \
+               $(wildcard broker-config/cc_auth_rules.c)
+FUZZ_OBJ    := $(FUZZ_LIBSRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/cc_migrations.o \
+               $(FUZZ_DIR)/obj/gen/openapi_json.o
+
+$(FUZZ_DIR)/gen/cc_migrations.c: $(MIGRATIONS) tools/embed_sql.sh
+	@mkdir -p $(@D)
+	sh tools/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_DIR)/gen/openapi_json.c: docs/openapi.json tools/gen_openapi_c.sh
+	@mkdir -p $(@D)
+	sh tools/gen_openapi_c.sh docs/openapi.json > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_DIR)/obj/gen/%.o: $(FUZZ_DIR)/gen/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/obj/%.o: %.c $(wildcard common/*.h apid/*.h broker-config/*.h) \
+                     | $(FUZZ_DIR)/gen/cc_migrations.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/libfuzzcc.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_DIR)/libfuzzcc.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libfuzzcc.a \
+	    -lcivetweb -lpaho-mqtt3c -ljwt $(LDLIBS_COMMON)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps fuzz-build
+	@FUZZ_S=$(FUZZ_S) sh tools/fuzz.sh
 
 deps:
 	@sh tools/deps.sh
