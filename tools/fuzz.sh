@@ -10,9 +10,11 @@
 # timeout-, oom-); once the cause is fixed, copy the file into the target's seed
 # directory so the replay keeps it found (tests/fuzz/README.md).
 #
+# Targets run one at a time, on one core each (the machine is shared).
 # Environment: FUZZ_S (seconds per target), FUZZ_TARGETS (space-separated names, default
-# all), FUZZ_JOBS is not used: targets run one at a time (the machine is shared),
-# FUZZ_ARGS (extra libFuzzer flags, e.g. -runs=10000000).
+# all), FUZZ_ARGS (extra libFuzzer flags, e.g. -runs=10000000), FUZZ_BINDIR (where the
+# binaries are, default build/fuzz: a long campaign can run copies while the tree is
+# rebuilt).
 cd "$(dirname "$0")/.."
 dir=build/fuzz
 secs=${FUZZ_S:-60}
@@ -22,7 +24,7 @@ passed=0
 failed=0
 targets=${FUZZ_TARGETS:-$(for f in tests/fuzz/fuzz_*.c; do basename "$f" .c | sed 's/^fuzz_//'; done)}
 for t in $targets; do
-    bin=$dir/fuzz_$t
+    bin=${FUZZ_BINDIR:-$dir}/fuzz_$t
     seeds=tests/fuzz/corpus/$t
     work=$dir/corpus/$t
     log=$dir/fuzz_$t.log

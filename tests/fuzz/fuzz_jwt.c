@@ -23,45 +23,29 @@
 static const char KEY[] = "fuzz-jwt-key-0123456789abcdef-32";
 static const char OTHER_KEY[] = "fuzz-jwt-key-0123456789abcdef-33";
 
-struct job {
-    const char *key;
-    const char *token;
-    int want;
-    int rc;
-    struct cc_jwt_claims c;
-};
-
-static void *verify_on_worker(void *arg)
-{
-    struct job *j = arg;
-
-    memset(&j->c, 0, sizeof j->c);
-    j->rc = cc_jwt_verify(j->key, strlen(j->key), j->token, j->want, NOW_S, &j->c);
-    return NULL;
-}
-
+/* Every call below runs on the worker thread (one hand-over per input, see main). */
 static int verify(const char *key, const char *token, int want, struct cc_jwt_claims *out)
 {
-    struct job j = {key, token, want, 0, {0}};
+    struct cc_jwt_claims c;
+    int rc;
 
-    fuzz_on_worker_stack(verify_on_worker, &j);
-    FUZZ_CHECK(j.rc == CC_OK || j.rc == CC_ERR_UNAUTHORIZED || j.rc == CC_ERR_TOKEN_EXPIRED ||
-               j.rc == CC_ERR_NOMEM);
-    if (j.rc == CC_OK) {
-        const struct cc_jwt_claims *c = &j.c;
-
+    memset(&c, 0, sizeof c);
+    rc = cc_jwt_verify(key, strlen(key), token, want, NOW_S, &c);
+    FUZZ_CHECK(rc == CC_OK || rc == CC_ERR_UNAUTHORIZED || rc == CC_ERR_TOKEN_EXPIRED ||
+               rc == CC_ERR_NOMEM);
+    if (rc == CC_OK) {
         FUZZ_CHECK(strlen(token) <= CC_JWT_MAX_LEN);
-        FUZZ_CHECK(c->sub > 0);
-        FUZZ_CHECK(strcmp(c->role, "CUSTOMER") == 0 || strcmp(c->role, "TECHNICIAN") == 0 ||
-                   strcmp(c->role, "ADMIN") == 0);
-        FUZZ_CHECK(c->typ == want);
-        FUZZ_CHECK(c->exp_s > NOW_S);
-        FUZZ_CHECK(memchr(c->family, '\0', sizeof c->family) != NULL);
-        FUZZ_CHECK(c->typ != CC_JWT_REFRESH || c->family[0] != '\0');
+        FUZZ_CHECK(c.sub > 0);
+        FUZZ_CHECK(strcmp(c.role, "CUSTOMER") == 0 || strcmp(c.role, "TECHNICIAN") == 0 ||
+                   strcmp(c.role, "ADMIN") == 0);
+        FUZZ_CHECK(c.typ == want);
+        FUZZ_CHECK(c.exp_s > NOW_S);
+        FUZZ_CHECK(memchr(c.family, '\0', sizeof c.family) != NULL);
+        FUZZ_CHECK(c.typ != CC_JWT_REFRESH || c.family[0] != '\0');
         if (out != NULL)
-            *out = *c;
+            *out = c;
     }
-    return j.rc;
+    return rc;
 }
 
 /* b64url(h).b64url(p).b64url(HMAC(key, b64url(h).b64url(p))) into tok (TOKEN_CAP). 0 if
@@ -146,23 +130,36 @@ static void round_trip(const uint8_t *d, size_t n)
     free(tok);
 }
 
+struct job {
+    const uint8_t *data;
+    size_t size;
+};
+
+static void *on_worker(void *arg)
+{
+    const struct job *j = arg;
+    int want = (j->data[0] & 0x10) ? CC_JWT_REFRESH : CC_JWT_ACCESS;
+
+    switch (j->data[0] % 3) {
+    case 0:
+        raw_token(j->data + 1, j->size - 1, want);
+        break;
+    case 1:
+        signed_parts(j->data + 1, j->size - 1, want);
+        break;
+    default:
+        round_trip(j->data + 1, j->size - 1);
+        break;
+    }
+    return NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int want;
+    struct job j = {data, size};
 
     if (size < 1 || size > 3 * CC_JWT_MAX_LEN)
         return 0;
-    want = (data[0] & 0x10) ? CC_JWT_REFRESH : CC_JWT_ACCESS;
-    switch (data[0] % 3) {
-    case 0:
-        raw_token(data + 1, size - 1, want);
-        break;
-    case 1:
-        signed_parts(data + 1, size - 1, want);
-        break;
-    default:
-        round_trip(data + 1, size - 1);
-        break;
-    }
+    fuzz_on_worker_stack(on_worker, &j);
     return 0;
 }
