@@ -25,7 +25,7 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
 MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
 
-.PHONY: all run test seed bench clean deps unit unit-asan integration format format-check openapi fuzz fuzz-build
+.PHONY: all run test seed bench soak clean deps unit unit-asan integration format format-check openapi fuzz fuzz-build
 
 all: $(BUILD)/ingestd $(BUILD)/apid $(BUILD)/ccctl $(BUILD)/coldchain_auth.so $(TOOL_BINS)
 
@@ -75,8 +75,9 @@ $(BUILD)/apid: $(APID_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/openapi_json.o 
                $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lcivetweb -lpaho-mqtt3c -ljwt $(LDLIBS_COMMON)
 
+# paho-mqtt3cs: the TLS build of Paho, for `ccctl simulate --cafile` (ssl:// URLs).
 $(BUILD)/ccctl: $(CCCTL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c $(LDLIBS_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3cs $(LDLIBS_COMMON)
 
 $(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c -lcivetweb $(LDLIBS_COMMON)
@@ -160,6 +161,10 @@ run: deps all
 
 bench: deps all $(BUILD)/ingestd-no-mqtt-notify
 	@sh tools/bench.sh
+
+# Not part of `make test`: SOAK_S seconds (default 600) of mixed load; prints "soak:" lines.
+soak: deps all
+	@BUILD=$(BUILD) sh tools/soak.sh
 
 clean:
 	rm -rf build

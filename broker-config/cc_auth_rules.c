@@ -47,6 +47,13 @@ int cc_auth_client_id_allowed(const char *serial, const char *client_id)
     return client_id != NULL && cc_auth_is_device_name(serial) && strcmp(serial, client_id) == 0;
 }
 
+int cc_auth_cert_name_allowed(const char *cn, size_t len, const char *username)
+{
+    /* The length test also refuses a CN with a NUL inside ("serial\0anything"). */
+    return cn != NULL && username != NULL && len <= CC_AUTH_SERIAL_MAX && strlen(username) == len &&
+           memcmp(cn, username, len) == 0 && cc_auth_is_device_name(username);
+}
+
 /* 1 if topic is "devices/<serial>/<rest>" with a non-empty rest (*rest set), else 0. The
  * serial is compared byte for byte and holds no '/', '+' or '#' (a device name), so no
  * wildcard can reach the serial level. */

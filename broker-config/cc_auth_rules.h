@@ -9,6 +9,8 @@
 #ifndef CC_AUTH_RULES_H
 #define CC_AUTH_RULES_H
 
+#include <stddef.h>
+
 /* Bytes in a device serial; equals CC_SERIAL_MAX (common/cc_store.h, checked there). */
 #define CC_AUTH_SERIAL_MAX 64
 
@@ -35,6 +37,10 @@ int cc_auth_is_device_name(const char *username);
 /* 1 if a device logged in as serial may use client_id: only its serial, byte for byte, and
  * only if serial is a device name. NULL arguments answer 0. */
 int cc_auth_client_id_allowed(const char *serial, const char *client_id);
+
+/* 1 if a client certificate whose common name is the len bytes at cn may log in as username:
+ * cn is a device name (no NUL inside, see cc_auth_is_device_name) equal to username. */
+int cc_auth_cert_name_allowed(const char *cn, size_t len, const char *username);
 
 /* 1 if the device serial may do access (enum cc_auth_access) on topic: publish only to
  * devices/{serial}/readings and devices/{serial}/status; subscribe and receive only under

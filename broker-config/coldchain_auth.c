@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509.h>
 #include <sqlite3.h>
 
 #include <mosquitto.h>
@@ -76,6 +77,7 @@ static struct auth_state state;
 struct session {
     struct session *next;
     const struct mosquitto *client;
+    int by_cert; /* logged in with a device certificate: no key to compare */
     char hash_hex[CC_SHA256_HEX_LEN];
 };
 static struct session *sessions[AUTH_SESSION_BUCKETS];
@@ -90,8 +92,9 @@ static struct session **session_slot(const struct mosquitto *client)
     return pp;
 }
 
-/* Records client's key hash. 0, or -1 when out of memory (the login is then refused). */
-static int session_put(const struct mosquitto *client, const char *hash_hex)
+/* Records client's key hash (by_cert: a certificate login, hash unused). 0, or -1 when out of
+ * memory (the login is then refused). */
+static int session_put(const struct mosquitto *client, int by_cert, const char *hash_hex)
 {
     struct session **pp = session_slot(client);
 
@@ -101,6 +104,7 @@ static int session_put(const struct mosquitto *client, const char *hash_hex)
             return -1;
         (*pp)->client = client;
     }
+    (*pp)->by_cert = by_cert;
     memcpy((*pp)->hash_hex, hash_hex, CC_SHA256_HEX_LEN);
     return 0;
 }
@@ -224,13 +228,41 @@ out:
     return found;
 }
 
-/* MOSQ_EVT_BASIC_AUTH: SUCCESS for a device with its key, AUTH for a device with a wrong or
- * missing key, PLUGIN_DEFER for anyone else (and on a database error). */
+/* 1 if the client presented a certificate whose one common name is username, 0 if it
+ * presented another, -1 if it presented none. Only the certificate listener asks for one
+ * (require_certificate; mosquitto has verified it against that listener's cafile by now). */
+static int cert_names(const struct mosquitto *client, const char *username)
+{
+    X509 *cert = mosquitto_client_certificate(client); /* a reference of our own */
+    X509_NAME *name;
+    const ASN1_STRING *cn;
+    int i;
+    int ok = 0;
+
+    if (cert == NULL) {
+        return -1;
+    }
+    name = X509_get_subject_name(cert);
+    i = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+    /* Exactly one CN: with two, which one names the device would be a guess. */
+    if (i >= 0 && X509_NAME_get_index_by_NID(name, NID_commonName, i) < 0) {
+        cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+        ok = cn && cc_auth_cert_name_allowed((const char *)ASN1_STRING_get0_data(cn),
+                                             (size_t)ASN1_STRING_length(cn), username);
+    }
+    X509_free(cert);
+    return ok;
+}
+
+/* MOSQ_EVT_BASIC_AUTH: SUCCESS for a device with its key, or with a device certificate for
+ * its serial; AUTH for a device with a wrong or missing key, another serial's certificate or
+ * a client id that is not its serial; PLUGIN_DEFER for anyone else (and on a database error). */
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_basic_auth *ed = event_data;
     char hash_hex[CC_SHA256_HEX_LEN];
     int found;
+    int by_cert;
 
     (void)event;
     (void)userdata;
@@ -241,7 +273,14 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     if (found != 1) {
         return MOSQ_ERR_PLUGIN_DEFER;
     }
-    if (ed->password == NULL || !cc_api_key_matches(ed->password, hash_hex)) {
+    by_cert = cert_names(ed->client, ed->username);
+    if (by_cert == 0) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                             "coldchain_auth: device %s refused: certificate names another",
+                             ed->username);
+        return MOSQ_ERR_AUTH;
+    }
+    if (by_cert < 0 && (ed->password == NULL || !cc_api_key_matches(ed->password, hash_hex))) {
         return MOSQ_ERR_AUTH;
     }
     /* A device that presented another client id could replace that client's session
@@ -252,7 +291,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
                              ed->username);
         return MOSQ_ERR_AUTH;
     }
-    if (session_put(ed->client, hash_hex) != 0) {
+    if (session_put(ed->client, by_cert > 0, hash_hex) != 0) {
         return MOSQ_ERR_AUTH;
     }
     return MOSQ_ERR_SUCCESS;
@@ -304,7 +343,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     /* The key this device logged in with must still be its key (hashes are public-length
      * hex of equal size; a plain compare leaks nothing about the key itself). */
     s = *session_slot(ed->client);
-    if (s == NULL || strcmp(s->hash_hex, hash_hex) != 0) {
+    if (s == NULL || (!s->by_cert && strcmp(s->hash_hex, hash_hex) != 0)) {
         return MOSQ_ERR_ACL_DENIED;
     }
     return cc_auth_topic_allowed(serial, ed->topic, acl_access(ed->access)) ? MOSQ_ERR_SUCCESS

@@ -4,6 +4,14 @@
 #   with mosquitto_passwd from <username>/<password>) and acl (from broker-config/acl).
 # The persistence directory is <out_dir>/data. MQTT_BIND (default 127.0.0.1) sets the address.
 #
+# Listeners (broker-config/README.md, "TLS"):
+#   plain     <mqtt_port> on MQTT_BIND; 0 = off. COLDCHAIN_ENV=production: loopback only.
+#   TLS       MQTT_TLS_PORT (default 8883) on MQTT_TLS_BIND (default MQTT_BIND; in
+#             production 0.0.0.0), when
+#             MQTT_TLS_CERT and MQTT_TLS_KEY name the broker's certificate and key; 0 = off.
+#   device    MQTT_TLS_CERT_PORT (default 8884), when MQTT_TLS_CAFILE names the CA that signs
+#   certs     device certificates (require_certificate); 0 = off.
+#
 # The operator password never reaches a command line or a child's environment (issue 12 item
 # 10: argv is readable by every user through ps and /proc): it comes from MQTT_PASSWORD, which
 # this script unsets before it runs anything, or from one line on stdin when the password
@@ -41,11 +49,56 @@ fi
 bind=${MQTT_BIND:-127.0.0.1}
 src_dir=$(cd "$(dirname "$0")/../broker-config" && pwd)
 
-case $port in
-'' | *[!0-9]*) die "port must be a number: $port" ;;
-esac
-if [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
-    die "port out of range: $port"
+check_port() { # name value: 0 (off) or 1..65535
+    case $2 in
+    '' | *[!0-9]*) die "$1 must be a number: $2" ;;
+    esac
+    [ "$2" -le 65535 ] || die "$1 out of range: $2"
+}
+check_port "port" "$port"
+tls_port=${MQTT_TLS_PORT:-8883}
+cert_port=${MQTT_TLS_CERT_PORT:-8884}
+check_port MQTT_TLS_PORT "$tls_port"
+check_port MQTT_TLS_CERT_PORT "$cert_port"
+# Devices reach the TLS listeners over the network: in production they listen on every
+# address unless MQTT_TLS_BIND says otherwise; in development, where MQTT_BIND says.
+if [ "${COLDCHAIN_ENV:-}" = production ]; then
+    tls_bind=${MQTT_TLS_BIND:-0.0.0.0}
+else
+    tls_bind=${MQTT_TLS_BIND:-$bind}
+fi
+tls_cert=${MQTT_TLS_CERT:-}
+tls_key=${MQTT_TLS_KEY:-}
+tls_ca=${MQTT_TLS_CAFILE:-}
+[ -n "$tls_cert" ] || [ -z "$tls_key" ] || die "MQTT_TLS_KEY is set but MQTT_TLS_CERT is not"
+[ -n "$tls_key" ] || [ -z "$tls_cert" ] || die "MQTT_TLS_CERT is set but MQTT_TLS_KEY is not"
+tls=off
+if [ -n "$tls_cert" ] && [ "$tls_port" -ne 0 ]; then
+    tls=on
+    for f in "$tls_cert" "$tls_key"; do
+        [ -r "$f" ] || die "cannot read $f"
+    done
+fi
+tlscert=off
+if [ -n "$tls_ca" ] && [ "$cert_port" -ne 0 ]; then
+    [ -n "$tls_cert" ] || die "MQTT_TLS_CAFILE needs MQTT_TLS_CERT and MQTT_TLS_KEY"
+    [ -r "$tls_ca" ] || die "cannot read $tls_ca"
+    tlscert=on
+fi
+plain=on
+[ "$port" -ne 0 ] || plain=off
+[ $plain = on ] || [ $tls = on ] || die "no listener: plain port 0 and no TLS listener"
+if [ "${COLDCHAIN_ENV:-}" = production ]; then
+    # Devices reach the broker over the internet only through TLS; the plain listener is for
+    # the daemons on this host.
+    if [ $plain = on ]; then
+        case $bind in
+        127.* | ::1 | localhost) ;;
+        *) die "COLDCHAIN_ENV=production: the plain listener must bind to loopback (MQTT_BIND=$bind) or be off (port 0)" ;;
+        esac
+    fi
+    [ $tls = on ] || echo "broker_conf.sh: warning: production without a TLS listener" \
+        "(set MQTT_TLS_CERT and MQTT_TLS_KEY): devices can only reach loopback" >&2
 fi
 case $username in
 '' | *:* | *' '* | *'	'*) die "username must be non-empty, without ':' or blanks" ;;
@@ -65,8 +118,11 @@ out_dir=$(cd "$out_dir" && pwd)
 db=$(abspath "$db")
 plugin=$(abspath "$plugin")
 user=$(id -un)
+[ -z "$tls_cert" ] || tls_cert=$(abspath "$tls_cert")
+[ -z "$tls_key" ] || tls_key=$(abspath "$tls_key")
+[ -z "$tls_ca" ] || tls_ca=$(abspath "$tls_ca")
 
-for v in "$out_dir" "$db" "$plugin"; do
+for v in "$out_dir" "$db" "$plugin" "$tls_cert" "$tls_key" "$tls_ca"; do
     case $v in
     *'
 '* | *' '*) die "paths must not contain blanks or newlines: $v" ;;
@@ -78,7 +134,19 @@ esc() {
     printf '%s\n' "$1" | sed -e 's/[\\&|]/\\&/g'
 }
 
-sed -e "s|@MQTT_PORT@|$(esc "$port")|g" \
+# Keep ("on": untag) or drop ("off") the lines of an optional listener.
+tag() { # tag on|off
+    if [ "$2" = on ]; then echo "s|^#$1 ||"; else echo "/^#$1 /d"; fi
+}
+
+sed -e "$(tag plain $plain)" -e "$(tag tls $tls)" -e "$(tag tlscert $tlscert)" \
+    -e "s|@MQTT_PORT@|$(esc "$port")|g" \
+    -e "s|@MQTT_TLS_PORT@|$(esc "$tls_port")|g" \
+    -e "s|@MQTT_TLS_CERT_PORT@|$(esc "$cert_port")|g" \
+    -e "s|@MQTT_TLS_BIND@|$(esc "$tls_bind")|g" \
+    -e "s|@MQTT_TLS_CERT@|$(esc "$tls_cert")|g" \
+    -e "s|@MQTT_TLS_KEY@|$(esc "$tls_key")|g" \
+    -e "s|@MQTT_TLS_CAFILE@|$(esc "$tls_ca")|g" \
     -e "s|@MQTT_BIND@|$(esc "$bind")|g" \
     -e "s|@DATA_DIR@|$(esc "$out_dir/data")|g" \
     -e "s|@PLUGIN@|$(esc "$plugin")|g" \

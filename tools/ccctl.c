@@ -48,12 +48,20 @@ static const char usage_text[] =
     "                               serialNumber,coldCellId,firmwareVersion) or a JSON array\n"
     "                               of such objects (FILE - is stdin); one bad row and none\n"
     "                               is created; prints \"serialNumber,apiKey\" lines once\n"
+    "  device cert SERIAL [--ca-dir D] [--out D] [--days N]\n"
+    "                               a device certificate (CN = SERIAL, N days, default 825)\n"
+    "                               signed by the development CA D (default: tls/ beside\n"
+    "                               COLDCHAIN_DB, made by tools/devca.sh); writes\n"
+    "                               D/devices/SERIAL.crt and .key (0600) or into --out\n"
     "  backup FILE                  copy COLDCHAIN_DB to FILE with SQLite's online backup\n"
     "                               API, safe while ingestd and apid run\n"
     "  simulate [--devices S:K,...|--keys-file F] [--rate N] [--duration S] [--count N]\n"
     "           [--url tcp://127.0.0.1:1883] [--qos 0|1] [--high-ratio R]\n"
-    "           [--profile freezer|fridge]\n"
-    "                               publish readings as the devices, paced to N/s in total\n"
+    "           [--profile freezer|fridge] [--cafile CA [--cert C --key K]]\n"
+    "                               publish readings as the devices, paced to N/s in total;\n"
+    "                               --cafile: over TLS (--url ssl://127.0.0.1:8883), the\n"
+    "                               broker's certificate checked against CA; --cert/--key:\n"
+    "                               a device certificate (--url ssl://127.0.0.1:8884)\n"
     "\n"
     "Environment: COLDCHAIN_DB (data/coldchain.db), MQTT_URL, LOG_LEVEL, LOG_FORMAT.\n"
     "Exit: 0 ok, 1 failed, 2 bad configuration, 64 usage, 65 invalid field.\n";
@@ -462,7 +470,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "user") == 0 || strcmp(cmd, "device") == 0) {
         if (argc < 3 || (strcmp(argv[2], "add") != 0 &&
-                         (strcmp(cmd, "device") != 0 || strcmp(argv[2], "import") != 0)))
+                         (strcmp(cmd, "device") != 0 ||
+                          (strcmp(argv[2], "import") != 0 && strcmp(argv[2], "cert") != 0))))
             return ccctl_usage();
         sub = argv[2];
     } else if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "seed") != 0 &&
@@ -483,6 +492,8 @@ int main(int argc, char **argv)
             return cmd_user_add(argc - 2, argv + 2, &cfg);
         if (strcmp(sub, "import") == 0)
             return ccctl_device_import(argc - 2, argv + 2, &cfg);
+        if (strcmp(sub, "cert") == 0)
+            return ccctl_device_cert(argc - 2, argv + 2, &cfg);
         return cmd_device_add(argc - 2, argv + 2, &cfg);
     }
     if (strcmp(cmd, "backup") == 0)

@@ -28,6 +28,9 @@ int ccctl_parse_double(const char *s, double min, double max, double *out);
 int ccctl_simulate(int argc, char **argv, const struct cc_config *cfg);
 /* `ccctl device import FILE [--format csv|json]` (ccctl_import.c): argv[0] is "import". */
 int ccctl_device_import(int argc, char **argv, const struct cc_config *cfg);
+/* `ccctl device cert SERIAL [--ca-dir D] [--out D] [--days N]` (ccctl_cert.c): argv[0] is
+ * "cert". Writes <out>/SERIAL.crt and SERIAL.key (0600), signed by <ca-dir>/ca.crt. */
+int ccctl_device_cert(int argc, char **argv, const struct cc_config *cfg);
 /* `ccctl backup FILE` (ccctl_backup.c): argv[0] is "backup". */
 int ccctl_backup(int argc, char **argv, const struct cc_config *cfg);
 

@@ -70,6 +70,9 @@ struct sim {
     double duration_s; /* 0: no limit */
     int64_t count;     /* 0: no limit */
     const char *url;
+    const char *cafile;   /* --cafile: TLS, the server's certificate checked against it */
+    const char *certfile; /* --cert/--key: a device certificate (CN = serial) */
+    const char *keyfile;
     int qos;
     double high_ratio;
     enum sim_profile profile; /* forced by --profile, else SIM_AUTO */
@@ -265,6 +268,7 @@ static void on_lost(void *ctx, char *cause)
 static int connect_device(struct sim *sim, struct sim_device *d)
 {
     MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer;
+    MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
     int rc;
 
     rc = MQTTClient_create(&d->client, sim->url, d->serial, MQTTCLIENT_PERSISTENCE_NONE, NULL);
@@ -285,6 +289,15 @@ static int connect_device(struct sim *sim, struct sim_device *d)
     opts.password = d->key;
     opts.connectTimeout = SIM_CONNECT_TIMEOUT_S;
     opts.maxInflightMessages = SIM_MAX_INFLIGHT;
+    if (sim->cafile != NULL) {
+        ssl.trustStore = sim->cafile;
+        ssl.keyStore = sim->certfile;
+        ssl.privateKey = sim->keyfile;
+        ssl.enableServerCertAuth = 1;
+        ssl.verify = 1; /* the host name in the URL must be in the server's certificate */
+        ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2; /* the broker refuses anything older */
+        opts.ssl = &ssl;
+    }
     rc = MQTTClient_connect(d->client, &opts);
     if (rc != MQTTCLIENT_SUCCESS) {
         fprintf(stderr, "ccctl: simulate: %s: connect to %s failed (%d%s)\n", d->serial, sim->url,
@@ -446,11 +459,19 @@ static void close_devices(struct sim *sim)
 int ccctl_simulate(int argc, char **argv, const struct cc_config *cfg)
 {
     static const struct option opts[] = {
-        {"devices", required_argument, NULL, 'd'}, {"keys-file", required_argument, NULL, 'k'},
-        {"rate", required_argument, NULL, 'r'},    {"duration", required_argument, NULL, 't'},
-        {"count", required_argument, NULL, 'n'},   {"url", required_argument, NULL, 'u'},
-        {"qos", required_argument, NULL, 'q'},     {"high-ratio", required_argument, NULL, 'h'},
-        {"profile", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0},
+        {"devices", required_argument, NULL, 'd'},
+        {"keys-file", required_argument, NULL, 'k'},
+        {"rate", required_argument, NULL, 'r'},
+        {"duration", required_argument, NULL, 't'},
+        {"count", required_argument, NULL, 'n'},
+        {"url", required_argument, NULL, 'u'},
+        {"qos", required_argument, NULL, 'q'},
+        {"high-ratio", required_argument, NULL, 'h'},
+        {"profile", required_argument, NULL, 'p'},
+        {"cafile", required_argument, NULL, 'C'},
+        {"cert", required_argument, NULL, 'E'},
+        {"key", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
     };
     struct sim sim;
     const char *devices_arg = NULL, *keys_file = NULL;
@@ -497,6 +518,15 @@ int ccctl_simulate(int argc, char **argv, const struct cc_config *cfg)
             if (!ccctl_parse_double(optarg, 0.0, 1.0, &sim.high_ratio))
                 goto usage;
             break;
+        case 'C':
+            sim.cafile = optarg;
+            break;
+        case 'E':
+            sim.certfile = optarg;
+            break;
+        case 'K':
+            sim.keyfile = optarg;
+            break;
         case 'p':
             if (strcmp(optarg, "freezer") == 0)
                 sim.profile = SIM_FREEZER;
@@ -511,6 +541,19 @@ int ccctl_simulate(int argc, char **argv, const struct cc_config *cfg)
     }
     if (optind != argc || (devices_arg == NULL) == (keys_file == NULL)) {
         fprintf(stderr, "ccctl: simulate needs exactly one of --devices and --keys-file\n");
+        return ccctl_usage();
+    }
+    if ((sim.certfile == NULL) != (sim.keyfile == NULL) ||
+        (sim.certfile != NULL && sim.cafile == NULL)) {
+        fprintf(stderr, "ccctl: simulate: --cert and --key go together, and with --cafile\n");
+        return ccctl_usage();
+    }
+    /* Paho speaks TLS only to ssl:// (or mqtts://) URLs; a tcp:// URL with --cafile would
+     * silently send the key in clear text. */
+    if ((sim.cafile != NULL) !=
+        (strncmp(sim.url, "ssl://", 6) == 0 || strncmp(sim.url, "mqtts://", 8) == 0)) {
+        fprintf(stderr, "ccctl: simulate: --cafile needs an ssl:// URL and an ssl:// URL "
+                        "needs --cafile\n");
         return ccctl_usage();
     }
     sim.qos = (int)qos;

@@ -64,7 +64,7 @@ def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
 class Stack:
     """One coldchain stack. Use as a context manager."""
 
-    def __init__(self, seed=True, ingestd=True, apid=True, env=None, keep=False):
+    def __init__(self, seed=True, ingestd=True, apid=True, env=None, keep=False, tls=False):
         self.dir = tempfile.mkdtemp(prefix="cc-it-")
         self.data = os.path.join(self.dir, "data")
         os.makedirs(self.data)
@@ -77,6 +77,12 @@ class Stack:
         self.want_seed, self.want_ingestd, self.want_apid = seed, ingestd, apid
         self.extra_env = env or {}
         self.keep = keep
+        # tls=True: a development CA (tools/devca.sh) in <dir>/tls, and the broker's TLS and
+        # device-certificate listeners on free ports (mqtt_tls_port, mqtt_cert_port).
+        self.tls = tls
+        self.tls_dir = os.path.join(self.dir, "tls")
+        self.mqtt_tls_port = free_port() if tls else 0
+        self.mqtt_cert_port = free_port() if tls else 0
         self.procs = {}
         self.logs = {}
         self.keys = {}
@@ -120,13 +126,24 @@ class Stack:
     def start_broker(self):
         conf_dir = os.path.join(self.dir, "broker")
         if not os.path.exists(os.path.join(conf_dir, "mosquitto.conf")):
+            env = self.env()
+            if self.tls:
+                subprocess.run(["sh", os.path.join(ROOT, "tools", "devca.sh"), self.tls_dir],
+                               check=True, capture_output=True)
+                env.update(MQTT_TLS_PORT=str(self.mqtt_tls_port),
+                           MQTT_TLS_CERT_PORT=str(self.mqtt_cert_port),
+                           MQTT_TLS_CERT=os.path.join(self.tls_dir, "server.crt"),
+                           MQTT_TLS_KEY=os.path.join(self.tls_dir, "server.key"),
+                           MQTT_TLS_CAFILE=os.path.join(self.tls_dir, "ca.crt"))
             # The password goes through the environment (MQTT_PASSWORD), never argv.
             subprocess.run(["sh", os.path.join(ROOT, "tools", "broker_conf.sh"), conf_dir,
                             str(self.mqtt_port), self.db_path,
-                            PLUGIN, self.mqtt_user], env=self.env(), check=True,
+                            PLUGIN, self.mqtt_user], env=env, check=True,
                            capture_output=True)
         p = self._spawn("mosquitto", ["mosquitto", "-c", os.path.join(conf_dir, "mosquitto.conf")])
-        wait_port(self.mqtt_port, proc=p)
+        for port in (self.mqtt_port, self.mqtt_tls_port, self.mqtt_cert_port):
+            if port:
+                wait_port(port, proc=p)
 
     def start_ingestd(self, wait=True):
         p = self._spawn("ingestd", [os.path.join(BUILD, "ingestd")])
