@@ -8,6 +8,7 @@ set -eu
 PKGS="build-essential pkg-config libpaho-mqtt-dev mosquitto mosquitto-dev libmosquitto-dev
 mosquitto-clients libcivetweb-dev libcjson-dev libsqlite3-dev sqlite3 libssl-dev
 libcurl4-openssl-dev libjwt-dev libcmocka-dev python3 python3-paho-mqtt python3-yaml systemd wrk
+openssl strace
 chromium fonts-liberation clang libclang-rt-14-dev nginx openssl ${EXTRA_PKGS:-}"
 missing=""
 for p in $PKGS; do

@@ -32,6 +32,22 @@ KEYS="$DATA/device-keys.csv"
 seed_out=$(build/ccctl seed --keys-file "$KEYS")
 echo "$seed_out"
 
+# MQTT over TLS for devices: a development CA and server certificate made on first start by
+# tools/devca.sh, kept beside the database in $DATA/tls (keys 0600; data/ is never committed).
+# MQTT_TLS_CERT/MQTT_TLS_KEY/MQTT_TLS_CAFILE name other files; MQTT_TLS_PORT=0 turns TLS off.
+: "${MQTT_TLS_PORT:=8883}"
+: "${MQTT_TLS_CERT_PORT:=8884}"
+TLS_DIR="$DATA/tls"
+if [ "$MQTT_TLS_PORT" != 0 ] && [ -z "${MQTT_TLS_CERT:-}" ]; then
+    sh tools/devca.sh "$TLS_DIR" >/dev/null
+    MQTT_TLS_CERT="$TLS_DIR/server.crt"
+    MQTT_TLS_KEY="$TLS_DIR/server.key"
+    : "${MQTT_TLS_CAFILE:=$TLS_DIR/ca.crt}"
+fi
+export MQTT_TLS_PORT MQTT_TLS_CERT_PORT
+[ -z "${MQTT_TLS_CERT:-}" ] || export MQTT_TLS_CERT MQTT_TLS_KEY
+[ -z "${MQTT_TLS_CAFILE:-}" ] || export MQTT_TLS_CAFILE
+
 # MQTT_PASSWORD reaches broker_conf.sh through the environment only (never argv).
 sh tools/broker_conf.sh "$DATA/broker" "$MQTT_PORT" "$COLDCHAIN_DB" "$ROOT/build/coldchain_auth.so" \
     "$MQTT_USERNAME" >/dev/null
@@ -59,6 +75,18 @@ cat <<EOT
 coldchain is running
   HTTP API        http://127.0.0.1:$HTTP_PORT/   (health: /health, ready: /ready)
   MQTT broker     tcp://127.0.0.1:$MQTT_PORT     (devices: username = serial, password = API key)
+EOT
+if [ -n "${MQTT_TLS_CERT:-}" ]; then
+    cat <<EOT
+  MQTT over TLS   ssl://127.0.0.1:$MQTT_TLS_PORT     (same login; server certificate $MQTT_TLS_CERT)
+EOT
+    [ -z "${MQTT_TLS_CAFILE:-}" ] || cat <<EOT
+  device certs    ssl://127.0.0.1:$MQTT_TLS_CERT_PORT     (CN = serial, no key; build/ccctl device cert SERIAL)
+  development CA  $MQTT_TLS_CAFILE (keys beside it, mode 0600; never committed)
+  simulate (TLS)  build/ccctl simulate --keys-file $KEYS --url ssl://127.0.0.1:$MQTT_TLS_PORT --cafile ${MQTT_TLS_CAFILE:-CA}
+EOT
+fi
+cat <<EOT
   ingest metrics  http://127.0.0.1:$INGEST_METRICS_PORT/metrics
   database        $COLDCHAIN_DB
   test users      admin@example.com / admin123, tech@example.com / technician123,
