@@ -74,6 +74,7 @@ cat <<EOT
 
 coldchain is running
   HTTP API        http://127.0.0.1:$HTTP_PORT/   (health: /health, ready: /ready)
+                  plain HTTP on loopback, for development; production puts nginx (HTTPS) in front: deploy/README.md
   MQTT broker     tcp://127.0.0.1:$MQTT_PORT     (devices: username = serial, password = API key)
 EOT
 if [ -n "${MQTT_TLS_CERT:-}" ]; then
