@@ -35,16 +35,17 @@ for t in $targets; do
     fi
     mkdir -p "$work" "$seeds"
     before=$(ls "$findings" | grep -c "^$t-" || true)
+    tmp=$dir/tmp/$t.$$ # this run's scratch databases (fuzz_feed.c, fuzz_ingest.c)
+    mkdir -p "$tmp"
     # -timeout: one input that takes this long is a hang (a finding); -rss_limit_mb: a
     # leak or an allocation this large is one too. The seed directory comes second so it
     # is only read: libFuzzer writes new inputs into the first directory.
     # shellcheck disable=SC2086
-    mkdir -p "$dir/tmp"
-    FUZZ_TMPDIR=$dir/tmp "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+    FUZZ_TMPDIR=$tmp "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
         -print_final_stats=1 -artifact_prefix="$findings/$t-" ${FUZZ_ARGS:-} \
         "$work" "$seeds" >"$log" 2>&1
     rc=$?
-    rm -f "$dir"/tmp/cc-fuzz-* # a target's scratch databases (fuzz_feed.c)
+    rm -rf "$tmp"
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
     after=$(ls "$findings" | grep -c "^$t-" || true)

@@ -71,6 +71,19 @@ def main():
                 {"online": "yes"}, {"firmwareVersion": "x" * 70, "online": True}, [1]]:
         put("validate", b"\x01" + json.dumps(doc).encode())
 
+    # fuzz_ingest: 0x00 devices/DA1/readings, 0x02 devices/DA1/status, 0x04 an unknown
+    # device, 0x06 topic\0payload, 0x01 HTTP readings for DA1 (all or nothing)
+    for sel, doc in [(0, reading), (0, [reading, {"temperature": 151}, reading]), (1, [reading, {"temperature": "x"}]),
+                     (1, {"temperature": 9.5, "ts": iso(NOW_S - 30)}), (2, {"online": True, "firmwareVersion": "2.0"}),
+                     (4, reading), (0, [{"temperature": 30, "ts": iso(NOW_S - 600 + 60 * i)} for i in range(10)]),
+                     (0, [{"temperature": 4, "powerStatus": False, "ts": iso(NOW_S - 300 + 30 * i)} for i in range(8)])]:
+        put("ingest", bytes([sel]) + json.dumps(doc).encode())
+    put("ingest", b"\x00" + b"[" * 5000)
+    put("ingest", b"\x06devices/DA2/readings\x00" + json.dumps(reading).encode())
+    put("ingest", b"\x06devices//readings\x00{}")
+    put("ingest", b"\x06devices/DA1/readings/extra\x00{}")
+    put("ingest", b"\x06devices/DA1/errors\x00" + b"x" * 5000)
+
     # fuzz_json: documents at and around the depth bound, brackets inside strings
     for doc in ["{}", "[]", "1", '"x"', "[" * 32 + "]" * 32, "[" * 33 + "]" * 33,
                 '{"a":' * 32 + "1" + "}" * 32, '{"a":' * 33 + "1" + "}" * 33,
