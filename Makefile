@@ -79,8 +79,9 @@ $(BUILD)/apid: $(APID_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/openapi_json.o 
 $(BUILD)/ccctl: $(CCCTL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3cs $(LDLIBS_COMMON)
 
+# -lssl: bench_load --cafile (the TLS phase of make bench).
 $(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c -lcivetweb $(LDLIBS_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3c -lcivetweb -lssl $(LDLIBS_COMMON)
 
 # The broker plugin links only what it needs: SQLite (read-only) and OpenSSL.
 $(BUILD)/coldchain_auth.so: broker-config/coldchain_auth.c $(BUILD)/obj/broker-config/cc_auth_rules.o \

@@ -27,6 +27,10 @@
 #      notification channel (Makefile), so the outbox is written but nothing is published
 #      on alerts/ and notifications/. C against E prices that channel; E against B is what
 #      the alert engine and the outbox writes cost ingest.
+#   T  as B, but every device connects over TLS (the broker's TLS listener, certificate from
+#      tools/devca.sh, bench_load --cafile), run right after B so that the two share the
+#      machine's state: ingest_tls_vs_plain_ratio = T / B (the handshakes, then symmetric
+#      crypto on the device leg; ingestd's own leg stays plain on loopback, as deployed).
 #   D  latency: ingestd at a steady open-loop rate, BENCH_LATENCY_RATE readings/s (default
 #      half of B's committed rate), BENCH_LATENCY_READINGS readings.
 # Definitions:
@@ -63,7 +67,7 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_QOS1_BASELINE:=1}"  # 0 skips the informative QoS 1 baseline
 : "${BENCH_PHASE_TIMEOUT_S:=120}"
 : "${BENCH_KEEP:=0}"           # 1 keeps the temporary directory (logs, databases)
-: "${BENCH_PHASES:=baseline plain churn nomqtt paced}" # a subset, for experiments
+: "${BENCH_PHASES:=baseline plain tls churn nomqtt paced}" # a subset, for experiments
 : "${BENCH_CHURN_ROUNDS:=3}"   # pairs of plain and churn phases for the churn ratio
 
 PY=/usr/bin/python3
@@ -163,7 +167,12 @@ with open(keys_path, "w") as f:
     f.write("\n".join(lines) + "\n")
 EOF
 ) || die "provisioning failed"
-MQTT_PASSWORD=$MQTT_PASSWORD sh tools/broker_conf.sh "$TMP/broker" "$MQTT_PORT" "$DB" \
+# TLS listener for phase T, with a throw-away development CA; no device-certificate one.
+MQTT_TLS_PORT=$(free_port)
+sh tools/devca.sh "$TMP/tls" >/dev/null || die "devca.sh failed"
+MQTT_PASSWORD=$MQTT_PASSWORD MQTT_TLS_PORT=$MQTT_TLS_PORT MQTT_TLS_CERT_PORT=0 \
+    MQTT_TLS_CERT="$TMP/tls/server.crt" MQTT_TLS_KEY="$TMP/tls/server.key" MQTT_TLS_CAFILE= \
+    sh tools/broker_conf.sh "$TMP/broker" "$MQTT_PORT" "$DB" \
     "$BUILD/coldchain_auth.so" "$MQTT_USERNAME" >/dev/null || die "broker_conf.sh failed"
 say "$BENCH_DEVICES devices in $BENCH_CELLS cells provisioned in $(($(date +%s) - t_setup)) s ($TMP)"
 
@@ -281,6 +290,9 @@ fi
 # shellcheck disable=SC2086 # FLOW is two words
 phase plain && ingest plain --count "$BENCH_READINGS" $FLOW
 # shellcheck disable=SC2086
+phase tls && ingest tls --count "$BENCH_READINGS" $FLOW --port "$MQTT_TLS_PORT" \
+    --cafile "$TMP/tls/ca.crt"
+# shellcheck disable=SC2086
 phase churn && ingest churn --count "$BENCH_READINGS" $FLOW --high-ratio 0.5
 NOMQTT_BIN=$BUILD/ingestd-no-mqtt-notify
 if phase nomqtt && [ ! -x "$NOMQTT_BIN" ]; then
@@ -340,6 +352,13 @@ if [ "$BENCH_QOS1_BASELINE" = 1 ]; then
     out broker_baseline_qos1_rate "$(val "$TMP/count-qos1.out" count_rate)" msg/s
 fi
 out ingest_vs_baseline_ratio "$(ratio "$plain" "$base")" ratio
+if phase tls; then
+    out ingest_tls_rate "$(val "$TMP/load-tls.out" load_commit_rate)" readings/s
+    incomplete tls ingest_tls_committed
+    out ingest_tls_p50_latency "$(val "$TMP/load-tls.out" load_commit_p50_latency)" ms
+    out ingest_tls_p99_latency "$(val "$TMP/load-tls.out" load_commit_p99_latency)" ms
+    out ingest_tls_vs_plain_ratio "$(ratio "$(val "$TMP/load-tls.out" load_commit_rate)" "$plain")" ratio
+fi
 out ingest_alert_churn_rate "$churn" readings/s
 incomplete churn ingest_alert_churn_committed
 out ingest_alert_churn_p50_latency "$(val "$TMP/load-churn.out" load_commit_p50_latency)" ms

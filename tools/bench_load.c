@@ -41,6 +41,8 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define BL_MAX_DEVICES 20000 /* connections one process opens */
 #define BL_SERIAL_MAX 64     /* bytes in a serial (CC_SERIAL_MAX) */
@@ -77,7 +79,8 @@
 #define BL_NORMAL_MIN (-20.0) /* normal readings: -20.0 .. -16.1 */
 #define BL_HIGH_MIN (-12.0)   /* high readings: -12.0 .. -8.1, above max + hysteresis */
 
-enum conn_state { C_IDLE, C_TCP, C_CONNACK, C_READY, C_CLOSED };
+/* C_TLS: TCP is up, the TLS handshake is under way (--cafile only). */
+enum conn_state { C_IDLE, C_TCP, C_TLS, C_CONNACK, C_READY, C_CLOSED };
 
 /* One unacknowledged PUBLISH. */
 struct flight {
@@ -89,6 +92,7 @@ struct flight {
 
 struct conn {
     int fd;
+    SSL *ssl; /* --cafile: the connection's TLS session, else NULL */
     enum conn_state state;
     char serial[BL_SERIAL_MAX + 1];
     char key[BL_KEY_MAX + 1];
@@ -123,6 +127,8 @@ struct load {
     int qos;                /* 1, or 2 to compare brokers' QoS 2 paths (devices publish at QoS 1) */
     int64_t window;         /* readings published but not yet done downstream; 0: no limit */
     const char *count_file; /* bench_count --count-file: its received count */
+    const char *cafile;     /* --cafile: TLS, the broker's certificate checked against it */
+    SSL_CTX *tls;
     int timeout_s;
     int commit_timeout_s;
     int quiet;
@@ -190,7 +196,7 @@ static void usage(FILE *f)
             "                  [--count M] [--inflight K] [--rate MSG_PER_S] [--high-ratio R]\n"
             "                  [--timeout S] [--metrics-url URL] [--commit-timeout S] "
             "[--qos 1|2]\n"
-            "                  [--window W] [--count-file FILE] [--quiet]\n"
+            "                  [--window W] [--count-file FILE] [--cafile CA] [--quiet]\n"
             "  --keys FILE        \"serial,key\" lines (header and '#' lines skipped)\n"
             "  --devices N        use the first N devices of the file (default: all)\n"
             "  --count M          readings in total, round-robin over the devices (%d)\n"
@@ -204,7 +210,9 @@ static void usage(FILE *f)
             "  --window W         at most W readings published and not yet stored (metrics)\n"
             "                     or received (--count-file): a closed loop that keeps the\n"
             "                     broker's queue short\n"
-            "  --count-file FILE  bench_count's shared counter (its --count-file)\n",
+            "  --count-file FILE  bench_count's shared counter (its --count-file)\n"
+            "  --cafile CA        connect over TLS (1.2 or later), the broker's certificate\n"
+            "                     checked against CA (the host name is not checked)\n",
             BL_DEFAULT_COUNT, BL_DEFAULT_INFLIGHT, BL_INFLIGHT_MAX, BL_DEFAULT_TIMEOUT_S,
             BL_METRIC_ACCEPTED, BL_DEFAULT_COMMIT_TIMEOUT_S);
 }
@@ -242,6 +250,7 @@ static int parse_args(struct load *L, int argc, char **argv)
                                          {"window", required_argument, NULL, 'w'},
                                          {"count-file", required_argument, NULL, 'f'},
                                          {"quiet", no_argument, NULL, 'q'},
+                                         {"cafile", required_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, '?'},
                                          {NULL, 0, NULL, 0}};
     double v;
@@ -258,6 +267,9 @@ static int parse_args(struct load *L, int argc, char **argv)
         switch (o) {
         case 'H':
             L->host = optarg;
+            break;
+        case 'C':
+            L->cafile = optarg;
             break;
         case 'p':
             if (!parse_num("--port", optarg, 1, 65535, &v))
@@ -429,6 +441,18 @@ static int setup(struct load *L)
         c->quota = L->count / (int64_t)L->n + ((int64_t)i < L->count % (int64_t)L->n);
         c->next_id = 1;
     }
+    if (L->cafile != NULL) {
+        L->tls = SSL_CTX_new(TLS_client_method());
+        if (L->tls == NULL || !SSL_CTX_set_min_proto_version(L->tls, TLS1_2_VERSION) ||
+            SSL_CTX_load_verify_locations(L->tls, L->cafile, NULL) != 1) {
+            fprintf(stderr, "bench_load: cannot use %s as the CA\n", L->cafile);
+            return 0;
+        }
+        SSL_CTX_set_verify(L->tls, SSL_VERIFY_PEER, NULL);
+        /* conn_flush retries with more bytes queued, from a buffer that memmove shifts. */
+        SSL_CTX_set_mode(L->tls,
+                         SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
     L->ep = epoll_create1(EPOLL_CLOEXEC);
     if (L->ep < 0) {
         fprintf(stderr, "bench_load: epoll_create1: %s\n", strerror(errno));
@@ -464,6 +488,7 @@ static void teardown(struct load *L)
         munmap((void *)L->count_map, sizeof(int64_t));
     if (L->c != NULL) {
         for (size_t i = 0; i < L->n; i++) {
+            SSL_free(L->c[i].ssl);
             if (L->c[i].fd >= 0)
                 close(L->c[i].fd);
             free(L->c[i].out);
@@ -473,6 +498,7 @@ static void teardown(struct load *L)
     }
     if (L->ep >= 0)
         close(L->ep);
+    SSL_CTX_free(L->tls);
     free(L->c);
     free(L->flush);
     free(L->lat);
@@ -490,10 +516,12 @@ static void conn_close(struct load *L, struct conn *c, const char *why)
             fprintf(stderr, "bench_load: more devices failed\n");
         L->failed++;
     }
-    if (c->state == C_TCP || c->state == C_CONNACK)
+    if (c->state == C_TCP || c->state == C_TLS || c->state == C_CONNACK)
         L->opening--;
     if (c->state == C_READY)
         L->ready--;
+    SSL_free(c->ssl); /* no close_notify: the broker sees the socket close either way */
+    c->ssl = NULL;
     if (c->fd >= 0) {
         epoll_ctl(L->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -543,20 +571,83 @@ static int set_events(struct load *L, struct conn *c, uint32_t ev)
     return epoll_ctl(L->ep, EPOLL_CTL_MOD, c->fd, &e);
 }
 
+/* send() or SSL_write(): bytes written, 0 if the socket would block (TLS: the session
+ * needs to read or write first; epoll wakes us either way), -1 on an error (errno, or EIO
+ * for TLS). */
+static ssize_t io_send(struct conn *c, const void *p, size_t n)
+{
+    size_t done = 0;
+    ssize_t w;
+
+    if (c->ssl == NULL) {
+        do
+            w = send(c->fd, p, n, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        return w;
+    }
+    ERR_clear_error();
+    if (SSL_write_ex(c->ssl, p, n, &done) == 1)
+        return (ssize_t)done;
+    switch (SSL_get_error(c->ssl, 0)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return 0;
+    default:
+        errno = EIO;
+        return -1;
+    }
+}
+
+/* recv() or SSL_read(): bytes read, 0 if nothing is there now, -1 on an error or end
+ * (*eof set for an orderly close). */
+static ssize_t io_recv(struct conn *c, void *p, size_t n, int *eof)
+{
+    size_t got = 0;
+    ssize_t r;
+
+    *eof = 0;
+    if (c->ssl == NULL) {
+        do
+            r = recv(c->fd, p, n, 0);
+        while (r < 0 && errno == EINTR);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (r == 0) {
+            *eof = 1;
+            return -1;
+        }
+        return r;
+    }
+    ERR_clear_error();
+    if (SSL_read_ex(c->ssl, p, n, &got) == 1)
+        return (ssize_t)got;
+    switch (SSL_get_error(c->ssl, 0)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return 0;
+    case SSL_ERROR_ZERO_RETURN:
+        *eof = 1;
+        return -1;
+    default:
+        errno = EIO;
+        return -1;
+    }
+}
+
 /* Writes what c has queued; registers EPOLLOUT while some is left. */
 static void conn_flush(struct load *L, struct conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t w = io_send(c, c->out + c->out_off, c->out_len - c->out_off);
 
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
             conn_close(L, c, strerror(errno));
             return;
         }
+        if (w == 0)
+            break;
         c->out_off += (size_t)w;
     }
     if (c->out_off == c->out_len)
@@ -869,24 +960,24 @@ partial:
 
 static void on_readable(struct load *L, struct conn *c, int64_t now_us)
 {
-    for (int r = 0; r < BL_READS_PER_EVENT && c->state != C_CLOSED; r++) {
+    /* TLS reads on until the session is empty: bytes it has decrypted already raise no
+     * epoll event. */
+    for (int r = 0; (r < BL_READS_PER_EVENT || c->ssl != NULL) && c->state != C_CLOSED; r++) {
         size_t want = BL_IN_MAX - c->in_len;
-        ssize_t got = recv(c->fd, c->in + c->in_len, want, 0);
+        int eof;
+        ssize_t got = io_recv(c, c->in + c->in_len, want, &eof);
 
         if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                conn_close(L, c, strerror(errno));
+            conn_close(L, c, eof ? "the broker closed the connection" : strerror(errno));
             return;
         }
-        if (got == 0) {
-            conn_close(L, c, "the broker closed the connection");
+        if (got == 0)
             return;
-        }
         c->in_len += (size_t)got;
         parse_input(L, c, now_us);
-        if ((size_t)got < want)
+        /* A short read drained the socket; TLS may still hold decrypted bytes that no
+         * epoll event will announce. */
+        if ((size_t)got < want && (c->ssl == NULL || SSL_pending(c->ssl) == 0))
             return;
     }
 }
@@ -920,7 +1011,37 @@ static void conn_open(struct load *L, struct conn *c, int64_t now_us)
     c->want_out = 1;
 }
 
-/* The TCP connection of c is writable for the first time: send CONNECT. */
+/* Sends CONNECT on a connection whose TCP (and TLS) is up. */
+static void start_mqtt(struct load *L, struct conn *c);
+
+/* Moves c's TLS handshake on; at its end, CONNECT. */
+static void tls_step(struct load *L, struct conn *c)
+{
+    int rc;
+
+    ERR_clear_error();
+    rc = SSL_do_handshake(c->ssl);
+    if (rc == 1) {
+        start_mqtt(L, c);
+        return;
+    }
+    switch (SSL_get_error(c->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        if (set_events(L, c, EPOLLIN) != 0)
+            conn_close(L, c, strerror(errno));
+        c->want_out = 0;
+        return;
+    case SSL_ERROR_WANT_WRITE:
+        if (set_events(L, c, EPOLLIN | EPOLLOUT) != 0)
+            conn_close(L, c, strerror(errno));
+        c->want_out = 1;
+        return;
+    default:
+        conn_close(L, c, "TLS handshake failed");
+    }
+}
+
+/* The TCP connection of c is writable for the first time: TLS, or CONNECT at once. */
 static void on_connected(struct load *L, struct conn *c)
 {
     int err = 0;
@@ -930,6 +1051,22 @@ static void on_connected(struct load *L, struct conn *c)
         conn_close(L, c, strerror(err ? err : errno));
         return;
     }
+    if (L->tls != NULL) {
+        c->ssl = SSL_new(L->tls);
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+            conn_close(L, c, "SSL_new failed");
+            return;
+        }
+        SSL_set_connect_state(c->ssl);
+        c->state = C_TLS;
+        tls_step(L, c);
+        return;
+    }
+    start_mqtt(L, c);
+}
+
+static void start_mqtt(struct load *L, struct conn *c)
+{
     c->state = C_CONNACK;
     if (!send_connect(c)) {
         conn_close(L, c, "CONNECT does not fit");
@@ -947,6 +1084,10 @@ static void handle_event(struct load *L, const struct epoll_event *e, int64_t no
     if (c->state == C_TCP) {
         if (e->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             on_connected(L, c);
+        return;
+    }
+    if (c->state == C_TLS) {
+        tls_step(L, c);
         return;
     }
     if (e->events & EPOLLIN)
@@ -967,7 +1108,7 @@ static void housekeeping(struct load *L, int64_t now_us)
     for (size_t i = 0; i < L->next_open; i++) {
         struct conn *c = &L->c[i];
 
-        if ((c->state == C_TCP || c->state == C_CONNACK) &&
+        if ((c->state == C_TCP || c->state == C_TLS || c->state == C_CONNACK) &&
             now_ms - c->opened_ms > BL_CONNECT_TIMEOUT_MS)
             conn_close(L, c, "no CONNACK within the connect timeout");
         else if (c->state == C_READY && now_ms - c->last_tx_ms > BL_PING_EVERY_MS) {
