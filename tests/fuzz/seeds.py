@@ -84,6 +84,11 @@ def main():
     put("ingest", b"\x06devices/DA1/readings/extra\x00{}")
     put("ingest", b"\x06devices/DA1/errors\x00" + b"x" * 5000)
 
+    # fuzz_log_quote: buffer size - 8, then a value a client chose
+    for cap, v in [(248, "/api/nothing status=200 user=4 addr=10.9.9.9"), (0, "GET"), (10, "/api/\u00e9t\u00e9"),
+                   (248, 'a"b\\c\nd\re\tf\x7f'), (30, "x" * 200), (8, "\\x41...")]:
+        put("log_quote", bytes([cap]) + v.encode())
+
     # fuzz_json: documents at and around the depth bound, brackets inside strings
     for doc in ["{}", "[]", "1", '"x"', "[" * 32 + "]" * 32, "[" * 33 + "]" * 33,
                 '{"a":' * 32 + "1" + "}" * 32, '{"a":' * 33 + "1" + "}" * 33,
