@@ -5,8 +5,13 @@
  * Username = devices.serial_number, password = the API key. The plugin hashes the password
  * with SHA-256 and compares the lower-case hex with devices.api_key_hash in constant time, on
  * every CONNECT, so a regenerated key takes effect on the next connection with no broker
- * reload. A device may publish only to devices/{serial}/readings and devices/{serial}/status,
- * and subscribe to / receive only devices/{serial}/#. Anything else from a device is denied.
+ * reload. A device must use its serial as client id (else CONNACK 5: it could otherwise take
+ * over ingestd's or another device's session), and no username that starts with the operators'
+ * prefix "coldchain-" is ever a device. On the device-certificate listener (require_certificate)
+ * the certificate's CN must equal the username and replaces the key. A device may publish only
+ * to devices/{serial}/readings and devices/{serial}/status, and subscribe to / receive only
+ * devices/{serial}/#. Anything else from a device is denied. The pure checks are in
+ * cc_auth_rules.c.
  *
  * A username that is not a device serial gets MOSQ_ERR_PLUGIN_DEFER, so operators and ingestd
  * are handled by password_file and acl_file. mosquitto 2.0.11 asks this plugin BEFORE the
