@@ -6,16 +6,21 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cc_journal.h"
 #include "cc_rc.h"
-/* The parser lives in ingestd; it needs only Paho's persistence header. */
+/* The parser lives in ingestd; it needs only Paho's persistence header (and the disk
+ * guard its store calls). */
+#include "../../ingestd/disk.c"
 #include "../../ingestd/paho_store.c"
 
 struct seen {
@@ -134,6 +139,52 @@ static void test_journal_torn_tail_ends_replay(void **state)
     rmdir_all(dir);
 }
 
+/* A write cut short (a full disk; here the file size limit) leaves no torn record: the
+ * record is cut off again, the caller sees the errno, and the next records are appended
+ * to the same segment where replay reaches them. */
+static void test_journal_failed_append_leaves_no_torn_record(void **state)
+{
+    (void)state;
+    char dir[64], path[128], big[200];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos p1, p2, p3, zero = {0, 0};
+    struct rlimit old, lim;
+    struct seen s;
+    struct stat stt;
+    int rc, err;
+
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    append(j, "devices/A/readings", "{\"temperature\":1}", 1, &p1);
+    snprintf(path, sizeof(path), "%s/journal.%016llx", dir, (unsigned long long)p1.gen);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)p1.offset + 40; /* room for part of the next record only */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    rc = cc_journal_append(j, 2, "devices/A/readings", 18, big, strlen(big), &p2);
+    err = errno;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(rc, CC_ERR_IO);
+    assert_int_equal(err, EFBIG);
+    assert_int_equal(stat(path, &stt), 0);
+    assert_int_equal(stt.st_size, p1.offset); /* the partial record is gone */
+    assert_int_equal(cc_journal_segments(j), 1);
+    append(j, "devices/A/readings", "{\"temperature\":3}", 3, &p3);
+    assert_int_equal(p3.gen, p1.gen);
+    cc_journal_close(j);
+
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cc_journal_replay(j, zero, collect, &s), CC_OK);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.payloads[1], "{\"temperature\":3}");
+    cc_journal_close(j);
+    rmdir_all(dir);
+}
+
 static void test_journal_corrupt_byte_fails_crc(void **state)
 {
     (void)state;
@@ -248,6 +299,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_journal_replays_what_was_not_committed),
         cmocka_unit_test(test_journal_torn_tail_ends_replay),
+        cmocka_unit_test(test_journal_failed_append_leaves_no_torn_record),
         cmocka_unit_test(test_journal_corrupt_byte_fails_crc),
         cmocka_unit_test(test_journal_trim_removes_committed_segments),
         cmocka_unit_test(test_journal_refuses_oversized_record),
