@@ -23,12 +23,19 @@
 #include "cc_ratelimit.h"
 #include "cc_store.h"
 
-#define API_NUM_THREADS 16     /* civetweb workers, each with its own SQLite connection */
-#define API_MAX_PARAMS 3       /* :params in one route pattern */
-#define API_PARAM_MAX 72       /* bytes of one path parameter, NUL included */
-#define API_RATE_KEYS 16384    /* client addresses each limiter tracks at once */
-#define API_WS_MAX 32          /* open live-feed WebSockets; each holds a civetweb worker */
-#define API_CORS_MAX_AGE_S 600 /* how long a browser may cache a preflight */
+#define API_NUM_THREADS 16  /* civetweb workers, each with its own SQLite connection */
+#define API_MAX_PARAMS 3    /* :params in one route pattern */
+#define API_PARAM_MAX 72    /* bytes of one path parameter, NUL included */
+#define API_RATE_KEYS 16384 /* client addresses each limiter tracks at once */
+/* The live feed (ws.c, ws_loop.c): its sockets belong to one event loop, not to workers. */
+#define API_WS_MAX 2048            /* open live feeds in all (SPEC: at least 1,000) */
+#define API_WS_CLOSE_GRACE_MS 5000 /* after our close frame, until the TCP connection is reset */
+#define API_WS_VERIFY_MS 15000     /* how often a feed's user is checked (disabled, deleted) */
+#define API_WS_TICK_MS 1000        /* the loop's timer: expiry, pings, deadlines */
+#define API_WS_SNDBUF (64 * 1024)  /* kernel send buffer of a feed socket, bytes */
+#define API_WS_READ_BUDGET (64 * 1024) /* bytes read from one socket per loop turn */
+#define API_WS_WRITE_BUDGET 64         /* messages written to one socket per loop turn */
+#define API_CORS_MAX_AGE_S 600         /* how long a browser may cache a preflight */
 /* Headers civetweb adds to the static files it serves (the dashboard). */
 #define API_WEB_HEADERS                                                                            \
     "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"                          \
@@ -193,10 +200,10 @@ int api_notifications_read(struct api_req *r);
 
 int api_devices_bulk(struct api_req *r); /* h_bulk.c */
 
-/* ws.c: the live feed (docs/websocket.md). api_ws_start registers the /api/ws websocket
- * handlers on ctx and starts the MQTT subscriber (after mg_start); api_ws_stop ends it
- * (after mg_stop). api_ws_get is the GET /api/ws route: it checks the token and leaves
- * the upgrade to civetweb (r->pass_on), or answers 400 / 401 / 503. */
+/* ws.c: the live feed (docs/websocket.md). api_ws_start starts the feed's event loop and
+ * the MQTT subscriber (after mg_start); api_ws_stop ends them (after mg_stop). api_ws_get
+ * is the GET /api/ws route: it checks the token, answers the handshake itself (101) and
+ * hands the socket to the loop, or answers 400 / 401 / 429 / 503. */
 int api_ws_start(struct mg_context *ctx, const struct api_app *app);
 void api_ws_stop(void);
 int api_ws_get(struct api_req *r);

@@ -1,4 +1,4 @@
-/* ws.c - the live feed at /api/ws (docs/websocket.md): civetweb websockets fed by MQTT.
+/* ws.c - the live feed at /api/ws (docs/websocket.md): the handshake, and MQTT in.
  *
  * apid subscribes to devices/+/readings and alerts/+ (QoS 0, clean session, client id
  * "coldchain-apid-<pid>-<random>") under the operator account MQTT_USERNAME /
@@ -6,23 +6,36 @@
  * queues per connection. When the broker is away apid keeps serving HTTP and reconnects
  * in the background (BACKOFF_MIN_MS doubling to BACKOFF_MAX_MS).
  *
- * A connection: GET /api/ws?token=<access token> goes through the normal pipeline
- * (api_ws_get: rate limit, token, 401 with the SPEC body, 503 when API_WS_MAX are open),
- * then civetweb's connect handler checks the token again before the handshake and the
- * ready handler registers a cc_feed subscriber and starts the connection's sender thread.
- * The sender is the only writer of feed frames, so a slow client blocks only its own
- * sender: Paho's thread never writes to a socket. A client whose queue overflows
- * (CC_FEED_QUEUE_MAX messages or CC_FEED_QUEUE_BYTES) is dropped: it gets close 1008 and
- * its next frame (or unanswered pings) ends the connection. An expired token, or a user
- * disabled or deleted, gets close 4401. The query string (the token) is never logged. */
+ * A connection: GET /api/ws?token=<access token> goes through the normal pipeline to
+ * api_ws_get (rate limit, token: 401 with the SPEC body; at most CC_FEED_PER_USER_MAX
+ * feeds per user: 429; API_WS_MAX in all: 503). There we answer the RFC 6455 handshake
+ * ourselves instead of civetweb: civetweb 1.15 reads each whole frame into a buffer of
+ * the length the client announces (read_websocket) and holds a worker per WebSocket. We
+ * find the worker's socket (civetweb exposes none: the descriptor whose peer and local
+ * port are the request's), take it with a duplicate, put an unconnected socket in its
+ * place so that civetweb's closing of "its" connection touches nothing of the client's,
+ * send 101 and give the socket to the feed's event loop (ws_loop.c), which owns it from
+ * then on. The worker is free as soon as the 101 is written.
+ *
+ * Bytes a client sends before it has read our 101 may already sit in civetweb's request
+ * buffer, where we cannot reach them: RFC 6455 4.1 forbids sending them, and they are
+ * lost (a whole frame is simply missing; a cut one makes the next bytes fail the parser:
+ * close 1002, or 1009 if they announce too much). An upgrade request with a body is
+ * refused (400) for the same reason. The query string (the token) is never logged. */
 #include "api.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,22 +48,12 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_time.h"
+#include "cc_wsframe.h"
+#include "ws_loop.h"
 
 #define BACKOFF_MIN_MS 250   /* first reconnect delay */
 #define BACKOFF_MAX_MS 10000 /* longest reconnect delay */
 #define KEEPALIVE_S 20       /* MQTT keep-alive */
-#define NEXT_WAIT_MS 1000    /* a sender's longest wait, so token expiry is seen */
-#define CLIENT_MSG_MAX 256   /* bytes of a client message we look at */
-
-struct ws_conn {
-    struct cc_principal who;
-    int64_t expires_ms;
-    struct cc_feed_sub *sub;
-    struct mg_connection *conn;
-    pthread_t sender;
-    int sender_started;
-    atomic_int closing; /* the server closed: the next client frame ends the connection */
-};
 
 static struct {
     const struct api_app *app;
@@ -62,7 +65,6 @@ static struct {
     int mqtt_started;
     atomic_int stop;
     atomic_int connected;
-    atomic_int open; /* connections holding a slot */
     char client_id[80];
     char password[CC_CONFIG_STR];
 } ws;
@@ -102,189 +104,186 @@ static int authorize(struct cc_store *st, const char *query, struct cc_principal
     return rc;
 }
 
-static int slot_take(void)
+/* ---- the handshake ------------------------------------------------------------------- */
+
+/* 1 if the comma-separated header value has token (case-insensitive). */
+static int has_token(const char *value, const char *token)
 {
-    if (atomic_fetch_add(&ws.open, 1) >= API_WS_MAX) {
-        atomic_fetch_sub(&ws.open, 1);
-        return 0;
+    size_t n = strlen(token);
+
+    while (value != NULL && *value != '\0') {
+        while (*value == ' ' || *value == '\t' || *value == ',')
+            value++;
+        if (strncasecmp(value, token, n) == 0 &&
+            (value[n] == '\0' || value[n] == ',' || value[n] == ' ' || value[n] == '\t'))
+            return 1;
+        value = strchr(value, ',');
     }
-    return 1;
+    return 0;
+}
+
+/* The port of a socket address, or -1. */
+static int sa_port(const struct sockaddr_storage *sa)
+{
+    if (sa->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return -1;
+}
+
+/* The descriptor of this request's TCP connection: the one socket whose peer is the
+ * request's remote address and port (formatted as civetweb does, getnameinfo
+ * NI_NUMERICHOST) and whose local port is the request's server port. A TCP 4-tuple
+ * names one live connection, so there is one; -1 if none or (defensively) several. */
+static int request_fd(const struct mg_request_info *ri)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int found = -1, count = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        struct sockaddr_storage peer, local;
+        socklen_t plen = sizeof peer, llen = sizeof local;
+        char host[64];
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+
+        if (*end != '\0' || end == e->d_name || fd < 0 || fd == dirfd(d))
+            continue;
+        if (getpeername((int)fd, (struct sockaddr *)&peer, &plen) != 0 ||
+            sa_port(&peer) != ri->remote_port)
+            continue;
+        if (getsockname((int)fd, (struct sockaddr *)&local, &llen) != 0 ||
+            sa_port(&local) != ri->server_port)
+            continue;
+        if (getnameinfo((struct sockaddr *)&peer, plen, host, sizeof host, NULL, 0,
+                        NI_NUMERICHOST) != 0 ||
+            strcmp(host, ri->remote_addr) != 0)
+            continue;
+        found = (int)fd;
+        count++;
+    }
+    closedir(d);
+    return count == 1 ? found : -1;
+}
+
+/* Takes the request's connection from civetweb: returns our own descriptor for it
+ * (non-blocking, close-on-exec), and civetweb's descriptor now names an unconnected
+ * socket. -1 (civetweb's untouched) on failure. */
+static int take_over(const struct mg_request_info *ri)
+{
+    int fd = request_fd(ri), mine = -1, dummy = -1, sndbuf = API_WS_SNDBUF;
+
+    if (fd < 0)
+        return -1;
+    mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    dummy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (mine < 0 || dummy < 0)
+        goto fail;
+    /* Atomic: civetweb's number now names the dummy; its shutdown and close hit that. */
+    if (dup3(dummy, fd, O_CLOEXEC) < 0)
+        goto fail;
+    close(dummy);
+    if (fcntl(mine, F_SETFL, fcntl(mine, F_GETFL) | O_NONBLOCK) < 0)
+        cc_log_warn("ws_nonblock_failed", "%s", strerror(errno));
+    /* A feed writes small messages; a bounded send buffer bounds what a client that does
+     * not read costs the kernel. */
+    setsockopt(mine, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    return mine;
+
+fail:
+    if (mine >= 0)
+        close(mine);
+    if (dummy >= 0)
+        close(dummy);
+    return -1;
+}
+
+/* Sends the 101 on our descriptor. A fresh socket's send buffer takes it whole. */
+static int send_101(int fd, const char *accept)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+
+    return n > 0 && (size_t)n < sizeof head &&
+                   send(fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n
+               ? CC_OK
+               : CC_ERR_IO;
 }
 
 int api_ws_get(struct api_req *r)
 {
     const char *upgrade = mg_get_header(r->conn, "Upgrade");
+    const char *version = mg_get_header(r->conn, "Sec-WebSocket-Version");
+    char accept[CC_WS_ACCEPT_LEN + 1];
+    struct api_ws_conn *c = NULL;
+    struct cc_feed_sub *sub = NULL;
     struct cc_principal who;
     int64_t exp_ms;
-    int rc;
+    int rc, fd;
 
-    if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0)
+    if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0 ||
+        !has_token(mg_get_header(r->conn, "Connection"), "upgrade"))
         return api_reply_error(r, CC_ERR_VALIDATION,
                                "WebSocket only: send Upgrade: websocket (docs/websocket.md)", NULL);
-    if (ws.feed == NULL || atomic_load(&ws.open) >= API_WS_MAX)
-        return api_reply_unavailable(r, "live feed full or unavailable; poll instead");
+    if (version == NULL || strcmp(version, "13") != 0) {
+        api_add_header(r, "Sec-WebSocket-Version", "13");
+        return api_reply_error(r, CC_ERR_VALIDATION, "Sec-WebSocket-Version must be 13", NULL);
+    }
+    if (cc_ws_accept_key(mg_get_header(r->conn, "Sec-WebSocket-Key"), accept) != CC_OK)
+        return api_reply_error(r, CC_ERR_VALIDATION, "bad Sec-WebSocket-Key", NULL);
+    if (mg_get_header(r->conn, "Content-Length") != NULL ||
+        mg_get_header(r->conn, "Transfer-Encoding") != NULL) {
+        r->must_close = 1;
+        return api_reply_error(r, CC_ERR_VALIDATION, "an upgrade request has no body", NULL);
+    }
+    if (ws.feed == NULL || !api_ws_loop_running() || r->ri->is_ssl)
+        return api_reply_unavailable(r, "live feed unavailable; poll instead");
     rc = authorize(r->st, r->query, &who, &exp_ms);
     if (rc != CC_OK)
         return api_reply_error(r, rc, NULL, NULL);
     r->who = who;
-    r->pass_on = 1; /* civetweb's websocket handlers take it from here */
-    return 101;
-}
 
-/* ---- civetweb websocket handlers ------------------------------------------------------- */
-
-/* Before the handshake: a non-zero return refuses it (civetweb sends nothing more). */
-static int on_connect(const struct mg_connection *conn, void *cbdata)
-{
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    struct api_thread *th = mg_get_thread_pointer(conn);
-    struct ws_conn *c = NULL;
-
-    (void)cbdata;
-    if (th == NULL || th->st == NULL || ws.feed == NULL || !slot_take())
-        return 1;
-    c = calloc(1, sizeof *c);
+    c = api_ws_conn_new(&who, exp_ms);
     if (c == NULL)
-        goto fail;
-    if (authorize(th->st, ri->query_string, &c->who, &c->expires_ms) != CC_OK)
-        goto fail;
-    mg_set_user_connection_data(conn, c);
-    return 0;
-
-fail:
-    free(c);
-    atomic_fetch_sub(&ws.open, 1);
-    return 1;
-}
-
-static void send_close(struct mg_connection *conn, int code, const char *why)
-{
-    char frame[64];
-    size_t n = strlen(why);
-
-    if (n > sizeof frame - 2)
-        n = sizeof frame - 2;
-    frame[0] = (char)((code >> 8) & 0xff);
-    frame[1] = (char)(code & 0xff);
-    memcpy(frame + 2, why, n);
-    mg_websocket_write(conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, frame, n + 2);
-}
-
-/* One per connection: the only writer of its feed frames. */
-static void *sender(void *arg)
-{
-    struct ws_conn *c = arg;
-
-    for (;;) {
-        char *msg = NULL;
-        size_t len = 0;
-        int code = 0;
-        int what = cc_feed_sub_next(c->sub, NEXT_WAIT_MS, &msg, &len, &code);
-
-        if (what == CC_FEED_IDLE)
-            continue;
-        if (what == CC_FEED_MSG) {
-            int n = mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_TEXT, msg, len);
-
-            free(msg);
-            if (n <= 0) {
-                atomic_store(&c->closing, 1);
-                break;
-            }
-            api_metrics_ws_sent();
-            continue;
-        }
-        atomic_store(&c->closing, 1);
-        if (code == CC_FEED_CLOSE_SLOW) {
-            cc_log_warn("ws_dropped", "user=%lld: client too slow, queue full",
-                        (long long)c->who.user_id);
-            send_close(c->conn, code, "too slow");
-        } else if (code == CC_FEED_CLOSE_AUTH) {
-            cc_log_info("ws_closed", "user=%lld: token expired or user disabled",
-                        (long long)c->who.user_id);
-            send_close(c->conn, code, "token expired");
-        } else if (code > 0) {
-            send_close(c->conn, code, "");
-        }
-        break;
-    }
-    return NULL;
-}
-
-static void on_ready(struct mg_connection *conn, void *cbdata)
-{
-    struct ws_conn *c = mg_get_user_connection_data(conn);
-    struct api_thread *th = mg_get_thread_pointer(conn);
-    int rc;
-
-    (void)cbdata;
-    if (c == NULL)
-        return;
-    c->conn = conn;
-    rc = th != NULL && th->st != NULL
-             ? cc_feed_sub_new(ws.feed, th->st, &c->who, c->expires_ms, NULL, &c->sub)
-             : CC_ERR_DB;
+        return api_reply_error(r, CC_ERR_NOMEM, NULL, NULL);
+    rc = cc_feed_sub_new(ws.feed, r->st, &who, exp_ms, c, &sub);
     if (rc != CC_OK) {
-        cc_log_error("ws_subscribe_failed", "user=%lld: %s", (long long)c->who.user_id,
+        api_ws_conn_free(c);
+        if (rc == CC_ERR_RATE_LIMITED)
+            return api_reply_error(r, rc, "at most 8 live feeds per user", NULL);
+        if (rc == CC_ERR_TOO_LARGE)
+            return api_reply_unavailable(r, "live feed full; poll instead");
+        cc_log_error("ws_subscribe_failed", "user=%lld: %s", (long long)who.user_id,
                      cc_rc_code(rc));
-        atomic_store(&c->closing, 1);
-        send_close(conn, 1011, "unavailable");
-        return;
+        return api_reply_unavailable(r, "live feed unavailable; poll instead");
     }
-    if (pthread_create(&c->sender, NULL, sender, c) != 0) {
-        cc_log_error("ws_thread_failed", "user=%lld", (long long)c->who.user_id);
-        atomic_store(&c->closing, 1);
-        send_close(conn, 1011, "unavailable");
-        return;
+    fd = take_over(r->ri);
+    if (fd < 0) {
+        cc_log_error("ws_takeover_failed", "user=%lld: the request's socket was not found",
+                     (long long)who.user_id);
+        api_ws_loop_adopt(c, sub, -1); /* the loop removes the subscriber */
+        return api_reply_unavailable(r, "live feed unavailable; poll instead");
     }
-    c->sender_started = 1;
-    api_metrics_ws_open(1);
-    cc_log_info("ws_open", "user=%lld role=%s feeds=%zu", (long long)c->who.user_id,
-                cc_role_name(c->who.role), cc_feed_count(ws.feed));
-}
-
-/* A frame from the client: {"type":"ping"} is answered, anything else ignored. Returns 0
- * to end the connection (after the server closed it). */
-static int on_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cbdata)
-{
-    struct ws_conn *c = mg_get_user_connection_data(conn);
-    static const char pong[] = "{\"type\":\"pong\"}";
-
-    (void)cbdata;
-    if (c == NULL || atomic_load(&c->closing))
-        return 0;
-    if ((bits & 0x0f) == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE)
-        return 0;
-    if ((bits & 0x0f) == MG_WEBSOCKET_OPCODE_TEXT && len > 0 && len <= CLIENT_MSG_MAX &&
-        c->sub != NULL) {
-        cJSON *o = cJSON_ParseWithLength(data, len);
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
-
-        if (cJSON_IsString(t) && strcmp(t->valuestring, "ping") == 0)
-            cc_feed_sub_push(c->sub, pong, sizeof pong - 1);
-        cJSON_Delete(o);
+    /* From here civetweb's socket is the dummy: every answer goes through fd. */
+    r->must_close = 1;
+    if (send_101(fd, accept) != CC_OK) {
+        cc_log_warn("ws_handshake_failed", "user=%lld: %s", (long long)who.user_id,
+                    strerror(errno));
+        close(fd);
+        api_ws_loop_adopt(c, sub, -1);
+        r->status = 500;
+        return 500;
     }
-    return 1;
-}
-
-static void on_close(const struct mg_connection *conn, void *cbdata)
-{
-    struct ws_conn *c = mg_get_user_connection_data(conn);
-
-    (void)cbdata;
-    if (c == NULL)
-        return;
-    if (c->sub != NULL)
-        cc_feed_sub_close(c->sub, 0);
-    if (c->sender_started) {
-        pthread_join(c->sender, NULL);
-        api_metrics_ws_open(-1);
-    }
-    cc_feed_sub_remove(ws.feed, c->sub);
-    mg_set_user_connection_data(conn, NULL);
-    cc_log_info("ws_close", "user=%lld", (long long)c->who.user_id);
-    free(c);
-    atomic_fetch_sub(&ws.open, 1);
+    api_ws_loop_adopt(c, sub, fd);
+    r->status = 101;
+    return 101;
 }
 
 /* ---- MQTT -------------------------------------------------------------------------- */
@@ -430,17 +429,24 @@ int api_ws_start(struct mg_context *ctx, const struct api_app *app)
 {
     int rc;
 
+    (void)ctx; /* civetweb's websocket handlers are not used: see the top of this file */
     ws.app = app;
     rc = cc_store_open(app->cfg.db_path, 0, &ws.st);
     if (rc == CC_OK)
         rc = cc_feed_new(ws.st, &ws.feed);
+    if (rc == CC_OK) {
+        cc_feed_set_max(ws.feed, API_WS_MAX);
+        rc = api_ws_loop_start(ws.feed, app->cfg.db_path, app->cfg.ws_ping_interval_s);
+    }
     if (rc != CC_OK) {
-        cc_log_error("feed_disabled", "cannot open %s: %s", app->cfg.db_path, cc_rc_code(rc));
+        cc_log_error("feed_disabled", "cannot start the live feed (%s): %s", app->cfg.db_path,
+                     cc_rc_code(rc));
+        cc_feed_free(ws.feed);
+        ws.feed = NULL;
         cc_store_close(ws.st);
         ws.st = NULL;
         return rc;
     }
-    mg_set_websocket_handler(ctx, "/api/ws", on_connect, on_ready, on_data, on_close, NULL);
     mqtt_start(); /* without the broker the feed stays open, with nothing to send */
     return CC_OK;
 }
@@ -451,8 +457,9 @@ void api_ws_stop(void)
     if (ws.mqtt_started)
         pthread_join(ws.mqtt_thread, NULL);
     if (ws.client_created)
-        MQTTClient_destroy(&ws.client);
+        MQTTClient_destroy(&ws.client); /* no message reaches the feed after this */
     ws.client_created = ws.mqtt_started = 0;
+    api_ws_loop_stop(); /* every subscriber removed */
     cc_feed_free(ws.feed);
     ws.feed = NULL;
     cc_store_close(ws.st);

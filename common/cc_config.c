@@ -383,6 +383,11 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
         return rc;
     if ((rc = check_cors(c.cors_origins, err, errlen)) != CC_OK)
         return rc;
+    /* A ping unanswered by the next one ends the feed, 5 s later at most: 50 keeps that
+     * within SPEC §5's 60 s. */
+    if ((rc = env_int32("WS_PING_INTERVAL_S", 20, 1, 50, &c.ws_ping_interval_s, err, errlen)) !=
+        CC_OK)
+        return rc;
 
     *cfg = c;
     return CC_OK;

@@ -47,6 +47,7 @@ struct cc_config {
     int64_t rate_limit_window_s;        /* RATE_LIMIT_WINDOW_S, default 900 */
     int trust_proxy;                    /* TRUST_PROXY 0|1 */
     char cors_origins[CC_CONFIG_URL];   /* CORS_ORIGINS, comma-separated, empty = none */
+    int ws_ping_interval_s;             /* WS_PING_INTERVAL_S, default 20 (1..50) */
 };
 
 /* Fills cfg from the environment. On a bad value returns CC_ERR_CONFIG and writes

@@ -6,13 +6,22 @@ and never the other's (we wait several seconds after the last publish); the tech
 gets both. Bad, expired and refresh tokens are refused before the upgrade; a token that
 expires while connected ends the socket with 4401; an alert raised by ingestd arrives as
 {"type":"alert"}; a plain GET answers the SPEC error body. The WebSocket client is a
-minimal RFC 6455 one on the standard library (handshake, masked client frames, parsing)."""
+minimal RFC 6455 one on the standard library (handshake, masked client frames, parsing).
+
+Limits (SPEC §5 "Live feed"): a frame announcing 300 MB is refused with 1009 from its head
+(apid's memory does not grow); 32 sockets of one user get 8 feeds and 429 for the rest;
+1,000 feeds of 125 users all get a published reading while /ready and an authenticated GET
+still answer within 1 s; a socket that never reads is ended (TCP, not just a close frame)
+once its token expires, and a second stack with WS_PING_INTERVAL_S=2 ends a socket that
+does not answer pings while one that answers stays."""
 import base64
 import hashlib
 import json
 import os
+import resource
 import socket
 import struct
+import threading
 import time
 
 from apitest import NO_LIMITS, Cases, Stack, expect, expect_error, forge, jwt_secret, login, token
@@ -28,8 +37,12 @@ class WSError(Exception):
 class WS:
     """A WebSocket client: connect() raises WSError with the HTTP status when refused."""
 
-    def __init__(self, port, path):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port, path, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
@@ -74,10 +87,15 @@ class WS:
         self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
 
     def recv(self, timeout):
-        """The next text message as JSON, ("close", code) or None on timeout."""
-        self.sock.settimeout(timeout)
+        """The next text message as JSON, ("close", code) or None on timeout (pings are
+        answered on the way, and do not extend the wait)."""
+        deadline = time.time() + timeout
         try:
             while True:
+                left = deadline - time.time()
+                if left <= 0 and len(self.buf) < 2:
+                    return None
+                self.sock.settimeout(max(left, 0.01))
                 b0, b1 = self._read(2)
                 n = b1 & 0x7F
                 if n == 126:
@@ -117,9 +135,42 @@ class WS:
         self.sock.close()
 
 
-def connect(s, tok):
+def connect(s, tok, rcvbuf=None):
     from urllib.parse import quote
-    return WS(s.http_port, "/api/ws?token=" + quote(tok, safe=""))
+    return WS(s.http_port, "/api/ws?token=" + quote(tok, safe=""), rcvbuf=rcvbuf)
+
+
+def proc_status(pid, field):
+    """A /proc/<pid>/status field in kB (VmRSS, VmSize)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s for pid %d" % (field, pid))
+
+
+def tcp_state(local_port, remote_port):
+    """The state (hex, '01' = ESTABLISHED) of our TCP socket local_port -> remote_port, or
+    None when the kernel no longer has it."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            lport = int(parts[1].split(":")[1], 16)
+            rport = int(parts[2].split(":")[1], 16)
+            if lport == local_port and rport == remote_port:
+                return parts[3]
+    return None
+
+
+def wait_tcp_ended(w, port, timeout):
+    """Seconds until the server ended w's TCP connection (ours is no longer ESTABLISHED),
+    without reading from it; AssertionError after timeout."""
+    lport, t0 = w.sock.getsockname()[1], time.time()
+    while time.time() - t0 < timeout:
+        if tcp_state(lport, port) != "01":
+            return time.time() - t0
+        time.sleep(0.25)
+    raise AssertionError("the connection is still ESTABLISHED after %.0f s" % timeout)
 
 
 def refused(s, tok, status, code):
@@ -140,7 +191,8 @@ def readings_of(msgs):
 
 def main():
     cases = Cases()
-    with Stack(env=NO_LIMITS) as s:
+    # Pings as rare as allowed: the cases below hold sockets that do not read for a while.
+    with Stack(env=dict(NO_LIMITS, WS_PING_INTERVAL_S="50")) as s:
         owners = dict(s.sql("SELECT d.serial_number, l.customer_id FROM devices d JOIN cold_cells c"
                             " ON c.id = d.cold_cell_id JOIN locations l ON l.id = c.location_id"))
         cells = dict(s.sql("SELECT serial_number, cold_cell_id FROM devices"))
@@ -310,7 +362,206 @@ def main():
                 log = f.read()
             expect(t1.encode() not in log and tt.encode() not in log, "a token is in the log")
         cases.run("apid_never_logs_the_token", apid_logs_no_token)
+
+        apid_pid = s.procs["apid"].pid
+        cases.run("frame_announcing_300MB_closes_1009_without_buffering",
+                  lambda: oversized_frame(s, t1, apid_pid))
+        cases.run("one_user_gets_8_feeds_then_429_others_still_served",
+                  lambda: per_user_limit(s, t2, tt))
+        cases.run("socket_that_never_reads_is_ended_when_its_token_expires",
+                  lambda: expiry_ends_silent_socket(s, pubs_key(s), c1_claims, key))
+        cases.run("thousand_feeds_of_125_users_all_get_a_reading_and_ready_answers",
+                  lambda: thousand_feeds(s))
+
+    with Stack(env=dict(NO_LIMITS, WS_PING_INTERVAL_S="2")) as s:
+        t1 = token(s, "customer1")
+        wait_for_feed(s)
+        cases.run("unanswered_pings_end_the_socket_answered_ones_keep_it",
+                  lambda: unanswered_ping(s, t1))
     cases.exit()
+
+
+def pubs_key(s):
+    return s.keys["CC-FRG-0001"]
+
+
+def oversized_frame(s, tok, pid):
+    w = connect(s, tok)
+    expect(w.recv(5).get("type") == "hello", "no hello")
+    w.send(0x1, b'{"type":"ping"}')  # one round trip first: the feed is settled
+    expect(w.recv(5) == {"type": "pong"}, "no pong")
+    rss0, vm0 = proc_status(pid, "VmRSS"), proc_status(pid, "VmSize")
+    # Text frame, masked, 64-bit length 300,000,000, then only 8 KiB of it.
+    head = bytes([0x81, 0x80 | 127]) + struct.pack(">Q", 300_000_000) + os.urandom(4)
+    try:
+        w.sock.sendall(head + os.urandom(8192))
+    except OSError:
+        pass  # the server may already have closed
+    got = w.recv(10)
+    expect(got == ("close", 1009), "want close 1009, got %r" % (got,))
+    w.sock.settimeout(10)
+    try:
+        while w.sock.recv(65536):
+            pass
+    except (ConnectionResetError, socket.timeout) as e:
+        expect(isinstance(e, ConnectionResetError), "the server did not end the connection")
+    rss1, vm1 = proc_status(pid, "VmRSS"), proc_status(pid, "VmSize")
+    w.sock.close()
+    expect(rss1 - rss0 < 8 * 1024, "RSS grew by %d kB" % (rss1 - rss0))
+    expect(vm1 - vm0 < 100 * 1024, "VmSize grew by %d kB (a buffer of the announced size?)"
+           % (vm1 - vm0))
+
+
+def per_user_limit(s, tok, other):
+    open_, refused_ = [], []
+    try:
+        for _ in range(32):
+            try:
+                open_.append(connect(s, tok))
+            except WSError as e:
+                refused_.append(e.args)
+        expect(len(open_) == 8, "%d feeds accepted for one user, want 8" % len(open_))
+        for st_, body in refused_:
+            expect(st_ == 429 and body["error"]["code"] == "RATE_LIMITED", (st_, body))
+        for w in open_:
+            expect(w.recv(5).get("type") == "hello", "an accepted feed got no hello")
+        o = connect(s, other)
+        expect(o.recv(5).get("type") == "hello", "another user got no feed")
+        o.close()
+        # A slot comes back once one of the eight is closed.
+        open_.pop().close()
+        deadline, w = time.time() + 10, None
+        while w is None and time.time() < deadline:
+            try:
+                w = connect(s, tok)
+            except WSError as e:
+                expect(e.args[0] == 429, e.args)
+                time.sleep(0.2)
+        expect(w is not None, "the freed slot never came back")
+        open_.append(w)
+    finally:
+        for w in open_:
+            w.close()
+
+
+def expiry_ends_silent_socket(s, device_key, claims, key):
+    now = int(time.time())
+    tok = forge({"alg": "HS256", "typ": "JWT"}, dict(claims, iat=now, exp=now + 4), key)
+    w = connect(s, tok, rcvbuf=4096)
+    # Fill what we never read: readings of customer1's fridge, to the small receive buffer.
+    pub = s.mqtt_client("CC-FRG-0001", device_key, client_id="CC-FRG-0001")
+    try:
+        for i in range(300):
+            info = pub.publish("devices/CC-FRG-0001/readings",
+                               json.dumps({"temperature": 4.0 + (i % 10) / 10, "humidity": 40}),
+                               qos=1)
+        info.wait_for_publish(20)
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+    t = wait_tcp_ended(w, s.http_port, 60)
+    w.sock.close()
+    print("  (ended %.1f s after the readings, token expired at +4 s)" % t)
+
+
+def create_users(s, n, role, link_to=None):
+    """n users through the API as the admin, logged in: their access tokens."""
+    admin = token(s, "admin")
+    tag = os.urandom(3).hex()
+    out, errors, lock = [None] * n, [], threading.Lock()
+
+    def make(i):
+        try:
+            email, pw = "feed%s-%d@example.com" % (tag, i), "feed-password-%d" % i
+            st_, _, body = s.http("POST", "/api/users", {"email": email, "password": pw,
+                                                         "role": role, "name": "F%d" % i},
+                                  token=admin)
+            expect(st_ == 201, (st_, body))
+            if link_to is not None:
+                st_, _, b2 = s.http("PUT", "/api/users/%d/customers/%d" % (body["id"], link_to),
+                                    token=admin)
+                expect(st_ in (200, 201, 204), (st_, b2))
+            st_, _, lg = s.http("POST", "/api/auth/login", {"email": email, "password": pw})
+            expect(st_ == 200, (st_, lg))
+            out[i] = lg["accessToken"]
+        except Exception as e:  # noqa: BLE001 - reported below
+            with lock:
+                errors.append(repr(e))
+
+    todo = list(range(n))
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i = todo.pop()
+            make(i)
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expect(not errors, errors[:3])
+    return out
+
+
+def thousand_feeds(s):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    c1 = s.scalar("SELECT id FROM users WHERE email = 'customer1@example.com'")
+    toks = create_users(s, 125, "TECHNICIAN", link_to=c1)
+    feeds = []
+    try:
+        t0 = time.time()
+        for tok in toks:
+            for _ in range(8):
+                feeds.append(connect(s, tok))
+        print("  (1000 feeds opened in %.1f s)" % (time.time() - t0))
+        t = time.time()
+        st_, _, body = s.http("GET", "/ready")
+        expect(st_ == 200 and time.time() - t < 1.0, "/ready: %s in %.2f s" % (st_, time.time() - t))
+        t = time.time()
+        st_, _, body = s.http("GET", "/api/auth/me", token=toks[0])
+        expect(st_ == 200 and time.time() - t < 1.0, "GET /me: %s in %.2f s" % (st_, time.time() - t))
+        pub = s.mqtt_client("CC-FRG-0001", s.keys["CC-FRG-0001"], client_id="CC-FRG-0001")
+        pub.publish("devices/CC-FRG-0001/readings",
+                    json.dumps({"temperature": 5.55, "humidity": 41}), qos=1).wait_for_publish(10)
+        pub.loop_stop()
+        pub.disconnect()
+        deadline, missing = time.time() + 60, 0
+        for w in feeds:
+            got = False
+            while not got and time.time() < deadline:
+                m = w.recv(max(0.1, deadline - time.time()))
+                if m is None or isinstance(m, tuple):
+                    break
+                got = m.get("type") == "reading" and m["reading"]["temperature"] == 5.55
+            missing += not got
+        expect(missing == 0, "%d of %d feeds did not get the reading" % (missing, len(feeds)))
+    finally:
+        for w in feeds:
+            w.close()
+
+
+def unanswered_ping(s, tok):
+    silent, live = connect(s, tok), connect(s, tok)
+    try:
+        # live reads (and answers pings, WS.recv does) for 8 s; silent never reads.
+        msgs = live.drain(8)
+        expect(not any(isinstance(m, tuple) for m in msgs), "the answering socket closed: %r" % msgs)
+        live.send(0x1, b'{"type":"ping"}')
+        m = None
+        for _ in range(10):
+            m = live.recv(5)
+            if m == {"type": "pong"}:
+                break
+        expect(m == {"type": "pong"}, "the answering socket is not served: %r" % (m,))
+        t = wait_tcp_ended(silent, s.http_port, 30)
+        print("  (unanswered: ended after %.1f s more)" % t)
+    finally:
+        silent.sock.close()
+        live.close()
 
 
 def refused_path(s, path, status, code):
