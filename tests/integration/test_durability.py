@@ -31,7 +31,7 @@ class Publisher:
         serials = sorted(st.keys)
         self.base = int(time.time() * 1000) - 10 * 86400 * 1000  # far from the seed's 24 h
         for s in serials:
-            c = mqtt.Client(client_id="dur-" + s, clean_session=False)
+            c = mqtt.Client(client_id=s, clean_session=False)  # SPEC §3: client id = serial
             c.username_pw_set(s, st.keys[s])
             c.max_inflight_messages_set(500)
             c.max_queued_messages_set(0)
