@@ -31,6 +31,8 @@
 #      tools/devca.sh, bench_load --cafile), run right after B so that the two share the
 #      machine's state: ingest_tls_vs_plain_ratio = T / B (the handshakes, then symmetric
 #      crypto on the device leg; ingestd's own leg stays plain on loopback, as deployed).
+#      bench_load's side of the 1000 TLS sessions runs on the same cores as the broker, so
+#      the ratio is a lower bound for a broker whose devices are elsewhere.
 #   D  latency: ingestd at a steady open-loop rate, BENCH_LATENCY_RATE readings/s (default
 #      half of B's committed rate), BENCH_LATENCY_READINGS readings.
 # Definitions:

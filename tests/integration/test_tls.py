@@ -203,6 +203,21 @@ def main():
             close(c)
         cases.run("device_certificate_own_serial_accepted", device_cert_own_serial)
 
+        def simulate_with_device_cert():
+            crt, key = cert_for(b)
+            url = "ssl://127.0.0.1:%d" % s.mqtt_cert_port
+            count = "SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device_id " \
+                    "WHERE d.serial_number = ?"
+            before = s.scalar(count, (b,))
+            # The key in --devices is a wrong one: the certificate alone admits the device.
+            p = s.ccctl("simulate", "--devices", "%s:%s" % (b, "0" * 64), "--url", url,
+                        "--cafile", ca, "--cert", crt, "--key", key, "--count", "3", check=False)
+            expect(p.returncode == 0, "simulate with a certificate: %d %s" % (p.returncode,
+                                                                           p.stderr))
+            harness.wait_for(lambda: s.scalar(count, (b,)) >= before + 3, timeout=15,
+                             what="readings sent with a device certificate stored")
+        cases.run("ccctl_simulate_with_device_certificate", simulate_with_device_cert)
+
         def device_cert_other_serial():
             crt_b, key_b = cert_for(b)
             # B's certificate used to log in as A: refused, even with A's key.
