@@ -2,23 +2,32 @@
 item 7): while 1,000 connections trickle their request headers one byte at a time, or open
 and send nothing, /ready and an authenticated GET (/api/auth/me) each answer within 1 s.
 A connection that has not sent its whole request head within API_REQUEST_TIMEOUT_MS is
-closed by apid.
+closed by apid. However many workers serve requests, apid keeps at most API_DB_CONNS
+SQLite connections; it raises RLIMIT_NOFILE to what its limits need at start, or refuses
+to start naming the limit.
 
 Plain sockets and select(); the tricklers are one thread that sends one byte to each open
 socket every TRICKLE_EVERY_S."""
+import os
 import resource
 import select
 import socket
+import subprocess
 import threading
 import time
 
 from apitest import NO_LIMITS, Cases, Stack, expect, token
+from harness import BUILD, wait_port
 
 SLOW = 1000              # connections that trickle or idle (SPEC: 1,000)
 TRICKLE_EVERY_S = 0.5    # one byte per connection per round
 ANSWER_WITHIN_S = 1.0    # SPEC §5
 HEADER_TIMEOUT_S = 5.0   # apid's API_REQUEST_TIMEOUT_MS (apid/main.c)
 HEADER_MARGIN_S = 4.0
+DB_CONNS = 32            # apid's API_DB_CONNS (apid/dbpool.h)
+OWN_CONNS = 2            # connections outside the pool (the live feed's)
+CLIENTS = 64             # concurrent clients ...
+REQUESTS_PER_CLIENT = 25  # ... each sending this many requests, one connection each
 HEAD = b"GET /api/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200 + b"\r\n"
 
 
@@ -157,6 +166,64 @@ def main():
             st, secs = timed_get(s.http_port, "/api/auth/me", tok)
             expect(st == 200, "after the slow clients: %s" % st)
         cases.run("apid_serves_after_the_slow_clients_are_gone", still_serving)
+
+        def connections_pooled():
+            # Requests from many clients at once go round civetweb's 1,000+ workers, yet
+            # apid never has more than API_DB_CONNS SQLite connections open.
+            statuses = []
+
+            def client():
+                for _ in range(REQUESTS_PER_CLIENT):
+                    statuses.append(timed_get(s.http_port, "/api/devices", tok)[0])
+            ts = [threading.Thread(target=client) for _ in range(CLIENTS)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(120)
+            expect(statuses.count(200) == CLIENTS * REQUESTS_PER_CLIENT,
+                   "statuses: %r" % sorted(set(statuses), key=str))
+            pid = s.procs["apid"].pid
+            db = os.path.realpath(s.db_path)
+            open_db = 0
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == db:
+                        open_db += 1
+                except OSError:
+                    pass
+            expect(0 < open_db <= DB_CONNS + OWN_CONNS, "apid holds %d connections to the"
+                   " database (at most %d + %d)" % (open_db, DB_CONNS, OWN_CONNS))
+        cases.run("database_connections_stay_within_the_pool", connections_pooled)
+
+    def fd_limits():
+        # The soft limit is raised to what the limits need (and logged); a hard limit
+        # below that stops apid at start with a message naming it.
+        def low_limit(soft, hard):
+            return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        expect(hard >= 8192, "this machine's hard limit %d is too low for apid" % hard)
+        with Stack(ingestd=False, apid=False, env=NO_LIMITS) as s2:
+            p = subprocess.run([os.path.join(BUILD, "apid")], env=s2.env(),
+                               preexec_fn=low_limit(256, 256), capture_output=True, text=True,
+                               timeout=30)
+            expect(p.returncode == 2, "apid with a hard limit of 256 files: exit %s, %s"
+                   % (p.returncode, p.stderr[-300:]))
+            expect("RLIMIT_NOFILE" in p.stderr, "no message naming the limit: %s" % p.stderr[-300:])
+            log = os.path.join(s2.dir, "apid-raised.log")
+            with open(log, "wb") as f:
+                ap = subprocess.Popen([os.path.join(BUILD, "apid")], env=s2.env(), stdout=f,
+                                      stderr=f, preexec_fn=low_limit(256, hard))
+            try:
+                wait_port(s2.http_port, timeout=20, proc=ap)
+                with open("/proc/%d/limits" % ap.pid) as f:
+                    soft = [l.split()[3] for l in f if l.startswith("Max open files")][0]
+                expect(int(soft) > 256, "soft limit not raised: %s" % soft)
+                with open(log, "rb") as f:
+                    expect(b"fd_limit" in f.read(), "the raised limit is not logged")
+            finally:
+                ap.terminate()
+                ap.wait(20)
+    cases.run("fd_limit_raised_at_start_or_refused_by_name", fd_limits)
     cases.exit()
 
 
