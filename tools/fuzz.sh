@@ -43,8 +43,9 @@ for t in $targets; do
     # shellcheck disable=SC2086
     FUZZ_TMPDIR=$tmp "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
         -print_final_stats=1 -artifact_prefix="$findings/$t-" ${FUZZ_ARGS:-} \
-        "$work" "$seeds" >"$log" 2>&1
+        "$work" "$seeds" >"$log.$$" 2>&1
     rc=$?
+    mv "$log.$$" "$log" # written apart, so two runs of one target never mix their logs
     rm -rf "$tmp"
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
