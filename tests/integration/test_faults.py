@@ -230,6 +230,7 @@ def case_full_disk(cases):
                 c0 = cpu_seconds(ingestd.pid)
                 time.sleep(5)
                 used = cpu_seconds(ingestd.pid) - c0
+                print("full disk: ingestd used %.2f s of CPU in 5 s" % used)
                 expect(used < 1.5, "ingestd used %.2f s of CPU in 5 s while the disk was full"
                        % used)
                 # apid: a write answers the SPEC error shape, apid stays up. ingestd has
@@ -240,6 +241,7 @@ def case_full_disk(cases):
                 expect(res[0] in (500, 503), "a write on a full disk answered %s %r"
                        % (res[0], res[2]))
                 expect_error(res, res[0], "INTERNAL" if res[0] == 500 else res[2]["error"]["code"])
+                print("full disk: apid answered %s %s" % (res[0], res[2]["error"]["code"]))
                 expect(s.procs["apid"].poll() is None, "apid died")
                 st, _, _ = s.http("GET", "/health")
                 expect(st == 200, "apid /health %s" % st)
