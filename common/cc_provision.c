@@ -1,5 +1,6 @@
 /* cc_provision.c - checks and inserts new users and devices (ccctl and apid). */
 #include "cc_provision.h"
+#include "cc_auth_rules.h"
 #include "cc_input.h"
 
 #include <stddef.h>
@@ -288,6 +289,10 @@ int cc_provision_device(struct cc_store *st, int64_t cold_cell_id, const char *s
     else if (!cc_provision_serial_valid(serial))
         problem(&p, "serialNumber", "invalid",
                 "serialNumber may hold only letters, digits, '.', '_' and '-'");
+    else if (cc_auth_name_reserved(serial)) /* the serial is the device's MQTT client id */
+        problem(&p, "serialNumber", "reserved",
+                "serialNumber must not start with '" CC_AUTH_OPERATOR_PREFIX
+                "' (client ids reserved for the operators' programs)");
     if (firmware != NULL && *firmware == '\0')
         firmware = NULL;
     if (firmware != NULL) {

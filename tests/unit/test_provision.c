@@ -372,6 +372,10 @@ static void test_provision_device_fields_rejected(void **state)
     memset(serial, 'S', sizeof serial);
     serial[CC_SERIAL_MAX + 1] = '\0';
     expect_device_rejected(*state, 1, serial, NULL, "serialNumber", "too_long");
+    /* A serial is the device's MQTT client id: the operators' prefix is refused, whatever
+     * the path (API, bulk import, ccctl) that creates the device. */
+    expect_device_rejected(*state, 1, "coldchain-ingestd", NULL, "serialNumber", "reserved");
+    expect_device_rejected(*state, 1, "COLDCHAIN-apid-1", NULL, "serialNumber", "reserved");
     expect_device_rejected(*state, 0, "CC-1", NULL, "coldCellId", "invalid");
     expect_device_rejected(*state, -3, "CC-1", NULL, "coldCellId", "invalid");
     memset(firmware, '1', sizeof firmware);
