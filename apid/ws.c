@@ -65,6 +65,7 @@ static struct {
     int mqtt_started;
     atomic_int stop;
     atomic_int connected;
+    atomic_int ready; /* feed and loop are up: workers may use ws.feed (set after mg_start) */
     char client_id[80];
     char password[CC_CONFIG_STR];
 } ws;
@@ -243,7 +244,7 @@ int api_ws_get(struct api_req *r)
         r->must_close = 1;
         return api_reply_error(r, CC_ERR_VALIDATION, "an upgrade request has no body", NULL);
     }
-    if (ws.feed == NULL || !api_ws_loop_running() || r->ri->is_ssl)
+    if (!atomic_load(&ws.ready) || !api_ws_loop_running() || r->ri->is_ssl)
         return api_reply_unavailable(r, "live feed unavailable; poll instead");
     rc = authorize(r->st, r->query, &who, &exp_ms);
     if (rc != CC_OK)
@@ -447,6 +448,7 @@ int api_ws_start(struct mg_context *ctx, const struct api_app *app)
         ws.st = NULL;
         return rc;
     }
+    atomic_store(&ws.ready, 1);
     mqtt_start(); /* without the broker the feed stays open, with nothing to send */
     return CC_OK;
 }
@@ -454,6 +456,7 @@ int api_ws_start(struct mg_context *ctx, const struct api_app *app)
 void api_ws_stop(void)
 {
     atomic_store(&ws.stop, 1);
+    atomic_store(&ws.ready, 0);
     if (ws.mqtt_started)
         pthread_join(ws.mqtt_thread, NULL);
     if (ws.client_created)

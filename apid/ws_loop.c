@@ -74,7 +74,7 @@ static struct {
     int epfd, inbox_fd;
     int64_t ping_ms;
     pthread_t thread;
-    int started;
+    atomic_int started; /* read by workers (api_ws_loop_running) */
     atomic_int stop;
     pthread_mutex_t mu; /* the inbox */
     struct api_ws_conn *inbox;
@@ -130,7 +130,7 @@ void api_ws_loop_adopt(struct api_ws_conn *c, struct cc_feed_sub *sub, int fd)
 
 int api_ws_loop_running(void)
 {
-    return loop.started && !atomic_load(&loop.stop);
+    return atomic_load(&loop.started) && !atomic_load(&loop.stop);
 }
 
 /* ---- closing ------------------------------------------------------------------------ */
@@ -590,7 +590,7 @@ int api_ws_loop_start(struct cc_feed *feed, const char *db_path, int ping_interv
         goto fail;
     if (pthread_create(&loop.thread, NULL, loop_main, NULL) != 0)
         goto fail;
-    loop.started = 1;
+    atomic_store(&loop.started, 1);
     return CC_OK;
 
 fail:
@@ -602,13 +602,13 @@ fail:
 void api_ws_loop_stop(void)
 {
     atomic_store(&loop.stop, 1);
-    if (loop.started) {
+    if (atomic_load(&loop.started)) {
         uint64_t one = 1;
 
         if (write(loop.inbox_fd, &one, sizeof one) < 0 && errno != EAGAIN)
             cc_log_warn("ws_wake_failed", "%s", strerror(errno));
         pthread_join(loop.thread, NULL);
-        loop.started = 0;
+        atomic_store(&loop.started, 0);
     }
     if (loop.epfd >= 0)
         close(loop.epfd);
