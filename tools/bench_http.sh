@@ -184,7 +184,7 @@ if ! start_apid nobroker 10; then
     forget_pid "$APID_PID"
     command -v mosquitto >/dev/null || die "mosquitto not found (make deps)"
     sh tools/broker_conf.sh "$TMP/broker" "$MQTT_PORT" "$DB" "$BUILD/coldchain_auth.so" \
-        "$MQTT_USERNAME" "$MQTT_PASSWORD" >/dev/null || die "broker_conf.sh failed"
+        "$MQTT_USERNAME" >/dev/null || die "broker_conf.sh failed" # password: MQTT_PASSWORD
     mkdir -p "$TMP/broker/data"
     mosquitto -c "$TMP/broker/mosquitto.conf" >"$TMP/mosquitto.log" 2>&1 &
     BROKER_PID=$!

@@ -40,11 +40,9 @@ db=$3
 plugin=$4
 username=$5
 if [ $# -eq 6 ]; then
-    if [ "$6" = - ]; then
-        IFS= read -r password || [ -n "$password" ] || die "no password on stdin"
-    else
-        password=$6
-    fi
+    # A password in argv would be readable by every user (ps, /proc): only "-" (stdin).
+    [ "$6" = - ] || die "the password comes from MQTT_PASSWORD or stdin ('-'), never argv"
+    IFS= read -r password || [ -n "$password" ] || die "no password on stdin"
 fi
 bind=${MQTT_BIND:-127.0.0.1}
 src_dir=$(cd "$(dirname "$0")/../broker-config" && pwd)

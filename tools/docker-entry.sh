@@ -12,7 +12,7 @@ setup)
     /app/build/ccctl migrate
     /app/build/ccctl seed --keys-file "$DATA/device-keys.csv"
     MQTT_BIND=0.0.0.0 sh /app/tools/broker_conf.sh "$DATA/broker" "$MQTT_PORT" "$COLDCHAIN_DB" \
-        /app/build/coldchain_auth.so "$MQTT_USERNAME" "$MQTT_PASSWORD"
+        /app/build/coldchain_auth.so "$MQTT_USERNAME" # MQTT_PASSWORD: from the environment
     ;;
 mosquitto) exec mosquitto -c "$DATA/broker/mosquitto.conf" ;;
 ingestd) exec /app/build/ingestd ;;

@@ -472,6 +472,12 @@ def case_broker_conf_password_not_in_argv(ctx):
               "%s: passwd readable by others" % how)
         check(not [n for n in os.listdir(out) if n.startswith(".passwd")],
               "%s: clear-text directory left behind" % how)
+    # The old interface took the password as a 6th argument: now refused, never used.
+    shutil.rmtree(out, ignore_errors=True)
+    p = subprocess.run(["sh", BROKER_CONF, out, "1883", ctx.db_path, PLUGIN, OPERATOR, secret],
+                       env=dict(os.environ), capture_output=True, text=True)
+    check(p.returncode != 0 and "never argv" in p.stderr,
+          "a password in argv was accepted: rc %d %s" % (p.returncode, p.stderr.strip()))
 
 
 # ---------------------------------------------------------------- the whole stack
