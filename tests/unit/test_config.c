@@ -26,6 +26,7 @@ static const char *const all_vars[] = {
     "WEBHOOK_URL",         "WEBHOOK_SECRET",     "SMTP_URL",           "SMTP_FROM",
     "DAILY_REPORT_AT",     "RAW_RETENTION_DAYS", "RATE_LIMIT_API",     "RATE_LIMIT_AUTH",
     "RATE_LIMIT_WINDOW_S", "TRUST_PROXY",        "CORS_ORIGINS",       "REJECTED_RETENTION_DAYS",
+    "WS_PING_INTERVAL_S",
 };
 
 static void clear_env(void)
@@ -120,6 +121,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(c.rate_limit_window_s, 900);
     assert_int_equal(c.trust_proxy, 0);
     assert_string_equal(c.cors_origins, "");
+    assert_int_equal(c.ws_ping_interval_s, 20);
 }
 
 static void test_config_empty_means_default(void **state)
@@ -215,6 +217,7 @@ static void test_config_integer_bad_values_name_variable(void **state)
         "MQTT_PORT",           "HTTP_PORT",       "INGEST_METRICS_PORT", "ACCESS_TOKEN_TTL_S",
         "REFRESH_TOKEN_TTL_S", "OFFLINE_AFTER_S", "ESCALATE_AFTER_S",    "RAW_RETENTION_DAYS",
         "RATE_LIMIT_API",      "RATE_LIMIT_AUTH", "RATE_LIMIT_WINDOW_S", "REJECTED_RETENTION_DAYS",
+        "WS_PING_INTERVAL_S",
     };
     static const char *const bad[] = {
         "abc", "12abc", " 12", "12 ", "+12", "0x10",
@@ -240,6 +243,20 @@ static void test_config_port_bounds(void **state)
     }
     expect_good("HTTP_PORT", "65535", &c);
     assert_int_equal(c.http_port, 65535);
+}
+
+/* WS_PING_INTERVAL_S: 1..50, so that an unanswered ping ends a feed within SPEC §5's 60 s. */
+static void test_config_ws_ping_interval_bounds(void **state)
+{
+    (void)state;
+    struct cc_config c;
+
+    expect_good("WS_PING_INTERVAL_S", "1", &c);
+    assert_int_equal(c.ws_ping_interval_s, 1);
+    expect_good("WS_PING_INTERVAL_S", "50", &c);
+    assert_int_equal(c.ws_ping_interval_s, 50);
+    expect_bad("WS_PING_INTERVAL_S", "51");
+    expect_bad("WS_PING_INTERVAL_S", "0");
 }
 
 static void test_config_duration_bounds(void **state)
@@ -713,6 +730,7 @@ int main(void)
         T(test_config_mqtt_url_follows_port),
         T(test_config_integer_bad_values_name_variable),
         T(test_config_port_bounds),
+        T(test_config_ws_ping_interval_bounds),
         T(test_config_duration_bounds),
         T(test_config_refresh_not_shorter_than_access),
         T(test_config_booleans),
