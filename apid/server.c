@@ -350,7 +350,6 @@ static int header_safe(const char *s)
 int api_dispatch(struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    struct api_thread *th = mg_get_thread_pointer(conn);
     struct api_req r;
     char qm[CC_LOG_QUOTED_MAX], qp[CC_LOG_QUOTED_MAX], qa[CC_LOG_QUOTED_MAX];
     struct timespec t0, t1;
@@ -358,8 +357,8 @@ int api_dispatch(struct mg_connection *conn)
     double secs;
     int status;
 
-    /* WebSocket upgrades take the pipeline too: GET /api/ws (ws.c) checks the token and
-     * leaves the handshake to civetweb's websocket handlers (r.pass_on). */
+    /* WebSocket upgrades take the pipeline too: GET /api/ws (ws.c) checks the token,
+     * answers the handshake and hands the socket to the feed's event loop. */
     /* The dashboard's static files go on to civetweb's file handler (static.c). */
     if (api_static_wanted(ri->request_method, ri->local_uri))
         return 0;
@@ -402,13 +401,8 @@ int api_dispatch(struct mg_connection *conn)
                 secs * 1e3, (long long)r.who.user_id, cc_log_quote(r.addr, qa, sizeof qa));
     cJSON_Delete(r.body);
     free(r.raw);
-    if (r.pass_on) {
-        /* civetweb goes on with the WebSocket handshake; ws.c's handlers use the
-         * worker's own connection, opened for the first feed this worker carries. */
-        if (th != NULL && th->st == NULL && cc_store_open(r.app->cfg.db_path, 0, &th->st) != CC_OK)
-            th->st = NULL;
-        return 0;
-    }
+    if (r.pass_on)
+        return 0; /* civetweb goes on with the request */
     /* A negative answer tells civetweb not to drain an unread body: it closes instead. */
     return r.must_close ? -1 : status;
 }
@@ -424,7 +418,6 @@ void *api_thread_init(const struct mg_context *ctx, int thread_type)
     th = calloc(1, sizeof *th);
     if (th == NULL)
         return NULL;
-    cc_sql_cache_enable(); /* for th->st, the live feed's connection, when opened */
     return th;
 }
 
