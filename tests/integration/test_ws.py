@@ -512,12 +512,15 @@ def thousand_feeds(s):
     c1 = s.scalar("SELECT id FROM users WHERE email = 'customer1@example.com'")
     toks = create_users(s, 125, "TECHNICIAN", link_to=c1)
     feeds = []
+    pid = s.procs["apid"].pid
     try:
-        t0 = time.time()
+        rss0, t0 = proc_status(pid, "VmRSS"), time.time()
         for tok in toks:
             for _ in range(8):
                 feeds.append(connect(s, tok))
-        print("  (1000 feeds opened in %.1f s)" % (time.time() - t0))
+        print("  (1000 feeds opened in %.1f s; apid VmRSS %.1f -> %.1f MiB, %d threads)"
+              % (time.time() - t0, rss0 / 1024, proc_status(pid, "VmRSS") / 1024,
+                 proc_status(pid, "Threads")))
         t = time.time()
         st_, _, body = s.http("GET", "/ready")
         expect(st_ == 200 and time.time() - t < 1.0, "/ready: %s in %.2f s" % (st_, time.time() - t))
