@@ -270,6 +270,24 @@ def case_full_disk(cases):
                 time.sleep(1)
                 expect(pub.stored() == 650, "stored %d, want exactly 650" % pub.stored())
             cases.run("full_disk_kill9_loses_nothing_the_broker_kept_it", full_then_kill9)
+
+            def full_then_sigterm():
+                before = log_text(s, "ingestd").count('"disk_full"')
+                fill_disk(filler)
+                pub.publish(100)
+                wait_for(lambda: log_text(s, "ingestd").count('"disk_full"') > before, timeout=20,
+                         what="ingestd in the full state")
+                time.sleep(1)
+                t0 = time.time()
+                rc = s.stop("ingestd", timeout=20)
+                expect(rc == 0, "ingestd stopped with %s on a full disk (SIGTERM)" % rc)
+                print("full disk: SIGTERM answered in %.1f s" % (time.time() - t0))
+                os.unlink(filler)
+                s.start_ingestd()
+                wait_for(lambda: pub.stored() == 750, timeout=90, interval=0.25,
+                         what="all 750 readings stored after a stop on a full disk (have %s)"
+                         % pub.stored())
+            cases.run("full_disk_sigterm_exits_0_and_loses_nothing", full_then_sigterm)
             pub.close()
     finally:
         umount(s)
