@@ -17,7 +17,7 @@ BUILD=${BUILD:-build}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-for b in ingestd apid ccctl bench_load coldchain_auth.so; do
+for b in ingestd apid ccctl bench_load; do
     [ -e "$BUILD/$b" ] || { echo "soak: $BUILD/$b missing (run: make all)" >&2; exit 1; }
 done
 # The plugin is always the plain build's (harness.py); build it if BUILD is another one.
