@@ -36,6 +36,7 @@ from apitest import NO_LIMITS, Cases, Stack, expect, expect_error, token
 from harness import BUILD, wait_for
 
 TMPFS_SIZE = "8m"
+FULL_FOR_S = 40  # how long the first full-disk case keeps the disk full
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -219,6 +220,7 @@ def case_full_disk(cases):
             wait_for(lambda: pub.stored() == 50, timeout=30, what="50 readings before the fill")
 
             def full_then_resume():
+                t_full = time.time()
                 fill_disk(filler)
                 pub.publish(300)  # the broker has them all
                 time.sleep(4)
@@ -245,6 +247,9 @@ def case_full_disk(cases):
                 expect(s.procs["apid"].poll() is None, "apid died")
                 st, _, _ = s.http("GET", "/health")
                 expect(st == 200, "apid /health %s" % st)
+                # Full for longer than the broker's keepalive grace (1.5 x 20 s): the broker
+                # drops the connection of an ingestd that waits, which must come back.
+                time.sleep(max(0.0, FULL_FOR_S - (time.time() - t_full)))
                 os.unlink(filler)
                 os.unlink(filler + "2")
                 wait_for(lambda: pub.stored() == 350, timeout=90, interval=0.25,
