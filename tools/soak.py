@@ -316,6 +316,8 @@ def feeds_thread(port, users, fstats, stop):
         for key, _ in sel.select(timeout=0.5):
             f, email = key.data
             if not f.pump():
+                if stop.is_set():
+                    break  # apid is stopping with the rest
                 fstats["dropped"] += 1
                 fstats["messages"] += f.messages
                 sel.unregister(f.sock)
