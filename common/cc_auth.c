@@ -331,6 +331,13 @@ int cc_auth_refresh(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJ
         rc = CC_ERR_UNAUTHORIZED;
         goto end;
     }
+    /* A password change since this token was issued (ver), or a user now disabled or
+     * gone, ends it even if its row escaped revocation. Checked before reuse: the
+     * password-change trigger revokes every row, and the next refresh of each tab that
+     * was signed in is not a stolen copy (no token_reuse alarm for it). */
+    rc = cc_users_token_principal(st, t.user_id, c.iat_s, c.ver, &who);
+    if (rc != CC_OK)
+        goto end;
     if (t.revoked) {
         /* A rotated-away token came back: someone holds a copy. End the session for
          * everyone holding any token of this family, and keep that (commit). */
@@ -351,11 +358,7 @@ int cc_auth_refresh(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJ
         rc = CC_ERR_UNAUTHORIZED;
         goto end;
     }
-    /* A password change since this token was issued (ver) ends it even if its row
-     * escaped revocation. */
-    rc = cc_users_token_principal(st, t.user_id, c.iat_s, c.ver, &who);
-    if (rc == CC_OK)
-        rc = login_user(db, t.user_id, &user);
+    rc = login_user(db, t.user_id, &user);
     if (rc == CC_OK)
         rc = exec2(db, sql_token_revoke, NULL, t.id, now_ms);
     if (rc == CC_OK)

@@ -397,6 +397,38 @@ static void test_auth_refresh_refuses_other_version(void **state)
     cJSON_Delete(a);
 }
 
+static void test_auth_refresh_after_password_change_is_no_reuse(void **state)
+{
+    struct cc_store *st = *state;
+    sqlite3 *db = cc_store_db(st);
+    cJSON *a = NULL, *b = NULL, *x = NULL;
+
+    /* Two sign-ins; the password changes (the trigger revokes both families). Each
+     * session's next refresh is refused, but it is the password change that ended it,
+     * not a stolen copy: no token_reuse audit entry or alarm for every signed-in tab. */
+    assert_int_equal(login(st, "customer@example.com", PASSWORD, &a), CC_OK);
+    assert_int_equal(login(st, "customer@example.com", PASSWORD, &b), CC_OK);
+    exec_ok(db, "UPDATE users SET password_hash = 'changed' WHERE id = 2");
+    assert_int_equal(refresh(st, str(a, "refreshToken"), &x), CC_ERR_UNAUTHORIZED);
+    assert_int_equal(refresh(st, str(b, "refreshToken"), &x), CC_ERR_UNAUTHORIZED);
+    assert_null(x);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM audit_log WHERE action = 'token_reuse'"),
+                     0);
+    /* A rotated-away token of the current version still raises the alarm. */
+    exec_ok(db, "UPDATE users SET password_hash = (SELECT password_hash FROM users WHERE id = 1)"
+                " WHERE id = 2");
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    a = b = NULL;
+    assert_int_equal(login(st, "customer@example.com", PASSWORD, &a), CC_OK);
+    assert_int_equal(refresh(st, str(a, "refreshToken"), &b), CC_OK);
+    assert_int_equal(refresh(st, str(a, "refreshToken"), &x), CC_ERR_UNAUTHORIZED);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM audit_log WHERE action = 'token_reuse'"),
+                     1);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -411,6 +443,7 @@ int main(void)
         T(test_auth_logout),
         T(test_auth_bearer_identity),
         T(test_auth_refresh_refuses_other_version),
+        T(test_auth_refresh_after_password_change_is_no_reuse),
         T(test_auth_bearer),
     };
 
