@@ -13,6 +13,7 @@
 #include "cc_query.h"
 #include "cc_rc.h"
 #include "cc_time.h"
+#include "cc_users.h"
 #include "dbpool.h"
 
 /* Bytes one page of the export may take in memory (CC_CSV_PAGE_ROWS rows of about 120
@@ -77,6 +78,20 @@ static int page_send(struct mg_connection *conn, int chunked, const struct csv_p
     return mg_write(conn, p->buf, p->len) == (int)p->len ? 0 : -1;
 }
 
+/* The request's access, checked again on the page's own connection: an export read page
+ * by page can outlive the first check by hours, and a user disabled or deleted, or no
+ * longer allowed to see the cell (a technician unlinked, a role changed), must get no
+ * further page. The role is the stored one, as for any request. CC_OK or the refusal. */
+static int export_still_allowed(struct api_req *r)
+{
+    struct cc_principal now;
+    int rc = cc_users_principal(r->st, r->who.user_id, &now);
+
+    if (rc == CC_OK)
+        rc = cc_access_check(r->st, &now, CC_ENTITY_COLDCELL, r->id[0], CC_ACCESS_READ);
+    return rc;
+}
+
 int api_readings_export_csv(struct api_req *r)
 {
     struct cc_query_csv_cursor cur = {0};
@@ -128,6 +143,8 @@ int api_readings_export_csv(struct api_req *r)
     while (!cur.done) {
         page.len = 0;
         rc = api_db_take(r, 1);
+        if (rc == CC_OK && cur.started)
+            rc = export_still_allowed(r);
         if (rc == CC_OK)
             rc = cc_query_csv_page(r->st, r->id[0], from, to, &cur, page_write, &page);
         api_db_give(r);
