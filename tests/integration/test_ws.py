@@ -372,6 +372,8 @@ def main():
                   lambda: expiry_ends_silent_socket(s, pubs_key(s), c1_claims, key))
         cases.run("thousand_feeds_of_125_users_all_get_a_reading_and_ready_answers",
                   lambda: thousand_feeds(s))
+        cases.run("unmasked_client_frame_closes_1002", lambda: unmasked_frame(s, t1))
+        cases.run("disabled_user_is_closed_4401_within_60s", lambda: disabled_user(s))
 
     with Stack(env=dict(NO_LIMITS, WS_PING_INTERVAL_S="2")) as s:
         t1 = token(s, "customer1")
@@ -410,6 +412,42 @@ def oversized_frame(s, tok, pid):
     expect(rss1 - rss0 < 8 * 1024, "RSS grew by %d kB" % (rss1 - rss0))
     expect(vm1 - vm0 < 100 * 1024, "VmSize grew by %d kB (a buffer of the announced size?)"
            % (vm1 - vm0))
+
+
+def unmasked_frame(s, tok):
+    w = connect(s, tok)
+    expect(w.recv(5).get("type") == "hello", "no hello")
+    w.sock.sendall(bytes([0x81, 0x04]) + b"ping")  # RFC 6455 5.1: clients must mask
+    got = w.recv(10)
+    w.sock.close()
+    expect(got == ("close", 1002), "want close 1002, got %r" % (got,))
+
+
+def disabled_user(s):
+    """A user with no cells gets no messages, so only the periodic check can see it."""
+    tok = create_users(s, 1, "CUSTOMER")[0]
+    me = s.http("GET", "/api/auth/me", token=tok)[2]
+    w = connect(s, tok)
+    try:
+        expect(w.recv(5).get("type") == "hello", "no hello")
+        st_, _, body = s.http("PATCH", "/api/users/%d" % me["id"], {"disabled": True},
+                              token=token(s, "admin"))
+        expect(st_ == 200, (st_, body))
+        t0, got = time.time(), None
+        while got is None and time.time() - t0 < 60:
+            m = w.recv(max(0.1, 60 - (time.time() - t0)))
+            if isinstance(m, tuple):
+                got = m
+        expect(got == ("close", 4401), "want close 4401 within 60 s, got %r" % (got,))
+        w.sock.settimeout(10)
+        try:
+            rest = w.sock.recv(100)
+        except ConnectionResetError:
+            rest = b""
+        expect(rest == b"", "the connection was not ended after the close")
+        print("  (closed %.1f s after the user was disabled)" % (time.time() - t0))
+    finally:
+        w.sock.close()
 
 
 def per_user_limit(s, tok, other):
