@@ -83,6 +83,10 @@ int cc_auth_topic_allowed(const char *serial, const char *topic, int access)
         return under_own_prefix(topic, serial, &rest) &&
                (strcmp(rest, "readings") == 0 || strcmp(rest, "status") == 0);
     case CC_AUTH_READ:
+        /* Only what ingestd answers on. Never its own publishes back: the broker's queues
+         * are unlimited (for ingestd's session), so a device subscribed to devices/S/#
+         * that stops reading would make it hold every reading it sends, 1 MiB each. */
+        return under_own_prefix(topic, serial, &rest) && strcmp(rest, "errors") == 0;
     case CC_AUTH_SUBSCRIBE:
         return under_own_prefix(topic, serial, &rest);
     case CC_AUTH_UNSUBSCRIBE:

@@ -43,8 +43,10 @@ int cc_auth_client_id_allowed(const char *serial, const char *client_id);
 int cc_auth_cert_name_allowed(const char *cn, size_t len, const char *username);
 
 /* 1 if the device serial may do access (enum cc_auth_access) on topic: publish only to
- * devices/{serial}/readings and devices/{serial}/status; subscribe and receive only under
- * devices/{serial}/ (a filter such as devices/{serial}/# included); unsubscribe anything.
+ * devices/{serial}/readings and devices/{serial}/status; subscribe only under
+ * devices/{serial}/ (a filter such as devices/{serial}/# included), and receive only
+ * devices/{serial}/errors (never its own publishes: the broker's queues are unlimited, so
+ * a device that stopped reading could otherwise fill its memory); unsubscribe anything.
  * 0 for anything else, an unknown access, a NULL, or a serial that is not a device name. */
 int cc_auth_topic_allowed(const char *serial, const char *topic, int access);
 

@@ -9,8 +9,9 @@
  * over ingestd's or another device's session), and no username that starts with the operators'
  * prefix "coldchain-" is ever a device. On the device-certificate listener (require_certificate)
  * the certificate's CN must equal the username and replaces the key. A device may publish only
- * to devices/{serial}/readings and devices/{serial}/status, and subscribe to / receive only
- * devices/{serial}/#. Anything else from a device is denied. The pure checks are in
+ * to devices/{serial}/readings and devices/{serial}/status, subscribe only under
+ * devices/{serial}/ and receive only devices/{serial}/errors. Anything else from a device is
+ * denied. The pure checks are in
  * cc_auth_rules.c.
  *
  * A username that is not a device serial gets MOSQ_ERR_PLUGIN_DEFER, so operators and ingestd

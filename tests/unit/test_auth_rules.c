@@ -84,6 +84,12 @@ static void test_auth_rules_topics(void **state)
     assert_false(cc_auth_topic_allowed("A", "alerts/1", CC_AUTH_WRITE));
     assert_true(cc_auth_topic_allowed("A", "devices/A/#", CC_AUTH_SUBSCRIBE));
     assert_true(cc_auth_topic_allowed("A", "devices/A/errors", CC_AUTH_READ));
+    /* Its own publishes are never delivered back: a device subscribed to devices/A/#
+     * that stops reading made the broker queue every 1 MiB reading it sent, without
+     * bound (max_queued_messages 0 is there for ingestd's session). */
+    assert_false(cc_auth_topic_allowed("A", "devices/A/readings", CC_AUTH_READ));
+    assert_false(cc_auth_topic_allowed("A", "devices/A/status", CC_AUTH_READ));
+    assert_false(cc_auth_topic_allowed("A", "devices/A/anything/else", CC_AUTH_READ));
     assert_false(cc_auth_topic_allowed("A", "devices/+/readings", CC_AUTH_SUBSCRIBE));
     assert_false(cc_auth_topic_allowed("A", "devices/#", CC_AUTH_SUBSCRIBE));
     assert_false(cc_auth_topic_allowed("A", "devices/A/", CC_AUTH_SUBSCRIBE));
