@@ -82,7 +82,7 @@ static void sleep_ms(long ms)
 /* Checks the token query parameter like a bearer header: CC_OK with *who and *expires_ms,
  * CC_ERR_UNAUTHORIZED or CC_ERR_TOKEN_EXPIRED (refresh tokens are refused), CC_ERR_DB. */
 static int authorize(struct cc_store *st, const char *query, struct cc_principal *who,
-                     int64_t *expires_ms)
+                     int64_t *expires_ms, int64_t *token_ver)
 {
     char header[CC_JWT_MAX_LEN + 16];
     struct cc_jwt_claims claims;
@@ -99,8 +99,10 @@ static int authorize(struct cc_store *st, const char *query, struct cc_principal
     if (rc == CC_OK)
         rc = cc_jwt_verify(ws.app->auth.secret, ws.app->auth.secret_len, token, CC_JWT_ACCESS,
                            cc_now_ms() / 1000, &claims);
-    if (rc == CC_OK)
+    if (rc == CC_OK) {
         *expires_ms = claims.exp_s * 1000;
+        *token_ver = claims.ver;
+    }
     OPENSSL_cleanse(header, sizeof header);
     return rc;
 }
@@ -226,7 +228,7 @@ int api_ws_get(struct api_req *r)
     struct api_ws_conn *c = NULL;
     struct cc_feed_sub *sub = NULL;
     struct cc_principal who;
-    int64_t exp_ms;
+    int64_t exp_ms, token_ver = 0;
     int rc, fd;
 
     if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0 ||
@@ -246,7 +248,7 @@ int api_ws_get(struct api_req *r)
     }
     if (!atomic_load(&ws.ready) || !api_ws_loop_running() || r->ri->is_ssl)
         return api_reply_unavailable(r, "live feed unavailable; poll instead");
-    rc = authorize(r->st, r->query, &who, &exp_ms);
+    rc = authorize(r->st, r->query, &who, &exp_ms, &token_ver);
     if (rc != CC_OK)
         return api_reply_error(r, rc, NULL, NULL);
     r->who = who;
@@ -265,6 +267,7 @@ int api_ws_get(struct api_req *r)
                      cc_rc_code(rc));
         return api_reply_unavailable(r, "live feed unavailable; poll instead");
     }
+    cc_feed_sub_set_token_version(sub, token_ver);
     fd = take_over(r->ri);
     if (fd < 0) {
         cc_log_error("ws_takeover_failed", "user=%lld: the request's socket was not found",

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -29,7 +30,8 @@ struct cc_feed_sub {
     struct cc_feed *feed;     /* set once registered: from then on readiness is reported */
     void *data;               /* the consumer's, set before registration */
     struct cc_principal who;
-    int64_t expires_ms; /* 0: never */
+    int64_t expires_ms;        /* 0: never */
+    _Atomic int64_t token_ver; /* users.token_version of the token, -1: not checked */
 
     /* The ready list, under feed->ready_mu. */
     int ready;
@@ -66,7 +68,7 @@ struct cc_feed {
 static const char sql_cells[] =
     "SELECT c.id FROM cold_cells c JOIN locations l ON "
     "l.id = c.location_id WHERE " CC_ACCESS_SQL("l.customer_id") " ORDER BY c.id LIMIT ?3";
-static const char sql_user[] = "SELECT role, disabled FROM users WHERE id = ?1";
+static const char sql_user[] = "SELECT role, disabled, token_version FROM users WHERE id = ?1";
 
 /* ---- queue ------------------------------------------------------------------------ */
 
@@ -254,7 +256,7 @@ fail:
 
 /* CC_OK if user p still exists, is enabled and has the same role; CC_ERR_UNAUTHORIZED if
  * not; CC_ERR_DB. */
-static int user_active(struct cc_store *st, const struct cc_principal *p)
+static int user_active(struct cc_store *st, const struct cc_principal *p, int64_t token_ver)
 {
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
@@ -271,7 +273,10 @@ static int user_active(struct cc_store *st, const struct cc_principal *p)
     if (src == SQLITE_ROW) {
         const char *role = (const char *)sqlite3_column_text(stmt, 0);
 
-        rc = cc_role_parse(role) == p->role && sqlite3_column_int(stmt, 1) == 0
+        /* A password change raises token_version (schema/0006): the token this feed was
+         * opened with is void from then on, as it is for every HTTP request. */
+        rc = cc_role_parse(role) == p->role && sqlite3_column_int(stmt, 1) == 0 &&
+                     (token_ver < 0 || sqlite3_column_int64(stmt, 2) == token_ver)
                  ? CC_OK
                  : CC_ERR_UNAUTHORIZED;
     } else if (src == SQLITE_DONE) {
@@ -290,7 +295,7 @@ static void acl_refresh(struct cc_feed *f, struct cc_feed_sub *s, int64_t now_ms
 {
     int64_t *ids = NULL;
     size_t n = 0;
-    int rc = user_active(f->st, &s->who);
+    int rc = user_active(f->st, &s->who, atomic_load(&s->token_ver));
 
     s->acl_at_ms = now_ms;
     if (rc == CC_ERR_UNAUTHORIZED) {
@@ -403,6 +408,7 @@ int cc_feed_sub_new(struct cc_feed *f, struct cc_store *st, const struct cc_prin
     s->close_code = -1;
     s->who = *p;
     s->expires_ms = expires_ms;
+    atomic_init(&s->token_ver, -1);
     s->data = data;
     s->q = calloc(CC_FEED_QUEUE_MAX, sizeof *s->q);
     if (s->q == NULL) {
@@ -484,9 +490,14 @@ void *cc_feed_sub_data(const struct cc_feed_sub *s)
     return s->data;
 }
 
+void cc_feed_sub_set_token_version(struct cc_feed_sub *s, int64_t ver)
+{
+    atomic_store(&s->token_ver, ver);
+}
+
 int cc_feed_sub_verify(struct cc_feed_sub *s, struct cc_store *st)
 {
-    int rc = user_active(st, &s->who);
+    int rc = user_active(st, &s->who, atomic_load(&s->token_ver));
 
     if (rc == CC_ERR_UNAUTHORIZED)
         cc_feed_sub_close(s, CC_FEED_CLOSE_AUTH);

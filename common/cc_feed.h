@@ -95,6 +95,10 @@ int cc_feed_on_message(struct cc_feed *f, const char *topic, const void *payload
  * its maximum, CC_ERR_DB, CC_ERR_NOMEM. */
 int cc_feed_sub_new(struct cc_feed *f, struct cc_store *st, const struct cc_principal *p,
                     int64_t expires_ms, void *data, struct cc_feed_sub **out);
+/* The token_version (claim "ver") of the token s was opened with: from now on the user
+ * checks also close s (CC_FEED_CLOSE_AUTH) once the user's password has changed. Until
+ * it is set (any thread, once), s is not checked for it. */
+void cc_feed_sub_set_token_version(struct cc_feed_sub *s, int64_t ver);
 /* The data given to cc_feed_sub_new (lent back; s never uses it). */
 void *cc_feed_sub_data(const struct cc_feed_sub *s);
 /* Checks with st (the caller's store) that s's user still exists, is enabled and has

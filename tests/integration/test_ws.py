@@ -374,6 +374,10 @@ def main():
                   lambda: thousand_feeds(s))
         cases.run("unmasked_client_frame_closes_1002", lambda: unmasked_frame(s, t1))
         cases.run("disabled_user_is_closed_4401_within_60s", lambda: disabled_user(s))
+        # SPEC §5 "Identities": a password change ends the tokens issued before it, the
+        # feeds opened with them included.
+        cases.run("password_change_closes_feed_4401_within_60s",
+                  lambda: disabled_user(s, {"password": "a-new-password-123"}))
 
     with Stack(env=dict(NO_LIMITS, WS_PING_INTERVAL_S="2")) as s:
         t1 = token(s, "customer1")
@@ -423,14 +427,15 @@ def unmasked_frame(s, tok):
     expect(got == ("close", 1002), "want close 1002, got %r" % (got,))
 
 
-def disabled_user(s):
+def disabled_user(s, change=None):
     """A user with no cells gets no messages, so only the periodic check can see it."""
+    change = change or {"disabled": True}
     tok = create_users(s, 1, "CUSTOMER")[0]
     me = s.http("GET", "/api/auth/me", token=tok)[2]
     w = connect(s, tok)
     try:
         expect(w.recv(5).get("type") == "hello", "no hello")
-        st_, _, body = s.http("PATCH", "/api/users/%d" % me["id"], {"disabled": True},
+        st_, _, body = s.http("PATCH", "/api/users/%d" % me["id"], change,
                               token=token(s, "admin"))
         expect(st_ == 200, (st_, body))
         t0, got = time.time(), None
