@@ -168,6 +168,17 @@ def main():
                                (1, "a" * 64, "devices/" + "a" * 64 + "/readings"), (1, "a" * 65, "x")]:
         put("auth_rules", bytes([acc]) + serial.encode() + b"\x00" + other.encode())
 
+    # ... 0x80: certificate URIs (length byte + bytes each), 0xc0: username\0common name
+    def uris(*us):
+        return b"\x80" + b"".join(bytes([len(u)]) + u for u in us)
+    for u in [uris(b"urn:coldchain:device:42"), uris(b"URN:Coldchain:Device:7", b"https://x"),
+              uris(b"urn:coldchain:device:1", b"urn:coldchain:device:1"), uris(b"urn:coldchain:device:042"),
+              uris(b"urn:coldchain:device:9223372036854775807"), uris(b"urn:coldchain:device:9223372036854775808"),
+              uris(b"urn:coldchain:device:5\x00"), uris(*([b"a"] * 9)), uris(b"urn:coldchain:device:")]:
+        put("auth_rules", u)
+    for user, cn in [(b"SN-1", b"SN-1"), (b"SN-1", b"SN-1\x00x"), (b"coldchain-x", b"coldchain-x"), (b"SN-1", b"SN-2")]:
+        put("auth_rules", b"\xc0" + user + b"\x00" + cn)
+
     # fuzz_feed: 0-3 a known topic (DA1 readings, DB1 readings, alerts/1, alerts/3), else topic\0payload
     put("feed", b"\x00" + json.dumps(reading).encode())
     put("feed", b"\x01" + json.dumps([reading, {"temperature": 500}]).encode())
