@@ -3,6 +3,7 @@
  * mosquitto glue so that unit and fuzz tests reach them without a broker.
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cc_auth_rules.h"
@@ -52,6 +53,55 @@ int cc_auth_cert_name_allowed(const char *cn, size_t len, const char *username)
     /* The length test also refuses a CN with a NUL inside ("serial\0anything"). */
     return cn != NULL && username != NULL && len <= CC_AUTH_SERIAL_MAX && strlen(username) == len &&
            memcmp(cn, username, len) == 0 && cc_auth_is_device_name(username);
+}
+
+/* 1 if the len bytes at s start with the NUL-terminated prefix, compared without case. */
+static int starts_with_nocase(const char *s, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    if (len < n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)s[i]) != lower((unsigned char)prefix[i]))
+            return 0;
+    return 1;
+}
+
+/* The canonical decimal id in the len bytes at s (1..INT64_MAX, no leading zero), or 0. */
+static int64_t parse_device_id(const char *s, size_t len)
+{
+    int64_t id = 0;
+
+    if (len == 0 || len > CC_AUTH_DEVICE_ID_DIGITS_MAX || s[0] == '0')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || id > (INT64_MAX - (s[i] - '0')) / 10)
+            return 0;
+        id = id * 10 + (s[i] - '0');
+    }
+    return id;
+}
+
+int64_t cc_auth_cert_device_id(const char *const *uris, const size_t *lens, size_t n)
+{
+    static const char prefix[] = CC_AUTH_CERT_URI_PREFIX;
+    const size_t plen = sizeof(prefix) - 1;
+    int64_t id = 0;
+    size_t claims = 0;
+
+    if (uris == NULL || lens == NULL || n > CC_AUTH_CERT_URIS_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (uris[i] == NULL || memchr(uris[i], '\0', lens[i]) != NULL)
+            return 0; /* "urn:...:7\0anything": a C string and the certificate would differ */
+        if (!starts_with_nocase(uris[i], lens[i], prefix))
+            continue;
+        if (++claims > 1)
+            return 0;
+        id = parse_device_id(uris[i] + plen, lens[i] - plen);
+    }
+    return claims == 1 ? id : 0;
 }
 
 /* 1 if topic is "devices/<serial>/<rest>" with a non-empty rest (*rest set), else 0. The

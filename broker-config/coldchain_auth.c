@@ -8,7 +8,9 @@
  * reload. A device must use its serial as client id (else CONNACK 5: it could otherwise take
  * over ingestd's or another device's session), and no username that starts with the operators'
  * prefix "coldchain-" is ever a device. On the device-certificate listener (require_certificate)
- * the certificate's CN must equal the username and replaces the key. A device may publish only
+ * a certificate replaces the key: its CN must equal the username and its subjectAltName URI
+ * urn:coldchain:device:<id> must name the id of the row with that serial, so a certificate dies
+ * with its row (a new device given the serial later has another id). A device may publish only
  * to devices/{serial}/readings and devices/{serial}/status, subscribe only under
  * devices/{serial}/ and receive only devices/{serial}/errors. Anything else from a device is
  * denied. The pure checks are in
@@ -46,6 +48,7 @@
 #include <string.h>
 
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sqlite3.h>
 
 #include <mosquitto.h>
@@ -62,7 +65,7 @@
 #define AUTH_SESSION_BUCKETS 4096 /* hash buckets of the connected-device table */
 
 static const char *const find_device_sql =
-    "SELECT api_key_hash FROM devices WHERE serial_number = ?1";
+    "SELECT id, api_key_hash FROM devices WHERE serial_number = ?1";
 
 /* Plugin state, owned by the plugin from init to cleanup. */
 struct auth_state {
@@ -75,15 +78,17 @@ struct auth_state {
 
 static struct auth_state state;
 
-/* The key hash each connected device logged in with. Every ACL check compares it with the
- * hash in the database, so a regenerated key cuts off a device that is already connected
- * at its next publish or delivery, not only at its next CONNECT. Keyed by the broker's
+/* The row and key hash each connected device logged in with. Every ACL check compares them
+ * with the database, so a regenerated key, or a device deleted and its serial given to another
+ * row, cuts off a device that is already connected at its next publish or delivery, not only
+ * at its next CONNECT. Keyed by the broker's
  * client pointer; an entry goes on DISCONNECT (and a reused pointer is overwritten by its
  * own BASIC_AUTH first). The broker is single-threaded: no lock. */
 struct session {
     struct session *next;
     const struct mosquitto *client;
-    int by_cert; /* logged in with a device certificate: no key to compare */
+    int64_t device_id; /* devices.id at login: ids are never reused, serials are */
+    int by_cert;       /* logged in with a device certificate: no key to compare */
     char hash_hex[CC_SHA256_HEX_LEN];
 };
 static struct session *sessions[AUTH_SESSION_BUCKETS];
@@ -98,9 +103,10 @@ static struct session **session_slot(const struct mosquitto *client)
     return pp;
 }
 
-/* Records client's key hash (by_cert: a certificate login, hash unused). 0, or -1 when out of
- * memory (the login is then refused). */
-static int session_put(const struct mosquitto *client, int by_cert, const char *hash_hex)
+/* Records client's row and key hash (by_cert: a certificate login, hash unused). 0, or -1 when
+ * out of memory (the login is then refused). */
+static int session_put(const struct mosquitto *client, int64_t device_id, int by_cert,
+                       const char *hash_hex)
 {
     struct session **pp = session_slot(client);
 
@@ -110,6 +116,7 @@ static int session_put(const struct mosquitto *client, int by_cert, const char *
             return -1;
         (*pp)->client = client;
     }
+    (*pp)->device_id = device_id;
     (*pp)->by_cert = by_cert;
     memcpy((*pp)->hash_hex, hash_hex, CC_SHA256_HEX_LEN);
     return 0;
@@ -195,10 +202,10 @@ static int load_operators(const char *path)
     return rc;
 }
 
-/* Looks up serial. Returns 1 and copies its key hash into hash_hex (if not NULL) when the
+/* Looks up serial. Returns 1, sets *device_id and copies its key hash into hash_hex when the
  * device exists, 0 when it does not or the name is an operator's, -1 on a database error
  * (logged). */
-static int find_device(const char *serial, char hash_hex[CC_SHA256_HEX_LEN])
+static int find_device(const char *serial, int64_t *device_id, char hash_hex[CC_SHA256_HEX_LEN])
 {
     int rc;
     int found = -1;
@@ -216,12 +223,11 @@ static int find_device(const char *serial, char hash_hex[CC_SHA256_HEX_LEN])
         found = 0;
     } else if (rc == SQLITE_ROW) {
         found = 1;
-        if (hash_hex) {
-            hash = sqlite3_column_text(state.find_device, 0);
-            hash_hex[0] = '\0';
-            if (hash && sqlite3_column_bytes(state.find_device, 0) == CC_SHA256_HEX_LEN - 1) {
-                memcpy(hash_hex, hash, CC_SHA256_HEX_LEN);
-            }
+        *device_id = sqlite3_column_int64(state.find_device, 0);
+        hash = sqlite3_column_text(state.find_device, 1);
+        hash_hex[0] = '\0';
+        if (hash && sqlite3_column_bytes(state.find_device, 1) == CC_SHA256_HEX_LEN - 1) {
+            memcpy(hash_hex, hash, CC_SHA256_HEX_LEN);
         }
     }
 out:
@@ -234,14 +240,45 @@ out:
     return found;
 }
 
-/* 1 if the client presented a certificate whose one common name is username, 0 if it
- * presented another, -1 if it presented none. Only the certificate listener asks for one
- * (require_certificate; mosquitto has verified it against that listener's cafile by now). */
-static int cert_names(const struct mosquitto *client, const char *username)
+/* The device id the certificate's subjectAltName URIs name (cc_auth_cert_device_id), or 0. */
+static int64_t cert_device_id(X509 *cert)
+{
+    const char *uris[CC_AUTH_CERT_URIS_MAX + 1];
+    size_t lens[CC_AUTH_CERT_URIS_MAX + 1];
+    size_t n = 0;
+    int crit = -1;
+    int64_t id;
+    /* NULL when absent, and when the extension appears twice (crit -2). */
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, NULL);
+
+    if (names == NULL) {
+        return 0;
+    }
+    /* One more than the rules look at, so that they can refuse a certificate with more. */
+    for (int i = 0; i < sk_GENERAL_NAME_num(names) && n <= CC_AUTH_CERT_URIS_MAX; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+
+        if (g->type == GEN_URI) {
+            uris[n] = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+            lens[n] = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
+            n++;
+        }
+    }
+    id = cc_auth_cert_device_id(uris, lens, n);
+    GENERAL_NAMES_free(names);
+    return id;
+}
+
+/* 1 if the client presented a certificate whose one common name is username and whose device
+ * id is device_id, 0 if it presented another, -1 if it presented none. Only the certificate
+ * listener asks for one (require_certificate; mosquitto has verified it against that
+ * listener's cafile by now). */
+static int cert_names(const struct mosquitto *client, const char *username, int64_t device_id)
 {
     X509 *cert = mosquitto_client_certificate(client); /* a reference of our own */
     X509_NAME *name;
     const ASN1_STRING *cn;
+    int64_t cert_id;
     int i;
     int ok = 0;
 
@@ -256,6 +293,18 @@ static int cert_names(const struct mosquitto *client, const char *username)
         ok = cn && cc_auth_cert_name_allowed((const char *)ASN1_STRING_get0_data(cn),
                                              (size_t)ASN1_STRING_length(cn), username);
     }
+    if (!ok) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                             "coldchain_auth: device %s refused: certificate names another",
+                             username);
+    } else if ((cert_id = cert_device_id(cert)) != device_id) {
+        /* Issued for a row that is gone: its serial now names another device. */
+        ok = 0;
+        mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                             "coldchain_auth: device %s refused: certificate is for device id "
+                             "%lld, the serial is device id %lld (0: none or malformed)",
+                             username, (long long)cert_id, (long long)device_id);
+    }
     X509_free(cert);
     return ok;
 }
@@ -267,6 +316,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_basic_auth *ed = event_data;
     char hash_hex[CC_SHA256_HEX_LEN];
+    int64_t device_id = 0;
     int found;
     int by_cert;
 
@@ -275,15 +325,12 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     if (ed->username == NULL) {
         return MOSQ_ERR_PLUGIN_DEFER;
     }
-    found = find_device(ed->username, hash_hex);
+    found = find_device(ed->username, &device_id, hash_hex);
     if (found != 1) {
         return MOSQ_ERR_PLUGIN_DEFER;
     }
-    by_cert = cert_names(ed->client, ed->username);
+    by_cert = cert_names(ed->client, ed->username, device_id);
     if (by_cert == 0) {
-        mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                             "coldchain_auth: device %s refused: certificate names another",
-                             ed->username);
         return MOSQ_ERR_AUTH;
     }
     if (by_cert < 0 && (ed->password == NULL || !cc_api_key_matches(ed->password, hash_hex))) {
@@ -297,7 +344,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
                              ed->username);
         return MOSQ_ERR_AUTH;
     }
-    if (session_put(ed->client, by_cert > 0, hash_hex) != 0) {
+    if (session_put(ed->client, device_id, by_cert > 0, hash_hex) != 0) {
         return MOSQ_ERR_AUTH;
     }
     return MOSQ_ERR_SUCCESS;
@@ -338,18 +385,22 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     struct mosquitto_evt_acl_check *ed = event_data;
     const char *serial;
     char hash_hex[CC_SHA256_HEX_LEN];
+    int64_t device_id = 0;
     struct session *s;
 
     (void)event;
     (void)userdata;
     serial = mosquitto_client_username(ed->client);
-    if (serial == NULL || ed->topic == NULL || find_device(serial, hash_hex) != 1) {
+    if (serial == NULL || ed->topic == NULL || find_device(serial, &device_id, hash_hex) != 1) {
         return MOSQ_ERR_PLUGIN_DEFER;
     }
-    /* The key this device logged in with must still be its key (hashes are public-length
-     * hex of equal size; a plain compare leaks nothing about the key itself). */
+    /* The row this device logged in as must still hold its serial (a row deleted and its
+     * serial given to a new device, or renamed onto another, has another id), and the key it
+     * logged in with must still be its key (hashes are public-length hex of equal size; a
+     * plain compare leaks nothing about the key itself). */
     s = *session_slot(ed->client);
-    if (s == NULL || (!s->by_cert && strcmp(s->hash_hex, hash_hex) != 0)) {
+    if (s == NULL || s->device_id != device_id ||
+        (!s->by_cert && strcmp(s->hash_hex, hash_hex) != 0)) {
         return MOSQ_ERR_ACL_DENIED;
     }
     return cc_auth_topic_allowed(serial, ed->topic, acl_access(ed->access)) ? MOSQ_ERR_SUCCESS

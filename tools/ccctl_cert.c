@@ -1,9 +1,13 @@
-/* ccctl_cert.c - `ccctl device cert SERIAL`: a device certificate (CN = serial) signed by the
- * development CA of tools/devca.sh, for the broker's device-certificate listener (issue 16
- * item 2). Production CAs issue their own; this is for development and tests. */
+/* ccctl_cert.c - `ccctl device cert SERIAL`: a device certificate (CN = serial, subjectAltName
+ * URI urn:coldchain:device:<id>) signed by the development CA of tools/devca.sh, for the
+ * broker's device-certificate listener (issue 16 item 2). The id binds the certificate to the
+ * devices row: the plugin refuses it once the serial names another row (device deleted and
+ * created again, or another renamed to the serial). Production CAs issue their own; this is
+ * for development and tests. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,12 +21,46 @@
 #include <openssl/x509v3.h>
 
 #include "cc_auth_rules.h"
+#include "cc_db.h"
+#include "cc_log.h"
+#include "cc_rc.h"
 #include "ccctl.h"
 
 #define CERT_DAYS_DEFAULT 825 /* validity of a device certificate */
 #define CERT_DAYS_MAX 3650    /* no longer than the development CA itself */
 #define CERT_SERIAL_BITS 128  /* random certificate serial number */
 #define CERT_BACKDATE_S 300   /* notBefore this far back: devices with a slightly late clock */
+#define CERT_SAN_MAX 64       /* bytes of "URI:" CC_AUTH_CERT_URI_PREFIX and an int64 */
+
+/* devices.id of serial into *id: 1 found, 0 no such device, -1 database error (reported). */
+static int device_id_of(const char *db_path, const char *serial, int64_t *id)
+{
+    static const char sql[] = "SELECT id FROM devices WHERE serial_number = ?1";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int found = -1;
+    int rc;
+
+    if (cc_db_open(db_path, CC_DB_READONLY, &db) != CC_OK)
+        goto out;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC) != SQLITE_OK)
+        goto out;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        found = 1;
+    } else if (rc == SQLITE_DONE) {
+        found = 0;
+    }
+out:
+    if (found < 0)
+        fprintf(stderr, "ccctl: cannot read devices from %s: %s\n", db_path,
+                db ? sqlite3_errmsg(db) : "cannot open");
+    sqlite3_finalize(st);
+    cc_db_close(db);
+    return found;
+}
 
 /* Reads the CA's certificate and key from dir/ca.crt and dir/ca.key. 0 or -1 (reported). */
 static int load_ca(const char *dir, X509 **ca, EVP_PKEY **ca_key)
@@ -67,13 +105,21 @@ static int add_ext(X509 *crt, X509 *ca, int nid, const char *value)
     return ok;
 }
 
-/* The certificate for serial and its new key, signed by ca. NULL on failure. */
-static X509 *issue(const char *serial, long days, X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key)
+/* The certificate for device device_id (serial) and its new key, signed by ca. NULL on
+ * failure. */
+static X509 *issue(const char *serial, int64_t device_id, long days, X509 *ca, EVP_PKEY *ca_key,
+                   EVP_PKEY *key)
 {
     X509 *crt = X509_new();
     BIGNUM *bn = BN_new();
     X509_NAME *name;
+    char san[CERT_SAN_MAX];
 
+    /* In an extension, not in the subject DN: CAs commonly copy a CSR's subject as the
+     * requester wrote it, but set the extensions themselves. */
+    if (snprintf(san, sizeof san, "URI:" CC_AUTH_CERT_URI_PREFIX "%" PRId64, device_id) >=
+        (int)sizeof san)
+        goto fail;
     if (crt == NULL || bn == NULL || !X509_set_version(crt, 2) ||
         !BN_rand(bn, CERT_SERIAL_BITS, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) ||
         !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(crt)) ||
@@ -89,6 +135,7 @@ static X509 *issue(const char *serial, long days, X509 *ca, EVP_PKEY *ca_key, EV
         !add_ext(crt, ca, NID_basic_constraints, "critical,CA:FALSE") ||
         !add_ext(crt, ca, NID_key_usage, "critical,digitalSignature") ||
         !add_ext(crt, ca, NID_ext_key_usage, "clientAuth") ||
+        !add_ext(crt, ca, NID_subject_alt_name, san) ||
         !add_ext(crt, ca, NID_authority_key_identifier, "keyid") ||
         X509_sign(crt, ca_key, EVP_sha256()) <= 0)
         goto fail;
@@ -139,6 +186,8 @@ int ccctl_device_cert(int argc, char **argv, const struct cc_config *cfg)
     char crt_path[PATH_MAX];
     char key_path[PATH_MAX];
     int64_t days = CERT_DAYS_DEFAULT;
+    int64_t device_id = 0;
+    int found;
     const char *serial;
     X509 *ca = NULL, *crt = NULL;
     EVP_PKEY *ca_key = NULL, *key = NULL;
@@ -176,6 +225,12 @@ int ccctl_device_cert(int argc, char **argv, const struct cc_config *cfg)
     if (snprintf(crt_path, sizeof crt_path, "%s/%s.crt", out_dir, serial) >= (int)sizeof crt_path ||
         snprintf(key_path, sizeof key_path, "%s/%s.key", out_dir, serial) >= (int)sizeof key_path)
         return CCCTL_EXIT_USAGE;
+    /* The certificate names the row, so the row must exist now (COLDCHAIN_DB). */
+    found = device_id_of(cfg->db_path, serial, &device_id);
+    if (found == 0)
+        fprintf(stderr, "ccctl: NOT_FOUND: no device with serial %s\n", serial);
+    if (found != 1)
+        goto out;
     if (load_ca(ca_dir, &ca, &ca_key) != 0)
         goto out;
     if (mkdir(out_dir, 0700) != 0 && errno != EEXIST) {
@@ -183,13 +238,15 @@ int ccctl_device_cert(int argc, char **argv, const struct cc_config *cfg)
         goto out;
     }
     key = EVP_EC_gen("P-256");
-    crt = key ? issue(serial, (long)days, ca, ca_key, key) : NULL;
+    crt = key ? issue(serial, device_id, (long)days, ca, ca_key, key) : NULL;
     if (crt == NULL) {
         fprintf(stderr, "ccctl: cannot issue the certificate\n");
         goto out;
     }
     if (write_pem(key_path, 0600, NULL, key) != 0 || write_pem(crt_path, 0644, crt, NULL) != 0)
         goto out;
+    cc_log_info("device_cert_issued", "serial=%s device_id=%" PRId64 " days=%" PRId64, serial,
+                device_id, days);
     printf("%s\n%s\n", crt_path, key_path);
     rc = CCCTL_EXIT_OK;
 out:

@@ -3,10 +3,14 @@ of tools/devca.sh, the device-certificate listener, and the plain listener in pr
 
 A device over TLS with the dev CA is admitted and its reading stored; with another CA the
 handshake fails; a TLS 1.1 client is refused (tls_version tlsv1.2); a device certificate is
-accepted only for its own serial and client id; in production the plain listener is loopback
+accepted only for its own serial and client id, and only for the devices row it was issued
+for: its subjectAltName URI urn:coldchain:device:<id> must name the id of the row whose serial
+is the username (a device deleted and created again, or another device renamed to a freed
+serial, has another id: ids are never reused); in production the plain listener is loopback
 only, or absent."""
 import json
 import os
+import secrets
 import socket
 import ssl
 import subprocess
@@ -15,7 +19,7 @@ import time
 import paho.mqtt.client as mqtt
 
 import harness
-from apitest import expect
+from apitest import NO_LIMITS, expect, token
 
 DEVCA = os.path.join(harness.ROOT, "tools", "devca.sh")
 BROKER_CONF = os.path.join(harness.ROOT, "tools", "broker_conf.sh")
@@ -106,7 +110,7 @@ def expect_handshake_fails(fn, what):
 
 def main():
     cases = harness.Cases()
-    with harness.Stack(tls=True, apid=False) as s:
+    with harness.Stack(tls=True, env=NO_LIMITS) as s:
         ca = os.path.join(s.tls_dir, "ca.crt")
         serials = sorted(s.keys)
         a, b = serials[0], serials[1]
@@ -189,8 +193,11 @@ def main():
             expect(p.returncode == 64, "--cafile with a tcp:// URL: exit %d" % p.returncode)
         cases.run("ccctl_simulate_cafile_over_tls", simulate_over_tls)
 
-        def cert_for(serial):
-            p = s.ccctl("device", "cert", serial, "--ca-dir", s.tls_dir)
+        def cert_for(serial, out=None):
+            """A certificate from `ccctl device cert`; out: its own directory, so that a
+            later certificate for the same serial does not replace the files."""
+            extra = ("--out", os.path.join(s.dir, out)) if out else ()
+            p = s.ccctl("device", "cert", serial, "--ca-dir", s.tls_dir, *extra)
             crt, key = p.stdout.split()
             expect(os.stat(key).st_mode & 0o077 == 0, "device key readable by others")
             return crt, key
@@ -251,6 +258,159 @@ def main():
                                a, cert=crt, key=key)
         cases.run("certificate_listener_refuses_missing_or_foreign_cert",
                   cert_listener_needs_cert)
+
+        # -- a certificate belongs to one devices row (ids are never reused; serials are) --
+        c1, c2 = token(s, "customer1"), token(s, "customer2")
+        CELL_C1, CELL_C2 = 1, 4  # seeded: customer1's Walk-in Freezer, customer2's Fish Freezer
+        bound = {}
+
+        def create_device(tok, cell, serial):
+            st, _, d = s.http("POST", "/api/devices", {"coldCellId": cell,
+                                                       "serialNumber": serial}, token=tok)
+            expect(st == 201, "create %s in cell %d: %s %r" % (serial, cell, st, d))
+            return d["id"]
+
+        def delete_device(tok, dev_id):
+            st, _, d = s.http("DELETE", "/api/devices/%d" % dev_id, token=tok)
+            expect(st == 204, "delete device %d: %s %r" % (dev_id, st, d))
+
+        def stored(dev_id, marker):
+            return s.scalar("SELECT count(*) FROM readings WHERE device_id = ? AND "
+                            "temperature = ?", (dev_id, marker))
+
+        def cert_refused(serial, crt, key, what, into=None, marker=None):
+            """CONNACK 5 for this certificate as serial. If the broker admits it, first
+            show what that costs: a reading stored in the row `into`."""
+            c, rc = tls_client(s.mqtt_cert_port, serial, None, ca, serial, cert=crt, key=key)
+            if rc == 0:
+                if into is not None:
+                    publish_and_wait_stored(s, c, serial, marker)
+                close(c)
+                raise AssertionError("%s: CONNACK 0%s" % (what, "" if into is None else
+                                     ", reading stored in device %d" % into))
+            expect(rc == CONNACK_NOT_AUTHORISED, "%s: CONNACK %s" % (what, rc))
+
+        def old_cert_after_recreate():
+            serial = "CC-CERT-0001"
+            id_a = create_device(c1, CELL_C1, serial)
+            crt, key = cert_for(serial, "gen-a")
+            c, rc = tls_client(s.mqtt_cert_port, serial, None, ca, serial, cert=crt, key=key)
+            expect(rc == 0, "control: A's certificate while A exists: CONNACK %s" % rc)
+            publish_and_wait_stored(s, c, serial, 4.1011)
+            close(c)
+            delete_device(c1, id_a)
+            id_b = create_device(c2, CELL_C2, serial)  # another customer, another cell
+            expect(id_b != id_a, "device id %d reused" % id_b)
+            bound.update(serial=serial, id_b=id_b)
+            cert_refused(serial, crt, key, "A's certificate after A was deleted and B created "
+                         "with its serial", into=id_b, marker=4.1013)
+        cases.run("old_certificate_refused_after_device_deleted_and_serial_recreated",
+                  old_cert_after_recreate)
+
+        def connected_old_cert_cut_off():
+            serial = "CC-CERT-0004"
+            id_a = create_device(c1, CELL_C1, serial)
+            crt, key = cert_for(serial, "gen-a4")
+            c, rc = tls_client(s.mqtt_cert_port, serial, None, ca, serial, cert=crt, key=key)
+            expect(rc == 0, "control: CONNACK %s" % rc)
+            try:
+                publish_and_wait_stored(s, c, serial, 4.2011)
+                gone = []
+                c.on_disconnect = lambda cl, ud, code: gone.append(code)
+                delete_device(c1, id_a)
+                id_b = create_device(c2, CELL_C2, serial)
+                c.publish("devices/%s/readings" % serial, json.dumps({"temperature": 4.2013}),
+                          qos=1)
+                # Refused: mosquitto closes the connection. Admitted: ingestd stores it.
+                harness.wait_for(lambda: gone or stored(id_b, 4.2013), timeout=15,
+                                 what="the publish refused or stored")
+                time.sleep(0.5)
+                expect(stored(id_b, 4.2013) == 0, "a connection opened with A's certificate "
+                       "wrote into B (created with A's serial after A was deleted)")
+            finally:
+                close(c)
+        cases.run("connected_old_certificate_cut_off_when_serial_recreated",
+                  connected_old_cert_cut_off)
+
+        def old_cert_after_rename():
+            serial = "CC-CERT-0002"
+            id_a = create_device(c1, CELL_C1, serial)
+            crt, key = cert_for(serial, "gen-a2")
+            delete_device(c1, id_a)
+            id_c = create_device(c2, CELL_C2, "CC-CERT-0003")
+            st, _, d = s.http("PATCH", "/api/devices/%d" % id_c, {"serialNumber": serial},
+                              token=c2)
+            expect(st == 200, "rename to the freed serial: %s %r" % (st, d))
+            cert_refused(serial, crt, key, "A's certificate after C was renamed to A's serial",
+                         into=id_c, marker=4.3013)
+        cases.run("old_certificate_refused_for_device_renamed_to_freed_serial",
+                  old_cert_after_rename)
+
+        def fresh_cert_for_new_device():
+            serial, id_b = bound["serial"], bound["id_b"]
+            crt, key = cert_for(serial, "gen-b")
+            san = subprocess.run(["openssl", "x509", "-in", crt, "-noout", "-ext",
+                                  "subjectAltName"], capture_output=True, text=True).stdout
+            expect("URI:urn:coldchain:device:%d" % id_b in san, "no device id in %r" % san)
+            c, rc = tls_client(s.mqtt_cert_port, serial, None, ca, serial, cert=crt, key=key)
+            expect(rc == 0, "B's own new certificate: CONNACK %s" % rc)
+            info = c.publish("devices/%s/readings" % serial, json.dumps({"temperature": 4.4011}),
+                             qos=1)
+            info.wait_for_publish()
+            harness.wait_for(lambda: stored(id_b, 4.4011) == 1, timeout=15,
+                             what="B's reading stored under B's id")
+            close(c)
+        cases.run("fresh_certificate_for_new_device_accepted_and_stored",
+                  fresh_cert_for_new_device)
+
+        def cert_for_unknown_serial():
+            out = os.path.join(s.dir, "unknown")
+            p = s.ccctl("device", "cert", "CC-NO-SUCH-1", "--ca-dir", s.tls_dir, "--out", out,
+                        check=False)
+            expect(p.returncode == 1 and "CC-NO-SUCH-1" in p.stderr,
+                   "cert for an unknown serial: exit %d %r" % (p.returncode, p.stderr))
+            expect(not os.path.exists(os.path.join(out, "CC-NO-SUCH-1.crt")), "file written")
+        cases.run("ccctl_device_cert_unknown_serial_refused", cert_for_unknown_serial)
+
+        def hand_made(name, cn, san=None):
+            """A client certificate signed by the dev CA with openssl, as an operator's own
+            CA would sign a device's CSR: CN = cn, subjectAltName = san (None: none)."""
+            d = os.path.join(s.dir, "hand-made")
+            os.makedirs(d, exist_ok=True)
+            key, csr, crt, ext = (os.path.join(d, name + x) for x in (".key", ".csr", ".crt",
+                                                                        ".ext"))
+            subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+                            csr, "-subj", "/O=coldchain/CN=" + cn], check=True,
+                           capture_output=True)
+            with open(ext, "w") as f:
+                f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                        "extendedKeyUsage=clientAuth\n")
+                if san:
+                    f.write("subjectAltName=%s\n" % san)
+            subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey",
+                            os.path.join(s.tls_dir, "ca.key"), "-set_serial",
+                            "0x" + secrets.token_hex(16), "-days", "2", "-extfile", ext, "-out",
+                            crt], check=True, capture_output=True)
+            return crt, key
+
+        def cert_needs_its_device_id():
+            dev = s.scalar("SELECT id FROM devices WHERE serial_number = ?", (a,))
+            uri = "URI:urn:coldchain:device:%d" % dev
+            crt, key = hand_made("right", a, uri)
+            c, rc = tls_client(s.mqtt_cert_port, a, None, ca, a, cert=crt, key=key)
+            expect(rc == 0, "control: an openssl-signed certificate with %s: %s" % (uri, rc))
+            close(c)
+            for name, san in (("none", None),
+                              ("dns-only", "DNS:%s" % a),
+                              ("other-id", "URI:urn:coldchain:device:%d" % (dev + 1000)),
+                              ("twice", "%s,%s" % (uri, uri)),
+                              ("two-ids", "%s,URI:urn:coldchain:device:%d" % (uri, dev + 1000)),
+                              ("leading-zero", "URI:urn:coldchain:device:0%d" % dev),
+                              ("suffix", "%sx" % uri)):
+                crt, key = hand_made(name, a, san)
+                cert_refused(a, crt, key, "certificate with subjectAltName %s" % san)
+        cases.run("certificate_without_its_device_id_refused", cert_needs_its_device_id)
 
         # -- production mode: the plain listener ---------------------------------------
         def conf(name, port, **env):
