@@ -5,6 +5,7 @@
  * number must be all digits and in range, a string must fit its field (we never
  * truncate a path, URL or secret). */
 #include "cc_config.h"
+#include "cc_auth_rules.h"
 #include "cc_crypto.h"
 #include "cc_log.h"
 #include "cc_rc.h"
@@ -30,6 +31,7 @@
 #define SECRET_RANDOM_BYTES 32     /* bytes of entropy in a generated secret */
 #define SECRET_READ_RETRIES 50     /* tries to see a racing creator's write */
 #define SECRET_RETRY_NS 20000000L  /* nanoseconds between those tries */
+#define INGEST_CLIENT_ID_MAX 127   /* bytes; ingestd's client id buffer holds 128 */
 
 /* Writes "fmt..." into err (if any room) and returns CC_ERR_CONFIG. */
 __attribute__((format(printf, 3, 4))) static int fail_msg(char *err, size_t errlen, const char *fmt,
@@ -285,6 +287,22 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     if ((rc = env_str("MQTT_PASSWORD", "", c.mqtt_password, sizeof(c.mqtt_password), err,
                       errlen)) != CC_OK)
         return rc;
+    {
+        /* ingestd reads the value itself; checked here so that a bad one stops it at start.
+         * Only under the operators' prefix, which no device serial may have: any other id
+         * could be a serial a customer creates, and that device (client id = serial) would
+         * take over ingestd's persistent session. */
+        char client_id[INGEST_CLIENT_ID_MAX + 1];
+
+        if ((rc = env_str("INGEST_CLIENT_ID", CC_AUTH_OPERATOR_PREFIX "ingestd", client_id,
+                          sizeof(client_id), err, errlen)) != CC_OK)
+            return rc;
+        if (!cc_auth_name_reserved(client_id) || strpbrk(client_id, "/+#") != NULL)
+            return fail_msg(err, errlen,
+                            "INGEST_CLIENT_ID: must start with '" CC_AUTH_OPERATOR_PREFIX
+                            "' (reserved for the operators' programs, never a device serial) "
+                            "and hold no '/', '+' or '#'");
+    }
 
     if ((rc = env_int32("HTTP_PORT", 8080, 1, 65535, &c.http_port, err, errlen)) != CC_OK)
         return rc;

@@ -26,7 +26,7 @@ static const char *const all_vars[] = {
     "WEBHOOK_URL",         "WEBHOOK_SECRET",     "SMTP_URL",           "SMTP_FROM",
     "DAILY_REPORT_AT",     "RAW_RETENTION_DAYS", "RATE_LIMIT_API",     "RATE_LIMIT_AUTH",
     "RATE_LIMIT_WINDOW_S", "TRUST_PROXY",        "CORS_ORIGINS",       "REJECTED_RETENTION_DAYS",
-    "WS_PING_INTERVAL_S",
+    "WS_PING_INTERVAL_S",  "INGEST_CLIENT_ID",
 };
 
 static void clear_env(void)
@@ -257,6 +257,34 @@ static void test_config_ws_ping_interval_bounds(void **state)
     assert_int_equal(c.ws_ping_interval_s, 50);
     expect_bad("WS_PING_INTERVAL_S", "51");
     expect_bad("WS_PING_INTERVAL_S", "0");
+}
+
+/* INGEST_CLIENT_ID must start with the operators' prefix, which no device serial may have: with
+ * any other value a customer could create a device with that serial (a device's client id is
+ * its serial) and take over ingestd's persistent session. */
+static void test_config_ingest_client_id_operator_prefix(void **state)
+{
+    (void)state;
+    struct cc_config c;
+    char longest[129];
+
+    expect_good("INGEST_CLIENT_ID", "coldchain-ingestd", &c);
+    expect_good("INGEST_CLIENT_ID", "coldchain-ingestd-site2", &c);
+    expect_good("INGEST_CLIENT_ID", "COLDCHAIN-ingestd", &c); /* the prefix ignores case */
+    expect_bad("INGEST_CLIENT_ID", "ingestd");
+    expect_bad("INGEST_CLIENT_ID", "CC-FRZ-0001");
+    expect_bad("INGEST_CLIENT_ID", "my-coldchain-ingestd");
+    expect_bad("INGEST_CLIENT_ID", "coldchain");
+    expect_bad("INGEST_CLIENT_ID", "coldchain-in/gestd");
+    expect_bad("INGEST_CLIENT_ID", "coldchain-#");
+    expect_bad("INGEST_CLIENT_ID", "coldchain-\tx");
+    memset(longest, 'x', sizeof(longest) - 1);
+    memcpy(longest, "coldchain-", 10);
+    longest[127] = '\0'; /* ingestd's client id holds 127 bytes */
+    expect_good("INGEST_CLIENT_ID", longest, &c);
+    longest[127] = 'x';
+    longest[128] = '\0';
+    expect_bad("INGEST_CLIENT_ID", longest);
 }
 
 static void test_config_duration_bounds(void **state)
@@ -731,6 +759,7 @@ int main(void)
         T(test_config_integer_bad_values_name_variable),
         T(test_config_port_bounds),
         T(test_config_ws_ping_interval_bounds),
+        T(test_config_ingest_client_id_operator_prefix),
         T(test_config_duration_bounds),
         T(test_config_refresh_not_shorter_than_access),
         T(test_config_booleans),
