@@ -7,7 +7,8 @@
 # Files that already exist are kept, so `make run` reuses them across starts; delete <dir>
 # to start over. <dir> is made 0700. Not for production: there the broker's certificate
 # comes from your own CA or a public one (MQTT_TLS_CERT/MQTT_TLS_KEY).
-# Device certificates (CN = serial) come from `ccctl device cert SERIAL`, signed by this CA.
+# Device certificates (CN = serial, subjectAltName URI urn:coldchain:device:<id>, the devices
+# row they belong to) come from `ccctl device cert SERIAL`, signed by this CA.
 #
 # usage: sh tools/devca.sh <dir>
 set -eu
