@@ -273,7 +273,7 @@ int main(int argc, char **argv)
     if (count_path != NULL && !map_count_file(count_path))
         return 1;
 
-    snprintf(client_id, sizeof(client_id), "bench-count-%ld", (long)getpid());
+    snprintf(client_id, sizeof(client_id), "coldchain-bench-count-%ld", (long)getpid());
     rc = MQTTClient_create(&client, url, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
     if (rc != MQTTCLIENT_SUCCESS) {
         fprintf(stderr, "bench_count: cannot create a client for %s (%d)\n", url, rc);

@@ -71,7 +71,7 @@ struct sim {
     int64_t count;     /* 0: no limit */
     const char *url;
     const char *cafile;   /* --cafile: TLS, the server's certificate checked against it */
-    const char *certfile; /* --cert/--key: a device certificate (CN = serial) */
+    const char *certfile; /* --cert/--key: a device certificate (ccctl device cert) */
     const char *keyfile;
     int qos;
     double high_ratio;

@@ -82,7 +82,7 @@ if [ -n "${MQTT_TLS_CERT:-}" ]; then
   MQTT over TLS   ssl://127.0.0.1:$MQTT_TLS_PORT     (same login; server certificate $MQTT_TLS_CERT)
 EOT
     [ -z "${MQTT_TLS_CAFILE:-}" ] || cat <<EOT
-  device certs    ssl://127.0.0.1:$MQTT_TLS_CERT_PORT     (CN = serial, no key; build/ccctl device cert SERIAL)
+  device certs    ssl://127.0.0.1:$MQTT_TLS_CERT_PORT     (bound to the device row, no key; build/ccctl device cert SERIAL)
   development CA  $MQTT_TLS_CAFILE (keys beside it, mode 0600; never committed)
   simulate (TLS)  build/ccctl simulate --keys-file $KEYS --url ssl://127.0.0.1:$MQTT_TLS_PORT --cafile ${MQTT_TLS_CAFILE:-CA}
 EOT
