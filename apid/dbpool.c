@@ -103,8 +103,10 @@ int api_db_take(struct api_req *r, int read_tx)
         cc_log_warn("db_pool_exhausted", "no free connection within %d ms", API_DB_WAIT_MS);
         return CC_ERR_DB;
     }
-    if (s->st == NULL && cc_store_open(pool.path, 0, &s->st) != CC_OK) {
+    if (s->st == NULL && (cc_store_open(pool.path, 0, &s->st) != CC_OK ||
+                          cc_db_exec(cc_store_db(s->st), API_DB_CACHE_PRAGMA) != CC_OK)) {
         cc_log_error("worker_db_open_failed", "%s", pool.path);
+        cc_store_close(s->st);
         s->st = NULL;
         slot_give(s);
         return CC_ERR_DB;
