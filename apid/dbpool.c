@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "cc_db.h"
@@ -23,6 +24,7 @@ static struct {
     struct slot slots[API_DB_CONNS];
     struct slot *idle[API_DB_CONNS]; /* a stack: the warmest connection goes out first */
     int n_idle;
+    atomic_int n_open; /* slots whose connection is open, for /metrics */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* The slot this thread holds, if any (a worker serves one request at a time). */
@@ -59,6 +61,12 @@ void api_db_free(void)
         s->st = NULL;
     }
     pool.n_idle = 0;
+    atomic_store(&pool.n_open, 0);
+}
+
+int api_db_open_count(void)
+{
+    return atomic_load(&pool.n_open);
 }
 
 /* Takes an idle slot, waiting at most API_DB_WAIT_MS; NULL on time-out. */
@@ -103,13 +111,16 @@ int api_db_take(struct api_req *r, int read_tx)
         cc_log_warn("db_pool_exhausted", "no free connection within %d ms", API_DB_WAIT_MS);
         return CC_ERR_DB;
     }
-    if (s->st == NULL && (cc_store_open(pool.path, 0, &s->st) != CC_OK ||
-                          cc_db_exec(cc_store_db(s->st), API_DB_CACHE_PRAGMA) != CC_OK)) {
-        cc_log_error("worker_db_open_failed", "%s", pool.path);
-        cc_store_close(s->st);
-        s->st = NULL;
-        slot_give(s);
-        return CC_ERR_DB;
+    if (s->st == NULL) {
+        if (cc_store_open(pool.path, 0, &s->st) != CC_OK ||
+            cc_db_exec(cc_store_db(s->st), API_DB_CACHE_PRAGMA) != CC_OK) {
+            cc_log_error("worker_db_open_failed", "%s", pool.path);
+            cc_store_close(s->st);
+            s->st = NULL;
+            slot_give(s);
+            return CC_ERR_DB;
+        }
+        atomic_fetch_add(&pool.n_open, 1);
     }
     cc_sql_cache_use(s->cache);
     held = s;

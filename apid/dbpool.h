@@ -26,6 +26,8 @@
 int api_db_init(const char *path);
 /* Closes every connection; call after the workers have stopped. */
 void api_db_free(void);
+/* How many of the API_DB_CONNS connections have been opened (they stay open). */
+int api_db_open_count(void);
 /* Lends a connection to r: r->st, inside a read transaction when read_tx (every query
  * of a GET then sees one snapshot). CC_OK, or CC_ERR_DB when no connection could be
  * had within API_DB_WAIT_MS or opened (r->st stays NULL). */

@@ -10,6 +10,7 @@
  * limited (routes.c). */
 #include "api.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "dbpool.h"
 
 #define MAX_ROUTES 96          /* routing table entries counted, + "other" */
 #define BODY_MAX (1024 * 1024) /* bytes of exposition text */
@@ -231,6 +233,21 @@ static void render(struct out *o)
         "# HELP coldchain_ws_messages_sent_total Live-feed messages written to WebSockets.\n"
         "# TYPE coldchain_ws_messages_sent_total counter\ncoldchain_ws_messages_sent_total %llu\n",
         (unsigned long long)atomic_load_explicit(&ws_sent, memory_order_relaxed));
+    /* What make soak watches: memory apid holds, apart from freed memory malloc keeps for
+     * reuse (RSS counts both). mallinfo2 locks each arena in turn: once per scrape. */
+    struct mallinfo2 mi = mallinfo2();
+
+    put(o,
+        "# HELP coldchain_heap_in_use_bytes Heap memory in use: live allocations and blocks "
+        "held in per-thread caches, not freed memory kept for reuse.\n"
+        "# TYPE coldchain_heap_in_use_bytes gauge\ncoldchain_heap_in_use_bytes %zu\n",
+        mi.uordblks + mi.hblkhd);
+    put(o,
+        "# HELP coldchain_db_pool_open_connections Pooled SQLite connections opened so far "
+        "(at most API_DB_CONNS; each keeps its page and statement caches).\n"
+        "# TYPE coldchain_db_pool_open_connections gauge\n"
+        "coldchain_db_pool_open_connections %d\n",
+        api_db_open_count());
 }
 
 int api_metrics(struct api_req *r)

@@ -19,7 +19,8 @@ Load, all at once:
   by one thread that answers the server's pings; a feed that closes is counted as dropped
   and opened again.
 - Every SOAK_SAMPLE_S: RSS (VmRSS) and open fds (/proc/<pid>/fd) of mosquitto, ingestd
-  and apid.
+  and apid, and apid's heap in use (coldchain_heap_in_use_bytes of its /metrics: RSS also
+  counts freed memory malloc keeps for reuse, this does not).
 
 Figures: each daemon's RSS and fds at the first and the last sample, and their slope per
 hour (least squares over the samples after SOAK_WARMUP_S); HTTP requests, 5xx answers,
@@ -341,6 +342,15 @@ def sample(pid):
     return rss, len(os.listdir("/proc/%d/fd" % pid))
 
 
+def heap_kb(port):
+    """apid's coldchain_heap_in_use_bytes in kB; -1 when /metrics did not answer."""
+    st, raw = http(port, "GET", "/metrics")
+    for line in raw.decode(errors="replace").splitlines() if st == 200 else ():
+        if line.startswith("coldchain_heap_in_use_bytes "):
+            return int(float(line.split()[1])) // 1024
+    return -1
+
+
 def slope_per_hour(points):
     """Least-squares slope of (t seconds, v) points, per hour; 0 with fewer than 2."""
     if len(points) < 2:
@@ -412,6 +422,7 @@ def main():
 
             pids = {name: s.procs[name].pid for name in daemons}
             samples = {name: [] for name in daemons}
+            heap = []  # (t, apid heap in use kB)
             t0 = time.time()
             next_sample = t0
             while time.time() - t0 < SOAK_S:
@@ -421,9 +432,10 @@ def main():
                         if s.procs[name].poll() is not None:
                             raise RuntimeError("%s exited with %s" % (name, s.procs[name].returncode))
                         samples[name].append((el,) + sample(pids[name]))
-                    say("t=%4.0f s  %s  http=%d 5xx=%d feeds=%d/%d dropped=%d" % (
+                    heap.append((el, heap_kb(s.http_port)))
+                    say("t=%4.0f s  %s  apid heap %d kB  http=%d 5xx=%d feeds=%d/%d dropped=%d" % (
                         el, "  ".join("%s %d kB %d fds" % (n, samples[n][-1][1], samples[n][-1][2])
-                                      for n in daemons),
+                                      for n in daemons), heap[-1][1],
                         stats.requests, stats.status_5xx, fstats["opened"] - fstats["dropped"],
                         FEEDS, fstats["dropped"]))
                     next_sample += SAMPLE_S
@@ -433,6 +445,7 @@ def main():
             el = time.time() - t0
             for name in daemons:
                 samples[name].append((el,) + sample(pids[name]))
+            heap.append((el, heap_kb(s.http_port)))
             stop.set()
             for t in threads:
                 t.join(60)
@@ -470,6 +483,10 @@ def main():
                 out("%s_fds_start" % name, pts[0][2])
                 out("%s_fds_end" % name, pts[-1][2])
                 out("%s_fds_slope_per_h" % name, "%.1f" % slope_per_hour([(t, f) for t, _, f in after]))
+            heap_after = [p for p in heap if p[0] >= WARMUP_S and p[1] >= 0] or heap
+            out("apid_heap_start_kb", heap[0][1])
+            out("apid_heap_end_kb", heap[-1][1])
+            out("apid_heap_slope_kb_per_h", "%.0f" % slope_per_hour(heap_after))
             lat = sorted(stats.lat_ms)
             out("duration_s", "%.0f" % el)
             out("samples", len(samples["apid"]))
