@@ -6,6 +6,7 @@
 #include "cc_rc.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -224,9 +225,62 @@ static int scrypt_params_ok(int log_n, int r, int p)
     return mem <= SCRYPT_MAX_MEM;
 }
 
+/* At most CC_SCRYPT_CONCURRENT_MAX derivations at once: each takes 128 * r * N bytes
+ * (32 MiB with the defaults), and apid has over a thousand workers, so concurrent logins
+ * from many addresses could otherwise ask for tens of GiB. A waiting caller blocks: the
+ * work is CPU-bound, so running more at once would not finish any sooner. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t freed;
+    int running, peak;
+} scrypt_slots = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void scrypt_slot_take(void)
+{
+    pthread_mutex_lock(&scrypt_slots.mu);
+    while (scrypt_slots.running >= CC_SCRYPT_CONCURRENT_MAX)
+        pthread_cond_wait(&scrypt_slots.freed, &scrypt_slots.mu);
+    scrypt_slots.running++;
+    if (scrypt_slots.running > scrypt_slots.peak)
+        scrypt_slots.peak = scrypt_slots.running;
+    pthread_mutex_unlock(&scrypt_slots.mu);
+}
+
+static void scrypt_slot_give(void)
+{
+    pthread_mutex_lock(&scrypt_slots.mu);
+    scrypt_slots.running--;
+    pthread_cond_signal(&scrypt_slots.freed);
+    pthread_mutex_unlock(&scrypt_slots.mu);
+}
+
+int cc_password_hash_peak(void)
+{
+    int peak;
+
+    pthread_mutex_lock(&scrypt_slots.mu);
+    peak = scrypt_slots.peak;
+    pthread_mutex_unlock(&scrypt_slots.mu);
+    return peak;
+}
+
+static int scrypt_derive_one(const char *password, const unsigned char *salt, int log_n, int r,
+                             int p, unsigned char *out);
+
 /* scrypt(password, salt) into out[SCRYPT_HASH_LEN]. Parameters already checked. */
 static int scrypt_derive(const char *password, const unsigned char *salt, int log_n, int r, int p,
                          unsigned char *out)
+{
+    int rc;
+
+    scrypt_slot_take();
+    rc = scrypt_derive_one(password, salt, log_n, r, p, out);
+    scrypt_slot_give();
+    return rc;
+}
+
+static int scrypt_derive_one(const char *password, const unsigned char *salt, int log_n, int r,
+                             int p, unsigned char *out)
 {
     EVP_KDF *kdf = NULL;
     EVP_KDF_CTX *kctx = NULL;

@@ -33,6 +33,8 @@ size_t cc_base64url_encode(const unsigned char *in, size_t n, char *out);
 int cc_base64url_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap,
                         size_t *outlen);
 
+#define CC_SCRYPT_CONCURRENT_MAX 4 /* password hashes computed at once (32 MiB each) */
+
 /* scrypt with a per-password 16-byte salt; the parameters are stored beside the hash
  * so they can be raised later: "scrypt$<logN>$<r>$<p>$<salt b64url>$<hash b64url>".
  * out must hold CC_PASSWORD_HASH_MAX bytes. CC_OK or CC_ERR_INTERNAL. */
@@ -46,6 +48,9 @@ int cc_password_verify(const char *password, const char *stored);
 /* Burns the time of one verification with the default parameters, so an unknown
  * e-mail costs what a wrong password costs. */
 void cc_password_dummy_verify(const char *password);
+/* The most password hashes (hash, verify, dummy) this process has computed at once: never
+ * above CC_SCRYPT_CONCURRENT_MAX; the others waited their turn. */
+int cc_password_hash_peak(void);
 
 /* A new device API key: 32 random bytes as hex; its SHA-256 hex and its prefix. */
 int cc_api_key_new(char key[CC_API_KEY_LEN], char hash_hex[CC_SHA256_HEX_LEN],

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -342,6 +343,39 @@ static void test_crypto_api_key_matches(void **state)
     assert_false(cc_api_key_matches(key, hash));
 }
 
+/* Many threads hashing at once: never more than CC_SCRYPT_CONCURRENT_MAX derivations run
+ * together (each takes 128 * r * N bytes), and every one of them still succeeds. */
+#define HASH_THREADS 16
+
+static void *hash_many(void *arg)
+{
+    char h[CC_PASSWORD_HASH_MAX];
+    int *ok = arg;
+
+    *ok = 1;
+    for (int i = 0; i < 4; i++)
+        if (cc_password_hash_params("concurrent", 12, 8, 1, h, sizeof(h)) != CC_OK ||
+            cc_password_verify("concurrent", h) != CC_OK)
+            *ok = 0;
+    return NULL;
+}
+
+static void test_crypto_password_hash_concurrency_capped(void **state)
+{
+    pthread_t t[HASH_THREADS];
+    int ok[HASH_THREADS];
+
+    (void)state;
+    for (int i = 0; i < HASH_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, hash_many, &ok[i]), 0);
+    for (int i = 0; i < HASH_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        assert_true(ok[i]);
+    }
+    assert_true(cc_password_hash_peak() >= 1);
+    assert_true(cc_password_hash_peak() <= CC_SCRYPT_CONCURRENT_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_crypto_password_hash_rejects_bad_args),
         cmocka_unit_test(test_crypto_api_key_new),
         cmocka_unit_test(test_crypto_api_key_matches),
+        cmocka_unit_test(test_crypto_password_hash_concurrency_capped),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
