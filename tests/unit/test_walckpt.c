@@ -164,10 +164,13 @@ static void test_waits_for_the_gate_only_at_restart(void **state)
     cc_gate_enter(&f.gate);
     for (int i = 0; i < 5; i++) /* 100 pages: runs, but no gated pass */
         write_pages(&f, 20);
-    for (int k = 0; k < 5000 && stats_of(&f).frames < 80; k++)
+    /* At least `step` frames copied; how many more depends on where each run fell
+     * between the commits (a run may end just short of the last one's pages). */
+    for (int k = 0; k < 5000 && stats_of(&f).frames < 40; k++)
         sleep_ms(1);
     s = stats_of(&f);
-    assert_true(s.frames >= 80);
+    assert_true(s.frames >= 40);
+    assert_true(s.runs >= 1);
     assert_int_equal(s.gated_runs, 0);
     while (stats_of(&f).last_wal_pages < 200)
         write_pages(&f, 20);
