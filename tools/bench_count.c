@@ -15,6 +15,13 @@
  * ts seen), i.e. from the first PUBLISH of the load to the last delivery, the same span
  * bench_load uses for the committed rate. Exit status 0 when --count was reached.
  *
+ * --session ID subscribes with a persistent session (clean session off) under client id ID,
+ * like ingestd's: the broker then queues the subscription's messages while the client is
+ * away. --subscribe-only connects, subscribes and disconnects at once (exit 0), which creates
+ * such a session before a backlog is published; a later run with the same --session drains
+ * it. count_drain_rate is messages / (last delivery - this process's start): the drain rate
+ * of a backlog, measured like ingestd's in tools/bench_ingest.sh (phase backlog).
+ *
  * --count-file PATH keeps the received count in an 8-byte shared file, which
  * bench_load --window --count-file PATH reads to keep at most W messages in the broker.
  *
@@ -36,7 +43,7 @@
 #include <MQTTClient.h>
 
 #define BC_LAT_BUCKETS 60001 /* 1 ms histogram of ts->delivery, last = 60 s and more */
-#define BC_CLIENT_ID_MAX 64
+#define BC_CLIENT_ID_MAX 64  /* bytes of a client id, --session's included */
 #define BC_POLL_MS 5
 #define BC_PROGRESS_MS 1000
 #define BC_KEEPALIVE_S 30
@@ -178,6 +185,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: bench_count [--url tcp://127.0.0.1:1883] [--topic devices/+/readings]\n"
                "                   [--qos 2] [--count N] [--timeout S] [--idle S]\n"
                "                   [--ready-file PATH] [--count-file PATH] [--quiet]\n"
+               "                   [--session CLIENT_ID [--subscribe-only]]\n"
                "  MQTT_USERNAME / MQTT_PASSWORD: the operator account to subscribe with\n");
 }
 
@@ -199,6 +207,8 @@ static int parse_long(const char *name, const char *s, long lo, long hi, long *o
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+                                         {"session", required_argument, NULL, 's'},
+                                         {"subscribe-only", no_argument, NULL, 'S'},
                                          {"topic", required_argument, NULL, 't'},
                                          {"qos", required_argument, NULL, 'q'},
                                          {"count", required_argument, NULL, 'c'},
@@ -210,11 +220,12 @@ int main(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *url = "tcp://127.0.0.1:1883", *topic = "devices/+/readings", *ready = NULL;
-    const char *count_path = NULL;
+    const char *count_path = NULL, *session = NULL;
     const char *user = getenv("MQTT_USERNAME"), *pass = getenv("MQTT_PASSWORD");
     long qos = 2, count = BC_DEFAULT_COUNT, timeout_s = BC_DEFAULT_TIMEOUT_S;
     long idle_s = BC_DEFAULT_IDLE_S;
-    int quiet = 0, status = 1, created = 0, rc, o;
+    int quiet = 0, status = 1, created = 0, subscribe_only = 0, rc, o;
+    int64_t process_start_us = mono_us();
     char client_id[BC_CLIENT_ID_MAX];
     MQTTClient client = NULL;
     MQTTClient_connectOptions copts = MQTTClient_connectOptions_initializer;
@@ -224,6 +235,17 @@ int main(int argc, char **argv)
         switch (o) {
         case 'u':
             url = optarg;
+            break;
+        case 's':
+            if (strlen(optarg) == 0 || strlen(optarg) >= BC_CLIENT_ID_MAX) {
+                fprintf(stderr, "bench_count: --session must be 1..%d bytes\n",
+                        BC_CLIENT_ID_MAX - 1);
+                return 2;
+            }
+            session = optarg;
+            break;
+        case 'S':
+            subscribe_only = 1;
             break;
         case 't':
             topic = optarg;
@@ -261,7 +283,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || user == NULL || pass == NULL || user[0] == '\0') {
+    if (optind != argc || user == NULL || pass == NULL || user[0] == '\0' ||
+        (subscribe_only && session == NULL)) {
         usage(stderr);
         return 2;
     }
@@ -273,7 +296,10 @@ int main(int argc, char **argv)
     if (count_path != NULL && !map_count_file(count_path))
         return 1;
 
-    snprintf(client_id, sizeof(client_id), "coldchain-bench-count-%ld", (long)getpid());
+    if (session != NULL)
+        snprintf(client_id, sizeof(client_id), "%s", session);
+    else
+        snprintf(client_id, sizeof(client_id), "coldchain-bench-count-%ld", (long)getpid());
     rc = MQTTClient_create(&client, url, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
     if (rc != MQTTCLIENT_SUCCESS) {
         fprintf(stderr, "bench_count: cannot create a client for %s (%d)\n", url, rc);
@@ -286,7 +312,7 @@ int main(int argc, char **argv)
         goto out;
     }
     copts.keepAliveInterval = BC_KEEPALIVE_S;
-    copts.cleansession = 1;
+    copts.cleansession = session == NULL;
     copts.username = user;
     copts.password = pass;
     copts.connectTimeout = BC_CONNECT_TIMEOUT_S;
@@ -307,6 +333,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_count: cannot create %s: %s\n", ready, strerror(errno));
             goto out;
         }
+    }
+    if (subscribe_only) {
+        /* DISCONNECT leaves the persistent session, and its subscription, in the broker. */
+        status = MQTTClient_disconnect(client, 1000) == MQTTCLIENT_SUCCESS ? 0 : 1;
+        goto out;
     }
     if (!quiet)
         fprintf(stderr, "bench_count: subscribed to %s at QoS %ld, waiting for %ld\n", topic, qos,
@@ -348,6 +379,11 @@ int main(int argc, char **argv)
     printf("bench: count_received %lld messages\n", n);
     printf("bench: count_time %.3f s\n", secs);
     printf("bench: count_rate %.0f msg/s\n", secs > 0 ? (double)n / secs : 0.0);
+    double drain = (double)(atomic_load(&last_rx_us) - process_start_us) / 1e6;
+    if (n > 0) {
+        printf("bench: count_drain_time %.3f s\n", drain);
+        printf("bench: count_drain_rate %.0f msg/s\n", drain > 0 ? (double)n / drain : 0.0);
+    }
     printf("bench: count_p50_latency %.0f ms\n", lat_count ? quantile(0.50) : 0.0);
     printf("bench: count_p99_latency %.0f ms\n", lat_count ? quantile(0.99) : 0.0);
     status = n >= count ? 0 : 1;

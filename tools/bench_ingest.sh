@@ -17,9 +17,11 @@
 # PUBREC/PUBCOMP scans the in-flight list, which max_inflight_messages does not bound for
 # upgraded messages), so a backlog feeds itself. BENCH_RATE > 0 replaces the window by an
 # open-loop rate, for experiments.
-#   A  baseline: build/bench_count, subscribed like ingestd (devices/+/readings at QoS 2,
-#      the broker upgrading the QoS 1 messages), does nothing but count. Then the same at
-#      QoS 1 (informative only: ingestd does not get that lighter exchange).
+#   A  baseline: build/bench_count, subscribed like ingestd (devices/+/readings at
+#      BENCH_BASE_QOS, the QoS ingestd receives at: 2 while the generated broker config has
+#      `upgrade_outgoing_qos true` (ingestd's Paho client, QoS 2), else 1 (libmosquitto,
+#      QoS 1, acknowledged after the journal)), does nothing but count. When that is QoS 2,
+#      the same at QoS 1 too (informative only: ingestd does not get that lighter exchange).
 #   B  ingestd (a fresh copy of the database) stores the load.
 #   C  as B, with half of each device's readings above the cell's range, alternating, so
 #      that alerts are raised and resolved all the time (whatever cc_alert.c does).
@@ -35,6 +37,23 @@
 #      the ratio is a lower bound for a broker whose devices are elsewhere.
 #   D  latency: ingestd at a steady open-loop rate, BENCH_LATENCY_RATE readings/s (default
 #      half of B's committed rate), BENCH_LATENCY_READINGS readings.
+#   F  burst (issue 13): BENCH_BURST_READINGS readings (100,000) on the topics of the
+#      BENCH_DEVICES devices, through ONE publisher with BENCH_BURST_INFLIGHT (1000)
+#      unacknowledged, open loop (as fast as the broker acknowledges), while ingestd runs.
+#      The publisher is bench_load --one-publisher: one connection under the operator
+#      account of the generated passwd (client id coldchain-bench-publisher), which
+#      broker-config/acl lets publish anywhere under devices/ (`readwrite devices/#`; the
+#      plugin defers operators to the files); the broker config is the real one, unchanged.
+#      Baseline, on a fresh broker and the same load: bench_count at QoS 1 with a
+#      persistent session (--session), like ingestd's.
+#   G  backlog (issue 13): ingestd connects once (its persistent session and subscription
+#      now exist in the broker) and is stopped by PID; the burst of F is published into
+#      its queue; then ingestd is started again and drains it. Baseline: a bench_count
+#      session made the same way (--subscribe-only), the backlog, then bench_count started
+#      on that session.
+#   Every phase that runs ingestd also prints ingest_<phase>_vmhwm_mib: ingestd's VmHWM
+#      (peak RSS) read from /proc/<pid>/status just before it is stopped (phase G: the
+#      process that drained the backlog).
 # Definitions:
 #   *_rate (baseline, ingest)  readings / (last delivery or commit - first PUBLISH), where the
 #      commit time is when ingestd's coldchain_ingest_readings_accepted_total is seen to have
@@ -43,7 +62,13 @@
 #      resolution) over every reading of the phase (baseline: delivery time - ts). In the
 #      closed-loop phases they include the wait in the window (about window / rate);
 #      ingest_paced_* is the latency of phase D;
-#   *_ratio                    ingest / baseline (QoS 2), churn / plain ingest.
+#   *_ratio                    ingest / baseline (BENCH_BASE_QOS), churn / plain ingest.
+#   ingest_burst_rate          readings / (last commit - first PUBLISH), as *_rate above;
+#      baseline_burst_rate to the last delivery; ingest_burst_ratio = ingest / baseline;
+#   ingest_backlog_drain_rate  readings / (the moment ingestd's accepted counter is seen to
+#      have reached BENCH_BURST_READINGS, polled every 20 ms - the moment ingestd was
+#      started); baseline_backlog_drain_rate = messages / (last delivery - bench_count's
+#      start); ingest_backlog_drain_ratio = ingest / baseline.
 #   alert_churn_*_written/sent  outbox rows (per-recipient notifications, alert events) the
 #      churn phase wrote, and those the delivery worker had published when ingestd stopped.
 #   alert_churn_vs_plain_ratio is the median over BENCH_CHURN_ROUNDS (default 3) pairs of
@@ -51,7 +76,8 @@
 #      printed too: on this shared 2-core VM one phase alone moves by +-10 % from run to
 #      run, so a single pair's ratio moved by as much as 0.15. The other figures come from
 #      the first pair. alert_churn_no_mqtt_vs_plain_ratio is the same over B and E.
-# BENCH_PHASES (default "baseline plain churn nomqtt paced") runs a subset, for experiments.
+# BENCH_PHASES (default "baseline plain burst backlog tls churn nomqtt paced") runs a
+# subset, for experiments.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -69,8 +95,12 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_QOS1_BASELINE:=1}"  # 0 skips the informative QoS 1 baseline
 : "${BENCH_PHASE_TIMEOUT_S:=120}"
 : "${BENCH_KEEP:=0}"           # 1 keeps the temporary directory (logs, databases)
-: "${BENCH_PHASES:=baseline plain tls churn nomqtt paced}" # a subset, for experiments
+: "${BENCH_PHASES:=baseline plain burst backlog tls churn nomqtt paced}" # a subset
 : "${BENCH_CHURN_ROUNDS:=3}"   # pairs of plain and churn phases for the churn ratio
+: "${BENCH_BASE_QOS:=auto}"    # phase A's QoS; auto: the QoS ingestd receives at (see A)
+: "${BENCH_BURST_READINGS:=100000}" # phases F and G
+: "${BENCH_BURST_INFLIGHT:=1000}"   # the one publisher's window in F and G
+: "${BENCH_BURST_TIMEOUT_S:=180}"   # F and G: publishing, and committing or draining, each
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -173,10 +203,15 @@ EOF
 MQTT_TLS_PORT=$(free_port)
 sh tools/devca.sh "$TMP/tls" >/dev/null || die "devca.sh failed"
 MQTT_PASSWORD=$MQTT_PASSWORD MQTT_TLS_PORT=$MQTT_TLS_PORT MQTT_TLS_CERT_PORT=0 \
-    MQTT_TLS_CERT="$TMP/tls/server.crt" MQTT_TLS_KEY="$TMP/tls/server.key" MQTT_TLS_CAFILE= \
+    MQTT_TLS_CERT="$TMP/tls/server.crt" MQTT_TLS_KEY="$TMP/tls/server.key" MQTT_TLS_CAFILE='' \
     sh tools/broker_conf.sh "$TMP/broker" "$MQTT_PORT" "$DB" \
     "$BUILD/coldchain_auth.so" "$MQTT_USERNAME" >/dev/null || die "broker_conf.sh failed"
 say "$BENCH_DEVICES devices in $BENCH_CELLS cells provisioned in $(($(date +%s) - t_setup)) s ($TMP)"
+if [ "$BENCH_BASE_QOS" = auto ]; then
+    BENCH_BASE_QOS=1
+    if grep -q '^upgrade_outgoing_qos true' "$TMP/broker/mosquitto.conf"; then BENCH_BASE_QOS=2; fi
+fi
+case $BENCH_BASE_QOS in 1 | 2) ;; *) die "BENCH_BASE_QOS must be auto, 1 or 2" ;; esac
 
 BROKER_PID=""
 start_broker() { # phase
@@ -210,7 +245,8 @@ fi
 load() { # log_file extra-args...
     f=$1
     shift
-    timeout -k 5 $((BENCH_PHASE_TIMEOUT_S * 2 + 30)) "$BUILD/bench_load" --keys "$KEYS" \
+    lt=$((BENCH_PHASE_TIMEOUT_S > BENCH_BURST_TIMEOUT_S ? BENCH_PHASE_TIMEOUT_S : BENCH_BURST_TIMEOUT_S))
+    timeout -k 5 $((lt * 2 + 30)) "$BUILD/bench_load" --keys "$KEYS" \
         --port "$MQTT_PORT" --devices "$BENCH_DEVICES" --inflight "$BENCH_INFLIGHT" \
         --timeout "$BENCH_PHASE_TIMEOUT_S" --commit-timeout "$BENCH_PHASE_TIMEOUT_S" \
         "$@" >"$f" 2>"$f.err" &
@@ -222,78 +258,229 @@ load() { # log_file extra-args...
     return $lrc
 }
 
+# bench_count in the background: $1 = QoS, $2 = tag, then its extra arguments. Sets CPID.
+# Its figures go to $TMP/count-<tag>.out.
+start_count() {
+    cq=$1
+    ctag=$2
+    shift 2
+    rm -f "$TMP/ready"
+    timeout -k 5 $((BENCH_BURST_TIMEOUT_S + BENCH_PHASE_TIMEOUT_S + 30)) "$BUILD/bench_count" \
+        --url "tcp://127.0.0.1:$MQTT_PORT" --qos "$cq" --timeout "$BENCH_PHASE_TIMEOUT_S" \
+        --ready-file "$TMP/ready" --quiet "$@" \
+        >"$TMP/count-$ctag.out" 2>"$TMP/count-$ctag.err" &
+    CPID=$!
+    PIDS="$PIDS $CPID"
+}
+
+# Waits for the bench_count of start_count; $1 = tag. Returns its exit status.
+wait_count() {
+    crc=0
+    wait "$CPID" || crc=$?
+    forget_pid "$CPID"
+    [ $crc = 0 ] || say "$1: bench_count did not see every message: $(tail -3 "$TMP/count-$1.err")"
+    return $crc
+}
+
+wait_ready() { # tag
+    wait_file "$TMP/ready" 15 || {
+        cat "$TMP/count-$1.err" >&2
+        die "bench_count did not subscribe"
+    }
+}
+
 # Phase A: the broker alone, into a subscriber that only counts. $1 = QoS, $2 = tag.
 baseline() {
     start_broker "baseline-$2"
-    rm -f "$TMP/ready"
-    timeout -k 5 $((BENCH_PHASE_TIMEOUT_S + 30)) "$BUILD/bench_count" \
-        --url "tcp://127.0.0.1:$MQTT_PORT" --qos "$1" --count "$BENCH_READINGS" \
-        --timeout "$BENCH_PHASE_TIMEOUT_S" --ready-file "$TMP/ready" --quiet \
-        --count-file "$TMP/count-$2.cnt" >"$TMP/count-$2.out" 2>"$TMP/count-$2.err" &
-    cpid=$!
-    PIDS="$PIDS $cpid"
-    wait_file "$TMP/ready" 15 || {
-        cat "$TMP/count-$2.err" >&2
-        die "bench_count did not subscribe"
-    }
+    start_count "$1" "$2" --count "$BENCH_READINGS" --count-file "$TMP/count-$2.cnt"
+    wait_ready "$2"
     t0=$(date +%s)
     # shellcheck disable=SC2086 # FLOW is two words
     load "$TMP/load-$2.out" --count "$BENCH_READINGS" $FLOW --count-file "$TMP/count-$2.cnt" ||
         say "baseline $2: bench_load failed: $(tail -3 "$TMP/load-$2.out.err")"
-    crc=0
-    wait "$cpid" || crc=$?
-    [ $crc = 0 ] || say "baseline $2: bench_count did not see every message: $(tail -3 "$TMP/count-$2.err")"
-    forget_pid "$cpid"
+    wait_count "baseline $2" || true
     stop_broker
     say "baseline $2 (QoS $1): $(val "$TMP/count-$2.out" count_rate) msg/s," \
         "load $(val "$TMP/load-$2.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
 }
 
-# Phases B to E: ingestd stores the load. $1 = tag, then bench_load arguments;
-# INGESTD_BIN (default build/ingestd) is the binary to run.
-ingest() {
-    tag=$1
+# The burst of phases F and G: one publisher, BENCH_BURST_INFLIGHT in flight, open loop.
+# $1 = log file, then more bench_load arguments.
+burst_load() {
+    f=$1
     shift
+    load "$f" --count "$BENCH_BURST_READINGS" --one-publisher --inflight "$BENCH_BURST_INFLIGHT" \
+        --timeout "$BENCH_BURST_TIMEOUT_S" --commit-timeout "$BENCH_BURST_TIMEOUT_S" "$@"
+}
+
+# Phase F's baseline: bench_count (QoS 1, persistent session) receives the burst.
+baseline_burst() {
+    start_broker burst-base
+    start_count 1 burst-base --session coldchain-bench-count --count "$BENCH_BURST_READINGS" \
+        --timeout "$BENCH_BURST_TIMEOUT_S"
+    wait_ready burst-base
+    t0=$(date +%s)
+    burst_load "$TMP/load-burst-base.out" ||
+        say "burst baseline: bench_load failed: $(tail -3 "$TMP/load-burst-base.out.err")"
+    wait_count "burst baseline" || true
+    stop_broker
+    say "burst baseline (QoS 1): $(val "$TMP/count-burst-base.out" count_rate) msg/s," \
+        "load $(val "$TMP/load-burst-base.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
+}
+
+# Phase G's baseline: a bench_count session, the backlog queued for it, then bench_count
+# started on it to drain.
+baseline_backlog() {
+    start_broker backlog-base
+    start_count 1 backlog-prime --session coldchain-bench-count --subscribe-only
+    wait_count "backlog baseline session" || die "bench_count could not make its session"
+    t0=$(date +%s)
+    burst_load "$TMP/load-backlog-base.out" ||
+        say "backlog baseline: bench_load failed: $(tail -3 "$TMP/load-backlog-base.out.err")"
+    start_count 1 backlog-base --session coldchain-bench-count --count "$BENCH_BURST_READINGS" \
+        --timeout "$BENCH_BURST_TIMEOUT_S"
+    wait_count "backlog baseline" || true
+    stop_broker
+    say "backlog baseline (QoS 1): drained $(val "$TMP/count-backlog-base.out" count_received)" \
+        "at $(val "$TMP/count-backlog-base.out" count_drain_rate) msg/s," \
+        "queued at $(val "$TMP/load-backlog-base.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
+}
+
+# Starts ingestd on the phase's database ($TMP/<dir>/coldchain.db); $1 = tag (its log is
+# $TMP/ingestd-<tag>.log), $2 = dir, $3 = 1 to wait until it is connected and serves its
+# metrics. INGESTD_BIN (default build/ingestd) is the binary. Sets IPID and MPORT.
+start_ingestd() {
     bin=${INGESTD_BIN:-$BUILD/ingestd}
-    start_broker "$tag"
-    mkdir -p "$TMP/$tag"
-    cp "$DB" "$TMP/$tag/coldchain.db"
-    mport=$(free_port)
-    COLDCHAIN_DB="$TMP/$tag/coldchain.db" MQTT_URL="tcp://127.0.0.1:$MQTT_PORT" \
-        INGEST_METRICS_PORT="$mport" HTTP_PORT="$(free_port)" \
-        LOG_LEVEL=info "$bin" >"$TMP/ingestd-$tag.log" 2>&1 &
-    ipid=$!
-    PIDS="$PIDS $ipid"
+    MPORT=$(free_port)
+    COLDCHAIN_DB="$TMP/$2/coldchain.db" MQTT_URL="tcp://127.0.0.1:$MQTT_PORT" \
+        INGEST_METRICS_PORT="$MPORT" HTTP_PORT="$(free_port)" \
+        LOG_LEVEL=info "$bin" >"$TMP/ingestd-$1.log" 2>&1 &
+    IPID=$!
+    PIDS="$PIDS $IPID"
+    [ "$3" = 1 ] || return 0
     i=0
-    until grep -q broker_connected "$TMP/ingestd-$tag.log" 2>/dev/null; do
-        if ! kill -0 "$ipid" 2>/dev/null || [ $i -ge 200 ]; then
-            tail -20 "$TMP/ingestd-$tag.log" >&2
+    until grep -q broker_connected "$TMP/ingestd-$1.log" 2>/dev/null; do
+        if ! kill -0 "$IPID" 2>/dev/null || [ $i -ge 200 ]; then
+            tail -20 "$TMP/ingestd-$1.log" >&2
             die "ingestd did not connect"
         fi
         sleep 0.1
         i=$((i + 1))
     done
-    wait_port "$mport" 10 "$ipid" || die "ingestd metrics did not start"
+    wait_port "$MPORT" 10 "$IPID" || die "ingestd metrics did not start"
+}
+
+# Records ingestd's peak RSS in $TMP/vmhwm-<tag> (while it still runs), then stops it.
+stop_ingestd() { # tag
+    kib=$(vmhwm_kib "$IPID")
+    if [ -n "$kib" ]; then echo "bench: vmhwm $kib KiB" >"$TMP/vmhwm-$1"; fi
+    stop_pid "$IPID"
+    forget_pid "$IPID"
+}
+
+# Phases B to F: ingestd stores the load. $1 = tag, then bench_load arguments (with
+# --one-publisher, the burst of phase F).
+ingest() {
+    tag=$1
+    shift
+    start_broker "$tag"
+    mkdir -p "$TMP/$tag"
+    cp "$DB" "$TMP/$tag/coldchain.db"
+    start_ingestd "$tag" "$tag" 1
     t0=$(date +%s)
-    load "$TMP/load-$tag.out" --metrics-url "http://127.0.0.1:$mport/metrics" "$@" ||
-        say "$tag: bench_load failed: $(tail -3 "$TMP/load-$tag.out.err")"
-    stop_pid "$ipid"
-    forget_pid "$ipid"
+    case " $* " in
+    *" --one-publisher "*) burst_load "$TMP/load-$tag.out" --metrics-url "http://127.0.0.1:$MPORT/metrics" "$@" ;;
+    *) load "$TMP/load-$tag.out" --metrics-url "http://127.0.0.1:$MPORT/metrics" "$@" ;;
+    esac || say "$tag: bench_load failed: $(tail -3 "$TMP/load-$tag.out.err")"
+    stop_ingestd "$tag"
     stop_broker
     say "$tag: $(val "$TMP/load-$tag.out" load_commit_rate) readings/s committed," \
-        "load $(val "$TMP/load-$tag.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
+        "load $(val "$TMP/load-$tag.out" load_publish_rate) msg/s," \
+        "VmHWM $(val "$TMP/vmhwm-$tag" vmhwm) KiB, $(($(date +%s) - t0)) s"
+}
+
+# Phase G: ingestd makes its session and stops; the burst is queued for it; a new ingestd
+# drains it. The drain is timed from the new process's start to the poll that sees its
+# accepted counter at BENCH_BURST_READINGS; the figures go to $TMP/drain-backlog.out.
+ingest_backlog() {
+    start_broker backlog
+    mkdir -p "$TMP/backlog"
+    cp "$DB" "$TMP/backlog/coldchain.db"
+    start_ingestd backlog-prime backlog 1
+    stop_ingestd backlog-prime
+    t0=$(date +%s)
+    burst_load "$TMP/load-backlog.out" ||
+        say "backlog: bench_load failed: $(tail -3 "$TMP/load-backlog.out.err")"
+    start_ns=$(now_ns)
+    start_ingestd backlog backlog 0
+    timeout -k 5 $((BENCH_BURST_TIMEOUT_S + 30)) "$PY" - "$MPORT" "$BENCH_BURST_READINGS" \
+        "$BENCH_BURST_TIMEOUT_S" "$start_ns" "$IPID" >"$TMP/drain-backlog.out" \
+        2>"$TMP/drain-backlog.err" <<'EOF' &
+import os, re, sys, time, urllib.request
+port, want, limit, start_ns, pid = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+url = "http://127.0.0.1:%s/metrics" % port
+pat = re.compile(rb"^coldchain_ingest_readings_accepted_total (\d+)", re.M)
+got, done_ns, last_print = 0, None, time.monotonic()
+while (time.time_ns() - start_ns) / 1e9 < limit:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            m = pat.search(r.read())
+        if m:
+            got = int(m.group(1))
+    except OSError:
+        pass  # not serving yet
+    if got >= want:
+        done_ns = time.time_ns()
+        break
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        print("ingestd exited with %d of %d committed" % (got, want), file=sys.stderr)
+        break
+    if time.monotonic() - last_print >= 5:
+        print("backlog: %d committed" % got, file=sys.stderr)
+        last_print = time.monotonic()
+    time.sleep(0.02)
+end_ns = done_ns if done_ns is not None else time.time_ns()
+secs = (end_ns - start_ns) / 1e9
+print("bench: drain_committed %d readings" % got)
+print("bench: drain_time %.3f s" % secs)
+if done_ns is not None:
+    print("bench: drain_rate %.0f readings/s" % (got / secs))
+sys.exit(0 if done_ns is not None else 1)
+EOF
+    ppid=$!
+    PIDS="$PIDS $ppid"
+    prc=0
+    wait "$ppid" || prc=$?
+    forget_pid "$ppid"
+    [ $prc = 0 ] || say "backlog: not drained: $(tail -3 "$TMP/drain-backlog.err")"
+    stop_ingestd backlog
+    stop_broker
+    say "backlog: $(val "$TMP/drain-backlog.out" drain_committed) readings drained at" \
+        "$(val "$TMP/drain-backlog.out" drain_rate) readings/s, queued at" \
+        "$(val "$TMP/load-backlog.out" load_publish_rate) msg/s," \
+        "VmHWM $(val "$TMP/vmhwm-backlog" vmhwm) KiB, $(($(date +%s) - t0)) s"
 }
 
 phase() { case " $BENCH_PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
 if phase baseline; then
-    baseline 2 qos2
-    [ "$BENCH_QOS1_BASELINE" = 1 ] && baseline 1 qos1
+    baseline "$BENCH_BASE_QOS" base
+    if [ "$BENCH_BASE_QOS" = 2 ] && [ "$BENCH_QOS1_BASELINE" = 1 ]; then baseline 1 qos1; fi
 fi
 # shellcheck disable=SC2086 # FLOW is two words
 phase plain && ingest plain --count "$BENCH_READINGS" $FLOW
 # shellcheck disable=SC2086
 phase tls && ingest tls --count "$BENCH_READINGS" $FLOW --port "$MQTT_TLS_PORT" \
     --cafile "$TMP/tls/ca.crt"
+if phase burst; then
+    baseline_burst
+    ingest burst --one-publisher
+fi
+if phase backlog; then
+    baseline_backlog
+    ingest_backlog
+fi
 # shellcheck disable=SC2086
 phase churn && ingest churn --count "$BENCH_READINGS" $FLOW --high-ratio 0.5
 NOMQTT_BIN=$BUILD/ingestd-no-mqtt-notify
@@ -330,11 +517,13 @@ fi
 # --- figures ---------------------------------------------------------------------------
 plain=$(val "$TMP/load-plain.out" load_commit_rate)
 churn=$(val "$TMP/load-churn.out" load_commit_rate)
-base=$(val "$TMP/count-qos2.out" count_rate)
-incomplete() { # tag name
+base=$(val "$TMP/count-base.out" count_rate)
+incomplete() { # tag name [expected, default BENCH_READINGS]
+    want=${3:-$BENCH_READINGS}
+    [ -f "$TMP/load-$1.out" ] || return 0 # a phase left out by BENCH_PHASES
     n=$(val "$TMP/load-$1.out" load_committed)
-    if [ "${n:-0}" != "$BENCH_READINGS" ]; then
-        say "$1: only ${n:-0} of $BENCH_READINGS readings committed within the time limit"
+    if [ "${n:-0}" != "$want" ]; then
+        say "$1: only ${n:-0} of $want readings committed within the time limit"
         out "$2" "${n:-0}" readings
     fi
 }
@@ -347,10 +536,11 @@ out ingest_p99_latency "$(val "$TMP/load-plain.out" load_commit_p99_latency)" ms
 out ingest_paced_rate "$(val "$TMP/load-paced.out" load_commit_rate)" readings/s
 out ingest_paced_p50_latency "$(val "$TMP/load-paced.out" load_commit_p50_latency)" ms
 out ingest_paced_p99_latency "$(val "$TMP/load-paced.out" load_commit_p99_latency)" ms
+out broker_baseline_qos "$BENCH_BASE_QOS" qos
 out broker_baseline_rate "$base" msg/s
-out broker_baseline_p50_latency "$(val "$TMP/count-qos2.out" count_p50_latency)" ms
-out broker_baseline_p99_latency "$(val "$TMP/count-qos2.out" count_p99_latency)" ms
-if [ "$BENCH_QOS1_BASELINE" = 1 ]; then
+out broker_baseline_p50_latency "$(val "$TMP/count-base.out" count_p50_latency)" ms
+out broker_baseline_p99_latency "$(val "$TMP/count-base.out" count_p99_latency)" ms
+if [ "$BENCH_BASE_QOS" = 2 ] && [ "$BENCH_QOS1_BASELINE" = 1 ]; then
     out broker_baseline_qos1_rate "$(val "$TMP/count-qos1.out" count_rate)" msg/s
 fi
 out ingest_vs_baseline_ratio "$(ratio "$plain" "$base")" ratio
@@ -361,6 +551,31 @@ if phase tls; then
     out ingest_tls_p99_latency "$(val "$TMP/load-tls.out" load_commit_p99_latency)" ms
     out ingest_tls_vs_plain_ratio "$(ratio "$(val "$TMP/load-tls.out" load_commit_rate)" "$plain")" ratio
 fi
+if phase burst; then
+    bi=$(val "$TMP/load-burst.out" load_commit_rate)
+    bb=$(val "$TMP/count-burst-base.out" count_rate)
+    out ingest_burst_rate "$bi" readings/s
+    incomplete burst ingest_burst_committed "$BENCH_BURST_READINGS"
+    out ingest_burst_publish_rate "$(val "$TMP/load-burst.out" load_publish_rate)" msg/s
+    out baseline_burst_rate "$bb" msg/s
+    out ingest_burst_ratio "$(ratio "$bi" "$bb")" ratio
+fi
+if phase backlog; then
+    gi=$(val "$TMP/drain-backlog.out" drain_rate)
+    gb=$(val "$TMP/count-backlog-base.out" count_drain_rate)
+    out ingest_backlog_drain_rate "$gi" readings/s
+    n=$(val "$TMP/drain-backlog.out" drain_committed)
+    [ "${n:-0}" = "$BENCH_BURST_READINGS" ] || out ingest_backlog_committed "${n:-0}" readings
+    out ingest_backlog_queue_rate "$(val "$TMP/load-backlog.out" load_publish_rate)" msg/s
+    out baseline_backlog_drain_rate "$gb" msg/s
+    out ingest_backlog_drain_ratio "$(ratio "$gi" "$gb")" ratio
+fi
+for t in plain tls burst backlog churn nomqtt paced; do
+    k=$(val "$TMP/vmhwm-$t" vmhwm)
+    if [ -n "$k" ]; then
+        out "ingest_${t}_vmhwm_mib" "$(awk -v k="$k" 'BEGIN { printf "%.1f", k / 1024 }')" MiB
+    fi
+done
 out ingest_alert_churn_rate "$churn" readings/s
 incomplete churn ingest_alert_churn_committed
 out ingest_alert_churn_p50_latency "$(val "$TMP/load-churn.out" load_commit_p50_latency)" ms

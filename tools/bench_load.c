@@ -14,6 +14,14 @@
  * makes that fraction of each device's readings exceed the freezer range (-25..-15 C),
  * evenly spread (0.5 alternates normal and high: alerts raise and resolve all the time).
  *
+ * --one-publisher replaces the N device connections by ONE connection that logs in as an
+ * operator (MQTT_USERNAME / MQTT_PASSWORD from the environment, never argv; the broker's acl
+ * gives that account `readwrite devices/#`) with client id BL_PUB_CLIENT_ID and publishes
+ * every device's readings on the device's own topic, round-robin over the devices, with
+ * --inflight unacknowledged in total: "one async publisher with 1000 in flight" (issue 13),
+ * which offers the broker a burst as fast as it acknowledges. The keys file then only
+ * gives the serials.
+ *
  * With --metrics-url, the tool then waits until ingestd's counter of stored readings has
  * grown by M and reports the committed rate (first PUBLISH to the moment the counter is
  * seen complete) and ingestd's publish->commit quantiles.
@@ -51,8 +59,12 @@
 #define BL_TOPIC_MAX (BL_SERIAL_MAX + 32)
 #define BL_PAYLOAD_MAX 256     /* bytes in one reading object */
 #define BL_PKT_MAX 512         /* bytes in one packet we build */
-#define BL_OUT_MAX (32 * 1024) /* bytes queued for one connection */
-#define BL_IN_MAX 1024         /* bytes of incoming packets held for one connection */
+#define BL_OUT_MAX (32 * 1024) /* bytes queued for one device connection */
+/* Bytes queued for the --one-publisher connection: room for its whole window of readings. */
+#define BL_PUB_OUT_MAX (1024 * 1024)
+/* --one-publisher's client id: the "coldchain-" prefix is the operators' (broker-config). */
+#define BL_PUB_CLIENT_ID "coldchain-bench-publisher"
+#define BL_IN_MAX 1024 /* bytes of incoming packets held for one connection */
 /* Unacknowledged PUBLISHes per connection; at QoS 2 each keeps 4 bytes of BL_OUT_MAX free. */
 #define BL_INFLIGHT_MAX 4096
 #define BL_CONNECTING_MAX 64 /* connections being opened at once */
@@ -98,8 +110,9 @@ struct conn {
     char key[BL_KEY_MAX + 1];
     char topic[BL_TOPIC_MAX];
     size_t topic_len;
-    unsigned char *out; /* BL_OUT_MAX bytes; [out_off, out_len) waits to be sent */
-    size_t out_off, out_len;
+    unsigned char *out; /* out_cap bytes; [out_off, out_len) waits to be sent */
+    size_t out_off, out_len, out_cap;
+    const char *client_id; /* NULL: the serial */
     unsigned char in[BL_IN_MAX];
     size_t in_len;
     struct flight *ring; /* inflight entries, oldest at ring_head */
@@ -132,9 +145,15 @@ struct load {
     int timeout_s;
     int commit_timeout_s;
     int quiet;
+    int one_publisher; /* --one-publisher: pub is the only connection */
 
+    /* The devices: their topics, quotas and per-device counters; without --one-publisher
+     * each is also its own connection (conns == c). */
     struct conn *c;
     size_t n;
+    struct conn pub;    /* --one-publisher's connection */
+    struct conn *conns; /* the connections: c, or &pub */
+    size_t nconn;
     int ep;
     struct sockaddr_in addr;
     size_t *flush; /* indices of dirty connections */
@@ -197,6 +216,7 @@ static void usage(FILE *f)
             "                  [--timeout S] [--metrics-url URL] [--commit-timeout S] "
             "[--qos 1|2]\n"
             "                  [--window W] [--count-file FILE] [--cafile CA] [--quiet]\n"
+            "                  [--one-publisher]\n"
             "  --keys FILE        \"serial,key\" lines (header and '#' lines skipped)\n"
             "  --devices N        use the first N devices of the file (default: all)\n"
             "  --count M          readings in total, round-robin over the devices (%d)\n"
@@ -212,7 +232,10 @@ static void usage(FILE *f)
             "                     broker's queue short\n"
             "  --count-file FILE  bench_count's shared counter (its --count-file)\n"
             "  --cafile CA        connect over TLS (1.2 or later), the broker's certificate\n"
-            "                     checked against CA (the host name is not checked)\n",
+            "                     checked against CA (the host name is not checked)\n"
+            "  --one-publisher    one connection as the operator MQTT_USERNAME (password in\n"
+            "                     MQTT_PASSWORD) publishes every device's readings, --inflight\n"
+            "                     unacknowledged in total\n",
             BL_DEFAULT_COUNT, BL_DEFAULT_INFLIGHT, BL_INFLIGHT_MAX, BL_DEFAULT_TIMEOUT_S,
             BL_METRIC_ACCEPTED, BL_DEFAULT_COMMIT_TIMEOUT_S);
 }
@@ -251,6 +274,7 @@ static int parse_args(struct load *L, int argc, char **argv)
                                          {"count-file", required_argument, NULL, 'f'},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"cafile", required_argument, NULL, 'C'},
+                                         {"one-publisher", no_argument, NULL, 'O'},
                                          {"help", no_argument, NULL, '?'},
                                          {NULL, 0, NULL, 0}};
     double v;
@@ -332,6 +356,9 @@ static int parse_args(struct load *L, int argc, char **argv)
         case 'q':
             L->quiet = 1;
             break;
+        case 'O':
+            L->one_publisher = 1;
+            break;
         default:
             usage(stderr);
             return 0;
@@ -344,6 +371,23 @@ static int parse_args(struct load *L, int argc, char **argv)
     if (L->window > 0 && L->metrics_url == NULL && L->count_file == NULL) {
         fprintf(stderr, "bench_load: --window needs --metrics-url or --count-file\n");
         return 0;
+    }
+    if (L->one_publisher) {
+        const char *user = getenv("MQTT_USERNAME"), *pass = getenv("MQTT_PASSWORD");
+
+        if (user == NULL || pass == NULL || user[0] == '\0' || strlen(user) > BL_SERIAL_MAX ||
+            strlen(pass) > BL_KEY_MAX) {
+            fprintf(stderr,
+                    "bench_load: --one-publisher needs MQTT_USERNAME (at most %d bytes)"
+                    " and MQTT_PASSWORD (at most %d)\n",
+                    BL_SERIAL_MAX, BL_KEY_MAX);
+            return 0;
+        }
+        /* The operator's name and password live in the connection like a device's serial and
+         * key (wiped in teardown). */
+        memcpy(L->pub.serial, user, strlen(user) + 1);
+        memcpy(L->pub.key, pass, strlen(pass) + 1);
+        L->pub.client_id = BL_PUB_CLIENT_ID;
     }
     memset(&L->addr, 0, sizeof(L->addr));
     L->addr.sin_family = AF_INET;
@@ -427,18 +471,23 @@ out:
 /* Allocates the per-connection buffers and splits the readings. 1 on success. */
 static int setup(struct load *L)
 {
-    L->flush = calloc(L->n, sizeof(*L->flush));
+    L->conns = L->one_publisher ? &L->pub : L->c;
+    L->nconn = L->one_publisher ? 1 : L->n;
+    L->pub.fd = -1;
+    L->flush = calloc(L->nconn, sizeof(*L->flush));
     L->lat = calloc(BL_LAT_BUCKETS, sizeof(*L->lat));
     if (L->flush == NULL || L->lat == NULL)
         return 0;
-    for (size_t i = 0; i < L->n; i++) {
-        struct conn *c = &L->c[i];
+    for (size_t i = 0; i < L->n; i++)
+        L->c[i].quota = L->count / (int64_t)L->n + ((int64_t)i < L->count % (int64_t)L->n);
+    for (size_t i = 0; i < L->nconn; i++) {
+        struct conn *c = &L->conns[i];
 
-        c->out = malloc(BL_OUT_MAX);
+        c->out_cap = L->one_publisher ? BL_PUB_OUT_MAX : BL_OUT_MAX;
+        c->out = malloc(c->out_cap);
         c->ring = calloc(L->inflight, sizeof(*c->ring));
         if (c->out == NULL || c->ring == NULL)
             return 0;
-        c->quota = L->count / (int64_t)L->n + ((int64_t)i < L->count % (int64_t)L->n);
         c->next_id = 1;
     }
     if (L->cafile != NULL) {
@@ -486,16 +535,18 @@ static void teardown(struct load *L)
 {
     if (L->count_map != NULL)
         munmap((void *)L->count_map, sizeof(int64_t));
-    if (L->c != NULL) {
-        for (size_t i = 0; i < L->n; i++) {
-            SSL_free(L->c[i].ssl);
-            if (L->c[i].fd >= 0)
-                close(L->c[i].fd);
-            free(L->c[i].out);
-            free(L->c[i].ring);
-            memset(L->c[i].key, 0, sizeof(L->c[i].key));
-        }
+    for (size_t i = 0; L->conns != NULL && i < L->nconn; i++) {
+        struct conn *c = &L->conns[i];
+
+        SSL_free(c->ssl);
+        if (c->fd >= 0)
+            close(c->fd);
+        free(c->out);
+        free(c->ring);
     }
+    for (size_t i = 0; L->c != NULL && i < L->n; i++)
+        memset(L->c[i].key, 0, sizeof(L->c[i].key));
+    memset(L->pub.key, 0, sizeof(L->pub.key));
     if (L->ep >= 0)
         close(L->ep);
     SSL_CTX_free(L->tls);
@@ -536,12 +587,12 @@ static int out_put(struct conn *c, const void *p, size_t n)
 {
     if (c->out_off > 0 && c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
-    if (BL_OUT_MAX - c->out_len < n && c->out_off > 0) {
+    if (c->out_cap - c->out_len < n && c->out_off > 0) {
         memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
         c->out_len -= c->out_off;
         c->out_off = 0;
     }
-    if (BL_OUT_MAX - c->out_len < n)
+    if (c->out_cap - c->out_len < n)
         return 0;
     memcpy(c->out + c->out_len, p, n);
     c->out_len += n;
@@ -550,14 +601,14 @@ static int out_put(struct conn *c, const void *p, size_t n)
 
 static size_t out_room(const struct conn *c)
 {
-    return BL_OUT_MAX - (c->out_len - c->out_off);
+    return c->out_cap - (c->out_len - c->out_off);
 }
 
 static void mark_dirty(struct load *L, struct conn *c)
 {
     if (!c->dirty) {
         c->dirty = 1;
-        L->flush[L->n_flush++] = (size_t)(c - L->c);
+        L->flush[L->n_flush++] = (size_t)(c - L->conns);
     }
 }
 
@@ -567,7 +618,7 @@ static int set_events(struct load *L, struct conn *c, uint32_t ev)
 
     memset(&e, 0, sizeof(e));
     e.events = ev;
-    e.data.u64 = (uint64_t)(c - L->c);
+    e.data.u64 = (uint64_t)(c - L->conns);
     return epoll_ctl(L->ep, EPOLL_CTL_MOD, c->fd, &e);
 }
 
@@ -665,7 +716,7 @@ static void conn_flush(struct load *L, struct conn *c)
 static void flush_dirty(struct load *L)
 {
     for (size_t i = 0; i < L->n_flush; i++) {
-        struct conn *c = &L->c[L->flush[i]];
+        struct conn *c = &L->conns[L->flush[i]];
 
         c->dirty = 0;
         if (c->state != C_CLOSED)
@@ -695,10 +746,11 @@ static size_t put_str(unsigned char *p, const char *s, size_t n)
     return 2 + n;
 }
 
-/* Queues CONNECT: MQTT 3.1.1, clean session, username and password. */
+/* Queues CONNECT: MQTT 3.1.1, clean session, username (serial) and password (key). */
 static int send_connect(struct conn *c)
 {
     unsigned char body[BL_PKT_MAX], pkt[BL_PKT_MAX + 8];
+    const char *id = c->client_id != NULL ? c->client_id : c->serial;
     size_t b = 0, slen = strlen(c->serial), klen = strlen(c->key), h;
     int ok;
 
@@ -707,7 +759,7 @@ static int send_connect(struct conn *c)
     body[b++] = 0x80 | 0x40 | 0x02; /* username, password, clean session */
     body[b++] = (unsigned char)(BL_KEEPALIVE_S >> 8);
     body[b++] = (unsigned char)(BL_KEEPALIVE_S & 0xFF);
-    b += put_str(body + b, c->serial, slen); /* client id */
+    b += put_str(body + b, id, strlen(id));  /* client id */
     b += put_str(body + b, c->serial, slen); /* username */
     b += put_str(body + b, c->key, klen);    /* password */
     pkt[0] = 0x10;
@@ -719,11 +771,11 @@ static int send_connect(struct conn *c)
     return ok;
 }
 
-/* One reading of c: a fraction high_ratio of each device's readings is high, evenly
+/* One reading of device d: a fraction high_ratio of each device's readings is high, evenly
  * spread (reading k is high when floor((k+1)R) > floor(kR)). */
-static int make_payload(struct load *L, struct conn *c, int64_t ts_ms, char *buf, size_t len)
+static int make_payload(struct load *L, struct conn *d, int64_t ts_ms, char *buf, size_t len)
 {
-    double k = (double)c->sent, r = L->high_ratio;
+    double k = (double)d->sent, r = L->high_ratio;
     int high = r > 0 && floor((k + 1) * r) > floor(k * r);
     uint64_t x = rng_next(&L->rng);
     double t = (high ? BL_HIGH_MIN : BL_NORMAL_MIN) + (double)(x % 40) / 10.0;
@@ -734,8 +786,9 @@ static int make_payload(struct load *L, struct conn *c, int64_t ts_ms, char *buf
     return (n > 0 && (size_t)n < len) ? n : -1;
 }
 
-/* Queues one PUBLISH QoS 1 on c. 1 if queued. */
-static int publish_one(struct load *L, struct conn *c, int64_t now_us)
+/* Queues one PUBLISH QoS 1 of device d on connection c (c == d, or --one-publisher's).
+ * 1 if queued. */
+static int publish_one(struct load *L, struct conn *c, struct conn *d, int64_t now_us)
 {
     unsigned char pkt[BL_PKT_MAX];
     char payload[BL_PAYLOAD_MAX];
@@ -743,17 +796,17 @@ static int publish_one(struct load *L, struct conn *c, int64_t now_us)
     size_t h, rem;
     int plen;
 
-    if (ts <= c->last_ts_ms)
-        ts = c->last_ts_ms + 1; /* strictly increasing per device */
-    plen = make_payload(L, c, ts, payload, sizeof(payload));
-    rem = 2 + c->topic_len + 2 + (size_t)(plen > 0 ? plen : 0);
+    if (ts <= d->last_ts_ms)
+        ts = d->last_ts_ms + 1; /* strictly increasing per device */
+    plen = make_payload(L, d, ts, payload, sizeof(payload));
+    rem = 2 + d->topic_len + 2 + (size_t)(plen > 0 ? plen : 0);
     if (plen < 0 || rem + 5 > sizeof(pkt)) {
         conn_close(L, c, "reading too large");
         return 0;
     }
     pkt[0] = L->qos == 2 ? 0x34 : 0x32; /* PUBLISH, QoS 1 or 2 */
     h = 1 + put_varlen(pkt + 1, rem);
-    h += put_str(pkt + h, c->topic, c->topic_len);
+    h += put_str(pkt + h, d->topic, d->topic_len);
     pkt[h++] = (unsigned char)(c->next_id >> 8);
     pkt[h++] = (unsigned char)(c->next_id & 0xFF);
     memcpy(pkt + h, payload, (size_t)plen);
@@ -766,8 +819,8 @@ static int publish_one(struct load *L, struct conn *c, int64_t now_us)
     f->sent_us = now_us;
     c->ring_count++;
     c->next_id = c->next_id == 65535 ? 1 : (uint16_t)(c->next_id + 1);
-    c->last_ts_ms = ts;
-    c->sent++;
+    d->last_ts_ms = ts;
+    d->sent++;
     c->last_tx_ms = now_us / 1000;
     L->total_sent++;
     if (L->total_sent == 1)
@@ -776,44 +829,62 @@ static int publish_one(struct load *L, struct conn *c, int64_t now_us)
     return 1;
 }
 
-static int can_send(const struct load *L, const struct conn *c)
+/* 1 if connection c may take one more PUBLISH now. */
+static int conn_can_send(const struct load *L, const struct conn *c)
 {
     /* QoS 2 keeps room for a PUBREL per message in flight. */
     size_t need = BL_PKT_MAX + (L->qos == 2 ? 4 * L->inflight : 0);
 
-    return c->state == C_READY && c->sent < c->quota && c->ring_count < L->inflight &&
-           out_room(c) >= need;
+    return c->state == C_READY && c->ring_count < L->inflight && out_room(c) >= need;
 }
 
-/* Unpaced: fills c's window. */
-static void pump(struct load *L, struct conn *c, int64_t now_us)
+/* The connection that carries device d's readings. */
+static struct conn *conn_of(struct load *L, struct conn *d)
 {
-    while (can_send(L, c))
-        if (!publish_one(L, c, now_us))
-            break;
+    return L->one_publisher ? &L->pub : d;
 }
 
-/* Flow-controlled: publishes up to budget readings, round-robin over the devices.
- * Returns how many. */
+static int can_send(struct load *L, struct conn *d)
+{
+    return d->sent < d->quota && conn_can_send(L, conn_of(L, d));
+}
+
+/* Flow-controlled, or --one-publisher: publishes up to budget readings, round-robin over
+ * the devices. Returns how many. */
 static int64_t pump_budget(struct load *L, int64_t budget, int64_t now_us)
 {
     size_t idle = 0;
     int64_t sent = 0;
 
     while (sent < budget && idle < L->n) {
-        struct conn *c = &L->c[L->cursor];
+        struct conn *d = &L->c[L->cursor];
 
+        /* One connection full is every device blocked: stop without visiting them all. */
+        if (L->one_publisher && !conn_can_send(L, &L->pub))
+            break;
         L->cursor = (L->cursor + 1) % L->n;
-        if (!can_send(L, c)) {
+        if (!can_send(L, d)) {
             idle++;
             continue;
         }
-        if (!publish_one(L, c, now_us))
+        if (!publish_one(L, conn_of(L, d), d, now_us))
             break;
         sent++;
         idle = 0;
     }
     return sent;
+}
+
+/* Unpaced: fills connection c's window. */
+static void pump(struct load *L, struct conn *c, int64_t now_us)
+{
+    if (L->one_publisher) {
+        pump_budget(L, INT64_MAX, now_us);
+        return;
+    }
+    while (can_send(L, c))
+        if (!publish_one(L, c, c, now_us))
+            break;
 }
 
 static int flow_controlled(const struct load *L)
@@ -1003,7 +1074,7 @@ static void conn_open(struct load *L, struct conn *c, int64_t now_us)
     }
     memset(&e, 0, sizeof(e));
     e.events = EPOLLIN | EPOLLOUT;
-    e.data.u64 = (uint64_t)(c - L->c);
+    e.data.u64 = (uint64_t)(c - L->conns);
     if (epoll_ctl(L->ep, EPOLL_CTL_ADD, c->fd, &e) != 0) {
         conn_close(L, c, strerror(errno));
         return;
@@ -1077,7 +1148,7 @@ static void start_mqtt(struct load *L, struct conn *c)
 
 static void handle_event(struct load *L, const struct epoll_event *e, int64_t now_us)
 {
-    struct conn *c = &L->c[e->data.u64];
+    struct conn *c = &L->conns[e->data.u64];
 
     if (c->state == C_CLOSED)
         return;
@@ -1103,10 +1174,10 @@ static void housekeeping(struct load *L, int64_t now_us)
 {
     int64_t now_ms = now_us / 1000;
 
-    while (L->next_open < L->n && L->opening < BL_CONNECTING_MAX && !L->failed)
-        conn_open(L, &L->c[L->next_open++], now_us);
+    while (L->next_open < L->nconn && L->opening < BL_CONNECTING_MAX && !L->failed)
+        conn_open(L, &L->conns[L->next_open++], now_us);
     for (size_t i = 0; i < L->next_open; i++) {
-        struct conn *c = &L->c[i];
+        struct conn *c = &L->conns[i];
 
         if ((c->state == C_TCP || c->state == C_TLS || c->state == C_CONNACK) &&
             now_ms - c->opened_ms > BL_CONNECT_TIMEOUT_MS)
@@ -1210,7 +1281,7 @@ static void progress(const struct load *L, int64_t now_us, double committed)
     if (L->quiet)
         return;
     if (!L->publishing) {
-        fprintf(stderr, "bench_load: connecting %zu/%zu\n", L->ready, L->n);
+        fprintf(stderr, "bench_load: connecting %zu/%zu\n", L->ready, L->nconn);
         return;
     }
     double s = (double)(now_us - L->t_first_us) / 1e6;
@@ -1233,7 +1304,7 @@ static int run(struct load *L, CURL *curl, struct body *mb, double *base)
 
         if (!L->publishing)
             housekeeping(L, now_us);
-        if (!L->publishing && L->ready == L->n) {
+        if (!L->publishing && L->ready == L->nconn) {
             if (L->metrics_url != NULL) {
                 if (!metrics_get(curl, L->metrics_url, mb) ||
                     !metric_value(mb->p, BL_METRIC_ACCEPTED, base)) {
@@ -1242,7 +1313,7 @@ static int run(struct load *L, CURL *curl, struct body *mb, double *base)
                     return 0;
                 }
             }
-            fprintf(stderr, "bench_load: %zu devices connected in %.2fs\n", L->n,
+            fprintf(stderr, "bench_load: %zu connections connected in %.2fs\n", L->nconn,
                     (double)(now_us - start_us) / 1e6);
             printf("bench: load_connect_time %.2f s\n", (double)(now_us - start_us) / 1e6);
             L->publishing = 1;
@@ -1256,8 +1327,8 @@ static int run(struct load *L, CURL *curl, struct body *mb, double *base)
             else
                 L->done_base = *base;
             if (!flow_controlled(L))
-                for (size_t i = 0; i < L->n; i++)
-                    pump(L, &L->c[i], now_us);
+                for (size_t i = 0; i < L->nconn; i++)
+                    pump(L, &L->conns[i], now_us);
         }
         if (L->publishing && flow_controlled(L)) {
             int64_t budget = INT64_MAX;
@@ -1317,8 +1388,8 @@ static void disconnect_all(struct load *L)
 {
     static const unsigned char disc[2] = {0xE0, 0x00};
 
-    for (size_t i = 0; i < L->n; i++) {
-        struct conn *c = &L->c[i];
+    for (size_t i = 0; i < L->nconn; i++) {
+        struct conn *c = &L->conns[i];
 
         if (c->state == C_READY && out_put(c, disc, sizeof(disc)))
             conn_flush(L, c);
@@ -1418,6 +1489,7 @@ int main(int argc, char **argv)
     disconnect_all(&L);
     if (L.publishing) {
         printf("bench: load_devices %zu count\n", L.n);
+        printf("bench: load_connections %zu count\n", L.nconn);
         printf("bench: load_published %lld readings\n", (long long)L.total_sent);
         printf("bench: load_puback_count %lld count\n", (long long)L.total_acked);
         printf("bench: load_publish_time %.3f s\n", secs);

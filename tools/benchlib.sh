@@ -1,4 +1,5 @@
 # benchlib.sh - process and port helpers shared by the tools/bench_*.sh sections.
+# shellcheck shell=sh
 # Sourced, not run. The section defines say() and PY (python3) and keeps its started
 # PIDs in $PIDS; STOP_WAIT_S (default 10) is how long a process may take after SIGTERM.
 
@@ -38,4 +39,14 @@ wait_port() { # port seconds pid
         i=$((i + 1))
     done
     return 1
+}
+
+# A process's peak resident set (VmHWM in /proc/<pid>/status), in KiB; nothing if it is gone.
+vmhwm_kib() {
+    awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status" 2>/dev/null || true
+}
+
+# Nanoseconds since the epoch (GNU date), for spans that start in the shell.
+now_ns() {
+    date +%s%N
 }
