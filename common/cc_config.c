@@ -7,6 +7,7 @@
 #include "cc_config.h"
 #include "cc_auth_rules.h"
 #include "cc_crypto.h"
+#include "cc_errcap.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 
@@ -404,6 +405,15 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     /* A ping unanswered by the next one ends the feed, 5 s later at most: 50 keeps that
      * within SPEC §5's 60 s. */
     if ((rc = env_int32("WS_PING_INTERVAL_S", 20, 1, 50, &c.ws_ping_interval_s, err, errlen)) !=
+        CC_OK)
+        return rc;
+    /* Replies on devices/{serial}/errors per device: the broker queues what a device does
+     * not read, so each device gets a bucket of them (cc_errcap.h). */
+    if ((rc = env_int32("INGEST_ERROR_REPLY_BURST", CC_ERRCAP_BURST_DEFAULT, 1, CC_ERRCAP_BURST_MAX,
+                        &c.ingest_error_reply_burst, err, errlen)) != CC_OK)
+        return rc;
+    if ((rc = env_int32("INGEST_ERROR_REPLIES_PER_MIN", CC_ERRCAP_PER_MIN_DEFAULT, 1,
+                        CC_ERRCAP_PER_MIN_MAX, &c.ingest_error_replies_per_min, err, errlen)) !=
         CC_OK)
         return rc;
 

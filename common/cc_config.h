@@ -48,6 +48,8 @@ struct cc_config {
     int trust_proxy;                    /* TRUST_PROXY 0|1 */
     char cors_origins[CC_CONFIG_URL];   /* CORS_ORIGINS, comma-separated, empty = none */
     int ws_ping_interval_s;             /* WS_PING_INTERVAL_S, default 20 (1..50) */
+    int ingest_error_reply_burst;       /* INGEST_ERROR_REPLY_BURST, default 20 (cc_errcap.h) */
+    int ingest_error_replies_per_min;   /* INGEST_ERROR_REPLIES_PER_MIN, default 6 */
 };
 
 /* Fills cfg from the environment. On a bad value returns CC_ERR_CONFIG and writes

@@ -90,6 +90,11 @@ static int handle(struct mg_connection *conn, void *data)
     OUT("# HELP coldchain_ingest_db_errors_total Failed transactions (retried).\n"
         "# TYPE coldchain_ingest_db_errors_total counter\ncoldchain_ingest_db_errors_total %llu\n",
         s.db_errors);
+    OUT("# HELP coldchain_error_replies_suppressed_total Error replies to devices not published: "
+        "over the per-device cap (INGEST_ERROR_REPLY_BURST, INGEST_ERROR_REPLIES_PER_MIN).\n"
+        "# TYPE coldchain_error_replies_suppressed_total counter\n"
+        "coldchain_error_replies_suppressed_total %llu\n",
+        s.errors_suppressed);
     OUT("# HELP coldchain_ingest_backlog Messages received and journaled, not yet committed.\n"
         "# TYPE coldchain_ingest_backlog gauge\ncoldchain_ingest_backlog %zu\n",
         s.backlog);

@@ -10,7 +10,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "cc_config.h"
+#include "cc_crypto.h"
 #include "cc_db.h"
+#include "cc_errcap.h"
 #include "cc_error.h"
 #include "cc_ingest.h"
 #include "cc_log.h"
@@ -32,11 +35,16 @@ struct item {
     char *payload; /* NUL-terminated too (cJSON does not need it, logs may) */
 };
 
-/* An error message to publish once its dead letter is committed. */
+_Static_assert(CC_SERIAL_MAX <= CC_ERRCAP_KEY_MAX, "cc_errcap must tell every serial apart");
+
+/* An error object to publish once its dead letter is committed (if its device's cap
+ * allows: decided after the commit, so a batch retried after a failed commit does not
+ * spend a device's replies twice). */
 struct outgoing {
     struct outgoing *next;
+    char serial[CC_SERIAL_MAX + 1];
     char topic[CC_SERIAL_MAX + 32];
-    char *json;
+    cJSON *err;
 };
 
 struct ingest_writer {
@@ -57,6 +65,7 @@ struct ingest_writer {
     void *publish_ctx;
     struct ingest_stats stats; /* under mu */
     unsigned long long *lag;   /* INGEST_LAG_BUCKETS, under mu */
+    struct cc_errcap *errcap;  /* error replies per device; the writer thread's alone */
 };
 
 static void sleep_ms(long ms)
@@ -81,7 +90,7 @@ static void free_outgoing(struct outgoing *o)
 {
     while (o) {
         struct outgoing *next = o->next;
-        free(o->json);
+        cJSON_Delete(o->err);
         free(o);
         o = next;
     }
@@ -113,22 +122,21 @@ static int apply(struct ingest_writer *w, const struct item *it, struct batch_re
     if (res.error != NULL) {
         br->rejected++;
         br->by_code[code_index(res.error)]++;
+        cc_log_info("message_rejected", "topic=%s code=%s reason=%s", it->topic,
+                    cc_error_code(res.error), cc_error_message(res.error));
         if (serial[0] != '\0') {
             struct outgoing *o = calloc(1, sizeof(*o));
-            if (o != NULL) {
-                snprintf(o->topic, sizeof(o->topic), "devices/%s/errors", serial);
-                o->json = cJSON_PrintUnformatted(res.error);
-            }
-            if (o == NULL || o->json == NULL) {
-                free(o);
+            if (o == NULL) {
                 cc_ingest_result_clear(&res);
                 return CC_ERR_NOMEM;
             }
+            snprintf(o->serial, sizeof(o->serial), "%s", serial);
+            snprintf(o->topic, sizeof(o->topic), "devices/%s/errors", serial);
+            o->err = res.error; /* the reply owns the tree now */
+            res.error = NULL;
             *br->out_tail = o;
             br->out_tail = &o->next;
         }
-        cc_log_info("message_rejected", "topic=%s code=%s reason=%s", it->topic,
-                    cc_error_code(res.error), cc_error_message(res.error));
     }
     cc_ingest_result_clear(&res);
     return CC_OK;
@@ -186,6 +194,53 @@ static void record(struct ingest_writer *w, const struct batch_result *br, size_
         w->lag[lag]++;
     }
     pthread_mutex_unlock(&w->mu);
+}
+
+/* Adds "suppressed": n to the error object of err. CC_OK or CC_ERR_NOMEM. */
+static int add_suppressed(cJSON *err, unsigned long long n)
+{
+    cJSON *inner = cJSON_GetObjectItemCaseSensitive(err, "error");
+
+    if (!cJSON_IsObject(inner))
+        return CC_ERR_INTERNAL;
+    return cJSON_AddNumberToObject(inner, "suppressed", (double)n) != NULL ? CC_OK : CC_ERR_NOMEM;
+}
+
+/* Publishes the committed batch's error objects that their devices' caps allow; the rest
+ * are counted, and each device's next published reply says how many it missed. */
+static void publish_errors(struct ingest_writer *w, struct outgoing *list)
+{
+    unsigned long long suppressed = 0;
+
+    for (struct outgoing *o = list; o; o = o->next) {
+        unsigned long long missed = 0;
+        char *json;
+
+        if (!cc_errcap_take(w->errcap, o->serial, cc_mono_ms(), &missed)) {
+            suppressed++;
+            continue;
+        }
+        if (missed > 0) {
+            /* At most one line per allowed reply: bounded by the cap like the replies. */
+            cc_log_info("error_replies_suppressed", "serial=%s suppressed=%llu", o->serial, missed);
+            if (add_suppressed(o->err, missed) != CC_OK)
+                cc_log_warn("error_reply_incomplete", "serial=%s: suppressed count left out",
+                            o->serial);
+        }
+        json = cJSON_PrintUnformatted(o->err);
+        if (json == NULL) {
+            cc_log_error("writer_nomem", "cannot print the error reply for %s", o->serial);
+            continue;
+        }
+        if (w->publish)
+            w->publish(w->publish_ctx, o->topic, json, strlen(json));
+        cJSON_free(json);
+    }
+    if (suppressed > 0) {
+        pthread_mutex_lock(&w->mu);
+        w->stats.errors_suppressed += suppressed;
+        pthread_mutex_unlock(&w->mu);
+    }
 }
 
 static void free_items(struct item *it, size_t n)
@@ -255,9 +310,7 @@ static void *run(void *arg)
         }
         int64_t now = cc_now_ms();
         record(w, br, n, (double)(cc_mono_ms() - t0) / 1000.0, now);
-        for (struct outgoing *o = br->out; o; o = o->next)
-            if (w->publish)
-                w->publish(w->publish_ctx, o->topic, o->json, strlen(o->json));
+        publish_errors(w, br->out);
         free_outgoing(br->out);
         br->out = NULL;
         cc_journal_trim(w->journal, w->checkpoint);
@@ -281,6 +334,31 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* The error-reply cap of INGEST_ERROR_REPLY_BURST / INGEST_ERROR_REPLIES_PER_MIN. The hash
+ * seed is random so that no one can pick serials that share the table's slots. */
+static int errcap_new(struct cc_errcap **out)
+{
+    struct cc_config *cfg = malloc(sizeof(*cfg));
+    char err[256];
+    uint64_t seed = 0;
+    int rc;
+
+    if (cfg == NULL)
+        return CC_ERR_NOMEM;
+    rc = cc_config_load(cfg, err, sizeof(err));
+    if (rc != CC_OK) {
+        cc_log_error("config_invalid", "%s", err);
+        goto out;
+    }
+    if (cc_random_bytes(&seed, sizeof(seed)) != CC_OK)
+        seed = (uint64_t)cc_now_ms(); /* the bound holds whatever the seed */
+    rc = cc_errcap_new(cfg->ingest_error_reply_burst, cfg->ingest_error_replies_per_min,
+                       INGEST_ERROR_REPLY_DEVICES, seed, out);
+out:
+    free(cfg);
+    return rc;
+}
+
 int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gate *gate,
                         struct cc_walckpt *ckpt, struct ingest_disk *disk, ingest_publish_fn pub,
                         void *pub_ctx, struct ingest_writer **out)
@@ -295,7 +373,9 @@ int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gat
         free(w);
         return CC_ERR_NOMEM;
     }
-    rc = cc_store_open(db_path, CC_DB_CREATE | CC_DB_MIGRATE, &w->st);
+    rc = errcap_new(&w->errcap);
+    if (rc == CC_OK)
+        rc = cc_store_open(db_path, CC_DB_CREATE | CC_DB_MIGRATE, &w->st);
     if (rc == CC_OK) {
         cc_store_set_gate(w->st, gate);
         if (ckpt != NULL)
@@ -325,6 +405,7 @@ int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gat
     return CC_OK;
 fail:
     cc_store_close(w->st);
+    cc_errcap_free(w->errcap);
     free(w->lag);
     free(w);
     return rc;
@@ -389,6 +470,7 @@ void ingest_writer_stop(struct ingest_writer *w)
     pthread_cond_destroy(&w->has_items);
     pthread_cond_destroy(&w->has_space);
     pthread_cond_destroy(&w->drained);
+    cc_errcap_free(w->errcap);
     free(w->lag);
     free(w);
 }

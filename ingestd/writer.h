@@ -17,9 +17,16 @@
 #define INGEST_BATCH_MAX 4096    /* messages per transaction */
 #define INGEST_QUEUE_MAX 200000  /* messages waiting before push() blocks */
 #define INGEST_LAG_BUCKETS 60001 /* 1 ms lag histogram, last bucket = 60 s and more */
+/* Devices whose error-reply buckets are kept at once (cc_errcap.h: ~90 bytes each). More
+ * devices share slots, and so share buckets; the total stays bounded either way. */
+#define INGEST_ERROR_REPLY_DEVICES 4096
 
 /* Publishes at QoS 1: an error object for a refused message (after its commit), or a
- * notification (jobs). 0 when Paho took the message, else non-zero (retry later). */
+ * notification (jobs). 0 when Paho took the message, else non-zero (retry later).
+ * Error objects are capped per device (INGEST_ERROR_REPLY_BURST at once, then
+ * INGEST_ERROR_REPLIES_PER_MIN; cc_errcap.h): the broker queues every reply a device does
+ * not read. A reply over the cap is not published, only counted (errors_suppressed); the
+ * device's next reply carries "suppressed": N in its error object. */
 typedef int (*ingest_publish_fn)(void *ctx, const char *topic, const char *payload, size_t len);
 
 struct ingest_writer;
@@ -34,6 +41,7 @@ struct ingest_stats {
     unsigned long long db_errors;
     double commit_seconds_sum;
     size_t backlog;
+    unsigned long long errors_suppressed; /* error replies over the per-device cap */
 };
 
 struct cc_gate;
@@ -43,6 +51,8 @@ struct ingest_disk;
  * takes WAL checkpoints off the writer's commits (cc_walckpt.h), or NULL for SQLite's
  * automatic checkpoint. disk: the full-disk guard (disk.h), or NULL: a commit that fails
  * on a full disk enters its full state and is retried once space has returned. */
+/* Reads the error-reply cap from the environment (cc_config_load: main has already
+ * checked it), so call it before any thread that may setenv. */
 int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gate *gate,
                         struct cc_walckpt *ckpt, struct ingest_disk *disk, ingest_publish_fn pub,
                         void *pub_ctx, struct ingest_writer **out);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "cc_config.h"
+#include "cc_errcap.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 
@@ -28,11 +29,16 @@ static const char *const all_vars[] = {
     "RATE_LIMIT_WINDOW_S", "TRUST_PROXY",        "CORS_ORIGINS",       "REJECTED_RETENTION_DAYS",
     "WS_PING_INTERVAL_S",  "INGEST_CLIENT_ID",
 };
+/* The per-device cap on error replies (cc_errcap.h). */
+static const char *const errcap_vars[] = {"INGEST_ERROR_REPLY_BURST",
+                                          "INGEST_ERROR_REPLIES_PER_MIN"};
 
 static void clear_env(void)
 {
     for (size_t i = 0; i < sizeof(all_vars) / sizeof(all_vars[0]); i++)
         unsetenv(all_vars[i]);
+    for (size_t i = 0; i < sizeof(errcap_vars) / sizeof(errcap_vars[0]); i++)
+        unsetenv(errcap_vars[i]);
 }
 
 static int setup_env(void **state)
@@ -303,6 +309,29 @@ static void test_config_duration_bounds(void **state)
     expect_good("REJECTED_RETENTION_DAYS", "36500", &c);
     expect_bad("REJECTED_RETENTION_DAYS", "36501");
     expect_bad("RATE_LIMIT_API", "1000001");
+}
+
+/* INGEST_ERROR_REPLY_BURST / INGEST_ERROR_REPLIES_PER_MIN: never 0 (which would silence a
+ * device's errors for good), never past the module's maxima, whole numbers only. */
+static void test_config_error_reply_cap(void **state)
+{
+    (void)state;
+    struct cc_config c;
+    static const char *const bad[] = {"abc", "-1", "0", "1.5", " 6", "0x10"};
+
+    load_ok(&c);
+    assert_int_equal(c.ingest_error_reply_burst, CC_ERRCAP_BURST_DEFAULT);
+    assert_int_equal(c.ingest_error_replies_per_min, CC_ERRCAP_PER_MIN_DEFAULT);
+    expect_good("INGEST_ERROR_REPLY_BURST", "1", &c);
+    assert_int_equal(c.ingest_error_reply_burst, 1);
+    expect_good("INGEST_ERROR_REPLY_BURST", "100000", &c);
+    expect_bad("INGEST_ERROR_REPLY_BURST", "100001");
+    expect_good("INGEST_ERROR_REPLIES_PER_MIN", "60000", &c);
+    assert_int_equal(c.ingest_error_replies_per_min, 60000);
+    expect_bad("INGEST_ERROR_REPLIES_PER_MIN", "60001");
+    for (size_t v = 0; v < sizeof(errcap_vars) / sizeof(errcap_vars[0]); v++)
+        for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++)
+            expect_bad(errcap_vars[v], bad[b]);
 }
 
 static void test_config_refresh_not_shorter_than_access(void **state)
@@ -761,6 +790,7 @@ int main(void)
         T(test_config_ws_ping_interval_bounds),
         T(test_config_ingest_client_id_operator_prefix),
         T(test_config_duration_bounds),
+        T(test_config_error_reply_cap),
         T(test_config_refresh_not_shorter_than_access),
         T(test_config_booleans),
         T(test_config_daily_report_at),
