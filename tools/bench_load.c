@@ -562,7 +562,8 @@ static void conn_close(struct load *L, struct conn *c, const char *why)
         return;
     if (why != NULL) {
         if (L->failed < BL_FAILURES_SHOWN)
-            fprintf(stderr, "bench_load: device %s: %s\n", c->serial, why);
+            fprintf(stderr, "bench_load: %s %s: %s\n", c == &L->pub ? "publisher" : "device",
+                    c->serial, why);
         else if (L->failed == BL_FAILURES_SHOWN)
             fprintf(stderr, "bench_load: more devices failed\n");
         L->failed++;
@@ -986,7 +987,7 @@ static void parse_input(struct load *L, struct conn *c, int64_t now_us)
             if (p[i + 1] != 0) {
                 char why[64];
                 snprintf(why, sizeof(why), "CONNACK return code %u%s", p[i + 1],
-                         p[i + 1] == 4 || p[i + 1] == 5 ? " (bad serial or key)" : "");
+                         p[i + 1] == 4 || p[i + 1] == 5 ? " (bad name or password)" : "");
                 conn_close(L, c, why);
                 return;
             }
