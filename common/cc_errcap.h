@@ -49,7 +49,7 @@ void cc_errcap_free(struct cc_errcap *c);
 int cc_errcap_take(struct cc_errcap *c, const char *key, int64_t now_ms,
                    unsigned long long *suppressed);
 
-/* Slots in the table (the bound on its memory: slots x ~90 bytes). */
+/* Slots in the table (the bound on its memory: slots x 96 bytes on LP64). */
 size_t cc_errcap_slots(const struct cc_errcap *c);
 
 #endif

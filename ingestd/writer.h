@@ -17,7 +17,7 @@
 #define INGEST_BATCH_MAX 4096    /* messages per transaction */
 #define INGEST_QUEUE_MAX 200000  /* messages waiting before push() blocks */
 #define INGEST_LAG_BUCKETS 60001 /* 1 ms lag histogram, last bucket = 60 s and more */
-/* Devices whose error-reply buckets are kept at once (cc_errcap.h: ~90 bytes each). More
+/* Devices whose error-reply buckets are kept at once (cc_errcap.h: 96 bytes each). More
  * devices share slots, and so share buckets; the total stays bounded either way. */
 #define INGEST_ERROR_REPLY_DEVICES 4096
 

@@ -10,19 +10,26 @@ replies were left out ("suppressed": N in the error object).
 With a burst of 5 and 60 a minute (one a second, set through the environment so the test
 waits seconds, not minutes), a device sending 500 bad messages gets at most the burst plus
 one a second of the time the flood took, not 500; another device's first bad message is
-answered at once; a second later the flooding device is answered again."""
+answered at once; a second later the flooding device is answered again. And end to end: a
+device subscribed to its errors topic that never reads its socket sends 50,000 bad messages
+and the broker's live heap stays flat (19.3 MB more without the cap)."""
 import json
 import math
 import queue
 import re
+import socket
+import struct
 import time
 
 from harness import Cases, Stack, wait_for
+from test_broker_queue import HeapWatch, recv_exact, s16, varint
 
 BURST = 5
 PER_MIN = 60
 REFILL_S = 60.0 / PER_MIN
 FLOOD = 500  # < CC_REJECTED_PER_DEVICE_MAX (1,000): every one stays a dead letter
+SILENT_FLOOD = 50000  # bad messages from the device that never reads
+MAX_HEAP_GROWTH_MB = 5  # the broker's live heap after them (19.3 MB without the cap)
 
 
 def dead_letters(st, serial):
@@ -140,6 +147,47 @@ def main():
             assert dead_letters(st, a.serial) == FLOOD + 1
         cases.run("after_the_refill_interval_replies_resume_and_say_how_many_were_suppressed",
                   refilled_reply_counts_suppressed)
+
+        def never_reading_device_leaves_broker_heap_flat():
+            serial = serials[2]
+            sk = socket.create_connection(("127.0.0.1", st.mqtt_port), timeout=10)
+            # Raw socket, tiny receive buffer: this client really never reads.
+            sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            heap = None
+            try:
+                head = s16(b"MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 600)
+                pay = s16(serial.encode()) + s16(serial.encode()) + s16(st.keys[serial].encode())
+                sk.sendall(b"\x10" + varint(len(head) + len(pay)) + head + pay)
+                assert recv_exact(sk, 4) == b"\x20\x02\x00\x00", "CONNACK refused"
+                sub = struct.pack("!H", 1) + s16(("devices/%s/errors" % serial).encode()) + b"\x01"
+                sk.sendall(b"\x82" + varint(len(sub)) + sub)
+                assert recv_exact(sk, 5) == b"\x90\x03\x00\x01\x01", "errors topic refused"
+                heap = HeapWatch(st)
+                before = heap.now_mb()
+                rejected0 = st.metric('coldchain_ingest_rejected_total{code="BAD_JSON"}')
+                topic = s16(("devices/%s/readings" % serial).encode())
+                buf = b""
+                for i in range(SILENT_FLOOD):
+                    pkt = topic + b"bad %d {" % i
+                    buf += b"\x30" + varint(len(pkt)) + pkt  # QoS 0: no PUBACKs to not read
+                    if len(buf) >= 65536:
+                        sk.sendall(buf)
+                        buf = b""
+                sk.sendall(buf)
+                wait_for(lambda: st.metric('coldchain_ingest_rejected_total{code="BAD_JSON"}')
+                         >= rejected0 + SILENT_FLOOD, timeout=300, what="every message handled")
+                after = heap.now_mb()
+                print("  broker heap %.1f -> %.1f MB after %d bad messages from a device that "
+                      "never reads" % (before, after, SILENT_FLOOD))
+                assert after - before <= MAX_HEAP_GROWTH_MB, (
+                    "the broker holds %.1f MB more: error replies queued for a device that "
+                    "never reads" % (after - before))
+            finally:
+                if heap is not None:
+                    heap.close()
+                sk.close()
+        cases.run("device_that_never_reads_its_errors_cannot_grow_the_broker",
+                  never_reading_device_leaves_broker_heap_flat)
 
         a.close()
         b.close()
