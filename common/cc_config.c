@@ -395,6 +395,8 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     if ((rc = env_int("RATE_LIMIT_WINDOW_S", 900, 1, MAX_DURATION_S, &c.rate_limit_window_s, err,
                       errlen)) != CC_OK)
         return rc;
+    if ((rc = env_bool("INGEST_FSYNC", 0, &c.ingest_fsync, err, errlen)) != CC_OK)
+        return rc;
     if ((rc = env_bool("TRUST_PROXY", 0, &c.trust_proxy, err, errlen)) != CC_OK)
         return rc;
     if ((rc = env_str("CORS_ORIGINS", "", c.cors_origins, sizeof(c.cors_origins), err, errlen)) !=

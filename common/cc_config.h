@@ -27,6 +27,7 @@ struct cc_config {
     int http_port;                      /* HTTP_PORT, default 8080 */
     char http_bind[64];                 /* HTTP_BIND, default 127.0.0.1 */
     int ingest_metrics_port;            /* INGEST_METRICS_PORT, default 9101 */
+    int ingest_fsync; /* INGEST_FSYNC 0|1 (0): fdatasync the journal before acknowledging */
     int production;                     /* COLDCHAIN_ENV=production */
     char jwt_secret[CC_CONFIG_STR];     /* JWT_SECRET; required in production */
     int64_t access_token_ttl_s;         /* ACCESS_TOKEN_TTL_S, default 900 */

@@ -10,7 +10,8 @@
 
 #include <sqlite3.h>
 
-#define CC_DB_BUSY_TIMEOUT_MS 5000
+#define CC_DB_BUSY_TIMEOUT_MS 5000 /* a lock held by another connection is waited for */
+#define CC_DB_BUSY_POLL_MS 1       /* this often (cc_db.c busy_poll) */
 
 enum cc_db_flags {
     CC_DB_READONLY = 1 << 0, /* open read-only (the broker plugin) */

@@ -25,9 +25,12 @@
 struct cc_journal {
     pthread_mutex_t mu;
     char dir[PATH_MAX];
-    int fd;       /* current segment, opened for append */
-    int64_t gen;  /* current segment's generation */
-    int64_t size; /* bytes in the current segment */
+    int fd;           /* current segment, opened for append */
+    int64_t gen;      /* current segment's generation */
+    int64_t size;     /* bytes in the current segment */
+    int sync;         /* cc_journal_set_sync: segments are made durable too */
+    int dirty;        /* appended since the last cc_journal_sync */
+    int gen_unsynced; /* the current segment's directory entry is not yet durable */
 };
 
 static uint32_t crc_table[256];
@@ -162,6 +165,19 @@ static int list_segments(const char *dir, int64_t **gens, int *n)
     return CC_OK;
 }
 
+/* fsync of the journal directory: makes a new segment's name durable. */
+static int sync_dir(struct cc_journal *j)
+{
+    int fd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0)
+        return CC_ERR_IO;
+    rc = fsync(fd) == 0 ? CC_OK : CC_ERR_IO;
+    close(fd);
+    return rc;
+}
+
 /* Creates segment gen and makes it current. Lock held. */
 static int open_segment(struct cc_journal *j, int64_t gen)
 {
@@ -183,11 +199,23 @@ static int open_segment(struct cc_journal *j, int64_t gen)
         close(fd);
         return CC_ERR_IO;
     }
-    if (j->fd >= 0)
+    if (j->fd >= 0) {
+        /* In sync mode the records of the segment left behind were acknowledged on the
+         * strength of a later cc_journal_sync, which only covers the new one: flush it
+         * now, and the directory entry of the new one with it. */
+        if (j->sync && (fdatasync(j->fd) != 0 || sync_dir(j) != CC_OK)) {
+            cc_log_error("journal_sync_failed", "%s: %s", j->dir, strerror(errno));
+            close(fd);
+            return CC_ERR_IO;
+        }
         close(j->fd);
+    } else {
+        j->gen_unsynced = 1; /* the first segment: cc_journal_sync makes its name durable */
+    }
     j->fd = fd;
     j->gen = gen;
     j->size = CC_JOURNAL_HEADER;
+    j->dirty = 1;
     return CC_OK;
 }
 
@@ -223,6 +251,32 @@ fail:
     free(gens);
     pthread_mutex_destroy(&j->mu);
     free(j);
+    return rc;
+}
+
+void cc_journal_set_sync(struct cc_journal *j, int on)
+{
+    pthread_mutex_lock(&j->mu);
+    j->sync = on;
+    pthread_mutex_unlock(&j->mu);
+}
+
+int cc_journal_sync(struct cc_journal *j)
+{
+    int rc = CC_OK;
+
+    pthread_mutex_lock(&j->mu);
+    if (j->dirty) {
+        if (fdatasync(j->fd) != 0 || (j->sync && j->gen_unsynced && sync_dir(j) != CC_OK)) {
+            cc_log_error("journal_sync_failed", "%s/journal.%016" PRIx64 ": %s", j->dir,
+                         (uint64_t)j->gen, strerror(errno));
+            rc = CC_ERR_IO;
+        } else {
+            j->dirty = 0;
+            j->gen_unsynced = 0;
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
     return rc;
 }
 
@@ -283,6 +337,7 @@ int cc_journal_append(struct cc_journal *j, int64_t received_at, const char *top
         goto out;
     }
     j->size += (int64_t)(REC_HEAD + body);
+    j->dirty = 1;
     end->gen = j->gen;
     end->offset = j->size;
 out:

@@ -54,6 +54,13 @@ int cc_journal_append(struct cc_journal *j, int64_t received_at, const char *top
                       size_t topic_len, const void *payload, size_t len,
                       struct cc_journal_pos *end);
 
+/* Power-loss safety (INGEST_FSYNC). cc_journal_sync makes every record appended so far
+ * durable (fdatasync, and the segment's directory entry once), a no-op when nothing was
+ * appended since the last call. With set_sync on, a segment that is closed for a new one
+ * is synced first, so one sync after a group of appends covers the whole group. */
+void cc_journal_set_sync(struct cc_journal *j, int on);
+int cc_journal_sync(struct cc_journal *j);
+
 /* Deletes segments wholly before committed (their records are all in the database). */
 int cc_journal_trim(struct cc_journal *j, struct cc_journal_pos committed);
 

@@ -1,13 +1,14 @@
-/* main.c - ingestd: subscribes to the devices' topics, journals every message, and
- * hands it to the writer, which commits readings in group transactions.
+/* main.c - ingestd: receives the devices' messages, journals every one before it is
+ * acknowledged, and hands it to the writer, which commits readings in group transactions.
  *
- * Durability (README "Architecture"): the subscription is QoS 2 and the broker upgrades
- * the devices' QoS 1 messages to it (upgrade_outgoing_qos), so Paho stores each message
- * in its persistence store (cc_kvlog) before acknowledging it. The message callback
- * appends the message to the journal before returning 1 (which lets Paho forget it);
- * the writer commits the journal position with the rows. Kill -9 at any instant loses
- * nothing: what Paho acknowledged is in its store or in the journal, what is in the
- * journal but not committed is replayed at start, and (device_id, ts) is unique. */
+ * Durability (README "Architecture / Durability"): the subscription is QoS 1 in a
+ * persistent session; the broker connection (mqtt.c, libmosquitto in threaded mode)
+ * writes a message's PUBACK only after on_message below has appended it to the journal
+ * (and, with INGEST_FSYNC=1, after the journal was fdatasync'd for the whole read round).
+ * The writer commits the journal position with the rows. Kill -9 at any instant loses
+ * nothing: what was acknowledged is in the journal, what is in the journal but not
+ * committed is replayed at start, what was not acknowledged the broker sends again, and
+ * (device_id, ts) is unique. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,8 +19,6 @@
 #include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <MQTTClient.h>
 
 #include "cc_config.h"
 #include "cc_db.h"
@@ -33,21 +32,13 @@
 #include "disk.h"
 #include "jobs.h"
 #include "metrics.h"
-#include "paho_store.h"
+#include "mqtt.h"
+#include "paho_legacy.h"
 #include "writer.h"
 
 #define CLIENT_ID_DEFAULT "coldchain-ingestd"
-#define BACKOFF_MIN_MS 250   /* first reconnect delay */
-#define BACKOFF_MAX_MS 10000 /* longest reconnect delay */
-#define KEEPALIVE_S 20
-#define PUBLISH_RETRIES 50     /* ×10 ms while Paho's outbound window is full */
 #define APPEND_RETRY_MS 1000   /* between journal appends that failed (not for lack of space) */
 #define APPEND_REMIND_MS 60000 /* the "still failing" log line */
-/* QoS 1 publishes (errors, notifications, alert events) awaiting PUBACK. Paho's default
- * is 10, and a publish beyond the window sleeps 100 ms inside MQTTClient_yield when the
- * receive thread runs: measured, that held the delivery worker to ~60 sends/s under the
- * alert-churn bench (and would stall the writer on a burst of bad messages). */
-#define PUBLISH_INFLIGHT 1024
 /* The WAL checkpointer (cc_walckpt.h), in pages of 4 KiB: a run every 1,000 pages not yet
  * copied (SQLite's own default), the WAL started over by 8,000 at the latest (32 MiB),
  * and past 32,000 the commits checkpoint in place. */
@@ -61,17 +52,13 @@ struct ingestd {
     struct cc_config cfg;
     char client_id[128];
     struct cc_journal *journal;
-    struct ingest_paho_store store; /* Paho's persistence (a cc_kvlog) */
     struct ingest_disk *disk;
     struct ingest_writer *writer;
     struct ingest_metrics *metrics;
     struct ingest_jobs *jobs;
     struct cc_gate gate; /* the writer and the jobs take turns at write transactions */
     struct cc_walckpt *ckpt;
-    MQTTClient client;
-    int client_created;
-    struct ingest_mqtt_counters counters;
-    volatile int connected;
+    struct ingest_mqtt *mqtt;
 };
 
 static void on_signal(int sig)
@@ -86,10 +73,19 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* Blocks the broker loop while the disk is full; this thread is then the one that
+ * notices space coming back (ingest_disk_poll). */
+static void wait_for_space(struct ingestd *d)
+{
+    while (ingest_disk_full(d->disk) && !stop_requested) {
+        ingest_disk_poll(d->disk);
+        ingest_disk_wait(d->disk, INGEST_DISK_POLL_MS / 4);
+    }
+}
+
 /* Appends the message to the journal, retrying until it succeeds or ingestd stops.
- * Waiting here, inside Paho's receive thread, is what stops ingestd acknowledging: Paho
- * reads the next packet (and sends its PUBREC) only after this callback returns, and
- * returning 0 would only make it read the next packet and offer this message again. */
+ * Waiting here, inside the broker loop's read round, is what stops ingestd acknowledging:
+ * the round's PUBACKs are written only after this returns (mqtt.h). */
 static int journal_until_done(struct ingestd *d, int64_t now, const char *topic, size_t tlen,
                               const void *payload, size_t len, struct cc_journal_pos *pos)
 {
@@ -104,8 +100,7 @@ static int journal_until_done(struct ingestd *d, int64_t now, const char *topic,
         if (ingest_disk_failed(d->disk, "journal", err))
             continue; /* the reserve was released just now: there is room for this one */
         if (ingest_disk_check(d->disk, "journal")) {
-            while (ingest_disk_wait(d->disk, INGEST_DISK_POLL_MS) && !stop_requested)
-                ;
+            wait_for_space(d);
             continue;
         }
         int64_t t = cc_mono_ms();
@@ -122,89 +117,54 @@ static int journal_until_done(struct ingestd *d, int64_t now, const char *topic,
     return rc;
 }
 
-/* Paho's delivery callback: journal, queue, and only then let Paho forget the message. */
-static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message *msg)
+/* The broker loop's message callback: journal, queue, and only then let the PUBACK go. */
+static int on_message(void *ctx, const char *topic, size_t tlen, const void *payload, size_t len)
 {
     struct ingestd *d = ctx;
-    size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
     int64_t now = cc_now_ms();
     struct cc_journal_pos pos;
     int rc;
 
-    rc = journal_until_done(d, now, topic, tlen, msg->payload, len, &pos);
+    rc = journal_until_done(d, now, topic, tlen, payload, len, &pos);
     if (rc == CC_OK)
-        rc = ingest_writer_push(d->writer, now, topic, tlen, msg->payload, len, pos);
+        rc = ingest_writer_push(d->writer, now, topic, tlen, payload, len, pos);
     if (rc != CC_OK) {
         /* Stopping, or a message the journal refuses (over CC_JOURNAL_RECORD_MAX, which
-         * the broker's message_size_limit rules out): 0 keeps it in Paho and its store. */
-        cc_log_error("journal_append_failed", "topic=%.*s: %s; left to Paho", (int)tlen, topic,
-                     cc_rc_code(rc));
-        sleep_ms(100);
-        return 0;
+         * the broker's message_size_limit rules out): unacknowledged, the broker keeps it. */
+        cc_log_error("journal_append_failed", "topic=%.*s: %s; left to the broker", (int)tlen,
+                     topic, cc_rc_code(rc));
+        return -1;
     }
     /* The disk is full: the message is journaled, but take no more until space returns
      * (the broker keeps them). */
-    while (ingest_disk_wait(d->disk, INGEST_DISK_POLL_MS) && !stop_requested)
-        ;
-    __atomic_add_fetch(&d->counters.received, 1, __ATOMIC_RELAXED);
-    MQTTClient_freeMessage(&msg);
-    MQTTClient_free(topic);
-    return 1;
+    wait_for_space(d);
+    return 0;
 }
 
-static void on_connection_lost(void *ctx, char *cause)
+static void on_tick(void *ctx)
 {
     struct ingestd *d = ctx;
-    d->connected = 0;
-    cc_log_warn("broker_connection_lost", "%s", cause ? cause : "connection lost");
+
+    ingest_disk_poll(d->disk); /* ends the full state when space has returned */
 }
 
-/* Publishes an error object or notification at QoS 1 (writer and jobs threads). */
+/* INGEST_FSYNC=1: the round's records reach the disk before their PUBACKs are written. */
+static int on_round(void *ctx)
+{
+    struct ingestd *d = ctx;
+    int rc = cc_journal_sync(d->journal);
+
+    if (rc != CC_OK)
+        ingest_disk_failed(d->disk, "journal", errno);
+    return rc == CC_OK ? 0 : -1;
+}
+
+/* The writer's and the jobs' publish (errors, alert events): through the broker loop. */
 static int publish(void *ctx, const char *topic, const char *payload, size_t len)
 {
     struct ingestd *d = ctx;
-    int rc = MQTTCLIENT_FAILURE;
 
-    for (int i = 0; i < PUBLISH_RETRIES; i++) {
-        rc = MQTTClient_publish(d->client, topic, (int)len, payload, 1, 0, NULL);
-        if (rc != MQTTCLIENT_MAX_MESSAGES_INFLIGHT)
-            break;
-        sleep_ms(10);
-    }
-    if (rc == MQTTCLIENT_SUCCESS && strncmp(topic, "devices/", 8) == 0)
-        __atomic_add_fetch(&d->counters.errors_published, 1, __ATOMIC_RELAXED);
-    else if (rc != MQTTCLIENT_SUCCESS)
-        cc_log_warn("publish_failed", "topic=%s rc=%d", topic, rc);
-    return rc == MQTTCLIENT_SUCCESS ? 0 : -1;
-}
-
-static int connect_and_subscribe(struct ingestd *d)
-{
-    MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer;
-    char *topics[2] = {"devices/+/readings", "devices/+/status"};
-    int qos[2] = {2, 2};
-    int rc;
-
-    opts.keepAliveInterval = KEEPALIVE_S;
-    opts.cleansession = 0; /* persistent session: the broker keeps our backlog */
-    opts.reliable = 0;
-    opts.maxInflightMessages = PUBLISH_INFLIGHT;
-    opts.username = d->cfg.mqtt_username;
-    opts.password = d->cfg.mqtt_password;
-    opts.connectTimeout = 5;
-    opts.MQTTVersion = MQTTVERSION_3_1_1;
-    rc = MQTTClient_connect(d->client, &opts);
-    if (rc != MQTTCLIENT_SUCCESS)
-        return rc;
-    rc = MQTTClient_subscribeMany(d->client, 2, topics, qos);
-    if (rc != MQTTCLIENT_SUCCESS || qos[0] != 2 || qos[1] != 2) {
-        cc_log_error("subscribe_failed", "rc=%d granted=%d,%d", rc, qos[0], qos[1]);
-        MQTTClient_disconnect(d->client, 1000);
-        return rc != MQTTCLIENT_SUCCESS ? rc : MQTTCLIENT_FAILURE;
-    }
-    d->connected = 1;
-    return MQTTCLIENT_SUCCESS;
+    return ingest_mqtt_publish(d->mqtt, topic, payload, len);
 }
 
 static int lock_dir(const char *dir)
@@ -225,7 +185,7 @@ static int lock_dir(const char *dir)
 
 static int setup(struct ingestd *d)
 {
-    char dir[PATH_MAX], path[PATH_MAX + 64];
+    char dir[PATH_MAX], path[PATH_MAX + 64], legacy[PATH_MAX + 64];
     struct cc_journal_pos from;
     sqlite3 *db = NULL;
     int rc, recovered = 0;
@@ -271,20 +231,28 @@ static int setup(struct ingestd *d)
     rc = cc_journal_replay(d->journal, from, ingest_writer_push, d->writer);
     if (rc != CC_OK)
         return rc;
-    /* 2. QoS 2 messages Paho had acknowledged with PUBCOMP but not yet queued. */
-    if (snprintf(d->store.path, sizeof(d->store.path), "%s/%s.paho", dir, d->client_id) >=
-        (int)sizeof(d->store.path))
+    /* 2. An older ingestd's Paho store (paho_legacy.h), once. */
+    if (snprintf(legacy, sizeof(legacy), "%s/%s.paho", dir, d->client_id) >= (int)sizeof(legacy))
         return CC_ERR_IO;
-    d->store.disk = d->disk;
-    rc = cc_kvlog_open(d->store.path, &d->store.kv);
-    if (rc != CC_OK)
-        return rc;
-    rc = ingest_recover_received(d->store.kv, d->journal, cc_now_ms(), ingest_writer_push,
-                                 d->writer, &recovered);
-    if (rc != CC_OK)
-        return rc;
+    if (access(legacy, F_OK) == 0) {
+        struct cc_kvlog *kv = NULL;
+
+        rc = cc_kvlog_open(legacy, &kv);
+        if (rc == CC_OK)
+            rc = ingest_recover_received(kv, d->journal, cc_now_ms(), ingest_writer_push, d->writer,
+                                         &recovered);
+        cc_kvlog_close(kv);
+        if (rc != CC_OK) {
+            cc_log_error("recover_failed", "%s: %s", legacy, cc_rc_code(rc));
+            return rc;
+        }
+    }
     ingest_writer_flush(d->writer);
-    cc_log_info("recovered", "journal replayed from %lld:%lld; %d stored QoS 2 messages",
+    if (recovered > 0 || access(legacy, F_OK) == 0) {
+        if (unlink(legacy) != 0)
+            cc_log_warn("recover_unlink_failed", "%s: %s", legacy, strerror(errno));
+    }
+    cc_log_info("recovered", "journal replayed from %lld:%lld; %d messages from a Paho store",
                 (long long)from.gen, (long long)from.offset, recovered);
     return CC_OK;
 }
@@ -292,11 +260,9 @@ static int setup(struct ingestd *d)
 int main(void)
 {
     static struct ingestd d;
-    MQTTClient_persistence store;
+    struct ingest_mqtt_options mo;
     char err[512];
-    int rc, status = 0;
-    long backoff = BACKOFF_MIN_MS;
-    int ever_connected = 0;
+    int status = 0;
 
     if (cc_config_load(&d.cfg, err, sizeof(err)) != CC_OK) {
         fprintf(stderr, "ingestd: configuration error: %s\n", err);
@@ -311,12 +277,7 @@ int main(void)
         return 2;
     }
     {
-        const char *id = getenv("INGEST_CLIENT_ID");
-        if (id && (strlen(id) == 0 || strlen(id) >= sizeof(d.client_id) || strchr(id, '/'))) {
-            fprintf(stderr, "ingestd: configuration error: INGEST_CLIENT_ID: 1..127 "
-                            "characters without '/'\n");
-            return 2;
-        }
+        const char *id = getenv("INGEST_CLIENT_ID"); /* cc_config_load has checked it */
         snprintf(d.client_id, sizeof(d.client_id), "%s", id ? id : CLIENT_ID_DEFAULT);
     }
 
@@ -327,66 +288,48 @@ int main(void)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The connection object first (it does not connect yet): replayed messages may be
+     * refused, and their error replies are queued on it. */
+    memset(&mo, 0, sizeof mo);
+    mo.url = d.cfg.mqtt_url;
+    mo.cafile = getenv("MQTT_TLS_CAFILE");
+    mo.client_id = d.client_id;
+    mo.username = d.cfg.mqtt_username;
+    mo.password = d.cfg.mqtt_password;
+    mo.on_message = on_message;
+    mo.on_round = d.cfg.ingest_fsync ? on_round : NULL;
+    mo.on_tick = on_tick;
+    mo.ctx = &d;
+    if (ingest_mqtt_new(&mo, &d.mqtt) != CC_OK) {
+        status = 1;
+        goto out;
+    }
     if (setup(&d) != CC_OK) {
         status = 1;
         goto out;
     }
-    if (ingest_metrics_start(d.cfg.ingest_metrics_port, d.cfg.db_path, d.writer, &d.counters,
-                             d.ckpt, &d.metrics) != CC_OK) {
+    if (d.cfg.ingest_fsync)
+        cc_journal_set_sync(d.journal, 1);
+    if (ingest_metrics_start(d.cfg.ingest_metrics_port, d.cfg.db_path, d.writer,
+                             ingest_mqtt_counters(d.mqtt), d.ckpt, &d.metrics) != CC_OK) {
         status = 1;
         goto out;
     }
-    ingest_paho_store_init(&store, &d.store);
-    rc = MQTTClient_create(&d.client, d.cfg.mqtt_url, d.client_id, MQTTCLIENT_PERSISTENCE_USER,
-                           &store);
-    if (rc != MQTTCLIENT_SUCCESS) {
-        cc_log_error("mqtt_create_failed", "rc=%d url=%s", rc, d.cfg.mqtt_url);
-        status = 1;
-        goto out;
-    }
-    d.client_created = 1;
-    MQTTClient_setCallbacks(d.client, &d, on_connection_lost, on_message, NULL);
     if (ingest_jobs_start(&d.cfg, &d.gate, d.ckpt, publish, &d, &d.jobs) != CC_OK) {
         status = 1;
         goto out;
     }
-    cc_log_info("started", "broker=%s client_id=%s metrics=127.0.0.1:%d", d.cfg.mqtt_url,
-                d.client_id, d.cfg.ingest_metrics_port);
-
-    while (!stop_requested) {
-        ingest_disk_poll(d.disk); /* ends the full state when space has returned */
-        if (!d.connected || !MQTTClient_isConnected(d.client)) {
-            rc = connect_and_subscribe(&d);
-            if (rc == MQTTCLIENT_SUCCESS) {
-                if (ever_connected)
-                    __atomic_add_fetch(&d.counters.reconnects, 1, __ATOMIC_RELAXED);
-                ever_connected = 1;
-                backoff = BACKOFF_MIN_MS;
-                cc_log_info("broker_connected", "url=%s", d.cfg.mqtt_url);
-            } else {
-                cc_log_warn("broker_connect_failed", "url=%s rc=%d; retry in %ld ms",
-                            d.cfg.mqtt_url, rc, backoff);
-                for (long waited = 0; waited < backoff && !stop_requested; waited += 50)
-                    sleep_ms(50);
-                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-                continue;
-            }
-        }
-        sleep_ms(100);
-    }
+    cc_log_info("started", "broker=%s client_id=%s metrics=127.0.0.1:%d fsync=%d", d.cfg.mqtt_url,
+                d.client_id, d.cfg.ingest_metrics_port, d.cfg.ingest_fsync);
+    ingest_mqtt_run(d.mqtt, &stop_requested);
     cc_log_info("stopping", "finishing the work in hand");
 
 out:
     ingest_jobs_stop(d.jobs);
-    if (d.client_created) {
-        if (MQTTClient_isConnected(d.client))
-            MQTTClient_disconnect(d.client, 2000);
-        MQTTClient_destroy(&d.client);
-    }
     ingest_metrics_stop(d.metrics);
     ingest_writer_stop(d.writer); /* commits everything already queued */
+    ingest_mqtt_free(d.mqtt);     /* after the writer: it publishes error replies */
     cc_walckpt_stop(d.ckpt);      /* after every connection it serves */
-    cc_kvlog_close(d.store.kv);
     cc_journal_close(d.journal);
     ingest_disk_close(d.disk);
     cc_log_info("stopped", "exit status %d", status);

@@ -95,9 +95,9 @@ static int handle(struct mg_connection *conn, void *data)
         "# TYPE coldchain_error_replies_suppressed_total counter\n"
         "coldchain_error_replies_suppressed_total %llu\n",
         s.errors_suppressed);
-    OUT("# HELP coldchain_ingest_backlog Messages received and journaled, not yet committed.\n"
-        "# TYPE coldchain_ingest_backlog gauge\ncoldchain_ingest_backlog %zu\n",
-        s.backlog);
+    OUT("# HELP coldchain_ingest_queue Messages received and journaled, not yet committed "
+        "(at most %d).\n# TYPE coldchain_ingest_queue gauge\ncoldchain_ingest_queue %zu\n",
+        INGEST_QUEUE_MAX, s.backlog);
     if (m->ckpt != NULL) {
         struct cc_walckpt_stats c;
         cc_walckpt_get_stats(m->ckpt, &c);
@@ -141,6 +141,30 @@ static int handle(struct mg_connection *conn, void *data)
         "# TYPE coldchain_ingest_errors_published_total counter\n"
         "coldchain_ingest_errors_published_total %llu\n",
         __atomic_load_n(&m->mq->errors_published, __ATOMIC_RELAXED));
+    double rate;
+    __atomic_load(&m->mq->receive_rate, &rate, __ATOMIC_RELAXED);
+    OUT("# HELP coldchain_ingest_backlog Messages the broker holds (its message store, "
+        "$SYS/broker/store/messages/count, every sys_interval): with ingestd the only "
+        "persistent subscriber, its backlog; -1 until the broker has said.\n"
+        "# TYPE coldchain_ingest_backlog gauge\ncoldchain_ingest_backlog %lld\n",
+        __atomic_load_n(&m->mq->broker_backlog, __ATOMIC_RELAXED));
+    OUT("# HELP coldchain_ingest_receive_rate Device messages received per second over the "
+        "last %d s (the drain rate while there is a backlog).\n"
+        "# TYPE coldchain_ingest_receive_rate gauge\ncoldchain_ingest_receive_rate %.1f\n",
+        INGEST_RATE_WINDOW_S, rate);
+    OUT("# HELP coldchain_ingest_publish_pending Errors and alert events handed to the broker "
+        "connection, not yet acknowledged by the broker (at most %d).\n"
+        "# TYPE coldchain_ingest_publish_pending gauge\ncoldchain_ingest_publish_pending %llu\n",
+        INGEST_PUBLISH_PENDING_MAX, __atomic_load_n(&m->mq->publish_pending, __ATOMIC_RELAXED));
+    OUT("# HELP coldchain_ingest_publish_refused_total Publishes refused because that many "
+        "were pending.\n# TYPE coldchain_ingest_publish_refused_total counter\n"
+        "coldchain_ingest_publish_refused_total %llu\n",
+        __atomic_load_n(&m->mq->publish_refused, __ATOMIC_RELAXED));
+    OUT("# HELP coldchain_ingest_read_rounds_total Socket read rounds that delivered messages "
+        "(one acknowledgement write each, and with INGEST_FSYNC=1 one fdatasync).\n"
+        "# TYPE coldchain_ingest_read_rounds_total counter\n"
+        "coldchain_ingest_read_rounds_total %llu\n",
+        __atomic_load_n(&m->mq->rounds, __ATOMIC_RELAXED));
 
     /* Lag from the reading's own ts to its commit, for readings that carry ts. */
     unsigned long long total = 0, cum = 0;

@@ -3,16 +3,10 @@
 #ifndef INGEST_METRICS_H
 #define INGEST_METRICS_H
 
+#include "mqtt.h"
 #include "writer.h"
 
 struct ingest_metrics;
-
-/* Counters owned by the MQTT loop (atomics, updated by main.c). */
-struct ingest_mqtt_counters {
-    unsigned long long reconnects;
-    unsigned long long received;
-    unsigned long long errors_published;
-};
 
 /* Starts the endpoint on 127.0.0.1:port; alert and notification totals are read from
  * db_path at each scrape (cc_stats.h). CC_OK or CC_ERR_IO. */

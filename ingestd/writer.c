@@ -24,6 +24,10 @@
 #include "disk.h"
 
 #define RETRY_SLEEP_MS 200 /* after a failed transaction */
+/* Between two transactions when more messages wait: the moment in which apid's writes
+ * (other processes wait for the lock polling every CC_DB_BUSY_POLL_MS) get their turn
+ * while ingestd drains a backlog. ~1-2% of a 4096-message batch's time. */
+#define INGEST_WRITER_YIELD_MS 2
 
 struct item {
     struct item *next;
@@ -327,8 +331,11 @@ static void *run(void *arg)
         pthread_cond_broadcast(&w->has_space);
         if (w->head == NULL)
             pthread_cond_broadcast(&w->drained);
+        int more = w->head != NULL;
         pthread_mutex_unlock(&w->mu);
         free_items(head, n);
+        if (more)
+            sleep_ms(INGEST_WRITER_YIELD_MS);
     }
     free(br);
     return NULL;

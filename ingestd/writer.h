@@ -14,8 +14,11 @@
 
 #include "cc_journal.h"
 
-#define INGEST_BATCH_MAX 4096    /* messages per transaction */
-#define INGEST_QUEUE_MAX 200000  /* messages waiting before push() blocks */
+#define INGEST_BATCH_MAX 4096 /* messages per transaction */
+/* Messages waiting before push() blocks (and the broker loop with it: the backlog then
+ * stays in the broker, which holds it anyway). Four full batches: enough to keep the
+ * writer busy, small enough for ingestd's memory (~100-200 bytes a message). */
+#define INGEST_QUEUE_MAX (4 * INGEST_BATCH_MAX)
 #define INGEST_LAG_BUCKETS 60001 /* 1 ms lag histogram, last bucket = 60 s and more */
 /* Devices whose error-reply buckets are kept at once (cc_errcap.h: 96 bytes each). More
  * devices share slots, and so share buckets; the total stays bounded either way. */

@@ -76,7 +76,7 @@ class Stack:
         self.mqtt_password = secrets.token_hex(16)
         self.want_seed, self.want_ingestd, self.want_apid = seed, ingestd, apid
         self.extra_env = env or {}
-        self.keep = keep
+        self.keep = keep or os.environ.get("CC_KEEP") == "1"
         # tls=True: a development CA (tools/devca.sh) in <dir>/tls, and the broker's TLS and
         # device-certificate listeners on free ports (mqtt_tls_port, mqtt_cert_port).
         self.tls = tls

@@ -18,10 +18,8 @@
 
 #include "cc_journal.h"
 #include "cc_rc.h"
-/* The parser lives in ingestd; it needs only Paho's persistence header (and the disk
- * guard its store calls). */
-#include "../../ingestd/disk.c"
-#include "../../ingestd/paho_store.c"
+/* The parser of an older ingestd's Paho store lives in ingestd. */
+#include "../../ingestd/paho_legacy.c"
 
 struct seen {
     int n;
@@ -109,6 +107,38 @@ static void test_journal_replays_what_was_not_committed(void **state)
     assert_int_equal(cc_journal_replay(j, p3, collect, &s), CC_OK);
     assert_int_equal(s.n, 0);
     cc_journal_close(j);
+    rmdir_all(dir);
+}
+
+/* INGEST_FSYNC: syncs succeed (and leave every record replayable); a sync with nothing
+ * appended since the last one is a no-op. */
+static void test_journal_sync(void **state)
+{
+    (void)state;
+    char dir[64];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos p;
+
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    assert_int_equal(cc_journal_sync(j), CC_OK); /* nothing appended yet */
+    cc_journal_set_sync(j, 1);
+    append(j, "devices/A/readings", "{\"temperature\":1}", 100, &p);
+    assert_int_equal(cc_journal_sync(j), CC_OK);
+    assert_int_equal(cc_journal_sync(j), CC_OK); /* clean: no-op */
+    append(j, "devices/A/readings", "{\"temperature\":2}", 200, &p);
+    assert_int_equal(cc_journal_sync(j), CC_OK);
+    cc_journal_close(j);
+    {
+        struct cc_journal_pos zero = {0, 0};
+        struct seen s;
+
+        assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(cc_journal_replay(j, zero, collect, &s), CC_OK);
+        assert_int_equal(s.n, 2);
+        cc_journal_close(j);
+    }
     rmdir_all(dir);
 }
 
@@ -262,7 +292,7 @@ static void test_journal_crc32_known_value(void **state)
     assert_int_equal(cc_crc32("123456789", 9), 0xCBF43926u);
 }
 
-static void test_paho_store_parses_publish_packet(void **state)
+static void test_paho_legacy_parses_publish_packet(void **state)
 {
     (void)state;
     /* PUBLISH QoS 2: topic "a/b", packet id 7, payload "{}" */
@@ -276,7 +306,7 @@ static void test_paho_store_parses_publish_packet(void **state)
     assert_memory_equal(p.payload, "{}", 2);
 }
 
-static void test_paho_store_rejects_bad_packets(void **state)
+static void test_paho_legacy_rejects_bad_packets(void **state)
 {
     (void)state;
     const char not_publish[] = {0x20, 2, 0, 0};
@@ -304,8 +334,9 @@ int main(void)
         cmocka_unit_test(test_journal_trim_removes_committed_segments),
         cmocka_unit_test(test_journal_refuses_oversized_record),
         cmocka_unit_test(test_journal_crc32_known_value),
-        cmocka_unit_test(test_paho_store_parses_publish_packet),
-        cmocka_unit_test(test_paho_store_rejects_bad_packets),
+        cmocka_unit_test(test_journal_sync),
+        cmocka_unit_test(test_paho_legacy_parses_publish_packet),
+        cmocka_unit_test(test_paho_legacy_rejects_bad_packets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,417 @@
+/* mqtt.c - ingestd's broker connection (see mqtt.h). */
+#include "mqtt.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_time.h"
+
+#define SYS_BACKLOG_TOPIC "$SYS/broker/store/messages/count"
+#define POLL_MAX_MS 1000 /* the keepalive and the stop flag are looked at this often */
+#define HOST_MAX 256
+
+struct ingest_mqtt {
+    struct mosquitto *mosq;
+    struct ingest_mqtt_options o;
+    char host[HOST_MAX];
+    int port;
+    int tls;
+    int wake_fd;        /* eventfd: a publish from another thread wakes the loop's poll */
+    int connected;      /* CONNACK accepted and SUBACK granted QoS 1 (loop thread) */
+    int subscribe_mid;  /* the SUBSCRIBE whose SUBACK is awaited */
+    int refused;        /* a message could not be kept: drop the connection unacknowledged */
+    int round_messages; /* messages handed over in the current read round */
+    int64_t rate_t0;
+    unsigned long long rate_n0;
+    struct ingest_mqtt_counters c;
+};
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* tcp://host[:port] or ssl://host[:port], already checked by cc_config (MQTT_URL). */
+static int parse_url(struct ingest_mqtt *m, const char *url)
+{
+    const char *h;
+    size_t n;
+
+    if (strncmp(url, "tcp://", 6) == 0) {
+        m->tls = 0;
+        m->port = 1883;
+    } else if (strncmp(url, "ssl://", 6) == 0) {
+        m->tls = 1;
+        m->port = 8883;
+    } else {
+        return CC_ERR_VALIDATION;
+    }
+    h = url + 6;
+    n = strlen(h);
+    if (h[0] == '[') { /* [v6]:port */
+        const char *end = strchr(h, ']');
+        if (end == NULL || (size_t)(end - h - 1) >= sizeof m->host)
+            return CC_ERR_VALIDATION;
+        memcpy(m->host, h + 1, (size_t)(end - h - 1));
+        m->host[end - h - 1] = '\0';
+        if (end[1] == ':')
+            m->port = atoi(end + 2);
+        return CC_OK;
+    }
+    const char *colon = strrchr(h, ':');
+    if (colon != NULL)
+        n = (size_t)(colon - h);
+    if (n == 0 || n >= sizeof m->host)
+        return CC_ERR_VALIDATION;
+    memcpy(m->host, h, n);
+    m->host[n] = '\0';
+    if (colon != NULL)
+        m->port = atoi(colon + 1);
+    return CC_OK;
+}
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    struct ingest_mqtt *m = obj;
+    char *topics[2] = {"devices/+/readings", "devices/+/status"};
+
+    if (rc != 0) {
+        cc_log_error("broker_connect_refused", "%s", mosquitto_connack_string(rc));
+        return; /* the broker closes the connection; the loop reconnects */
+    }
+    /* Every time, session present or not: a SUBSCRIBE for what we already have is
+     * harmless, and a broker that lost our session (no persistence) needs it. */
+    rc = mosquitto_subscribe_multiple(mosq, &m->subscribe_mid, 2, topics, 1, 0, NULL);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_subscribe(mosq, NULL, SYS_BACKLOG_TOPIC, 0);
+    if (rc != MOSQ_ERR_SUCCESS)
+        cc_log_error("subscribe_failed", "%s", mosquitto_strerror(rc));
+}
+
+static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, const int *granted)
+{
+    struct ingest_mqtt *m = obj;
+
+    if (mid != m->subscribe_mid)
+        return;
+    if (n != 2 || granted[0] != 1 || granted[1] != 1) {
+        cc_log_error("subscribe_failed", "granted QoS %d,%d (1 needed)", n > 0 ? granted[0] : -1,
+                     n > 1 ? granted[1] : -1);
+        mosquitto_disconnect(mosq);
+        return;
+    }
+    m->connected = 1;
+    cc_log_info("broker_connected", "url=%s", m->o.url);
+}
+
+static void on_publish(struct mosquitto *mosq, void *obj, int mid)
+{
+    struct ingest_mqtt *m = obj;
+
+    (void)mosq;
+    (void)mid;
+    __atomic_sub_fetch(&m->c.publish_pending, 1, __ATOMIC_RELAXED);
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
+{
+    struct ingest_mqtt *m = obj;
+    int saved = errno; /* the read loop tells "no more data" by errno (see read_round) */
+
+    (void)mosq;
+    if (msg->topic[0] == '$') {
+        if (strcmp(msg->topic, SYS_BACKLOG_TOPIC) == 0 && msg->payloadlen > 0 &&
+            msg->payloadlen < 32) {
+            char num[32];
+            memcpy(num, msg->payload, (size_t)msg->payloadlen);
+            num[msg->payloadlen] = '\0';
+            __atomic_store_n(&m->c.broker_backlog, strtoll(num, NULL, 10), __ATOMIC_RELAXED);
+        }
+        errno = saved;
+        return;
+    }
+    if (m->refused) {
+        errno = saved;
+        return; /* this round is dropped unacknowledged anyway */
+    }
+    if (m->o.on_message(m->o.ctx, msg->topic, strlen(msg->topic), msg->payload,
+                        msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0) != 0) {
+        m->refused = 1;
+    } else {
+        m->round_messages++;
+        __atomic_add_fetch(&m->c.received, 1, __ATOMIC_RELAXED);
+    }
+    errno = saved;
+}
+
+/* Closes the socket without writing what is queued (the PUBACKs of a round that could not
+ * be kept): the broker delivers those messages again. */
+static void drop_connection(struct ingest_mqtt *m)
+{
+    int fd = mosquitto_socket(m->mosq);
+
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+    mosquitto_disconnect(m->mosq);
+    m->connected = 0;
+}
+
+/* Reads up to INGEST_READ_ROUND_MAX packets. mosquitto_loop_read reads as many packets
+ * as it has QoS messages outstanding (often one) and stops early when the socket has
+ * nothing more; errno == EAGAIN after a call tells that apart (libmosquitto leaves it from
+ * its read(2); on_message preserves it). */
+static int read_round(struct ingest_mqtt *m)
+{
+    int rc = MOSQ_ERR_SUCCESS;
+
+    for (int i = 0; i < INGEST_READ_ROUND_MAX && !m->refused; i++) {
+        errno = 0;
+        rc = mosquitto_loop_read(m->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS || errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+    }
+    return rc;
+}
+
+static void update_rate(struct ingest_mqtt *m)
+{
+    int64_t now = cc_mono_ms();
+    unsigned long long n = __atomic_load_n(&m->c.received, __ATOMIC_RELAXED);
+
+    if (m->rate_t0 == 0) {
+        m->rate_t0 = now;
+        m->rate_n0 = n;
+    } else if (now - m->rate_t0 >= INGEST_RATE_WINDOW_S * 1000) {
+        double r = (double)(n - m->rate_n0) * 1000.0 / (double)(now - m->rate_t0);
+        __atomic_store(&m->c.receive_rate, &r, __ATOMIC_RELAXED);
+        m->rate_t0 = now;
+        m->rate_n0 = n;
+    }
+}
+
+/* One turn: wait for the socket or a wake-up, read a round, make it safe, acknowledge.
+ * Returns a MOSQ_ERR_* code: anything but success ends the connection. */
+static int turn(struct ingest_mqtt *m)
+{
+    struct pollfd p[2];
+    int rc;
+
+    p[0].fd = mosquitto_socket(m->mosq);
+    p[0].events = POLLIN | (mosquitto_want_write(m->mosq) ? POLLOUT : 0);
+    p[1].fd = m->wake_fd;
+    p[1].events = POLLIN;
+    p[0].revents = p[1].revents = 0;
+    if (p[0].fd < 0)
+        return MOSQ_ERR_NO_CONN;
+    if (poll(p, 2, POLL_MAX_MS) < 0 && errno != EINTR)
+        return MOSQ_ERR_ERRNO;
+    if (p[1].revents & POLLIN) {
+        uint64_t v;
+        if (read(m->wake_fd, &v, sizeof v) < 0) {
+            /* EAGAIN: another turn drained it */
+        }
+    }
+    if (p[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+        m->round_messages = 0;
+        rc = read_round(m);
+        if (m->refused) {
+            drop_connection(m);
+            return MOSQ_ERR_CONN_LOST;
+        }
+        if (rc != MOSQ_ERR_SUCCESS)
+            return rc;
+        if (m->round_messages > 0) {
+            __atomic_add_fetch(&m->c.rounds, 1, __ATOMIC_RELAXED);
+            if (m->o.on_round != NULL && m->o.on_round(m->o.ctx) != 0) {
+                drop_connection(m);
+                return MOSQ_ERR_CONN_LOST;
+            }
+        }
+    }
+    /* The round's PUBACKs, our publishes, PINGREQ: whatever is queued. */
+    if (mosquitto_want_write(m->mosq)) {
+        rc = mosquitto_loop_write(m->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS)
+            return rc;
+    }
+    return mosquitto_loop_misc(m->mosq);
+}
+
+static void tick(struct ingest_mqtt *m)
+{
+    if (m->o.on_tick != NULL)
+        m->o.on_tick(m->o.ctx);
+}
+
+/* The reconnect delay, with the housekeeping going on. */
+static void backoff_wait(struct ingest_mqtt *m, long ms, volatile sig_atomic_t *stop)
+{
+    for (long waited = 0; waited < ms && !*stop; waited += 50) {
+        sleep_ms(50);
+        tick(m);
+    }
+}
+
+void ingest_mqtt_run(struct ingest_mqtt *m, volatile sig_atomic_t *stop)
+{
+    long backoff = INGEST_BACKOFF_MIN_MS;
+    int ever = 0;
+
+    while (!*stop) {
+        int rc;
+
+        m->connected = 0;
+        m->refused = 0;
+        rc = ever ? mosquitto_reconnect(m->mosq)
+                  : mosquitto_connect(m->mosq, m->host, m->port, INGEST_KEEPALIVE_S);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            cc_log_warn("broker_connect_failed", "url=%s: %s; retry in %ld ms", m->o.url,
+                        rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc), backoff);
+            backoff_wait(m, backoff, stop);
+            backoff = backoff * 2 > INGEST_BACKOFF_MAX_MS ? INGEST_BACKOFF_MAX_MS : backoff * 2;
+            continue;
+        }
+        if (ever)
+            __atomic_add_fetch(&m->c.reconnects, 1, __ATOMIC_RELAXED);
+        ever = 1;
+        while (!*stop) {
+            rc = turn(m);
+            update_rate(m);
+            tick(m);
+            if (rc != MOSQ_ERR_SUCCESS)
+                break;
+            if (m->connected)
+                backoff = INGEST_BACKOFF_MIN_MS;
+        }
+        if (*stop && rc == MOSQ_ERR_SUCCESS) {
+            /* Every round read so far was handed over and written in its turn: a clean
+             * DISCONNECT keeps the session (and anything unread) with the broker. */
+            mosquitto_disconnect(m->mosq);
+            for (int i = 0; i < 20 && mosquitto_want_write(m->mosq); i++)
+                if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
+                    break;
+            break;
+        }
+        m->connected = 0;
+        cc_log_warn("broker_connection_lost", "%s",
+                    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        backoff_wait(m, backoff, stop);
+        backoff = backoff * 2 > INGEST_BACKOFF_MAX_MS ? INGEST_BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
+int ingest_mqtt_publish(void *arg, const char *topic, const char *payload, size_t len)
+{
+    struct ingest_mqtt *m = arg;
+    uint64_t one = 1;
+    int rc;
+
+    if (len > INT32_MAX)
+        return -1;
+    if (__atomic_add_fetch(&m->c.publish_pending, 1, __ATOMIC_RELAXED) >
+        INGEST_PUBLISH_PENDING_MAX) {
+        __atomic_sub_fetch(&m->c.publish_pending, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&m->c.publish_refused, 1, __ATOMIC_RELAXED);
+        return -1;
+    }
+    rc = mosquitto_publish(m->mosq, NULL, topic, (int)len, payload, 1, false);
+    /* NO_CONN: queued all the same (libmosquitto keeps QoS 1 messages and sends them once
+     * the broker has accepted the next connection). */
+    if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
+        __atomic_sub_fetch(&m->c.publish_pending, 1, __ATOMIC_RELAXED);
+        cc_log_warn("publish_failed", "topic=%s: %s", topic, mosquitto_strerror(rc));
+        return -1;
+    }
+    if (strncmp(topic, "devices/", 8) == 0)
+        __atomic_add_fetch(&m->c.errors_published, 1, __ATOMIC_RELAXED);
+    if (write(m->wake_fd, &one, sizeof one) < 0) {
+        /* the counter is saturated: the loop is awake anyway */
+    }
+    return 0;
+}
+
+struct ingest_mqtt_counters *ingest_mqtt_counters(struct ingest_mqtt *m)
+{
+    return &m->c;
+}
+
+int ingest_mqtt_new(const struct ingest_mqtt_options *o, struct ingest_mqtt **out)
+{
+    struct ingest_mqtt *m = calloc(1, sizeof *m);
+    int rc;
+
+    if (m == NULL)
+        return CC_ERR_NOMEM;
+    m->o = *o;
+    m->wake_fd = -1;
+    m->c.broker_backlog = -1;
+    if (parse_url(m, o->url) != CC_OK) {
+        cc_log_error("mqtt_url_invalid", "%s", o->url);
+        rc = CC_ERR_VALIDATION;
+        goto fail;
+    }
+    m->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (m->wake_fd < 0) {
+        rc = CC_ERR_IO;
+        goto fail;
+    }
+    mosquitto_lib_init();
+    /* clean_session false: the broker keeps our subscription and backlog while we are away. */
+    m->mosq = mosquitto_new(o->client_id, false, m);
+    if (m->mosq == NULL) {
+        rc = CC_ERR_NOMEM;
+        goto fail;
+    }
+    /* Threaded mode: packets are only queued by callbacks and other threads, and written
+     * by our loop (mqtt.h). */
+    mosquitto_threaded_set(m->mosq, true);
+    mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mosquitto_int_option(m->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_max_inflight_messages_set(m->mosq, INGEST_PUBLISH_INFLIGHT);
+    if (o->username != NULL && o->username[0] != '\0')
+        mosquitto_username_pw_set(m->mosq, o->username, o->password);
+    if (m->tls) {
+        rc = mosquitto_tls_set(m->mosq, o->cafile, o->cafile ? NULL : "/etc/ssl/certs", NULL, NULL,
+                               NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            cc_log_error("mqtt_tls_failed", "%s", mosquitto_strerror(rc));
+            rc = CC_ERR_VALIDATION;
+            goto fail;
+        }
+    }
+    mosquitto_connect_callback_set(m->mosq, on_connect);
+    mosquitto_subscribe_callback_set(m->mosq, on_subscribe);
+    mosquitto_publish_callback_set(m->mosq, on_publish);
+    mosquitto_message_callback_set(m->mosq, on_message);
+    *out = m;
+    return CC_OK;
+fail:
+    ingest_mqtt_free(m);
+    return rc;
+}
+
+void ingest_mqtt_free(struct ingest_mqtt *m)
+{
+    if (m == NULL)
+        return;
+    if (m->mosq != NULL) {
+        mosquitto_destroy(m->mosq);
+        mosquitto_lib_cleanup();
+    }
+    if (m->wake_fd >= 0)
+        close(m->wake_fd);
+    free(m);
+}
