@@ -207,8 +207,6 @@ int api_devices_bulk(struct api_req *r); /* h_bulk.c */
 int api_ws_start(struct mg_context *ctx, const struct api_app *app);
 void api_ws_stop(void);
 int api_ws_get(struct api_req *r);
-/* Sends an alert changed by this process (acknowledge) to the live feeds. */
-void api_ws_alert_changed(const cJSON *alert);
 
 /* metrics.c: GET /metrics and its counters (lock-free, any thread). api_metrics_init reads
  * METRICS_ALLOW_REMOTE once: CC_OK or CC_ERR_CONFIG with err naming it. */

@@ -46,7 +46,5 @@ int api_alerts_acknowledge(struct api_req *r)
     cJSON *out = NULL, *err = NULL;
     int rc = cc_alerts_acknowledge(r->st, &r->who, r->id[0], &out, &err);
 
-    if (rc == CC_OK)
-        api_ws_alert_changed(out);
     return api_answer(r, rc, err, out, 200);
 }

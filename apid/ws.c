@@ -408,27 +408,6 @@ static int mqtt_start(void)
 
 /* ---- start / stop ------------------------------------------------------------------ */
 
-void api_ws_alert_changed(const cJSON *alert)
-{
-    const cJSON *cell = cJSON_GetObjectItemCaseSensitive(alert, "coldCellId");
-    char topic[64];
-    char *json;
-
-    /* Changes made here (acknowledge) reach the feed the way ingestd's do: through the
-     * broker's alerts/{coldCellId}, so every apid process sees them. Best effort: a
-     * dashboard also rereads alerts when it loads. */
-    if (!atomic_load(&ws.connected) || !cJSON_IsNumber(cell))
-        return;
-    snprintf(topic, sizeof topic, "alerts/%lld", (long long)cell->valuedouble);
-    json = cJSON_PrintUnformatted(alert);
-    if (json == NULL)
-        return;
-    if (MQTTClient_publish(ws.client, topic, (int)strlen(json), json, 0, 0, NULL) !=
-        MQTTCLIENT_SUCCESS)
-        cc_log_warn("ws_publish_failed", "topic=%s", topic);
-    free(json);
-}
-
 int api_ws_start(struct mg_context *ctx, const struct api_app *app)
 {
     int rc;

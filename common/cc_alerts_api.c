@@ -220,6 +220,11 @@ int cc_alerts_acknowledge(struct cc_store *st, const struct cc_principal *p, int
         rc = already_resolved(err); /* it exists (access check) but is not ACTIVE */
         goto end;
     }
+    /* alerts/{coldCellId} from ingestd's outbox, at QoS 1 like the other alert events
+     * (SPEC §3); a repeated acknowledge writes no second event. */
+    rc = cc_notify_alert_acknowledged(st, id, cc_now_ms());
+    if (rc != CC_OK)
+        goto end;
     rc = load(db, sql_get, id, &alert);
     if (rc != CC_OK)
         goto end;

@@ -59,6 +59,7 @@ static const char *const event_names[] = {
     [CC_EVENT_CREATED] = "CREATED",
     [CC_EVENT_ESCALATED] = "ESCALATED",
     [CC_EVENT_RESOLVED] = "RESOLVED",
+    [CC_EVENT_ACKNOWLEDGED] = "ACKNOWLEDGED",
 };
 
 /* The alert object of alert_id, and its cell. */
@@ -130,8 +131,8 @@ out:
 static int insert_event(struct cc_store *st, int64_t alert_id, const struct alert_obj *a, int event,
                         int64_t now_ms);
 
-/* Notifications of kind for the recipients of sql, plus the event (-1: none), sharing
- * one alert object. */
+/* Notifications of kind for the recipients of sql (NULL: none), plus the event (-1:
+ * none), sharing one alert object. */
 static int alert_change(struct cc_store *st, const char *sql, int64_t alert_id, const char *kind,
                         const char *title, int event, int64_t now_ms)
 {
@@ -142,7 +143,8 @@ static int alert_change(struct cc_store *st, const char *sql, int64_t alert_id, 
         return CC_OK; /* nothing to tell about an alert that is not there */
     if (rc != CC_OK)
         return rc;
-    rc = insert_for_alert(st, sql, alert_id, kind, title, a.json, now_ms);
+    if (sql != NULL)
+        rc = insert_for_alert(st, sql, alert_id, kind, title, a.json, now_ms);
     if (rc == CC_OK && event >= 0)
         rc = insert_event(st, alert_id, &a, event, now_ms);
     free(a.json);
@@ -175,6 +177,11 @@ int cc_notify_escalation(struct cc_store *st, int64_t alert_id, int64_t now_ms)
 {
     return alert_change(st, sql_technicians_and_admins, alert_id, "ESCALATION", "Escalated",
                         CC_EVENT_ESCALATED, now_ms);
+}
+
+int cc_notify_alert_acknowledged(struct cc_store *st, int64_t alert_id, int64_t now_ms)
+{
+    return alert_change(st, NULL, alert_id, NULL, NULL, CC_EVENT_ACKNOWLEDGED, now_ms);
 }
 
 /* Runs a statement whose parameters are already bound, to SQLITE_DONE. */
@@ -234,7 +241,7 @@ static int insert_event(struct cc_store *st, int64_t alert_id, const struct aler
     sqlite3_stmt *stmt = NULL;
     int rc;
 
-    if (event < CC_EVENT_CREATED || event > CC_EVENT_RESOLVED)
+    if (event < CC_EVENT_CREATED || event > CC_EVENT_ACKNOWLEDGED)
         return CC_ERR_INTERNAL;
     rc = cc_store_stmt(st, sql_event, &stmt);
     if (rc != CC_OK)

@@ -2,10 +2,12 @@
  *
  * Writers (the alert engine, the jobs, the API) add rows inside the transaction of the
  * change they announce. A notifications row is one event for one recipient (what GET
- * /api/notifications lists; channel 'inbox'); each configured channel gets its own
- * notification_deliveries row with attempts and backoff, and alert_events carries the
- * alert object for alerts/{coldCellId} (schema/0002, docs/alerts.md). Writing the same
- * alert event twice for a user is a no-op (unique index notifications_once).
+ * /api/notifications lists; channel 'inbox'); each configured per-user channel (webhook,
+ * e-mail) gets its own notification_deliveries row with attempts and backoff. MQTT
+ * carries alert events only: alert_events holds the alert object for alerts/{coldCellId}
+ * (schema/0002, 0007, docs/alerts.md); people have no broker accounts, so a notification
+ * is never published over MQTT (SPEC §3). Writing the same alert event twice is a no-op
+ * (unique indexes notifications_once and alert_events (alert_id, event)).
  *
  * cc_notify_deliver is the worker: it claims due rows inside BEGIN IMMEDIATE (moving
  * their next attempt a lease into the future, so a second ingestd never takes the same
@@ -29,8 +31,8 @@
 #define CC_NOTIFY_SEND_TIMEOUT_S 10     /* webhook and SMTP transfer timeout */
 #define CC_NOTIFY_TITLE_MAX 200         /* bytes of a title or e-mail subject */
 
-/* The notification object (API, MQTT notifications/{userId}, webhook body) as a SQL
- * json_object over alias n. */
+/* The notification object (API, webhook and e-mail body) as a SQL json_object over
+ * alias n. */
 #define CC_NOTIFY_JSON_SQL                                                                         \
     "json_object('id', n.id, 'userId', n.user_id, 'kind', n.kind, 'alertId', n.alert_id,"          \
     " 'title', json_extract(n.payload, '$.title'),"                                                \
@@ -40,7 +42,12 @@
                         " 'sentAt', " CC_SQL_ISO("n.sent_at") ", 'readAt', " CC_SQL_ISO(           \
                             "n.read_at") ")"
 
-enum cc_alert_event { CC_EVENT_CREATED = 0, CC_EVENT_ESCALATED, CC_EVENT_RESOLVED };
+enum cc_alert_event {
+    CC_EVENT_CREATED = 0,
+    CC_EVENT_ESCALATED,
+    CC_EVENT_RESOLVED,
+    CC_EVENT_ACKNOWLEDGED
+};
 
 /* The four entry points of the seed (SPEC §4). Each writes PENDING rows for its
  * recipients (enabled users only) in the caller's transaction. */
@@ -58,14 +65,19 @@ int cc_notify_system(struct cc_store *st, int64_t user_id, const char *title, co
 
 /* ESCALATION to the linked technicians and every admin, and the ESCALATED event. */
 int cc_notify_escalation(struct cc_store *st, int64_t alert_id, int64_t now_ms);
+/* The ACKNOWLEDGED event only (alerts/{coldCellId}): acknowledging notifies nobody. The
+ * first acknowledgement is the event; a repeated one writes nothing. */
+int cc_notify_alert_acknowledged(struct cc_store *st, int64_t alert_id, int64_t now_ms);
 /* DAILY_REPORT to a customer; report_json is the report object as JSON text. */
 int cc_notify_daily_report(struct cc_store *st, int64_t customer_id, const char *title,
                            const char *message, const char *report_json, int64_t now_ms);
 
-/* Publishes over MQTT at QoS 1. 0 when the client took the message, else non-zero. */
+/* Publishes an alert event on alerts/{coldCellId} at QoS 1. 0 when the client took the
+ * message, else non-zero. */
 typedef int (*cc_notify_publish_fn)(void *ctx, const char *topic, const char *payload, size_t len);
 
-/* The configured channels; a NULL publish or an empty URL turns a channel off. */
+/* The configured channels; a NULL publish or an empty URL turns a channel off. publish
+ * serves alert events only; webhook and e-mail serve notifications only. */
 struct cc_notify_channels {
     cc_notify_publish_fn publish;
     void *publish_ctx;

@@ -21,12 +21,18 @@
 
 enum channel { CH_MQTT = 0, CH_WEBHOOK, CH_EMAIL, CH_COUNT };
 static const char *const channel_names[CH_COUNT] = {"mqtt", "webhook", "email"};
+/* The channels of a notification: every one but MQTT, which carries alert events only.
+ * People have no broker accounts (SPEC §3), so nobody could read a per-user topic, and
+ * each such publish cost the alert churn ~115 us of CPU (docs/alerts.md). */
+#define CH_USER_FIRST CH_WEBHOOK
+#define CH_USER_COUNT (CH_COUNT - CH_USER_FIRST)
 
-/* One claimed send: an alert event (channel mqtt) or a notification on one channel. */
+/* One claimed send: an alert event (channel mqtt) or a notification on one channel
+ * (webhook or email). */
 struct item {
     int is_event;
-    int64_t id;       /* alert_events.id or notifications.id */
-    int64_t topic_id; /* cold cell (event) or user (notification) */
+    int64_t id;      /* alert_events.id or notifications.id */
+    int64_t cell_id; /* the event's cold cell: its topic alerts/{cell_id} */
     int channel;
     int attempts; /* including this one */
     char *body;   /* JSON, malloc'd */
@@ -47,7 +53,7 @@ static const char sql_event_done[] =
     "UPDATE alert_events SET status = ?2, next_attempt_at = ?3, sent_at = ?4,"
     " last_error = ?5 WHERE id = ?1";
 static const char sql_due[] =
-    "SELECT id, user_id FROM notifications WHERE status = 'PENDING' AND next_attempt_at <= ?1"
+    "SELECT id FROM notifications WHERE status = 'PENDING' AND next_attempt_at <= ?1"
     " ORDER BY next_attempt_at, id LIMIT ?2";
 /* Keeps a notification whose channels are claimed out of sql_due until the outcome is
  * recorded (the summary then sets the real next_attempt_at), or the lease runs out. */
@@ -77,7 +83,7 @@ static const char sql_summary[] =
     " CASE WHEN count(*) = 0 THEN ?2 END),"
     " group_concat(CASE WHEN d.status <> 'SENT' THEN d.channel || ': ' || d.last_error END, '; ')"
     " FROM notification_deliveries d WHERE d.notification_id = ?1)"
-    " WHERE id = ?1";
+    " WHERE id = ?1 RETURNING status = 'PENDING' AND next_attempt_at <= ?2";
 static const char sql_body[] =
     "SELECT " CC_NOTIFY_JSON_SQL ", u.email, json_extract(n.payload, '$.title'),"
     " json_extract(n.payload, '$.message') FROM notifications n"
@@ -166,7 +172,7 @@ static int claim_events(struct cc_store *st, int64_t now_ms, struct item *items,
         memset(it, 0, sizeof *it);
         it->is_event = 1;
         it->id = sqlite3_column_int64(due, 0);
-        it->topic_id = sqlite3_column_int64(due, 1);
+        it->cell_id = sqlite3_column_int64(due, 1);
         it->body = dup_col(due, 2);
         it->attempts = sqlite3_column_int(due, 3) + 1;
         it->channel = CH_MQTT;
@@ -195,19 +201,27 @@ static int claim_events(struct cc_store *st, int64_t now_ms, struct item *items,
     return CC_OK;
 }
 
-/* Recomputes a notification's summary columns. */
-static int summarize(struct cc_store *st, int64_t nid, int64_t now_ms)
+/* Recomputes a notification's summary columns. *due (may be NULL) is set when it is
+ * still PENDING and due at now_ms: waiting for a channel this process does not have. */
+static int summarize(struct cc_store *st, int64_t nid, int64_t now_ms, int *due)
 {
     sqlite3_stmt *stmt = NULL;
     int src, rc = cc_store_stmt(st, sql_summary, &stmt);
 
     if (rc != CC_OK)
         return rc;
+    if (due != NULL)
+        *due = 0;
     if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
         sqlite3_bind_int64(stmt, 2, now_ms) != SQLITE_OK) {
         rc = CC_ERR_DB;
     } else {
         src = sqlite3_step(stmt);
+        if (src == SQLITE_ROW) {
+            if (due != NULL)
+                *due = sqlite3_column_int(stmt, 0);
+            src = sqlite3_step(stmt);
+        }
         if (src != SQLITE_DONE)
             rc = db_fail(st, src, "notification summary");
     }
@@ -243,15 +257,16 @@ out:
     return rc;
 }
 
-/* Claims the due channels of one notification. */
+/* Claims the due channels of one notification. With none to send it is summarised
+ * instead, and *settled counts it if that took it off the due list. */
 static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, int64_t nid,
-                     int64_t user_id, int64_t now_ms, struct item *items, int *n, int cap)
+                     int64_t now_ms, struct item *items, int *n, int cap, int *settled)
 {
     sqlite3_stmt *stmt = NULL;
     int first = *n;
     int src, rc;
 
-    for (int c = 0; c < CH_COUNT && *n < cap; c++) {
+    for (int c = CH_USER_FIRST; c < CH_COUNT && *n < cap; c++) {
         if (!channel_on(ch, c))
             continue; /* a channel this process does not have: left for one that does */
         rc = cc_store_stmt(st, sql_delivery_claim, &stmt);
@@ -268,7 +283,6 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
         if (src == SQLITE_ROW) {
             memset(&items[*n], 0, sizeof items[*n]);
             items[*n].id = nid;
-            items[*n].topic_id = user_id;
             items[*n].channel = c;
             items[*n].attempts = sqlite3_column_int(stmt, 0);
             (*n)++;
@@ -278,8 +292,13 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
         if (src != SQLITE_DONE)
             return db_fail(st, src, "delivery claim");
     }
-    if (*n == first)
-        return summarize(st, nid, now_ms); /* nothing to send here: SENT, or not due yet */
+    if (*n == first) { /* nothing to send here: SENT, not due yet, or another's channel */
+        int due = 0;
+
+        rc = summarize(st, nid, now_ms, &due);
+        *settled += rc == CC_OK && !due;
+        return rc;
+    }
     /* One body for all channels of this notification: the first item owns the copies,
      * the others point at them (items_free frees owners only). */
     rc = load_body(st, nid, &items[first]);
@@ -304,13 +323,14 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
     return src == SQLITE_DONE ? CC_OK : db_fail(st, src, "notification lease");
 }
 
-/* Claims due notifications' channels into items[*n..cap). Inside a transaction. The due
- * rows are read first and claimed afterwards, so no row changes under a running scan. */
+/* Claims due notifications' channels into items[*n..cap); *settled counts those that
+ * left the due list with nothing to send. Inside a transaction. The due rows are read
+ * first and claimed afterwards, so no row changes under a running scan. */
 static int claim_notifications(struct cc_store *st, const struct cc_notify_channels *ch,
-                               int64_t now_ms, struct item *items, int *n, int cap)
+                               int64_t now_ms, struct item *items, int *n, int cap, int *settled)
 {
     sqlite3_stmt *due = NULL;
-    int64_t ids[CC_NOTIFY_BATCH], users[CC_NOTIFY_BATCH];
+    int64_t ids[CC_NOTIFY_BATCH];
     int nids = 0;
     int src = SQLITE_DONE, rc;
 
@@ -322,17 +342,15 @@ static int claim_notifications(struct cc_store *st, const struct cc_notify_chann
         cc_store_stmt_done(due);
         return CC_ERR_DB;
     }
-    while (nids < CC_NOTIFY_BATCH && (src = sqlite3_step(due)) == SQLITE_ROW) {
-        ids[nids] = sqlite3_column_int64(due, 0);
-        users[nids++] = sqlite3_column_int64(due, 1);
-    }
+    while (nids < CC_NOTIFY_BATCH && (src = sqlite3_step(due)) == SQLITE_ROW)
+        ids[nids++] = sqlite3_column_int64(due, 0);
     if (nids < CC_NOTIFY_BATCH && src != SQLITE_DONE) {
         cc_store_stmt_done(due);
         return db_fail(st, src, "notifications due");
     }
     cc_store_stmt_done(due);
-    for (int i = 0; i < nids && *n + CH_COUNT <= cap; i++) {
-        rc = claim_one(st, ch, ids[i], users[i], now_ms, items, n, cap);
+    for (int i = 0; i < nids && *n + CH_USER_COUNT <= cap; i++) {
+        rc = claim_one(st, ch, ids[i], now_ms, items, n, cap, settled);
         if (rc != CC_OK)
             return rc;
     }
@@ -580,9 +598,8 @@ static void send_item(const struct cc_notify_channels *ch, struct item *it)
 
     it->error[0] = '\0';
     switch (it->channel) {
-    case CH_MQTT:
-        snprintf(topic, sizeof topic, "%s/%lld", it->is_event ? "alerts" : "notifications",
-                 (long long)it->topic_id);
+    case CH_MQTT: /* alert events only: claim_one never takes it for a notification */
+        snprintf(topic, sizeof topic, "alerts/%lld", (long long)it->cell_id);
         rc = ch->publish(ch->publish_ctx, topic, it->body, strlen(it->body));
         it->ok = rc == 0;
         if (!it->ok)
@@ -654,7 +671,7 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
             break;
         }
         if (!it->is_event && (i + 1 == n || items[i + 1].id != it->id || items[i + 1].is_event))
-            rc = summarize(st, it->id, now_ms);
+            rc = summarize(st, it->id, now_ms, NULL);
     }
     if (rc != CC_OK) {
         cc_store_rollback(st);
@@ -666,7 +683,7 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
 int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
                       int max_rows, int *sent)
 {
-    const int cap = CC_NOTIFY_BATCH * CH_COUNT;
+    const int cap = CC_NOTIFY_BATCH * (1 + CH_USER_COUNT); /* events, then notifications */
     struct item *items = malloc(cap * sizeof *items);
     int total = 0, nsent = 0;
     int rc = CC_OK;
@@ -674,7 +691,7 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
     if (items == NULL)
         return CC_ERR_NOMEM;
     while (total < max_rows) {
-        int n = 0;
+        int n = 0, settled = 0;
 
         rc = cc_store_begin(st);
         if (rc != CC_OK)
@@ -682,7 +699,7 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
         if (ch->publish != NULL)
             rc = claim_events(st, now_ms, items, &n, CC_NOTIFY_BATCH);
         if (rc == CC_OK)
-            rc = claim_notifications(st, ch, now_ms, items, &n, cap);
+            rc = claim_notifications(st, ch, now_ms, items, &n, cap, &settled);
         if (rc != CC_OK) {
             cc_store_rollback(st);
             items_free(items, n);
@@ -693,9 +710,14 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
             items_free(items, n);
             break;
         }
+        total += settled;
         if (n == 0) {
-            items_free(items, n);
-            break; /* nothing due (or only channels this process lacks) */
+            /* Notifications with no channel to send on (none configured: the inbox copy
+             * is all there is) were settled in the claim; go on while that happens, stop
+             * when nothing is due (or only channels this process lacks). */
+            if (settled > 0)
+                continue;
+            break;
         }
         for (int i = 0; i < n; i++)
             send_item(ch, &items[i]);

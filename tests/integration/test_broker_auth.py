@@ -337,8 +337,24 @@ def case_operator_not_a_device_uses_files(ctx):
     check(granted == [1], "subscribe alerts/# (write-only in acl): SUBACK %s" % granted)
     granted = c.subscribe("devices/+/readings", 2)
     check(granted == [2], "subscribe devices/+/readings: SUBACK %s, want [2]" % granted)
-    c.publish("notifications/1", "n")
-    c.publish("alerts/1", "a")
+    # SPEC §3: MQTT carries no per-user notifications, so the acl grants nothing under
+    # notifications/, not even to the operators. mosquitto 2.0.11 grants the SUBSCRIBE and
+    # filters at delivery; a publish there must reach nobody (2.0.11 also drops the
+    # connection of an acl_file user publishing outside its acl, so it comes from a client
+    # of its own, which is closed before alerts/1 is published: once alerts/1 has arrived,
+    # notifications/1 would have too).
+    check(c.subscribe("notifications/#", 1) is not None, "subscribe notifications/#")
+    p = Client(ctx.port, OPERATOR, OPERATOR_PW)
+    check(p.connect() == CONNACK_ACCEPTED, "second operator client refused")
+    p.c.publish("notifications/1", "n", qos=0)
+    p.close()
+    p = Client(ctx.port, OPERATOR, OPERATOR_PW)
+    check(p.connect() == CONNACK_ACCEPTED, "third operator client refused")
+    p.publish("alerts/1", "a")
+    p.close()
+    c.wait_message("alerts/1", "a")
+    check(c.received("notifications/1") == [],
+          "notifications/1 delivered: %s" % c.received("notifications/1"))
     c.close()
 
 

@@ -445,34 +445,30 @@ static void test_notify_deliver_retries_with_backoff(void **state)
     int sent = -1;
 
     memset(&pub, 0, sizeof pub);
-    assert_int_equal(cc_store_begin(st), CC_OK);
-    assert_int_equal(cc_notify_system(st, 1, "Hello", "world", T0), CC_OK);
-    assert_int_equal(cc_store_commit(st), CC_OK);
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1); /* HIGH_TEMP raised: its CREATED event */
 
     pub.fail_left = 2;
     assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, &sent), CC_OK);
     assert_int_equal(sent, 0);
-    assert_int_equal(q(st, "SELECT attempts FROM notification_deliveries"), 1);
-    assert_int_equal(q(st, "SELECT next_attempt_at FROM notification_deliveries"), T0 + S);
-    assert_int_equal(q(st, "SELECT status = 'PENDING' FROM notifications"), 1);
+    assert_int_equal(q(st, "SELECT attempts FROM alert_events"), 1);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM alert_events"), T0 + S);
+    assert_int_equal(q(st, "SELECT status = 'PENDING' FROM alert_events"), 1);
     assert_int_equal(cc_notify_deliver(st, &ch, T0 + 999, 100, &sent), CC_OK);
     assert_int_equal(pub.calls, 1); /* not due yet */
     assert_int_equal(cc_notify_deliver(st, &ch, T0 + S, 100, &sent), CC_OK);
-    assert_int_equal(q(st, "SELECT next_attempt_at FROM notification_deliveries"), T0 + 3 * S);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM alert_events"), T0 + 3 * S);
     assert_int_equal(cc_notify_deliver(st, &ch, T0 + 3 * S, 100, &sent), CC_OK);
     assert_int_equal(sent, 1);
-    assert_string_equal(pub.topics[0], "notifications/1");
-    assert_int_equal(q(st, "SELECT status = 'SENT' FROM notifications"), 1);
-    assert_int_equal(q(st, "SELECT attempts FROM notifications"), 3);
-    assert_int_equal(q(st, "SELECT sent_at FROM notifications"), T0 + 3 * S);
+    assert_string_equal(pub.topics[0], "alerts/2");
+    assert_int_equal(q(st, "SELECT status = 'SENT' FROM alert_events"), 1);
+    assert_int_equal(q(st, "SELECT attempts FROM alert_events"), 3);
+    assert_int_equal(q(st, "SELECT sent_at FROM alert_events"), T0 + 3 * S);
     assert_int_equal(cc_notify_deliver(st, &ch, T0 + 100 * S, 100, &sent), CC_OK);
     assert_int_equal(sent, 0);
     assert_int_equal(pub.calls, 3);
 
     /* A channel that never works: FAILED after CC_NOTIFY_MAX_ATTEMPTS, then left alone. */
-    assert_int_equal(cc_store_begin(st), CC_OK);
-    assert_int_equal(cc_notify_system(st, 2, "Again", "x", T0), CC_OK);
-    assert_int_equal(cc_store_commit(st), CC_OK);
+    reading(st, FRIDGE, T0 - 9 * S, 5.0, -1); /* resolved: its RESOLVED event */
     pub.calls = 0;
     pub.fail_left = 1000;
     {
@@ -485,12 +481,70 @@ static void test_notify_deliver_retries_with_backoff(void **state)
         assert_int_equal(cc_notify_deliver(st, &ch, t + 3600 * S, 100, NULL), CC_OK);
     }
     assert_int_equal(pub.calls, CC_NOTIFY_MAX_ATTEMPTS);
-    assert_int_equal(q(st, "SELECT status = 'FAILED' FROM notifications WHERE user_id = 2"), 1);
-    assert_int_equal(q(st, "SELECT last_error IS NOT NULL FROM notifications WHERE user_id = 2"),
+    assert_int_equal(q(st, "SELECT status = 'FAILED' FROM alert_events WHERE event = 'RESOLVED'"),
                      1);
+    assert_int_equal(
+        q(st, "SELECT last_error IS NOT NULL FROM alert_events WHERE event = 'RESOLVED'"), 1);
     assert_int_equal(cc_notify_backoff_ms(1), 1000);
     assert_int_equal(cc_notify_backoff_ms(3), 4000);
     assert_int_equal(cc_notify_backoff_ms(30), CC_NOTIFY_BACKOFF_MAX_MS);
+}
+
+/* SPEC §3: people have no broker accounts, so MQTT carries alert events only. With the
+ * MQTT channel on, a notification is never published: the inbox copy is all there is
+ * (SENT at once), and with a webhook it gets a webhook delivery and no mqtt one. */
+static void test_notify_deliver_no_mqtt_for_notifications(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels ch = {.publish = fake_publish};
+    /* Nothing listens on the discard port: each webhook attempt fails at once. */
+    struct cc_notify_channels hook = {.publish = fake_publish,
+                                      .webhook_url = "http://127.0.0.1:9/hook"};
+    int sent = -1;
+
+    memset(&pub, 0, sizeof pub);
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1); /* ALERT to users 1 and 2, CREATED event */
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_notify_system(st, 1, "Hello", "world", T0), CC_OK);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, &sent), CC_OK);
+    assert_int_equal(sent, 1);
+    assert_int_equal(pub.calls, 1);
+    assert_string_equal(pub.topics[0], "alerts/2");
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE status = 'SENT'"), 3);
+    assert_int_equal(q(st, "SELECT count(*) FROM notification_deliveries"), 0);
+
+    reading(st, FRIDGE, T0 - 9 * S, 5.0, -1); /* ALERT_RESOLVED to users 1 and 2, RESOLVED */
+    assert_int_equal(cc_notify_deliver(st, &hook, T0, 100, &sent), CC_OK);
+    assert_int_equal(pub.calls, 2);
+    assert_string_equal(pub.topics[1], "alerts/2");
+    assert_int_equal(q(st, "SELECT count(*) FROM notification_deliveries WHERE channel = 'mqtt'"),
+                     0);
+    assert_int_equal(
+        q(st, "SELECT count(*) FROM notification_deliveries WHERE channel = 'webhook'"), 2);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE status = 'PENDING'"), 2);
+}
+
+/* Notifications with no channel to send on leave the outbox in one call, however many
+ * batches they take; one waiting for a channel this process lacks does not make the
+ * call spin. */
+static void test_notify_deliver_settles_every_batch(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels none = {0};
+    int sent = -1;
+
+    exec_ok(st, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 450)"
+                " INSERT INTO notifications (user_id, kind, channel, payload, status,"
+                " next_attempt_at, created_at) SELECT 1, 'SYSTEM', 'inbox', '{}', 'PENDING', 0, 0"
+                " FROM n");
+    assert_true(450 > 2 * CC_NOTIFY_BATCH);
+    exec_ok(st, "INSERT INTO notification_deliveries (notification_id, channel, next_attempt_at)"
+                " SELECT min(id), 'webhook', 0 FROM notifications");
+    assert_int_equal(cc_notify_deliver(st, &none, T0, 1 << 30, &sent), CC_OK);
+    assert_int_equal(sent, 0);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE status = 'SENT'"), 449);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE status = 'PENDING'"), 1);
 }
 
 static void test_notify_deliver_alert_events(void **state)
@@ -561,10 +615,11 @@ static void test_stats_counters(void **state)
     assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, NULL), CC_OK);
     assert_int_equal(cc_notify_deliver(st, &ch, T0 + 3600 * S, 100, NULL), CC_OK);
     assert_int_equal(cc_stats_load(cc_store_db(st), &cs), CC_OK);
+    /* The mqtt channel carries alert events only: they are what it counts (schema/0007). */
     assert_true(cs.notifications_sent[0] > 0);
     assert_int_equal((int64_t)cs.notifications_sent[0],
-                     q(st, "SELECT count(*) FROM notification_deliveries"
-                           " WHERE channel = 'mqtt' AND status = 'SENT'"));
+                     q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'"));
+    assert_int_equal(q(st, "SELECT count(*) FROM notification_deliveries"), 0);
     assert_int_equal(cs.notifications_failed[0], 0);
 
     exec_ok(st, "DELETE FROM alerts");
@@ -662,6 +717,16 @@ static void test_alerts_api_resolve_ack_access(void **state)
     assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItem(out, "acknowledgedAt")));
     cJSON_Delete(out);
     out = NULL;
+    /* alerts/{coldCellId} on acknowledge (SPEC §3): one ACKNOWLEDGED event with the
+     * acknowledged object, and none for a repeated acknowledge; nobody is notified. */
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'ACKNOWLEDGED' AND"
+                           " json_extract(payload, '$.acknowledgedAt') IS NOT NULL"),
+                     1);
+    assert_int_equal(cc_alerts_acknowledge(st, &customer, id, &out, &err), CC_OK);
+    cJSON_Delete(out);
+    out = NULL;
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'ACKNOWLEDGED'"), 1);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications"), 2); /* the two ALERTs */
 
     assert_int_equal(cc_alerts_filter_parse("status=ACTIVE&type=HIGH_TEMP&coldCellId=2", &f, &err),
                      CC_OK);
@@ -692,7 +757,7 @@ static void test_alerts_api_resolve_ack_access(void **state)
     assert_int_equal(cc_alerts_acknowledge(st, &admin, id, &out, &err), CC_ERR_CONFLICT);
     cJSON_Delete(err);
     err = NULL;
-    assert_int_equal(q(st, "SELECT count(*) FROM audit_log WHERE entity = 'alert'"), 2);
+    assert_int_equal(q(st, "SELECT count(*) FROM audit_log WHERE entity = 'alert'"), 3);
 
     /* Notifications: one's own only. */
     assert_int_equal(cc_notifications_list(st, &customer, &pg, &out), CC_OK);
@@ -726,6 +791,8 @@ int main(void)
         T(test_jobs_escalate_once),
         T(test_jobs_daily_report),
         T(test_notify_deliver_retries_with_backoff),
+        T(test_notify_deliver_no_mqtt_for_notifications),
+        T(test_notify_deliver_settles_every_batch),
         T(test_notify_deliver_alert_events),
         T(test_notify_signature),
         T(test_alerts_api_resolve_ack_access),

@@ -296,35 +296,46 @@ static void test_db_transactions(void **state)
     cc_db_close(db);
 }
 
-/* A database of schema version 5, as the releases before migration 0006 left it. */
-static sqlite3 *open_v5(void)
+/* A database of schema version v, as the releases before migration v + 1 left it. */
+static sqlite3 *open_at(int v)
 {
     sqlite3 *db = NULL;
+    char pragma[48];
 
     assert_int_equal(cc_db_open(":memory:", 0, &db), CC_OK);
-    for (int i = 0; i < cc_migrations_count && cc_migrations[i].version <= 5; i++) {
+    exec_ok(db, "PRAGMA foreign_keys=OFF"); /* as cc_db_migrate runs them */
+    for (int i = 0; i < cc_migrations_count && cc_migrations[i].version <= v; i++) {
         exec_ok(db, "BEGIN");
         exec_ok(db, cc_migrations[i].sql);
         exec_ok(db, "COMMIT");
     }
-    exec_ok(db, "PRAGMA user_version=5");
+    exec_ok(db, "PRAGMA foreign_keys=ON");
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", v);
+    exec_ok(db, pragma);
     return db;
 }
 
-/* Every schema object as text, in name order, with what migration 0006 is allowed to
- * change taken out: AUTOINCREMENT, the quotes ALTER TABLE RENAME puts around a table's name,
- * the columns it adds, and the objects it adds. What is left must be identical. */
+static sqlite3 *open_v5(void)
+{
+    return open_at(5);
+}
+
+/* Every schema object as text, in name order, with what migrations 0006 and 0007 are
+ * allowed to change taken out: AUTOINCREMENT, the quotes ALTER TABLE RENAME puts around a
+ * table's name, the columns and the alert event they add, and the objects they add. What
+ * is left must be identical. */
 static char *schema_text(sqlite3 *db)
 {
     static const char sql[] =
         "SELECT group_concat(x, char(10) || '~~' || char(10)) FROM ("
-        " SELECT type || ' ' || name || ': ' || replace(replace(replace(replace(sql,"
-        "  ' AUTOINCREMENT', ''),"
+        " SELECT type || ' ' || name || ': ' || replace(replace(replace(replace(replace(sql,"
+        "  ' AUTOINCREMENT', ''), ', ''ACKNOWLEDGED''', ''),"
         "  'CREATE TABLE \"' || name || '\"', 'CREATE TABLE ' || name),"
         "  ',' || char(10) || '    token_version INTEGER NOT NULL DEFAULT 0', ''),"
         "  ', device_id INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0', '') AS x"
         " FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT IN ('sqlite_sequence',"
-        "  'users_password_changed', 'rejected_messages_device_seq')"
+        "  'users_password_changed', 'rejected_messages_device_seq',"
+        "  'alert_events_count_update')"
         " ORDER BY type, name)";
     sqlite3_stmt *stmt = NULL;
     char *out;
@@ -506,6 +517,66 @@ static void test_db_migration_refuses_broken_foreign_keys(void **state)
     cc_db_close(db);
 }
 
+/* Migration 0007 (MQTT carries alert events only): the mqtt deliveries still queued at
+ * upgrade are dropped and their notifications made due (the worker recomputes them), the
+ * sent ones kept; alert_events keeps its rows and takes ACKNOWLEDGED; alert events count
+ * as the mqtt channel's deliveries from then on. */
+static void test_db_0007_alerts_only_over_mqtt(void **state)
+{
+    sqlite3 *db = open_at(6);
+    int v = 0;
+
+    (void)state;
+    insert_v5_data(db); /* notification 11: a PENDING webhook delivery; alert event CREATED */
+    exec_ok(db, "INSERT INTO notifications (id, user_id, alert_id, kind, channel, payload,"
+                " status, next_attempt_at, created_at) VALUES"
+                " (13, 2, 8, 'ALERT_RESOLVED', 'inbox', '{}', 'PENDING', 500, 0),"
+                " (14, 1, 8, 'ALERT', 'inbox', '{}', 'SENT', 0, 0);"
+                "UPDATE notifications SET status = 'PENDING', next_attempt_at = 700 WHERE id = 11;"
+                "INSERT INTO notification_deliveries (notification_id, channel, status,"
+                " next_attempt_at) VALUES (11, 'mqtt', 'PENDING', 700),"
+                " (13, 'mqtt', 'PENDING', 500), (13, 'email', 'SENT', 600),"
+                " (14, 'mqtt', 'SENT', 0);");
+    assert_int_equal(cc_db_migrate(db), CC_OK);
+    assert_int_equal(cc_db_user_version(db, &v), CC_OK);
+    assert_int_equal(v, cc_db_latest_version());
+    assert_int_equal(query_int(db, "SELECT count(*) FROM notification_deliveries WHERE"
+                                   " channel = 'mqtt' AND status = 'PENDING'"),
+                     0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM notification_deliveries"), 3);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM notification_deliveries WHERE"
+                                   " notification_id = 14 AND channel = 'mqtt'"),
+                     1);
+    assert_int_equal(query_int(db, "SELECT sum(next_attempt_at) FROM notifications"
+                                   " WHERE id IN (11, 13)"),
+                     0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM alert_events WHERE alert_id = 8 AND"
+                                   " event = 'CREATED' AND payload = '{}'"),
+                     1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    exec_ok(db, "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload,"
+                " next_attempt_at, created_at) VALUES (8, 6, 'ACKNOWLEDGED', '{}', 0, 0)");
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO alert_events (alert_id, cold_cell_id, event,"
+                                  " payload, next_attempt_at, created_at)"
+                                  " VALUES (8, 6, 'SNOOZED', '{}', 0, 0)",
+                                  NULL, NULL, NULL),
+                     SQLITE_CONSTRAINT_CHECK);
+    exec_ok(db, "UPDATE alert_events SET status = 'SENT';"
+                "UPDATE alert_events SET status = 'SENT';" /* no change: counted once */
+                "UPDATE alert_events SET status = 'FAILED' WHERE event = 'ACKNOWLEDGED'");
+    /* notification 14's delivery (counted by 0004) and the two events */
+    assert_int_equal(query_int(db, "SELECT value FROM stat_counters WHERE"
+                                   " name = 'deliveries_sent' AND label = 'mqtt'"),
+                     3);
+    assert_int_equal(query_int(db, "SELECT value FROM stat_counters WHERE"
+                                   " name = 'deliveries_failed' AND label = 'mqtt'"),
+                     1);
+    exec_ok(db, "DELETE FROM alerts WHERE id = 8"); /* the cascade still reaches the events */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM alert_events"), 0);
+    cc_db_close(db);
+}
+
 static void test_db_rc_mapping(void **state)
 {
     (void)state;
@@ -536,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_db_transactions),
         cmocka_unit_test(test_db_rc_mapping),
         cmocka_unit_test(test_db_0006_rebuild_keeps_schema_and_data),
+        cmocka_unit_test(test_db_0007_alerts_only_over_mqtt),
         cmocka_unit_test(test_db_password_change_bumps_token_version),
         cmocka_unit_test(test_db_migration_refuses_broken_foreign_keys),
     };
