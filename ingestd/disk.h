@@ -1,17 +1,17 @@
 /* disk.h - ingestd's guard against a full disk: a reserve file and a "full" state.
  *
- * Why: Paho acknowledges a QoS 2 message (PUBREC, then PUBCOMP) whether or not its
- * persistence store could save it, and ingestd used to answer a failed journal append by
- * returning 0 to Paho, which then read and acknowledged the next message: on a full disk
- * every message was acknowledged and held only in memory, and a kill -9 lost them all.
+ * Why: a message the broker loop has read is acknowledged once the callback returns
+ * (mqtt.h), so on a full disk the callback must not return before the message is
+ * journaled, and no more must be read until space returns.
  *
  * What it does: at start ingestd sets aside INGEST_DISK_RESERVE bytes in a file beside the
- * database. The first write that fails for lack of space (journal, Paho's store, a commit)
- * enters the full state: the reserve is deleted, so the few messages Paho has already
- * acknowledged can still be journaled, and the message callback then blocks until space
- * returns, so Paho reads (and acknowledges) nothing more and the broker keeps the rest.
- * The main loop polls the free space; once INGEST_DISK_RESERVE + INGEST_DISK_RESUME_FREE
- * bytes are free, the reserve is made again and the state ends by itself.
+ * database. The first write that fails for lack of space (journal or commit) enters the
+ * full state: the reserve is deleted, so the message in hand can still be journaled, and
+ * the message callback then blocks until space returns, so the loop reads (and
+ * acknowledges) nothing more and the broker keeps the rest. Whoever waits polls the free
+ * space (ingest_disk_poll; the broker loop also does, once a turn); once
+ * INGEST_DISK_RESERVE + INGEST_DISK_RESUME_FREE bytes are free, the reserve is made again
+ * and the state ends by itself.
  *
  * Thread-safety: every function may be called from any thread. */
 #ifndef INGEST_DISK_H
@@ -45,7 +45,7 @@ int ingest_disk_full(struct ingest_disk *g);
 int ingest_disk_wait(struct ingest_disk *g, long ms);
 
 /* In the full state, at most every INGEST_DISK_POLL_MS: ends it when space has returned
- * (wakes the waiters). Called by the main loop. */
+ * (wakes the waiters). Called by the broker loop and by waiters. */
 void ingest_disk_poll(struct ingest_disk *g);
 
 #endif
