@@ -16,6 +16,7 @@ run /usr/bin/python3 tests/integration/run.py || status=1
 run make --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 all || status=1
 run env CC_BUILD=build/asan CC_SUITE=integration-asan /usr/bin/python3 tests/integration/run.py \
     $(ls tests/integration/test_ingest_mqtt.py tests/integration/test_durability.py \
+        tests/integration/test_redelivery.py tests/integration/test_ingest_tls.py \
         tests/integration/test_api_*.py tests/integration/test_alerts_*.py tests/integration/test_ws.py 2>/dev/null) || status=1
 # Every libFuzzer target for a few seconds, after replaying its committed corpus (so a
 # crash found once stays found): one line "fuzz: N passed, M failed" (tools/fuzz.sh).
