@@ -533,9 +533,11 @@ out ingest_committed_rate "$plain" readings/s
 incomplete plain ingest_committed
 out ingest_p50_latency "$(val "$TMP/load-plain.out" load_commit_p50_latency)" ms
 out ingest_p99_latency "$(val "$TMP/load-plain.out" load_commit_p99_latency)" ms
-out ingest_paced_rate "$(val "$TMP/load-paced.out" load_commit_rate)" readings/s
-out ingest_paced_p50_latency "$(val "$TMP/load-paced.out" load_commit_p50_latency)" ms
-out ingest_paced_p99_latency "$(val "$TMP/load-paced.out" load_commit_p99_latency)" ms
+if phase paced; then
+    out ingest_paced_rate "$(val "$TMP/load-paced.out" load_commit_rate)" readings/s
+    out ingest_paced_p50_latency "$(val "$TMP/load-paced.out" load_commit_p50_latency)" ms
+    out ingest_paced_p99_latency "$(val "$TMP/load-paced.out" load_commit_p99_latency)" ms
+fi
 out broker_baseline_qos "$BENCH_BASE_QOS" qos
 out broker_baseline_rate "$base" msg/s
 out broker_baseline_p50_latency "$(val "$TMP/count-base.out" count_p50_latency)" ms
