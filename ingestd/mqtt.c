@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,7 +130,6 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
 {
     struct ingest_mqtt *m = obj;
-    int saved = errno; /* the read loop tells "no more data" by errno (see read_round) */
 
     (void)mosq;
     if (msg->topic[0] == '$') {
@@ -140,13 +140,10 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
             num[msg->payloadlen] = '\0';
             __atomic_store_n(&m->c.broker_backlog, strtoll(num, NULL, 10), __ATOMIC_RELAXED);
         }
-        errno = saved;
         return;
     }
-    if (m->refused) {
-        errno = saved;
+    if (m->refused)
         return; /* this round is dropped unacknowledged anyway */
-    }
     if (m->o.on_message(m->o.ctx, msg->topic, strlen(msg->topic), msg->payload,
                         msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0) != 0) {
         m->refused = 1;
@@ -154,7 +151,6 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         m->round_messages++;
         __atomic_add_fetch(&m->c.received, 1, __ATOMIC_RELAXED);
     }
-    errno = saved;
 }
 
 /* Closes the socket without writing what is queued (the PUBACKs of a round that could not
@@ -169,18 +165,26 @@ static void drop_connection(struct ingest_mqtt *m)
     m->connected = 0;
 }
 
-/* Reads up to INGEST_READ_ROUND_MAX packets. mosquitto_loop_read reads as many packets
- * as it has QoS messages outstanding (often one) and stops early when the socket has
- * nothing more; errno == EAGAIN after a call tells that apart (libmosquitto leaves it from
- * its read(2); on_message preserves it). */
+/* Reads up to INGEST_READ_ROUND_MAX packets, while the socket has bytes waiting.
+ * mosquitto_loop_read reads as many packets as it has QoS messages outstanding (often one)
+ * and cannot tell us why it stopped: its errno is no guide, since every queued PUBACK
+ * also writes a wake-up byte to libmosquitto's internal socket pair, which nobody reads
+ * when the application runs the loop, and which fails with EAGAIN once full (measured:
+ * rounds of one message). FIONREAD counts what is left (for TLS, the encrypted bytes;
+ * libmosquitto itself drains what OpenSSL has buffered). */
 static int read_round(struct ingest_mqtt *m)
 {
+    int fd = mosquitto_socket(m->mosq);
     int rc = MOSQ_ERR_SUCCESS;
 
     for (int i = 0; i < INGEST_READ_ROUND_MAX && !m->refused; i++) {
-        errno = 0;
+        int avail = 0;
+
         rc = mosquitto_loop_read(m->mosq, 1);
-        if (rc != MOSQ_ERR_SUCCESS || errno == EAGAIN || errno == EWOULDBLOCK)
+        if (rc != MOSQ_ERR_SUCCESS)
+            break;
+        fd = mosquitto_socket(m->mosq);
+        if (fd < 0 || ioctl(fd, FIONREAD, &avail) != 0 || avail <= 0)
             break;
     }
     return rc;
