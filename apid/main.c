@@ -28,6 +28,9 @@
 #include "cc_store.h"
 #include "dbpool.h"
 
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
 /* SPEC §5: 1,000 connections trickling their request (or sending nothing) leave the
  * API answering. Each holds a civetweb worker until it has sent its request head or
  * API_REQUEST_TIMEOUT_MS has passed; beyond this many, new connections wait in the
@@ -41,26 +44,41 @@
 #define API_LISTEN_BACKLOG 1024        /* connections the kernel queues before accept */
 #define API_FD_SPARE 128 /* descriptors besides sockets and pooled connections: logs, broker */
 #define API_FD_PER_DB 3  /* a SQLite connection in WAL mode: database, -wal, -shm */
-/* glibc keeps a cache of freed blocks in every thread (tcache: up to 7 blocks of each of
- * 64 sizes up to 1 KiB, about 235 KiB a thread) that counts as memory in use and is only
- * given back when its thread ends. civetweb hands each connection to the worker that has
- * waited longest, so under a steady load all of apid's 1,040 workers (which never end)
- * fill their own: make soak saw apid grow 73 -> 346 MB in 30 minutes. The only way to size
- * it is this variable, read when the program starts: apid executes itself again once with
- * it set (API_TCACHE_TUNABLE). Freed blocks then go back to glibc's arenas (16 on 2 cores,
- * not one per thread), where any thread reuses them. */
-#define API_TCACHE_TUNABLE "glibc.malloc.tcache_count=0"
-#define API_TUNABLES_MAX 1024 /* longest GLIBC_TUNABLES value apid extends */
-/* Freed memory goes back to the kernel this often (malloc_trim). cc_db_tune_process keeps
- * up to 64 MiB free at the top of each heap, and pages free in the middle of one are never
- * returned by free(): with requests spread over 16 arenas, apid's RSS rose by 308 MB/h in
- * a 5-minute make soak while its heap in use stayed flat; 215 MB/h with this (README
- * "Soak": the rest is open). One trim walks each arena's free lists under its lock in
- * turn, a few ms at most. */
-#define API_MALLOC_TRIM_S 60
+/* glibc's allocator is sized by GLIBC_TUNABLES only, read when the program starts: apid
+ * executes itself again once with these added (exec_with_tunables; one an operator already
+ * sets in GLIBC_TUNABLES is kept as given).
+ *
+ * tcache_count=0: glibc keeps a cache of freed blocks in every thread (tcache: up to 7
+ * blocks of each of 64 sizes up to 1 KiB, about 235 KiB a thread) that counts as memory in
+ * use and is only given back when its thread ends. civetweb hands each connection to the
+ * worker that has waited longest, so under a steady load all of apid's 1,040 workers (which
+ * never end) fill their own: make soak saw apid grow 73 -> 346 MB in 30 minutes. Freed
+ * blocks now go back to the arenas, where any thread reuses them.
+ *
+ * arena_max: glibc gives threads up to 8 arenas per core (16 on 2 cores); memory freed in
+ * one is reused only by the threads of that one, and each fragments on its own: with 16,
+ * apid's arenas kept growing in make soak (README "Soak"). apid's work is short requests
+ * and SQLite; API_MALLOC_ARENAS arenas keep lock waits rare on the cores we run on. */
+#define API_MALLOC_ARENAS 2
+static const char *const api_tunables[] = {
+    "glibc.malloc.tcache_count=0",
+    "glibc.malloc.arena_max=" XSTR(API_MALLOC_ARENAS),
+};
+#define API_TUNABLES_MAX 1024   /* longest GLIBC_TUNABLES value apid extends */
+#define API_TUNABLE_NAME_MAX 64 /* longest "glibc.malloc.name=" in api_tunables */
+/* Freed blocks at the end of an arena form its "top", given back to the kernel on a free
+ * only when it exceeds M_TRIM_THRESHOLD: cc_db_tune_process sets 64 MiB (for ingestd's
+ * large transactions), more than an arena other than the main one ever holds, and
+ * malloc_trim leaves tops alone; so each arena kept the highest level it ever reached and
+ * every new peak of concurrent requests raised it (make soak: 14.7 of 60 MB of arena
+ * memory were tops; RSS +297 MB/h, +95 MB/h with this alone). glibc's default. */
+#define API_MALLOC_TRIM_THRESHOLD (128 * 1024)
+/* Freed blocks inside an arena stay in memory until malloc_trim gives their pages back:
+ * every API_MALLOC_TRIM_S, so apid holds at most about this long's worth of freed memory
+ * above what it uses. One trim walks each arena's free lists under its lock: 0.3 ms
+ * (median; 2.8 ms at most) in make soak. */
+#define API_MALLOC_TRIM_S 10
 #define API_TICK_MS 100 /* the main thread's wake-up interval: signals, trimming */
-#define STR(x) #x
-#define XSTR(x) STR(x)
 
 static volatile sig_atomic_t stop_requested;
 
@@ -100,24 +118,46 @@ static int raise_nofile(long need, char *err, size_t errlen)
     return CC_OK;
 }
 
-/* Executes apid again with API_TCACHE_TUNABLE added to GLIBC_TUNABLES, unless the variable
- * already sizes the thread cache (set by us, or by an operator who chose otherwise). Returns
- * CC_OK when there is nothing to do, CC_ERR_IO when it could not be done (apid then runs
- * with glibc's default; the caller logs it). Not for a set-id process: glibc ignores the
- * variable there, which would loop. */
-static int exec_without_tcache(char **argv)
+/* Executes apid again with api_tunables added to GLIBC_TUNABLES, those the variable does
+ * not name already (set by us, or by an operator who chose otherwise). Returns CC_OK when
+ * there is nothing to do, CC_ERR_IO when it could not be done (apid then runs with glibc's
+ * defaults; the caller logs it). Not for a set-id process: glibc ignores the variable
+ * there, which would loop. */
+static int exec_with_tunables(char **argv)
 {
     const char *old = getenv("GLIBC_TUNABLES");
-    char val[API_TUNABLES_MAX];
-    int n;
+    char val[API_TUNABLES_MAX], name[API_TUNABLE_NAME_MAX];
+    size_t len = 0;
+    int added = 0;
 
-    if (old != NULL && strstr(old, "glibc.malloc.tcache_count=") != NULL)
+    if (old != NULL && strlen(old) >= sizeof val)
+        return CC_ERR_IO;
+    if (old != NULL)
+        len = (size_t)snprintf(val, sizeof val, "%s", old);
+    else
+        val[0] = '\0';
+    for (size_t i = 0; i < sizeof api_tunables / sizeof api_tunables[0]; i++) {
+        const char *t = api_tunables[i];
+        size_t nlen = (size_t)(strchr(t, '=') - t) + 1; /* "glibc.malloc.x=" */
+        int n;
+
+        if (nlen >= sizeof name)
+            return CC_ERR_IO;
+        memcpy(name, t, nlen);
+        name[nlen] = '\0';
+        if (old != NULL && strstr(old, name) != NULL)
+            continue;
+        n = snprintf(val + len, sizeof val - len, "%s%s", len > 0 ? ":" : "", t);
+        if (n < 0 || (size_t)n >= sizeof val - len)
+            return CC_ERR_IO;
+        len += (size_t)n;
+        added = 1;
+    }
+    if (!added)
         return CC_OK;
     if (getauxval(AT_SECURE) != 0)
         return CC_ERR_IO;
-    n = snprintf(val, sizeof val, "%s%s%s", old != NULL ? old : "",
-                 old != NULL && old[0] != '\0' ? ":" : "", API_TCACHE_TUNABLE);
-    if (n < 0 || (size_t)n >= sizeof val || setenv("GLIBC_TUNABLES", val, 1) != 0)
+    if (setenv("GLIBC_TUNABLES", val, 1) != 0)
         return CC_ERR_IO;
     execv("/proc/self/exe", argv);
     return CC_ERR_IO;
@@ -153,17 +193,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: apid [--routes]   (configuration: environment, SPEC §6)\n");
         return 64;
     }
-    int tcache_rc = exec_without_tcache(argv);
+    int tunables_rc = exec_with_tunables(argv);
 
     if (cc_config_load(&app.cfg, err, sizeof err) != CC_OK) {
         fprintf(stderr, "apid: configuration error: %s\n", err);
         return 2;
     }
     cc_log_init("apid", app.cfg.log_level, app.cfg.log_json);
-    if (tcache_rc != CC_OK)
-        cc_log_warn("malloc_tcache", "could not execute apid with %s: each worker keeps a cache",
-                    API_TCACHE_TUNABLE);
+    if (tunables_rc != CC_OK)
+        cc_log_warn("malloc_tunables",
+                    "could not execute apid with its GLIBC_TUNABLES: glibc's defaults "
+                    "(a cache in each worker, 8 arenas per core)");
     cc_db_tune_process();
+    mallopt(M_TRIM_THRESHOLD, API_MALLOC_TRIM_THRESHOLD);
     snprintf(app.jwt_secret, sizeof app.jwt_secret, "%s", app.cfg.jwt_secret);
     if (cc_config_secret(&app.cfg, CC_SECRET_JWT, !app.cfg.production, app.jwt_secret,
                          sizeof app.jwt_secret, err, sizeof err) != CC_OK) {

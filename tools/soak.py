@@ -20,10 +20,13 @@ Load, all at once:
   and opened again.
 - Every SOAK_SAMPLE_S: RSS (VmRSS) and open fds (/proc/<pid>/fd) of mosquitto, ingestd
   and apid, and apid's heap in use (coldchain_heap_in_use_bytes of its /metrics: RSS also
-  counts freed memory malloc keeps for reuse, this does not).
+  counts freed memory malloc keeps for reuse, this does not), and apid's RSS by kind of
+  mapping (rss_classes: malloc's main heap, its other arenas, thread stacks, other anonymous
+  memory, files), which says where a growth is.
 
 Figures: each daemon's RSS and fds at the first and the last sample, and their slope per
-hour (least squares over the samples after SOAK_WARMUP_S); HTTP requests, 5xx answers,
+hour (least squares over the samples after SOAK_WARMUP_S); the same for apid's heap in use
+and each kind of its RSS (apid_rss_<kind>_*), and its number of thread stacks; HTTP requests, 5xx answers,
 refused or failed connections, p50/p99 latency; feeds opened, dropped, messages received;
 readings published, acknowledged (bench_load), stored (database) and missing; ingestd's
 failed transactions and error lines in each daemon's log.
@@ -342,6 +345,51 @@ def sample(pid):
     return rss, len(os.listdir("/proc/%d/fd" % pid))
 
 
+# glibc places each arena other than the main one in its own heap, a mapping aligned to
+# HEAP_MAX_SIZE (2 * 32 MiB on 64-bit); a thread's stack is an anonymous mapping right
+# above its guard page (a small PROT_NONE mapping).
+ARENA_ALIGN = 64 << 20
+GUARD_MAX = 64 << 10
+RSS_CLASSES = ("heap", "arenas", "stacks", "anon", "files")
+
+
+def rss_classes(pid):
+    """Rss in kB of each kind of mapping in /proc/<pid>/smaps: heap (the main arena, [heap]),
+    arenas (glibc's other arenas), stacks (threads' and [stack]), anon (other anonymous
+    memory: malloc's blocks of M_MMAP_THRESHOLD and more, libraries' own mmaps), files
+    (libraries, SQLite's -shm); plus the number of thread stacks ("n_stacks")."""
+    kb = dict.fromkeys(RSS_CLASSES, 0)
+    kb["n_stacks"] = 0
+    prev = None  # (end, perms, path, size) of the mapping before
+    cur = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split(None, 5)
+            if "-" in head[0] and ":" not in head[0]:
+                start, end = (int(x, 16) for x in head[0].split("-"))
+                perms, path = head[1], head[5].strip() if len(head) > 5 else ""
+                if path == "[heap]":
+                    cur = "heap"
+                elif path == "[stack]":
+                    cur = "stacks"
+                elif path.startswith("["):
+                    cur = "files"  # [vdso], [vvar]: the kernel's, a few pages
+                elif path:
+                    cur = "files"
+                elif (prev is not None and prev[0] == start and prev[1].startswith("---")
+                      and not prev[2] and prev[3] <= GUARD_MAX and perms.startswith("rw")):
+                    cur = "stacks"
+                    kb["n_stacks"] += 1
+                elif start % ARENA_ALIGN == 0:
+                    cur = "arenas"
+                else:
+                    cur = "anon"
+                prev = (end, perms, path, end - start)
+            elif head[0] == "Rss:":
+                kb[cur] += int(head[1])
+    return kb
+
+
 def heap_kb(port):
     """apid's coldchain_heap_in_use_bytes in kB; -1 when /metrics did not answer."""
     st, raw = http(port, "GET", "/metrics")
@@ -423,6 +471,7 @@ def main():
             pids = {name: s.procs[name].pid for name in daemons}
             samples = {name: [] for name in daemons}
             heap = []  # (t, apid heap in use kB)
+            classes = []  # (t, rss_classes(apid))
             t0 = time.time()
             next_sample = t0
             while time.time() - t0 < SOAK_S:
@@ -433,11 +482,15 @@ def main():
                             raise RuntimeError("%s exited with %s" % (name, s.procs[name].returncode))
                         samples[name].append((el,) + sample(pids[name]))
                     heap.append((el, heap_kb(s.http_port)))
-                    say("t=%4.0f s  %s  apid heap %d kB  http=%d 5xx=%d feeds=%d/%d dropped=%d" % (
-                        el, "  ".join("%s %d kB %d fds" % (n, samples[n][-1][1], samples[n][-1][2])
-                                      for n in daemons), heap[-1][1],
-                        stats.requests, stats.status_5xx, fstats["opened"] - fstats["dropped"],
-                        FEEDS, fstats["dropped"]))
+                    classes.append((el, rss_classes(pids["apid"])))
+                    say("t=%4.0f s  %s  apid heap %d kB (rss %s)  http=%d 5xx=%d feeds=%d/%d"
+                        " dropped=%d" % (
+                            el, "  ".join("%s %d kB %d fds" % (n, samples[n][-1][1],
+                                                               samples[n][-1][2])
+                                          for n in daemons), heap[-1][1],
+                            " ".join("%s %d" % (c, classes[-1][1][c]) for c in RSS_CLASSES),
+                            stats.requests, stats.status_5xx, fstats["opened"] - fstats["dropped"],
+                            FEEDS, fstats["dropped"]))
                     next_sample += SAMPLE_S
                 if load.poll() is not None and load.returncode != 0:
                     say("bench_load ended early (%s)" % load.returncode)
@@ -446,6 +499,7 @@ def main():
             for name in daemons:
                 samples[name].append((el,) + sample(pids[name]))
             heap.append((el, heap_kb(s.http_port)))
+            classes.append((el, rss_classes(pids["apid"])))
             stop.set()
             for t in threads:
                 t.join(60)
@@ -487,6 +541,13 @@ def main():
             out("apid_heap_start_kb", heap[0][1])
             out("apid_heap_end_kb", heap[-1][1])
             out("apid_heap_slope_kb_per_h", "%.0f" % slope_per_hour(heap_after))
+            cls_after = [p for p in classes if p[0] >= WARMUP_S] or classes
+            for c in RSS_CLASSES:
+                out("apid_rss_%s_start_kb" % c, classes[0][1][c])
+                out("apid_rss_%s_end_kb" % c, classes[-1][1][c])
+                out("apid_rss_%s_slope_kb_per_h" % c,
+                    "%.0f" % slope_per_hour([(t, k[c]) for t, k in cls_after]))
+            out("apid_thread_stacks", classes[-1][1]["n_stacks"])
             lat = sorted(stats.lat_ms)
             out("duration_s", "%.0f" % el)
             out("samples", len(samples["apid"]))
