@@ -51,9 +51,14 @@
 #      its queue; then ingestd is started again and drains it. Baseline: a bench_count
 #      session made the same way (--subscribe-only), the backlog, then bench_count started
 #      on that session.
+#   F and G run BENCH_BURST_ROUNDS times (default 3), each round F's baseline, F, G's
+#      baseline, G back to back: on this shared 2-core VM one phase alone moved by a factor
+#      of 2 within minutes, so their figures are medians over the rounds (the ratios are
+#      the median of the rounds' own ratios), with _min, _max and _rounds for the ratios
+#      and ingestd's rates.
 #   Every phase that runs ingestd also prints ingest_<phase>_vmhwm_mib: ingestd's VmHWM
 #      (peak RSS) read from /proc/<pid>/status just before it is stopped (phase G: the
-#      process that drained the backlog).
+#      process that drained the backlog; F and G: the largest over the rounds).
 # Definitions:
 #   *_rate (baseline, ingest)  readings / (last delivery or commit - first PUBLISH), where the
 #      commit time is when ingestd's coldchain_ingest_readings_accepted_total is seen to have
@@ -101,6 +106,7 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_BURST_READINGS:=100000}" # phases F and G
 : "${BENCH_BURST_INFLIGHT:=1000}"   # the one publisher's window in F and G
 : "${BENCH_BURST_TIMEOUT_S:=180}"   # F and G: publishing, and committing or draining, each
+: "${BENCH_BURST_ROUNDS:=3}"        # F and G rounds: medians of the rates and ratios
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -314,36 +320,39 @@ burst_load() {
 }
 
 # Phase F's baseline: bench_count (QoS 1, persistent session) receives the burst.
+# $1 = the round's suffix ("", "-2", ...).
 baseline_burst() {
-    start_broker burst-base
-    start_count 1 burst-base --session coldchain-bench-count --count "$BENCH_BURST_READINGS" \
+    b=burst-base$1
+    start_broker "$b"
+    start_count 1 "$b" --session coldchain-bench-count --count "$BENCH_BURST_READINGS" \
         --timeout "$BENCH_BURST_TIMEOUT_S"
-    wait_ready burst-base
+    wait_ready "$b"
     t0=$(date +%s)
-    burst_load "$TMP/load-burst-base.out" ||
-        say "burst baseline: bench_load failed: $(tail -3 "$TMP/load-burst-base.out.err")"
-    wait_count "burst baseline" || true
+    burst_load "$TMP/load-$b.out" ||
+        say "$b: bench_load failed: $(tail -3 "$TMP/load-$b.out.err")"
+    wait_count "$b" || true
     stop_broker
-    say "burst baseline (QoS 1): $(val "$TMP/count-burst-base.out" count_rate) msg/s," \
-        "load $(val "$TMP/load-burst-base.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
+    say "$b (QoS 1): $(val "$TMP/count-$b.out" count_rate) msg/s," \
+        "load $(val "$TMP/load-$b.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
 }
 
 # Phase G's baseline: a bench_count session, the backlog queued for it, then bench_count
-# started on it to drain.
+# started on it to drain. $1 = the round's suffix.
 baseline_backlog() {
-    start_broker backlog-base
-    start_count 1 backlog-prime --session coldchain-bench-count --subscribe-only
-    wait_count "backlog baseline session" || die "bench_count could not make its session"
+    b=backlog-base$1
+    start_broker "$b"
+    start_count 1 "$b-prime" --session coldchain-bench-count --subscribe-only
+    wait_count "$b session" || die "bench_count could not make its session"
     t0=$(date +%s)
-    burst_load "$TMP/load-backlog-base.out" ||
-        say "backlog baseline: bench_load failed: $(tail -3 "$TMP/load-backlog-base.out.err")"
-    start_count 1 backlog-base --session coldchain-bench-count --count "$BENCH_BURST_READINGS" \
+    burst_load "$TMP/load-$b.out" ||
+        say "$b: bench_load failed: $(tail -3 "$TMP/load-$b.out.err")"
+    start_count 1 "$b" --session coldchain-bench-count --count "$BENCH_BURST_READINGS" \
         --timeout "$BENCH_BURST_TIMEOUT_S"
-    wait_count "backlog baseline" || true
+    wait_count "$b" || true
     stop_broker
-    say "backlog baseline (QoS 1): drained $(val "$TMP/count-backlog-base.out" count_received)" \
-        "at $(val "$TMP/count-backlog-base.out" count_drain_rate) msg/s," \
-        "queued at $(val "$TMP/load-backlog-base.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
+    say "$b (QoS 1): drained $(val "$TMP/count-$b.out" count_received)" \
+        "at $(val "$TMP/count-$b.out" count_drain_rate) msg/s," \
+        "queued at $(val "$TMP/load-$b.out" load_publish_rate) msg/s, $(($(date +%s) - t0)) s"
 }
 
 # Starts ingestd on the phase's database ($TMP/<dir>/coldchain.db); $1 = tag (its log is
@@ -401,21 +410,23 @@ ingest() {
 
 # Phase G: ingestd makes its session and stops; the burst is queued for it; a new ingestd
 # drains it. The drain is timed from the new process's start to the poll that sees its
-# accepted counter at BENCH_BURST_READINGS; the figures go to $TMP/drain-backlog.out.
+# accepted counter at BENCH_BURST_READINGS; the figures go to $TMP/drain-<tag>.out.
+# $1 = the round's suffix.
 ingest_backlog() {
-    start_broker backlog
-    mkdir -p "$TMP/backlog"
-    cp "$DB" "$TMP/backlog/coldchain.db"
-    start_ingestd backlog-prime backlog 1
-    stop_ingestd backlog-prime
+    g=backlog$1
+    start_broker "$g"
+    mkdir -p "$TMP/$g"
+    cp "$DB" "$TMP/$g/coldchain.db"
+    start_ingestd "$g-prime" "$g" 1
+    stop_ingestd "$g-prime"
     t0=$(date +%s)
-    burst_load "$TMP/load-backlog.out" ||
-        say "backlog: bench_load failed: $(tail -3 "$TMP/load-backlog.out.err")"
+    burst_load "$TMP/load-$g.out" ||
+        say "$g: bench_load failed: $(tail -3 "$TMP/load-$g.out.err")"
     start_ns=$(now_ns)
-    start_ingestd backlog backlog 0
+    start_ingestd "$g" "$g" 0
     timeout -k 5 $((BENCH_BURST_TIMEOUT_S + 30)) "$PY" - "$MPORT" "$BENCH_BURST_READINGS" \
-        "$BENCH_BURST_TIMEOUT_S" "$start_ns" "$IPID" >"$TMP/drain-backlog.out" \
-        2>"$TMP/drain-backlog.err" <<'EOF' &
+        "$BENCH_BURST_TIMEOUT_S" "$start_ns" "$IPID" >"$TMP/drain-$g.out" \
+        2>"$TMP/drain-$g.err" <<'EOF' &
 import os, re, sys, time, urllib.request
 port, want, limit, start_ns, pid = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 url = "http://127.0.0.1:%s/metrics" % port
@@ -438,7 +449,7 @@ while (time.time_ns() - start_ns) / 1e9 < limit:
         print("ingestd exited with %d of %d committed" % (got, want), file=sys.stderr)
         break
     if time.monotonic() - last_print >= 5:
-        print("backlog: %d committed" % got, file=sys.stderr)
+        print("drain: %d committed" % got, file=sys.stderr)
         last_print = time.monotonic()
     time.sleep(0.02)
 end_ns = done_ns if done_ns is not None else time.time_ns()
@@ -454,13 +465,13 @@ EOF
     prc=0
     wait "$ppid" || prc=$?
     forget_pid "$ppid"
-    [ $prc = 0 ] || say "backlog: not drained: $(tail -3 "$TMP/drain-backlog.err")"
-    stop_ingestd backlog
+    [ $prc = 0 ] || say "$g: not drained: $(tail -3 "$TMP/drain-$g.err")"
+    stop_ingestd "$g"
     stop_broker
-    say "backlog: $(val "$TMP/drain-backlog.out" drain_committed) readings drained at" \
-        "$(val "$TMP/drain-backlog.out" drain_rate) readings/s, queued at" \
-        "$(val "$TMP/load-backlog.out" load_publish_rate) msg/s," \
-        "VmHWM $(val "$TMP/vmhwm-backlog" vmhwm) KiB, $(($(date +%s) - t0)) s"
+    say "$g: $(val "$TMP/drain-$g.out" drain_committed) readings drained at" \
+        "$(val "$TMP/drain-$g.out" drain_rate) readings/s, queued at" \
+        "$(val "$TMP/load-$g.out" load_publish_rate) msg/s," \
+        "VmHWM $(val "$TMP/vmhwm-$g" vmhwm) KiB, $(($(date +%s) - t0)) s"
 }
 
 phase() { case " $BENCH_PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -473,14 +484,21 @@ phase plain && ingest plain --count "$BENCH_READINGS" $FLOW
 # shellcheck disable=SC2086
 phase tls && ingest tls --count "$BENCH_READINGS" $FLOW --port "$MQTT_TLS_PORT" \
     --cafile "$TMP/tls/ca.crt"
-if phase burst; then
-    baseline_burst
-    ingest burst --one-publisher
-fi
-if phase backlog; then
-    baseline_backlog
-    ingest_backlog
-fi
+# F and G, BENCH_BURST_ROUNDS times: each ingest phase right after its own baseline.
+r=1
+while [ $r -le "$BENCH_BURST_ROUNDS" ]; do
+    sfx=""
+    if [ $r -gt 1 ]; then sfx="-$r"; fi
+    if phase burst; then
+        baseline_burst "$sfx"
+        ingest "burst$sfx" --one-publisher
+    fi
+    if phase backlog; then
+        baseline_backlog "$sfx"
+        ingest_backlog "$sfx"
+    fi
+    r=$((r + 1))
+done
 # shellcheck disable=SC2086
 phase churn && ingest churn --count "$BENCH_READINGS" $FLOW --high-ratio 0.5
 NOMQTT_BIN=$BUILD/ingestd-no-mqtt-notify
@@ -553,26 +571,116 @@ if phase tls; then
     out ingest_tls_p99_latency "$(val "$TMP/load-tls.out" load_commit_p99_latency)" ms
     out ingest_tls_vs_plain_ratio "$(ratio "$(val "$TMP/load-tls.out" load_commit_rate)" "$plain")" ratio
 fi
+# The median, min and max of numbers (n/a left out): "median min max count", or "n/a".
+med() {
+    printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -n | awk '{ a[NR] = $1 } END {
+        if (NR == 0) { print "n/a"; exit }
+        m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+        print m, a[1], a[NR], NR }'
+}
+# One issue-13 figure over the rounds: $1 = name, $2 = unit, $3 = 1 for the spread too,
+# then one value per round. Prints the median as <name>; with $3 = 1 and more than one
+# round, also <name>_min, _max and _rounds.
+rounds_out() {
+    name=$1
+    unit=$2
+    spread=$3
+    shift 3
+    # shellcheck disable=SC2046 # one number per word
+    set -- $(med "$@")
+    out "$name" "$1" "$unit"
+    if [ "$spread" = 1 ] && [ $# -eq 4 ] && [ "$4" -gt 1 ]; then
+        out "${name}_min" "$2" "$unit"
+        out "${name}_max" "$3" "$unit"
+        out "${name}_rounds" "$4" rounds
+    fi
+}
+# The values of one figure over the rounds: $1 = file stem (tag without the round), $2 =
+# the file's kind (load, count, drain, vmhwm), $3 = the figure's name in it.
+per_round() {
+    r=1
+    while [ $r -le "$BENCH_BURST_ROUNDS" ]; do
+        sfx=""
+        if [ $r -gt 1 ]; then sfx="-$r"; fi
+        case $2 in
+        vmhwm) f="$TMP/vmhwm-$1$sfx" ;;
+        *) f="$TMP/$2-$1$sfx.out" ;;
+        esac
+        v=$(val "$f" "$3")
+        echo "${v:-n/a}"
+        r=$((r + 1))
+    done
+}
+# Per round: the ratio of two lists of values given as "a1 a2 ... -- b1 b2 ...".
+ratios() {
+    a=""
+    while [ "$1" != -- ]; do
+        a="$a $1"
+        shift
+    done
+    shift
+    for x in $a; do
+        ratio "$x" "$1"
+        shift
+    done
+}
+# KiB values to MiB, n/a kept.
+mib() {
+    for k in "$@"; do
+        case $k in n/a) echo n/a ;; *) awk -v k="$k" 'BEGIN { printf "%.1f\n", k / 1024 }' ;; esac
+    done
+}
 if phase burst; then
-    bi=$(val "$TMP/load-burst.out" load_commit_rate)
-    bb=$(val "$TMP/count-burst-base.out" count_rate)
-    out ingest_burst_rate "$bi" readings/s
-    incomplete burst ingest_burst_committed "$BENCH_BURST_READINGS"
-    out ingest_burst_publish_rate "$(val "$TMP/load-burst.out" load_publish_rate)" msg/s
-    out baseline_burst_rate "$bb" msg/s
-    out ingest_burst_ratio "$(ratio "$bi" "$bb")" ratio
+    # shellcheck disable=SC2046 # one value per word
+    set -- $(per_round burst load load_commit_rate)
+    bi="$*"
+    # shellcheck disable=SC2046
+    set -- $(per_round burst-base count count_rate)
+    bb="$*"
+    # shellcheck disable=SC2086,SC2046 # lists of numbers, one per word
+    {
+        rounds_out ingest_burst_rate readings/s 1 $bi
+        rounds_out baseline_burst_rate msg/s 0 $bb
+        rounds_out ingest_burst_ratio ratio 1 $(ratios $bi -- $bb)
+        rounds_out ingest_burst_publish_rate msg/s 0 $(per_round burst load load_publish_rate)
+    }
+    for n in $(per_round burst load load_committed); do
+        if [ "$n" != "$BENCH_BURST_READINGS" ]; then
+            say "burst: a round committed only $n of $BENCH_BURST_READINGS readings in time"
+            out ingest_burst_committed_min "$n" readings
+            break
+        fi
+    done
+    # shellcheck disable=SC2046
+    set -- $(med $(mib $(per_round burst vmhwm vmhwm)))
+    out ingest_burst_vmhwm_mib "${3:-n/a}" MiB # the largest over the rounds
 fi
 if phase backlog; then
-    gi=$(val "$TMP/drain-backlog.out" drain_rate)
-    gb=$(val "$TMP/count-backlog-base.out" count_drain_rate)
-    out ingest_backlog_drain_rate "$gi" readings/s
-    n=$(val "$TMP/drain-backlog.out" drain_committed)
-    [ "${n:-0}" = "$BENCH_BURST_READINGS" ] || out ingest_backlog_committed "${n:-0}" readings
-    out ingest_backlog_queue_rate "$(val "$TMP/load-backlog.out" load_publish_rate)" msg/s
-    out baseline_backlog_drain_rate "$gb" msg/s
-    out ingest_backlog_drain_ratio "$(ratio "$gi" "$gb")" ratio
+    # shellcheck disable=SC2046
+    set -- $(per_round backlog drain drain_rate)
+    gi="$*"
+    # shellcheck disable=SC2046
+    set -- $(per_round backlog-base count count_drain_rate)
+    gb="$*"
+    # shellcheck disable=SC2086,SC2046 # lists of numbers, one per word
+    {
+        rounds_out ingest_backlog_drain_rate readings/s 1 $gi
+        rounds_out baseline_backlog_drain_rate msg/s 0 $gb
+        rounds_out ingest_backlog_drain_ratio ratio 1 $(ratios $gi -- $gb)
+        rounds_out ingest_backlog_queue_rate msg/s 0 $(per_round backlog load load_publish_rate)
+    }
+    for n in $(per_round backlog drain drain_committed); do
+        if [ "$n" != "$BENCH_BURST_READINGS" ]; then
+            say "backlog: a round drained only $n of $BENCH_BURST_READINGS readings in time"
+            out ingest_backlog_committed_min "$n" readings
+            break
+        fi
+    done
+    # shellcheck disable=SC2046
+    set -- $(med $(mib $(per_round backlog vmhwm vmhwm)))
+    out ingest_backlog_vmhwm_mib "${3:-n/a}" MiB
 fi
-for t in plain tls burst backlog churn nomqtt paced; do
+for t in plain tls churn nomqtt paced; do
     k=$(val "$TMP/vmhwm-$t" vmhwm)
     if [ -n "$k" ]; then
         out "ingest_${t}_vmhwm_mib" "$(awk -v k="$k" 'BEGIN { printf "%.1f", k / 1024 }')" MiB
