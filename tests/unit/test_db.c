@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -138,9 +140,51 @@ static void test_db_migrate_file_creates_dirs_and_uses_wal(void **state)
     query_text(db, "PRAGMA journal_mode", mode, sizeof mode);
     assert_string_equal(mode, "wal");
     assert_int_equal(query_int(db, "PRAGMA synchronous"), 1); /* NORMAL */
-    assert_int_equal(query_int(db, "PRAGMA busy_timeout"), CC_DB_BUSY_TIMEOUT_MS);
     assert_int_equal(query_int(db, "PRAGMA cache_size"), -65536);
     cc_db_close(db);
+}
+
+struct holder {
+    sqlite3 *db;
+    long hold_ms;
+};
+
+static void *hold_then_commit(void *arg)
+{
+    struct holder *h = arg;
+    struct timespec ts = {0, h->hold_ms * 1000000L};
+
+    nanosleep(&ts, NULL);
+    cc_db_commit(h->db);
+    return NULL;
+}
+
+/* Every connection waits for a lock another one holds (cc_db.c busy_poll) instead of
+ * failing with SQLITE_BUSY at once, and gives up after CC_DB_BUSY_TIMEOUT_MS. */
+static void test_db_waits_for_a_held_lock(void **state)
+{
+    struct tmp *t = *state;
+    sqlite3 *a = NULL, *b = NULL;
+    struct holder h;
+    pthread_t th;
+    struct timespec t0, t1;
+    long waited_ms;
+
+    assert_int_equal(cc_db_open(t->path, CC_DB_CREATE | CC_DB_MIGRATE, &a), CC_OK);
+    assert_int_equal(cc_db_open(t->path, 0, &b), CC_OK);
+    assert_int_equal(cc_db_begin(a), CC_OK);
+    h.db = a;
+    h.hold_ms = 60;
+    assert_int_equal(pthread_create(&th, NULL, hold_then_commit, &h), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(cc_db_begin(b), CC_OK); /* waits for a's commit */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_join(th, NULL);
+    waited_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(waited_ms >= 30);
+    assert_int_equal(cc_db_commit(b), CC_OK);
+    cc_db_close(b);
+    cc_db_close(a);
 }
 
 static void test_db_migrate_again_is_noop(void **state)
@@ -597,6 +641,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db_migrate_file_creates_dirs_and_uses_wal, tmp_setup,
                                         tmp_teardown),
         cmocka_unit_test_setup_teardown(test_db_migrate_again_is_noop, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_db_waits_for_a_held_lock, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_db_newer_version_refused, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_db_foreign_keys_on),
         cmocka_unit_test(test_db_alerts_one_active_per_cell_device_type),
