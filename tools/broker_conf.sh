@@ -98,19 +98,19 @@ if [ "${COLDCHAIN_ENV:-}" = production ]; then
     [ $tls = on ] || echo "broker_conf.sh: warning: production without a TLS listener" \
         "(set MQTT_TLS_CERT and MQTT_TLS_KEY): devices can only reach loopback" >&2
 fi
-# The bound on every session's queue (ingestd's above all; README "Back-pressure"): an hour
-# of INGEST_EXPECTED_RATE readings/s (default 1000) while ingestd is away, and at most
-# MQTT_QUEUE_BYTES of payload (default 1 GiB), whichever comes first.
+# The bound on every session's queue (ingestd's above all; README "Back-pressure"), in bytes
+# of payload: MQTT_QUEUE_BYTES, by default an hour of INGEST_EXPECTED_RATE readings/s
+# (default 1000) of up to 300 bytes each.
 rate=${INGEST_EXPECTED_RATE:-1000}
-queue_bytes=${MQTT_QUEUE_BYTES:-1073741824}
-for v in "INGEST_EXPECTED_RATE:$rate" "MQTT_QUEUE_BYTES:$queue_bytes"; do
-    case ${v#*:} in
-    '' | *[!0-9]*) die "${v%%:*} must be a positive number: ${v#*:}" ;;
-    esac
-    [ "${v#*:}" -gt 0 ] || die "${v%%:*} must be a positive number: ${v#*:}"
-done
-[ "$rate" -le 1000000 ] || die "INGEST_EXPECTED_RATE out of range (1..1000000): $rate"
-queue_messages=$((rate * 3600))
+case $rate in
+'' | *[!0-9]*) die "INGEST_EXPECTED_RATE must be a positive number: $rate" ;;
+esac
+[ "$rate" -ge 1 ] && [ "$rate" -le 1000000 ] || die "INGEST_EXPECTED_RATE out of range (1..1000000): $rate"
+queue_bytes=${MQTT_QUEUE_BYTES:-$((rate * 3600 * 300))}
+case $queue_bytes in
+'' | *[!0-9]*) die "MQTT_QUEUE_BYTES must be a positive number: $queue_bytes" ;;
+esac
+[ "$queue_bytes" -gt 0 ] || die "MQTT_QUEUE_BYTES must be a positive number: $queue_bytes"
 case $username in
 '' | *:* | *' '* | *'	'*) die "username must be non-empty, without ':' or blanks" ;;
 esac
@@ -165,7 +165,6 @@ sed -e "$(tag plain $plain)" -e "$(tag tls $tls)" -e "$(tag tlscert $tlscert)" \
     -e "s|@PASSWD@|$(esc "$out_dir/passwd")|g" \
     -e "s|@ACL@|$(esc "$out_dir/acl")|g" \
     -e "s|@USER@|$(esc "$user")|g" \
-    -e "s|@QUEUE_MESSAGES@|$queue_messages|g" \
     -e "s|@QUEUE_BYTES@|$queue_bytes|g" \
     "$src_dir/mosquitto.conf.in" >"$out_dir/mosquitto.conf.tmp"
 mv "$out_dir/mosquitto.conf.tmp" "$out_dir/mosquitto.conf"
