@@ -8,7 +8,10 @@
  * The two alternate for BENCH_ALERT_ROUNDS rounds on fresh databases and the medians
  * are printed, with the ratio plain / churn. Then the delivery worker (cc_notify_deliver)
  * sends the churn run's outbox through a publish function that only counts: its cost per
- * sent row. Prints "bench:" lines; asserts nothing. Usage: bench_alerts [readings].
+ * published row. Only alert events are published (SPEC §3: notifications never go over
+ * MQTT); the notifications, with no other channel here, are settled in the same passes and
+ * their cost is in the figure. Prints "bench:" lines; asserts nothing. Usage: bench_alerts
+ * [readings].
  * BENCH_ALERT_SQL, for experiments: SQL run on each fresh database after the fixture (in
  * its transaction), e.g. "DROP INDEX alerts_cell_first" to price one index. */
 #include <stdio.h>
