@@ -5,7 +5,8 @@
  * and role (401/403), JSON body (400), then the route's handler, then one log line.
  * Handlers are thin (h_*.c): read the request, call one common/ function, answer.
  * Every handler returns the HTTP status it sent (STYLE 13), never 0.
- * Threads: civetweb workers; each has its own store (struct api_thread). */
+ * Threads: civetweb workers; a handler borrows a database connection from the pool
+ * (dbpool.c) only while it needs one. */
 #ifndef API_H
 #define API_H
 
@@ -51,11 +52,6 @@ struct api_app {
     struct cc_ratelimit *limit_auth; /* RATE_LIMIT_AUTH per window: login, refresh, logout */
 };
 
-/* One worker thread's resources (civetweb init_thread / exit_thread). */
-struct api_thread {
-    struct cc_store *st; /* NULL if the database could not be opened */
-};
-
 /* Route flags. */
 enum api_route_flags {
     API_PUBLIC = 1 << 0,     /* no bearer token */
@@ -95,7 +91,6 @@ struct api_req {
     cJSON *body;             /* parsed body for API_BODY_JSON routes */
     int status;              /* status sent, 0 until an answer went out */
     int must_close;          /* close the connection after the answer */
-    int pass_on;             /* no answer sent: civetweb takes over (WebSocket upgrade) */
     char extra_headers[256]; /* "Name: value\r\n" lines added to the answer */
 };
 
@@ -141,8 +136,6 @@ int api_static_wanted(const char *method, const char *path);
 
 /* civetweb callbacks (server.c). */
 int api_dispatch(struct mg_connection *conn);
-void *api_thread_init(const struct mg_context *ctx, int thread_type);
-void api_thread_exit(const struct mg_context *ctx, int thread_type, void *thread_pointer);
 int api_civet_log(const struct mg_connection *conn, const char *message);
 
 /* Handlers (h_*.c). */

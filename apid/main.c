@@ -288,8 +288,6 @@ int main(int argc, char **argv)
     /* clang-format on */
     memset(&cb, 0, sizeof cb);
     cb.begin_request = api_dispatch;
-    cb.init_thread = api_thread_init;
-    cb.exit_thread = api_thread_exit;
     cb.log_message = api_civet_log;
 
     mg_init_library(0);

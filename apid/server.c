@@ -379,7 +379,7 @@ int api_dispatch(struct mg_connection *conn)
 
     status = handle(&r);
     api_db_give(&r); /* a handler that answered nothing, or streamed its answer */
-    if (r.status == 0 && !r.pass_on) {
+    if (r.status == 0) {
         /* A handler that forgot to answer is a bug; the client still gets one. */
         cc_log_error("http_no_answer", "method=%s path=%s", cc_log_quote(r.method, qm, sizeof qm),
                      cc_log_quote(r.path, qp, sizeof qp));
@@ -401,39 +401,8 @@ int api_dispatch(struct mg_connection *conn)
                 secs * 1e3, (long long)r.who.user_id, cc_log_quote(r.addr, qa, sizeof qa));
     cJSON_Delete(r.body);
     free(r.raw);
-    if (r.pass_on)
-        return 0; /* civetweb goes on with the request */
     /* A negative answer tells civetweb not to drain an unread body: it closes instead. */
     return r.must_close ? -1 : status;
-}
-
-void *api_thread_init(const struct mg_context *ctx, int thread_type)
-{
-    struct api_thread *th;
-
-    (void)ctx;
-    if (thread_type != 1)
-        return NULL;
-    /* No connection here: most workers only ever wait on slow clients (dbpool.h). */
-    th = calloc(1, sizeof *th);
-    if (th == NULL)
-        return NULL;
-    return th;
-}
-
-void api_thread_exit(const struct mg_context *ctx, int thread_type, void *thread_pointer)
-{
-    struct api_thread *th = thread_pointer;
-
-    (void)ctx;
-    (void)thread_type;
-    if (th == NULL)
-        return;
-    if (th->st != NULL) {
-        cc_sql_cache_clear(cc_store_db(th->st));
-        cc_store_close(th->st);
-    }
-    free(th);
 }
 
 int api_civet_log(const struct mg_connection *conn, const char *message)
