@@ -26,8 +26,9 @@
 #   C  as B, with half of each device's readings above the cell's range, alternating, so
 #      that alerts are raised and resolved all the time (whatever cc_alert.c does).
 #   E  as C, run by build/ingestd-no-mqtt-notify: ingestd built without the MQTT
-#      notification channel (Makefile), so the outbox is written but nothing is published
-#      on alerts/ and notifications/. C against E prices that channel; E against B is what
+#      channel (Makefile), so the outbox is written but no alert event is published on
+#      alerts/ (notifications never go over MQTT, SPEC §3). C against E prices that channel;
+#      E against B is what
 #      the alert engine and the outbox writes cost ingest.
 #   T  as B, but every device connects over TLS (the broker's TLS listener, certificate from
 #      tools/devca.sh, bench_load --cafile), run right after B so that the two share the
