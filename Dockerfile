@@ -10,7 +10,7 @@ RUN make clean && make all
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        mosquitto libpaho-mqtt1.3 libcivetweb1 libcjson1 libsqlite3-0 libssl3 libcurl4 \
+        mosquitto libmosquitto1 libpaho-mqtt1.3 libcivetweb1 libcjson1 libsqlite3-0 libssl3 libcurl4 \
         libjwt0 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
