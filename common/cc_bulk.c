@@ -412,8 +412,9 @@ static void csv_row(struct report *rp, long idx, const struct csv_record *rec, i
             have_cell = 1;
             if (n == 0)
                 cell_problem(rp, idx, it->line, "required");
-            else if (f->overflow || !cc_http_parse_id(f->text, &it->cold_cell_id))
-                cell_problem(rp, idx, it->line, "invalid");
+            else if (f->overflow || !cc_http_parse_id(f->text, &it->cold_cell_id) ||
+                     (double)it->cold_cell_id > JSON_ID_MAX)
+                cell_problem(rp, idx, it->line, "invalid"); /* the JSON format's rule too */
             break;
         default:
             set_firmware(rp, idx, it, f->text, n);

@@ -137,6 +137,27 @@ static void test_bulk_csv_reports_every_bad_row(void **state)
     cJSON_Delete(err);
 }
 
+/* Found by fuzz_bulk: a cold cell id above 2^53 - 1 was accepted in CSV and refused in
+ * JSON (which cannot carry it exactly); both formats now refuse it, and accept 2^53 - 1. */
+static void test_bulk_csv_cell_id_within_json_integers(void **state)
+{
+    struct cc_bulk *b = NULL;
+    cJSON *err = NULL;
+
+    (void)state;
+    assert_int_equal(
+        parse("serialNumber,coldCellId\nA-1,17777777777777777\n", CC_BULK_CSV, &b, &err),
+        CC_ERR_VALIDATION);
+    assert_null(b);
+    assert_detail(err, 0, "[0].coldCellId", "invalid", 2);
+    cJSON_Delete(err);
+    err = NULL;
+    assert_int_equal(
+        parse("serialNumber,coldCellId\nA-1,9007199254740991\n", CC_BULK_CSV, &b, &err), CC_OK);
+    assert_int_equal(b->items[0].cold_cell_id, 9007199254740991LL);
+    cc_bulk_free(b);
+}
+
 static void test_bulk_csv_header_problems(void **state)
 {
     struct cc_bulk *b = NULL;
@@ -515,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_bulk_csv_parses_rows_with_lines),
         cmocka_unit_test(test_bulk_csv_columns_in_any_order_firmware_optional),
         cmocka_unit_test(test_bulk_csv_reports_every_bad_row),
+        cmocka_unit_test(test_bulk_csv_cell_id_within_json_integers),
         cmocka_unit_test(test_bulk_csv_header_problems),
         cmocka_unit_test(test_bulk_csv_quotes_and_long_fields),
         cmocka_unit_test(test_bulk_rejects_oversized_input),
