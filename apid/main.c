@@ -204,7 +204,7 @@ int main(int argc, char **argv)
         cc_log_warn("malloc_tunables",
                     "could not execute apid with its GLIBC_TUNABLES: glibc's defaults "
                     "(a cache in each worker, 8 arenas per core)");
-    cc_db_tune_process();
+    cc_db_tune_process(API_DB_HEAP_MIB);
     mallopt(M_TRIM_THRESHOLD, API_MALLOC_TRIM_THRESHOLD);
     snprintf(app.jwt_secret, sizeof app.jwt_secret, "%s", app.cfg.jwt_secret);
     if (cc_config_secret(&app.cfg, CC_SECRET_JWT, !app.cfg.production, app.jwt_secret,

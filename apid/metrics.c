@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cc_db.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "dbpool.h"
@@ -236,6 +237,9 @@ static void render(struct out *o)
     /* What make soak watches: memory apid holds, apart from freed memory malloc keeps for
      * reuse (RSS counts both). mallinfo2 locks each arena in turn: once per scrape. */
     struct mallinfo2 mi = mallinfo2();
+    int64_t db_used, db_peak;
+
+    cc_db_memory(&db_used, &db_peak);
 
     put(o,
         "# HELP coldchain_heap_in_use_bytes Heap memory in use: live allocations and blocks "
@@ -248,6 +252,15 @@ static void render(struct out *o)
         "# TYPE coldchain_db_pool_open_connections gauge\n"
         "coldchain_db_pool_open_connections %d\n",
         api_db_open_count());
+    put(o,
+        "# HELP coldchain_sqlite_memory_bytes Memory SQLite holds (page caches, schemas, "
+        "statements of every connection), kept near API_DB_HEAP_MIB.\n"
+        "# TYPE coldchain_sqlite_memory_bytes gauge\ncoldchain_sqlite_memory_bytes %lld\n"
+        "# HELP coldchain_sqlite_memory_peak_bytes The most coldchain_sqlite_memory_bytes "
+        "has been since apid started.\n"
+        "# TYPE coldchain_sqlite_memory_peak_bytes gauge\ncoldchain_sqlite_memory_peak_bytes "
+        "%lld\n",
+        (long long)db_used, (long long)db_peak);
 }
 
 int api_metrics(struct api_req *r)

@@ -345,13 +345,25 @@ int cc_db_migrate(sqlite3 *db)
     return rc;
 }
 
-void cc_db_tune_process(void)
+void cc_db_memory(int64_t *used, int64_t *peak)
+{
+    *used = sqlite3_memory_used();
+    *peak = sqlite3_memory_highwater(0);
+}
+
+void cc_db_tune_process(int heap_limit_mib)
 {
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
-    /* Before any connection: SQLite's allocation statistics (unused here) take a global
-     * mutex on every allocation, which the threads would fight over. */
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* Before any connection: SQLite's allocation statistics take a global mutex on every
+     * allocation, which ingestd's writer and checkpointer would fight over; the soft heap
+     * limit works only with them. */
+    if (heap_limit_mib <= 0) {
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        return;
+    }
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 1);
+    sqlite3_soft_heap_limit64((sqlite3_int64)heap_limit_mib << 20);
 }
 
 int cc_db_begin(sqlite3 *db)

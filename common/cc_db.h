@@ -8,6 +8,8 @@
 #ifndef CC_DB_H
 #define CC_DB_H
 
+#include <stdint.h>
+
 #include <sqlite3.h>
 
 #define CC_DB_BUSY_TIMEOUT_MS 5000 /* a lock held by another connection is waited for */
@@ -32,9 +34,15 @@ extern const int cc_migrations_count;
  * a statement journal whose first chunk is a 64 KiB malloc; glibc returns the heap top
  * to the kernel above 128 KiB free, so each such statement paid for fresh pages (page
  * faults, measured: 40 % of the alert engine's time, 142 -> 90 us per alert change).
- * Keeping up to 64 MiB of freed heap removes that. It also turns SQLite's allocation
- * statistics off (a global mutex on every allocation). */
-void cc_db_tune_process(void);
+ * Keeping up to 64 MiB of freed heap removes that. With heap_limit_mib 0 it turns SQLite's
+ * allocation statistics off (a global mutex on every allocation); otherwise it keeps them
+ * and bounds all of the process's SQLite memory to about that many MiB
+ * (sqlite3_soft_heap_limit64, which needs them: past it SQLite recycles its least
+ * recently used cache pages instead of allocating more). */
+void cc_db_tune_process(int heap_limit_mib);
+/* The memory SQLite holds now and the most it has held, in bytes (0 and 0 unless
+ * cc_db_tune_process was given a heap limit). */
+void cc_db_memory(int64_t *used, int64_t *peak);
 
 /* Opens path (":memory:" allowed) with flags. On success *out is the connection (close
  * with cc_db_close). CC_OK, CC_ERR_DB or CC_ERR_IO; a message goes to the log. */

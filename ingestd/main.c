@@ -269,7 +269,7 @@ int main(void)
         return 2;
     }
     cc_log_init("ingestd", d.cfg.log_level, d.cfg.log_json);
-    cc_db_tune_process();
+    cc_db_tune_process(0);
     cc_gate_init(&d.gate);
     if (cc_config_secret(&d.cfg, "mqtt.secret", 0, d.cfg.mqtt_password, sizeof(d.cfg.mqtt_password),
                          err, sizeof(err)) != CC_OK) {

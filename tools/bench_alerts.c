@@ -155,7 +155,7 @@ int main(int argc, char **argv)
         return 2;
     }
     cc_log_init("bench_alerts", CC_LOG_WARN, 0);
-    cc_db_tune_process();
+    cc_db_tune_process(0);
     fd = mkstemp(path);
     if (fd < 0) {
         perror("bench_alerts: mkstemp");

@@ -18,9 +18,12 @@ of where it was, within SETTLE_S (two trims). Before the fix it stayed at the pe
 71.6 -> 71.6 MB; now 15.7 -> 71.1 -> 14.9). Memory is compared, never time."""
 import resource
 import socket
+import sqlite3
+import threading
 import time
+import urllib.parse
 
-from apitest import NO_LIMITS, Cases, Stack, expect
+from apitest import NO_LIMITS, Cases, Stack, expect, token
 
 BURST = 900                 # workers holding a body at once (apid has 1,040)
 WARM_ROUNDS = 2             # BURST x WARM_ROUNDS > apid's workers
@@ -29,6 +32,11 @@ PEAK_MIN = 24 << 20         # the burst must raise the arenas' RSS this much (~5
 KEPT_MAX = 6 << 20          # ... and leave at most this much of it
 SETTLE_S = 25               # two API_MALLOC_TRIM_S (10 s) and a margin
 ARENA_ALIGN = 64 << 20      # glibc's non-main heaps are aligned to HEAP_MAX_SIZE
+DB_HEAP_MIB = 16            # API_DB_HEAP_MIB (apid/dbpool.h)
+DB_HEAP_SLACK = 2 << 20     # allocations SQLite makes while it already is at the limit
+EXPORTS = 16                # concurrent exports, each of its own day: 16 connections' caches
+EXPORT_DAYS_ROWS = 20000    # readings per day exported (one every 4.32 s)
+DAY_MS = 86400000
 
 
 def raise_nofile(want):
@@ -130,9 +138,73 @@ def peak_given_back(s):
            % (base / 1e6, peak / 1e6, after / 1e6, (after - base) / 1e6, KEPT_MAX / 1e6))
 
 
+def metric(s, name):
+    st, _, body = s.http("GET", "/metrics")
+    expect(st == 200, "/metrics: %s" % st)
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def iso(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def sqlite_memory_bounded(s):
+    """All pooled connections' SQLite memory stays near API_DB_HEAP_MIB: EXPORTS concurrent
+    CSV exports of distinct days read ~40 MB of pages, which without the bound fill
+    EXPORTS page caches of API_DB_CACHE_KIB (2 MiB) each (32 MiB)."""
+    dev_id, cell = s.sql("SELECT id, cold_cell_id FROM devices WHERE serial_number = ?",
+                         ("CC-FRZ-0001",))[0]
+    t0 = (int(time.time() * 1000) - (EXPORTS + 1) * DAY_MS) // DAY_MS * DAY_MS
+    step = DAY_MS // EXPORT_DAYS_ROWS
+    con = sqlite3.connect(s.db_path, timeout=30)
+    try:
+        with con:
+            con.executemany(
+                "INSERT INTO readings (device_id, cold_cell_id, ts, temperature, humidity,"
+                " power_status, door_status, battery_level, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((dev_id, cell, t0 + i * step, -18.0 + (i % 97) / 10.0, 40 + i % 20, 1,
+                  i % 5 == 0, 90, t0 + i * step + 250)
+                 for i in range(EXPORTS * EXPORT_DAYS_ROWS)))
+    finally:
+        con.close()
+    tok = token(s, "customer1")
+    rows = [0] * EXPORTS
+    start = threading.Barrier(EXPORTS)
+
+    def export(k):
+        path = "/api/readings/coldcells/%d/export.csv?from=%s&to=%s" % (
+            cell, urllib.parse.quote(iso(t0 + k * DAY_MS)),
+            urllib.parse.quote(iso(t0 + (k + 1) * DAY_MS)))
+        start.wait(30)
+        st, _, body = s.http("GET", path, token=tok)
+        if st == 200:
+            rows[k] = (body.encode() if isinstance(body, str) else body).count(b"\n") - 1
+    threads = [threading.Thread(target=export, args=(k,)) for k in range(EXPORTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    expect(rows == [EXPORT_DAYS_ROWS] * EXPORTS, "rows exported per day: %r" % rows)
+    used = metric(s, "coldchain_sqlite_memory_bytes")
+    peak = metric(s, "coldchain_sqlite_memory_peak_bytes")
+    conns = metric(s, "coldchain_db_pool_open_connections")
+    print("  SQLite memory: %.1f MB now, %.1f MB at the peak, %d pooled connections open"
+          % (used / 1e6, peak / 1e6, conns))
+    expect(conns >= EXPORTS // 2, "only %d connections were used at once" % conns)
+    expect(peak <= (DB_HEAP_MIB << 20) + DB_HEAP_SLACK,
+           "SQLite held %.1f MB at its peak (bound %d MiB)" % (peak / 1e6, DB_HEAP_MIB))
+
+
 def main():
     cases = Cases()
     raise_nofile(BURST + 256)
+    with Stack(ingestd=False, env=NO_LIMITS) as s:
+        cases.run("sqlite_memory_bounded", sqlite_memory_bounded, s)
     with Stack(ingestd=False, seed=False, env=NO_LIMITS) as s:
         cases.run("peak_given_back", peak_given_back, s)
     # An operator's arena_max is kept (apid/main.c): with glibc's 16 arenas of 2 cores, the

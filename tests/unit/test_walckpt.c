@@ -254,6 +254,6 @@ int main(void)
     };
 
     cc_log_init("test_walckpt", CC_LOG_ERROR, 0);
-    cc_db_tune_process();
+    cc_db_tune_process(0);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
