@@ -84,6 +84,21 @@ double cc_query_mkt(uint64_t hi, uint64_t lo, int64_t count);
  * cc_store_reading_insert when a row was really inserted, inside the ingest
  * transaction. CC_OK or CC_ERR_DB. */
 int cc_query_rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t);
+/* A transaction's rollup terms summed per cell and bucket in memory, written with one
+ * upsert per bucket when the transaction commits (cc_store_commit) instead of two per
+ * reading: the same sums, exactly (docs/queries.md). CC_ROLLUP_BATCH_MAX buckets of each
+ * size at most; past that the table is written early, inside the same transaction. */
+#define CC_ROLLUP_BATCH_MAX 256
+struct cc_rollup_batch;
+int cc_rollup_batch_new(struct cc_rollup_batch **out); /* CC_OK or CC_ERR_NOMEM */
+void cc_rollup_batch_free(struct cc_rollup_batch *b);
+/* Adds one stored reading. CC_OK, or CC_ERR_DB when an early write failed. */
+int cc_rollup_batch_add(struct cc_store *st, struct cc_rollup_batch *b, int64_t cell_id,
+                        int64_t ts_ms, double t);
+/* Writes and empties the batch (empty even when it fails). CC_OK or CC_ERR_DB. */
+int cc_rollup_batch_flush(struct cc_store *st, struct cc_rollup_batch *b);
+/* Forgets the batch (its transaction was rolled back). */
+void cc_rollup_batch_clear(struct cc_rollup_batch *b);
 /* Rebuilds readings_5m and readings_30m from raw readings: of one cell, or of every
  * cell when cell_id is 0. Rows of buckets with no raw reading are left alone, but a
  * bucket that retention has thinned is rewritten from what is left: use it after bulk

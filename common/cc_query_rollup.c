@@ -75,7 +75,7 @@ static int64_t bucket_of(int64_t ts, int64_t unit)
  * old row, so mkt_hi sees the old mkt_lo. */
 #define EXACT_UPSERT                                                                               \
     " min_temp = min(min_temp, excluded.min_temp),"                                                \
-    " max_temp = max(max_temp, excluded.max_temp), count = count + 1,"                             \
+    " max_temp = max(max_temp, excluded.max_temp), count = count + excluded.count,"                \
     " sum_q = sum_q + excluded.sum_q,"                                                             \
     " mkt_hi = mkt_hi + excluded.mkt_hi + ((mkt_lo + excluded.mkt_lo) >> 62),"                     \
     " mkt_lo = (mkt_lo + excluded.mkt_lo) & 4611686018427387903,"                                  \
@@ -91,6 +91,20 @@ static const char upsert_5m_sql[] =
 static const char upsert_30m_sql[] =
     "INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp, max_temp, count, sum_q,"
     " mkt_hi, mkt_lo, first_ts, last_ts) VALUES (?1, ?9, ?3, ?3, 1, ?5, ?6, ?7, ?8, ?8)"
+    " ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET" EXACT_UPSERT;
+
+/* A batch's bucket totals (cc_rollup_batch_flush): the parameters of rebuild's inserts
+ * (flush()), 12 for the five-minute table and 10 for the thirty-minute one. */
+static const char merge_5m_sql[] =
+    "INSERT INTO readings_5m (cold_cell_id, bucket_ts, min_temp, max_temp, sum_temp, count,"
+    " mkt_sum, sum_q, mkt_hi, mkt_lo, first_ts, last_ts)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    " ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET"
+    " sum_temp = sum_temp + excluded.sum_temp, mkt_sum = mkt_sum + excluded.mkt_sum," EXACT_UPSERT;
+
+static const char merge_30m_sql[] =
+    "INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp, max_temp, count, sum_q,"
+    " mkt_hi, mkt_lo, first_ts, last_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     " ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET" EXACT_UPSERT;
 
 /* Runs one of the two upserts. Both number their parameters alike; each uses a subset
@@ -151,7 +165,8 @@ struct acc {
 static void acc_add(struct acc *a, int64_t cell, int64_t b, int64_t ts, double t, int64_t q, u128 m)
 {
     if (!a->have) {
-        *a = (struct acc){.cell = cell, .bucket = b, .min = t, .max = t, .first_ts = ts};
+        *a = (struct acc){.cell = cell, .bucket = b, .min = t, .max = t, .first_ts = ts,
+                          .last_ts = ts};
         a->have = 1;
     }
     a->min = t < a->min ? t : a->min;
@@ -161,7 +176,8 @@ static void acc_add(struct acc *a, int64_t cell, int64_t b, int64_t ts, double t
     a->count++;
     a->sum_q += q;
     a->mkt += m;
-    a->last_ts = ts; /* ascending */
+    a->first_ts = ts < a->first_ts ? ts : a->first_ts; /* a batch is in arrival order */
+    a->last_ts = ts > a->last_ts ? ts : a->last_ts;
 }
 
 /* Writes a finished bucket (5m statement: 12 parameters; 30m: 10) and empties it. */
@@ -191,6 +207,120 @@ static int flush(sqlite3 *db, sqlite3_stmt *ins, struct acc *a)
     rc = cc_sql_exec(db, ins);
     sqlite3_reset(ins);
     a->have = 0;
+    return rc;
+}
+
+/* The buckets of one size a batch has summed: open addressing, CC_ROLLUP_BATCH_MAX
+ * buckets in twice as many slots. */
+#define SLOTS (2 * CC_ROLLUP_BATCH_MAX)
+
+struct table {
+    struct acc slot[SLOTS];
+    int n;
+};
+
+struct cc_rollup_batch {
+    struct table t5, t30;
+};
+
+int cc_rollup_batch_new(struct cc_rollup_batch **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out != NULL ? CC_OK : CC_ERR_NOMEM;
+}
+
+void cc_rollup_batch_free(struct cc_rollup_batch *b)
+{
+    free(b);
+}
+
+static void table_clear(struct table *t)
+{
+    if (t->n == 0)
+        return;
+    for (int i = 0; i < SLOTS; i++)
+        t->slot[i].have = 0;
+    t->n = 0;
+}
+
+void cc_rollup_batch_clear(struct cc_rollup_batch *b)
+{
+    table_clear(&b->t5);
+    table_clear(&b->t30);
+}
+
+/* Writes every bucket of t through sql (merge_5m_sql or merge_30m_sql) and empties t. */
+static int table_flush(struct cc_store *st, struct table *t, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (t->n == 0)
+        return CC_OK;
+    rc = cc_store_stmt(st, sql, &stmt);
+    for (int i = 0; rc == CC_OK && i < SLOTS; i++) {
+        rc = flush(cc_store_db(st), stmt, &t->slot[i]); /* skips empty slots */
+    }
+    cc_store_stmt_done(stmt);
+    table_clear(t);
+    return rc;
+}
+
+int cc_rollup_batch_flush(struct cc_store *st, struct cc_rollup_batch *b)
+{
+    int rc = table_flush(st, &b->t5, merge_5m_sql);
+
+    if (rc == CC_OK)
+        rc = table_flush(st, &b->t30, merge_30m_sql);
+    cc_rollup_batch_clear(b); /* after a failure the transaction is rolled back anyway */
+    return rc;
+}
+
+/* The slot of (cell, bucket) in t: its own, or the empty one it would take. */
+static struct acc *table_find(struct table *t, int64_t cell, int64_t bucket)
+{
+    uint64_t h = ((uint64_t)cell * 0x9E3779B97F4A7C15u) ^ ((uint64_t)bucket * 0xC2B2AE3D27D4EB4Fu);
+    unsigned i = (unsigned)(h >> 40) % SLOTS;
+
+    while (t->slot[i].have && (t->slot[i].cell != cell || t->slot[i].bucket != bucket))
+        i = (i + 1) % SLOTS; /* never full: a table is flushed at CC_ROLLUP_BATCH_MAX */
+    return &t->slot[i];
+}
+
+static int table_add(struct cc_store *st, struct table *t, const char *sql, int64_t cell,
+                     int64_t bucket, int64_t ts, double v, int64_t q, u128 m)
+{
+    struct acc *a = table_find(t, cell, bucket);
+
+    if (!a->have) {
+        if (t->n == CC_ROLLUP_BATCH_MAX) {
+            int rc = table_flush(st, t, sql);
+
+            if (rc != CC_OK)
+                return rc;
+            a = table_find(t, cell, bucket);
+        }
+        t->n++;
+    }
+    acc_add(a, cell, bucket, ts, v, q, m);
+    return CC_OK;
+}
+
+int cc_rollup_batch_add(struct cc_store *st, struct cc_rollup_batch *b, int64_t cell_id,
+                        int64_t ts_ms, double t)
+{
+    int64_t q = cc_query_temp_q(t);
+    uint64_t hi, lo;
+    u128 m;
+    int rc;
+
+    cc_query_mkt_q(t, &hi, &lo);
+    m = ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo;
+    rc = table_add(st, &b->t5, merge_5m_sql, cell_id, bucket_of(ts_ms, CC_ROLLUP_BUCKET_MS),
+                   ts_ms, t, q, m);
+    if (rc == CC_OK)
+        rc = table_add(st, &b->t30, merge_30m_sql, cell_id,
+                       bucket_of(ts_ms, CC_ROLLUP_COARSE_MS), ts_ms, t, q, m);
     return rc;
 }
 

@@ -42,7 +42,9 @@ struct cc_gate;
  * share gate (cc_gate.h); set before the first transaction. NULL (the default): none. */
 void cc_store_set_gate(struct cc_store *st, struct cc_gate *gate);
 int cc_store_begin(struct cc_store *st); /* BEGIN IMMEDIATE */
-/* COMMIT; on failure the transaction is rolled back here. */
+/* COMMIT, after writing the rollup terms cc_store_reading_insert summed in memory during
+ * the transaction (cc_rollup_batch); on failure the transaction is rolled back here.
+ * A transaction begun here must end here or in cc_store_rollback. */
 int cc_store_commit(struct cc_store *st);
 void cc_store_rollback(struct cc_store *st);
 

@@ -74,6 +74,9 @@ struct cc_store {
         sqlite3_stmt *stmt;
     } extra[CC_STORE_STMT_MAX]; /* cc_store_stmt's cache */
     int n_extra;
+    /* Inside cc_store_begin .. commit: rollup terms summed here, written at commit. */
+    int in_tx;
+    struct cc_rollup_batch *rollups; /* allocated on the first reading of a transaction */
 };
 
 /* Lends the prepared statement id, preparing it on first use. CC_OK or CC_ERR_DB. */
@@ -141,6 +144,7 @@ void cc_store_close(struct cc_store *st)
         sqlite3_finalize(st->stmt[i]);
     for (int i = 0; i < st->n_extra; i++)
         sqlite3_finalize(st->extra[i].stmt);
+    cc_rollup_batch_free(st->rollups);
     cc_db_close(st->db);
     free(st);
 }
@@ -205,12 +209,19 @@ int cc_store_begin(struct cc_store *st)
     rc = cc_db_begin(st->db);
     if (rc != CC_OK)
         gate_leave(st);
+    st->in_tx = rc == CC_OK;
+    if (st->rollups != NULL)
+        cc_rollup_batch_clear(st->rollups); /* of a transaction ended behind our back */
     return rc;
 }
 
 int cc_store_commit(struct cc_store *st)
 {
-    int rc = cc_db_commit(st->db);
+    int rc = st->in_tx && st->rollups != NULL ? cc_rollup_batch_flush(st, st->rollups) : CC_OK;
+
+    st->in_tx = 0;
+    if (rc == CC_OK)
+        rc = cc_db_commit(st->db);
 
     /* A failed COMMIT may leave the transaction open: end it here, so the gate is
      * never held past this call whatever the caller does next. */
@@ -222,6 +233,9 @@ int cc_store_commit(struct cc_store *st)
 
 void cc_store_rollback(struct cc_store *st)
 {
+    if (st->rollups != NULL)
+        cc_rollup_batch_clear(st->rollups);
+    st->in_tx = 0;
     cc_db_rollback(st->db);
     gate_leave(st);
 }
@@ -284,6 +298,15 @@ static int bind_tristate(sqlite3_stmt *stmt, int i, int v)
     return sqlite3_bind_int(stmt, i, v == CC_TRUE);
 }
 
+static int rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t)
+{
+    if (!st->in_tx || sqlite3_get_autocommit(st->db))
+        return cc_query_rollup_add(st, cell_id, ts_ms, t);
+    if (st->rollups == NULL && cc_rollup_batch_new(&st->rollups) != CC_OK)
+        return CC_ERR_NOMEM;
+    return cc_rollup_batch_add(st, st->rollups, cell_id, ts_ms, t);
+}
+
 int cc_store_reading_insert(struct cc_store *st, const struct cc_device *dev,
                             const struct cc_reading *r, int64_t received_at, int *inserted)
 {
@@ -315,8 +338,11 @@ int cc_store_reading_insert(struct cc_store *st, const struct cc_device *dev,
     }
     /* ON CONFLICT DO NOTHING: 0 changes means (device_id, ts) was already stored. */
     *inserted = sqlite3_changes(st->db) > 0;
-    /* A stored row joins its cell's five-minute rollup in the same transaction. */
-    rc = *inserted ? cc_query_rollup_add(st, dev->cold_cell_id, r->ts_ms, r->temperature) : CC_OK;
+    /* A stored row joins its cell's rollups in the same transaction: summed in memory
+     * until cc_store_commit inside cc_store_begin's transactions, at once in a caller's
+     * own. */
+    if (*inserted)
+        rc = rollup_add(st, dev->cold_cell_id, r->ts_ms, r->temperature);
 
 out:
     if (stmt != NULL)

@@ -384,6 +384,8 @@ start_ingestd() {
 stop_ingestd() { # tag
     kib=$(vmhwm_kib "$IPID")
     if [ -n "$kib" ]; then echo "bench: vmhwm $kib KiB" >"$TMP/vmhwm-$1"; fi
+    cpu=$(cpu_s "$IPID")
+    if [ -n "$cpu" ]; then echo "bench: cpu $cpu s" >"$TMP/cpu-$1"; fi
     stop_pid "$IPID"
     forget_pid "$IPID"
 }
@@ -406,7 +408,8 @@ ingest() {
     stop_broker
     say "$tag: $(val "$TMP/load-$tag.out" load_commit_rate) readings/s committed," \
         "load $(val "$TMP/load-$tag.out" load_publish_rate) msg/s," \
-        "VmHWM $(val "$TMP/vmhwm-$tag" vmhwm) KiB, $(($(date +%s) - t0)) s"
+        "VmHWM $(val "$TMP/vmhwm-$tag" vmhwm) KiB, ingestd CPU $(val "$TMP/cpu-$tag" cpu) s," \
+        "$(($(date +%s) - t0)) s"
 }
 
 # Phase G: ingestd makes its session and stops; the burst is queued for it; a new ingestd
@@ -472,7 +475,8 @@ EOF
     say "$g: $(val "$TMP/drain-$g.out" drain_committed) readings drained at" \
         "$(val "$TMP/drain-$g.out" drain_rate) readings/s, queued at" \
         "$(val "$TMP/load-$g.out" load_publish_rate) msg/s," \
-        "VmHWM $(val "$TMP/vmhwm-$g" vmhwm) KiB, $(($(date +%s) - t0)) s"
+        "VmHWM $(val "$TMP/vmhwm-$g" vmhwm) KiB, ingestd CPU $(val "$TMP/cpu-$g" cpu) s," \
+        "$(($(date +%s) - t0)) s"
 }
 
 phase() { case " $BENCH_PHASES " in *" $1 "*) return 0 ;; esac; return 1; }

@@ -46,6 +46,13 @@ vmhwm_kib() {
     awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status" 2>/dev/null || true
 }
 
+# CPU seconds a process has used so far (user + system, all threads, /proc/<pid>/stat
+# fields 14 and 15 after the command name); nothing if it is gone.
+cpu_s() {
+    sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null |
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }' || true
+}
+
 # Nanoseconds since the epoch (GNU date), for spans that start in the shell.
 now_ns() {
     date +%s%N

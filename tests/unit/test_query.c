@@ -413,6 +413,75 @@ static void test_query_rollup_upsert_equals_rebuild(void **state)
     free(a30);
 }
 
+/* Stores one reading inside the caller's transaction. 1 if inserted. */
+static int put_in_tx(struct cc_store *st, int64_t device_id, int64_t cell_id, int64_t ts, double t)
+{
+    struct cc_device d;
+    struct cc_reading r;
+    int inserted = -1;
+
+    memset(&d, 0, sizeof d);
+    d.id = device_id;
+    d.cold_cell_id = cell_id;
+    memset(&r, 0, sizeof r);
+    r.ts_ms = ts;
+    r.ts_given = 1;
+    r.temperature = t;
+    r.power_status = CC_ABSENT;
+    r.door_status = CC_ABSENT;
+    assert_int_equal(cc_store_reading_insert(st, &d, &r, ts, &inserted), CC_OK);
+    return inserted;
+}
+
+/* Rollups summed per transaction (cc_rollup_batch, as ingestd's writer commits batches of
+ * up to 4,096 readings) equal the C rebuild bit for bit: readings of two cells in random
+ * order over four days (1,152 five-minute buckets a cell, far past CC_ROLLUP_BATCH_MAX,
+ * so tables are written early inside the transaction), duplicates inside a transaction
+ * counted once, and a rolled-back transaction leaving no term behind. */
+static void test_query_rollup_batch_equals_rebuild(void **state)
+{
+    struct cc_store *st = *state;
+    sqlite3 *db = cc_store_db(st);
+    int64_t inserted = 0;
+    char *b5, *b30, *a5, *a30;
+
+    for (int tx = 0; tx < 6; tx++) {
+        assert_int_equal(cc_store_begin(st), CC_OK);
+        for (int i = 0; i < 3000; i++) {
+            int64_t dev = 5 + rnd_below(4);
+            int64_t cell = dev == 8 ? 4 : CELL;
+            int64_t ts = T0 + rnd_below(4 * DAY_MS / 1000) * 1000;
+            double t = -100.0 + (double)rnd_below(250000) / 1000.0;
+            int n = put_in_tx(st, dev, cell, ts, t);
+
+            if (tx != 3)
+                inserted += n;
+            if (rnd_below(8) == 0)
+                assert_int_equal(put_in_tx(st, dev, cell, ts, t + 1.0), 0);
+        }
+        if (tx == 3)
+            cc_store_rollback(st);
+        else
+            assert_int_equal(cc_store_commit(st), CC_OK);
+    }
+    assert_int_equal(query_int(db, "SELECT count(*) FROM readings"), inserted);
+    assert_int_equal(query_int(db, "SELECT sum(count) FROM readings_5m"), inserted);
+    assert_int_equal(query_int(db, "SELECT sum(count) FROM readings_30m"), inserted);
+    assert_true(query_int(db, "SELECT count(*) FROM readings_5m") > 2 * CC_ROLLUP_BATCH_MAX);
+    b5 = rollup_dump(db, "readings_5m");
+    b30 = rollup_dump(db, "readings_30m");
+    exec_ok(db, "DELETE FROM readings_5m; DELETE FROM readings_30m");
+    assert_int_equal(cc_query_rollup_rebuild(db, 0), CC_OK);
+    a5 = rollup_dump(db, "readings_5m");
+    a30 = rollup_dump(db, "readings_30m");
+    assert_string_equal(a5, b5);
+    assert_string_equal(a30, b30);
+    free(b5);
+    free(b30);
+    free(a5);
+    free(a30);
+}
+
 /* -- MKT ----------------------------------------------------------------------------- */
 
 static void test_query_mkt_hand_computed(void **state)
@@ -775,6 +844,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_device_delete_updates_rollups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_rollup_equals_raw_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_rollup_upsert_equals_rebuild, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_rollup_batch_equals_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_mkt_hand_computed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_minutes_out_of_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_retention_keeps_rollups, setup, teardown),
