@@ -94,6 +94,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a -lcmocka -ljwt $(LDLIBS_COMMON)
 
+# ingestd's broker connection, tested without a broker (its publish bound).
+$(BUILD)/tests/test_ingest_mqtt: tests/unit/test_ingest_mqtt.c $(BUILD)/obj/ingestd/mqtt.o \
+                                 $(BUILD)/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/mqtt.o $(BUILD)/libcommon.a \
+	    -lcmocka -lmosquitto $(LDLIBS_COMMON)
+
 # libFuzzer targets (tests/fuzz/fuzz_*.c, docs in tests/fuzz/README.md): clang with
 # fuzzer+ASan+UBSan; common/ and apid/ (minus main.c) are compiled again into build/fuzz/
 # so the plain build's objects stay gcc's. `make fuzz` runs each for FUZZ_S seconds.

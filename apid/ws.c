@@ -70,13 +70,6 @@ static struct {
     char password[CC_CONFIG_STR];
 } ws;
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 /* ---- authentication ------------------------------------------------------------------ */
 
 /* Checks the token query parameter like a bearer header: CC_OK with *who and *expires_ms,
@@ -349,7 +342,7 @@ static void *mqtt_loop(void *arg)
     (void)arg;
     while (!atomic_load(&ws.stop)) {
         if (atomic_load(&ws.connected)) {
-            sleep_ms(100);
+            cc_sleep_ms(100);
             continue;
         }
         int rc = connect_and_subscribe();
@@ -366,7 +359,7 @@ static void *mqtt_loop(void *arg)
                         ws.app->cfg.mqtt_url, rc);
         warned = 1;
         for (long waited = 0; waited < backoff_ms && !atomic_load(&ws.stop); waited += 50)
-            sleep_ms(50);
+            cc_sleep_ms(50);
         backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
     }
     if (atomic_load(&ws.connected))

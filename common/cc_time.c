@@ -30,6 +30,13 @@ int64_t cc_mono_ms(void)
     return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / 1000000;
 }
 
+void cc_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
 int64_t cc_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     int64_t era, yoe, doy, doe;

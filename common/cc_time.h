@@ -12,6 +12,8 @@
 int64_t cc_now_ms(void);
 /* Monotonic clock in ms, for durations and timers. */
 int64_t cc_mono_ms(void);
+/* Sleeps about ms milliseconds (a signal may end it early: callers re-check their state). */
+void cc_sleep_ms(long ms);
 
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff...][Z|±HH:MM|±HHMM]" (a space is accepted for T;
  * no zone means UTC; a date alone "YYYY-MM-DD" is midnight UTC). Validates every

@@ -67,12 +67,6 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Blocks the broker loop while the disk is full; this thread is then the one that
  * notices space coming back (ingest_disk_poll). */
 static void wait_for_space(struct ingestd *d)
@@ -112,7 +106,7 @@ static int journal_until_done(struct ingestd *d, int64_t now, const char *topic,
             if (first == 0)
                 first = t;
         }
-        sleep_ms(APPEND_RETRY_MS);
+        cc_sleep_ms(APPEND_RETRY_MS);
     }
     return rc;
 }
@@ -157,14 +151,6 @@ static int on_round(void *ctx)
     if (rc != CC_OK)
         ingest_disk_failed(d->disk, "journal", errno);
     return rc == CC_OK ? 0 : -1;
-}
-
-/* The writer's and the jobs' publish (errors, alert events): through the broker loop. */
-static int publish(void *ctx, const char *topic, const char *payload, size_t len)
-{
-    struct ingestd *d = ctx;
-
-    return ingest_mqtt_publish(d->mqtt, topic, payload, len);
 }
 
 static int lock_dir(const char *dir)
@@ -220,8 +206,10 @@ static int setup(struct ingestd *d)
     rc = ingest_disk_open(dir, d->client_id, &d->disk);
     if (rc != CC_OK)
         return rc;
-    rc = ingest_writer_start(d->cfg.db_path, d->journal, &d->gate, d->ckpt, d->disk, publish, d,
-                             &d->writer);
+    /* The writer's and the jobs' publishes (errors, alert events) go through the broker
+     * loop, which main() made before setup. */
+    rc = ingest_writer_start(&d->cfg, d->journal, &d->gate, d->ckpt, d->disk,
+                             ingest_mqtt_publish, d->mqtt, &d->writer);
     if (rc != CC_OK) {
         cc_log_error("db_open_failed", "%s: %s", d->cfg.db_path, cc_rc_code(rc));
         return rc;
@@ -315,7 +303,7 @@ int main(void)
         status = 1;
         goto out;
     }
-    if (ingest_jobs_start(&d.cfg, &d.gate, d.ckpt, publish, &d, &d.jobs) != CC_OK) {
+    if (ingest_jobs_start(&d.cfg, &d.gate, d.ckpt, ingest_mqtt_publish, d.mqtt, &d.jobs) != CC_OK) {
         status = 1;
         goto out;
     }

@@ -39,12 +39,6 @@ struct ingest_mqtt {
     struct ingest_mqtt_counters c;
 };
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* tcp://host[:port] or ssl://host[:port], already checked by cc_config (MQTT_URL). */
 static int parse_url(struct ingest_mqtt *m, const char *url)
 {
@@ -260,13 +254,15 @@ static void tick(struct ingest_mqtt *m)
         m->o.on_tick(m->o.ctx);
 }
 
-/* The reconnect delay, with the housekeeping going on. */
-static void backoff_wait(struct ingest_mqtt *m, long ms, volatile sig_atomic_t *stop)
+/* The reconnect delay, with the housekeeping going on. Returns the next delay: twice
+ * this one, up to INGEST_BACKOFF_MAX_MS. */
+static long backoff_wait(struct ingest_mqtt *m, long ms, volatile sig_atomic_t *stop)
 {
     for (long waited = 0; waited < ms && !*stop; waited += 50) {
-        sleep_ms(50);
+        cc_sleep_ms(50);
         tick(m);
     }
+    return ms * 2 > INGEST_BACKOFF_MAX_MS ? INGEST_BACKOFF_MAX_MS : ms * 2;
 }
 
 void ingest_mqtt_run(struct ingest_mqtt *m, volatile sig_atomic_t *stop)
@@ -284,8 +280,7 @@ void ingest_mqtt_run(struct ingest_mqtt *m, volatile sig_atomic_t *stop)
         if (rc != MOSQ_ERR_SUCCESS) {
             cc_log_warn("broker_connect_failed", "url=%s: %s; retry in %ld ms", m->o.url,
                         rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc), backoff);
-            backoff_wait(m, backoff, stop);
-            backoff = backoff * 2 > INGEST_BACKOFF_MAX_MS ? INGEST_BACKOFF_MAX_MS : backoff * 2;
+            backoff = backoff_wait(m, backoff, stop);
             continue;
         }
         if (ever)
@@ -312,8 +307,7 @@ void ingest_mqtt_run(struct ingest_mqtt *m, volatile sig_atomic_t *stop)
         m->connected = 0;
         cc_log_warn("broker_connection_lost", "%s",
                     rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-        backoff_wait(m, backoff, stop);
-        backoff = backoff * 2 > INGEST_BACKOFF_MAX_MS ? INGEST_BACKOFF_MAX_MS : backoff * 2;
+        backoff = backoff_wait(m, backoff, stop);
     }
 }
 

@@ -72,12 +72,6 @@ struct ingest_writer {
     struct cc_errcap *errcap;  /* error replies per device; the writer thread's alone */
 };
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int code_index(const cJSON *err)
 {
     const char *code = cc_error_code(err);
@@ -299,7 +293,7 @@ static void *run(void *arg)
              * is there for the journal): wait until space has returned. */
             if (!ingest_disk_check(w->disk, "database") ||
                 ingest_disk_wait(w->disk, RETRY_SLEEP_MS))
-                sleep_ms(RETRY_SLEEP_MS);
+                cc_sleep_ms(RETRY_SLEEP_MS);
         }
         if (rc != CC_OK) {
             /* Stopping with a batch the database will not take: every message of the
@@ -335,7 +329,7 @@ static void *run(void *arg)
         pthread_mutex_unlock(&w->mu);
         free_items(head, n);
         if (more)
-            sleep_ms(INGEST_WRITER_YIELD_MS);
+            cc_sleep_ms(INGEST_WRITER_YIELD_MS);
     }
     free(br);
     return NULL;
@@ -343,30 +337,17 @@ static void *run(void *arg)
 
 /* The error-reply cap of INGEST_ERROR_REPLY_BURST / INGEST_ERROR_REPLIES_PER_MIN. The hash
  * seed is random so that no one can pick serials that share the table's slots. */
-static int errcap_new(struct cc_errcap **out)
+static int errcap_new(const struct cc_config *cfg, struct cc_errcap **out)
 {
-    struct cc_config *cfg = malloc(sizeof(*cfg));
-    char err[256];
     uint64_t seed = 0;
-    int rc;
 
-    if (cfg == NULL)
-        return CC_ERR_NOMEM;
-    rc = cc_config_load(cfg, err, sizeof(err));
-    if (rc != CC_OK) {
-        cc_log_error("config_invalid", "%s", err);
-        goto out;
-    }
     if (cc_random_bytes(&seed, sizeof(seed)) != CC_OK)
         seed = (uint64_t)cc_now_ms(); /* the bound holds whatever the seed */
-    rc = cc_errcap_new(cfg->ingest_error_reply_burst, cfg->ingest_error_replies_per_min,
-                       INGEST_ERROR_REPLY_DEVICES, seed, out);
-out:
-    free(cfg);
-    return rc;
+    return cc_errcap_new(cfg->ingest_error_reply_burst, cfg->ingest_error_replies_per_min,
+                         INGEST_ERROR_REPLY_DEVICES, seed, out);
 }
 
-int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gate *gate,
+int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struct cc_gate *gate,
                         struct cc_walckpt *ckpt, struct ingest_disk *disk, ingest_publish_fn pub,
                         void *pub_ctx, struct ingest_writer **out)
 {
@@ -380,9 +361,9 @@ int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gat
         free(w);
         return CC_ERR_NOMEM;
     }
-    rc = errcap_new(&w->errcap);
+    rc = errcap_new(cfg, &w->errcap);
     if (rc == CC_OK)
-        rc = cc_store_open(db_path, CC_DB_CREATE | CC_DB_MIGRATE, &w->st);
+        rc = cc_store_open(cfg->db_path, CC_DB_CREATE | CC_DB_MIGRATE, &w->st);
     if (rc == CC_OK) {
         cc_store_set_gate(w->st, gate);
         if (ckpt != NULL)

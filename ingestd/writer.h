@@ -47,6 +47,7 @@ struct ingest_stats {
     unsigned long long errors_suppressed; /* error replies over the per-device cap */
 };
 
+struct cc_config;
 struct cc_gate;
 struct cc_walckpt;
 struct ingest_disk;
@@ -54,9 +55,8 @@ struct ingest_disk;
  * takes WAL checkpoints off the writer's commits (cc_walckpt.h), or NULL for SQLite's
  * automatic checkpoint. disk: the full-disk guard (disk.h), or NULL: a commit that fails
  * on a full disk enters its full state and is retried once space has returned. */
-/* Reads the error-reply cap from the environment (cc_config_load: main has already
- * checked it), so call it before any thread that may setenv. */
-int ingest_writer_start(const char *db_path, struct cc_journal *j, struct cc_gate *gate,
+/* cfg (read during the call only): the database and the error-reply cap. */
+int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struct cc_gate *gate,
                         struct cc_walckpt *ckpt, struct ingest_disk *disk, ingest_publish_fn pub,
                         void *pub_ctx, struct ingest_writer **out);
 /* Queues a message that is already in the journal at position pos. Thread-safe. */

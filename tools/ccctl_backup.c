@@ -29,19 +29,13 @@
 
 #include "cc_db.h"
 #include "cc_rc.h"
+#include "cc_time.h"
 #include "ccctl.h"
 
 #define BACKUP_PAGES_PER_STEP 256 /* pages copied per sqlite3_backup_step (1 MiB at 4 KiB) */
 #define BACKUP_SLEEP_MS 5         /* pause between steps, ms */
 #define BACKUP_BUSY_SLEEP_MS 50   /* pause after SQLITE_BUSY/LOCKED, ms */
 #define BACKUP_MAX_BUSY 1200      /* consecutive busy steps before giving up (~60 s) */
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
 
 /* Runs one statement that returns at most one text row; copies it into out if given. */
 static int exec_text(sqlite3 *db, const char *sql, char *out, size_t outlen)
@@ -121,11 +115,11 @@ static int copy_pages(sqlite3 *src, sqlite3 *dst, int hold_snapshot, int *pages)
             break;
         if (s == SQLITE_OK) {
             busy = 0;
-            sleep_ms(BACKUP_SLEEP_MS);
+            cc_sleep_ms(BACKUP_SLEEP_MS);
             continue;
         }
         if ((s == SQLITE_BUSY || s == SQLITE_LOCKED) && ++busy < BACKUP_MAX_BUSY) {
-            sleep_ms(BACKUP_BUSY_SLEEP_MS);
+            cc_sleep_ms(BACKUP_BUSY_SLEEP_MS);
             continue;
         }
         fprintf(stderr, "ccctl: backup: step failed: %s\n", sqlite3_errstr(s));
