@@ -23,9 +23,9 @@
 #define API_DB_CACHE_PRAGMA "PRAGMA cache_size=-2048" /* API_DB_CACHE_KIB */
 /* All of apid's SQLite memory together (every pooled connection's page cache, schema and
  * statements), MiB: sqlite3_soft_heap_limit64, under which SQLite reuses its least recently
- * used cache pages rather than allocate more (apid/main.c: cc_db_tune_process). Without it the caches only fill as the
- * pool's connections touch new pages: make soak saw apid grow +67 MB/h for hours towards
- * API_DB_CONNS x API_DB_CACHE_KIB. */
+ * used cache pages rather than allocate more (apid/main.c: cc_db_tune_process). Without it the
+ * caches only fill as the pool's connections touch new pages: make soak saw apid grow +67 MB/h for
+ * hours towards API_DB_CONNS x API_DB_CACHE_KIB. */
 #define API_DB_HEAP_MIB 16
 
 /* Sets up the pool for the database at path (kept, not copied). CC_OK or CC_ERR_NOMEM. */

@@ -19,16 +19,16 @@
 #define CC_SECRET_MQTT "mqtt.secret"
 
 struct cc_config {
-    char db_path[PATH_MAX];             /* COLDCHAIN_DB, default data/coldchain.db */
-    char mqtt_url[CC_CONFIG_URL];       /* MQTT_URL, default tcp://127.0.0.1:<MQTT_PORT> */
-    int mqtt_port;                      /* MQTT_PORT, default 1883 */
-    char mqtt_username[CC_CONFIG_STR];  /* MQTT_USERNAME, default "ingestd" */
-    char mqtt_password[CC_CONFIG_STR];  /* MQTT_PASSWORD, else <db dir>/mqtt.secret */
-    int http_port;                      /* HTTP_PORT, default 8080 */
-    char http_bind[64];                 /* HTTP_BIND, default 127.0.0.1 */
-    int ingest_metrics_port;            /* INGEST_METRICS_PORT, default 9101 */
+    char db_path[PATH_MAX];            /* COLDCHAIN_DB, default data/coldchain.db */
+    char mqtt_url[CC_CONFIG_URL];      /* MQTT_URL, default tcp://127.0.0.1:<MQTT_PORT> */
+    int mqtt_port;                     /* MQTT_PORT, default 1883 */
+    char mqtt_username[CC_CONFIG_STR]; /* MQTT_USERNAME, default "ingestd" */
+    char mqtt_password[CC_CONFIG_STR]; /* MQTT_PASSWORD, else <db dir>/mqtt.secret */
+    int http_port;                     /* HTTP_PORT, default 8080 */
+    char http_bind[64];                /* HTTP_BIND, default 127.0.0.1 */
+    int ingest_metrics_port;           /* INGEST_METRICS_PORT, default 9101 */
     int ingest_fsync; /* INGEST_FSYNC 0|1 (0): fdatasync the journal before acknowledging */
-    int production;                     /* COLDCHAIN_ENV=production */
+    int production;   /* COLDCHAIN_ENV=production */
     char jwt_secret[CC_CONFIG_STR];     /* JWT_SECRET; required in production */
     int64_t access_token_ttl_s;         /* ACCESS_TOKEN_TTL_S, default 900 */
     int64_t refresh_token_ttl_s;        /* REFRESH_TOKEN_TTL_S, default 604800 */

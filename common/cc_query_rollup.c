@@ -165,8 +165,8 @@ struct acc {
 static void acc_add(struct acc *a, int64_t cell, int64_t b, int64_t ts, double t, int64_t q, u128 m)
 {
     if (!a->have) {
-        *a = (struct acc){.cell = cell, .bucket = b, .min = t, .max = t, .first_ts = ts,
-                          .last_ts = ts};
+        *a = (struct acc){
+            .cell = cell, .bucket = b, .min = t, .max = t, .first_ts = ts, .last_ts = ts};
         a->have = 1;
     }
     a->min = t < a->min ? t : a->min;
@@ -316,11 +316,11 @@ int cc_rollup_batch_add(struct cc_store *st, struct cc_rollup_batch *b, int64_t 
 
     cc_query_mkt_q(t, &hi, &lo);
     m = ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo;
-    rc = table_add(st, &b->t5, merge_5m_sql, cell_id, bucket_of(ts_ms, CC_ROLLUP_BUCKET_MS),
-                   ts_ms, t, q, m);
+    rc = table_add(st, &b->t5, merge_5m_sql, cell_id, bucket_of(ts_ms, CC_ROLLUP_BUCKET_MS), ts_ms,
+                   t, q, m);
     if (rc == CC_OK)
-        rc = table_add(st, &b->t30, merge_30m_sql, cell_id,
-                       bucket_of(ts_ms, CC_ROLLUP_COARSE_MS), ts_ms, t, q, m);
+        rc = table_add(st, &b->t30, merge_30m_sql, cell_id, bucket_of(ts_ms, CC_ROLLUP_COARSE_MS),
+                       ts_ms, t, q, m);
     return rc;
 }
 

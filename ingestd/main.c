@@ -208,8 +208,8 @@ static int setup(struct ingestd *d)
         return rc;
     /* The writer's and the jobs' publishes (errors, alert events) go through the broker
      * loop, which main() made before setup. */
-    rc = ingest_writer_start(&d->cfg, d->journal, &d->gate, d->ckpt, d->disk,
-                             ingest_mqtt_publish, d->mqtt, &d->writer);
+    rc = ingest_writer_start(&d->cfg, d->journal, &d->gate, d->ckpt, d->disk, ingest_mqtt_publish,
+                             d->mqtt, &d->writer);
     if (rc != CC_OK) {
         cc_log_error("db_open_failed", "%s: %s", d->cfg.db_path, cc_rc_code(rc));
         return rc;
