@@ -5,8 +5,14 @@ CC      ?= cc
 BUILD   ?= build
 SAN     ?=
 OPT     ?= -O2
+# common/'s layers (README "Architecture", each folder's README.md): one library, one -I each,
+# so includes stay "cc_x.h" wherever a header lives.
+COMMON_DIRS := base store engine api jobs
+COMMON_INC  := $(COMMON_DIRS:%=-Icommon/%)
+COMMON_HDR  := $(wildcard $(COMMON_DIRS:%=common/%/*.h))
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-               -Wno-format-nonliteral -g $(OPT) -fPIC -pthread -Icommon -Ibroker-config -I$(BUILD)/gen
+               -Wno-format-nonliteral -g $(OPT) -fPIC -pthread $(COMMON_INC) -Ibroker-config \
+               -I$(BUILD)/gen
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS     += -fsanitize=address,undefined
@@ -15,11 +21,12 @@ CFLAGS  += $(CFLAGS_BASE)
 LDLIBS_COMMON := -lcjson -lsqlite3 -lcrypto -lcurl -lm -pthread
 
 # cc_auth_rules.c: the broker plugin's pure checks, shared with cc_devices.c's serial rule.
-COMMON_SRC  := $(sort $(wildcard common/*.c)) broker-config/cc_auth_rules.c
+COMMON_SRC  := $(sort $(wildcard $(COMMON_DIRS:%=common/%/*.c))) broker-config/cc_auth_rules.c
 COMMON_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/cc_migrations.o
 INGESTD_SRC := $(sort $(wildcard ingestd/*.c))
 APID_SRC    := $(sort $(wildcard apid/*.c))
-CCCTL_SRC   := $(sort $(wildcard tools/ccctl*.c))
+# cc_seed.c: the demo data of `ccctl seed` (and its unit test, test_seed).
+CCCTL_SRC   := $(sort $(wildcard tools/ccctl*.c)) tools/cc_seed.c
 UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
@@ -50,7 +57,8 @@ $(BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
 openapi:
 	/usr/bin/python3 tools/gen_openapi.py docs/openapi.yaml docs/openapi.json
 
-$(BUILD)/obj/%.o: %.c $(wildcard common/*.h broker-config/*.h ingestd/*.h apid/*.h) | $(BUILD)/gen/cc_migrations.c
+$(BUILD)/obj/%.o: %.c $(COMMON_HDR) $(wildcard broker-config/*.h ingestd/*.h apid/*.h tools/*.h) \
+                   | $(BUILD)/gen/cc_migrations.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -64,7 +72,7 @@ $(BUILD)/ingestd: $(INGESTD_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
 # on alerts/{coldCellId} (the outbox rows are still written and the other channels sent;
 # notifications have no MQTT delivery anyway, SPEC §3), so that tools/bench_ingest.sh can
 # price the channel apart from the alert engine. Never installed or run by `make run`.
-$(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o: ingestd/jobs.c $(wildcard common/*.h ingestd/*.h)
+$(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o: ingestd/jobs.c $(COMMON_HDR) $(wildcard ingestd/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DCC_BENCH_NO_MQTT_NOTIFY -c $< -o $@
 
@@ -86,7 +94,7 @@ $(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libcommon.a
 
 # The broker plugin links only what it needs: SQLite (read-only) and OpenSSL.
 $(BUILD)/coldchain_auth.so: broker-config/coldchain_auth.c $(BUILD)/obj/broker-config/cc_auth_rules.o \
-                            $(BUILD)/obj/common/cc_crypto.o
+                            $(BUILD)/obj/common/base/cc_crypto.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -shared -o $@ $^ -lsqlite3 -lcrypto
 
@@ -100,6 +108,12 @@ $(BUILD)/tests/test_ingest_mqtt: tests/unit/test_ingest_mqtt.c $(BUILD)/obj/inge
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/mqtt.o $(BUILD)/libcommon.a \
 	    -lcmocka -lmosquitto $(LDLIBS_COMMON)
+
+# The seed lives in tools/ with ccctl, outside libcommon.
+$(BUILD)/tests/test_seed: tests/unit/test_seed.c $(BUILD)/obj/tools/cc_seed.o $(BUILD)/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $< $(BUILD)/obj/tools/cc_seed.o $(BUILD)/libcommon.a \
+	    -lcmocka -ljwt $(LDLIBS_COMMON)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c, docs in tests/fuzz/README.md): clang with
 # fuzzer+ASan+UBSan; common/ and apid/ (minus main.c) are compiled again into build/fuzz/
@@ -129,7 +143,7 @@ $(FUZZ_DIR)/obj/gen/%.o: $(FUZZ_DIR)/gen/%.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_DIR)/obj/%.o: %.c $(wildcard common/*.h apid/*.h broker-config/*.h) \
+$(FUZZ_DIR)/obj/%.o: %.c $(COMMON_HDR) $(wildcard apid/*.h broker-config/*.h) \
                      | $(FUZZ_DIR)/gen/cc_migrations.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
@@ -179,7 +193,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i common/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.c broker-config/*.c
+	clang-format -i common/*/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.c broker-config/*.c
 
 format-check:
-	clang-format --dry-run -Werror common/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.c broker-config/*.c
+	clang-format --dry-run -Werror common/*/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.c broker-config/*.c
