@@ -176,7 +176,7 @@ int api_devices_regenerate_key(struct api_req *r);
 
 int api_readings_ingest(struct api_req *r);
 
-/* h_queries.c, h_dashboard.c: the read side (common/cc_query.h) */
+/* h_queries.c, h_dashboard.c: the read side (common/api/cc_query.h) */
 int api_readings_query(struct api_req *r);
 int api_readings_export_csv(struct api_req *r);
 int api_coldcells_latest(struct api_req *r);

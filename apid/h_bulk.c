@@ -1,7 +1,7 @@
 /* h_bulk.c - POST /api/devices/bulk: many devices in one transaction.
  *
  * The body is a JSON array of {serialNumber, coldCellId, firmwareVersion?} (the rules of
- * `ccctl device import`, common/cc_bulk.c). The signed-in user must be allowed to change
+ * `ccctl device import`, common/api/cc_bulk.c). The signed-in user must be allowed to change
  * every target cold cell: one cell that is not theirs answers 404 for the whole request.
  * Any bad item and nothing is created; the error lists every bad item with its line.
  * 201 answers [{serialNumber, apiKey, id}, ...] in body order: the keys are shown once. */

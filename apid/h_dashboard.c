@@ -1,5 +1,5 @@
 /* h_dashboard.c - GET /api/dashboard/customer and GET /api/dashboard/technician.
- * The views and their access rule are in common/cc_query.h. */
+ * The views and their access rule are in common/api/cc_query.h. */
 #include "api.h"
 
 #include "cc_query.h"

@@ -1,7 +1,7 @@
 /* h_queries.c - the read side of a cold cell: GET /api/readings/coldcells/:id/readings
  * (statistics and series), GET /api/coldcells/:id/latest and the streamed CSV export
  * GET /api/readings/coldcells/:id/export.csv, page by page, each page read in its own
- * short transaction. The work is in common/cc_query.h. */
+ * short transaction. The work is in common/api/cc_query.h. */
 #include "api.h"
 
 #include <stdio.h>

@@ -2,7 +2,7 @@
  *
  * apid subscribes to devices/+/readings and alerts/+ (QoS 0, clean session, client id
  * "coldchain-apid-<pid>-<random>") under the operator account MQTT_USERNAME /
- * MQTT_PASSWORD, and hands every message to common/cc_feed, which filters by access and
+ * MQTT_PASSWORD, and hands every message to common/api/cc_feed, which filters by access and
  * queues per connection. When the broker is away apid keeps serving HTTP and reconnects
  * in the background (BACKOFF_MIN_MS doubling to BACKOFF_MAX_MS).
  *

@@ -4,7 +4,7 @@
  *
  * No mosquitto, SQLite or allocation: every function reads only its arguments (NUL-terminated
  * strings, any bytes) and answers 1 (yes) or 0 (no) (cc_auth_cert_device_id: an id, or 0), so
- * the plugin, common/cc_devices.c, tools/ccctl_cert.c and the fuzz targets share one
+ * the plugin, common/api/cc_devices.c, tools/ccctl_cert.c and the fuzz targets share one
  * definition. Any thread may call them.
  */
 #ifndef CC_AUTH_RULES_H
@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bytes in a device serial; equals CC_SERIAL_MAX (common/cc_store.h, checked there). */
+/* Bytes in a device serial; equals CC_SERIAL_MAX (common/store/cc_store.h, checked there). */
 #define CC_AUTH_SERIAL_MAX 64
 
 /* Client ids that start with this (compared case-insensitively) belong to the operators'

@@ -28,7 +28,7 @@
  * file read-only, once, and keeps one prepared statement for its whole life. The broker is
  * single-threaded, so the statement is never used from two threads.
  *
- * Build (from the repository root; links common/cc_crypto.c for the key check):
+ * Build (from the repository root; links common/base/cc_crypto.c for the key check):
  *   make build/coldchain_auth.so
  *
  * Config lines (mosquitto.conf; tools/broker_conf.sh fills them in):

@@ -1,4 +1,4 @@
-/* fuzz_bulk.c - bulk device import parsing (common/cc_bulk.c cc_bulk_parse), CSV and
+/* fuzz_bulk.c - bulk device import parsing (common/api/cc_bulk.c cc_bulk_parse), CSV and
  * JSON, run on a thread with a civetweb worker's 100 KiB stack as POST
  * /api/devices/bulk runs it (`ccctl device import` reads files with the same code).
  * Input: one format byte (even: CSV, odd: JSON), then the file bytes.

@@ -1,4 +1,4 @@
-/* fuzz_feed.c - the live feed's handling of broker messages (common/cc_feed.c
+/* fuzz_feed.c - the live feed's handling of broker messages (common/api/cc_feed.c
  * cc_feed_on_message), which turns devices/{serial}/readings and alerts/{cellId} into
  * the WebSocket messages every subscriber gets, and the same bytes as a client's message
  * (cc_feed_client_message: a ping is answered with a pong). A temp SQLite database with two

@@ -1,4 +1,4 @@
-/* fuzz_http_body.c - request body parsing (common/cc_http.c cc_http_parse_body, then the
+/* fuzz_http_body.c - request body parsing (common/api/cc_http.c cc_http_parse_body, then the
  * cc_input getters every handler reads fields with), run on a thread with a civetweb
  * worker's 100 KiB stack, as apid runs it for every route with a JSON body, login
  * included. Input: the body bytes (at most CC_MAX_BODY, as apid reads no more).

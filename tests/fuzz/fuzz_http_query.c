@@ -1,7 +1,7 @@
 /* fuzz_http_query.c - everything apid reads from a request line and its headers without
  * a body: the route table's path matching with its :id parameters (apid/routes.c),
  * query-string parameters, paging, id filters, the readings range and the alert filter
- * (common/cc_http.c, cc_query.c, cc_alerts_api.c), X-Forwarded-For and CORS origins.
+ * (common/api/cc_http.c, cc_query.c, cc_alerts_api.c), X-Forwarded-For and CORS origins.
  * Input: one selector byte, then the string (query string, path, header value...);
  * for the origin check a 0x00 byte separates the CORS_ORIGINS list from the origin.
  * Invariants: a decoded parameter equals what an independent decoder of SPEC's

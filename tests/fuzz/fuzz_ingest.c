@@ -1,4 +1,4 @@
-/* fuzz_ingest.c - the one ingestion path (common/cc_ingest.c) that every device message
+/* fuzz_ingest.c - the one ingestion path (common/engine/cc_ingest.c) that every device message
  * takes after the broker: MQTT topics and payloads as ingestd gets them
  * (cc_ingest_mqtt: topic parsing, validation, storage, dead letters, the alert engine),
  * and HTTP readings as apid gets them (cc_ingest_readings, all or nothing, on a thread

@@ -1,4 +1,4 @@
-/* fuzz_json.c - the depth gate in front of every outside JSON document (common/cc_json.c),
+/* fuzz_json.c - the depth gate in front of every outside JSON document (common/base/cc_json.c),
  * checked against cJSON, the parser it protects. Input: the document bytes.
  * Invariants:
  *  - whatever cc_json_depth_ok lets through, cJSON parses on a 100 KiB worker stack

@@ -1,4 +1,4 @@
-/* fuzz_jwt.c - bearer token verification (common/cc_jwt.c cc_jwt_verify), run on a
+/* fuzz_jwt.c - bearer token verification (common/api/cc_jwt.c cc_jwt_verify), run on a
  * thread with a civetweb worker's 100 KiB stack, as apid runs it for Authorization,
  * /api/auth/refresh and /api/ws?token=. Input: a mode byte, then
  *  mode 0: a raw token as a client sends it;

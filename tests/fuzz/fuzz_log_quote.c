@@ -1,5 +1,5 @@
 /* fuzz_log_quote.c - the quoting of every client-chosen value written to the logs
- * (common/cc_log.c cc_log_quote: request methods, paths, addresses; issue 12 item 9).
+ * (common/base/cc_log.c cc_log_quote: request methods, paths, addresses; issue 12 item 9).
  * Input: one byte choosing the buffer size (8..263), then the value.
  * Invariants: the result fits, is one double-quoted token with no blank, '=', quote,
  * backslash, control or non-ASCII byte inside but as \xNN, and unescapes to the value,

@@ -1,4 +1,4 @@
-/* fuzz_time.c - the ISO-8601 parser (common/cc_time.c) that reads every "ts" of a
+/* fuzz_time.c - the ISO-8601 parser (common/base/cc_time.c) that reads every "ts" of a
  * reading, every from/to of a query and every timestamp in an import. Input: one mode
  * byte; even: a string to parse; odd: eight bytes of epoch milliseconds to format.
  * Invariants: an accepted string names an instant of years 0000-9999 (± the 14 h

@@ -1,4 +1,4 @@
-/* fuzz_validate.c - the reading and status validator (common/cc_validate.c), the first
+/* fuzz_validate.c - the reading and status validator (common/engine/cc_validate.c), the first
  * parser every MQTT and HTTP reading payload meets. Input: one mode byte (even: a
  * readings payload, odd: a status payload), then the payload bytes as sent by a device.
  * Invariants: every reading the validator accepts lies inside the SPEC §3 ranges, the

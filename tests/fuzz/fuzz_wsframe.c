@@ -1,5 +1,5 @@
 /* fuzz_wsframe.c - the WebSocket client-frame parser of apid's live feed
- * (common/cc_wsframe.c), fed the bytes a client sends, plus its helpers for close
+ * (common/api/cc_wsframe.c), fed the bytes a client sends, plus its helpers for close
  * payloads and the handshake key. Input: one mode byte, then
  *  mode 0: raw client bytes, parsed once whole and once in chunks whose sizes come
  *          from the mode byte and the data (as TCP may split them);

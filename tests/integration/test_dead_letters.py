@@ -9,7 +9,7 @@ import time
 
 from harness import Cases, Stack, wait_for
 
-PER_DEVICE_MAX = 1000  # CC_REJECTED_PER_DEVICE_MAX (common/cc_store.h)
+PER_DEVICE_MAX = 1000  # CC_REJECTED_PER_DEVICE_MAX (common/store/cc_store.h)
 FLOOD = 1100
 DAY_MS = 86400000
 

@@ -268,7 +268,7 @@ def main():
         cases.run("ingestd_outbox_pending_gauge_matches_the_tables", outbox_backlog_gauge)
 
         def wal_checkpointer_exposed():
-            # The WAL checkpointer thread (common/cc_walckpt.c): after the commits above
+            # The WAL checkpointer thread (common/store/cc_walckpt.c): after the commits above
             # the WAL holds pages, and no run failed or had to be done in place.
             m = parse(s.metrics())
             expect(value(m, "coldchain_wal_pages") > 0, "coldchain_wal_pages is 0")
