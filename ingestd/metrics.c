@@ -8,7 +8,6 @@
 
 #include <civetweb.h>
 
-#include "cc_db.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_stats.h"
@@ -25,7 +24,7 @@ struct ingest_metrics {
     /* One read-only connection kept for the scrapes (opening one parses the whole
      * schema: measured, most of a scrape's cost), lent under mu. */
     pthread_mutex_t mu;
-    sqlite3 *db;
+    struct cc_store *st;
     int64_t outbox_at; /* cc_mono_ms of the last outbox count, 0 if none */
     unsigned long long outbox_notifications, outbox_events;
     struct ingest_writer *w;
@@ -204,19 +203,19 @@ static int handle(struct mg_connection *conn, void *data)
     int have;
 
     pthread_mutex_lock(&m->mu);
-    if (m->db == NULL && cc_db_open(m->db_path, CC_DB_READONLY, &m->db) != CC_OK)
-        m->db = NULL;
-    have = m->db != NULL && cc_stats_load(m->db, &cs) == CC_OK &&
-           cc_store_dead_letters_dropped(m->db, &rejected_dropped) == CC_OK;
+    if (m->st == NULL && cc_store_open(m->db_path, CC_STORE_READONLY, &m->st) != CC_OK)
+        m->st = NULL;
+    have = m->st != NULL && cc_stats_load(m->st, &cs) == CC_OK &&
+           cc_store_dead_letters_dropped(m->st, &rejected_dropped) == CC_OK;
     if (have && (m->outbox_at == 0 || cc_mono_ms() - m->outbox_at >= OUTBOX_EVERY_MS)) {
-        have = cc_stats_outbox(m->db, &m->outbox_notifications, &m->outbox_events) == CC_OK;
+        have = cc_stats_outbox(m->st, &m->outbox_notifications, &m->outbox_events) == CC_OK;
         m->outbox_at = have ? cc_mono_ms() : 0;
     }
     outbox_n = m->outbox_notifications;
     outbox_e = m->outbox_events;
-    if (!have && m->db != NULL) {
-        cc_db_close(m->db); /* opened afresh at the next scrape */
-        m->db = NULL;
+    if (!have && m->st != NULL) {
+        cc_store_close(m->st); /* opened afresh at the next scrape */
+        m->st = NULL;
     }
     pthread_mutex_unlock(&m->mu);
     if (!have) {
@@ -314,7 +313,7 @@ void ingest_metrics_stop(struct ingest_metrics *m)
     if (m == NULL)
         return;
     mg_stop(m->ctx);
-    cc_db_close(m->db);
+    cc_store_close(m->st);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }

@@ -5,6 +5,7 @@
 
 #include "cc_rc.h"
 #include "cc_sql.h"
+#include "cc_store.h"
 
 const char *const cc_stats_alert_types[CC_STATS_ALERT_TYPES] = {"HIGH_TEMP", "LOW_TEMP",
                                                                 "POWER_LOSS", "SENSOR_ERROR"};
@@ -68,8 +69,10 @@ static int count(sqlite3 *db, const char *sql, unsigned long long *out)
     return rc;
 }
 
-int cc_stats_outbox(sqlite3 *db, unsigned long long *notifications, unsigned long long *events)
+int cc_stats_outbox(struct cc_store *st, unsigned long long *notifications,
+                    unsigned long long *events)
 {
+    sqlite3 *db = cc_store_db(st);
     static const char sql_n[] = "SELECT count(*) FROM notifications WHERE status = 'PENDING'";
     static const char sql_e[] = "SELECT count(*) FROM alert_events WHERE status = 'PENDING'";
     int rc = count(db, sql_n, notifications);
@@ -77,8 +80,9 @@ int cc_stats_outbox(sqlite3 *db, unsigned long long *notifications, unsigned lon
     return rc == CC_OK ? count(db, sql_e, events) : rc;
 }
 
-int cc_stats_load(sqlite3 *db, struct cc_stats *out)
+int cc_stats_load(struct cc_store *st, struct cc_stats *out)
 {
+    sqlite3 *db = cc_store_db(st);
     int rc;
 
     memset(out, 0, sizeof *out);

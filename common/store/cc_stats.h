@@ -5,11 +5,11 @@
  * by the triggers of schema/0004_stat_counters.sql in the transactions that change those
  * rows. They only grow (deleting rows does not lower them) and cost the same to read
  * whatever the size of the tables: fourteen rows.
- * Thread: the caller's connection. Codes: CC_OK, CC_ERR_DB. */
+ * Thread: the caller's store. Codes: CC_OK, CC_ERR_DB. */
 #ifndef CC_STATS_H
 #define CC_STATS_H
 
-#include <sqlite3.h>
+struct cc_store;
 
 #define CC_STATS_ALERT_TYPES 4 /* HIGH_TEMP, LOW_TEMP, POWER_LOSS, SENSOR_ERROR */
 #define CC_STATS_CHANNELS 3    /* mqtt, webhook, email */
@@ -24,12 +24,13 @@ struct cc_stats {
     unsigned long long notifications_failed[CC_STATS_CHANNELS];
 };
 
-/* Fills *out (zeroed first) from db. CC_OK or CC_ERR_DB (out then holds what was read). */
-int cc_stats_load(sqlite3 *db, struct cc_stats *out);
+/* Fills *out (zeroed first) from st. CC_OK or CC_ERR_DB (out then holds what was read). */
+int cc_stats_load(struct cc_store *st, struct cc_stats *out);
 
 /* The outbox backlog: notifications and alert events still PENDING (on any channel).
  * Counted over the due indexes, so it costs in proportion to the backlog: callers
  * scrape it at most every few seconds. CC_OK or CC_ERR_DB. */
-int cc_stats_outbox(sqlite3 *db, unsigned long long *notifications, unsigned long long *events);
+int cc_stats_outbox(struct cc_store *st, unsigned long long *notifications,
+                    unsigned long long *events);
 
 #endif

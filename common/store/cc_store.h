@@ -2,7 +2,8 @@
  *
  * The daemons never write SQL: they call these functions. Today they are implemented
  * on SQLite (cc_store_sqlite.c); a PostgreSQL store would implement this header again.
- * A struct cc_store is one connection with its prepared statements: one per thread.
+ * A struct cc_store is one connection with its prepared statements: one per thread (or
+ * lent to one thread at a time, CC_STORE_POOLED).
  * Functions that write must be called between cc_store_begin and cc_store_commit
  * (or cc_store_rollback); they return CC_ERR_DB on a database failure, after which
  * the caller rolls back. */
@@ -31,11 +32,53 @@ struct cc_device {
     int64_t newest_ts; /* newest stored reading ts, if has_newest */
 };
 
-/* Opens the store at path (cc_db_open flags). *out on success; free with cc_store_close. */
+/* cc_store_open's flags (the same values as cc_db_open's). */
+enum cc_store_flags {
+    CC_STORE_READONLY = 1 << 0, /* open read-only (a metrics scrape) */
+    CC_STORE_MIGRATE = 1 << 1,  /* apply pending migrations after opening */
+    CC_STORE_CREATE = 1 << 2,   /* create the database if missing */
+    /* The store is lent from thread to thread (apid's pool): it keeps the statements the
+     * query modules prepare on it (cc_sql.h) for itself, see cc_store_thread_enter. */
+    CC_STORE_POOLED = 1 << 8,
+};
+
+/* Opens the store at path (CC_STORE_* flags). *out on success; free with cc_store_close. */
 int cc_store_open(const char *path, int flags, struct cc_store **out);
 void cc_store_close(struct cc_store *st);
 /* The SQLite connection, for other common/ modules only (queries, API). Lent. */
 sqlite3 *cc_store_db(struct cc_store *st);
+
+/* Process set-up, once in main before any thread starts: the allocator and the store's
+ * memory accounting; heap_limit_mib > 0 bounds the memory all stores of the process cache
+ * to about that many MiB, 0 turns the accounting off (see cc_db_tune_process). */
+void cc_store_tune_process(int heap_limit_mib);
+/* Bytes the stores of the process hold now and at most so far (0 and 0 unless
+ * cc_store_tune_process was given a heap limit). */
+void cc_store_memory(int64_t *used, int64_t *peak);
+/* Caps this connection's page cache at kib KiB. CC_OK or CC_ERR_DB. */
+int cc_store_set_cache_kib(struct cc_store *st, int kib);
+/* The schema version of the database behind st. CC_OK or CC_ERR_DB (logged). */
+int cc_store_schema_version(struct cc_store *st, int *out);
+/* The newest schema version this program knows (its last migration). */
+int cc_store_schema_latest(void);
+
+/* A CC_STORE_POOLED store's thread from now on: the calling thread takes st's statement
+ * cache (cc_sql.h); it calls cc_store_thread_leave before it hands st to another thread.
+ * No-ops for other stores. */
+void cc_store_thread_enter(struct cc_store *st);
+void cc_store_thread_leave(struct cc_store *st);
+/* A read-only transaction: every query until cc_store_read_end sees one snapshot. Not for
+ * code that writes before the end. CC_OK or CC_ERR_DB. */
+int cc_store_read_begin(struct cc_store *st);
+/* Ends it; a no-op when no transaction is open. */
+void cc_store_read_end(struct cc_store *st);
+/* 1 when a transaction is open on st (whoever began it), else 0. */
+int cc_store_in_transaction(struct cc_store *st);
+
+struct cc_walckpt;
+/* Hands st's WAL checkpoints to the checkpointer thread ckpt (cc_walckpt.h), which must
+ * outlive st. */
+void cc_store_attach_checkpointer(struct cc_store *st, struct cc_walckpt *ckpt);
 
 struct cc_gate;
 /* Makes this store's transactions take turns with the other stores of the process that
@@ -69,8 +112,8 @@ int cc_store_device_status(struct cc_store *st, int64_t device_id, int online, c
 int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
                          const void *payload, size_t len, const char *code, const char *message);
 /* Dead letters dropped by the per-device cap since the database was created (the
- * coldchain_rejected_dropped_total metric), read on db. CC_OK or CC_ERR_DB. */
-int cc_store_dead_letters_dropped(sqlite3 *db, int64_t *out);
+ * coldchain_rejected_dropped_total metric). CC_OK or CC_ERR_DB. */
+int cc_store_dead_letters_dropped(struct cc_store *st, int64_t *out);
 /* Lends a prepared statement for sql, a string literal (the cache is keyed by its
  * address), prepared on first use and kept until cc_store_close: the other common/
  * modules on the ingest path (the alert engine, notifications, jobs) use it so that no

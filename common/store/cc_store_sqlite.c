@@ -7,6 +7,7 @@
 
 #include "cc_gate.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,14 @@
 #include "cc_log.h"
 #include "cc_query.h"
 #include "cc_rc.h"
+#include "cc_sql.h"
+#include "cc_walckpt.h"
+
+_Static_assert((int)CC_STORE_READONLY == (int)CC_DB_READONLY &&
+                   (int)CC_STORE_MIGRATE == (int)CC_DB_MIGRATE &&
+                   (int)CC_STORE_CREATE == (int)CC_DB_CREATE,
+               "cc_store_open passes its flags on to cc_db_open");
+#define DB_FLAGS (CC_STORE_READONLY | CC_STORE_MIGRATE | CC_STORE_CREATE)
 
 enum stmt_id {
     ST_DEVICE_BY_SERIAL,
@@ -66,9 +75,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 struct cc_store {
     sqlite3 *db;
-    struct cc_gate *gate;         /* shared with the process's other writers, or NULL */
-    int in_gate;                  /* this store's transaction holds the gate */
-    sqlite3_stmt *stmt[ST_COUNT]; /* NULL until first use; finalized by cc_store_close */
+    struct cc_sql_cache *sql_cache; /* CC_STORE_POOLED: the query modules' statements */
+    struct cc_gate *gate;           /* shared with the process's other writers, or NULL */
+    int in_gate;                    /* this store's transaction holds the gate */
+    sqlite3_stmt *stmt[ST_COUNT];   /* NULL until first use; finalized by cc_store_close */
     struct {
         const char *sql; /* the literal's address: the key */
         sqlite3_stmt *stmt;
@@ -119,7 +129,7 @@ int cc_store_open(const char *path, int flags, struct cc_store **out)
     sqlite3 *db = NULL;
     int rc;
 
-    rc = cc_db_open(path, flags, &db);
+    rc = cc_db_open(path, flags & DB_FLAGS, &db);
     if (rc != CC_OK)
         goto fail;
     st = calloc(1, sizeof *st);
@@ -127,11 +137,14 @@ int cc_store_open(const char *path, int flags, struct cc_store **out)
         rc = CC_ERR_NOMEM;
         goto fail;
     }
+    if ((flags & CC_STORE_POOLED) && (rc = cc_sql_cache_new(&st->sql_cache)) != CC_OK)
+        goto fail;
     st->db = db;
     *out = st;
     return CC_OK;
 
 fail:
+    free(st);
     cc_db_close(db);
     return rc;
 }
@@ -140,6 +153,7 @@ void cc_store_close(struct cc_store *st)
 {
     if (st == NULL)
         return;
+    cc_sql_cache_free(st->sql_cache); /* its statements before their connection */
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     for (int i = 0; i < st->n_extra; i++)
@@ -152,6 +166,66 @@ void cc_store_close(struct cc_store *st)
 sqlite3 *cc_store_db(struct cc_store *st)
 {
     return st->db;
+}
+
+void cc_store_tune_process(int heap_limit_mib)
+{
+    cc_db_tune_process(heap_limit_mib);
+}
+
+void cc_store_memory(int64_t *used, int64_t *peak)
+{
+    cc_db_memory(used, peak);
+}
+
+int cc_store_set_cache_kib(struct cc_store *st, int kib)
+{
+    char sql[48];
+
+    snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", kib); /* negative: KiB, not pages */
+    return cc_db_exec(st->db, sql);
+}
+
+int cc_store_schema_version(struct cc_store *st, int *out)
+{
+    return cc_db_user_version(st->db, out);
+}
+
+int cc_store_schema_latest(void)
+{
+    return cc_db_latest_version();
+}
+
+void cc_store_thread_enter(struct cc_store *st)
+{
+    if (st->sql_cache != NULL)
+        cc_sql_cache_use(st->sql_cache);
+}
+
+void cc_store_thread_leave(struct cc_store *st)
+{
+    if (st->sql_cache != NULL)
+        cc_sql_cache_use(NULL);
+}
+
+int cc_store_read_begin(struct cc_store *st)
+{
+    return cc_sql_read_begin(st->db);
+}
+
+void cc_store_read_end(struct cc_store *st)
+{
+    cc_sql_read_end(st->db);
+}
+
+int cc_store_in_transaction(struct cc_store *st)
+{
+    return !sqlite3_get_autocommit(st->db);
+}
+
+void cc_store_attach_checkpointer(struct cc_store *st, struct cc_walckpt *ckpt)
+{
+    cc_walckpt_attach(ckpt, st->db);
 }
 
 int cc_store_stmt(struct cc_store *st, const char *sql, sqlite3_stmt **out)
@@ -533,8 +607,9 @@ out:
     return rc;
 }
 
-int cc_store_dead_letters_dropped(sqlite3 *db, int64_t *out)
+int cc_store_dead_letters_dropped(struct cc_store *st, int64_t *out)
 {
+    sqlite3 *db = st->db;
     sqlite3_stmt *stmt = NULL;
     int src, rc = CC_ERR_DB;
 

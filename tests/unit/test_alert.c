@@ -591,7 +591,7 @@ static void test_stats_counters(void **state)
     reading(st, FRIDGE, T0 - 29 * S, 9.5, -1); /* re-triggered: the same alert */
     reading(st, FRIDGE, T0 - 28 * S, 5.0, 0);  /* HIGH_TEMP resolved, POWER_LOSS raised */
     reading(st, FRIDGE, T0 - 27 * S, 9.0, 0);  /* a second HIGH_TEMP */
-    assert_int_equal(cc_stats_load(cc_store_db(st), &cs), CC_OK);
+    assert_int_equal(cc_stats_load(st, &cs), CC_OK);
     assert_int_equal(cs.alerts_raised[0], 2); /* HIGH_TEMP */
     assert_int_equal(cs.alerts_resolved[0], 1);
     assert_int_equal(cs.alerts_raised[2], 1); /* POWER_LOSS */
@@ -607,14 +607,14 @@ static void test_stats_counters(void **state)
         CC_OK);
     assert_int_equal(cc_store_commit(st), CC_OK);
     assert_int_equal(resolved, 0);
-    assert_int_equal(cc_stats_load(cc_store_db(st), &cs), CC_OK);
+    assert_int_equal(cc_stats_load(st, &cs), CC_OK);
     assert_int_equal(cs.alerts_resolved[0], 1);
 
     /* Deliveries: the first attempt fails (still PENDING: not counted), then all are sent. */
     pub.fail_left = 1;
     assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, NULL), CC_OK);
     assert_int_equal(cc_notify_deliver(st, &ch, T0 + 3600 * S, 100, NULL), CC_OK);
-    assert_int_equal(cc_stats_load(cc_store_db(st), &cs), CC_OK);
+    assert_int_equal(cc_stats_load(st, &cs), CC_OK);
     /* The mqtt channel carries alert events only: they are what it counts (schema/0007). */
     assert_true(cs.notifications_sent[0] > 0);
     assert_int_equal((int64_t)cs.notifications_sent[0],
@@ -623,7 +623,7 @@ static void test_stats_counters(void **state)
     assert_int_equal(cs.notifications_failed[0], 0);
 
     exec_ok(st, "DELETE FROM alerts");
-    assert_int_equal(cc_stats_load(cc_store_db(st), &cs), CC_OK);
+    assert_int_equal(cc_stats_load(st, &cs), CC_OK);
     assert_int_equal(cs.alerts_raised[0], 2);
 }
 

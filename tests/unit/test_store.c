@@ -323,7 +323,7 @@ static void test_store_dead_letter_cap_per_device(void **state)
     assert_string_equal(text, "bad-00005 bad-01004");
     assert_int_equal(query_int(db, "SELECT count(*) FROM rejected_messages WHERE device_id = 6"),
                      3);
-    assert_int_equal(cc_store_dead_letters_dropped(db, &dropped), CC_OK);
+    assert_int_equal(cc_store_dead_letters_dropped(st, &dropped), CC_OK);
     assert_int_equal(dropped, 5);
 
     /* Status messages of the device count in its bucket too. */
@@ -343,7 +343,7 @@ static void test_store_dead_letter_cap_per_device(void **state)
     assert_int_equal(query_int(db, "SELECT count(*) FROM rejected_messages WHERE device_id = 0"
                                    " AND topic = 'devices/NOPE/readings'"),
                      max - 4);
-    assert_int_equal(cc_store_dead_letters_dropped(db, &dropped), CC_OK);
+    assert_int_equal(cc_store_dead_letters_dropped(st, &dropped), CC_OK);
     assert_int_equal(dropped, 5 + 2 + 4);
     assert_int_equal(query_int(db, "SELECT count(*) FROM rejected_messages WHERE device_id = 6"),
                      3);
