@@ -6,15 +6,12 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "cc_db.h"
 #include "cc_log.h"
 #include "cc_rc.h"
-#include "cc_sql.h"
 
 struct slot {
-    struct cc_store *st;        /* NULL until opened */
-    struct cc_sql_cache *cache; /* the statements prepared on st */
-    int reading;                /* a read transaction is open on st */
+    struct cc_store *st; /* NULL until opened; CC_STORE_POOLED: it keeps its statements */
+    int reading;         /* a read transaction is open on st */
 };
 
 static struct {
@@ -39,13 +36,8 @@ int api_db_init(const char *path)
     pthread_cond_init(&pool.freed, &ca);
     pthread_condattr_destroy(&ca);
     pool.path = path;
-    for (int i = 0; i < API_DB_CONNS; i++) {
-        if (cc_sql_cache_new(&pool.slots[i].cache) != CC_OK) {
-            api_db_free();
-            return CC_ERR_NOMEM;
-        }
+    for (int i = 0; i < API_DB_CONNS; i++)
         pool.idle[i] = &pool.slots[API_DB_CONNS - 1 - i];
-    }
     pool.n_idle = API_DB_CONNS;
     return CC_OK;
 }
@@ -55,9 +47,7 @@ void api_db_free(void)
     for (int i = 0; i < API_DB_CONNS; i++) {
         struct slot *s = &pool.slots[i];
 
-        cc_sql_cache_free(s->cache); /* its statements before their connection */
-        s->cache = NULL;
-        cc_store_close(s->st);
+        cc_store_close(s->st); /* with the statements cached on it */
         s->st = NULL;
     }
     pool.n_idle = 0;
@@ -112,8 +102,8 @@ int api_db_take(struct api_req *r, int read_tx)
         return CC_ERR_DB;
     }
     if (s->st == NULL) {
-        if (cc_store_open(pool.path, 0, &s->st) != CC_OK ||
-            cc_db_exec(cc_store_db(s->st), API_DB_CACHE_PRAGMA) != CC_OK) {
+        if (cc_store_open(pool.path, CC_STORE_POOLED, &s->st) != CC_OK ||
+            cc_store_set_cache_kib(s->st, API_DB_CACHE_KIB) != CC_OK) {
             cc_log_error("worker_db_open_failed", "%s", pool.path);
             cc_store_close(s->st);
             s->st = NULL;
@@ -122,9 +112,9 @@ int api_db_take(struct api_req *r, int read_tx)
         }
         atomic_fetch_add(&pool.n_open, 1);
     }
-    cc_sql_cache_use(s->cache);
+    cc_store_thread_enter(s->st);
     held = s;
-    s->reading = read_tx && cc_sql_read_begin(cc_store_db(s->st)) == CC_OK;
+    s->reading = read_tx && cc_store_read_begin(s->st) == CC_OK;
     r->st = s->st;
     return CC_OK;
 }
@@ -137,15 +127,15 @@ void api_db_give(struct api_req *r)
     if (s == NULL)
         return;
     if (s->reading)
-        cc_sql_read_end(cc_store_db(s->st));
+        cc_store_read_end(s->st);
     s->reading = 0;
-    if (!sqlite3_get_autocommit(cc_store_db(s->st))) {
+    if (cc_store_in_transaction(s->st)) {
         /* A handler left a transaction open: a bug, but the next borrower must not
          * inherit it. */
         cc_log_error("db_tx_left_open", "rolled back before reuse");
-        cc_db_rollback(cc_store_db(s->st));
+        cc_store_rollback(s->st);
     }
-    cc_sql_cache_use(NULL);
+    cc_store_thread_leave(s->st);
     held = NULL;
     slot_give(s);
 }

@@ -6,7 +6,8 @@
  * its own: it takes one after the request head and body are in, and gives it back
  * before the answer goes out (server.c). A client that sends or reads slowly therefore
  * holds a worker, never a connection or a read snapshot. Each pooled connection keeps
- * its own statement cache (cc_sql_cache_use), installed on the thread that holds it.
+ * its own statement cache (CC_STORE_POOLED), taken by the thread that holds it
+ * (cc_store_thread_enter).
  * Connections are opened on first use and reopened after a failed open.
  * Threads: any worker; a thread holds at most one connection at a time. */
 #ifndef API_DBPOOL_H
@@ -19,16 +20,15 @@
 /* Page cache of each pooled connection, KiB. The daemons' default (64 MiB, for ingestd's
  * writer) times API_DB_CONNS would let apid grow towards 2 GiB as the database grows
  * (seen in make soak: +571 MB/h); reads of colder pages come from the OS page cache. */
-#define API_DB_CACHE_KIB 2048
-#define API_DB_CACHE_PRAGMA "PRAGMA cache_size=-2048" /* API_DB_CACHE_KIB */
+#define API_DB_CACHE_KIB 2048 /* cc_store_set_cache_kib */
 /* All of apid's SQLite memory together (every pooled connection's page cache, schema and
- * statements), MiB: sqlite3_soft_heap_limit64, under which SQLite reuses its least recently
- * used cache pages rather than allocate more (apid/main.c: cc_db_tune_process). Without it the
+ * statements), MiB: SQLite's soft heap limit, under which it reuses its least recently
+ * used cache pages rather than allocate more (apid/main.c: cc_store_tune_process). Without it the
  * caches only fill as the pool's connections touch new pages: make soak saw apid grow +67 MB/h for
  * hours towards API_DB_CONNS x API_DB_CACHE_KIB. */
 #define API_DB_HEAP_MIB 16
 
-/* Sets up the pool for the database at path (kept, not copied). CC_OK or CC_ERR_NOMEM. */
+/* Sets up the pool for the database at path (kept, not copied). CC_OK. */
 int api_db_init(const char *path);
 /* Closes every connection; call after the workers have stopped. */
 void api_db_free(void);

@@ -1,8 +1,8 @@
 /* h_system.c - GET /health (the process answers) and GET /ready (the database does). */
 #include "api.h"
 
-#include "cc_db.h"
 #include "cc_rc.h"
+#include "cc_store.h"
 
 int api_health(struct api_req *r)
 {
@@ -21,8 +21,8 @@ int api_ready(struct api_req *r)
     cJSON *o;
     int version = 0;
 
-    if (r->st == NULL || cc_db_user_version(cc_store_db(r->st), &version) != CC_OK ||
-        version < cc_db_latest_version()) {
+    if (r->st == NULL || cc_store_schema_version(r->st, &version) != CC_OK ||
+        version < cc_store_schema_latest()) {
         return api_reply_unavailable(r, "database not ready");
     }
     o = cJSON_CreateObject();

@@ -18,10 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "api.h"
-#include "cc_db.h"
 #include "cc_jwt.h"
 #include "cc_log.h"
 #include "cc_rc.h"
@@ -67,7 +64,7 @@ static const char *const api_tunables[] = {
 #define API_TUNABLES_MAX 1024   /* longest GLIBC_TUNABLES value apid extends */
 #define API_TUNABLE_NAME_MAX 64 /* longest "glibc.malloc.name=" in api_tunables */
 /* Freed blocks at the end of an arena form its "top", given back to the kernel on a free
- * only when it exceeds M_TRIM_THRESHOLD: cc_db_tune_process sets 64 MiB (for ingestd's
+ * only when it exceeds M_TRIM_THRESHOLD: cc_store_tune_process sets 64 MiB (for ingestd's
  * large transactions), more than an arena other than the main one ever holds, and
  * malloc_trim leaves tops alone; so each arena kept the highest level it ever reached and
  * every new peak of concurrent requests raised it (make soak: 14.7 of 60 MB of arena
@@ -167,7 +164,7 @@ static int exec_with_tunables(char **argv)
 static int migrate(const struct cc_config *cfg)
 {
     struct cc_store *st = NULL;
-    int rc = cc_store_open(cfg->db_path, CC_DB_CREATE | CC_DB_MIGRATE, &st);
+    int rc = cc_store_open(cfg->db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, &st);
 
     cc_store_close(st);
     return rc;
@@ -204,7 +201,7 @@ int main(int argc, char **argv)
         cc_log_warn("malloc_tunables",
                     "could not execute apid with its GLIBC_TUNABLES: glibc's defaults "
                     "(a cache in each worker, 8 arenas per core)");
-    cc_db_tune_process(API_DB_HEAP_MIB);
+    cc_store_tune_process(API_DB_HEAP_MIB);
     mallopt(M_TRIM_THRESHOLD, API_MALLOC_TRIM_THRESHOLD);
     snprintf(app.jwt_secret, sizeof app.jwt_secret, "%s", app.cfg.jwt_secret);
     if (cc_config_secret(&app.cfg, CC_SECRET_JWT, !app.cfg.production, app.jwt_secret,

@@ -19,9 +19,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cc_db.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_store.h"
 #include "dbpool.h"
 
 #define MAX_ROUTES 96          /* routing table entries counted, + "other" */
@@ -239,7 +239,7 @@ static void render(struct out *o)
     struct mallinfo2 mi = mallinfo2();
     int64_t db_used, db_peak;
 
-    cc_db_memory(&db_used, &db_peak);
+    cc_store_memory(&db_used, &db_peak);
 
     put(o,
         "# HELP coldchain_heap_in_use_bytes Heap memory in use: live allocations and blocks "

@@ -7,11 +7,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_log.h"
 #include "cc_rc.h"
-#include "cc_sql.h"
 #include "cc_time.h"
 #include "dbpool.h"
 
