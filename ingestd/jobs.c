@@ -10,7 +10,6 @@
 
 #include <curl/curl.h>
 
-#include "cc_db.h"
 #include "cc_jobs.h"
 #include "cc_log.h"
 #include "cc_notify.h"
@@ -18,7 +17,6 @@
 #include "cc_retention.h"
 #include "cc_store.h"
 #include "cc_time.h"
-#include "cc_walckpt.h"
 
 #define TICK_MS 1000          /* how often the timers are looked at */
 #define DELIVER_MAX_ROWS 8000 /* sends per tick, so a backlog cannot starve the others */
@@ -135,7 +133,7 @@ int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, struct 
     if (rc == CC_OK) {
         cc_store_set_gate(j->st, gate);
         if (ckpt != NULL)
-            cc_walckpt_attach(ckpt, cc_store_db(j->st));
+            cc_store_attach_checkpointer(j->st, ckpt);
     }
     if (rc != CC_OK) {
         curl_global_cleanup();

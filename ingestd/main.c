@@ -21,12 +21,12 @@
 #include <unistd.h>
 
 #include "cc_config.h"
-#include "cc_db.h"
 #include "cc_gate.h"
 #include "cc_journal.h"
 #include "cc_kvlog.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_store.h"
 #include "cc_time.h"
 #include "cc_walckpt.h"
 #include "disk.h"
@@ -173,17 +173,17 @@ static int setup(struct ingestd *d)
 {
     char dir[PATH_MAX], path[PATH_MAX + 64], legacy[PATH_MAX + 64];
     struct cc_journal_pos from;
-    sqlite3 *db = NULL;
+    struct cc_store *st = NULL;
     int rc, recovered = 0;
 
-    /* The database first: a read-only or unusable one is the error to report (cc_db_open
+    /* The database first: a read-only or unusable one is the error to report (cc_store_open
      * names the path), not its effect on the journal beside it. This also migrates. */
-    rc = cc_db_open(d->cfg.db_path, CC_DB_CREATE | CC_DB_MIGRATE, &db);
+    rc = cc_store_open(d->cfg.db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, &st);
     if (rc != CC_OK) {
         cc_log_error("db_open_failed", "%s: cannot open or migrate the database", d->cfg.db_path);
         return rc;
     }
-    cc_db_close(db);
+    cc_store_close(st);
     cc_config_data_dir(&d->cfg, dir, sizeof(dir));
     if (snprintf(path, sizeof(path), "%s/%s.journal", dir, d->client_id) >= (int)sizeof(path))
         return CC_ERR_IO;
@@ -257,7 +257,7 @@ int main(void)
         return 2;
     }
     cc_log_init("ingestd", d.cfg.log_level, d.cfg.log_json);
-    cc_db_tune_process(0);
+    cc_store_tune_process(0);
     cc_gate_init(&d.gate);
     if (cc_config_secret(&d.cfg, "mqtt.secret", 0, d.cfg.mqtt_password, sizeof(d.cfg.mqtt_password),
                          err, sizeof(err)) != CC_OK) {

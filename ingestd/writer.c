@@ -12,7 +12,6 @@
 
 #include "cc_config.h"
 #include "cc_crypto.h"
-#include "cc_db.h"
 #include "cc_errcap.h"
 #include "cc_error.h"
 #include "cc_ingest.h"
@@ -20,12 +19,11 @@
 #include "cc_rc.h"
 #include "cc_store.h"
 #include "cc_time.h"
-#include "cc_walckpt.h"
 #include "disk.h"
 
 #define RETRY_SLEEP_MS 200 /* after a failed transaction */
 /* Between two transactions when more messages wait: the moment in which apid's writes
- * (other processes wait for the lock polling every CC_DB_BUSY_POLL_MS) get their turn
+ * (other processes wait for the lock, polling every millisecond) get their turn
  * while ingestd drains a backlog. ~1-2% of a 4096-message batch's time. */
 #define INGEST_WRITER_YIELD_MS 2
 
@@ -363,11 +361,11 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
     }
     rc = errcap_new(cfg, &w->errcap);
     if (rc == CC_OK)
-        rc = cc_store_open(cfg->db_path, CC_DB_CREATE | CC_DB_MIGRATE, &w->st);
+        rc = cc_store_open(cfg->db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, &w->st);
     if (rc == CC_OK) {
         cc_store_set_gate(w->st, gate);
         if (ckpt != NULL)
-            cc_walckpt_attach(ckpt, cc_store_db(w->st));
+            cc_store_attach_checkpointer(w->st, ckpt);
     }
     if (rc == CC_OK)
         rc = cc_store_checkpoint_get(w->st, &w->checkpoint.gen, &w->checkpoint.offset);
