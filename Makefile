@@ -32,7 +32,7 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
 MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
 
-.PHONY: all run test seed bench soak clean deps unit unit-asan integration format format-check openapi fuzz fuzz-build
+.PHONY: all run test seed bench soak clean deps unit unit-asan integration format format-check openapi fuzz fuzz-build boundary-check
 
 all: $(BUILD)/ingestd $(BUILD)/apid $(BUILD)/ccctl $(BUILD)/coldchain_auth.so $(TOOL_BINS)
 
@@ -163,8 +163,17 @@ fuzz: deps fuzz-build
 deps:
 	@sh tools/deps.sh
 
-unit: $(UNIT_BIN)
+unit: boundary-check $(UNIT_BIN)
 	@sh tests/run_unit.sh $(BUILD)/tests
+
+# The daemons reach the database only through the store's typed functions (cc_store.h;
+# issue 14 point 2): no SQLite header or handle, no cc_db_ / cc_sql_ call, no raw
+# connection from cc_store_db in apid/ or ingestd/. Run by `unit`, hence by `make test`.
+BOUNDARY_RE = sqlite3|cc_store_db|cc_db_|cc_sql_|CC_DB_|cc_db\.h|cc_sql\.h
+boundary-check:
+	@if grep -nE '$(BOUNDARY_RE)' apid/*.[ch] ingestd/*.[ch]; then \
+		echo "boundary-check: apid/ or ingestd/ bypass cc_store.h (lines above)"; exit 1; \
+	fi; echo "boundary-check: apid/ and ingestd/ reach the database only through cc_store.h"
 
 unit-asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 unit
