@@ -169,11 +169,21 @@ unit: boundary-check $(UNIT_BIN)
 # The daemons reach the database only through the store's typed functions (cc_store.h;
 # issue 14 point 2): no SQLite header or handle, no cc_db_ / cc_sql_ call, no raw
 # connection from cc_store_db in apid/ or ingestd/. Run by `unit`, hence by `make test`.
+# And the store sits below the layers that use it: nothing in common/store/ includes an
+# api/ or jobs/ header (common/store/README.md), and base/ includes no database header.
 BOUNDARY_RE = sqlite3|cc_store_db|cc_db_|cc_sql_|CC_DB_|cc_db\.h|cc_sql\.h
+EMPTY       :=
+SPACE       := $(EMPTY) $(EMPTY)
+STORE_ABOVE  = $(subst .,\.,$(subst $(SPACE),|,$(notdir $(wildcard common/api/*.h common/jobs/*.h))))
 boundary-check:
 	@if grep -nE '$(BOUNDARY_RE)' apid/*.[ch] ingestd/*.[ch]; then \
 		echo "boundary-check: apid/ or ingestd/ bypass cc_store.h (lines above)"; exit 1; \
 	fi; echo "boundary-check: apid/ and ingestd/ reach the database only through cc_store.h"
+	@if grep -nE '#include "($(STORE_ABOVE))"' common/store/*.[ch]; then \
+		echo "boundary-check: common/store/ includes an api/ or jobs/ header (lines above)"; exit 1; \
+	fi; if grep -nE 'sqlite3|cc_db\.h|cc_sql\.h|cc_store\.h' common/base/*.[ch]; then \
+		echo "boundary-check: common/base/ reaches the database (lines above)"; exit 1; \
+	fi; echo "boundary-check: common/store/ includes nothing from api/ or jobs/, base/ no database"
 
 unit-asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 unit

@@ -20,6 +20,7 @@
 #include "cc_query.h"
 #include "cc_rc.h"
 #include "cc_sql.h"
+#include "cc_store_rollup.h"
 #include "cc_time.h"
 
 #define DEVICES 1000
@@ -118,7 +119,7 @@ static int build(const char *path)
             snprintf(sql, sizeof sql, "UPDATE bench_meta SET schema_version = %d",
                      cc_db_latest_version());
             if (exec(db, "BEGIN") || exec(db, "DELETE FROM readings_5m") ||
-                exec(db, "DELETE FROM readings_30m") || cc_query_rollup_rebuild(db, 0) != CC_OK ||
+                exec(db, "DELETE FROM readings_30m") || cc_store_rollup_rebuild(db, 0) != CC_OK ||
                 exec(db, sql) || exec(db, "COMMIT")) {
                 cc_db_close(db);
                 return 1;
@@ -203,7 +204,7 @@ static int build(const char *path)
     }
     fprintf(stderr, "bench_query: %lld readings in %.1f s; rollups...\n", (long long)rows,
             (now_ms_f() - t0) / 1e3);
-    if (cc_query_rollup_rebuild(db, 0) != CC_OK)
+    if (cc_store_rollup_rebuild(db, 0) != CC_OK)
         goto out;
     if (exec(db, "UPDATE bench_meta SET complete = 1") || exec(db, "COMMIT") ||
         exec(db, "ANALYZE") || exec(db, "PRAGMA journal_mode = WAL"))

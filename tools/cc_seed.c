@@ -8,8 +8,8 @@
 
 #include "cc_db.h"
 #include "cc_log.h"
-#include "cc_query.h"
 #include "cc_rc.h"
+#include "cc_store_rollup.h"
 
 #define SEED_HISTORY_MS (7LL * 24 * 3600 * 1000) /* rows "exist" since a week before now */
 #define SEED_PRNG_SEED 0xC01DC4A1ULL             /* fixed: the same readings every time */
@@ -414,8 +414,8 @@ static int insert_readings(sqlite3 *db, int64_t newest_ms, const struct seed_ids
                 goto out;
         }
     }
-    /* The rollups, with the same code and numbers as the ingest path (cc_query.h). */
-    rc = cc_query_rollup_rebuild(db, 0);
+    /* The rollups, with the same code and numbers as the ingest path (cc_store_rollup.h). */
+    rc = cc_store_rollup_rebuild(db, 0);
 out:
     sqlite3_finalize(ins);
     return rc;

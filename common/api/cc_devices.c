@@ -13,8 +13,8 @@
 #include "cc_error.h"
 #include "cc_input.h"
 #include "cc_provision.h"
-#include "cc_query.h"
 #include "cc_rc.h"
+#include "cc_store_rollup.h"
 #include "cc_validate.h"
 
 #define DEV_COLS                                                                                   \
@@ -297,7 +297,7 @@ int cc_devices_delete(struct cc_store *st, const struct cc_principal *p, int64_t
         rc = sqlite3_bind_int64(stmt, 1, id) == SQLITE_OK ? cc_sql_exec(db, stmt) : CC_ERR_DB;
     /* The cascade removed the device's readings: the cells' rollups must forget them. */
     for (size_t i = 0; rc == CC_OK && i < n_spans; i++)
-        rc = cc_query_rollup_rebuild_span(db, spans[i].cell, spans[i].from, spans[i].to);
+        rc = cc_store_rollup_rebuild_span(db, spans[i].cell, spans[i].from, spans[i].to);
     if (rc == CC_OK)
         rc = cc_audit_append(st, p->user_id, "delete", "device", id, before, NULL);
     cc_sql_release(stmt);

@@ -4,10 +4,8 @@
  * Numbers are defined so that the fast answer (rollups for whole five-minute buckets,
  * raw rows only at the edges) and the raw computation (every raw row) are equal bit
  * for bit, whatever the order readings arrived in (docs/queries.md):
- *  - sums of temperatures are sums of integers, cc_query_temp_q(t) = round(t * 2^20);
- *    avg = sum_q / 2^20 / count;
- *  - the mean kinetic temperature sums the integers round(exp(-ΔH/R / T) * 2^120)
- *    exactly in 128 bits (two 62-bit limbs in readings_5m);
+ *  - sums of temperatures and of MKT terms are integer sums (cc_rollup_math.h, shared
+ *    with the write side, store/cc_store_rollup.h);
  *  - minutesOutOfRange: readings of the cell in range, ordered by (ts, device_id); the
  *    interval from each reading to the next counts when the earlier one is outside
  *    min_temp..max_temp (strictly below or above). The last reading in range adds
@@ -26,15 +24,9 @@
 #include <cjson/cJSON.h>
 
 #include "cc_access.h"
+#include "cc_rollup_math.h"
 #include "cc_store.h"
 
-#define CC_ROLLUP_BUCKET_MS 300000LL            /* readings_5m bucket: 5 minutes */
-#define CC_ROLLUP_COARSE_MS 1800000LL           /* readings_30m bucket: 30 minutes */
-#define CC_QUERY_TEMP_SHIFT 20                  /* sum_q = Σ round(t * 2^20) */
-#define CC_QUERY_MKT_SHIFT 120                  /* mkt terms: round(exp(-ΔH/R/T) * 2^120) */
-#define CC_QUERY_MKT_LIMB_BITS 62               /* mkt_hi * 2^62 + mkt_lo */
-#define CC_MKT_DH_R_K 10000.0                   /* ΔH/R of USP <1160>, kelvin */
-#define CC_KELVIN_OFFSET 273.15                 /* °C -> K */
 #define CC_QUERY_MAX_SPAN_MS (400LL * 86400000) /* longest from/to span: 400 days */
 #define CC_QUERY_MAX_BUCKETS 120000             /* series entries at most (400 d of 5 min) */
 
@@ -71,43 +63,6 @@ struct cc_query_result {
     size_t n;                       /* series entries */
     struct cc_query_bucket *series; /* malloc'd, ascending t_ms; free with _result_free */
 };
-
-/* Rollup terms of one temperature (°C). Pure; the same value on every path. */
-int64_t cc_query_temp_q(double t);
-void cc_query_mkt_q(double t, uint64_t *hi, uint64_t *lo);
-/* Mean temperature of sum_q over count readings, °C. */
-double cc_query_avg(int64_t sum_q, int64_t count);
-/* Mean kinetic temperature (°C) of count readings whose term sum is hi * 2^62 + lo. */
-double cc_query_mkt(uint64_t hi, uint64_t lo, int64_t count);
-
-/* Adds one stored reading to its cell's five- and thirty-minute rollups. Called by
- * cc_store_reading_insert when a row was really inserted, inside the ingest
- * transaction. CC_OK or CC_ERR_DB. */
-int cc_query_rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t);
-/* A transaction's rollup terms summed per cell and bucket in memory, written with one
- * upsert per bucket when the transaction commits (cc_store_commit) instead of two per
- * reading: the same sums, exactly (docs/queries.md). CC_ROLLUP_BATCH_MAX buckets of each
- * size at most; past that the table is written early, inside the same transaction. */
-#define CC_ROLLUP_BATCH_MAX 256
-struct cc_rollup_batch;
-int cc_rollup_batch_new(struct cc_rollup_batch **out); /* CC_OK or CC_ERR_NOMEM */
-void cc_rollup_batch_free(struct cc_rollup_batch *b);
-/* Adds one stored reading. CC_OK, or CC_ERR_DB when an early write failed. */
-int cc_rollup_batch_add(struct cc_store *st, struct cc_rollup_batch *b, int64_t cell_id,
-                        int64_t ts_ms, double t);
-/* Writes and empties the batch (empty even when it fails). CC_OK or CC_ERR_DB. */
-int cc_rollup_batch_flush(struct cc_store *st, struct cc_rollup_batch *b);
-/* Forgets the batch (its transaction was rolled back). */
-void cc_rollup_batch_clear(struct cc_rollup_batch *b);
-/* Rebuilds readings_5m and readings_30m from raw readings: of one cell, or of every
- * cell when cell_id is 0. Rows of buckets with no raw reading are left alone, but a
- * bucket that retention has thinned is rewritten from what is left: use it after bulk
- * loads, not on old data. The caller holds a write transaction. CC_OK or CC_ERR_DB. */
-int cc_query_rollup_rebuild(sqlite3 *db, int64_t cell_id);
-/* Rewrites one cell's rollups over the half-hours covering from_ts..to_ts from the raw
- * readings left there (after a device and its readings were deleted). The caller holds
- * a write transaction. CC_OK, CC_ERR_VALIDATION or CC_ERR_DB. */
-int cc_query_rollup_rebuild_span(sqlite3 *db, int64_t cell_id, int64_t from_ts, int64_t to_ts);
 
 /* Reads range=24h|7d|30d or from=&to= (ISO-8601) from a query string; no parameter
  * means range=24h ending at now_ms. The bucket of a from/to span: up to 1 day 5 min,

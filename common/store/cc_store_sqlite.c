@@ -13,9 +13,9 @@
 
 #include "cc_db.h"
 #include "cc_log.h"
-#include "cc_query.h"
 #include "cc_rc.h"
 #include "cc_sql.h"
+#include "cc_store_rollup.h"
 #include "cc_walckpt.h"
 
 _Static_assert((int)CC_STORE_READONLY == (int)CC_DB_READONLY &&
@@ -375,7 +375,7 @@ static int bind_tristate(sqlite3_stmt *stmt, int i, int v)
 static int rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t)
 {
     if (!st->in_tx || sqlite3_get_autocommit(st->db))
-        return cc_query_rollup_add(st, cell_id, ts_ms, t);
+        return cc_store_rollup_add(st, cell_id, ts_ms, t);
     if (st->rollups == NULL && cc_rollup_batch_new(&st->rollups) != CC_OK)
         return CC_ERR_NOMEM;
     return cc_rollup_batch_add(st, st->rollups, cell_id, ts_ms, t);

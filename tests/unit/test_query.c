@@ -20,6 +20,7 @@
 #include "cc_rc.h"
 #include "cc_retention.h"
 #include "cc_store.h"
+#include "cc_store_rollup.h"
 #include "cc_time.h"
 
 #define T0 1764115200000LL /* 2025-11-26T00:00:00.000Z, a multiple of every bucket */
@@ -402,7 +403,7 @@ static void test_query_rollup_upsert_equals_rebuild(void **state)
                      query_int(db, "SELECT count(*) FROM readings"));
 
     exec_ok(db, "DELETE FROM readings_5m; DELETE FROM readings_30m");
-    assert_int_equal(cc_query_rollup_rebuild(db, 0), CC_OK);
+    assert_int_equal(cc_store_rollup_rebuild(db, 0), CC_OK);
     a5 = rollup_dump(db, "readings_5m");
     a30 = rollup_dump(db, "readings_30m");
     assert_string_equal(a5, b5);
@@ -471,7 +472,7 @@ static void test_query_rollup_batch_equals_rebuild(void **state)
     b5 = rollup_dump(db, "readings_5m");
     b30 = rollup_dump(db, "readings_30m");
     exec_ok(db, "DELETE FROM readings_5m; DELETE FROM readings_30m");
-    assert_int_equal(cc_query_rollup_rebuild(db, 0), CC_OK);
+    assert_int_equal(cc_store_rollup_rebuild(db, 0), CC_OK);
     a5 = rollup_dump(db, "readings_5m");
     a30 = rollup_dump(db, "readings_30m");
     assert_string_equal(a5, b5);
