@@ -13,11 +13,13 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 
-/* Page cache of a writing connection, in KiB when negative: 16 MiB. ingestd's batches
- * touch about two leaf pages per device and cell (4,096 readings of 1000 devices: ~8 MiB
- * of hot pages); 64 MiB made no difference in make bench but let ingestd's RSS creep up
- * for hours (make soak: +12.8 MB/h) past the 32 MiB it is meant to stay under. */
-#define CACHE_SIZE_PRAGMA "PRAGMA cache_size=-16384"
+/* Page cache of a writing connection, in KiB when negative: 8 MiB. ingestd's batches
+ * touch about two leaf pages per device and cell (~8 MiB of hot pages at 1000 devices).
+ * make bench (issue 13, 2026-12-07): 64 and 16 MiB were no faster than 8 (plain 14,743 vs
+ * 13,975-15,449 readings/s, backlog drain 38,134 vs 38,411-42,964/s) but the cache counts
+ * in ingestd's peak RSS: VmHWM plain 34.2 -> 25.5 MiB, churn 38.6 -> 29.7 MiB (goal <= 32),
+ * and in make soak it kept creeping up for hours (+12.8 MB/h at 64 MiB). */
+#define CACHE_SIZE_PRAGMA "PRAGMA cache_size=-8192"
 
 /* Creates every missing directory of the directory part of path (mkdir -p).
  * CC_OK or CC_ERR_IO. */

@@ -140,7 +140,7 @@ static void test_db_migrate_file_creates_dirs_and_uses_wal(void **state)
     query_text(db, "PRAGMA journal_mode", mode, sizeof mode);
     assert_string_equal(mode, "wal");
     assert_int_equal(query_int(db, "PRAGMA synchronous"), 1); /* NORMAL */
-    assert_int_equal(query_int(db, "PRAGMA cache_size"), -16384);
+    assert_int_equal(query_int(db, "PRAGMA cache_size"), -8192);
     cc_db_close(db);
 }
 
