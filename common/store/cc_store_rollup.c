@@ -1,5 +1,5 @@
 /* cc_store_rollup.c - the write side of the rollup tables: the exact upserts, the
- * per-transaction batch and the rebuilds from raw readings (cc_store_rollup.h,
+ * batch and the rebuilds from raw readings (cc_store_rollup.h,
  * docs/queries.md). The terms come from cc_rollup_math.h. */
 #include "cc_store_rollup.h"
 
@@ -33,20 +33,9 @@ static int64_t bucket_of(int64_t ts, int64_t unit)
     " mkt_lo = (mkt_lo + excluded.mkt_lo) & 4611686018427387903,"                                  \
     " first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)"
 
-static const char upsert_5m_sql[] =
-    "INSERT INTO readings_5m (cold_cell_id, bucket_ts, min_temp, max_temp, sum_temp, count,"
-    " mkt_sum, sum_q, mkt_hi, mkt_lo, first_ts, last_ts)"
-    " VALUES (?1, ?2, ?3, ?3, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?8)"
-    " ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET"
-    " sum_temp = sum_temp + excluded.sum_temp, mkt_sum = mkt_sum + excluded.mkt_sum," EXACT_UPSERT;
-
-static const char upsert_30m_sql[] =
-    "INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp, max_temp, count, sum_q,"
-    " mkt_hi, mkt_lo, first_ts, last_ts) VALUES (?1, ?9, ?3, ?3, 1, ?5, ?6, ?7, ?8, ?8)"
-    " ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET" EXACT_UPSERT;
-
-/* A batch's bucket totals (cc_rollup_batch_flush): the parameters of rebuild's inserts
- * (flush()), 12 for the five-minute table and 10 for the thirty-minute one. */
+/* A batch's bucket totals (cc_rollup_batch_flush; one reading is a batch of one): the
+ * parameters of rebuild's inserts (flush()), 12 for the five-minute table and 10 for the
+ * thirty-minute one. */
 static const char merge_5m_sql[] =
     "INSERT INTO readings_5m (cold_cell_id, bucket_ts, min_temp, max_temp, sum_temp, count,"
     " mkt_sum, sum_q, mkt_hi, mkt_lo, first_ts, last_ts)"
@@ -58,52 +47,6 @@ static const char merge_30m_sql[] =
     "INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp, max_temp, count, sum_q,"
     " mkt_hi, mkt_lo, first_ts, last_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     " ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET" EXACT_UPSERT;
-
-/* Runs one of the two upserts. Both number their parameters alike; each uses a subset
- * (?9, the half-hour, only the coarse one), and ?9 is bound only where it exists. */
-static int upsert(struct cc_store *st, const char *sql, int64_t cell_id, int64_t ts_ms, double t,
-                  int64_t q, uint64_t hi, uint64_t lo)
-{
-    sqlite3_stmt *stmt = NULL;
-    int nparams;
-    int rc;
-
-    rc = cc_store_stmt(st, sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    nparams = sqlite3_bind_parameter_count(stmt);
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, bucket_of(ts_ms, CC_ROLLUP_BUCKET_MS)) != SQLITE_OK ||
-        sqlite3_bind_double(stmt, 3, t) != SQLITE_OK ||
-        sqlite3_bind_double(stmt, 4, exp(-CC_MKT_DH_R_K / (t + CC_KELVIN_OFFSET))) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 5, q) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 6, (int64_t)hi) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 7, (int64_t)lo) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 8, ts_ms) != SQLITE_OK ||
-        (nparams >= 9 &&
-         sqlite3_bind_int64(stmt, 9, bucket_of(ts_ms, CC_ROLLUP_COARSE_MS)) != SQLITE_OK)) {
-        cc_log_error("db_step_failed", "rollup bind: %s", sqlite3_errmsg(cc_store_db(st)));
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = cc_sql_exec(cc_store_db(st), stmt);
-out:
-    cc_store_stmt_done(stmt);
-    return rc;
-}
-
-int cc_store_rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t)
-{
-    int64_t q = cc_query_temp_q(t);
-    uint64_t hi, lo;
-    int rc;
-
-    cc_query_mkt_q(t, &hi, &lo);
-    rc = upsert(st, upsert_5m_sql, cell_id, ts_ms, t, q, hi, lo);
-    if (rc == CC_OK)
-        rc = upsert(st, upsert_30m_sql, cell_id, ts_ms, t, q, hi, lo);
-    return rc;
-}
 
 /* A bucket being rebuilt. */
 struct acc {
@@ -210,11 +153,19 @@ static int table_flush(struct cc_store *st, struct table *t, const char *sql)
     if (t->n == 0)
         return CC_OK;
     rc = cc_store_stmt(st, sql, &stmt);
-    for (int i = 0; rc == CC_OK && i < SLOTS; i++) {
-        rc = flush(cc_store_db(st), stmt, &t->slot[i]); /* skips empty slots */
+    /* flush() writes a held slot and empties it; stop once all t->n are written. */
+    for (int i = 0; rc == CC_OK && t->n > 0 && i < SLOTS; i++) {
+        if (t->slot[i].have) {
+            rc = flush(cc_store_db(st), stmt, &t->slot[i]);
+            t->n--;
+        }
     }
     cc_store_stmt_done(stmt);
-    table_clear(t);
+    if (rc != CC_OK) { /* forget what is left: the transaction is rolled back */
+        for (int i = 0; i < SLOTS; i++)
+            t->slot[i].have = 0;
+    }
+    t->n = 0;
     return rc;
 }
 

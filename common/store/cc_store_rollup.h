@@ -15,14 +15,10 @@
 #include "cc_rollup_math.h"
 #include "cc_store.h"
 
-/* Adds one stored reading to its cell's five- and thirty-minute rollups: two upserts.
- * Called by cc_store_reading_insert when a row was really inserted outside a
- * cc_store_begin transaction. CC_OK or CC_ERR_DB. */
-int cc_store_rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t);
-
 /* A transaction's rollup terms summed per cell and bucket in memory, written with one
  * upsert per bucket when the transaction commits (cc_store_commit) instead of two per
- * reading: the same sums, exactly (docs/queries.md). CC_ROLLUP_BATCH_MAX buckets of each
+ * reading: the same sums, exactly (docs/queries.md). Outside such a transaction a
+ * reading is a batch of one, flushed at once. CC_ROLLUP_BATCH_MAX buckets of each
  * size at most; past that the table is written early, inside the same transaction. */
 #define CC_ROLLUP_BATCH_MAX 256 /* buckets of each size held before an early write */
 struct cc_rollup_batch;

@@ -372,13 +372,18 @@ static int bind_tristate(sqlite3_stmt *stmt, int i, int v)
     return sqlite3_bind_int(stmt, i, v == CC_TRUE);
 }
 
+/* A stored reading's rollup terms: summed until cc_store_commit inside cc_store_begin's
+ * transactions, written at once (a batch of one) in a caller's own or in none. */
 static int rollup_add(struct cc_store *st, int64_t cell_id, int64_t ts_ms, double t)
 {
-    if (!st->in_tx || sqlite3_get_autocommit(st->db))
-        return cc_store_rollup_add(st, cell_id, ts_ms, t);
+    int rc;
+
     if (st->rollups == NULL && cc_rollup_batch_new(&st->rollups) != CC_OK)
         return CC_ERR_NOMEM;
-    return cc_rollup_batch_add(st, st->rollups, cell_id, ts_ms, t);
+    rc = cc_rollup_batch_add(st, st->rollups, cell_id, ts_ms, t);
+    if (rc == CC_OK && (!st->in_tx || !cc_store_in_transaction(st)))
+        rc = cc_rollup_batch_flush(st, st->rollups);
+    return rc;
 }
 
 int cc_store_reading_insert(struct cc_store *st, const struct cc_device *dev,
