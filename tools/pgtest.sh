@@ -1,0 +1,54 @@
+#!/bin/sh
+# A throwaway PostgreSQL 15 cluster for tests and benchmarks (issue 14): no TCP at all,
+# one Unix socket in the cluster's own directory, trust authentication, fsync off.
+#
+#   sh tools/pgtest.sh start DIR [PORT]   initdb + start; prints the COLDCHAIN_DB URL
+#   sh tools/pgtest.sh stop DIR           fast shutdown, then removes DIR
+#
+# DIR's parent must be searchable by the postgres user (e.g. under /tmp).
+# PORT only names the socket (DIR/.s.PGSQL.PORT); 5432 unless given. As root the server
+# runs as the postgres user (initdb refuses root), as anyone else as that user. The URL
+# is postgresql:///coldchain?host=DIR&port=PORT&user=coldchain, a database and role both
+# named coldchain, the role a superuser so that migrations may create what they need.
+set -eu
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+cmd=${1:-}
+dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR [PORT]" >&2; exit 2; }
+
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+case "$cmd" in
+start)
+    port=${3:-5432}
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+    chmod 700 "$dir"
+    as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+        --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    # Test settings: durability is the OS's business here (fsync off), logs to a file.
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+        -o "-k $dir -p $port -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
+        -c "CREATE ROLE coldchain LOGIN SUPERUSER" -c "CREATE DATABASE coldchain OWNER coldchain" \
+        >/dev/null
+    echo "postgresql:///coldchain?host=$dir&port=$port&user=coldchain"
+    ;;
+stop)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null || true
+    fi
+    rm -rf "$dir"
+    ;;
+*)
+    echo "usage: $0 start|stop DIR [PORT]" >&2
+    exit 2
+    ;;
+esac
