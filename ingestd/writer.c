@@ -95,63 +95,65 @@ static void free_outgoing(struct outgoing *o)
 struct batch_result {
     unsigned long long accepted, duplicates, rejected, by_code[4];
     struct outgoing *out, **out_tail;
-    int64_t lag_ts[INGEST_BATCH_MAX]; /* reading ts of each message, or -1 */
+    int64_t lag_ts[INGEST_BATCH_MAX];            /* reading ts of each message, or -1 */
+    struct cc_ingest_msg msgs[INGEST_BATCH_MAX]; /* the batch as cc_ingest_batch takes it */
 };
 
-/* Stores one message inside the open transaction. CC_OK or CC_ERR_DB/NOMEM. */
-static int apply(struct ingest_writer *w, const struct item *it, struct batch_result *br,
-                 size_t idx)
+/* Tallies one stored message and queues its error reply. CC_OK or CC_ERR_NOMEM. */
+static int account(struct batch_result *br, const struct item *it, struct cc_ingest_msg *m,
+                   size_t idx)
 {
-    struct cc_ingest_result res;
-    char serial[CC_SERIAL_MAX + 1];
-    int rc;
+    struct cc_ingest_result *res = &m->res;
 
-    memset(&res, 0, sizeof(res));
-    rc = cc_ingest_mqtt(w->st, it->topic, it->payload, it->len, it->received_at, &res, serial);
-    if (rc != CC_OK) {
-        cc_ingest_result_clear(&res);
-        return rc;
+    br->accepted += res->accepted;
+    br->duplicates += res->duplicates;
+    br->lag_ts[idx] = (res->has_last && res->last.ts_given) ? res->last.ts_ms : -1;
+    if (res->error == NULL)
+        return CC_OK;
+    br->rejected++;
+    br->by_code[code_index(res->error)]++;
+    cc_log_info("message_rejected", "topic=%s code=%s reason=%s", it->topic,
+                cc_error_code(res->error), cc_error_message(res->error));
+    if (m->serial[0] != '\0') {
+        struct outgoing *o = calloc(1, sizeof(*o));
+        if (o == NULL)
+            return CC_ERR_NOMEM;
+        snprintf(o->serial, sizeof(o->serial), "%s", m->serial);
+        snprintf(o->topic, sizeof(o->topic), "devices/%s/errors", m->serial);
+        o->err = res->error; /* the reply owns the tree now */
+        res->error = NULL;
+        *br->out_tail = o;
+        br->out_tail = &o->next;
     }
-    br->accepted += res.accepted;
-    br->duplicates += res.duplicates;
-    br->lag_ts[idx] = (res.has_last && res.last.ts_given) ? res.last.ts_ms : -1;
-    if (res.error != NULL) {
-        br->rejected++;
-        br->by_code[code_index(res.error)]++;
-        cc_log_info("message_rejected", "topic=%s code=%s reason=%s", it->topic,
-                    cc_error_code(res.error), cc_error_message(res.error));
-        if (serial[0] != '\0') {
-            struct outgoing *o = calloc(1, sizeof(*o));
-            if (o == NULL) {
-                cc_ingest_result_clear(&res);
-                return CC_ERR_NOMEM;
-            }
-            snprintf(o->serial, sizeof(o->serial), "%s", serial);
-            snprintf(o->topic, sizeof(o->topic), "devices/%s/errors", serial);
-            o->err = res.error; /* the reply owns the tree now */
-            res.error = NULL;
-            *br->out_tail = o;
-            br->out_tail = &o->next;
-        }
-    }
-    cc_ingest_result_clear(&res);
     return CC_OK;
 }
 
-/* Commits items [0, n) of the list at head in one transaction. */
+/* Commits items [0, n) of the list at head in one transaction: one cc_ingest_batch. */
 static int commit_batch(struct ingest_writer *w, struct item *head, size_t n,
                         struct batch_result *br)
 {
     struct cc_journal_pos last = {0, 0};
+    struct cc_ingest_msg *msgs = br->msgs;
     struct item *it = head;
     int rc;
 
     memset(br, 0, offsetof(struct batch_result, lag_ts));
     br->out_tail = &br->out;
-    rc = cc_store_begin(w->st);
-    for (size_t i = 0; rc == CC_OK && i < n; i++, it = it->next) {
-        rc = apply(w, it, br, i);
+    for (size_t i = 0; i < n; i++, it = it->next) {
+        msgs[i].topic = it->topic;
+        msgs[i].payload = it->payload;
+        msgs[i].len = it->len;
+        msgs[i].received_at = it->received_at;
         last = it->pos;
+    }
+    rc = cc_store_begin(w->st);
+    if (rc == CC_OK)
+        rc = cc_ingest_batch(w->st, msgs, n);
+    it = head;
+    for (size_t i = 0; i < n; i++, it = it->next) {
+        if (rc == CC_OK)
+            rc = account(br, it, &msgs[i], i);
+        cc_ingest_result_clear(&msgs[i].res);
     }
     if (rc == CC_OK)
         rc = cc_store_checkpoint_set(w->st, last.gen, last.offset);

@@ -1,6 +1,6 @@
 /* cc_alert.c - the alert engine (SPEC §4), see cc_alert.h.
  *
- * Per reading: one cached SELECT gathers the cell's thresholds, the device's ACTIVE
+ * Per device and batch: one cached SELECT gathers the cell's thresholds, the device's ACTIVE
  * alerts and its pending excursions (three indexed lookups); writes happen only when
  * something changes or an ACTIVE alert is re-triggered. The start of an excursion that
  * waits for alarm_delay_s is kept in alert_pending, measured in reading time, so a
@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cc_alert_ops.h"
 #include "cc_log.h"
@@ -26,21 +27,14 @@ static const char sql_pending_set[] =
 static const char sql_pending_clear[] =
     "DELETE FROM alert_pending WHERE device_id = ?1 AND type = ?2";
 
-/* What the engine knows about one device before applying a reading. */
-struct state {
-    int have_cell;
-    double min_temp, max_temp, hysteresis; /* °C */
-    int64_t delay_ms;
-    int64_t active[CC_ALERT_TYPE_COUNT]; /* ACTIVE alert id, 0 if none */
-    int has_pending[CC_ALERT_TYPE_COUNT];
-    int64_t pending_since[CC_ALERT_TYPE_COUNT]; /* reading ts the excursion began */
-};
-
-static int load_state(struct cc_store *st, const struct cc_device *dev, struct state *s)
+/* One device's state. The SQL texts are cached per store, so a batch pays one step per
+ * device; a PostgreSQL store can answer a whole batch with one query instead. */
+static int load_state(struct cc_store *st, const struct cc_device *dev, struct cc_alert_state *s)
 {
     sqlite3_stmt *stmt = NULL;
     int src, rc;
 
+    memset(s, 0, sizeof *s);
     rc = cc_store_stmt(st, sql_state, &stmt);
     if (rc != CC_OK)
         return rc;
@@ -106,10 +100,66 @@ static int pending(struct cc_store *st, const char *sql, int64_t device_id, int 
     return rc;
 }
 
+int cc_alert_states_load(struct cc_store *st, const struct cc_device *const *devs, size_t n,
+                         struct cc_alert_state *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = load_state(st, devs[i], &out[i]);
+        if (rc != CC_OK)
+            return rc;
+    }
+    return CC_OK;
+}
+
+static int pending_set(struct cc_store *st, int64_t device_id, int type, int64_t since_ts,
+                       struct cc_alert_state *s)
+{
+    int rc = pending(st, sql_pending_set, device_id, type, since_ts);
+
+    if (rc == CC_OK) {
+        s->has_pending[type] = 1;
+        s->pending_since[type] = since_ts;
+    }
+    return rc;
+}
+
+static int pending_clear(struct cc_store *st, int64_t device_id, int type, struct cc_alert_state *s)
+{
+    int rc = pending(st, sql_pending_clear, device_id, type, 0);
+
+    if (rc == CC_OK)
+        s->has_pending[type] = 0;
+    return rc;
+}
+
+/* Resolves the ACTIVE alert of type (automatically, at the reading's ts). */
+static int resolve(struct cc_store *st, int type, int64_t at_ms, int64_t now_ms,
+                   struct cc_alert_state *s)
+{
+    int rc = cc_alert_resolve(st, s->active[type], at_ms, 0, NULL, now_ms, NULL);
+
+    if (rc == CC_OK)
+        s->active[type] = 0;
+    return rc;
+}
+
+static int raise_alert(struct cc_store *st, const struct cc_device *dev, int type, double value,
+                       double threshold, const char *msg, const struct cc_reading *r,
+                       int64_t now_ms, struct cc_alert_state *s)
+{
+    int64_t id = 0;
+    int rc = cc_alert_raise(st, dev->cold_cell_id, dev->id, type, value, threshold, msg, r->ts_ms,
+                            now_ms, &id, NULL);
+
+    if (rc == CC_OK)
+        s->active[type] = id;
+    return rc;
+}
+
 /* One threshold rule (HIGH_TEMP or LOW_TEMP): beyond means the reading is past the
  * limit, cleared that it is back inside by the hysteresis. */
 static int apply_threshold(struct cc_store *st, const struct cc_device *dev,
-                           const struct cc_reading *r, int64_t now_ms, const struct state *s,
+                           const struct cc_reading *r, int64_t now_ms, struct cc_alert_state *s,
                            int type, int beyond, int cleared, double limit)
 {
     char msg[CC_ALERT_MESSAGE_MAX];
@@ -118,21 +168,21 @@ static int apply_threshold(struct cc_store *st, const struct cc_device *dev,
 
     if (!beyond) {
         if (s->has_pending[type]) {
-            rc = pending(st, sql_pending_clear, dev->id, type, 0);
+            rc = pending_clear(st, dev->id, type, s);
             if (rc != CC_OK)
                 return rc;
         }
         if (cleared && s->active[type] != 0)
-            return cc_alert_resolve(st, s->active[type], r->ts_ms, 0, NULL, now_ms, NULL);
+            return resolve(st, type, r->ts_ms, now_ms, s);
         return CC_OK;
     }
     if (s->active[type] == 0 && s->delay_ms > 0) {
         if (!s->has_pending[type])
-            return pending(st, sql_pending_set, dev->id, type, r->ts_ms);
+            return pending_set(st, dev->id, type, r->ts_ms, s);
         since = s->pending_since[type];
         if (r->ts_ms - since < s->delay_ms)
             return CC_OK; /* still inside the alarm delay */
-        rc = pending(st, sql_pending_clear, dev->id, type, 0);
+        rc = pending_clear(st, dev->id, type, s);
         if (rc != CC_OK)
             return rc;
     }
@@ -143,15 +193,43 @@ static int apply_threshold(struct cc_store *st, const struct cc_device *dev,
     else
         snprintf(msg, sizeof msg, "temperature %.1f °C %s %.1f °C", r->temperature,
                  type == CC_ALERT_HIGH_TEMP ? "above the maximum" : "below the minimum", limit);
-    return cc_alert_raise(st, dev->cold_cell_id, dev->id, type, r->temperature, limit, msg,
-                          r->ts_ms, now_ms, NULL, NULL);
+    return raise_alert(st, dev, type, r->temperature, limit, msg, r, now_ms, s);
+}
+
+int cc_alert_apply(struct cc_store *st, const struct cc_device *dev, const struct cc_reading *r,
+                   int64_t now_ms, struct cc_alert_state *s)
+{
+    double t = r->temperature;
+    int rc = CC_OK;
+
+    if (!s->have_cell)
+        return CC_OK; /* the cell went away in this transaction: nothing to judge */
+
+    /* Any reading is a sign of life. */
+    if (s->active[CC_ALERT_SENSOR_ERROR] != 0) {
+        rc = resolve(st, CC_ALERT_SENSOR_ERROR, r->ts_ms, now_ms, s);
+        if (rc != CC_OK)
+            return rc;
+    }
+    if (r->power_status == CC_FALSE) {
+        rc = raise_alert(st, dev, CC_ALERT_POWER_LOSS, t, NAN, "mains power lost", r, now_ms, s);
+    } else if (r->power_status == CC_TRUE && s->active[CC_ALERT_POWER_LOSS] != 0) {
+        rc = resolve(st, CC_ALERT_POWER_LOSS, r->ts_ms, now_ms, s);
+    }
+    if (rc != CC_OK)
+        return rc;
+    rc = apply_threshold(st, dev, r, now_ms, s, CC_ALERT_HIGH_TEMP, t > s->max_temp,
+                         t <= s->max_temp - s->hysteresis, s->max_temp);
+    if (rc != CC_OK)
+        return rc;
+    return apply_threshold(st, dev, r, now_ms, s, CC_ALERT_LOW_TEMP, t < s->min_temp,
+                           t >= s->min_temp + s->hysteresis, s->min_temp);
 }
 
 int cc_alert_on_reading(struct cc_store *st, const struct cc_device *dev,
                         const struct cc_reading *r, int is_newest, int64_t now_ms)
 {
-    struct state s = {0};
-    double t = r->temperature;
+    struct cc_alert_state s;
     int rc;
 
     if (!is_newest)
@@ -159,27 +237,5 @@ int cc_alert_on_reading(struct cc_store *st, const struct cc_device *dev,
     rc = load_state(st, dev, &s);
     if (rc != CC_OK)
         return rc;
-    if (!s.have_cell)
-        return CC_OK; /* the cell went away in this transaction: nothing to judge */
-
-    /* Any reading is a sign of life. */
-    if (s.active[CC_ALERT_SENSOR_ERROR] != 0) {
-        rc = cc_alert_resolve(st, s.active[CC_ALERT_SENSOR_ERROR], r->ts_ms, 0, NULL, now_ms, NULL);
-        if (rc != CC_OK)
-            return rc;
-    }
-    if (r->power_status == CC_FALSE) {
-        rc = cc_alert_raise(st, dev->cold_cell_id, dev->id, CC_ALERT_POWER_LOSS, t, NAN,
-                            "mains power lost", r->ts_ms, now_ms, NULL, NULL);
-    } else if (r->power_status == CC_TRUE && s.active[CC_ALERT_POWER_LOSS] != 0) {
-        rc = cc_alert_resolve(st, s.active[CC_ALERT_POWER_LOSS], r->ts_ms, 0, NULL, now_ms, NULL);
-    }
-    if (rc != CC_OK)
-        return rc;
-    rc = apply_threshold(st, dev, r, now_ms, &s, CC_ALERT_HIGH_TEMP, t > s.max_temp,
-                         t <= s.max_temp - s.hysteresis, s.max_temp);
-    if (rc != CC_OK)
-        return rc;
-    return apply_threshold(st, dev, r, now_ms, &s, CC_ALERT_LOW_TEMP, t < s.min_temp,
-                           t >= s.min_temp + s.hysteresis, s.min_temp);
+    return cc_alert_apply(st, dev, r, now_ms, &s);
 }

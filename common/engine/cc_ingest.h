@@ -41,6 +41,28 @@ int cc_ingest_mqtt(struct cc_store *st, const char *topic, const char *payload, 
                    int64_t received_at, struct cc_ingest_result *res,
                    char serial_out[CC_SERIAL_MAX + 1]);
 
+/* Readings validated and held in memory at once by cc_ingest_batch: a batch is stored in
+ * runs of messages whose readings together stay within this (a message alone may carry
+ * CC_MAX_BATCH), so a batch of 4,096 full messages never holds 4 million readings. */
+#define CC_INGEST_RUN_READINGS_MAX 8192
+
+/* One MQTT message of a batch (topic, payload, len, received_at in; the rest out). */
+struct cc_ingest_msg {
+    const char *topic;
+    const char *payload;
+    size_t len;
+    int64_t received_at;
+    struct cc_ingest_result res;    /* as cc_ingest_mqtt's */
+    char serial[CC_SERIAL_MAX + 1]; /* from the topic, "" when it names none */
+};
+
+/* cc_ingest_mqtt for msgs[0..n) in order, in the caller's transaction, with the store
+ * calls made per run of readings messages instead of per message (cc_store.h's batch
+ * functions; one alert state load per device and run). The outcome is the one of n
+ * cc_ingest_mqtt calls in that order. CC_OK, or CC_ERR_DB / CC_ERR_NOMEM: every result
+ * is cleared and the caller rolls back. */
+int cc_ingest_batch(struct cc_store *st, struct cc_ingest_msg *msgs, size_t n);
+
 void cc_ingest_result_clear(struct cc_ingest_result *res);
 
 #endif

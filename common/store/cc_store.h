@@ -101,6 +101,30 @@ int cc_store_reading_insert(struct cc_store *st, const struct cc_device *dev,
  * newest_ts = max(newest_ts, newest_ts_arg) when has_newest. */
 int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at, int has_newest,
                          int64_t newest_ts);
+/* The batch forms of the three calls above, the shape of the ingest path: one call per
+ * batch, so that a store with round trips (PostgreSQL) pays one per batch, not one per
+ * reading. SQLite runs them as loops over its cached statements. */
+/* Looks up serials[0..n) (repeats allowed): found[i] is 1 and out[i] the device, or 0. */
+int cc_store_devices_by_serial(struct cc_store *st, const char *const *serials, size_t n,
+                               struct cc_device *out, unsigned char *found);
+/* One reading to insert: for device dev, received at received_at. */
+struct cc_store_row {
+    const struct cc_device *dev;
+    const struct cc_reading *r;
+    int64_t received_at;
+};
+/* Inserts rows[0..n) in order; inserted[i] as cc_store_reading_insert's *inserted (a row
+ * repeating an earlier one of the same call, or one already stored, is 0). */
+int cc_store_readings_insert(struct cc_store *st, const struct cc_store_row *rows, size_t n,
+                             unsigned char *inserted);
+/* One device's cc_store_device_seen. */
+struct cc_store_seen {
+    int64_t device_id;
+    int64_t seen_at;
+    int has_newest;
+    int64_t newest_ts;
+};
+int cc_store_devices_seen(struct cc_store *st, const struct cc_store_seen *v, size_t n);
 /* Applies a status message: ONLINE/OFFLINE and firmware (NULL or "" keeps it). */
 int cc_store_device_status(struct cc_store *st, int64_t device_id, int online, const char *firmware,
                            int64_t seen_at);

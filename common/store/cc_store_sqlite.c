@@ -458,6 +458,44 @@ out:
     return rc;
 }
 
+int cc_store_devices_by_serial(struct cc_store *st, const char *const *serials, size_t n,
+                               struct cc_device *out, unsigned char *found)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = cc_store_device_by_serial(st, serials[i], &out[i]);
+
+        if (rc != CC_OK && rc != CC_ERR_NOT_FOUND)
+            return rc;
+        found[i] = rc == CC_OK;
+    }
+    return CC_OK;
+}
+
+int cc_store_readings_insert(struct cc_store *st, const struct cc_store_row *rows, size_t n,
+                             unsigned char *inserted)
+{
+    for (size_t i = 0; i < n; i++) {
+        int ins = 0;
+        int rc = cc_store_reading_insert(st, rows[i].dev, rows[i].r, rows[i].received_at, &ins);
+
+        if (rc != CC_OK)
+            return rc;
+        inserted[i] = (unsigned char)ins;
+    }
+    return CC_OK;
+}
+
+int cc_store_devices_seen(struct cc_store *st, const struct cc_store_seen *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc =
+            cc_store_device_seen(st, v[i].device_id, v[i].seen_at, v[i].has_newest, v[i].newest_ts);
+        if (rc != CC_OK)
+            return rc;
+    }
+    return CC_OK;
+}
+
 int cc_store_device_status(struct cc_store *st, int64_t device_id, int online, const char *firmware,
                            int64_t seen_at)
 {

@@ -25,26 +25,40 @@
 #define TOPIC_STATUS "devices/SN-0001/status"
 #define MAX_CALLS 64
 
-/* This test replaces the alert engine (the linker takes this definition and leaves
- * cc_alert.o in the archive) to record which readings reach it, in which order. */
+/* This test replaces the alert engine (the linker takes these definitions and leaves
+ * cc_alert.o in the archive) to record which readings reach it, in which order. The
+ * ingest path calls cc_alert_apply only for a device's newest reading, so is_newest
+ * records 1 for every call that reaches the engine. */
 static struct {
     int64_t ts[MAX_CALLS];
     int is_newest[MAX_CALLS];
     int64_t dev_newest[MAX_CALLS]; /* dev->newest_ts as the engine saw it, -1 if none */
     int n;
-    int fail; /* return CC_ERR_DB when set */
+    int loads; /* devices whose state was loaded */
+    int fail;  /* return CC_ERR_DB when set */
 } calls;
 
-int cc_alert_on_reading(struct cc_store *st, const struct cc_device *dev,
-                        const struct cc_reading *r, int is_newest, int64_t now_ms)
+int cc_alert_states_load(struct cc_store *st, const struct cc_device *const *devs, size_t n,
+                         struct cc_alert_state *out)
+{
+    (void)st;
+    (void)devs;
+    memset(out, 0, n * sizeof *out);
+    calls.loads += (int)n;
+    return CC_OK;
+}
+
+int cc_alert_apply(struct cc_store *st, const struct cc_device *dev, const struct cc_reading *r,
+                   int64_t now_ms, struct cc_alert_state *s)
 {
     (void)st;
     (void)now_ms;
+    (void)s;
     if (calls.fail)
         return CC_ERR_DB;
     if (calls.n < MAX_CALLS) {
         calls.ts[calls.n] = r->ts_ms;
-        calls.is_newest[calls.n] = is_newest;
+        calls.is_newest[calls.n] = 1;
         calls.dev_newest[calls.n] = dev->has_newest ? dev->newest_ts : -1;
         calls.n++;
     }
