@@ -160,59 +160,65 @@ def norm_default(d):
     return d
 
 
+# The tables compared: public, ordinary or partitioned, no partition children.
+PG_TABLES = ("SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+             " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition")
+
+
 def pg_model(pg):
+    """The same model as sqlite_model, from the catalog: one query per kind of object."""
     m = {"tables": {}, "triggers": set(), "seed": {}}
-    tables = [r[0] for r in pg.run(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition")]
-    for t in tables:
-        if t in PG_ONLY_TABLES:
+    for t in [r[0] for r in pg.run("SELECT oid::regclass::text FROM pg_class WHERE oid IN (%s)"
+                                   % PG_TABLES)]:
+        if t not in PG_ONLY_TABLES:
+            m["tables"][t] = {"columns": set(), "notnull": {}, "defaults": {}, "uniques": set(),
+                              "indexes": set(), "fks": set(), "checks": 0}
+    tabs = m["tables"]
+    for t, name, nn, dflt in pg.run(
+            "SELECT a.attrelid::regclass::text, a.attname, a.attnotnull,"
+            " pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a LEFT JOIN pg_attrdef d"
+            " ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid IN (%s) AND a.attnum > 0 AND NOT a.attisdropped" % PG_TABLES):
+        if t in tabs:
+            tabs[t]["columns"].add(name)
+            tabs[t]["notnull"][name] = nn == "t"
+            tabs[t]["defaults"][name] = norm_default(dflt)
+    for t, uniq, partial, expr, icols in pg.run(
+            "SELECT i.indrelid::regclass::text, i.indisunique, i.indpred IS NOT NULL,"
+            " 0 = ANY(i.indkey::int2[]),"
+            " (SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM"
+            "  unnest(i.indkey::int2[]) WITH ORDINALITY k (attnum, n)"
+            "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)"
+            " FROM pg_index i WHERE i.indrelid IN (%s)" % PG_TABLES):
+        if t not in tabs:
             continue
-        cols, notnull, defaults = [], {}, {}
-        for name, nn, dflt in pg.run(
-                "SELECT a.attname, a.attnotnull, pg_get_expr(d.adbin, d.adrelid)"
-                " FROM pg_attribute a LEFT JOIN pg_attrdef d"
-                " ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-                " WHERE a.attrelid = '%s'::regclass AND a.attnum > 0 AND NOT a.attisdropped"
-                " ORDER BY a.attnum" % t):
-            cols.append(name)
-            notnull[name] = nn == "t"
-            defaults[name] = norm_default(dflt)
-        uniques, indexes = set(), set()
-        for uniq, partial, expr, icols in pg.run(
-                "SELECT i.indisunique, i.indpred IS NOT NULL, 0 = ANY(i.indkey::int2[]),"
-                " (SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM"
-                "  unnest(i.indkey::int2[]) WITH ORDINALITY k (attnum, n)"
-                "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)"
-                " FROM pg_index i WHERE i.indrelid = '%s'::regclass" % t):
-            expect(expr == "f", "%s has an expression index: compare it by hand" % t)
-            icols = tuple(icols.split(","))
-            if uniq == "t":
-                uniques.add((tuple(sorted(icols)), partial == "t"))
-            else:
-                indexes.add(icols)
-        fks = set()
-        for frm, ref, to, ondel in pg.run(
-                "SELECT (SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM"
-                "  unnest(c.conkey) WITH ORDINALITY k (attnum, n) JOIN pg_attribute a"
-                "  ON a.attrelid = c.conrelid AND a.attnum = k.attnum),"
-                " c.confrelid::regclass::text,"
-                " (SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM"
-                "  unnest(c.confkey) WITH ORDINALITY k (attnum, n) JOIN pg_attribute a"
-                "  ON a.attrelid = c.confrelid AND a.attnum = k.attnum),"
-                " c.confdeltype FROM pg_constraint c"
-                " WHERE c.conrelid = '%s'::regclass AND c.contype = 'f'" % t):
-            action = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL",
-                      "d": "SET DEFAULT"}[ondel]
-            fks.add((tuple(frm.split(",")), ref, tuple(to.split(",")), action))
-        checks = int(pg.val("SELECT count(*) FROM pg_constraint WHERE conrelid = '%s'::regclass"
-                            " AND contype = 'c'" % t))
-        m["tables"][t] = {"columns": set(cols), "notnull": notnull, "defaults": defaults,
-                          "uniques": uniques, "indexes": indexes, "fks": fks, "checks": checks}
+        expect(expr == "f", "%s has an expression index: compare it by hand" % t)
+        icols = tuple(icols.split(","))
+        if uniq == "t":
+            tabs[t]["uniques"].add((tuple(sorted(icols)), partial == "t"))
+        else:
+            tabs[t]["indexes"].add(icols)
+    actions = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL",
+               "d": "SET DEFAULT"}
+    for t, frm, ref, to, ondel in pg.run(
+            "SELECT c.conrelid::regclass::text,"
+            " (SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM"
+            "  unnest(c.conkey) WITH ORDINALITY k (attnum, n) JOIN pg_attribute a"
+            "  ON a.attrelid = c.conrelid AND a.attnum = k.attnum),"
+            " c.confrelid::regclass::text,"
+            " (SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM"
+            "  unnest(c.confkey) WITH ORDINALITY k (attnum, n) JOIN pg_attribute a"
+            "  ON a.attrelid = c.confrelid AND a.attnum = k.attnum),"
+            " c.confdeltype FROM pg_constraint c"
+            " WHERE c.conrelid IN (%s) AND c.contype = 'f'" % PG_TABLES):
+        if t in tabs:
+            tabs[t]["fks"].add((tuple(frm.split(",")), ref, tuple(to.split(",")), actions[ondel]))
+    for t, n in pg.run("SELECT conrelid::regclass::text, count(*) FROM pg_constraint"
+                       " WHERE conrelid IN (%s) AND contype = 'c' GROUP BY 1" % PG_TABLES):
+        if t in tabs:
+            tabs[t]["checks"] = int(n)
     m["triggers"] = {r[0] for r in pg.run(
-        "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-        " JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'public' AND NOT t.tgisinternal")}
+        "SELECT tgname FROM pg_trigger WHERE tgrelid IN (%s) AND NOT tgisinternal" % PG_TABLES)}
     m["seed"]["stat_counters"] = sorted(tuple(r) for r in pg.run(
         "SELECT name, label, value FROM stat_counters"))
     m["seed"]["ingest_checkpoint"] = sorted(tuple(r) for r in pg.run(
@@ -412,7 +418,6 @@ def main():
     os.chmod(tmp, 0o755)
     pgdir = os.path.join(tmp, "pg")
     port = os.environ.get("CC_PG_PORT") or str(free_port())
-    started = False
     try:
         t0 = time.time()
         p = subprocess.run(["sh", os.path.join(ROOT, "tools", "pgtest.sh"), "start", pgdir, port],
@@ -420,15 +425,14 @@ def main():
         if p.returncode != 0:
             print("FAIL pg_cluster_start: %s" % p.stderr)
             sys.exit(1)
-        started = True
         pg = Pg(p.stdout.strip().splitlines()[-1])
         print("# cluster up in %.1fs" % (time.time() - t0))
         cmath = RollupMath(tmp)
         run_cases(cases, pg, cmath)
     finally:
-        if started:
-            subprocess.run(["sh", os.path.join(ROOT, "tools", "pgtest.sh"), "stop", pgdir],
-                           capture_output=True, timeout=120)
+        # Also after a failed start: pgtest.sh stop is a no-op without a running server.
+        subprocess.run(["sh", os.path.join(ROOT, "tools", "pgtest.sh"), "stop", pgdir],
+                       capture_output=True, timeout=120)
         subprocess.run(["rm", "-rf", tmp])
     cases.exit()
 
@@ -444,7 +448,8 @@ def run_cases(cases, pg, cmath):
         got = pg.run("SELECT version, name FROM schema_migrations ORDER BY version")
         want = [[str(int(os.path.basename(f)[:4])), os.path.basename(f)[:-4]] for f in files]
         expect(got == want, "schema_migrations %r, files %r" % (got, want))
-        err = pg.fails(open(files[0]).read())
+        with open(files[0]) as fh:
+            err = pg.fails(fh.read())
         expect("already exists" in err, "re-applying %s: %s" % (files[0], err))
     if not cases.run("pg_migrations_apply_in_order_and_record_themselves", migrations_apply):
         return
