@@ -523,7 +523,7 @@ def run_cases(cases, pg, cmath):
         err = pg.fails("INSERT INTO readings (device_id, cold_cell_id, ts, temperature,"
                        " received_at) VALUES (2, 1, %d, 1, 0)" % jun)
         expect("readings_203106_pkey" in err, "key enforced after the move: " + err)
-        for bad in ("%d, 121" % jan, "%d, -1" % jan, "-1, 0"):
+        for bad in ("%d, 121" % jan, "%d, -1" % jan, "-1, 0", "253402300800000, 0"):
             err = pg.fails("SELECT coldchain_ensure_partitions(%s)" % bad)
             expect("out of range" in err, "(%s): %s" % (bad, err))
     cases.run("pg_readings_default_partition_keeps_and_ensure_moves", default_partition)
