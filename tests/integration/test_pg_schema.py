@@ -13,10 +13,12 @@ on a real PostgreSQL 15 cluster started by tools/pgtest.sh:
 
 Env: CC_PG_PORT names the cluster's socket (a free port by default), PGBIN as pgtest.sh.
 """
+import calendar
 import ctypes
 import glob
 import math
 import os
+import random
 import re
 import sqlite3
 import subprocess
@@ -34,7 +36,6 @@ MS_DAY = 86400000
 
 def ms(y, m, d=1, hh=0):
     """Epoch ms of a UTC date."""
-    import calendar
     return calendar.timegm((y, m, d, hh, 0, 0)) * 1000
 
 
@@ -599,7 +600,6 @@ def run_cases(cases, pg, cmath):
     def batch_many():
         # 1000 readings over two cells and a day, in three overlapping batches, most
         # terms large enough that the lo limbs' sums carry many times.
-        import random
         rnd = random.Random(14)
         rows = [(1 + (i % 2), 1, base + i * 97000 + rnd.randrange(1000),
                  round(rnd.uniform(-30, 60), rnd.choice([1, 2, 6]))) for i in range(1000)]
