@@ -10,15 +10,19 @@ OPT     ?= -O2
 COMMON_DIRS := base store engine api jobs
 COMMON_INC  := $(COMMON_DIRS:%=-Icommon/%)
 COMMON_HDR  := $(wildcard $(COMMON_DIRS:%=common/%/*.h))
+# libpq (PostgreSQL 15's client, libpq-dev): the PostgreSQL store, common/store/cc_dbi_pg.c.
+PQ_CFLAGS   := $(shell pkg-config --cflags libpq)
+PQ_LIBS     := $(shell pkg-config --libs libpq)
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
                -Wno-format-nonliteral -g $(OPT) -fPIC -pthread $(COMMON_INC) -Ibroker-config \
-               -I$(BUILD)/gen
+               -I$(BUILD)/gen \
+               $(PQ_CFLAGS)
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS     += -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_BASE)
-LDLIBS_COMMON := -lcjson -lsqlite3 -lcrypto -lcurl -lm -pthread
+LDLIBS_COMMON := -lcjson -lsqlite3 $(PQ_LIBS) -lcrypto -lcurl -lm -pthread
 
 # cc_auth_rules.c: the broker plugin's pure checks, shared with cc_devices.c's serial rule.
 COMMON_SRC  := $(sort $(wildcard $(COMMON_DIRS:%=common/%/*.c))) broker-config/cc_auth_rules.c

@@ -38,3 +38,5 @@ int cc_rc_http_status(int rc)
         return 500;
     return table[rc].status;
 }
+
+_Static_assert(CC_ROW >= CC_RC_COUNT, "CC_ROW must not collide with a status code");

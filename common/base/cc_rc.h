@@ -26,7 +26,11 @@ enum cc_rc {
     CC_ERR_IO,                  /* 500 INTERNAL: file or socket failure */
     CC_ERR_CONFIG,              /* a bad configuration value: the daemon exits 2 */
     CC_ERR_DUPLICATE,           /* not an error for callers that ignore redeliveries */
-    CC_RC_COUNT
+    CC_RC_COUNT,
+    /* Not an error and not a SPEC code: cc_stmt_step (cc_dbi.h) has a row ready. Far above
+     * CC_RC_COUNT so that no new CC_ERR_* ever takes its value; cc_rc_code and
+     * cc_rc_http_status treat it as any unknown code ("INTERNAL", 500). */
+    CC_ROW = 100
 };
 
 /* The SPEC §5 code string ("VALIDATION_ERROR", ...). Never NULL. */

@@ -15,8 +15,11 @@
 #include <sqlite3.h>
 #include <cjson/cJSON.h>
 
-#define CC_SQL_CACHE_MAX 96 /* cached statements per thread (or per cc_sql_cache) */
-#define CC_PAGE_MAX 500     /* most items in one list answer */
+#include "cc_dbi.h"
+
+/* cached statements per thread (or per cc_sql_cache): the store's one limit */
+#define CC_SQL_CACHE_MAX CC_STMT_CACHE_MAX
+#define CC_PAGE_MAX 500 /* most items in one list answer */
 
 /* A window of a list: at most limit items after skipping offset. */
 struct cc_page {

@@ -1,9 +1,14 @@
 /* cc_store.h - the narrow storage interface of the ingestion path.
  *
- * The daemons never write SQL: they call these functions. Today they are implemented
- * on SQLite (cc_store_sqlite.c); a PostgreSQL store would implement this header again.
- * A struct cc_store is one connection with its prepared statements: one per thread (or
- * lent to one thread at a time, CC_STORE_POOLED).
+ * The daemons never write SQL: they call these functions. A struct cc_store is one
+ * connection, SQLite or PostgreSQL (cc_store_open), with its one statement cache
+ * (cc_dbi.h, which the other common/ modules use to run their own SQL): one per thread
+ * (or lent to one thread at a time, CC_STORE_POOLED).
+ * On PostgreSQL, open, close, the transactions (begin, commit, rollback, read_begin/end,
+ * in_transaction), the gate and cc_dbi.h work; the typed ingest functions below
+ * (device_by_serial .. checkpoint_set), cc_store_schema_version, cc_store_stmt and
+ * CC_STORE_MIGRATE return CC_ERR_INTERNAL (logged) until the PostgreSQL store's schema
+ * exists (issue 14 point 3), and cc_store_db returns NULL.
  * Functions that write must be called between cc_store_begin and cc_store_commit
  * (or cc_store_rollback); they return CC_ERR_DB on a database failure, after which
  * the caller rolls back. */
@@ -13,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sqlite3.h>
+#include "cc_dbi.h"
 #include "cc_validate.h"
 
 #define CC_SERIAL_MAX 64         /* bytes in a serial number */
@@ -42,10 +48,16 @@ enum cc_store_flags {
     CC_STORE_POOLED = 1 << 8,
 };
 
-/* Opens the store at path (CC_STORE_* flags). *out on success; free with cc_store_close. */
+/* Opens the store at path (CC_STORE_* flags): a SQLite file, or PostgreSQL when path is a
+ * "postgresql://" or "postgres://" URL, passed to libpq's PQconnectdb as it is (the
+ * database must exist; CC_STORE_CREATE is ignored, CC_STORE_READONLY makes every
+ * transaction read-only). *out on success; free with cc_store_close. CC_OK, CC_ERR_DB,
+ * CC_ERR_IO, CC_ERR_NOMEM or CC_ERR_INTERNAL (PostgreSQL with CC_STORE_MIGRATE). */
 int cc_store_open(const char *path, int flags, struct cc_store **out);
+/* Frees every statement of st and closes its connection. NULL is a no-op. */
 void cc_store_close(struct cc_store *st);
-/* The SQLite connection, for other common/ modules only (queries, API). Lent. */
+/* The SQLite connection, for other common/ modules only (queries, API). Lent. NULL on
+ * PostgreSQL. */
 sqlite3 *cc_store_db(struct cc_store *st);
 
 /* Process set-up, once in main before any thread starts: the allocator and the store's
@@ -55,7 +67,7 @@ void cc_store_tune_process(int heap_limit_mib);
 /* Bytes the stores of the process hold now and at most so far (0 and 0 unless
  * cc_store_tune_process was given a heap limit). */
 void cc_store_memory(int64_t *used, int64_t *peak);
-/* Caps this connection's page cache at kib KiB. CC_OK or CC_ERR_DB. */
+/* Caps this connection's page cache at kib KiB (a no-op on PostgreSQL). CC_OK or CC_ERR_DB. */
 int cc_store_set_cache_kib(struct cc_store *st, int kib);
 /* The schema version of the database behind st. CC_OK or CC_ERR_DB (logged). */
 int cc_store_schema_version(struct cc_store *st, int *out);
@@ -84,9 +96,11 @@ struct cc_gate;
 /* Makes this store's transactions take turns with the other stores of the process that
  * share gate (cc_gate.h); set before the first transaction. NULL (the default): none. */
 void cc_store_set_gate(struct cc_store *st, struct cc_gate *gate);
-int cc_store_begin(struct cc_store *st); /* BEGIN IMMEDIATE */
+/* BEGIN IMMEDIATE on SQLite (the write lock now), BEGIN on PostgreSQL. CC_OK or CC_ERR_DB. */
+int cc_store_begin(struct cc_store *st);
 /* COMMIT, after writing the rollup terms cc_store_reading_insert summed in memory during
  * the transaction (cc_rollup_batch); on failure the transaction is rolled back here.
+ * On PostgreSQL a transaction that a failed statement aborted commits as CC_ERR_DB.
  * A transaction begun here must end here or in cc_store_rollback. */
 int cc_store_commit(struct cc_store *st);
 void cc_store_rollback(struct cc_store *st);
@@ -138,12 +152,12 @@ int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *t
 /* Dead letters dropped by the per-device cap since the database was created (the
  * coldchain_rejected_dropped_total metric). CC_OK or CC_ERR_DB. */
 int cc_store_dead_letters_dropped(struct cc_store *st, int64_t *out);
-/* Lends a prepared statement for sql, a string literal (the cache is keyed by its
- * address), prepared on first use and kept until cc_store_close: the other common/
- * modules on the ingest path (the alert engine, notifications, jobs) use it so that no
- * reading parses SQL. Give it back with cc_store_stmt_done on every path. CC_OK or
- * CC_ERR_DB (logged); more than CC_STORE_STMT_MAX distinct statements is CC_ERR_DB. */
-#define CC_STORE_STMT_MAX 64 /* cached statements per store */
+/* For the modules not yet on cc_dbi.h: lends the SQLite handle of the statement
+ * cc_stmt_prepare caches for sql, a string literal (the cache is keyed by its address),
+ * prepared on first use and kept until cc_store_close, so that no reading parses SQL.
+ * Give it back with cc_store_stmt_done on every path. CC_OK, CC_ERR_DB (logged; also
+ * when the cache already holds CC_STMT_CACHE_MAX other statements) or CC_ERR_INTERNAL
+ * (PostgreSQL). */
 int cc_store_stmt(struct cc_store *st, const char *sql, sqlite3_stmt **out);
 /* Resets a lent statement and clears its bindings (NULL is a no-op). */
 void cc_store_stmt_done(sqlite3_stmt *stmt);

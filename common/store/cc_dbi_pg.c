@@ -1,0 +1,352 @@
+/* cc_dbi_pg.c - cc_dbi.h on PostgreSQL 15 through libpq: the only file that includes
+ * libpq-fe.h.
+ *
+ * A cached statement is PQprepare'd once per connection under a generated name ("s12")
+ * and described once (its parameter count); each execution is one PQexecPrepared with
+ * text parameters (blobs binary) and text results, the whole result fetched on the first
+ * step. A transient statement (cc_dbi.h) is described the same way but runs through
+ * PQexecParams, so that nothing of it outlives its release on the server. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_store.h"
+#include "cc_store_impl.h"
+
+/* Type OIDs of the columns read specially (PostgreSQL's catalog/pg_type_d.h, stable
+ * since 7.x; the server headers are not part of libpq-dev). */
+#define PG_BOOLOID 16
+#define PG_BYTEAOID 17
+/* A parameter's copy larger than this is freed at release instead of kept for the next
+ * execution, so that one large value does not stay pinned for the store's life. */
+#define CC_DBI_PG_KEEP_BYTES 256
+#define PG_NAME_LEN 16 /* "s" + a 32-bit counter + NUL */
+
+struct cc_stmt_pg {
+    char name[PG_NAME_LEN];              /* "" for a transient statement */
+    int nparams;                         /* $1..$nparams, from PQdescribePrepared */
+    PGresult *res;                       /* the execution's result, NULL before the first step */
+    int row, nrows;                      /* current row of res */
+    const char *val[CC_STMT_PARAMS_MAX]; /* NULL: SQL NULL */
+    int len[CC_STMT_PARAMS_MAX];
+    int fmt[CC_STMT_PARAMS_MAX];   /* 0 text, 1 binary */
+    char *buf[CC_STMT_PARAMS_MAX]; /* the copies val points into */
+    size_t cap[CC_STMT_PARAMS_MAX];
+    unsigned char *blob; /* bytea of (row, blob_col) decoded, PQfreemem'd */
+    size_t blob_len;
+    int blob_col;
+};
+
+/* libpq prints NOTICEs (DROP ... IF EXISTS) to stderr, which carries our JSON log lines. */
+static void notice(void *arg, const char *message)
+{
+    (void)arg;
+    cc_log_debug("db_notice", "%.*s", (int)strcspn(message, "\n"), message);
+}
+
+int cc_dbi_pg_open(const char *url, int flags, struct pg_conn **out)
+{
+    PGconn *conn = PQconnectdb(url);
+
+    if (conn == NULL) {
+        cc_log_error("db_open_failed", "PostgreSQL: out of memory");
+        return CC_ERR_NOMEM;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        /* libpq's message names the host and the reason, never the password. */
+        cc_log_error("db_open_failed", "PostgreSQL: %.*s", (int)strcspn(PQerrorMessage(conn), "\n"),
+                     PQerrorMessage(conn));
+        PQfinish(conn);
+        return CC_ERR_DB;
+    }
+    PQsetNoticeProcessor(conn, notice, NULL);
+    *out = conn;
+    if (flags & CC_STORE_READONLY) {
+        struct cc_store tmp = {.dialect = CC_DIALECT_PG, .pg = conn};
+
+        if (cc_dbi_pg_exec(&tmp, "SET default_transaction_read_only = on") != CC_OK) {
+            PQfinish(conn);
+            return CC_ERR_DB;
+        }
+    }
+    return CC_OK;
+}
+
+void cc_dbi_pg_close(struct pg_conn *conn)
+{
+    if (conn != NULL)
+        PQfinish(conn);
+}
+
+/* Maps a failed result (or none: out of memory, connection lost) to a code; logs all but
+ * a unique violation. Class 22 (data exception) messages quote the offending value, so
+ * they are logged by SQLSTATE only. */
+static int result_failed(PGconn *conn, const PGresult *res, const char *sql)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char head[CC_DBI_HEAD_LEN];
+
+    if (state != NULL && strcmp(state, "23505") == 0)
+        return CC_ERR_CONFLICT;
+    if (msg == NULL)
+        msg = PQerrorMessage(conn);
+    if (state != NULL && strncmp(state, "22", 2) == 0)
+        msg = "(data exception, message withheld: it may quote a value)";
+    cc_dbi_sql_head(sql, head, sizeof head);
+    cc_log_error("db_step_failed", "%s: SQLSTATE %s: %.*s", head, state != NULL ? state : "-",
+                 (int)strcspn(msg, "\n"), msg);
+    return CC_ERR_DB;
+}
+
+int cc_dbi_pg_exec(struct cc_store *st, const char *sql)
+{
+    PGresult *res = PQexec(st->pg, sql);
+    ExecStatusType status = PQresultStatus(res);
+    int rc = CC_OK;
+
+    if (res == NULL || (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK))
+        rc = result_failed(st->pg, res, sql);
+    PQclear(res);
+    return rc;
+}
+
+int cc_dbi_pg_commit(struct cc_store *st)
+{
+    PGresult *res = PQexec(st->pg, "COMMIT");
+    int rc = CC_OK;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = result_failed(st->pg, res, "COMMIT");
+    } else if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
+        /* COMMIT of a transaction a failed statement aborted succeeds as a ROLLBACK. */
+        cc_log_error("db_commit_failed", "the transaction was aborted and rolled back");
+        rc = CC_ERR_DB;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int cc_dbi_pg_in_transaction(struct cc_store *st)
+{
+    return PQtransactionStatus(st->pg) != PQTRANS_IDLE;
+}
+
+int cc_dbi_pg_prepare(struct cc_store *st, struct cc_stmt *s)
+{
+    struct cc_stmt_pg *p = calloc(1, sizeof *p);
+    PGresult *res = NULL;
+    int prepared = 0;
+    int rc = CC_ERR_DB;
+
+    if (p == NULL)
+        return CC_ERR_NOMEM;
+    s->pg = p;
+    if (s->cached)
+        snprintf(p->name, sizeof p->name, "s%u", ++st->pg_names);
+    res = PQprepare(st->pg, p->name, s->sql, 0, NULL);
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = result_failed(st->pg, res, s->sql);
+        goto out;
+    }
+    prepared = s->cached; /* the unnamed statement of a transient is the server's to drop */
+    PQclear(res);
+    res = PQdescribePrepared(st->pg, p->name);
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = result_failed(st->pg, res, s->sql);
+        goto out;
+    }
+    p->nparams = PQnparams(res);
+    if (p->nparams > CC_STMT_PARAMS_MAX) {
+        char head[CC_DBI_HEAD_LEN];
+
+        cc_dbi_sql_head(s->sql, head, sizeof head);
+        cc_log_error("db_prepare_failed", "%s: a $N above CC_STMT_PARAMS_MAX", head);
+        goto out;
+    }
+    rc = CC_OK;
+out:
+    PQclear(res);
+    if (rc != CC_OK && prepared) {
+        /* Prepared but refused here: drop it from the server too. */
+        char sql[PG_NAME_LEN + 16];
+
+        snprintf(sql, sizeof sql, "DEALLOCATE %s", p->name);
+        PQclear(PQexec(st->pg, sql));
+    }
+    return rc;
+}
+
+void cc_dbi_pg_free(struct cc_stmt *s)
+{
+    struct cc_stmt_pg *p = s->pg;
+
+    if (p == NULL)
+        return;
+    PQclear(p->res);
+    PQfreemem(p->blob);
+    for (int i = 0; i < CC_STMT_PARAMS_MAX; i++)
+        free(p->buf[i]);
+    free(p);
+    s->pg = NULL;
+}
+
+static int no_param(const struct cc_stmt *s, int n)
+{
+    char head[CC_DBI_HEAD_LEN];
+
+    cc_dbi_sql_head(s->sql, head, sizeof head);
+    cc_log_error("db_bind_failed", "no parameter $%d in: %s", n, head);
+    return CC_ERR_DB;
+}
+
+int cc_dbi_pg_bind(struct cc_stmt *s, int n, const void *v, size_t len, int binary)
+{
+    struct cc_stmt_pg *p = s->pg;
+    int i = n - 1;
+
+    if (n > p->nparams)
+        return no_param(s, n);
+    if (p->cap[i] < len + 1) {
+        char *b = realloc(p->buf[i], len + 1);
+
+        if (b == NULL)
+            return CC_ERR_NOMEM;
+        p->buf[i] = b;
+        p->cap[i] = len + 1;
+    }
+    memcpy(p->buf[i], v, len);
+    p->buf[i][len] = '\0'; /* text parameters are NUL-terminated */
+    p->val[i] = p->buf[i];
+    p->len[i] = (int)len;
+    p->fmt[i] = binary;
+    return CC_OK;
+}
+
+int cc_dbi_pg_bind_null(struct cc_stmt *s, int n)
+{
+    struct cc_stmt_pg *p = s->pg;
+
+    if (n > p->nparams)
+        return no_param(s, n);
+    p->val[n - 1] = NULL;
+    return CC_OK;
+}
+
+int cc_dbi_pg_step(struct cc_stmt *s)
+{
+    struct cc_stmt_pg *p = s->pg;
+    PGconn *conn = s->st->pg;
+
+    if (p->res == NULL) {
+        ExecStatusType status;
+        const char *tuples;
+        int rc;
+
+        if (s->cached)
+            p->res = PQexecPrepared(conn, p->name, p->nparams, p->val, p->len, p->fmt, 0);
+        else
+            p->res = PQexecParams(conn, s->sql, p->nparams, NULL, p->val, p->len, p->fmt, 0);
+        status = PQresultStatus(p->res);
+        if (p->res == NULL || (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)) {
+            rc = result_failed(conn, p->res, s->sql);
+            PQclear(p->res);
+            p->res = NULL;
+            return rc;
+        }
+        p->nrows = status == PGRES_TUPLES_OK ? PQntuples(p->res) : 0;
+        p->row = -1;
+        tuples = PQcmdTuples(p->res); /* "" for a plain SELECT */
+        /* A query reports its row count here too: only writes count as changes. */
+        if (strncmp(PQcmdStatus(p->res), "SELECT", 6) == 0)
+            s->changes = 0;
+        else
+            s->changes = *tuples != '\0' ? strtoll(tuples, NULL, 10) : 0;
+    }
+    PQfreemem(p->blob);
+    p->blob = NULL;
+    if (p->row < p->nrows)
+        p->row++;
+    return p->row < p->nrows ? CC_ROW : CC_OK;
+}
+
+/* The current row's value at col, or NULL for SQL NULL or no such row or column. */
+static const char *value(struct cc_stmt *s, int col)
+{
+    struct cc_stmt_pg *p = s->pg;
+
+    if (p->res == NULL || p->row < 0 || p->row >= p->nrows || col < 0 || col >= PQnfields(p->res) ||
+        PQgetisnull(p->res, p->row, col))
+        return NULL;
+    return PQgetvalue(p->res, p->row, col);
+}
+
+int cc_dbi_pg_is_null(struct cc_stmt *s, int col)
+{
+    return value(s, col) == NULL;
+}
+
+const char *cc_dbi_pg_text(struct cc_stmt *s, int col)
+{
+    return value(s, col);
+}
+
+int cc_dbi_pg_is_bool(struct cc_stmt *s, int col)
+{
+    return value(s, col) != NULL && PQftype(s->pg->res, col) == PG_BOOLOID;
+}
+
+const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len)
+{
+    struct cc_stmt_pg *p = s->pg;
+    const char *v = value(s, col);
+
+    *len = 0;
+    if (v == NULL)
+        return NULL;
+    if (PQftype(p->res, col) != PG_BYTEAOID) {
+        *len = (size_t)PQgetlength(p->res, p->row, col);
+        return v; /* text read as bytes */
+    }
+    if (p->blob == NULL || p->blob_col != col) {
+        PQfreemem(p->blob);
+        p->blob = PQunescapeBytea((const unsigned char *)v, &p->blob_len);
+        p->blob_col = col;
+        if (p->blob == NULL) {
+            cc_log_error("db_column_type", "bytea column %d: out of memory", col);
+            return NULL;
+        }
+    }
+    *len = p->blob_len;
+    return p->blob;
+}
+
+size_t cc_dbi_pg_bytes(struct cc_stmt *s, int col)
+{
+    size_t len;
+
+    cc_dbi_pg_blob(s, col, &len);
+    return len;
+}
+
+void cc_dbi_pg_reset(struct cc_stmt *s)
+{
+    struct cc_stmt_pg *p = s->pg;
+
+    PQclear(p->res);
+    p->res = NULL;
+    PQfreemem(p->blob);
+    p->blob = NULL;
+    for (int i = 0; i < CC_STMT_PARAMS_MAX; i++) {
+        p->val[i] = NULL;
+        if (p->cap[i] > CC_DBI_PG_KEEP_BYTES) {
+            free(p->buf[i]);
+            p->buf[i] = NULL;
+            p->cap[i] = 0;
+        }
+    }
+}

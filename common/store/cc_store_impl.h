@@ -1,0 +1,103 @@
+/* cc_store_impl.h - the inside of struct cc_store and struct cc_stmt, for common/store/
+ * only (cc_store.c, cc_store_sqlite.c, cc_dbi*.c). Nothing outside store/ includes it.
+ *
+ * One store is one connection (SQLite or PostgreSQL) with its one statement cache: an
+ * open-addressing table from the address of a SQL text to its struct cc_stmt. Entries
+ * are added, never removed, until cc_store_close. */
+#ifndef CC_STORE_IMPL_H
+#define CC_STORE_IMPL_H
+
+#include <stdint.h>
+#include <sqlite3.h>
+
+#include "cc_dbi.h"
+
+/* Hash slots of the statement cache: a power of two, twice CC_STMT_CACHE_MAX so that a
+ * probe ends after a step or two. */
+#define CC_STMT_SLOTS 256
+_Static_assert(CC_STMT_SLOTS >= 2 * CC_STMT_CACHE_MAX && (CC_STMT_SLOTS & (CC_STMT_SLOTS - 1)) == 0,
+               "the cache's slots are a power of two with room to spare");
+_Static_assert(CC_STMT_PARAMS_MAX < 256, "sqlite_index holds a parameter index in a byte");
+
+struct pg_conn;         /* libpq's PGconn: only cc_dbi_pg.c includes libpq-fe.h */
+struct cc_stmt_pg;      /* the PostgreSQL part of a statement, cc_dbi_pg.c */
+struct cc_sql_cache;    /* cc_sql.h */
+struct cc_gate;         /* cc_gate.h */
+struct cc_rollup_batch; /* cc_store_rollup.h */
+
+struct cc_stmt {
+    struct cc_store *st;
+    const char *sql; /* the key: the address the caller passed */
+    int cached;      /* 1: in st's cache, kept until close; 0: freed by cc_stmt_release */
+    int lent;        /* between cc_stmt_prepare and cc_stmt_release */
+    int done;        /* the last step returned CC_OK */
+    int64_t changes; /* rows changed, set when the statement finished */
+    /* SQLite */
+    sqlite3_stmt *lite;
+    unsigned char sqlite_index[CC_STMT_PARAMS_MAX + 1]; /* $N -> SQLite's index, 0: none */
+    /* PostgreSQL */
+    struct cc_stmt_pg *pg;
+};
+
+struct cc_store {
+    enum cc_dialect dialect;
+    sqlite3 *db;                    /* SQLite: the connection */
+    struct pg_conn *pg;             /* PostgreSQL: the connection */
+    struct cc_sql_cache *sql_cache; /* CC_STORE_POOLED (SQLite): cc_sql.h's statements */
+    struct cc_gate *gate;           /* shared with the process's other writers, or NULL */
+    int in_gate;                    /* this store's transaction holds the gate */
+    /* The one statement cache (cc_dbi.h): stmts[0..n_stmts), slot[] holds index + 1. */
+    struct cc_stmt *stmts[CC_STMT_CACHE_MAX];
+    int n_stmts;
+    int16_t slot[CC_STMT_SLOTS];
+    int64_t prepares;  /* cc_store_stmt_prepares */
+    unsigned pg_names; /* PostgreSQL statement names handed out: "s1", "s2", ... */
+    /* Inside cc_store_begin .. commit: rollup terms summed here, written at commit. */
+    int in_tx;
+    struct cc_rollup_batch *rollups; /* allocated on the first reading of a transaction */
+};
+
+/* The first words of sql for a log line (never a value: they are bound, not in the text). */
+void cc_dbi_sql_head(const char *sql, char *buf, size_t cap);
+#define CC_DBI_HEAD_LEN 64 /* bytes of a statement's text in a log line */
+
+/* Frees every cached statement of st (cc_store_close, before the connection goes). */
+void cc_dbi_cache_free(struct cc_store *st);
+
+/* The SQLite backend (cc_dbi_sqlite.c). prepare fills s->lite and s->sqlite_index. */
+int cc_dbi_lite_prepare(struct cc_store *st, struct cc_stmt *s);
+void cc_dbi_lite_free(struct cc_stmt *s);
+int cc_dbi_lite_bind_int64(struct cc_stmt *s, int n, int64_t v);
+int cc_dbi_lite_bind_double(struct cc_stmt *s, int n, double v);
+int cc_dbi_lite_bind_text(struct cc_stmt *s, int n, const char *v, size_t len);
+int cc_dbi_lite_bind_null(struct cc_stmt *s, int n);
+int cc_dbi_lite_bind_blob(struct cc_stmt *s, int n, const void *p, size_t len);
+int cc_dbi_lite_step(struct cc_stmt *s);
+int cc_dbi_lite_is_null(struct cc_stmt *s, int col);
+int64_t cc_dbi_lite_int64(struct cc_stmt *s, int col);
+double cc_dbi_lite_double(struct cc_stmt *s, int col);
+const char *cc_dbi_lite_text(struct cc_stmt *s, int col);
+const void *cc_dbi_lite_blob(struct cc_stmt *s, int col);
+size_t cc_dbi_lite_bytes(struct cc_stmt *s, int col);
+void cc_dbi_lite_reset(struct cc_stmt *s);
+
+/* The PostgreSQL backend (cc_dbi_pg.c). */
+int cc_dbi_pg_open(const char *url, int flags, struct pg_conn **out);
+void cc_dbi_pg_close(struct pg_conn *conn);
+int cc_dbi_pg_exec(struct cc_store *st, const char *sql);
+/* COMMIT; CC_ERR_DB when the server rolled back instead (an aborted transaction). */
+int cc_dbi_pg_commit(struct cc_store *st);
+int cc_dbi_pg_in_transaction(struct cc_store *st);
+int cc_dbi_pg_prepare(struct cc_store *st, struct cc_stmt *s);
+void cc_dbi_pg_free(struct cc_stmt *s);
+int cc_dbi_pg_bind(struct cc_stmt *s, int n, const void *v, size_t len, int binary);
+int cc_dbi_pg_bind_null(struct cc_stmt *s, int n);
+int cc_dbi_pg_step(struct cc_stmt *s);
+int cc_dbi_pg_is_null(struct cc_stmt *s, int col);
+const char *cc_dbi_pg_text(struct cc_stmt *s, int col);
+int cc_dbi_pg_is_bool(struct cc_stmt *s, int col);
+const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len);
+size_t cc_dbi_pg_bytes(struct cc_stmt *s, int col);
+void cc_dbi_pg_reset(struct cc_stmt *s);
+
+#endif
