@@ -29,7 +29,7 @@ int cc_store_exec(struct cc_store *st, const char *sql)
 {
     if (st->dialect == CC_DIALECT_PG)
         return cc_dbi_pg_exec(st, sql);
-    return cc_db_exec(st->db, sql);
+    return cc_dbi_lite_exec(st, sql);
 }
 
 void cc_dbi_sql_head(const char *sql, char *buf, size_t cap)

@@ -34,6 +34,19 @@ static int prepare_failed(const char *sql, const char *why)
     return CC_ERR_DB;
 }
 
+int cc_dbi_lite_exec(struct cc_store *st, const char *sql)
+{
+    char head[CC_DBI_HEAD_LEN];
+    int src = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    int rc = cc_db_rc(src, sqlite3_extended_errcode(st->db));
+
+    if (rc == CC_ERR_DB) {
+        cc_dbi_sql_head(sql, head, sizeof head);
+        cc_log_error("db_exec_failed", "%s: %s", head, sqlite3_errmsg(st->db));
+    }
+    return rc;
+}
+
 int cc_dbi_lite_prepare(struct cc_store *st, struct cc_stmt *s)
 {
     /* PERSISTENT: a cached statement lives as long as the store, out of the lookaside. */

@@ -65,6 +65,7 @@ void cc_dbi_sql_head(const char *sql, char *buf, size_t cap);
 void cc_dbi_cache_free(struct cc_store *st);
 
 /* The SQLite backend (cc_dbi_sqlite.c). prepare fills s->lite and s->sqlite_index. */
+int cc_dbi_lite_exec(struct cc_store *st, const char *sql);
 int cc_dbi_lite_prepare(struct cc_store *st, struct cc_stmt *s);
 void cc_dbi_lite_free(struct cc_stmt *s);
 int cc_dbi_lite_bind_int64(struct cc_stmt *s, int n, int64_t v);

@@ -1,0 +1,799 @@
+/* test_dbi.c - cc_dbi.h on both backends: every test runs once on SQLite (a temp file)
+ * and once on PostgreSQL 15 (a throwaway cluster, tools/pgtest.sh, started by the PG
+ * group's setup; the unit tests run from the repository root). A PostgreSQL that cannot
+ * start fails the group: it is not skipped. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cc_dbi.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+#include "cc_store.h"
+
+#define PG_PORT "55401" /* this suite's socket name (tools/pgtest.sh PORT) */
+
+static char pg_dir[64];
+static char pg_url[256];
+
+struct fx {
+    struct cc_store *st;
+    char path[64]; /* SQLite: the temp file; "" for PostgreSQL */
+};
+
+/* The test table in each dialect: the same columns, the two names of a byte string. */
+static const char ddl_lite[] =
+    "CREATE TABLE t (id BIGINT PRIMARY KEY, i BIGINT, d DOUBLE PRECISION, s TEXT, b BLOB,"
+    " u TEXT UNIQUE, c BIGINT CHECK (c >= 0), k TEXT CHECK (length(k) < 5))";
+static const char ddl_pg[] =
+    "DROP TABLE IF EXISTS t; CREATE TABLE t (id BIGINT PRIMARY KEY, i BIGINT,"
+    " d DOUBLE PRECISION, s TEXT, b BYTEA, u TEXT UNIQUE, c BIGINT CHECK (c >= 0),"
+    " k TEXT CHECK (length(k) < 5))";
+
+static int pg_group_setup(void **state)
+{
+    char cmd[160];
+    FILE *p;
+    size_t n;
+
+    (void)state;
+    snprintf(pg_dir, sizeof pg_dir, "/tmp/cc-test-dbi-%ld", (long)getpid());
+    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh start %s " PG_PORT, pg_dir);
+    p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    if (fgets(pg_url, sizeof pg_url, p) == NULL)
+        pg_url[0] = '\0';
+    if (pclose(p) != 0 || strncmp(pg_url, "postgresql://", 13) != 0) {
+        fprintf(stderr, "test_dbi: PostgreSQL did not start (%s)\n", cmd);
+        return -1;
+    }
+    n = strcspn(pg_url, "\n");
+    pg_url[n] = '\0';
+    return 0;
+}
+
+static int pg_group_teardown(void **state)
+{
+    char cmd[160];
+
+    (void)state;
+    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh stop %s", pg_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int lite_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    int fd;
+
+    assert_non_null(f);
+    snprintf(f->path, sizeof f->path, "/tmp/cc-test-dbi-XXXXXX");
+    fd = mkstemp(f->path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(cc_store_open(f->path, CC_STORE_CREATE, &f->st), CC_OK);
+    assert_int_equal(cc_store_exec(f->st, ddl_lite), CC_OK);
+    *state = f;
+    return 0;
+}
+
+static int pg_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+
+    assert_non_null(f);
+    assert_int_equal(cc_store_open(pg_url, 0, &f->st), CC_OK);
+    assert_int_equal(cc_store_exec(f->st, ddl_pg), CC_OK);
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    char side[96];
+
+    cc_store_close(f->st);
+    if (f->path[0] != '\0') {
+        unlink(f->path);
+        snprintf(side, sizeof side, "%s-wal", f->path);
+        unlink(side);
+        snprintf(side, sizeof side, "%s-shm", f->path);
+        unlink(side);
+    }
+    free(f);
+    return 0;
+}
+
+static struct cc_store *store(void **state)
+{
+    return ((struct fx *)*state)->st;
+}
+
+/* Runs a no-parameter query that returns one integer. */
+static int64_t query_int(struct cc_store *st, const char *sql)
+{
+    struct cc_stmt *s = NULL;
+    int64_t v;
+
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    v = cc_stmt_column_int64(s, 0);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+    return v;
+}
+
+static const char sql_count[] = "SELECT count(*) FROM t";
+static const char sql_insert_id[] = "INSERT INTO t (id) VALUES ($1)";
+
+static void insert_id(struct cc_store *st, int64_t id)
+{
+    struct cc_stmt *s = NULL;
+
+    assert_int_equal(cc_stmt_prepare(st, sql_insert_id, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, id), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+}
+
+static void test_dbi_dialect(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(cc_store_dialect(f->st),
+                     f->path[0] != '\0' ? CC_DIALECT_SQLITE : CC_DIALECT_PG);
+}
+
+/* $2 before $1 and $1 twice: SQLite numbers them by first appearance, so without the
+ * name map $2 would get the value bound to 1. */
+static void test_dbi_params_out_of_order_and_repeated(void **state)
+{
+    static const char sql_ins[] = "INSERT INTO t (i, id, s) VALUES ($2, $1, $3)";
+    static const char sql_sel[] =
+        "SELECT i - CAST($2 AS bigint), id * CAST($1 AS bigint), s FROM t WHERE id = $1";
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+
+    assert_int_equal(cc_stmt_prepare(st, sql_ins, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_text(s, 3, "three"), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 7), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 2, 100), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+
+    assert_int_equal(cc_stmt_prepare(st, sql_sel, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 2, 40), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 7), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(s, 0), 60); /* i = 100 went to column i */
+    assert_int_equal(cc_stmt_column_int64(s, 1), 49); /* $1 used twice: id 7 * 7 */
+    assert_string_equal(cc_stmt_column_text(s, 2), "three");
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+}
+
+static const char sql_ins_all[] =
+    "INSERT INTO t (id, i, d, s, b) VALUES ($1, $2, $3, $4, $5)";
+static const char sql_sel_all[] = "SELECT i, d, s, b FROM t WHERE id = $1";
+
+static void insert_all(struct cc_store *st, int64_t id, int64_t i, double d, const char *text,
+                       const void *blob, size_t blob_len)
+{
+    struct cc_stmt *s = NULL;
+
+    assert_int_equal(cc_stmt_prepare(st, sql_ins_all, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, id), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 2, i), CC_OK);
+    assert_int_equal(cc_stmt_bind_double(s, 3, d), CC_OK);
+    assert_int_equal(cc_stmt_bind_text(s, 4, text), CC_OK);
+    assert_int_equal(cc_stmt_bind_blob(s, 5, blob, blob_len), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    assert_int_equal(cc_stmt_changes(s), 1);
+    cc_stmt_release(s);
+}
+
+/* Every bind and column type, the extremes of each. */
+static void test_dbi_types_round_trip(void **state)
+{
+    static const unsigned char blob[] = {0x00, 'a', 0x00, 0xff, '\\', 'x', 0x00};
+    static const char text[] = "K\xc3\xbchlzelle \xe2\x84\x83 'quoted' \"double\" \\ ;--";
+    static const struct {
+        int64_t i;
+        double d;
+    } row[] = {{INT64_MAX, 0.1}, {INT64_MIN, -273.15}, {0, 1e300}, {-1, -0.0}};
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+
+    for (size_t k = 0; k < sizeof row / sizeof row[0]; k++)
+        insert_all(st, (int64_t)k + 1, row[k].i, row[k].d, text, blob, sizeof blob);
+    for (size_t k = 0; k < sizeof row / sizeof row[0]; k++) {
+        assert_int_equal(cc_stmt_prepare(st, sql_sel_all, &s), CC_OK);
+        assert_int_equal(cc_stmt_bind_int64(s, 1, (int64_t)k + 1), CC_OK);
+        assert_int_equal(cc_stmt_step(s), CC_ROW);
+        assert_true(cc_stmt_column_int64(s, 0) == row[k].i);
+        /* Bit for bit: "%.17g" on the way in, strtod on the way out. */
+        assert_true(cc_stmt_column_double(s, 1) == row[k].d);
+        assert_string_equal(cc_stmt_column_text(s, 2), text);
+        assert_memory_equal(cc_stmt_column_blob(s, 3), blob, sizeof blob);
+        assert_int_equal(cc_stmt_column_bytes(s, 3), sizeof blob);
+        assert_false(cc_stmt_column_is_null(s, 0));
+        cc_stmt_release(s);
+    }
+}
+
+static void test_dbi_nulls(void **state)
+{
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+
+    assert_int_equal(cc_stmt_prepare(st, sql_ins_all, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 1), CC_OK);
+    assert_int_equal(cc_stmt_bind_null(s, 2), CC_OK);
+    assert_int_equal(cc_stmt_bind_null(s, 3), CC_OK);
+    assert_int_equal(cc_stmt_bind_text(s, 4, NULL), CC_OK); /* NULL text is SQL NULL */
+    /* $5 left unbound: NULL as well. */
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+    /* An empty blob is not NULL. */
+    insert_all(st, 2, 0, 0.0, "", NULL, 0);
+
+    assert_int_equal(cc_stmt_prepare(st, sql_sel_all, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 1), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    for (int col = 0; col < 4; col++)
+        assert_true(cc_stmt_column_is_null(s, col));
+    assert_int_equal(cc_stmt_column_int64(s, 0), 0);
+    assert_true(cc_stmt_column_double(s, 1) == 0.0);
+    assert_null(cc_stmt_column_text(s, 2));
+    assert_null(cc_stmt_column_blob(s, 3));
+    assert_int_equal(cc_stmt_column_bytes(s, 3), 0);
+    cc_stmt_release(s);
+
+    assert_int_equal(cc_stmt_prepare(st, sql_sel_all, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 2), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_false(cc_stmt_column_is_null(s, 2));
+    assert_string_equal(cc_stmt_column_text(s, 2), "");
+    assert_false(cc_stmt_column_is_null(s, 3));
+    assert_int_equal(cc_stmt_column_bytes(s, 3), 0);
+    cc_stmt_release(s);
+}
+
+/* A boolean reads as 1/0 (PostgreSQL sends 't'/'f'); the literal differs by dialect. */
+static void test_dbi_bool_and_dialect_text(void **state)
+{
+    static const char sql_lite[] = "SELECT 1 = 1, 1 = 2";
+    static const char sql_pg[] = "SELECT true, false";
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+    cJSON *o = cJSON_CreateObject();
+
+    assert_non_null(o);
+    assert_int_equal(
+        cc_stmt_prepare(st, cc_store_dialect(st) == CC_DIALECT_PG ? sql_pg : sql_lite, &s),
+        CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(s, 0), 1);
+    assert_int_equal(cc_stmt_column_int64(s, 1), 0);
+    assert_int_equal(cc_dbi_json_bool(o, "yes", s, 0), CC_OK);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "yes")));
+    cc_stmt_release(s);
+    cJSON_Delete(o);
+}
+
+static void test_dbi_row_then_ok(void **state)
+{
+    static const char sql[] = "SELECT id FROM t ORDER BY id";
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+
+    insert_id(st, 1);
+    insert_id(st, 2);
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(s, 0), 1);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(s, 0), 2);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK); /* stays done until the release */
+    assert_int_equal(cc_stmt_changes(s), 0);  /* a query changes nothing */
+    cc_stmt_release(s);
+    /* The same statement again runs from the start. */
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(s, 0), 1);
+    cc_stmt_release(s);
+}
+
+static void test_dbi_unique_violation_is_conflict(void **state)
+{
+    static const char sql_u[] = "INSERT INTO t (id, u) VALUES ($1, $2)";
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+
+    insert_id(st, 1);
+    assert_int_equal(cc_stmt_prepare(st, sql_insert_id, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 1), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ERR_CONFLICT); /* primary key */
+    cc_stmt_release(s);
+
+    assert_int_equal(cc_stmt_prepare(st, sql_u, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 2), CC_OK);
+    assert_int_equal(cc_stmt_bind_text(s, 2, "x"), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+    assert_int_equal(cc_stmt_prepare(st, sql_u, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 3), CC_OK);
+    assert_int_equal(cc_stmt_bind_text(s, 2, "x"), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ERR_CONFLICT); /* UNIQUE column */
+    cc_stmt_release(s);
+    assert_int_equal(query_int(st, sql_count), 2);
+}
+
+/* Runs fn's statement with stderr sent to a file; returns what was logged (static). */
+static const char *logged_by(void (*fn)(struct cc_store *), struct cc_store *st)
+{
+    static char buf[4096];
+    char path[] = "/tmp/cc-test-dbi-log-XXXXXX";
+    int fd = mkstemp(path);
+    int saved = dup(STDERR_FILENO);
+    ssize_t n;
+
+    assert_true(fd >= 0 && saved >= 0);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    fn(st);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    return buf;
+}
+
+static void check_violation(struct cc_store *st)
+{
+    static const char sql[] = "INSERT INTO t (id, k) VALUES ($1, $2)";
+    struct cc_stmt *s = NULL;
+
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 1), CC_OK);
+    assert_int_equal(cc_stmt_bind_text(s, 2, "SECRET-VALUE"), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ERR_DB);
+    cc_stmt_release(s);
+}
+
+static void bad_integer_text(struct cc_store *st)
+{
+    static const char sql[] = "INSERT INTO t (id) VALUES ($1)";
+    struct cc_stmt *s = NULL;
+
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_text(s, 1, "SECRET-VALUE"), CC_OK);
+    /* PostgreSQL: 22P02 invalid input syntax, whose message quotes the value. SQLite
+     * stores the text (type affinity), a success. */
+    assert_int_equal(cc_stmt_step(s), cc_store_dialect(st) == CC_DIALECT_PG ? CC_ERR_DB : CC_OK);
+    cc_stmt_release(s);
+}
+
+/* A failed step is CC_ERR_DB, logged with the statement's first words but no value. */
+static void test_dbi_failed_step_is_db_error_without_values(void **state)
+{
+    struct cc_store *st = store(state);
+    const char *log = logged_by(check_violation, st);
+
+    assert_non_null(strstr(log, "db_step_failed"));
+    assert_non_null(strstr(log, "INSERT INTO t (id, k) VALUES ($1, $2)"));
+    assert_null(strstr(log, "SECRET"));
+    log = logged_by(bad_integer_text, st);
+    assert_null(strstr(log, "SECRET"));
+    if (cc_store_dialect(st) == CC_DIALECT_PG)
+        assert_non_null(strstr(log, "SQLSTATE 22P02"));
+}
+
+static void test_dbi_syntax_error_is_db_error(void **state)
+{
+    static const char sql_bad[] = "SELEC id FROM t";
+    static const char sql_no_table[] = "SELECT id FROM no_such_table";
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+    int64_t before = cc_store_stmt_prepares(st);
+
+    assert_int_equal(cc_stmt_prepare(st, sql_bad, &s), CC_ERR_DB);
+    assert_null(s);
+    assert_int_equal(cc_stmt_prepare(st, sql_no_table, &s), CC_ERR_DB);
+    assert_int_equal(cc_store_stmt_prepares(st), before); /* nothing cached or counted */
+    assert_int_equal(cc_store_exec(st, "CREATE TABLEX u (a int)"), CC_ERR_DB);
+    /* The store still works. */
+    assert_int_equal(query_int(st, sql_count), 0);
+}
+
+static void test_dbi_changes(void **state)
+{
+    static const char sql_upd[] = "UPDATE t SET i = $1 WHERE id > $2";
+    static const char sql_del[] = "DELETE FROM t WHERE id = $1";
+    static const char sql_ins_ign[] =
+        "INSERT INTO t (id) VALUES ($1) ON CONFLICT (id) DO NOTHING RETURNING id";
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+
+    for (int64_t id = 1; id <= 3; id++)
+        insert_id(st, id);
+    assert_int_equal(cc_stmt_prepare(st, sql_upd, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 5), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 2, 1), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    assert_int_equal(cc_stmt_changes(s), 2);
+    cc_stmt_release(s);
+    assert_int_equal(cc_stmt_prepare(st, sql_del, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 99), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    assert_int_equal(cc_stmt_changes(s), 0);
+    cc_stmt_release(s);
+    /* ON CONFLICT DO NOTHING and RETURNING, both dialects: a new row returns its id... */
+    assert_int_equal(cc_stmt_prepare(st, sql_ins_ign, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 4), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(s, 0), 4);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    assert_int_equal(cc_stmt_changes(s), 1);
+    cc_stmt_release(s);
+    /* ... a duplicate returns nothing and changes nothing. */
+    assert_int_equal(cc_stmt_prepare(st, sql_ins_ign, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 4), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    assert_int_equal(cc_stmt_changes(s), 0);
+    cc_stmt_release(s);
+}
+
+static void test_dbi_commit_and_rollback(void **state)
+{
+    struct cc_store *st = store(state);
+
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_true(cc_store_in_transaction(st));
+    insert_id(st, 1);
+    cc_store_rollback(st);
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(query_int(st, sql_count), 0);
+
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    insert_id(st, 2);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(query_int(st, sql_count), 1);
+}
+
+/* A statement that fails inside a transaction: SQLite undoes that statement only, and the
+ * rest commits; PostgreSQL aborts the transaction, and its COMMIT reports CC_ERR_DB. */
+static void test_dbi_failed_statement_in_transaction(void **state)
+{
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+    int pg = cc_store_dialect(st) == CC_DIALECT_PG;
+
+    insert_id(st, 1);
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    insert_id(st, 2);
+    assert_int_equal(cc_stmt_prepare(st, sql_insert_id, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 1), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ERR_CONFLICT);
+    cc_stmt_release(s);
+    assert_int_equal(cc_store_commit(st), pg ? CC_ERR_DB : CC_OK);
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(query_int(st, sql_count), pg ? 1 : 2);
+}
+
+/* One cache: the same text's address gives the same statement, prepared once. */
+static void test_dbi_cache_reuses_statement(void **state)
+{
+    static const char sql_a[] = "SELECT count(*) FROM t WHERE id > $1";
+    static const char sql_b[] = "SELECT count(*) FROM t WHERE id > $1"; /* same text */
+    struct cc_store *st = store(state);
+    struct cc_stmt *s1 = NULL, *s2 = NULL;
+    int64_t before = cc_store_stmt_prepares(st);
+
+    assert_int_equal(cc_stmt_prepare(st, sql_a, &s1), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s1, 1, 0), CC_OK);
+    assert_int_equal(cc_stmt_step(s1), CC_ROW);
+    cc_stmt_release(s1);
+    for (int k = 0; k < 5; k++) {
+        assert_int_equal(cc_stmt_prepare(st, sql_a, &s2), CC_OK);
+        assert_ptr_equal(s1, s2);
+        assert_int_equal(cc_stmt_bind_int64(s2, 1, 0), CC_OK);
+        assert_int_equal(cc_stmt_step(s2), CC_ROW);
+        cc_stmt_release(s2);
+    }
+    assert_int_equal(cc_store_stmt_prepares(st), before + 1);
+    /* Keyed by address, not text: another literal is another statement. */
+    assert_int_equal(cc_stmt_prepare(st, sql_b, &s2), CC_OK);
+    assert_ptr_not_equal(s1, s2);
+    cc_stmt_release(s2);
+    assert_int_equal(cc_store_stmt_prepares(st), before + 2);
+    if (cc_store_dialect(st) == CC_DIALECT_PG) {
+        /* The server's view: one prepared statement per cached text, none re-prepared. */
+        static const char sql_pps[] = "SELECT count(*) FROM pg_prepared_statements";
+
+        assert_int_equal(query_int(st, sql_pps), before + 3); /* + this query */
+    }
+}
+
+/* The same text used again before its release (a nested use) gets a statement of its
+ * own, so neither run disturbs the other. */
+static void test_dbi_nested_use_of_same_text(void **state)
+{
+    static const char sql[] = "SELECT id FROM t WHERE id >= $1 ORDER BY id";
+    struct cc_store *st = store(state);
+    struct cc_stmt *outer = NULL, *inner = NULL;
+
+    insert_id(st, 1);
+    insert_id(st, 2);
+    assert_int_equal(cc_stmt_prepare(st, sql, &outer), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(outer, 1, 1), CC_OK);
+    assert_int_equal(cc_stmt_step(outer), CC_ROW);
+    assert_int_equal(cc_stmt_prepare(st, sql, &inner), CC_OK);
+    assert_ptr_not_equal(outer, inner);
+    assert_int_equal(cc_stmt_bind_int64(inner, 1, 2), CC_OK);
+    assert_int_equal(cc_stmt_step(inner), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(inner, 0), 2);
+    cc_stmt_release(inner);
+    assert_int_equal(cc_stmt_column_int64(outer, 0), 1);
+    assert_int_equal(cc_stmt_step(outer), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(outer, 0), 2);
+    assert_int_equal(cc_stmt_step(outer), CC_OK);
+    cc_stmt_release(outer);
+}
+
+/* Past CC_STMT_CACHE_MAX texts a statement still works but is prepared at each use and
+ * freed at its release; the cached ones stay cached. */
+static void test_dbi_cache_limit(void **state)
+{
+    static char sql[CC_STMT_CACHE_MAX + 2][48];
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+    int64_t before;
+
+    for (int k = 0; k < CC_STMT_CACHE_MAX + 2; k++)
+        snprintf(sql[k], sizeof sql[k], "SELECT %d + CAST($1 AS bigint)", k);
+    for (int k = 0; k < CC_STMT_CACHE_MAX + 2; k++) {
+        assert_int_equal(cc_stmt_prepare(st, sql[k], &s), CC_OK);
+        assert_int_equal(cc_stmt_bind_int64(s, 1, 1000), CC_OK);
+        assert_int_equal(cc_stmt_step(s), CC_ROW);
+        assert_int_equal(cc_stmt_column_int64(s, 0), 1000 + k);
+        cc_stmt_release(s);
+    }
+    before = cc_store_stmt_prepares(st);
+    for (int k = 0; k < CC_STMT_CACHE_MAX + 2; k++) {
+        assert_int_equal(cc_stmt_prepare(st, sql[k], &s), CC_OK);
+        assert_int_equal(cc_stmt_bind_int64(s, 1, 1), CC_OK);
+        assert_int_equal(cc_stmt_step(s), CC_ROW);
+        assert_int_equal(cc_stmt_column_int64(s, 0), 1 + k);
+        cc_stmt_release(s);
+    }
+    /* The cache was full before the last two: they alone were prepared again. */
+    assert_int_equal(cc_store_stmt_prepares(st), before + 2);
+    if (cc_store_dialect(st) == CC_DIALECT_PG) {
+        /* Nothing of a transient stays on the server. */
+        static const char sql_pps[] = "SELECT count(*) FROM pg_prepared_statements";
+
+        assert_int_equal(query_int(st, sql_pps), CC_STMT_CACHE_MAX);
+    } else {
+        sqlite3_stmt *raw = NULL;
+
+        /* The old lending path keeps its old answer past the limit. */
+        assert_int_equal(cc_store_stmt(st, sql[CC_STMT_CACHE_MAX], &raw), CC_ERR_DB);
+        assert_int_equal(cc_store_stmt(st, sql[0], &raw), CC_OK);
+        cc_store_stmt_done(raw);
+    }
+}
+
+static void test_dbi_param_limits(void **state)
+{
+    static char sql_max[CC_STMT_PARAMS_MAX * 24 + 32];
+    static char sql_over[CC_STMT_PARAMS_MAX * 24 + 64];
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+    int n = snprintf(sql_max, sizeof sql_max, "SELECT 0");
+
+    for (int k = 1; k <= CC_STMT_PARAMS_MAX; k++)
+        n += snprintf(sql_max + n, sizeof sql_max - (size_t)n, " + CAST($%d AS bigint)", k);
+    snprintf(sql_over, sizeof sql_over, "%s + CAST($%d AS bigint)", sql_max,
+             CC_STMT_PARAMS_MAX + 1);
+
+    assert_int_equal(cc_stmt_prepare(st, sql_max, &s), CC_OK);
+    for (int k = 1; k <= CC_STMT_PARAMS_MAX; k++)
+        assert_int_equal(cc_stmt_bind_int64(s, k, k), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 0, 1), CC_ERR_DB);
+    assert_int_equal(cc_stmt_bind_int64(s, CC_STMT_PARAMS_MAX + 1, 1), CC_ERR_DB);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(s, 0), CC_STMT_PARAMS_MAX * (CC_STMT_PARAMS_MAX + 1) / 2);
+    cc_stmt_release(s);
+    s = NULL;
+    assert_int_equal(cc_stmt_prepare(st, sql_over, &s), CC_ERR_DB);
+    assert_null(s);
+
+    /* A number the statement does not use. */
+    assert_int_equal(cc_stmt_prepare(st, sql_insert_id, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 2, 1), CC_ERR_DB);
+    assert_int_equal(cc_stmt_bind_text(s, 3, "x"), CC_ERR_DB);
+    assert_int_equal(cc_stmt_bind_blob(s, 4, "x", 1), CC_ERR_DB);
+    assert_int_equal(cc_stmt_bind_null(s, 5), CC_ERR_DB);
+    assert_int_equal(cc_stmt_bind_double(s, 6, 1.0), CC_ERR_DB);
+    cc_stmt_release(s);
+}
+
+/* Text is copied at bind time: the caller's buffer may change before the step. */
+static void test_dbi_text_is_copied(void **state)
+{
+    static const char sql[] = "INSERT INTO t (id, s, b) VALUES (1, $1, $2)";
+    static const char sql_get[] = "SELECT s, b FROM t WHERE id = 1";
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+    char buf[16];
+
+    snprintf(buf, sizeof buf, "before");
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_text(s, 1, buf), CC_OK);
+    assert_int_equal(cc_stmt_bind_blob(s, 2, buf, 6), CC_OK);
+    snprintf(buf, sizeof buf, "AFTER!");
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+    assert_int_equal(cc_stmt_prepare(st, sql_get, &s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_string_equal(cc_stmt_column_text(s, 0), "before");
+    assert_memory_equal(cc_stmt_column_blob(s, 1), "before", 6);
+    cc_stmt_release(s);
+}
+
+/* Releasing with a row unread ends the statement: no lock or result is left behind, a
+ * transaction can follow, and the next use starts over. */
+static void test_dbi_release_with_unread_row(void **state)
+{
+    static const char sql[] = "SELECT id FROM t ORDER BY id";
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+
+    insert_id(st, 1);
+    insert_id(st, 2);
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    cc_stmt_release(s);
+    cc_stmt_release(NULL);
+    /* SQLite: an unreset SELECT keeps the connection's read transaction open. */
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    insert_id(st, 3);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(s, 0), 1);
+    cc_stmt_release(s);
+}
+
+static void test_dbi_json_helpers(void **state)
+{
+    static const char sql[] =
+        "SELECT CAST($1 AS bigint), CAST($2 AS double precision), CAST($3 AS text),"
+        " CAST($4 AS bigint),"
+        " CAST($5 AS bigint)";
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+    cJSON *o = cJSON_CreateObject();
+    char *text;
+
+    assert_non_null(o);
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 42), CC_OK);
+    assert_int_equal(cc_stmt_bind_double(s, 2, -273.15), CC_OK);
+    assert_int_equal(cc_stmt_bind_text(s, 3, "Fridge \"1\""), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 4, 1764135900000LL), CC_OK);
+    assert_int_equal(cc_stmt_bind_null(s, 5), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_dbi_json_int(o, "id", s, 0), CC_OK);
+    assert_int_equal(cc_dbi_json_num(o, "t", s, 1), CC_OK);
+    assert_int_equal(cc_dbi_json_text(o, "name", s, 2), CC_OK);
+    assert_int_equal(cc_dbi_json_time(o, "at", s, 3), CC_OK);
+    assert_int_equal(cc_dbi_json_int(o, "none", s, 4), CC_OK);
+    assert_int_equal(cc_dbi_json_time(o, "never", s, 4), CC_OK);
+    assert_int_equal(cc_dbi_json_text(o, "empty", s, 4), CC_OK);
+    cc_stmt_release(s);
+    text = cJSON_PrintUnformatted(o);
+    assert_string_equal(text, "{\"id\":42,\"t\":-273.15,\"name\":\"Fridge \\\"1\\\"\","
+                              "\"at\":\"2025-11-26T05:45:00.000Z\",\"none\":null,"
+                              "\"never\":null,\"empty\":null}");
+    free(text);
+    cJSON_Delete(o);
+}
+
+static void test_dbi_exec_runs_several_statements(void **state)
+{
+    struct cc_store *st = store(state);
+
+    assert_int_equal(cc_store_exec(st, "INSERT INTO t (id) VALUES (1); INSERT INTO t (id)"
+                                       " VALUES (2)"),
+                     CC_OK);
+    assert_int_equal(query_int(st, sql_count), 2);
+    assert_int_equal(cc_store_exec(st, "INSERT INTO t (id) VALUES (1)"), CC_ERR_CONFLICT);
+}
+
+/* PostgreSQL only: what is not there yet says so instead of touching a NULL handle. */
+static void test_dbi_pg_typed_functions_not_yet(void **state)
+{
+    struct cc_store *st = store(state);
+    struct cc_store *other = NULL;
+    int64_t gen, off;
+    int version;
+    sqlite3_stmt *raw = NULL;
+
+    assert_null(cc_store_db(st));
+    assert_int_equal(cc_store_checkpoint_get(st, &gen, &off), CC_ERR_INTERNAL);
+    assert_int_equal(cc_store_schema_version(st, &version), CC_ERR_INTERNAL);
+    assert_int_equal(cc_store_stmt(st, sql_count, &raw), CC_ERR_INTERNAL);
+    assert_int_equal(cc_store_open(pg_url, CC_STORE_MIGRATE, &other), CC_ERR_INTERNAL);
+    assert_null(other);
+    assert_int_equal(cc_store_open("postgresql:///nope?host=/nonexistent&port=1", 0, &other),
+                     CC_ERR_DB);
+    /* Read-only: a write inside a transaction is refused. */
+    assert_int_equal(cc_store_open(pg_url, CC_STORE_READONLY, &other), CC_OK);
+    assert_int_equal(cc_store_exec(other, "INSERT INTO t (id) VALUES (9)"), CC_ERR_DB);
+    assert_int_equal(cc_store_read_begin(other), CC_OK);
+    assert_true(cc_store_in_transaction(other));
+    assert_int_equal(query_int(other, sql_count), 0);
+    cc_store_read_end(other);
+    assert_false(cc_store_in_transaction(other));
+    cc_store_close(other);
+}
+
+#define BOTH(setup)                                                                                \
+    cmocka_unit_test_setup_teardown(test_dbi_dialect, setup, fx_teardown),                         \
+        cmocka_unit_test_setup_teardown(test_dbi_params_out_of_order_and_repeated, setup,          \
+                                        fx_teardown),                                              \
+        cmocka_unit_test_setup_teardown(test_dbi_types_round_trip, setup, fx_teardown),            \
+        cmocka_unit_test_setup_teardown(test_dbi_nulls, setup, fx_teardown),                       \
+        cmocka_unit_test_setup_teardown(test_dbi_bool_and_dialect_text, setup, fx_teardown),       \
+        cmocka_unit_test_setup_teardown(test_dbi_row_then_ok, setup, fx_teardown),                 \
+        cmocka_unit_test_setup_teardown(test_dbi_unique_violation_is_conflict, setup,              \
+                                        fx_teardown),                                              \
+        cmocka_unit_test_setup_teardown(test_dbi_failed_step_is_db_error_without_values, setup,    \
+                                        fx_teardown),                                              \
+        cmocka_unit_test_setup_teardown(test_dbi_syntax_error_is_db_error, setup, fx_teardown),    \
+        cmocka_unit_test_setup_teardown(test_dbi_changes, setup, fx_teardown),                     \
+        cmocka_unit_test_setup_teardown(test_dbi_commit_and_rollback, setup, fx_teardown),         \
+        cmocka_unit_test_setup_teardown(test_dbi_failed_statement_in_transaction, setup,           \
+                                        fx_teardown),                                              \
+        cmocka_unit_test_setup_teardown(test_dbi_cache_reuses_statement, setup, fx_teardown),      \
+        cmocka_unit_test_setup_teardown(test_dbi_nested_use_of_same_text, setup, fx_teardown),     \
+        cmocka_unit_test_setup_teardown(test_dbi_cache_limit, setup, fx_teardown),                 \
+        cmocka_unit_test_setup_teardown(test_dbi_param_limits, setup, fx_teardown),                \
+        cmocka_unit_test_setup_teardown(test_dbi_text_is_copied, setup, fx_teardown),              \
+        cmocka_unit_test_setup_teardown(test_dbi_release_with_unread_row, setup, fx_teardown),     \
+        cmocka_unit_test_setup_teardown(test_dbi_json_helpers, setup, fx_teardown),                \
+        cmocka_unit_test_setup_teardown(test_dbi_exec_runs_several_statements, setup, fx_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest lite[] = {BOTH(lite_setup)};
+    const struct CMUnitTest pg[] = {
+        BOTH(pg_setup),
+        cmocka_unit_test_setup_teardown(test_dbi_pg_typed_functions_not_yet, pg_setup,
+                                        fx_teardown),
+    };
+    int failed;
+
+    cc_log_init("test_dbi", CC_LOG_ERROR, 1);
+    failed = cmocka_run_group_tests_name("dbi_sqlite", lite, NULL, NULL);
+    failed += cmocka_run_group_tests_name("dbi_postgresql", pg, pg_group_setup,
+                                          pg_group_teardown);
+    return failed;
+}
