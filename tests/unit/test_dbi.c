@@ -182,8 +182,7 @@ static void test_dbi_params_out_of_order_and_repeated(void **state)
     cc_stmt_release(s);
 }
 
-static const char sql_ins_all[] =
-    "INSERT INTO t (id, i, d, s, b) VALUES ($1, $2, $3, $4, $5)";
+static const char sql_ins_all[] = "INSERT INTO t (id, i, d, s, b) VALUES ($1, $2, $3, $4, $5)";
 static const char sql_sel_all[] = "SELECT i, d, s, b FROM t WHERE id = $1";
 
 static void insert_all(struct cc_store *st, int64_t id, int64_t i, double d, const char *text,
@@ -210,7 +209,9 @@ static void test_dbi_types_round_trip(void **state)
     static const struct {
         int64_t i;
         double d;
-    } row[] = {{INT64_MAX, 0.1}, {INT64_MIN, -273.15}, {0, 1e300}, {-1, -0.0}};
+    } row[] = {{INT64_MAX, 0.1}, {INT64_MIN, -273.15},        {0, 1e300}, {-1, -0.0},
+               {2, 1.0 / 3.0}, /* needs all 17 digits */
+               {3, 0.1 + 0.2},   {4, 2.2250738585072014e-308}};
     struct cc_store *st = store(state);
     struct cc_stmt *s = NULL;
 
@@ -280,8 +281,7 @@ static void test_dbi_bool_and_dialect_text(void **state)
 
     assert_non_null(o);
     assert_int_equal(
-        cc_stmt_prepare(st, cc_store_dialect(st) == CC_DIALECT_PG ? sql_pg : sql_lite, &s),
-        CC_OK);
+        cc_stmt_prepare(st, cc_store_dialect(st) == CC_DIALECT_PG ? sql_pg : sql_lite, &s), CC_OK);
     assert_int_equal(cc_stmt_step(s), CC_ROW);
     assert_int_equal(cc_stmt_column_int64(s, 0), 1);
     assert_int_equal(cc_stmt_column_int64(s, 1), 0);
@@ -786,14 +786,12 @@ int main(void)
     const struct CMUnitTest lite[] = {BOTH(lite_setup)};
     const struct CMUnitTest pg[] = {
         BOTH(pg_setup),
-        cmocka_unit_test_setup_teardown(test_dbi_pg_typed_functions_not_yet, pg_setup,
-                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dbi_pg_typed_functions_not_yet, pg_setup, fx_teardown),
     };
     int failed;
 
     cc_log_init("test_dbi", CC_LOG_ERROR, 1);
     failed = cmocka_run_group_tests_name("dbi_sqlite", lite, NULL, NULL);
-    failed += cmocka_run_group_tests_name("dbi_postgresql", pg, pg_group_setup,
-                                          pg_group_teardown);
+    failed += cmocka_run_group_tests_name("dbi_postgresql", pg, pg_group_setup, pg_group_teardown);
     return failed;
 }
