@@ -13,91 +13,82 @@
 #include <string.h>
 
 #include "cc_alert_ops.h"
-#include "cc_log.h"
+#include "cc_dbi.h"
 #include "cc_rc.h"
 
+/* Portable SQL ($N, the same text on SQLite and PostgreSQL): each branch of the UNION
+ * has its own columns, NULL elsewhere, because PostgreSQL will not put a cell's min_temp
+ * and an alert's type in one column. Columns: kind, min_temp, max_temp, hysteresis,
+ * alarm_delay_s, type, ref (kind 1: the ACTIVE alert's id; kind 2: the pending since_ts). */
 static const char sql_state[] =
-    "SELECT 0, min_temp, max_temp, hysteresis, alarm_delay_s FROM cold_cells WHERE id = ?1"
-    " UNION ALL SELECT 1, type, id, NULL, NULL FROM alerts"
-    " WHERE cold_cell_id = ?1 AND device_id = ?2 AND status = 'ACTIVE'"
-    " UNION ALL SELECT 2, type, since_ts, NULL, NULL FROM alert_pending WHERE device_id = ?2";
+    "SELECT 0, min_temp, max_temp, hysteresis, alarm_delay_s, NULL, NULL"
+    " FROM cold_cells WHERE id = $1"
+    " UNION ALL SELECT 1, NULL, NULL, NULL, NULL, type, id FROM alerts"
+    " WHERE cold_cell_id = $1 AND device_id = $2 AND status = 'ACTIVE'"
+    " UNION ALL SELECT 2, NULL, NULL, NULL, NULL, type, since_ts FROM alert_pending"
+    " WHERE device_id = $2";
 static const char sql_pending_set[] =
-    "INSERT INTO alert_pending (device_id, type, since_ts) VALUES (?1, ?2, ?3)"
+    "INSERT INTO alert_pending (device_id, type, since_ts) VALUES ($1, $2, $3)"
     " ON CONFLICT (device_id, type) DO NOTHING";
 static const char sql_pending_clear[] =
-    "DELETE FROM alert_pending WHERE device_id = ?1 AND type = ?2";
+    "DELETE FROM alert_pending WHERE device_id = $1 AND type = $2";
 
 /* One device's state. The SQL texts are cached per store, so a batch pays one step per
  * device; a PostgreSQL store can answer a whole batch with one query instead. */
 static int load_state(struct cc_store *st, const struct cc_device *dev, struct cc_alert_state *s)
 {
-    sqlite3_stmt *stmt = NULL;
-    int src, rc;
+    struct cc_stmt *stmt = NULL;
+    int rc;
 
     memset(s, 0, sizeof *s);
-    rc = cc_store_stmt(st, sql_state, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, dev->cold_cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, dev->id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int kind = sqlite3_column_int(stmt, 0);
+    rc = cc_stmt_prepare(st, sql_state, &stmt);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, dev->cold_cell_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 2, dev->id);
+    while (rc == CC_OK && (rc = cc_stmt_step(stmt)) == CC_ROW) {
+        int64_t kind = cc_stmt_column_int64(stmt, 0);
         int type;
 
+        rc = CC_OK;
         if (kind == 0) {
             s->have_cell = 1;
-            s->min_temp = sqlite3_column_double(stmt, 1);
-            s->max_temp = sqlite3_column_double(stmt, 2);
-            s->hysteresis = sqlite3_column_double(stmt, 3);
-            s->delay_ms = sqlite3_column_int64(stmt, 4) * 1000;
+            s->min_temp = cc_stmt_column_double(stmt, 1);
+            s->max_temp = cc_stmt_column_double(stmt, 2);
+            s->hysteresis = cc_stmt_column_double(stmt, 3);
+            s->delay_ms = cc_stmt_column_int64(stmt, 4) * 1000;
             continue;
         }
-        type = cc_alert_type_parse((const char *)sqlite3_column_text(stmt, 1));
+        type = cc_alert_type_parse(cc_stmt_column_text(stmt, 5));
         if (type < 0)
             continue; /* the schema's CHECK makes this impossible for alerts */
         if (kind == 1) {
-            s->active[type] = sqlite3_column_int64(stmt, 2);
+            s->active[type] = cc_stmt_column_int64(stmt, 6);
         } else {
             s->has_pending[type] = 1;
-            s->pending_since[type] = sqlite3_column_int64(stmt, 2);
+            s->pending_since[type] = cc_stmt_column_int64(stmt, 6);
         }
     }
-    if (src != SQLITE_DONE) {
-        cc_log_error("db_step_failed", "alert state: %s", sqlite3_errmsg(cc_store_db(st)));
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = CC_OK;
-out:
-    cc_store_stmt_done(stmt);
-    return rc;
+    cc_stmt_release(stmt);
+    return rc == CC_OK ? CC_OK : CC_ERR_DB; /* cc_dbi logged it */
 }
 
 static int pending(struct cc_store *st, const char *sql, int64_t device_id, int type,
                    int64_t since_ts)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_store_stmt(st, sql, &stmt);
-    int src;
+    struct cc_stmt *stmt = NULL;
+    int rc = cc_stmt_prepare(st, sql, &stmt);
 
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, device_id) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 2, cc_alert_type_name(type), -1, SQLITE_STATIC) != SQLITE_OK ||
-        (sql == sql_pending_set ? sqlite3_bind_int64(stmt, 3, since_ts) : SQLITE_OK) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-    } else {
-        src = sqlite3_step(stmt);
-        if (src != SQLITE_DONE) {
-            cc_log_error("db_step_failed", "alert pending: %s", sqlite3_errmsg(cc_store_db(st)));
-            rc = CC_ERR_DB;
-        }
-    }
-    cc_store_stmt_done(stmt);
-    return rc;
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, device_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, 2, cc_alert_type_name(type));
+    if (rc == CC_OK && sql == sql_pending_set)
+        rc = cc_stmt_bind_int64(stmt, 3, since_ts);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    cc_stmt_release(stmt);
+    return rc == CC_OK ? CC_OK : CC_ERR_DB;
 }
 
 int cc_alert_states_load(struct cc_store *st, const struct cc_device *const *devs, size_t n,
