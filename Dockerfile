@@ -3,6 +3,7 @@ FROM debian:12-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
         build-essential libpaho-mqtt-dev libcivetweb-dev libcjson-dev libsqlite3-dev \
         libssl-dev libcurl4-openssl-dev libjwt-dev mosquitto-dev libmosquitto-dev \
+        pkg-config libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -10,7 +11,7 @@ RUN make clean && make all
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        mosquitto libmosquitto1 libpaho-mqtt1.3 libcivetweb1 libcjson1 libsqlite3-0 libssl3 libcurl4 \
+        mosquitto libmosquitto1 libpaho-mqtt1.3 libcivetweb1 libcjson1 libsqlite3-0 libpq5 libssl3 libcurl4 \
         libjwt0 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app

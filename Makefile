@@ -11,8 +11,9 @@ COMMON_DIRS := base store engine api jobs
 COMMON_INC  := $(COMMON_DIRS:%=-Icommon/%)
 COMMON_HDR  := $(wildcard $(COMMON_DIRS:%=common/%/*.h))
 # libpq (PostgreSQL 15's client, libpq-dev): the PostgreSQL store, common/store/cc_dbi_pg.c.
-PQ_CFLAGS   := $(shell pkg-config --cflags libpq)
-PQ_LIBS     := $(shell pkg-config --libs libpq)
+# Debian's paths when pkg-config is missing (a bare build image).
+PQ_CFLAGS   := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
+PQ_LIBS     := $(or $(shell pkg-config --libs libpq 2>/dev/null),-lpq)
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
                -Wno-format-nonliteral -g $(OPT) -fPIC -pthread $(COMMON_INC) -Ibroker-config \
                -I$(BUILD)/gen \
