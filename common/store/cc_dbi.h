@@ -86,7 +86,8 @@ int cc_stmt_bind_null(struct cc_stmt *s, int n);
 int cc_stmt_bind_blob(struct cc_stmt *s, int n, const void *p, size_t len);
 
 /* Runs the statement or moves to its next row: CC_ROW, CC_OK, CC_ERR_CONFLICT, CC_ERR_DB.
- * After CC_OK further steps return CC_OK until the release. */
+ * After CC_OK further steps return CC_OK until the release; after an error, release (a
+ * further step would run the statement again). */
 int cc_stmt_step(struct cc_stmt *s);
 /* Rows inserted, updated or deleted by the statement, valid once its step returned CC_OK
  * (0 for a query). */
