@@ -38,6 +38,15 @@ static const char ddl_pg[] =
     " d DOUBLE PRECISION, s TEXT, b BYTEA, u TEXT UNIQUE, c BIGINT CHECK (c >= 0),"
     " k TEXT CHECK (length(k) < 5))";
 
+static int pg_group_teardown(void **state)
+{
+    char cmd[160];
+
+    (void)state;
+    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh stop %s", pg_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 static int pg_group_setup(void **state)
 {
     char cmd[160];
@@ -54,20 +63,12 @@ static int pg_group_setup(void **state)
         pg_url[0] = '\0';
     if (pclose(p) != 0 || strncmp(pg_url, "postgresql://", 13) != 0) {
         fprintf(stderr, "test_dbi: PostgreSQL did not start (%s)\n", cmd);
+        pg_group_teardown(state); /* cmocka runs no teardown after a failed setup */
         return -1;
     }
     n = strcspn(pg_url, "\n");
     pg_url[n] = '\0';
     return 0;
-}
-
-static int pg_group_teardown(void **state)
-{
-    char cmd[160];
-
-    (void)state;
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh stop %s", pg_dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 static int lite_setup(void **state)
