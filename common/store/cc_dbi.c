@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cc_db.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store_impl.h"

@@ -41,6 +41,8 @@ struct cc_stmt_pg {
     int blob_col;
 };
 
+static int exec_on(PGconn *conn, const char *sql);
+
 /* libpq prints NOTICEs (DROP ... IF EXISTS) to stderr, which carries our JSON log lines. */
 static void notice(void *arg, const char *message)
 {
@@ -65,13 +67,10 @@ int cc_dbi_pg_open(const char *url, int flags, struct pg_conn **out)
     }
     PQsetNoticeProcessor(conn, notice, NULL);
     *out = conn;
-    if (flags & CC_STORE_READONLY) {
-        struct cc_store tmp = {.dialect = CC_DIALECT_PG, .pg = conn};
-
-        if (cc_dbi_pg_exec(&tmp, "SET default_transaction_read_only = on") != CC_OK) {
-            PQfinish(conn);
-            return CC_ERR_DB;
-        }
+    if ((flags & CC_STORE_READONLY) &&
+        exec_on(conn, "SET default_transaction_read_only = on") != CC_OK) {
+        PQfinish(conn);
+        return CC_ERR_DB;
     }
     return CC_OK;
 }
@@ -103,16 +102,22 @@ static int result_failed(PGconn *conn, const PGresult *res, const char *sql)
     return CC_ERR_DB;
 }
 
-int cc_dbi_pg_exec(struct cc_store *st, const char *sql)
+/* Runs parameterless sql on conn. CC_OK, CC_ERR_CONFLICT or CC_ERR_DB (logged). */
+static int exec_on(PGconn *conn, const char *sql)
 {
-    PGresult *res = PQexec(st->pg, sql);
+    PGresult *res = PQexec(conn, sql);
     ExecStatusType status = PQresultStatus(res);
     int rc = CC_OK;
 
     if (res == NULL || (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK))
-        rc = result_failed(st->pg, res, sql);
+        rc = result_failed(conn, res, sql);
     PQclear(res);
     return rc;
+}
+
+int cc_dbi_pg_exec(struct cc_store *st, const char *sql)
+{
+    return exec_on(st->pg, sql);
 }
 
 int cc_dbi_pg_commit(struct cc_store *st)
