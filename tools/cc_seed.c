@@ -6,10 +6,10 @@
 
 #include <openssl/crypto.h>
 
-#include "cc_db.h"
+#include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_rc.h"
-#include "cc_store_rollup.h"
+#include "cc_store.h"
 
 #define SEED_HISTORY_MS (7LL * 24 * 3600 * 1000) /* rows "exist" since a week before now */
 #define SEED_PRNG_SEED 0xC01DC4A1ULL             /* fixed: the same readings every time */
@@ -144,50 +144,71 @@ static void make_reading(int d, int i, int64_t newest_ms, uint64_t *rng, struct 
     r->battery = round1(r->battery);
 }
 
-/* Steps a write statement to SQLITE_DONE and resets it for the next row. */
-static int step_done(sqlite3 *db, sqlite3_stmt *stmt, const char *what)
-{
-    int rc = sqlite3_step(stmt);
-
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    if (rc != SQLITE_DONE) {
-        cc_log_error("seed_failed", "%s: %s", what, sqlite3_errmsg(db));
-        return CC_ERR_DB;
+/* One bound value of a seed statement. */
+struct arg {
+    enum { A_INT, A_REAL, A_TEXT, A_NULL } kind;
+    int64_t i;
+    double d;
+    const char *s;
+};
+#define AI(v)                                                                                      \
+    {                                                                                              \
+        A_INT, (v), 0, NULL                                                                        \
     }
-    return CC_OK;
-}
-
-static int bind_failed(sqlite3 *db)
-{
-    cc_log_error("seed_failed", "bind: %s", sqlite3_errmsg(db));
-    return CC_ERR_DB;
-}
-
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt)
-{
-    if (sqlite3_prepare_v2(db, sql, -1, stmt, NULL) != SQLITE_OK) {
-        cc_log_error("seed_failed", "prepare: %s", sqlite3_errmsg(db));
-        return CC_ERR_DB;
+#define AD(v)                                                                                      \
+    {                                                                                              \
+        A_REAL, 0, (v), NULL                                                                       \
     }
-    return CC_OK;
-}
+#define AT(v)                                                                                      \
+    {                                                                                              \
+        A_TEXT, 0, 0, (v)                                                                          \
+    }
+#define AN                                                                                         \
+    {                                                                                              \
+        A_NULL, 0, 0, NULL                                                                         \
+    }
 
-/* *has_users = 1 if the users table has a row. CC_OK or CC_ERR_DB. */
-static int users_exist(sqlite3 *db, int *has_users)
+/* Runs sql (a literal, $1..$n = args) to its end; *id, when not NULL, is the first column
+ * of its one row (RETURNING id). CC_OK or CC_ERR_DB (logged by the store). */
+static int run(struct cc_store *st, const char *sql, const struct arg *args, int n, int64_t *id)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = prepare(db, "SELECT EXISTS (SELECT 1 FROM users)", &stmt);
+    struct cc_stmt *stmt = NULL;
+    int rc = cc_stmt_prepare(st, sql, &stmt);
 
-    if (rc == CC_OK) {
-        if (sqlite3_step(stmt) == SQLITE_ROW) {
-            *has_users = sqlite3_column_int(stmt, 0);
-        } else {
-            cc_log_error("seed_failed", "count users: %s", sqlite3_errmsg(db));
-            rc = CC_ERR_DB;
+    for (int k = 0; rc == CC_OK && k < n; k++) {
+        switch (args[k].kind) {
+        case A_INT:
+            rc = cc_stmt_bind_int64(stmt, k + 1, args[k].i);
+            break;
+        case A_REAL:
+            rc = cc_stmt_bind_double(stmt, k + 1, args[k].d);
+            break;
+        case A_TEXT:
+            rc = cc_stmt_bind_text(stmt, k + 1, args[k].s);
+            break;
+        default:
+            rc = cc_stmt_bind_null(stmt, k + 1);
+            break;
         }
     }
-    sqlite3_finalize(stmt);
+    while (rc == CC_OK && (rc = cc_stmt_step(stmt)) == CC_ROW) {
+        if (id != NULL)
+            *id = cc_stmt_column_int64(stmt, 0);
+        rc = CC_OK;
+    }
+    cc_stmt_release(stmt);
+    return rc == CC_OK ? CC_OK : CC_ERR_DB;
+}
+
+static const char sql_users_exist[] = "SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1) u";
+
+/* *has_users = 1 if the users table has a row. CC_OK or CC_ERR_DB. */
+static int users_exist(struct cc_store *st, int *has_users)
+{
+    int64_t n = 0;
+    int rc = run(st, sql_users_exist, NULL, 0, &n);
+
+    *has_users = n > 0;
     return rc;
 }
 
@@ -227,219 +248,118 @@ struct seed_ids {
     int64_t device[CC_SEED_DEVICES];
 };
 
-static int insert_people(sqlite3 *db, const struct seed_secrets *sec, int64_t created_ms,
+static const char sql_user[] = "INSERT INTO users (email, password_hash, role, name, created_at)"
+                               " VALUES ($1, $2, $3, $4, $5) RETURNING id";
+static const char sql_link[] =
+    "INSERT INTO technician_customers (technician_id, customer_id) VALUES ($1, $2)";
+static const char sql_location[] =
+    "INSERT INTO locations (customer_id, name, address, timezone, created_at)"
+    " VALUES ($1, $2, $3, $4, $5) RETURNING id";
+static const char sql_cell[] =
+    "INSERT INTO cold_cells (location_id, name, min_temp, max_temp, hysteresis,"
+    " alarm_delay_s, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6) RETURNING id";
+static const char sql_device[] =
+    "INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, api_key_prefix,"
+    " firmware_version, status, last_seen_at, newest_ts, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, 'ONLINE', $6, $6, $7) RETURNING id";
+static const char sql_alert[] =
+    "INSERT INTO alerts (cold_cell_id, device_id, type, status, value, threshold, message,"
+    " first_triggered_at, last_triggered_at, trigger_count, acknowledged_at, acknowledged_by,"
+    " resolved_at, resolved_by, resolution_note)"
+    " VALUES ($1, $2, $3, 'RESOLVED', $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL)";
+
+static int insert_people(struct cc_store *st, const struct seed_secrets *sec, int64_t created_ms,
                          struct seed_ids *ids)
 {
-    sqlite3_stmt *ins_user = NULL;
-    sqlite3_stmt *ins_link = NULL;
-    int rc;
-    int b;
+    int rc = CC_OK;
 
-    rc = prepare(db,
-                 "INSERT INTO users (email, password_hash, role, name, created_at) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5)",
-                 &ins_user);
-    if (rc != CC_OK)
-        goto out;
-    for (int u = 0; u < CC_SEED_USERS; u++) {
-        b = SQLITE_OK;
-        b |= sqlite3_bind_text(ins_user, 1, users[u].email, -1, SQLITE_STATIC);
-        b |= sqlite3_bind_text(ins_user, 2, sec->pw_hash[u], -1, SQLITE_STATIC);
-        b |= sqlite3_bind_text(ins_user, 3, users[u].role, -1, SQLITE_STATIC);
-        b |= sqlite3_bind_text(ins_user, 4, users[u].name, -1, SQLITE_STATIC);
-        b |= sqlite3_bind_int64(ins_user, 5, created_ms);
-        if (b != SQLITE_OK) {
-            rc = bind_failed(db);
-            goto out;
-        }
-        rc = step_done(db, ins_user, "insert user");
-        if (rc != CC_OK)
-            goto out;
-        ids->user[u] = sqlite3_last_insert_rowid(db);
+    for (int u = 0; rc == CC_OK && u < CC_SEED_USERS; u++) {
+        const struct arg a[] = {AT(users[u].email), AT(sec->pw_hash[u]), AT(users[u].role),
+                                AT(users[u].name), AI(created_ms)};
+        rc = run(st, sql_user, a, 5, &ids->user[u]);
     }
-
-    rc = prepare(db,
-                 "INSERT INTO technician_customers (technician_id, customer_id) "
-                 "VALUES (?1, ?2)",
-                 &ins_link);
-    if (rc != CC_OK)
-        goto out;
-    for (int u = 0; u < CC_SEED_USERS; u++) {
-        if (strcmp(users[u].role, "CUSTOMER") != 0)
-            continue;
-        b = SQLITE_OK;
-        b |= sqlite3_bind_int64(ins_link, 1, ids->user[USER_TECH]);
-        b |= sqlite3_bind_int64(ins_link, 2, ids->user[u]);
-        if (b != SQLITE_OK) {
-            rc = bind_failed(db);
-            goto out;
+    for (int u = 0; rc == CC_OK && u < CC_SEED_USERS; u++) {
+        if (strcmp(users[u].role, "CUSTOMER") == 0) {
+            const struct arg a[] = {AI(ids->user[USER_TECH]), AI(ids->user[u])};
+            rc = run(st, sql_link, a, 2, NULL);
         }
-        rc = step_done(db, ins_link, "link technician");
-        if (rc != CC_OK)
-            goto out;
     }
-out:
-    sqlite3_finalize(ins_user);
-    sqlite3_finalize(ins_link);
     return rc;
 }
 
-static int insert_places(sqlite3 *db, const struct seed_secrets *sec, int64_t created_ms,
+static int insert_places(struct cc_store *st, const struct seed_secrets *sec, int64_t created_ms,
                          int64_t newest_ms, struct seed_ids *ids)
 {
-    sqlite3_stmt *ins_loc = NULL;
-    sqlite3_stmt *ins_cell = NULL;
-    sqlite3_stmt *ins_dev = NULL;
-    int rc;
-    int b;
+    int rc = CC_OK;
 
-    rc = prepare(db,
-                 "INSERT INTO locations (customer_id, name, address, timezone, created_at) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5)",
-                 &ins_loc);
-    if (rc != CC_OK)
-        goto out;
-    for (int l = 0; l < CC_SEED_LOCATIONS; l++) {
-        b = SQLITE_OK;
-        b |= sqlite3_bind_int64(ins_loc, 1, ids->user[locations[l].customer]);
-        b |= sqlite3_bind_text(ins_loc, 2, locations[l].name, -1, SQLITE_STATIC);
-        b |= sqlite3_bind_text(ins_loc, 3, locations[l].address, -1, SQLITE_STATIC);
-        b |= sqlite3_bind_text(ins_loc, 4, locations[l].timezone, -1, SQLITE_STATIC);
-        b |= sqlite3_bind_int64(ins_loc, 5, created_ms);
-        if (b != SQLITE_OK) {
-            rc = bind_failed(db);
-            goto out;
-        }
-        rc = step_done(db, ins_loc, "insert location");
-        if (rc != CC_OK)
-            goto out;
-        ids->location[l] = sqlite3_last_insert_rowid(db);
+    for (int l = 0; rc == CC_OK && l < CC_SEED_LOCATIONS; l++) {
+        const struct arg a[] = {AI(ids->user[locations[l].customer]), AT(locations[l].name),
+                                AT(locations[l].address), AT(locations[l].timezone),
+                                AI(created_ms)};
+        rc = run(st, sql_location, a, 5, &ids->location[l]);
     }
-
-    rc = prepare(db,
-                 "INSERT INTO cold_cells (location_id, name, min_temp, max_temp, hysteresis, "
-                 "alarm_delay_s, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
-                 &ins_cell);
-    if (rc != CC_OK)
-        goto out;
-    for (int c = 0; c < CC_SEED_CELLS; c++) {
-        b = SQLITE_OK;
-        b |= sqlite3_bind_int64(ins_cell, 1, ids->location[cells[c].location]);
-        b |= sqlite3_bind_text(ins_cell, 2, cells[c].name, -1, SQLITE_STATIC);
-        b |= sqlite3_bind_double(ins_cell, 3, cell_min[cells[c].kind]);
-        b |= sqlite3_bind_double(ins_cell, 4, cell_max[cells[c].kind]);
-        b |= sqlite3_bind_double(ins_cell, 5, SEED_HYSTERESIS);
-        b |= sqlite3_bind_int64(ins_cell, 6, created_ms);
-        if (b != SQLITE_OK) {
-            rc = bind_failed(db);
-            goto out;
-        }
-        rc = step_done(db, ins_cell, "insert cold cell");
-        if (rc != CC_OK)
-            goto out;
-        ids->cell[c] = sqlite3_last_insert_rowid(db);
+    for (int c = 0; rc == CC_OK && c < CC_SEED_CELLS; c++) {
+        const struct arg a[] = {
+            AI(ids->location[cells[c].location]), AT(cells[c].name),   AD(cell_min[cells[c].kind]),
+            AD(cell_max[cells[c].kind]),          AD(SEED_HYSTERESIS), AI(created_ms)};
+        rc = run(st, sql_cell, a, 6, &ids->cell[c]);
     }
-
-    rc = prepare(db,
-                 "INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, "
-                 "api_key_prefix, firmware_version, status, last_seen_at, newest_ts, "
-                 "created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'ONLINE', ?6, ?6, ?7)",
-                 &ins_dev);
-    if (rc != CC_OK)
-        goto out;
-    for (int d = 0; d < CC_SEED_DEVICES; d++) {
-        b = SQLITE_OK;
-        b |= sqlite3_bind_text(ins_dev, 1, devices[d].serial, -1, SQLITE_STATIC);
-        b |= sqlite3_bind_int64(ins_dev, 2, ids->cell[devices[d].cell]);
-        b |= sqlite3_bind_text(ins_dev, 3, sec->key_hash[d], -1, SQLITE_STATIC);
-        b |= sqlite3_bind_text(ins_dev, 4, sec->key_prefix[d], -1, SQLITE_STATIC);
-        b |= sqlite3_bind_text(ins_dev, 5, SEED_FIRMWARE, -1, SQLITE_STATIC);
-        b |= sqlite3_bind_int64(ins_dev, 6, newest_ms);
-        b |= sqlite3_bind_int64(ins_dev, 7, created_ms);
-        if (b != SQLITE_OK) {
-            rc = bind_failed(db);
-            goto out;
-        }
-        rc = step_done(db, ins_dev, "insert device");
-        if (rc != CC_OK)
-            goto out;
-        ids->device[d] = sqlite3_last_insert_rowid(db);
+    for (int d = 0; rc == CC_OK && d < CC_SEED_DEVICES; d++) {
+        const struct arg a[] = {AT(devices[d].serial), AI(ids->cell[devices[d].cell]),
+                                AT(sec->key_hash[d]),  AT(sec->key_prefix[d]),
+                                AT(SEED_FIRMWARE),     AI(newest_ms),
+                                AI(created_ms)};
+        rc = run(st, sql_device, a, 7, &ids->device[d]);
     }
-out:
-    sqlite3_finalize(ins_loc);
-    sqlite3_finalize(ins_cell);
-    sqlite3_finalize(ins_dev);
     return rc;
 }
 
-/* The readings and their five-minute rollups (cell, bucket: min, max, sum, count and
- * the sum of exp(-ΔH/R / T) for the mean kinetic temperature). */
-static int insert_readings(sqlite3 *db, int64_t newest_ms, const struct seed_ids *ids)
+/* The readings, through the store's own insert, which writes their rollups with the same
+ * code and numbers as the ingest path (one batch per device). */
+static int insert_readings(struct cc_store *st, int64_t newest_ms, const struct seed_ids *ids)
 {
-    sqlite3_stmt *ins = NULL;
-    int rc;
-    int b;
+    struct cc_reading rs[CC_SEED_READINGS_PER_DEVICE];
+    struct cc_store_row rows[CC_SEED_READINGS_PER_DEVICE];
+    unsigned char inserted[CC_SEED_READINGS_PER_DEVICE];
+    int rc = CC_OK;
 
-    rc = prepare(db,
-                 "INSERT INTO readings (device_id, cold_cell_id, ts, temperature, humidity, "
-                 "power_status, door_status, battery_level, received_at) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                 &ins);
-    if (rc != CC_OK)
-        goto out;
-    for (int d = 0; d < CC_SEED_DEVICES; d++) {
+    for (int d = 0; rc == CC_OK && d < CC_SEED_DEVICES; d++) {
         uint64_t rng = SEED_PRNG_SEED + (uint64_t)d;
-        int64_t cell_id = ids->cell[devices[d].cell];
+        struct cc_device dev;
 
+        memset(&dev, 0, sizeof dev);
+        dev.id = ids->device[d];
+        dev.cold_cell_id = ids->cell[devices[d].cell];
         for (int i = 0; i < CC_SEED_READINGS_PER_DEVICE; i++) {
             struct seed_reading r;
 
             make_reading(d, i, newest_ms, &rng, &r);
-            b = SQLITE_OK;
-            b |= sqlite3_bind_int64(ins, 1, ids->device[d]);
-            b |= sqlite3_bind_int64(ins, 2, cell_id);
-            b |= sqlite3_bind_int64(ins, 3, r.ts_ms);
-            b |= sqlite3_bind_double(ins, 4, r.temperature);
-            b |= sqlite3_bind_double(ins, 5, r.humidity);
-            b |= sqlite3_bind_int(ins, 6, r.power);
-            b |= sqlite3_bind_int(ins, 7, r.door);
-            b |= sqlite3_bind_double(ins, 8, r.battery);
-            b |= sqlite3_bind_int64(ins, 9, r.received_ms);
-            if (b != SQLITE_OK) {
-                rc = bind_failed(db);
-                goto out;
-            }
-            rc = step_done(db, ins, "insert reading");
-            if (rc != CC_OK)
-                goto out;
+            memset(&rs[i], 0, sizeof rs[i]);
+            rs[i].ts_ms = r.ts_ms;
+            rs[i].ts_given = 1;
+            rs[i].temperature = r.temperature;
+            rs[i].has_humidity = 1;
+            rs[i].humidity = r.humidity;
+            rs[i].power_status = r.power ? CC_TRUE : CC_FALSE;
+            rs[i].door_status = r.door ? CC_TRUE : CC_FALSE;
+            rs[i].has_battery = 1;
+            rs[i].battery_level = r.battery;
+            rows[i].dev = &dev;
+            rows[i].r = &rs[i];
+            rows[i].received_at = r.received_ms;
         }
+        rc = cc_store_readings_insert(st, rows, CC_SEED_READINGS_PER_DEVICE, inserted);
     }
-    /* The rollups, with the same code and numbers as the ingest path (cc_store_rollup.h). */
-    rc = cc_store_rollup_rebuild(db, 0);
-out:
-    sqlite3_finalize(ins);
     return rc;
 }
 
 /* The two alerts, consistent with the readings that raised and cleared them. */
-static int insert_alerts(sqlite3 *db, int64_t newest_ms, const struct seed_ids *ids)
+static int insert_alerts(struct cc_store *st, int64_t newest_ms, const struct seed_ids *ids)
 {
-    sqlite3_stmt *ins = NULL;
     int64_t step = CC_SEED_READING_INTERVAL_MS;
     int64_t oldest = newest_ms - (int64_t)(CC_SEED_READINGS_PER_DEVICE - 1) * step;
     char msg[160];
     int rc;
-    int b;
-
-    rc = prepare(db,
-                 "INSERT INTO alerts (cold_cell_id, device_id, type, status, value, threshold, "
-                 "message, first_triggered_at, last_triggered_at, trigger_count, "
-                 "acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_note) "
-                 "VALUES (?1, ?2, ?3, 'RESOLVED', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, "
-                 "NULL)",
-                 &ins);
-    if (rc != CC_OK)
-        goto out;
 
     /* HIGH_TEMP: the fridge door was left open for two readings. */
     {
@@ -449,26 +369,21 @@ static int insert_alerts(sqlite3 *db, int64_t newest_ms, const struct seed_ids *
 
         snprintf(msg, sizeof msg, "Temperature %.1f °C above the maximum of %.1f °C", high_temps[0],
                  max);
-        b = SQLITE_OK;
-        b |= sqlite3_bind_int64(ins, 1, ids->cell[devices[d].cell]);
-        b |= sqlite3_bind_int64(ins, 2, ids->device[d]);
-        b |= sqlite3_bind_text(ins, 3, "HIGH_TEMP", -1, SQLITE_STATIC);
-        b |= sqlite3_bind_double(ins, 4, high_temps[HIGH_TRIGGERS - 1]);
-        b |= sqlite3_bind_double(ins, 5, max);
-        b |= sqlite3_bind_text(ins, 6, msg, -1, SQLITE_TRANSIENT);
-        b |= sqlite3_bind_int64(ins, 7, first);
-        b |= sqlite3_bind_int64(ins, 8, first + (HIGH_TRIGGERS - 1) * step);
-        b |= sqlite3_bind_int(ins, 9, HIGH_TRIGGERS);
-        b |= sqlite3_bind_int64(ins, 10, first + 9LL * 60 * 1000); /* seen 9 minutes later */
-        b |= sqlite3_bind_int64(ins, 11, ids->user[USER_TECH]);
-        b |= sqlite3_bind_int64(ins, 12, first + HIGH_TRIGGERS * step);
-        if (b != SQLITE_OK) {
-            rc = bind_failed(db);
-            goto out;
-        }
-        rc = step_done(db, ins, "insert alert");
+        const struct arg a[] = {AI(ids->cell[devices[d].cell]),
+                                AI(ids->device[d]),
+                                AT("HIGH_TEMP"),
+                                AD(high_temps[HIGH_TRIGGERS - 1]),
+                                AD(max),
+                                AT(msg),
+                                AI(first),
+                                AI(first + (HIGH_TRIGGERS - 1) * step),
+                                AI(HIGH_TRIGGERS),
+                                AI(first + 9LL * 60 * 1000), /* seen 9 minutes later */
+                                AI(ids->user[USER_TECH]),
+                                AI(first + HIGH_TRIGGERS * step)};
+        rc = run(st, sql_alert, a, 12, NULL);
         if (rc != CC_OK)
-            goto out;
+            return rc;
     }
 
     /* POWER_LOSS: mains lost for three readings; resolved when power came back. */
@@ -477,29 +392,20 @@ static int insert_alerts(sqlite3 *db, int64_t newest_ms, const struct seed_ids *
         int64_t first = oldest + POWER_FIRST * step;
 
         snprintf(msg, sizeof msg, "Mains power lost at %s", devices[d].serial);
-        b = SQLITE_OK;
-        b |= sqlite3_bind_int64(ins, 1, ids->cell[devices[d].cell]);
-        b |= sqlite3_bind_int64(ins, 2, ids->device[d]);
-        b |= sqlite3_bind_text(ins, 3, "POWER_LOSS", -1, SQLITE_STATIC);
-        b |= sqlite3_bind_double(ins, 4, power_temps[POWER_TRIGGERS - 1]);
-        b |= sqlite3_bind_null(ins, 5);
-        b |= sqlite3_bind_text(ins, 6, msg, -1, SQLITE_TRANSIENT);
-        b |= sqlite3_bind_int64(ins, 7, first);
-        b |= sqlite3_bind_int64(ins, 8, first + (POWER_TRIGGERS - 1) * step);
-        b |= sqlite3_bind_int(ins, 9, POWER_TRIGGERS);
-        b |= sqlite3_bind_null(ins, 10);
-        b |= sqlite3_bind_null(ins, 11);
-        b |= sqlite3_bind_int64(ins, 12, first + POWER_TRIGGERS * step);
-        if (b != SQLITE_OK) {
-            rc = bind_failed(db);
-            goto out;
-        }
-        rc = step_done(db, ins, "insert alert");
-        if (rc != CC_OK)
-            goto out;
+        const struct arg a[] = {AI(ids->cell[devices[d].cell]),
+                                AI(ids->device[d]),
+                                AT("POWER_LOSS"),
+                                AD(power_temps[POWER_TRIGGERS - 1]),
+                                AN,
+                                AT(msg),
+                                AI(first),
+                                AI(first + (POWER_TRIGGERS - 1) * step),
+                                AI(POWER_TRIGGERS),
+                                AN,
+                                AN,
+                                AI(first + POWER_TRIGGERS * step)};
+        rc = run(st, sql_alert, a, 12, NULL);
     }
-out:
-    sqlite3_finalize(ins);
     return rc;
 }
 
@@ -529,7 +435,6 @@ static int print_report(FILE *report, const struct seed_secrets *sec, const stru
 int cc_seed_keys(struct cc_store *st, int64_t now_ms, FILE *report, int *seeded,
                  struct cc_seed_key keys[CC_SEED_DEVICES])
 {
-    sqlite3 *db = cc_store_db(st);
     struct seed_secrets sec;
     struct seed_ids ids;
     int64_t newest_ms = now_ms - now_ms % 1000; /* the newest reading: this second */
@@ -540,7 +445,7 @@ int cc_seed_keys(struct cc_store *st, int64_t now_ms, FILE *report, int *seeded,
 
     memset(&sec, 0, sizeof sec);
     memset(&ids, 0, sizeof ids);
-    rc = users_exist(db, &has_users);
+    rc = users_exist(st, &has_users);
     if (rc != CC_OK || has_users)
         goto out;
     rc = make_secrets(&sec);
@@ -551,16 +456,16 @@ int cc_seed_keys(struct cc_store *st, int64_t now_ms, FILE *report, int *seeded,
     if (rc != CC_OK)
         goto out;
     in_tx = 1;
-    rc = users_exist(db, &has_users); /* another process may have seeded meanwhile */
+    rc = users_exist(st, &has_users); /* another process may have seeded meanwhile */
     if (rc != CC_OK || has_users)
         goto out;
-    rc = insert_people(db, &sec, created_ms, &ids);
+    rc = insert_people(st, &sec, created_ms, &ids);
     if (rc == CC_OK)
-        rc = insert_places(db, &sec, created_ms, newest_ms, &ids);
+        rc = insert_places(st, &sec, created_ms, newest_ms, &ids);
     if (rc == CC_OK)
-        rc = insert_readings(db, newest_ms, &ids);
+        rc = insert_readings(st, newest_ms, &ids);
     if (rc == CC_OK)
-        rc = insert_alerts(db, newest_ms, &ids);
+        rc = insert_alerts(st, newest_ms, &ids);
     if (rc != CC_OK)
         goto out;
     rc = cc_store_commit(st);

@@ -4,13 +4,14 @@
 set -eu
 # chromium + fonts-liberation: the web dashboard test (tests/browser; node and npm come with the machine).
 # nginx + openssl: deploy/nginx/coldchain.conf and its test (tests/integration/test_nginx.py).
-# postgresql-15 + libpq-dev: the PostgreSQL store and its throwaway test cluster (tools/pgtest.sh).
+# postgresql-15 + libpq-dev: the PostgreSQL store and its throwaway test cluster (tools/pgtest.sh);
+# python3-psycopg2: the integration harness reads a PostgreSQL store the way it reads SQLite.
 # strace: test_broker_auth checks that broker_conf.sh never puts the MQTT password in argv.
 # clang + libclang-rt-14-dev: the libFuzzer targets (make fuzz, tests/fuzz).
 PKGS="build-essential pkg-config libpaho-mqtt-dev mosquitto mosquitto-dev libmosquitto-dev
 mosquitto-clients libcivetweb-dev libcjson-dev libsqlite3-dev sqlite3 libssl-dev
 libcurl4-openssl-dev libjwt-dev libcmocka-dev python3 python3-paho-mqtt python3-yaml systemd wrk
-strace postgresql-15 libpq-dev
+strace postgresql-15 libpq-dev python3-psycopg2
 chromium fonts-liberation clang libclang-rt-14-dev nginx openssl ${EXTRA_PKGS:-}"
 missing=""
 for p in $PKGS; do

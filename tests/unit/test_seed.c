@@ -15,6 +15,7 @@
 #include "cc_provision.h"
 #include "cc_rc.h"
 #include "cc_seed.h"
+#include "cc_store_rollup.h"
 #include "cc_store.h"
 
 #define NOW 1795671900123LL /* 2026-11-26T05:45:00.123Z */
@@ -397,6 +398,34 @@ static void test_seed_readings_deterministic(void **state)
     cc_store_close(st);
 }
 
+/* The seed writes its readings through the store's insert, so their rollups are the ingest
+ * path's: equal, row for row, to a rebuild from the raw readings. */
+static void test_seed_rollups_equal_rebuild(void **state)
+{
+    struct seeded *s = *state;
+    sqlite3 *db = cc_store_db(s->st);
+    static const char *const tables[] = {"readings_5m", "readings_30m"};
+    char sql[256];
+
+    for (int t = 0; t < 2; t++) {
+        snprintf(sql, sizeof sql, "CREATE TEMP TABLE seeded_%s AS SELECT * FROM %s", tables[t],
+                 tables[t]);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(cc_store_rollup_rebuild(db, 0), CC_OK);
+    for (int t = 0; t < 2; t++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT (SELECT count(*) FROM (SELECT * FROM seeded_%s EXCEPT SELECT * FROM %s))"
+                 " + (SELECT count(*) FROM (SELECT * FROM %s EXCEPT SELECT * FROM seeded_%s))",
+                 tables[t], tables[t], tables[t], tables[t]);
+        assert_int_equal(query_int(db, sql), 0);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[t]);
+        assert_true(query_int(db, sql) > 0);
+    }
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_seed_second_run_changes_nothing),
         cmocka_unit_test(test_seed_skips_database_with_any_user),
         cmocka_unit_test(test_seed_readings_deterministic),
+        cmocka_unit_test(test_seed_rollups_equal_rebuild),
     };
 
     cc_log_init("test_seed", CC_LOG_ERROR, 0);
