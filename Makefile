@@ -97,11 +97,13 @@ $(BUILD)/ccctl: $(CCCTL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
 $(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lmosquitto -lpaho-mqtt3c -lcivetweb -lssl $(LDLIBS_COMMON)
 
-# The broker plugin links only what it needs: SQLite (read-only) and OpenSSL.
+# The broker plugin reads devices through the store (SQLite or PostgreSQL, read-only): the
+# linker takes from libcommon.a only the objects that reaches, and keeps their symbols
+# private to the plugin (--exclude-libs).
 $(BUILD)/coldchain_auth.so: broker-config/coldchain_auth.c $(BUILD)/obj/broker-config/cc_auth_rules.o \
-                            $(BUILD)/obj/common/base/cc_crypto.o
+                            $(BUILD)/obj/common/base/cc_crypto.o $(BUILD)/libcommon.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -shared -o $@ $^ -lsqlite3 -lcrypto
+	$(CC) $(CFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $^ $(LDLIBS_COMMON)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a
 	@mkdir -p $(@D)

@@ -24,16 +24,19 @@
  * has no rule in the files and is refused, an operator keeps working. broker-config/README.md
  * has the whole chain as tests/integration/test_broker_auth.py shows it.
  *
- * You may not want it if the broker cannot read the coldchain database: it opens the SQLite
- * file read-only, once, and keeps one prepared statement for its whole life. The broker is
- * single-threaded, so the statement is never used from two threads.
+ * You may not want it if the broker cannot read the coldchain database: it opens the store
+ * read-only, once (the SQLite file, or a PostgreSQL database when db_path is a
+ * postgresql:// URL, through common/store's cc_dbi.h like the daemons), and keeps its one
+ * prepared statement for its whole life. A failed lookup reopens the store once and retries,
+ * so a restarted PostgreSQL costs one slow CONNECT, not a broker restart. The broker is
+ * single-threaded, so the store is never used from two threads.
  *
- * Build (from the repository root; links common/base/cc_crypto.c for the key check):
+ * Build (from the repository root; links libcommon's store and common/base/cc_crypto.c):
  *   make build/coldchain_auth.so
  *
  * Config lines (mosquitto.conf; tools/broker_conf.sh fills them in):
  *   plugin /path/to/coldchain_auth.so
- *   plugin_opt_db_path /path/to/coldchain.db
+ *   plugin_opt_db_path /path/to/coldchain.db     (or postgresql:///coldchain?host=...)
  *   plugin_opt_operators_file /path/to/passwd      (the password_file; read once at start)
  * (2.0.11 rejects option keys shorter than three characters, "Invalid auth_opt_ config
  * option", so plugin_opt_db only works on later brokers; both names are accepted.)
@@ -49,7 +52,6 @@
 
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <sqlite3.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -57,21 +59,23 @@
 
 #include "cc_auth_rules.h" /* pure checks: device names, client ids, topics */
 #include "cc_crypto.h"     /* cc_api_key_matches: SHA-256 hex, compared in constant time */
+#include "cc_dbi.h"        /* one statement API on SQLite and PostgreSQL */
+#include "cc_rc.h"
+#include "cc_store.h"
 
-#define AUTH_BUSY_TIMEOUT_MS 5000 /* ms a lookup waits on a locked database */
 #define AUTH_MAX_SERIAL 128       /* bytes; longer usernames are never devices */
 #define AUTH_MAX_OPERATORS 64     /* usernames read from the operators file */
 #define AUTH_MAX_LINE 1024        /* bytes per line of the operators file */
 #define AUTH_SESSION_BUCKETS 4096 /* hash buckets of the connected-device table */
 
-static const char *const find_device_sql =
-    "SELECT id, api_key_hash FROM devices WHERE serial_number = ?1";
+static const char find_device_sql[] =
+    "SELECT id, api_key_hash FROM devices WHERE serial_number = $1";
 
 /* Plugin state, owned by the plugin from init to cleanup. */
 struct auth_state {
     mosquitto_plugin_id_t *pid;
-    sqlite3 *db;
-    sqlite3_stmt *find_device; /* find_device_sql, reset after each use */
+    struct cc_store *st; /* read-only; SQLite waits CC_DB_BUSY_TIMEOUT_MS on a lock */
+    char db_path[1024];  /* a path or a postgresql:// URL, for a reopen */
     int n_operators;
     char operators[AUTH_MAX_OPERATORS][AUTH_MAX_SERIAL + 1]; /* never devices */
 };
@@ -205,38 +209,58 @@ static int load_operators(const char *path)
 /* Looks up serial. Returns 1, sets *device_id and copies its key hash into hash_hex when the
  * device exists, 0 when it does not or the name is an operator's, -1 on a database error
  * (logged). */
+/* One lookup on the open store: 1 found, 0 not, -1 a database error (logged by the store). */
+static int lookup(const char *serial, int64_t *device_id, char hash_hex[CC_SHA256_HEX_LEN])
+{
+    struct cc_stmt *stmt = NULL;
+    int found = -1;
+    int rc;
+
+    if (state.st == NULL)
+        return -1;
+    rc = cc_stmt_prepare(state.st, find_device_sql, &stmt);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, 1, serial);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_OK) {
+        found = 0;
+    } else if (rc == CC_ROW) {
+        const char *hash = cc_stmt_column_text(stmt, 1);
+
+        found = 1;
+        *device_id = cc_stmt_column_int64(stmt, 0);
+        hash_hex[0] = '\0';
+        if (hash && strlen(hash) == CC_SHA256_HEX_LEN - 1) {
+            memcpy(hash_hex, hash, CC_SHA256_HEX_LEN);
+        }
+    }
+    cc_stmt_release(stmt);
+    return found;
+}
+
+/* Looks up serial. Returns 1, sets *device_id and copies its key hash into hash_hex when the
+ * device exists, 0 when it does not or the name is an operator's, -1 on a database error
+ * (logged). A failed lookup reopens the store and tries once more: a PostgreSQL server that
+ * restarted has dropped the connection and its prepared statement. */
 static int find_device(const char *serial, int64_t *device_id, char hash_hex[CC_SHA256_HEX_LEN])
 {
-    int rc;
-    int found = -1;
-    const unsigned char *hash;
+    int found;
 
     if (!cc_auth_is_device_name(serial) || is_operator(serial)) {
         return 0;
     }
-    rc = sqlite3_bind_text(state.find_device, 1, serial, -1, SQLITE_STATIC);
-    if (rc != SQLITE_OK) {
-        goto out;
-    }
-    rc = sqlite3_step(state.find_device);
-    if (rc == SQLITE_DONE) {
-        found = 0;
-    } else if (rc == SQLITE_ROW) {
-        found = 1;
-        *device_id = sqlite3_column_int64(state.find_device, 0);
-        hash = sqlite3_column_text(state.find_device, 1);
-        hash_hex[0] = '\0';
-        if (hash && sqlite3_column_bytes(state.find_device, 1) == CC_SHA256_HEX_LEN - 1) {
-            memcpy(hash_hex, hash, CC_SHA256_HEX_LEN);
+    found = lookup(serial, device_id, hash_hex);
+    if (found < 0) {
+        cc_store_close(state.st);
+        state.st = NULL;
+        if (cc_store_open(state.db_path, CC_STORE_READONLY, &state.st) == CC_OK) {
+            found = lookup(serial, device_id, hash_hex);
         }
     }
-out:
     if (found < 0) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: device lookup failed: %s",
-                             sqlite3_errmsg(state.db));
+        mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: device lookup failed");
     }
-    sqlite3_reset(state.find_device);
-    sqlite3_clear_bindings(state.find_device);
     return found;
 }
 
@@ -448,16 +472,13 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         return rc;
     }
 
-    rc = sqlite3_open_v2(db_path, &state.db, SQLITE_OPEN_READONLY, NULL);
-    if (rc != SQLITE_OK) {
-        goto fail;
+    if (strlen(db_path) >= sizeof state.db_path) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: plugin_opt_db_path is too long");
+        memset(&state, 0, sizeof(state));
+        return MOSQ_ERR_INVAL;
     }
-    rc = sqlite3_busy_timeout(state.db, AUTH_BUSY_TIMEOUT_MS);
-    if (rc != SQLITE_OK) {
-        goto fail;
-    }
-    rc = sqlite3_prepare_v2(state.db, find_device_sql, -1, &state.find_device, NULL);
-    if (rc != SQLITE_OK) {
+    memcpy(state.db_path, db_path, strlen(db_path) + 1);
+    if (cc_store_open(db_path, CC_STORE_READONLY, &state.st) != CC_OK) {
         goto fail;
     }
     rc = mosquitto_callback_register(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, NULL);
@@ -478,18 +499,18 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         goto fail_registered;
     }
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                         "coldchain_auth: devices from %s (read-only), %d operator "
+                         "coldchain_auth: devices from the %s store (read-only), %d operator "
                          "name(s) from %s left to the files",
-                         db_path, state.n_operators, operators_path);
+                         cc_store_dialect(state.st) == CC_DIALECT_PG ? "PostgreSQL" : "SQLite",
+                         state.n_operators, operators_path);
     return MOSQ_ERR_SUCCESS;
 
 fail:
-    mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: cannot use database %s: %s", db_path,
-                         state.db ? sqlite3_errmsg(state.db) : sqlite3_errstr(rc));
+    /* The path is not logged: a PostgreSQL URL may carry a password. */
+    mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: cannot open the database");
     rc = MOSQ_ERR_UNKNOWN;
 fail_registered:
-    sqlite3_finalize(state.find_device);
-    sqlite3_close(state.db);
+    cc_store_close(state.st);
     memset(&state, 0, sizeof(state));
     return rc;
 }
@@ -502,8 +523,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt
 
     mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
     mosquitto_callback_unregister(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
-    sqlite3_finalize(state.find_device);
-    sqlite3_close(state.db);
+    cc_store_close(state.st);
     memset(&state, 0, sizeof(state));
     return MOSQ_ERR_SUCCESS;
 }
