@@ -116,7 +116,13 @@ case $username in
 esac
 [ -n "$password" ] || die "password must not be empty"
 [ -f "$plugin" ] || die "plugin not found: $plugin (run: make build/coldchain_auth.so)"
-[ -f "$db" ] || echo "broker_conf.sh: warning: database $db does not exist yet;" \
+# <db_path> may be a PostgreSQL URL (postgresql://... or postgres://...): the plugin then
+# reads devices from that database; it goes into mosquitto.conf (then mode 0600) as given.
+case $db in
+postgresql://* | postgres://*) db_is_url=1 ;;
+*) db_is_url=0 ;;
+esac
+[ "$db_is_url" = 1 ] || [ -f "$db" ] || echo "broker_conf.sh: warning: database $db does not exist yet;" \
     "the plugin needs it (migrated) when mosquitto starts" >&2
 command -v mosquitto_passwd >/dev/null || die "mosquitto_passwd not found (package mosquitto)"
 
@@ -126,7 +132,7 @@ abspath() {
 }
 mkdir -p "$out_dir/data"
 out_dir=$(cd "$out_dir" && pwd)
-db=$(abspath "$db")
+[ "$db_is_url" = 1 ] || db=$(abspath "$db")
 plugin=$(abspath "$plugin")
 user=$(id -un)
 [ -z "$tls_cert" ] || tls_cert=$(abspath "$tls_cert")
@@ -150,6 +156,8 @@ tag() { # tag on|off
     if [ "$2" = on ]; then echo "s|^#$1 ||"; else echo "/^#$1 /d"; fi
 }
 
+# A database URL may carry a password: then mosquitto.conf is written 0600 from the start.
+[ "$db_is_url" = 0 ] || umask 077
 sed -e "$(tag plain $plain)" -e "$(tag tls $tls)" -e "$(tag tlscert $tlscert)" \
     -e "s|@MQTT_PORT@|$(esc "$port")|g" \
     -e "s|@MQTT_TLS_PORT@|$(esc "$tls_port")|g" \

@@ -1,6 +1,11 @@
 """Integration-test harness: a real mosquitto (with the coldchain plugin), ingestd and
 apid on free loopback ports, with a temporary SQLite database seeded by ccctl.
 
+CC_TEST_STORE=pg runs the same stack on PostgreSQL instead: each Stack starts its own
+throwaway cluster (tools/pgtest.sh, a Unix socket, no TCP) and points COLDCHAIN_DB and the
+broker plugin at it; Stack.sql() then reads it through psycopg2 with the same "?"
+placeholders, so a test that reads the database through the harness runs on both stores.
+
 Each test script builds a Stack, uses real MQTT and HTTP clients, and stops everything
 in `finally`; on failure the daemons' stderr is printed. Cases report "ok <name>" or
 "FAIL <name>: why" lines, which tests/integration/run.py counts.
@@ -29,6 +34,53 @@ BUILD = os.path.join(ROOT, os.environ.get("CC_BUILD", "build"))  # relative to t
 # The broker plugin is always the plain build: a sanitized .so cannot load into mosquitto.
 # CC_PLUGIN: another build of it (e.g. the previous commit's, to see a regression test fail).
 PLUGIN = os.environ.get("CC_PLUGIN") or os.path.join(ROOT, "build", "coldchain_auth.so")
+STORE = os.environ.get("CC_TEST_STORE", "sqlite")  # "sqlite" or "pg"
+if STORE not in ("sqlite", "pg"):
+    raise SystemExit("CC_TEST_STORE must be sqlite or pg, not %r" % STORE)
+
+
+class PgCluster:
+    """A throwaway PostgreSQL 15 cluster (tools/pgtest.sh) in its own /tmp directory (the
+    postgres user must reach it, so not inside a root-only mkdtemp)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="cc-pg-", dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()  # names the socket only
+        p = subprocess.run(["sh", os.path.join(ROOT, "tools", "pgtest.sh"), "start",
+                            os.path.join(self.dir, "c"), str(self.port)],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise RuntimeError("PostgreSQL did not start: %s %s" % (p.stdout, p.stderr))
+        self.url = p.stdout.strip().splitlines()[-1]
+        self.sock_dir = os.path.join(self.dir, "c")
+
+    def connect(self):
+        import psycopg2  # Debian's python3-psycopg2 (tools/deps.sh)
+        return psycopg2.connect(dbname="coldchain", user="coldchain", host=self.sock_dir,
+                                port=self.port)
+
+    def close(self):
+        subprocess.run(["sh", os.path.join(ROOT, "tools", "pgtest.sh"), "stop",
+                        os.path.join(self.dir, "c")], capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pg_query(query):
+    """SQLite's "?" placeholders as psycopg2's "%s" (and a literal % doubled): the tests'
+    SQL stays one text. "?" inside a string literal is not a placeholder."""
+    out, quoted = [], False
+    for ch in query:
+        if ch == "'":
+            quoted = not quoted
+        if ch == "?" and not quoted:
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def free_port():
@@ -86,12 +138,15 @@ class Stack:
         self.procs = {}
         self.logs = {}
         self.keys = {}
+        # CC_TEST_STORE=pg: the database is a PostgreSQL cluster of this stack's own.
+        self.pg = PgCluster() if STORE == "pg" else None
+        self.db_url = self.pg.url if self.pg else self.db_path
 
     # -- environment -------------------------------------------------------------------
     def env(self, **more):
         e = dict(os.environ)
         e.update({
-            "COLDCHAIN_DB": self.db_path,
+            "COLDCHAIN_DB": self.db_url,
             "MQTT_URL": "tcp://127.0.0.1:%d" % self.mqtt_port,
             "MQTT_PORT": str(self.mqtt_port),
             "MQTT_USERNAME": self.mqtt_user,
@@ -137,7 +192,7 @@ class Stack:
                            MQTT_TLS_CAFILE=os.path.join(self.tls_dir, "ca.crt"))
             # The password goes through the environment (MQTT_PASSWORD), never argv.
             subprocess.run(["sh", os.path.join(ROOT, "tools", "broker_conf.sh"), conf_dir,
-                            str(self.mqtt_port), self.db_path,
+                            str(self.mqtt_port), self.db_url,
                             PLUGIN, self.mqtt_user], env=env, check=True,
                            capture_output=True)
         p = self._spawn("mosquitto", ["mosquitto", "-c", os.path.join(conf_dir, "mosquitto.conf")])
@@ -211,6 +266,9 @@ class Stack:
             self.stop(name)
         for name in list(self.procs):
             self.stop(name)
+        if self.pg is not None and not self.keep:
+            self.pg.close()
+            self.pg = None
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -226,6 +284,15 @@ class Stack:
 
     # -- clients -----------------------------------------------------------------------
     def sql(self, query, args=()):
+        if self.pg is not None:
+            con = self.pg.connect()
+            try:
+                with con:  # one transaction, committed
+                    with con.cursor() as cur:
+                        cur.execute(_pg_query(query), tuple(args))
+                        return [tuple(r) for r in cur.fetchall()] if cur.description else []
+            finally:
+                con.close()
         con = sqlite3.connect(self.db_path, timeout=10)
         try:
             return con.execute(query, args).fetchall()
