@@ -52,24 +52,27 @@ struct api_app {
     struct cc_ratelimit *limit_auth; /* RATE_LIMIT_AUTH per window: login, refresh, logout */
 };
 
-/* Route flags. */
+/* Route flags, read by handle() in server.c. Rate limits are not flags: they are chosen
+ * by path (api_route_unlimited, api_route_is_auth) before the route lookup and before the
+ * body is read, so a flood costs neither. A handler that takes a body other than a JSON
+ * object (none, a JSON array, a reading) reads r->raw / r->raw_len itself. */
 enum api_route_flags {
-    API_PUBLIC = 1 << 0,     /* no bearer token */
-    API_BODY_JSON = 1 << 1,  /* the body must be a JSON object: r->body */
-    API_BODY_RAW = 1 << 2,   /* the handler reads r->raw / r->raw_len itself */
-    API_LIMIT_AUTH = 1 << 3, /* counts against RATE_LIMIT_AUTH instead of RATE_LIMIT_API */
-    API_UNLIMITED = 1 << 4,  /* never rate limited (/health, /ready, /metrics) */
+    API_PUBLIC = 1 << 0,    /* no bearer token */
+    API_BODY_JSON = 1 << 1, /* the body must be a JSON object: r->body */
 };
 
 struct api_req;
 typedef int (*api_handler_fn)(struct api_req *r);
 
+struct cc_resource;
+
 struct api_route {
     const char *method;  /* "GET", ... */
     const char *pattern; /* "/api/users/:id"; a :param ending in "id"/"Id" must be an id */
     api_handler_fn fn;
-    unsigned flags; /* enum api_route_flags */
-    int roles;      /* enum cc_role bits that may use it; 0 = any signed-in user */
+    unsigned flags;                /* enum api_route_flags */
+    int roles;                     /* enum cc_role bits that may use it; 0 = any signed-in user */
+    const struct cc_resource *res; /* the api_resource_* handlers' resource, else NULL */
 };
 
 struct api_req {
@@ -147,31 +150,15 @@ int api_auth_refresh(struct api_req *r);
 int api_auth_logout(struct api_req *r);
 int api_auth_me(struct api_req *r);
 
-int api_users_list(struct api_req *r);
-int api_users_create(struct api_req *r);
-int api_users_get(struct api_req *r);
-int api_users_update(struct api_req *r);
-int api_users_delete(struct api_req *r);
+/* h_resource.c: get / list / create / update / delete of the route's resource (res). */
+int api_resource_list(struct api_req *r);
+int api_resource_get(struct api_req *r);
+int api_resource_create(struct api_req *r);
+int api_resource_update(struct api_req *r);
+int api_resource_delete(struct api_req *r);
+
 int api_users_link(struct api_req *r);
 int api_users_unlink(struct api_req *r);
-
-int api_locations_list(struct api_req *r);
-int api_locations_create(struct api_req *r);
-int api_locations_get(struct api_req *r);
-int api_locations_update(struct api_req *r);
-int api_locations_delete(struct api_req *r);
-
-int api_coldcells_list(struct api_req *r);
-int api_coldcells_create(struct api_req *r);
-int api_coldcells_get(struct api_req *r);
-int api_coldcells_update(struct api_req *r);
-int api_coldcells_delete(struct api_req *r);
-
-int api_devices_list(struct api_req *r);
-int api_devices_create(struct api_req *r);
-int api_devices_get(struct api_req *r);
-int api_devices_update(struct api_req *r);
-int api_devices_delete(struct api_req *r);
 int api_devices_regenerate_key(struct api_req *r);
 
 int api_readings_ingest(struct api_req *r);
@@ -184,11 +171,8 @@ int api_dashboard_customer(struct api_req *r);
 int api_dashboard_technician(struct api_req *r);
 
 /* h_alerts.c, h_notifications.c */
-int api_alerts_list(struct api_req *r);
-int api_alerts_get(struct api_req *r);
 int api_alerts_resolve(struct api_req *r);
 int api_alerts_acknowledge(struct api_req *r);
-int api_notifications_list(struct api_req *r);
 int api_notifications_read(struct api_req *r);
 
 int api_devices_bulk(struct api_req *r); /* h_bulk.c */

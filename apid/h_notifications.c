@@ -1,20 +1,9 @@
-/* h_notifications.c - /api/notifications: the signed-in user's own, newest first
- * (?limit=&offset=), and marking one read. */
+/* h_notifications.c - PATCH /api/notifications/:id/read; the list is the resource's
+ * (h_resource.c). */
 #include "api.h"
 
 #include "cc_alerts_api.h"
 #include "cc_rc.h"
-
-int api_notifications_list(struct api_req *r)
-{
-    struct cc_page pg;
-    cJSON *out = NULL, *err = NULL;
-    int rc = cc_http_page(r->query, CC_ALERTS_PAGE_DEFAULT, &pg, &err);
-
-    if (rc == CC_OK)
-        rc = cc_notifications_list(r->st, &r->who, &pg, &out);
-    return api_answer(r, rc, err, out, 200);
-}
 
 int api_notifications_read(struct api_req *r)
 {

@@ -1,51 +1,9 @@
-/* h_users.c - the admin routes: /api/users and technician-customer links. */
+/* h_users.c - technician-customer links; the /api/users routes are the resource's
+ * (h_resource.c). */
 #include "api.h"
 
 #include "cc_rc.h"
 #include "cc_users.h"
-
-int api_users_list(struct api_req *r)
-{
-    struct cc_page pg;
-    cJSON *out = NULL, *err = NULL;
-    int rc = cc_http_page(r->query, CC_PAGE_MAX, &pg, &err);
-
-    if (rc == CC_OK)
-        rc = cc_users_list(r->st, &r->who, &pg, &out);
-    return api_answer(r, rc, err, out, 200);
-}
-
-int api_users_create(struct api_req *r)
-{
-    cJSON *out = NULL, *err = NULL;
-    int rc = cc_users_create(r->st, &r->who, r->body, &out, &err);
-
-    return api_answer(r, rc, err, out, 201);
-}
-
-int api_users_get(struct api_req *r)
-{
-    cJSON *out = NULL;
-    int rc = cc_users_get(r->st, &r->who, r->id[0], &out);
-
-    return api_answer(r, rc, NULL, out, 200);
-}
-
-int api_users_update(struct api_req *r)
-{
-    cJSON *out = NULL, *err = NULL;
-    int rc = cc_users_update(r->st, &r->who, r->id[0], r->body, &out, &err);
-
-    return api_answer(r, rc, err, out, 200);
-}
-
-int api_users_delete(struct api_req *r)
-{
-    cJSON *err = NULL;
-    int rc = cc_users_delete(r->st, &r->who, r->id[0], &err);
-
-    return api_answer(r, rc, err, NULL, 204);
-}
 
 int api_users_link(struct api_req *r)
 {

@@ -1,68 +1,78 @@
-/* routes.c - apid's routing table: method + path pattern -> handler, flags and roles. */
+/* routes.c - apid's routing table: method + path pattern -> handler, flags, roles and
+ * resource. */
 #include "api.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "cc_alerts_api.h"
+#include "cc_coldcells.h"
+#include "cc_devices.h"
+#include "cc_locations.h"
+#include "cc_users.h"
+
 #define ADMIN CC_ROLE_ADMIN
 
+/* Columns: method, pattern, handler, flags, roles, resource (the api_resource_* handlers'
+ * descriptor, common/api/cc_resource.h). */
 static const struct api_route routes[] = {
-    {"GET", "/health", api_health, API_PUBLIC | API_UNLIMITED, 0},
-    {"GET", "/ready", api_ready, API_PUBLIC | API_UNLIMITED, 0},
-    {"GET", "/metrics", api_metrics, API_PUBLIC | API_UNLIMITED, 0}, /* loopback: metrics.c */
-    {"GET", "/api/openapi.json", api_openapi, API_PUBLIC, 0},
+    {"GET", "/health", api_health, API_PUBLIC, 0, NULL},
+    {"GET", "/ready", api_ready, API_PUBLIC, 0, NULL},
+    {"GET", "/metrics", api_metrics, API_PUBLIC, 0, NULL}, /* loopback: metrics.c */
+    {"GET", "/api/openapi.json", api_openapi, API_PUBLIC, 0, NULL},
     /* The live feed: token in ?token=, checked by the handler (ws.c). */
-    {"GET", "/api/ws", api_ws_get, API_PUBLIC, 0},
+    {"GET", "/api/ws", api_ws_get, API_PUBLIC, 0, NULL},
 
-    {"POST", "/api/auth/login", api_auth_login, API_PUBLIC | API_BODY_JSON | API_LIMIT_AUTH, 0},
-    {"POST", "/api/auth/refresh", api_auth_refresh, API_PUBLIC | API_BODY_JSON | API_LIMIT_AUTH, 0},
-    {"POST", "/api/auth/logout", api_auth_logout, API_BODY_JSON | API_LIMIT_AUTH, 0},
-    {"GET", "/api/auth/me", api_auth_me, 0, 0},
+    {"POST", "/api/auth/login", api_auth_login, API_PUBLIC | API_BODY_JSON, 0, NULL},
+    {"POST", "/api/auth/refresh", api_auth_refresh, API_PUBLIC | API_BODY_JSON, 0, NULL},
+    {"POST", "/api/auth/logout", api_auth_logout, API_BODY_JSON, 0, NULL},
+    {"GET", "/api/auth/me", api_auth_me, 0, 0, NULL},
 
-    {"GET", "/api/users", api_users_list, 0, ADMIN},
-    {"POST", "/api/users", api_users_create, API_BODY_JSON, ADMIN},
-    {"GET", "/api/users/:id", api_users_get, 0, ADMIN},
-    {"PATCH", "/api/users/:id", api_users_update, API_BODY_JSON, ADMIN},
-    {"DELETE", "/api/users/:id", api_users_delete, 0, ADMIN},
-    {"PUT", "/api/users/:technicianId/customers/:customerId", api_users_link, 0, ADMIN},
-    {"DELETE", "/api/users/:technicianId/customers/:customerId", api_users_unlink, 0, ADMIN},
+    {"GET", "/api/users", api_resource_list, 0, ADMIN, &cc_users_resource},
+    {"POST", "/api/users", api_resource_create, API_BODY_JSON, ADMIN, &cc_users_resource},
+    {"GET", "/api/users/:id", api_resource_get, 0, ADMIN, &cc_users_resource},
+    {"PATCH", "/api/users/:id", api_resource_update, API_BODY_JSON, ADMIN, &cc_users_resource},
+    {"DELETE", "/api/users/:id", api_resource_delete, 0, ADMIN, &cc_users_resource},
+    {"PUT", "/api/users/:technicianId/customers/:customerId", api_users_link, 0, ADMIN, NULL},
+    {"DELETE", "/api/users/:technicianId/customers/:customerId", api_users_unlink, 0, ADMIN, NULL},
 
-    {"GET", "/api/locations", api_locations_list, 0, 0},
-    {"POST", "/api/locations", api_locations_create, API_BODY_JSON, 0},
-    {"GET", "/api/locations/:id", api_locations_get, 0, 0},
-    {"PATCH", "/api/locations/:id", api_locations_update, API_BODY_JSON, 0},
-    {"DELETE", "/api/locations/:id", api_locations_delete, 0, 0},
+    {"GET", "/api/locations", api_resource_list, 0, 0, &cc_locations_resource},
+    {"POST", "/api/locations", api_resource_create, API_BODY_JSON, 0, &cc_locations_resource},
+    {"GET", "/api/locations/:id", api_resource_get, 0, 0, &cc_locations_resource},
+    {"PATCH", "/api/locations/:id", api_resource_update, API_BODY_JSON, 0, &cc_locations_resource},
+    {"DELETE", "/api/locations/:id", api_resource_delete, 0, 0, &cc_locations_resource},
 
-    {"GET", "/api/coldcells", api_coldcells_list, 0, 0},
-    {"POST", "/api/coldcells", api_coldcells_create, API_BODY_JSON, 0},
-    {"GET", "/api/coldcells/:id", api_coldcells_get, 0, 0},
-    {"PATCH", "/api/coldcells/:id", api_coldcells_update, API_BODY_JSON, 0},
-    {"DELETE", "/api/coldcells/:id", api_coldcells_delete, 0, 0},
+    {"GET", "/api/coldcells", api_resource_list, 0, 0, &cc_coldcells_resource},
+    {"POST", "/api/coldcells", api_resource_create, API_BODY_JSON, 0, &cc_coldcells_resource},
+    {"GET", "/api/coldcells/:id", api_resource_get, 0, 0, &cc_coldcells_resource},
+    {"PATCH", "/api/coldcells/:id", api_resource_update, API_BODY_JSON, 0, &cc_coldcells_resource},
+    {"DELETE", "/api/coldcells/:id", api_resource_delete, 0, 0, &cc_coldcells_resource},
 
-    {"GET", "/api/devices", api_devices_list, 0, 0},
-    {"POST", "/api/devices", api_devices_create, API_BODY_JSON, 0},
-    {"POST", "/api/devices/bulk", api_devices_bulk, API_BODY_RAW, 0}, /* a JSON array */
-    {"GET", "/api/devices/:id", api_devices_get, 0, 0},
-    {"PATCH", "/api/devices/:id", api_devices_update, API_BODY_JSON, 0},
-    {"DELETE", "/api/devices/:id", api_devices_delete, 0, 0},
-    {"POST", "/api/devices/:id/regenerate-key", api_devices_regenerate_key, 0, 0},
+    {"GET", "/api/devices", api_resource_list, 0, 0, &cc_devices_resource},
+    {"POST", "/api/devices", api_resource_create, API_BODY_JSON, 0, &cc_devices_resource},
+    {"POST", "/api/devices/bulk", api_devices_bulk, 0, 0, NULL}, /* a JSON array: raw body */
+    {"GET", "/api/devices/:id", api_resource_get, 0, 0, &cc_devices_resource},
+    {"PATCH", "/api/devices/:id", api_resource_update, API_BODY_JSON, 0, &cc_devices_resource},
+    {"DELETE", "/api/devices/:id", api_resource_delete, 0, 0, &cc_devices_resource},
+    {"POST", "/api/devices/:id/regenerate-key", api_devices_regenerate_key, 0, 0, NULL},
 
-    /* Devices sign with x-device-key, checked by the handler. */
-    {"POST", "/api/readings/devices/:serialNumber/readings", api_readings_ingest,
-     API_PUBLIC | API_BODY_RAW, 0},
-    {"GET", "/api/readings/coldcells/:id/readings", api_readings_query, 0, 0},
-    {"GET", "/api/readings/coldcells/:id/export.csv", api_readings_export_csv, 0, 0},
-    {"GET", "/api/coldcells/:id/latest", api_coldcells_latest, 0, 0},
-    {"GET", "/api/dashboard/customer", api_dashboard_customer, 0, 0},
+    /* Devices sign with x-device-key, checked by the handler; the body is raw. */
+    {"POST", "/api/readings/devices/:serialNumber/readings", api_readings_ingest, API_PUBLIC, 0,
+     NULL},
+    {"GET", "/api/readings/coldcells/:id/readings", api_readings_query, 0, 0, NULL},
+    {"GET", "/api/readings/coldcells/:id/export.csv", api_readings_export_csv, 0, 0, NULL},
+    {"GET", "/api/coldcells/:id/latest", api_coldcells_latest, 0, 0, NULL},
+    {"GET", "/api/dashboard/customer", api_dashboard_customer, 0, 0, NULL},
     {"GET", "/api/dashboard/technician", api_dashboard_technician, 0,
-     CC_ROLE_TECHNICIAN | CC_ROLE_ADMIN},
+     CC_ROLE_TECHNICIAN | CC_ROLE_ADMIN, NULL},
 
-    {"GET", "/api/alerts", api_alerts_list, 0, 0},
-    {"GET", "/api/alerts/:id", api_alerts_get, 0, 0},
-    {"PATCH", "/api/alerts/:id/resolve", api_alerts_resolve, API_BODY_RAW, 0}, /* {note?} */
-    {"PATCH", "/api/alerts/:id/acknowledge", api_alerts_acknowledge, 0, 0},
-    {"GET", "/api/notifications", api_notifications_list, 0, 0},
-    {"PATCH", "/api/notifications/:id/read", api_notifications_read, 0, 0},
+    {"GET", "/api/alerts", api_resource_list, 0, 0, &cc_alerts_resource},
+    {"GET", "/api/alerts/:id", api_resource_get, 0, 0, &cc_alerts_resource},
+    /* An optional raw body {note?}. */
+    {"PATCH", "/api/alerts/:id/resolve", api_alerts_resolve, 0, 0, NULL},
+    {"PATCH", "/api/alerts/:id/acknowledge", api_alerts_acknowledge, 0, 0, NULL},
+    {"GET", "/api/notifications", api_resource_list, 0, 0, &cc_notifications_resource},
+    {"PATCH", "/api/notifications/:id/read", api_notifications_read, 0, 0, NULL},
 };
 
 /* 1 if a parameter of this name must be an id ("id", "customerId", ...). */

@@ -65,21 +65,4 @@ int cc_access_check(struct cc_store *st, const struct cc_principal *p, int entit
  * SQLITE_OK or an SQLite error. */
 int cc_access_bind(sqlite3_stmt *stmt, const struct cc_principal *p);
 
-/* Deletes row id of an entity the principal may change, with its audit row, in one
- * transaction: load(db, id, &before) gives the old object for the audit detail, sql_delete
- * takes the id as ?1, audit_entity names it in audit_log ("location", "cold_cell").
- * CC_OK, CC_ERR_NOT_FOUND (absent or someone else's), CC_ERR_DB or CC_ERR_NOMEM. */
-int cc_access_delete(struct cc_store *st, const struct cc_principal *p, int entity,
-                     const char *audit_entity, int64_t id,
-                     int (*load)(sqlite3 *db, int64_t id, cJSON **out), const char *sql_delete);
-
-struct cc_page;
-/* Answers {"items":[...],"total":N} for an access-scoped list. Both statements take the
- * principal as ?1/?2 (cc_access_bind) and, when filter > 0, the filter id as ?3; the list
- * statement also takes limit ?4 and offset ?5. rows turns a row into an item.
- * CC_OK (*out set), CC_ERR_DB or CC_ERR_NOMEM. */
-int cc_access_list(sqlite3 *db, const char *sql_list, const char *sql_count,
-                   const struct cc_principal *p, int64_t filter, const struct cc_page *pg,
-                   cJSON *(*rows)(sqlite3_stmt *), cJSON **out);
-
 #endif

@@ -6,13 +6,12 @@
 #include <string.h>
 
 #include "cc_alert_ops.h"
-#include "cc_audit.h"
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_http.h"
 #include "cc_input.h"
 #include "cc_notify.h"
 #include "cc_rc.h"
+#include "cc_resource.h"
 #include "cc_time.h"
 
 #define ALERT_FROM                                                                                 \
@@ -30,22 +29,19 @@ static const char sql_ack[] =
     "UPDATE alerts SET acknowledged_at = coalesce(acknowledged_at, ?2),"
     " acknowledged_by = CASE WHEN acknowledged_at IS NULL THEN ?3 ELSE acknowledged_by END"
     " WHERE id = ?1 AND status = 'ACTIVE'";
+/* ?1 (the role) is bound but unused: notifications are their recipient's alone. */
 static const char sql_n_list[] = "SELECT " CC_NOTIFY_JSON_SQL " FROM notifications n"
-                                 " WHERE n.user_id = ?1"
-                                 " ORDER BY n.created_at DESC, n.id DESC LIMIT ?2 OFFSET ?3";
-static const char sql_n_count[] = "SELECT count(*) FROM notifications WHERE user_id = ?1";
+                                 " WHERE n.user_id = ?2 AND ?1 >= 0"
+                                 " ORDER BY n.created_at DESC, n.id DESC LIMIT ?3 OFFSET ?4";
+static const char sql_n_count[] =
+    "SELECT count(*) FROM notifications WHERE user_id = ?2 AND ?1 >= 0";
 static const char sql_n_get[] = "SELECT " CC_NOTIFY_JSON_SQL " FROM notifications n"
                                 " WHERE n.id = ?1";
 static const char sql_n_read[] =
     "UPDATE notifications SET read_at = coalesce(read_at, ?2) WHERE id = ?1 AND user_id = ?3";
 
-/* A row whose column 0 is JSON text, as a tree. */
-static cJSON *json_row(sqlite3_stmt *s)
-{
-    const char *txt = (const char *)sqlite3_column_text(s, 0);
-
-    return txt != NULL ? cJSON_Parse(txt) : NULL;
-}
+/* Both objects come whole from their SQL (one JSON column). */
+static const struct cc_column json_cols[] = {{NULL, CC_COL_JSON}};
 
 static int query_param(const char *qs, const char *name, char *out, size_t outlen, cJSON **err)
 {
@@ -93,49 +89,68 @@ int cc_alerts_filter_parse(const char *qs, struct cc_alert_filter *f, cJSON **er
     return cc_http_query_id(qs, "coldCellId", &f->cold_cell_id, err);
 }
 
-struct scope {
-    const struct cc_principal *p;
-    const struct cc_alert_filter *f;
+/* The filters of an alert list: status ?3, type ?4, cold cell ?5. Texts are copied into
+ * out, which must outlive its use. */
+static void filter_values(const struct cc_alert_filter *f, struct cc_resource_filter *out)
+{
+    _Static_assert(sizeof f->status <= CC_RESOURCE_FILTER_TEXT &&
+                       sizeof f->type <= CC_RESOURCE_FILTER_TEXT,
+                   "an alert filter's texts fit a resource filter");
+    memset(out, 0, sizeof *out);
+    memcpy(out->text[0], f->status, sizeof f->status);
+    memcpy(out->text[1], f->type, sizeof f->type);
+    out->v[0] = cc_value_text(out->text[0][0] ? out->text[0] : NULL);
+    out->v[1] = cc_value_text(out->text[1][0] ? out->text[1] : NULL);
+    if (f->cold_cell_id > 0)
+        out->v[2] = cc_value_int(f->cold_cell_id);
+}
+
+static int parse_filter(const char *qs, struct cc_resource_filter *f, cJSON **err)
+{
+    struct cc_alert_filter af;
+    int rc = cc_alerts_filter_parse(qs, &af, err);
+
+    if (rc == CC_OK)
+        filter_values(&af, f);
+    return rc;
+}
+
+const struct cc_resource cc_alerts_resource = {
+    .name = "alert",
+    .entity = CC_ENTITY_ALERT,
+    .cols = json_cols,
+    .ncols = 1,
+    .sql_get = sql_get,
+    .sql_list = sql_list,
+    .sql_count = sql_count,
+    .nfilters = 3,
+    .page_default = CC_ALERTS_PAGE_DEFAULT,
+    .parse_filter = parse_filter,
 };
 
-static int bind_filter(sqlite3_stmt *stmt, const void *ctx)
-{
-    const struct cc_principal *p = ((const struct scope *)ctx)->p;
-    const struct cc_alert_filter *f = ((const struct scope *)ctx)->f;
-
-    if (cc_access_bind(stmt, p) != SQLITE_OK ||
-        (f->status[0] ? sqlite3_bind_text(stmt, 3, f->status, -1, SQLITE_TRANSIENT)
-                      : sqlite3_bind_null(stmt, 3)) != SQLITE_OK ||
-        (f->type[0] ? sqlite3_bind_text(stmt, 4, f->type, -1, SQLITE_TRANSIENT)
-                    : sqlite3_bind_null(stmt, 4)) != SQLITE_OK ||
-        (f->cold_cell_id > 0 ? sqlite3_bind_int64(stmt, 5, f->cold_cell_id)
-                             : sqlite3_bind_null(stmt, 5)) != SQLITE_OK)
-        return CC_ERR_DB;
-    return CC_OK;
-}
+const struct cc_resource cc_notifications_resource = {
+    .name = "notification",
+    .entity = CC_ENTITY_NOTIFICATION,
+    .cols = json_cols,
+    .ncols = 1,
+    .sql_get = sql_n_get,
+    .sql_list = sql_n_list,
+    .sql_count = sql_n_count,
+    .page_default = CC_ALERTS_PAGE_DEFAULT,
+};
 
 int cc_alerts_list(struct cc_store *st, const struct cc_principal *p,
                    const struct cc_alert_filter *f, const struct cc_page *pg, cJSON **out)
 {
-    const struct scope sc = {p, f};
+    struct cc_resource_filter v;
 
-    return cc_sql_list_page(cc_store_db(st), sql_list, sql_count, bind_filter, &sc, 6, pg, json_row,
-                            out);
-}
-
-/* Loads one object by id with a "SELECT <json> ... WHERE x.id = ?1" statement. */
-static int load(sqlite3 *db, const char *sql, int64_t id, cJSON **out)
-{
-    return cc_sql_get(db, sql, id, json_row, out);
+    filter_values(f, &v);
+    return cc_resource_list(st, &cc_alerts_resource, p, &v, pg, out);
 }
 
 int cc_alerts_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out)
 {
-    int rc = cc_access_check(st, p, CC_ENTITY_ALERT, id, CC_ACCESS_READ);
-
-    if (rc != CC_OK)
-        return rc;
-    return load(cc_store_db(st), sql_get, id, out);
+    return cc_resource_get(st, &cc_alerts_resource, p, id, out);
 }
 
 /* The conflict error for an alert that is already resolved. */
@@ -145,14 +160,21 @@ static int already_resolved(cJSON **err)
     return *err != NULL ? CC_ERR_CONFLICT : CC_ERR_NOMEM;
 }
 
+static int resolve(struct cc_resource_write *w)
+{
+    int64_t now = cc_now_ms();
+    int resolved = 0;
+    int rc = cc_alert_resolve(w->st, w->id, now, w->p->user_id, w->arg, now, &resolved);
+
+    if (rc == CC_OK && !resolved)
+        rc = already_resolved(w->err);
+    return rc;
+}
+
 int cc_alerts_resolve(struct cc_store *st, const struct cc_principal *p, int64_t id,
                       const cJSON *body, cJSON **out, cJSON **err)
 {
-    sqlite3 *db = cc_store_db(st);
     const char *note = NULL;
-    cJSON *alert = NULL;
-    int64_t now = cc_now_ms();
-    int resolved = 0;
     int rc;
 
     if (body != NULL) {
@@ -164,130 +186,54 @@ int cc_alerts_resolve(struct cc_store *st, const struct cc_principal *p, int64_t
         if (rc != CC_OK)
             return rc;
     }
-    rc = cc_db_begin(db);
+    return cc_resource_action(st, &cc_alerts_resource, p, id, "resolve", 0, resolve, note, out,
+                              err);
+}
+
+static int acknowledge(struct cc_resource_write *w)
+{
+    const struct cc_value args[3] = {cc_value_int(w->id), cc_value_int(cc_now_ms()),
+                                     cc_value_int(w->p->user_id)};
+    int64_t changed = 0;
+    int rc = cc_resource_exec(w->st, sql_ack, args, 3, &changed);
+
     if (rc != CC_OK)
         return rc;
-    rc = cc_access_check(st, p, CC_ENTITY_ALERT, id, CC_ACCESS_WRITE);
-    if (rc != CC_OK)
-        goto end;
-    rc = cc_alert_resolve(st, id, now, p->user_id, note, now, &resolved);
-    if (rc != CC_OK)
-        goto end;
-    if (!resolved) {
-        rc = already_resolved(err);
-        goto end;
-    }
-    rc = load(db, sql_get, id, &alert);
-    if (rc != CC_OK)
-        goto end;
-    rc = cc_audit_append(st, p->user_id, "resolve", "alert", id, NULL, alert);
-end:
-    rc = cc_sql_end(db, rc);
-    if (rc != CC_OK) {
-        cJSON_Delete(alert);
-        return rc;
-    }
-    *out = alert;
-    return CC_OK;
+    if (changed == 0)
+        return already_resolved(w->err); /* it exists (access check) but is not ACTIVE */
+    /* alerts/{coldCellId} from ingestd's outbox, at QoS 1 like the other alert events
+     * (SPEC §3); a repeated acknowledge writes no second event. */
+    return cc_notify_alert_acknowledged(w->st, w->id, cc_now_ms());
 }
 
 int cc_alerts_acknowledge(struct cc_store *st, const struct cc_principal *p, int64_t id,
                           cJSON **out, cJSON **err)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    cJSON *alert = NULL;
-    int rc = cc_db_begin(db);
-
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_access_check(st, p, CC_ENTITY_ALERT, id, CC_ACCESS_WRITE);
-    if (rc != CC_OK)
-        goto end;
-    rc = cc_sql_prepare(db, sql_ack, &stmt);
-    if (rc != CC_OK)
-        goto end;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, cc_now_ms()) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, p->user_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto end;
-    }
-    rc = cc_sql_exec(db, stmt);
-    if (rc != CC_OK)
-        goto end;
-    if (sqlite3_changes(db) == 0) {
-        rc = already_resolved(err); /* it exists (access check) but is not ACTIVE */
-        goto end;
-    }
-    /* alerts/{coldCellId} from ingestd's outbox, at QoS 1 like the other alert events
-     * (SPEC §3); a repeated acknowledge writes no second event. */
-    rc = cc_notify_alert_acknowledged(st, id, cc_now_ms());
-    if (rc != CC_OK)
-        goto end;
-    rc = load(db, sql_get, id, &alert);
-    if (rc != CC_OK)
-        goto end;
-    rc = cc_audit_append(st, p->user_id, "acknowledge", "alert", id, NULL, alert);
-end:
-    cc_sql_release(stmt);
-    rc = cc_sql_end(db, rc);
-    if (rc != CC_OK) {
-        cJSON_Delete(alert);
-        return rc;
-    }
-    *out = alert;
-    return CC_OK;
-}
-
-static int bind_user(sqlite3_stmt *stmt, const void *ctx)
-{
-    return sqlite3_bind_int64(stmt, 1, *(const int64_t *)ctx) == SQLITE_OK ? CC_OK : CC_ERR_DB;
+    return cc_resource_action(st, &cc_alerts_resource, p, id, "acknowledge", 0, acknowledge, NULL,
+                              out, err);
 }
 
 int cc_notifications_list(struct cc_store *st, const struct cc_principal *p,
                           const struct cc_page *pg, cJSON **out)
 {
-    return cc_sql_list_page(cc_store_db(st), sql_n_list, sql_n_count, bind_user, &p->user_id, 2, pg,
-                            json_row, out);
+    return cc_resource_list(st, &cc_notifications_resource, p, NULL, pg, out);
+}
+
+static int mark_read(struct cc_resource_write *w)
+{
+    const struct cc_value args[3] = {cc_value_int(w->id), cc_value_int(cc_now_ms()),
+                                     cc_value_int(w->p->user_id)};
+
+    return cc_resource_exec(w->st, sql_n_read, args, 3, NULL);
 }
 
 int cc_notifications_read(struct cc_store *st, const struct cc_principal *p, int64_t id,
                           cJSON **out)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    cJSON *n = NULL;
-    int rc = cc_db_begin(db);
+    cJSON *err = NULL;
+    int rc = cc_resource_action(st, &cc_notifications_resource, p, id, "read", CC_ACTION_NO_DETAIL,
+                                mark_read, NULL, out, &err);
 
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_access_check(st, p, CC_ENTITY_NOTIFICATION, id, CC_ACCESS_WRITE);
-    if (rc != CC_OK)
-        goto end;
-    rc = cc_sql_prepare(db, sql_n_read, &stmt);
-    if (rc != CC_OK)
-        goto end;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, cc_now_ms()) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, p->user_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto end;
-    }
-    rc = cc_sql_exec(db, stmt);
-    if (rc != CC_OK)
-        goto end;
-    rc = load(db, sql_n_get, id, &n);
-    if (rc != CC_OK)
-        goto end;
-    rc = cc_audit_append(st, p->user_id, "read", "notification", id, NULL, NULL);
-end:
-    cc_sql_release(stmt);
-    rc = cc_sql_end(db, rc);
-    if (rc != CC_OK) {
-        cJSON_Delete(n);
-        return rc;
-    }
-    *out = n;
-    return CC_OK;
+    cJSON_Delete(err); /* marking read sets none */
+    return rc;
 }

@@ -29,6 +29,12 @@ struct cc_alert_filter {
     int64_t cold_cell_id; /* 0 = any */
 };
 
+/* The descriptors (cc_resource.h): GET /api/alerts (filters above) and /api/alerts/:id;
+ * GET /api/notifications (p's own). */
+struct cc_resource;
+extern const struct cc_resource cc_alerts_resource;
+extern const struct cc_resource cc_notifications_resource;
+
 /* Reads status, type and coldCellId from a query string (NULL: none). CC_OK or
  * CC_ERR_VALIDATION with *err. */
 int cc_alerts_filter_parse(const char *qs, struct cc_alert_filter *f, cJSON **err);

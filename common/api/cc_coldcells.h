@@ -3,7 +3,7 @@
  * A cold cell as the API shows it: {id, locationId, name, minTemp, maxTemp,
  * hysteresis, alarmDelayS, createdAt}. minTemp < maxTemp, both within the sensor
  * range of SPEC §3; hysteresis 0..CC_HYSTERESIS_MAX; alarmDelayS 0..CC_ALARM_DELAY_MAX_S.
- * Every function applies the access rule (cc_access.h): someone else's cell, or a
+ * Every verb applies the access rule (cc_access.h): someone else's cell, or a
  * locationId the principal may not see, is CC_ERR_NOT_FOUND. Writes run in one
  * transaction with their audit row. Deleting a cell deletes, by the schema's cascades,
  * its devices, readings and alerts.
@@ -23,17 +23,15 @@
 #define CC_HYSTERESIS_MAX 50.0               /* °C */
 #define CC_ALARM_DELAY_MAX_S (7 * 24 * 3600) /* one week */
 
+/* The descriptor (cc_resource.h): GET/POST /api/coldcells, GET/PATCH/DELETE
+ * /api/coldcells/:id. Create body {locationId, name, minTemp, maxTemp, hysteresis?,
+ * alarmDelayS?}; update body any subset of them, the thresholds checked together with the
+ * values they do not replace. List filter ?locationId=. */
+struct cc_resource;
+extern const struct cc_resource cc_coldcells_resource;
+
 /* Cells p may see, by id; location_id > 0 keeps only that location's. */
 int cc_coldcells_list(struct cc_store *st, const struct cc_principal *p, int64_t location_id,
                       const struct cc_page *pg, cJSON **out);
-int cc_coldcells_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out);
-/* Body {locationId, name, minTemp, maxTemp, hysteresis?, alarmDelayS?}. */
-int cc_coldcells_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,
-                        cJSON **out, cJSON **err);
-/* Body: any subset of the create fields; the thresholds are checked together with the
- * values they do not replace. */
-int cc_coldcells_update(struct cc_store *st, const struct cc_principal *p, int64_t id,
-                        const cJSON *body, cJSON **out, cJSON **err);
-int cc_coldcells_delete(struct cc_store *st, const struct cc_principal *p, int64_t id);
 
 #endif

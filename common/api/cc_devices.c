@@ -1,19 +1,16 @@
-/* cc_devices.c - devices: list, get, create, update, delete, new key, key check. */
+/* cc_devices.c - the device resource: its SQL, fields, keys and rollups; the key check. */
 #include "cc_devices.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
-#include "cc_audit.h"
 #include "cc_auth_rules.h"
 #include "cc_crypto.h"
-#include "cc_db.h"
-#include "cc_error.h"
 #include "cc_input.h"
 #include "cc_provision.h"
 #include "cc_rc.h"
+#include "cc_resource.h"
 #include "cc_store_rollup.h"
 #include "cc_validate.h"
 
@@ -36,66 +33,23 @@ static const char sql_update[] =
     " firmware_version = CASE WHEN ?5 THEN NULL ELSE coalesce(?4, firmware_version) END"
     " WHERE id = ?1";
 static const char sql_delete[] = "DELETE FROM devices WHERE id = ?1";
+static const char sql_spans[] = "SELECT cold_cell_id, MIN(ts), MAX(ts) FROM readings"
+                                " WHERE device_id = ?1 GROUP BY cold_cell_id";
 static const char sql_key_hash[] = "SELECT api_key_hash FROM devices WHERE serial_number = ?1";
 
-static cJSON *device_row(sqlite3_stmt *s)
-{
-    cJSON *o = cJSON_CreateObject();
-
-    if (o == NULL)
-        return NULL;
-    if (cc_sql_json_int(o, "id", s, 0) != CC_OK ||
-        cc_sql_json_text(o, "serialNumber", s, 1) != CC_OK ||
-        cc_sql_json_int(o, "coldCellId", s, 2) != CC_OK ||
-        cc_sql_json_text(o, "firmwareVersion", s, 3) != CC_OK ||
-        cc_sql_json_text(o, "status", s, 4) != CC_OK ||
-        cc_sql_json_time(o, "lastSeenAt", s, 5) != CC_OK ||
-        cc_sql_json_text(o, "apiKeyPrefix", s, 6) != CC_OK ||
-        cc_sql_json_time(o, "createdAt", s, 7) != CC_OK) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
-
-int cc_devices_list(struct cc_store *st, const struct cc_principal *p, int64_t cold_cell_id,
-                    const struct cc_page *pg, cJSON **out)
-{
-    return cc_access_list(cc_store_db(st), sql_list, sql_count, p, cold_cell_id, pg, device_row,
-                          out);
-}
-
-static int load(sqlite3 *db, int64_t id, cJSON **out)
-{
-    return cc_sql_get(db, sql_get, id, device_row, out);
-}
-
-int cc_devices_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out)
-{
-    int rc = cc_access_check(st, p, CC_ENTITY_DEVICE, id, CC_ACCESS_READ);
-
-    if (rc != CC_OK)
-        return rc;
-    return load(cc_store_db(st), id, out);
-}
-
-/* Loads device id and adds the freshly made key as apiKey. */
-static int load_with_key(sqlite3 *db, int64_t id, const char *key, cJSON **out)
-{
-    cJSON *dev = NULL;
-    int rc = load(db, id, &dev);
-
-    if (rc != CC_OK)
-        return rc;
-    if (cJSON_AddStringToObject(dev, "apiKey", key) == NULL) {
-        cJSON_Delete(dev);
-        return CC_ERR_NOMEM;
-    }
-    *out = dev;
-    return CC_OK;
-}
+static const struct cc_column device_cols[] = {
+    {"id", CC_COL_INT},
+    {"serialNumber", CC_COL_TEXT},
+    {"coldCellId", CC_COL_INT},
+    {"firmwareVersion", CC_COL_TEXT},
+    {"status", CC_COL_TEXT},
+    {"lastSeenAt", CC_COL_TIME},
+    {"apiKeyPrefix", CC_COL_TEXT},
+    {"createdAt", CC_COL_TIME},
+};
 
 _Static_assert(CC_AUTH_SERIAL_MAX == CC_SERIAL_MAX, "the broker plugin and the API agree");
+_Static_assert(CC_API_KEY_LEN <= CC_RESOURCE_SECRET_MAX, "a new key fits a write's secret");
 
 static void read_serial(struct cc_input *in, unsigned req, const char **serial)
 {
@@ -110,236 +64,147 @@ static void read_serial(struct cc_input *in, unsigned req, const char **serial)
                          "' (client ids reserved for the operators' programs)");
 }
 
-int cc_devices_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,
-                      cJSON **out, cJSON **err)
+/* Body {coldCellId, serialNumber, firmwareVersion?} on create; any subset on update
+ * (firmwareVersion null or "" clears it). Values: cell, serial, firmware, clear flag. */
+static void read_device(struct cc_resource_write *w, struct cc_input *in)
 {
-    sqlite3 *db = cc_store_db(st);
-    struct cc_input in;
-    const char *serial = NULL, *firmware = NULL;
-    int64_t cell_id = 0, id = 0;
-    char key[CC_API_KEY_LEN];
-    cJSON *dev = NULL, *audit = NULL;
-    int rc;
-
-    key[0] = '\0';
-    cc_input_init(&in, body);
-    cc_input_int(&in, "coldCellId", CC_INPUT_REQUIRED, 1, INT64_MAX, &cell_id);
-    read_serial(&in, CC_INPUT_REQUIRED, &serial);
-    cc_input_text(&in, "firmwareVersion", CC_INPUT_NULLABLE, CC_FIRMWARE_MAX, &firmware);
-    rc = cc_input_finish(&in, err);
-    if (rc != CC_OK)
-        return rc;
-
-    rc = cc_db_begin(db);
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_access_check(st, p, CC_ENTITY_COLDCELL, cell_id, CC_ACCESS_WRITE);
-    if (rc == CC_ERR_NOT_FOUND)
-        *err = cc_error_new(rc, "cold cell not found");
-    if (rc != CC_OK)
-        goto end;
-    rc = cc_provision_device(st, cell_id, serial, firmware, &id, key, err);
-    if (rc == CC_ERR_CONFLICT && *err == NULL)
-        *err = cc_error_new(rc, "a device with this serialNumber already exists");
-    if (rc != CC_OK)
-        goto end;
-    rc = load(db, id, &audit);
-    if (rc == CC_OK)
-        rc = cc_audit_append(st, p->user_id, "create", "device", id, NULL, audit);
-    if (rc == CC_OK)
-        rc = load_with_key(db, id, key, &dev);
-end:
-    rc = cc_sql_end(db, rc);
-    OPENSSL_cleanse(key, sizeof key);
-    cJSON_Delete(audit);
-    if (rc != CC_OK) {
-        cJSON_Delete(dev);
-        return rc;
-    }
-    *out = dev;
-    return CC_OK;
-}
-
-int cc_devices_update(struct cc_store *st, const struct cc_principal *p, int64_t id,
-                      const cJSON *body, cJSON **out, cJSON **err)
-{
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    struct cc_input in;
+    const unsigned req = w->verb == CC_RESOURCE_CREATE ? CC_INPUT_REQUIRED : 0;
     const char *serial = NULL, *firmware = NULL;
     int64_t cell_id = 0;
     int fw_got;
-    cJSON *before = NULL, *after = NULL;
-    int rc;
 
-    cc_input_init(&in, body);
-    cc_input_int(&in, "coldCellId", 0, 1, INT64_MAX, &cell_id);
-    read_serial(&in, 0, &serial);
-    fw_got = cc_input_text(&in, "firmwareVersion", CC_INPUT_NULLABLE, CC_FIRMWARE_MAX, &firmware);
-    rc = cc_input_finish(&in, err);
-    if (rc != CC_OK)
-        return rc;
+    cc_input_int(in, "coldCellId", req, 1, INT64_MAX, &cell_id);
+    read_serial(in, req, &serial);
+    fw_got = cc_input_text(in, "firmwareVersion", CC_INPUT_NULLABLE, CC_FIRMWARE_MAX, &firmware);
     if (fw_got == CC_INPUT_SET && firmware[0] == '\0')
         fw_got = CC_INPUT_NULL; /* "" clears it too, as on create */
-
-    rc = cc_db_begin(db);
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_access_check(st, p, CC_ENTITY_DEVICE, id, CC_ACCESS_WRITE);
-    if (rc != CC_OK)
-        goto end;
-    if (cell_id > 0) {
-        rc = cc_access_check(st, p, CC_ENTITY_COLDCELL, cell_id, CC_ACCESS_WRITE);
-        if (rc == CC_ERR_NOT_FOUND)
-            *err = cc_error_new(rc, "cold cell not found");
-        if (rc != CC_OK)
-            goto end;
-    }
-    rc = load(db, id, &before);
-    if (rc != CC_OK)
-        goto end;
-    rc = cc_sql_prepare(db, sql_update, &stmt);
-    if (rc != CC_OK)
-        goto end;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK ||
-        (cell_id > 0 ? sqlite3_bind_int64(stmt, 2, cell_id) : SQLITE_OK) != SQLITE_OK ||
-        cc_sql_bind_text_or_null(stmt, 3, serial) != SQLITE_OK ||
-        cc_sql_bind_text_or_null(stmt, 4, fw_got == CC_INPUT_SET ? firmware : NULL) != SQLITE_OK ||
-        sqlite3_bind_int(stmt, 5, fw_got == CC_INPUT_NULL) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto end;
-    }
-    rc = cc_sql_exec(db, stmt);
-    if (rc == CC_ERR_CONFLICT) {
-        *err = cc_error_new(rc, "a device with this serialNumber already exists");
-        goto end;
-    }
-    if (rc == CC_OK)
-        rc = load(db, id, &after);
-    if (rc == CC_OK)
-        rc = cc_audit_append(st, p->user_id, "update", "device", id, before, after);
-end:
-    cc_sql_release(stmt);
-    rc = cc_sql_end(db, rc);
-    cJSON_Delete(before);
-    if (rc != CC_OK) {
-        cJSON_Delete(after);
-        return rc;
-    }
-    *out = after;
-    return CC_OK;
+    w->parent_id = cell_id;
+    if (cell_id > 0)
+        w->v[0] = cc_value_int(cell_id);
+    w->v[1] = cc_value_text(serial);
+    w->v[2] = cc_value_text(fw_got == CC_INPUT_SET ? firmware : NULL);
+    w->v[3] = cc_value_int(fw_got == CC_INPUT_NULL);
 }
 
-/* The cells a device's readings sit in, with the time span of those readings. */
-struct span {
-    int64_t cell, from, to;
+/* A new device with a fresh key (cc_provision makes and hashes it). */
+static int insert_device(struct cc_resource_write *w)
+{
+    return cc_provision_device(w->st, w->parent_id, w->v[1].s, w->v[2].s, &w->id, w->secret,
+                               w->err);
+}
+
+/* The key made by this write, shown once in the answer (never in the audit row). */
+static int reply_key(struct cc_resource_write *w, cJSON *reply)
+{
+    if (w->secret[0] == '\0')
+        return CC_OK;
+    return cJSON_AddStringToObject(reply, "apiKey", w->secret) != NULL ? CC_OK : CC_ERR_NOMEM;
+}
+
+static const struct cc_column span_cols[] = {
+    {"cell", CC_COL_INT}, {"from", CC_COL_INT}, {"to", CC_COL_INT}};
+
+/* Before a delete: the cells the device's readings sit in, with their time spans. */
+static int read_spans(struct cc_resource_write *w)
+{
+    const struct cc_value id = cc_value_int(w->id);
+    cJSON *spans = NULL;
+    int rc;
+
+    if (w->verb != CC_RESOURCE_DELETE)
+        return CC_OK;
+    rc = cc_resource_query(w->st, sql_spans, &id, 1, span_cols, 3, 1, &spans);
+    if (rc == CC_OK)
+        w->priv = spans; /* freed by forget_spans */
+    return rc;
+}
+
+/* After a delete: the cascade removed the device's readings, so the cells' rollups must
+ * forget them. */
+static int rebuild_spans(struct cc_resource_write *w)
+{
+    const cJSON *span;
+    int rc = CC_OK;
+
+    if (w->verb != CC_RESOURCE_DELETE)
+        return CC_OK;
+    cJSON_ArrayForEach(span, (cJSON *)w->priv)
+    {
+        rc = cc_store_rollup_rebuild_span(cc_store_db(w->st),
+                                          (int64_t)cJSON_GetObjectItem(span, "cell")->valuedouble,
+                                          (int64_t)cJSON_GetObjectItem(span, "from")->valuedouble,
+                                          (int64_t)cJSON_GetObjectItem(span, "to")->valuedouble);
+        if (rc != CC_OK)
+            break;
+    }
+    return rc;
+}
+
+static void forget_spans(struct cc_resource_write *w)
+{
+    cJSON_Delete(w->priv);
+    w->priv = NULL;
+}
+
+const struct cc_resource cc_devices_resource = {
+    .name = "device",
+    .entity = CC_ENTITY_DEVICE,
+    .cols = device_cols,
+    .ncols = sizeof device_cols / sizeof device_cols[0],
+    .sql_get = sql_get,
+    .sql_list = sql_list,
+    .sql_count = sql_count,
+    .sql_update = sql_update,
+    .sql_delete = sql_delete,
+    .nfilters = 1,
+    .filter_param = "coldCellId",
+    .page_default = CC_PAGE_MAX,
+    .parent_entity = CC_ENTITY_COLDCELL,
+    .parent_missing = "cold cell not found",
+    .conflict = "a device with this serialNumber already exists",
+    .read = read_device,
+    .check = read_spans,
+    .insert = insert_device,
+    .after = rebuild_spans,
+    .reply_extra = reply_key,
+    .done = forget_spans,
 };
 
-/* Lists the spans of device id's readings; *out is malloc'd (NULL when none). */
-static int reading_spans(sqlite3 *db, int64_t id, struct span **out, size_t *n)
+int cc_devices_list(struct cc_store *st, const struct cc_principal *p, int64_t cold_cell_id,
+                    const struct cc_page *pg, cJSON **out)
 {
-    static const char sql[] = "SELECT cold_cell_id, MIN(ts), MAX(ts) FROM readings"
-                              " WHERE device_id = ?1 GROUP BY cold_cell_id";
-    sqlite3_stmt *stmt = NULL;
-    struct span *v = NULL;
-    size_t cnt = 0;
-    int src, rc = cc_sql_prepare(db, sql, &stmt);
+    struct cc_resource_filter f;
 
-    if (rc == CC_OK && sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK)
-        rc = CC_ERR_DB;
-    while (rc == CC_OK && (src = sqlite3_step(stmt)) != SQLITE_DONE) {
-        struct span *grown;
-        if (src != SQLITE_ROW) {
-            rc = cc_sql_step_rc(db, src, "device reading spans");
-            break;
-        }
-        grown = realloc(v, (cnt + 1) * sizeof(*v));
-        if (grown == NULL) {
-            rc = CC_ERR_NOMEM;
-            break;
-        }
-        v = grown;
-        v[cnt].cell = sqlite3_column_int64(stmt, 0);
-        v[cnt].from = sqlite3_column_int64(stmt, 1);
-        v[cnt].to = sqlite3_column_int64(stmt, 2);
-        cnt++;
-    }
-    cc_sql_release(stmt);
-    if (rc != CC_OK) {
-        free(v);
-        return rc;
-    }
-    *out = v;
-    *n = cnt;
-    return CC_OK;
+    memset(&f, 0, sizeof f);
+
+    if (cold_cell_id > 0)
+        f.v[0] = cc_value_int(cold_cell_id);
+    return cc_resource_list(st, &cc_devices_resource, p, &f, pg, out);
 }
 
 int cc_devices_delete(struct cc_store *st, const struct cc_principal *p, int64_t id)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    cJSON *before = NULL;
-    struct span *spans = NULL;
-    size_t n_spans = 0;
-    int rc;
+    cJSON *err = NULL;
+    int rc = cc_resource_delete(st, &cc_devices_resource, p, id, &err);
 
-    rc = cc_db_begin(db);
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_access_check(st, p, CC_ENTITY_DEVICE, id, CC_ACCESS_WRITE);
-    if (rc == CC_OK)
-        rc = load(db, id, &before);
-    if (rc == CC_OK)
-        rc = reading_spans(db, id, &spans, &n_spans);
-    if (rc == CC_OK)
-        rc = cc_sql_prepare(db, sql_delete, &stmt);
-    if (rc == CC_OK)
-        rc = sqlite3_bind_int64(stmt, 1, id) == SQLITE_OK ? cc_sql_exec(db, stmt) : CC_ERR_DB;
-    /* The cascade removed the device's readings: the cells' rollups must forget them. */
-    for (size_t i = 0; rc == CC_OK && i < n_spans; i++)
-        rc = cc_store_rollup_rebuild_span(db, spans[i].cell, spans[i].from, spans[i].to);
-    if (rc == CC_OK)
-        rc = cc_audit_append(st, p->user_id, "delete", "device", id, before, NULL);
-    cc_sql_release(stmt);
-    rc = cc_sql_end(db, rc);
-    cJSON_Delete(before);
-    free(spans);
+    cJSON_Delete(err); /* a device's delete sets none */
     return rc;
+}
+
+static int regenerate(struct cc_resource_write *w)
+{
+    return cc_provision_regenerate_key(w->st, w->id, w->secret);
 }
 
 int cc_devices_regenerate_key(struct cc_store *st, const struct cc_principal *p, int64_t id,
                               cJSON **out)
 {
-    sqlite3 *db = cc_store_db(st);
-    char key[CC_API_KEY_LEN];
-    cJSON *before = NULL, *after = NULL, *dev = NULL;
-    int rc;
+    cJSON *err = NULL;
+    int rc = cc_resource_action(st, &cc_devices_resource, p, id, "regenerate_key", CC_ACTION_OLD,
+                                regenerate, NULL, out, &err);
 
-    key[0] = '\0';
-    rc = cc_db_begin(db);
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_access_check(st, p, CC_ENTITY_DEVICE, id, CC_ACCESS_WRITE);
-    if (rc == CC_OK)
-        rc = load(db, id, &before);
-    if (rc == CC_OK)
-        rc = cc_provision_regenerate_key(st, id, key);
-    if (rc == CC_OK)
-        rc = load(db, id, &after);
-    if (rc == CC_OK)
-        rc = cc_audit_append(st, p->user_id, "regenerate_key", "device", id, before, after);
-    if (rc == CC_OK)
-        rc = load_with_key(db, id, key, &dev);
-    rc = cc_sql_end(db, rc);
-    OPENSSL_cleanse(key, sizeof key);
-    cJSON_Delete(before);
-    cJSON_Delete(after);
-    if (rc != CC_OK) {
-        cJSON_Delete(dev);
-        return rc;
-    }
-    *out = dev;
-    return CC_OK;
+    cJSON_Delete(err);
+    return rc;
 }
 
 int cc_devices_authenticate(struct cc_store *st, const char *serial, const char *key)

@@ -6,7 +6,7 @@
  * answer holds the key's hash. Keys are made by cc_provision (32 random bytes, stored
  * as SHA-256), and the broker plugin reads the hash on every CONNECT, so a regenerated
  * key works, and the old one stops working, at once.
- * Every function applies the access rule (cc_access.h): someone else's device, or a
+ * Every verb applies the access rule (cc_access.h): someone else's device, or a
  * coldCellId the principal may not see, is CC_ERR_NOT_FOUND. Writes run in one
  * transaction with their audit row. Deleting a device deletes, by the schema's
  * cascades, its readings and alerts.
@@ -23,16 +23,16 @@
 #include "cc_sql.h"
 #include "cc_store.h"
 
+/* The descriptor (cc_resource.h): GET/POST /api/devices, GET/PATCH/DELETE
+ * /api/devices/:id. Create body {coldCellId, serialNumber, firmwareVersion?}, answered
+ * with apiKey; update body any subset of them (firmwareVersion null clears it). List
+ * filter ?coldCellId=. Deleting a device rebuilds the rollups its readings fed. */
+struct cc_resource;
+extern const struct cc_resource cc_devices_resource;
+
 /* Devices p may see, by id; cold_cell_id > 0 keeps only that cell's. */
 int cc_devices_list(struct cc_store *st, const struct cc_principal *p, int64_t cold_cell_id,
                     const struct cc_page *pg, cJSON **out);
-int cc_devices_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out);
-/* Body {coldCellId, serialNumber, firmwareVersion?}. *out has apiKey. */
-int cc_devices_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,
-                      cJSON **out, cJSON **err);
-/* Body: any subset of {coldCellId, serialNumber, firmwareVersion (null clears it)}. */
-int cc_devices_update(struct cc_store *st, const struct cc_principal *p, int64_t id,
-                      const cJSON *body, cJSON **out, cJSON **err);
 int cc_devices_delete(struct cc_store *st, const struct cc_principal *p, int64_t id);
 /* A new API key for device id; *out has apiKey. */
 int cc_devices_regenerate_key(struct cc_store *st, const struct cc_principal *p, int64_t id,

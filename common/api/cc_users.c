@@ -1,4 +1,5 @@
-/* cc_users.c - users and technician-customer links for the admin routes. */
+/* cc_users.c - the user resource (its rules: passwords, roles, self-protection), the
+ * principal of a token, and technician-customer links. */
 #include "cc_users.h"
 
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "cc_log.h"
 #include "cc_provision.h"
 #include "cc_rc.h"
+#include "cc_resource.h"
 #include "cc_time.h"
 
 #define USER_COLS                                                                                  \
@@ -45,32 +47,11 @@ static const char sql_link[] =
 static const char sql_unlink[] =
     "DELETE FROM technician_customers WHERE technician_id = ?1 AND customer_id = ?2";
 
-static cJSON *user_row(sqlite3_stmt *s)
-{
-    cJSON *o = cJSON_CreateObject();
-    const unsigned char *ids;
-
-    if (o == NULL)
-        return NULL;
-    if (cc_sql_json_int(o, "id", s, 0) != CC_OK || cc_sql_json_text(o, "email", s, 1) != CC_OK ||
-        cc_sql_json_text(o, "role", s, 2) != CC_OK || cc_sql_json_text(o, "name", s, 3) != CC_OK ||
-        cc_sql_json_bool(o, "disabled", s, 4) != CC_OK ||
-        cc_sql_json_time(o, "createdAt", s, 5) != CC_OK)
-        goto fail;
-    ids = sqlite3_column_text(s, 6);
-    if (ids != NULL) {
-        cJSON *arr = cJSON_Parse((const char *)ids);
-
-        if (arr == NULL || !cJSON_AddItemToObject(o, "customerIds", arr)) {
-            cJSON_Delete(arr);
-            goto fail;
-        }
-    }
-    return o;
-fail:
-    cJSON_Delete(o);
-    return NULL;
-}
+static const struct cc_column user_cols[] = {
+    {"id", CC_COL_INT},           {"email", CC_COL_TEXT},    {"role", CC_COL_TEXT},
+    {"name", CC_COL_TEXT},        {"disabled", CC_COL_BOOL}, {"createdAt", CC_COL_TIME},
+    {"customerIds", CC_COL_JSON},
+};
 
 /* The principal of user_id; with a token (tok set) also refuses one issued with another
  * token_version or in a second before the user was created. */
@@ -134,33 +115,6 @@ int cc_users_token_principal(struct cc_store *st, int64_t user_id, int64_t iat_s
     return principal(st, user_id, 1, iat_s, ver, out);
 }
 
-static int bind_principal(sqlite3_stmt *stmt, const void *ctx)
-{
-    return cc_access_bind(stmt, ctx) == SQLITE_OK ? CC_OK : CC_ERR_DB;
-}
-
-int cc_users_list(struct cc_store *st, const struct cc_principal *p, const struct cc_page *pg,
-                  cJSON **out)
-{
-    return cc_sql_list_page(cc_store_db(st), sql_list, sql_count, bind_principal, p, 3, pg,
-                            user_row, out);
-}
-
-/* Loads user id as JSON, no access check. */
-static int load(sqlite3 *db, int64_t id, cJSON **out)
-{
-    return cc_sql_get(db, sql_get, id, user_row, out);
-}
-
-int cc_users_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out)
-{
-    int rc = cc_access_check(st, p, CC_ENTITY_USER, id, CC_ACCESS_READ);
-
-    if (rc != CC_OK)
-        return rc;
-    return load(cc_store_db(st), id, out);
-}
-
 int cc_users_email_valid(const char *email)
 {
     size_t len = strlen(email);
@@ -180,269 +134,179 @@ int cc_users_email_valid(const char *email)
     return *domain != '\0' && dot != NULL && dot != domain && domain[strlen(domain) - 1] != '.';
 }
 
-/* Reads and checks {email, password, role, name} (flags: required or not). The rules
- * are cc_provision_user's, checked here too so one answer lists every bad field. */
-static void read_fields(struct cc_input *in, unsigned req, const char **email,
-                        const char **password, const char **role, const char **name)
+/* Reads and checks {email, password, role, name} (required on create) and, on update,
+ * disabled. The rules are cc_provision_user's, checked here too so one answer lists every
+ * bad field. Values: email, password (update: its hash, by prepare), role, name,
+ * disabled. */
+static void read_user(struct cc_resource_write *w, struct cc_input *in)
 {
-    if (cc_input_text(in, "email", req | CC_INPUT_NONEMPTY, CC_EMAIL_MAX, email) == CC_INPUT_SET &&
-        !cc_users_email_valid(*email))
-        cc_input_problem(in, "email", "must be a valid e-mail address");
-    if (cc_input_text(in, "password", req | CC_INPUT_NONEMPTY, CC_PASSWORD_MAX, password) ==
-            CC_INPUT_SET &&
-        strlen(*password) < CC_PASSWORD_MIN)
-        cc_input_problem(in, "password", "must be at least 8 characters");
-    if (cc_input_text(in, "role", req | CC_INPUT_NONEMPTY, 16, role) == CC_INPUT_SET &&
-        cc_role_parse(*role) == CC_ROLE_NONE)
-        cc_input_problem(in, "role", "must be CUSTOMER, TECHNICIAN or ADMIN");
-    cc_input_text(in, "name", req | CC_INPUT_NONEMPTY, CC_NAME_MAX, name);
-}
-
-static cJSON *error_msg(int rc, const char *msg)
-{
-    return cc_error_new(rc, msg);
-}
-
-int cc_users_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,
-                    cJSON **out, cJSON **err)
-{
-    sqlite3 *db = cc_store_db(st);
-    struct cc_input in;
+    const unsigned req = w->verb == CC_RESOURCE_CREATE ? CC_INPUT_REQUIRED : 0;
     const char *email = NULL, *password = NULL, *role = NULL, *name = NULL;
-    cJSON *user = NULL;
-    int64_t id = 0;
-    int rc;
+    int disabled = -1;
 
-    if (p->role != CC_ROLE_ADMIN)
-        return CC_ERR_FORBIDDEN;
-    cc_input_init(&in, body);
-    read_fields(&in, CC_INPUT_REQUIRED, &email, &password, &role, &name);
-    rc = cc_input_finish(&in, err);
-    if (rc != CC_OK)
-        return rc;
+    if (cc_input_text(in, "email", req | CC_INPUT_NONEMPTY, CC_EMAIL_MAX, &email) == CC_INPUT_SET &&
+        !cc_users_email_valid(email))
+        cc_input_problem(in, "email", "must be a valid e-mail address");
+    if (cc_input_text(in, "password", req | CC_INPUT_NONEMPTY, CC_PASSWORD_MAX, &password) ==
+            CC_INPUT_SET &&
+        strlen(password) < CC_PASSWORD_MIN)
+        cc_input_problem(in, "password", "must be at least 8 characters");
+    if (cc_input_text(in, "role", req | CC_INPUT_NONEMPTY, 16, &role) == CC_INPUT_SET &&
+        cc_role_parse(role) == CC_ROLE_NONE)
+        cc_input_problem(in, "role", "must be CUSTOMER, TECHNICIAN or ADMIN");
+    cc_input_text(in, "name", req | CC_INPUT_NONEMPTY, CC_NAME_MAX, &name);
+    w->v[0] = cc_value_text(email);
+    w->v[1] = cc_value_text(password);
+    w->v[2] = cc_value_text(role);
+    w->v[3] = cc_value_text(name);
+    if (w->verb == CC_RESOURCE_UPDATE &&
+        cc_input_bool(in, "disabled", 0, &disabled) == CC_INPUT_SET)
+        w->v[4] = cc_value_int(disabled);
+}
 
-    /* A deferred BEGIN: cc_provision_user hashes the password (slow on purpose) before
-     * its INSERT, and the write lock is taken only by that INSERT. */
-    rc = cc_db_exec(db, "BEGIN");
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_provision_user(st, email, password, role, name, &id, err);
-    if (rc == CC_ERR_CONFLICT && err != NULL && *err == NULL)
-        *err = error_msg(CC_ERR_CONFLICT, "a user with this email already exists");
-    if (rc == CC_OK)
-        rc = load(db, id, &user);
-    if (rc == CC_OK)
-        rc = cc_audit_append(st, p->user_id, "create", "user", id, NULL, user);
-    rc = cc_sql_end(db, rc);
-    if (rc != CC_OK) {
-        cJSON_Delete(user);
-        return rc;
-    }
-    *out = user;
+_Static_assert(CC_PASSWORD_HASH_MAX <= CC_RESOURCE_SECRET_MAX, "a hash fits a write's secret");
+
+/* Hashes a new password before the write lock: scrypt is slow on purpose. */
+static int hash_password(struct cc_resource_write *w)
+{
+    if (w->verb != CC_RESOURCE_UPDATE || w->v[1].kind == CC_VALUE_NULL)
+        return CC_OK;
+    if (cc_password_hash(w->v[1].s, w->secret, sizeof w->secret) != CC_OK)
+        return CC_ERR_INTERNAL;
+    w->v[1] = cc_value_text(w->secret);
     return CC_OK;
 }
+
+/* A new user: cc_provision_user hashes the password and inserts. */
+static int insert_user(struct cc_resource_write *w)
+{
+    return cc_provision_user(w->st, w->v[0].s, w->v[1].s, w->v[2].s, w->v[3].s, &w->id, w->err);
+}
+
+static const struct cc_column role_col[] = {{"role", CC_COL_TEXT}};
+static const struct cc_column count_col[] = {{"n", CC_COL_INT}};
 
 /* Role of user id into *role. CC_OK, CC_ERR_NOT_FOUND or CC_ERR_DB. */
-static int role_of(sqlite3 *db, int64_t id, int *role)
+static int role_of(struct cc_store *st, int64_t id, int *role)
 {
-    sqlite3_stmt *stmt = NULL;
-    int src, rc = cc_sql_prepare(db, sql_role_of, &stmt);
+    const struct cc_value arg = cc_value_int(id);
+    cJSON *row = NULL;
+    int rc = cc_resource_query(st, sql_role_of, &arg, 1, role_col, 1, 0, &row);
 
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        *role = cc_role_parse((const char *)sqlite3_column_text(stmt, 0));
-        rc = CC_OK;
-    } else if (src == SQLITE_DONE) {
-        rc = CC_ERR_NOT_FOUND;
-    } else {
-        rc = cc_sql_step_rc(db, src, "user role");
-    }
-out:
-    cc_sql_release(stmt);
+    if (rc == CC_OK)
+        *role = cc_role_parse(cJSON_GetStringValue(cJSON_GetObjectItem(row, "role")));
+    cJSON_Delete(row);
     return rc;
 }
 
-/* Runs a one-parameter write statement with id (and now as ?2 when it has one). */
-static int exec_id(sqlite3 *db, const char *sql, int64_t id)
+/* The role a valid update sets, CC_ROLE_NONE when it sets none. */
+static int new_role(const struct cc_resource_write *w)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql, &stmt);
-
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK ||
-        (sqlite3_bind_parameter_count(stmt) >= 2 &&
-         sqlite3_bind_int64(stmt, 2, cc_now_ms()) != SQLITE_OK))
-        rc = CC_ERR_DB;
-    else
-        rc = cc_sql_exec(db, stmt);
-    cc_sql_release(stmt);
-    return rc;
+    return w->v[2].kind == CC_VALUE_TEXT ? cc_role_parse(w->v[2].s) : CC_ROLE_NONE;
 }
 
-static int count_id(sqlite3 *db, const char *sql, int64_t id, int64_t *n)
+/* An admin neither deletes nor demotes nor disables themselves; a customer who owns
+ * locations stays a customer. Keeps the old role in w->aux for after_user. */
+static int check_user(struct cc_resource_write *w)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql, &stmt);
-
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK)
-        rc = CC_ERR_DB;
-    else
-        rc = cc_sql_int64(db, stmt, n);
-    cc_sql_release(stmt);
-    return rc;
-}
-
-int cc_users_update(struct cc_store *st, const struct cc_principal *p, int64_t id,
-                    const cJSON *body, cJSON **out, cJSON **err)
-{
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    struct cc_input in;
-    const char *email = NULL, *password = NULL, *role = NULL, *name = NULL;
-    char hash[CC_PASSWORD_HASH_MAX];
-    int disabled = -1, got_disabled;
-    int old_role = CC_ROLE_NONE, new_role = CC_ROLE_NONE;
-    cJSON *before = NULL, *after = NULL;
-    int64_t owned = 0;
+    const struct cc_value arg = cc_value_int(w->id);
+    int old_role = CC_ROLE_NONE, role = new_role(w);
+    cJSON *row = NULL;
+    int64_t owned;
     int rc;
 
-    hash[0] = '\0';
-    if (p->role != CC_ROLE_ADMIN)
-        return CC_ERR_FORBIDDEN;
-    cc_input_init(&in, body);
-    read_fields(&in, 0, &email, &password, &role, &name);
-    if (role != NULL)
-        new_role = cc_role_parse(role);
-    got_disabled = cc_input_bool(&in, "disabled", 0, &disabled);
-    if (got_disabled != CC_INPUT_SET)
-        disabled = -1;
-    rc = cc_input_finish(&in, err);
+    if (w->verb == CC_RESOURCE_DELETE) {
+        if (w->id != w->p->user_id)
+            return CC_OK;
+        *w->err = cc_error_new(CC_ERR_CONFLICT, "an admin cannot delete themselves");
+        return CC_ERR_CONFLICT;
+    }
+    if (w->verb != CC_RESOURCE_UPDATE)
+        return CC_OK;
+    rc = role_of(w->st, w->id, &old_role);
     if (rc != CC_OK)
         return rc;
-
-    /* Hash before taking the write lock: scrypt is slow on purpose. */
-    if (password != NULL && cc_password_hash(password, hash, sizeof hash) != CC_OK)
-        return CC_ERR_INTERNAL;
-
-    rc = cc_db_begin(db);
-    if (rc != CC_OK)
-        goto done;
-    rc = cc_access_check(st, p, CC_ENTITY_USER, id, CC_ACCESS_WRITE);
-    if (rc == CC_OK)
-        rc = load(db, id, &before);
-    if (rc == CC_OK)
-        rc = role_of(db, id, &old_role);
-    if (rc != CC_OK)
-        goto end;
-    if (id == p->user_id && ((new_role != CC_ROLE_NONE && new_role != old_role) || disabled == 1)) {
-        rc = CC_ERR_CONFLICT;
-        *err = error_msg(rc, "an admin cannot change their own role or disable themselves");
-        goto end;
+    w->aux = old_role;
+    if (w->id == w->p->user_id && ((role != CC_ROLE_NONE && role != old_role) || w->v[4].i == 1)) {
+        *w->err = cc_error_new(CC_ERR_CONFLICT,
+                               "an admin cannot change their own role or disable themselves");
+        return CC_ERR_CONFLICT;
     }
-    if (old_role == CC_ROLE_CUSTOMER && new_role != CC_ROLE_NONE && new_role != old_role) {
-        rc = count_id(db, sql_owns_locations, id, &owned);
-        if (rc != CC_OK)
-            goto end;
-        if (owned > 0) {
-            rc = CC_ERR_CONFLICT;
-            *err = error_msg(rc, "a customer who owns locations must stay a customer");
-            goto end;
-        }
-    }
-    rc = cc_sql_prepare(db, sql_update, &stmt);
-    if (rc != CC_OK)
-        goto end;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK ||
-        cc_sql_bind_text_or_null(stmt, 2, email) != SQLITE_OK ||
-        cc_sql_bind_text_or_null(stmt, 3, hash[0] ? hash : NULL) != SQLITE_OK ||
-        cc_sql_bind_text_or_null(stmt, 4, new_role != CC_ROLE_NONE ? role : NULL) != SQLITE_OK ||
-        cc_sql_bind_text_or_null(stmt, 5, name) != SQLITE_OK ||
-        (disabled >= 0 ? sqlite3_bind_int(stmt, 6, disabled) : sqlite3_bind_null(stmt, 6)) !=
-            SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto end;
-    }
-    rc = cc_sql_exec(db, stmt);
-    cc_sql_release(stmt);
-    stmt = NULL;
-    if (rc == CC_ERR_CONFLICT) {
-        *err = error_msg(rc, "a user with this email already exists");
-        goto end;
-    }
-    if (rc == CC_OK && new_role != CC_ROLE_NONE && new_role != old_role) {
-        if (new_role != CC_ROLE_TECHNICIAN)
-            rc = exec_id(db, sql_unlink_as_tech, id);
-        if (rc == CC_OK && new_role != CC_ROLE_CUSTOMER)
-            rc = exec_id(db, sql_unlink_as_cust, id);
-    }
-    if (rc == CC_OK && (hash[0] || disabled == 1))
-        rc = exec_id(db, sql_revoke_tokens, id);
-    if (rc == CC_OK)
-        rc = load(db, id, &after);
-    if (rc == CC_OK && hash[0] && !cJSON_AddTrueToObject(after, "passwordChanged"))
-        rc = CC_ERR_NOMEM;
-    if (rc == CC_OK)
-        rc = cc_audit_append(st, p->user_id, "update", "user", id, before, after);
-    if (rc == CC_OK && hash[0])
-        cJSON_DeleteItemFromObjectCaseSensitive(after, "passwordChanged");
-end:
-    cc_sql_release(stmt);
-    rc = cc_sql_end(db, rc);
-done:
-    OPENSSL_cleanse(hash, sizeof hash);
-    cJSON_Delete(before);
-    if (rc != CC_OK) {
-        cJSON_Delete(after);
+    if (old_role != CC_ROLE_CUSTOMER || role == CC_ROLE_NONE || role == old_role)
+        return CC_OK;
+    rc = cc_resource_query(w->st, sql_owns_locations, &arg, 1, count_col, 1, 0, &row);
+    owned = rc == CC_OK ? (int64_t)cJSON_GetObjectItem(row, "n")->valuedouble : 0;
+    cJSON_Delete(row);
+    if (rc != CC_OK || owned == 0)
         return rc;
-    }
-    *out = after;
-    return CC_OK;
+    *w->err = cc_error_new(CC_ERR_CONFLICT, "a customer who owns locations must stay a customer");
+    return CC_ERR_CONFLICT;
 }
 
-int cc_users_delete(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **err)
+/* After an update: a role change drops links that no longer fit; a new password or
+ * disabling revokes the refresh tokens. */
+static int after_user(struct cc_resource_write *w)
 {
-    sqlite3 *db = cc_store_db(st);
-    cJSON *before = NULL;
-    int rc;
+    const struct cc_value args[2] = {cc_value_int(w->id), cc_value_int(cc_now_ms())};
+    int role = new_role(w), rc = CC_OK;
 
-    if (p->role != CC_ROLE_ADMIN)
-        return CC_ERR_FORBIDDEN;
-    rc = cc_db_begin(db);
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_access_check(st, p, CC_ENTITY_USER, id, CC_ACCESS_WRITE);
-    if (rc == CC_OK && id == p->user_id) {
-        rc = CC_ERR_CONFLICT;
-        *err = error_msg(rc, "an admin cannot delete themselves");
+    if (w->verb != CC_RESOURCE_UPDATE)
+        return CC_OK;
+    if (role != CC_ROLE_NONE && role != (int)w->aux) {
+        if (role != CC_ROLE_TECHNICIAN)
+            rc = cc_resource_exec(w->st, sql_unlink_as_tech, args, 1, NULL);
+        if (rc == CC_OK && role != CC_ROLE_CUSTOMER)
+            rc = cc_resource_exec(w->st, sql_unlink_as_cust, args, 1, NULL);
     }
-    if (rc == CC_OK)
-        rc = load(db, id, &before);
-    if (rc == CC_OK)
-        rc = exec_id(db, sql_delete, id);
-    if (rc == CC_OK)
-        rc = cc_audit_append(st, p->user_id, "delete", "user", id, before, NULL);
-    rc = cc_sql_end(db, rc);
-    cJSON_Delete(before);
+    if (rc == CC_OK && (w->secret[0] || w->v[4].i == 1))
+        rc = cc_resource_exec(w->st, sql_revoke_tokens, args, 2, NULL);
     return rc;
+}
+
+/* The audit row says that the password changed (never what to). */
+static int audit_password(struct cc_resource_write *w, cJSON *audit)
+{
+    if (w->verb != CC_RESOURCE_UPDATE || w->secret[0] == '\0')
+        return CC_OK;
+    return cJSON_AddTrueToObject(audit, "passwordChanged") != NULL ? CC_OK : CC_ERR_NOMEM;
+}
+
+const struct cc_resource cc_users_resource = {
+    .name = "user",
+    .entity = CC_ENTITY_USER,
+    .write_roles = CC_ROLE_ADMIN,
+    .flags = CC_RESOURCE_DEFERRED_CREATE,
+    .cols = user_cols,
+    .ncols = sizeof user_cols / sizeof user_cols[0],
+    .sql_get = sql_get,
+    .sql_list = sql_list,
+    .sql_count = sql_count,
+    .sql_update = sql_update,
+    .sql_delete = sql_delete,
+    .page_default = CC_PAGE_MAX,
+    .conflict = "a user with this email already exists",
+    .read = read_user,
+    .prepare = hash_password,
+    .check = check_user,
+    .insert = insert_user,
+    .after = after_user,
+    .audit_extra = audit_password,
+};
+
+int cc_users_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out)
+{
+    return cc_resource_get(st, &cc_users_resource, p, id, out);
 }
 
 int cc_users_link(struct cc_store *st, const struct cc_principal *p, int64_t technician_id,
                   int64_t customer_id, int link, cJSON **err)
 {
     sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    const struct cc_value pair_args[2] = {cc_value_int(technician_id), cc_value_int(customer_id)};
     struct cc_input in;
     cJSON *pair = NULL;
     int trole = CC_ROLE_NONE, crole = CC_ROLE_NONE;
+    int64_t changed = 0;
     int rc;
 
     if (p->role != CC_ROLE_ADMIN)
@@ -450,9 +314,9 @@ int cc_users_link(struct cc_store *st, const struct cc_principal *p, int64_t tec
     rc = cc_db_begin(db);
     if (rc != CC_OK)
         return rc;
-    rc = role_of(db, technician_id, &trole);
+    rc = role_of(st, technician_id, &trole);
     if (rc == CC_OK)
-        rc = role_of(db, customer_id, &crole);
+        rc = role_of(st, customer_id, &crole);
     if (rc != CC_OK)
         goto end;
     cc_input_init(&in, NULL);
@@ -461,20 +325,11 @@ int cc_users_link(struct cc_store *st, const struct cc_principal *p, int64_t tec
     if (crole != CC_ROLE_CUSTOMER)
         cc_input_problem(&in, "customerId", "must be the id of a customer");
     rc = cc_input_finish(&in, err);
+    if (rc == CC_OK)
+        rc = cc_resource_exec(st, link ? sql_link : sql_unlink, pair_args, 2, &changed);
     if (rc != CC_OK)
         goto end;
-    rc = cc_sql_prepare(db, link ? sql_link : sql_unlink, &stmt);
-    if (rc != CC_OK)
-        goto end;
-    if (sqlite3_bind_int64(stmt, 1, technician_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, customer_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto end;
-    }
-    rc = cc_sql_exec(db, stmt);
-    if (rc != CC_OK)
-        goto end;
-    if (sqlite3_changes(db) == 0) {
+    if (changed == 0) {
         /* Linking twice is fine; unlinking what is not linked is not found. */
         rc = link ? CC_OK : CC_ERR_NOT_FOUND;
         goto end;
@@ -489,7 +344,6 @@ int cc_users_link(struct cc_store *st, const struct cc_principal *p, int64_t tec
     rc = cc_audit_append(st, p->user_id, link ? "link" : "unlink", "technician_customer",
                          technician_id, link ? NULL : pair, link ? pair : NULL);
 end:
-    cc_sql_release(stmt);
     rc = cc_sql_end(db, rc);
     cJSON_Delete(pair);
     return rc;

@@ -33,23 +33,19 @@ int cc_users_token_principal(struct cc_store *st, int64_t user_id, int64_t iat_s
 /* The epoch second (floor) of a millisecond time: the iat a token issued then carries. */
 int64_t cc_users_created_second(int64_t created_at_ms);
 
-/* {"items":[user...],"total":N}, by id; an admin sees everyone, others themselves. */
-int cc_users_list(struct cc_store *st, const struct cc_principal *p, const struct cc_page *pg,
-                  cJSON **out);
-/* One user. */
+/* The descriptor (cc_resource.h): GET/POST /api/users, GET/PATCH/DELETE /api/users/:id;
+ * writes are the admin's. Create body {email,password,role,name}. Update body any subset
+ * of {email,password,role,name,disabled}: a new password or disabling revokes the user's
+ * refresh tokens; a role change drops links that no longer fit. Admins cannot change their
+ * own role nor disable nor delete themselves, and a customer who owns locations keeps the
+ * CUSTOMER role (CC_ERR_CONFLICT). Deleting a user deletes, by the schema's cascades,
+ * everything they own (locations, cells, devices, readings, alerts, notifications, tokens,
+ * links). List: an admin sees everyone, others themselves. */
+struct cc_resource;
+extern const struct cc_resource cc_users_resource;
+
+/* One user (GET /api/auth/me). */
 int cc_users_get(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **out);
-/* Body {email,password,role,name}; admins only. *out is the new user. */
-int cc_users_create(struct cc_store *st, const struct cc_principal *p, const cJSON *body,
-                    cJSON **out, cJSON **err);
-/* Body: any subset of {email,password,role,name,disabled}; admins only. A new
- * password or disabling revokes the user's refresh tokens; a role change drops links
- * that no longer fit. Admins cannot change their own role nor disable themselves, and a
- * customer who owns locations keeps the CUSTOMER role (CC_ERR_CONFLICT). */
-int cc_users_update(struct cc_store *st, const struct cc_principal *p, int64_t id,
-                    const cJSON *body, cJSON **out, cJSON **err);
-/* Deletes a user and, by the schema's cascades, everything they own (locations, cells,
- * devices, readings, alerts, notifications, tokens, links). Admins only; not oneself. */
-int cc_users_delete(struct cc_store *st, const struct cc_principal *p, int64_t id, cJSON **err);
 /* Links (link = 1) or unlinks (0) a technician and a customer; admins only. Linking is
  * idempotent; unlinking a pair that is not linked is CC_ERR_NOT_FOUND. A user of the
  * wrong role is CC_ERR_VALIDATION. */

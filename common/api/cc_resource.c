@@ -1,0 +1,550 @@
+/* cc_resource.c - the verbs of every resource descriptor, and its SQLite calls. */
+#include "cc_resource.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "cc_audit.h"
+#include "cc_db.h"
+#include "cc_error.h"
+#include "cc_http.h"
+#include "cc_log.h"
+#include "cc_rc.h"
+
+struct cc_value cc_value_int(int64_t i)
+{
+    struct cc_value v = {.kind = CC_VALUE_INT, .i = i};
+
+    return v;
+}
+
+struct cc_value cc_value_real(double d)
+{
+    struct cc_value v = {.kind = CC_VALUE_REAL, .d = d};
+
+    return v;
+}
+
+struct cc_value cc_value_text(const char *s)
+{
+    struct cc_value v = {.kind = s != NULL ? CC_VALUE_TEXT : CC_VALUE_NULL, .s = s};
+
+    return v;
+}
+
+/* A descriptor that lacks what a verb needs is a programming error: say which. */
+static int incomplete(const struct cc_resource *res, const char *verb)
+{
+    cc_log_error("resource_incomplete", "resource=%s verb=%s",
+                 res != NULL && res->name != NULL ? res->name : "?", verb);
+    return CC_ERR_INTERNAL;
+}
+
+/* Binds n values as ?first, ?first+1, ... SQLITE_OK or an SQLite error. */
+static int bind_values(sqlite3_stmt *stmt, int first, const struct cc_value *v, int n)
+{
+    int src = SQLITE_OK;
+
+    for (int k = 0; k < n && src == SQLITE_OK; k++) {
+        switch (v[k].kind) {
+        case CC_VALUE_INT:
+            src = sqlite3_bind_int64(stmt, first + k, v[k].i);
+            break;
+        case CC_VALUE_REAL:
+            src = sqlite3_bind_double(stmt, first + k, v[k].d);
+            break;
+        case CC_VALUE_TEXT:
+            src = sqlite3_bind_text(stmt, first + k, v[k].s, -1, SQLITE_TRANSIENT);
+            break;
+        default:
+            src = sqlite3_bind_null(stmt, first + k);
+            break;
+        }
+    }
+    return src;
+}
+
+/* Adds column col as a JSON column: parsed text, or nothing when NULL. name NULL makes
+ * the parsed object the row itself (*row). */
+static int add_json(cJSON **row, const char *name, sqlite3_stmt *stmt, int col)
+{
+    const char *txt = (const char *)sqlite3_column_text(stmt, col);
+    cJSON *v;
+
+    if (txt == NULL)
+        return name != NULL ? CC_OK : CC_ERR_NOMEM;
+    v = cJSON_Parse(txt);
+    if (v == NULL)
+        return CC_ERR_NOMEM;
+    if (name == NULL) {
+        cJSON_Delete(*row);
+        *row = v;
+        return CC_OK;
+    }
+    if (!cJSON_AddItemToObject(*row, name, v)) {
+        cJSON_Delete(v);
+        return CC_ERR_NOMEM;
+    }
+    return CC_OK;
+}
+
+/* The current row of stmt as an object of cols; NULL on out of memory. */
+static cJSON *row_json(sqlite3_stmt *stmt, const struct cc_column *cols, int ncols)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc = o != NULL ? CC_OK : CC_ERR_NOMEM;
+
+    for (int c = 0; c < ncols && rc == CC_OK; c++) {
+        const char *name = cols[c].name;
+
+        switch (cols[c].kind) {
+        case CC_COL_INT:
+            rc = cc_sql_json_int(o, name, stmt, c);
+            break;
+        case CC_COL_NUM:
+            rc = cc_sql_json_num(o, name, stmt, c);
+            break;
+        case CC_COL_TEXT:
+            rc = cc_sql_json_text(o, name, stmt, c);
+            break;
+        case CC_COL_BOOL:
+            rc = cc_sql_json_bool(o, name, stmt, c);
+            break;
+        case CC_COL_TIME:
+            rc = cc_sql_json_time(o, name, stmt, c);
+            break;
+        default:
+            rc = add_json(&o, name, stmt, c);
+            break;
+        }
+    }
+    if (rc != CC_OK) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Steps a bound statement: one row into *out (CC_ERR_NOT_FOUND if none), or with many
+ * every row into a new array. */
+static int read_rows(sqlite3 *db, sqlite3_stmt *stmt, const struct cc_column *cols, int ncols,
+                     int many, cJSON **out)
+{
+    cJSON *arr = NULL;
+    int src, rc = CC_OK;
+
+    if (many && (arr = cJSON_CreateArray()) == NULL)
+        return CC_ERR_NOMEM;
+    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        cJSON *o = row_json(stmt, cols, ncols);
+
+        if (o == NULL) {
+            rc = CC_ERR_NOMEM;
+            goto fail;
+        }
+        if (!many) {
+            *out = o;
+            return CC_OK;
+        }
+        if (!cJSON_AddItemToArray(arr, o)) {
+            cJSON_Delete(o);
+            rc = CC_ERR_NOMEM;
+            goto fail;
+        }
+    }
+    if (src != SQLITE_DONE) {
+        rc = cc_sql_step_rc(db, src, sqlite3_sql(stmt));
+        goto fail;
+    }
+    if (!many)
+        return CC_ERR_NOT_FOUND;
+    *out = arr;
+    return CC_OK;
+fail:
+    cJSON_Delete(arr);
+    return rc;
+}
+
+int cc_resource_query(struct cc_store *st, const char *sql, const struct cc_value *args, int nargs,
+                      const struct cc_column *cols, int ncols, int many, cJSON **out)
+{
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    int rc = cc_sql_prepare(db, sql, &stmt);
+
+    if (rc == CC_OK)
+        rc = bind_values(stmt, 1, args, nargs) == SQLITE_OK
+                 ? read_rows(db, stmt, cols, ncols, many, out)
+                 : CC_ERR_DB;
+    cc_sql_release(stmt);
+    return rc;
+}
+
+int cc_resource_exec(struct cc_store *st, const char *sql, const struct cc_value *args, int nargs,
+                     int64_t *changes)
+{
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *stmt = NULL;
+    int rc = cc_sql_prepare(db, sql, &stmt);
+
+    if (rc == CC_OK)
+        rc = bind_values(stmt, 1, args, nargs) == SQLITE_OK ? cc_sql_exec(db, stmt) : CC_ERR_DB;
+    if (rc == CC_OK && changes != NULL)
+        *changes = sqlite3_changes(db);
+    cc_sql_release(stmt);
+    return rc;
+}
+
+/* The row id as JSON, no access check. */
+static int load(struct cc_store *st, const struct cc_resource *res, int64_t id, cJSON **out)
+{
+    const struct cc_value arg = cc_value_int(id);
+
+    return cc_resource_query(st, res->sql_get, &arg, 1, res->cols, res->ncols, 0, out);
+}
+
+int cc_resource_get(struct cc_store *st, const struct cc_resource *res,
+                    const struct cc_principal *p, int64_t id, cJSON **out)
+{
+    int rc;
+
+    if (res->sql_get == NULL || res->cols == NULL)
+        return incomplete(res, "get");
+    rc = cc_access_check(st, p, res->entity, id, CC_ACCESS_READ);
+    if (rc != CC_OK)
+        return rc;
+    return load(st, res, id, out);
+}
+
+int cc_resource_filter_parse(const struct cc_resource *res, const char *qs,
+                             struct cc_resource_filter *f, cJSON **err)
+{
+    int64_t id = 0;
+    int rc;
+
+    memset(f, 0, sizeof *f);
+    if (res->parse_filter != NULL)
+        return res->parse_filter(qs, f, err);
+    if (res->filter_param == NULL)
+        return CC_OK;
+    rc = cc_http_query_id(qs, res->filter_param, &id, err);
+    if (rc == CC_OK && id > 0)
+        f->v[0] = cc_value_int(id);
+    return rc;
+}
+
+/* Binds the principal (?1 role, ?2 user id) and the filters (?3 ..). */
+static int bind_scope(sqlite3_stmt *stmt, const struct cc_principal *p,
+                      const struct cc_resource_filter *f, int nfilters)
+{
+    if (cc_access_bind(stmt, p) != SQLITE_OK ||
+        (f != NULL && bind_values(stmt, 3, f->v, nfilters) != SQLITE_OK))
+        return CC_ERR_DB;
+    return CC_OK;
+}
+
+int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
+                     const struct cc_principal *p, const struct cc_resource_filter *f,
+                     const struct cc_page *pg, cJSON **out)
+{
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *list = NULL, *count = NULL;
+    const int window = 3 + res->nfilters; /* LIMIT's parameter; OFFSET follows */
+    cJSON *items = NULL, *page;
+    int64_t total = 0;
+    int rc;
+
+    if (res->sql_list == NULL || res->sql_count == NULL || res->cols == NULL || res->nfilters < 0 ||
+        res->nfilters > CC_RESOURCE_FILTERS_MAX)
+        return incomplete(res, "list");
+    if (pg->limit < 1 || pg->limit > CC_PAGE_MAX || pg->offset < 0)
+        return CC_ERR_INTERNAL; /* cc_http_page gives only these */
+    rc = cc_sql_prepare(db, res->sql_list, &list);
+    if (rc == CC_OK)
+        rc = cc_sql_prepare(db, res->sql_count, &count);
+    if (rc == CC_OK)
+        rc = bind_scope(list, p, f, res->nfilters);
+    if (rc == CC_OK && (sqlite3_bind_int64(list, window, pg->limit) != SQLITE_OK ||
+                        sqlite3_bind_int64(list, window + 1, pg->offset) != SQLITE_OK))
+        rc = CC_ERR_DB;
+    if (rc == CC_OK)
+        rc = bind_scope(count, p, f, res->nfilters);
+    if (rc == CC_OK)
+        rc = read_rows(db, list, res->cols, res->ncols, 1, &items);
+    if (rc == CC_OK)
+        rc = cc_sql_int64(db, count, &total);
+    if (rc == CC_OK) {
+        page = cc_sql_list_new(items, total);
+        items = NULL;
+        if (page == NULL)
+            rc = CC_ERR_NOMEM;
+        else
+            *out = page;
+    }
+    cJSON_Delete(items);
+    cc_sql_release(list);
+    cc_sql_release(count);
+    return rc;
+}
+
+/* May the descriptor do this verb? */
+static int verb_ready(const struct cc_resource *res, int verb)
+{
+    if (res->sql_get == NULL || res->cols == NULL)
+        return 0;
+    switch (verb) {
+    case CC_RESOURCE_CREATE:
+        return res->read != NULL && (res->sql_insert != NULL || res->insert != NULL);
+    case CC_RESOURCE_UPDATE:
+        return res->read != NULL && res->sql_update != NULL;
+    default:
+        return res->sql_delete != NULL;
+    }
+}
+
+/* Checks the parent a write names; a parent the principal may not see is NOT_FOUND with
+ * the descriptor's message. */
+static int check_parent(struct cc_resource_write *w)
+{
+    int rc = cc_access_check(w->st, w->p, w->res->parent_entity, w->parent_id, CC_ACCESS_WRITE);
+
+    if (rc == CC_ERR_NOT_FOUND && w->res->parent_missing != NULL)
+        *w->err = cc_error_new(rc, w->res->parent_missing);
+    return rc;
+}
+
+static int min_int(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+/* The write statement of the verb (or hook insert). */
+static int write_row(struct cc_resource_write *w)
+{
+    const struct cc_resource *res = w->res;
+    sqlite3 *db = cc_store_db(w->st);
+    sqlite3_stmt *stmt = NULL;
+    const char *sql;
+    int rc, src, nparams;
+
+    if (w->verb == CC_RESOURCE_CREATE && res->insert != NULL) {
+        rc = res->insert(w);
+        goto out;
+    }
+    sql = w->verb == CC_RESOURCE_CREATE   ? res->sql_insert
+          : w->verb == CC_RESOURCE_UPDATE ? res->sql_update
+                                          : res->sql_delete;
+    rc = cc_sql_prepare(db, sql, &stmt);
+    if (rc != CC_OK)
+        goto out;
+    /* A statement takes as many values as it numbers. */
+    nparams = sqlite3_bind_parameter_count(stmt);
+    if (w->verb == CC_RESOURCE_CREATE)
+        src = bind_values(stmt, 1, w->v, min_int(nparams, CC_RESOURCE_VALUES_MAX));
+    else if ((src = sqlite3_bind_int64(stmt, 1, w->id)) == SQLITE_OK &&
+             w->verb == CC_RESOURCE_UPDATE)
+        src = bind_values(stmt, 2, w->v, min_int(nparams - 1, CC_RESOURCE_VALUES_MAX));
+    if (src != SQLITE_OK) {
+        rc = CC_ERR_DB;
+        goto out;
+    }
+    rc = cc_sql_exec(db, stmt);
+    if (rc == CC_OK && w->verb == CC_RESOURCE_CREATE)
+        w->id = sqlite3_last_insert_rowid(db);
+out:
+    cc_sql_release(stmt);
+    if (rc == CC_ERR_CONFLICT && res->conflict != NULL && *w->err == NULL)
+        *w->err = cc_error_new(rc, res->conflict);
+    return rc;
+}
+
+/* Audits the row after a write (a copy with audit_extra when the descriptor has one). */
+static int audit(struct cc_resource_write *w, const char *action, const cJSON *before,
+                 const cJSON *after)
+{
+    cJSON *copy = NULL;
+    int rc;
+
+    if (after != NULL && w->res->audit_extra != NULL) {
+        copy = cJSON_Duplicate(after, 1);
+        if (copy == NULL)
+            return CC_ERR_NOMEM;
+        rc = w->res->audit_extra(w, copy);
+        if (rc != CC_OK)
+            goto out;
+        after = copy;
+    }
+    rc = cc_audit_append(w->st, w->p->user_id, action, w->res->name, w->id, before, after);
+out:
+    cJSON_Delete(copy);
+    return rc;
+}
+
+/* Ends a write: hook done, scrubbing, freeing. */
+static void finish(struct cc_resource_write *w)
+{
+    if (w->res->done != NULL)
+        w->res->done(w);
+    OPENSSL_cleanse(w->secret, sizeof w->secret);
+    free(w->priv);
+}
+
+static int begin(struct cc_resource_write *w)
+{
+    sqlite3 *db = cc_store_db(w->st);
+
+    if (w->verb == CC_RESOURCE_CREATE && (w->res->flags & CC_RESOURCE_DEFERRED_CREATE))
+        return cc_db_exec(db, "BEGIN");
+    return cc_db_begin(db);
+}
+
+static const char *const verb_names[] = {"", "create", "update", "delete"};
+
+/* Create, update and delete: the steps of cc_resource.h's opening comment. */
+static int write_verb(struct cc_resource_write *w, const cJSON *body, cJSON **out)
+{
+    const struct cc_resource *res = w->res;
+    sqlite3 *db = cc_store_db(w->st);
+    cJSON *before = NULL, *after = NULL;
+    struct cc_input in;
+    int rc;
+
+    if (!verb_ready(res, w->verb))
+        return incomplete(res, verb_names[w->verb]);
+    if (res->write_roles != 0 && !(res->write_roles & w->p->role))
+        return CC_ERR_FORBIDDEN;
+    if (w->verb != CC_RESOURCE_DELETE) {
+        cc_input_init(&in, body);
+        res->read(w, &in);
+        rc = cc_input_finish(&in, w->err);
+        if (rc != CC_OK)
+            goto done;
+    }
+    rc = res->prepare != NULL ? res->prepare(w) : CC_OK;
+    if (rc != CC_OK)
+        goto done;
+
+    rc = begin(w);
+    if (rc != CC_OK)
+        goto done;
+    if (w->verb != CC_RESOURCE_CREATE)
+        rc = cc_access_check(w->st, w->p, res->entity, w->id, CC_ACCESS_WRITE);
+    if (rc == CC_OK && res->parent_entity != 0 &&
+        (w->verb == CC_RESOURCE_CREATE || (w->verb == CC_RESOURCE_UPDATE && w->parent_id > 0)))
+        rc = check_parent(w);
+    if (rc == CC_OK && res->check != NULL)
+        rc = res->check(w);
+    if (rc == CC_OK && w->verb != CC_RESOURCE_CREATE)
+        rc = load(w->st, res, w->id, &before);
+    if (rc == CC_OK)
+        rc = write_row(w);
+    if (rc == CC_OK && res->after != NULL)
+        rc = res->after(w);
+    if (rc == CC_OK && w->verb != CC_RESOURCE_DELETE)
+        rc = load(w->st, res, w->id, &after);
+    if (rc == CC_OK)
+        rc = audit(w, verb_names[w->verb], before, after);
+    if (rc == CC_OK && after != NULL && res->reply_extra != NULL)
+        rc = res->reply_extra(w, after);
+    rc = cc_sql_end(db, rc);
+done:
+    finish(w);
+    cJSON_Delete(before);
+    if (rc != CC_OK || out == NULL) {
+        cJSON_Delete(after);
+        return rc;
+    }
+    *out = after;
+    return CC_OK;
+}
+
+/* A write context for one call. */
+static void write_init(struct cc_resource_write *w, struct cc_store *st,
+                       const struct cc_resource *res, const struct cc_principal *p, int verb,
+                       int64_t id, cJSON **err)
+{
+    memset(w, 0, sizeof *w);
+    w->res = res;
+    w->st = st;
+    w->p = p;
+    w->verb = verb;
+    w->id = id;
+    w->err = err;
+}
+
+int cc_resource_create(struct cc_store *st, const struct cc_resource *res,
+                       const struct cc_principal *p, const cJSON *body, cJSON **out, cJSON **err)
+{
+    struct cc_resource_write w;
+
+    write_init(&w, st, res, p, CC_RESOURCE_CREATE, 0, err);
+    return write_verb(&w, body, out);
+}
+
+int cc_resource_update(struct cc_store *st, const struct cc_resource *res,
+                       const struct cc_principal *p, int64_t id, const cJSON *body, cJSON **out,
+                       cJSON **err)
+{
+    struct cc_resource_write w;
+
+    write_init(&w, st, res, p, CC_RESOURCE_UPDATE, id, err);
+    return write_verb(&w, body, out);
+}
+
+int cc_resource_delete(struct cc_store *st, const struct cc_resource *res,
+                       const struct cc_principal *p, int64_t id, cJSON **err)
+{
+    struct cc_resource_write w;
+
+    write_init(&w, st, res, p, CC_RESOURCE_DELETE, id, err);
+    return write_verb(&w, NULL, NULL);
+}
+
+int cc_resource_action(struct cc_store *st, const struct cc_resource *res,
+                       const struct cc_principal *p, int64_t id, const char *action, unsigned how,
+                       int (*act)(struct cc_resource_write *w), const void *arg, cJSON **out,
+                       cJSON **err)
+{
+    struct cc_resource_write w;
+    cJSON *before = NULL, *after = NULL;
+    int rc;
+
+    write_init(&w, st, res, p, CC_RESOURCE_UPDATE, id, err);
+    w.arg = arg;
+    if (res->sql_get == NULL || res->cols == NULL || act == NULL) {
+        rc = incomplete(res, action);
+        goto done;
+    }
+    if (res->write_roles != 0 && !(res->write_roles & p->role)) {
+        rc = CC_ERR_FORBIDDEN;
+        goto done;
+    }
+    rc = cc_db_begin(cc_store_db(st));
+    if (rc != CC_OK)
+        goto done;
+    rc = cc_access_check(st, p, res->entity, id, CC_ACCESS_WRITE);
+    if (rc == CC_OK && (how & CC_ACTION_OLD))
+        rc = load(st, res, id, &before);
+    if (rc == CC_OK)
+        rc = act(&w);
+    if (rc == CC_OK)
+        rc = load(st, res, id, &after);
+    if (rc == CC_OK)
+        rc = (how & CC_ACTION_NO_DETAIL)
+                 ? cc_audit_append(st, p->user_id, action, res->name, id, NULL, NULL)
+                 : audit(&w, action, before, after);
+    if (rc == CC_OK && res->reply_extra != NULL)
+        rc = res->reply_extra(&w, after);
+    rc = cc_sql_end(cc_store_db(st), rc);
+done:
+    finish(&w);
+    cJSON_Delete(before);
+    if (rc != CC_OK) {
+        cJSON_Delete(after);
+        return rc;
+    }
+    *out = after;
+    return CC_OK;
+}
