@@ -12,7 +12,8 @@ int api_resource_list(struct api_req *r)
     struct cc_resource_filter f;
     struct cc_page pg;
     cJSON *out = NULL, *err = NULL;
-    int rc = cc_http_page(r->query, res->page_default, &pg, &err);
+    int rc =
+        cc_http_page(r->query, res->page_default > 0 ? res->page_default : CC_PAGE_MAX, &pg, &err);
 
     if (rc == CC_OK)
         rc = cc_resource_filter_parse(res, r->query, &f, &err);

@@ -118,11 +118,8 @@ static int parse_filter(const char *qs, struct cc_resource_filter *f, cJSON **er
 const struct cc_resource cc_alerts_resource = {
     .name = "alert",
     .entity = CC_ENTITY_ALERT,
-    .cols = json_cols,
-    .ncols = 1,
-    .sql_get = sql_get,
-    .sql_list = sql_list,
-    .sql_count = sql_count,
+    CC_RESOURCE_COLUMNS(json_cols),
+    .sql = {sql_get, sql_list, sql_count, NULL, NULL, NULL},
     .nfilters = 3,
     .page_default = CC_ALERTS_PAGE_DEFAULT,
     .parse_filter = parse_filter,
@@ -131,11 +128,8 @@ const struct cc_resource cc_alerts_resource = {
 const struct cc_resource cc_notifications_resource = {
     .name = "notification",
     .entity = CC_ENTITY_NOTIFICATION,
-    .cols = json_cols,
-    .ncols = 1,
-    .sql_get = sql_n_get,
-    .sql_list = sql_n_list,
-    .sql_count = sql_n_count,
+    CC_RESOURCE_COLUMNS(json_cols),
+    .sql = {sql_n_get, sql_n_list, sql_n_count, NULL, NULL, NULL},
     .page_default = CC_ALERTS_PAGE_DEFAULT,
 };
 

@@ -108,17 +108,9 @@ static int check_cell(struct cc_resource_write *w)
 const struct cc_resource cc_coldcells_resource = {
     .name = "cold_cell",
     .entity = CC_ENTITY_COLDCELL,
-    .cols = cell_cols,
-    .ncols = sizeof cell_cols / sizeof cell_cols[0],
-    .sql_get = sql_get,
-    .sql_list = sql_list,
-    .sql_count = sql_count,
-    .sql_insert = sql_insert,
-    .sql_update = sql_update,
-    .sql_delete = sql_delete,
-    .nfilters = 1,
+    CC_RESOURCE_COLUMNS(cell_cols),
+    .sql = {sql_get, sql_list, sql_count, sql_insert, sql_update, sql_delete},
     .filter_param = "locationId",
-    .page_default = CC_PAGE_MAX,
     .parent_entity = CC_ENTITY_LOCATION,
     .parent_missing = "location not found",
     .read = read_cell,
@@ -128,11 +120,5 @@ const struct cc_resource cc_coldcells_resource = {
 int cc_coldcells_list(struct cc_store *st, const struct cc_principal *p, int64_t location_id,
                       const struct cc_page *pg, cJSON **out)
 {
-    struct cc_resource_filter f;
-
-    memset(&f, 0, sizeof f);
-
-    if (location_id > 0)
-        f.v[0] = cc_value_int(location_id);
-    return cc_resource_list(st, &cc_coldcells_resource, p, &f, pg, out);
+    return cc_resource_list_by(st, &cc_coldcells_resource, p, location_id, pg, out);
 }

@@ -149,16 +149,9 @@ static void forget_spans(struct cc_resource_write *w)
 const struct cc_resource cc_devices_resource = {
     .name = "device",
     .entity = CC_ENTITY_DEVICE,
-    .cols = device_cols,
-    .ncols = sizeof device_cols / sizeof device_cols[0],
-    .sql_get = sql_get,
-    .sql_list = sql_list,
-    .sql_count = sql_count,
-    .sql_update = sql_update,
-    .sql_delete = sql_delete,
-    .nfilters = 1,
+    CC_RESOURCE_COLUMNS(device_cols),
+    .sql = {sql_get, sql_list, sql_count, NULL, sql_update, sql_delete},
     .filter_param = "coldCellId",
-    .page_default = CC_PAGE_MAX,
     .parent_entity = CC_ENTITY_COLDCELL,
     .parent_missing = "cold cell not found",
     .conflict = "a device with this serialNumber already exists",
@@ -173,13 +166,7 @@ const struct cc_resource cc_devices_resource = {
 int cc_devices_list(struct cc_store *st, const struct cc_principal *p, int64_t cold_cell_id,
                     const struct cc_page *pg, cJSON **out)
 {
-    struct cc_resource_filter f;
-
-    memset(&f, 0, sizeof f);
-
-    if (cold_cell_id > 0)
-        f.v[0] = cc_value_int(cold_cell_id);
-    return cc_resource_list(st, &cc_devices_resource, p, &f, pg, out);
+    return cc_resource_list_by(st, &cc_devices_resource, p, cold_cell_id, pg, out);
 }
 
 int cc_devices_delete(struct cc_store *st, const struct cc_principal *p, int64_t id)

@@ -87,17 +87,9 @@ static void read_location(struct cc_resource_write *w, struct cc_input *in)
 const struct cc_resource cc_locations_resource = {
     .name = "location",
     .entity = CC_ENTITY_LOCATION,
-    .cols = location_cols,
-    .ncols = sizeof location_cols / sizeof location_cols[0],
-    .sql_get = sql_get,
-    .sql_list = sql_list,
-    .sql_count = sql_count,
-    .sql_insert = sql_insert,
-    .sql_update = sql_update,
-    .sql_delete = sql_delete,
-    .nfilters = 1,
+    CC_RESOURCE_COLUMNS(location_cols),
+    .sql = {sql_get, sql_list, sql_count, sql_insert, sql_update, sql_delete},
     .filter_param = "customerId",
-    .page_default = CC_PAGE_MAX,
     .parent_entity = CC_ENTITY_CUSTOMER,
     .parent_missing = "customer not found",
     .read = read_location,
@@ -106,11 +98,5 @@ const struct cc_resource cc_locations_resource = {
 int cc_locations_list(struct cc_store *st, const struct cc_principal *p, int64_t customer_id,
                       const struct cc_page *pg, cJSON **out)
 {
-    struct cc_resource_filter f;
-
-    memset(&f, 0, sizeof f);
-
-    if (customer_id > 0)
-        f.v[0] = cc_value_int(customer_id);
-    return cc_resource_list(st, &cc_locations_resource, p, &f, pg, out);
+    return cc_resource_list_by(st, &cc_locations_resource, p, customer_id, pg, out);
 }

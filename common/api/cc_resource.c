@@ -202,7 +202,7 @@ static int load(struct cc_store *st, const struct cc_resource *res, int64_t id, 
 {
     const struct cc_value arg = cc_value_int(id);
 
-    return cc_resource_query(st, res->sql_get, &arg, 1, res->cols, res->ncols, 0, out);
+    return cc_resource_query(st, res->sql.get, &arg, 1, res->cols, res->ncols, 0, out);
 }
 
 int cc_resource_get(struct cc_store *st, const struct cc_resource *res,
@@ -210,7 +210,7 @@ int cc_resource_get(struct cc_store *st, const struct cc_resource *res,
 {
     int rc;
 
-    if (res->sql_get == NULL || res->cols == NULL)
+    if (res->sql.get == NULL || res->cols == NULL)
         return incomplete(res, "get");
     rc = cc_access_check(st, p, res->entity, id, CC_ACCESS_READ);
     if (rc != CC_OK)
@@ -235,6 +235,26 @@ int cc_resource_filter_parse(const struct cc_resource *res, const char *qs,
     return rc;
 }
 
+int cc_resource_list_by(struct cc_store *st, const struct cc_resource *res,
+                        const struct cc_principal *p, int64_t filter_id, const struct cc_page *pg,
+                        cJSON **out)
+{
+    struct cc_resource_filter f;
+
+    memset(&f, 0, sizeof f);
+    if (filter_id > 0)
+        f.v[0] = cc_value_int(filter_id);
+    return cc_resource_list(st, res, p, &f, pg, out);
+}
+
+/* The filters a list statement takes after the principal. */
+static int filter_count(const struct cc_resource *res)
+{
+    if (res->parse_filter != NULL)
+        return res->nfilters;
+    return res->filter_param != NULL ? 1 : 0;
+}
+
 /* Binds the principal (?1 role, ?2 user id) and the filters (?3 ..). */
 static int bind_scope(sqlite3_stmt *stmt, const struct cc_principal *p,
                       const struct cc_resource_filter *f, int nfilters)
@@ -251,39 +271,34 @@ int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
 {
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *list = NULL, *count = NULL;
-    const int window = 3 + res->nfilters; /* LIMIT's parameter; OFFSET follows */
-    cJSON *items = NULL, *page;
+    const int nfilters = filter_count(res);
+    const int window = 3 + nfilters; /* LIMIT's parameter; OFFSET follows */
+    cJSON *items = NULL;
     int64_t total = 0;
     int rc;
 
-    if (res->sql_list == NULL || res->sql_count == NULL || res->cols == NULL || res->nfilters < 0 ||
-        res->nfilters > CC_RESOURCE_FILTERS_MAX)
+    if (res->sql.list == NULL || res->sql.count == NULL || res->cols == NULL || nfilters < 0 ||
+        nfilters > CC_RESOURCE_FILTERS_MAX)
         return incomplete(res, "list");
     if (pg->limit < 1 || pg->limit > CC_PAGE_MAX || pg->offset < 0)
         return CC_ERR_INTERNAL; /* cc_http_page gives only these */
-    rc = cc_sql_prepare(db, res->sql_list, &list);
+    rc = cc_sql_prepare(db, res->sql.list, &list);
     if (rc == CC_OK)
-        rc = cc_sql_prepare(db, res->sql_count, &count);
+        rc = cc_sql_prepare(db, res->sql.count, &count);
     if (rc == CC_OK)
-        rc = bind_scope(list, p, f, res->nfilters);
+        rc = bind_scope(list, p, f, nfilters);
     if (rc == CC_OK && (sqlite3_bind_int64(list, window, pg->limit) != SQLITE_OK ||
                         sqlite3_bind_int64(list, window + 1, pg->offset) != SQLITE_OK))
         rc = CC_ERR_DB;
     if (rc == CC_OK)
-        rc = bind_scope(count, p, f, res->nfilters);
-    if (rc == CC_OK)
-        rc = read_rows(db, list, res->cols, res->ncols, 1, &items);
+        rc = bind_scope(count, p, f, nfilters);
     if (rc == CC_OK)
         rc = cc_sql_int64(db, count, &total);
-    if (rc == CC_OK) {
-        page = cc_sql_list_new(items, total);
-        items = NULL;
-        if (page == NULL)
-            rc = CC_ERR_NOMEM;
-        else
-            *out = page;
-    }
-    cJSON_Delete(items);
+    if (rc == CC_OK)
+        rc = read_rows(db, list, res->cols, res->ncols, 1, &items);
+    /* cc_sql_list_new takes items, and deletes them when it fails. */
+    if (rc == CC_OK && (*out = cc_sql_list_new(items, total)) == NULL)
+        rc = CC_ERR_NOMEM;
     cc_sql_release(list);
     cc_sql_release(count);
     return rc;
@@ -292,15 +307,15 @@ int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
 /* May the descriptor do this verb? */
 static int verb_ready(const struct cc_resource *res, int verb)
 {
-    if (res->sql_get == NULL || res->cols == NULL)
+    if (res->sql.get == NULL || res->cols == NULL)
         return 0;
     switch (verb) {
     case CC_RESOURCE_CREATE:
-        return res->read != NULL && (res->sql_insert != NULL || res->insert != NULL);
+        return res->read != NULL && (res->sql.insert != NULL || res->insert != NULL);
     case CC_RESOURCE_UPDATE:
-        return res->read != NULL && res->sql_update != NULL;
+        return res->read != NULL && res->sql.update != NULL;
     default:
-        return res->sql_delete != NULL;
+        return res->sql.del != NULL;
     }
 }
 
@@ -333,9 +348,9 @@ static int write_row(struct cc_resource_write *w)
         rc = res->insert(w);
         goto out;
     }
-    sql = w->verb == CC_RESOURCE_CREATE   ? res->sql_insert
-          : w->verb == CC_RESOURCE_UPDATE ? res->sql_update
-                                          : res->sql_delete;
+    sql = w->verb == CC_RESOURCE_CREATE   ? res->sql.insert
+          : w->verb == CC_RESOURCE_UPDATE ? res->sql.update
+                                          : res->sql.del;
     rc = cc_sql_prepare(db, sql, &stmt);
     if (rc != CC_OK)
         goto out;
@@ -513,7 +528,7 @@ int cc_resource_action(struct cc_store *st, const struct cc_resource *res,
 
     write_init(&w, st, res, p, CC_RESOURCE_UPDATE, id, err);
     w.arg = arg;
-    if (res->sql_get == NULL || res->cols == NULL || act == NULL) {
+    if (res->sql.get == NULL || res->cols == NULL || act == NULL) {
         rc = incomplete(res, action);
         goto done;
     }

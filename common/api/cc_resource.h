@@ -8,10 +8,10 @@
  *   get     access check (read), then the row.
  *   list    {"items":[...],"total":N} of what the principal may see, paged and filtered.
  *   create  roles, body (hook read), hook prepare, BEGIN, parent access check, hook check,
- *           the insert (sql_insert or hook insert), hook after, the new row, audit.
+ *           the insert (sql.insert or hook insert), hook after, the new row, audit.
  *   update  the same, but the row's own access check first, the row before the change, and
- *           sql_update; the parent is checked only when the body names one.
- *   delete  roles, BEGIN, access check, hook check, the row before, sql_delete, hook after,
+ *           sql.update; the parent is checked only when the body names one.
+ *   delete  roles, BEGIN, access check, hook check, the row before, sql.del, hook after,
  *           audit.
  * Writes run in one transaction with their audit row: both commit or neither. An object
  * the principal may not see is CC_ERR_NOT_FOUND, like one that does not exist.
@@ -74,7 +74,7 @@ struct cc_resource_write {
     int verb;          /* enum cc_resource_verb */
     int64_t id;        /* the row: update and delete; create sets it after the insert */
     int64_t parent_id; /* > 0: the row goes under this parent (res->parent_entity) */
-    /* The statement's values, set by hook read: sql_insert takes v[k] as ?k+1, sql_update
+    /* The statement's values, set by hook read: sql.insert takes v[k] as ?k+1, sql.update
      * takes the id as ?1 and v[k] as ?k+2. Unset values are NULL. */
     struct cc_value v[CC_RESOURCE_VALUES_MAX];
     char secret[CC_RESOURCE_SECRET_MAX]; /* a hook's secret; scrubbed at the end */
@@ -97,26 +97,35 @@ enum cc_resource_flags {
     CC_RESOURCE_DEFERRED_CREATE = 1 << 0,
 };
 
+/* A resource's SQL: string literals (cc_sql caches statements by address), NULL for a verb
+ * it does not have. */
+struct cc_resource_sql {
+    const char *get;    /* the row by id ?1 */
+    const char *list;   /* principal ?1 role, ?2 user id (CC_ACCESS_SQL), filters ?3..,
+                         * then LIMIT and OFFSET */
+    const char *count;  /* the same without LIMIT and OFFSET */
+    const char *insert; /* NULL: hook insert writes the row */
+    const char *update;
+    const char *del; /* the id as ?1 */
+};
+
+/* .cols and .ncols of a descriptor from an array of struct cc_column. */
+#define CC_RESOURCE_COLUMNS(a) .cols = (a), .ncols = (int)(sizeof(a) / sizeof((a)[0]))
+
 struct cc_resource {
     const char *name; /* audit_log.entity: "location" */
     int entity;       /* enum cc_entity of one row: the access check of get/update/delete */
     int write_roles;  /* enum cc_role bits that may write (others: FORBIDDEN); 0 = any */
     unsigned flags;   /* enum cc_resource_flags */
-    const struct cc_column *cols;
+    const struct cc_column *cols; /* the row -> JSON columns of sql.get and sql.list */
     int ncols;
-    /* SQL (string literals; cc_sql caches statements by address). */
-    const char *sql_get;    /* the row by id ?1 */
-    const char *sql_list;   /* principal ?1 role, ?2 user id (CC_ACCESS_SQL), filters ?3.., */
-    const char *sql_count;  /* then LIMIT and OFFSET (list only) */
-    const char *sql_insert; /* NULL: hook insert writes the row */
-    const char *sql_update;
-    const char *sql_delete; /* the id as ?1 */
+    struct cc_resource_sql sql;
     /* list */
-    int nfilters;             /* filters in the list SQL: 0..CC_RESOURCE_FILTERS_MAX */
-    const char *filter_param; /* nfilters == 1: the query parameter of an id filter */
-    int64_t page_default;     /* limit when the query gives none */
-    /* Reads the filters from a query string (NULL: none) when filter_param cannot. */
+    const char *filter_param; /* the query parameter of an id filter (?3), or NULL */
+    /* Reads the filters from a query string (NULL: none) when one id filter is not all. */
     int (*parse_filter)(const char *qs, struct cc_resource_filter *f, cJSON **err);
+    int nfilters;         /* with parse_filter: filters in the list SQL, ?3 .. */
+    int64_t page_default; /* limit when the query gives none; 0: CC_PAGE_MAX */
     /* writes */
     int parent_entity;          /* enum cc_entity of parent_id; 0: no parent */
     const char *parent_missing; /* the NOT_FOUND message for a parent not found */
@@ -126,7 +135,7 @@ struct cc_resource {
     void (*read)(struct cc_resource_write *w, struct cc_input *in);
     int (*prepare)(struct cc_resource_write *w); /* before BEGIN: slow work */
     int (*check)(struct cc_resource_write *w);   /* after the access checks: own rules */
-    int (*insert)(struct cc_resource_write *w);  /* instead of sql_insert; sets w->id */
+    int (*insert)(struct cc_resource_write *w);  /* instead of sql.insert; sets w->id */
     int (*after)(struct cc_resource_write *w);   /* after the write statement */
     int (*audit_extra)(struct cc_resource_write *w, cJSON *audit); /* a copy for audit_log */
     int (*reply_extra)(struct cc_resource_write *w, cJSON *reply); /* the answer only */
@@ -144,6 +153,10 @@ int cc_resource_filter_parse(const struct cc_resource *res, const char *qs,
 int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
                      const struct cc_principal *p, const struct cc_resource_filter *f,
                      const struct cc_page *pg, cJSON **out);
+/* The same with one id filter (?3): filter_id > 0 keeps only its rows. */
+int cc_resource_list_by(struct cc_store *st, const struct cc_resource *res,
+                        const struct cc_principal *p, int64_t filter_id, const struct cc_page *pg,
+                        cJSON **out);
 int cc_resource_create(struct cc_store *st, const struct cc_resource *res,
                        const struct cc_principal *p, const cJSON *body, cJSON **out, cJSON **err);
 int cc_resource_update(struct cc_store *st, const struct cc_resource *res,
