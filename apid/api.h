@@ -110,8 +110,10 @@ int api_route_unlimited(const char *path);
 /* 1 if the path is one of the auth routes (RATE_LIMIT_AUTH). */
 int api_route_is_auth(const char *path);
 /* Prints the routing table, one "METHOD /pattern/:param" line per route (apid --routes;
- * tests/integration/test_openapi.py compares it with docs/openapi.yaml). */
-void api_routes_print(FILE *out);
+ * tests/integration/test_openapi.py compares it with docs/openapi.yaml). Returns how many
+ * routes are inconsistent (an api_resource_* handler without a resource, or a resource on
+ * another handler), each named on stderr: apid --routes then exits 1. */
+int api_routes_print(FILE *out);
 
 /* server.c: answers. Each returns the status it sent. */
 /* Sends body (taken: deleted here) as JSON with status. */

@@ -167,8 +167,28 @@ int api_route_is_auth(const char *path)
     return strncmp(path, "/api/auth/", 10) == 0 && strcmp(path, "/api/auth/me") != 0;
 }
 
-void api_routes_print(FILE *out)
+/* 1 if a route names a resource exactly when its handler is a resource verb (which reads
+ * r->route->res and would crash without one). */
+static int route_consistent(const struct api_route *rt)
 {
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+    int verb = rt->fn == api_resource_list || rt->fn == api_resource_get ||
+               rt->fn == api_resource_create || rt->fn == api_resource_update ||
+               rt->fn == api_resource_delete;
+
+    return verb == (rt->res != NULL);
+}
+
+int api_routes_print(FILE *out)
+{
+    int bad = 0;
+
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         fprintf(out, "%s %s\n", routes[i].method, routes[i].pattern);
+        if (!route_consistent(&routes[i])) {
+            fprintf(stderr, "apid: route %s %s: resource handler and resource disagree\n",
+                    routes[i].method, routes[i].pattern);
+            bad++;
+        }
+    }
+    return bad;
 }
