@@ -132,15 +132,15 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    static const char *const files[] = {"", "-wal", "-shm"};
     struct fx *f = *state;
-    char side[80];
+    char path[80];
 
     cc_store_close(f->st);
-    unlink(f->path);
-    snprintf(side, sizeof side, "%s-wal", f->path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", f->path);
-    unlink(side);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", f->path, files[i]);
+        unlink(path);
+    }
     free(f);
     return 0;
 }
