@@ -3,8 +3,6 @@
 
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "cc_auth_rules.h"
 #include "cc_crypto.h"
 #include "cc_input.h"

@@ -2,17 +2,13 @@
  * principal of a token, and technician-customer links. */
 #include "cc_users.h"
 
-#include <stdlib.h>
 #include <string.h>
-
-#include <openssl/crypto.h>
 
 #include "cc_audit.h"
 #include "cc_crypto.h"
 #include "cc_db.h"
 #include "cc_error.h"
 #include "cc_input.h"
-#include "cc_log.h"
 #include "cc_provision.h"
 #include "cc_rc.h"
 #include "cc_resource.h"
