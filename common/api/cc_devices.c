@@ -197,37 +197,26 @@ int cc_devices_authenticate(struct cc_store *st, const char *serial, const char 
     /* A hash no key produces in practice: an unknown serial costs the same as a bad key. */
     static const char no_hash[] =
         "0000000000000000000000000000000000000000000000000000000000000000";
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    static const struct cc_column hash_col[] = {{"hash", CC_COL_TEXT}};
+    const struct cc_value arg = cc_value_text(serial);
     char hash[CC_SHA256_HEX_LEN];
-    int src, rc, found = 0;
+    const char *h;
+    cJSON *row = NULL;
+    int rc, found = 0;
 
     memcpy(hash, no_hash, sizeof hash);
     if (serial == NULL || key == NULL || !cc_provision_serial_valid(serial)) {
         (void)cc_api_key_matches(key ? key : "", hash);
         return CC_ERR_UNAUTHORIZED;
     }
-    rc = cc_sql_prepare(db, sql_key_hash, &stmt);
-    if (rc != CC_OK)
+    rc = cc_resource_query(st, sql_key_hash, &arg, 1, hash_col, 1, 0, &row);
+    if (rc != CC_OK && rc != CC_ERR_NOT_FOUND)
         return rc;
-    if (sqlite3_bind_text(stmt, 1, serial, -1, SQLITE_STATIC) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
+    h = cJSON_GetStringValue(cJSON_GetObjectItem(row, "hash"));
+    if (h != NULL && strlen(h) == CC_SHA256_HEX_LEN - 1) {
+        memcpy(hash, h, CC_SHA256_HEX_LEN);
+        found = 1;
     }
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        const unsigned char *h = sqlite3_column_text(stmt, 0);
-
-        if (h != NULL && strlen((const char *)h) == CC_SHA256_HEX_LEN - 1) {
-            memcpy(hash, h, CC_SHA256_HEX_LEN);
-            found = 1;
-        }
-    } else if (src != SQLITE_DONE) {
-        rc = cc_sql_step_rc(db, src, "device key");
-        goto out;
-    }
-    rc = cc_api_key_matches(key, hash) && found ? CC_OK : CC_ERR_UNAUTHORIZED;
-out:
-    cc_sql_release(stmt);
-    return rc;
+    cJSON_Delete(row);
+    return cc_api_key_matches(key, hash) && found ? CC_OK : CC_ERR_UNAUTHORIZED;
 }

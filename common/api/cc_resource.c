@@ -197,6 +197,16 @@ int cc_resource_exec(struct cc_store *st, const char *sql, const struct cc_value
     return rc;
 }
 
+int cc_resource_begin(struct cc_store *st)
+{
+    return cc_db_begin(cc_store_db(st));
+}
+
+int cc_resource_end(struct cc_store *st, int rc)
+{
+    return cc_sql_end(cc_store_db(st), rc);
+}
+
 /* The row id as JSON, no access check. */
 static int load(struct cc_store *st, const struct cc_resource *res, int64_t id, cJSON **out)
 {
@@ -536,7 +546,7 @@ int cc_resource_action(struct cc_store *st, const struct cc_resource *res,
         rc = CC_ERR_FORBIDDEN;
         goto done;
     }
-    rc = cc_db_begin(cc_store_db(st));
+    rc = cc_resource_begin(st);
     if (rc != CC_OK)
         goto done;
     rc = cc_access_check(st, p, res->entity, id, CC_ACCESS_WRITE);
@@ -552,7 +562,7 @@ int cc_resource_action(struct cc_store *st, const struct cc_resource *res,
                  : audit(&w, action, before, after);
     if (rc == CC_OK && res->reply_extra != NULL)
         rc = res->reply_extra(&w, after);
-    rc = cc_sql_end(cc_store_db(st), rc);
+    rc = cc_resource_end(st, rc);
 done:
     finish(&w);
     cJSON_Delete(before);

@@ -176,6 +176,11 @@ int cc_resource_action(struct cc_store *st, const struct cc_resource *res,
                        int (*act)(struct cc_resource_write *w), const void *arg, cJSON **out,
                        cJSON **err);
 
+/* A write transaction for code beside the verbs (links): BEGIN IMMEDIATE, and its end,
+ * COMMIT when rc is CC_OK, else ROLLBACK (cc_sql_end). */
+int cc_resource_begin(struct cc_store *st);
+int cc_resource_end(struct cc_store *st, int rc);
+
 /* For hooks: run sql with args as ?1..?nargs. *changes (may be NULL) gets the rows
  * changed. CC_OK, CC_ERR_CONFLICT or CC_ERR_DB. */
 int cc_resource_exec(struct cc_store *st, const char *sql, const struct cc_value *args, int nargs,

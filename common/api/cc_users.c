@@ -6,7 +6,6 @@
 
 #include "cc_audit.h"
 #include "cc_crypto.h"
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_input.h"
 #include "cc_provision.h"
@@ -49,48 +48,41 @@ static const struct cc_column user_cols[] = {
     {"customerIds", CC_COL_JSON},
 };
 
+static const struct cc_column principal_cols[] = {
+    {"role", CC_COL_TEXT}, {"disabled", CC_COL_INT}, {"ver", CC_COL_INT}, {"created", CC_COL_INT}};
+
+/* A number member of a row cc_resource_query read (integers up to 2^53 exactly). */
+static int64_t int_of(const cJSON *row, const char *name)
+{
+    return (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(row, name));
+}
+
 /* The principal of user_id; with a token (tok set) also refuses one issued with another
  * token_version or in a second before the user was created. */
 static int principal(struct cc_store *st, int64_t user_id, int tok, int64_t iat_s, int64_t ver,
                      struct cc_principal *out)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    int src, rc, role;
+    const struct cc_value arg = cc_value_int(user_id);
+    cJSON *row = NULL;
+    int rc, role;
 
-    rc = cc_sql_prepare(db, sql_principal, &stmt);
+    rc = cc_resource_query(st, sql_principal, &arg, 1, principal_cols, 4, 0, &row);
     if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, user_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
+        return rc == CC_ERR_NOT_FOUND ? CC_ERR_UNAUTHORIZED : rc;
+    role = cc_role_parse(cJSON_GetStringValue(cJSON_GetObjectItem(row, "role")));
+    rc = CC_ERR_UNAUTHORIZED;
+    if (role == CC_ROLE_NONE || int_of(row, "disabled") != 0)
         goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_DONE) {
-        rc = CC_ERR_UNAUTHORIZED;
-        goto out;
-    }
-    if (src != SQLITE_ROW) {
-        rc = cc_sql_step_rc(db, src, "principal");
-        goto out;
-    }
-    role = cc_role_parse((const char *)sqlite3_column_text(stmt, 0));
-    if (role == CC_ROLE_NONE || sqlite3_column_int(stmt, 1) != 0) {
-        rc = CC_ERR_UNAUTHORIZED;
-        goto out;
-    }
     /* iat has second precision, created_at millisecond: a token of the creation second
      * itself is accepted (it cannot be told apart), one of any earlier second is not. */
-    if (tok && (sqlite3_column_int64(stmt, 2) != ver ||
-                iat_s < cc_users_created_second(sqlite3_column_int64(stmt, 3)))) {
-        rc = CC_ERR_UNAUTHORIZED;
+    if (tok &&
+        (int_of(row, "ver") != ver || iat_s < cc_users_created_second(int_of(row, "created"))))
         goto out;
-    }
     out->user_id = user_id;
     out->role = role;
     rc = CC_OK;
 out:
-    cc_sql_release(stmt);
+    cJSON_Delete(row);
     return rc;
 }
 
@@ -291,7 +283,6 @@ int cc_users_get(struct cc_store *st, const struct cc_principal *p, int64_t id, 
 int cc_users_link(struct cc_store *st, const struct cc_principal *p, int64_t technician_id,
                   int64_t customer_id, int link, cJSON **err)
 {
-    sqlite3 *db = cc_store_db(st);
     const struct cc_value pair_args[2] = {cc_value_int(technician_id), cc_value_int(customer_id)};
     struct cc_input in;
     cJSON *pair = NULL;
@@ -301,7 +292,7 @@ int cc_users_link(struct cc_store *st, const struct cc_principal *p, int64_t tec
 
     if (p->role != CC_ROLE_ADMIN)
         return CC_ERR_FORBIDDEN;
-    rc = cc_db_begin(db);
+    rc = cc_resource_begin(st);
     if (rc != CC_OK)
         return rc;
     rc = role_of(st, technician_id, &trole);
@@ -334,7 +325,7 @@ int cc_users_link(struct cc_store *st, const struct cc_principal *p, int64_t tec
     rc = cc_audit_append(st, p->user_id, link ? "link" : "unlink", "technician_customer",
                          technician_id, link ? NULL : pair, link ? pair : NULL);
 end:
-    rc = cc_sql_end(db, rc);
+    rc = cc_resource_end(st, rc);
     cJSON_Delete(pair);
     return rc;
 }
