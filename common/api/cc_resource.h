@@ -1,9 +1,10 @@
 /* cc_resource.h - one get / list / create / update / delete for the API's resources.
  *
- * Users, locations, cold cells, devices and alerts differ in their SQL, their fields and a
- * few rules; the steps around them are the same. A resource is a const descriptor (struct
- * cc_resource, defined in its own file: cc_locations.c, ...) holding its SQL texts, its
- * row -> JSON columns, its access entity, its audit name and hooks for its own rules.
+ * Users, locations, cold cells, devices, alerts and notifications differ in their SQL,
+ * their fields and a few rules; the steps around them are the same. A resource is a const
+ * descriptor (struct cc_resource, defined in its own file: cc_locations.c, ...) holding its
+ * SQL texts, its row -> JSON columns, its access entity, its audit name and hooks for its
+ * own rules.
  * This module runs every verb for every descriptor:
  *   get     access check (read), then the row.
  *   list    {"items":[...],"total":N} of what the principal may see, paged and filtered.
