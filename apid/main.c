@@ -244,7 +244,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (migrate(&app.cfg) != CC_OK) {
-        cc_log_error("db_unavailable", "cannot open or migrate %s", app.cfg.db_path);
+        char shown[PATH_MAX];
+
+        cc_config_db_display(&app.cfg, shown, sizeof(shown)); /* a URL's password is not shown */
+        cc_log_error("db_unavailable", "cannot open or migrate %s", shown);
         status = 1;
         goto out;
     }
@@ -296,8 +299,13 @@ int main(int argc, char **argv)
         goto out;
     }
     api_ws_start(ctx, &app); /* without it apid still serves HTTP; /api/ws answers 503 */
-    cc_log_info("started", "listening on http://%s threads=%d db_conns=%d db=%s", ports, n_threads,
-                API_DB_CONNS, app.cfg.db_path);
+    {
+        char shown[PATH_MAX];
+
+        cc_config_db_display(&app.cfg, shown, sizeof(shown));
+        cc_log_info("started", "listening on http://%s threads=%d db_conns=%d db=%s", ports,
+                    n_threads, API_DB_CONNS, shown);
+    }
 
     for (unsigned long tick = 1; !stop_requested; tick++) {
         struct timespec ts = {0, API_TICK_MS * 1000000L};

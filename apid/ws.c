@@ -415,8 +415,7 @@ int api_ws_start(struct mg_context *ctx, const struct api_app *app)
         rc = api_ws_loop_start(ws.feed, app->cfg.db_path, app->cfg.ws_ping_interval_s);
     }
     if (rc != CC_OK) {
-        cc_log_error("feed_disabled", "cannot start the live feed (%s): %s", app->cfg.db_path,
-                     cc_rc_code(rc));
+        cc_log_error("feed_disabled", "cannot start the live feed: %s", cc_rc_code(rc));
         cc_feed_free(ws.feed);
         ws.feed = NULL;
         cc_store_close(ws.st);

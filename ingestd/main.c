@@ -171,16 +171,17 @@ static int lock_dir(const char *dir)
 
 static int setup(struct ingestd *d)
 {
-    char dir[PATH_MAX], path[PATH_MAX + 64], legacy[PATH_MAX + 64];
+    char dir[PATH_MAX], path[PATH_MAX + 64], legacy[PATH_MAX + 64], shown[PATH_MAX];
     struct cc_journal_pos from;
     struct cc_store *st = NULL;
     int rc, recovered = 0;
 
     /* The database first: a read-only or unusable one is the error to report (cc_store_open
      * names the path), not its effect on the journal beside it. This also migrates. */
+    cc_config_db_display(&d->cfg, shown, sizeof(shown)); /* a URL's password is not shown */
     rc = cc_store_open(d->cfg.db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, &st);
     if (rc != CC_OK) {
-        cc_log_error("db_open_failed", "%s: cannot open or migrate the database", d->cfg.db_path);
+        cc_log_error("db_open_failed", "%s: cannot open or migrate the database", shown);
         return rc;
     }
     cc_store_close(st);
@@ -197,10 +198,13 @@ static int setup(struct ingestd *d)
                      d->client_id);
         return CC_ERR_IO;
     }
-    rc = cc_walckpt_start(d->cfg.db_path, WAL_CKPT_STEP, WAL_CKPT_RESTART, WAL_CKPT_LIMIT, &d->gate,
-                          &d->ckpt);
+    /* The WAL checkpointer is SQLite's: PostgreSQL checkpoints by itself (d->ckpt NULL). */
+    rc = cc_config_db_is_url(&d->cfg)
+             ? CC_OK
+             : cc_walckpt_start(d->cfg.db_path, WAL_CKPT_STEP, WAL_CKPT_RESTART, WAL_CKPT_LIMIT,
+                                &d->gate, &d->ckpt);
     if (rc != CC_OK) {
-        cc_log_error("db_open_failed", "%s: WAL checkpointer: %s", d->cfg.db_path, cc_rc_code(rc));
+        cc_log_error("db_open_failed", "%s: WAL checkpointer: %s", shown, cc_rc_code(rc));
         return rc;
     }
     rc = ingest_disk_open(dir, d->client_id, &d->disk);
@@ -211,7 +215,7 @@ static int setup(struct ingestd *d)
     rc = ingest_writer_start(&d->cfg, d->journal, &d->gate, d->ckpt, d->disk, ingest_mqtt_publish,
                              d->mqtt, &d->writer);
     if (rc != CC_OK) {
-        cc_log_error("db_open_failed", "%s: %s", d->cfg.db_path, cc_rc_code(rc));
+        cc_log_error("db_open_failed", "%s: %s", shown, cc_rc_code(rc));
         return rc;
     }
     /* 1. Whatever was journaled but not committed before a crash. */

@@ -6,7 +6,13 @@ set -eu
 : "${MQTT_PORT:=1883}"
 : "${MQTT_USERNAME:=ingestd}"
 : "${MQTT_PASSWORD:?MQTT_PASSWORD must be set (see .env.example)}"
-DATA=$(dirname "$COLDCHAIN_DB")
+# With COLDCHAIN_DB a PostgreSQL URL (the postgres profile) the files stay on the volume.
+case "$COLDCHAIN_DB" in
+postgresql://* | postgres://*) DATA=${COLDCHAIN_DATA_DIR:-/data} ;;
+*) DATA=$(dirname "$COLDCHAIN_DB") ;;
+esac
+COLDCHAIN_DATA_DIR=$DATA
+export COLDCHAIN_DATA_DIR
 case "${1:-}" in
 setup)
     /app/build/ccctl migrate

@@ -13,8 +13,19 @@ ROOT=$(pwd)
 : "${INGEST_METRICS_PORT:=9101}"
 : "${MQTT_URL:=tcp://127.0.0.1:$MQTT_PORT}"
 : "${MQTT_USERNAME:=ingestd}"
-case "$COLDCHAIN_DB" in /*) ;; *) COLDCHAIN_DB="$ROOT/$COLDCHAIN_DB" ;; esac
-DATA=$(dirname "$COLDCHAIN_DB")
+# COLDCHAIN_DB may be a PostgreSQL URL (docs/postgresql.md): the database must exist; the
+# broker's files, ingestd's journal and the secrets then live in COLDCHAIN_DATA_DIR (data/).
+case "$COLDCHAIN_DB" in
+postgresql://* | postgres://*) DATA=${COLDCHAIN_DATA_DIR:-$ROOT/data} ;;
+/*) DATA=$(dirname "$COLDCHAIN_DB") ;;
+*)
+    COLDCHAIN_DB="$ROOT/$COLDCHAIN_DB"
+    DATA=$(dirname "$COLDCHAIN_DB")
+    ;;
+esac
+case "$DATA" in /*) ;; *) DATA="$ROOT/$DATA" ;; esac
+COLDCHAIN_DATA_DIR=$DATA
+export COLDCHAIN_DATA_DIR
 mkdir -p "$DATA"
 chmod 700 "$DATA"
 

@@ -273,6 +273,9 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     if ((rc = env_str("COLDCHAIN_DB", "data/coldchain.db", c.db_path, sizeof(c.db_path), err,
                       errlen)) != CC_OK)
         return rc;
+    if ((rc = env_str("COLDCHAIN_DATA_DIR", "", c.data_dir, sizeof(c.data_dir), err, errlen)) !=
+        CC_OK)
+        return rc;
 
     if ((rc = env_int32("MQTT_PORT", 1883, 1, 65535, &c.mqtt_port, err, errlen)) != CC_OK)
         return rc;
@@ -423,6 +426,60 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     return CC_OK;
 }
 
+int cc_config_db_is_url(const struct cc_config *cfg)
+{
+    return cfg != NULL && (strncmp(cfg->db_path, "postgresql://", 13) == 0 ||
+                           strncmp(cfg->db_path, "postgres://", 11) == 0);
+}
+
+void cc_config_db_display(const struct cc_config *cfg, char *out, size_t outlen)
+{
+    const char *p, *at, *colon, *scheme_end;
+    size_t o = 0;
+
+    if (out == NULL || outlen == 0)
+        return;
+    out[0] = '\0';
+    if (cfg == NULL)
+        return;
+    p = cfg->db_path;
+    if (!cc_config_db_is_url(cfg)) {
+        snprintf(out, outlen, "%s", p);
+        return;
+    }
+    /* scheme://[user[:password]@]host...[?...password=secret&...] */
+    scheme_end = strstr(p, "://") + 3;
+    at = strchr(scheme_end, '@');
+    colon = strchr(scheme_end, ':');
+    if (at != NULL && (strchr(scheme_end, '/') == NULL || at < strchr(scheme_end, '/')) &&
+        colon != NULL && colon < at) {
+        o = (size_t)snprintf(out, outlen, "%.*s***%s", (int)(colon + 1 - p), p, at);
+    } else {
+        o = (size_t)snprintf(out, outlen, "%s", p);
+    }
+    if (o >= outlen)
+        o = outlen - 1;
+    /* Any "password=" parameter: its value up to the next '&' becomes ***. */
+    for (char *q = strstr(out, "password="); q != NULL; q = strstr(q, "password=")) {
+        char *v = q + 9, *end = strchr(v, '&');
+        size_t tail = end ? strlen(end) : 0;
+
+        if (v + 3 + tail >= out + outlen) {
+            /* No room to keep what follows: cut the text here rather than show the value. */
+            if (v + 3 < out + outlen) {
+                memcpy(v, "***", 3);
+                v[3] = '\0';
+            } else {
+                *v = '\0';
+            }
+            break;
+        }
+        memmove(v + 3, end ? end : v + strlen(v), tail + 1);
+        memcpy(v, "***", 3);
+        q = v + 3;
+    }
+}
+
 void cc_config_data_dir(const struct cc_config *cfg, char *out, size_t outlen)
 {
     const char *slash;
@@ -430,6 +487,16 @@ void cc_config_data_dir(const struct cc_config *cfg, char *out, size_t outlen)
 
     if (out == NULL || outlen == 0)
         return;
+    if (cfg != NULL && cfg->data_dir[0] != '\0') {
+        snprintf(out, outlen, "%s", cfg->data_dir);
+        if (strlen(cfg->data_dir) >= outlen)
+            out[0] = '\0'; /* an empty dir fails loudly later; a cut one would not */
+        return;
+    }
+    if (cc_config_db_is_url(cfg)) {
+        snprintf(out, outlen, "%s", outlen > 4 ? "data" : "");
+        return;
+    }
     slash = cfg ? strrchr(cfg->db_path, '/') : NULL;
     if (slash == NULL) {
         if (outlen < 2)

@@ -19,7 +19,11 @@
 #define CC_SECRET_MQTT "mqtt.secret"
 
 struct cc_config {
-    char db_path[PATH_MAX];            /* COLDCHAIN_DB, default data/coldchain.db */
+    char db_path[PATH_MAX];            /* COLDCHAIN_DB, default data/coldchain.db, or a
+                                        * postgresql:// URL (cc_config_db_is_url) */
+    char data_dir[PATH_MAX];           /* COLDCHAIN_DATA_DIR: files beside the database
+                                        * (journal, secrets); "" = the database's directory,
+                                        * or data/ when COLDCHAIN_DB is a URL */
     char mqtt_url[CC_CONFIG_URL];      /* MQTT_URL, default tcp://127.0.0.1:<MQTT_PORT> */
     int mqtt_port;                     /* MQTT_PORT, default 1883 */
     char mqtt_username[CC_CONFIG_STR]; /* MQTT_USERNAME, default "ingestd" */
@@ -63,7 +67,13 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen);
 int cc_config_secret(const struct cc_config *cfg, const char *name, int create, char *value,
                      size_t valuelen, char *err, size_t errlen);
 
-/* The directory part of cfg->db_path ("." if none). */
+/* Where ingestd's journal and the generated secrets live: COLDCHAIN_DATA_DIR when set, else
+ * the directory part of cfg->db_path ("." if none), else "data" for a database URL. */
 void cc_config_data_dir(const struct cc_config *cfg, char *out, size_t outlen);
+/* 1 if COLDCHAIN_DB names a PostgreSQL database (postgresql:// or postgres://), else 0. */
+int cc_config_db_is_url(const struct cc_config *cfg);
+/* cfg->db_path as logs may show it: a URL's password ("user:secret@" and a "password="
+ * parameter) replaced by "***". Always NUL-terminated; cut to outlen - 1 bytes. */
+void cc_config_db_display(const struct cc_config *cfg, char *out, size_t outlen);
 
 #endif

@@ -139,6 +139,22 @@ def main():
         expect(len(mounts) == 1, "the three daemons do not share one data volume: %r" % data)
     cases.run("docker_compose_parses_and_references_exist", compose_ok)
 
+    def compose_postgres_profile():
+        services = compose.get("services", {})
+        pg = services.get("postgres")
+        expect(pg is not None, "compose: no postgres service")
+        expect(pg.get("profiles") == ["postgres"], "compose postgres: not in profile postgres")
+        expect(pg.get("image", "").startswith("postgres:15"), "compose postgres: not PostgreSQL 15")
+        expect("healthcheck" in pg, "compose postgres: no healthcheck")
+        dep = (services["setup"].get("depends_on") or {}).get("postgres", {})
+        expect(dep.get("condition") == "service_healthy" and dep.get("required") is False,
+               "compose setup: must wait for postgres when the profile runs, not need it: %r" % dep)
+        with open(os.path.join(ROOT, ".env.example")) as f:
+            env = f.read()
+        expect(re.search(r"^# COLDCHAIN_DB=postgresql://\S+@postgres:5432/coldchain$", env, re.M),
+               ".env.example: no COLDCHAIN_DB URL for the postgres profile")
+    cases.run("docker_compose_postgres_profile", compose_postgres_profile)
+
     def dockerfile_ok():
         with open(os.path.join(ROOT, "Dockerfile")) as f:
             text = f.read()

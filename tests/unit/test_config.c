@@ -27,7 +27,7 @@ static const char *const all_vars[] = {
     "WEBHOOK_URL",         "WEBHOOK_SECRET",     "SMTP_URL",           "SMTP_FROM",
     "DAILY_REPORT_AT",     "RAW_RETENTION_DAYS", "RATE_LIMIT_API",     "RATE_LIMIT_AUTH",
     "RATE_LIMIT_WINDOW_S", "TRUST_PROXY",        "CORS_ORIGINS",       "REJECTED_RETENTION_DAYS",
-    "WS_PING_INTERVAL_S",  "INGEST_CLIENT_ID",
+    "WS_PING_INTERVAL_S",  "INGEST_CLIENT_ID",   "COLDCHAIN_DATA_DIR",
 };
 /* The per-device cap on error replies (cc_errcap.h). */
 static const char *const errcap_vars[] = {"INGEST_ERROR_REPLY_BURST",
@@ -776,12 +776,54 @@ static void test_config_secret_concurrent_create_agrees(void **state)
     remove_tree(root);
 }
 
+/* A PostgreSQL URL: the data directory is data/ (or COLDCHAIN_DATA_DIR), and what the
+ * logs show of the URL never holds its password, in either place libpq takes one. */
+static void test_config_db_url(void **state)
+{
+    struct cc_config cfg;
+    char out[256];
+
+    (void)state;
+    setenv("COLDCHAIN_DB", "postgresql://app:s3cr3t@db.example:5432/coldchain?sslmode=require", 1);
+    load_ok(&cfg);
+    assert_true(cc_config_db_is_url(&cfg));
+    cc_config_data_dir(&cfg, out, sizeof out);
+    assert_string_equal(out, "data");
+    cc_config_db_display(&cfg, out, sizeof out);
+    assert_string_equal(out, "postgresql://app:***@db.example:5432/coldchain?sslmode=require");
+    assert_null(strstr(out, "s3cr3t"));
+
+    setenv("COLDCHAIN_DB", "postgres:///coldchain?host=/tmp/pg&password=hunter2&user=cc", 1);
+    setenv("COLDCHAIN_DATA_DIR", "/var/lib/coldchain", 1);
+    load_ok(&cfg);
+    assert_true(cc_config_db_is_url(&cfg));
+    cc_config_data_dir(&cfg, out, sizeof out);
+    assert_string_equal(out, "/var/lib/coldchain");
+    cc_config_db_display(&cfg, out, sizeof out);
+    assert_string_equal(out, "postgres:///coldchain?host=/tmp/pg&password=***&user=cc");
+    /* Too small to keep what follows the password: cut, never shown. */
+    cc_config_db_display(&cfg, out, 50);
+    assert_null(strstr(out, "hunter"));
+    cc_config_db_display(&cfg, out, 45);
+    assert_null(strstr(out, "hunter"));
+
+    setenv("COLDCHAIN_DB", "/srv/cc/coldchain.db", 1);
+    unsetenv("COLDCHAIN_DATA_DIR");
+    load_ok(&cfg);
+    assert_false(cc_config_db_is_url(&cfg));
+    cc_config_data_dir(&cfg, out, sizeof out);
+    assert_string_equal(out, "/srv/cc");
+    cc_config_db_display(&cfg, out, sizeof out);
+    assert_string_equal(out, "/srv/cc/coldchain.db");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_env, teardown_env)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_config_defaults),
+        T(test_config_db_url),
         T(test_config_empty_means_default),
         T(test_config_all_values_read),
         T(test_config_mqtt_url_follows_port),
