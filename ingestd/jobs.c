@@ -17,15 +17,13 @@
 #include "cc_retention.h"
 #include "cc_store.h"
 #include "cc_time.h"
+#include "cc_worker.h"
 
 #define TICK_MS 1000          /* how often the timers are looked at */
 #define DELIVER_MAX_ROWS 8000 /* sends per tick, so a backlog cannot starve the others */
 
 struct ingest_jobs {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t wake;
-    int stopping;
+    struct cc_worker w; /* its thread, lock, condition and stop flag */
     const struct cc_config *cfg;
     ingest_publish_fn publish;
     void *ctx;
@@ -95,19 +93,19 @@ static void *run(void *arg)
 {
     struct ingest_jobs *j = arg;
 
-    pthread_mutex_lock(&j->mu);
-    while (!j->stopping) {
+    pthread_mutex_lock(&j->w.mu);
+    while (!j->w.stopping) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += TICK_MS / 1000;
-        pthread_cond_timedwait(&j->wake, &j->mu, &until);
-        if (j->stopping)
+        pthread_cond_timedwait(&j->w.wake, &j->w.mu, &until);
+        if (j->w.stopping)
             break;
-        pthread_mutex_unlock(&j->mu);
+        pthread_mutex_unlock(&j->w.mu);
         tick(j);
-        pthread_mutex_lock(&j->mu);
+        pthread_mutex_lock(&j->w.mu);
     }
-    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_unlock(&j->w.mu);
     return NULL;
 }
 
@@ -140,12 +138,8 @@ int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, struct 
         free(j);
         return rc;
     }
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->wake, NULL);
-    if (pthread_create(&j->thread, NULL, run, j) != 0) {
+    if (cc_worker_start(&j->w, run, j) != CC_OK) {
         cc_store_close(j->st);
-        pthread_mutex_destroy(&j->mu);
-        pthread_cond_destroy(&j->wake);
         curl_global_cleanup();
         free(j);
         return CC_ERR_INTERNAL;
@@ -158,14 +152,8 @@ void ingest_jobs_stop(struct ingest_jobs *j)
 {
     if (j == NULL)
         return;
-    pthread_mutex_lock(&j->mu);
-    j->stopping = 1;
-    pthread_cond_signal(&j->wake);
-    pthread_mutex_unlock(&j->mu);
-    pthread_join(j->thread, NULL);
+    cc_worker_stop(&j->w);
     cc_store_close(j->st);
-    pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->wake);
     curl_global_cleanup();
     free(j);
 }

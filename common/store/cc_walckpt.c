@@ -9,14 +9,12 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_time.h"
+#include "cc_worker.h"
 
 struct cc_walckpt {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t wake;
-    int wanted;       /* under mu: a commit left `step` pages to copy, or `restart` in all */
-    int stopping;     /* under mu */
-    long long copied; /* under mu: WAL frames in the database file after the last run */
+    struct cc_worker w; /* its thread, lock, condition and stop flag */
+    int wanted;         /* under mu: a commit left `step` pages to copy, or `restart` in all */
+    long long copied;   /* under mu: WAL frames in the database file after the last run */
     int step, restart, limit;
     sqlite3 *db; /* the thread's own connection */
     struct cc_gate *gate;
@@ -67,7 +65,7 @@ static void run_once(struct cc_walckpt *c)
         gated = 1;
     }
 
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->w.mu);
     c->stats.runs++;
     if (src == SQLITE_OK) {
         if (done > 0 && done > c->copied)
@@ -84,7 +82,7 @@ static void run_once(struct cc_walckpt *c)
         c->stats.gated_seconds_sum += (double)(t2 - t1) / 1000.0;
     }
     unsigned long long errors = c->stats.errors;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->w.mu);
     if (src != SQLITE_OK && !is_busy(src) && errors % 100 == 1)
         cc_log_warn("wal_checkpoint_failed",
                     "%s (%llu so far); commits checkpoint in place past the limit",
@@ -95,18 +93,18 @@ static void *run(void *arg)
 {
     struct cc_walckpt *c = arg;
 
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->w.mu);
     for (;;) {
-        while (!c->wanted && !c->stopping)
-            pthread_cond_wait(&c->wake, &c->mu);
-        if (c->stopping)
+        while (!c->wanted && !c->w.stopping)
+            pthread_cond_wait(&c->w.wake, &c->w.mu);
+        if (c->w.stopping)
             break;
         c->wanted = 0;
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->w.mu);
         run_once(c);
-        pthread_mutex_lock(&c->mu);
+        pthread_mutex_lock(&c->w.mu);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->w.mu);
     return NULL;
 }
 
@@ -118,7 +116,7 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int pages)
     struct cc_walckpt *c = arg;
 
     (void)name; /* "main": checkpoint() covers every attached database */
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->w.mu);
     c->stats.last_wal_pages = pages;
     if (pages < c->copied)
         c->copied = 0; /* the WAL started over */
@@ -126,15 +124,15 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int pages)
      * pass is what lets the WAL start over. */
     if ((pages - c->copied >= c->step || pages >= c->restart) && !c->wanted) {
         c->wanted = 1;
-        pthread_cond_signal(&c->wake);
+        pthread_cond_signal(&c->w.wake);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->w.mu);
     if (pages >= c->limit) {
         int log, done;
         checkpoint(db, &log, &done);
-        pthread_mutex_lock(&c->mu);
+        pthread_mutex_lock(&c->w.mu);
         c->stats.inline_runs++;
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->w.mu);
     }
     return SQLITE_OK;
 }
@@ -167,11 +165,7 @@ int cc_walckpt_start(const char *db_path, int step, int restart, int limit, stru
     }
     /* Its own commits (there are none) must not signal itself. */
     sqlite3_wal_autocheckpoint(c->db, 0);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->wake, NULL);
-    if (pthread_create(&c->thread, NULL, run, c) != 0) {
-        pthread_mutex_destroy(&c->mu);
-        pthread_cond_destroy(&c->wake);
+    if (cc_worker_start(&c->w, run, c) != CC_OK) {
         cc_db_close(c->db);
         free(c);
         return CC_ERR_INTERNAL;
@@ -184,20 +178,14 @@ void cc_walckpt_stop(struct cc_walckpt *c)
 {
     if (c == NULL)
         return;
-    pthread_mutex_lock(&c->mu);
-    c->stopping = 1;
-    pthread_cond_signal(&c->wake);
-    pthread_mutex_unlock(&c->mu);
-    pthread_join(c->thread, NULL);
+    cc_worker_stop(&c->w);
     cc_db_close(c->db);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->wake);
     free(c);
 }
 
 void cc_walckpt_get_stats(struct cc_walckpt *c, struct cc_walckpt_stats *out)
 {
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->w.mu);
     *out = c->stats;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->w.mu);
 }

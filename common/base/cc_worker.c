@@ -1,0 +1,28 @@
+/* cc_worker.c - see cc_worker.h. */
+#include "cc_worker.h"
+
+#include "cc_rc.h"
+
+int cc_worker_start(struct cc_worker *w, void *(*fn)(void *), void *arg)
+{
+    w->stopping = 0;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    if (pthread_create(&w->thread, NULL, fn, arg) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->wake);
+        return CC_ERR_INTERNAL;
+    }
+    return CC_OK;
+}
+
+void cc_worker_stop(struct cc_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->wake);
+}
