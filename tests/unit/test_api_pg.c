@@ -5,9 +5,10 @@
  * the same seed, the same calls and the same expected answers. A PostgreSQL that cannot
  * start fails the group: it is not skipped. The unit tests run from the repository root.
  *
- * Not here: cc_auth_refresh and cc_auth_bearer, which load the principal through
- * cc_users_token_principal (cc_users.c, still on SQLite handles): test_auth covers them on
- * SQLite. The password-change trigger, which is what refresh relies on, is tested here. */
+ * cc_auth_refresh and cc_auth_bearer load the principal through cc_users_token_principal
+ * (cc_users.c, still on SQLite handles on this branch): their tests (NEEDS_USERS, at the
+ * end) run on SQLite only until that is on cc_dbi.h. The password-change trigger they
+ * rely on is tested on both. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -531,6 +532,102 @@ static void test_auth_password_change_revokes_tokens_both(void **state)
     cJSON_Delete(b);
 }
 
+/* -- cc_auth's refresh and bearer (they need cc_users_token_principal, see main) ---- */
+
+static int refresh(struct cc_store *st, const char *tok, cJSON **out)
+{
+    cJSON *b = body2("refreshToken", tok, NULL, NULL);
+    cJSON *err = NULL;
+    int rc = cc_auth_refresh(st, &CFG, b, out, &err);
+
+    cJSON_Delete(b);
+    cJSON_Delete(err);
+    return rc;
+}
+
+static int bearer(struct cc_store *st, const cJSON *ans, struct cc_principal *p)
+{
+    char header[CC_JWT_MAX_LEN + 16];
+
+    snprintf(header, sizeof header, "Bearer %s", str(ans, "accessToken"));
+    return cc_auth_bearer(st, &CFG, header, p);
+}
+
+static const char sql_families[] =
+    "SELECT count(DISTINCT family_id) FROM refresh_tokens WHERE user_id = $1";
+static const char sql_reuse_audits[] =
+    "SELECT count(*) FROM audit_log WHERE action = 'token_reuse' AND entity = 'refresh_token'"
+    " AND actor_user_id = $1";
+
+static void test_auth_refresh_rotates_both(void **state)
+{
+    struct cc_store *st = *state;
+    struct cc_principal p;
+    cJSON *a = NULL, *a2 = NULL, *a3 = NULL;
+
+    assert_int_equal(login(st, "customer@example.com", PASSWORD, &a), CC_OK);
+    assert_int_equal(refresh(st, str(a, "refreshToken"), &a2), CC_OK);
+    assert_string_not_equal(str(a, "refreshToken"), str(a2, "refreshToken"));
+    assert_json(
+        cJSON_GetObjectItemCaseSensitive(a2, "user"),
+        "{\"id\":2,\"email\":\"Customer@Example.com\",\"role\":\"CUSTOMER\",\"name\":\"A\"}");
+    /* The presented token is revoked; its successor lives, in the same family. */
+    assert_int_equal(q_int(st, sql_tokens_all, 2), 2);
+    assert_int_equal(q_int(st, sql_tokens_live, 2), 1);
+    assert_int_equal(q_int(st, sql_families, 2), 1);
+    assert_int_equal(refresh(st, str(a2, "refreshToken"), &a3), CC_OK);
+    assert_int_equal(bearer(st, a3, &p), CC_OK);
+    assert_int_equal(p.user_id, 2);
+    assert_int_equal(p.role, CC_ROLE_CUSTOMER);
+    cJSON_Delete(a);
+    cJSON_Delete(a2);
+    cJSON_Delete(a3);
+}
+
+static void test_auth_refresh_reuse_revokes_family_both(void **state)
+{
+    struct cc_store *st = *state;
+    cJSON *a = NULL, *a2 = NULL, *b = NULL, *b2 = NULL, *x = NULL;
+
+    assert_int_equal(login(st, "customer@example.com", PASSWORD, &a), CC_OK);
+    assert_int_equal(login(st, "customer@example.com", PASSWORD, &b), CC_OK);
+    assert_int_equal(refresh(st, str(a, "refreshToken"), &a2), CC_OK);
+    /* A rotated-away token comes back: refused, its whole family revoked (the successor
+     * too), audited; the other sign-in's family goes on. */
+    assert_int_equal(refresh(st, str(a, "refreshToken"), &x), CC_ERR_UNAUTHORIZED);
+    assert_int_equal(q_int(st, sql_reuse_audits, 2), 1);
+    assert_int_equal(q_int(st, sql_tokens_live, 2), 1); /* b's */
+    assert_int_equal(refresh(st, str(a2, "refreshToken"), &x), CC_ERR_UNAUTHORIZED);
+    assert_int_equal(q_int(st, sql_reuse_audits, 2), 2);
+    assert_null(x);
+    assert_int_equal(refresh(st, str(b, "refreshToken"), &b2), CC_OK);
+    cJSON_Delete(a);
+    cJSON_Delete(a2);
+    cJSON_Delete(b);
+    cJSON_Delete(b2);
+}
+
+static void test_auth_password_change_ends_sessions_both(void **state)
+{
+    struct cc_store *st = *state;
+    struct cc_stmt *s = NULL;
+    struct cc_principal p;
+    cJSON *a = NULL, *x = NULL;
+
+    assert_int_equal(login(st, "customer@example.com", PASSWORD, &a), CC_OK);
+    assert_int_equal(bearer(st, a, &p), CC_OK);
+    assert_int_equal(cc_stmt_prepare(st, sql_keep_password, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_text(s, 1, "scrypt$new"), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+    /* Both tokens end (ver), and the refused refresh is no token_reuse alarm. */
+    assert_int_equal(bearer(st, a, &p), CC_ERR_UNAUTHORIZED);
+    assert_int_equal(refresh(st, str(a, "refreshToken"), &x), CC_ERR_UNAUTHORIZED);
+    assert_null(x);
+    assert_int_equal(q_int(st, sql_reuse_audits, 2), 0);
+    cJSON_Delete(a);
+}
+
 /* -- cc_provision ------------------------------------------------------------------ */
 
 static const char sql_user_email[] = "SELECT count(*) FROM users WHERE id = 6 AND email = $1"
@@ -696,9 +793,16 @@ static void test_bulk_provision_both(void **state)
         X(test_auth_password_change_revokes_tokens_both), X(test_provision_user_both),             \
         X(test_provision_device_both), X(test_bulk_provision_both)
 
+/* Refresh and bearer load the principal with cc_users_token_principal, which runs on
+ * PostgreSQL once cc_users (its cc_resource) is on cc_dbi.h: then add NEEDS_USERS(PG) to
+ * pg[] below. Until then they run on SQLite only. */
+#define NEEDS_USERS(X)                                                                             \
+    X(test_auth_refresh_rotates_both), X(test_auth_refresh_reuse_revokes_family_both),             \
+        X(test_auth_password_change_ends_sessions_both)
+
 int main(void)
 {
-    const struct CMUnitTest lite[] = {ALL(LITE)};
+    const struct CMUnitTest lite[] = {ALL(LITE), NEEDS_USERS(LITE)};
     const struct CMUnitTest pg[] = {ALL(PG)};
     int failed;
 
