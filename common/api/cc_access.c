@@ -4,29 +4,29 @@
 #include <string.h>
 
 #include "cc_rc.h"
-#include "cc_sql.h"
 
-/* One statement per entity: a row when the object exists and the principal (?1 role,
- * ?2 user id) may see it; ?3 is the object id. */
-static const char sql_user[] = "SELECT 1 FROM users u WHERE u.id = ?3 AND (?1 = 4 OR u.id = ?2)";
-static const char sql_customer[] = "SELECT 1 FROM users u WHERE u.id = ?3 AND "
-                                   "u.role = 'CUSTOMER' AND " CC_ACCESS_SQL("u.id");
+/* One statement per entity: a row when the object exists and the principal ($1 role,
+ * $2 user id) may see it; $3 is the object id. */
+static const char sql_user[] = "SELECT 1 FROM users u WHERE u.id = $3 AND ($1 = 4 OR u.id = $2)";
+static const char sql_customer[] = "SELECT 1 FROM users u WHERE u.id = $3 AND "
+                                   "u.role = 'CUSTOMER' AND " CC_ACCESS_SQL_N("u.id");
 static const char sql_location[] =
-    "SELECT 1 FROM locations l WHERE l.id = ?3 AND " CC_ACCESS_SQL("l.customer_id");
+    "SELECT 1 FROM locations l WHERE l.id = $3 AND " CC_ACCESS_SQL_N("l.customer_id");
 static const char sql_coldcell[] =
     "SELECT 1 FROM cold_cells c JOIN locations l ON "
-    "l.id = c.location_id WHERE c.id = ?3 AND " CC_ACCESS_SQL("l.customer_id");
+    "l.id = c.location_id WHERE c.id = $3 AND " CC_ACCESS_SQL_N("l.customer_id");
 static const char sql_device[] =
     "SELECT 1 FROM devices d JOIN cold_cells c ON "
     "c.id = d.cold_cell_id JOIN locations l ON "
-    "l.id = c.location_id WHERE d.id = ?3 AND " CC_ACCESS_SQL("l.customer_id");
+    "l.id = c.location_id WHERE d.id = $3 AND " CC_ACCESS_SQL_N("l.customer_id");
 static const char sql_alert[] =
     "SELECT 1 FROM alerts a JOIN cold_cells c ON "
     "c.id = a.cold_cell_id JOIN locations l ON "
-    "l.id = c.location_id WHERE a.id = ?3 AND " CC_ACCESS_SQL("l.customer_id");
-/* ?1 is bound but unused: notifications are their recipient's alone. */
+    "l.id = c.location_id WHERE a.id = $3 AND " CC_ACCESS_SQL_N("l.customer_id");
+/* $1 is bound but unused: notifications are their recipient's alone. It still appears,
+ * because PostgreSQL must be able to type every parameter up to the highest. */
 static const char sql_notification[] =
-    "SELECT 1 FROM notifications n WHERE n.id = ?3 AND n.user_id = ?2 AND ?1 >= 0";
+    "SELECT 1 FROM notifications n WHERE n.id = $3 AND n.user_id = $2 AND $1 >= 0";
 
 int cc_role_parse(const char *s)
 {
@@ -55,22 +55,21 @@ const char *cc_role_name(int role)
     }
 }
 
-int cc_access_bind(sqlite3_stmt *stmt, const struct cc_principal *p)
+int cc_access_bind_stmt(struct cc_stmt *s, const struct cc_principal *p)
 {
-    int src = sqlite3_bind_int(stmt, 1, p->role);
+    int rc = cc_stmt_bind_int64(s, 1, p->role);
 
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(stmt, 2, p->user_id);
-    return src;
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 2, p->user_id);
+    return rc;
 }
 
 int cc_access_check(struct cc_store *st, const struct cc_principal *p, int entity, int64_t id,
                     int mode)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *s = NULL;
     const char *sql;
-    int src, rc;
+    int rc;
 
     (void)mode; /* one rule for reading and changing (SPEC §5) */
     if (p == NULL || p->user_id <= 0 || id <= 0 || cc_role_name(p->role)[0] == '\0')
@@ -100,21 +99,17 @@ int cc_access_check(struct cc_store *st, const struct cc_principal *p, int entit
     default:
         return CC_ERR_NOT_FOUND;
     }
-    rc = cc_sql_prepare(db, sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (cc_access_bind(stmt, p) != SQLITE_OK || sqlite3_bind_int64(stmt, 3, id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW)
+    rc = cc_stmt_prepare(st, sql, &s);
+    if (rc == CC_OK)
+        rc = cc_access_bind_stmt(s, p);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 3, id);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_ROW)
         rc = CC_OK;
-    else if (src == SQLITE_DONE)
+    else if (rc == CC_OK)
         rc = CC_ERR_NOT_FOUND;
-    else
-        rc = cc_sql_step_rc(db, src, "access check");
-out:
-    cc_sql_release(stmt);
+    cc_stmt_release(s);
     return rc;
 }

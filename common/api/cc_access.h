@@ -7,7 +7,7 @@
  * CC_ERR_NOT_FOUND, exactly like one that does not exist, so ids cannot be probed.
  *
  * cc_access_check answers for one object. List queries apply the same rule with
- * CC_ACCESS_SQL, its SQL form (the checks below are built from that macro too).
+ * CC_ACCESS_SQL_N, its SQL form (the checks below are built from that macro too).
  * Thread: the caller's store. Codes: CC_OK, CC_ERR_NOT_FOUND, CC_ERR_DB. */
 #ifndef CC_ACCESS_H
 #define CC_ACCESS_H
@@ -43,9 +43,16 @@ enum cc_entity {
 
 enum cc_access_mode { CC_ACCESS_READ = 0, CC_ACCESS_WRITE = 1 };
 
-/* The SQL form of the rule: true when the customer id expression col is visible to
- * the principal whose role bit is bound as ?1 and whose user id is bound as ?2. A
- * statement using it binds those two first and numbers its own parameters from ?3. */
+/* The SQL form of the rule for cc_dbi.h statements (both dialects): true when the
+ * customer id expression col is visible to the principal whose role bit is bound as $1
+ * and whose user id is bound as $2 (cc_access_bind_stmt). A statement using it numbers
+ * its own parameters from $3. */
+#define CC_ACCESS_SQL_N(col)                                                                       \
+    "($1 = 4 OR " col " = $2 OR ($1 = 2 AND " col " IN (SELECT tc.customer_id FROM "               \
+    "technician_customers tc WHERE tc.technician_id = $2)))"
+/* The same rule with ?1/?2, for the modules that still prepare SQLite statements
+ * themselves (cc_access_bind); the numbering is CC_ACCESS_SQL_N's, so converting a user
+ * is writing $N for ?N. Goes when the last of them is on cc_dbi.h. */
 #define CC_ACCESS_SQL(col)                                                                         \
     "(?1 = 4 OR " col " = ?2 OR (?1 = 2 AND " col " IN (SELECT tc.customer_id FROM "               \
     "technician_customers tc WHERE tc.technician_id = ?2)))"
@@ -60,6 +67,13 @@ const char *cc_role_name(int role);
  * and write follow the same rule today; callers still say which they mean. */
 int cc_access_check(struct cc_store *st, const struct cc_principal *p, int entity, int64_t id,
                     int mode);
+
+/* Binds the principal to $1 and $2 of a statement built with CC_ACCESS_SQL_N.
+ * CC_OK or CC_ERR_DB (logged). */
+int cc_access_bind_stmt(struct cc_stmt *s, const struct cc_principal *p);
+
+/* The SQLite-handle half (cc_access_sqlite.c), for the modules not yet on cc_dbi.h
+ * (cc_resource, cc_feed, cc_query_views): removed with their last user. */
 
 /* Binds the principal to ?1 and ?2 of a statement built with CC_ACCESS_SQL.
  * SQLITE_OK or an SQLite error. */

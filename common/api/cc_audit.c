@@ -4,12 +4,11 @@
 #include <stdlib.h>
 
 #include "cc_rc.h"
-#include "cc_sql.h"
 #include "cc_time.h"
 
 static const char sql_insert[] =
     "INSERT INTO audit_log (ts, actor_user_id, action, entity, entity_id, detail) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    "VALUES ($1, $2, $3, $4, $5, $6)";
 
 /* Adds a deep copy of item under name; CC_OK or CC_ERR_NOMEM. */
 static int add_copy(cJSON *obj, const char *name, const cJSON *item)
@@ -32,8 +31,7 @@ int cc_audit_append(struct cc_store *st, int64_t actor_user_id, const char *acti
                     const char *entity, int64_t entity_id, const cJSON *old_obj,
                     const cJSON *new_obj)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *s = NULL;
     cJSON *detail = NULL;
     char *text = NULL;
     int rc;
@@ -53,23 +51,23 @@ int cc_audit_append(struct cc_store *st, int64_t actor_user_id, const char *acti
         rc = CC_ERR_NOMEM;
         goto out;
     }
-    rc = cc_sql_prepare(db, sql_insert, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    if (sqlite3_bind_int64(stmt, 1, cc_now_ms()) != SQLITE_OK ||
-        (actor_user_id > 0 ? sqlite3_bind_int64(stmt, 2, actor_user_id)
-                           : sqlite3_bind_null(stmt, 2)) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 3, action, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 4, entity, -1, SQLITE_STATIC) != SQLITE_OK ||
-        (entity_id > 0 ? sqlite3_bind_int64(stmt, 5, entity_id) : sqlite3_bind_null(stmt, 5)) !=
-            SQLITE_OK ||
-        sqlite3_bind_text(stmt, 6, text, -1, SQLITE_STATIC) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = cc_sql_exec(db, stmt);
+    rc = cc_stmt_prepare(st, sql_insert, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 1, cc_now_ms());
+    if (rc == CC_OK)
+        rc = actor_user_id > 0 ? cc_stmt_bind_int64(s, 2, actor_user_id) : cc_stmt_bind_null(s, 2);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 3, action);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 4, entity);
+    if (rc == CC_OK)
+        rc = entity_id > 0 ? cc_stmt_bind_int64(s, 5, entity_id) : cc_stmt_bind_null(s, 5);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 6, text);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
 out:
-    cc_sql_release(stmt);
+    cc_stmt_release(s);
     free(text);
     cJSON_Delete(detail);
     return rc;

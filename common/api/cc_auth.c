@@ -8,43 +8,44 @@
 
 #include "cc_audit.h"
 #include "cc_crypto.h"
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_input.h"
 #include "cc_jwt.h"
 #include "cc_log.h"
 #include "cc_provision.h"
 #include "cc_rc.h"
-#include "cc_sql.h"
 #include "cc_time.h"
 #include "cc_users.h"
 
 #define FAMILY_BYTES 16 /* random bytes of a family id */
 
+/* users.email is COLLATE NOCASE in SQLite and citext in PostgreSQL: "email = $1"
+ * matches case-insensitively in both, as the column's unique key does. */
 static const char sql_user_by_email[] =
     "SELECT id, email, role, name, password_hash, disabled, token_version FROM users"
-    " WHERE email = ?1";
-static const char sql_user_by_id[] = "SELECT id, email, role, name FROM users WHERE id = ?1";
+    " WHERE email = $1";
+static const char sql_user_by_id[] = "SELECT id, email, role, name FROM users WHERE id = $1";
 static const char sql_token_insert[] =
     "INSERT INTO refresh_tokens (user_id, family_id, token_hash, created_at, expires_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5)";
+    " VALUES ($1, $2, $3, $4, $5)";
 static const char sql_token_find[] = "SELECT id, user_id, family_id, expires_at, revoked_at"
-                                     " FROM refresh_tokens WHERE token_hash = ?1";
-static const char sql_token_revoke[] = "UPDATE refresh_tokens SET revoked_at = ?2 WHERE id = ?1";
-static const char sql_family_revoke[] = "UPDATE refresh_tokens SET revoked_at = ?2"
-                                        " WHERE family_id = ?1 AND revoked_at IS NULL";
+                                     " FROM refresh_tokens WHERE token_hash = $1";
+/* The three below take (a token id, a family id or a user id as $1; now as $2): exec2. */
+static const char sql_token_revoke[] = "UPDATE refresh_tokens SET revoked_at = $2 WHERE id = $1";
+static const char sql_family_revoke[] = "UPDATE refresh_tokens SET revoked_at = $2"
+                                        " WHERE family_id = $1 AND revoked_at IS NULL";
 static const char sql_tokens_purge[] =
-    "DELETE FROM refresh_tokens WHERE user_id = ?1 AND expires_at < ?2";
+    "DELETE FROM refresh_tokens WHERE user_id = $1 AND expires_at < $2";
 
 /* The user object of login and refresh answers: {id, email, role, name}. */
-static cJSON *login_user_row(sqlite3_stmt *s)
+static cJSON *login_user_row(struct cc_stmt *s)
 {
     cJSON *o = cJSON_CreateObject();
 
     if (o == NULL)
         return NULL;
-    if (cc_sql_json_int(o, "id", s, 0) != CC_OK || cc_sql_json_text(o, "email", s, 1) != CC_OK ||
-        cc_sql_json_text(o, "role", s, 2) != CC_OK || cc_sql_json_text(o, "name", s, 3) != CC_OK) {
+    if (cc_dbi_json_int(o, "id", s, 0) != CC_OK || cc_dbi_json_text(o, "email", s, 1) != CC_OK ||
+        cc_dbi_json_text(o, "role", s, 2) != CC_OK || cc_dbi_json_text(o, "name", s, 3) != CC_OK) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -57,8 +58,7 @@ static cJSON *login_user_row(sqlite3_stmt *s)
 static int issue(struct cc_store *st, const struct cc_auth_cfg *cfg, int64_t user_id,
                  const char *role, int64_t ver, const char *family, cJSON *user, cJSON **out)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *s = NULL;
     struct cc_jwt_claims c;
     char *access = NULL, *refresh = NULL;
     char hash[CC_SHA256_HEX_LEN];
@@ -84,18 +84,19 @@ static int issue(struct cc_store *st, const struct cc_auth_cfg *cfg, int64_t use
         goto out;
     cc_sha256_hex(refresh, strlen(refresh), hash);
 
-    rc = cc_sql_prepare(db, sql_token_insert, &stmt);
-    if (rc != CC_OK)
-        goto out;
-    if (sqlite3_bind_int64(stmt, 1, user_id) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 2, family, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 3, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 4, now_ms) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 5, c.exp_s * 1000) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = cc_sql_exec(db, stmt);
+    rc = cc_stmt_prepare(st, sql_token_insert, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 1, user_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 2, family);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 3, hash);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 4, now_ms);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 5, c.exp_s * 1000);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
     if (rc != CC_OK)
         goto out;
 
@@ -113,7 +114,7 @@ static int issue(struct cc_store *st, const struct cc_auth_cfg *cfg, int64_t use
     ans = NULL;
     rc = CC_OK;
 out:
-    cc_sql_release(stmt);
+    cc_stmt_release(s);
     cJSON_Delete(dup);
     cJSON_Delete(ans);
     free(access);
@@ -121,29 +122,36 @@ out:
     return rc;
 }
 
-/* Runs a statement bound with (?1 = a text or id, ?2 = now). */
-static int exec2(sqlite3 *db, const char *sql, const char *text, int64_t id, int64_t now_ms)
+/* Runs a statement bound with ($1 = a text or id, $2 = now). */
+static int exec2(struct cc_store *st, const char *sql, const char *text, int64_t id, int64_t now_ms)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql, &stmt);
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql, &s);
 
-    if (rc != CC_OK)
-        return rc;
-    if ((text ? sqlite3_bind_text(stmt, 1, text, -1, SQLITE_TRANSIENT)
-              : sqlite3_bind_int64(stmt, 1, id)) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, now_ms) != SQLITE_OK)
-        rc = CC_ERR_DB;
-    else
-        rc = cc_sql_exec(db, stmt);
-    cc_sql_release(stmt);
+    if (rc == CC_OK)
+        rc = text ? cc_stmt_bind_text(s, 1, text) : cc_stmt_bind_int64(s, 1, id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 2, now_ms);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    cc_stmt_release(s);
+    return rc;
+}
+
+/* Ends the transaction begun with cc_store_begin: COMMIT when rc is CC_OK (CC_ERR_DB if
+ * that fails), else ROLLBACK. Returns the resulting code. */
+static int tx_end(struct cc_store *st, int rc)
+{
+    if (rc == CC_OK)
+        return cc_store_commit(st) == CC_OK ? CC_OK : CC_ERR_DB;
+    cc_store_rollback(st);
     return rc;
 }
 
 int cc_auth_login(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJSON *body,
                   cJSON **out, cJSON **err)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *s = NULL;
     struct cc_input in;
     const char *email = NULL, *password = NULL;
     unsigned char fam_raw[FAMILY_BYTES];
@@ -152,7 +160,7 @@ int cc_auth_login(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJSO
     char *stored = NULL;
     cJSON *user = NULL, *ans = NULL;
     int64_t user_id = 0, ver = 0;
-    int disabled = 0, src, rc, tx = 0;
+    int disabled = 0, rc, tx = 0;
 
     cc_input_init(&in, body);
     cc_input_text(&in, "email", CC_INPUT_REQUIRED | CC_INPUT_NONEMPTY, CC_EMAIL_MAX, &email);
@@ -162,34 +170,31 @@ int cc_auth_login(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJSO
     if (rc != CC_OK)
         return rc;
 
-    rc = cc_sql_prepare(db, sql_user_by_email, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_text(stmt, 1, email, -1, SQLITE_STATIC) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        const char *r = (const char *)sqlite3_column_text(stmt, 2);
-        const char *h = (const char *)sqlite3_column_text(stmt, 4);
+    rc = cc_stmt_prepare(st, sql_user_by_email, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 1, email);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_ROW) {
+        const char *r = cc_stmt_column_text(s, 2);
+        const char *h = cc_stmt_column_text(s, 4);
 
-        user_id = sqlite3_column_int64(stmt, 0);
+        user_id = cc_stmt_column_int64(s, 0);
         snprintf(role, sizeof role, "%s", r ? r : "");
         stored = strdup(h ? h : "");
-        disabled = sqlite3_column_int(stmt, 5) != 0;
-        ver = sqlite3_column_int64(stmt, 6);
-        user = login_user_row(stmt);
+        disabled = cc_stmt_column_int64(s, 5) != 0;
+        ver = cc_stmt_column_int64(s, 6);
+        user = login_user_row(s);
         if (stored == NULL || user == NULL) {
             rc = CC_ERR_NOMEM;
             goto out;
         }
-    } else if (src != SQLITE_DONE) {
-        rc = cc_sql_step_rc(db, src, "login lookup");
-        goto out;
+        rc = CC_OK;
     }
-    cc_sql_release(stmt);
-    stmt = NULL;
+    if (rc != CC_OK)
+        goto out;
+    cc_stmt_release(s);
+    s = NULL;
 
     /* The same scrypt cost whether the e-mail is known or not (no timing oracle). */
     if (user == NULL) {
@@ -208,21 +213,21 @@ int cc_auth_login(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJSO
         goto out;
     }
     cc_base64url_encode(fam_raw, sizeof fam_raw, family);
-    rc = cc_db_begin(db);
+    rc = cc_store_begin(st);
     if (rc != CC_OK)
         goto out;
     tx = 1;
-    rc = exec2(db, sql_tokens_purge, NULL, user_id, cc_now_ms());
+    rc = exec2(st, sql_tokens_purge, NULL, user_id, cc_now_ms());
     if (rc == CC_OK)
         rc = issue(st, cfg, user_id, role, ver, family, user, &ans);
     if (rc == CC_OK)
         rc = cc_audit_append(st, user_id, "login", "user", user_id, NULL, NULL);
-    rc = cc_sql_end(db, rc);
+    rc = tx_end(st, rc);
     tx = 0;
 out:
-    cc_sql_release(stmt);
+    cc_stmt_release(s);
     if (tx)
-        cc_db_rollback(db);
+        cc_store_rollback(st);
     free(stored);
     cJSON_Delete(user);
     if (rc != CC_OK) {
@@ -236,19 +241,23 @@ out:
 }
 
 /* Loads {id, email, role, name} of user id; CC_ERR_UNAUTHORIZED if gone. */
-static int login_user(sqlite3 *db, int64_t id, cJSON **out)
+static int login_user(struct cc_store *st, int64_t id, cJSON **out)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql_user_by_id, &stmt);
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql_user_by_id, &s);
 
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK)
-        rc = CC_ERR_DB;
-    else
-        rc = cc_sql_one(db, stmt, login_user_row, out);
-    cc_sql_release(stmt);
-    return rc == CC_ERR_NOT_FOUND ? CC_ERR_UNAUTHORIZED : rc;
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 1, id);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_ROW) {
+        *out = login_user_row(s);
+        rc = *out != NULL ? CC_OK : CC_ERR_NOMEM;
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_UNAUTHORIZED;
+    }
+    cc_stmt_release(s);
+    return rc;
 }
 
 /* A stored refresh token. */
@@ -258,33 +267,28 @@ struct stored_token {
     char family[CC_JWT_FAMILY_MAX];
 };
 
-static int find_token(sqlite3 *db, const char *hash, struct stored_token *t)
+static int find_token(struct cc_store *st, const char *hash, struct stored_token *t)
 {
-    sqlite3_stmt *stmt = NULL;
-    int src, rc = cc_sql_prepare(db, sql_token_find, &stmt);
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql_token_find, &s);
 
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        const char *f = (const char *)sqlite3_column_text(stmt, 2);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 1, hash);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_ROW) {
+        const char *f = cc_stmt_column_text(s, 2);
 
-        t->id = sqlite3_column_int64(stmt, 0);
-        t->user_id = sqlite3_column_int64(stmt, 1);
+        t->id = cc_stmt_column_int64(s, 0);
+        t->user_id = cc_stmt_column_int64(s, 1);
         snprintf(t->family, sizeof t->family, "%s", f ? f : "");
-        t->expires_ms = sqlite3_column_int64(stmt, 3);
-        t->revoked = sqlite3_column_type(stmt, 4) != SQLITE_NULL;
-    } else if (src == SQLITE_DONE) {
+        t->expires_ms = cc_stmt_column_int64(s, 3);
+        t->revoked = !cc_stmt_column_is_null(s, 4);
+        rc = CC_OK;
+    } else if (rc == CC_OK) {
         rc = CC_ERR_UNAUTHORIZED;
-    } else {
-        rc = cc_sql_step_rc(db, src, "refresh token lookup");
     }
-out:
-    cc_sql_release(stmt);
+    cc_stmt_release(s);
     return rc;
 }
 
@@ -302,7 +306,6 @@ static int read_refresh(const cJSON *body, const char **token, cJSON **err)
 int cc_auth_refresh(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJSON *body,
                     cJSON **out, cJSON **err)
 {
-    sqlite3 *db = cc_store_db(st);
     const char *token = NULL;
     struct cc_jwt_claims c;
     struct stored_token t;
@@ -320,11 +323,11 @@ int cc_auth_refresh(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJ
         return CC_ERR_UNAUTHORIZED; /* an expired refresh token means: sign in again */
     cc_sha256_hex(token, strlen(token), hash);
 
-    rc = cc_db_begin(db);
+    rc = cc_store_begin(st);
     if (rc != CC_OK)
         return rc;
     memset(&t, 0, sizeof t);
-    rc = find_token(db, hash, &t);
+    rc = find_token(st, hash, &t);
     if (rc != CC_OK)
         goto end;
     if (t.user_id != c.sub || strcmp(t.family, c.family) != 0) {
@@ -341,10 +344,10 @@ int cc_auth_refresh(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJ
     if (t.revoked) {
         /* A rotated-away token came back: someone holds a copy. End the session for
          * everyone holding any token of this family, and keep that (commit). */
-        rc = exec2(db, sql_family_revoke, t.family, 0, now_ms);
+        rc = exec2(st, sql_family_revoke, t.family, 0, now_ms);
         if (rc == CC_OK)
             rc = cc_audit_append(st, t.user_id, "token_reuse", "refresh_token", t.id, NULL, NULL);
-        rc = cc_sql_end(db, rc);
+        rc = tx_end(st, rc);
         cc_log_warn("refresh_token_reuse", "user=%lld family revoked", (long long)t.user_id);
         if (rc == CC_OK) {
             *err = cc_error_new(CC_ERR_UNAUTHORIZED,
@@ -358,13 +361,13 @@ int cc_auth_refresh(struct cc_store *st, const struct cc_auth_cfg *cfg, const cJ
         rc = CC_ERR_UNAUTHORIZED;
         goto end;
     }
-    rc = login_user(db, t.user_id, &user);
+    rc = login_user(st, t.user_id, &user);
     if (rc == CC_OK)
-        rc = exec2(db, sql_token_revoke, NULL, t.id, now_ms);
+        rc = exec2(st, sql_token_revoke, NULL, t.id, now_ms);
     if (rc == CC_OK)
         rc = issue(st, cfg, t.user_id, cc_role_name(who.role), c.ver, t.family, user, &ans);
 end:
-    rc = cc_sql_end(db, rc);
+    rc = tx_end(st, rc);
     cJSON_Delete(user);
     if (rc != CC_OK) {
         cJSON_Delete(ans);
@@ -377,7 +380,6 @@ end:
 int cc_auth_logout(struct cc_store *st, const struct cc_auth_cfg *cfg, const struct cc_principal *p,
                    const cJSON *body, cJSON **err)
 {
-    sqlite3 *db = cc_store_db(st);
     const char *token = NULL;
     struct stored_token t;
     char hash[CC_SHA256_HEX_LEN];
@@ -388,18 +390,18 @@ int cc_auth_logout(struct cc_store *st, const struct cc_auth_cfg *cfg, const str
     if (rc != CC_OK)
         return rc;
     cc_sha256_hex(token, strlen(token), hash);
-    rc = cc_db_begin(db);
+    rc = cc_store_begin(st);
     if (rc != CC_OK)
         return rc;
     memset(&t, 0, sizeof t);
-    rc = find_token(db, hash, &t);
+    rc = find_token(st, hash, &t);
     if (rc == CC_OK && t.user_id != p->user_id)
         rc = CC_ERR_UNAUTHORIZED;
     if (rc == CC_OK)
-        rc = exec2(db, sql_family_revoke, t.family, 0, cc_now_ms());
+        rc = exec2(st, sql_family_revoke, t.family, 0, cc_now_ms());
     if (rc == CC_OK)
         rc = cc_audit_append(st, p->user_id, "logout", "user", p->user_id, NULL, NULL);
-    return cc_sql_end(db, rc);
+    return tx_end(st, rc);
 }
 
 int cc_auth_bearer(struct cc_store *st, const struct cc_auth_cfg *cfg, const char *header,

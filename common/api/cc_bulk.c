@@ -9,7 +9,6 @@
 #include <openssl/crypto.h>
 
 #include "cc_audit.h"
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_http.h"
 #include "cc_input.h"
@@ -17,7 +16,6 @@
 #include "cc_log.h"
 #include "cc_provision.h"
 #include "cc_rc.h"
-#include "cc_sql.h"
 
 #define CSV_MAX_FIELDS 8               /* columns a CSV record may have before it is refused */
 #define MSG_MAX 200                    /* bytes of one problem sentence */
@@ -747,12 +745,11 @@ int cc_bulk_provision(struct cc_store *st, const struct cc_principal *p, struct 
                       cc_bulk_progress_fn progress, void *ctx, cJSON **err)
 {
     struct report rp = {0};
-    sqlite3 *db = cc_store_db(st);
     int rc;
 
     if (b == NULL || b->count == 0)
         return fail_whole(CC_ERR_VALIDATION, "rows", "empty", "the input holds no device", err);
-    rc = cc_db_begin(db);
+    rc = cc_store_begin(st);
     if (rc != CC_OK)
         return rc;
     for (size_t i = 0; i < b->count && rc == CC_OK; i++) {
@@ -766,7 +763,10 @@ int cc_bulk_provision(struct cc_store *st, const struct cc_principal *p, struct 
         rc = rp.not_found ? CC_ERR_NOT_FOUND : rp.conflict ? CC_ERR_CONFLICT : CC_ERR_VALIDATION;
     if (rc == CC_ERR_NOT_FOUND)
         memcpy(rp.first, rp.first_nf, sizeof rp.first);
-    rc = cc_sql_end(db, rc);
+    if (rc == CC_OK)
+        rc = cc_store_commit(st) == CC_OK ? CC_OK : CC_ERR_DB;
+    else
+        cc_store_rollback(st);
     if (rc != CC_OK) {
         wipe_keys(b);
         if (rp.count > 0 &&

@@ -8,7 +8,6 @@
 
 #include <openssl/crypto.h>
 
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_log.h"
 #include "cc_rc.h"
@@ -106,11 +105,28 @@ int cc_provision_serial_valid(const char *serial)
     return n > 0;
 }
 
+/* The inserts. ON CONFLICT DO NOTHING: an e-mail or serial already taken inserts no row
+ * (RETURNING none: CC_ERR_CONFLICT) instead of failing, because on PostgreSQL a failed
+ * statement would abort the caller's transaction, and cc_bulk goes on after a conflict to
+ * report every bad row. users.email's key is case-insensitive in both dialects (COLLATE
+ * NOCASE, citext). */
+static const char sql_user_insert[] =
+    "INSERT INTO users (email, password_hash, role, name, created_at) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO NOTHING RETURNING id";
+static const char sql_cell_exists[] = "SELECT 1 FROM cold_cells WHERE id = $1";
+static const char sql_device_insert[] =
+    "INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, "
+    "api_key_prefix, firmware_version, status, created_at) "
+    "VALUES ($1, $2, $3, $4, $5, 'NEVER_SEEN', $6) ON CONFLICT (serial_number) DO NOTHING "
+    "RETURNING id";
+static const char sql_key_update[] =
+    "UPDATE devices SET api_key_hash = $1, api_key_prefix = $2 WHERE id = $3";
+
 /* Opens a transaction unless the caller has one; *own says whether we did. */
 static int tx_open(struct cc_store *st, int *own)
 {
     *own = 0;
-    if (!sqlite3_get_autocommit(cc_store_db(st)))
+    if (cc_store_in_transaction(st))
         return CC_OK;
     if (cc_store_begin(st) != CC_OK)
         return CC_ERR_DB;
@@ -128,10 +144,20 @@ static int tx_close(struct cc_store *st, int own, int rc)
     return rc;
 }
 
-/* Maps a failed sqlite3_step to CC_ERR_CONFLICT (unique key) or CC_ERR_DB. */
-static int step_rc(sqlite3 *db, int rc)
+/* Steps a bound INSERT ... RETURNING id: *id and CC_OK, CC_ERR_CONFLICT when it inserted
+ * nothing (ON CONFLICT DO NOTHING), or CC_ERR_DB. Releases s. */
+static int insert_returning(struct cc_stmt *s, int64_t *id)
 {
-    return cc_db_rc(rc, sqlite3_extended_errcode(db));
+    int rc = cc_stmt_step(s);
+
+    if (rc == CC_ROW) {
+        *id = cc_stmt_column_int64(s, 0);
+        rc = cc_stmt_step(s); /* to the end: the statement is finished, not just begun */
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_CONFLICT;
+    }
+    cc_stmt_release(s);
+    return rc;
 }
 
 int cc_provision_user(struct cc_store *st, const char *email, const char *password,
@@ -139,8 +165,7 @@ int cc_provision_user(struct cc_store *st, const char *email, const char *passwo
 {
     struct problems p = {0};
     char hash[CC_PASSWORD_HASH_MAX];
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *s = NULL;
     int own = 0;
     int rc;
     long name_len;
@@ -186,34 +211,23 @@ int cc_provision_user(struct cc_store *st, const char *email, const char *passwo
     rc = tx_open(st, &own);
     if (rc != CC_OK)
         goto out;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO users (email, password_hash, role, name, created_at) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5)",
-                           -1, &stmt, NULL) != SQLITE_OK) {
-        cc_log_error("provision_user", "prepare: %s", sqlite3_errmsg(db));
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    if (sqlite3_bind_text(stmt, 1, email, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 3, role, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 4, name, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 5, cc_now_ms()) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE) {
-        rc = step_rc(db, rc);
-        if (rc != CC_ERR_CONFLICT)
-            cc_log_error("provision_user", "insert: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    rc = CC_OK;
-    new_id = sqlite3_last_insert_rowid(db);
+    rc = cc_stmt_prepare(st, sql_user_insert, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 1, email);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 2, hash);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 3, role);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 4, name);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 5, cc_now_ms());
+    if (rc == CC_OK)
+        rc = insert_returning(s, &new_id);
+    else
+        cc_stmt_release(s);
 
 out:
-    sqlite3_finalize(stmt);
     OPENSSL_cleanse(hash, sizeof hash);
     rc = tx_close(st, own, rc);
     if (rc == CC_OK) {
@@ -225,28 +239,20 @@ out:
 }
 
 /* Looks the cold cell up: CC_OK, CC_ERR_NOT_FOUND or CC_ERR_DB. */
-static int cell_exists(sqlite3 *db, int64_t cold_cell_id)
+static int cell_exists(struct cc_store *st, int64_t cold_cell_id)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc;
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql_cell_exists, &s);
 
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM cold_cells WHERE id = ?1", -1, &stmt, NULL) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 1, cold_cell_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 1, cold_cell_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_ROW)
         rc = CC_OK;
-    else if (rc == SQLITE_DONE)
+    else if (rc == CC_OK)
         rc = CC_ERR_NOT_FOUND;
-    else
-        rc = CC_ERR_DB;
-out:
-    if (rc == CC_ERR_DB)
-        cc_log_error("provision_device", "cold cell lookup: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(stmt);
+    cc_stmt_release(s);
     return rc;
 }
 
@@ -274,8 +280,7 @@ int cc_provision_device(struct cc_store *st, int64_t cold_cell_id, const char *s
     char new_key[CC_API_KEY_LEN];
     char hash[CC_SHA256_HEX_LEN];
     char prefix[CC_API_KEY_PREFIX_LEN];
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *s = NULL;
     int own = 0;
     int rc;
     int64_t new_id = 0;
@@ -315,40 +320,28 @@ int cc_provision_device(struct cc_store *st, int64_t cold_cell_id, const char *s
     rc = tx_open(st, &own);
     if (rc != CC_OK)
         goto out;
-    rc = cell_exists(db, cold_cell_id);
+    rc = cell_exists(st, cold_cell_id);
     if (rc != CC_OK)
         goto out;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, "
-                           "api_key_prefix, firmware_version, status, created_at) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, 'NEVER_SEEN', ?6)",
-                           -1, &stmt, NULL) != SQLITE_OK) {
-        cc_log_error("provision_device", "prepare: %s", sqlite3_errmsg(db));
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    if (sqlite3_bind_text(stmt, 1, serial, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, cold_cell_id) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 3, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 4, prefix, -1, SQLITE_STATIC) != SQLITE_OK ||
-        (firmware != NULL ? sqlite3_bind_text(stmt, 5, firmware, -1, SQLITE_STATIC)
-                          : sqlite3_bind_null(stmt, 5)) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 6, cc_now_ms()) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE) {
-        rc = step_rc(db, rc);
-        if (rc != CC_ERR_CONFLICT)
-            cc_log_error("provision_device", "insert: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    rc = CC_OK;
-    new_id = sqlite3_last_insert_rowid(db);
+    rc = cc_stmt_prepare(st, sql_device_insert, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 1, serial);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 2, cold_cell_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 3, hash);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 4, prefix);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 5, firmware); /* NULL binds NULL */
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 6, cc_now_ms());
+    if (rc == CC_OK)
+        rc = insert_returning(s, &new_id);
+    else
+        cc_stmt_release(s);
 
 out:
-    sqlite3_finalize(stmt);
     rc = tx_close(st, own, rc);
     if (rc == CC_OK) {
         *id = new_id;
@@ -366,8 +359,7 @@ int cc_provision_regenerate_key(struct cc_store *st, int64_t device_id, char key
     char new_key[CC_API_KEY_LEN];
     char hash[CC_SHA256_HEX_LEN];
     char prefix[CC_API_KEY_PREFIX_LEN];
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *s = NULL;
     int own = 0;
     int rc;
 
@@ -377,26 +369,20 @@ int cc_provision_regenerate_key(struct cc_store *st, int64_t device_id, char key
     rc = tx_open(st, &own);
     if (rc != CC_OK)
         goto out;
-    if (sqlite3_prepare_v2(db,
-                           "UPDATE devices SET api_key_hash = ?1, api_key_prefix = ?2 "
-                           "WHERE id = ?3",
-                           -1, &stmt, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 2, prefix, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, device_id) != SQLITE_OK) {
-        cc_log_error("provision_regenerate", "prepare: %s", sqlite3_errmsg(db));
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    if (sqlite3_step(stmt) != SQLITE_DONE) {
-        cc_log_error("provision_regenerate", "update: %s", sqlite3_errmsg(db));
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = sqlite3_changes(db) == 1 ? CC_OK : CC_ERR_NOT_FOUND;
+    rc = cc_stmt_prepare(st, sql_key_update, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 1, hash);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 2, prefix);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 3, device_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_OK && cc_stmt_changes(s) != 1)
+        rc = CC_ERR_NOT_FOUND;
+    cc_stmt_release(s);
 
 out:
-    sqlite3_finalize(stmt);
     rc = tx_close(st, own, rc);
     if (rc == CC_OK) {
         memcpy(key, new_key, CC_API_KEY_LEN);
