@@ -29,9 +29,6 @@ static const char sql_alert_json[] =
     " WHERE a.id = ?1 AND u.disabled = 0 ON CONFLICT DO NOTHING"
 
 static const char sql_customer[] = NOTIFY_INSERT("JOIN users u ON u.id = l.customer_id");
-static const char sql_technicians[] =
-    NOTIFY_INSERT("JOIN technician_customers tc ON tc.customer_id = l.customer_id"
-                  " JOIN users u ON u.id = tc.technician_id");
 static const char sql_customer_and_technicians[] =
     NOTIFY_INSERT("JOIN users u ON (u.id = l.customer_id OR u.id IN (SELECT tc.technician_id FROM"
                   " technician_customers tc WHERE tc.customer_id = l.customer_id))");
@@ -154,11 +151,6 @@ static int alert_change(struct cc_store *st, const char *sql, int64_t alert_id, 
 int cc_notify_customer_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms)
 {
     return alert_change(st, sql_customer, alert_id, "ALERT", "Alert", -1, now_ms);
-}
-
-int cc_notify_technician_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms)
-{
-    return alert_change(st, sql_technicians, alert_id, "ALERT", "Alert", -1, now_ms);
 }
 
 int cc_notify_alert_raised(struct cc_store *st, int64_t alert_id, int64_t now_ms)
