@@ -9,6 +9,7 @@
 #include "cc_db.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_role.h"
 #include "cc_store_rollup.h"
 
 #define SEED_HISTORY_MS (7LL * 24 * 3600 * 1000) /* rows "exist" since a week before now */
@@ -23,10 +24,10 @@ static const struct seed_user {
     const char *role;
     const char *name;
 } users[CC_SEED_USERS] = {
-    {"tech@example.com", "technician123", "TECHNICIAN", "Terry Technician"},
-    {"customer1@example.com", "customer123", "CUSTOMER", "Northwind Foods"},
-    {"customer2@example.com", "customer123", "CUSTOMER", "Harbor Fish Market"},
-    {"admin@example.com", "admin123", "ADMIN", "Site Administrator"},
+    {"tech@example.com", "technician123", CC_ROLE_NAME_TECHNICIAN, "Terry Technician"},
+    {"customer1@example.com", "customer123", CC_ROLE_NAME_CUSTOMER, "Northwind Foods"},
+    {"customer2@example.com", "customer123", CC_ROLE_NAME_CUSTOMER, "Harbor Fish Market"},
+    {"admin@example.com", "admin123", CC_ROLE_NAME_ADMIN, "Site Administrator"},
 };
 #define USER_TECH 0
 #define USER_ADMIN 3
@@ -265,7 +266,7 @@ static int insert_people(sqlite3 *db, const struct seed_secrets *sec, int64_t cr
     if (rc != CC_OK)
         goto out;
     for (int u = 0; u < CC_SEED_USERS; u++) {
-        if (strcmp(users[u].role, "CUSTOMER") != 0)
+        if (cc_role_parse(users[u].role) != CC_ROLE_CUSTOMER)
             continue;
         b = SQLITE_OK;
         b |= sqlite3_bind_int64(ins_link, 1, ids->user[USER_TECH]);

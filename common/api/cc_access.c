@@ -9,10 +9,10 @@
 #include "cc_sql.h"
 
 /* One statement per entity: a row when the object exists and the principal (?1 role,
- * ?2 user id) may see it; ?3 is the object id. */
+ * ?2 user id) may see it; ?3 is the object id, ?4 (sql_customer) the customer role. */
 static const char sql_user[] = "SELECT 1 FROM users u WHERE u.id = ?3 AND (?1 = 4 OR u.id = ?2)";
 static const char sql_customer[] = "SELECT 1 FROM users u WHERE u.id = ?3 AND "
-                                   "u.role = 'CUSTOMER' AND " CC_ACCESS_SQL("u.id");
+                                   "u.role = ?4 AND " CC_ACCESS_SQL("u.id");
 static const char sql_location[] =
     "SELECT 1 FROM locations l WHERE l.id = ?3 AND " CC_ACCESS_SQL("l.customer_id");
 static const char sql_coldcell[] =
@@ -29,33 +29,6 @@ static const char sql_alert[] =
 /* ?1 is bound but unused: notifications are their recipient's alone. */
 static const char sql_notification[] =
     "SELECT 1 FROM notifications n WHERE n.id = ?3 AND n.user_id = ?2 AND ?1 >= 0";
-
-int cc_role_parse(const char *s)
-{
-    if (s == NULL)
-        return CC_ROLE_NONE;
-    if (strcmp(s, "CUSTOMER") == 0)
-        return CC_ROLE_CUSTOMER;
-    if (strcmp(s, "TECHNICIAN") == 0)
-        return CC_ROLE_TECHNICIAN;
-    if (strcmp(s, "ADMIN") == 0)
-        return CC_ROLE_ADMIN;
-    return CC_ROLE_NONE;
-}
-
-const char *cc_role_name(int role)
-{
-    switch (role) {
-    case CC_ROLE_CUSTOMER:
-        return "CUSTOMER";
-    case CC_ROLE_TECHNICIAN:
-        return "TECHNICIAN";
-    case CC_ROLE_ADMIN:
-        return "ADMIN";
-    default:
-        return "";
-    }
-}
 
 int cc_access_bind(sqlite3_stmt *stmt, const struct cc_principal *p)
 {
@@ -105,7 +78,9 @@ int cc_access_check(struct cc_store *st, const struct cc_principal *p, int entit
     rc = cc_sql_prepare(db, sql, &stmt);
     if (rc != CC_OK)
         return rc;
-    if (cc_access_bind(stmt, p) != SQLITE_OK || sqlite3_bind_int64(stmt, 3, id) != SQLITE_OK) {
+    if (cc_access_bind(stmt, p) != SQLITE_OK || sqlite3_bind_int64(stmt, 3, id) != SQLITE_OK ||
+        (sql == sql_customer && sqlite3_bind_text(stmt, 4, cc_role_name(CC_ROLE_CUSTOMER), -1,
+                                                  SQLITE_STATIC) != SQLITE_OK)) {
         rc = CC_ERR_DB;
         goto out;
     }
