@@ -25,6 +25,8 @@ int fixture_open(struct fixture *fx, unsigned flags, int store_flags, const char
             goto fail;
         }
         snprintf(fx->path, sizeof fx->path, "%s/cc.db", fx->dir);
+        if (flags & FIXTURE_NO_STORE)
+            return CC_OK;
     } else {
         snprintf(fx->path, sizeof fx->path, ":memory:");
     }

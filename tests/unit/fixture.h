@@ -9,7 +9,10 @@
 
 #include "cc_store.h"
 
-#define FIXTURE_FILE 1u    /* a file in a fresh temporary directory instead of ":memory:" */
+#define FIXTURE_FILE 1u /* a file in a fresh temporary directory instead of ":memory:" */
+/* With FIXTURE_FILE: the directory and path only, no store (st NULL, no seed), for a test
+ * whose subject creates the database itself (the WAL checkpointer, cc_store_open's flags). */
+#define FIXTURE_NO_STORE 2u
 #define FIXTURE_DIR_MAX 32 /* bytes of dir: "/tmp/cc-test-XXXXXX" and its NUL fit */
 
 struct fixture {
