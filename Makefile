@@ -21,7 +21,9 @@ CFLAGS  += $(CFLAGS_BASE)
 # the headers it read (-MMD: ours, not the system's) with an empty rule per header (-MP: a
 # removed header breaks nothing). Each output also depends on its own .d, and a missing .d
 # counts as changed (the empty %.d rules below): an output built before -MMD, or whose .d was
-# deleted, is rebuilt once and gets one. `make deps-check` (run by `unit`) proves it.
+# deleted, is rebuilt once and gets one. Each compile ends with `touch $@`: clang writes the
+# .d after the output, which would leave the output older than its .d for ever.
+# `make deps-check` (run by `unit`) proves it.
 DEPFLAGS = -MMD -MP -MF $@.d -MT $@
 LDLIBS_COMMON := -lcjson -lsqlite3 -lcrypto -lcurl -lm -pthread
 
@@ -50,6 +52,7 @@ $(BUILD)/gen/cc_migrations.c: $(MIGRATIONS) tools/embed_sql.sh
 $(BUILD)/obj/gen/cc_migrations.o: $(BUILD)/gen/cc_migrations.c $(BUILD)/obj/gen/cc_migrations.o.d
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	@touch $@
 
 # The OpenAPI document apid serves (GET /api/openapi.json): docs/openapi.json, generated
 # from docs/openapi.yaml by `make openapi` and committed, embedded with sh and sed.
@@ -60,6 +63,7 @@ $(BUILD)/gen/openapi_json.c: docs/openapi.json tools/gen_openapi_c.sh
 $(BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c $(BUILD)/obj/gen/openapi_json.o.d
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	@touch $@
 
 openapi:
 	/usr/bin/python3 tools/gen_openapi.py docs/openapi.yaml docs/openapi.json
@@ -67,6 +71,7 @@ openapi:
 $(BUILD)/obj/%.o: %.c $(BUILD)/obj/%.o.d | $(BUILD)/gen/cc_migrations.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	@touch $@
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -81,6 +86,7 @@ $(BUILD)/ingestd: $(INGESTD_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
 $(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o: ingestd/jobs.c $(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o.d
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -DCC_BENCH_NO_MQTT_NOTIFY -c $< -o $@
+	@touch $@
 
 $(BUILD)/ingestd-no-mqtt-notify: $(filter-out %/jobs.o,$(INGESTD_SRC:%.c=$(BUILD)/obj/%.o)) \
                                  $(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o $(BUILD)/libcommon.a
@@ -104,11 +110,13 @@ $(BUILD)/coldchain_auth.so: broker-config/coldchain_auth.c $(BUILD)/obj/broker-c
                             $(BUILD)/obj/common/base/cc_crypto.o $(BUILD)/coldchain_auth.so.d
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -shared -o $@ $(filter-out %.d,$^) -lsqlite3 -lcrypto
+	@touch $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(UNIT_OBJ) $(BUILD)/libcommon.a $(BUILD)/tests/%.d
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_OBJ) $(BUILD)/libcommon.a -lcmocka -ljwt \
 	    $(LDLIBS_COMMON)
+	@touch $@
 
 # ingestd's broker connection, tested without a broker (its publish bound).
 $(BUILD)/tests/test_ingest_mqtt: tests/unit/test_ingest_mqtt.c $(BUILD)/obj/ingestd/mqtt.o \
@@ -117,6 +125,7 @@ $(BUILD)/tests/test_ingest_mqtt: tests/unit/test_ingest_mqtt.c $(BUILD)/obj/inge
 	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/mqtt.o $(UNIT_OBJ) \
 	    $(BUILD)/libcommon.a \
 	    -lcmocka -lmosquitto $(LDLIBS_COMMON)
+	@touch $@
 
 # The seed lives in tools/ with ccctl, outside libcommon.
 $(BUILD)/tests/test_seed: tests/unit/test_seed.c $(BUILD)/obj/tools/cc_seed.o $(UNIT_OBJ) \
@@ -125,6 +134,7 @@ $(BUILD)/tests/test_seed: tests/unit/test_seed.c $(BUILD)/obj/tools/cc_seed.o $(
 	$(CC) $(CFLAGS) $(DEPFLAGS) -Itools $(LDFLAGS) -o $@ $< $(BUILD)/obj/tools/cc_seed.o $(UNIT_OBJ) \
 	    $(BUILD)/libcommon.a \
 	    -lcmocka -ljwt $(LDLIBS_COMMON)
+	@touch $@
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c, docs in tests/fuzz/README.md): clang with
 # fuzzer+ASan+UBSan; common/ and apid/ (minus main.c) are compiled again into build/fuzz/
@@ -153,10 +163,12 @@ $(FUZZ_DIR)/gen/openapi_json.c: docs/openapi.json tools/gen_openapi_c.sh
 $(FUZZ_DIR)/obj/gen/%.o: $(FUZZ_DIR)/gen/%.c $(FUZZ_DIR)/obj/gen/%.o.d
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	@touch $@
 
 $(FUZZ_DIR)/obj/%.o: %.c $(FUZZ_DIR)/obj/%.o.d | $(FUZZ_DIR)/gen/cc_migrations.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	@touch $@
 
 $(FUZZ_DIR)/libfuzzcc.a: $(FUZZ_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -164,6 +176,7 @@ $(FUZZ_DIR)/libfuzzcc.a: $(FUZZ_OBJ)
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libfuzzcc.a $(FUZZ_DIR)/fuzz_%.d
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libfuzzcc.a \
 	    -lcivetweb -lpaho-mqtt3c -ljwt $(LDLIBS_COMMON)
+	@touch $@
 
 fuzz-build: $(FUZZ_BIN)
 
