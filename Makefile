@@ -9,7 +9,6 @@ OPT     ?= -O2
 # so includes stay "cc_x.h" wherever a header lives.
 COMMON_DIRS := base store engine api jobs
 COMMON_INC  := $(COMMON_DIRS:%=-Icommon/%)
-COMMON_HDR  := $(wildcard $(COMMON_DIRS:%=common/%/*.h))
 # libpq (PostgreSQL 15's client, libpq-dev): the PostgreSQL store, common/store/cc_dbi_pg.c.
 # Debian's paths when pkg-config is missing (a bare build image).
 PQ_CFLAGS   := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
@@ -23,6 +22,14 @@ CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitiz
 LDFLAGS     += -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_BASE)
+# Header dependencies (issue 14 point 5): every compile writes $@.d beside its output, naming
+# the headers it read (-MMD: ours, not the system's) with an empty rule per header (-MP: a
+# removed header breaks nothing). Each output also depends on its own .d, and a missing .d
+# counts as changed (the empty %.d rules below): an output built before -MMD, or whose .d was
+# deleted, is rebuilt once and gets one. Each compile ends with `touch $@`: clang writes the
+# .d after the output, which would leave the output older than its .d for ever.
+# `make deps-check` (run by `unit`) proves it.
+DEPFLAGS = -MMD -MP -MF $@.d -MT $@
 LDLIBS_COMMON := -lcjson -lsqlite3 $(PQ_LIBS) -lcrypto -lcurl -lm -pthread
 
 # cc_auth_rules.c: the broker plugin's pure checks, shared with cc_devices.c's serial rule.
@@ -34,10 +41,12 @@ APID_SRC    := $(sort $(wildcard apid/*.c))
 CCCTL_SRC   := $(sort $(wildcard tools/ccctl*.c)) tools/cc_seed.c
 UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# tests/unit/fixture.c: the one temporary, migrated store the unit tests share.
+UNIT_OBJ    := $(BUILD)/obj/tests/unit/fixture.o
 TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
 MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
 
-.PHONY: all run test seed bench soak clean deps unit unit-asan integration format format-check openapi fuzz fuzz-build boundary-check
+.PHONY: all run test seed bench soak clean deps unit unit-asan integration format format-check openapi fuzz fuzz-build boundary-check deps-check
 
 all: $(BUILD)/ingestd $(BUILD)/apid $(BUILD)/ccctl $(BUILD)/coldchain_auth.so $(TOOL_BINS)
 
@@ -45,9 +54,10 @@ $(BUILD)/gen/cc_migrations.c: $(MIGRATIONS) tools/embed_sql.sh
 	@mkdir -p $(@D)
 	sh tools/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/gen/cc_migrations.o: $(BUILD)/gen/cc_migrations.c
+$(BUILD)/obj/gen/cc_migrations.o: $(BUILD)/gen/cc_migrations.c $(BUILD)/obj/gen/cc_migrations.o.d
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	@touch $@
 
 # The OpenAPI document apid serves (GET /api/openapi.json): docs/openapi.json, generated
 # from docs/openapi.yaml by `make openapi` and committed, embedded with sh and sed.
@@ -55,17 +65,18 @@ $(BUILD)/gen/openapi_json.c: docs/openapi.json tools/gen_openapi_c.sh
 	@mkdir -p $(@D)
 	sh tools/gen_openapi_c.sh docs/openapi.json > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
+$(BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c $(BUILD)/obj/gen/openapi_json.o.d
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	@touch $@
 
 openapi:
 	/usr/bin/python3 tools/gen_openapi.py docs/openapi.yaml docs/openapi.json
 
-$(BUILD)/obj/%.o: %.c $(COMMON_HDR) $(wildcard broker-config/*.h ingestd/*.h apid/*.h tools/*.h) \
-                   | $(BUILD)/gen/cc_migrations.c
+$(BUILD)/obj/%.o: %.c $(BUILD)/obj/%.o.d | $(BUILD)/gen/cc_migrations.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	@touch $@
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -77,9 +88,10 @@ $(BUILD)/ingestd: $(INGESTD_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
 # on alerts/{coldCellId} (the outbox rows are still written and the other channels sent;
 # notifications have no MQTT delivery anyway, SPEC §3), so that tools/bench_ingest.sh can
 # price the channel apart from the alert engine. Never installed or run by `make run`.
-$(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o: ingestd/jobs.c $(COMMON_HDR) $(wildcard ingestd/*.h)
+$(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o: ingestd/jobs.c $(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o.d
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -DCC_BENCH_NO_MQTT_NOTIFY -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -DCC_BENCH_NO_MQTT_NOTIFY -c $< -o $@
+	@touch $@
 
 $(BUILD)/ingestd-no-mqtt-notify: $(filter-out %/jobs.o,$(INGESTD_SRC:%.c=$(BUILD)/obj/%.o)) \
                                  $(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o $(BUILD)/libcommon.a
@@ -94,33 +106,44 @@ $(BUILD)/ccctl: $(CCCTL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3cs $(LDLIBS_COMMON)
 
 # -lssl: bench_load --cafile (the TLS phase of make bench); -lmosquitto: bench_count.
-$(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libcommon.a
+# A static pattern rule, so the bench objects are not intermediate files deleted after a build.
+$(TOOL_BINS): $(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lmosquitto -lpaho-mqtt3c -lcivetweb -lssl $(LDLIBS_COMMON)
 
 # The broker plugin reads devices through the store (SQLite or PostgreSQL, read-only): the
 # linker takes from libcommon.a only the objects that reaches, and keeps their symbols
 # private to the plugin (--exclude-libs).
 $(BUILD)/coldchain_auth.so: broker-config/coldchain_auth.c $(BUILD)/obj/broker-config/cc_auth_rules.o \
-                            $(BUILD)/obj/common/base/cc_crypto.o $(BUILD)/libcommon.a
+                            $(BUILD)/obj/common/base/cc_crypto.o $(BUILD)/libcommon.a \
+                            $(BUILD)/coldchain_auth.so.d
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $^ $(LDLIBS_COMMON)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $(filter-out %.d,$^) \
+	    $(LDLIBS_COMMON)
+	@touch $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_OBJ) $(BUILD)/libcommon.a $(BUILD)/tests/%.d
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a -lcmocka -ljwt $(LDLIBS_COMMON)
+	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_OBJ) $(BUILD)/libcommon.a -lcmocka -ljwt \
+	    $(LDLIBS_COMMON)
+	@touch $@
 
 # ingestd's broker connection, tested without a broker (its publish bound).
 $(BUILD)/tests/test_ingest_mqtt: tests/unit/test_ingest_mqtt.c $(BUILD)/obj/ingestd/mqtt.o \
-                                 $(BUILD)/libcommon.a
+                                 $(UNIT_OBJ) $(BUILD)/libcommon.a $(BUILD)/tests/test_ingest_mqtt.d
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/mqtt.o $(BUILD)/libcommon.a \
+	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/mqtt.o $(UNIT_OBJ) \
+	    $(BUILD)/libcommon.a \
 	    -lcmocka -lmosquitto $(LDLIBS_COMMON)
+	@touch $@
 
 # The seed lives in tools/ with ccctl, outside libcommon.
-$(BUILD)/tests/test_seed: tests/unit/test_seed.c $(BUILD)/obj/tools/cc_seed.o $(BUILD)/libcommon.a
+$(BUILD)/tests/test_seed: tests/unit/test_seed.c $(BUILD)/obj/tools/cc_seed.o $(UNIT_OBJ) \
+                          $(BUILD)/libcommon.a $(BUILD)/tests/test_seed.d
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $< $(BUILD)/obj/tools/cc_seed.o $(BUILD)/libcommon.a \
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itools $(LDFLAGS) -o $@ $< $(BUILD)/obj/tools/cc_seed.o $(UNIT_OBJ) \
+	    $(BUILD)/libcommon.a \
 	    -lcmocka -ljwt $(LDLIBS_COMMON)
+	@touch $@
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c, docs in tests/fuzz/README.md): clang with
 # fuzzer+ASan+UBSan; common/ and apid/ (minus main.c) are compiled again into build/fuzz/
@@ -146,23 +169,42 @@ $(FUZZ_DIR)/gen/openapi_json.c: docs/openapi.json tools/gen_openapi_c.sh
 	@mkdir -p $(@D)
 	sh tools/gen_openapi_c.sh docs/openapi.json > $@.tmp && mv $@.tmp $@
 
-$(FUZZ_DIR)/obj/gen/%.o: $(FUZZ_DIR)/gen/%.c
+$(FUZZ_DIR)/obj/gen/%.o: $(FUZZ_DIR)/gen/%.c $(FUZZ_DIR)/obj/gen/%.o.d
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	@touch $@
 
-$(FUZZ_DIR)/obj/%.o: %.c $(COMMON_HDR) $(wildcard apid/*.h broker-config/*.h) \
-                     | $(FUZZ_DIR)/gen/cc_migrations.c
+$(FUZZ_DIR)/obj/%.o: %.c $(FUZZ_DIR)/obj/%.o.d | $(FUZZ_DIR)/gen/cc_migrations.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	@touch $@
 
 $(FUZZ_DIR)/libfuzzcc.a: $(FUZZ_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_DIR)/libfuzzcc.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libfuzzcc.a \
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libfuzzcc.a $(FUZZ_DIR)/fuzz_%.d
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libfuzzcc.a \
 	    -lcivetweb -lpaho-mqtt3c -ljwt $(LDLIBS_COMMON)
+	@touch $@
 
 fuzz-build: $(FUZZ_BIN)
+
+# Every output compiled with $(DEPFLAGS), for the rule that makes a missing .d count as changed.
+# Listed by name, not by pattern, so a .d is never an intermediate file (whose absence make
+# would ignore). An output missing here fails with "No rule to make target ….d".
+DEP_OUT  := $(COMMON_OBJ) $(INGESTD_SRC:%.c=$(BUILD)/obj/%.o) $(APID_SRC:%.c=$(BUILD)/obj/%.o) \
+            $(CCCTL_SRC:%.c=$(BUILD)/obj/%.o) $(TOOL_BINS:$(BUILD)/%=$(BUILD)/obj/tools/%.o) \
+            $(BUILD)/obj/gen/openapi_json.o $(BUILD)/obj/ingestd/jobs_no_mqtt_notify.o \
+            $(UNIT_OBJ) $(UNIT_BIN) $(BUILD)/coldchain_auth.so $(FUZZ_OBJ) $(FUZZ_BIN)
+DEP_FILES := $(DEP_OUT:%=%.d)
+$(DEP_FILES):
+-include $(wildcard $(DEP_FILES))
+
+# Proves the header dependencies on what is built in $(BUILD) and $(FUZZ_DIR): make's -W
+# ("pretend this file was just modified") must find each dependent output out of date and an
+# unrelated one up to date. No file is touched, so it is safe beside a running build.
+deps-check:
+	@BUILD=$(BUILD) FUZZ_DIR=$(FUZZ_DIR) MAKE="$(MAKE)" sh tests/deps_check.sh
 
 fuzz: deps fuzz-build
 	@FUZZ_S=$(FUZZ_S) sh tools/fuzz.sh
@@ -172,6 +214,7 @@ deps:
 
 unit: boundary-check $(UNIT_BIN)
 	@sh tests/run_unit.sh $(BUILD)/tests
+	@$(MAKE) --no-print-directory deps-check
 
 # The daemons reach the database only through the store's typed functions (cc_store.h;
 # issue 14 point 2): no SQLite header or handle, no cc_db_ / cc_sql_ call, no raw
@@ -219,7 +262,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i common/*/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.c broker-config/*.c
+	clang-format -i common/*/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.[ch] broker-config/*.c
 
 format-check:
-	clang-format --dry-run -Werror common/*/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.c broker-config/*.c
+	clang-format --dry-run -Werror common/*/*.[ch] ingestd/*.[ch] apid/*.[ch] tools/*.[ch] tests/unit/*.[ch] broker-config/*.c

@@ -25,6 +25,7 @@
 #include "cc_log.h"
 #include "cc_notify.h"
 #include "cc_rc.h"
+#include "cc_role.h"
 #include "cc_store.h"
 
 #define DEVICES 1000
@@ -61,6 +62,24 @@ static int exec(struct cc_store *st, const char *sql)
     return 0;
 }
 
+/* Runs one statement whose ?1 is the name of role (SQL never spells a role). */
+static int exec_role(sqlite3 *db, const char *sql, int role)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(s, 1, cc_role_name(role), -1, SQLITE_STATIC);
+    if (src == SQLITE_OK && sqlite3_step(s) != SQLITE_DONE)
+        src = sqlite3_errcode(db);
+    sqlite3_finalize(s);
+    if (src != SQLITE_OK) {
+        fprintf(stderr, "%s: %s: %s\n", "bench_alerts", sql, sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
 /* A fresh database with the customer, cells and devices. */
 static struct cc_store *setup(const char *path)
 {
@@ -71,9 +90,11 @@ static struct cc_store *setup(const char *path)
     if (cc_store_open(path, CC_DB_CREATE | CC_DB_MIGRATE, &st) != CC_OK)
         return NULL;
     if (exec(st, "BEGIN") != 0 ||
-        exec(st, "INSERT INTO users (id, email, password_hash, role, name, created_at)"
-                 " VALUES (1, 'bench@example.com', '!', 'CUSTOMER', 'Bench', 0);"
-                 "INSERT INTO locations (id, customer_id, name, created_at)"
+        exec_role(cc_store_db(st),
+                  "INSERT INTO users (id, email, password_hash, role, name, created_at)"
+                  " VALUES (1, 'bench@example.com', '!', ?1, 'Bench', 0)",
+                  CC_ROLE_CUSTOMER) != 0 ||
+        exec(st, "INSERT INTO locations (id, customer_id, name, created_at)"
                  " VALUES (1, 1, 'Bench', 0)") != 0)
         goto fail;
     for (int c = 1; c <= CELLS; c++) {

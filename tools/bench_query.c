@@ -19,6 +19,7 @@
 #include "cc_log.h"
 #include "cc_query.h"
 #include "cc_rc.h"
+#include "cc_role.h"
 #include "cc_sql.h"
 #include "cc_store_rollup.h"
 #include "cc_time.h"
@@ -62,6 +63,24 @@ static int exec(sqlite3 *db, const char *sql)
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         fprintf(stderr, "bench_query: %s: %s\n", sql, msg ? msg : "?");
         sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs one statement whose ?1 is the name of role (SQL never spells a role). */
+static int exec_role(sqlite3 *db, const char *sql, int role)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(s, 1, cc_role_name(role), -1, SQLITE_STATIC);
+    if (src == SQLITE_OK && sqlite3_step(s) != SQLITE_DONE)
+        src = sqlite3_errcode(db);
+    sqlite3_finalize(s);
+    if (src != SQLITE_OK) {
+        fprintf(stderr, "%s: %s: %s\n", "bench_query", sql, sqlite3_errmsg(db));
         return -1;
     }
     return 0;
@@ -141,8 +160,10 @@ static int build(const char *path)
                  " complete INTEGER, schema_version INTEGER)"))
         goto out;
     if (one_int(db, "SELECT count(*) FROM users WHERE email = 'bench@example.com'") == 0 &&
-        exec(db, "INSERT INTO users (email, password_hash, role, name, created_at)"
-                 " VALUES ('bench@example.com', '-', 'CUSTOMER', 'Bench', 0)"))
+        exec_role(db,
+                  "INSERT INTO users (email, password_hash, role, name, created_at)"
+                  " VALUES ('bench@example.com', '-', ?1, 'Bench', 0)",
+                  CC_ROLE_CUSTOMER))
         goto out;
     if (exec(db, "BEGIN") ||
         exec(db, "INSERT INTO locations (customer_id, name, created_at) SELECT id,"

@@ -9,6 +9,7 @@
 #include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_role.h"
 #include "cc_store.h"
 
 #define SEED_HISTORY_MS (7LL * 24 * 3600 * 1000) /* rows "exist" since a week before now */
@@ -23,10 +24,10 @@ static const struct seed_user {
     const char *role;
     const char *name;
 } users[CC_SEED_USERS] = {
-    {"tech@example.com", "technician123", "TECHNICIAN", "Terry Technician"},
-    {"customer1@example.com", "customer123", "CUSTOMER", "Northwind Foods"},
-    {"customer2@example.com", "customer123", "CUSTOMER", "Harbor Fish Market"},
-    {"admin@example.com", "admin123", "ADMIN", "Site Administrator"},
+    {"tech@example.com", "technician123", CC_ROLE_NAME_TECHNICIAN, "Terry Technician"},
+    {"customer1@example.com", "customer123", CC_ROLE_NAME_CUSTOMER, "Northwind Foods"},
+    {"customer2@example.com", "customer123", CC_ROLE_NAME_CUSTOMER, "Harbor Fish Market"},
+    {"admin@example.com", "admin123", CC_ROLE_NAME_ADMIN, "Site Administrator"},
 };
 #define USER_TECH 0
 #define USER_ADMIN 3
@@ -279,7 +280,7 @@ static int insert_people(struct cc_store *st, const struct seed_secrets *sec, in
         rc = run(st, sql_user, a, 5, &ids->user[u]);
     }
     for (int u = 0; rc == CC_OK && u < CC_SEED_USERS; u++) {
-        if (strcmp(users[u].role, "CUSTOMER") == 0) {
+        if (cc_role_parse(users[u].role) == CC_ROLE_CUSTOMER) {
             const struct arg a[] = {AI(ids->user[USER_TECH]), AI(ids->user[u])};
             rc = run(st, sql_link, a, 2, NULL);
         }

@@ -24,6 +24,7 @@
 #include "cc_log.h"
 #include "cc_provision.h"
 #include "cc_rc.h"
+#include "cc_role.h"
 #include "cc_seed.h"
 #include "cc_store.h"
 #include "cc_time.h"
@@ -255,8 +256,8 @@ static int link_technician(sqlite3 *db, int64_t tech_id, int64_t customer_id)
         goto out;
     }
     rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE || (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(stmt, 0),
-                                                         "TECHNICIAN") != 0)) {
+    if (rc == SQLITE_DONE || (rc == SQLITE_ROW && cc_role_parse((const char *)sqlite3_column_text(
+                                                      stmt, 0)) != CC_ROLE_TECHNICIAN)) {
         fprintf(stderr, "ccctl: --link-technician: user %" PRId64 " is not a technician\n",
                 tech_id);
         rc = CC_ERR_VALIDATION;
@@ -334,7 +335,7 @@ static int cmd_user_add(int argc, char **argv, const struct cc_config *cfg)
         password = getenv("CCCTL_PASSWORD");
     if (optind != argc || email == NULL || password == NULL || role == NULL || name == NULL)
         return ccctl_usage();
-    if (tech_id != 0 && strcmp(role, "CUSTOMER") != 0) {
+    if (tech_id != 0 && cc_role_parse(role) != CC_ROLE_CUSTOMER) {
         fprintf(stderr, "ccctl: --link-technician applies to a CUSTOMER only\n");
         return ccctl_usage();
     }

@@ -6,10 +6,10 @@
 #include "cc_rc.h"
 
 /* One statement per entity: a row when the object exists and the principal ($1 role,
- * $2 user id) may see it; $3 is the object id. */
+ * $2 user id) may see it; $3 is the object id, $4 (sql_customer) the customer role. */
 static const char sql_user[] = "SELECT 1 FROM users u WHERE u.id = $3 AND ($1 = 4 OR u.id = $2)";
 static const char sql_customer[] = "SELECT 1 FROM users u WHERE u.id = $3 AND "
-                                   "u.role = 'CUSTOMER' AND " CC_ACCESS_SQL_N("u.id");
+                                   "u.role = $4 AND " CC_ACCESS_SQL_N("u.id");
 static const char sql_location[] =
     "SELECT 1 FROM locations l WHERE l.id = $3 AND " CC_ACCESS_SQL_N("l.customer_id");
 static const char sql_coldcell[] =
@@ -27,33 +27,6 @@ static const char sql_alert[] =
  * because PostgreSQL must be able to type every parameter up to the highest. */
 static const char sql_notification[] =
     "SELECT 1 FROM notifications n WHERE n.id = $3 AND n.user_id = $2 AND $1 >= 0";
-
-int cc_role_parse(const char *s)
-{
-    if (s == NULL)
-        return CC_ROLE_NONE;
-    if (strcmp(s, "CUSTOMER") == 0)
-        return CC_ROLE_CUSTOMER;
-    if (strcmp(s, "TECHNICIAN") == 0)
-        return CC_ROLE_TECHNICIAN;
-    if (strcmp(s, "ADMIN") == 0)
-        return CC_ROLE_ADMIN;
-    return CC_ROLE_NONE;
-}
-
-const char *cc_role_name(int role)
-{
-    switch (role) {
-    case CC_ROLE_CUSTOMER:
-        return "CUSTOMER";
-    case CC_ROLE_TECHNICIAN:
-        return "TECHNICIAN";
-    case CC_ROLE_ADMIN:
-        return "ADMIN";
-    default:
-        return "";
-    }
-}
 
 int cc_access_bind_stmt(struct cc_stmt *s, const struct cc_principal *p)
 {
@@ -104,6 +77,8 @@ int cc_access_check(struct cc_store *st, const struct cc_principal *p, int entit
         rc = cc_access_bind_stmt(s, p);
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(s, 3, id);
+    if (rc == CC_OK && sql == sql_customer)
+        rc = cc_stmt_bind_text(s, 4, cc_role_name(CC_ROLE_CUSTOMER));
     if (rc == CC_OK)
         rc = cc_stmt_step(s);
     if (rc == CC_ROW)

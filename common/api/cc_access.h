@@ -14,16 +14,8 @@
 
 #include <stdint.h>
 #include <cjson/cJSON.h>
+#include "cc_role.h" /* the role bits and names (base/), for everyone who includes this */
 #include "cc_store.h"
-
-/* Roles are bits so that a route can name the set it allows. */
-enum cc_role {
-    CC_ROLE_NONE = 0,
-    CC_ROLE_CUSTOMER = 1,
-    CC_ROLE_TECHNICIAN = 2,
-    CC_ROLE_ADMIN = 4,
-};
-#define CC_ROLE_ANY (CC_ROLE_CUSTOMER | CC_ROLE_TECHNICIAN | CC_ROLE_ADMIN)
 
 /* The signed-in user a request acts for. */
 struct cc_principal {
@@ -56,11 +48,6 @@ enum cc_access_mode { CC_ACCESS_READ = 0, CC_ACCESS_WRITE = 1 };
 #define CC_ACCESS_SQL(col)                                                                         \
     "(?1 = 4 OR " col " = ?2 OR (?1 = 2 AND " col " IN (SELECT tc.customer_id FROM "               \
     "technician_customers tc WHERE tc.technician_id = ?2)))"
-
-/* "CUSTOMER" -> CC_ROLE_CUSTOMER, ...; CC_ROLE_NONE if unknown. */
-int cc_role_parse(const char *s);
-/* CC_ROLE_CUSTOMER -> "CUSTOMER", ...; "" if not exactly one known bit. */
-const char *cc_role_name(int role);
 
 /* May p read (or, with CC_ACCESS_WRITE, change) the object entity/id? CC_OK when it
  * may, CC_ERR_NOT_FOUND when it does not exist or p may not see it, CC_ERR_DB. Read

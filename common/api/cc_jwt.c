@@ -19,6 +19,7 @@
 #include "cc_crypto.h"
 #include "cc_json.h"
 #include "cc_rc.h"
+#include "cc_role.h"
 
 #define JTI_BYTES 32   /* random bytes in a token's jti */
 #define HEADER_MAX 256 /* decoded JOSE header bytes accepted */
@@ -161,7 +162,7 @@ static int parse_sub(const char *s, int64_t *out)
 
 static int role_known(const char *r)
 {
-    return strcmp(r, "CUSTOMER") == 0 || strcmp(r, "TECHNICIAN") == 0 || strcmp(r, "ADMIN") == 0;
+    return cc_role_parse(r) != CC_ROLE_NONE;
 }
 
 int cc_jwt_sign(const void *key, size_t keylen, const struct cc_jwt_claims *c, char **out)

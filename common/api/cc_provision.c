@@ -11,6 +11,7 @@
 #include "cc_error.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_role.h"
 #include "cc_time.h"
 #include "cc_validate.h"
 
@@ -85,8 +86,7 @@ static int email_valid(const char *email)
 
 static int role_valid(const char *role)
 {
-    return strcmp(role, "CUSTOMER") == 0 || strcmp(role, "TECHNICIAN") == 0 ||
-           strcmp(role, "ADMIN") == 0;
+    return cc_role_parse(role) != CC_ROLE_NONE;
 }
 
 int cc_provision_serial_valid(const char *serial)

@@ -372,16 +372,19 @@ static cJSON *alert_row(sqlite3_stmt *stmt)
     return o;
 }
 
-/* Runs a statement built with CC_ACCESS_SQL (?1, ?2) and collects its rows. */
-static int collect(sqlite3 *db, const char *sql, const struct cc_principal *p, cc_sql_row_fn fn,
-                   cJSON **items)
+/* Runs a statement built with CC_ACCESS_SQL (?1, ?2) and collects its rows; role3, unless
+ * CC_ROLE_NONE, is the role whose name the statement takes as ?3. */
+static int collect(sqlite3 *db, const char *sql, const struct cc_principal *p, int role3,
+                   cc_sql_row_fn fn, cJSON **items)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = cc_sql_prepare(db, sql, &stmt);
 
     if (rc != CC_OK)
         return rc;
-    if (cc_access_bind(stmt, p) != SQLITE_OK)
+    if (cc_access_bind(stmt, p) != SQLITE_OK ||
+        (role3 != CC_ROLE_NONE &&
+         sqlite3_bind_text(stmt, 3, cc_role_name(role3), -1, SQLITE_STATIC) != SQLITE_OK))
         rc = CC_ERR_DB;
     else
         rc = cc_sql_collect(db, stmt, fn, items);
@@ -448,13 +451,13 @@ int cc_dashboard_customer(struct cc_store *st, const struct cc_principal *p, cJS
     int64_t n_cells, n_devs = 0, n_online = 0;
     int rc;
 
-    rc = collect(db, loc_sql, p, location_row, &locs);
+    rc = collect(db, loc_sql, p, CC_ROLE_NONE, location_row, &locs);
     if (rc == CC_OK)
-        rc = collect(db, cell_sql, p, cell_row, &cells);
+        rc = collect(db, cell_sql, p, CC_ROLE_NONE, cell_row, &cells);
     if (rc == CC_OK)
-        rc = collect(db, dev_sql, p, device_row, &devs);
+        rc = collect(db, dev_sql, p, CC_ROLE_NONE, device_row, &devs);
     if (rc == CC_OK)
-        rc = collect(db, alert_sql, p, alert_row, &alerts);
+        rc = collect(db, alert_sql, p, CC_ROLE_NONE, alert_row, &alerts);
     if (rc != CC_OK)
         goto fail;
     n_cells = cJSON_GetArraySize(cells);
@@ -560,12 +563,11 @@ int cc_dashboard_technician(struct cc_store *st, const struct cc_principal *p, c
         " (SELECT count(*) FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"
         "  JOIN locations l ON l.id = c.location_id"
         "  WHERE l.customer_id = u.id AND a.status = 'ACTIVE')"
-        " FROM users u WHERE u.role = 'CUSTOMER' AND " CC_ACCESS_SQL("u.id") " ORDER BY u.id";
+        " FROM users u WHERE u.role = ?3 AND " CC_ACCESS_SQL("u.id") " ORDER BY u.id";
     static const char type_sql[] =
         "SELECT a.type, count(*) FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"
         " JOIN locations l ON l.id = c.location_id JOIN users u ON u.id = l.customer_id"
-        " WHERE a.status = 'ACTIVE' AND u.role = 'CUSTOMER' AND " CC_ACCESS_SQL(
-            "u.id") " GROUP BY a.type";
+        " WHERE a.status = 'ACTIVE' AND u.role = ?3 AND " CC_ACCESS_SQL("u.id") " GROUP BY a.type";
     static const char *const types[] = {"HIGH_TEMP", "LOW_TEMP", "POWER_LOSS", "SENSOR_ERROR"};
     sqlite3 *db = cc_store_db(st);
     sqlite3_stmt *stmt = NULL;
@@ -576,7 +578,7 @@ int cc_dashboard_technician(struct cc_store *st, const struct cc_principal *p, c
 
     if (p->role != CC_ROLE_TECHNICIAN && p->role != CC_ROLE_ADMIN)
         return CC_ERR_FORBIDDEN;
-    rc = collect(db, cust_sql, p, customer_row, &list);
+    rc = collect(db, cust_sql, p, CC_ROLE_CUSTOMER, customer_row, &list);
     if (rc != CC_OK)
         goto fail;
     cJSON_ArrayForEach(c, list)
@@ -599,7 +601,9 @@ int cc_dashboard_technician(struct cc_store *st, const struct cc_principal *p, c
     rc = cc_sql_prepare(db, type_sql, &stmt);
     if (rc != CC_OK)
         goto fail;
-    if (cc_access_bind(stmt, p) != SQLITE_OK) {
+    if (cc_access_bind(stmt, p) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 3, cc_role_name(CC_ROLE_CUSTOMER), -1, SQLITE_STATIC) !=
+            SQLITE_OK) {
         rc = CC_ERR_DB;
         goto fail;
     }

@@ -102,30 +102,6 @@ int cc_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n,
     return CC_OK;
 }
 
-int cc_ct_equal(const void *a, const void *b, size_t n)
-{
-    if (n == 0)
-        return 1;
-    return CRYPTO_memcmp(a, b, n) == 0;
-}
-
-int cc_ct_streq(const char *a, const char *b)
-{
-    size_t la, lb;
-
-    if (a == NULL || b == NULL)
-        return 0;
-    la = strlen(a);
-    lb = strlen(b);
-    if (la != lb) {
-        /* Burn a comparison of the same length so the time depends on the lengths
-         * only, never on where the strings differ. */
-        (void)CRYPTO_memcmp(a, a, la);
-        return 0;
-    }
-    return cc_ct_equal(a, b, la);
-}
-
 static const char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

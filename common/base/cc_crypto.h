@@ -20,10 +20,6 @@ void cc_sha256(const void *data, size_t n, unsigned char out[CC_SHA256_LEN]);
 void cc_sha256_hex(const void *data, size_t n, char out[CC_SHA256_HEX_LEN]);
 int cc_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n,
                    unsigned char out[CC_SHA256_LEN]);
-/* 1 if the n bytes at a and b are equal; time depends only on n. */
-int cc_ct_equal(const void *a, const void *b, size_t n);
-/* 1 if the strings are equal; time depends only on their lengths. */
-int cc_ct_streq(const char *a, const char *b);
 
 /* Lower-case hex; out must hold 2n+1 bytes. */
 void cc_hex_encode(const unsigned char *in, size_t n, char *out);

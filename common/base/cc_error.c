@@ -85,28 +85,6 @@ const char *cc_error_message(const cJSON *err)
     return cJSON_IsString(m) && m->valuestring ? m->valuestring : "";
 }
 
-int cc_error_set_message(cJSON *err, const char *message)
-{
-    cJSON *e = inner(err), *m;
-
-    if (e == NULL)
-        return CC_ERR_NOMEM;
-    m = cJSON_CreateString(message ? message : "");
-    if (m == NULL)
-        return CC_ERR_NOMEM;
-    if (cJSON_GetObjectItemCaseSensitive(e, "message") != NULL) {
-        /* Replace in place so "message" keeps its position after "code". */
-        if (!cJSON_ReplaceItemInObjectCaseSensitive(e, "message", m)) {
-            cJSON_Delete(m);
-            return CC_ERR_NOMEM;
-        }
-    } else if (!cJSON_AddItemToObject(e, "message", m)) {
-        cJSON_Delete(m);
-        return CC_ERR_NOMEM;
-    }
-    return CC_OK;
-}
-
 const char *cc_error_code(const cJSON *err)
 {
     cJSON *c = cJSON_GetObjectItemCaseSensitive(inner(err), "code");

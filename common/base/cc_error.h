@@ -16,8 +16,6 @@ int cc_error_add_detail(cJSON *err, const char *field, const char *issue);
 int cc_error_detail_count(const cJSON *err);
 /* The message of err ("" if absent); lent, valid while err lives. */
 const char *cc_error_message(const cJSON *err);
-/* Replaces the message. CC_OK or CC_ERR_NOMEM. */
-int cc_error_set_message(cJSON *err, const char *message);
 /* The code string of err ("INTERNAL" if absent); lent. */
 const char *cc_error_code(const cJSON *err);
 

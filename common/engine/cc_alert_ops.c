@@ -29,9 +29,6 @@ static const char sql_raise[] =
 static const char sql_resolve[] =
     "UPDATE alerts SET status = 'RESOLVED', resolved_at = max(?2, last_triggered_at),"
     " resolved_by = ?3, resolution_note = ?4 WHERE id = ?1 AND status = 'ACTIVE'";
-static const char sql_active_id[] =
-    "SELECT id FROM alerts WHERE cold_cell_id = ?1 AND device_id = ?2 AND type = ?3"
-    " AND status = 'ACTIVE'";
 
 const char *cc_alert_type_name(int type)
 {
@@ -157,38 +154,4 @@ int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64
 out:
     cc_store_stmt_done(stmt);
     return rc;
-}
-
-int cc_alert_resolve_key(struct cc_store *st, int64_t cold_cell_id, int64_t device_id, int type,
-                         int64_t at_ms, int64_t now_ms, int *resolved)
-{
-    sqlite3_stmt *stmt = NULL;
-    int64_t id = 0;
-    int src, rc;
-
-    if (type < 0 || type >= CC_ALERT_TYPE_COUNT)
-        return CC_ERR_INTERNAL;
-    rc = cc_store_stmt(st, sql_active_id, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cold_cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, device_id) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 3, type_names[type], -1, SQLITE_STATIC) != SQLITE_OK) {
-        cc_store_stmt_done(stmt);
-        return CC_ERR_DB;
-    }
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW)
-        id = sqlite3_column_int64(stmt, 0);
-    else if (src != SQLITE_DONE)
-        rc = step_rc(st, src, "alert active id");
-    cc_store_stmt_done(stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (id == 0) {
-        if (resolved != NULL)
-            *resolved = 0;
-        return CC_OK;
-    }
-    return cc_alert_resolve(st, id, at_ms, 0, NULL, now_ms, resolved);
 }

@@ -79,8 +79,4 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
 int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64_t by_user,
                      const char *note, int64_t now_ms, int *resolved);
 
-/* Resolves the ACTIVE alert of (cell, device, type), if any (automatic). */
-int cc_alert_resolve_key(struct cc_store *st, int64_t cold_cell_id, int64_t device_id, int type,
-                         int64_t at_ms, int64_t now_ms, int *resolved);
-
 #endif

@@ -7,6 +7,7 @@
 
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_role.h"
 
 /* The alert object is built once per alert change (sql_alert_json: a json_object with
  * five timestamps formatted) and bound as text to the event row and to every
@@ -15,8 +16,8 @@ static const char sql_alert_json[] =
     "SELECT a.cold_cell_id, " CC_ALERT_JSON_SQL " FROM alerts a WHERE a.id = ?1";
 
 /* INSERT ... SELECT over the alert, its cell, location and the recipients u; ?1 alert
- * id, ?2 kind, ?3 title prefix, ?4 now, ?5 the alert object (JSON text). Disabled users
- * get nothing. */
+ * id, ?2 kind, ?3 title prefix, ?4 now, ?5 the alert object (JSON text), ?6 the admin role
+ * (in the recipients of the statements that have a ?6). Disabled users get nothing. */
 #define NOTIFY_INSERT(recipients)                                                                  \
     "INSERT INTO notifications (user_id, alert_id, kind, channel, payload, status,"                \
     " next_attempt_at, created_at)"                                                                \
@@ -29,14 +30,11 @@ static const char sql_alert_json[] =
     " WHERE a.id = ?1 AND u.disabled = 0 ON CONFLICT DO NOTHING"
 
 static const char sql_customer[] = NOTIFY_INSERT("JOIN users u ON u.id = l.customer_id");
-static const char sql_technicians[] =
-    NOTIFY_INSERT("JOIN technician_customers tc ON tc.customer_id = l.customer_id"
-                  " JOIN users u ON u.id = tc.technician_id");
 static const char sql_customer_and_technicians[] =
     NOTIFY_INSERT("JOIN users u ON (u.id = l.customer_id OR u.id IN (SELECT tc.technician_id FROM"
                   " technician_customers tc WHERE tc.customer_id = l.customer_id))");
 static const char sql_technicians_and_admins[] =
-    NOTIFY_INSERT("JOIN users u ON (u.role = 'ADMIN' OR u.id IN (SELECT tc.technician_id FROM"
+    NOTIFY_INSERT("JOIN users u ON (u.role = ?6 OR u.id IN (SELECT tc.technician_id FROM"
                   " technician_customers tc WHERE tc.customer_id = l.customer_id))");
 
 static const char sql_system[] =
@@ -112,7 +110,9 @@ static int insert_for_alert(struct cc_store *st, const char *sql, int64_t alert_
         sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(stmt, 3, title, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(stmt, 4, now_ms) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 5, alert_json, -1, SQLITE_STATIC) != SQLITE_OK) {
+        sqlite3_bind_text(stmt, 5, alert_json, -1, SQLITE_STATIC) != SQLITE_OK ||
+        (sqlite3_bind_parameter_count(stmt) >= 6 &&
+         sqlite3_bind_text(stmt, 6, cc_role_name(CC_ROLE_ADMIN), -1, SQLITE_STATIC) != SQLITE_OK)) {
         rc = CC_ERR_DB;
         goto out;
     }
@@ -154,11 +154,6 @@ static int alert_change(struct cc_store *st, const char *sql, int64_t alert_id, 
 int cc_notify_customer_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms)
 {
     return alert_change(st, sql_customer, alert_id, "ALERT", "Alert", -1, now_ms);
-}
-
-int cc_notify_technician_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms)
-{
-    return alert_change(st, sql_technicians, alert_id, "ALERT", "Alert", -1, now_ms);
 }
 
 int cc_notify_alert_raised(struct cc_store *st, int64_t alert_id, int64_t now_ms)

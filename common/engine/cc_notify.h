@@ -53,8 +53,6 @@ enum cc_alert_event {
  * recipients (enabled users only) in the caller's transaction. */
 /* ALERT to the customer who owns the alert's cell. */
 int cc_notify_customer_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms);
-/* ALERT to every technician linked to that customer. */
-int cc_notify_technician_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms);
 /* Both of the above and the CREATED event, with one alert object: what raising does. */
 int cc_notify_alert_raised(struct cc_store *st, int64_t alert_id, int64_t now_ms);
 /* ALERT_RESOLVED to the customer and the linked technicians, and the RESOLVED event. */

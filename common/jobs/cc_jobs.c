@@ -13,6 +13,7 @@
 #include "cc_log.h"
 #include "cc_notify.h"
 #include "cc_rc.h"
+#include "cc_role.h"
 #include "cc_time.h"
 
 static const char sql_offline_due[] =
@@ -28,8 +29,9 @@ static const char sql_escalate_due[] =
 static const char sql_escalate_mark[] =
     "UPDATE alerts SET escalated_at = ?2 WHERE id = ?1 AND escalated_at IS NULL"
     " AND status = 'ACTIVE'";
+/* ?1 day, ?2 batch, ?3 the customer role. */
 static const char sql_report_due[] =
-    "SELECT u.id FROM users u WHERE u.role = 'CUSTOMER' AND u.disabled = 0"
+    "SELECT u.id FROM users u WHERE u.role = ?3 AND u.disabled = 0"
     " AND NOT EXISTS (SELECT 1 FROM daily_reports r WHERE r.customer_id = u.id"
     " AND r.day = ?1) ORDER BY u.id LIMIT ?2";
 /* ?1 customer, ?2 day start, ?3 day end, ?4 day "YYYY-MM-DD". Minutes out of range:
@@ -298,7 +300,9 @@ int cc_jobs_daily_report(struct cc_store *st, int64_t day_ms, int64_t now_ms, in
             break;
         rc = cc_store_stmt(st, sql_report_due, &stmt);
         if (rc == CC_OK && (sqlite3_bind_text(stmt, 1, day, -1, SQLITE_STATIC) != SQLITE_OK ||
-                            sqlite3_bind_int(stmt, 2, CC_JOBS_BATCH) != SQLITE_OK))
+                            sqlite3_bind_int(stmt, 2, CC_JOBS_BATCH) != SQLITE_OK ||
+                            sqlite3_bind_text(stmt, 3, cc_role_name(CC_ROLE_CUSTOMER), -1,
+                                              SQLITE_STATIC) != SQLITE_OK))
             rc = CC_ERR_DB;
         while (rc == CC_OK && n < CC_JOBS_BATCH && (src = sqlite3_step(stmt)) == SQLITE_ROW)
             ids[n++] = sqlite3_column_int64(stmt, 0);

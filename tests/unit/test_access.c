@@ -22,6 +22,7 @@
 #include "cc_rc.h"
 #include "cc_store.h"
 #include "cc_users.h"
+#include "fixture.h"
 
 /* users: 1 tech (linked to 2 and 3), 2 customer A, 3 customer B, 4 admin, 5 tech2
  * (linked to nobody), 6 customer C (no data, linked to 5 later in one test).
@@ -53,58 +54,33 @@ static const struct cc_principal CUST_B = {3, CC_ROLE_CUSTOMER};
 static const struct cc_principal ADMIN = {4, CC_ROLE_ADMIN};
 static const struct cc_principal TECH2 = {5, CC_ROLE_TECHNICIAN};
 
-struct fx {
-    char path[64];
-    struct cc_store *st;
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    sqlite3 *db = NULL;
-    int fd;
+    struct fixture *f = calloc(1, sizeof *f);
 
-    if (f == NULL)
+    if (f == NULL || fixture_open(f, FIXTURE_FILE, 0, fixture) != CC_OK) {
+        free(f);
         return -1;
-    snprintf(f->path, sizeof f->path, "/tmp/cc-test-access-XXXXXX");
-    fd = mkstemp(f->path);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    /* Migrate through cc_db_migrate on a plain connection, then open the store. */
-    if (cc_db_open(f->path, CC_DB_CREATE, &db) != CC_OK || cc_db_migrate(db) != CC_OK ||
-        sqlite3_exec(db, fixture, NULL, NULL, NULL) != SQLITE_OK)
-        return -1;
-    cc_db_close(db);
-    if (cc_store_open(f->path, 0, &f->st) != CC_OK)
-        return -1;
+    }
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    char side[80];
-
-    cc_store_close(f->st);
-    unlink(f->path);
-    snprintf(side, sizeof side, "%s-wal", f->path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", f->path);
-    unlink(side);
-    free(f);
+    fixture_close(*state);
+    free(*state);
     return 0;
 }
 
-static int check(struct fx *f, const struct cc_principal *p, int entity, int64_t id)
+static int check(struct fixture *f, const struct cc_principal *p, int entity, int64_t id)
 {
     return cc_access_check(f->st, p, entity, id, CC_ACCESS_READ);
 }
 
 static void test_access_customer_own_only(void **state)
 {
-    struct fx *f = *state;
+    struct fixture *f = *state;
 
     assert_int_equal(check(f, &CUST_A, CC_ENTITY_LOCATION, 1), CC_OK);
     assert_int_equal(check(f, &CUST_A, CC_ENTITY_LOCATION, 2), CC_ERR_NOT_FOUND);
@@ -125,7 +101,7 @@ static void test_access_customer_own_only(void **state)
 
 static void test_access_missing_is_not_found(void **state)
 {
-    struct fx *f = *state;
+    struct fixture *f = *state;
     static const int entities[] = {CC_ENTITY_USER,        CC_ENTITY_CUSTOMER, CC_ENTITY_LOCATION,
                                    CC_ENTITY_COLDCELL,    CC_ENTITY_DEVICE,   CC_ENTITY_ALERT,
                                    CC_ENTITY_NOTIFICATION};
@@ -138,9 +114,24 @@ static void test_access_missing_is_not_found(void **state)
     assert_int_equal(check(f, &ADMIN, 12345, 1), CC_ERR_NOT_FOUND);
 }
 
+/* CC_ENTITY_CUSTOMER is a user whose role is CUSTOMER (the role bound into the SQL, not
+ * spelled there): the technician and the admin are users, not customers, even for an admin. */
+static void test_access_customer_entity_is_role_customer(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(check(f, &ADMIN, CC_ENTITY_CUSTOMER, 2), CC_OK);
+    assert_int_equal(check(f, &ADMIN, CC_ENTITY_CUSTOMER, 6), CC_OK);
+    assert_int_equal(check(f, &ADMIN, CC_ENTITY_CUSTOMER, 1), CC_ERR_NOT_FOUND);
+    assert_int_equal(check(f, &ADMIN, CC_ENTITY_CUSTOMER, 4), CC_ERR_NOT_FOUND);
+    assert_int_equal(check(f, &ADMIN, CC_ENTITY_USER, 1), CC_OK);
+    assert_int_equal(check(f, &ADMIN, CC_ENTITY_USER, 4), CC_OK);
+    assert_int_equal(check(f, &CUST_A, CC_ENTITY_CUSTOMER, 2), CC_OK);
+}
+
 static void test_access_technician_linked(void **state)
 {
-    struct fx *f = *state;
+    struct fixture *f = *state;
 
     for (int64_t id = 1; id <= 3; id++) {
         assert_int_equal(check(f, &TECH, CC_ENTITY_COLDCELL, id), CC_OK);
@@ -169,7 +160,7 @@ static void test_access_technician_linked(void **state)
 
 static void test_access_admin_everything(void **state)
 {
-    struct fx *f = *state;
+    struct fixture *f = *state;
 
     for (int64_t id = 1; id <= 3; id++) {
         assert_int_equal(check(f, &ADMIN, CC_ENTITY_COLDCELL, id), CC_OK);
@@ -185,7 +176,7 @@ static void test_access_admin_everything(void **state)
 
 static void test_access_users_and_customers(void **state)
 {
-    struct fx *f = *state;
+    struct fixture *f = *state;
 
     assert_int_equal(check(f, &CUST_A, CC_ENTITY_USER, 2), CC_OK);
     assert_int_equal(check(f, &CUST_A, CC_ENTITY_USER, 3), CC_ERR_NOT_FOUND);
@@ -196,7 +187,7 @@ static void test_access_users_and_customers(void **state)
 
 static void test_access_notifications_recipient_only(void **state)
 {
-    struct fx *f = *state;
+    struct fixture *f = *state;
 
     assert_int_equal(check(f, &CUST_A, CC_ENTITY_NOTIFICATION, 1), CC_OK);
     assert_int_equal(check(f, &CUST_A, CC_ENTITY_NOTIFICATION, 2), CC_ERR_NOT_FOUND);
@@ -207,7 +198,7 @@ static void test_access_notifications_recipient_only(void **state)
 
 static void test_access_bad_principal(void **state)
 {
-    struct fx *f = *state;
+    struct fixture *f = *state;
     struct cc_principal none = {2, CC_ROLE_NONE};
     struct cc_principal two = {2, CC_ROLE_CUSTOMER | CC_ROLE_ADMIN};
     struct cc_principal nobody = {0, CC_ROLE_ADMIN};
@@ -247,7 +238,7 @@ static int list_has(const cJSON *list, int64_t id)
 /* For every principal and object, "in my list" equals "cc_access_check says yes". */
 static void test_access_lists_agree_with_check(void **state)
 {
-    struct fx *f = *state;
+    struct fixture *f = *state;
     const struct cc_principal *who[] = {&TECH, &CUST_A, &CUST_B, &ADMIN, &TECH2};
     struct cc_page pg = {CC_PAGE_MAX, 0};
 
@@ -271,7 +262,7 @@ static void test_access_lists_agree_with_check(void **state)
 
 static void test_access_list_total_and_page(void **state)
 {
-    struct fx *f = *state;
+    struct fixture *f = *state;
     struct cc_page pg = {1, 1};
     cJSON *devs = NULL;
 
@@ -293,11 +284,17 @@ int main(void)
 {
     cc_log_init("test_access", CC_LOG_WARN, 1);
     const struct CMUnitTest tests[] = {
-        T(test_access_customer_own_only),      T(test_access_missing_is_not_found),
-        T(test_access_technician_linked),      T(test_access_admin_everything),
-        T(test_access_users_and_customers),    T(test_access_notifications_recipient_only),
-        T(test_access_bad_principal),          cmocka_unit_test(test_access_role_names),
-        T(test_access_lists_agree_with_check), T(test_access_list_total_and_page),
+        T(test_access_customer_own_only),
+        T(test_access_missing_is_not_found),
+        T(test_access_customer_entity_is_role_customer),
+        T(test_access_technician_linked),
+        T(test_access_admin_everything),
+        T(test_access_users_and_customers),
+        T(test_access_notifications_recipient_only),
+        T(test_access_bad_principal),
+        cmocka_unit_test(test_access_role_names),
+        T(test_access_lists_agree_with_check),
+        T(test_access_list_total_and_page),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,16 +26,12 @@
 #include "cc_rc.h"
 #include "cc_stats.h"
 #include "cc_store.h"
+#include "fixture.h"
 
 #define T0 1764135900000LL /* 2025-11-26T05:45:00.000Z: "received" */
 #define S 1000LL           /* one second in ms */
 #define FRIDGE "SN-F"      /* device 7 in cell 2: 2..8 °C, hysteresis 0.5, no delay */
 #define DELAYED "SN-D"     /* device 8 in cell 3: 2..8 °C, hysteresis 0.5, delay 60 s */
-
-struct fixture {
-    char path[64];
-    struct cc_store *st;
-};
 
 static void exec_ok(struct cc_store *st, const char *sql)
 {
@@ -71,52 +67,47 @@ static double qd(struct cc_store *st, const char *sql)
     return v;
 }
 
-static void open_store(struct fixture *f)
-{
-    assert_int_equal(cc_store_open(f->path, CC_DB_CREATE | CC_DB_MIGRATE, &f->st), CC_OK);
-}
+/* Customers 1 and 5, technicians 2 (linked to 1) and 3 (linked to 5), admin 4. */
+static const char seed[] =
+    "INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES"
+    " (1, 'c1@example.com', 'x', 'CUSTOMER', 'C1', 0),"
+    " (2, 'tech@example.com', 'x', 'TECHNICIAN', 'T', 0),"
+    " (3, 'tech2@example.com', 'x', 'TECHNICIAN', 'T2', 0),"
+    " (4, 'admin@example.com', 'x', 'ADMIN', 'A', 0),"
+    " (5, 'c2@example.com', 'x', 'CUSTOMER', 'C2', 0);"
+    "INSERT INTO technician_customers VALUES (2, 1), (3, 5);"
+    "INSERT INTO locations (id, customer_id, name, created_at) VALUES (1, 1, 'L', 0),"
+    " (2, 5, 'L2', 0);"
+    "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, hysteresis,"
+    " alarm_delay_s, created_at) VALUES (2, 1, 'Fridge', 2, 8, 0.5, 0, 0),"
+    " (3, 1, 'Slow', 2, 8, 0.5, 60, 0), (4, 2, 'Other', 2, 8, 0.5, 0, 0);"
+    "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
+    " api_key_prefix, created_at) VALUES (7, '" FRIDGE "', 2, 'h', 'p', 0),"
+    " (8, '" DELAYED "', 3, 'h', 'p', 0), (9, 'SN-O', 4, 'h', 'p', 0);";
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    int fd;
 
-    if (f == NULL)
+    if (f == NULL || fixture_open(f, FIXTURE_FILE, 0, seed) != CC_OK) {
+        free(f);
         return -1;
-    snprintf(f->path, sizeof f->path, "/tmp/cc-test-alert-XXXXXX");
-    fd = mkstemp(f->path);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    unlink(f->path);
-    open_store(f);
-    exec_ok(f->st,
-            "INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES"
-            " (1, 'c1@example.com', 'x', 'CUSTOMER', 'C1', 0),"
-            " (2, 'tech@example.com', 'x', 'TECHNICIAN', 'T', 0),"
-            " (3, 'tech2@example.com', 'x', 'TECHNICIAN', 'T2', 0),"
-            " (4, 'admin@example.com', 'x', 'ADMIN', 'A', 0),"
-            " (5, 'c2@example.com', 'x', 'CUSTOMER', 'C2', 0);"
-            "INSERT INTO technician_customers VALUES (2, 1), (3, 5);"
-            "INSERT INTO locations (id, customer_id, name, created_at) VALUES (1, 1, 'L', 0),"
-            " (2, 5, 'L2', 0);"
-            "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, hysteresis,"
-            " alarm_delay_s, created_at) VALUES (2, 1, 'Fridge', 2, 8, 0.5, 0, 0),"
-            " (3, 1, 'Slow', 2, 8, 0.5, 60, 0), (4, 2, 'Other', 2, 8, 0.5, 0, 0);"
-            "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
-            " api_key_prefix, created_at) VALUES (7, '" FRIDGE "', 2, 'h', 'p', 0),"
-            " (8, '" DELAYED "', 3, 'h', 'p', 0), (9, 'SN-O', 4, 'h', 'p', 0);");
+    }
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    cc_store_close(f->st);
-    cc_db_remove_files(f->path);
-    free(f);
+    fixture_close(*state);
+    free(*state);
     return 0;
+}
+
+/* Reopens the fixture's database on a new connection (a restart). */
+static void open_store(struct fixture *f)
+{
+    assert_int_equal(cc_store_open(f->path, CC_DB_CREATE | CC_DB_MIGRATE, &f->st), CC_OK);
 }
 
 /* One reading through the ingest path in its own transaction; power: -1 absent, 0, 1. */

@@ -15,20 +15,22 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "fixture.h"
+
+static struct fixture fx; /* cmocka runs one test at a time */
 
 static int setup(void **state)
 {
-    struct cc_store *st = NULL;
-
-    if (cc_store_open(":memory:", CC_DB_CREATE | CC_DB_MIGRATE, &st) != CC_OK)
+    if (fixture_open(&fx, 0, 0, NULL) != CC_OK)
         return -1;
-    *state = st;
+    *state = fx.st;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    cc_store_close(*state);
+    (void)state;
+    fixture_close(&fx);
     return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "cc_store.h"
 #include "cc_time.h"
 #include "cc_users.h"
+#include "fixture.h"
 
 #define SECRET "unit-test-secret-unit-test-secret"
 #define PASSWORD "correct-horse-9"
@@ -60,25 +61,26 @@ static void add_user(sqlite3 *db, int id, const char *email, const char *role, i
     exec_ok(db, sql);
 }
 
+static struct fixture fx; /* cmocka runs one test at a time */
+
 static int setup(void **state)
 {
-    struct cc_store *st = NULL;
-
-    if (cc_store_open(":memory:", CC_DB_CREATE | CC_DB_MIGRATE, &st) != CC_OK)
+    if (fixture_open(&fx, 0, 0, NULL) != CC_OK)
         return -1;
-    add_user(cc_store_db(st), 1, "tech@example.com", "TECHNICIAN", 0);
-    add_user(cc_store_db(st), 2, "Customer@Example.com", "CUSTOMER", 0);
-    add_user(cc_store_db(st), 3, "gone@example.com", "CUSTOMER", 1);
-    exec_ok(cc_store_db(st), "INSERT INTO users (id, email, password_hash, role, name,"
-                             " created_at) VALUES (4, 'broken@example.com', 'md5$abc',"
-                             " 'ADMIN', 'B', 0)");
-    *state = st;
+    add_user(cc_store_db(fx.st), 1, "tech@example.com", "TECHNICIAN", 0);
+    add_user(cc_store_db(fx.st), 2, "Customer@Example.com", "CUSTOMER", 0);
+    add_user(cc_store_db(fx.st), 3, "gone@example.com", "CUSTOMER", 1);
+    exec_ok(cc_store_db(fx.st), "INSERT INTO users (id, email, password_hash, role, name,"
+                                " created_at) VALUES (4, 'broken@example.com', 'md5$abc',"
+                                " 'ADMIN', 'B', 0)");
+    *state = fx.st;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    cc_store_close(*state);
+    (void)state;
+    fixture_close(&fx);
     return 0;
 }
 

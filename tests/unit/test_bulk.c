@@ -19,6 +19,7 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "fixture.h"
 
 static void exec_ok(sqlite3 *db, const char *sql)
 {
@@ -371,29 +372,31 @@ static void test_bulk_json_shape_errors(void **state)
 /* -- provisioning ------------------------------------------------------------------- */
 
 /* Customers 1 and 2, each with a cold cell (ids 1 and 2); technician 3 linked to 1. */
+static const char seed[] =
+    "INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES "
+    "(1, 'c1@example.com', 'x', 'CUSTOMER', 'C1', 0),"
+    "(2, 'c2@example.com', 'x', 'CUSTOMER', 'C2', 0),"
+    "(3, 't@example.com', 'x', 'TECHNICIAN', 'T', 0);"
+    "INSERT INTO technician_customers (technician_id, customer_id) VALUES (3, 1);"
+    "INSERT INTO locations (id, customer_id, name, created_at) VALUES "
+    "(1, 1, 'L1', 0), (2, 2, 'L2', 0);"
+    "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at) "
+    "VALUES (1, 1, 'Fridge', 2, 8, 0), (2, 2, 'Freezer', -25, -15, 0);";
+
+static struct fixture fx; /* cmocka runs one test at a time */
+
 static int setup(void **state)
 {
-    struct cc_store *st = NULL;
-
-    if (cc_store_open(":memory:", CC_DB_CREATE | CC_DB_MIGRATE, &st) != CC_OK)
+    if (fixture_open(&fx, 0, 0, seed) != CC_OK)
         return -1;
-    exec_ok(cc_store_db(st),
-            "INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES "
-            "(1, 'c1@example.com', 'x', 'CUSTOMER', 'C1', 0),"
-            "(2, 'c2@example.com', 'x', 'CUSTOMER', 'C2', 0),"
-            "(3, 't@example.com', 'x', 'TECHNICIAN', 'T', 0);"
-            "INSERT INTO technician_customers (technician_id, customer_id) VALUES (3, 1);"
-            "INSERT INTO locations (id, customer_id, name, created_at) VALUES "
-            "(1, 1, 'L1', 0), (2, 2, 'L2', 0);"
-            "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at) "
-            "VALUES (1, 1, 'Fridge', 2, 8, 0), (2, 2, 'Freezer', -25, -15, 0);");
-    *state = st;
+    *state = fx.st;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    cc_store_close(*state);
+    (void)state;
+    fixture_close(&fx);
     return 0;
 }
 

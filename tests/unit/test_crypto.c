@@ -65,28 +65,6 @@ static void test_crypto_hmac_empty_key(void **state)
     assert_string_equal(hex, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
 
-static void test_crypto_ct_equal(void **state)
-{
-    (void)state;
-    assert_true(cc_ct_equal("abcd", "abcd", 4));
-    assert_false(cc_ct_equal("abcd", "abce", 4));
-    assert_false(cc_ct_equal("xbcd", "abcd", 4));
-    assert_true(cc_ct_equal("a", "b", 0));
-}
-
-static void test_crypto_ct_streq(void **state)
-{
-    (void)state;
-    assert_true(cc_ct_streq("secret", "secret"));
-    assert_true(cc_ct_streq("", ""));
-    assert_false(cc_ct_streq("secret", "secreT"));
-    assert_false(cc_ct_streq("secret", "secret1"));
-    assert_false(cc_ct_streq("secret1", "secret"));
-    assert_false(cc_ct_streq("", "a"));
-    assert_false(cc_ct_streq(NULL, "a"));
-    assert_false(cc_ct_streq("a", NULL));
-}
-
 static void test_crypto_hex_encode(void **state)
 {
     (void)state;
@@ -383,8 +361,6 @@ int main(void)
         cmocka_unit_test(test_crypto_sha256_vectors),
         cmocka_unit_test(test_crypto_hmac_rfc4231),
         cmocka_unit_test(test_crypto_hmac_empty_key),
-        cmocka_unit_test(test_crypto_ct_equal),
-        cmocka_unit_test(test_crypto_ct_streq),
         cmocka_unit_test(test_crypto_hex_encode),
         cmocka_unit_test(test_crypto_base64url_rfc4648),
         cmocka_unit_test(test_crypto_base64url_url_alphabet),

@@ -106,22 +106,6 @@ static void test_error_null_message_is_empty(void **state)
     cJSON_Delete(e);
 }
 
-static void test_error_set_message_replaces(void **state)
-{
-    (void)state;
-    cJSON *e = cc_error_new(CC_ERR_VALIDATION, "first");
-
-    assert_int_equal(cc_error_add_detail(e, "f", "i"), CC_OK);
-    assert_int_equal(cc_error_set_message(e, "second"), CC_OK);
-    assert_string_equal(cc_error_message(e), "second");
-    /* the key order code, message, details is kept */
-    assert_json(e, "{\"error\":{\"code\":\"VALIDATION_ERROR\",\"message\":\"second\","
-                   "\"details\":[{\"field\":\"f\",\"issue\":\"i\"}]}}");
-    assert_int_equal(cc_error_set_message(e, NULL), CC_OK);
-    assert_string_equal(cc_error_message(e), "");
-    cJSON_Delete(e);
-}
-
 static void test_error_accessors_on_foreign_objects(void **state)
 {
     (void)state;
@@ -136,7 +120,6 @@ static void test_error_accessors_on_foreign_objects(void **state)
     assert_string_equal(cc_error_code(wrong), "INTERNAL");
     assert_int_equal(cc_error_add_detail(NULL, "f", "i"), CC_ERR_NOMEM);
     assert_int_equal(cc_error_add_detail(o, "f", "i"), CC_ERR_NOMEM);
-    assert_int_equal(cc_error_set_message(NULL, "m"), CC_ERR_NOMEM);
     assert_json(o, "{\"other\":1}");
     cJSON_Delete(o);
     cJSON_Delete(wrong);
@@ -165,7 +148,6 @@ int main(void)
         cmocka_unit_test(test_error_details_in_order),
         cmocka_unit_test(test_error_escapes_text),
         cmocka_unit_test(test_error_null_message_is_empty),
-        cmocka_unit_test(test_error_set_message_replaces),
         cmocka_unit_test(test_error_accessors_on_foreign_objects),
         cmocka_unit_test(test_error_round_trips_through_parse),
     };

@@ -20,6 +20,7 @@
 #include "cc_rc.h"
 #include "cc_store.h"
 #include "cc_time.h"
+#include "fixture.h"
 
 /* users: 1 tech (linked to 2 and 3), 2 customer A, 3 customer B, 4 admin, 5 tech2.
  * A: location 1, cells 1, 2, devices DA1 (cell 1), DA2 (cell 2); B: location 2, cell 3,
@@ -45,7 +46,7 @@ static const struct cc_principal ADMIN = {4, CC_ROLE_ADMIN};
 static const struct cc_principal TECH2 = {5, CC_ROLE_TECHNICIAN};
 
 struct fx {
-    char path[64];
+    struct fixture db;    /* the database file; db.st is st */
     struct cc_store *st;  /* the feed's (message thread) */
     struct cc_store *st2; /* the subscribers' (a worker's) */
     struct cc_feed *feed;
@@ -54,24 +55,15 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    sqlite3 *db = NULL;
-    int fd;
 
     if (f == NULL)
         return -1;
-    snprintf(f->path, sizeof f->path, "/tmp/cc-test-feed-XXXXXX");
-    fd = mkstemp(f->path);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    if (cc_db_open(f->path, CC_DB_CREATE, &db) != CC_OK || cc_db_migrate(db) != CC_OK ||
-        sqlite3_exec(db, fixture, NULL, NULL, NULL) != SQLITE_OK)
-        return -1;
-    cc_db_close(db);
-    if (cc_store_open(f->path, 0, &f->st) != CC_OK || cc_store_open(f->path, 0, &f->st2) != CC_OK ||
-        cc_feed_new(f->st, &f->feed) != CC_OK)
-        return -1;
     *state = f;
+    if (fixture_open(&f->db, FIXTURE_FILE, 0, fixture) != CC_OK)
+        return -1;
+    f->st = f->db.st;
+    if (cc_store_open(f->db.path, 0, &f->st2) != CC_OK || cc_feed_new(f->st, &f->feed) != CC_OK)
+        return -1;
     return 0;
 }
 
@@ -79,9 +71,8 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     cc_feed_free(f->feed);
-    cc_store_close(f->st);
     cc_store_close(f->st2);
-    cc_db_remove_files(f->path);
+    fixture_close(&f->db); /* closes st */
     free(f);
     return 0;
 }

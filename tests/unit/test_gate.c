@@ -18,6 +18,7 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "fixture.h"
 
 struct order {
     struct cc_gate *g;
@@ -137,22 +138,17 @@ static void *second_writer(void *arg)
  * gives the turn back. */
 static void test_store_transactions_take_turns(void **state)
 {
-    char path[64];
+    struct fixture fx;
     struct cc_store *a = NULL, *b = NULL;
     struct cc_gate g;
     struct writer w = {NULL, -1, -1};
     pthread_t t;
-    int fd;
 
     (void)state;
-    snprintf(path, sizeof path, "/tmp/cc-test-gate-XXXXXX");
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(path);
     cc_gate_init(&g);
-    assert_int_equal(cc_store_open(path, CC_DB_CREATE | CC_DB_MIGRATE, &a), CC_OK);
-    assert_int_equal(cc_store_open(path, 0, &b), CC_OK);
+    assert_int_equal(fixture_open(&fx, FIXTURE_FILE, 0, NULL), CC_OK);
+    a = fx.st;
+    assert_int_equal(cc_store_open(fx.path, 0, &b), CC_OK);
     cc_store_set_gate(a, &g);
     cc_store_set_gate(b, &g);
 
@@ -178,9 +174,8 @@ static void test_store_transactions_take_turns(void **state)
     assert_int_equal(g.serving, g.next);
 
     cc_store_close(b);
-    cc_store_close(a);
+    fixture_close(&fx); /* closes a */
     cc_gate_destroy(&g);
-    cc_db_remove_files(path);
 }
 
 int main(void)

@@ -18,6 +18,7 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "fixture.h"
 
 #define T0 1764135900000LL /* 2025-11-26T05:45:00.000Z: "received" */
 #define SERIAL "SN-0001"
@@ -65,14 +66,6 @@ int cc_alert_apply(struct cc_store *st, const struct cc_device *dev, const struc
     return CC_OK;
 }
 
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-}
-
 static int64_t query_int(struct cc_store *st, const char *sql)
 {
     sqlite3_stmt *stmt = NULL;
@@ -97,28 +90,30 @@ static void query_text(struct cc_store *st, const char *sql, char *out, size_t o
     sqlite3_finalize(stmt);
 }
 
+static const char seed[] =
+    "INSERT INTO users (id, email, password_hash, role, name, created_at)"
+    " VALUES (1, 'c@example.com', 'x', 'CUSTOMER', 'C', 0);"
+    "INSERT INTO locations (id, customer_id, name, created_at) VALUES (1, 1, 'L', 0);"
+    "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at)"
+    " VALUES (2, 1, 'Freezer', -25, -15, 0);"
+    "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
+    " api_key_prefix, created_at) VALUES (7, '" SERIAL "', 2, 'h', 'p', 0);";
+
+static struct fixture fx; /* cmocka runs one test at a time */
+
 static int setup(void **state)
 {
-    struct cc_store *st = NULL;
-
     memset(&calls, 0, sizeof calls);
-    if (cc_store_open(":memory:", CC_DB_MIGRATE, &st) != CC_OK)
+    if (fixture_open(&fx, 0, 0, seed) != CC_OK)
         return -1;
-    exec_ok(cc_store_db(st),
-            "INSERT INTO users (id, email, password_hash, role, name, created_at)"
-            " VALUES (1, 'c@example.com', 'x', 'CUSTOMER', 'C', 0);"
-            "INSERT INTO locations (id, customer_id, name, created_at) VALUES (1, 1, 'L', 0);"
-            "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at)"
-            " VALUES (2, 1, 'Freezer', -25, -15, 0);"
-            "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
-            " api_key_prefix, created_at) VALUES (7, '" SERIAL "', 2, 'h', 'p', 0);");
-    *state = st;
+    *state = fx.st;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    cc_store_close(*state);
+    (void)state;
+    fixture_close(&fx);
     return 0;
 }
 

@@ -17,18 +17,11 @@
 #include "cc_rc.h"
 #include "cc_store.h"
 #include "cc_time.h"
+#include "fixture.h"
 
 #define GOOD_EMAIL "ops@example.com"
 #define GOOD_PASSWORD "correct-horse"
 #define GOOD_NAME "Ops Team"
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-}
 
 static int64_t query_int(sqlite3 *db, const char *sql)
 {
@@ -57,25 +50,27 @@ static void query_text_id(sqlite3 *db, const char *sql, int64_t id, char *out, s
 }
 
 /* A migrated in-memory store with one customer, location and cold cell (id 1). */
+static const char seed[] =
+    "INSERT INTO users (id, email, password_hash, role, name, created_at) "
+    "VALUES (1, 'owner@example.com', 'x', 'CUSTOMER', 'Owner', 0);"
+    "INSERT INTO locations (id, customer_id, name, created_at) VALUES (1, 1, 'L', 0);"
+    "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at) "
+    "VALUES (1, 1, 'Fridge', 2, 8, 0);";
+
+static struct fixture fx; /* cmocka runs one test at a time */
+
 static int setup(void **state)
 {
-    struct cc_store *st = NULL;
-
-    if (cc_store_open(":memory:", CC_DB_CREATE | CC_DB_MIGRATE, &st) != CC_OK)
+    if (fixture_open(&fx, 0, 0, seed) != CC_OK)
         return -1;
-    exec_ok(cc_store_db(st),
-            "INSERT INTO users (id, email, password_hash, role, name, created_at) "
-            "VALUES (1, 'owner@example.com', 'x', 'CUSTOMER', 'Owner', 0);"
-            "INSERT INTO locations (id, customer_id, name, created_at) VALUES (1, 1, 'L', 0);"
-            "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at) "
-            "VALUES (1, 1, 'Fridge', 2, 8, 0);");
-    *state = st;
+    *state = fx.st;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    cc_store_close(*state);
+    (void)state;
+    fixture_close(&fx);
     return 0;
 }
 

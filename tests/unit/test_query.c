@@ -22,6 +22,7 @@
 #include "cc_store.h"
 #include "cc_store_rollup.h"
 #include "cc_time.h"
+#include "fixture.h"
 
 #define T0 1764115200000LL /* 2025-11-26T00:00:00.000Z, a multiple of every bucket */
 #define MIN_MS 60000LL
@@ -52,34 +53,36 @@ static int64_t query_int(sqlite3 *db, const char *sql)
 
 /* Customer 1 (locations 1: cell 3 with devices 5, 6, 7) and customer 2 (location 2:
  * cell 4 with device 8); technician 10 linked to customer 1; admin 11. */
+static const char seed[] =
+    "INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES"
+    " (1, 'c1@example.com', 'x', 'CUSTOMER', 'C1', 0),"
+    " (2, 'c2@example.com', 'x', 'CUSTOMER', 'C2', 0),"
+    " (10, 't@example.com', 'x', 'TECHNICIAN', 'T', 0),"
+    " (11, 'a@example.com', 'x', 'ADMIN', 'A', 0);"
+    "INSERT INTO technician_customers VALUES (10, 1);"
+    "INSERT INTO locations (id, customer_id, name, created_at) VALUES"
+    " (1, 1, 'L1', 0), (2, 2, 'L2', 0);"
+    "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at)"
+    " VALUES (3, 1, 'Fridge', 2, 8, 0), (4, 2, 'Freezer', -25, -15, 0);"
+    "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
+    " api_key_prefix, created_at) VALUES (5, 'SN-5', 3, 'h', 'p', 0),"
+    " (6, 'SN-6', 3, 'h', 'p', 0), (7, 'SN,\"7\"', 3, 'h', 'p', 0),"
+    " (8, 'SN-8', 4, 'h', 'p', 0);";
+
+static struct fixture fx; /* cmocka runs one test at a time */
+
 static int setup(void **state)
 {
-    struct cc_store *st = NULL;
-
-    if (cc_store_open(":memory:", CC_DB_MIGRATE, &st) != CC_OK)
+    if (fixture_open(&fx, 0, 0, seed) != CC_OK)
         return -1;
-    exec_ok(cc_store_db(st),
-            "INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES"
-            " (1, 'c1@example.com', 'x', 'CUSTOMER', 'C1', 0),"
-            " (2, 'c2@example.com', 'x', 'CUSTOMER', 'C2', 0),"
-            " (10, 't@example.com', 'x', 'TECHNICIAN', 'T', 0),"
-            " (11, 'a@example.com', 'x', 'ADMIN', 'A', 0);"
-            "INSERT INTO technician_customers VALUES (10, 1);"
-            "INSERT INTO locations (id, customer_id, name, created_at) VALUES"
-            " (1, 1, 'L1', 0), (2, 2, 'L2', 0);"
-            "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at)"
-            " VALUES (3, 1, 'Fridge', 2, 8, 0), (4, 2, 'Freezer', -25, -15, 0);"
-            "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
-            " api_key_prefix, created_at) VALUES (5, 'SN-5', 3, 'h', 'p', 0),"
-            " (6, 'SN-6', 3, 'h', 'p', 0), (7, 'SN,\"7\"', 3, 'h', 'p', 0),"
-            " (8, 'SN-8', 4, 'h', 'p', 0);");
-    *state = st;
+    *state = fx.st;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    cc_store_close(*state);
+    (void)state;
+    fixture_close(&fx);
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "cc_seed.h"
 #include "cc_store_rollup.h"
 #include "cc_store.h"
+#include "fixture.h"
 
 #define NOW 1795671900123LL /* 2026-11-26T05:45:00.123Z */
 #define DAY_MS (24LL * 3600 * 1000)
@@ -44,10 +45,10 @@ static int64_t query_int(sqlite3 *db, const char *sql)
 
 static struct cc_store *open_empty(void)
 {
-    struct cc_store *st = NULL;
+    struct fixture fx;
 
-    assert_int_equal(cc_store_open(":memory:", CC_DB_CREATE | CC_DB_MIGRATE, &st), CC_OK);
-    return st;
+    assert_int_equal(fixture_open(&fx, 0, 0, NULL), CC_OK);
+    return fx.st; /* in memory: the caller's cc_store_close is all fixture_close would do */
 }
 
 /* Runs cc_seed_keys and returns what it printed to the report. */

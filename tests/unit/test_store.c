@@ -15,6 +15,7 @@
 #include "cc_rc.h"
 #include "cc_retention.h"
 #include "cc_store.h"
+#include "fixture.h"
 
 #define T0 1764135900000LL /* 2025-11-26T05:45:00.000Z */
 
@@ -74,20 +75,21 @@ static void insert_fixture(sqlite3 *db)
                 " api_key_prefix, created_at) VALUES (5, 'SN-1', 3, 'h', 'p', 0);");
 }
 
+static struct fixture fx; /* cmocka runs one test at a time */
+
 static int store_setup(void **state)
 {
-    struct cc_store *st = NULL;
-
-    if (cc_store_open(":memory:", CC_DB_MIGRATE, &st) != CC_OK)
+    if (fixture_open(&fx, 0, 0, NULL) != CC_OK)
         return -1;
-    insert_fixture(cc_store_db(st));
-    *state = st;
+    insert_fixture(cc_store_db(fx.st));
+    *state = fx.st;
     return 0;
 }
 
 static int store_teardown(void **state)
 {
-    cc_store_close(*state);
+    (void)state;
+    fixture_close(&fx);
     return 0;
 }
 
@@ -434,16 +436,16 @@ static void test_store_rollback_discards(void **state)
 
 static void test_store_file_db_persists(void **state)
 {
-    char dir[] = "/tmp/cc_test_store.XXXXXX";
-    char path[128];
+    struct fixture file;
+    const char *path = file.path;
     struct cc_store *st = NULL;
     struct cc_device d;
     int inserted = 0;
 
     (void)state;
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/cc.db", dir);
-    assert_int_equal(cc_store_open(path, CC_DB_CREATE | CC_DB_MIGRATE, &st), CC_OK);
+    assert_int_equal(fixture_open(&file, FIXTURE_FILE, 0, NULL), CC_OK);
+    st = file.st;
+    file.st = NULL; /* this test closes and reopens it */
     insert_fixture(cc_store_db(st));
     d = device(st);
     assert_int_equal(cc_store_begin(st), CC_OK);
@@ -466,8 +468,7 @@ static void test_store_file_db_persists(void **state)
     assert_int_equal(cc_store_device_seen(st, d.id, T0 + 5000, 0, 0), CC_ERR_DB);
     cc_store_close(st);
 
-    cc_db_remove_files(path);
-    rmdir(dir);
+    fixture_close(&file);
 }
 
 static void test_store_open_fails_cleanly(void **state)

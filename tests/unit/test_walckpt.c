@@ -20,8 +20,10 @@
 #include "cc_rc.h"
 #include "cc_store.h"
 #include "cc_walckpt.h"
+#include "fixture.h"
 
-struct fixture {
+struct ckfx {
+    struct fixture db; /* the temporary directory; the checkpointer creates the file */
     char path[64];
     struct cc_gate gate;
     struct cc_store *st;
@@ -34,15 +36,10 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static void open_fixture(struct fixture *f, int step, int restart, int limit)
+static void open_fixture(struct ckfx *f, int step, int restart, int limit)
 {
-    int fd;
-
-    snprintf(f->path, sizeof f->path, "/tmp/cc-test-walckpt-XXXXXX");
-    fd = mkstemp(f->path);
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(f->path);
+    assert_int_equal(fixture_open(&f->db, FIXTURE_FILE | FIXTURE_NO_STORE, 0, NULL), CC_OK);
+    snprintf(f->path, sizeof f->path, "%s", f->db.path);
     cc_gate_init(&f->gate);
     /* The checkpointer first, as in ingestd: it may create the file. */
     assert_int_equal(cc_walckpt_start(f->path, step, restart, limit, &f->gate, &f->ck), CC_OK);
@@ -52,16 +49,16 @@ static void open_fixture(struct fixture *f, int step, int restart, int limit)
     assert_int_equal(cc_db_exec(cc_store_db(f->st), "CREATE TABLE scratch (b BLOB)"), CC_OK);
 }
 
-static void close_fixture(struct fixture *f)
+static void close_fixture(struct ckfx *f)
 {
     cc_store_close(f->st);
     cc_walckpt_stop(f->ck);
     cc_gate_destroy(&f->gate);
-    cc_db_remove_files(f->path);
+    fixture_close(&f->db);
 }
 
 /* One write transaction of about `pages` pages (one 4 KiB-ish row per page). */
-static void write_pages(struct fixture *f, int pages)
+static void write_pages(struct ckfx *f, int pages)
 {
     sqlite3 *db = cc_store_db(f->st);
     char sql[256];
@@ -76,7 +73,7 @@ static void write_pages(struct fixture *f, int pages)
     assert_int_equal(cc_store_commit(f->st), CC_OK);
 }
 
-static struct cc_walckpt_stats stats_of(struct fixture *f)
+static struct cc_walckpt_stats stats_of(struct ckfx *f)
 {
     struct cc_walckpt_stats s;
 
@@ -90,7 +87,7 @@ static struct cc_walckpt_stats stats_of(struct fixture *f)
  * WAL over. */
 static void test_checkpoints_in_the_thread_and_restarts_the_wal(void **state)
 {
-    struct fixture f;
+    struct ckfx f;
     struct cc_walckpt_stats s;
     int64_t rows = 0;
 
@@ -155,7 +152,7 @@ static void test_checkpoints_in_the_thread_and_restarts_the_wal(void **state)
  * (Here the test holds the gate and writes through a store outside it.) */
 static void test_waits_for_the_gate_only_at_restart(void **state)
 {
-    struct fixture f;
+    struct ckfx f;
     struct cc_walckpt_stats s;
 
     (void)state;
@@ -207,7 +204,7 @@ static void test_waits_for_the_gate_only_at_restart(void **state)
  * SQLite's automatic checkpoint would) and still succeeds. */
 static void test_commit_checkpoints_in_place_past_the_limit(void **state)
 {
-    struct fixture f;
+    struct ckfx f;
     struct cc_walckpt_stats s;
     sqlite3 *reader = NULL;
     sqlite3_stmt *stmt = NULL;

@@ -1,0 +1,36 @@
+/* fixture.h - the unit tests' one database: a store on a temporary SQLite database, migrated
+ * and optionally seeded, removed with all its files when the test is done.
+ *
+ * In memory unless FIXTURE_FILE: then a file in a fresh directory under /tmp, for tests that
+ * need a file (WAL, a second connection on fx->path, reopening). One thread; the caller owns
+ * the struct (a static in the test file is fine: cmocka runs one test at a time). */
+#ifndef FIXTURE_H
+#define FIXTURE_H
+
+#include "cc_store.h"
+
+#define FIXTURE_FILE 1u /* a file in a fresh temporary directory instead of ":memory:" */
+/* With FIXTURE_FILE: the directory and path only, no store (st NULL, no seed), for a test
+ * whose subject creates the database itself (the WAL checkpointer, cc_store_open's flags). */
+#define FIXTURE_NO_STORE 2u
+#define FIXTURE_DIR_MAX 32 /* bytes of dir: "/tmp/cc-test-XXXXXX" and its NUL fit */
+
+struct fixture {
+    char dir[FIXTURE_DIR_MAX];      /* the temporary directory; "" in memory */
+    char path[FIXTURE_DIR_MAX + 8]; /* the database: dir/cc.db, or ":memory:" */
+    struct cc_store *st;            /* open and migrated; fixture_close closes it */
+};
+
+/* Opens fx (flags: FIXTURE_*; store_flags: more CC_STORE_* flags for cc_store_open, besides
+ * CREATE and MIGRATE), then runs seed_sql on it unless NULL. CC_OK; on error nothing is left
+ * open or on disk and fx is zeroed. */
+int fixture_open(struct fixture *fx, unsigned flags, int store_flags, const char *seed_sql);
+
+/* Runs sql (any number of statements) on st's connection: CC_OK or CC_ERR_DB (printed). */
+int fixture_exec(struct cc_store *st, const char *sql);
+
+/* Closes fx->st unless NULL (a test that closed it itself sets it NULL), then removes every
+ * file in the temporary directory and the directory. A zeroed fixture is a no-op. */
+void fixture_close(struct fixture *fx);
+
+#endif
