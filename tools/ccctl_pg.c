@@ -216,6 +216,7 @@ struct conn {
     char passfile[PATH_MAX];
 };
 
+/* Fills c from url. 0, or -1 (reported; nothing left behind). */
 static int conn_prepare(const char *url, struct conn *c)
 {
     char pw[CCCTL_PG_URL_MAX];
@@ -245,8 +246,11 @@ static int conn_prepare(const char *url, struct conn *c)
     }
     has_pw = write_passfile(c->dir, pw, c->passfile, sizeof c->passfile);
     OPENSSL_cleanse(pw, sizeof pw);
-    if (has_pw != 0)
+    if (has_pw != 0) {
         c->passfile[0] = '\0';
+        rmdir(c->dir);
+        c->dir[0] = '\0';
+    }
     return has_pw;
 }
 
