@@ -12,7 +12,7 @@ RUN make clean && make all
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
         mosquitto libmosquitto1 libpaho-mqtt1.3 libcivetweb1 libcjson1 libsqlite3-0 libpq5 libssl3 libcurl4 \
-        libjwt0 ca-certificates \
+        libjwt0 ca-certificates postgresql-client-15 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/build/ingestd /src/build/apid /src/build/ccctl \

@@ -145,6 +145,13 @@ $(BUILD)/tests/test_seed: tests/unit/test_seed.c $(BUILD)/obj/tools/cc_seed.o $(
 	    -lcmocka -ljwt $(LDLIBS_COMMON)
 	@touch $@
 
+# ccctl's PostgreSQL side (the URL split of ccctl_pg.c), outside libcommon like the seed.
+$(BUILD)/tests/test_ccctl_pg: tests/unit/test_ccctl_pg.c $(BUILD)/obj/tools/ccctl_pg.o \
+                              $(BUILD)/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $< $(BUILD)/obj/tools/ccctl_pg.o \
+	    $(BUILD)/libcommon.a -lcmocka $(LDLIBS_COMMON)
+
 # libFuzzer targets (tests/fuzz/fuzz_*.c, docs in tests/fuzz/README.md): clang with
 # fuzzer+ASan+UBSan; common/ and apid/ (minus main.c) are compiled again into build/fuzz/
 # so the plain build's objects stay gcc's. `make fuzz` runs each for FUZZ_S seconds.
@@ -225,6 +232,9 @@ BOUNDARY_RE = sqlite3|cc_store_db|cc_db_|cc_sql_|CC_DB_|cc_db\.h|cc_sql\.h
 EMPTY       :=
 SPACE       := $(EMPTY) $(EMPTY)
 STORE_ABOVE  = $(subst .,\.,$(subst $(SPACE),|,$(notdir $(wildcard common/api/*.h common/jobs/*.h))))
+# ccctl on either store (issue 14 point 4): only ccctl_backup.c, SQLite's backup API, may
+# reach SQLite itself.
+CCCTL_DBI_SRC = $(filter-out tools/ccctl_backup.c,$(wildcard tools/ccctl*.[ch] tools/cc_seed.[ch]))
 boundary-check:
 	@if grep -nE '$(BOUNDARY_RE)' apid/*.[ch] ingestd/*.[ch]; then \
 		echo "boundary-check: apid/ or ingestd/ bypass cc_store.h (lines above)"; exit 1; \
@@ -234,6 +244,9 @@ boundary-check:
 	fi; if grep -nE 'sqlite3|cc_db\.h|cc_sql\.h|cc_store\.h' common/base/*.[ch]; then \
 		echo "boundary-check: common/base/ reaches the database (lines above)"; exit 1; \
 	fi; echo "boundary-check: common/store/ includes nothing from api/ or jobs/, base/ no database"
+	@if grep -nE '$(BOUNDARY_RE)' $(CCCTL_DBI_SRC); then \
+		echo "boundary-check: ccctl reaches SQLite outside ccctl_backup.c (lines above)"; exit 1; \
+	fi; echo "boundary-check: ccctl runs its SQL through cc_dbi.h (SQLite's backup API aside)"
 
 unit-asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 unit

@@ -1,5 +1,7 @@
 /* ccctl.c - the coldchain admin CLI: migrate, seed, user add, device add, simulate
- * (device import: ccctl_import.c; backup: ccctl_backup.c).
+ * (device import: ccctl_import.c; backup and restore: ccctl_backup.c, on PostgreSQL
+ * ccctl_pg.c). Every command runs on SQLite or PostgreSQL, whichever COLDCHAIN_DB names:
+ * SQL goes through the store (cc_dbi.h).
  *
  * Configuration comes from the environment like the daemons' (COLDCHAIN_DB, MQTT_URL,
  * LOG_LEVEL, ...); a bad value exits 2 naming the variable. Logs go to stderr as
@@ -19,7 +21,6 @@
 #include <openssl/crypto.h>
 
 #include "cc_config.h"
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_log.h"
 #include "cc_provision.h"
@@ -53,10 +54,16 @@ static const char usage_text[] =
     "                               a certificate for an existing device (CN = SERIAL, SAN\n"
     "                               urn:coldchain:device:<id>; N days, default 825)\n"
     "                               signed by the development CA D (default: tls/ beside\n"
-    "                               COLDCHAIN_DB, made by tools/devca.sh); writes\n"
+    "                               COLDCHAIN_DB, made by tools/devca.sh; required when\n"
+    "                               COLDCHAIN_DB is a URL); writes\n"
     "                               D/devices/SERIAL.crt and .key (0600) or into --out\n"
-    "  backup FILE                  copy COLDCHAIN_DB to FILE with SQLite's online backup\n"
-    "                               API, safe while ingestd and apid run\n"
+    "  backup FILE                  copy COLDCHAIN_DB to FILE, safe while ingestd and apid\n"
+    "                               run: SQLite's online backup API, or for a PostgreSQL\n"
+    "                               URL a pg_dump custom-format (-Fc) archive (a password\n"
+    "                               in the URL goes to pg_dump through a 0600 PGPASSFILE)\n"
+    "  restore FILE                 the reverse: FILE into COLDCHAIN_DB, which must not\n"
+    "                               exist (SQLite) or must hold no table (PostgreSQL:\n"
+    "                               pg_restore in one transaction)\n"
     "  simulate [--devices S:K,...|--keys-file F] [--rate N] [--duration S] [--count N]\n"
     "           [--url tcp://127.0.0.1:1883] [--qos 0|1] [--high-ratio R]\n"
     "           [--profile freezer|fridge] [--cafile CA [--cert C --key K]]\n"
@@ -65,7 +72,8 @@ static const char usage_text[] =
     "                               broker's certificate checked against CA; --cert/--key:\n"
     "                               a device certificate (--url ssl://127.0.0.1:8884)\n"
     "\n"
-    "Environment: COLDCHAIN_DB (data/coldchain.db), MQTT_URL, LOG_LEVEL, LOG_FORMAT.\n"
+    "Environment: COLDCHAIN_DB (data/coldchain.db, or a postgresql:// URL), MQTT_URL,\n"
+    "LOG_LEVEL, LOG_FORMAT.\n"
     "Exit: 0 ok, 1 failed, 2 bad configuration, 64 usage, 65 invalid field.\n";
 
 int ccctl_usage(void)
@@ -124,8 +132,11 @@ static void print_error(const cJSON *err)
 
 static int open_store(const struct cc_config *cfg, struct cc_store **st)
 {
-    if (cc_store_open(cfg->db_path, CC_DB_CREATE | CC_DB_MIGRATE, st) != CC_OK) {
-        fprintf(stderr, "ccctl: cannot open database %s\n", cfg->db_path);
+    char label[PATH_MAX];
+
+    if (cc_store_open(cfg->db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, st) != CC_OK) {
+        fprintf(stderr, "ccctl: cannot open database %s\n",
+                ccctl_db_label(cfg->db_path, label, sizeof label));
         return CCCTL_EXIT_FAIL;
     }
     return CCCTL_EXIT_OK;
@@ -141,6 +152,7 @@ static void getopt_reset(void)
 static int cmd_migrate(int argc, char **argv, const struct cc_config *cfg)
 {
     struct cc_store *st = NULL;
+    char label[PATH_MAX];
     int version = 0;
     int rc;
 
@@ -150,8 +162,9 @@ static int cmd_migrate(int argc, char **argv, const struct cc_config *cfg)
     rc = open_store(cfg, &st);
     if (rc != CCCTL_EXIT_OK)
         return rc;
-    if (cc_db_user_version(cc_store_db(st), &version) != CC_OK) {
-        fprintf(stderr, "ccctl: cannot read the schema version of %s\n", cfg->db_path);
+    if (cc_store_schema_version(st, &version) != CC_OK) {
+        fprintf(stderr, "ccctl: cannot read the schema version of %s\n",
+                ccctl_db_label(cfg->db_path, label, sizeof label));
         rc = CCCTL_EXIT_FAIL;
     } else {
         printf("schema version %d\n", version);
@@ -205,6 +218,7 @@ static int cmd_seed(int argc, char **argv, const struct cc_config *cfg)
     };
     struct cc_seed_key keys[CC_SEED_DEVICES];
     struct cc_store *st = NULL;
+    char label[PATH_MAX];
     const char *keys_file = NULL;
     int seeded = 0;
     int c;
@@ -226,7 +240,8 @@ static int cmd_seed(int argc, char **argv, const struct cc_config *cfg)
     c = cc_seed_keys(st, cc_now_ms(), stdout, &seeded, keys);
     cc_store_close(st);
     if (c != CC_OK && !seeded) {
-        fprintf(stderr, "ccctl: seeding %s failed (%s)\n", cfg->db_path, cc_rc_code(c));
+        fprintf(stderr, "ccctl: seeding %s failed (%s)\n",
+                ccctl_db_label(cfg->db_path, label, sizeof label), cc_rc_code(c));
         return CCCTL_EXIT_FAIL;
     }
     if (!seeded) {
@@ -244,47 +259,47 @@ static int cmd_seed(int argc, char **argv, const struct cc_config *cfg)
 
 /* Links technician tech_id to customer customer_id inside the open transaction:
  * CC_OK, CC_ERR_VALIDATION (tech_id is not a technician) or CC_ERR_DB. */
-static int link_technician(sqlite3 *db, int64_t tech_id, int64_t customer_id)
+static int link_technician(struct cc_store *st, int64_t tech_id, int64_t customer_id)
 {
-    sqlite3_stmt *stmt = NULL;
+    static const char sql_role[] = "SELECT role FROM users WHERE id = $1";
+    static const char sql_link[] =
+        "INSERT INTO technician_customers (technician_id, customer_id) VALUES ($1, $2)";
+    struct cc_stmt *s = NULL;
+    const char *role;
     int rc;
 
-    if (sqlite3_prepare_v2(db, "SELECT role FROM users WHERE id = ?1", -1, &stmt, NULL) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 1, tech_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE || (rc == SQLITE_ROW && cc_role_parse((const char *)sqlite3_column_text(
-                                                      stmt, 0)) != CC_ROLE_TECHNICIAN)) {
+    rc = cc_stmt_prepare(st, sql_role, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 1, tech_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_OK || (rc == CC_ROW && ((role = cc_stmt_column_text(s, 0)) == NULL ||
+                                         cc_role_parse(role) != CC_ROLE_TECHNICIAN))) {
         fprintf(stderr, "ccctl: --link-technician: user %" PRId64 " is not a technician\n",
                 tech_id);
         rc = CC_ERR_VALIDATION;
         goto out;
     }
-    if (rc != SQLITE_ROW) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO technician_customers (technician_id, customer_id) "
-                           "VALUES (?1, ?2)",
-                           -1, &stmt, NULL) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 1, tech_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, customer_id) != SQLITE_OK ||
-        sqlite3_step(stmt) != SQLITE_DONE) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = CC_OK;
+    if (rc != CC_ROW)
+        goto fail;
+    cc_stmt_release(s);
+    s = NULL;
+    rc = cc_stmt_prepare(st, sql_link, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 1, tech_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 2, customer_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc != CC_OK)
+        goto fail;
 out:
-    if (rc == CC_ERR_DB)
-        fprintf(stderr, "ccctl: linking the technician failed: %s\n", sqlite3_errmsg(db));
-    sqlite3_finalize(stmt);
+    cc_stmt_release(s);
     return rc;
+fail: /* the store logged the database's message */
+    fprintf(stderr, "ccctl: linking the technician failed (%s)\n", cc_rc_code(rc));
+    cc_stmt_release(s);
+    return CC_ERR_DB;
 }
 
 static int cmd_user_add(int argc, char **argv, const struct cc_config *cfg)
@@ -301,6 +316,7 @@ static int cmd_user_add(int argc, char **argv, const struct cc_config *cfg)
     int64_t tech_id = 0;
     int64_t id = 0;
     struct cc_store *st = NULL;
+    char label[PATH_MAX];
     cJSON *err = NULL;
     int in_tx = 0;
     int c;
@@ -344,14 +360,15 @@ static int cmd_user_add(int argc, char **argv, const struct cc_config *cfg)
     if (rc != CCCTL_EXIT_OK)
         return rc;
     if (cc_store_begin(st) != CC_OK) {
-        fprintf(stderr, "ccctl: cannot start a transaction on %s\n", cfg->db_path);
+        fprintf(stderr, "ccctl: cannot start a transaction on %s\n",
+                ccctl_db_label(cfg->db_path, label, sizeof label));
         rc = CCCTL_EXIT_FAIL;
         goto out;
     }
     in_tx = 1;
     c = cc_provision_user(st, email, password, role, name, &id, &err);
     if (c == CC_OK && tech_id != 0)
-        c = link_technician(cc_store_db(st), tech_id, id);
+        c = link_technician(st, tech_id, id);
     if (c == CC_OK && cc_store_commit(st) != CC_OK)
         c = CC_ERR_DB;
     if (c == CC_OK) {
@@ -477,7 +494,8 @@ int main(int argc, char **argv)
             return ccctl_usage();
         sub = argv[2];
     } else if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "seed") != 0 &&
-               strcmp(cmd, "simulate") != 0 && strcmp(cmd, "backup") != 0) {
+               strcmp(cmd, "simulate") != 0 && strcmp(cmd, "backup") != 0 &&
+               strcmp(cmd, "restore") != 0) {
         fprintf(stderr, "ccctl: unknown command '%s'\n", cmd);
         return ccctl_usage();
     }
@@ -500,6 +518,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "backup") == 0)
         return ccctl_backup(argc - 1, argv + 1, &cfg);
+    if (strcmp(cmd, "restore") == 0)
+        return ccctl_restore(argc - 1, argv + 1, &cfg);
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc - 1, argv + 1, &cfg);
     if (strcmp(cmd, "seed") == 0)

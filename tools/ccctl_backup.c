@@ -1,5 +1,8 @@
 /* ccctl_backup.c - `ccctl backup FILE`: a consistent copy of COLDCHAIN_DB while ingestd
- * and apid keep running, with SQLite's online backup API.
+ * and apid keep running, with SQLite's online backup API; `ccctl restore FILE`: the same
+ * copy the other way, into a database file that does not exist yet. A PostgreSQL URL goes
+ * to pg_dump and pg_restore instead (ccctl_pg.c). This file is SQLite machinery, the one
+ * place in tools/ that calls sqlite3_* itself: cc_dbi.h has no backup.
  *
  * The copy is made into FILE.tmp (mode 0600: it holds password hashes), a few pages at
  * a time with a short sleep in between, so the daemons' writes are never held up for
@@ -70,7 +73,6 @@ static int sync_path(const char *path, int dir)
     return r;
 }
 
-/* Removes path+suffix if it exists. */
 /* Creates path empty with mode 0600, replacing a stale one (and its journals). */
 static int create_private(const char *path)
 {
@@ -138,73 +140,71 @@ out:
     return rc;
 }
 
-int ccctl_backup(int argc, char **argv, const struct cc_config *cfg)
+/* Copies the SQLite database src to dst (through dst.tmp, 0600, checked, renamed), in
+ * the words of verb ("backup", "restore"). src_flags: its sqlite3_open_v2 flags. An exit
+ * status. */
+static int sqlite_copy(const char *verb, const char *src_path, int src_flags, const char *path)
 {
     char tmp[PATH_MAX], dir[PATH_MAX], mode[32], check[256];
     sqlite3 *src = NULL, *dst = NULL;
-    const char *path;
     int pages = 0, created = 0;
     int rc = CCCTL_EXIT_FAIL;
 
-    if (argc != 2 || argv[1][0] == '\0' || argv[1][0] == '-')
-        return ccctl_usage();
-    path = argv[1];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp ||
         snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        fprintf(stderr, "ccctl: backup: path too long\n");
+        fprintf(stderr, "ccctl: %s: path too long\n", verb);
         return CCCTL_EXIT_USAGE;
     }
 
-    if (sqlite3_open_v2(cfg->db_path, &src, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        fprintf(stderr, "ccctl: backup: cannot open %s: %s\n", cfg->db_path,
+    if (sqlite3_open_v2(src_path, &src, src_flags, NULL) != SQLITE_OK) {
+        fprintf(stderr, "ccctl: %s: cannot open %s: %s\n", verb, src_path,
                 src ? sqlite3_errmsg(src) : "out of memory");
         goto out;
     }
     sqlite3_busy_timeout(src, CC_DB_BUSY_TIMEOUT_MS);
     if (exec_text(src, "PRAGMA journal_mode", mode, sizeof mode) != CC_OK) {
-        fprintf(stderr, "ccctl: backup: %s is not a readable database: %s\n", cfg->db_path,
+        fprintf(stderr, "ccctl: %s: %s is not a readable database: %s\n", verb, src_path,
                 sqlite3_errmsg(src));
         goto out;
     }
 
     if (create_private(tmp) != 0) {
-        fprintf(stderr, "ccctl: backup: cannot create %s: %s\n", tmp, strerror(errno));
+        fprintf(stderr, "ccctl: %s: cannot create %s: %s\n", verb, tmp, strerror(errno));
         goto out;
     }
     created = 1;
     if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        fprintf(stderr, "ccctl: backup: cannot open %s: %s\n", tmp,
+        fprintf(stderr, "ccctl: %s: cannot open %s: %s\n", verb, tmp,
                 dst ? sqlite3_errmsg(dst) : "out of memory");
         goto out;
     }
-    fprintf(stderr, "ccctl: backup: copying %s to %s\n", cfg->db_path, path);
+    fprintf(stderr, "ccctl: %s: copying %s to %s\n", verb, src_path, path);
     if (copy_pages(src, dst, strcasecmp(mode, "wal") == 0, &pages) != CC_OK)
         goto out;
 
     /* One self-contained file, checked before it replaces anything. */
     if (exec_text(dst, "PRAGMA journal_mode=DELETE", mode, sizeof mode) != CC_OK ||
         exec_text(dst, "PRAGMA quick_check", check, sizeof check) != CC_OK) {
-        fprintf(stderr, "ccctl: backup: checking the copy failed: %s\n", sqlite3_errmsg(dst));
+        fprintf(stderr, "ccctl: %s: checking the copy failed: %s\n", verb, sqlite3_errmsg(dst));
         goto out;
     }
     if (strcmp(check, "ok") != 0) {
-        fprintf(stderr, "ccctl: backup: the copy is damaged: %s\n", check);
+        fprintf(stderr, "ccctl: %s: the copy is damaged: %s\n", verb, check);
         goto out;
     }
     if (sqlite3_close(dst) != SQLITE_OK) {
-        fprintf(stderr, "ccctl: backup: closing the copy failed\n");
+        fprintf(stderr, "ccctl: %s: closing the copy failed\n", verb);
         dst = NULL;
         goto out;
     }
     dst = NULL;
     if (sync_path(tmp, 0) != 0 || rename(tmp, path) != 0) {
-        fprintf(stderr, "ccctl: backup: cannot move %s to %s: %s\n", tmp, path, strerror(errno));
+        fprintf(stderr, "ccctl: %s: cannot move %s to %s: %s\n", verb, tmp, path, strerror(errno));
         goto out;
     }
     created = 0;
     sync_path(dirname(dir), 1);
-    fprintf(stderr, "ccctl: backup: %d pages written to %s\n", pages, path);
-    printf("%s\n", path);
+    fprintf(stderr, "ccctl: %s: %d pages written to %s\n", verb, pages, path);
     rc = CCCTL_EXIT_OK;
 out:
     if (dst != NULL)
@@ -214,4 +214,57 @@ out:
     if (created)
         unlink(tmp);
     return rc;
+}
+
+/* FILE of `ccctl backup|restore FILE`, or NULL after printing the usage. */
+static const char *file_arg(int argc, char **argv)
+{
+    if (argc != 2 || argv[1][0] == '\0' || argv[1][0] == '-') {
+        ccctl_usage();
+        return NULL;
+    }
+    return argv[1];
+}
+
+int ccctl_backup(int argc, char **argv, const struct cc_config *cfg)
+{
+    const char *path = file_arg(argc, argv);
+    int rc;
+
+    if (path == NULL)
+        return CCCTL_EXIT_USAGE;
+    if (ccctl_is_pg_url(cfg->db_path))
+        return ccctl_pg_backup(cfg->db_path, path);
+    rc = sqlite_copy("backup", cfg->db_path, SQLITE_OPEN_READWRITE, path);
+    if (rc == CCCTL_EXIT_OK)
+        printf("%s\n", path);
+    return rc;
+}
+
+int ccctl_restore(int argc, char **argv, const struct cc_config *cfg)
+{
+    static const char *const suffixes[] = {"", "-wal", "-journal"};
+    const char *path = file_arg(argc, argv);
+    char name[PATH_MAX];
+
+    if (path == NULL)
+        return CCCTL_EXIT_USAGE;
+    if (ccctl_is_pg_url(cfg->db_path))
+        return ccctl_pg_restore(cfg->db_path, path);
+    /* Never over a database (nor beside a stale WAL a new file would pick up): the
+     * daemons may have it open, and its rows would be lost. */
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        if (snprintf(name, sizeof name, "%s%s", cfg->db_path, suffixes[i]) >= (int)sizeof name) {
+            fprintf(stderr, "ccctl: restore: path too long\n");
+            return CCCTL_EXIT_USAGE;
+        }
+        if (access(name, F_OK) == 0) {
+            fprintf(stderr,
+                    "ccctl: restore: %s exists: stop the daemons and move it away first, or "
+                    "point COLDCHAIN_DB at a new file\n",
+                    name);
+            return CCCTL_EXIT_FAIL;
+        }
+    }
+    return sqlite_copy("restore", path, SQLITE_OPEN_READONLY, cfg->db_path);
 }

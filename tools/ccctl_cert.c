@@ -21,9 +21,9 @@
 #include <openssl/x509v3.h>
 
 #include "cc_auth_rules.h"
-#include "cc_db.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_store.h"
 #include "ccctl.h"
 
 #define CERT_DAYS_DEFAULT 825 /* validity of a device certificate */
@@ -32,33 +32,37 @@
 #define CERT_BACKDATE_S 300   /* notBefore this far back: devices with a slightly late clock */
 #define CERT_SAN_MAX 64       /* bytes of "URI:" CC_AUTH_CERT_URI_PREFIX and an int64 */
 
-/* devices.id of serial into *id: 1 found, 0 no such device, -1 database error (reported). */
+/* devices.id of serial into *id: 1 found, 0 no such device, -1 database error (reported;
+ * the store logged the database's message). */
 static int device_id_of(const char *db_path, const char *serial, int64_t *id)
 {
-    static const char sql[] = "SELECT id FROM devices WHERE serial_number = ?1";
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
+    static const char sql[] = "SELECT id FROM devices WHERE serial_number = $1";
+    struct cc_store *st = NULL;
+    struct cc_stmt *s = NULL;
     int found = -1;
     int rc;
 
-    if (cc_db_open(db_path, CC_DB_READONLY, &db) != CC_OK)
-        goto out;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC) != SQLITE_OK)
-        goto out;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st, 0);
+    rc = cc_store_open(db_path, CC_STORE_READONLY, &st);
+    if (rc == CC_OK)
+        rc = cc_stmt_prepare(st, sql, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 1, serial);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_ROW) {
+        *id = cc_stmt_column_int64(s, 0);
         found = 1;
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == CC_OK) {
         found = 0;
     }
-out:
-    if (found < 0)
-        fprintf(stderr, "ccctl: cannot read devices from %s: %s\n", db_path,
-                db ? sqlite3_errmsg(db) : "cannot open");
-    sqlite3_finalize(st);
-    cc_db_close(db);
+    if (found < 0) {
+        char label[PATH_MAX];
+
+        fprintf(stderr, "ccctl: cannot read devices from %s (%s)\n",
+                ccctl_db_label(db_path, label, sizeof label), cc_rc_code(rc));
+    }
+    cc_stmt_release(s);
+    cc_store_close(st);
     return found;
 }
 
@@ -212,6 +216,11 @@ int ccctl_device_cert(int argc, char **argv, const struct cc_config *cfg)
                 "starting with '" CC_AUTH_OPERATOR_PREFIX "')\n",
                 serial, CC_AUTH_SERIAL_MAX);
         return CCCTL_EXIT_DATAERR;
+    }
+    if (ca_dir[0] == '\0' && ccctl_is_pg_url(cfg->db_path)) {
+        fprintf(stderr, "ccctl: COLDCHAIN_DB is a URL, so there is no data directory beside "
+                        "it: name the CA with --ca-dir\n");
+        return CCCTL_EXIT_USAGE;
     }
     if (ca_dir[0] == '\0') { /* where tools/run.sh keeps the development CA */
         char data[PATH_MAX];

@@ -7,13 +7,13 @@
  * one line per device: the keys are shown this once. Progress goes to stderr. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cc_bulk.h"
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_rc.h"
 #include "cc_store.h"
@@ -155,8 +155,11 @@ int ccctl_device_import(int argc, char **argv, const struct cc_config *cfg)
     }
     fprintf(stderr, "ccctl: import: %zu devices read from %s\n", b->count, path);
 
-    if (cc_store_open(cfg->db_path, CC_DB_CREATE | CC_DB_MIGRATE, &st) != CC_OK) {
-        fprintf(stderr, "ccctl: cannot open database %s\n", cfg->db_path);
+    if (cc_store_open(cfg->db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, &st) != CC_OK) {
+        char label[PATH_MAX];
+
+        fprintf(stderr, "ccctl: cannot open database %s\n",
+                ccctl_db_label(cfg->db_path, label, sizeof label));
         rc = CCCTL_EXIT_FAIL;
         goto out;
     }

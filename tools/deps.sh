@@ -5,6 +5,7 @@ set -eu
 # chromium + fonts-liberation: the web dashboard test (tests/browser; node and npm come with the machine).
 # nginx + openssl: deploy/nginx/coldchain.conf and its test (tests/integration/test_nginx.py).
 # postgresql-15 + libpq-dev: the PostgreSQL store and its throwaway test cluster (tools/pgtest.sh);
+# postgresql-15 brings postgresql-client-15: pg_dump/pg_restore for `ccctl backup|restore`.
 # python3-psycopg2: the integration harness reads a PostgreSQL store the way it reads SQLite.
 # strace: test_broker_auth checks that broker_conf.sh never puts the MQTT password in argv.
 # clang + libclang-rt-14-dev: the libFuzzer targets (make fuzz, tests/fuzz).
