@@ -27,7 +27,8 @@ LDLIBS_COMMON := -lcjson -lsqlite3 $(PQ_LIBS) -lcrypto -lcurl -lm -pthread
 
 # cc_auth_rules.c: the broker plugin's pure checks, shared with cc_devices.c's serial rule.
 COMMON_SRC  := $(sort $(wildcard $(COMMON_DIRS:%=common/%/*.c))) broker-config/cc_auth_rules.c
-COMMON_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/cc_migrations.o
+COMMON_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/cc_migrations.o \
+               $(BUILD)/obj/gen/cc_pg_migrations.o
 INGESTD_SRC := $(sort $(wildcard ingestd/*.c))
 APID_SRC    := $(sort $(wildcard apid/*.c))
 # cc_seed.c: the demo data of `ccctl seed` (and its unit test, test_seed).
@@ -36,6 +37,10 @@ UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
 MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
+# PostgreSQL's (schema/pg/, docs/postgresql.md) and the PG store's batch insert, which is
+# no migration but is embedded the same way (cc_pg_ingest_sql).
+PG_MIGRATIONS := $(sort $(wildcard schema/pg/[0-9][0-9][0-9][0-9]_*.sql))
+PG_EMBED      := --pg --text cc_pg_ingest_sql schema/pg/ingest.sql $(PG_MIGRATIONS)
 
 .PHONY: all run test seed bench soak clean deps unit unit-asan integration format format-check openapi fuzz fuzz-build boundary-check
 
@@ -45,7 +50,11 @@ $(BUILD)/gen/cc_migrations.c: $(MIGRATIONS) tools/embed_sql.sh
 	@mkdir -p $(@D)
 	sh tools/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/gen/cc_migrations.o: $(BUILD)/gen/cc_migrations.c
+$(BUILD)/gen/cc_pg_migrations.c: $(PG_MIGRATIONS) schema/pg/ingest.sql tools/embed_sql.sh
+	@mkdir -p $(@D)
+	sh tools/embed_sql.sh $(PG_EMBED) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -54,10 +63,6 @@ $(BUILD)/obj/gen/cc_migrations.o: $(BUILD)/gen/cc_migrations.c
 $(BUILD)/gen/openapi_json.c: docs/openapi.json tools/gen_openapi_c.sh
 	@mkdir -p $(@D)
 	sh tools/gen_openapi_c.sh docs/openapi.json > $@.tmp && mv $@.tmp $@
-
-$(BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
 
 openapi:
 	/usr/bin/python3 tools/gen_openapi.py docs/openapi.yaml docs/openapi.json
@@ -134,11 +139,15 @@ FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/%)
 FUZZ_LIBSRC := $(COMMON_SRC) $(filter-out apid/main.c,$(APID_SRC)) \
                $(wildcard broker-config/cc_auth_rules.c)
 FUZZ_OBJ    := $(FUZZ_LIBSRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/cc_migrations.o \
-               $(FUZZ_DIR)/obj/gen/openapi_json.o
+               $(FUZZ_DIR)/obj/gen/cc_pg_migrations.o $(FUZZ_DIR)/obj/gen/openapi_json.o
 
 $(FUZZ_DIR)/gen/cc_migrations.c: $(MIGRATIONS) tools/embed_sql.sh
 	@mkdir -p $(@D)
 	sh tools/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_DIR)/gen/cc_pg_migrations.c: $(PG_MIGRATIONS) schema/pg/ingest.sql tools/embed_sql.sh
+	@mkdir -p $(@D)
+	sh tools/embed_sql.sh $(PG_EMBED) > $@.tmp && mv $@.tmp $@
 
 $(FUZZ_DIR)/gen/openapi_json.c: docs/openapi.json tools/gen_openapi_c.sh
 	@mkdir -p $(@D)
