@@ -357,8 +357,9 @@ static void script_one(struct script *sc)
         "{\"ts\":%lld,\"temperature\":3.125}]",
         T0 - 90 * S, T0 - 80 * S, T0 - 80 * S);
     add(sc, R("SN-A"), T0 + 2, "{\"ts\":%lld,\"temperature\":7.0}", T0 - 90 * S); /* again */
-    add(sc, ST("SN-A"), T0 + 3, "{\"status\":\"online\",\"firmware\":\"2.0.1\"}");
-    add(sc, ST("SN-B"), T0 + 3, "{\"status\":\"offline\"}");
+    add(sc, ST("SN-A"), T0 + 3, "{\"online\":true,\"firmwareVersion\":\"2.0.1\"}");
+    add(sc, ST("SN-B"), T0 + 3, "{\"online\":false}");
+    add(sc, ST("SN-C"), T0 + 3, "{\"online\":\"yes\"}");
     add(sc, "devices/SN-A/other", T0 + 4, "{}");
     add(sc, "nowhere", T0 + 4, "x");
     add(sc, R("SN-X"), T0 + 5, "{\"ts\":%lld,\"temperature\":5.0}", T0 - 60 * S);
@@ -366,7 +367,7 @@ static void script_one(struct script *sc)
         T0 - 30 * S);
     add(sc, R("SN-B"), T0 + 6, "not json");
     add(sc, R(SN_Q), T0 + 6, "{\"ts\":%lld,\"temperature\":4.75}", T0 - 20 * S);
-    add(sc, ST(SN_Q), T0 + 7, "{\"status\":\"online\",\"firmware\":\"q\\\"1\"}");
+    add(sc, ST(SN_Q), T0 + 7, "{\"online\":true,\"firmwareVersion\":\"1.0-q\"}");
     add(sc, R("SN-C"), T0 + 8, "{\"ts\":%lld,\"temperature\":5.5}", T0 - 10 * S);
 }
 
@@ -383,6 +384,7 @@ static void test_store_pg_ingest_same_as_sqlite(void **state)
     script_one(&sc);
     assert_true(run_both(f, &sc) >= 2); /* 3.125 twice in one payload, 7.0 vs 6.0 */
     assert_same_stores(f);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'OFFLINE'"), 1);
     script_free(&sc);
 
     script_one(&sc);
@@ -426,7 +428,9 @@ static void test_store_pg_ingest_same_as_sqlite(void **state)
     assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings WHERE device_id = 4"), 1);
     assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), 10 + msgs * per);
     assert_int_equal(one_int(f->pg, "SELECT count(*) FROM alerts"), 0);
-    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'OFFLINE'"), 0);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE firmware_version"
+                                    " IS NOT NULL"),
+                     2);
     assert_true(one_int(f->pg, "SELECT count(*) FROM rejected_messages") >= 10);
     script_free(&sc);
 }
@@ -475,6 +479,38 @@ static void test_store_pg_serials_quoted(void **state)
     /* A device that is not there: not found, as SQLite's loop says. */
     assert_int_equal(cc_store_device_seen(f->pg, 99, T0, 0, 0), CC_ERR_NOT_FOUND);
     assert_int_equal(cc_store_device_status(f->pg, 99, 1, NULL, T0), CC_ERR_NOT_FOUND);
+}
+
+/* cc_store_devices_seen alone, on both: times only move forward, a call without a
+ * newest reading keeps the stored one, and one device twice in a call takes its largest
+ * times. */
+static void test_store_pg_devices_seen_keeps_max(void **state)
+{
+    struct fx *f = *state;
+    const struct cc_store_seen first[] = {{1, T0, 1, T0 - 5 * S}, {2, T0, 0, 0}};
+    const struct cc_store_seen second[] = {{1, T0 - 10 * S, 1, T0 - 50 * S},
+                                           {3, T0 + 1, 1, T0 - 9 * S},
+                                           {3, T0, 1, T0 - 2 * S},
+                                           {2, T0 - 1, 1, T0 - 7 * S}};
+    struct cc_store *both[] = {f->lite, f->pg};
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cc_store_begin(both[i]), CC_OK);
+        assert_int_equal(cc_store_devices_seen(both[i], first, 2), CC_OK);
+        assert_int_equal(cc_store_devices_seen(both[i], second, 4), CC_OK);
+        assert_int_equal(cc_store_device_seen(both[i], 1, T0 - S, 0, 0), CC_OK);
+        assert_int_equal(cc_store_device_status(both[i], 3, 0, "", T0 + 9 * S), CC_OK);
+        assert_int_equal(cc_store_commit(both[i]), CC_OK);
+    }
+    assert_same_text(f, sql_devices, "ittiit");
+    assert_int_equal(one_int(f->pg, "SELECT newest_ts FROM devices WHERE id = 1"), T0 - 5 * S);
+    assert_int_equal(one_int(f->pg, "SELECT last_seen_at FROM devices WHERE id = 1"), T0);
+    assert_int_equal(one_int(f->pg, "SELECT newest_ts FROM devices WHERE id = 2"), T0 - 7 * S);
+    assert_int_equal(one_int(f->pg, "SELECT newest_ts FROM devices WHERE id = 3"), T0 - 2 * S);
+    assert_int_equal(one_int(f->pg, "SELECT last_seen_at FROM devices WHERE id = 3"), T0 + 1);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'OFFLINE'"
+                                    " AND id = 3"),
+                     1);
 }
 
 /* A second migrating open finds nothing to do; the schema and partitions are there. */
@@ -555,6 +591,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_pg_ingest_same_as_sqlite, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_dead_letter_cap, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_serials_quoted, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_devices_seen_keeps_max, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
         cmocka_unit_test(test_store_pg_migrate_concurrently),
     };
