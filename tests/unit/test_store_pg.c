@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "cc_alert.h"
 #include "cc_db.h"
 #include "cc_dbi.h"
 #include "cc_ingest.h"
@@ -513,6 +514,61 @@ static void test_store_pg_devices_seen_keeps_max(void **state)
                      1);
 }
 
+/* cc_alert_states_load (one query per batch on PostgreSQL, cc_alert.c) gives the same
+ * states as SQLite's per-device loop: thresholds, ACTIVE alerts, pending excursions, a
+ * device twice, a device of no state. */
+static void test_store_pg_alert_states_same(void **state)
+{
+    struct fx *f = *state;
+    static const char rows[] =
+        "UPDATE cold_cells SET hysteresis = 0.25, alarm_delay_s = 90 WHERE id = 2;"
+        "INSERT INTO alerts (id, cold_cell_id, device_id, type, message, first_triggered_at,"
+        " last_triggered_at) VALUES (5, 1, 1, 'HIGH_TEMP', 'm', 1, 1),"
+        " (6, 2, 3, 'POWER_LOSS', 'm', 1, 1);"
+        "INSERT INTO alerts (id, cold_cell_id, device_id, type, status, message,"
+        " first_triggered_at, last_triggered_at) VALUES (7, 1, 1, 'LOW_TEMP', 'RESOLVED', 'm',"
+        " 1, 1);"
+        "INSERT INTO alert_pending (device_id, type, since_ts) VALUES (3, 'LOW_TEMP', 77),"
+        " (2, 'HIGH_TEMP', 78)";
+    struct cc_device dev[4];
+    const struct cc_device *devs[5];
+    struct cc_alert_state a[5], b[5];
+    const int64_t ids[] = {1, 2, 3, 4}, cells[] = {1, 1, 2, 2};
+
+    for (int i = 0; i < 4; i++)
+        dev[i] = (struct cc_device){.id = ids[i], .cold_cell_id = cells[i]};
+    devs[0] = &dev[2];
+    devs[1] = &dev[0];
+    devs[2] = &dev[3];
+    devs[3] = &dev[1];
+    devs[4] = &dev[2];
+    assert_int_equal(cc_store_exec(f->lite, rows), CC_OK);
+    assert_int_equal(cc_store_exec(f->pg, rows), CC_OK);
+    assert_int_equal(cc_alert_states_load(f->lite, devs, 5, a), CC_OK);
+    assert_int_equal(cc_alert_states_load(f->pg, devs, 5, b), CC_OK);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(a[i].have_cell, b[i].have_cell);
+        assert_true(a[i].min_temp == b[i].min_temp && a[i].max_temp == b[i].max_temp);
+        assert_true(a[i].hysteresis == b[i].hysteresis);
+        assert_int_equal(a[i].delay_ms, b[i].delay_ms);
+        for (int t = 0; t < CC_ALERT_TYPE_COUNT; t++) {
+            assert_int_equal(a[i].active[t], b[i].active[t]);
+            assert_int_equal(a[i].has_pending[t], b[i].has_pending[t]);
+            assert_int_equal(a[i].pending_since[t], b[i].pending_since[t]);
+        }
+    }
+    /* What the rows say, read back. */
+    assert_true(b[0].have_cell && b[0].delay_ms == 90000 && b[0].hysteresis == 0.25);
+    assert_true(b[1].have_cell && b[1].max_temp == 8);
+    assert_int_equal(b[0].has_pending[cc_alert_type_parse("LOW_TEMP")], 1);
+    assert_int_equal(b[4].pending_since[cc_alert_type_parse("LOW_TEMP")], 77);
+    assert_int_equal(b[0].active[cc_alert_type_parse("POWER_LOSS")], 6);
+    assert_int_equal(b[1].active[cc_alert_type_parse("HIGH_TEMP")], 5);
+    assert_int_equal(b[1].active[cc_alert_type_parse("LOW_TEMP")], 0);
+    assert_int_equal(b[3].pending_since[cc_alert_type_parse("HIGH_TEMP")], 78);
+    assert_int_equal(b[2].has_pending[cc_alert_type_parse("HIGH_TEMP")], 0);
+}
+
 /* A second migrating open finds nothing to do; the schema and partitions are there. */
 static void test_store_pg_migrate_twice(void **state)
 {
@@ -593,6 +649,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_pg_serials_quoted, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_devices_seen_keeps_max, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_alert_states_same, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
         cmocka_unit_test(test_store_pg_migrate_concurrently),
     };
