@@ -215,7 +215,8 @@ seed: $(BUILD)/ccctl
 run: deps all
 	@sh tools/run.sh
 
-bench: deps all $(BUILD)/ingestd-no-mqtt-notify
+# tools/bench_store.sh (SQLite against PostgreSQL, the store alone) needs bench_store.
+bench: deps all $(BUILD)/ingestd-no-mqtt-notify $(BUILD)/bench_store
 	@sh tools/bench.sh
 
 # Not part of `make test`: SOAK_S seconds (default 600) of mixed load; prints "soak:" lines.
