@@ -116,7 +116,8 @@ void cc_store_set_gate(struct cc_store *st, struct cc_gate *gate);
 /* BEGIN IMMEDIATE on SQLite (the write lock now), BEGIN on PostgreSQL. CC_OK or CC_ERR_DB. */
 int cc_store_begin(struct cc_store *st);
 /* COMMIT, after writing the rollup terms cc_store_reading_insert summed in memory during
- * the transaction (cc_rollup_batch); on failure the transaction is rolled back here.
+ * the transaction (cc_rollup_batch; SQLite only: PostgreSQL's readings insert writes its
+ * rollups in the same statement); on failure the transaction is rolled back here.
  * On PostgreSQL a transaction that a failed statement aborted commits as CC_ERR_DB.
  * A transaction begun here must end here or in cc_store_rollback. */
 int cc_store_commit(struct cc_store *st);
