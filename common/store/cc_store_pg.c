@@ -159,6 +159,39 @@ static size_t num_cap(size_t n)
     return n * (NUM_MAX + 1) + 3;
 }
 
+/* 1 when s is valid UTF-8 (no overlong form, no surrogate, nothing above U+10FFFF), the
+ * only text a UTF-8 database takes. SQLite stores any bytes, and a device's firmware
+ * string or an MQTT client's bytes may be anything cJSON lets through: on PostgreSQL such
+ * a value would fail its statement and with it the batch, again at every redelivery. */
+static int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p != '\0') {
+        unsigned c = *p;
+        int n = c < 0x80             ? 0
+                : (c & 0xE0) == 0xC0 ? 1
+                : (c & 0xF0) == 0xE0 ? 2
+                : (c & 0xF8) == 0xF0 ? 3
+                                     : -1;
+        unsigned cp;
+
+        if (n < 0 || (n == 1 && c < 0xC2) || (n == 3 && c > 0xF4))
+            return 0;
+        cp = n == 0 ? c : c & (0x3Fu >> n);
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i] & 0x3Fu);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
 /* Maps a step's code to the typed functions' (a conflict has no meaning here). */
 static int db_rc(int rc)
 {
@@ -195,12 +228,13 @@ int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serial
         return CC_OK;
     for (size_t i = 0; i < n; i++)
         cap += 2 * strlen(serials[i]) + 3;
+    cap += 4; /* "" stands in for a serial that is not UTF-8: no device has it either */
     rows = malloc(n * sizeof *rows);
     rc = rows != NULL ? arr_new(&a, cap) : CC_ERR_NOMEM;
     if (rc != CC_OK)
         goto out;
     for (size_t i = 0; i < n; i++)
-        arr_text(&a, i, serials[i]);
+        arr_text(&a, i, utf8_valid(serials[i]) ? serials[i] : "");
     rc = cc_stmt_prepare(st, sql_devices, &s);
     if (rc == CC_OK)
         rc = cc_stmt_bind_text(s, 1, arr_end(&a));
@@ -231,8 +265,8 @@ int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serial
         struct cc_device key;
         const struct cc_device *d;
 
-        if (strlen(serials[i]) > CC_SERIAL_MAX)
-            continue; /* no stored serial is longer (the devices API's rule) */
+        if (strlen(serials[i]) > CC_SERIAL_MAX || !utf8_valid(serials[i]))
+            continue; /* no stored serial is longer or not UTF-8 (the devices API's rule) */
         copy_text(key.serial, sizeof key.serial, serials[i]);
         d = bsearch(&key, rows, nrows, sizeof *rows, serial_cmp);
         if (d != NULL) {
@@ -380,6 +414,15 @@ int cc_store_pg_device_status(struct cc_store *st, int64_t device_id, int online
         rc = cc_stmt_bind_text(s, 2, online ? "ONLINE" : "OFFLINE");
     /* NULL or "" keeps the firmware; an offline status (often the broker's last will)
      * is no sign of life, so last_seen_at stays. */
+    if (firmware != NULL && !utf8_valid(firmware)) {
+        /* SQLite would keep the bytes; a UTF-8 database cannot: the status is applied
+         * without it rather than failing the batch at every redelivery. */
+        cc_log_warn("db_text_not_utf8",
+                    "device %lld: firmware version is not UTF-8, kept the"
+                    " old one",
+                    (long long)device_id);
+        firmware = NULL;
+    }
     if (rc == CC_OK)
         rc = cc_stmt_bind_text(s, 3, firmware != NULL && firmware[0] != '\0' ? firmware : NULL);
     if (rc == CC_OK)
@@ -433,6 +476,7 @@ int cc_store_pg_dead_letter(struct cc_store *st, int64_t received_at, const char
     struct cc_stmt *s = NULL;
     size_t kept = len < CC_MAX_DEAD_PAYLOAD ? len : CC_MAX_DEAD_PAYLOAD;
     char serial[CC_SERIAL_MAX + 1];
+    char *clean = NULL;
     int64_t device_id = 0, seq = 0, dropped = 0;
     int rc;
 
@@ -442,6 +486,17 @@ int cc_store_pg_dead_letter(struct cc_store *st, int64_t received_at, const char
         topic = "";
     if (len > (size_t)INT64_MAX)
         len = (size_t)INT64_MAX;
+    if (!utf8_valid(topic)) {
+        /* Kept with every byte above 0x7F as '?' (a UTF-8 database refuses the bytes;
+         * the broker checks topics, so only a caller's own can get here). */
+        clean = strdup(topic);
+        if (clean == NULL)
+            return CC_ERR_NOMEM;
+        for (char *c = clean; *c != '\0'; c++)
+            if ((unsigned char)*c >= 0x80)
+                *c = '?';
+        topic = clean;
+    }
     rc = cc_stmt_prepare(st, sql_dead_letter, &s);
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(s, 1, received_at);
@@ -465,6 +520,7 @@ int cc_store_pg_dead_letter(struct cc_store *st, int64_t received_at, const char
         rc = CC_ERR_DB; /* INSERT ... SELECT of one row returned none */
     }
     cc_stmt_release(s);
+    free(clean);
     if (rc != CC_OK || seq <= CC_REJECTED_PER_DEVICE_MAX)
         return db_rc(rc);
     /* The newest CC_REJECTED_PER_DEVICE_MAX stay; the older ones go and are counted. */

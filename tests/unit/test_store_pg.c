@@ -569,6 +569,38 @@ static void test_store_pg_alert_states_same(void **state)
     assert_int_equal(b[2].has_pending[cc_alert_type_parse("HIGH_TEMP")], 0);
 }
 
+/* PostgreSQL only (a UTF-8 database; SQLite keeps any bytes): text that is not UTF-8
+ * never fails the batch. A firmware version that is not is dropped (the old one stays),
+ * a serial that is not finds no device, a topic that is not is kept with '?'. Without
+ * the guard each of these fails its statement, the batch, and every redelivery. */
+static void test_store_pg_text_not_utf8(void **state)
+{
+    struct fx *f = *state;
+    struct script sc = {0};
+    const char *serials[] = {"\xc3\x28", "\xc0\xaf", "\xe2\x82\xac", "SN-A", "\xf4\x90\x80\x80"};
+    struct cc_device dev[5];
+    unsigned char found[5];
+    char *topic;
+
+    add(&sc, ST("SN-A"), T0, "{\"online\":true,\"firmwareVersion\":\"1.0\"}");
+    add(&sc, "devices/\xc3\x28/readings", T0 + 2, "{\"ts\":%lld,\"temperature\":5.0}", T0 - S);
+    assert_int_equal(cc_store_begin(f->pg), CC_OK);
+    assert_int_equal(cc_ingest_batch(f->pg, sc.m, sc.n), CC_OK);
+    /* (cc_validate_status refuses such a firmware string today; the store holds anyway.) */
+    assert_int_equal(cc_store_device_status(f->pg, 1, 1, "v\xff\xfe", T0 + 3), CC_OK);
+    assert_int_equal(cc_store_commit(f->pg), CC_OK);
+    topic = dump(f->pg, "SELECT firmware_version, last_seen_at FROM devices WHERE id = 1", "ti");
+    assert_string_equal(topic, "1.0|1764135900003|\n");
+    free(topic);
+    topic = dump(f->pg, "SELECT topic FROM rejected_messages", "t");
+    assert_string_equal(topic, "devices/?(/readings|\n"); /* 0xc3 replaced, '(' kept */
+    free(topic);
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 5, dev, found), CC_OK);
+    assert_true(!found[0] && !found[1] && !found[2] && found[3] && !found[4]);
+    assert_int_equal(dev[3].id, 1);
+    script_free(&sc);
+}
+
 /* A second migrating open finds nothing to do; the schema and partitions are there. */
 static void test_store_pg_migrate_twice(void **state)
 {
@@ -650,6 +682,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_pg_devices_seen_keeps_max, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_alert_states_same, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_text_not_utf8, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
         cmocka_unit_test(test_store_pg_migrate_concurrently),
     };
