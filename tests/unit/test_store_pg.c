@@ -623,6 +623,14 @@ static void test_store_pg_migrate_twice(void **state)
     assert_true(one_int(f->pg, "SELECT count(*) FROM pg_inherits WHERE inhparent ="
                                " 'readings'::regclass") >= 1 + 1 + CC_PG_PARTITIONS_AHEAD);
     assert_int_equal(cc_store_schema_latest(f->lite), cc_db_latest_version());
+    /* A database migrated by a newer program is refused, not downgraded. */
+    assert_int_equal(cc_store_exec(f->pg, "INSERT INTO schema_migrations VALUES (999, 'x', 0)"),
+                     CC_OK);
+    assert_int_equal(cc_store_open(f->url, CC_STORE_MIGRATE, &again), CC_ERR_DB);
+    assert_int_equal(cc_store_open(f->url, 0, &again), CC_OK);
+    assert_int_equal(cc_store_schema_version(again, &v), CC_OK);
+    assert_int_equal(v, 999);
+    cc_store_close(again);
 }
 
 struct opener {
