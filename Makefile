@@ -34,7 +34,8 @@ LDLIBS_COMMON := -lcjson -lsqlite3 $(PQ_LIBS) -lcrypto -lcurl -lm -pthread
 
 # cc_auth_rules.c: the broker plugin's pure checks, shared with cc_devices.c's serial rule.
 COMMON_SRC  := $(sort $(wildcard $(COMMON_DIRS:%=common/%/*.c))) broker-config/cc_auth_rules.c
-COMMON_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/cc_migrations.o
+COMMON_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/cc_migrations.o \
+               $(BUILD)/obj/gen/cc_pg_migrations.o
 INGESTD_SRC := $(sort $(wildcard ingestd/*.c))
 APID_SRC    := $(sort $(wildcard apid/*.c))
 # cc_seed.c: the demo data of `ccctl seed` (and its unit test, test_seed).
@@ -45,6 +46,10 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_OBJ    := $(BUILD)/obj/tests/unit/fixture.o
 TOOL_BINS   := $(patsubst tools/%.c,$(BUILD)/%,$(sort $(wildcard tools/bench_*.c)))
 MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
+# PostgreSQL's (schema/pg/, docs/postgresql.md) and the PG store's batch insert, which is
+# no migration but is embedded the same way (cc_pg_ingest_sql).
+PG_MIGRATIONS := $(sort $(wildcard schema/pg/[0-9][0-9][0-9][0-9]_*.sql))
+PG_EMBED      := --pg --text cc_pg_ingest_sql schema/pg/ingest.sql $(PG_MIGRATIONS)
 
 .PHONY: all run test seed bench soak clean deps unit unit-asan integration format format-check openapi fuzz fuzz-build boundary-check deps-check
 
@@ -54,7 +59,12 @@ $(BUILD)/gen/cc_migrations.c: $(MIGRATIONS) tools/embed_sql.sh
 	@mkdir -p $(@D)
 	sh tools/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/gen/cc_migrations.o: $(BUILD)/gen/cc_migrations.c $(BUILD)/obj/gen/cc_migrations.o.d
+$(BUILD)/gen/cc_pg_migrations.c: $(PG_MIGRATIONS) schema/pg/ingest.sql tools/embed_sql.sh
+	@mkdir -p $(@D)
+	sh tools/embed_sql.sh $(PG_EMBED) > $@.tmp && mv $@.tmp $@
+
+# The generated sources: both migration sets and the OpenAPI document.
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/obj/gen/%.o.d
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 	@touch $@
@@ -64,11 +74,6 @@ $(BUILD)/obj/gen/cc_migrations.o: $(BUILD)/gen/cc_migrations.c $(BUILD)/obj/gen/
 $(BUILD)/gen/openapi_json.c: docs/openapi.json tools/gen_openapi_c.sh
 	@mkdir -p $(@D)
 	sh tools/gen_openapi_c.sh docs/openapi.json > $@.tmp && mv $@.tmp $@
-
-$(BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c $(BUILD)/obj/gen/openapi_json.o.d
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
-	@touch $@
 
 openapi:
 	/usr/bin/python3 tools/gen_openapi.py docs/openapi.yaml docs/openapi.json
@@ -166,11 +171,15 @@ FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/%)
 FUZZ_LIBSRC := $(COMMON_SRC) $(filter-out apid/main.c,$(APID_SRC)) \
                $(wildcard broker-config/cc_auth_rules.c)
 FUZZ_OBJ    := $(FUZZ_LIBSRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/cc_migrations.o \
-               $(FUZZ_DIR)/obj/gen/openapi_json.o
+               $(FUZZ_DIR)/obj/gen/cc_pg_migrations.o $(FUZZ_DIR)/obj/gen/openapi_json.o
 
 $(FUZZ_DIR)/gen/cc_migrations.c: $(MIGRATIONS) tools/embed_sql.sh
 	@mkdir -p $(@D)
 	sh tools/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_DIR)/gen/cc_pg_migrations.c: $(PG_MIGRATIONS) schema/pg/ingest.sql tools/embed_sql.sh
+	@mkdir -p $(@D)
+	sh tools/embed_sql.sh $(PG_EMBED) > $@.tmp && mv $@.tmp $@
 
 $(FUZZ_DIR)/gen/openapi_json.c: docs/openapi.json tools/gen_openapi_c.sh
 	@mkdir -p $(@D)
@@ -264,7 +273,8 @@ seed: $(BUILD)/ccctl
 run: deps all
 	@sh tools/run.sh
 
-bench: deps all $(BUILD)/ingestd-no-mqtt-notify
+# tools/bench_store.sh (SQLite against PostgreSQL, the store alone) needs bench_store.
+bench: deps all $(BUILD)/ingestd-no-mqtt-notify $(BUILD)/bench_store
 	@sh tools/bench.sh
 
 # Not part of `make test`: SOAK_S seconds (default 600) of mixed load; prints "soak:" lines.

@@ -22,7 +22,7 @@ int api_ready(struct api_req *r)
     int version = 0;
 
     if (r->st == NULL || cc_store_schema_version(r->st, &version) != CC_OK ||
-        version < cc_store_schema_latest()) {
+        version < cc_store_schema_latest(r->st)) {
         return api_reply_unavailable(r, "database not ready");
     }
     o = cJSON_CreateObject();

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cc_alert_ops.h"
@@ -27,14 +28,50 @@ static const char sql_state[] =
     " WHERE cold_cell_id = $1 AND device_id = $2 AND status = 'ACTIVE'"
     " UNION ALL SELECT 2, NULL, NULL, NULL, NULL, type, since_ts FROM alert_pending"
     " WHERE device_id = $2";
+/* PostgreSQL: sql_state for a whole batch in one round trip, each row led by the 1-based
+ * position of its device in the two arrays ($1 device ids, $2 their cells). */
+static const char sql_states_pg[] =
+    "WITH d AS (SELECT * FROM unnest(CAST($1 AS bigint[]), CAST($2 AS bigint[]))"
+    " WITH ORDINALITY AS u (device_id, cell_id, ord))"
+    " SELECT d.ord, 0, c.min_temp, c.max_temp, c.hysteresis, c.alarm_delay_s, NULL, NULL"
+    " FROM d JOIN cold_cells c ON c.id = d.cell_id"
+    " UNION ALL SELECT d.ord, 1, NULL, NULL, NULL, NULL, a.type, a.id FROM d JOIN alerts a"
+    " ON a.cold_cell_id = d.cell_id AND a.device_id = d.device_id AND a.status = 'ACTIVE'"
+    " UNION ALL SELECT d.ord, 2, NULL, NULL, NULL, NULL, p.type, p.since_ts FROM d"
+    " JOIN alert_pending p ON p.device_id = d.device_id";
 static const char sql_pending_set[] =
     "INSERT INTO alert_pending (device_id, type, since_ts) VALUES ($1, $2, $3)"
     " ON CONFLICT (device_id, type) DO NOTHING";
 static const char sql_pending_clear[] =
     "DELETE FROM alert_pending WHERE device_id = $1 AND type = $2";
 
+/* Adds the current row of a state query to s: its columns from off on are sql_state's. */
+static void state_row(struct cc_stmt *stmt, int off, struct cc_alert_state *s)
+{
+    int64_t kind = cc_stmt_column_int64(stmt, off);
+    int type;
+
+    if (kind == 0) {
+        s->have_cell = 1;
+        s->min_temp = cc_stmt_column_double(stmt, off + 1);
+        s->max_temp = cc_stmt_column_double(stmt, off + 2);
+        s->hysteresis = cc_stmt_column_double(stmt, off + 3);
+        s->delay_ms = cc_stmt_column_int64(stmt, off + 4) * 1000;
+        return;
+    }
+    type = cc_alert_type_parse(cc_stmt_column_text(stmt, off + 5));
+    if (type < 0)
+        return; /* the schema's CHECK makes this impossible for alerts */
+    if (kind == 1) {
+        s->active[type] = cc_stmt_column_int64(stmt, off + 6);
+    } else {
+        s->has_pending[type] = 1;
+        s->pending_since[type] = cc_stmt_column_int64(stmt, off + 6);
+    }
+}
+
 /* One device's state. The SQL texts are cached per store, so a batch pays one step per
- * device; a PostgreSQL store can answer a whole batch with one query instead. */
+ * device on SQLite (no round trip); PostgreSQL answers a whole batch at once (below). */
 static int load_state(struct cc_store *st, const struct cc_device *dev, struct cc_alert_state *s)
 {
     struct cc_stmt *stmt = NULL;
@@ -47,30 +84,49 @@ static int load_state(struct cc_store *st, const struct cc_device *dev, struct c
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(stmt, 2, dev->id);
     while (rc == CC_OK && (rc = cc_stmt_step(stmt)) == CC_ROW) {
-        int64_t kind = cc_stmt_column_int64(stmt, 0);
-        int type;
-
         rc = CC_OK;
-        if (kind == 0) {
-            s->have_cell = 1;
-            s->min_temp = cc_stmt_column_double(stmt, 1);
-            s->max_temp = cc_stmt_column_double(stmt, 2);
-            s->hysteresis = cc_stmt_column_double(stmt, 3);
-            s->delay_ms = cc_stmt_column_int64(stmt, 4) * 1000;
-            continue;
-        }
-        type = cc_alert_type_parse(cc_stmt_column_text(stmt, 5));
-        if (type < 0)
-            continue; /* the schema's CHECK makes this impossible for alerts */
-        if (kind == 1) {
-            s->active[type] = cc_stmt_column_int64(stmt, 6);
-        } else {
-            s->has_pending[type] = 1;
-            s->pending_since[type] = cc_stmt_column_int64(stmt, 6);
-        }
+        state_row(stmt, 0, s);
     }
     cc_stmt_release(stmt);
     return rc == CC_OK ? CC_OK : CC_ERR_DB; /* cc_dbi logged it */
+}
+
+/* Bytes of an int64 in an array literal, its comma included. */
+#define ID_TEXT_MAX 21
+
+/* The states of devs[0..n) in one query: the ids and cells travel as two array literals
+ * of numbers printed here ({1,2,3}). CC_OK, CC_ERR_NOMEM or CC_ERR_DB. */
+static int load_states_pg(struct cc_store *st, const struct cc_device *const *devs, size_t n,
+                          struct cc_alert_state *out)
+{
+    struct cc_stmt *stmt = NULL;
+    size_t cap = n * ID_TEXT_MAX + 3, len[2] = {0, 0};
+    char *arr[2] = {malloc(cap), malloc(cap)};
+    int rc = arr[0] != NULL && arr[1] != NULL ? CC_OK : CC_ERR_NOMEM;
+
+    memset(out, 0, n * sizeof *out);
+    for (int k = 0; rc == CC_OK && k < 2; k++) {
+        arr[k][len[k]++] = '{';
+        for (size_t i = 0; i < n; i++)
+            len[k] += (size_t)snprintf(arr[k] + len[k], cap - len[k], "%s%lld", i ? "," : "",
+                                       (long long)(k == 0 ? devs[i]->id : devs[i]->cold_cell_id));
+        snprintf(arr[k] + len[k], cap - len[k], "}");
+    }
+    if (rc == CC_OK)
+        rc = cc_stmt_prepare(st, sql_states_pg, &stmt);
+    for (int k = 0; rc == CC_OK && k < 2; k++)
+        rc = cc_stmt_bind_text(stmt, k + 1, arr[k]);
+    while (rc == CC_OK && (rc = cc_stmt_step(stmt)) == CC_ROW) {
+        int64_t ord = cc_stmt_column_int64(stmt, 0);
+
+        rc = ord >= 1 && (uint64_t)ord <= n ? CC_OK : CC_ERR_DB;
+        if (rc == CC_OK)
+            state_row(stmt, 1, &out[ord - 1]);
+    }
+    cc_stmt_release(stmt);
+    free(arr[0]);
+    free(arr[1]);
+    return rc == CC_OK || rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
 }
 
 static int pending(struct cc_store *st, const char *sql, int64_t device_id, int type,
@@ -94,6 +150,8 @@ static int pending(struct cc_store *st, const char *sql, int64_t device_id, int 
 int cc_alert_states_load(struct cc_store *st, const struct cc_device *const *devs, size_t n,
                          struct cc_alert_state *out)
 {
+    if (cc_store_dialect(st) == CC_DIALECT_PG)
+        return n > 0 ? load_states_pg(st, devs, n, out) : CC_OK;
     for (size_t i = 0; i < n; i++) {
         int rc = load_state(st, devs[i], &out[i]);
         if (rc != CC_OK)

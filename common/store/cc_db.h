@@ -28,6 +28,12 @@ struct cc_migration {
 };
 extern const struct cc_migration cc_migrations[];
 extern const int cc_migrations_count;
+/* PostgreSQL's, schema/pg/NNNN_*.sql, applied by cc_store_pg_migrate (each file records
+ * itself in schema_migrations), and the PG store's batch insert, schema/pg/ingest.sql
+ * (cc_store_pg.c). Embedded by the same tool. */
+extern const struct cc_migration cc_pg_migrations[];
+extern const int cc_pg_migrations_count;
+extern const char cc_pg_ingest_sql[];
 
 /* Process set-up for a daemon that writes a lot, called once in main before any thread
  * starts. SQLite gives every multi-row write statement (INSERT ... SELECT, a trigger)

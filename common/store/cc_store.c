@@ -13,6 +13,7 @@
 #include "cc_rc.h"
 #include "cc_sql.h"
 #include "cc_store_impl.h"
+#include "cc_time.h"
 #include "cc_store_rollup.h"
 #include "cc_walckpt.h"
 
@@ -38,12 +39,16 @@ int cc_store_open(const char *path, int flags, struct cc_store **out)
         return CC_ERR_NOMEM;
     if (is_pg_url(path)) {
         st->dialect = CC_DIALECT_PG;
-        if (flags & CC_STORE_MIGRATE) {
-            cc_log_error("db_open_failed", "PostgreSQL: no migrations yet (issue 14 point 3)");
-            rc = CC_ERR_INTERNAL;
+        if ((flags & CC_STORE_READONLY) && (flags & CC_STORE_MIGRATE)) {
+            cc_log_error("db_open_failed", "a read-only connection cannot migrate");
+            rc = CC_ERR_DB;
             goto fail;
         }
         rc = cc_dbi_pg_open(path, flags, &st->pg);
+        if (rc == CC_OK && (flags & CC_STORE_MIGRATE))
+            rc = cc_store_pg_migrate(st);
+        if (rc == CC_OK && (flags & CC_STORE_MIGRATE))
+            rc = cc_store_maintain(st, cc_now_ms());
         if (rc != CC_OK)
             goto fail;
     } else {
@@ -58,6 +63,8 @@ int cc_store_open(const char *path, int flags, struct cc_store **out)
     return CC_OK;
 
 fail:
+    cc_dbi_cache_free(st);
+    cc_dbi_pg_close(st->pg);
     cc_db_close(st->db);
     free(st);
     return rc;
@@ -104,16 +111,24 @@ int cc_store_set_cache_kib(struct cc_store *st, int kib)
 
 int cc_store_schema_version(struct cc_store *st, int *out)
 {
-    if (st->dialect == CC_DIALECT_PG) {
-        cc_log_error("db_not_supported", "schema version: not implemented on PostgreSQL yet");
-        return CC_ERR_INTERNAL;
-    }
+    if (st->dialect == CC_DIALECT_PG)
+        return cc_store_pg_schema_version(st, out);
     return cc_db_user_version(st->db, out);
 }
 
-int cc_store_schema_latest(void)
+int cc_store_schema_latest(const struct cc_store *st)
 {
+    if (st->dialect == CC_DIALECT_PG)
+        return cc_store_pg_schema_latest();
     return cc_db_latest_version();
+}
+
+int cc_store_maintain(struct cc_store *st, int64_t now_ms)
+{
+    /* SQLite: one file, nothing to prepare ahead (its upkeep is the WAL checkpointer). */
+    if (st->dialect == CC_DIALECT_PG)
+        return cc_store_pg_partitions(st, now_ms);
+    return CC_OK;
 }
 
 void cc_store_thread_enter(struct cc_store *st)
@@ -248,7 +263,11 @@ int cc_store_begin(struct cc_store *st)
 
 int cc_store_commit(struct cc_store *st)
 {
-    int rc = st->in_tx && st->rollups != NULL ? cc_rollup_batch_flush(st, st->rollups) : CC_OK;
+    /* PostgreSQL's rollups are written by the readings insert itself (cc_store_pg.c):
+     * st->rollups stays NULL there, and the SQLite batch must never run on it. */
+    int rc = st->in_tx && st->rollups != NULL && st->dialect == CC_DIALECT_SQLITE
+                 ? cc_rollup_batch_flush(st, st->rollups)
+                 : CC_OK;
 
     st->in_tx = 0;
     if (rc == CC_OK)

@@ -4,11 +4,11 @@
  * connection, SQLite or PostgreSQL (cc_store_open), with its one statement cache
  * (cc_dbi.h, which the other common/ modules use to run their own SQL): one per thread
  * (or lent to one thread at a time, CC_STORE_POOLED).
- * On PostgreSQL, open, close, the transactions (begin, commit, rollback, read_begin/end,
- * in_transaction), the gate and cc_dbi.h work; the typed ingest functions below
- * (device_by_serial .. checkpoint_set), cc_store_schema_version, cc_store_stmt and
- * CC_STORE_MIGRATE return CC_ERR_INTERNAL (logged) until the PostgreSQL store's schema
- * exists (issue 14 point 3), and cc_store_db returns NULL.
+ * Every function below works on both; the typed ingest functions are cc_store_sqlite.c's
+ * and cc_store_pg.c's (where PostgreSQL takes one round trip per batch). SQLite-only
+ * machinery (cc_store_db, cc_store_stmt) lends nothing on PostgreSQL (NULL /
+ * CC_ERR_INTERNAL), and the page cache, memory accounting and WAL checkpointer are no-ops
+ * there.
  * Functions that write must be called between cc_store_begin and cc_store_commit
  * (or cc_store_rollback); they return CC_ERR_DB on a database failure, after which
  * the caller rolls back. */
@@ -49,10 +49,13 @@ enum cc_store_flags {
 };
 
 /* Opens the store at path (CC_STORE_* flags): a SQLite file, or PostgreSQL when path is a
- * "postgresql://" or "postgres://" URL, passed to libpq's PQconnectdb as it is (the
- * database must exist; CC_STORE_CREATE is ignored, CC_STORE_READONLY makes every
- * transaction read-only). *out on success; free with cc_store_close. CC_OK, CC_ERR_DB,
- * CC_ERR_IO, CC_ERR_NOMEM or CC_ERR_INTERNAL (PostgreSQL with CC_STORE_MIGRATE). */
+ * "postgresql://" or "postgres://" URL, passed to libpq's PQconnectdb as it is. On
+ * PostgreSQL the database must exist (createdb, docs/postgresql.md): CC_STORE_CREATE has
+ * no file to create and is ignored; CC_STORE_READONLY makes every transaction read-only;
+ * CC_STORE_MIGRATE applies the missing schema/pg/ migrations, each in its own transaction
+ * under an advisory lock (processes starting at once apply each file once), then
+ * cc_store_maintain's partitions. *out on success; free with cc_store_close. CC_OK,
+ * CC_ERR_DB, CC_ERR_IO or CC_ERR_NOMEM. */
 int cc_store_open(const char *path, int flags, struct cc_store **out);
 /* Frees every statement of st and closes its connection. NULL is a no-op. */
 void cc_store_close(struct cc_store *st);
@@ -69,10 +72,24 @@ void cc_store_tune_process(int heap_limit_mib);
 void cc_store_memory(int64_t *used, int64_t *peak);
 /* Caps this connection's page cache at kib KiB (a no-op on PostgreSQL). CC_OK or CC_ERR_DB. */
 int cc_store_set_cache_kib(struct cc_store *st, int kib);
-/* The schema version of the database behind st. CC_OK or CC_ERR_DB (logged). */
+/* The schema version of the database behind st: SQLite's PRAGMA user_version,
+ * PostgreSQL's max(version) of schema_migrations (0 before the first migration). CC_OK or
+ * CC_ERR_DB (logged). */
 int cc_store_schema_version(struct cc_store *st, int *out);
-/* The newest schema version this program knows (its last migration). */
-int cc_store_schema_latest(void);
+/* The newest schema version this program knows for st's dialect (its last migration:
+ * schema/ and schema/pg/ are numbered apart). */
+int cc_store_schema_latest(const struct cc_store *st);
+
+/* Readings partitions kept ahead of time on PostgreSQL: the current UTC month and this
+ * many after it (docs/postgresql.md "Partitioning and retention"). */
+#define CC_PG_PARTITIONS_AHEAD 3
+/* Periodic upkeep of the database behind st, outside any transaction: on PostgreSQL it
+ * creates the readings partitions of now_ms's month and CC_PG_PARTITIONS_AHEAD months
+ * ahead (coldchain_ensure_partitions; idempotent, concurrent callers queue on a lock);
+ * a no-op on SQLite. cc_store_open runs it once after migrating; the daily job must run
+ * it too, or the months after that land in readings_default (kept, but unpartitioned).
+ * CC_OK or CC_ERR_DB (logged). */
+int cc_store_maintain(struct cc_store *st, int64_t now_ms);
 
 /* A CC_STORE_POOLED store's thread from now on: the calling thread takes st's statement
  * cache (cc_sql.h); it calls cc_store_thread_leave before it hands st to another thread.
@@ -99,7 +116,8 @@ void cc_store_set_gate(struct cc_store *st, struct cc_gate *gate);
 /* BEGIN IMMEDIATE on SQLite (the write lock now), BEGIN on PostgreSQL. CC_OK or CC_ERR_DB. */
 int cc_store_begin(struct cc_store *st);
 /* COMMIT, after writing the rollup terms cc_store_reading_insert summed in memory during
- * the transaction (cc_rollup_batch); on failure the transaction is rolled back here.
+ * the transaction (cc_rollup_batch; SQLite only: PostgreSQL's readings insert writes its
+ * rollups in the same statement); on failure the transaction is rolled back here.
  * On PostgreSQL a transaction that a failed statement aborted commits as CC_ERR_DB.
  * A transaction begun here must end here or in cc_store_rollback. */
 int cc_store_commit(struct cc_store *st);

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "cc_dbi.h"
+#include "cc_store.h"
 
 /* Hash slots of the statement cache: a power of two, twice CC_STMT_CACHE_MAX so that a
  * probe ends after a step or two. */
@@ -100,5 +101,25 @@ int cc_dbi_pg_is_bool(struct cc_stmt *s, int col);
 const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len);
 size_t cc_dbi_pg_bytes(struct cc_stmt *s, int col);
 void cc_dbi_pg_reset(struct cc_stmt *s);
+
+/* The PostgreSQL store: its schema (cc_store_pg_migrate.c) and the typed functions of
+ * cc_store.h (cc_store_pg.c), which the public ones hand over to on a PG store. Codes as
+ * the public function's. */
+int cc_store_pg_migrate(struct cc_store *st);
+int cc_store_pg_schema_version(struct cc_store *st, int *out);
+int cc_store_pg_schema_latest(void);
+int cc_store_pg_partitions(struct cc_store *st, int64_t now_ms);
+int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serials, size_t n,
+                                  struct cc_device *out, unsigned char *found);
+int cc_store_pg_readings_insert(struct cc_store *st, const struct cc_store_row *rows, size_t n,
+                                unsigned char *inserted);
+int cc_store_pg_devices_seen(struct cc_store *st, const struct cc_store_seen *v, size_t n);
+int cc_store_pg_device_status(struct cc_store *st, int64_t device_id, int online,
+                              const char *firmware, int64_t seen_at);
+int cc_store_pg_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
+                            const void *payload, size_t len, const char *code, const char *message);
+int cc_store_pg_dead_letters_dropped(struct cc_store *st, int64_t *out);
+int cc_store_pg_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset);
+int cc_store_pg_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset);
 
 #endif

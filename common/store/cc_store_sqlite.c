@@ -1,5 +1,6 @@
 /* cc_store_sqlite.c - the typed functions of the ingestion store on SQLite, see
- * cc_store.h (opening, closing and transactions: cc_store.c).
+ * cc_store.h (opening, closing and transactions: cc_store.c). Each public function hands
+ * a PostgreSQL store over to its cc_store_pg_ twin (cc_store_pg.c) first.
  *
  * Each statement is prepared once, on first use, in the store's statement cache, then
  * reset and reused: the ingest path runs the readings insert tens of thousands of
@@ -88,14 +89,10 @@ static void stmt_done(sqlite3_stmt *stmt)
     }
 }
 
-/* The typed functions below are SQLite's; the PostgreSQL store's come with its schema
- * (issue 14 point 3). CC_ERR_INTERNAL, logged, until then. */
-static int pg_not_yet(struct cc_store *st, const char *what)
+/* 1 when st is PostgreSQL's: the function's cc_store_pg_ twin answers instead. */
+static int is_pg(const struct cc_store *st)
 {
-    if (st->dialect == CC_DIALECT_SQLITE)
-        return CC_OK;
-    cc_log_error("db_not_supported", "%s: not implemented on PostgreSQL yet", what);
-    return CC_ERR_INTERNAL;
+    return st->dialect == CC_DIALECT_PG;
 }
 
 int cc_store_device_by_serial(struct cc_store *st, const char *serial, struct cc_device *out)
@@ -106,8 +103,12 @@ int cc_store_device_by_serial(struct cc_store *st, const char *serial, struct cc
     int src;
     int rc;
 
-    if ((rc = pg_not_yet(st, "device by serial")) != CC_OK)
-        return rc;
+    if (is_pg(st)) {
+        unsigned char found = 0;
+
+        rc = cc_store_pg_devices_by_serial(st, &serial, 1, out, &found);
+        return rc == CC_OK && !found ? CC_ERR_NOT_FOUND : rc;
+    }
     rc = stmt_get(st, ST_DEVICE_BY_SERIAL, &stmt);
     if (rc != CC_OK)
         return rc;
@@ -179,8 +180,15 @@ int cc_store_reading_insert(struct cc_store *st, const struct cc_device *dev,
     int src = SQLITE_OK;
     int rc;
 
-    if ((rc = pg_not_yet(st, "reading insert")) != CC_OK)
+    if (is_pg(st)) {
+        const struct cc_store_row row = {.dev = dev, .r = r, .received_at = received_at};
+        unsigned char ins = 0;
+
+        rc = cc_store_pg_readings_insert(st, &row, 1, &ins);
+        if (rc == CC_OK)
+            *inserted = ins;
         return rc;
+    }
     rc = stmt_get(st, ST_READING_INSERT, &stmt);
     if (rc != CC_OK)
         return rc;
@@ -224,8 +232,11 @@ int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at
     int src;
     int rc;
 
-    if ((rc = pg_not_yet(st, "device seen")) != CC_OK)
-        return rc;
+    if (is_pg(st)) {
+        const struct cc_store_seen v = {device_id, seen_at, has_newest, newest_ts};
+
+        return cc_store_pg_devices_seen(st, &v, 1);
+    }
     rc = stmt_get(st, ST_DEVICE_SEEN, &stmt);
     if (rc != CC_OK)
         return rc;
@@ -251,6 +262,8 @@ out:
 int cc_store_devices_by_serial(struct cc_store *st, const char *const *serials, size_t n,
                                struct cc_device *out, unsigned char *found)
 {
+    if (is_pg(st))
+        return cc_store_pg_devices_by_serial(st, serials, n, out, found);
     for (size_t i = 0; i < n; i++) {
         int rc = cc_store_device_by_serial(st, serials[i], &out[i]);
 
@@ -264,6 +277,8 @@ int cc_store_devices_by_serial(struct cc_store *st, const char *const *serials, 
 int cc_store_readings_insert(struct cc_store *st, const struct cc_store_row *rows, size_t n,
                              unsigned char *inserted)
 {
+    if (is_pg(st))
+        return cc_store_pg_readings_insert(st, rows, n, inserted);
     for (size_t i = 0; i < n; i++) {
         int ins = 0;
         int rc = cc_store_reading_insert(st, rows[i].dev, rows[i].r, rows[i].received_at, &ins);
@@ -277,6 +292,8 @@ int cc_store_readings_insert(struct cc_store *st, const struct cc_store_row *row
 
 int cc_store_devices_seen(struct cc_store *st, const struct cc_store_seen *v, size_t n)
 {
+    if (is_pg(st))
+        return cc_store_pg_devices_seen(st, v, n);
     for (size_t i = 0; i < n; i++) {
         int rc =
             cc_store_device_seen(st, v[i].device_id, v[i].seen_at, v[i].has_newest, v[i].newest_ts);
@@ -293,8 +310,8 @@ int cc_store_device_status(struct cc_store *st, int64_t device_id, int online, c
     int src;
     int rc;
 
-    if ((rc = pg_not_yet(st, "device status")) != CC_OK)
-        return rc;
+    if (is_pg(st))
+        return cc_store_pg_device_status(st, device_id, online, firmware, seen_at);
     rc = stmt_get(st, ST_DEVICE_STATUS, &stmt);
     if (rc != CC_OK)
         return rc;
@@ -392,8 +409,8 @@ int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *t
     int src;
     int rc;
 
-    if ((rc = pg_not_yet(st, "dead letter")) != CC_OK)
-        return rc;
+    if (is_pg(st))
+        return cc_store_pg_dead_letter(st, received_at, topic, payload, len, code, message);
     rc = stmt_get(st, ST_DEAD_LETTER, &stmt);
     if (rc != CC_OK)
         return rc;
@@ -450,9 +467,8 @@ int cc_store_dead_letters_dropped(struct cc_store *st, int64_t *out)
     sqlite3_stmt *stmt = NULL;
     int src, rc = CC_ERR_DB;
 
-    if ((rc = pg_not_yet(st, "dead letters dropped")) != CC_OK)
-        return rc;
-    rc = CC_ERR_DB;
+    if (is_pg(st))
+        return cc_store_pg_dead_letters_dropped(st, out);
     if (sqlite3_prepare_v2(db,
                            "SELECT value FROM stat_counters WHERE name = 'rejected_dropped'"
                            " AND label = ''",
@@ -480,8 +496,8 @@ int cc_store_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset)
     int src;
     int rc;
 
-    if ((rc = pg_not_yet(st, "checkpoint get")) != CC_OK)
-        return rc;
+    if (is_pg(st))
+        return cc_store_pg_checkpoint_get(st, gen, offset);
     rc = stmt_get(st, ST_CHECKPOINT_GET, &stmt);
     if (rc != CC_OK)
         return rc;
@@ -513,8 +529,8 @@ int cc_store_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset)
     int src;
     int rc;
 
-    if ((rc = pg_not_yet(st, "checkpoint set")) != CC_OK)
-        return rc;
+    if (is_pg(st))
+        return cc_store_pg_checkpoint_set(st, gen, offset);
     rc = stmt_get(st, ST_CHECKPOINT_SET, &stmt);
     if (rc != CC_OK)
         return rc;

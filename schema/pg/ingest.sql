@@ -1,5 +1,6 @@
 -- The PostgreSQL store's batch insert of readings (issue 14 point 3; docs/postgresql.md
--- "The batch insert"). Not a migration: the future PG store prepares this one statement
+-- "The batch insert"). Not a migration: the PG store (cc_store_pg.c, which gets this text
+-- embedded at build time as cc_pg_ingest_sql) prepares this one statement
 -- and runs it once per batch (at most CC_MAX_BATCH readings), in one round trip:
 --   1. store the batch's readings, ON CONFLICT (device_id, ts) DO NOTHING: a reading
 --      already stored (redelivery, journal replay) is skipped, as INSERT OR IGNORE is;
