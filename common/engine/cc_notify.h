@@ -12,10 +12,11 @@
  * cc_notify_deliver is the worker: it claims due rows inside BEGIN IMMEDIATE (moving
  * their next attempt a lease into the future, so a second ingestd never takes the same
  * row; on PostgreSQL the due rows are read FOR UPDATE SKIP LOCKED, so a second worker
- * skips the rows the first is claiming instead of claiming them again), sends them outside any
- * transaction, then records each outcome: SENT, or a retry after exponential backoff, or FAILED
- * after CC_NOTIFY_MAX_ATTEMPTS. A worker that dies mid-send loses nothing: the lease runs out and
- * the row is sent again. Thread: the caller's store. Codes: CC_OK, CC_ERR_DB, CC_ERR_NOMEM. */
+ * passes over the rows the first is claiming), sends them outside any transaction, then
+ * records each outcome: SENT, or a retry after exponential backoff, or FAILED after
+ * CC_NOTIFY_MAX_ATTEMPTS. A worker that dies mid-send loses nothing: the lease runs out
+ * and the row is sent again.
+ * Thread: the caller's store. Codes: CC_OK, CC_ERR_DB, CC_ERR_NOMEM. */
 #ifndef CC_NOTIFY_H
 #define CC_NOTIFY_H
 
@@ -66,8 +67,8 @@ enum cc_alert_event {
  * recipients (enabled users only) in the caller's transaction. */
 /* ALERT to the customer who owns the alert's cell. */
 int cc_notify_customer_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms);
-/* ALERT to the customer and every technician linked to them, and the CREATED event, with one alert
- * object: what raising does. */
+/* ALERT to the customer and every technician linked to them, and the CREATED event,
+ * with one alert object: what raising does. */
 int cc_notify_alert_raised(struct cc_store *st, int64_t alert_id, int64_t now_ms);
 /* ALERT_RESOLVED to the customer and the linked technicians, and the RESOLVED event. */
 int cc_notify_alert_resolved(struct cc_store *st, int64_t alert_id, int64_t now_ms);
