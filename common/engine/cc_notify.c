@@ -23,8 +23,9 @@ static const char sql_alert_json_pg[] =
     "SELECT a.cold_cell_id, " CC_ALERT_JSON_SQL_PG " FROM alerts a WHERE a.id = $1";
 
 /* INSERT ... SELECT over the alert, its cell, location and the recipients u; $1 alert
- * id, $2 kind, $3 title prefix, $4 now, $5 the alert object (JSON text). Disabled users
- * get nothing. PAYLOAD is the payload's JSON in the dialect's words. */
+ * id, $2 kind, $3 title prefix, $4 now, $5 the alert object (JSON text), $6 the admin role
+ * (in the recipients that name it: struct recipients.role). Disabled users get nothing.
+ * PAYLOAD is the payload's JSON in the dialect's words. */
 #define NOTIFY_INSERT(payload, recipients)                                                         \
     "INSERT INTO notifications (user_id, alert_id, kind, channel, payload, status,"                \
     " next_attempt_at, created_at)"                                                                \
@@ -44,12 +45,18 @@ static const char sql_alert_json_pg[] =
     "JOIN users u ON (u.id = l.customer_id OR u.id IN (SELECT tc.technician_id FROM"               \
     " technician_customers tc WHERE tc.customer_id = l.customer_id))"
 #define TO_TECHNICIANS_AND_ADMINS                                                                  \
-    "JOIN users u ON (u.role = 'ADMIN' OR u.id IN (SELECT tc.technician_id FROM"                   \
+    "JOIN users u ON (u.role = $6 OR u.id IN (SELECT tc.technician_id FROM"                        \
     " technician_customers tc WHERE tc.customer_id = l.customer_id))"
 
-/* One recipient set: its statement in each dialect. */
+/* The role value bound as $6: base/cc_role's name once that module is here (issue 14
+ * point 5 binds role values from one definition). */
+#define ROLE_ADMIN "ADMIN"
+
+/* One recipient set: its statement in each dialect, and the role bound as $6 (NULL: the
+ * statement has no $6). */
 struct recipients {
     const char *lite, *pg;
+    const char *role;
 };
 static const char sql_customer[] = NOTIFY_INSERT(PAYLOAD_LITE, TO_CUSTOMER);
 static const char sql_customer_pg[] = NOTIFY_INSERT(PAYLOAD_PG, TO_CUSTOMER);
@@ -57,9 +64,10 @@ static const char sql_cust_tech[] = NOTIFY_INSERT(PAYLOAD_LITE, TO_CUSTOMER_AND_
 static const char sql_cust_tech_pg[] = NOTIFY_INSERT(PAYLOAD_PG, TO_CUSTOMER_AND_TECHNICIANS);
 static const char sql_tech_admin[] = NOTIFY_INSERT(PAYLOAD_LITE, TO_TECHNICIANS_AND_ADMINS);
 static const char sql_tech_admin_pg[] = NOTIFY_INSERT(PAYLOAD_PG, TO_TECHNICIANS_AND_ADMINS);
-static const struct recipients customer = {sql_customer, sql_customer_pg};
-static const struct recipients customer_and_technicians = {sql_cust_tech, sql_cust_tech_pg};
-static const struct recipients technicians_and_admins = {sql_tech_admin, sql_tech_admin_pg};
+static const struct recipients customer = {sql_customer, sql_customer_pg, NULL};
+static const struct recipients customer_and_technicians = {sql_cust_tech, sql_cust_tech_pg, NULL};
+static const struct recipients technicians_and_admins = {sql_tech_admin, sql_tech_admin_pg,
+                                                         ROLE_ADMIN};
 
 /* $1 user, $2 title, $3 message, $4 now. */
 static const char sql_system[] =
@@ -158,6 +166,8 @@ static int insert_for_alert(struct cc_store *st, const struct recipients *to, in
         rc = cc_stmt_bind_int64(stmt, 4, now_ms);
     if (rc == CC_OK)
         rc = cc_stmt_bind_text(stmt, 5, alert_json);
+    if (rc == CC_OK && to->role != NULL)
+        rc = cc_stmt_bind_text(stmt, 6, to->role);
     if (rc == CC_OK)
         rc = cc_stmt_step(stmt);
     cc_stmt_release(stmt);
