@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_notify.h"
 #include "cc_rc.h"
@@ -15,20 +16,24 @@ static const char *const type_names[CC_ALERT_TYPE_COUNT] = {
     [CC_ALERT_SENSOR_ERROR] = "SENSOR_ERROR",
 };
 
-/* The partial unique index alerts_one_active is the conflict target: two writers can
- * never both insert, and the loser's insert becomes the re-trigger. trigger_count is 1
- * only for a row this statement inserted. */
+/* The partial unique index alerts_one_active is the conflict target (PostgreSQL needs its
+ * predicate repeated): two writers can never both insert, and the loser's insert becomes
+ * the re-trigger. trigger_count is 1 only for a row this statement inserted. The CASE is
+ * the later of two times in both dialects (SQLite's two-argument max is PostgreSQL's
+ * GREATEST); the existing row is named by its table, which PostgreSQL requires. */
 static const char sql_raise[] =
     "INSERT INTO alerts (cold_cell_id, device_id, type, status, value, threshold, message,"
     " first_triggered_at, last_triggered_at, trigger_count)"
-    " VALUES (?1, ?2, ?3, 'ACTIVE', ?4, ?5, ?6, ?7, ?7, 1)"
+    " VALUES ($1, $2, $3, 'ACTIVE', $4, $5, $6, $7, $7, 1)"
     " ON CONFLICT (cold_cell_id, device_id, type) WHERE status = 'ACTIVE' DO UPDATE SET"
-    " last_triggered_at = max(last_triggered_at, excluded.last_triggered_at),"
-    " trigger_count = trigger_count + 1, value = excluded.value"
+    " last_triggered_at = CASE WHEN excluded.last_triggered_at > alerts.last_triggered_at"
+    " THEN excluded.last_triggered_at ELSE alerts.last_triggered_at END,"
+    " trigger_count = alerts.trigger_count + 1, value = excluded.value"
     " RETURNING id, trigger_count";
 static const char sql_resolve[] =
-    "UPDATE alerts SET status = 'RESOLVED', resolved_at = max(?2, last_triggered_at),"
-    " resolved_by = ?3, resolution_note = ?4 WHERE id = ?1 AND status = 'ACTIVE'";
+    "UPDATE alerts SET status = 'RESOLVED', resolved_at = CASE WHEN CAST($2 AS bigint) >"
+    " last_triggered_at THEN CAST($2 AS bigint) ELSE last_triggered_at END,"
+    " resolved_by = $3, resolution_note = $4 WHERE id = $1 AND status = 'ACTIVE'";
 
 const char *cc_alert_type_name(int type)
 {
@@ -46,61 +51,54 @@ int cc_alert_type_parse(const char *s)
     return -1;
 }
 
-static int bind_real_or_null(sqlite3_stmt *stmt, int idx, double v)
+static int bind_real_or_null(struct cc_stmt *stmt, int n, double v)
 {
     if (isnan(v))
-        return sqlite3_bind_null(stmt, idx);
-    return sqlite3_bind_double(stmt, idx, v);
-}
-
-static int step_rc(struct cc_store *st, int src, const char *what)
-{
-    cc_log_error("db_step_failed", "%s: %s", what, sqlite3_errmsg(cc_store_db(st)));
-    return src == SQLITE_NOMEM ? CC_ERR_NOMEM : CC_ERR_DB;
+        return cc_stmt_bind_null(stmt, n);
+    return cc_stmt_bind_double(stmt, n, v);
 }
 
 int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id, int type,
                    double value, double threshold, const char *message, int64_t at_ms,
                    int64_t now_ms, int64_t *alert_id, int *created)
 {
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *stmt = NULL;
     int64_t id = 0, count = 0;
-    int src, rc;
+    int rc;
 
     if (type < 0 || type >= CC_ALERT_TYPE_COUNT)
         return CC_ERR_INTERNAL;
-    rc = cc_store_stmt(st, sql_raise, &stmt);
+    rc = cc_stmt_prepare(st, sql_raise, &stmt);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, cold_cell_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 2, device_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, 3, type_names[type]);
+    if (rc == CC_OK)
+        rc = bind_real_or_null(stmt, 4, value);
+    if (rc == CC_OK)
+        rc = bind_real_or_null(stmt, 5, threshold);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, 6, message != NULL ? message : "");
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 7, at_ms);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_ROW) {
+        id = cc_stmt_column_int64(stmt, 0);
+        count = cc_stmt_column_int64(stmt, 1);
+        rc = cc_stmt_step(stmt);
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_DB; /* RETURNING gives a row on insert and on update alike */
+    }
+    cc_stmt_release(stmt);
     if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cold_cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, device_id) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 3, type_names[type], -1, SQLITE_STATIC) != SQLITE_OK ||
-        bind_real_or_null(stmt, 4, value) != SQLITE_OK ||
-        bind_real_or_null(stmt, 5, threshold) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 6, message != NULL ? message : "", -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 7, at_ms) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src != SQLITE_ROW) {
-        rc = step_rc(st, src, "alert raise");
-        goto out;
-    }
-    id = sqlite3_column_int64(stmt, 0);
-    count = sqlite3_column_int64(stmt, 1);
-    src = sqlite3_step(stmt);
-    if (src != SQLITE_DONE) {
-        rc = step_rc(st, src, "alert raise");
-        goto out;
-    }
-    cc_store_stmt_done(stmt);
-    stmt = NULL;
+        return rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
     if (count == 1) {
         rc = cc_notify_alert_raised(st, id, now_ms);
         if (rc != CC_OK)
-            goto out;
+            return rc;
         cc_log_info("alert_raised", "id=%lld type=%s cell=%lld device=%lld", (long long)id,
                     type_names[type], (long long)cold_cell_id, (long long)device_id);
     }
@@ -108,50 +106,40 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
         *alert_id = id;
     if (created != NULL)
         *created = count == 1;
-    rc = CC_OK;
-out:
-    cc_store_stmt_done(stmt);
-    return rc;
+    return CC_OK;
 }
 
 int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64_t by_user,
                      const char *note, int64_t now_ms, int *resolved)
 {
-    sqlite3_stmt *stmt = NULL;
-    int changed;
-    int src, rc;
+    struct cc_stmt *stmt = NULL;
+    int changed = 0;
+    int rc;
 
-    rc = cc_store_stmt(st, sql_resolve, &stmt);
+    rc = cc_stmt_prepare(st, sql_resolve, &stmt);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, alert_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 2, at_ms);
+    if (rc == CC_OK)
+        rc = by_user > 0 ? cc_stmt_bind_int64(stmt, 3, by_user) : cc_stmt_bind_null(stmt, 3);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, 4, note); /* NULL binds NULL */
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_OK)
+        changed = cc_stmt_changes(stmt) > 0;
+    cc_stmt_release(stmt);
     if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, alert_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, at_ms) != SQLITE_OK ||
-        (by_user > 0 ? sqlite3_bind_int64(stmt, 3, by_user) : sqlite3_bind_null(stmt, 3)) !=
-            SQLITE_OK ||
-        (note != NULL ? sqlite3_bind_text(stmt, 4, note, -1, SQLITE_STATIC)
-                      : sqlite3_bind_null(stmt, 4)) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src != SQLITE_DONE) {
-        rc = step_rc(st, src, "alert resolve");
-        goto out;
-    }
-    changed = sqlite3_changes(cc_store_db(st)) > 0;
-    cc_store_stmt_done(stmt);
-    stmt = NULL;
+        return rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
     if (changed) {
         rc = cc_notify_alert_resolved(st, alert_id, now_ms);
         if (rc != CC_OK)
-            goto out;
+            return rc;
         cc_log_info("alert_resolved", "id=%lld by=%lld", (long long)alert_id,
                     (long long)(by_user > 0 ? by_user : 0));
     }
     if (resolved != NULL)
         *resolved = changed;
-    rc = CC_OK;
-out:
-    cc_store_stmt_done(stmt);
-    return rc;
+    return CC_OK;
 }

@@ -5,7 +5,7 @@
  * alert and the messages about it commit together or not at all. At most one ACTIVE
  * alert per (cell, device, type) is enforced by the partial unique index
  * alerts_one_active: raising while one is ACTIVE only updates last_triggered_at,
- * trigger_count and value. Statements are cached in the store (cc_store_stmt).
+ * trigger_count and value. SQL through cc_dbi.h: SQLite and PostgreSQL alike.
  * Thread: the caller's store, inside cc_store_begin/commit.
  * Codes: CC_OK, CC_ERR_DB (roll back), CC_ERR_NOMEM. */
 #ifndef CC_ALERT_OPS_H
@@ -16,10 +16,16 @@
 
 #define CC_ALERT_MESSAGE_MAX 160 /* bytes of an alert message */
 
-/* An epoch-ms SQL expression as an ISO-8601 UTC string, NULL stays NULL. */
+/* An epoch-ms SQL expression as an ISO-8601 UTC string, NULL stays NULL. SQLite only. */
 #define CC_SQL_ISO(x)                                                                              \
     "(strftime('%Y-%m-%dT%H:%M:%S', (" x ") / 1000, 'unixepoch') || printf('.%03dZ', (" x          \
     ") % 1000))"
+
+/* The same on PostgreSQL, the same text for the same value (integer arithmetic: no
+ * rounding through a double). */
+#define CC_SQL_ISO_PG(x)                                                                           \
+    "to_char(TIMESTAMP '1970-01-01' + (" x ") * INTERVAL '1 millisecond',"                         \
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* The alert object of the API (SPEC §5 names) as a SQL json_object over alias a. */
 #define CC_ALERT_JSON_SQL                                                                                                     \
@@ -48,6 +54,23 @@
                                                                                                 " 'resolvedAt', " CC_SQL_ISO( \
                                                                                                     "a.resolved_at") ","      \
                                                                                                                      " 'resolvedBy', a.resolved_by, 'resolutionNote', a.resolution_note)"
+
+/* CC_ALERT_JSON_SQL on PostgreSQL (json_build_object: the same members in the same order;
+ * PostgreSQL writes " : " between name and value and a double without ".0"). */
+/* clang-format off */
+#define CC_ALERT_JSON_SQL_PG                                                                       \
+    "json_build_object('id', a.id, 'coldCellId', a.cold_cell_id, 'deviceId', a.device_id,"       \
+    " 'type', a.type, 'status', a.status, 'value', a.value, 'threshold', a.threshold,"             \
+    " 'message', a.message,"                                                                       \
+    " 'firstTriggeredAt', " CC_SQL_ISO_PG("a.first_triggered_at") ","                            \
+    " 'lastTriggeredAt', " CC_SQL_ISO_PG("a.last_triggered_at") ","                              \
+    " 'triggerCount', a.trigger_count,"                                                            \
+    " 'acknowledgedAt', " CC_SQL_ISO_PG("a.acknowledged_at") ","                                 \
+    " 'acknowledgedBy', a.acknowledged_by,"                                                        \
+    " 'escalatedAt', " CC_SQL_ISO_PG("a.escalated_at") ","                                       \
+    " 'resolvedAt', " CC_SQL_ISO_PG("a.resolved_at") ","                                         \
+    " 'resolvedBy', a.resolved_by, 'resolutionNote', a.resolution_note)"
+/* clang-format on */
 
 enum cc_alert_type {
     CC_ALERT_HIGH_TEMP = 0,

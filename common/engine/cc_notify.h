@@ -11,9 +11,11 @@
  *
  * cc_notify_deliver is the worker: it claims due rows inside BEGIN IMMEDIATE (moving
  * their next attempt a lease into the future, so a second ingestd never takes the same
- * row), sends them outside any transaction, then records each outcome: SENT, or a retry
- * after exponential backoff, or FAILED after CC_NOTIFY_MAX_ATTEMPTS. A worker that dies
- * mid-send loses nothing: the lease runs out and the row is sent again.
+ * row; on PostgreSQL the due rows are read FOR UPDATE SKIP LOCKED, so a second worker
+ * passes over the rows the first is claiming), sends them outside any transaction, then
+ * records each outcome: SENT, or a retry after exponential backoff, or FAILED after
+ * CC_NOTIFY_MAX_ATTEMPTS. A worker that dies mid-send loses nothing: the lease runs out
+ * and the row is sent again.
  * Thread: the caller's store. Codes: CC_OK, CC_ERR_DB, CC_ERR_NOMEM. */
 #ifndef CC_NOTIFY_H
 #define CC_NOTIFY_H
@@ -42,6 +44,18 @@
                         " 'sentAt', " CC_SQL_ISO("n.sent_at") ", 'readAt', " CC_SQL_ISO(           \
                             "n.read_at") ")"
 
+/* CC_NOTIFY_JSON_SQL on PostgreSQL (json_build_object, the same members in order). */
+/* clang-format off */
+#define CC_NOTIFY_JSON_SQL_PG                                                                      \
+    "json_build_object('id', n.id, 'userId', n.user_id, 'kind', n.kind, 'alertId', n.alert_id,"   \
+    " 'title', CAST(n.payload AS json)->>'title',"                                                 \
+    " 'message', CAST(n.payload AS json)->>'message', 'payload', CAST(n.payload AS json),"         \
+    " 'status', n.status,"                                                                         \
+    " 'createdAt', " CC_SQL_ISO_PG("n.created_at") ","                                           \
+    " 'sentAt', " CC_SQL_ISO_PG("n.sent_at") ","                                                 \
+    " 'readAt', " CC_SQL_ISO_PG("n.read_at") ")"
+/* clang-format on */
+
 enum cc_alert_event {
     CC_EVENT_CREATED = 0,
     CC_EVENT_ESCALATED,
@@ -53,7 +67,8 @@ enum cc_alert_event {
  * recipients (enabled users only) in the caller's transaction. */
 /* ALERT to the customer who owns the alert's cell. */
 int cc_notify_customer_alert(struct cc_store *st, int64_t alert_id, int64_t now_ms);
-/* Both of the above and the CREATED event, with one alert object: what raising does. */
+/* ALERT to the customer and every technician linked to them, and the CREATED event,
+ * with one alert object: what raising does. */
 int cc_notify_alert_raised(struct cc_store *st, int64_t alert_id, int64_t now_ms);
 /* ALERT_RESOLVED to the customer and the linked technicians, and the RESOLVED event. */
 int cc_notify_alert_resolved(struct cc_store *st, int64_t alert_id, int64_t now_ms);

@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 
 #include "cc_crypto.h"
-#include "cc_db.h"
+#include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 
@@ -44,50 +44,80 @@ struct item {
     char error[ERR_MAX];
 };
 
-static const char sql_events_due[] =
-    "SELECT id, cold_cell_id, payload, attempts FROM alert_events"
-    " WHERE status = 'PENDING' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2";
+/* The due rows, read before they are claimed. On PostgreSQL FOR UPDATE SKIP LOCKED: a
+ * second worker (another ingestd) passes over the rows this claim holds instead of
+ * waiting for them and claiming them again; SQLite's BEGIN IMMEDIATE already admits one
+ * writer at a time. $1 now, $2 rows. */
+#define EVENTS_DUE                                                                                 \
+    "SELECT id, cold_cell_id, payload, attempts FROM alert_events"                                 \
+    " WHERE status = 'PENDING' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+#define DUE                                                                                        \
+    "SELECT id FROM notifications WHERE status = 'PENDING' AND next_attempt_at <= $1"              \
+    " ORDER BY next_attempt_at, id LIMIT $2"
+static const char sql_events_due[] = EVENTS_DUE;
+static const char sql_events_due_pg[] = EVENTS_DUE " FOR UPDATE SKIP LOCKED";
+static const char sql_due[] = DUE;
+static const char sql_due_pg[] = DUE " FOR UPDATE SKIP LOCKED";
 static const char sql_event_claim[] =
-    "UPDATE alert_events SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1";
+    "UPDATE alert_events SET attempts = attempts + 1, next_attempt_at = $2 WHERE id = $1";
 static const char sql_event_done[] =
-    "UPDATE alert_events SET status = ?2, next_attempt_at = ?3, sent_at = ?4,"
-    " last_error = ?5 WHERE id = ?1";
-static const char sql_due[] =
-    "SELECT id FROM notifications WHERE status = 'PENDING' AND next_attempt_at <= ?1"
-    " ORDER BY next_attempt_at, id LIMIT ?2";
+    "UPDATE alert_events SET status = $2, next_attempt_at = $3, sent_at = $4,"
+    " last_error = $5 WHERE id = $1";
 /* Keeps a notification whose channels are claimed out of sql_due until the outcome is
  * recorded (the summary then sets the real next_attempt_at), or the lease runs out. */
-static const char sql_lease[] = "UPDATE notifications SET next_attempt_at = ?2 WHERE id = ?1";
+static const char sql_lease[] = "UPDATE notifications SET next_attempt_at = $2 WHERE id = $1";
 /* Creates the delivery of one channel on first sight, or takes it when it is due; a row
- * comes back only when this call claimed it (attempts counts this one). ?3 lease end,
- * ?4 now. */
+ * comes back only when this call claimed it (attempts counts this one). $3 lease end,
+ * $4 now. The existing row's columns are named by the table, which PostgreSQL requires. */
 static const char sql_delivery_claim[] =
     "INSERT INTO notification_deliveries (notification_id, channel, next_attempt_at, attempts)"
-    " VALUES (?1, ?2, ?3, 1) ON CONFLICT (notification_id, channel) DO UPDATE SET"
-    " attempts = attempts + 1, next_attempt_at = excluded.next_attempt_at"
-    " WHERE status = 'PENDING' AND next_attempt_at <= ?4 RETURNING attempts";
+    " VALUES ($1, $2, $3, 1) ON CONFLICT (notification_id, channel) DO UPDATE SET"
+    " attempts = notification_deliveries.attempts + 1,"
+    " next_attempt_at = excluded.next_attempt_at"
+    " WHERE notification_deliveries.status = 'PENDING'"
+    " AND notification_deliveries.next_attempt_at <= $4 RETURNING attempts";
 static const char sql_delivery_done[] =
-    "UPDATE notification_deliveries SET status = ?3, next_attempt_at = ?4, sent_at = ?5,"
-    " last_error = ?6 WHERE notification_id = ?1 AND channel = ?2";
+    "UPDATE notification_deliveries SET status = $3, next_attempt_at = $4, sent_at = $5,"
+    " last_error = $6 WHERE notification_id = $1 AND channel = $2";
 /* notifications.status/attempts/next_attempt_at/sent_at/last_error from its deliveries,
  * in one pass over them (the aggregates skip the NULLs of CASE); with no delivery at all
- * (no channel configured) the inbox copy is all there is: SENT. */
-static const char sql_summary[] =
-    "UPDATE notifications SET (status, attempts, next_attempt_at, sent_at, last_error) ="
-    " (SELECT CASE WHEN sum(d.status = 'PENDING') > 0 THEN 'PENDING'"
-    " WHEN sum(d.status = 'FAILED') > 0 THEN 'FAILED' ELSE 'SENT' END,"
-    " coalesce(max(d.attempts), notifications.attempts),"
-    " coalesce(min(CASE WHEN d.status = 'PENDING' THEN d.next_attempt_at END),"
-    " notifications.next_attempt_at),"
-    " coalesce(notifications.sent_at, min(CASE WHEN d.status = 'SENT' THEN d.sent_at END),"
-    " CASE WHEN count(*) = 0 THEN ?2 END),"
-    " group_concat(CASE WHEN d.status <> 'SENT' THEN d.channel || ': ' || d.last_error END, '; ')"
-    " FROM notification_deliveries d WHERE d.notification_id = ?1)"
-    " WHERE id = ?1 RETURNING status = 'PENDING' AND next_attempt_at <= ?2";
+ * (no channel configured) the inbox copy is all there is: SENT. $1 the notification, NOW
+ * the time (a typed $2 on PostgreSQL), ERRORS the aggregate joining the channels' errors
+ * (group_concat in SQLite, string_agg in PostgreSQL). */
+#define SUMMARY(NOW, ERRORS)                                                                       \
+    "UPDATE notifications SET (status, attempts, next_attempt_at, sent_at, last_error) ="          \
+    " (SELECT CASE WHEN count(CASE WHEN d.status = 'PENDING' THEN 1 END) > 0 THEN 'PENDING'"       \
+    " WHEN count(CASE WHEN d.status = 'FAILED' THEN 1 END) > 0 THEN 'FAILED' ELSE 'SENT' END,"     \
+    " coalesce(max(d.attempts), notifications.attempts),"                                          \
+    " coalesce(min(CASE WHEN d.status = 'PENDING' THEN d.next_attempt_at END),"                    \
+    " notifications.next_attempt_at),"                                                             \
+    " coalesce(notifications.sent_at, min(CASE WHEN d.status = 'SENT' THEN d.sent_at END),"        \
+    " CASE WHEN count(*) = 0 THEN " NOW " END),"                                                   \
+    " " ERRORS "(CASE WHEN d.status <> 'SENT' THEN d.channel || ': ' || d.last_error END, '; ')"   \
+    " FROM notification_deliveries d WHERE d.notification_id = $1)"                                \
+    " WHERE id = $1 RETURNING CASE WHEN status = 'PENDING' AND next_attempt_at <= " NOW            \
+    " THEN 1 ELSE 0 END"
+static const char sql_summary[] = SUMMARY("$2", "group_concat");
+static const char sql_summary_pg[] = SUMMARY("CAST($2 AS bigint)", "string_agg");
 static const char sql_body[] =
     "SELECT " CC_NOTIFY_JSON_SQL ", u.email, json_extract(n.payload, '$.title'),"
     " json_extract(n.payload, '$.message') FROM notifications n"
-    " JOIN users u ON u.id = n.user_id WHERE n.id = ?1";
+    " JOIN users u ON u.id = n.user_id WHERE n.id = $1";
+static const char sql_body_pg[] =
+    "SELECT " CC_NOTIFY_JSON_SQL_PG ", u.email, CAST(n.payload AS json)->>'title',"
+    " CAST(n.payload AS json)->>'message' FROM notifications n"
+    " JOIN users u ON u.id = n.user_id WHERE n.id = $1";
+
+static const char *pick(struct cc_store *st, const char *lite, const char *pg)
+{
+    return cc_store_dialect(st) == CC_DIALECT_PG ? pg : lite;
+}
+
+/* CC_OK, CC_ERR_NOMEM or CC_ERR_DB for any other failure (cc_dbi logged it). */
+static int db_rc(int rc)
+{
+    return rc == CC_OK || rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
+}
 
 int64_t cc_notify_backoff_ms(int attempts)
 {
@@ -111,11 +141,11 @@ void cc_notify_signature(const char *secret, const char *body, size_t len,
     cc_hex_encode(mac, sizeof mac, out + 7);
 }
 
-static char *dup_col(sqlite3_stmt *stmt, int col)
+static char *dup_col(struct cc_stmt *stmt, int col)
 {
-    const unsigned char *s = sqlite3_column_text(stmt, col);
+    const char *s = cc_stmt_column_text(stmt, col);
 
-    return strdup(s != NULL ? (const char *)s : "");
+    return strdup(s != NULL ? s : "");
 }
 
 static void items_free(struct item *items, int n)
@@ -144,117 +174,123 @@ static int channel_on(const struct cc_notify_channels *ch, int c)
     }
 }
 
-static int db_fail(struct cc_store *st, int src, const char *what)
-{
-    cc_log_error("db_step_failed", "%s: %s", what, sqlite3_errmsg(cc_store_db(st)));
-    return src == SQLITE_NOMEM ? CC_ERR_NOMEM : CC_ERR_DB;
-}
-
 /* Claims due alert events into items[*n..cap). Inside the caller's transaction. The
  * rows are read first and claimed afterwards, so no row changes under a running scan. */
 static int claim_events(struct cc_store *st, int64_t now_ms, struct item *items, int *n, int cap)
 {
-    sqlite3_stmt *due = NULL, *claim = NULL;
+    struct cc_stmt *due = NULL, *claim = NULL;
     int first = *n;
-    int src = SQLITE_DONE, rc;
+    int rc = cc_stmt_prepare(st, pick(st, sql_events_due, sql_events_due_pg), &due);
 
-    rc = cc_store_stmt(st, sql_events_due, &due);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(due, 1, now_ms) != SQLITE_OK ||
-        sqlite3_bind_int(due, 2, cap - *n) != SQLITE_OK) {
-        cc_store_stmt_done(due);
-        return CC_ERR_DB;
-    }
-    while (*n < cap && (src = sqlite3_step(due)) == SQLITE_ROW) {
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(due, 1, now_ms);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(due, 2, cap - *n);
+    while (rc == CC_OK && *n < cap && (rc = cc_stmt_step(due)) == CC_ROW) {
         struct item *it = &items[*n];
 
         memset(it, 0, sizeof *it);
         it->is_event = 1;
-        it->id = sqlite3_column_int64(due, 0);
-        it->cell_id = sqlite3_column_int64(due, 1);
+        it->id = cc_stmt_column_int64(due, 0);
+        it->cell_id = cc_stmt_column_int64(due, 1);
         it->body = dup_col(due, 2);
-        it->attempts = sqlite3_column_int(due, 3) + 1;
+        it->attempts = (int)cc_stmt_column_int64(due, 3) + 1;
         it->channel = CH_MQTT;
         (*n)++;
-        if (it->body == NULL) {
-            cc_store_stmt_done(due);
-            return CC_ERR_NOMEM;
-        }
+        rc = it->body != NULL ? CC_OK : CC_ERR_NOMEM;
     }
-    cc_store_stmt_done(due);
-    if (*n < cap && src != SQLITE_DONE)
-        return db_fail(st, src, "alert events due");
-    for (int i = first; i < *n; i++) {
-        rc = cc_store_stmt(st, sql_event_claim, &claim);
-        if (rc != CC_OK)
-            return rc;
-        if (sqlite3_bind_int64(claim, 1, items[i].id) != SQLITE_OK ||
-            sqlite3_bind_int64(claim, 2, now_ms + CC_NOTIFY_LEASE_MS) != SQLITE_OK)
-            src = SQLITE_ERROR;
-        else
-            src = sqlite3_step(claim);
-        cc_store_stmt_done(claim);
-        if (src != SQLITE_DONE)
-            return db_fail(st, src, "alert event claim");
+    cc_stmt_release(due);
+    if (rc != CC_OK)
+        return db_rc(rc);
+    for (int i = first; i < *n && rc == CC_OK; i++) {
+        rc = cc_stmt_prepare(st, sql_event_claim, &claim);
+        if (rc == CC_OK)
+            rc = cc_stmt_bind_int64(claim, 1, items[i].id);
+        if (rc == CC_OK)
+            rc = cc_stmt_bind_int64(claim, 2, now_ms + CC_NOTIFY_LEASE_MS);
+        if (rc == CC_OK)
+            rc = cc_stmt_step(claim);
+        cc_stmt_release(claim);
+        claim = NULL;
     }
-    return CC_OK;
+    return db_rc(rc);
 }
 
 /* Recomputes a notification's summary columns. *due (may be NULL) is set when it is
  * still PENDING and due at now_ms: waiting for a channel this process does not have. */
 static int summarize(struct cc_store *st, int64_t nid, int64_t now_ms, int *due)
 {
-    sqlite3_stmt *stmt = NULL;
-    int src, rc = cc_store_stmt(st, sql_summary, &stmt);
+    struct cc_stmt *stmt = NULL;
+    int rc = cc_stmt_prepare(st, pick(st, sql_summary, sql_summary_pg), &stmt);
 
-    if (rc != CC_OK)
-        return rc;
     if (due != NULL)
         *due = 0;
-    if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, now_ms) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-    } else {
-        src = sqlite3_step(stmt);
-        if (src == SQLITE_ROW) {
-            if (due != NULL)
-                *due = sqlite3_column_int(stmt, 0);
-            src = sqlite3_step(stmt);
-        }
-        if (src != SQLITE_DONE)
-            rc = db_fail(st, src, "notification summary");
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, nid);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 2, now_ms);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_ROW) {
+        if (due != NULL)
+            *due = cc_stmt_column_int64(stmt, 0) != 0;
+        rc = cc_stmt_step(stmt);
     }
-    cc_store_stmt_done(stmt);
-    return rc;
+    cc_stmt_release(stmt);
+    return db_rc(rc);
 }
 
 /* Loads what the channels need of notification nid into it. */
 static int load_body(struct cc_store *st, int64_t nid, struct item *it)
 {
-    sqlite3_stmt *stmt = NULL;
-    int src, rc = cc_store_stmt(st, sql_body, &stmt);
+    struct cc_stmt *stmt = NULL;
+    int rc = cc_stmt_prepare(st, pick(st, sql_body, sql_body_pg), &stmt);
 
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, nid);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_ROW) {
+        it->body = dup_col(stmt, 0);
+        it->email = dup_col(stmt, 1);
+        it->title = dup_col(stmt, 2);
+        it->message = dup_col(stmt, 3);
+        rc = it->body == NULL || it->email == NULL || it->title == NULL || it->message == NULL
+                 ? CC_ERR_NOMEM
+                 : CC_OK;
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_NOT_FOUND;
     }
-    src = sqlite3_step(stmt);
-    if (src != SQLITE_ROW) {
-        rc = src == SQLITE_DONE ? CC_ERR_NOT_FOUND : db_fail(st, src, "notification body");
-        goto out;
+    cc_stmt_release(stmt);
+    return rc == CC_ERR_NOT_FOUND ? rc : db_rc(rc);
+}
+
+/* Claims one channel c of notification nid: *claimed 1 (and *attempts) when this call
+ * took it. */
+static int claim_channel(struct cc_store *st, int64_t nid, int c, int64_t now_ms, int *claimed,
+                         int *attempts)
+{
+    struct cc_stmt *stmt = NULL;
+    int rc = cc_stmt_prepare(st, sql_delivery_claim, &stmt);
+
+    *claimed = 0;
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, nid);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, 2, channel_names[c]);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 3, now_ms + CC_NOTIFY_LEASE_MS);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 4, now_ms);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_ROW) {
+        *claimed = 1;
+        *attempts = (int)cc_stmt_column_int64(stmt, 0);
+        rc = cc_stmt_step(stmt);
     }
-    it->body = dup_col(stmt, 0);
-    it->email = dup_col(stmt, 1);
-    it->title = dup_col(stmt, 2);
-    it->message = dup_col(stmt, 3);
-    if (it->body == NULL || it->email == NULL || it->title == NULL || it->message == NULL)
-        rc = CC_ERR_NOMEM;
-out:
-    cc_store_stmt_done(stmt);
-    return rc;
+    cc_stmt_release(stmt);
+    return db_rc(rc);
 }
 
 /* Claims the due channels of one notification. With none to send it is summarised
@@ -262,35 +298,25 @@ out:
 static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, int64_t nid,
                      int64_t now_ms, struct item *items, int *n, int cap, int *settled)
 {
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *stmt = NULL;
     int first = *n;
-    int src, rc;
+    int rc;
 
     for (int c = CH_USER_FIRST; c < CH_COUNT && *n < cap; c++) {
+        int claimed = 0, attempts = 0;
+
         if (!channel_on(ch, c))
             continue; /* a channel this process does not have: left for one that does */
-        rc = cc_store_stmt(st, sql_delivery_claim, &stmt);
+        rc = claim_channel(st, nid, c, now_ms, &claimed, &attempts);
         if (rc != CC_OK)
             return rc;
-        if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
-            sqlite3_bind_text(stmt, 2, channel_names[c], -1, SQLITE_STATIC) != SQLITE_OK ||
-            sqlite3_bind_int64(stmt, 3, now_ms + CC_NOTIFY_LEASE_MS) != SQLITE_OK ||
-            sqlite3_bind_int64(stmt, 4, now_ms) != SQLITE_OK) {
-            cc_store_stmt_done(stmt);
-            return CC_ERR_DB;
-        }
-        src = sqlite3_step(stmt);
-        if (src == SQLITE_ROW) {
+        if (claimed) {
             memset(&items[*n], 0, sizeof items[*n]);
             items[*n].id = nid;
             items[*n].channel = c;
-            items[*n].attempts = sqlite3_column_int(stmt, 0);
+            items[*n].attempts = attempts;
             (*n)++;
-            src = sqlite3_step(stmt);
         }
-        cc_store_stmt_done(stmt);
-        if (src != SQLITE_DONE)
-            return db_fail(st, src, "delivery claim");
     }
     if (*n == first) { /* nothing to send here: SENT, not due yet, or another's channel */
         int due = 0;
@@ -311,16 +337,15 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
         items[i].message = items[first].message;
         items[i].borrowed = 1;
     }
-    rc = cc_store_stmt(st, sql_lease, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, nid) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, now_ms + CC_NOTIFY_LEASE_MS) != SQLITE_OK)
-        src = SQLITE_ERROR;
-    else
-        src = sqlite3_step(stmt);
-    cc_store_stmt_done(stmt);
-    return src == SQLITE_DONE ? CC_OK : db_fail(st, src, "notification lease");
+    rc = cc_stmt_prepare(st, sql_lease, &stmt);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, nid);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 2, now_ms + CC_NOTIFY_LEASE_MS);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    cc_stmt_release(stmt);
+    return db_rc(rc);
 }
 
 /* Claims due notifications' channels into items[*n..cap); *settled counts those that
@@ -329,26 +354,22 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
 static int claim_notifications(struct cc_store *st, const struct cc_notify_channels *ch,
                                int64_t now_ms, struct item *items, int *n, int cap, int *settled)
 {
-    sqlite3_stmt *due = NULL;
+    struct cc_stmt *due = NULL;
     int64_t ids[CC_NOTIFY_BATCH];
     int nids = 0;
-    int src = SQLITE_DONE, rc;
+    int rc = cc_stmt_prepare(st, pick(st, sql_due, sql_due_pg), &due);
 
-    rc = cc_store_stmt(st, sql_due, &due);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(due, 1, now_ms);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(due, 2, CC_NOTIFY_BATCH);
+    while (rc == CC_OK && nids < CC_NOTIFY_BATCH && (rc = cc_stmt_step(due)) == CC_ROW) {
+        ids[nids++] = cc_stmt_column_int64(due, 0);
+        rc = CC_OK;
+    }
+    cc_stmt_release(due);
     if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(due, 1, now_ms) != SQLITE_OK ||
-        sqlite3_bind_int(due, 2, CC_NOTIFY_BATCH) != SQLITE_OK) {
-        cc_store_stmt_done(due);
-        return CC_ERR_DB;
-    }
-    while (nids < CC_NOTIFY_BATCH && (src = sqlite3_step(due)) == SQLITE_ROW)
-        ids[nids++] = sqlite3_column_int64(due, 0);
-    if (nids < CC_NOTIFY_BATCH && src != SQLITE_DONE) {
-        cc_store_stmt_done(due);
-        return db_fail(st, src, "notifications due");
-    }
-    cc_store_stmt_done(due);
+        return db_rc(rc);
     for (int i = 0; i < nids && *n + CH_USER_COUNT <= cap; i++) {
         rc = claim_one(st, ch, ids[i], now_ms, items, n, cap, settled);
         if (rc != CC_OK)
@@ -621,6 +642,35 @@ static void send_item(const struct cc_notify_channels *ch, struct item *it)
                     (long long)it->id, it->attempts, it->error);
 }
 
+/* Writes one item's outcome: status, next attempt (now when sent), sent_at or the error. */
+static int record_one(struct cc_store *st, const struct item *it, int64_t now_ms)
+{
+    const char *status = it->ok                                   ? "SENT"
+                         : it->attempts >= CC_NOTIFY_MAX_ATTEMPTS ? "FAILED"
+                                                                  : "PENDING";
+    int64_t next = it->ok ? now_ms : now_ms + cc_notify_backoff_ms(it->attempts);
+    struct cc_stmt *stmt = NULL;
+    int k = it->is_event ? 2 : 3; /* $k status, then next, sent_at, error */
+    int rc = cc_stmt_prepare(st, it->is_event ? sql_event_done : sql_delivery_done, &stmt);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, it->id);
+    if (rc == CC_OK && !it->is_event)
+        rc = cc_stmt_bind_text(stmt, 2, channel_names[it->channel]);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, k, status);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, k + 1, next);
+    if (rc == CC_OK)
+        rc = it->ok ? cc_stmt_bind_int64(stmt, k + 2, now_ms) : cc_stmt_bind_null(stmt, k + 2);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, k + 3, it->ok ? NULL : it->error);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    cc_stmt_release(stmt);
+    return db_rc(rc);
+}
+
 /* Records the outcome of every item, in one transaction. */
 static int record(struct cc_store *st, const struct item *items, int n, int64_t now_ms)
 {
@@ -630,47 +680,10 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
         return rc;
     for (int i = 0; i < n && rc == CC_OK; i++) {
         const struct item *it = &items[i];
-        const char *status = it->ok                                   ? "SENT"
-                             : it->attempts >= CC_NOTIFY_MAX_ATTEMPTS ? "FAILED"
-                                                                      : "PENDING";
-        int64_t next = it->ok ? now_ms : now_ms + cc_notify_backoff_ms(it->attempts);
-        sqlite3_stmt *stmt = NULL;
-        int src;
 
-        rc = cc_store_stmt(st, it->is_event ? sql_event_done : sql_delivery_done, &stmt);
-        if (rc != CC_OK)
-            break;
-        if (it->is_event) {
-            src = sqlite3_bind_int64(stmt, 1, it->id) != SQLITE_OK ||
-                          sqlite3_bind_text(stmt, 2, status, -1, SQLITE_STATIC) != SQLITE_OK ||
-                          sqlite3_bind_int64(stmt, 3, next) != SQLITE_OK ||
-                          (it->ok ? sqlite3_bind_int64(stmt, 4, now_ms)
-                                  : sqlite3_bind_null(stmt, 4)) != SQLITE_OK ||
-                          (it->ok ? sqlite3_bind_null(stmt, 5)
-                                  : sqlite3_bind_text(stmt, 5, it->error, -1, SQLITE_STATIC)) !=
-                              SQLITE_OK
-                      ? SQLITE_ERROR
-                      : sqlite3_step(stmt);
-        } else {
-            src = sqlite3_bind_int64(stmt, 1, it->id) != SQLITE_OK ||
-                          sqlite3_bind_text(stmt, 2, channel_names[it->channel], -1,
-                                            SQLITE_STATIC) != SQLITE_OK ||
-                          sqlite3_bind_text(stmt, 3, status, -1, SQLITE_STATIC) != SQLITE_OK ||
-                          sqlite3_bind_int64(stmt, 4, next) != SQLITE_OK ||
-                          (it->ok ? sqlite3_bind_int64(stmt, 5, now_ms)
-                                  : sqlite3_bind_null(stmt, 5)) != SQLITE_OK ||
-                          (it->ok ? sqlite3_bind_null(stmt, 6)
-                                  : sqlite3_bind_text(stmt, 6, it->error, -1, SQLITE_STATIC)) !=
-                              SQLITE_OK
-                      ? SQLITE_ERROR
-                      : sqlite3_step(stmt);
-        }
-        cc_store_stmt_done(stmt);
-        if (src != SQLITE_DONE) {
-            rc = db_fail(st, src, "delivery record");
-            break;
-        }
-        if (!it->is_event && (i + 1 == n || items[i + 1].id != it->id || items[i + 1].is_event))
+        rc = record_one(st, it, now_ms);
+        if (rc == CC_OK && !it->is_event &&
+            (i + 1 == n || items[i + 1].id != it->id || items[i + 1].is_event))
             rc = summarize(st, it->id, now_ms, NULL);
     }
     if (rc != CC_OK) {

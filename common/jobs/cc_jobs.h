@@ -4,7 +4,10 @@
  *
  * Each function does one pass and opens its own BEGIN IMMEDIATE transactions, deciding
  * and writing inside them, so a pass is idempotent and two ingestd running the same pass
- * at once do the work once: the second sees what the first committed.
+ * at once do the work once: the second sees what the first committed. PostgreSQL has no
+ * write lock at BEGIN, so each pass's transaction first takes its advisory lock
+ * (cc_jobs_pass_lock, pg_try_advisory_xact_lock): a process that finds it taken skips
+ * the pass (CC_OK, nothing done) instead of racing the other; the next tick retries.
  * Thread: the caller's store, outside any transaction.
  * Codes: CC_OK, CC_ERR_DB (the pass stopped; the next one retries), CC_ERR_NOMEM. */
 #ifndef CC_JOBS_H
@@ -15,6 +18,19 @@
 
 #define CC_JOBS_BATCH 100 /* devices, alerts or customers handled per transaction */
 #define CC_DAY_MS 86400000LL
+
+/* The PostgreSQL advisory lock keys of the passes (one key space per database, shared
+ * with coldchain_ensure_partitions' hashtext key): "cc" 0x6363 then the pass. */
+#define CC_JOBS_LOCK_OFFLINE 0x636300000001LL
+#define CC_JOBS_LOCK_ESCALATE 0x636300000002LL
+#define CC_JOBS_LOCK_REPORT 0x636300000003LL
+#define CC_JOBS_LOCK_RETENTION 0x636300000004LL
+#define CC_JOBS_LOCK_REJECTED 0x636300000005LL
+
+/* Takes the pass lock key for the rest of the caller's transaction: on PostgreSQL
+ * pg_try_advisory_xact_lock, *got 0 when another session holds it; on SQLite *got is
+ * always 1 (BEGIN IMMEDIATE is the lock). CC_OK or CC_ERR_DB. */
+int cc_jobs_pass_lock(struct cc_store *st, int64_t key, int *got);
 
 /* Devices with a last_seen_at older than offline_after_s and no SENSOR_ERROR raised
  * since they were last seen: status OFFLINE and a SENSOR_ERROR alert (notifying the

@@ -5,7 +5,10 @@
  *
  * Each batch is its own short BEGIN IMMEDIATE ... COMMIT, so the ingest writer waits
  * at most one batch. Safe with two processes at once (each batch deletes what is still
- * there). Thread: the caller's store (ingestd's jobs thread).
+ * there). On PostgreSQL the whole months before the cutoff are dropped first
+ * (coldchain_drop_partitions_before), the batches delete by key what is left, and each
+ * transaction takes the pass's advisory lock (cc_jobs_pass_lock): a process that finds it
+ * taken stops, the other one does the work. Thread: the caller's store (ingestd's jobs thread).
  * Codes: CC_OK, CC_ERR_DB, CC_ERR_VALIDATION (days < 1 or batch < 1). */
 #ifndef CC_RETENTION_H
 #define CC_RETENTION_H
@@ -19,7 +22,8 @@
 
 /* Deletes readings with ts < now_ms - days * 86400000, at most batch rows per
  * transaction and max_batches transactions. *deleted (may be NULL) receives the rows
- * removed; *more (may be NULL) is 1 when old rows remain (call again soon). */
+ * removed by the batches (on PostgreSQL not those of dropped months, which are logged as
+ * a partition count); *more (may be NULL) is 1 when old rows remain (call again soon). */
 int cc_retention_run(struct cc_store *st, int64_t now_ms, int days, int batch, int max_batches,
                      int64_t *deleted, int *more);
 
