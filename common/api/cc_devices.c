@@ -128,7 +128,7 @@ static int rebuild_spans(struct cc_resource_write *w)
         return CC_OK;
     cJSON_ArrayForEach(span, (cJSON *)w->priv)
     {
-        rc = cc_store_rollup_rebuild_span(cc_store_db(w->st),
+        rc = cc_store_rollup_rebuild_span(w->st,
                                           (int64_t)cJSON_GetObjectItem(span, "cell")->valuedouble,
                                           (int64_t)cJSON_GetObjectItem(span, "from")->valuedouble,
                                           (int64_t)cJSON_GetObjectItem(span, "to")->valuedouble);
