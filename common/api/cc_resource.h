@@ -88,7 +88,8 @@ struct cc_resource_write {
     int64_t id;        /* the row: update and delete; create sets it after the insert */
     int64_t parent_id; /* > 0: the row goes under this parent (res->parent_entity) */
     /* The statement's values, set by hook read: sql.insert takes v[k] as $k+1, sql.update
-     * takes the id as $1 and v[k] as $k+2. Unset values are NULL (left unbound). */
+     * takes the id as $1 and v[k] as $k+2. Unset values are NULL (left unbound); a set
+     * value the statement does not number is a descriptor bug (CC_ERR_DB, logged). */
     struct cc_value v[CC_RESOURCE_VALUES_MAX];
     char secret[CC_RESOURCE_SECRET_MAX]; /* a hook's secret; scrubbed at the end */
     int64_t aux;                         /* carried from one hook to the next */
