@@ -1,6 +1,7 @@
 /* cc_alerts_api.c - alerts and notifications for the API (see cc_alerts_api.h). The
- * JSON objects come from SQL (CC_ALERT_JSON_SQL, CC_NOTIFY_JSON_SQL), the same text the
- * notifications and MQTT messages carry. */
+ * objects are built in C from plain columns, the same SQL on SQLite and PostgreSQL, with
+ * the members (names and order) of CC_ALERT_JSON_SQL and CC_NOTIFY_JSON_SQL, the objects
+ * the notifications and MQTT messages carry. */
 #include "cc_alerts_api.h"
 
 #include <string.h>
@@ -14,34 +15,67 @@
 #include "cc_resource.h"
 #include "cc_time.h"
 
+#define ALERT_COLS                                                                                 \
+    "a.id, a.cold_cell_id, a.device_id, a.type, a.status, a.value, a.threshold, a.message,"        \
+    " a.first_triggered_at, a.last_triggered_at, a.trigger_count, a.acknowledged_at,"              \
+    " a.acknowledged_by, a.escalated_at, a.resolved_at, a.resolved_by, a.resolution_note"
 #define ALERT_FROM                                                                                 \
     " FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"                                    \
-    " JOIN locations l ON l.id = c.location_id WHERE " CC_ACCESS_SQL(                              \
-        "l.customer_id") " AND (?3 IS NULL OR a.status = ?3) AND (?4 IS NULL OR a.type = ?4)"      \
-                         " AND (?5 IS NULL OR a.cold_cell_id = ?5)"
+    " JOIN locations l ON l.id = c.location_id WHERE " CC_ACCESS_SQL_N(                            \
+        "l.customer_id") " AND (CAST($3 AS text) IS NULL OR a.status = $3) AND (CAST($4 AS text) " \
+                         "IS NULL OR"                                                              \
+                         " a.type = $4) AND (CAST($5 AS bigint) IS NULL OR a.cold_cell_id = $5)"
+/* The payload three times: its title, its message, itself. */
+#define NOTIFY_COLS                                                                                \
+    "n.id, n.user_id, n.kind, n.alert_id, n.payload, n.payload, n.payload, n.status,"              \
+    " n.created_at, n.sent_at, n.read_at"
 
-static const char sql_list[] =
-    "SELECT " CC_ALERT_JSON_SQL ALERT_FROM " ORDER BY a.first_triggered_at DESC, a.id DESC"
-    " LIMIT ?6 OFFSET ?7";
+static const char sql_list[] = "SELECT " ALERT_COLS ALERT_FROM
+                               " ORDER BY a.first_triggered_at DESC, a.id DESC LIMIT $6 OFFSET $7";
 static const char sql_count[] = "SELECT count(*)" ALERT_FROM;
-static const char sql_get[] = "SELECT " CC_ALERT_JSON_SQL " FROM alerts a WHERE a.id = ?1";
+static const char sql_get[] = "SELECT " ALERT_COLS " FROM alerts a WHERE a.id = $1";
 static const char sql_ack[] =
-    "UPDATE alerts SET acknowledged_at = coalesce(acknowledged_at, ?2),"
-    " acknowledged_by = CASE WHEN acknowledged_at IS NULL THEN ?3 ELSE acknowledged_by END"
-    " WHERE id = ?1 AND status = 'ACTIVE'";
-/* ?1 (the role) is bound but unused: notifications are their recipient's alone. */
-static const char sql_n_list[] = "SELECT " CC_NOTIFY_JSON_SQL " FROM notifications n"
-                                 " WHERE n.user_id = ?2 AND ?1 >= 0"
-                                 " ORDER BY n.created_at DESC, n.id DESC LIMIT ?3 OFFSET ?4";
+    "UPDATE alerts SET acknowledged_at = coalesce(acknowledged_at, $2),"
+    " acknowledged_by = CASE WHEN acknowledged_at IS NULL THEN $3 ELSE acknowledged_by END"
+    " WHERE id = $1 AND status = 'ACTIVE'";
+/* $1 (the role) is bound but unused: notifications are their recipient's alone. */
+static const char sql_n_list[] = "SELECT " NOTIFY_COLS " FROM notifications n"
+                                 " WHERE n.user_id = $2 AND $1 >= 0"
+                                 " ORDER BY n.created_at DESC, n.id DESC LIMIT $3 OFFSET $4";
 static const char sql_n_count[] =
-    "SELECT count(*) FROM notifications WHERE user_id = ?2 AND ?1 >= 0";
-static const char sql_n_get[] = "SELECT " CC_NOTIFY_JSON_SQL " FROM notifications n"
-                                " WHERE n.id = ?1";
+    "SELECT count(*) FROM notifications WHERE user_id = $2 AND $1 >= 0";
+static const char sql_n_get[] = "SELECT " NOTIFY_COLS " FROM notifications n WHERE n.id = $1";
 static const char sql_n_read[] =
-    "UPDATE notifications SET read_at = coalesce(read_at, ?2) WHERE id = ?1 AND user_id = ?3";
+    "UPDATE notifications SET read_at = coalesce(read_at, $2) WHERE id = $1 AND user_id = $3";
 
-/* Both objects come whole from their SQL (one JSON column). */
-static const struct cc_column json_cols[] = {{NULL, CC_COL_JSON}};
+/* CC_ALERT_JSON_SQL's members. */
+static const struct cc_column alert_cols[] = {
+    {"id", CC_COL_INT},
+    {"coldCellId", CC_COL_INT},
+    {"deviceId", CC_COL_INT},
+    {"type", CC_COL_TEXT},
+    {"status", CC_COL_TEXT},
+    {"value", CC_COL_NUM},
+    {"threshold", CC_COL_NUM},
+    {"message", CC_COL_TEXT},
+    {"firstTriggeredAt", CC_COL_TIME},
+    {"lastTriggeredAt", CC_COL_TIME},
+    {"triggerCount", CC_COL_INT},
+    {"acknowledgedAt", CC_COL_TIME},
+    {"acknowledgedBy", CC_COL_INT},
+    {"escalatedAt", CC_COL_TIME},
+    {"resolvedAt", CC_COL_TIME},
+    {"resolvedBy", CC_COL_INT},
+    {"resolutionNote", CC_COL_TEXT},
+};
+
+/* CC_NOTIFY_JSON_SQL's members: title and message are the payload's own. */
+static const struct cc_column notify_cols[] = {
+    {"id", CC_COL_INT},       {"userId", CC_COL_INT},        {"kind", CC_COL_TEXT},
+    {"alertId", CC_COL_INT},  {"title", CC_COL_JSON_MEMBER}, {"message", CC_COL_JSON_MEMBER},
+    {"payload", CC_COL_JSON}, {"status", CC_COL_TEXT},       {"createdAt", CC_COL_TIME},
+    {"sentAt", CC_COL_TIME},  {"readAt", CC_COL_TIME},
+};
 
 static int query_param(const char *qs, const char *name, char *out, size_t outlen, cJSON **err)
 {
@@ -89,7 +123,7 @@ int cc_alerts_filter_parse(const char *qs, struct cc_alert_filter *f, cJSON **er
     return cc_http_query_id(qs, "coldCellId", &f->cold_cell_id, err);
 }
 
-/* The filters of an alert list: status ?3, type ?4, cold cell ?5. Texts are copied into
+/* The filters of an alert list: status $3, type $4, cold cell $5. Texts are copied into
  * out, which must outlive its use. */
 static void filter_values(const struct cc_alert_filter *f, struct cc_resource_filter *out)
 {
@@ -118,7 +152,7 @@ static int parse_filter(const char *qs, struct cc_resource_filter *f, cJSON **er
 const struct cc_resource cc_alerts_resource = {
     .name = "alert",
     .entity = CC_ENTITY_ALERT,
-    CC_RESOURCE_COLUMNS(json_cols),
+    CC_RESOURCE_COLUMNS(alert_cols),
     .sql = {sql_get, sql_list, sql_count, NULL, NULL, NULL},
     .nfilters = 3,
     .page_default = CC_ALERTS_PAGE_DEFAULT,
@@ -128,7 +162,7 @@ const struct cc_resource cc_alerts_resource = {
 const struct cc_resource cc_notifications_resource = {
     .name = "notification",
     .entity = CC_ENTITY_NOTIFICATION,
-    CC_RESOURCE_COLUMNS(json_cols),
+    CC_RESOURCE_COLUMNS(notify_cols),
     .sql = {sql_n_get, sql_n_list, sql_n_count, NULL, NULL, NULL},
     .page_default = CC_ALERTS_PAGE_DEFAULT,
 };

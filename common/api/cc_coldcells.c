@@ -15,22 +15,23 @@
     "c.created_at"
 #define CELL_FROM "cold_cells c JOIN locations l ON l.id = c.location_id"
 
-static const char sql_list[] = "SELECT " CELL_COLS " FROM " CELL_FROM " WHERE " CC_ACCESS_SQL(
-    "l.customer_id") " AND (?3 IS NULL OR c.location_id = ?3) ORDER BY c.id LIMIT ?4 OFFSET ?5";
-static const char sql_count[] =
-    "SELECT count(*) FROM " CELL_FROM
-    " WHERE " CC_ACCESS_SQL("l.customer_id") " AND (?3 IS NULL OR c.location_id = ?3)";
-static const char sql_get[] = "SELECT " CELL_COLS " FROM cold_cells c WHERE c.id = ?1";
-static const char sql_thresholds[] = "SELECT min_temp, max_temp FROM cold_cells WHERE id = ?1";
+static const char sql_list[] =
+    "SELECT " CELL_COLS " FROM " CELL_FROM
+    " WHERE " CC_ACCESS_SQL_N("l.customer_id") " AND (CAST($3 AS bigint) IS NULL OR c.location_id "
+                                               "= $3) ORDER BY c.id LIMIT $4 OFFSET $5";
+static const char sql_count[] = "SELECT count(*) FROM " CELL_FROM " WHERE " CC_ACCESS_SQL_N(
+    "l.customer_id") " AND (CAST($3 AS bigint) IS NULL OR c.location_id = $3)";
+static const char sql_get[] = "SELECT " CELL_COLS " FROM cold_cells c WHERE c.id = $1";
+static const char sql_thresholds[] = "SELECT min_temp, max_temp FROM cold_cells WHERE id = $1";
 static const char sql_insert[] =
     "INSERT INTO cold_cells (location_id, name, min_temp, max_temp, hysteresis, alarm_delay_s,"
-    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
 static const char sql_update[] =
-    "UPDATE cold_cells SET location_id = coalesce(?2, location_id), name = coalesce(?3, name),"
-    " min_temp = coalesce(?4, min_temp), max_temp = coalesce(?5, max_temp),"
-    " hysteresis = coalesce(?6, hysteresis), alarm_delay_s = coalesce(?7, alarm_delay_s)"
-    " WHERE id = ?1";
-static const char sql_delete[] = "DELETE FROM cold_cells WHERE id = ?1";
+    "UPDATE cold_cells SET location_id = coalesce($2, location_id), name = coalesce($3, name),"
+    " min_temp = coalesce($4, min_temp), max_temp = coalesce($5, max_temp),"
+    " hysteresis = coalesce($6, hysteresis), alarm_delay_s = coalesce($7, alarm_delay_s)"
+    " WHERE id = $1";
+static const char sql_delete[] = "DELETE FROM cold_cells WHERE id = $1";
 
 static const struct cc_column cell_cols[] = {
     {"id", CC_COL_INT},          {"locationId", CC_COL_INT}, {"name", CC_COL_TEXT},

@@ -19,21 +19,22 @@
     "devices d JOIN cold_cells c ON c.id = d.cold_cell_id JOIN locations l ON "                    \
     "l.id = c.location_id"
 
-static const char sql_list[] = "SELECT " DEV_COLS " FROM " DEV_FROM " WHERE " CC_ACCESS_SQL(
-    "l.customer_id") " AND (?3 IS NULL OR d.cold_cell_id = ?3) ORDER BY d.id LIMIT ?4 OFFSET ?5";
-static const char sql_count[] =
-    "SELECT count(*) FROM " DEV_FROM
-    " WHERE " CC_ACCESS_SQL("l.customer_id") " AND (?3 IS NULL OR d.cold_cell_id = ?3)";
-static const char sql_get[] = "SELECT " DEV_COLS " FROM devices d WHERE d.id = ?1";
+static const char sql_list[] =
+    "SELECT " DEV_COLS " FROM " DEV_FROM
+    " WHERE " CC_ACCESS_SQL_N("l.customer_id") " AND (CAST($3 AS bigint) IS NULL OR d.cold_cell_id "
+                                               "= $3) ORDER BY d.id LIMIT $4 OFFSET $5";
+static const char sql_count[] = "SELECT count(*) FROM " DEV_FROM " WHERE " CC_ACCESS_SQL_N(
+    "l.customer_id") " AND (CAST($3 AS bigint) IS NULL OR d.cold_cell_id = $3)";
+static const char sql_get[] = "SELECT " DEV_COLS " FROM devices d WHERE d.id = $1";
 static const char sql_update[] =
-    "UPDATE devices SET cold_cell_id = coalesce(?2, cold_cell_id),"
-    " serial_number = coalesce(?3, serial_number),"
-    " firmware_version = CASE WHEN ?5 THEN NULL ELSE coalesce(?4, firmware_version) END"
-    " WHERE id = ?1";
-static const char sql_delete[] = "DELETE FROM devices WHERE id = ?1";
+    "UPDATE devices SET cold_cell_id = coalesce($2, cold_cell_id),"
+    " serial_number = coalesce($3, serial_number),"
+    " firmware_version = CASE WHEN $5 = 1 THEN NULL ELSE coalesce($4, firmware_version) END"
+    " WHERE id = $1";
+static const char sql_delete[] = "DELETE FROM devices WHERE id = $1";
 static const char sql_spans[] = "SELECT cold_cell_id, MIN(ts), MAX(ts) FROM readings"
-                                " WHERE device_id = ?1 GROUP BY cold_cell_id";
-static const char sql_key_hash[] = "SELECT api_key_hash FROM devices WHERE serial_number = ?1";
+                                " WHERE device_id = $1 GROUP BY cold_cell_id";
+static const char sql_key_hash[] = "SELECT api_key_hash FROM devices WHERE serial_number = $1";
 
 static const struct cc_column device_cols[] = {
     {"id", CC_COL_INT},
@@ -128,7 +129,7 @@ static int rebuild_spans(struct cc_resource_write *w)
         return CC_OK;
     cJSON_ArrayForEach(span, (cJSON *)w->priv)
     {
-        rc = cc_store_rollup_rebuild_span(cc_store_db(w->st),
+        rc = cc_store_rollup_rebuild_span(w->st,
                                           (int64_t)cJSON_GetObjectItem(span, "cell")->valuedouble,
                                           (int64_t)cJSON_GetObjectItem(span, "from")->valuedouble,
                                           (int64_t)cJSON_GetObjectItem(span, "to")->valuedouble);

@@ -15,17 +15,18 @@
 
 #define LOC_COLS "l.id, l.customer_id, l.name, l.address, l.timezone, l.created_at"
 
-static const char sql_list[] = "SELECT " LOC_COLS " FROM locations l WHERE " CC_ACCESS_SQL(
-    "l.customer_id") " AND (?3 IS NULL OR l.customer_id = ?3) ORDER BY l.id LIMIT ?4 OFFSET ?5";
-static const char sql_count[] = "SELECT count(*) FROM locations l WHERE " CC_ACCESS_SQL(
-    "l.customer_id") " AND (?3 IS NULL OR l.customer_id = ?3)";
-static const char sql_get[] = "SELECT " LOC_COLS " FROM locations l WHERE l.id = ?1";
+static const char sql_list[] = "SELECT " LOC_COLS " FROM locations l WHERE " CC_ACCESS_SQL_N(
+    "l.customer_id") " AND (CAST($3 AS bigint) IS NULL OR l.customer_id = $3) ORDER BY l.id LIMIT "
+                     "$4 OFFSET $5";
+static const char sql_count[] = "SELECT count(*) FROM locations l WHERE " CC_ACCESS_SQL_N(
+    "l.customer_id") " AND (CAST($3 AS bigint) IS NULL OR l.customer_id = $3)";
+static const char sql_get[] = "SELECT " LOC_COLS " FROM locations l WHERE l.id = $1";
 static const char sql_insert[] = "INSERT INTO locations (customer_id, name, address, timezone,"
-                                 " created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+                                 " created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id";
 static const char sql_update[] =
-    "UPDATE locations SET customer_id = coalesce(?2, customer_id), name = coalesce(?3, name),"
-    " address = coalesce(?4, address), timezone = coalesce(?5, timezone) WHERE id = ?1";
-static const char sql_delete[] = "DELETE FROM locations WHERE id = ?1";
+    "UPDATE locations SET customer_id = coalesce($2, customer_id), name = coalesce($3, name),"
+    " address = coalesce($4, address), timezone = coalesce($5, timezone) WHERE id = $1";
+static const char sql_delete[] = "DELETE FROM locations WHERE id = $1";
 
 static const struct cc_column location_cols[] = {
     {"id", CC_COL_INT},       {"customerId", CC_COL_INT}, {"name", CC_COL_TEXT},

@@ -1,4 +1,5 @@
-/* cc_resource.c - the verbs of every resource descriptor, and its SQLite calls. */
+/* cc_resource.c - the verbs of every resource descriptor, and its database calls (cc_dbi.h:
+ * SQLite or PostgreSQL). */
 #include "cc_resource.h"
 
 #include <stdlib.h>
@@ -7,7 +8,6 @@
 #include <openssl/crypto.h>
 
 #include "cc_audit.h"
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_http.h"
 #include "cc_log.h"
@@ -42,35 +42,35 @@ static int incomplete(const struct cc_resource *res, const char *verb)
     return CC_ERR_INTERNAL;
 }
 
-/* Binds n values as ?first, ?first+1, ... SQLITE_OK or an SQLite error. */
-static int bind_values(sqlite3_stmt *stmt, int first, const struct cc_value *v, int n)
+/* Binds n values as $first, $first+1, ...; a NULL value is left unbound (NULL), so a
+ * statement need not number the NULL values past its last parameter. CC_OK or CC_ERR_DB. */
+static int bind_values(struct cc_stmt *s, int first, const struct cc_value *v, int n)
 {
-    int src = SQLITE_OK;
+    int rc = CC_OK;
 
-    for (int k = 0; k < n && src == SQLITE_OK; k++) {
+    for (int k = 0; k < n && rc == CC_OK; k++) {
         switch (v[k].kind) {
         case CC_VALUE_INT:
-            src = sqlite3_bind_int64(stmt, first + k, v[k].i);
+            rc = cc_stmt_bind_int64(s, first + k, v[k].i);
             break;
         case CC_VALUE_REAL:
-            src = sqlite3_bind_double(stmt, first + k, v[k].d);
+            rc = cc_stmt_bind_double(s, first + k, v[k].d);
             break;
         case CC_VALUE_TEXT:
-            src = sqlite3_bind_text(stmt, first + k, v[k].s, -1, SQLITE_TRANSIENT);
+            rc = cc_stmt_bind_text(s, first + k, v[k].s);
             break;
         default:
-            src = sqlite3_bind_null(stmt, first + k);
             break;
         }
     }
-    return src;
+    return rc;
 }
 
 /* Adds column col as a JSON column: parsed text, or nothing when NULL. name NULL makes
  * the parsed object the row itself (*row). */
-static int add_json(cJSON **row, const char *name, sqlite3_stmt *stmt, int col)
+static int add_json(cJSON **row, const char *name, struct cc_stmt *s, int col)
 {
-    const char *txt = (const char *)sqlite3_column_text(stmt, col);
+    const char *txt = cc_stmt_column_text(s, col);
     cJSON *v;
 
     if (txt == NULL)
@@ -90,8 +90,26 @@ static int add_json(cJSON **row, const char *name, sqlite3_stmt *stmt, int col)
     return CC_OK;
 }
 
+/* Adds member name of the JSON object in column col, or null. */
+static int add_member(cJSON *row, const char *name, struct cc_stmt *s, int col)
+{
+    const char *txt = cc_stmt_column_text(s, col);
+    cJSON *doc = txt != NULL ? cJSON_Parse(txt) : NULL;
+    cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, name);
+    cJSON *v = m != NULL ? cJSON_Duplicate(m, 1) : cJSON_CreateNull();
+
+    cJSON_Delete(doc);
+    if (v == NULL)
+        return CC_ERR_NOMEM;
+    if (!cJSON_AddItemToObject(row, name, v)) {
+        cJSON_Delete(v);
+        return CC_ERR_NOMEM;
+    }
+    return CC_OK;
+}
+
 /* The current row of stmt as an object of cols; NULL on out of memory. */
-static cJSON *row_json(sqlite3_stmt *stmt, const struct cc_column *cols, int ncols)
+static cJSON *row_json(struct cc_stmt *s, const struct cc_column *cols, int ncols)
 {
     cJSON *o = cJSON_CreateObject();
     int rc = o != NULL ? CC_OK : CC_ERR_NOMEM;
@@ -101,22 +119,25 @@ static cJSON *row_json(sqlite3_stmt *stmt, const struct cc_column *cols, int nco
 
         switch (cols[c].kind) {
         case CC_COL_INT:
-            rc = cc_sql_json_int(o, name, stmt, c);
+            rc = cc_dbi_json_int(o, name, s, c);
             break;
         case CC_COL_NUM:
-            rc = cc_sql_json_num(o, name, stmt, c);
+            rc = cc_dbi_json_num(o, name, s, c);
             break;
         case CC_COL_TEXT:
-            rc = cc_sql_json_text(o, name, stmt, c);
+            rc = cc_dbi_json_text(o, name, s, c);
             break;
         case CC_COL_BOOL:
-            rc = cc_sql_json_bool(o, name, stmt, c);
+            rc = cc_dbi_json_bool(o, name, s, c);
             break;
         case CC_COL_TIME:
-            rc = cc_sql_json_time(o, name, stmt, c);
+            rc = cc_dbi_json_time(o, name, s, c);
+            break;
+        case CC_COL_JSON_MEMBER:
+            rc = add_member(o, name, s, c);
             break;
         default:
-            rc = add_json(&o, name, stmt, c);
+            rc = add_json(&o, name, s, c);
             break;
         }
     }
@@ -129,16 +150,16 @@ static cJSON *row_json(sqlite3_stmt *stmt, const struct cc_column *cols, int nco
 
 /* Steps a bound statement: one row into *out (CC_ERR_NOT_FOUND if none), or with many
  * every row into a new array. */
-static int read_rows(sqlite3 *db, sqlite3_stmt *stmt, const struct cc_column *cols, int ncols,
-                     int many, cJSON **out)
+static int read_rows(struct cc_stmt *s, const struct cc_column *cols, int ncols, int many,
+                     cJSON **out)
 {
     cJSON *arr = NULL;
-    int src, rc = CC_OK;
+    int rc;
 
     if (many && (arr = cJSON_CreateArray()) == NULL)
         return CC_ERR_NOMEM;
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        cJSON *o = row_json(stmt, cols, ncols);
+    while ((rc = cc_stmt_step(s)) == CC_ROW) {
+        cJSON *o = row_json(s, cols, ncols);
 
         if (o == NULL) {
             rc = CC_ERR_NOMEM;
@@ -154,10 +175,8 @@ static int read_rows(sqlite3 *db, sqlite3_stmt *stmt, const struct cc_column *co
             goto fail;
         }
     }
-    if (src != SQLITE_DONE) {
-        rc = cc_sql_step_rc(db, src, sqlite3_sql(stmt));
+    if (rc != CC_OK)
         goto fail;
-    }
     if (!many)
         return CC_ERR_NOT_FOUND;
     *out = arr;
@@ -170,41 +189,54 @@ fail:
 int cc_resource_query(struct cc_store *st, const char *sql, const struct cc_value *args, int nargs,
                       const struct cc_column *cols, int ncols, int many, cJSON **out)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql, &stmt);
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql, &s);
 
     if (rc == CC_OK)
-        rc = bind_values(stmt, 1, args, nargs) == SQLITE_OK
-                 ? read_rows(db, stmt, cols, ncols, many, out)
-                 : CC_ERR_DB;
-    cc_sql_release(stmt);
+        rc = bind_values(s, 1, args, nargs);
+    if (rc == CC_OK)
+        rc = read_rows(s, cols, ncols, many, out);
+    cc_stmt_release(s);
     return rc;
 }
 
 int cc_resource_exec(struct cc_store *st, const char *sql, const struct cc_value *args, int nargs,
                      int64_t *changes)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql, &stmt);
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql, &s);
 
     if (rc == CC_OK)
-        rc = bind_values(stmt, 1, args, nargs) == SQLITE_OK ? cc_sql_exec(db, stmt) : CC_ERR_DB;
+        rc = bind_values(s, 1, args, nargs);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_ROW) /* a statement with RETURNING: its rows are not wanted */
+        rc = CC_OK;
     if (rc == CC_OK && changes != NULL)
-        *changes = sqlite3_changes(db);
-    cc_sql_release(stmt);
+        *changes = cc_stmt_changes(s);
+    cc_stmt_release(s);
     return rc;
 }
 
 int cc_resource_begin(struct cc_store *st)
 {
-    return cc_db_begin(cc_store_db(st));
+    return cc_store_begin(st);
 }
 
 int cc_resource_end(struct cc_store *st, int rc)
 {
-    return cc_sql_end(cc_store_db(st), rc);
+    /* On PostgreSQL a failed statement (a unique violation answered as 409 too) has
+     * aborted the transaction: the rollback is what lets the connection go on. */
+    if (rc == CC_OK)
+        return cc_store_commit(st) == CC_OK ? CC_OK : CC_ERR_DB;
+    cc_store_rollback(st);
+    return rc;
+}
+
+/* The text of a verb on st: PostgreSQL's own when the descriptor has one. */
+static const char *text_of(struct cc_store *st, const char *sql, const char *pg)
+{
+    return pg != NULL && cc_store_dialect(st) == CC_DIALECT_PG ? pg : sql;
 }
 
 /* The row id as JSON, no access check. */
@@ -212,7 +244,8 @@ static int load(struct cc_store *st, const struct cc_resource *res, int64_t id, 
 {
     const struct cc_value arg = cc_value_int(id);
 
-    return cc_resource_query(st, res->sql.get, &arg, 1, res->cols, res->ncols, 0, out);
+    return cc_resource_query(st, text_of(st, res->sql.get, res->pg.get), &arg, 1, res->cols,
+                             res->ncols, 0, out);
 }
 
 int cc_resource_get(struct cc_store *st, const struct cc_resource *res,
@@ -265,22 +298,24 @@ static int filter_count(const struct cc_resource *res)
     return res->filter_param != NULL ? 1 : 0;
 }
 
-/* Binds the principal (?1 role, ?2 user id) and the filters (?3 ..). */
-static int bind_scope(sqlite3_stmt *stmt, const struct cc_principal *p,
+/* Binds the principal ($1 role, $2 user id: CC_ACCESS_SQL_N) and the filters ($3 ..). */
+static int bind_scope(struct cc_stmt *s, const struct cc_principal *p,
                       const struct cc_resource_filter *f, int nfilters)
 {
-    if (cc_access_bind(stmt, p) != SQLITE_OK ||
-        (f != NULL && bind_values(stmt, 3, f->v, nfilters) != SQLITE_OK))
-        return CC_ERR_DB;
-    return CC_OK;
+    int rc = cc_stmt_bind_int64(s, 1, p->role);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 2, p->user_id);
+    if (rc == CC_OK && f != NULL)
+        rc = bind_values(s, 3, f->v, nfilters);
+    return rc;
 }
 
 int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
                      const struct cc_principal *p, const struct cc_resource_filter *f,
                      const struct cc_page *pg, cJSON **out)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *list = NULL, *count = NULL;
+    struct cc_stmt *list = NULL, *count = NULL;
     const int nfilters = filter_count(res);
     const int window = 3 + nfilters; /* LIMIT's parameter; OFFSET follows */
     cJSON *items = NULL;
@@ -292,25 +327,30 @@ int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
         return incomplete(res, "list");
     if (pg->limit < 1 || pg->limit > CC_PAGE_MAX || pg->offset < 0)
         return CC_ERR_INTERNAL; /* cc_http_page gives only these */
-    rc = cc_sql_prepare(db, res->sql.list, &list);
-    if (rc == CC_OK)
-        rc = cc_sql_prepare(db, res->sql.count, &count);
-    if (rc == CC_OK)
-        rc = bind_scope(list, p, f, nfilters);
-    if (rc == CC_OK && (sqlite3_bind_int64(list, window, pg->limit) != SQLITE_OK ||
-                        sqlite3_bind_int64(list, window + 1, pg->offset) != SQLITE_OK))
-        rc = CC_ERR_DB;
+    rc = cc_stmt_prepare(st, text_of(st, res->sql.count, res->pg.count), &count);
     if (rc == CC_OK)
         rc = bind_scope(count, p, f, nfilters);
+    if (rc == CC_OK && (rc = cc_stmt_step(count)) == CC_ROW) {
+        total = cc_stmt_column_int64(count, 0);
+        rc = CC_OK;
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_DB; /* count(*) always answers one row */
+    }
+    cc_stmt_release(count);
     if (rc == CC_OK)
-        rc = cc_sql_int64(db, count, &total);
+        rc = cc_stmt_prepare(st, text_of(st, res->sql.list, res->pg.list), &list);
     if (rc == CC_OK)
-        rc = read_rows(db, list, res->cols, res->ncols, 1, &items);
+        rc = bind_scope(list, p, f, nfilters);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(list, window, pg->limit);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(list, window + 1, pg->offset);
+    if (rc == CC_OK)
+        rc = read_rows(list, res->cols, res->ncols, 1, &items);
+    cc_stmt_release(list);
     /* cc_sql_list_new takes items, and deletes them when it fails. */
     if (rc == CC_OK && (*out = cc_sql_list_new(items, total)) == NULL)
         rc = CC_ERR_NOMEM;
-    cc_sql_release(list);
-    cc_sql_release(count);
     return rc;
 }
 
@@ -340,19 +380,39 @@ static int check_parent(struct cc_resource_write *w)
     return rc;
 }
 
-static int min_int(int a, int b)
+/* Runs an insert with the write's values and sets w->id: from its RETURNING id row, or,
+ * for an SQLite text written without one, from last_insert_rowid (PostgreSQL has no such
+ * thing: there a descriptor's insert must return the id). */
+static int insert_row(struct cc_resource_write *w, struct cc_stmt *s)
 {
-    return a < b ? a : b;
+    static const char sql_rowid[] = "SELECT last_insert_rowid()";
+    struct cc_stmt *q = NULL;
+    int rc = cc_stmt_step(s);
+
+    if (rc == CC_ROW) {
+        w->id = cc_stmt_column_int64(s, 0);
+        return CC_OK;
+    }
+    if (rc != CC_OK)
+        return rc;
+    if (cc_store_dialect(w->st) == CC_DIALECT_PG)
+        return incomplete(w->res, "create (sql.insert without RETURNING id)");
+    rc = cc_stmt_prepare(w->st, sql_rowid, &q);
+    if (rc == CC_OK && (rc = cc_stmt_step(q)) == CC_ROW) {
+        w->id = cc_stmt_column_int64(q, 0);
+        rc = CC_OK;
+    }
+    cc_stmt_release(q);
+    return rc;
 }
 
 /* The write statement of the verb (or hook insert). */
 static int write_row(struct cc_resource_write *w)
 {
     const struct cc_resource *res = w->res;
-    sqlite3 *db = cc_store_db(w->st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *s = NULL;
     const char *sql;
-    int rc, src, nparams;
+    int rc;
 
     if (w->verb == CC_RESOURCE_CREATE && res->insert != NULL) {
         rc = res->insert(w);
@@ -361,25 +421,21 @@ static int write_row(struct cc_resource_write *w)
     sql = w->verb == CC_RESOURCE_CREATE   ? res->sql.insert
           : w->verb == CC_RESOURCE_UPDATE ? res->sql.update
                                           : res->sql.del;
-    rc = cc_sql_prepare(db, sql, &stmt);
+    rc = cc_stmt_prepare(w->st, sql, &s);
     if (rc != CC_OK)
         goto out;
-    /* A statement takes as many values as it numbers. */
-    nparams = sqlite3_bind_parameter_count(stmt);
     if (w->verb == CC_RESOURCE_CREATE)
-        src = bind_values(stmt, 1, w->v, min_int(nparams, CC_RESOURCE_VALUES_MAX));
-    else if ((src = sqlite3_bind_int64(stmt, 1, w->id)) == SQLITE_OK &&
-             w->verb == CC_RESOURCE_UPDATE)
-        src = bind_values(stmt, 2, w->v, min_int(nparams - 1, CC_RESOURCE_VALUES_MAX));
-    if (src != SQLITE_OK) {
-        rc = CC_ERR_DB;
+        rc = bind_values(s, 1, w->v, CC_RESOURCE_VALUES_MAX);
+    else if ((rc = cc_stmt_bind_int64(s, 1, w->id)) == CC_OK && w->verb == CC_RESOURCE_UPDATE)
+        rc = bind_values(s, 2, w->v, CC_RESOURCE_VALUES_MAX);
+    if (rc != CC_OK)
         goto out;
-    }
-    rc = cc_sql_exec(db, stmt);
-    if (rc == CC_OK && w->verb == CC_RESOURCE_CREATE)
-        w->id = sqlite3_last_insert_rowid(db);
+    if (w->verb == CC_RESOURCE_CREATE)
+        rc = insert_row(w, s);
+    else
+        rc = cc_stmt_step(s);
 out:
-    cc_sql_release(stmt);
+    cc_stmt_release(s);
     if (rc == CC_ERR_CONFLICT && res->conflict != NULL && *w->err == NULL)
         *w->err = cc_error_new(rc, res->conflict);
     return rc;
@@ -418,11 +474,11 @@ static void finish(struct cc_resource_write *w)
 
 static int begin(struct cc_resource_write *w)
 {
-    sqlite3 *db = cc_store_db(w->st);
-
-    if (w->verb == CC_RESOURCE_CREATE && (w->res->flags & CC_RESOURCE_DEFERRED_CREATE))
-        return cc_db_exec(db, "BEGIN");
-    return cc_db_begin(db);
+    /* PostgreSQL's BEGIN takes no lock anyway (cc_store_begin). */
+    if (w->verb == CC_RESOURCE_CREATE && (w->res->flags & CC_RESOURCE_DEFERRED_CREATE) &&
+        cc_store_dialect(w->st) == CC_DIALECT_SQLITE)
+        return cc_store_exec(w->st, "BEGIN");
+    return cc_store_begin(w->st);
 }
 
 static const char *const verb_names[] = {"", "create", "update", "delete"};
@@ -431,7 +487,6 @@ static const char *const verb_names[] = {"", "create", "update", "delete"};
 static int write_verb(struct cc_resource_write *w, const cJSON *body, cJSON **out)
 {
     const struct cc_resource *res = w->res;
-    sqlite3 *db = cc_store_db(w->st);
     cJSON *before = NULL, *after = NULL;
     struct cc_input in;
     int rc;
@@ -473,7 +528,7 @@ static int write_verb(struct cc_resource_write *w, const cJSON *body, cJSON **ou
         rc = audit(w, verb_names[w->verb], before, after);
     if (rc == CC_OK && after != NULL && res->reply_extra != NULL)
         rc = res->reply_extra(w, after);
-    rc = cc_sql_end(db, rc);
+    rc = cc_resource_end(w->st, rc);
 done:
     finish(w);
     cJSON_Delete(before);

@@ -17,10 +17,12 @@
  * Writes run in one transaction with their audit row: both commit or neither. An object
  * the principal may not see is CC_ERR_NOT_FOUND, like one that does not exist.
  *
- * It is also the one place where the resources' SQLite calls sit (binding, stepping,
- * reading columns), so a later database driver replaces one file: the resource files hold
- * SQL text and rules only, and their hooks reach the database through cc_resource_exec and
- * cc_resource_query.
+ * It is also the one place where the resources' statements run (cc_dbi.h: binding,
+ * stepping, reading columns), on SQLite or PostgreSQL alike: the resource files hold SQL
+ * text ($N placeholders, both dialects; a PostgreSQL text in .pg where they differ) and
+ * rules only, and their hooks reach the database through cc_resource_exec and
+ * cc_resource_query. A write that fails (a 409 on a unique key too) is rolled back, which
+ * PostgreSQL needs before the connection can run anything else.
  *
  * Objects returned through out are the caller's; *err, when set, is a SPEC §5 error object
  * (caller deletes). Thread: the caller's store.
@@ -34,11 +36,11 @@
 #include <cjson/cJSON.h>
 #include "cc_access.h"
 #include "cc_input.h"
-#include "cc_sql.h"
+#include "cc_sql.h" /* struct cc_page, cc_sql_list_new: JSON only, no database call */
 #include "cc_store.h"
 
 #define CC_RESOURCE_VALUES_MAX 8   /* values one insert or update statement takes */
-#define CC_RESOURCE_FILTERS_MAX 3  /* list filters after the principal: ?3 .. ?5 */
+#define CC_RESOURCE_FILTERS_MAX 3  /* list filters after the principal: $3 .. $5 */
 #define CC_RESOURCE_SECRET_MAX 256 /* bytes of a write's secret (a new API key, a hash) */
 #define CC_RESOURCE_FILTER_TEXT 32 /* bytes of one text filter's value, NUL included */
 
@@ -56,8 +58,18 @@ struct cc_value cc_value_text(const char *s); /* NULL gives SQL NULL */
 
 /* One column of a row as one JSON member. NULL columns are JSON null, except JSON ones:
  * a JSON column holds JSON text, parsed; when NULL the member is left out. A JSON column
- * with name NULL is the whole object (the row's SQL builds it). */
-enum cc_column_kind { CC_COL_INT, CC_COL_NUM, CC_COL_TEXT, CC_COL_BOOL, CC_COL_TIME, CC_COL_JSON };
+ * with name NULL is the whole object (the row's SQL builds it). A JSON_MEMBER column
+ * holds a JSON object's text and gives its member of the same name (null when the column
+ * or the member is missing), as SQLite's json_extract(col, '$.name') did in SQL. */
+enum cc_column_kind {
+    CC_COL_INT,
+    CC_COL_NUM,
+    CC_COL_TEXT,
+    CC_COL_BOOL,
+    CC_COL_TIME,
+    CC_COL_JSON,
+    CC_COL_JSON_MEMBER
+};
 struct cc_column {
     const char *name; /* the JSON member */
     int kind;         /* enum cc_column_kind */
@@ -75,8 +87,9 @@ struct cc_resource_write {
     int verb;          /* enum cc_resource_verb */
     int64_t id;        /* the row: update and delete; create sets it after the insert */
     int64_t parent_id; /* > 0: the row goes under this parent (res->parent_entity) */
-    /* The statement's values, set by hook read: sql.insert takes v[k] as ?k+1, sql.update
-     * takes the id as ?1 and v[k] as ?k+2. Unset values are NULL. */
+    /* The statement's values, set by hook read: sql.insert takes v[k] as $k+1, sql.update
+     * takes the id as $1 and v[k] as $k+2. Unset values are NULL (left unbound); a set
+     * value the statement does not number is a descriptor bug (CC_ERR_DB, logged). */
     struct cc_value v[CC_RESOURCE_VALUES_MAX];
     char secret[CC_RESOURCE_SECRET_MAX]; /* a hook's secret; scrubbed at the end */
     int64_t aux;                         /* carried from one hook to the next */
@@ -85,7 +98,8 @@ struct cc_resource_write {
     cJSON **err;
 };
 
-/* A list's filters, bound as ?3 .. in order; NULL values match everything. A text value
+/* A list's filters, bound as $3 .. in order; NULL values match everything (write the test
+ * as CAST($3 AS bigint) IS NULL: PostgreSQL needs the type there). A text value
  * may point into text (so the filter must not be copied by value once set). */
 struct cc_resource_filter {
     struct cc_value v[CC_RESOURCE_FILTERS_MAX];
@@ -98,16 +112,17 @@ enum cc_resource_flags {
     CC_RESOURCE_DEFERRED_CREATE = 1 << 0,
 };
 
-/* A resource's SQL: string literals (cc_sql caches statements by address), NULL for a verb
- * it does not have. */
+/* A resource's SQL: string literals (cc_dbi.h caches statements by address), $N
+ * placeholders, NULL for a verb it does not have. */
 struct cc_resource_sql {
-    const char *get;    /* the row by id ?1 */
-    const char *list;   /* principal ?1 role, ?2 user id (CC_ACCESS_SQL), filters ?3..,
+    const char *get;    /* the row by id $1 */
+    const char *list;   /* principal $1 role, $2 user id (CC_ACCESS_SQL_N), filters $3..,
                          * then LIMIT and OFFSET */
     const char *count;  /* the same without LIMIT and OFFSET */
-    const char *insert; /* NULL: hook insert writes the row */
+    const char *insert; /* ends with RETURNING id (SQLite alone may do without: its
+                         * last_insert_rowid is read); NULL: hook insert writes the row */
     const char *update;
-    const char *del; /* the id as ?1 */
+    const char *del; /* the id as $1 */
 };
 
 /* .cols and .ncols of a descriptor from an array of struct cc_column. */
@@ -121,11 +136,14 @@ struct cc_resource {
     const struct cc_column *cols; /* the row -> JSON columns of sql.get and sql.list */
     int ncols;
     struct cc_resource_sql sql;
+    /* PostgreSQL's texts where the dialects differ (get, list and count are read here);
+     * NULL members: sql's text serves both. */
+    struct cc_resource_sql pg;
     /* list */
-    const char *filter_param; /* the query parameter of an id filter (?3), or NULL */
+    const char *filter_param; /* the query parameter of an id filter ($3), or NULL */
     /* Reads the filters from a query string (NULL: none) when one id filter is not all. */
     int (*parse_filter)(const char *qs, struct cc_resource_filter *f, cJSON **err);
-    int nfilters;         /* with parse_filter: filters in the list SQL, ?3 .. */
+    int nfilters;         /* with parse_filter: filters in the list SQL, $3 .. */
     int64_t page_default; /* limit when the query gives none; 0: CC_PAGE_MAX */
     /* writes */
     int parent_entity;          /* enum cc_entity of parent_id; 0: no parent */
@@ -154,7 +172,7 @@ int cc_resource_filter_parse(const struct cc_resource *res, const char *qs,
 int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
                      const struct cc_principal *p, const struct cc_resource_filter *f,
                      const struct cc_page *pg, cJSON **out);
-/* The same with one id filter (?3): filter_id > 0 keeps only its rows. */
+/* The same with one id filter ($3): filter_id > 0 keeps only its rows. */
 int cc_resource_list_by(struct cc_store *st, const struct cc_resource *res,
                         const struct cc_principal *p, int64_t filter_id, const struct cc_page *pg,
                         cJSON **out);
@@ -177,13 +195,14 @@ int cc_resource_action(struct cc_store *st, const struct cc_resource *res,
                        int (*act)(struct cc_resource_write *w), const void *arg, cJSON **out,
                        cJSON **err);
 
-/* A write transaction for code beside the verbs (links): BEGIN IMMEDIATE, and its end,
- * COMMIT when rc is CC_OK, else ROLLBACK (cc_sql_end). */
+/* A write transaction for code beside the verbs (links): cc_store_begin, and its end,
+ * cc_store_commit when rc is CC_OK (CC_ERR_DB if that fails), else cc_store_rollback and
+ * rc. */
 int cc_resource_begin(struct cc_store *st);
 int cc_resource_end(struct cc_store *st, int rc);
 
-/* For hooks: run sql with args as ?1..?nargs. *changes (may be NULL) gets the rows
- * changed. CC_OK, CC_ERR_CONFLICT or CC_ERR_DB. */
+/* For hooks: run sql with args as $1..$nargs (NULL values left unbound: NULL). *changes
+ * (may be NULL) gets the rows changed. CC_OK, CC_ERR_CONFLICT or CC_ERR_DB. */
 int cc_resource_exec(struct cc_store *st, const char *sql, const struct cc_value *args, int nargs,
                      int64_t *changes);
 /* For hooks: run sql with args and read its rows as JSON objects of cols: many = 0, the

@@ -13,34 +13,45 @@
 #include "cc_resource.h"
 #include "cc_time.h"
 
+/* customerIds of a technician: a JSON array made by each dialect's aggregate (SQLite's
+ * json_group_array gives [] for none, PostgreSQL's json_agg NULL, hence the coalesce). */
+#define USER_COLS_HEAD "u.id, u.email, u.role, u.name, u.disabled, u.created_at, "
 #define USER_COLS                                                                                  \
-    "u.id, u.email, u.role, u.name, u.disabled, u.created_at, "                                    \
+    USER_COLS_HEAD                                                                                 \
     "CASE WHEN u.role = 'TECHNICIAN' THEN (SELECT json_group_array(x.customer_id) FROM "           \
     "(SELECT customer_id FROM technician_customers WHERE technician_id = u.id "                    \
     "ORDER BY customer_id) x) END"
+#define USER_COLS_PG                                                                               \
+    USER_COLS_HEAD                                                                                 \
+    "CASE WHEN u.role = 'TECHNICIAN' THEN (SELECT coalesce(json_agg(x.customer_id ORDER BY "       \
+    "x.customer_id), '[]'::json) FROM technician_customers x WHERE x.technician_id = u.id) END"
+#define USER_SCOPE " FROM users u WHERE ($1 = 4 OR u.id = $2)"
 
 static const char sql_principal[] =
-    "SELECT role, disabled, token_version, created_at FROM users WHERE id = ?1";
-static const char sql_list[] = "SELECT " USER_COLS " FROM users u WHERE (?1 = 4 OR u.id = ?2) "
-                               "ORDER BY u.id LIMIT ?3 OFFSET ?4";
-static const char sql_count[] = "SELECT count(*) FROM users u WHERE (?1 = 4 OR u.id = ?2)";
-static const char sql_get[] = "SELECT " USER_COLS " FROM users u WHERE u.id = ?1";
+    "SELECT role, disabled, token_version, created_at FROM users WHERE id = $1";
+static const char sql_list[] = "SELECT " USER_COLS USER_SCOPE " ORDER BY u.id LIMIT $3 OFFSET $4";
+static const char sql_list_pg[] =
+    "SELECT " USER_COLS_PG USER_SCOPE " ORDER BY u.id LIMIT $3 OFFSET $4";
+static const char sql_count[] = "SELECT count(*)" USER_SCOPE;
+static const char sql_get[] = "SELECT " USER_COLS " FROM users u WHERE u.id = $1";
+static const char sql_get_pg[] = "SELECT " USER_COLS_PG " FROM users u WHERE u.id = $1";
 static const char sql_update[] =
-    "UPDATE users SET email = coalesce(?2, email), password_hash = coalesce(?3, password_hash),"
-    " role = coalesce(?4, role), name = coalesce(?5, name), disabled = coalesce(?6, disabled)"
-    " WHERE id = ?1";
-static const char sql_role_of[] = "SELECT role FROM users WHERE id = ?1";
-static const char sql_owns_locations[] = "SELECT count(*) FROM locations WHERE customer_id = ?1";
+    "UPDATE users SET email = coalesce($2, email), password_hash = coalesce($3, password_hash),"
+    " role = coalesce($4, role), name = coalesce($5, name), disabled = coalesce($6, disabled)"
+    " WHERE id = $1";
+static const char sql_role_of[] = "SELECT role FROM users WHERE id = $1";
+static const char sql_owns_locations[] = "SELECT count(*) FROM locations WHERE customer_id = $1";
 static const char sql_unlink_as_tech[] =
-    "DELETE FROM technician_customers WHERE technician_id = ?1";
-static const char sql_unlink_as_cust[] = "DELETE FROM technician_customers WHERE customer_id = ?1";
+    "DELETE FROM technician_customers WHERE technician_id = $1";
+static const char sql_unlink_as_cust[] = "DELETE FROM technician_customers WHERE customer_id = $1";
 static const char sql_revoke_tokens[] =
-    "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL";
-static const char sql_delete[] = "DELETE FROM users WHERE id = ?1";
+    "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+static const char sql_delete[] = "DELETE FROM users WHERE id = $1";
 static const char sql_link[] =
-    "INSERT OR IGNORE INTO technician_customers (technician_id, customer_id) VALUES (?1, ?2)";
+    "INSERT INTO technician_customers (technician_id, customer_id) VALUES ($1, $2)"
+    " ON CONFLICT (technician_id, customer_id) DO NOTHING";
 static const char sql_unlink[] =
-    "DELETE FROM technician_customers WHERE technician_id = ?1 AND customer_id = ?2";
+    "DELETE FROM technician_customers WHERE technician_id = $1 AND customer_id = $2";
 
 static const struct cc_column user_cols[] = {
     {"id", CC_COL_INT},           {"email", CC_COL_TEXT},    {"role", CC_COL_TEXT},
@@ -266,6 +277,7 @@ const struct cc_resource cc_users_resource = {
     .flags = CC_RESOURCE_DEFERRED_CREATE,
     CC_RESOURCE_COLUMNS(user_cols),
     .sql = {sql_get, sql_list, sql_count, NULL, sql_update, sql_delete},
+    .pg = {.get = sql_get_pg, .list = sql_list_pg},
     .conflict = "a user with this email already exists",
     .read = read_user,
     .prepare = hash_password,

@@ -301,30 +301,123 @@ int cc_store_rollup_rebuild(sqlite3 *db, int64_t cell_id)
     return rebuild(db, cell_id, INT64_MIN, INT64_MAX);
 }
 
-int cc_store_rollup_rebuild_span(sqlite3 *db, int64_t cell_id, int64_t from_ts, int64_t to_ts)
+/* Writes the finished bucket a through sql (ins5_span_sql: 12 parameters; ins30_span_sql:
+ * 10) on either dialect and empties it. */
+static int flush_span(struct cc_store *st, const char *sql, int coarse, struct acc *a)
 {
-    static const char del5_sql[] = "DELETE FROM readings_5m WHERE cold_cell_id = ?1"
-                                   " AND bucket_ts >= ?2 AND bucket_ts < ?3";
-    static const char del30_sql[] = "DELETE FROM readings_30m WHERE cold_cell_id = ?1"
-                                    " AND bucket_ts >= ?2 AND bucket_ts < ?3";
+    struct cc_stmt *s = NULL;
+    int k = 1;
+    int rc;
+
+    if (!a->have)
+        return CC_OK;
+    rc = cc_stmt_prepare(st, sql, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, k++, a->cell);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, k++, a->bucket);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_double(s, k++, a->min);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_double(s, k++, a->max);
+    if (rc == CC_OK && !coarse)
+        rc = cc_stmt_bind_double(s, k++, a->sum);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, k++, a->count);
+    if (rc == CC_OK && !coarse)
+        rc = cc_stmt_bind_double(s, k++, a->mkt_sum);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, k++, a->sum_q);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, k++, (int64_t)(a->mkt >> CC_QUERY_MKT_LIMB_BITS));
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, k++, (int64_t)(a->mkt & LIMB_MASK));
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, k++, a->first_ts);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, k++, a->last_ts);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    cc_stmt_release(s);
+    a->have = 0;
+    return rc;
+}
+
+int cc_store_rollup_rebuild_span(struct cc_store *st, int64_t cell_id, int64_t from_ts,
+                                 int64_t to_ts)
+{
+    static const char del5_sql[] = "DELETE FROM readings_5m WHERE cold_cell_id = $1"
+                                   " AND bucket_ts >= $2 AND bucket_ts < $3";
+    static const char del30_sql[] = "DELETE FROM readings_30m WHERE cold_cell_id = $1"
+                                    " AND bucket_ts >= $2 AND bucket_ts < $3";
+    /* Ties on ts (two devices of the cell) in device order: the floating sums (sum_temp,
+     * mkt_sum) then add up in the same order on either database. */
+    static const char sel_sql[] = "SELECT ts, temperature FROM readings"
+                                  " WHERE cold_cell_id = $1 AND ts >= $2 AND ts < $3"
+                                  " ORDER BY ts, device_id";
+    /* The span's buckets were deleted first: plain inserts. */
+    static const char ins5_span_sql[] =
+        "INSERT INTO readings_5m (cold_cell_id, bucket_ts, min_temp, max_temp, sum_temp, count,"
+        " mkt_sum, sum_q, mkt_hi, mkt_lo, first_ts, last_ts)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    static const char ins30_span_sql[] =
+        "INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp, max_temp, count, sum_q,"
+        " mkt_hi, mkt_lo, first_ts, last_ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     /* Whole half-hours, so every five-minute bucket inside is rewritten too. */
     int64_t lo = bucket_of(from_ts, CC_ROLLUP_COARSE_MS);
     int64_t hi = bucket_of(to_ts, CC_ROLLUP_COARSE_MS) + CC_ROLLUP_COARSE_MS;
     const char *dels[2] = {del5_sql, del30_sql};
+    struct acc a5 = {0}, a30 = {0};
+    struct cc_stmt *sel = NULL;
     int rc = CC_OK;
 
     if (cell_id <= 0 || from_ts > to_ts)
         return CC_ERR_VALIDATION;
     for (int i = 0; i < 2 && rc == CC_OK; i++) {
-        sqlite3_stmt *stmt = NULL;
-        rc = cc_sql_prepare(db, dels[i], &stmt);
-        if (rc == CC_OK && (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-                            sqlite3_bind_int64(stmt, 2, lo) != SQLITE_OK ||
-                            sqlite3_bind_int64(stmt, 3, hi) != SQLITE_OK))
-            rc = CC_ERR_DB;
+        struct cc_stmt *s = NULL;
+
+        rc = cc_stmt_prepare(st, dels[i], &s);
         if (rc == CC_OK)
-            rc = cc_sql_exec(db, stmt);
-        cc_sql_release(stmt);
+            rc = cc_stmt_bind_int64(s, 1, cell_id);
+        if (rc == CC_OK)
+            rc = cc_stmt_bind_int64(s, 2, lo);
+        if (rc == CC_OK)
+            rc = cc_stmt_bind_int64(s, 3, hi);
+        if (rc == CC_OK)
+            rc = cc_stmt_step(s);
+        cc_stmt_release(s);
     }
-    return rc == CC_OK ? rebuild(db, cell_id, lo, hi) : rc;
+    /* The terms are computed here in C, as on the ingest path of either store (the PG
+     * batch insert gets its MKT limbs from the client too), so the rows are exact. */
+    if (rc == CC_OK)
+        rc = cc_stmt_prepare(st, sel_sql, &sel);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(sel, 1, cell_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(sel, 2, lo);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(sel, 3, hi);
+    while (rc == CC_OK && (rc = cc_stmt_step(sel)) == CC_ROW) {
+        int64_t ts = cc_stmt_column_int64(sel, 0);
+        double t = cc_stmt_column_double(sel, 1);
+        int64_t b5 = bucket_of(ts, CC_ROLLUP_BUCKET_MS), b30 = bucket_of(ts, CC_ROLLUP_COARSE_MS);
+        uint64_t mhi, mlo;
+
+        rc = CC_OK;
+        if (a5.have && b5 != a5.bucket)
+            rc = flush_span(st, ins5_span_sql, 0, &a5);
+        if (rc == CC_OK && a30.have && b30 != a30.bucket)
+            rc = flush_span(st, ins30_span_sql, 1, &a30);
+        cc_query_mkt_q(t, &mhi, &mlo);
+        acc_add(&a5, cell_id, b5, ts, t, cc_query_temp_q(t),
+                ((u128)mhi << CC_QUERY_MKT_LIMB_BITS) + mlo);
+        acc_add(&a30, cell_id, b30, ts, t, cc_query_temp_q(t),
+                ((u128)mhi << CC_QUERY_MKT_LIMB_BITS) + mlo);
+    }
+    cc_stmt_release(sel);
+    if (rc == CC_OK)
+        rc = flush_span(st, ins5_span_sql, 0, &a5);
+    if (rc == CC_OK)
+        rc = flush_span(st, ins30_span_sql, 1, &a30);
+    return rc;
 }

@@ -38,8 +38,11 @@ void cc_rollup_batch_clear(struct cc_rollup_batch *b);
  * loads, not on old data. The caller holds a write transaction. CC_OK or CC_ERR_DB. */
 int cc_store_rollup_rebuild(sqlite3 *db, int64_t cell_id);
 /* Rewrites one cell's rollups over the half-hours covering from_ts..to_ts from the raw
- * readings left there (after a device and its readings were deleted). The caller holds
- * a write transaction. CC_OK, CC_ERR_VALIDATION or CC_ERR_DB. */
-int cc_store_rollup_rebuild_span(sqlite3 *db, int64_t cell_id, int64_t from_ts, int64_t to_ts);
+ * readings left there (after a device and its readings were deleted), on SQLite or
+ * PostgreSQL (cc_dbi.h): the terms are computed in C as on the ingest path, so the rows
+ * are exact on both. The caller holds a write transaction. CC_OK, CC_ERR_VALIDATION,
+ * CC_ERR_DB or CC_ERR_CONFLICT (a bucket written meanwhile: roll back). */
+int cc_store_rollup_rebuild_span(struct cc_store *st, int64_t cell_id, int64_t from_ts,
+                                 int64_t to_ts);
 
 #endif
