@@ -6,12 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_http.h"
 #include "cc_log.h"
 #include "cc_rc.h"
-#include "cc_sql.h"
 #include "cc_time.h"
 
 #define MS_PER_DAY 86400000LL
@@ -113,62 +111,61 @@ static int eng_reading(struct eng *e, int64_t ts, double t)
 }
 
 static const char raw_sql[] = "SELECT ts, temperature FROM readings"
-                              " WHERE cold_cell_id = ?1 AND ts >= ?2 AND ts < ?3"
+                              " WHERE cold_cell_id = $1 AND ts >= $2 AND ts < $3"
                               " ORDER BY ts, device_id";
 
-/* Feeds every raw reading of [from, to) in (ts, device_id) order. */
-static int eng_raw(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t from, int64_t to)
+/* Lends the statement for sql with $1..$3 bound to a, b, c (every query here is keyed
+ * by the cell and a time window). */
+static int prepare3(struct cc_store *st, const char *sql, int64_t a, int64_t b, int64_t c,
+                    struct cc_stmt **out)
 {
-    sqlite3_stmt *stmt = NULL;
-    int src;
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql, &s);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 1, a);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 2, b);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 3, c);
+    if (rc != CC_OK) {
+        cc_stmt_release(s);
+        return rc;
+    }
+    *out = s;
+    return CC_OK;
+}
+
+/* Feeds every raw reading of [from, to) in (ts, device_id) order. */
+static int eng_raw(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t from, int64_t to)
+{
+    struct cc_stmt *s = NULL;
     int rc;
 
     if (from >= to)
         return CC_OK;
-    rc = cc_sql_prepare(db, raw_sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, from) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, to) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rc = eng_reading(e, sqlite3_column_int64(stmt, 0), sqlite3_column_double(stmt, 1));
-        if (rc != CC_OK)
-            goto out;
-    }
-    rc = src == SQLITE_DONE ? CC_OK : cc_sql_step_rc(db, src, "readings raw");
-out:
-    cc_sql_release(stmt);
+    rc = prepare3(st, raw_sql, cell_id, from, to, &s);
+    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW)
+        rc = eng_reading(e, cc_stmt_column_int64(s, 0), cc_stmt_column_double(s, 1));
+    cc_stmt_release(s);
     return rc;
 }
 
 /* A rollup bucket that straddles a threshold: its out-of-range time from its raw
  * rows. When retention has removed some of them (fewer rows than the rollup counted)
  * the whole bucket counts as out of range: the answer errs on the safe side. */
-static int eng_mixed(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t bucket_ts, int64_t count,
-                     int64_t first_ts, int64_t last_ts)
+static int eng_mixed(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t bucket_ts,
+                     int64_t count, int64_t first_ts, int64_t last_ts)
 {
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *s = NULL;
     int64_t n = 0, internal = 0, l_first = 0, l_prev = 0;
     int l_out = 0;
-    int src;
     int rc;
 
-    rc = cc_sql_prepare(db, raw_sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, bucket_ts) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, bucket_ts + CC_ROLLUP_BUCKET_MS) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int64_t ts = sqlite3_column_int64(stmt, 0);
-        int out = is_out(e, sqlite3_column_double(stmt, 1));
+    rc = prepare3(st, raw_sql, cell_id, bucket_ts, bucket_ts + CC_ROLLUP_BUCKET_MS, &s);
+    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+        int64_t ts = cc_stmt_column_int64(s, 0);
+        int out = is_out(e, cc_stmt_column_double(s, 1));
 
         if (n == 0)
             l_first = ts;
@@ -177,62 +174,51 @@ static int eng_mixed(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t bucket
         l_prev = ts;
         l_out = out;
         n++;
+        rc = CC_OK;
     }
-    if (src != SQLITE_DONE) {
-        rc = cc_sql_step_rc(db, src, "readings mixed bucket");
-        goto out;
-    }
+    cc_stmt_release(s);
+    if (rc != CC_OK)
+        return rc;
     if (n == count)
         eng_oor(e, l_first, l_prev, internal, l_out);
     else
         eng_oor(e, first_ts, last_ts, last_ts - first_ts, 1);
-    rc = CC_OK;
-out:
-    cc_sql_release(stmt);
-    return rc;
+    return CC_OK;
 }
 
 static const char rollup_5m_sql[] =
     "SELECT bucket_ts, min_temp, max_temp, count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts"
-    " FROM readings_5m WHERE cold_cell_id = ?1 AND bucket_ts >= ?2 AND bucket_ts < ?3"
+    " FROM readings_5m WHERE cold_cell_id = $1 AND bucket_ts >= $2 AND bucket_ts < $3"
     " ORDER BY bucket_ts";
 static const char rollup_30m_sql[] =
     "SELECT bucket_ts, min_temp, max_temp, count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts"
-    " FROM readings_30m WHERE cold_cell_id = ?1 AND bucket_ts >= ?2 AND bucket_ts < ?3"
+    " FROM readings_30m WHERE cold_cell_id = $1 AND bucket_ts >= $2 AND bucket_ts < $3"
     " ORDER BY bucket_ts";
 
 /* Feeds the rollup buckets with r0 <= bucket_ts < r1 of one level (coarse: the
  * thirty-minute table, whose straddling rows go down to the five-minute rows; else
  * the five-minute table, whose straddling rows go down to raw rows). */
-static int eng_rollups(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t r0, int64_t r1,
+static int eng_rollups(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t r0, int64_t r1,
                        int coarse)
 {
-    sqlite3_stmt *stmt = NULL;
-    int src;
+    struct cc_stmt *s = NULL;
     int rc;
 
     if (r0 >= r1)
         return CC_OK;
-    rc = cc_sql_prepare(db, coarse ? rollup_30m_sql : rollup_5m_sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, r0) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, r1) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int64_t b = sqlite3_column_int64(stmt, 0);
-        double mn = sqlite3_column_double(stmt, 1);
-        double mx = sqlite3_column_double(stmt, 2);
-        int64_t count = sqlite3_column_int64(stmt, 3);
-        int64_t sum_q = sqlite3_column_int64(stmt, 4);
-        uint64_t hi = (uint64_t)sqlite3_column_int64(stmt, 5);
-        uint64_t lo = (uint64_t)sqlite3_column_int64(stmt, 6);
-        int64_t first_ts = sqlite3_column_int64(stmt, 7);
-        int64_t last_ts = sqlite3_column_int64(stmt, 8);
+    rc = prepare3(st, coarse ? rollup_30m_sql : rollup_5m_sql, cell_id, r0, r1, &s);
+    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+        int64_t b = cc_stmt_column_int64(s, 0);
+        double mn = cc_stmt_column_double(s, 1);
+        double mx = cc_stmt_column_double(s, 2);
+        int64_t count = cc_stmt_column_int64(s, 3);
+        int64_t sum_q = cc_stmt_column_int64(s, 4);
+        uint64_t hi = (uint64_t)cc_stmt_column_int64(s, 5);
+        uint64_t lo = (uint64_t)cc_stmt_column_int64(s, 6);
+        int64_t first_ts = cc_stmt_column_int64(s, 7);
+        int64_t last_ts = cc_stmt_column_int64(s, 8);
 
+        rc = CC_OK;
         if (count <= 0)
             continue;
         if (mn >= e->lo && mx <= e->hi) {
@@ -241,22 +227,16 @@ static int eng_rollups(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t r0, 
             eng_oor(e, first_ts, last_ts, last_ts - first_ts, 1); /* every one out */
         } else if (coarse) {
             /* The five-minute rows of this half hour carry the same sums. */
-            rc = eng_rollups(db, e, cell_id, b, b + CC_ROLLUP_COARSE_MS, 0);
-            if (rc != CC_OK)
-                goto out;
+            rc = eng_rollups(st, e, cell_id, b, b + CC_ROLLUP_COARSE_MS, 0);
             continue;
         } else {
-            rc = eng_mixed(db, e, cell_id, b, count, first_ts, last_ts);
+            rc = eng_mixed(st, e, cell_id, b, count, first_ts, last_ts);
             if (rc != CC_OK)
-                goto out;
+                break;
         }
         rc = eng_add(e, b, mn, mx, count, sum_q, ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo);
-        if (rc != CC_OK)
-            goto out;
     }
-    rc = src == SQLITE_DONE ? CC_OK : cc_sql_step_rc(db, src, "readings rollups");
-out:
-    cc_sql_release(stmt);
+    cc_stmt_release(s);
     return rc;
 }
 
@@ -293,27 +273,30 @@ static void eng_finish(struct eng *e)
     e->res->stats.mkt_lo = (uint64_t)(e->mkt & ((((u128)1) << CC_QUERY_MKT_LIMB_BITS) - 1));
 }
 
-/* Runs body inside one read transaction (a consistent snapshot of rollups and raw
- * rows) unless the caller already holds one. */
-static int read_begin(sqlite3 *db, int *began)
+/* One snapshot of rollups and raw rows for the whole computation: a read transaction,
+ * unless the caller already holds one (apid's request transaction). */
+static int read_begin(struct cc_store *st, int *began)
 {
+    int rc;
+
     *began = 0;
-    if (!sqlite3_get_autocommit(db))
+    if (cc_store_in_transaction(st))
         return CC_OK;
-    if (cc_db_exec(db, "BEGIN DEFERRED") != CC_OK)
+    rc = cc_store_read_begin(st);
+    if (rc != CC_OK)
         return CC_ERR_DB;
     *began = 1;
     return CC_OK;
 }
 
-static void read_end(sqlite3 *db, int began)
+static void read_end(struct cc_store *st, int began)
 {
     if (began)
-        cc_db_exec(db, "COMMIT");
+        cc_store_read_end(st);
 }
 
-int cc_query_readings(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
-                      double hi, struct cc_query_result *out)
+int cc_query_readings(struct cc_store *st, int64_t cell_id, const struct cc_query_range *rg,
+                      double lo, double hi, struct cc_query_result *out)
 {
     struct cc_query_result res;
     struct eng e;
@@ -324,30 +307,30 @@ int cc_query_readings(sqlite3 *db, int64_t cell_id, const struct cc_query_range 
     rc = eng_init(&e, &res, cell_id, rg, lo, hi);
     if (rc != CC_OK)
         return rc;
-    rc = read_begin(db, &began);
+    rc = read_begin(st, &began);
     if (rc != CC_OK)
         goto fail;
     r0 = ceil_to(rg->from_ms, CC_ROLLUP_BUCKET_MS);
     r1 = floor_to(rg->to_ms, CC_ROLLUP_BUCKET_MS);
     if (r0 >= r1) {
-        rc = eng_raw(db, &e, cell_id, rg->from_ms, rg->to_ms);
+        rc = eng_raw(st, &e, cell_id, rg->from_ms, rg->to_ms);
     } else {
         /* Half hours only where the series buckets hold whole half hours. */
         int64_t c0 = ceil_to(r0, CC_ROLLUP_COARSE_MS), c1 = floor_to(r1, CC_ROLLUP_COARSE_MS);
 
         if (rg->bucket_ms % CC_ROLLUP_COARSE_MS != 0 || c0 >= c1)
             c0 = c1 = r1;
-        rc = eng_raw(db, &e, cell_id, rg->from_ms, r0);
+        rc = eng_raw(st, &e, cell_id, rg->from_ms, r0);
         if (rc == CC_OK)
-            rc = eng_rollups(db, &e, cell_id, r0, c0, 0);
+            rc = eng_rollups(st, &e, cell_id, r0, c0, 0);
         if (rc == CC_OK)
-            rc = eng_rollups(db, &e, cell_id, c0, c1, 1);
+            rc = eng_rollups(st, &e, cell_id, c0, c1, 1);
         if (rc == CC_OK)
-            rc = eng_rollups(db, &e, cell_id, c1, r1, 0);
+            rc = eng_rollups(st, &e, cell_id, c1, r1, 0);
         if (rc == CC_OK)
-            rc = eng_raw(db, &e, cell_id, r1, rg->to_ms);
+            rc = eng_raw(st, &e, cell_id, r1, rg->to_ms);
     }
-    read_end(db, began);
+    read_end(st, began);
     if (rc != CC_OK)
         goto fail;
     eng_finish(&e);
@@ -359,8 +342,8 @@ fail:
     return rc;
 }
 
-int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
-                          double hi, struct cc_query_result *out)
+int cc_query_readings_raw(struct cc_store *st, int64_t cell_id, const struct cc_query_range *rg,
+                          double lo, double hi, struct cc_query_result *out)
 {
     struct cc_query_result res;
     struct eng e;
@@ -369,7 +352,7 @@ int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_ra
     rc = eng_init(&e, &res, cell_id, rg, lo, hi);
     if (rc != CC_OK)
         return rc;
-    rc = eng_raw(db, &e, cell_id, rg->from_ms, rg->to_ms);
+    rc = eng_raw(st, &e, cell_id, rg->from_ms, rg->to_ms);
     if (rc != CC_OK) {
         cc_query_result_free(&res);
         return rc;
@@ -572,32 +555,25 @@ fail:
 static int cell_thresholds(struct cc_store *st, const struct cc_principal *p, int64_t cell_id,
                            double *lo, double *hi)
 {
-    static const char sql[] = "SELECT min_temp, max_temp FROM cold_cells WHERE id = ?1";
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    int src;
+    static const char sql[] = "SELECT min_temp, max_temp FROM cold_cells WHERE id = $1";
+    struct cc_stmt *s = NULL;
     int rc;
 
     rc = cc_access_check(st, p, CC_ENTITY_COLDCELL, cell_id, CC_ACCESS_READ);
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_sql_prepare(db, sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        *lo = sqlite3_column_double(stmt, 0);
-        *hi = sqlite3_column_double(stmt, 1);
+    if (rc == CC_OK)
+        rc = cc_stmt_prepare(st, sql, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 1, cell_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_ROW) {
+        *lo = cc_stmt_column_double(s, 0);
+        *hi = cc_stmt_column_double(s, 1);
         rc = CC_OK;
-    } else {
-        rc = src == SQLITE_DONE ? CC_ERR_NOT_FOUND : cc_sql_step_rc(db, src, "cell thresholds");
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_NOT_FOUND; /* deleted since the access check */
     }
-out:
-    cc_sql_release(stmt);
+    cc_stmt_release(s);
     return rc;
 }
 
@@ -616,7 +592,7 @@ int cc_query_readings_json(struct cc_store *st, const struct cc_principal *p, in
     rc = cc_query_parse_range(qs, now_ms, &rg, err);
     if (rc != CC_OK)
         return rc;
-    rc = cc_query_readings(cc_store_db(st), cell_id, &rg, lo, hi, &res);
+    rc = cc_query_readings(st, cell_id, &rg, lo, hi, &res);
     if (rc != CC_OK)
         return rc;
     o = cc_query_result_json(&res);
