@@ -57,6 +57,15 @@ const char *cc_role_name(int role)
     }
 }
 
+int cc_access_bind_stmt(struct cc_stmt *s, const struct cc_principal *p)
+{
+    int rc = cc_stmt_bind_int64(s, 1, p->role);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 2, p->user_id);
+    return rc;
+}
+
 int cc_access_bind(sqlite3_stmt *stmt, const struct cc_principal *p)
 {
     int src = sqlite3_bind_int(stmt, 1, p->role);

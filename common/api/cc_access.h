@@ -43,9 +43,15 @@ enum cc_entity {
 
 enum cc_access_mode { CC_ACCESS_READ = 0, CC_ACCESS_WRITE = 1 };
 
-/* The SQL form of the rule: true when the customer id expression col is visible to
- * the principal whose role bit is bound as ?1 and whose user id is bound as ?2. A
- * statement using it binds those two first and numbers its own parameters from ?3. */
+/* The SQL form of the rule for cc_dbi.h statements (both dialects): true when the
+ * customer id expression col is visible to the principal whose role bit is bound as $1
+ * and whose user id is bound as $2 (cc_access_bind_stmt). A statement using it numbers
+ * its own parameters from $3. */
+#define CC_ACCESS_SQL_N(col)                                                                       \
+    "($1 = 4 OR " col " = $2 OR ($1 = 2 AND " col " IN (SELECT tc.customer_id FROM "               \
+    "technician_customers tc WHERE tc.technician_id = $2)))"
+/* The same rule with ?1/?2, for the modules that still prepare SQLite statements
+ * themselves (cc_access_bind); the numbering is CC_ACCESS_SQL_N's. */
 #define CC_ACCESS_SQL(col)                                                                         \
     "(?1 = 4 OR " col " = ?2 OR (?1 = 2 AND " col " IN (SELECT tc.customer_id FROM "               \
     "technician_customers tc WHERE tc.technician_id = ?2)))"
@@ -60,6 +66,10 @@ const char *cc_role_name(int role);
  * and write follow the same rule today; callers still say which they mean. */
 int cc_access_check(struct cc_store *st, const struct cc_principal *p, int entity, int64_t id,
                     int mode);
+
+/* Binds the principal to $1 and $2 of a statement built with CC_ACCESS_SQL_N.
+ * CC_OK or CC_ERR_DB (logged). */
+int cc_access_bind_stmt(struct cc_stmt *s, const struct cc_principal *p);
 
 /* Binds the principal to ?1 and ?2 of a statement built with CC_ACCESS_SQL.
  * SQLITE_OK or an SQLite error. */
