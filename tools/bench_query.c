@@ -279,7 +279,8 @@ static int run(const char *path)
     static const char groupby_sql[] =
         "SELECT ts / 7200000, min(temperature), max(temperature), avg(temperature), count(*)"
         " FROM readings WHERE cold_cell_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY ts / 7200000";
-    sqlite3 *db = NULL;
+    struct cc_store *st = NULL;
+    sqlite3 *db;
     sqlite3_stmt *gb = NULL;
     struct cc_query_range rg;
     struct cc_query_result res, raw;
@@ -289,9 +290,10 @@ static int run(const char *path)
     const char *pw;
     int ok;
 
-    if (cc_db_open(path, CC_DB_MIGRATE, &db) != CC_OK)
+    /* A store, as apid's workers have: its statement cache serves cc_query. */
+    if (cc_store_open(path, CC_STORE_MIGRATE, &st) != CC_OK)
         return 1;
-    cc_sql_cache_enable(); /* as apid's workers do */
+    db = cc_store_db(st);
     cell = one_int(db, "SELECT cell FROM bench_meta WHERE complete = 1");
     to_ms = one_int(db, "SELECT to_ms FROM bench_meta") - 123457; /* not on a bucket edge */
     from_ms = to_ms - SPAN_MS;
@@ -304,14 +306,14 @@ static int run(const char *path)
     if (pw != NULL && pw[0] != '\0' && set_password(db, pw) != 0)
         return 1;
     for (int i = 0; i < WARMUP; i++) {
-        if (cc_query_readings(db, cell, &rg, -25, -15, &res) != CC_OK)
+        if (cc_query_readings(st, cell, &rg, -25, -15, &res) != CC_OK)
             return 1;
         cc_query_result_free(&res);
     }
     for (int i = 0; i < RUNS; i++) {
         double t0 = now_ms_f();
 
-        if (cc_query_readings(db, cell, &rg, -25, -15, &res) != CC_OK)
+        if (cc_query_readings(st, cell, &rg, -25, -15, &res) != CC_OK)
             return 1;
         t_common[i] = now_ms_f() - t0;
         if (i + 1 < RUNS)
@@ -320,7 +322,7 @@ static int run(const char *path)
     for (int i = 0; i < GROUPBY_RUNS; i++) {
         double t0 = now_ms_f();
 
-        if (cc_query_readings_raw(db, cell, &rg, -25, -15, &raw) != CC_OK)
+        if (cc_query_readings_raw(st, cell, &rg, -25, -15, &raw) != CC_OK)
             return 1;
         t_raw[i] = now_ms_f() - t0;
         if (i + 1 < GROUPBY_RUNS)
@@ -357,8 +359,7 @@ static int run(const char *path)
     printf("range %lld %s %s\n", (long long)cell, f, t);
     cc_query_result_free(&res);
     cc_query_result_free(&raw);
-    cc_sql_cache_clear(db);
-    cc_db_close(db);
+    cc_store_close(st);
     return ok ? 0 : 1;
 }
 

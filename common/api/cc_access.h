@@ -42,13 +42,6 @@ enum cc_access_mode { CC_ACCESS_READ = 0, CC_ACCESS_WRITE = 1 };
 #define CC_ACCESS_SQL_N(col)                                                                       \
     "($1 = 4 OR " col " = $2 OR ($1 = 2 AND " col " IN (SELECT tc.customer_id FROM "               \
     "technician_customers tc WHERE tc.technician_id = $2)))"
-/* The same rule with ?1/?2, for the modules that still prepare SQLite statements
- * themselves (cc_access_bind); the numbering is CC_ACCESS_SQL_N's, so converting a user
- * is writing $N for ?N. Goes when the last of them is on cc_dbi.h. */
-#define CC_ACCESS_SQL(col)                                                                         \
-    "(?1 = 4 OR " col " = ?2 OR (?1 = 2 AND " col " IN (SELECT tc.customer_id FROM "               \
-    "technician_customers tc WHERE tc.technician_id = ?2)))"
-
 /* May p read (or, with CC_ACCESS_WRITE, change) the object entity/id? CC_OK when it
  * may, CC_ERR_NOT_FOUND when it does not exist or p may not see it, CC_ERR_DB. Read
  * and write follow the same rule today; callers still say which they mean. */
@@ -58,12 +51,5 @@ int cc_access_check(struct cc_store *st, const struct cc_principal *p, int entit
 /* Binds the principal to $1 and $2 of a statement built with CC_ACCESS_SQL_N.
  * CC_OK or CC_ERR_DB (logged). */
 int cc_access_bind_stmt(struct cc_stmt *s, const struct cc_principal *p);
-
-/* The SQLite-handle half (cc_access_sqlite.c), for the modules not yet on cc_dbi.h
- * (cc_resource, cc_feed, cc_query_views): removed with their last user. */
-
-/* Binds the principal to ?1 and ?2 of a statement built with CC_ACCESS_SQL.
- * SQLITE_OK or an SQLite error. */
-int cc_access_bind(sqlite3_stmt *stmt, const struct cc_principal *p);
 
 #endif

@@ -13,10 +13,8 @@
 #include <cjson/cJSON.h>
 
 #include "cc_json.h"
-#include "cc_json.h"
 #include "cc_log.h"
 #include "cc_rc.h"
-#include "cc_sql.h"
 #include "cc_time.h"
 #include "cc_validate.h"
 
@@ -67,8 +65,8 @@ struct cc_feed {
 
 static const char sql_cells[] =
     "SELECT c.id FROM cold_cells c JOIN locations l ON "
-    "l.id = c.location_id WHERE " CC_ACCESS_SQL("l.customer_id") " ORDER BY c.id LIMIT ?3";
-static const char sql_user[] = "SELECT role, disabled, token_version FROM users WHERE id = ?1";
+    "l.id = c.location_id WHERE " CC_ACCESS_SQL_N("l.customer_id") " ORDER BY c.id LIMIT $3";
+static const char sql_user[] = "SELECT role, disabled, token_version FROM users WHERE id = $1";
 
 /* ---- queue ------------------------------------------------------------------------ */
 
@@ -219,73 +217,59 @@ static int cmp_id(const void *a, const void *b)
 static int load_cells(struct cc_store *st, const struct cc_principal *p, int64_t **out,
                       size_t *n_out)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *stmt = NULL;
     int64_t *ids = NULL;
     size_t n = 0;
-    int rc, src;
+    int rc;
 
     ids = malloc(sizeof *ids * CC_FEED_MAX_CELLS);
     if (ids == NULL)
         return CC_ERR_NOMEM;
-    rc = cc_sql_prepare(db, sql_cells, &stmt);
-    if (rc != CC_OK)
-        goto fail;
-    if (cc_access_bind(stmt, p) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, CC_FEED_MAX_CELLS) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto fail;
+    rc = cc_stmt_prepare(st, sql_cells, &stmt);
+    if (rc == CC_OK)
+        rc = cc_access_bind_stmt(stmt, p);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 3, CC_FEED_MAX_CELLS);
+    while (rc == CC_OK && (rc = cc_stmt_step(stmt)) == CC_ROW) {
+        ids[n++] = cc_stmt_column_int64(stmt, 0);
+        rc = CC_OK;
     }
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW)
-        ids[n++] = sqlite3_column_int64(stmt, 0);
-    if (src != SQLITE_DONE) {
-        rc = cc_sql_step_rc(db, src, "feed cells");
-        goto fail;
+    cc_stmt_release(stmt);
+    if (rc != CC_OK) {
+        free(ids);
+        return rc;
     }
-    cc_sql_release(stmt);
     qsort(ids, n, sizeof *ids, cmp_id);
     *out = ids;
     *n_out = n;
     return CC_OK;
-
-fail:
-    cc_sql_release(stmt);
-    free(ids);
-    return rc;
 }
 
 /* CC_OK if user p still exists, is enabled and has the same role; CC_ERR_UNAUTHORIZED if
  * not; CC_ERR_DB. */
 static int user_active(struct cc_store *st, const struct cc_principal *p, int64_t token_ver)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    int rc, src;
+    struct cc_stmt *stmt = NULL;
+    int rc;
 
-    rc = cc_sql_prepare(db, sql_user, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, p->user_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        const char *role = (const char *)sqlite3_column_text(stmt, 0);
+    rc = cc_stmt_prepare(st, sql_user, &stmt);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, p->user_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_ROW) {
+        const char *role = cc_stmt_column_text(stmt, 0);
 
         /* A password change raises token_version (schema/0006): the token this feed was
          * opened with is void from then on, as it is for every HTTP request. */
-        rc = cc_role_parse(role) == p->role && sqlite3_column_int(stmt, 1) == 0 &&
-                     (token_ver < 0 || sqlite3_column_int64(stmt, 2) == token_ver)
+        rc = cc_role_parse(role) == p->role && cc_stmt_column_int64(stmt, 1) == 0 &&
+                     (token_ver < 0 || cc_stmt_column_int64(stmt, 2) == token_ver)
                  ? CC_OK
                  : CC_ERR_UNAUTHORIZED;
-    } else if (src == SQLITE_DONE) {
-        rc = CC_ERR_UNAUTHORIZED;
-    } else {
-        rc = cc_sql_step_rc(db, src, "feed user");
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_UNAUTHORIZED; /* no such user any more */
     }
-out:
-    cc_sql_release(stmt);
+    cc_stmt_release(stmt);
     return rc;
 }
 

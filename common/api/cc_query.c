@@ -6,12 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cc_db.h"
 #include "cc_error.h"
 #include "cc_http.h"
 #include "cc_log.h"
 #include "cc_rc.h"
-#include "cc_sql.h"
 #include "cc_time.h"
 
 #define MS_PER_DAY 86400000LL
@@ -113,63 +111,195 @@ static int eng_reading(struct eng *e, int64_t ts, double t)
 }
 
 static const char raw_sql[] = "SELECT ts, temperature FROM readings"
-                              " WHERE cold_cell_id = ?1 AND ts >= ?2 AND ts < ?3"
+                              " WHERE cold_cell_id = $1 AND ts >= $2 AND ts < $3"
                               " ORDER BY ts, device_id";
 
-/* Feeds every raw reading of [from, to) in (ts, device_id) order. */
-static int eng_raw(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t from, int64_t to)
+/* Lends the statement for sql with $1..$3 bound to a, b, c (every query here is keyed
+ * by the cell and a time window). */
+static int prepare3(struct cc_store *st, const char *sql, int64_t a, int64_t b, int64_t c,
+                    struct cc_stmt **out)
 {
-    sqlite3_stmt *stmt = NULL;
-    int src;
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql, &s);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 1, a);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 2, b);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 3, c);
+    if (rc != CC_OK) {
+        cc_stmt_release(s);
+        return rc;
+    }
+    *out = s;
+    return CC_OK;
+}
+
+/* Feeds every raw reading of [from, to) in (ts, device_id) order. */
+static int eng_raw(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t from, int64_t to)
+{
+    struct cc_stmt *s = NULL;
     int rc;
 
     if (from >= to)
         return CC_OK;
-    rc = cc_sql_prepare(db, raw_sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, from) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, to) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rc = eng_reading(e, sqlite3_column_int64(stmt, 0), sqlite3_column_double(stmt, 1));
-        if (rc != CC_OK)
-            goto out;
-    }
-    rc = src == SQLITE_DONE ? CC_OK : cc_sql_step_rc(db, src, "readings raw");
-out:
-    cc_sql_release(stmt);
+    rc = prepare3(st, raw_sql, cell_id, from, to, &s);
+    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW)
+        rc = eng_reading(e, cc_stmt_column_int64(s, 0), cc_stmt_column_double(s, 1));
+    cc_stmt_release(s);
     return rc;
 }
 
-/* A rollup bucket that straddles a threshold: its out-of-range time from its raw
- * rows. When retention has removed some of them (fewer rows than the rollup counted)
- * the whole bucket counts as out of range: the answer errs on the safe side. */
-static int eng_mixed(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t bucket_ts, int64_t count,
-                     int64_t first_ts, int64_t last_ts)
+/* The rollup rows that straddle a threshold (some readings in lo..hi, some outside),
+ * bound as $4 and $5; the C test in eng_fives/eng_halves is the same. The rows below
+ * them (five-minute rows of a half hour, raw rows of a five-minute bucket) are read for
+ * a whole level in one statement, joined to the straddling rows, not per bucket: one
+ * round trip per level on PostgreSQL, where a statement costs far more than a step. */
+#define ROLLUP_COLS(t)                                                                             \
+    t ".bucket_ts, " t ".min_temp, " t ".max_temp, " t ".count, " t ".sum_q, " t ".mkt_hi, " t     \
+      ".mkt_lo, " t ".first_ts, " t ".last_ts"
+#define STRADDLES(t)                                                                               \
+    "(" t ".min_temp < $4 OR " t ".max_temp > $5) AND " t ".max_temp >= $4 AND " t                 \
+    ".min_temp <= $5 AND " t ".count > 0"
+
+static const char rollup_5m_sql[] =
+    "SELECT " ROLLUP_COLS("f") " FROM readings_5m f"
+                               " WHERE f.cold_cell_id = $1 AND f.bucket_ts >= $2 AND f.bucket_ts < "
+                               "$3 ORDER BY f.bucket_ts";
+static const char rollup_30m_sql[] =
+    "SELECT " ROLLUP_COLS("c") " FROM readings_30m c"
+                               " WHERE c.cold_cell_id = $1 AND c.bucket_ts >= $2 AND c.bucket_ts < "
+                               "$3 ORDER BY c.bucket_ts";
+/* The raw rows of the straddling five minutes of [$2, $3); $6 the five-minute width. */
+static const char fine_raw_sql[] =
+    "SELECT r.ts, r.temperature FROM readings_5m f JOIN readings r"
+    " ON r.cold_cell_id = f.cold_cell_id AND r.ts >= f.bucket_ts AND r.ts < f.bucket_ts + $6"
+    " WHERE f.cold_cell_id = $1 AND f.bucket_ts >= $2 AND f.bucket_ts < $3"
+    " AND " STRADDLES("f") " ORDER BY r.ts, r.device_id";
+/* The five-minute rows of the straddling half hours of [$2, $3); $6 the half hour. */
+static const char coarse_5m_sql[] = "SELECT " ROLLUP_COLS(
+    "f") " FROM readings_30m c JOIN readings_5m f"
+         " ON f.cold_cell_id = c.cold_cell_id AND f.bucket_ts >= c.bucket_ts"
+         " AND f.bucket_ts < c.bucket_ts + $6"
+         " WHERE c.cold_cell_id = $1 AND c.bucket_ts >= $2 AND c.bucket_ts < $3"
+         " AND " STRADDLES("c") " ORDER BY f.bucket_ts";
+/* The raw rows of the straddling five minutes of those half hours; $7 five minutes. */
+static const char coarse_raw_sql[] =
+    "SELECT r.ts, r.temperature FROM readings_30m c JOIN readings_5m f"
+    " ON f.cold_cell_id = c.cold_cell_id AND f.bucket_ts >= c.bucket_ts"
+    " AND f.bucket_ts < c.bucket_ts + $6 JOIN readings r"
+    " ON r.cold_cell_id = f.cold_cell_id AND r.ts >= f.bucket_ts AND r.ts < f.bucket_ts + $7"
+    " WHERE c.cold_cell_id = $1 AND c.bucket_ts >= $2 AND c.bucket_ts < $3"
+    " AND " STRADDLES("c") " AND " STRADDLES("f") " ORDER BY r.ts, r.device_id";
+
+/* One statement of a level, run on its first use (a level may need none) and then read
+ * row by row. */
+struct level {
+    struct cc_store *st;
+    const char *sql;
+    int64_t cell_id, r0, r1;
+    int nparams;       /* 3: cell and window; 5: + lo, hi; 6, 7: + the widths w6, w7 */
+    int64_t w6, w7;    /* $6, $7 */
+    struct cc_stmt *s; /* NULL until the first peek */
+    int rc;            /* CC_ROW (on a row), CC_OK (no more) or an error */
+};
+
+static void level_init(struct level *l, struct cc_store *st, const char *sql, int64_t cell_id,
+                       int64_t r0, int64_t r1, int nparams, int64_t w6, int64_t w7)
 {
-    sqlite3_stmt *stmt = NULL;
-    int64_t n = 0, internal = 0, l_first = 0, l_prev = 0;
-    int l_out = 0;
-    int src;
+    memset(l, 0, sizeof *l);
+    l->st = st;
+    l->sql = sql;
+    l->cell_id = cell_id;
+    l->r0 = r0;
+    l->r1 = r1;
+    l->nparams = nparams;
+    l->w6 = w6;
+    l->w7 = w7;
+}
+
+/* Runs l's statement if not yet, and returns where it stands (struct level's rc). */
+static int level_peek(const struct eng *e, struct level *l)
+{
     int rc;
 
-    rc = cc_sql_prepare(db, raw_sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, bucket_ts) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, bucket_ts + CC_ROLLUP_BUCKET_MS) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int64_t ts = sqlite3_column_int64(stmt, 0);
-        int out = is_out(e, sqlite3_column_double(stmt, 1));
+    if (l->s != NULL)
+        return l->rc;
+    rc = prepare3(l->st, l->sql, l->cell_id, l->r0, l->r1, &l->s);
+    if (rc == CC_OK && l->nparams >= 5)
+        rc = cc_stmt_bind_double(l->s, 4, e->lo);
+    if (rc == CC_OK && l->nparams >= 5)
+        rc = cc_stmt_bind_double(l->s, 5, e->hi);
+    if (rc == CC_OK && l->nparams >= 6)
+        rc = cc_stmt_bind_int64(l->s, 6, l->w6);
+    if (rc == CC_OK && l->nparams >= 7)
+        rc = cc_stmt_bind_int64(l->s, 7, l->w7);
+    l->rc = rc == CC_OK ? cc_stmt_step(l->s) : rc;
+    return l->rc;
+}
 
+static void level_next(struct level *l)
+{
+    l->rc = cc_stmt_step(l->s);
+}
+
+static void level_close(struct level *l)
+{
+    cc_stmt_release(l->s);
+    l->s = NULL;
+}
+
+/* One row of a rollup table (ROLLUP_COLS). */
+struct rollup_row {
+    int64_t b, count, sum_q, first_ts, last_ts;
+    double mn, mx;
+    u128 mkt;
+};
+
+static void rollup_read(struct cc_stmt *s, struct rollup_row *r)
+{
+    uint64_t hi = (uint64_t)cc_stmt_column_int64(s, 5);
+    uint64_t lo = (uint64_t)cc_stmt_column_int64(s, 6);
+
+    r->b = cc_stmt_column_int64(s, 0);
+    r->mn = cc_stmt_column_double(s, 1);
+    r->mx = cc_stmt_column_double(s, 2);
+    r->count = cc_stmt_column_int64(s, 3);
+    r->sum_q = cc_stmt_column_int64(s, 4);
+    r->mkt = ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo;
+    r->first_ts = cc_stmt_column_int64(s, 7);
+    r->last_ts = cc_stmt_column_int64(s, 8);
+}
+
+/* -1: every reading of the row in range, 1: every one out, 0: it straddles. */
+static int rollup_side(const struct eng *e, const struct rollup_row *r)
+{
+    if (r->mn >= e->lo && r->mx <= e->hi)
+        return -1;
+    if (r->mx < e->lo || r->mn > e->hi)
+        return 1;
+    return 0;
+}
+
+/* A five-minute bucket that straddles a threshold: its out-of-range time from its raw
+ * rows, the next ones of raw (the raw rows of the level's straddling buckets, in order).
+ * When retention has removed some of them (fewer rows than the rollup counted) the
+ * whole bucket counts as out of range: the answer errs on the safe side. */
+static int eng_mixed(struct eng *e, struct level *raw, const struct rollup_row *r)
+{
+    int64_t n = 0, internal = 0, l_first = 0, l_prev = 0;
+    int l_out = 0;
+
+    while (level_peek(e, raw) == CC_ROW) {
+        int64_t ts = cc_stmt_column_int64(raw->s, 0);
+        int out = is_out(e, cc_stmt_column_double(raw->s, 1));
+
+        if (ts >= r->b + CC_ROLLUP_BUCKET_MS)
+            break; /* the next bucket's */
+        level_next(raw);
+        if (ts < r->b)
+            continue; /* not one of this bucket's: cannot happen, the two tests agree */
         if (n == 0)
             l_first = ts;
         else if (l_out)
@@ -178,85 +308,92 @@ static int eng_mixed(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t bucket
         l_out = out;
         n++;
     }
-    if (src != SQLITE_DONE) {
-        rc = cc_sql_step_rc(db, src, "readings mixed bucket");
-        goto out;
-    }
-    if (n == count)
+    if (raw->rc != CC_ROW && raw->rc != CC_OK)
+        return raw->rc;
+    if (n == r->count)
         eng_oor(e, l_first, l_prev, internal, l_out);
     else
-        eng_oor(e, first_ts, last_ts, last_ts - first_ts, 1);
-    rc = CC_OK;
-out:
-    cc_sql_release(stmt);
+        eng_oor(e, r->first_ts, r->last_ts, r->last_ts - r->first_ts, 1);
+    return CC_OK;
+}
+
+/* Feeds the five-minute rows of fives with from <= bucket_ts < until, straddling ones
+ * through their raw rows (raw). */
+static int eng_fives(struct eng *e, struct level *fives, struct level *raw, int64_t from,
+                     int64_t until)
+{
+    struct rollup_row r;
+    int side, rc;
+
+    while ((rc = level_peek(e, fives)) == CC_ROW) {
+        rollup_read(fives->s, &r);
+        if (r.b >= until)
+            return CC_OK;
+        level_next(fives);
+        if (r.count <= 0 || r.b < from)
+            continue; /* before from: cannot happen, the SQL and C tests agree */
+        side = rollup_side(e, &r);
+        rc = CC_OK;
+        if (side == 0)
+            rc = eng_mixed(e, raw, &r);
+        else
+            eng_oor(e, r.first_ts, r.last_ts, side > 0 ? r.last_ts - r.first_ts : 0, side > 0);
+        if (rc == CC_OK)
+            rc = eng_add(e, r.b, r.mn, r.mx, r.count, r.sum_q, r.mkt);
+        if (rc != CC_OK)
+            return rc;
+    }
     return rc;
 }
 
-static const char rollup_5m_sql[] =
-    "SELECT bucket_ts, min_temp, max_temp, count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts"
-    " FROM readings_5m WHERE cold_cell_id = ?1 AND bucket_ts >= ?2 AND bucket_ts < ?3"
-    " ORDER BY bucket_ts";
-static const char rollup_30m_sql[] =
-    "SELECT bucket_ts, min_temp, max_temp, count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts"
-    " FROM readings_30m WHERE cold_cell_id = ?1 AND bucket_ts >= ?2 AND bucket_ts < ?3"
-    " ORDER BY bucket_ts";
-
-/* Feeds the rollup buckets with r0 <= bucket_ts < r1 of one level (coarse: the
- * thirty-minute table, whose straddling rows go down to the five-minute rows; else
- * the five-minute table, whose straddling rows go down to raw rows). */
-static int eng_rollups(sqlite3 *db, struct eng *e, int64_t cell_id, int64_t r0, int64_t r1,
-                       int coarse)
+/* Feeds the five-minute buckets with r0 <= bucket_ts < r1. */
+static int eng_fine(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t r0, int64_t r1)
 {
-    sqlite3_stmt *stmt = NULL;
-    int src;
+    struct level fives, raw;
     int rc;
 
     if (r0 >= r1)
         return CC_OK;
-    rc = cc_sql_prepare(db, coarse ? rollup_30m_sql : rollup_5m_sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, r0) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, r1) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int64_t b = sqlite3_column_int64(stmt, 0);
-        double mn = sqlite3_column_double(stmt, 1);
-        double mx = sqlite3_column_double(stmt, 2);
-        int64_t count = sqlite3_column_int64(stmt, 3);
-        int64_t sum_q = sqlite3_column_int64(stmt, 4);
-        uint64_t hi = (uint64_t)sqlite3_column_int64(stmt, 5);
-        uint64_t lo = (uint64_t)sqlite3_column_int64(stmt, 6);
-        int64_t first_ts = sqlite3_column_int64(stmt, 7);
-        int64_t last_ts = sqlite3_column_int64(stmt, 8);
+    level_init(&fives, st, rollup_5m_sql, cell_id, r0, r1, 3, 0, 0);
+    level_init(&raw, st, fine_raw_sql, cell_id, r0, r1, 6, CC_ROLLUP_BUCKET_MS, 0);
+    rc = eng_fives(e, &fives, &raw, INT64_MIN, INT64_MAX);
+    level_close(&fives);
+    level_close(&raw);
+    return rc;
+}
 
-        if (count <= 0)
+/* Feeds the half hours with c0 <= bucket_ts < c1; a straddling one goes down to its
+ * five-minute rows, which carry the same sums. */
+static int eng_halves(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t c0, int64_t c1)
+{
+    struct level halves, fives, raw;
+    struct rollup_row r;
+    int side, rc;
+
+    if (c0 >= c1)
+        return CC_OK;
+    level_init(&halves, st, rollup_30m_sql, cell_id, c0, c1, 3, 0, 0);
+    level_init(&fives, st, coarse_5m_sql, cell_id, c0, c1, 6, CC_ROLLUP_COARSE_MS, 0);
+    level_init(&raw, st, coarse_raw_sql, cell_id, c0, c1, 7, CC_ROLLUP_COARSE_MS,
+               CC_ROLLUP_BUCKET_MS);
+    while ((rc = level_peek(e, &halves)) == CC_ROW) {
+        rollup_read(halves.s, &r);
+        level_next(&halves);
+        if (r.count <= 0)
             continue;
-        if (mn >= e->lo && mx <= e->hi) {
-            eng_oor(e, first_ts, last_ts, 0, 0); /* every reading in range */
-        } else if (mx < e->lo || mn > e->hi) {
-            eng_oor(e, first_ts, last_ts, last_ts - first_ts, 1); /* every one out */
-        } else if (coarse) {
-            /* The five-minute rows of this half hour carry the same sums. */
-            rc = eng_rollups(db, e, cell_id, b, b + CC_ROLLUP_COARSE_MS, 0);
-            if (rc != CC_OK)
-                goto out;
-            continue;
+        side = rollup_side(e, &r);
+        if (side == 0) {
+            rc = eng_fives(e, &fives, &raw, r.b, r.b + CC_ROLLUP_COARSE_MS);
         } else {
-            rc = eng_mixed(db, e, cell_id, b, count, first_ts, last_ts);
-            if (rc != CC_OK)
-                goto out;
+            eng_oor(e, r.first_ts, r.last_ts, side > 0 ? r.last_ts - r.first_ts : 0, side > 0);
+            rc = eng_add(e, r.b, r.mn, r.mx, r.count, r.sum_q, r.mkt);
         }
-        rc = eng_add(e, b, mn, mx, count, sum_q, ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo);
         if (rc != CC_OK)
-            goto out;
+            break;
     }
-    rc = src == SQLITE_DONE ? CC_OK : cc_sql_step_rc(db, src, "readings rollups");
-out:
-    cc_sql_release(stmt);
+    level_close(&halves);
+    level_close(&fives);
+    level_close(&raw);
     return rc;
 }
 
@@ -293,27 +430,30 @@ static void eng_finish(struct eng *e)
     e->res->stats.mkt_lo = (uint64_t)(e->mkt & ((((u128)1) << CC_QUERY_MKT_LIMB_BITS) - 1));
 }
 
-/* Runs body inside one read transaction (a consistent snapshot of rollups and raw
- * rows) unless the caller already holds one. */
-static int read_begin(sqlite3 *db, int *began)
+/* One snapshot of rollups and raw rows for the whole computation: a read transaction,
+ * unless the caller already holds one (apid's request transaction). */
+static int read_begin(struct cc_store *st, int *began)
 {
+    int rc;
+
     *began = 0;
-    if (!sqlite3_get_autocommit(db))
+    if (cc_store_in_transaction(st))
         return CC_OK;
-    if (cc_db_exec(db, "BEGIN DEFERRED") != CC_OK)
+    rc = cc_store_read_begin(st);
+    if (rc != CC_OK)
         return CC_ERR_DB;
     *began = 1;
     return CC_OK;
 }
 
-static void read_end(sqlite3 *db, int began)
+static void read_end(struct cc_store *st, int began)
 {
     if (began)
-        cc_db_exec(db, "COMMIT");
+        cc_store_read_end(st);
 }
 
-int cc_query_readings(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
-                      double hi, struct cc_query_result *out)
+int cc_query_readings(struct cc_store *st, int64_t cell_id, const struct cc_query_range *rg,
+                      double lo, double hi, struct cc_query_result *out)
 {
     struct cc_query_result res;
     struct eng e;
@@ -324,30 +464,30 @@ int cc_query_readings(sqlite3 *db, int64_t cell_id, const struct cc_query_range 
     rc = eng_init(&e, &res, cell_id, rg, lo, hi);
     if (rc != CC_OK)
         return rc;
-    rc = read_begin(db, &began);
+    rc = read_begin(st, &began);
     if (rc != CC_OK)
         goto fail;
     r0 = ceil_to(rg->from_ms, CC_ROLLUP_BUCKET_MS);
     r1 = floor_to(rg->to_ms, CC_ROLLUP_BUCKET_MS);
     if (r0 >= r1) {
-        rc = eng_raw(db, &e, cell_id, rg->from_ms, rg->to_ms);
+        rc = eng_raw(st, &e, cell_id, rg->from_ms, rg->to_ms);
     } else {
         /* Half hours only where the series buckets hold whole half hours. */
         int64_t c0 = ceil_to(r0, CC_ROLLUP_COARSE_MS), c1 = floor_to(r1, CC_ROLLUP_COARSE_MS);
 
         if (rg->bucket_ms % CC_ROLLUP_COARSE_MS != 0 || c0 >= c1)
             c0 = c1 = r1;
-        rc = eng_raw(db, &e, cell_id, rg->from_ms, r0);
+        rc = eng_raw(st, &e, cell_id, rg->from_ms, r0);
         if (rc == CC_OK)
-            rc = eng_rollups(db, &e, cell_id, r0, c0, 0);
+            rc = eng_fine(st, &e, cell_id, r0, c0);
         if (rc == CC_OK)
-            rc = eng_rollups(db, &e, cell_id, c0, c1, 1);
+            rc = eng_halves(st, &e, cell_id, c0, c1);
         if (rc == CC_OK)
-            rc = eng_rollups(db, &e, cell_id, c1, r1, 0);
+            rc = eng_fine(st, &e, cell_id, c1, r1);
         if (rc == CC_OK)
-            rc = eng_raw(db, &e, cell_id, r1, rg->to_ms);
+            rc = eng_raw(st, &e, cell_id, r1, rg->to_ms);
     }
-    read_end(db, began);
+    read_end(st, began);
     if (rc != CC_OK)
         goto fail;
     eng_finish(&e);
@@ -359,8 +499,8 @@ fail:
     return rc;
 }
 
-int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
-                          double hi, struct cc_query_result *out)
+int cc_query_readings_raw(struct cc_store *st, int64_t cell_id, const struct cc_query_range *rg,
+                          double lo, double hi, struct cc_query_result *out)
 {
     struct cc_query_result res;
     struct eng e;
@@ -369,7 +509,7 @@ int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_ra
     rc = eng_init(&e, &res, cell_id, rg, lo, hi);
     if (rc != CC_OK)
         return rc;
-    rc = eng_raw(db, &e, cell_id, rg->from_ms, rg->to_ms);
+    rc = eng_raw(st, &e, cell_id, rg->from_ms, rg->to_ms);
     if (rc != CC_OK) {
         cc_query_result_free(&res);
         return rc;
@@ -572,32 +712,25 @@ fail:
 static int cell_thresholds(struct cc_store *st, const struct cc_principal *p, int64_t cell_id,
                            double *lo, double *hi)
 {
-    static const char sql[] = "SELECT min_temp, max_temp FROM cold_cells WHERE id = ?1";
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
-    int src;
+    static const char sql[] = "SELECT min_temp, max_temp FROM cold_cells WHERE id = $1";
+    struct cc_stmt *s = NULL;
     int rc;
 
     rc = cc_access_check(st, p, CC_ENTITY_COLDCELL, cell_id, CC_ACCESS_READ);
-    if (rc != CC_OK)
-        return rc;
-    rc = cc_sql_prepare(db, sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        *lo = sqlite3_column_double(stmt, 0);
-        *hi = sqlite3_column_double(stmt, 1);
+    if (rc == CC_OK)
+        rc = cc_stmt_prepare(st, sql, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 1, cell_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_ROW) {
+        *lo = cc_stmt_column_double(s, 0);
+        *hi = cc_stmt_column_double(s, 1);
         rc = CC_OK;
-    } else {
-        rc = src == SQLITE_DONE ? CC_ERR_NOT_FOUND : cc_sql_step_rc(db, src, "cell thresholds");
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_NOT_FOUND; /* deleted since the access check */
     }
-out:
-    cc_sql_release(stmt);
+    cc_stmt_release(s);
     return rc;
 }
 
@@ -616,7 +749,7 @@ int cc_query_readings_json(struct cc_store *st, const struct cc_principal *p, in
     rc = cc_query_parse_range(qs, now_ms, &rg, err);
     if (rc != CC_OK)
         return rc;
-    rc = cc_query_readings(cc_store_db(st), cell_id, &rg, lo, hi, &res);
+    rc = cc_query_readings(st, cell_id, &rg, lo, hi, &res);
     if (rc != CC_OK)
         return rc;
     o = cc_query_result_json(&res);

@@ -11,8 +11,8 @@
  *    min_temp..max_temp (strictly below or above). The last reading in range adds
  *    nothing.
  * Ownership: results written through out are the caller's (free with the matching
- * _free, or cJSON_Delete). Thread: the caller's connection; statements come from
- * cc_sql_prepare (cached on apid's workers).
+ * _free, or cJSON_Delete). Thread: the caller's store (SQLite or PostgreSQL: the SQL is
+ * the same in both, cc_dbi.h); statements come from the store's cache.
  * Codes: CC_OK, CC_ERR_VALIDATION (*err set), CC_ERR_NOT_FOUND (no such cell, or not
  * the principal's), CC_ERR_DB, CC_ERR_NOMEM, CC_ERR_IO (a CSV sink failed). */
 #ifndef CC_QUERY_H
@@ -20,7 +20,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sqlite3.h>
 #include <cjson/cJSON.h>
 
 #include "cc_access.h"
@@ -75,11 +74,11 @@ int cc_query_parse_range(const char *qs, int64_t now_ms, struct cc_query_range *
  * five-minute rollups for whole five minutes, raw rows at the edges, and finer rows
  * only inside a bucket that straddles a threshold. *out is the caller's
  * (cc_query_result_free). */
-int cc_query_readings(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
-                      double hi, struct cc_query_result *out);
+int cc_query_readings(struct cc_store *st, int64_t cell_id, const struct cc_query_range *rg,
+                      double lo, double hi, struct cc_query_result *out);
 /* The same answer computed from raw readings only (tests, benchmark). */
-int cc_query_readings_raw(sqlite3 *db, int64_t cell_id, const struct cc_query_range *rg, double lo,
-                          double hi, struct cc_query_result *out);
+int cc_query_readings_raw(struct cc_store *st, int64_t cell_id, const struct cc_query_range *rg,
+                          double lo, double hi, struct cc_query_result *out);
 void cc_query_result_free(struct cc_query_result *res);
 /* The SPEC §5 answer for res; NULL on out of memory. avg and mkt are rounded to
  * 0.001 °C, minutesOutOfRange to 0.01 min. */

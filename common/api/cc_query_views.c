@@ -9,7 +9,6 @@
 
 #include "cc_log.h"
 #include "cc_rc.h"
-#include "cc_sql.h"
 #include "cc_time.h"
 
 /* -- latest -------------------------------------------------------------------------- */
@@ -21,25 +20,25 @@
 /* Newest by timestamp, not by arrival; ties by the later insert. */
 static const char latest_sql[] =
     "SELECT " READING_COLS " FROM readings r JOIN devices d ON d.id = r.device_id"
-    " WHERE r.cold_cell_id = ?1 ORDER BY r.ts DESC, r.id DESC LIMIT 1";
+    " WHERE r.cold_cell_id = $1 ORDER BY r.ts DESC, r.id DESC LIMIT 1";
 
 /* A reading row (READING_COLS) as the API shows it. */
-static cJSON *reading_row(sqlite3_stmt *stmt)
+static cJSON *reading_row(struct cc_stmt *stmt)
 {
     cJSON *o = cJSON_CreateObject();
 
     if (o == NULL)
         return NULL;
-    if (cc_sql_json_int(o, "coldCellId", stmt, 0) != CC_OK ||
-        cc_sql_json_int(o, "deviceId", stmt, 1) != CC_OK ||
-        cc_sql_json_text(o, "serialNumber", stmt, 2) != CC_OK ||
-        cc_sql_json_time(o, "ts", stmt, 3) != CC_OK ||
-        cc_sql_json_num(o, "temperature", stmt, 4) != CC_OK ||
-        cc_sql_json_num(o, "humidity", stmt, 5) != CC_OK ||
-        cc_sql_json_bool(o, "powerStatus", stmt, 6) != CC_OK ||
-        cc_sql_json_bool(o, "doorStatus", stmt, 7) != CC_OK ||
-        cc_sql_json_num(o, "batteryLevel", stmt, 8) != CC_OK ||
-        cc_sql_json_time(o, "receivedAt", stmt, 9) != CC_OK) {
+    if (cc_dbi_json_int(o, "coldCellId", stmt, 0) != CC_OK ||
+        cc_dbi_json_int(o, "deviceId", stmt, 1) != CC_OK ||
+        cc_dbi_json_text(o, "serialNumber", stmt, 2) != CC_OK ||
+        cc_dbi_json_time(o, "ts", stmt, 3) != CC_OK ||
+        cc_dbi_json_num(o, "temperature", stmt, 4) != CC_OK ||
+        cc_dbi_json_num(o, "humidity", stmt, 5) != CC_OK ||
+        cc_dbi_json_bool(o, "powerStatus", stmt, 6) != CC_OK ||
+        cc_dbi_json_bool(o, "doorStatus", stmt, 7) != CC_OK ||
+        cc_dbi_json_num(o, "batteryLevel", stmt, 8) != CC_OK ||
+        cc_dbi_json_time(o, "receivedAt", stmt, 9) != CC_OK) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -47,29 +46,28 @@ static cJSON *reading_row(sqlite3_stmt *stmt)
 }
 
 /* The latest reading of a cell, or JSON null. No access check. */
-static int latest_of(sqlite3 *db, int64_t cell_id, cJSON **out)
+static int latest_of(struct cc_store *st, int64_t cell_id, cJSON **out)
 {
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *s = NULL;
     cJSON *o = NULL;
     int rc;
 
-    rc = cc_sql_prepare(db, latest_sql, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = cc_sql_one(db, stmt, reading_row, &o);
-    if (rc == CC_ERR_NOT_FOUND) {
-        o = cJSON_CreateNull();
-        rc = o != NULL ? CC_OK : CC_ERR_NOMEM;
-    }
+    rc = cc_stmt_prepare(st, latest_sql, &s);
     if (rc == CC_OK)
-        *out = o;
-out:
-    cc_sql_release(stmt);
-    return rc;
+        rc = cc_stmt_bind_int64(s, 1, cell_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    if (rc == CC_ROW)
+        o = reading_row(s);
+    else if (rc == CC_OK)
+        o = cJSON_CreateNull();
+    cc_stmt_release(s);
+    if (rc != CC_ROW && rc != CC_OK)
+        return rc;
+    if (o == NULL)
+        return CC_ERR_NOMEM;
+    *out = o;
+    return CC_OK;
 }
 
 int cc_query_latest(struct cc_store *st, const struct cc_principal *p, int64_t cell_id, cJSON **out)
@@ -78,7 +76,7 @@ int cc_query_latest(struct cc_store *st, const struct cc_principal *p, int64_t c
 
     if (rc != CC_OK)
         return rc;
-    return latest_of(cc_store_db(st), cell_id, out);
+    return latest_of(st, cell_id, out);
 }
 
 /* -- CSV ----------------------------------------------------------------------------- */
@@ -134,15 +132,15 @@ static void csv_text(struct csv *c, const char *s)
 }
 
 /* The shortest %g that reads back as the same double (as cJSON prints numbers). */
-static void csv_num(struct csv *c, sqlite3_stmt *stmt, int col)
+static void csv_num(struct csv *c, struct cc_stmt *stmt, int col)
 {
     char b[40];
     double v;
     int n;
 
-    if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+    if (cc_stmt_column_is_null(stmt, col))
         return;
-    v = sqlite3_column_double(stmt, col);
+    v = cc_stmt_column_double(stmt, col);
     n = snprintf(b, sizeof b, "%.15g", v);
     if (strtod(b, NULL) != v)
         n = snprintf(b, sizeof b, "%.17g", v);
@@ -150,21 +148,21 @@ static void csv_num(struct csv *c, sqlite3_stmt *stmt, int col)
         csv_put(c, b, (size_t)n);
 }
 
-static void csv_time(struct csv *c, sqlite3_stmt *stmt, int col)
+static void csv_time(struct csv *c, struct cc_stmt *stmt, int col)
 {
     char b[CC_ISO8601_LEN];
 
-    if (sqlite3_column_type(stmt, col) == SQLITE_NULL ||
-        cc_time_format_iso8601(sqlite3_column_int64(stmt, col), b, sizeof b) != CC_OK)
+    if (cc_stmt_column_is_null(stmt, col) ||
+        cc_time_format_iso8601(cc_stmt_column_int64(stmt, col), b, sizeof b) != CC_OK)
         return;
     csv_put(c, b, strlen(b));
 }
 
-static void csv_bool(struct csv *c, sqlite3_stmt *stmt, int col)
+static void csv_bool(struct csv *c, struct cc_stmt *stmt, int col)
 {
-    if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+    if (cc_stmt_column_is_null(stmt, col))
         return;
-    if (sqlite3_column_int(stmt, col))
+    if (cc_stmt_column_int64(stmt, col) != 0)
         csv_put(c, "true", 4);
     else
         csv_put(c, "false", 5);
@@ -175,24 +173,24 @@ static void csv_bool(struct csv *c, sqlite3_stmt *stmt, int col)
  * missing when others are inserted in between; readings_cell_ts serves the ts range. */
 static const char csv_page_sql[] =
     "SELECT " READING_COLS " FROM readings r JOIN devices d ON d.id = r.device_id"
-    " WHERE r.cold_cell_id = ?1 AND r.ts >= ?2 AND r.ts < ?3"
-    " AND (r.ts > ?2 OR r.device_id > ?4)"
-    " ORDER BY r.ts, r.device_id LIMIT ?5";
+    " WHERE r.cold_cell_id = $1 AND r.ts >= $2 AND r.ts < $3"
+    " AND (r.ts > $2 OR r.device_id > $4)"
+    " ORDER BY r.ts, r.device_id LIMIT $5";
 static const char csv_header[] = "ts,coldCellId,deviceId,serialNumber,temperature,humidity,"
                                  "powerStatus,doorStatus,batteryLevel,receivedAt\r\n";
 
 /* One CSV line for the row stmt is on (READING_COLS). */
-static void csv_row(struct csv *c, sqlite3_stmt *stmt)
+static void csv_row(struct csv *c, struct cc_stmt *stmt)
 {
     char id[24];
 
     csv_time(c, stmt, 3);
     csv_put(c, ",", 1);
-    snprintf(id, sizeof id, "%lld,", (long long)sqlite3_column_int64(stmt, 0));
+    snprintf(id, sizeof id, "%lld,", (long long)cc_stmt_column_int64(stmt, 0));
     csv_put(c, id, strlen(id));
-    snprintf(id, sizeof id, "%lld,", (long long)sqlite3_column_int64(stmt, 1));
+    snprintf(id, sizeof id, "%lld,", (long long)cc_stmt_column_int64(stmt, 1));
     csv_put(c, id, strlen(id));
-    csv_text(c, (const char *)sqlite3_column_text(stmt, 2));
+    csv_text(c, cc_stmt_column_text(stmt, 2));
     csv_put(c, ",", 1);
     csv_num(c, stmt, 4);
     csv_put(c, ",", 1);
@@ -211,12 +209,10 @@ static void csv_row(struct csv *c, sqlite3_stmt *stmt)
 int cc_query_csv_page(struct cc_store *st, int64_t cell_id, int64_t from_ms, int64_t to_ms,
                       struct cc_query_csv_cursor *cur, cc_query_write_fn write, void *ctx)
 {
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *stmt = NULL;
     struct cc_query_csv_cursor next = *cur;
     struct csv *c = NULL;
     int64_t rows = 0;
-    int src = SQLITE_DONE;
     int rc;
 
     if (cur->done)
@@ -231,34 +227,34 @@ int cc_query_csv_page(struct cc_store *st, int64_t cell_id, int64_t from_ms, int
         return CC_ERR_NOMEM;
     c->write = write;
     c->ctx = ctx;
-    rc = cc_sql_prepare(db, csv_page_sql, &stmt);
+    rc = cc_stmt_prepare(st, csv_page_sql, &stmt);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, cell_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 2, next.ts_ms);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 3, to_ms);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 4, next.device_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 5, CC_CSV_PAGE_ROWS);
     if (rc != CC_OK)
         goto out;
-    if (sqlite3_bind_int64(stmt, 1, cell_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, next.ts_ms) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 3, to_ms) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 4, next.device_id) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 5, CC_CSV_PAGE_ROWS) != SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto out;
-    }
     if (!cur->started)
         csv_put(c, csv_header, sizeof csv_header - 1);
     next.started = 1;
-    while (!c->failed && (src = sqlite3_step(stmt)) == SQLITE_ROW) {
+    while (!c->failed && (rc = cc_stmt_step(stmt)) == CC_ROW) {
         csv_row(c, stmt);
-        next.ts_ms = sqlite3_column_int64(stmt, 3);
-        next.device_id = sqlite3_column_int64(stmt, 1);
+        next.ts_ms = cc_stmt_column_int64(stmt, 3);
+        next.device_id = cc_stmt_column_int64(stmt, 1);
         rows++;
     }
     if (c->failed) {
         rc = CC_ERR_IO;
         goto out;
     }
-    if (src != SQLITE_DONE) {
-        rc = cc_sql_step_rc(db, src, "csv export");
+    if (rc != CC_OK)
         goto out;
-    }
     csv_flush(c);
     if (c->failed) {
         rc = CC_ERR_IO;
@@ -267,9 +263,8 @@ int cc_query_csv_page(struct cc_store *st, int64_t cell_id, int64_t from_ms, int
     next.rows += rows;
     next.done = rows < CC_CSV_PAGE_ROWS;
     *cur = next;
-    rc = CC_OK;
 out:
-    cc_sql_release(stmt);
+    cc_stmt_release(stmt);
     free(c);
     return rc;
 }
@@ -293,17 +288,17 @@ static int add_count(cJSON *obj, const char *name, int64_t n)
     return cJSON_AddNumberToObject(obj, name, (double)n) != NULL ? CC_OK : CC_ERR_NOMEM;
 }
 
-static cJSON *location_row(sqlite3_stmt *stmt)
+static cJSON *location_row(struct cc_stmt *stmt)
 {
     cJSON *o = cJSON_CreateObject();
 
     if (o == NULL)
         return NULL;
-    if (cc_sql_json_int(o, "id", stmt, 0) != CC_OK ||
-        cc_sql_json_int(o, "customerId", stmt, 1) != CC_OK ||
-        cc_sql_json_text(o, "name", stmt, 2) != CC_OK ||
-        cc_sql_json_text(o, "address", stmt, 3) != CC_OK ||
-        cc_sql_json_text(o, "timezone", stmt, 4) != CC_OK ||
+    if (cc_dbi_json_int(o, "id", stmt, 0) != CC_OK ||
+        cc_dbi_json_int(o, "customerId", stmt, 1) != CC_OK ||
+        cc_dbi_json_text(o, "name", stmt, 2) != CC_OK ||
+        cc_dbi_json_text(o, "address", stmt, 3) != CC_OK ||
+        cc_dbi_json_text(o, "timezone", stmt, 4) != CC_OK ||
         cJSON_AddArrayToObject(o, "coldCells") == NULL) {
         cJSON_Delete(o);
         return NULL;
@@ -311,17 +306,17 @@ static cJSON *location_row(sqlite3_stmt *stmt)
     return o;
 }
 
-static cJSON *cell_row(sqlite3_stmt *stmt)
+static cJSON *cell_row(struct cc_stmt *stmt)
 {
     cJSON *o = cJSON_CreateObject();
 
     if (o == NULL)
         return NULL;
-    if (cc_sql_json_int(o, "id", stmt, 0) != CC_OK ||
-        cc_sql_json_int(o, "locationId", stmt, 1) != CC_OK ||
-        cc_sql_json_text(o, "name", stmt, 2) != CC_OK ||
-        cc_sql_json_num(o, "minTemp", stmt, 3) != CC_OK ||
-        cc_sql_json_num(o, "maxTemp", stmt, 4) != CC_OK ||
+    if (cc_dbi_json_int(o, "id", stmt, 0) != CC_OK ||
+        cc_dbi_json_int(o, "locationId", stmt, 1) != CC_OK ||
+        cc_dbi_json_text(o, "name", stmt, 2) != CC_OK ||
+        cc_dbi_json_num(o, "minTemp", stmt, 3) != CC_OK ||
+        cc_dbi_json_num(o, "maxTemp", stmt, 4) != CC_OK ||
         cJSON_AddArrayToObject(o, "devices") == NULL) {
         cJSON_Delete(o);
         return NULL;
@@ -329,66 +324,65 @@ static cJSON *cell_row(sqlite3_stmt *stmt)
     return o;
 }
 
-static cJSON *device_row(sqlite3_stmt *stmt)
+static cJSON *device_row(struct cc_stmt *stmt)
 {
     cJSON *o = cJSON_CreateObject();
 
     if (o == NULL)
         return NULL;
-    if (cc_sql_json_int(o, "id", stmt, 0) != CC_OK ||
-        cc_sql_json_int(o, "coldCellId", stmt, 1) != CC_OK ||
-        cc_sql_json_text(o, "serialNumber", stmt, 2) != CC_OK ||
-        cc_sql_json_text(o, "status", stmt, 3) != CC_OK ||
-        cc_sql_json_time(o, "lastSeenAt", stmt, 4) != CC_OK ||
-        cc_sql_json_text(o, "firmwareVersion", stmt, 5) != CC_OK) {
+    if (cc_dbi_json_int(o, "id", stmt, 0) != CC_OK ||
+        cc_dbi_json_int(o, "coldCellId", stmt, 1) != CC_OK ||
+        cc_dbi_json_text(o, "serialNumber", stmt, 2) != CC_OK ||
+        cc_dbi_json_text(o, "status", stmt, 3) != CC_OK ||
+        cc_dbi_json_time(o, "lastSeenAt", stmt, 4) != CC_OK ||
+        cc_dbi_json_text(o, "firmwareVersion", stmt, 5) != CC_OK) {
         cJSON_Delete(o);
         return NULL;
     }
     return o;
 }
 
-static cJSON *alert_row(sqlite3_stmt *stmt)
+static cJSON *alert_row(struct cc_stmt *stmt)
 {
     cJSON *o = cJSON_CreateObject();
 
     if (o == NULL)
         return NULL;
-    if (cc_sql_json_int(o, "id", stmt, 0) != CC_OK ||
-        cc_sql_json_int(o, "coldCellId", stmt, 1) != CC_OK ||
-        cc_sql_json_int(o, "deviceId", stmt, 2) != CC_OK ||
-        cc_sql_json_text(o, "type", stmt, 3) != CC_OK ||
-        cc_sql_json_text(o, "status", stmt, 4) != CC_OK ||
-        cc_sql_json_num(o, "value", stmt, 5) != CC_OK ||
-        cc_sql_json_num(o, "threshold", stmt, 6) != CC_OK ||
-        cc_sql_json_text(o, "message", stmt, 7) != CC_OK ||
-        cc_sql_json_time(o, "firstTriggeredAt", stmt, 8) != CC_OK ||
-        cc_sql_json_time(o, "lastTriggeredAt", stmt, 9) != CC_OK ||
-        cc_sql_json_int(o, "triggerCount", stmt, 10) != CC_OK ||
-        cc_sql_json_time(o, "acknowledgedAt", stmt, 11) != CC_OK ||
-        cc_sql_json_time(o, "escalatedAt", stmt, 12) != CC_OK) {
+    if (cc_dbi_json_int(o, "id", stmt, 0) != CC_OK ||
+        cc_dbi_json_int(o, "coldCellId", stmt, 1) != CC_OK ||
+        cc_dbi_json_int(o, "deviceId", stmt, 2) != CC_OK ||
+        cc_dbi_json_text(o, "type", stmt, 3) != CC_OK ||
+        cc_dbi_json_text(o, "status", stmt, 4) != CC_OK ||
+        cc_dbi_json_num(o, "value", stmt, 5) != CC_OK ||
+        cc_dbi_json_num(o, "threshold", stmt, 6) != CC_OK ||
+        cc_dbi_json_text(o, "message", stmt, 7) != CC_OK ||
+        cc_dbi_json_time(o, "firstTriggeredAt", stmt, 8) != CC_OK ||
+        cc_dbi_json_time(o, "lastTriggeredAt", stmt, 9) != CC_OK ||
+        cc_dbi_json_int(o, "triggerCount", stmt, 10) != CC_OK ||
+        cc_dbi_json_time(o, "acknowledgedAt", stmt, 11) != CC_OK ||
+        cc_dbi_json_time(o, "escalatedAt", stmt, 12) != CC_OK) {
         cJSON_Delete(o);
         return NULL;
     }
     return o;
 }
 
-/* Runs a statement built with CC_ACCESS_SQL (?1, ?2) and collects its rows; role3, unless
- * CC_ROLE_NONE, is the role whose name the statement takes as ?3. */
-static int collect(sqlite3 *db, const char *sql, const struct cc_principal *p, int role3,
-                   cc_sql_row_fn fn, cJSON **items)
+/* Runs a statement built with CC_ACCESS_SQL_N ($1, $2) and collects its rows; role3,
+ * unless CC_ROLE_NONE, is the role whose name the statement takes as $3 (SQL does not
+ * spell a role). */
+static int collect(struct cc_store *st, const char *sql, const struct cc_principal *p, int role3,
+                   cc_dbi_row_fn fn, cJSON **items)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = cc_sql_prepare(db, sql, &stmt);
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql, &s);
 
-    if (rc != CC_OK)
-        return rc;
-    if (cc_access_bind(stmt, p) != SQLITE_OK ||
-        (role3 != CC_ROLE_NONE &&
-         sqlite3_bind_text(stmt, 3, cc_role_name(role3), -1, SQLITE_STATIC) != SQLITE_OK))
-        rc = CC_ERR_DB;
-    else
-        rc = cc_sql_collect(db, stmt, fn, items);
-    cc_sql_release(stmt);
+    if (rc == CC_OK)
+        rc = cc_access_bind_stmt(s, p);
+    if (rc == CC_OK && role3 != CC_ROLE_NONE)
+        rc = cc_stmt_bind_text(s, 3, cc_role_name(role3));
+    if (rc == CC_OK)
+        rc = cc_dbi_collect(s, fn, items);
+    cc_stmt_release(s);
     return rc;
 }
 
@@ -428,36 +422,35 @@ int cc_dashboard_customer(struct cc_store *st, const struct cc_principal *p, cJS
 {
     static const char loc_sql[] =
         "SELECT l.id, l.customer_id, l.name, l.address, l.timezone FROM locations l"
-        " WHERE " CC_ACCESS_SQL("l.customer_id") " ORDER BY l.id";
+        " WHERE " CC_ACCESS_SQL_N("l.customer_id") " ORDER BY l.id";
     static const char cell_sql[] =
         "SELECT c.id, c.location_id, c.name, c.min_temp, c.max_temp FROM cold_cells c"
         " JOIN locations l ON l.id = c.location_id"
-        " WHERE " CC_ACCESS_SQL("l.customer_id") " ORDER BY c.id";
+        " WHERE " CC_ACCESS_SQL_N("l.customer_id") " ORDER BY c.id";
     static const char dev_sql[] =
         "SELECT d.id, d.cold_cell_id, d.serial_number, d.status, d.last_seen_at,"
         " d.firmware_version FROM devices d JOIN cold_cells c ON c.id = d.cold_cell_id"
         " JOIN locations l ON l.id = c.location_id"
-        " WHERE " CC_ACCESS_SQL("l.customer_id") " ORDER BY d.id";
+        " WHERE " CC_ACCESS_SQL_N("l.customer_id") " ORDER BY d.id";
     static const char alert_sql[] =
         "SELECT a.id, a.cold_cell_id, a.device_id, a.type, a.status, a.value, a.threshold,"
         " a.message, a.first_triggered_at, a.last_triggered_at, a.trigger_count,"
         " a.acknowledged_at, a.escalated_at FROM alerts a"
         " JOIN cold_cells c ON c.id = a.cold_cell_id JOIN locations l ON l.id = c.location_id"
-        " WHERE a.status = 'ACTIVE' AND " CC_ACCESS_SQL(
+        " WHERE a.status = 'ACTIVE' AND " CC_ACCESS_SQL_N(
             "l.customer_id") " ORDER BY a.first_triggered_at DESC, a.id DESC";
-    sqlite3 *db = cc_store_db(st);
     cJSON *root = NULL, *locs = NULL, *cells = NULL, *devs = NULL, *alerts = NULL;
     cJSON *summary, *cell;
     int64_t n_cells, n_devs = 0, n_online = 0;
     int rc;
 
-    rc = collect(db, loc_sql, p, CC_ROLE_NONE, location_row, &locs);
+    rc = collect(st, loc_sql, p, CC_ROLE_NONE, location_row, &locs);
     if (rc == CC_OK)
-        rc = collect(db, cell_sql, p, CC_ROLE_NONE, cell_row, &cells);
+        rc = collect(st, cell_sql, p, CC_ROLE_NONE, cell_row, &cells);
     if (rc == CC_OK)
-        rc = collect(db, dev_sql, p, CC_ROLE_NONE, device_row, &devs);
+        rc = collect(st, dev_sql, p, CC_ROLE_NONE, device_row, &devs);
     if (rc == CC_OK)
-        rc = collect(db, alert_sql, p, CC_ROLE_NONE, alert_row, &alerts);
+        rc = collect(st, alert_sql, p, CC_ROLE_NONE, alert_row, &alerts);
     if (rc != CC_OK)
         goto fail;
     n_cells = cJSON_GetArraySize(cells);
@@ -468,7 +461,7 @@ int cc_dashboard_customer(struct cc_store *st, const struct cc_principal *p, cJS
         cJSON *latest = NULL, *a;
         int64_t n_alerts = 0;
 
-        rc = latest_of(db, (int64_t)id->valuedouble, &latest);
+        rc = latest_of(st, (int64_t)id->valuedouble, &latest);
         if (rc != CC_OK)
             goto fail;
         if (!cJSON_AddItemToObject(cell, "latest", latest)) {
@@ -532,19 +525,19 @@ fail:
     return rc;
 }
 
-static cJSON *customer_row(sqlite3_stmt *stmt)
+static cJSON *customer_row(struct cc_stmt *stmt)
 {
     cJSON *o = cJSON_CreateObject();
 
     if (o == NULL)
         return NULL;
-    if (cc_sql_json_int(o, "id", stmt, 0) != CC_OK ||
-        cc_sql_json_text(o, "name", stmt, 1) != CC_OK ||
-        cc_sql_json_text(o, "email", stmt, 2) != CC_OK ||
-        cc_sql_json_int(o, "locations", stmt, 3) != CC_OK ||
-        cc_sql_json_int(o, "coldCells", stmt, 4) != CC_OK ||
-        cc_sql_json_int(o, "devices", stmt, 5) != CC_OK ||
-        cc_sql_json_int(o, "activeAlerts", stmt, 6) != CC_OK) {
+    if (cc_dbi_json_int(o, "id", stmt, 0) != CC_OK ||
+        cc_dbi_json_text(o, "name", stmt, 1) != CC_OK ||
+        cc_dbi_json_text(o, "email", stmt, 2) != CC_OK ||
+        cc_dbi_json_int(o, "locations", stmt, 3) != CC_OK ||
+        cc_dbi_json_int(o, "coldCells", stmt, 4) != CC_OK ||
+        cc_dbi_json_int(o, "devices", stmt, 5) != CC_OK ||
+        cc_dbi_json_int(o, "activeAlerts", stmt, 6) != CC_OK) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -563,22 +556,21 @@ int cc_dashboard_technician(struct cc_store *st, const struct cc_principal *p, c
         " (SELECT count(*) FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"
         "  JOIN locations l ON l.id = c.location_id"
         "  WHERE l.customer_id = u.id AND a.status = 'ACTIVE')"
-        " FROM users u WHERE u.role = ?3 AND " CC_ACCESS_SQL("u.id") " ORDER BY u.id";
+        " FROM users u WHERE u.role = $3 AND " CC_ACCESS_SQL_N("u.id") " ORDER BY u.id";
     static const char type_sql[] =
         "SELECT a.type, count(*) FROM alerts a JOIN cold_cells c ON c.id = a.cold_cell_id"
         " JOIN locations l ON l.id = c.location_id JOIN users u ON u.id = l.customer_id"
-        " WHERE a.status = 'ACTIVE' AND u.role = ?3 AND " CC_ACCESS_SQL("u.id") " GROUP BY a.type";
+        " WHERE a.status = 'ACTIVE' AND u.role = $3 AND " CC_ACCESS_SQL_N(
+            "u.id") " GROUP BY a.type";
     static const char *const types[] = {"HIGH_TEMP", "LOW_TEMP", "POWER_LOSS", "SENSOR_ERROR"};
-    sqlite3 *db = cc_store_db(st);
-    sqlite3_stmt *stmt = NULL;
+    struct cc_stmt *stmt = NULL;
     cJSON *root = NULL, *list = NULL, *by_type, *c;
     int64_t cells = 0, active = 0;
-    int src;
     int rc;
 
     if (p->role != CC_ROLE_TECHNICIAN && p->role != CC_ROLE_ADMIN)
         return CC_ERR_FORBIDDEN;
-    rc = collect(db, cust_sql, p, CC_ROLE_CUSTOMER, customer_row, &list);
+    rc = collect(st, cust_sql, p, CC_ROLE_CUSTOMER, customer_row, &list);
     if (rc != CC_OK)
         goto fail;
     cJSON_ArrayForEach(c, list)
@@ -598,37 +590,32 @@ int cc_dashboard_technician(struct cc_store *st, const struct cc_principal *p, c
         if (add_count(by_type, types[i], 0) != CC_OK)
             goto nomem;
     }
-    rc = cc_sql_prepare(db, type_sql, &stmt);
-    if (rc != CC_OK)
-        goto fail;
-    if (cc_access_bind(stmt, p) != SQLITE_OK ||
-        sqlite3_bind_text(stmt, 3, cc_role_name(CC_ROLE_CUSTOMER), -1, SQLITE_STATIC) !=
-            SQLITE_OK) {
-        rc = CC_ERR_DB;
-        goto fail;
-    }
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const char *t = (const char *)sqlite3_column_text(stmt, 0);
+    rc = cc_stmt_prepare(st, type_sql, &stmt);
+    if (rc == CC_OK)
+        rc = cc_access_bind_stmt(stmt, p);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, 3, cc_role_name(CC_ROLE_CUSTOMER));
+    while (rc == CC_OK && (rc = cc_stmt_step(stmt)) == CC_ROW) {
+        const char *t = cc_stmt_column_text(stmt, 0);
         cJSON *slot = t != NULL ? cJSON_GetObjectItemCaseSensitive(by_type, t) : NULL;
 
         if (slot != NULL)
-            cJSON_SetNumberValue(slot, (double)sqlite3_column_int64(stmt, 1));
+            cJSON_SetNumberValue(slot, (double)cc_stmt_column_int64(stmt, 1));
+        rc = CC_OK;
     }
-    if (src != SQLITE_DONE) {
-        rc = cc_sql_step_rc(db, src, "dashboard alerts by type");
+    if (rc != CC_OK)
         goto fail;
-    }
     if (!cJSON_AddItemToObject(root, "customerList", list))
         goto nomem;
     list = NULL;
-    cc_sql_release(stmt);
+    cc_stmt_release(stmt);
     *out = root;
     return CC_OK;
 
 nomem:
     rc = CC_ERR_NOMEM;
 fail:
-    cc_sql_release(stmt);
+    cc_stmt_release(stmt);
     cJSON_Delete(root);
     cJSON_Delete(list);
     return rc;

@@ -382,3 +382,23 @@ int cc_dbi_json_time(cJSON *obj, const char *name, struct cc_stmt *s, int col)
         return add_or_null(obj, name, cJSON_CreateNull());
     return add_or_null(obj, name, cJSON_CreateString(buf));
 }
+
+int cc_dbi_collect(struct cc_stmt *s, cc_dbi_row_fn row, cJSON **items)
+{
+    cJSON *arr = cJSON_CreateArray();
+    int rc = arr != NULL ? CC_OK : CC_ERR_NOMEM;
+
+    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+        cJSON *o = row(s);
+
+        rc = o != NULL && cJSON_AddItemToArray(arr, o) ? CC_OK : CC_ERR_NOMEM;
+        if (rc != CC_OK)
+            cJSON_Delete(o);
+    }
+    if (rc != CC_OK) {
+        cJSON_Delete(arr);
+        return rc;
+    }
+    *items = arr;
+    return CC_OK;
+}

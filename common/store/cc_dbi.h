@@ -116,4 +116,12 @@ int cc_dbi_json_bool(cJSON *obj, const char *name, struct cc_stmt *s, int col);
 /* An epoch-ms column as an ISO-8601 UTC string ("2026-11-26T05:45:00.000Z"). */
 int cc_dbi_json_time(cJSON *obj, const char *name, struct cc_stmt *s, int col);
 
+/* One JSON value made from the current row of s (with the helpers above); NULL on out of
+ * memory. */
+typedef cJSON *(*cc_dbi_row_fn)(struct cc_stmt *s);
+/* Steps s (bound, not yet stepped) to its end and gives every row, made by row, as a new
+ * array in *items (the caller's). s stays lent: the caller releases it. CC_OK, CC_ERR_DB
+ * or CC_ERR_CONFLICT (the step's), CC_ERR_NOMEM. */
+int cc_dbi_collect(struct cc_stmt *s, cc_dbi_row_fn row, cJSON **items);
+
 #endif

@@ -717,6 +717,58 @@ static void test_dbi_json_helpers(void **state)
     cJSON_Delete(o);
 }
 
+/* A row maker for cc_dbi_collect: {"id":N,"s":text}; NULL (as on out of memory) for id 3. */
+static cJSON *collect_row(struct cc_stmt *s)
+{
+    cJSON *o;
+
+    if (cc_stmt_column_int64(s, 0) == 3)
+        return NULL;
+    o = cJSON_CreateObject();
+    if (o != NULL &&
+        (cc_dbi_json_int(o, "id", s, 0) != CC_OK || cc_dbi_json_text(o, "s", s, 1) != CC_OK)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return o;
+}
+
+static void test_dbi_collect_rows(void **state)
+{
+    static const char sql[] = "SELECT id, s FROM t WHERE id <= $1 ORDER BY id";
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+    cJSON *items = NULL;
+    char *text;
+
+    assert_int_equal(cc_store_exec(st, "INSERT INTO t (id, s) VALUES (1, 'a'), (2, NULL),"
+                                       " (3, 'c')"),
+                     CC_OK);
+    /* Every row in order, none: an empty array. */
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 2), CC_OK);
+    assert_int_equal(cc_dbi_collect(s, collect_row, &items), CC_OK);
+    cc_stmt_release(s);
+    text = cJSON_PrintUnformatted(items);
+    assert_string_equal(text, "[{\"id\":1,\"s\":\"a\"},{\"id\":2,\"s\":null}]");
+    free(text);
+    cJSON_Delete(items);
+    items = NULL;
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 0), CC_OK);
+    assert_int_equal(cc_dbi_collect(s, collect_row, &items), CC_OK);
+    cc_stmt_release(s);
+    assert_int_equal(cJSON_GetArraySize(items), 0);
+    cJSON_Delete(items);
+    items = NULL;
+    /* A row that cannot be made: CC_ERR_NOMEM, *items untouched, nothing leaks (ASan). */
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 3), CC_OK);
+    assert_int_equal(cc_dbi_collect(s, collect_row, &items), CC_ERR_NOMEM);
+    cc_stmt_release(s);
+    assert_null(items);
+}
+
 static void test_dbi_exec_runs_several_statements(void **state)
 {
     struct cc_store *st = store(state);
@@ -781,6 +833,7 @@ static void test_dbi_pg_typed_functions_not_yet(void **state)
         cmocka_unit_test_setup_teardown(test_dbi_text_is_copied, setup, fx_teardown),              \
         cmocka_unit_test_setup_teardown(test_dbi_release_with_unread_row, setup, fx_teardown),     \
         cmocka_unit_test_setup_teardown(test_dbi_json_helpers, setup, fx_teardown),                \
+        cmocka_unit_test_setup_teardown(test_dbi_collect_rows, setup, fx_teardown),                \
         cmocka_unit_test_setup_teardown(test_dbi_exec_runs_several_statements, setup, fx_teardown)
 
 int main(void)

@@ -124,10 +124,9 @@ static void both(struct cc_store *st, const struct cc_query_range *rg, double lo
                  struct cc_query_result *fast)
 {
     struct cc_query_result raw;
-    sqlite3 *db = cc_store_db(st);
 
-    assert_int_equal(cc_query_readings(db, CELL, rg, lo, hi, fast), CC_OK);
-    assert_int_equal(cc_query_readings_raw(db, CELL, rg, lo, hi, &raw), CC_OK);
+    assert_int_equal(cc_query_readings(st, CELL, rg, lo, hi, fast), CC_OK);
+    assert_int_equal(cc_query_readings_raw(st, CELL, rg, lo, hi, &raw), CC_OK);
     assert_int_equal(fast->stats.count, raw.stats.count);
     assert_int_equal(fast->stats.sum_q, raw.stats.sum_q);
     assert_true(fast->stats.mkt_hi == raw.stats.mkt_hi);
@@ -588,7 +587,7 @@ static void test_query_retention_keeps_rollups(void **state)
     put(st, 8, 4, T0, -18.0); /* another cell */
     rollups = query_int(db, "SELECT count(*) FROM readings_5m") +
               query_int(db, "SELECT count(*) FROM readings_30m");
-    assert_int_equal(cc_query_readings(db, CELL, &rg, LO, HI, &before), CC_OK);
+    assert_int_equal(cc_query_readings(st, CELL, &rg, LO, HI, &before), CC_OK);
 
     /* Keep 1 day at now = T0 + 2 days: the first day (144 + 1 readings) goes. */
     assert_int_equal(cc_retention_run(st, T0 + 2 * DAY_MS, 1, 50, 2, &deleted, &more), CC_OK);
@@ -604,7 +603,7 @@ static void test_query_retention_keeps_rollups(void **state)
                      rollups);
 
     /* Whole buckets still answer from the rollups: the same statistics. */
-    assert_int_equal(cc_query_readings(db, CELL, &rg, LO, HI, &after), CC_OK);
+    assert_int_equal(cc_query_readings(st, CELL, &rg, LO, HI, &after), CC_OK);
     assert_int_equal(after.stats.count, before.stats.count);
     assert_int_equal(after.stats.sum_q, before.stats.sum_q);
     assert_true(after.stats.mkt_lo == before.stats.mkt_lo);

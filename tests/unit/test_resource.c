@@ -30,17 +30,17 @@ static const struct cc_principal ADMIN = {1, CC_ROLE_ADMIN};
 static const struct cc_principal CUST_A = {2, CC_ROLE_CUSTOMER};
 
 #define T_COLS "l.id, l.customer_id, l.name, CASE WHEN l.id = 1 THEN '[1]' END"
-static const char sql_get[] = "SELECT " T_COLS " FROM locations l WHERE l.id = ?1";
-static const char sql_list[] = "SELECT " T_COLS " FROM locations l WHERE " CC_ACCESS_SQL(
-    "l.customer_id") " AND (?3 IS "
-                     "NULL OR l.customer_id = ?3) ORDER BY l.id LIMIT ?4 OFFSET ?5";
-static const char sql_count[] = "SELECT count(*) FROM locations l WHERE " CC_ACCESS_SQL(
-    "l.customer_id") " AND (?3 IS NULL OR l.customer_id = ?3)";
+static const char sql_get[] = "SELECT " T_COLS " FROM locations l WHERE l.id = $1";
+static const char sql_list[] = "SELECT " T_COLS " FROM locations l WHERE " CC_ACCESS_SQL_N(
+    "l.customer_id") " AND (CAST($3 AS bigint) IS "
+                     "NULL OR l.customer_id = $3) ORDER BY l.id LIMIT $4 OFFSET $5";
+static const char sql_count[] = "SELECT count(*) FROM locations l WHERE " CC_ACCESS_SQL_N(
+    "l.customer_id") " AND (CAST($3 AS bigint) IS NULL OR l.customer_id = $3)";
 static const char sql_insert[] = "INSERT INTO locations (customer_id, name, address, timezone,"
-                                 " created_at) VALUES (?1, ?2, '', 'UTC', 0)";
-static const char sql_update[] = "UPDATE locations SET customer_id = coalesce(?2, customer_id),"
-                                 " name = coalesce(?3, name) WHERE id = ?1";
-static const char sql_delete[] = "DELETE FROM locations WHERE id = ?1";
+                                 " created_at) VALUES ($1, $2, '', 'UTC', 0)";
+static const char sql_update[] = "UPDATE locations SET customer_id = coalesce($2, customer_id),"
+                                 " name = coalesce($3, name) WHERE id = $1";
+static const char sql_delete[] = "DELETE FROM locations WHERE id = $1";
 
 static const struct cc_column t_cols[] = {
     {"id", CC_COL_INT}, {"customerId", CC_COL_INT}, {"name", CC_COL_TEXT}, {"tags", CC_COL_JSON}};
