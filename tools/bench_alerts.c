@@ -27,6 +27,7 @@
 #include "cc_rc.h"
 #include "cc_role.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 
 #define DEVICES 1000
 #define CELLS 100

@@ -20,7 +20,10 @@
 #include "cc_query.h"
 #include "cc_rc.h"
 #include "cc_role.h"
-#include "cc_sql.h"
+#include <sqlite3.h>
+
+#include "cc_store.h"
+#include "cc_store_sqlite.h"
 #include "cc_store_rollup.h"
 #include "cc_time.h"
 

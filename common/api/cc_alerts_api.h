@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include "cc_access.h"
-#include "cc_sql.h"
+#include "cc_page.h"
 #include "cc_store.h"
 
 #define CC_ALERTS_PAGE_DEFAULT 50 /* limit when the query gives none */

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include "cc_access.h"
-#include "cc_sql.h"
+#include "cc_page.h"
 #include "cc_store.h"
 
 #define CC_HYSTERESIS_DEFAULT 0.5            /* °C */

@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include "cc_access.h"
-#include "cc_sql.h"
+#include "cc_page.h"
 #include "cc_store.h"
 
 /* The descriptor (cc_resource.h): GET/POST /api/devices, GET/PATCH/DELETE

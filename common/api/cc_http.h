@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
-#include "cc_sql.h"
+#include "cc_page.h"
 
 #define CC_MAX_BODY (64 * 1024) /* bytes of a request body; more answers 413 */
 #define CC_ADDR_MAX 64          /* bytes of a client address string, NUL included */

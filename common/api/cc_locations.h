@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include "cc_access.h"
-#include "cc_sql.h"
+#include "cc_page.h"
 #include "cc_store.h"
 
 #define CC_ADDRESS_MAX 500 /* characters in an address */

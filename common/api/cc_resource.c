@@ -348,8 +348,8 @@ int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
     if (rc == CC_OK)
         rc = read_rows(list, res->cols, res->ncols, 1, &items);
     cc_stmt_release(list);
-    /* cc_sql_list_new takes items, and deletes them when it fails. */
-    if (rc == CC_OK && (*out = cc_sql_list_new(items, total)) == NULL)
+    /* cc_page_answer takes items, and deletes them when it fails. */
+    if (rc == CC_OK && (*out = cc_page_answer(items, total)) == NULL)
         rc = CC_ERR_NOMEM;
     return rc;
 }

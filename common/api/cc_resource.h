@@ -36,7 +36,7 @@
 #include <cjson/cJSON.h>
 #include "cc_access.h"
 #include "cc_input.h"
-#include "cc_sql.h" /* struct cc_page, cc_sql_list_new: JSON only, no database call */
+#include "cc_page.h"
 #include "cc_store.h"
 
 #define CC_RESOURCE_VALUES_MAX 8   /* values one insert or update statement takes */

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include "cc_access.h"
-#include "cc_sql.h"
+#include "cc_page.h"
 #include "cc_store.h"
 
 /* The principal of a verified token's subject, from the database (so a role change,

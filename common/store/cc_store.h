@@ -5,10 +5,9 @@
  * (cc_dbi.h, which the other common/ modules use to run their own SQL): one per thread
  * (or lent to one thread at a time, CC_STORE_POOLED).
  * Every function below works on both; the typed ingest functions are cc_store_sqlite.c's
- * and cc_store_pg.c's (where PostgreSQL takes one round trip per batch). SQLite-only
- * machinery (cc_store_db, cc_store_stmt) lends nothing on PostgreSQL (NULL /
- * CC_ERR_INTERNAL), and the page cache, memory accounting and WAL checkpointer are no-ops
- * there.
+ * and cc_store_pg.c's (where PostgreSQL takes one round trip per batch). The page cache,
+ * memory accounting and WAL checkpointer are no-ops on PostgreSQL. No database header here:
+ * SQLite's handles are lent by cc_store_sqlite.h, for the store's own SQLite code and tests.
  * Functions that write must be called between cc_store_begin and cc_store_commit
  * (or cc_store_rollback); they return CC_ERR_DB on a database failure, after which
  * the caller rolls back. */
@@ -17,7 +16,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sqlite3.h>
 #include "cc_dbi.h"
 #include "cc_validate.h"
 
@@ -59,9 +57,6 @@ enum cc_store_flags {
 int cc_store_open(const char *path, int flags, struct cc_store **out);
 /* Frees every statement of st and closes its connection. NULL is a no-op. */
 void cc_store_close(struct cc_store *st);
-/* The SQLite connection, for other common/ modules only (queries, API). Lent. NULL on
- * PostgreSQL. */
-sqlite3 *cc_store_db(struct cc_store *st);
 
 /* Process set-up, once in main before any thread starts: the allocator and the store's
  * memory accounting; heap_limit_mib > 0 bounds the memory all stores of the process cache
@@ -170,15 +165,6 @@ int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *t
 /* Dead letters dropped by the per-device cap since the database was created (the
  * coldchain_rejected_dropped_total metric). CC_OK or CC_ERR_DB. */
 int cc_store_dead_letters_dropped(struct cc_store *st, int64_t *out);
-/* For the modules not yet on cc_dbi.h: lends the SQLite handle of the statement
- * cc_stmt_prepare caches for sql, a string literal (the cache is keyed by its address),
- * prepared on first use and kept until cc_store_close, so that no reading parses SQL.
- * Give it back with cc_store_stmt_done on every path. CC_OK, CC_ERR_DB (logged; also
- * when the cache already holds CC_STMT_CACHE_MAX other statements) or CC_ERR_INTERNAL
- * (PostgreSQL). */
-int cc_store_stmt(struct cc_store *st, const char *sql, sqlite3_stmt **out);
-/* Resets a lent statement and clears its bindings (NULL is a no-op). */
-void cc_store_stmt_done(sqlite3_stmt *stmt);
 /* ingestd's journal position, committed with the rows it produced. */
 int cc_store_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset);
 int cc_store_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset);

@@ -1,6 +1,7 @@
 /* cc_store_rollup.c - the write side of the rollup tables: the exact upserts, the
  * batch and the rebuilds from raw readings (cc_store_rollup.h,
  * docs/queries.md). The terms come from cc_rollup_math.h. */
+#include "cc_store_sqlite.h"
 #include "cc_store_rollup.h"
 
 #include <math.h>

@@ -6,6 +6,7 @@
  * reset and reused: the ingest path runs the readings insert tens of thousands of
  * times a second and must not parse SQL each time. */
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -19,6 +19,7 @@
 #include "cc_ingest.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 #include "fuzz.h"
 
 #define NOW_MS 1764000000000LL

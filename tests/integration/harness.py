@@ -67,6 +67,20 @@ class PgCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _db_errors():
+    errs = [sqlite3.DatabaseError]
+    try:
+        import psycopg2  # only when the tests run on PostgreSQL too
+        errs.append(psycopg2.DatabaseError)
+    except ImportError:
+        pass
+    return tuple(errs)
+
+
+# What Stack.sql() raises when the database refuses a statement, on either store.
+DB_ERRORS = _db_errors()
+
+
 def _pg_query(query):
     """SQLite's "?" placeholders as psycopg2's "%s" (and a literal % doubled): the tests'
     SQL stays one text. "?" inside a string literal is not a placeholder."""
@@ -295,7 +309,27 @@ class Stack:
                 con.close()
         con = sqlite3.connect(self.db_path, timeout=10)
         try:
-            return con.execute(query, args).fetchall()
+            rows = con.execute(query, args).fetchall()
+            con.commit()  # a write through sql() is kept, as on PostgreSQL
+            return rows
+        finally:
+            con.close()
+
+    def sql_many(self, query, rows):
+        """One statement for each row of args, in one transaction, on either store."""
+        if self.pg is not None:
+            con = self.pg.connect()
+            try:
+                with con:
+                    with con.cursor() as cur:
+                        cur.executemany(_pg_query(query), [tuple(r) for r in rows])
+            finally:
+                con.close()
+            return
+        con = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            con.executemany(query, rows)
+            con.commit()
         finally:
             con.close()
 

@@ -13,7 +13,6 @@ import json
 import queue
 import socket
 import socketserver
-import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -122,10 +121,7 @@ def main():
             want_users = recipients(st, cell_id)
             # A name outside ASCII: the e-mail subject must carry it RFC 2047-encoded.
             cell_name = "Kühlraum Süd"
-            con = sqlite3.connect(st.db_path, timeout=10)
-            con.execute("UPDATE cold_cells SET name = ? WHERE id = ?", (cell_name, cell_id))
-            con.commit()
-            con.close()
+            st.sql("UPDATE cold_cells SET name = ? WHERE id = ?", (cell_name, cell_id))
             emails = {u: st.scalar("SELECT email FROM users WHERE id = ?", (u,)) for u in want_users}
             ops = st.operator_client()
             mq = queue.Queue()

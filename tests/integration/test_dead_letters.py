@@ -4,7 +4,6 @@ the real broker and ingestd: a device flooding 1,100 bad messages keeps exactly 
 coldchain_rejected_dropped_total, other devices' dead letters are untouched, a topic that
 names no known device counts under its own bucket, and the retention job deletes dead
 letters older than REJECTED_RETENTION_DAYS."""
-import sqlite3
 import time
 
 from harness import Cases, Stack, wait_for
@@ -84,14 +83,9 @@ def main():
             # ingestd runs retention at start, then every minute: insert while it is
             # stopped, then start it.
             st.stop("ingestd")
-            con = sqlite3.connect(st.db_path, timeout=10)
-            try:
-                con.executemany("INSERT INTO rejected_messages (received_at, topic, payload,"
-                                " payload_size, error_code, error_message, device_id, seq)"
-                                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", old + young)
-                con.commit()
-            finally:
-                con.close()
+            st.sql_many("INSERT INTO rejected_messages (received_at, topic, payload,"
+                        " payload_size, error_code, error_message, device_id, seq)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", old + young)
             before_a = rows(st, a)
             assert st.scalar("SELECT count(*) FROM rejected_messages WHERE payload = ?",
                              (b"old",)) == len(old)

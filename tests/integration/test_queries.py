@@ -7,7 +7,6 @@ import io
 import json
 import math
 import os
-import sqlite3
 import sys
 import time
 import urllib.parse
@@ -250,14 +249,11 @@ def main():
                     expect(c["devices"] == n, "%s devices of %s" % (who, c["email"]))
             # The counts follow the data: an active alert raised in the database.
             before = st.http("GET", "/api/dashboard/technician", token=tok_admin)[2]
-            con = sqlite3.connect(st.db_path, timeout=10)
-            con.execute("INSERT INTO alerts (cold_cell_id, device_id, type, message,"
-                        " first_triggered_at, last_triggered_at) SELECT ?, ?, 'POWER_LOSS', 't',"
-                        " 1, 1 WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE cold_cell_id = ? AND"
-                        " device_id = ? AND type = 'POWER_LOSS' AND status = 'ACTIVE')",
-                        (cell, dev_id, cell, dev_id))
-            con.commit()
-            con.close()
+            st.sql("INSERT INTO alerts (cold_cell_id, device_id, type, message,"
+                   " first_triggered_at, last_triggered_at) SELECT ?, ?, 'POWER_LOSS', 't',"
+                   " 1, 1 WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE cold_cell_id = ? AND"
+                   " device_id = ? AND type = 'POWER_LOSS' AND status = 'ACTIVE')",
+                   (cell, dev_id, cell, dev_id))
             after = st.http("GET", "/api/dashboard/technician", token=tok_admin)[2]
             want = st.scalar("SELECT count(*) FROM alerts WHERE status = 'ACTIVE'")
             expect(after["activeAlerts"] == want, "admin sees every active alert")

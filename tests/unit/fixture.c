@@ -1,4 +1,5 @@
 /* fixture.c - the unit tests' temporary, migrated, optionally seeded store (fixture.h). */
+#include "cc_store_sqlite.h"
 #include "fixture.h"
 
 #include <dirent.h>

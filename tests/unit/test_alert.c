@@ -26,6 +26,7 @@
 #include "cc_rc.h"
 #include "cc_stats.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 #include "fixture.h"
 
 #define T0 1764135900000LL /* 2025-11-26T05:45:00.000Z: "received" */

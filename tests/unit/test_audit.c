@@ -15,6 +15,7 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 #include "fixture.h"
 
 static struct fixture fx; /* cmocka runs one test at a time */

@@ -19,6 +19,7 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 #include "fixture.h"
 
 static void exec_ok(sqlite3 *db, const char *sql)

@@ -18,6 +18,7 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 
 #define PG_PORT "55401" /* this suite's socket name (tools/pgtest.sh PORT) */
 

@@ -19,6 +19,7 @@
 #include "cc_feed.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 #include "cc_time.h"
 #include "fixture.h"
 

@@ -18,6 +18,7 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 #include "fixture.h"
 
 struct order {

@@ -21,6 +21,7 @@
 #include "cc_ingest.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 
 #define T0 1764135900000LL /* "received" */
 #define S 1000LL

@@ -20,6 +20,7 @@
 #include "cc_rc.h"
 #include "cc_retention.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 #include "cc_store_rollup.h"
 #include "cc_time.h"
 #include "fixture.h"

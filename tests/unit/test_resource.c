@@ -17,6 +17,7 @@
 #include "cc_rc.h"
 #include "cc_resource.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 
 /* Customers 2 (locations 1, 2, 3) and 3 (location 4); 1 is an admin. */
 static const char fixture[] =

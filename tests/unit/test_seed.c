@@ -17,6 +17,7 @@
 #include "cc_seed.h"
 #include "cc_store_rollup.h"
 #include "cc_store.h"
+#include "cc_store_sqlite.h"
 #include "fixture.h"
 
 #define NOW 1795671900123LL /* 2026-11-26T05:45:00.123Z */
