@@ -56,9 +56,9 @@ class PgCluster:
         self.url = p.stdout.strip().splitlines()[-1]
         self.sock_dir = os.path.join(self.dir, "c")
 
-    def connect(self):
+    def connect(self, dbname="coldchain"):
         import psycopg2  # Debian's python3-psycopg2 (tools/deps.sh)
-        return psycopg2.connect(dbname="coldchain", user="coldchain", host=self.sock_dir,
+        return psycopg2.connect(dbname=dbname, user="coldchain", host=self.sock_dir,
                                 port=self.port)
 
     def close(self):
@@ -304,7 +304,11 @@ class Stack:
                 with con:  # one transaction, committed
                     with con.cursor() as cur:
                         cur.execute(_pg_query(query), tuple(args))
-                        return [tuple(r) for r in cur.fetchall()] if cur.description else []
+                        if not cur.description:
+                            return []
+                        # bytea arrives as memoryview; SQLite gives bytes: one type for tests.
+                        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                                for r in cur.fetchall()]
             finally:
                 con.close()
         con = sqlite3.connect(self.db_path, timeout=10)

@@ -88,7 +88,7 @@ def run_stream(st, disrupt):
     n = stored(st)
     assert n == TOTAL, "stored %d readings, expected exactly %d" % (n, TOTAL)
     dup = st.scalar("SELECT COUNT(*) FROM (SELECT device_id, ts FROM readings GROUP BY 1, 2 "
-                    "HAVING COUNT(*) > 1)")
+                    "HAVING COUNT(*) > 1) d")
     assert dup == 0, dup
 
 
