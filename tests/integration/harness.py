@@ -325,8 +325,10 @@ class Stack:
             con = self.pg.connect()
             try:
                 with con:
-                    with con.cursor() as cur:
-                        cur.executemany(_pg_query(query), [tuple(r) for r in rows])
+                    import psycopg2.extras
+                    with con.cursor() as cur:  # pages of statements, not one round trip each
+                        psycopg2.extras.execute_batch(cur, _pg_query(query),
+                                                      [tuple(r) for r in rows], page_size=1000)
             finally:
                 con.close()
             return

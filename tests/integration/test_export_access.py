@@ -5,7 +5,6 @@ technician unlinked from the customer, while the export runs gets no further pag
 transfer ends without its last chunk (a truncated download, never a short file that
 looks complete)."""
 import socket
-import sqlite3
 import time
 import urllib.parse
 
@@ -21,25 +20,15 @@ def iso(ms):
 
 
 def load_rows(s, device_id, cell_id, t0):
-    con = sqlite3.connect(s.db_path, timeout=30)
-    try:
-        with con:
-            con.executemany(
-                "INSERT INTO readings (device_id, cold_cell_id, ts, temperature, humidity,"
-                " power_status, door_status, battery_level, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ((device_id, cell_id, t0 + i * 500, -18.0, 40, 1, 0, 90, t0 + i * 500)
-                 for i in range(ROWS)))
-    finally:
-        con.close()
+    s.sql_many("INSERT INTO readings (device_id, cold_cell_id, ts, temperature, humidity,"
+               " power_status, door_status, battery_level, received_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               ((device_id, cell_id, t0 + i * 500, -18.0, 40, 1, 0, 90, t0 + i * 500)
+                for i in range(ROWS)))
 
 
 def write_sql(s, sql):
-    con = sqlite3.connect(s.db_path, timeout=30, isolation_level=None)  # autocommit
-    try:
-        con.execute(sql)
-    finally:
-        con.close()
+    s.sql(sql)
 
 
 def open_export(port, path, tok, rcvbuf=4096):
