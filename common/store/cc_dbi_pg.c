@@ -6,6 +6,7 @@
  * text parameters (blobs binary) and text results, the whole result fetched on the first
  * step. A transient statement (cc_dbi.h) is described the same way but runs through
  * PQexecParams, so that nothing of it outlives its release on the server. */
+#include <errno.h> /* program_invocation_short_name (_GNU_SOURCE) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,11 @@ static void notice(void *arg, const char *message)
 
 int cc_dbi_pg_open(const char *url, int flags, struct pg_conn **out)
 {
-    PGconn *conn = PQconnectdb(url);
+    /* The program's name as the connection's application_name (unless the URL sets one):
+     * pg_stat_activity then tells apid's, ingestd's, the broker's and ccctl's apart. */
+    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *const values[] = {url, program_invocation_short_name, NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1 /* expand dbname: the URL */);
 
     if (conn == NULL) {
         cc_log_error("db_open_failed", "PostgreSQL: out of memory");

@@ -161,6 +161,7 @@ class Stack:
         e = dict(os.environ)
         e.update({
             "COLDCHAIN_DB": self.db_url,
+            "COLDCHAIN_DATA_DIR": self.data,  # the journal and secrets, for either store
             "MQTT_URL": "tcp://127.0.0.1:%d" % self.mqtt_port,
             "MQTT_PORT": str(self.mqtt_port),
             "MQTT_USERNAME": self.mqtt_user,

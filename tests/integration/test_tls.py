@@ -421,7 +421,7 @@ def main():
             e.pop("MQTT_BIND", None)
             e.pop("MQTT_TLS_BIND", None)
             e.update(env)
-            p = subprocess.run(["sh", BROKER_CONF, out, str(port), s.db_path, harness.PLUGIN,
+            p = subprocess.run(["sh", BROKER_CONF, out, str(port), s.db_url, harness.PLUGIN,
                                 s.mqtt_user], env=e, capture_output=True, text=True)
             return p, os.path.join(out, "mosquitto.conf"), int(e["MQTT_TLS_PORT"])
 
