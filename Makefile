@@ -51,7 +51,7 @@ MIGRATIONS  := $(sort $(wildcard schema/[0-9][0-9][0-9][0-9]_*.sql))
 PG_MIGRATIONS := $(sort $(wildcard schema/pg/[0-9][0-9][0-9][0-9]_*.sql))
 PG_EMBED      := --pg --text cc_pg_ingest_sql schema/pg/ingest.sql $(PG_MIGRATIONS)
 
-.PHONY: all run test seed bench soak clean deps unit unit-asan integration format format-check openapi fuzz fuzz-build boundary-check deps-check
+.PHONY: all run test seed bench soak clean deps unit unit-asan integration integration-pg format format-check openapi fuzz fuzz-build boundary-check deps-check
 
 all: $(BUILD)/ingestd $(BUILD)/apid $(BUILD)/ccctl $(BUILD)/coldchain_auth.so $(TOOL_BINS)
 
@@ -266,6 +266,12 @@ integration: all
 test: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/run_all.sh
+
+# The integration suites on PostgreSQL alone (make test runs them too, see tests/run_all.sh).
+integration-pg: all
+	@CC_TEST_STORE=pg CC_SUITE=integration-pg /usr/bin/python3 tests/integration/run.py \
+	    $$(ls tests/integration/test_*.py | grep -v -e test_faults -e test_export_slow \
+	        -e test_apid_memory -e test_pg_schema -e test_ccctl_pg)
 
 seed: $(BUILD)/ccctl
 	$(BUILD)/ccctl seed

@@ -20,6 +20,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cc_crypto.h"
 #include "cc_rc.h"
 #include "cc_store.h"
 #include "ccctl.h"
@@ -29,17 +30,6 @@
 int ccctl_is_pg_url(const char *db)
 {
     return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
-}
-
-static int hex_digit(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Percent-decodes src[0..n) into out (libpq decodes %XX only, '+' stays). 0, or -1 when
@@ -56,8 +46,8 @@ static int pct_decode(const char *src, size_t n, char *out, size_t outlen)
 
             if (i + 2 >= n)
                 return -1;
-            hi = hex_digit((unsigned char)src[i + 1]);
-            lo = hex_digit((unsigned char)src[i + 2]);
+            hi = cc_hex_value((unsigned char)src[i + 1]);
+            lo = cc_hex_value((unsigned char)src[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             c = hi * 16 + lo;

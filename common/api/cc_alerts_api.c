@@ -50,23 +50,8 @@ static const char sql_n_read[] =
 
 /* CC_ALERT_JSON_SQL's members. */
 static const struct cc_column alert_cols[] = {
-    {"id", CC_COL_INT},
-    {"coldCellId", CC_COL_INT},
-    {"deviceId", CC_COL_INT},
-    {"type", CC_COL_TEXT},
-    {"status", CC_COL_TEXT},
-    {"value", CC_COL_NUM},
-    {"threshold", CC_COL_NUM},
-    {"message", CC_COL_TEXT},
-    {"firstTriggeredAt", CC_COL_TIME},
-    {"lastTriggeredAt", CC_COL_TIME},
-    {"triggerCount", CC_COL_INT},
-    {"acknowledgedAt", CC_COL_TIME},
-    {"acknowledgedBy", CC_COL_INT},
-    {"escalatedAt", CC_COL_TIME},
-    {"resolvedAt", CC_COL_TIME},
-    {"resolvedBy", CC_COL_INT},
-    {"resolutionNote", CC_COL_TEXT},
+    CC_ALERT_COLUMNS_HEAD,       {"acknowledgedBy", CC_COL_INT}, {"escalatedAt", CC_COL_TIME},
+    {"resolvedAt", CC_COL_TIME}, {"resolvedBy", CC_COL_INT},     {"resolutionNote", CC_COL_TEXT},
 };
 
 /* CC_NOTIFY_JSON_SQL's members: title and message are the payload's own. */

@@ -57,4 +57,15 @@ int cc_notifications_list(struct cc_store *st, const struct cc_principal *p,
 int cc_notifications_read(struct cc_store *st, const struct cc_principal *p, int64_t id,
                           cJSON **out);
 
+/* The first members of an alert object, as struct cc_column initializers (cc_resource.h):
+ * the API's alert and the dashboards' alert rows both start with them. */
+#define CC_ALERT_COLUMNS_HEAD                                                                      \
+    {"id", CC_COL_INT}, {"coldCellId", CC_COL_INT}, {"deviceId", CC_COL_INT},                      \
+        {"type", CC_COL_TEXT}, {"status", CC_COL_TEXT}, {"value", CC_COL_NUM},                     \
+        {"threshold", CC_COL_NUM}, {"message", CC_COL_TEXT}, {"firstTriggeredAt", CC_COL_TIME},    \
+        {"lastTriggeredAt", CC_COL_TIME}, {"triggerCount", CC_COL_INT},                            \
+    {                                                                                              \
+        "acknowledgedAt", CC_COL_TIME                                                              \
+    }
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "cc_error.h"
 #include "cc_json.h"
+#include "cc_crypto.h"
 #include "cc_rc.h"
 
 const char *cc_http_default_message(int rc)
@@ -89,17 +90,6 @@ int cc_http_parse_body(const char *buf, size_t len, cJSON **out, cJSON **err)
     return CC_OK;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes n bytes of s (%XX, '+') into out. 1 on success, -1 if bad or too long. */
 static int decode(const char *s, size_t n, char *out, size_t outlen)
 {
@@ -113,8 +103,8 @@ static int decode(const char *s, size_t n, char *out, size_t outlen)
 
             if (i + 2 >= n)
                 return -1;
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
+            hi = cc_hex_value(s[i + 1]);
+            lo = cc_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             c = (char)(hi << 4 | lo);

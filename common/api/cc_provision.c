@@ -213,15 +213,7 @@ int cc_provision_user(struct cc_store *st, const char *email, const char *passwo
         goto out;
     rc = cc_stmt_prepare(st, sql_user_insert, &s);
     if (rc == CC_OK)
-        rc = cc_stmt_bind_text(s, 1, email);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_text(s, 2, hash);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_text(s, 3, role);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_text(s, 4, name);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(s, 5, cc_now_ms());
+        rc = cc_stmt_bind_all(s, "tttti", email, hash, role, name, (int64_t)cc_now_ms());
     if (rc == CC_OK)
         rc = insert_returning(s, &new_id);
     else
@@ -371,11 +363,7 @@ int cc_provision_regenerate_key(struct cc_store *st, int64_t device_id, char key
         goto out;
     rc = cc_stmt_prepare(st, sql_key_update, &s);
     if (rc == CC_OK)
-        rc = cc_stmt_bind_text(s, 1, hash);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_text(s, 2, prefix);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(s, 3, device_id);
+        rc = cc_stmt_bind_all(s, "tti", hash, prefix, device_id);
     if (rc == CC_OK)
         rc = cc_stmt_step(s);
     if (rc == CC_OK && cc_stmt_changes(s) != 1)

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_alerts_api.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_resource.h"
 #include "cc_time.h"
 
 /* -- latest -------------------------------------------------------------------------- */
@@ -288,83 +290,55 @@ static int add_count(cJSON *obj, const char *name, int64_t n)
     return cJSON_AddNumberToObject(obj, name, (double)n) != NULL ? CC_OK : CC_ERR_NOMEM;
 }
 
-static cJSON *location_row(struct cc_stmt *stmt)
-{
-    cJSON *o = cJSON_CreateObject();
+static const struct cc_column location_cols[] = {
+    {"id", CC_COL_INT},       {"customerId", CC_COL_INT}, {"name", CC_COL_TEXT},
+    {"address", CC_COL_TEXT}, {"timezone", CC_COL_TEXT},
+};
+static const struct cc_column cell_cols[] = {
+    {"id", CC_COL_INT},      {"locationId", CC_COL_INT}, {"name", CC_COL_TEXT},
+    {"minTemp", CC_COL_NUM}, {"maxTemp", CC_COL_NUM},
+};
+static const struct cc_column device_cols[] = {
+    {"id", CC_COL_INT},      {"coldCellId", CC_COL_INT},  {"serialNumber", CC_COL_TEXT},
+    {"status", CC_COL_TEXT}, {"lastSeenAt", CC_COL_TIME}, {"firmwareVersion", CC_COL_TEXT},
+};
+static const struct cc_column alert_cols[] = {
+    CC_ALERT_COLUMNS_HEAD,
+    {"escalatedAt", CC_COL_TIME},
+};
+#define NCOLS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-    if (o == NULL)
-        return NULL;
-    if (cc_dbi_json_int(o, "id", stmt, 0) != CC_OK ||
-        cc_dbi_json_int(o, "customerId", stmt, 1) != CC_OK ||
-        cc_dbi_json_text(o, "name", stmt, 2) != CC_OK ||
-        cc_dbi_json_text(o, "address", stmt, 3) != CC_OK ||
-        cc_dbi_json_text(o, "timezone", stmt, 4) != CC_OK ||
-        cJSON_AddArrayToObject(o, "coldCells") == NULL) {
+/* A row of cols, with an empty array member named list (NULL: none) for its children. */
+static cJSON *row_with(struct cc_stmt *stmt, const struct cc_column *cols, int ncols,
+                       const char *list)
+{
+    cJSON *o = cc_resource_row(stmt, cols, ncols);
+
+    if (o != NULL && list != NULL && cJSON_AddArrayToObject(o, list) == NULL) {
         cJSON_Delete(o);
         return NULL;
     }
     return o;
+}
+
+static cJSON *location_row(struct cc_stmt *stmt)
+{
+    return row_with(stmt, location_cols, NCOLS(location_cols), "coldCells");
 }
 
 static cJSON *cell_row(struct cc_stmt *stmt)
 {
-    cJSON *o = cJSON_CreateObject();
-
-    if (o == NULL)
-        return NULL;
-    if (cc_dbi_json_int(o, "id", stmt, 0) != CC_OK ||
-        cc_dbi_json_int(o, "locationId", stmt, 1) != CC_OK ||
-        cc_dbi_json_text(o, "name", stmt, 2) != CC_OK ||
-        cc_dbi_json_num(o, "minTemp", stmt, 3) != CC_OK ||
-        cc_dbi_json_num(o, "maxTemp", stmt, 4) != CC_OK ||
-        cJSON_AddArrayToObject(o, "devices") == NULL) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
+    return row_with(stmt, cell_cols, NCOLS(cell_cols), "devices");
 }
 
 static cJSON *device_row(struct cc_stmt *stmt)
 {
-    cJSON *o = cJSON_CreateObject();
-
-    if (o == NULL)
-        return NULL;
-    if (cc_dbi_json_int(o, "id", stmt, 0) != CC_OK ||
-        cc_dbi_json_int(o, "coldCellId", stmt, 1) != CC_OK ||
-        cc_dbi_json_text(o, "serialNumber", stmt, 2) != CC_OK ||
-        cc_dbi_json_text(o, "status", stmt, 3) != CC_OK ||
-        cc_dbi_json_time(o, "lastSeenAt", stmt, 4) != CC_OK ||
-        cc_dbi_json_text(o, "firmwareVersion", stmt, 5) != CC_OK) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
+    return row_with(stmt, device_cols, NCOLS(device_cols), NULL);
 }
 
 static cJSON *alert_row(struct cc_stmt *stmt)
 {
-    cJSON *o = cJSON_CreateObject();
-
-    if (o == NULL)
-        return NULL;
-    if (cc_dbi_json_int(o, "id", stmt, 0) != CC_OK ||
-        cc_dbi_json_int(o, "coldCellId", stmt, 1) != CC_OK ||
-        cc_dbi_json_int(o, "deviceId", stmt, 2) != CC_OK ||
-        cc_dbi_json_text(o, "type", stmt, 3) != CC_OK ||
-        cc_dbi_json_text(o, "status", stmt, 4) != CC_OK ||
-        cc_dbi_json_num(o, "value", stmt, 5) != CC_OK ||
-        cc_dbi_json_num(o, "threshold", stmt, 6) != CC_OK ||
-        cc_dbi_json_text(o, "message", stmt, 7) != CC_OK ||
-        cc_dbi_json_time(o, "firstTriggeredAt", stmt, 8) != CC_OK ||
-        cc_dbi_json_time(o, "lastTriggeredAt", stmt, 9) != CC_OK ||
-        cc_dbi_json_int(o, "triggerCount", stmt, 10) != CC_OK ||
-        cc_dbi_json_time(o, "acknowledgedAt", stmt, 11) != CC_OK ||
-        cc_dbi_json_time(o, "escalatedAt", stmt, 12) != CC_OK) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
+    return row_with(stmt, alert_cols, NCOLS(alert_cols), NULL);
 }
 
 /* Runs a statement built with CC_ACCESS_SQL_N ($1, $2) and collects its rows; role3,

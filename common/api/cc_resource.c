@@ -108,8 +108,7 @@ static int add_member(cJSON *row, const char *name, struct cc_stmt *s, int col)
     return CC_OK;
 }
 
-/* The current row of stmt as an object of cols; NULL on out of memory. */
-static cJSON *row_json(struct cc_stmt *s, const struct cc_column *cols, int ncols)
+cJSON *cc_resource_row(struct cc_stmt *s, const struct cc_column *cols, int ncols)
 {
     cJSON *o = cJSON_CreateObject();
     int rc = o != NULL ? CC_OK : CC_ERR_NOMEM;
@@ -159,7 +158,7 @@ static int read_rows(struct cc_stmt *s, const struct cc_column *cols, int ncols,
     if (many && (arr = cJSON_CreateArray()) == NULL)
         return CC_ERR_NOMEM;
     while ((rc = cc_stmt_step(s)) == CC_ROW) {
-        cJSON *o = row_json(s, cols, ncols);
+        cJSON *o = cc_resource_row(s, cols, ncols);
 
         if (o == NULL) {
             rc = CC_ERR_NOMEM;

@@ -75,6 +75,10 @@ struct cc_column {
     int kind;         /* enum cc_column_kind */
 };
 
+/* The current row of s as an object of cols (column i of the row is cols[i]); NULL on out
+ * of memory. */
+cJSON *cc_resource_row(struct cc_stmt *s, const struct cc_column *cols, int ncols);
+
 enum cc_resource_verb { CC_RESOURCE_CREATE = 1, CC_RESOURCE_UPDATE, CC_RESOURCE_DELETE };
 
 struct cc_resource;

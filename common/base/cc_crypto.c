@@ -72,6 +72,17 @@ void cc_hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+int cc_hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 void cc_sha256_hex(const void *data, size_t n, char out[CC_SHA256_HEX_LEN])
 {
     unsigned char md[CC_SHA256_LEN];

@@ -16,6 +16,8 @@
 /* Fills buf with n cryptographically secure random bytes. CC_OK or CC_ERR_INTERNAL. */
 int cc_random_bytes(void *buf, size_t n);
 void cc_sha256(const void *data, size_t n, unsigned char out[CC_SHA256_LEN]);
+/* The value of one hex digit (either case), or -1 for any other character. */
+int cc_hex_value(int c);
 /* Lower-case hex of SHA-256(data). */
 void cc_sha256_hex(const void *data, size_t n, char out[CC_SHA256_HEX_LEN]);
 int cc_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n,

@@ -332,13 +332,7 @@ static int report_one(struct cc_store *st, int64_t customer, int64_t day_ms, con
         return rc;
     rc = cc_stmt_prepare(st, sql_report_insert, &stmt);
     if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(stmt, 1, customer);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_text(stmt, 2, day);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_text(stmt, 3, json);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(stmt, 4, now_ms);
+        rc = cc_stmt_bind_all(stmt, "itti", customer, day, json, now_ms);
     if (rc == CC_OK)
         rc = cc_stmt_step(stmt);
     if (rc == CC_OK)

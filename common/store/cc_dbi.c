@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,39 @@ int cc_stmt_bind_null(struct cc_stmt *s, int n)
     if (s->st->dialect != CC_DIALECT_PG)
         return cc_dbi_lite_bind_null(s, n);
     return cc_dbi_pg_bind_null(s, n);
+}
+
+int cc_stmt_bind_all(struct cc_stmt *s, const char *types, ...)
+{
+    va_list ap;
+    int rc = CC_OK;
+    int n = 0;
+
+    if (strlen(types) > CC_STMT_PARAMS_MAX)
+        return CC_ERR_INTERNAL;
+    va_start(ap, types);
+    for (const char *t = types; *t != '\0' && rc == CC_OK; t++) {
+        n++;
+        switch (*t) {
+        case 'i':
+            rc = cc_stmt_bind_int64(s, n, va_arg(ap, int64_t));
+            break;
+        case 'd':
+            rc = cc_stmt_bind_double(s, n, va_arg(ap, double));
+            break;
+        case 't':
+            rc = cc_stmt_bind_text(s, n, va_arg(ap, const char *));
+            break;
+        case 'n':
+            rc = cc_stmt_bind_null(s, n);
+            break;
+        default:
+            rc = CC_ERR_INTERNAL;
+            break;
+        }
+    }
+    va_end(ap);
+    return rc;
 }
 
 int cc_stmt_bind_blob(struct cc_stmt *s, int n, const void *p, size_t len)

@@ -81,6 +81,11 @@ int cc_stmt_bind_double(struct cc_stmt *s, int n, double v);
 /* v is NUL-terminated UTF-8, copied; NULL binds SQL NULL. */
 int cc_stmt_bind_text(struct cc_stmt *s, int n, const char *v);
 int cc_stmt_bind_null(struct cc_stmt *s, int n);
+/* Binds $1, $2, ... in order from the arguments, one per letter of types: 'i' an int64_t,
+ * 'd' a double, 't' a const char * (NULL binds NULL), 'n' no argument, SQL NULL. Stops at
+ * the first failure. CC_OK, CC_ERR_INTERNAL (an unknown letter, or more than
+ * CC_STMT_PARAMS_MAX) or what the single binds return. */
+int cc_stmt_bind_all(struct cc_stmt *s, const char *types, ...);
 /* len bytes at p, copied (NUL bytes allowed); p may be NULL when len is 0 (an empty blob,
  * not NULL). PostgreSQL: sent as binary bytea, so $n must be a bytea in its context. */
 int cc_stmt_bind_blob(struct cc_stmt *s, int n, const void *p, size_t len);
