@@ -1,11 +1,16 @@
 """ccctl's backup, restore and device cert against a real PostgreSQL 15 (issue 14 point 4),
 and restore on SQLite, its counterpart.
 
-One throwaway cluster (tools/pgtest.sh, socket port 55416), stopped in `finally`. Until the
-PostgreSQL migration runner is on main, the schema is loaded with psql from
-schema/pg/0001_init.sql and the rows are written with psql too (ccctl migrate, seed,
-user add, device add and device import open the store with CC_STORE_MIGRATE, which the
-runner provides: their cases join this file when it lands).
+One throwaway cluster (tools/pgtest.sh, socket port 55416), stopped in `finally`. The
+backup/restore/cert cases use a database whose schema psql loads from
+schema/pg/0001_init.sql (known rows, ids and all); the others a database per case that
+`ccctl migrate` creates (the PostgreSQL migration runner) and ccctl fills:
+
+- migrate: prints the schema version, twice the same; seed: the demo data, its keys file
+  0600, a second seed changes nothing; seed, backup, restore: every table's rows equal;
+- user add (an e-mail taken in another case is a conflict: citext), --link-technician
+  (a non-technician rolls the new customer back); device add prints its key once, stores
+  only its hash, conflicts and unknown cells; device import on PostgreSQL;
 
 - backup: a pg_dump custom-format archive, mode 0600, no .tmp left, read by
   pg_restore --list; a missing directory fails;
@@ -226,6 +231,85 @@ def main():
             p = ccctl(cl.url, "device", "cert", "SN-PG-1", check=False)
             expect(p.returncode == 64 and "--ca-dir" in p.stderr, "no --ca-dir on a URL")
         cases.run("device_cert_reads_the_device_id_from_postgresql", device_cert_reads_postgresql)
+
+        def migrate_and_version():
+            url = cl.createdb("migrated")
+            p = ccctl(url, "migrate")
+            first = p.stdout.strip()
+            expect(first.startswith("schema version ") and int(first.split()[-1]) >= 1,
+                   "migrate printed %r" % p.stdout)
+            expect(cl.psql("migrated", "SELECT count(*) FROM pg_tables WHERE tablename = "
+                           "'devices'") == "1", "no devices table after migrate")
+            p = ccctl(url, "migrate")
+            expect(p.stdout.strip() == first, "second migrate: %r then %r" % (first, p.stdout))
+        cases.run("migrate_creates_the_schema_and_prints_its_version", migrate_and_version)
+
+        def user_and_device_add():
+            url = cl.db_url("migrated")
+            tech = ccctl(url, "user", "add", "--email", "tech@example.com", "--password",
+                         "Secret-pass-1", "--role", "TECHNICIAN", "--name", "Tech")
+            tech_id = int(tech.stdout.strip())
+            cust = ccctl(url, "user", "add", "--email", "cust@example.com", "--password",
+                         "Secret-pass-1", "--role", "CUSTOMER", "--name", "Cust",
+                         "--link-technician", str(tech_id))
+            cust_id = int(cust.stdout.strip())
+            expect(cl.psql("migrated", "SELECT technician_id || '/' || customer_id FROM "
+                           "technician_customers") == "%d/%d" % (tech_id, cust_id), "no link")
+            p = ccctl(url, "user", "add", "--email", "TECH@example.com", "--password",
+                      "Secret-pass-1", "--role", "ADMIN", "--name", "Dup", check=False)
+            expect(p.returncode == 1 and "CONFLICT" in p.stderr, "taken e-mail: %r" % p.stderr)
+            p = ccctl(url, "user", "add", "--email", "c2@example.com", "--password",
+                      "Secret-pass-1", "--role", "CUSTOMER", "--name", "C2",
+                      "--link-technician", str(cust_id), check=False)
+            expect(p.returncode == 65, "link to a customer: exit %d" % p.returncode)
+            expect(cl.psql("migrated", "SELECT count(*) FROM users WHERE email = "
+                           "'c2@example.com'") == "0", "the customer stayed without its link")
+            cl.psql("migrated", "INSERT INTO locations (customer_id, name, created_at) VALUES "
+                    "(%d, 'L', 1); INSERT INTO cold_cells (location_id, name, min_temp, "
+                    "max_temp, created_at) SELECT id, 'C', 2, 8, 1 FROM locations" % cust_id)
+            cell = cl.psql("migrated", "SELECT id FROM cold_cells")
+            p = ccctl(url, "device", "add", "--cell", cell, "--serial", "SN-ADD-1")
+            serial, key = p.stdout.strip().split(",")
+            expect(serial == "SN-ADD-1" and len(key) == 64, "device add printed %r" % p.stdout)
+            expect(p.stdout.count(key) == 1 and key not in p.stderr, "key shown more than once")
+            expect(cl.psql("migrated", "SELECT count(*) FROM devices WHERE serial_number = "
+                           "'SN-ADD-1' AND api_key_hash <> '%s'" % key) == "1", "key in clear")
+            p = ccctl(url, "device", "add", "--cell", cell, "--serial", "SN-ADD-1", check=False)
+            expect(p.returncode == 1 and "CONFLICT" in p.stderr, "taken serial: %r" % p.stderr)
+            p = ccctl(url, "device", "add", "--cell", "999999", "--serial", "SN-ADD-2",
+                      check=False)
+            expect(p.returncode == 1 and "NOT_FOUND" in p.stderr, "no cell: %r" % p.stderr)
+            csv_path = os.path.join(work, "devices.csv")
+            with open(csv_path, "w") as f:
+                f.write("serialNumber,coldCellId,firmwareVersion\nSN-IMP-1,%s,1.0\n"
+                        "SN-IMP-2,%s,\n" % (cell, cell))
+            p = ccctl(url, "device", "import", csv_path)
+            lines = p.stdout.strip().splitlines()
+            expect(lines[0] == "serialNumber,apiKey" and len(lines) == 3, "import: %r" % lines)
+            expect(cl.psql("migrated", "SELECT count(*) FROM devices") == "3", "import rows")
+        cases.run("user_add_and_device_add_on_postgresql", user_and_device_add)
+
+        def seed_backup_restore():
+            url = cl.createdb("seeded")
+            keys = os.path.join(work, "keys.csv")
+            p = ccctl(url, "seed", "--keys-file", keys)
+            expect(stat.S_IMODE(os.stat(keys).st_mode) == 0o600, "keys file not 0600")
+            with open(keys) as f:
+                n_keys = len(f.read().splitlines())
+            expect(n_keys >= 1 and cl.psql("seeded", "SELECT count(*) FROM devices") ==
+                   str(n_keys), "seeded devices and keys differ")
+            p = ccctl(url, "seed")
+            expect("already seeded" in p.stdout, "second seed: %r" % p.stdout)
+            tables = cl.psql("seeded", "SELECT string_agg(tablename, ' ' ORDER BY tablename) "
+                             "FROM pg_tables WHERE schemaname = 'public'").split()
+            counts = " || ".join("(SELECT count(*) FROM %s)::text || ' '" % t for t in tables)
+            want = cl.psql("seeded", "SELECT " + counts)
+            expect(int(cl.psql("seeded", "SELECT count(*) FROM readings")) > 0, "no readings")
+            out = os.path.join(work, "seeded.dump")
+            ccctl(url, "backup", out)
+            ccctl(cl.createdb("seeded_copy"), "restore", out)
+            expect(cl.psql("seeded_copy", "SELECT " + counts) == want, "row counts differ")
+        cases.run("seed_backup_restore_keeps_every_table", seed_backup_restore)
 
         def sqlite_restore():
             db = os.path.join(work, "a.db")
