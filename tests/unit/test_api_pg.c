@@ -6,9 +6,8 @@
  * start fails the group: it is not skipped. The unit tests run from the repository root.
  *
  * cc_auth_refresh and cc_auth_bearer load the principal through cc_users_token_principal
- * (cc_users.c, still on SQLite handles on this branch): their tests (NEEDS_USERS, at the
- * end) run on SQLite only until that is on cc_dbi.h. The password-change trigger they
- * rely on is tested on both. */
+ * (cc_users.c, on cc_dbi.h through cc_resource): their tests (NEEDS_USERS, at the end) run
+ * on both stores too. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -793,9 +792,8 @@ static void test_bulk_provision_both(void **state)
         X(test_auth_password_change_revokes_tokens_both), X(test_provision_user_both),             \
         X(test_provision_device_both), X(test_bulk_provision_both)
 
-/* Refresh and bearer load the principal with cc_users_token_principal, which runs on
- * PostgreSQL once cc_users (its cc_resource) is on cc_dbi.h: then add NEEDS_USERS(PG) to
- * pg[] below. Until then they run on SQLite only. */
+/* Refresh and bearer load the principal with cc_users_token_principal (cc_users, through
+ * cc_resource), on both stores. */
 #define NEEDS_USERS(X)                                                                             \
     X(test_auth_refresh_rotates_both), X(test_auth_refresh_reuse_revokes_family_both),             \
         X(test_auth_password_change_ends_sessions_both)
@@ -803,7 +801,7 @@ static void test_bulk_provision_both(void **state)
 int main(void)
 {
     const struct CMUnitTest lite[] = {ALL(LITE), NEEDS_USERS(LITE)};
-    const struct CMUnitTest pg[] = {ALL(PG)};
+    const struct CMUnitTest pg[] = {ALL(PG), NEEDS_USERS(PG)};
     int failed;
 
     cc_log_init("test_api_pg", CC_LOG_ERROR, 1);

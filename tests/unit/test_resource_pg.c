@@ -785,14 +785,13 @@ static void test_resource_pg_actions(void **state)
     cmocka_unit_test_setup_teardown(test_resource_pg_crud_each_resource, setup, fx_teardown),      \
         cmocka_unit_test_setup_teardown(test_resource_pg_device_delete_rebuilds_rollups, setup,    \
                                         fx_teardown)
-/* The actions: on PostgreSQL they also need cc_alert_resolve and cc_notify_* on cc_dbi.h
- * (engine/): then add ACTIONS(pg_setup) to pg[] below. Until then SQLite only. */
+/* The actions (acknowledge, resolve, mark read): cc_alert_resolve and cc_notify_* too. */
 #define ACTIONS(setup) cmocka_unit_test_setup_teardown(test_resource_pg_actions, setup, fx_teardown)
 
 int main(void)
 {
     const struct CMUnitTest lite[] = {READS(lite_setup), WRITES(lite_setup), ACTIONS(lite_setup)};
-    const struct CMUnitTest pg[] = {READS(pg_setup), WRITES(pg_setup)};
+    const struct CMUnitTest pg[] = {READS(pg_setup), WRITES(pg_setup), ACTIONS(pg_setup)};
     int failed;
 
     cc_log_init("test_resource_pg", CC_LOG_ERROR, 1);
