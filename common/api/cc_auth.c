@@ -28,8 +28,15 @@ static const char sql_user_by_id[] = "SELECT id, email, role, name FROM users WH
 static const char sql_token_insert[] =
     "INSERT INTO refresh_tokens (user_id, family_id, token_hash, created_at, expires_at)"
     " VALUES ($1, $2, $3, $4, $5)";
-static const char sql_token_find[] = "SELECT id, user_id, family_id, expires_at, revoked_at"
-                                     " FROM refresh_tokens WHERE token_hash = $1";
+#define TOKEN_FIND                                                                                 \
+    "SELECT id, user_id, family_id, expires_at, revoked_at FROM refresh_tokens"                    \
+    " WHERE token_hash = $1"
+/* SQLite's BEGIN IMMEDIATE already serialises a refresh against any other write. On
+ * PostgreSQL two apid may refresh the same token at once: the row lock makes the second
+ * wait for the first and then read the token revoked, so it is a reuse (the family ends)
+ * instead of a second successor. */
+static const char sql_token_find[] = TOKEN_FIND;
+static const char sql_token_find_pg[] = TOKEN_FIND " FOR UPDATE";
 /* The three below take (a token id, a family id or a user id as $1; now as $2): exec2. */
 static const char sql_token_revoke[] = "UPDATE refresh_tokens SET revoked_at = $2 WHERE id = $1";
 static const char sql_family_revoke[] = "UPDATE refresh_tokens SET revoked_at = $2"
@@ -270,7 +277,8 @@ struct stored_token {
 static int find_token(struct cc_store *st, const char *hash, struct stored_token *t)
 {
     struct cc_stmt *s = NULL;
-    int rc = cc_stmt_prepare(st, sql_token_find, &s);
+    int rc = cc_stmt_prepare(
+        st, cc_store_dialect(st) == CC_DIALECT_PG ? sql_token_find_pg : sql_token_find, &s);
 
     if (rc == CC_OK)
         rc = cc_stmt_bind_text(s, 1, hash);

@@ -8,6 +8,7 @@
  * cc_auth_refresh and cc_auth_bearer load the principal through cc_users_token_principal
  * (cc_users.c, on cc_dbi.h through cc_resource): their tests (NEEDS_USERS, at the end) run
  * on both stores too. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -606,6 +607,60 @@ static void test_auth_refresh_reuse_revokes_family_both(void **state)
     cJSON_Delete(b2);
 }
 
+struct racer {
+    const char *token;
+    int rc;
+    cJSON *ans;
+};
+
+static void *refresh_on_own_store(void *arg)
+{
+    struct racer *r = arg;
+    struct cc_store *st = NULL;
+
+    if (cc_store_open(pg_url, 0, &st) != CC_OK) {
+        r->rc = -1;
+        return NULL;
+    }
+    r->rc = refresh(st, r->token, &r->ans);
+    cc_store_close(st);
+    return NULL;
+}
+
+/* Two apid refreshing one token at once (issue 15: several apid on one PostgreSQL). Here
+ * the other one is a second connection that has revoked the row and not yet committed;
+ * this refresh must wait for it and then see the token used: a reuse, the family ends. Read
+ * without the row lock, it would see the row as it was and issue a second successor. */
+static void test_auth_refresh_race_pg(void **state)
+{
+    struct cc_store *st = *state;
+    struct cc_store *other = NULL;
+    struct cc_stmt *s = NULL;
+    struct racer r = {0};
+    pthread_t t;
+    cJSON *a = NULL;
+    static const char sql_revoke_first[] =
+        "UPDATE refresh_tokens SET revoked_at = 1 WHERE user_id = 2 AND revoked_at IS NULL";
+
+    assert_int_equal(login(st, "customer@example.com", PASSWORD, &a), CC_OK);
+    r.token = str(a, "refreshToken");
+    assert_int_equal(cc_store_open(pg_url, 0, &other), CC_OK);
+    assert_int_equal(cc_store_begin(other), CC_OK);
+    assert_int_equal(cc_stmt_prepare(other, sql_revoke_first, &s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+    assert_int_equal(pthread_create(&t, NULL, refresh_on_own_store, &r), 0);
+    usleep(300 * 1000); /* the refresh is now waiting on the row (or about to) */
+    assert_int_equal(cc_store_commit(other), CC_OK);
+    pthread_join(t, NULL);
+    cc_store_close(other);
+    assert_int_equal(r.rc, CC_ERR_UNAUTHORIZED);
+    assert_null(r.ans);
+    assert_int_equal(q_int(st, sql_reuse_audits, 2), 1);
+    assert_int_equal(q_int(st, sql_tokens_live, 2), 0);
+    cJSON_Delete(a);
+}
+
 static void test_auth_password_change_ends_sessions_both(void **state)
 {
     struct cc_store *st = *state;
@@ -801,7 +856,7 @@ static void test_bulk_provision_both(void **state)
 int main(void)
 {
     const struct CMUnitTest lite[] = {ALL(LITE), NEEDS_USERS(LITE)};
-    const struct CMUnitTest pg[] = {ALL(PG), NEEDS_USERS(PG)};
+    const struct CMUnitTest pg[] = {ALL(PG), NEEDS_USERS(PG), PG(test_auth_refresh_race_pg)};
     int failed;
 
     cc_log_init("test_api_pg", CC_LOG_ERROR, 1);
