@@ -122,7 +122,7 @@ $(BUILD)/coldchain_auth.so: broker-config/coldchain_auth.c $(BUILD)/obj/broker-c
                             $(BUILD)/obj/common/base/cc_crypto.o $(BUILD)/libcommon.a \
                             $(BUILD)/coldchain_auth.so.d
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $(filter-out %.d,$^) \
+	$(CC) $(CFLAGS) $(DEPFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $(filter %.c %.o %.a,$^) \
 	    $(LDLIBS_COMMON)
 	@touch $@
 

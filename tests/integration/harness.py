@@ -368,8 +368,8 @@ class Stack:
     def operator_client(self, **kw):
         return self.mqtt_client(self.mqtt_user, self.mqtt_password, **kw)
 
-    def http(self, method, path, body=None, token=None, headers=None, raw=None):
-        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
+    def http(self, method, path, body=None, token=None, headers=None, raw=None, port=None):
+        url = "http://127.0.0.1:%d%s" % (port or self.http_port, path)
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(url, data=data, method=method)
         if data is not None:
