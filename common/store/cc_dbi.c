@@ -90,11 +90,31 @@ static int stmt_new(struct cc_store *st, const char *sql, int cached, struct cc_
     return CC_OK;
 }
 
+int cc_dbi_ready(struct cc_store *st)
+{
+    int r;
+
+    if (st->dialect != CC_DIALECT_PG)
+        return CC_OK;
+    for (int i = 0; i < st->n_stmts; i++)
+        if (st->stmts[i]->lent)
+            return CC_OK; /* in use: let it fail, and revive at the next call */
+    r = cc_dbi_pg_revive(st->pg, st->pg_readonly);
+    if (r < 0)
+        return CC_ERR_DB;
+    if (r > 0)
+        cc_dbi_cache_free(st); /* their server side went with the old session */
+    return CC_OK;
+}
+
 int cc_stmt_prepare(struct cc_store *st, const char *sql, struct cc_stmt **out)
 {
     unsigned i = slot_of(sql);
     struct cc_stmt *s = NULL;
-    int rc;
+    int rc = cc_dbi_ready(st);
+
+    if (rc != CC_OK)
+        return rc;
 
     while (st->slot[i] != 0) {
         s = st->stmts[st->slot[i] - 1];

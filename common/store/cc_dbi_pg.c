@@ -141,6 +141,22 @@ int cc_dbi_pg_commit(struct cc_store *st)
     return rc;
 }
 
+int cc_dbi_pg_revive(struct pg_conn *conn, int readonly)
+{
+    if (PQstatus(conn) == CONNECTION_OK)
+        return 0;
+    PQreset(conn);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        cc_log_error("db_unavailable", "PostgreSQL: %.*s", (int)strcspn(PQerrorMessage(conn), "\n"),
+                     PQerrorMessage(conn));
+        return -1;
+    }
+    if (readonly && exec_on(conn, "SET default_transaction_read_only = on") != CC_OK)
+        return -1;
+    cc_log_warn("db_reconnected", "PostgreSQL: the connection was lost and is open again");
+    return 1;
+}
+
 int cc_dbi_pg_in_transaction(struct cc_store *st)
 {
     return PQtransactionStatus(st->pg) != PQTRANS_IDLE;

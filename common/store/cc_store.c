@@ -44,6 +44,7 @@ int cc_store_open(const char *path, int flags, struct cc_store **out)
             rc = CC_ERR_DB;
             goto fail;
         }
+        st->pg_readonly = (flags & CC_STORE_READONLY) != 0;
         rc = cc_dbi_pg_open(path, flags, &st->pg);
         if (rc == CC_OK && (flags & CC_STORE_MIGRATE))
             rc = cc_store_pg_migrate(st);
@@ -147,7 +148,9 @@ int cc_store_read_begin(struct cc_store *st)
 {
     /* One snapshot for every query until the end, as SQLite's read transaction gives. */
     if (st->dialect == CC_DIALECT_PG)
-        return cc_dbi_pg_exec(st, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+        return cc_dbi_ready(st) == CC_OK
+                   ? cc_dbi_pg_exec(st, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                   : CC_ERR_DB;
     return cc_sql_read_begin(st->db);
 }
 
@@ -223,7 +226,7 @@ static int tx_begin(struct cc_store *st)
 {
     /* SQLite: BEGIN IMMEDIATE takes the write lock now; PostgreSQL locks rows as it goes. */
     if (st->dialect == CC_DIALECT_PG)
-        return cc_dbi_pg_exec(st, "BEGIN");
+        return cc_dbi_ready(st) == CC_OK ? cc_dbi_pg_exec(st, "BEGIN") : CC_ERR_DB;
     return cc_db_begin(st->db);
 }
 

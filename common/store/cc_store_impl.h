@@ -44,6 +44,7 @@ struct cc_store {
     enum cc_dialect dialect;
     sqlite3 *db;                    /* SQLite: the connection */
     struct pg_conn *pg;             /* PostgreSQL: the connection */
+    int pg_readonly;                /* PostgreSQL: opened CC_STORE_READONLY (kept on reset) */
     struct cc_sql_cache *sql_cache; /* CC_STORE_POOLED (SQLite): cc_sql.h's statements */
     struct cc_gate *gate;           /* shared with the process's other writers, or NULL */
     int in_gate;                    /* this store's transaction holds the gate */
@@ -86,6 +87,14 @@ void cc_dbi_lite_reset(struct cc_stmt *s);
 /* The PostgreSQL backend (cc_dbi_pg.c). */
 int cc_dbi_pg_open(const char *url, int flags, struct pg_conn **out);
 void cc_dbi_pg_close(struct pg_conn *conn);
+/* A connection PostgreSQL dropped (a server restart, a terminated backend) is opened again
+ * with PQreset: 1 when it was lost and is back (its prepared statements are gone), 0 when
+ * it was fine, -1 when it is still lost (logged). */
+int cc_dbi_pg_revive(struct pg_conn *conn, int readonly);
+/* Before a statement or a transaction on PostgreSQL: revives a lost connection and then
+ * forgets the cached statements (re-prepared on their next use). Not while a statement is
+ * lent. CC_OK, or CC_ERR_DB while the server is still away. A no-op on SQLite. */
+int cc_dbi_ready(struct cc_store *st);
 int cc_dbi_pg_exec(struct cc_store *st, const char *sql);
 /* COMMIT; CC_ERR_DB when the server rolled back instead (an aborted transaction). */
 int cc_dbi_pg_commit(struct cc_store *st);

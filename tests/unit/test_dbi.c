@@ -837,12 +837,55 @@ static void test_dbi_pg_typed_functions_not_yet(void **state)
         cmocka_unit_test_setup_teardown(test_dbi_collect_rows, setup, fx_teardown),                \
         cmocka_unit_test_setup_teardown(test_dbi_exec_runs_several_statements, setup, fx_teardown)
 
+/* PostgreSQL went away under a store (a server restart; here its backend is terminated):
+ * the first statement fails, and the next call opens the connection again and prepares its
+ * statements anew, a read-only store staying read-only. Without the revival every later
+ * call would fail until the process restarts (the broker plugin, ingestd's writer). */
+static void test_dbi_pg_reconnects_after_lost_connection(void **state)
+{
+    struct cc_store *st = store(state);
+    struct cc_store *admin = NULL, *ro = NULL;
+    struct cc_stmt *s = NULL;
+    static const char sql_pid[] = "SELECT pg_backend_pid()";
+    static const char sql_kill[] = "SELECT pg_terminate_backend(CAST($1 AS integer))";
+    int64_t pid;
+
+    assert_int_equal(cc_store_open(pg_url, 0, &admin), CC_OK);
+    assert_int_equal(cc_store_open(pg_url, CC_STORE_READONLY, &ro), CC_OK);
+    for (int round = 0; round < 2; round++) {
+        struct cc_store *victim = round == 0 ? st : ro;
+
+        assert_int_equal(query_int(victim, sql_count), 0); /* a cached statement, prepared */
+        pid = query_int(victim, sql_pid);
+        assert_int_equal(cc_stmt_prepare(admin, sql_kill, &s), CC_OK);
+        assert_int_equal(cc_stmt_bind_int64(s, 1, pid), CC_OK);
+        assert_int_equal(cc_stmt_step(s), CC_ROW);
+        cc_stmt_release(s);
+        usleep(100 * 1000);
+        assert_int_not_equal(cc_stmt_prepare(victim, sql_count, &s) == CC_OK
+                                 ? (cc_stmt_step(s) == CC_ROW ? CC_OK : CC_ERR_DB)
+                                 : CC_ERR_DB,
+                             CC_OK); /* the statement on the dead session fails */
+        cc_stmt_release(s);
+        assert_int_equal(query_int(victim, sql_count), 0); /* revived, re-prepared */
+        assert_true(query_int(victim, sql_pid) != pid);
+        assert_int_equal(cc_store_begin(victim), CC_OK);
+        cc_store_rollback(victim);
+    }
+    /* Still read-only after its revival. */
+    assert_int_equal(cc_store_exec(ro, "INSERT INTO t (id) VALUES (9)"), CC_ERR_DB);
+    cc_store_close(ro);
+    cc_store_close(admin);
+}
+
 int main(void)
 {
     const struct CMUnitTest lite[] = {BOTH(lite_setup)};
     const struct CMUnitTest pg[] = {
         BOTH(pg_setup),
         cmocka_unit_test_setup_teardown(test_dbi_pg_typed_functions_not_yet, pg_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dbi_pg_reconnects_after_lost_connection, pg_setup,
+                                        fx_teardown),
     };
     int failed;
 
