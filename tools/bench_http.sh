@@ -22,9 +22,14 @@
 #             set by a wrk Lua script so the token is not on a command line)
 #   health    GET /health on apid, for reference (routing + request log, no auth, no SQL)
 # then BENCH_HTTP_LOGINS logins of customer1 (POST /api/auth/login, a new connection each,
-# timed client-side from connect to the whole answer read).
+# timed client-side from connect to the whole answer read), then, on PostgreSQL (issue 14;
+# BENCH_HTTP_PG=0 skips it): a throwaway tools/pgtest.sh cluster (Unix socket port
+# BENCH_HTTP_PG_PORT, 55442; fsync off), `ccctl migrate` + `ccctl seed` into it, apid
+# against its URL in place of the SQLite one (stopped first: the two never share the CPU):
+#   devices_pg  GET /api/devices as customer1, as devices
 # Figures: http_<run>_rate (req/s, wrk's Requests/sec), http_<run>_p50/_p99 (ms, wrk's
-# latency distribution), http_devices_vs_baseline_ratio, login_median (ms).
+# latency distribution), http_devices_vs_baseline_ratio, login_median (ms),
+# http_devices_pg_vs_sqlite_ratio (devices_pg's rate over devices').
 # Keep BENCH_HTTP_CONNECTIONS <= 16: civetweb has 16 worker threads and a keep-alive
 # connection holds one, so more connections would queue behind them.
 set -eu
@@ -39,6 +44,8 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_HTTP_WARMUP_S:=2}"
 : "${BENCH_HTTP_LOGINS:=15}"
 : "${BENCH_KEEP:=0}" # 1 keeps the temporary directory (logs, database)
+: "${BENCH_HTTP_PG:=1}"
+: "${BENCH_HTTP_PG_PORT:=55442}"
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -61,10 +68,12 @@ command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 
 TMP=$(mktemp -d /tmp/cc-bench-http.XXXXXX)
 PIDS=""
+PG_STARTED=0
 
 cleanup() {
     trap - EXIT INT TERM
     for p in $PIDS; do stop_pid "$p"; done
+    [ "$PG_STARTED" = 1 ] && sh tools/pgtest.sh stop "$TMP/pg" >/dev/null 2>&1
     if [ "$BENCH_KEEP" = 1 ]; then
         say "kept $TMP"
     else
@@ -203,7 +212,8 @@ say "baseline on $BASE_PORT, apid on $HTTP_PORT ($TMP)"
 
 # A first login gives the access token for wrk (not timed); GET /api/devices must answer
 # 200 with customer1's devices before anything is measured.
-(umask 077 && "$PY" - "$HTTP_PORT" "$TMP/auth.lua" <<'EOF') || die "login or GET /api/devices failed"
+auth_lua() { # lua-file
+    (umask 077 && "$PY" - "$HTTP_PORT" "$1" <<'EOF') || die "login or GET /api/devices failed"
 import http.client, json, sys
 port, lua = int(sys.argv[1]), sys.argv[2]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -227,6 +237,8 @@ print("bench_http: GET /api/devices answers %d devices, %d bytes" % (n, len(body
 with open(lua, "w") as f:
     f.write('wrk.method = "GET"\nwrk.headers["Authorization"] = "Bearer %s"\n' % token)
 EOF
+}
+auth_lua "$TMP/auth.lua"
 
 # --- runs ------------------------------------------------------------------------------
 measure baseline "http://127.0.0.1:$BASE_PORT/" ""
@@ -256,5 +268,28 @@ times.sort()
 print("bench: login_median %.1f ms" % statistics.median(times))
 print("bench_http: %d logins, min %.1f ms, max %.1f ms" % (n, times[0], times[-1]), file=sys.stderr)
 EOF
+
+# --- PostgreSQL ------------------------------------------------------------------------
+if [ "$BENCH_HTTP_PG" = 1 ]; then
+    stop_pid "$APID_PID"
+    forget_pid "$APID_PID"
+    chmod 711 "$TMP" # the postgres user reaches its cluster directory; nothing else here
+    PG_STARTED=1
+    DB=$(sh tools/pgtest.sh start "$TMP/pg" "$BENCH_HTTP_PG_PORT") || die "PostgreSQL did not start"
+    COLDCHAIN_DB=$DB LOG_LEVEL=warn "$BUILD/ccctl" migrate >>"$TMP/ccctl.log" 2>&1 ||
+        die "ccctl migrate (PostgreSQL) failed: $(tail -3 "$TMP/ccctl.log")"
+    COLDCHAIN_DB=$DB LOG_LEVEL=warn "$BUILD/ccctl" seed >>"$TMP/ccctl.log" 2>&1 ||
+        die "ccctl seed (PostgreSQL) failed: $(tail -3 "$TMP/ccctl.log")"
+    HTTP_PORT=$(free_port)
+    start_apid pg 20 || {
+        tail -20 "$TMP/apid-pg.log" >&2
+        die "apid on PostgreSQL did not start"
+    }
+    say "apid on PostgreSQL on $HTTP_PORT"
+    auth_lua "$TMP/auth-pg.lua"
+    measure devices_pg "http://127.0.0.1:$HTTP_PORT/api/devices" "$TMP/auth-pg.lua"
+    out http_devices_pg_vs_sqlite_ratio \
+        "$(ratio "$(wrk_rate "$TMP/wrk-devices_pg.out")" "$(wrk_rate "$TMP/wrk-devices.out")")" ratio
+fi
 
 [ "$FAILED" = 0 ] || die "some runs had failed requests (see above)"

@@ -16,6 +16,7 @@
 
 #include "cc_crypto.h"
 #include "cc_db.h"
+#include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_query.h"
 #include "cc_rc.h"
@@ -26,6 +27,7 @@
 #include "cc_store_sqlite.h"
 #include "cc_store_rollup.h"
 #include "cc_time.h"
+#include "cc_validate.h"
 
 #define DEVICES 1000
 #define SPAN_MS (30LL * 86400000)
@@ -34,7 +36,13 @@
 #define COMMIT_EVERY 500000     /* rows per transaction while building */
 #define RUNS 100
 #define GROUPBY_RUNS 20
-#define WARMUP 5 /* untimed runs first: the page cache warms up */
+#define WARMUP 5      /* untimed runs first: the page cache warms up */
+#define PG_BATCH 5000 /* readings per cc_store_readings_insert and transaction (pg) */
+/* pg without BENCH_QUERY_PG_FULL=1: the 999 other devices report this many times less
+ * often (about 500 readings each instead of 10,000; the benchmark cell is unchanged), so
+ * that the load fits a test session; the figures then carry "_pg_small" in their names. */
+#define PG_SMALL_FACTOR 20
+#define PG_SEED_SQL_MAX (DEVICES * 128) /* pg: the seed's cells and devices INSERTs */
 
 static double now_ms_f(void)
 {
@@ -241,23 +249,34 @@ out:
     return rc;
 }
 
+/* The first column of sql's first row through the store (either dialect), or -1. */
+static int64_t store_int(struct cc_store *st, const char *sql)
+{
+    struct cc_stmt *s = NULL;
+    int64_t v = -1;
+
+    if (cc_stmt_prepare(st, sql, &s) == CC_OK && cc_stmt_step(s) == CC_ROW)
+        v = cc_stmt_column_int64(s, 0);
+    cc_stmt_release(s);
+    return v;
+}
+
 /* Gives the bench user a password, for bench_query.sh's HTTP runs. */
-static int set_password(sqlite3 *db, const char *pw)
+static int set_password(struct cc_store *st, const char *pw)
 {
     char hash[CC_PASSWORD_HASH_MAX];
-    sqlite3_stmt *s = NULL;
+    struct cc_stmt *s = NULL;
     int rc = -1;
 
     if (cc_password_hash(pw, hash, sizeof hash) != CC_OK)
         return -1;
-    if (sqlite3_prepare_v2(db,
-                           "UPDATE users SET password_hash = ?1"
-                           " WHERE email = 'bench@example.com'",
-                           -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_DONE)
+    if (cc_stmt_prepare(st,
+                        "UPDATE users SET password_hash = $1"
+                        " WHERE email = 'bench@example.com'",
+                        &s) == CC_OK &&
+        cc_stmt_bind_text(s, 1, hash) == CC_OK && cc_stmt_step(s) == CC_OK)
         rc = 0;
-    sqlite3_finalize(s);
+    cc_stmt_release(s);
     return rc;
 }
 
@@ -277,50 +296,52 @@ static int same(const struct cc_query_result *a, const struct cc_query_result *b
     return 1;
 }
 
-static int run(const char *path)
+/* The benchmark cell's 30-day range, from bench_meta (either store). */
+static int bench_range(struct cc_store *st, int64_t *cell, struct cc_query_range *rg)
+{
+    *cell = store_int(st, "SELECT cell FROM bench_meta WHERE complete = 1");
+    memset(rg, 0, sizeof *rg);
+    rg->to_ms = store_int(st, "SELECT to_ms FROM bench_meta") - 123457; /* not on a bucket edge */
+    rg->from_ms = rg->to_ms - SPAN_MS;
+    rg->bucket_ms = 7200000;
+    return *cell > 0 ? 0 : -1;
+}
+
+/* Times the 30-day query of the benchmark cell on st (SQLite or PostgreSQL: one code path
+ * through cc_dbi.h) and prints the figures, named "query<tag>_..." and "query_30d<tag>_...";
+ * *res is the common function's answer (the caller frees it). 0, or 1 on a failure or
+ * when the answer is not the raw one. */
+static int measure(struct cc_store *st, const char *tag, struct cc_query_result *res)
 {
     static const char groupby_sql[] =
         "SELECT ts / 7200000, min(temperature), max(temperature), avg(temperature), count(*)"
-        " FROM readings WHERE cold_cell_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY ts / 7200000";
-    struct cc_store *st = NULL;
-    sqlite3 *db;
-    sqlite3_stmt *gb = NULL;
+        " FROM readings WHERE cold_cell_id = $1 AND ts >= $2 AND ts < $3 GROUP BY ts / 7200000";
     struct cc_query_range rg;
-    struct cc_query_result res, raw;
+    struct cc_query_result raw;
     double t_common[RUNS], t_raw[GROUPBY_RUNS], t_gb[GROUPBY_RUNS];
-    int64_t cell, from_ms, to_ms;
+    int64_t cell;
     char f[CC_ISO8601_LEN], t[CC_ISO8601_LEN];
     const char *pw;
     int ok;
 
-    /* A store, as apid's workers have: its statement cache serves cc_query. */
-    if (cc_store_open(path, CC_STORE_MIGRATE, &st) != CC_OK)
+    if (bench_range(st, &cell, &rg) != 0)
         return 1;
-    db = cc_store_db(st);
-    cell = one_int(db, "SELECT cell FROM bench_meta WHERE complete = 1");
-    to_ms = one_int(db, "SELECT to_ms FROM bench_meta") - 123457; /* not on a bucket edge */
-    from_ms = to_ms - SPAN_MS;
-    memset(&rg, 0, sizeof rg);
-    rg.from_ms = from_ms;
-    rg.to_ms = to_ms;
-    rg.bucket_ms = 7200000;
-
     pw = getenv("BENCH_PASSWORD");
-    if (pw != NULL && pw[0] != '\0' && set_password(db, pw) != 0)
+    if (pw != NULL && pw[0] != '\0' && set_password(st, pw) != 0)
         return 1;
     for (int i = 0; i < WARMUP; i++) {
-        if (cc_query_readings(st, cell, &rg, -25, -15, &res) != CC_OK)
+        if (cc_query_readings(st, cell, &rg, -25, -15, res) != CC_OK)
             return 1;
-        cc_query_result_free(&res);
+        cc_query_result_free(res);
     }
     for (int i = 0; i < RUNS; i++) {
         double t0 = now_ms_f();
 
-        if (cc_query_readings(st, cell, &rg, -25, -15, &res) != CC_OK)
+        if (cc_query_readings(st, cell, &rg, -25, -15, res) != CC_OK)
             return 1;
         t_common[i] = now_ms_f() - t0;
         if (i + 1 < RUNS)
-            cc_query_result_free(&res);
+            cc_query_result_free(res);
     }
     for (int i = 0; i < GROUPBY_RUNS; i++) {
         double t0 = now_ms_f();
@@ -331,39 +352,191 @@ static int run(const char *path)
         if (i + 1 < GROUPBY_RUNS)
             cc_query_result_free(&raw);
     }
-    if (sqlite3_prepare_v2(db, groupby_sql, -1, &gb, NULL) != SQLITE_OK)
-        return 1;
     for (int i = 0; i < GROUPBY_RUNS; i++) {
+        struct cc_stmt *gb = NULL;
         double t0 = now_ms_f();
+        int src = cc_stmt_prepare(st, groupby_sql, &gb);
 
-        sqlite3_bind_int64(gb, 1, cell);
-        sqlite3_bind_int64(gb, 2, from_ms);
-        sqlite3_bind_int64(gb, 3, to_ms);
-        while (sqlite3_step(gb) == SQLITE_ROW)
-            ;
-        sqlite3_reset(gb);
+        if (src == CC_OK)
+            src = cc_stmt_bind_all(gb, "iii", cell, rg.from_ms, rg.to_ms);
+        while (src == CC_OK && (src = cc_stmt_step(gb)) == CC_ROW)
+            src = CC_OK;
+        cc_stmt_release(gb);
+        if (src != CC_OK)
+            return 1;
         t_gb[i] = now_ms_f() - t0;
     }
-    sqlite3_finalize(gb);
-    ok = same(&res, &raw);
+    ok = same(res, &raw);
 
-    cc_time_format_iso8601(from_ms, f, sizeof f);
-    cc_time_format_iso8601(to_ms, t, sizeof t);
-    printf("bench: query_db_readings %lld\n",
-           (long long)one_int(db, "SELECT max(id) FROM readings"));
-    printf("bench: query_30d_cell_readings %lld\n", (long long)res.stats.count);
-    printf("bench: query_30d_common_p50 %.3f ms\n", pct(t_common, RUNS, 50));
-    printf("bench: query_30d_common_p99 %.3f ms\n", pct(t_common, RUNS, 99));
-    printf("bench: query_30d_raw_compute_p50 %.3f ms\n", pct(t_raw, GROUPBY_RUNS, 50));
-    printf("bench: query_30d_raw_groupby_p50 %.3f ms\n", pct(t_gb, GROUPBY_RUNS, 50));
-    printf("bench: query_30d_groupby_over_common %.1f x\n",
+    cc_time_format_iso8601(rg.from_ms, f, sizeof f);
+    cc_time_format_iso8601(rg.to_ms, t, sizeof t);
+    printf("bench: query%s_db_readings %lld\n", tag,
+           (long long)store_int(st, "SELECT max(id) FROM readings"));
+    printf("bench: query_30d%s_cell_readings %lld\n", tag, (long long)res->stats.count);
+    printf("bench: query_30d%s_common_p50 %.3f ms\n", tag, pct(t_common, RUNS, 50));
+    printf("bench: query_30d%s_common_p99 %.3f ms\n", tag, pct(t_common, RUNS, 99));
+    printf("bench: query_30d%s_raw_compute_p50 %.3f ms\n", tag, pct(t_raw, GROUPBY_RUNS, 50));
+    printf("bench: query_30d%s_raw_groupby_p50 %.3f ms\n", tag, pct(t_gb, GROUPBY_RUNS, 50));
+    printf("bench: query_30d%s_groupby_over_common %.1f x\n", tag,
            pct(t_gb, GROUPBY_RUNS, 50) / pct(t_common, RUNS, 50));
-    printf("bench: query_30d_equals_raw %s\n", ok ? "yes" : "NO");
+    printf("bench: query_30d%s_equals_raw %s\n", tag, ok ? "yes" : "NO");
     printf("range %lld %s %s\n", (long long)cell, f, t);
-    cc_query_result_free(&res);
     cc_query_result_free(&raw);
-    cc_store_close(st);
     return ok ? 0 : 1;
+}
+
+static int run(const char *path)
+{
+    struct cc_store *st = NULL;
+    struct cc_query_result res;
+    int rc;
+
+    /* A store, as apid's workers have: its statement cache serves cc_query. */
+    if (cc_store_open(path, CC_STORE_MIGRATE, &st) != CC_OK)
+        return 1;
+    memset(&res, 0, sizeof res);
+    rc = measure(st, "", &res);
+    cc_query_result_free(&res);
+    cc_store_close(st);
+    return rc;
+}
+
+/* The PostgreSQL copy: the same customer, 1000 cells and devices and the same 30 days as
+ * the SQLite database (its bench_meta range; the benchmark cell's readings are the same
+ * values, drawn first from the same generator), loaded through cc_store_readings_insert
+ * in PG_BATCH-row transactions, so the rollups are the ones ingest writes. The 999 other
+ * devices report every other_every_ms. CC_OK or a code. */
+static int build_pg(struct cc_store *st, int64_t cell0, int64_t from_ms, int64_t end_ms,
+                    int64_t other_every_ms)
+{
+    static struct cc_device devs[DEVICES];
+    static struct cc_reading rd[PG_BATCH];
+    static struct cc_store_row rows[PG_BATCH];
+    static unsigned char inserted[PG_BATCH];
+    char *sql = malloc(PG_SEED_SQL_MAX);
+    size_t n = 0, k = 0;
+    int64_t total = 0;
+    double t0 = now_ms_f();
+    int rc = CC_ERR_INTERNAL;
+
+    if (sql == NULL)
+        return CC_ERR_NOMEM;
+    /* The load's months (readings partitions), as the daily job keeps them. */
+    if (cc_store_maintain(st, from_ms) != CC_OK)
+        goto out;
+    n += (size_t)snprintf(sql + n, PG_SEED_SQL_MAX - n,
+                          "CREATE TABLE bench_meta (cell bigint, from_ms bigint, to_ms bigint,"
+                          " complete integer, schema_version integer);"
+                          "INSERT INTO bench_meta VALUES (%lld, %lld, %lld, 0, 0);"
+                          "INSERT INTO users (id, email, password_hash, role, name, created_at)"
+                          " VALUES (1, 'bench@example.com', '-', '%s', 'Bench', 0);"
+                          "INSERT INTO locations (id, customer_id, name, created_at)"
+                          " VALUES (1, 1, 'Bench warehouse', 0);"
+                          "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp,"
+                          " created_at) VALUES",
+                          (long long)cell0, (long long)from_ms, (long long)end_ms,
+                          cc_role_name(CC_ROLE_CUSTOMER));
+    for (int d = 0; d < DEVICES && n < PG_SEED_SQL_MAX; d++)
+        n += (size_t)snprintf(sql + n, PG_SEED_SQL_MAX - n,
+                              "%s (%lld, 1, 'Bench freezer %d', -25, -15, 0)", d ? "," : "",
+                              (long long)(cell0 + d), d);
+    if (n < PG_SEED_SQL_MAX)
+        n += (size_t)snprintf(sql + n, PG_SEED_SQL_MAX - n,
+                              "; INSERT INTO devices (id, serial_number, cold_cell_id,"
+                              " api_key_hash, api_key_prefix, status, created_at) VALUES");
+    for (int d = 0; d < DEVICES && n < PG_SEED_SQL_MAX; d++)
+        n += (size_t)snprintf(sql + n, PG_SEED_SQL_MAX - n,
+                              "%s (%d, 'BENCH-%04d', %lld, '-', '-', 'ONLINE', 0)", d ? "," : "",
+                              d + 1, d, (long long)(cell0 + d));
+    if (n >= PG_SEED_SQL_MAX || cc_store_exec(st, sql) != CC_OK)
+        goto out;
+    for (int d = 0; d < DEVICES; d++) {
+        devs[d].id = d + 1;
+        devs[d].cold_cell_id = cell0 + d;
+        snprintf(devs[d].serial, sizeof devs[d].serial, "BENCH-%04d", d);
+    }
+    /* Device by device, ts ascending, as the SQLite build; a batch may span devices. */
+    for (int d = 0; d < DEVICES; d++) {
+        int64_t every = d == 0 ? MAIN_EVERY_MS : other_every_ms;
+
+        for (int64_t ts = from_ms + (d == 0 ? 0 : (d * 7919) % every); ts < end_ms; ts += every) {
+            memset(&rd[k], 0, sizeof rd[k]);
+            rd[k].ts_ms = ts;
+            rd[k].ts_given = 1;
+            rd[k].temperature = temp_at(ts, d);
+            rd[k].has_humidity = 1;
+            rd[k].humidity = 60;
+            rd[k].power_status = CC_TRUE;
+            rd[k].door_status = CC_FALSE;
+            rd[k].has_battery = 1;
+            rd[k].battery_level = 90;
+            rows[k].dev = &devs[d];
+            rows[k].r = &rd[k];
+            rows[k].received_at = ts;
+            if (++k == PG_BATCH || (d == DEVICES - 1 && ts + every >= end_ms)) {
+                if (cc_store_begin(st) != CC_OK ||
+                    cc_store_readings_insert(st, rows, k, inserted) != CC_OK ||
+                    cc_store_commit(st) != CC_OK) {
+                    cc_store_rollback(st);
+                    goto out;
+                }
+                total += (int64_t)k;
+                k = 0;
+            }
+        }
+    }
+    if (cc_store_exec(st, "UPDATE bench_meta SET complete = 1; ANALYZE") != CC_OK)
+        goto out;
+    fprintf(stderr, "bench_query: PostgreSQL: %lld readings loaded in %.1f s (%.0f/s)\n",
+            (long long)total, (now_ms_f() - t0) / 1e3, (double)total * 1e3 / (now_ms_f() - t0));
+    rc = CC_OK;
+out:
+    free(sql);
+    return rc;
+}
+
+/* bench_query pg URL DB: loads the PostgreSQL copy of DB (built) at URL and times it as
+ * `run` does, with "_pg" in the names ("_pg_small" unless BENCH_QUERY_PG_FULL=1), then
+ * checks that its answer equals SQLite's for the same cell and range. */
+static int run_pg(const char *url, const char *path)
+{
+    const char *full = getenv("BENCH_QUERY_PG_FULL");
+    int is_full = full != NULL && strcmp(full, "1") == 0;
+    struct cc_store *pg = NULL, *lite = NULL;
+    struct cc_query_result res_pg, res_lite;
+    struct cc_query_range rg;
+    int64_t cell;
+    int rc = 1;
+
+    memset(&res_pg, 0, sizeof res_pg);
+    memset(&res_lite, 0, sizeof res_lite);
+    if (cc_store_open(path, 0, &lite) != CC_OK || bench_range(lite, &cell, &rg) != 0) {
+        fprintf(stderr, "bench_query: %s is not built\n", path);
+        goto out;
+    }
+    /* Never the URL itself in a message: it may hold a password. */
+    if (cc_store_open(url, CC_STORE_MIGRATE, &pg) != CC_OK) {
+        fprintf(stderr, "bench_query: cannot open the PostgreSQL database\n");
+        goto out;
+    }
+    if (build_pg(pg, cell, store_int(lite, "SELECT from_ms FROM bench_meta"),
+                 store_int(lite, "SELECT to_ms FROM bench_meta"),
+                 is_full ? OTHER_EVERY_MS : OTHER_EVERY_MS * PG_SMALL_FACTOR) != CC_OK) {
+        fprintf(stderr, "bench_query: PostgreSQL load failed\n");
+        goto out;
+    }
+    if (measure(pg, is_full ? "_pg" : "_pg_small", &res_pg) != 0)
+        goto out;
+    if (cc_query_readings(lite, cell, &rg, -25, -15, &res_lite) != CC_OK)
+        goto out;
+    printf("bench: query_30d_pg_equals_sqlite %s\n", same(&res_pg, &res_lite) ? "yes" : "NO");
+    rc = same(&res_pg, &res_lite) ? 0 : 1;
+out:
+    cc_query_result_free(&res_pg);
+    cc_query_result_free(&res_lite);
+    cc_store_close(pg);
+    cc_store_close(lite);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -373,6 +546,8 @@ int main(int argc, char **argv)
         return build(argv[2]);
     if (argc == 3 && strcmp(argv[1], "run") == 0)
         return run(argv[2]);
-    fprintf(stderr, "usage: bench_query build|run DB\n");
+    if (argc == 4 && strcmp(argv[1], "pg") == 0)
+        return run_pg(argv[2], argv[3]);
+    fprintf(stderr, "usage: bench_query build|run DB | bench_query pg URL DB\n");
     return 2;
 }
