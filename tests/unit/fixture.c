@@ -76,3 +76,53 @@ void fixture_close(struct fixture *fx)
     }
     memset(fx, 0, sizeof *fx);
 }
+
+int fixture_pg_stop(const char *dir)
+{
+    char cmd[160];
+
+    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh stop %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int fixture_pg_start(const char *name, const char *port, char *dir, size_t dirlen, char *url,
+                     size_t urllen)
+{
+    char cmd[160];
+    FILE *p;
+
+    snprintf(dir, dirlen, "/tmp/cc-test-%s-%ld", name, (long)getpid());
+    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh start %s %s", dir, port);
+    p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    if (fgets(url, (int)urllen, p) == NULL)
+        url[0] = '\0';
+    if (pclose(p) != 0 || strncmp(url, "postgresql://", 13) != 0) {
+        fprintf(stderr, "%s: PostgreSQL did not start (%s)\n", name, cmd);
+        fixture_pg_stop(dir); /* cmocka runs no teardown after a failed setup */
+        return -1;
+    }
+    url[strcspn(url, "\n")] = '\0';
+    return 0;
+}
+
+char *fixture_pg_schema(void)
+{
+    FILE *f = fopen(FIXTURE_PG_SCHEMA, "rb");
+    char *buf = malloc(FIXTURE_PG_SCHEMA_MAX + 1);
+    size_t n = 0;
+
+    if (f != NULL && buf != NULL)
+        n = fread(buf, 1, FIXTURE_PG_SCHEMA_MAX + 1, f);
+    if (f != NULL)
+        fclose(f);
+    if (buf == NULL || n == 0 || n > FIXTURE_PG_SCHEMA_MAX) {
+        fprintf(stderr, "cannot read %s (at most %d bytes)\n", FIXTURE_PG_SCHEMA,
+                FIXTURE_PG_SCHEMA_MAX);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}

@@ -7,6 +7,8 @@
 #ifndef FIXTURE_H
 #define FIXTURE_H
 
+#include <stddef.h>
+
 #include "cc_store.h"
 
 #define FIXTURE_FILE 1u /* a file in a fresh temporary directory instead of ":memory:" */
@@ -32,5 +34,19 @@ int fixture_exec(struct cc_store *st, const char *sql);
 /* Closes fx->st unless NULL (a test that closed it itself sets it NULL), then removes every
  * file in the temporary directory and the directory. A zeroed fixture is a no-op. */
 void fixture_close(struct fixture *fx);
+
+/* A throwaway PostgreSQL cluster for a test group (tools/pgtest.sh, run from the repository
+ * root): started in /tmp/cc-test-<name>-<pid> with socket port port; dir and url receive its
+ * directory and URL. 0, or -1 (printed; nothing left running). A test group that cannot
+ * start one fails: it is not skipped. */
+int fixture_pg_start(const char *name, const char *port, char *dir, size_t dirlen, char *url,
+                     size_t urllen);
+/* Stops the cluster in dir and removes it. 0 or -1. */
+int fixture_pg_stop(const char *dir);
+#define FIXTURE_PG_SCHEMA "schema/pg/0001_init.sql" /* the schema a PG test loads itself */
+#define FIXTURE_PG_SCHEMA_MAX (1 << 20)             /* bytes of it read, at most */
+/* FIXTURE_PG_SCHEMA's text, malloc'd and NUL-terminated (the caller frees), or NULL (empty,
+ * missing or larger than FIXTURE_PG_SCHEMA_MAX; printed). */
+char *fixture_pg_schema(void);
 
 #endif

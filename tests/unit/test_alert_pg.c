@@ -32,6 +32,7 @@
 #include "cc_jobs.h"
 #include "cc_notify.h"
 #include "cc_rc.h"
+#include "fixture.h"
 #include "cc_retention.h"
 #include "cc_store.h"
 
@@ -50,52 +51,14 @@ struct fx {
 
 static int group_teardown(void **state)
 {
-    char cmd[160];
-
     (void)state;
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh stop %s", pg_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_pg_stop(pg_dir);
 }
 
 static int group_setup(void **state)
 {
-    char cmd[160];
-    FILE *p;
-
     (void)state;
-    snprintf(pg_dir, sizeof pg_dir, "/tmp/cc-test-alertpg-%ld", (long)getpid());
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh start %s " PG_PORT, pg_dir);
-    p = popen(cmd, "r");
-    if (p == NULL)
-        return -1;
-    if (fgets(pg_url, sizeof pg_url, p) == NULL)
-        pg_url[0] = '\0';
-    if (pclose(p) != 0 || strncmp(pg_url, "postgresql://", 13) != 0) {
-        fprintf(stderr, "test_alert_pg: PostgreSQL did not start (%s)\n", cmd);
-        group_teardown(state); /* cmocka runs no teardown after a failed setup */
-        return -1;
-    }
-    pg_url[strcspn(pg_url, "\n")] = '\0';
-    return 0;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    n = ftell(f);
-    assert_true(n > 0);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    return fixture_pg_start("alertpg", PG_PORT, pg_dir, sizeof pg_dir, pg_url, sizeof pg_url);
 }
 
 /* The same rows as test_alert.c's fixture, in SQL both dialects run. */
@@ -119,7 +82,7 @@ static const char seed_sql[] =
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    char *schema = read_file("schema/pg/0001_init.sql");
+    char *schema = fixture_pg_schema();
 
     assert_non_null(f);
     assert_int_equal(cc_store_open(":memory:", CC_STORE_MIGRATE, &f->lite), CC_OK);

@@ -30,12 +30,11 @@
 #include "cc_log.h"
 #include "cc_provision.h"
 #include "cc_rc.h"
+#include "fixture.h"
 #include "cc_store.h"
 #include "cc_time.h"
 
 #define PG_PORT "55413" /* this suite's socket name (tools/pgtest.sh PORT) */
-#define PG_SCHEMA "schema/pg/0001_init.sql"
-#define PG_SCHEMA_MAX (1 << 20) /* bytes of the schema file this test reads */
 #define SECRET "unit-test-secret-unit-test-secret"
 #define PASSWORD "correct-horse-9"
 #define TEST_LOG_N 4 /* cheap scrypt for the stored test hashes */
@@ -77,61 +76,23 @@ static const struct cc_principal ADMIN = {4, CC_ROLE_ADMIN};
 
 static int pg_group_teardown(void **state)
 {
-    char cmd[160];
-
     (void)state;
     free(pg_schema);
     pg_schema = NULL;
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh stop %s", pg_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n;
-
-    if (f == NULL)
-        return NULL;
-    buf = malloc(PG_SCHEMA_MAX + 1);
-    if (buf != NULL) {
-        n = fread(buf, 1, PG_SCHEMA_MAX + 1, f);
-        if (n > PG_SCHEMA_MAX || ferror(f)) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[n] = '\0';
-        }
-    }
-    fclose(f);
-    return buf;
+    return fixture_pg_stop(pg_dir);
 }
 
 static int pg_group_setup(void **state)
 {
-    char cmd[160];
-    FILE *p;
-
     (void)state;
-    pg_schema = read_file(PG_SCHEMA);
-    if (pg_schema == NULL) {
-        fprintf(stderr, "test_api_pg: cannot read %s\n", PG_SCHEMA);
+    pg_schema = fixture_pg_schema();
+    if (pg_schema == NULL)
+        return -1;
+    if (fixture_pg_start("apipg", PG_PORT, pg_dir, sizeof pg_dir, pg_url, sizeof pg_url) != 0) {
+        free(pg_schema);
+        pg_schema = NULL;
         return -1;
     }
-    snprintf(pg_dir, sizeof pg_dir, "/tmp/cc-test-apipg-%ld", (long)getpid());
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh start %s " PG_PORT, pg_dir);
-    p = popen(cmd, "r");
-    if (p == NULL)
-        return -1;
-    if (fgets(pg_url, sizeof pg_url, p) == NULL)
-        pg_url[0] = '\0';
-    if (pclose(p) != 0 || strncmp(pg_url, "postgresql://", 13) != 0) {
-        fprintf(stderr, "test_api_pg: PostgreSQL did not start (%s)\n", cmd);
-        pg_group_teardown(state); /* cmocka runs no teardown after a failed setup */
-        return -1;
-    }
-    pg_url[strcspn(pg_url, "\n")] = '\0';
     return 0;
 }
 

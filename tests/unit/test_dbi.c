@@ -17,6 +17,7 @@
 #include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "fixture.h"
 #include "cc_store.h"
 #include "cc_store_sqlite.h"
 
@@ -41,35 +42,14 @@ static const char ddl_pg[] =
 
 static int pg_group_teardown(void **state)
 {
-    char cmd[160];
-
     (void)state;
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh stop %s", pg_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_pg_stop(pg_dir);
 }
 
 static int pg_group_setup(void **state)
 {
-    char cmd[160];
-    FILE *p;
-    size_t n;
-
     (void)state;
-    snprintf(pg_dir, sizeof pg_dir, "/tmp/cc-test-dbi-%ld", (long)getpid());
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh start %s " PG_PORT, pg_dir);
-    p = popen(cmd, "r");
-    if (p == NULL)
-        return -1;
-    if (fgets(pg_url, sizeof pg_url, p) == NULL)
-        pg_url[0] = '\0';
-    if (pclose(p) != 0 || strncmp(pg_url, "postgresql://", 13) != 0) {
-        fprintf(stderr, "test_dbi: PostgreSQL did not start (%s)\n", cmd);
-        pg_group_teardown(state); /* cmocka runs no teardown after a failed setup */
-        return -1;
-    }
-    n = strcspn(pg_url, "\n");
-    pg_url[n] = '\0';
-    return 0;
+    return fixture_pg_start("dbi", PG_PORT, pg_dir, sizeof pg_dir, pg_url, sizeof pg_url);
 }
 
 static int lite_setup(void **state)

@@ -29,11 +29,10 @@
 #include "cc_log.h"
 #include "cc_query.h"
 #include "cc_rc.h"
+#include "fixture.h"
 #include "cc_store.h"
 
 #define PG_PORT "55414" /* this suite's socket name (tools/pgtest.sh PORT) */
-#define SCHEMA_PG "schema/pg/0001_init.sql"
-#define SCHEMA_MAX (512 * 1024) /* bytes of the schema file read */
 
 #define T0 1764115200000LL /* 2025-11-26T00:00:00.000Z, a multiple of every bucket */
 #define MIN_MS 60000LL
@@ -198,26 +197,6 @@ static const char ins_30m[] =
     "INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp, max_temp, count, sum_q,"
     " mkt_hi, mkt_lo, first_ts, last_ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-/* schema/pg/0001_init.sql, malloc'd and NUL-terminated, or NULL. */
-static char *read_schema(void)
-{
-    FILE *f = fopen(SCHEMA_PG, "rb");
-    char *buf = malloc(SCHEMA_MAX + 1);
-    size_t n = 0;
-
-    if (f != NULL && buf != NULL) {
-        n = fread(buf, 1, SCHEMA_MAX + 1, f);
-        buf[n <= SCHEMA_MAX ? n : 0] = '\0';
-    }
-    if (f != NULL)
-        fclose(f);
-    if (buf != NULL && (n == 0 || n > SCHEMA_MAX)) {
-        free(buf);
-        buf = NULL;
-    }
-    return buf;
-}
-
 static int group_teardown(void **state)
 {
     char cmd[160];
@@ -232,28 +211,15 @@ static int group_teardown(void **state)
 
 static int group_setup(void **state)
 {
-    char cmd[160];
     char *schema;
-    FILE *p;
 
-    snprintf(pg_dir, sizeof pg_dir, "/tmp/cc-test-qpg-%ld", (long)getpid());
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh start %s " PG_PORT, pg_dir);
-    p = popen(cmd, "r");
-    if (p == NULL)
+    if (fixture_pg_start("qpg", PG_PORT, pg_dir, sizeof pg_dir, pg_url, sizeof pg_url) != 0)
         return -1;
-    if (fgets(pg_url, sizeof pg_url, p) == NULL)
-        pg_url[0] = '\0';
-    if (pclose(p) != 0 || strncmp(pg_url, "postgresql://", 13) != 0) {
-        fprintf(stderr, "test_query_pg: PostgreSQL did not start (%s)\n", cmd);
-        group_teardown(state); /* cmocka runs no teardown after a failed setup */
-        return -1;
-    }
-    pg_url[strcspn(pg_url, "\n")] = '\0';
-    schema = read_schema();
+    schema = fixture_pg_schema();
     if (schema == NULL || cc_store_open(":memory:", CC_STORE_MIGRATE, &lite) != CC_OK ||
         cc_store_open(pg_url, 0, &pg) != CC_OK || cc_store_exec(pg, schema) != CC_OK ||
         cc_store_exec(lite, seed) != CC_OK || cc_store_exec(pg, seed) != CC_OK) {
-        fprintf(stderr, "test_query_pg: stores not set up (%s)\n", SCHEMA_PG);
+        fprintf(stderr, "test_query_pg: stores not set up (%s)\n", FIXTURE_PG_SCHEMA);
         free(schema);
         group_teardown(state);
         return -1;

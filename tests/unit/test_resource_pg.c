@@ -27,6 +27,7 @@
 #include "cc_locations.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "fixture.h"
 #include "cc_resource.h"
 #include "cc_rollup_math.h"
 #include "cc_store.h"
@@ -34,8 +35,6 @@
 #include "cc_users.h"
 
 #define PG_PORT "55415" /* this suite's socket name (tools/pgtest.sh PORT) */
-#define PG_SCHEMA "schema/pg/0001_init.sql"
-#define PG_SCHEMA_MAX (1 << 20) /* bytes of the schema file this test reads */
 #define KEY_A "ccdk_unit_test_key_of_device_a"
 
 static char pg_dir[64];
@@ -90,51 +89,24 @@ static const struct cc_page PAGE = {100, 0};
 
 static int pg_group_teardown(void **state)
 {
-    char cmd[160];
-
     (void)state;
     free(pg_schema);
     pg_schema = NULL;
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh stop %s", pg_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int read_schema(void)
-{
-    FILE *f = fopen(PG_SCHEMA, "r");
-    size_t n;
-
-    pg_schema = malloc(PG_SCHEMA_MAX + 1);
-    if (f == NULL || pg_schema == NULL) {
-        if (f != NULL)
-            fclose(f);
-        return -1;
-    }
-    n = fread(pg_schema, 1, PG_SCHEMA_MAX, f);
-    fclose(f);
-    pg_schema[n] = '\0';
-    return n > 0 && n < PG_SCHEMA_MAX ? 0 : -1;
+    return fixture_pg_stop(pg_dir);
 }
 
 static int pg_group_setup(void **state)
 {
-    char cmd[160];
-    FILE *p;
-
     (void)state;
-    snprintf(pg_dir, sizeof pg_dir, "/tmp/cc-test-resource-pg-%ld", (long)getpid());
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh start %s " PG_PORT, pg_dir);
-    p = popen(cmd, "r");
-    if (p == NULL)
+    pg_schema = fixture_pg_schema();
+    if (pg_schema == NULL)
         return -1;
-    if (fgets(pg_url, sizeof pg_url, p) == NULL)
-        pg_url[0] = '\0';
-    if (pclose(p) != 0 || strncmp(pg_url, "postgresql://", 13) != 0 || read_schema() != 0) {
-        fprintf(stderr, "test_resource_pg: PostgreSQL did not start (%s)\n", cmd);
-        pg_group_teardown(state); /* cmocka runs no teardown after a failed setup */
+    if (fixture_pg_start("resource-pg", PG_PORT, pg_dir, sizeof pg_dir, pg_url, sizeof pg_url) !=
+        0) {
+        free(pg_schema);
+        pg_schema = NULL;
         return -1;
     }
-    pg_url[strcspn(pg_url, "\n")] = '\0';
     return 0;
 }
 

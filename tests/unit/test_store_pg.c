@@ -27,6 +27,7 @@
 #include "cc_ingest.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "fixture.h"
 #include "cc_store.h"
 
 #define PG_PORT "55411"    /* this suite's socket name (tools/pgtest.sh PORT) */
@@ -46,32 +47,15 @@ struct fx {
 
 static int group_teardown(void **state)
 {
-    char cmd[160];
-
     (void)state;
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh stop %s", pg_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_pg_stop(pg_dir);
 }
 
 static int group_setup(void **state)
 {
-    char cmd[160];
-    FILE *p;
-
-    snprintf(pg_dir, sizeof pg_dir, "/tmp/cc-test-store-pg-%ld", (long)getpid());
-    snprintf(cmd, sizeof cmd, "sh tools/pgtest.sh start %s " PG_PORT, pg_dir);
-    p = popen(cmd, "r");
-    if (p == NULL)
-        return -1;
-    if (fgets(admin_url, sizeof admin_url, p) == NULL)
-        admin_url[0] = '\0';
-    if (pclose(p) != 0 || strncmp(admin_url, "postgresql://", 13) != 0) {
-        fprintf(stderr, "test_store_pg: PostgreSQL did not start (%s)\n", cmd);
-        group_teardown(state); /* cmocka runs no teardown after a failed setup */
-        return -1;
-    }
-    admin_url[strcspn(admin_url, "\n")] = '\0';
-    return 0;
+    (void)state;
+    return fixture_pg_start("store-pg", PG_PORT, pg_dir, sizeof pg_dir, admin_url,
+                            sizeof admin_url);
 }
 
 /* A new empty database in the cluster; its URL in url. */
