@@ -615,6 +615,29 @@ static void test_dbi_param_limits(void **state)
     cc_stmt_release(s);
 }
 
+/* cc_stmt_bind_all binds by letter; more letters than a statement can have, or a letter it
+ * does not know, is a programming error it refuses rather than reading past its arguments. */
+static void test_dbi_bind_all_refuses(void **state)
+{
+    static const char sql[] = "SELECT CAST($1 AS bigint) + CAST($2 AS bigint)";
+    char over[CC_STMT_PARAMS_MAX + 2];
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+
+    memset(over, 'n', CC_STMT_PARAMS_MAX + 1);
+    over[CC_STMT_PARAMS_MAX + 1] = '\0';
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_all(s, "ii", (int64_t)2, (int64_t)3), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(s, 0), 5);
+    cc_stmt_release(s);
+
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_all(s, over), CC_ERR_INTERNAL);
+    assert_int_equal(cc_stmt_bind_all(s, "iz", (int64_t)2, (int64_t)3), CC_ERR_INTERNAL);
+    cc_stmt_release(s);
+}
+
 /* Text is copied at bind time: the caller's buffer may change before the step. */
 static void test_dbi_text_is_copied(void **state)
 {
@@ -811,6 +834,7 @@ static void test_dbi_pg_typed_functions_not_yet(void **state)
         cmocka_unit_test_setup_teardown(test_dbi_nested_use_of_same_text, setup, fx_teardown),     \
         cmocka_unit_test_setup_teardown(test_dbi_cache_limit, setup, fx_teardown),                 \
         cmocka_unit_test_setup_teardown(test_dbi_param_limits, setup, fx_teardown),                \
+        cmocka_unit_test_setup_teardown(test_dbi_bind_all_refuses, setup, fx_teardown),            \
         cmocka_unit_test_setup_teardown(test_dbi_text_is_copied, setup, fx_teardown),              \
         cmocka_unit_test_setup_teardown(test_dbi_release_with_unread_row, setup, fx_teardown),     \
         cmocka_unit_test_setup_teardown(test_dbi_json_helpers, setup, fx_teardown),                \
