@@ -1,219 +1,33 @@
 /* ccctl_backup.c - `ccctl backup FILE`: a consistent copy of COLDCHAIN_DB while ingestd
- * and apid keep running, with SQLite's online backup API; `ccctl restore FILE`: the same
- * copy the other way, into a database file that does not exist yet. A PostgreSQL URL goes
- * to pg_dump and pg_restore instead (ccctl_pg.c). This file is SQLite machinery, the one
- * place in tools/ that calls sqlite3_* itself: cc_dbi.h has no backup.
- *
- * The copy is made into FILE.tmp (mode 0600: it holds password hashes), a few pages at
- * a time with a short sleep in between, so the daemons' writes are never held up for
- * long; it is then checked (PRAGMA quick_check), switched to a plain rollback journal
- * so it is one self-contained file, fsync'ed and renamed over FILE.
- *
- * Why the copy is consistent and never restarts: the source connection holds one read
- * transaction for the whole copy. In WAL mode (every coldchain database) a reader never
- * blocks writers, and SQLite restarts a backup only when its source changes under a
- * new read transaction; inside one, every step reads the same snapshot. The cost is
- * that the WAL cannot be checkpointed past that snapshot until the copy ends. A
- * database not in WAL mode is copied without the long read transaction (writers would
- * wait on it): the backup then restarts if it is written to meanwhile. */
-#include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
-#include <libgen.h>
+ * and apid keep running; `ccctl restore FILE`: the same copy the other way, into a
+ * database file that does not exist yet. SQLite: the online backup API, behind
+ * cc_store_backup.h (the copy is made into FILE.tmp, mode 0600, checked, fsync'ed and
+ * renamed over FILE). A PostgreSQL URL goes to pg_dump and pg_restore instead
+ * (ccctl_pg.c). */
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
-#include "cc_db.h"
 #include "cc_rc.h"
-#include "cc_time.h"
+#include "cc_store_backup.h"
 #include "ccctl.h"
 
-#define BACKUP_PAGES_PER_STEP 256 /* pages copied per sqlite3_backup_step (1 MiB at 4 KiB) */
-#define BACKUP_SLEEP_MS 5         /* pause between steps, ms */
-#define BACKUP_BUSY_SLEEP_MS 50   /* pause after SQLITE_BUSY/LOCKED, ms */
-#define BACKUP_MAX_BUSY 1200      /* consecutive busy steps before giving up (~60 s) */
-
-/* Runs one statement that returns at most one text row; copies it into out if given. */
-static int exec_text(sqlite3 *db, const char *sql, char *out, size_t outlen)
+/* Copies the SQLite database src_path to path, in the words of verb ("backup",
+ * "restore"). An exit status. */
+static int sqlite_copy(const char *verb, const char *src_path, int src_readonly, const char *path)
 {
-    sqlite3_stmt *stmt = NULL;
+    char err[PATH_MAX + 256];
+    int pages = 0;
     int rc;
 
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
-        return CC_ERR_DB;
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW && out != NULL) {
-        const unsigned char *t = sqlite3_column_text(stmt, 0);
-
-        snprintf(out, outlen, "%s", t != NULL ? (const char *)t : "");
-    }
-    if (rc == SQLITE_ROW)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? CC_OK : CC_ERR_DB;
-}
-
-/* fsync()s the file or directory at path. 0 on success. */
-static int sync_path(const char *path, int dir)
-{
-    int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDWR) | O_CLOEXEC);
-    int r;
-
-    if (fd < 0)
-        return -1;
-    r = fsync(fd);
-    close(fd);
-    return r;
-}
-
-/* Creates path empty with mode 0600, replacing a stale one (and its journals). */
-static int create_private(const char *path)
-{
-    int fd;
-
-    cc_db_remove_files(path);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    return 0;
-}
-
-/* Copies src into dst with the online backup API. CC_OK or CC_ERR_DB. */
-static int copy_pages(sqlite3 *src, sqlite3 *dst, int hold_snapshot, int *pages)
-{
-    sqlite3_backup *bk = NULL;
-    int busy = 0, in_read = 0;
-    int rc;
-
-    if (hold_snapshot) {
-        /* One read transaction for the whole copy: see the file comment. */
-        if (exec_text(src, "BEGIN", NULL, 0) != CC_OK ||
-            exec_text(src, "SELECT count(*) FROM sqlite_schema", NULL, 0) != CC_OK) {
-            fprintf(stderr, "ccctl: backup: cannot open a read transaction: %s\n",
-                    sqlite3_errmsg(src));
-            rc = CC_ERR_DB;
-            goto out;
-        }
-        in_read = 1;
-    }
-    bk = sqlite3_backup_init(dst, "main", src, "main");
-    if (bk == NULL) {
-        fprintf(stderr, "ccctl: backup: %s\n", sqlite3_errmsg(dst));
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    for (;;) {
-        int s = sqlite3_backup_step(bk, BACKUP_PAGES_PER_STEP);
-
-        if (s == SQLITE_DONE)
-            break;
-        if (s == SQLITE_OK) {
-            busy = 0;
-            cc_sleep_ms(BACKUP_SLEEP_MS);
-            continue;
-        }
-        if ((s == SQLITE_BUSY || s == SQLITE_LOCKED) && ++busy < BACKUP_MAX_BUSY) {
-            cc_sleep_ms(BACKUP_BUSY_SLEEP_MS);
-            continue;
-        }
-        fprintf(stderr, "ccctl: backup: step failed: %s\n", sqlite3_errstr(s));
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    *pages = sqlite3_backup_pagecount(bk);
-    rc = CC_OK;
-out:
-    if (bk != NULL && sqlite3_backup_finish(bk) != SQLITE_OK && rc == CC_OK) {
-        fprintf(stderr, "ccctl: backup: %s\n", sqlite3_errmsg(dst));
-        rc = CC_ERR_DB;
-    }
-    if (in_read)
-        exec_text(src, "COMMIT", NULL, 0);
-    return rc;
-}
-
-/* Copies the SQLite database src to dst (through dst.tmp, 0600, checked, renamed), in
- * the words of verb ("backup", "restore"). src_flags: its sqlite3_open_v2 flags. An exit
- * status. */
-static int sqlite_copy(const char *verb, const char *src_path, int src_flags, const char *path)
-{
-    char tmp[PATH_MAX], dir[PATH_MAX], mode[32], check[256];
-    sqlite3 *src = NULL, *dst = NULL;
-    int pages = 0, created = 0;
-    int rc = CCCTL_EXIT_FAIL;
-
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp ||
-        snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        fprintf(stderr, "ccctl: %s: path too long\n", verb);
-        return CCCTL_EXIT_USAGE;
-    }
-
-    if (sqlite3_open_v2(src_path, &src, src_flags, NULL) != SQLITE_OK) {
-        fprintf(stderr, "ccctl: %s: cannot open %s: %s\n", verb, src_path,
-                src ? sqlite3_errmsg(src) : "out of memory");
-        goto out;
-    }
-    sqlite3_busy_timeout(src, CC_DB_BUSY_TIMEOUT_MS);
-    if (exec_text(src, "PRAGMA journal_mode", mode, sizeof mode) != CC_OK) {
-        fprintf(stderr, "ccctl: %s: %s is not a readable database: %s\n", verb, src_path,
-                sqlite3_errmsg(src));
-        goto out;
-    }
-
-    if (create_private(tmp) != 0) {
-        fprintf(stderr, "ccctl: %s: cannot create %s: %s\n", verb, tmp, strerror(errno));
-        goto out;
-    }
-    created = 1;
-    if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        fprintf(stderr, "ccctl: %s: cannot open %s: %s\n", verb, tmp,
-                dst ? sqlite3_errmsg(dst) : "out of memory");
-        goto out;
-    }
     fprintf(stderr, "ccctl: %s: copying %s to %s\n", verb, src_path, path);
-    if (copy_pages(src, dst, strcasecmp(mode, "wal") == 0, &pages) != CC_OK)
-        goto out;
-
-    /* One self-contained file, checked before it replaces anything. */
-    if (exec_text(dst, "PRAGMA journal_mode=DELETE", mode, sizeof mode) != CC_OK ||
-        exec_text(dst, "PRAGMA quick_check", check, sizeof check) != CC_OK) {
-        fprintf(stderr, "ccctl: %s: checking the copy failed: %s\n", verb, sqlite3_errmsg(dst));
-        goto out;
+    rc = cc_store_sqlite_copy(src_path, src_readonly, path, &pages, err, sizeof err);
+    if (rc != CC_OK) {
+        fprintf(stderr, "ccctl: %s: %s\n", verb, err);
+        return rc == CC_ERR_VALIDATION ? CCCTL_EXIT_USAGE : CCCTL_EXIT_FAIL;
     }
-    if (strcmp(check, "ok") != 0) {
-        fprintf(stderr, "ccctl: %s: the copy is damaged: %s\n", verb, check);
-        goto out;
-    }
-    if (sqlite3_close(dst) != SQLITE_OK) {
-        fprintf(stderr, "ccctl: %s: closing the copy failed\n", verb);
-        dst = NULL;
-        goto out;
-    }
-    dst = NULL;
-    if (sync_path(tmp, 0) != 0 || rename(tmp, path) != 0) {
-        fprintf(stderr, "ccctl: %s: cannot move %s to %s: %s\n", verb, tmp, path, strerror(errno));
-        goto out;
-    }
-    created = 0;
-    sync_path(dirname(dir), 1);
     fprintf(stderr, "ccctl: %s: %d pages written to %s\n", verb, pages, path);
-    rc = CCCTL_EXIT_OK;
-out:
-    if (dst != NULL)
-        sqlite3_close(dst);
-    if (src != NULL)
-        sqlite3_close(src);
-    if (created)
-        unlink(tmp);
-    return rc;
+    return CCCTL_EXIT_OK;
 }
 
 /* FILE of `ccctl backup|restore FILE`, or NULL after printing the usage. */
@@ -235,7 +49,7 @@ int ccctl_backup(int argc, char **argv, const struct cc_config *cfg)
         return CCCTL_EXIT_USAGE;
     if (ccctl_is_pg_url(cfg->db_path))
         return ccctl_pg_backup(cfg->db_path, path);
-    rc = sqlite_copy("backup", cfg->db_path, SQLITE_OPEN_READWRITE, path);
+    rc = sqlite_copy("backup", cfg->db_path, 0, path);
     if (rc == CCCTL_EXIT_OK)
         printf("%s\n", path);
     return rc;
@@ -266,5 +80,5 @@ int ccctl_restore(int argc, char **argv, const struct cc_config *cfg)
             return CCCTL_EXIT_FAIL;
         }
     }
-    return sqlite_copy("restore", path, SQLITE_OPEN_READONLY, cfg->db_path);
+    return sqlite_copy("restore", path, 1, cfg->db_path);
 }
