@@ -1,5 +1,5 @@
 /* fixture.c - the unit tests' temporary, migrated, optionally seeded store (fixture.h). */
-#include "cc_store_sqlite.h"
+#include "cc_dbi.h"
 #include "fixture.h"
 
 #include <dirent.h>
@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <sqlite3.h>
 
 #include "cc_rc.h"
 
@@ -46,14 +44,11 @@ fail:
 
 int fixture_exec(struct cc_store *st, const char *sql)
 {
-    char *err = NULL;
+    int rc = cc_store_exec(st, sql);
 
-    if (sqlite3_exec(cc_store_db(st), sql, NULL, NULL, &err) != SQLITE_OK) {
-        fprintf(stderr, "fixture_exec: %s\n", err != NULL ? err : "?");
-        sqlite3_free(err);
-        return CC_ERR_DB;
-    }
-    return CC_OK;
+    if (rc != CC_OK)
+        fprintf(stderr, "fixture_exec: %s\n", cc_rc_code(rc));
+    return rc;
 }
 
 void fixture_close(struct fixture *fx)
