@@ -93,7 +93,7 @@ static void free_outgoing(struct outgoing *o)
 }
 
 struct batch_result {
-    unsigned long long accepted, duplicates, rejected, by_code[4];
+    unsigned long long accepted, duplicates, late, rejected, by_code[4];
     struct outgoing *out, **out_tail;
     int64_t lag_ts[INGEST_BATCH_MAX];            /* reading ts of each message, or -1 */
     struct cc_ingest_msg msgs[INGEST_BATCH_MAX]; /* the batch as cc_ingest_batch takes it */
@@ -107,6 +107,7 @@ static int account(struct batch_result *br, const struct item *it, struct cc_ing
 
     br->accepted += res->accepted;
     br->duplicates += res->duplicates;
+    br->late += res->late;
     br->lag_ts[idx] = (res->has_last && res->last.ts_given) ? res->last.ts_ms : -1;
     if (res->error == NULL)
         return CC_OK;
@@ -176,6 +177,7 @@ static void record(struct ingest_writer *w, const struct batch_result *br, size_
     w->stats.messages += n;
     w->stats.accepted += br->accepted;
     w->stats.duplicates += br->duplicates;
+    w->stats.late += br->late;
     w->stats.rejected += br->rejected;
     for (int i = 0; i < 4; i++)
         w->stats.rejected_by_code[i] += br->by_code[i];

@@ -307,6 +307,12 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
                             "' (reserved for the operators' programs, never a device serial) "
                             "and hold no '/', '+' or '#'");
     }
+    /* MQTT 5.0 §4.8.2: a share name is one topic level and no wildcard. */
+    if ((rc = env_str("INGEST_SHARE_GROUP", "", c.ingest_share_group, sizeof(c.ingest_share_group),
+                      err, errlen)) != CC_OK)
+        return rc;
+    if (strpbrk(c.ingest_share_group, "/+#") != NULL)
+        return fail_msg(err, errlen, "INGEST_SHARE_GROUP: must hold no '/', '+' or '#'");
 
     if ((rc = env_int32("HTTP_PORT", 8080, 1, 65535, &c.http_port, err, errlen)) != CC_OK)
         return rc;

@@ -107,7 +107,7 @@ int cc_store_device_by_serial(struct cc_store *st, const char *serial, struct cc
     if (is_pg(st)) {
         unsigned char found = 0;
 
-        rc = cc_store_pg_devices_by_serial(st, &serial, 1, out, &found);
+        rc = cc_store_pg_devices_by_serial(st, &serial, 1, out, &found, 0);
         return rc == CC_OK && !found ? CC_ERR_NOT_FOUND : rc;
     }
     rc = stmt_get(st, ST_DEVICE_BY_SERIAL, &stmt);
@@ -264,7 +264,7 @@ int cc_store_devices_by_serial(struct cc_store *st, const char *const *serials, 
                                struct cc_device *out, unsigned char *found)
 {
     if (is_pg(st))
-        return cc_store_pg_devices_by_serial(st, serials, n, out, found);
+        return cc_store_pg_devices_by_serial(st, serials, n, out, found, 1);
     for (size_t i = 0; i < n; i++) {
         int rc = cc_store_device_by_serial(st, serials[i], &out[i]);
 
