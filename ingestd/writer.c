@@ -63,6 +63,7 @@ struct ingest_writer {
     struct cc_journal *journal;
     struct ingest_disk *disk;
     struct cc_journal_pos checkpoint;
+    char client_id[CC_INGEST_CLIENT_ID_MAX + 1]; /* the checkpoint's key (cfg's) */
     ingest_publish_fn publish;
     void *publish_ctx;
     struct ingest_stats stats; /* under mu */
@@ -157,7 +158,7 @@ static int commit_batch(struct ingest_writer *w, struct item *head, size_t n,
         cc_ingest_result_clear(&msgs[i].res);
     }
     if (rc == CC_OK)
-        rc = cc_store_checkpoint_set(w->st, last.gen, last.offset);
+        rc = cc_store_checkpoint_set(w->st, w->client_id, last.gen, last.offset);
     if (rc == CC_OK)
         rc = cc_store_commit(w->st);
     if (rc != CC_OK) {
@@ -363,6 +364,7 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
         free(w);
         return CC_ERR_NOMEM;
     }
+    snprintf(w->client_id, sizeof(w->client_id), "%s", cfg->ingest_client_id);
     rc = errcap_new(cfg, &w->errcap);
     if (rc == CC_OK)
         rc = cc_store_open(cfg->db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, &w->st);
@@ -372,7 +374,8 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
             cc_store_attach_checkpointer(w->st, ckpt);
     }
     if (rc == CC_OK)
-        rc = cc_store_checkpoint_get(w->st, &w->checkpoint.gen, &w->checkpoint.offset);
+        rc =
+            cc_store_checkpoint_get(w->st, w->client_id, &w->checkpoint.gen, &w->checkpoint.offset);
     if (rc != CC_OK)
         goto fail;
     w->journal = j;

@@ -16,6 +16,7 @@
 /* Bytes of INGEST_SHARE_GROUP: the group is one topic level of every subscription
  * ($share/<group>/devices/+/readings), which ingestd's topic buffers size for. */
 #define CC_INGEST_SHARE_GROUP_MAX 64
+#define CC_INGEST_CLIENT_ID_MAX 127 /* bytes of INGEST_CLIENT_ID */
 
 /* File names of the generated secrets beside the database (cc_config_secret). */
 #define CC_SECRET_JWT "jwt.secret"
@@ -34,6 +35,9 @@ struct cc_config {
     /* INGEST_SHARE_GROUP: "" (default) subscribes plainly; a name makes ingestd one member of
      * the shared subscription $share/<name>/... (docs/scaling.md); no '/', '+' or '#'. */
     char ingest_share_group[CC_INGEST_SHARE_GROUP_MAX + 1];
+    /* INGEST_CLIENT_ID, default "coldchain-ingestd": the broker session, the journal's name
+     * and the key of the journal position in the database. */
+    char ingest_client_id[CC_INGEST_CLIENT_ID_MAX + 1];
     int http_port;           /* HTTP_PORT, default 8080 */
     char http_bind[64];      /* HTTP_BIND, default 127.0.0.1 */
     int ingest_metrics_port; /* INGEST_METRICS_PORT, default 9101 */

@@ -170,8 +170,12 @@ int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *t
 /* Dead letters dropped by the per-device cap since the database was created (the
  * coldchain_rejected_dropped_total metric). CC_OK or CC_ERR_DB. */
 int cc_store_dead_letters_dropped(struct cc_store *st, int64_t *out);
-/* ingestd's journal position, committed with the rows it produced. */
-int cc_store_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset);
-int cc_store_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset);
+/* ingestd's journal position, committed with the rows it produced: one per client id
+ * (INGEST_CLIENT_ID), since every ingestd on a database keeps its own journal. get answers
+ * 0, 0 (replay the whole journal) for a client id that has none yet. CC_OK or CC_ERR_DB. */
+int cc_store_checkpoint_get(struct cc_store *st, const char *client_id, int64_t *gen,
+                            int64_t *offset);
+int cc_store_checkpoint_set(struct cc_store *st, const char *client_id, int64_t gen,
+                            int64_t offset);
 
 #endif

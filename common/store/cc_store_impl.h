@@ -130,7 +130,5 @@ int cc_store_pg_device_status(struct cc_store *st, int64_t device_id, int online
 int cc_store_pg_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
                             const void *payload, size_t len, const char *code, const char *message);
 int cc_store_pg_dead_letters_dropped(struct cc_store *st, int64_t *out);
-int cc_store_pg_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset);
-int cc_store_pg_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset);
 
 #endif

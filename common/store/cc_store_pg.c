@@ -77,10 +77,6 @@ static const char sql_dead_letter_count[] =
     "UPDATE stat_counters SET value = value + $1 WHERE name = 'rejected_dropped' AND label = ''";
 static const char sql_dropped[] =
     "SELECT value FROM stat_counters WHERE name = 'rejected_dropped' AND label = ''";
-static const char sql_checkpoint_get[] =
-    "SELECT journal_gen, journal_offset FROM ingest_checkpoint WHERE id = 1";
-static const char sql_checkpoint_set[] =
-    "UPDATE ingest_checkpoint SET journal_gen = $1, journal_offset = $2 WHERE id = 1";
 
 /* A text array literal being built: cap is reserved up front from the element sizes, so
  * an append never overflows and never reallocates. */
@@ -570,34 +566,5 @@ int cc_store_pg_dead_letters_dropped(struct cc_store *st, int64_t *out)
         rc = CC_OK; /* no counter row: none dropped, as on SQLite */
     if (rc == CC_OK)
         *out = v;
-    return rc;
-}
-
-int cc_store_pg_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset)
-{
-    int64_t g = 0, o = 0;
-    int rc = read_row(st, sql_checkpoint_get, &g, &o);
-
-    if (rc == CC_ERR_NOT_FOUND) {
-        /* 0001_init.sql inserts the row; without it the schema is damaged. */
-        cc_log_error("db_error", "ingest_checkpoint row is missing");
-        rc = CC_ERR_DB;
-    }
-    if (rc == CC_OK) {
-        *gen = g;
-        *offset = o;
-    }
-    return rc;
-}
-
-int cc_store_pg_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset)
-{
-    int64_t changes = 0;
-    int rc = write_ints(st, sql_checkpoint_set, 2, (const int64_t[]){gen, offset}, &changes);
-
-    if (rc == CC_OK && changes == 0) {
-        cc_log_error("db_error", "ingest_checkpoint row is missing");
-        rc = CC_ERR_DB;
-    }
     return rc;
 }
