@@ -288,6 +288,7 @@ int main(void)
     mo.client_id = d.client_id;
     mo.username = d.cfg.mqtt_username;
     mo.password = d.cfg.mqtt_password;
+    mo.share_group = d.cfg.ingest_share_group;
     mo.on_message = on_message;
     mo.on_round = d.cfg.ingest_fsync ? on_round : NULL;
     mo.on_tick = on_tick;

@@ -75,6 +75,12 @@ static int handle(struct mg_connection *conn, void *data)
         "# TYPE coldchain_ingest_readings_duplicate_total counter\n"
         "coldchain_ingest_readings_duplicate_total %llu\n",
         s.duplicates);
+    /* Rises when readings of a device arrive out of order: a device's own backfill, or
+     * several ingestd sharing a subscription round-robin (docs/scaling.md). */
+    OUT("# HELP coldchain_ingest_late_total Readings stored after a newer reading of their "
+        "device; the alert engine skips them.\n"
+        "# TYPE coldchain_ingest_late_total counter\ncoldchain_ingest_late_total %llu\n",
+        s.late);
     OUT("# HELP coldchain_ingest_rejected_total Messages refused, by error code.\n"
         "# TYPE coldchain_ingest_rejected_total counter\n");
     for (int i = 0; i < 4; i++)

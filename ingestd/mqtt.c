@@ -15,6 +15,7 @@
 
 #include <mosquitto.h>
 
+#include "cc_config.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_time.h"
@@ -22,6 +23,10 @@
 #define SYS_BACKLOG_TOPIC "$SYS/broker/store/messages/count"
 #define POLL_MAX_MS 1000 /* the keepalive and the stop flag are looked at this often */
 #define HOST_MAX 256
+#define SHARE_PREFIX "$share/"
+/* Bytes of a subscription topic: $share/<group>/ and the longest device topic. */
+#define SUB_TOPIC_MAX                                                                              \
+    (sizeof SHARE_PREFIX + CC_INGEST_SHARE_GROUP_MAX + sizeof "/devices/+/readings")
 
 struct ingest_mqtt {
     struct mosquitto *mosq;
@@ -81,8 +86,23 @@ static int parse_url(struct ingest_mqtt *m, const char *url)
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
     struct ingest_mqtt *m = obj;
-    char *topics[2] = {"devices/+/readings", "devices/+/status"};
+    static const char *const plain[2] = {"devices/+/readings", "devices/+/status"};
+    char buf[2][SUB_TOPIC_MAX];
+    char *topics[2];
+    const char *group = m->o.share_group;
 
+    /* Both device topics are shared: a status message, like a reading, must be stored
+     * once, and a hash-by-client broker (EMQX 5 hash_clientid) then keeps a device's
+     * status and readings on one member, in order. The $SYS backlog figure stays a plain
+     * subscription: every member wants its own copy. ingestd subscribes to nothing else
+     * (it only publishes devices/{serial}/errors and alerts/...). */
+    for (int i = 0; i < 2; i++) {
+        if (group != NULL && group[0] != '\0')
+            snprintf(buf[i], sizeof buf[i], SHARE_PREFIX "%s/%s", group, plain[i]);
+        else
+            snprintf(buf[i], sizeof buf[i], "%s", plain[i]);
+        topics[i] = buf[i];
+    }
     if (rc != 0) {
         cc_log_error("broker_connect_refused", "%s", mosquitto_connack_string(rc));
         return; /* the broker closes the connection; the loop reconnects */
@@ -109,7 +129,8 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, cons
         return;
     }
     m->connected = 1;
-    cc_log_info("broker_connected", "url=%s", m->o.url);
+    cc_log_info("broker_connected", "url=%s share_group=%s", m->o.url,
+                m->o.share_group != NULL ? m->o.share_group : "");
 }
 
 static void on_publish(struct mosquitto *mosq, void *obj, int mid)

@@ -49,6 +49,10 @@ struct ingest_mqtt_options {
     const char *client_id;
     const char *username;
     const char *password;
+    /* NULL or "": subscribe plainly. A group name (cc_config: INGEST_SHARE_GROUP, at most
+     * CC_INGEST_SHARE_GROUP_MAX bytes, no '/', '+', '#'): the device topics are subscribed
+     * as $share/<group>/..., so the broker hands each message to one member of the group. */
+    const char *share_group;
     ingest_mqtt_message_fn on_message;
     ingest_mqtt_round_fn on_round; /* may be NULL */
     ingest_mqtt_tick_fn on_tick;   /* may be NULL */

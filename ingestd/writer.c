@@ -63,6 +63,7 @@ struct ingest_writer {
     struct cc_journal *journal;
     struct ingest_disk *disk;
     struct cc_journal_pos checkpoint;
+    char client_id[CC_INGEST_CLIENT_ID_MAX + 1]; /* the checkpoint's key (cfg's) */
     ingest_publish_fn publish;
     void *publish_ctx;
     struct ingest_stats stats; /* under mu */
@@ -93,7 +94,7 @@ static void free_outgoing(struct outgoing *o)
 }
 
 struct batch_result {
-    unsigned long long accepted, duplicates, rejected, by_code[4];
+    unsigned long long accepted, duplicates, late, rejected, by_code[4];
     struct outgoing *out, **out_tail;
     int64_t lag_ts[INGEST_BATCH_MAX];            /* reading ts of each message, or -1 */
     struct cc_ingest_msg msgs[INGEST_BATCH_MAX]; /* the batch as cc_ingest_batch takes it */
@@ -107,6 +108,7 @@ static int account(struct batch_result *br, const struct item *it, struct cc_ing
 
     br->accepted += res->accepted;
     br->duplicates += res->duplicates;
+    br->late += res->late;
     br->lag_ts[idx] = (res->has_last && res->last.ts_given) ? res->last.ts_ms : -1;
     if (res->error == NULL)
         return CC_OK;
@@ -156,7 +158,7 @@ static int commit_batch(struct ingest_writer *w, struct item *head, size_t n,
         cc_ingest_result_clear(&msgs[i].res);
     }
     if (rc == CC_OK)
-        rc = cc_store_checkpoint_set(w->st, last.gen, last.offset);
+        rc = cc_store_checkpoint_set(w->st, w->client_id, last.gen, last.offset);
     if (rc == CC_OK)
         rc = cc_store_commit(w->st);
     if (rc != CC_OK) {
@@ -176,6 +178,7 @@ static void record(struct ingest_writer *w, const struct batch_result *br, size_
     w->stats.messages += n;
     w->stats.accepted += br->accepted;
     w->stats.duplicates += br->duplicates;
+    w->stats.late += br->late;
     w->stats.rejected += br->rejected;
     for (int i = 0; i < 4; i++)
         w->stats.rejected_by_code[i] += br->by_code[i];
@@ -361,6 +364,7 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
         free(w);
         return CC_ERR_NOMEM;
     }
+    snprintf(w->client_id, sizeof(w->client_id), "%s", cfg->ingest_client_id);
     rc = errcap_new(cfg, &w->errcap);
     if (rc == CC_OK)
         rc = cc_store_open(cfg->db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, &w->st);
@@ -370,7 +374,8 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
             cc_store_attach_checkpointer(w->st, ckpt);
     }
     if (rc == CC_OK)
-        rc = cc_store_checkpoint_get(w->st, &w->checkpoint.gen, &w->checkpoint.offset);
+        rc =
+            cc_store_checkpoint_get(w->st, w->client_id, &w->checkpoint.gen, &w->checkpoint.offset);
     if (rc != CC_OK)
         goto fail;
     w->journal = j;

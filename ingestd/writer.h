@@ -35,9 +35,10 @@ typedef int (*ingest_publish_fn)(void *ctx, const char *topic, const char *paylo
 struct ingest_writer;
 
 struct ingest_stats {
-    unsigned long long messages;            /* messages committed (any outcome) */
-    unsigned long long accepted;            /* readings inserted */
-    unsigned long long duplicates;          /* readings already stored */
+    unsigned long long messages;   /* messages committed (any outcome) */
+    unsigned long long accepted;   /* readings inserted */
+    unsigned long long duplicates; /* readings already stored */
+    unsigned long long late; /* of accepted: older than their device's newest, no alert judged */
     unsigned long long rejected;            /* messages or items refused */
     unsigned long long rejected_by_code[8]; /* BAD_JSON, VALIDATION_ERROR, NOT_FOUND, other */
     unsigned long long commits;

@@ -32,7 +32,6 @@
 #define SECRET_RANDOM_BYTES 32     /* bytes of entropy in a generated secret */
 #define SECRET_READ_RETRIES 50     /* tries to see a racing creator's write */
 #define SECRET_RETRY_NS 20000000L  /* nanoseconds between those tries */
-#define INGEST_CLIENT_ID_MAX 127   /* bytes; ingestd's client id buffer holds 128 */
 
 /* Writes "fmt..." into err (if any room) and returns CC_ERR_CONFIG. */
 __attribute__((format(printf, 3, 4))) static int fail_msg(char *err, size_t errlen, const char *fmt,
@@ -296,10 +295,10 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
          * Only under the operators' prefix, which no device serial may have: any other id
          * could be a serial a customer creates, and that device (client id = serial) would
          * take over ingestd's persistent session. */
-        char client_id[INGEST_CLIENT_ID_MAX + 1];
+        char *client_id = c.ingest_client_id;
 
         if ((rc = env_str("INGEST_CLIENT_ID", CC_AUTH_OPERATOR_PREFIX "ingestd", client_id,
-                          sizeof(client_id), err, errlen)) != CC_OK)
+                          sizeof(c.ingest_client_id), err, errlen)) != CC_OK)
             return rc;
         if (!cc_auth_name_reserved(client_id) || strpbrk(client_id, "/+#") != NULL)
             return fail_msg(err, errlen,
@@ -307,6 +306,12 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
                             "' (reserved for the operators' programs, never a device serial) "
                             "and hold no '/', '+' or '#'");
     }
+    /* MQTT 5.0 §4.8.2: a share name is one topic level and no wildcard. */
+    if ((rc = env_str("INGEST_SHARE_GROUP", "", c.ingest_share_group, sizeof(c.ingest_share_group),
+                      err, errlen)) != CC_OK)
+        return rc;
+    if (strpbrk(c.ingest_share_group, "/+#") != NULL)
+        return fail_msg(err, errlen, "INGEST_SHARE_GROUP: must hold no '/', '+' or '#'");
 
     if ((rc = env_int32("HTTP_PORT", 8080, 1, 65535, &c.http_port, err, errlen)) != CC_OK)
         return rc;

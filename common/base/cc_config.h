@@ -13,6 +13,10 @@
 
 #define CC_CONFIG_STR 256
 #define CC_CONFIG_URL 1024
+/* Bytes of INGEST_SHARE_GROUP: the group is one topic level of every subscription
+ * ($share/<group>/devices/+/readings), which ingestd's topic buffers size for. */
+#define CC_INGEST_SHARE_GROUP_MAX 64
+#define CC_INGEST_CLIENT_ID_MAX 127 /* bytes of INGEST_CLIENT_ID */
 
 /* File names of the generated secrets beside the database (cc_config_secret). */
 #define CC_SECRET_JWT "jwt.secret"
@@ -28,11 +32,17 @@ struct cc_config {
     int mqtt_port;                     /* MQTT_PORT, default 1883 */
     char mqtt_username[CC_CONFIG_STR]; /* MQTT_USERNAME, default "ingestd" */
     char mqtt_password[CC_CONFIG_STR]; /* MQTT_PASSWORD, else <db dir>/mqtt.secret */
-    int http_port;                     /* HTTP_PORT, default 8080 */
-    char http_bind[64];                /* HTTP_BIND, default 127.0.0.1 */
-    int ingest_metrics_port;           /* INGEST_METRICS_PORT, default 9101 */
-    int ingest_fsync; /* INGEST_FSYNC 0|1 (0): fdatasync the journal before acknowledging */
-    int production;   /* COLDCHAIN_ENV=production */
+    /* INGEST_SHARE_GROUP: "" (default) subscribes plainly; a name makes ingestd one member of
+     * the shared subscription $share/<name>/... (docs/scaling.md); no '/', '+' or '#'. */
+    char ingest_share_group[CC_INGEST_SHARE_GROUP_MAX + 1];
+    /* INGEST_CLIENT_ID, default "coldchain-ingestd": the broker session, the journal's name
+     * and the key of the journal position in the database. */
+    char ingest_client_id[CC_INGEST_CLIENT_ID_MAX + 1];
+    int http_port;           /* HTTP_PORT, default 8080 */
+    char http_bind[64];      /* HTTP_BIND, default 127.0.0.1 */
+    int ingest_metrics_port; /* INGEST_METRICS_PORT, default 9101 */
+    int ingest_fsync;        /* INGEST_FSYNC 0|1 (0): fdatasync the journal before acknowledging */
+    int production;          /* COLDCHAIN_ENV=production */
     char jwt_secret[CC_CONFIG_STR];     /* JWT_SECRET; required in production */
     int64_t access_token_ttl_s;         /* ACCESS_TOKEN_TTL_S, default 900 */
     int64_t refresh_token_ttl_s;        /* REFRESH_TOKEN_TTL_S, default 604800 */

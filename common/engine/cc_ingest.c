@@ -383,8 +383,14 @@ static int store_run(struct cc_store *st, struct ingest_msg_view *v, struct work
                 continue;
             }
             res->accepted++;
-            if (ac->cur.has_newest && r->ts_ms < ac->cur.newest_ts)
-                continue; /* stored, but older than what the alerts already saw */
+            if (ac->cur.has_newest && r->ts_ms < ac->cur.newest_ts) {
+                /* Stored, but older than what the alerts already saw: judging it now
+                 * would undo what newer readings decided. newest_ts was read under the
+                 * device's lock (cc_store_devices_by_serial), so another process's
+                 * newer reading counts here too. */
+                res->late++;
+                continue;
+            }
             rc = cc_alert_apply(st, &ac->cur, r, v[i].m->received_at, &ac->state);
             if (rc != CC_OK)
                 goto out;

@@ -18,6 +18,8 @@ enum cc_ingest_mode {
 struct cc_ingest_result {
     size_t accepted;        /* readings inserted */
     size_t duplicates;      /* readings already stored (redeliveries) */
+    size_t late;            /* of accepted: older than the device's newest reading when
+                             * stored, so the alert engine skipped them (not an error) */
     size_t rejected;        /* readings (or whole messages) refused */
     cJSON *error;           /* SPEC §5 error object when something was refused; caller deletes */
     struct cc_reading last; /* the last valid reading (for the HTTP answer) */

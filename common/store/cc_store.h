@@ -131,7 +131,12 @@ int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at
 /* The batch forms of the three calls above, the shape of the ingest path: one call per
  * batch, so that a store with round trips (PostgreSQL) pays one per batch, not one per
  * reading. SQLite runs them as loops over its cached statements. */
-/* Looks up serials[0..n) (repeats allowed): found[i] is 1 and out[i] the device, or 0. */
+/* Looks up serials[0..n) (repeats allowed): found[i] is 1 and out[i] the device, or 0.
+ * The ingest path's lookup, so inside a write transaction: on PostgreSQL the devices found
+ * stay locked (FOR NO KEY UPDATE, in id order) until it ends, so that two processes
+ * ingesting for one device (ingestd members sharing a subscription, apid) take turns and
+ * each reads newest_ts and the alert state as the other committed them; SQLite's
+ * BEGIN IMMEDIATE already serialises them. */
 int cc_store_devices_by_serial(struct cc_store *st, const char *const *serials, size_t n,
                                struct cc_device *out, unsigned char *found);
 /* One reading to insert: for device dev, received at received_at. */
@@ -165,8 +170,12 @@ int cc_store_dead_letter(struct cc_store *st, int64_t received_at, const char *t
 /* Dead letters dropped by the per-device cap since the database was created (the
  * coldchain_rejected_dropped_total metric). CC_OK or CC_ERR_DB. */
 int cc_store_dead_letters_dropped(struct cc_store *st, int64_t *out);
-/* ingestd's journal position, committed with the rows it produced. */
-int cc_store_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset);
-int cc_store_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset);
+/* ingestd's journal position, committed with the rows it produced: one per client id
+ * (INGEST_CLIENT_ID), since every ingestd on a database keeps its own journal. get answers
+ * 0, 0 (replay the whole journal) for a client id that has none yet. CC_OK or CC_ERR_DB. */
+int cc_store_checkpoint_get(struct cc_store *st, const char *client_id, int64_t *gen,
+                            int64_t *offset);
+int cc_store_checkpoint_set(struct cc_store *st, const char *client_id, int64_t gen,
+                            int64_t offset);
 
 #endif

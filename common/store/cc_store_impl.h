@@ -118,8 +118,10 @@ int cc_store_pg_migrate(struct cc_store *st);
 int cc_store_pg_schema_version(struct cc_store *st, int *out);
 int cc_store_pg_schema_latest(void);
 int cc_store_pg_partitions(struct cc_store *st, int64_t now_ms);
+/* lock 1: the rows found stay locked FOR NO KEY UPDATE until the transaction ends (the
+ * ingest path's batch lookup, cc_store.h); 0: a plain read (status messages, the feed). */
 int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serials, size_t n,
-                                  struct cc_device *out, unsigned char *found);
+                                  struct cc_device *out, unsigned char *found, int lock);
 int cc_store_pg_readings_insert(struct cc_store *st, const struct cc_store_row *rows, size_t n,
                                 unsigned char *inserted);
 int cc_store_pg_devices_seen(struct cc_store *st, const struct cc_store_seen *v, size_t n);
@@ -128,7 +130,5 @@ int cc_store_pg_device_status(struct cc_store *st, int64_t device_id, int online
 int cc_store_pg_dead_letter(struct cc_store *st, int64_t received_at, const char *topic,
                             const void *payload, size_t len, const char *code, const char *message);
 int cc_store_pg_dead_letters_dropped(struct cc_store *st, int64_t *out);
-int cc_store_pg_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset);
-int cc_store_pg_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset);
 
 #endif

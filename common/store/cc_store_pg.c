@@ -33,6 +33,15 @@
 static const char sql_devices[] =
     "SELECT id, cold_cell_id, serial_number, status, newest_ts FROM devices"
     " WHERE serial_number = ANY (CAST($1 AS text[]))";
+/* sql_devices for the ingest path: the rows locked until the transaction ends, in id order
+ * (sql_seen's lock, taken first), so that another writer of the same device (a second
+ * ingestd sharing the subscription, apid's HTTP ingestion) waits for this one's commit and
+ * then reads the newest_ts it wrote. READ COMMITTED hands the waiter the row as committed,
+ * and the alert state is loaded by a later statement, whose snapshot sees that commit's
+ * alerts: the state a run judges a reading against is never older than its newest_ts. */
+static const char sql_devices_lock[] =
+    "SELECT id, cold_cell_id, serial_number, status, newest_ts FROM devices"
+    " WHERE serial_number = ANY (CAST($1 AS text[])) ORDER BY id FOR NO KEY UPDATE";
 /* One row per device (the same device twice in v: its largest times); each updated
  * row locked first, in id order, so two writers sharing devices queue instead of
  * deadlocking (the insert takes its FOR KEY SHARE in the same order). greatest()
@@ -68,10 +77,6 @@ static const char sql_dead_letter_count[] =
     "UPDATE stat_counters SET value = value + $1 WHERE name = 'rejected_dropped' AND label = ''";
 static const char sql_dropped[] =
     "SELECT value FROM stat_counters WHERE name = 'rejected_dropped' AND label = ''";
-static const char sql_checkpoint_get[] =
-    "SELECT journal_gen, journal_offset FROM ingest_checkpoint WHERE id = 1";
-static const char sql_checkpoint_set[] =
-    "UPDATE ingest_checkpoint SET journal_gen = $1, journal_offset = $2 WHERE id = 1";
 
 /* A text array literal being built: cap is reserved up front from the element sizes, so
  * an append never overflows and never reallocates. */
@@ -215,7 +220,7 @@ static void copy_text(char *dst, size_t cap, const char *s)
 }
 
 int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serials, size_t n,
-                                  struct cc_device *out, unsigned char *found)
+                                  struct cc_device *out, unsigned char *found, int lock)
 {
     struct cc_stmt *s = NULL;
     struct cc_device *rows = NULL;
@@ -235,7 +240,7 @@ int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serial
         goto out;
     for (size_t i = 0; i < n; i++)
         arr_text(&a, i, utf8_valid(serials[i]) ? serials[i] : "");
-    rc = cc_stmt_prepare(st, sql_devices, &s);
+    rc = cc_stmt_prepare(st, lock ? sql_devices_lock : sql_devices, &s);
     if (rc == CC_OK)
         rc = cc_stmt_bind_text(s, 1, arr_end(&a));
     /* serial_number is UNIQUE: at most one row per distinct serial, so at most n. */
@@ -561,34 +566,5 @@ int cc_store_pg_dead_letters_dropped(struct cc_store *st, int64_t *out)
         rc = CC_OK; /* no counter row: none dropped, as on SQLite */
     if (rc == CC_OK)
         *out = v;
-    return rc;
-}
-
-int cc_store_pg_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset)
-{
-    int64_t g = 0, o = 0;
-    int rc = read_row(st, sql_checkpoint_get, &g, &o);
-
-    if (rc == CC_ERR_NOT_FOUND) {
-        /* 0001_init.sql inserts the row; without it the schema is damaged. */
-        cc_log_error("db_error", "ingest_checkpoint row is missing");
-        rc = CC_ERR_DB;
-    }
-    if (rc == CC_OK) {
-        *gen = g;
-        *offset = o;
-    }
-    return rc;
-}
-
-int cc_store_pg_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset)
-{
-    int64_t changes = 0;
-    int rc = write_ints(st, sql_checkpoint_set, 2, (const int64_t[]){gen, offset}, &changes);
-
-    if (rc == CC_OK && changes == 0) {
-        cc_log_error("db_error", "ingest_checkpoint row is missing");
-        rc = CC_ERR_DB;
-    }
     return rc;
 }

@@ -26,8 +26,6 @@ enum stmt_id {
     ST_DEAD_LETTER,
     ST_DEAD_LETTER_CAP,
     ST_DEAD_LETTER_DROPPED,
-    ST_CHECKPOINT_GET,
-    ST_CHECKPOINT_SET,
     ST_COUNT
 };
 
@@ -61,10 +59,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DEAD_LETTER_CAP] = "DELETE FROM rejected_messages WHERE device_id = ?1 AND seq <= ?2",
     [ST_DEAD_LETTER_DROPPED] = "UPDATE stat_counters SET value = value + ?1"
                                " WHERE name = 'rejected_dropped' AND label = ''",
-    [ST_CHECKPOINT_GET] = "SELECT journal_gen, journal_offset FROM ingest_checkpoint"
-                          " WHERE id = 1",
-    [ST_CHECKPOINT_SET] = "UPDATE ingest_checkpoint SET journal_gen = ?1,"
-                          " journal_offset = ?2 WHERE id = 1",
 };
 
 /* Lends the prepared statement id from the store's statement cache (cc_dbi.h), keyed
@@ -107,7 +101,7 @@ int cc_store_device_by_serial(struct cc_store *st, const char *serial, struct cc
     if (is_pg(st)) {
         unsigned char found = 0;
 
-        rc = cc_store_pg_devices_by_serial(st, &serial, 1, out, &found);
+        rc = cc_store_pg_devices_by_serial(st, &serial, 1, out, &found, 0);
         return rc == CC_OK && !found ? CC_ERR_NOT_FOUND : rc;
     }
     rc = stmt_get(st, ST_DEVICE_BY_SERIAL, &stmt);
@@ -264,7 +258,7 @@ int cc_store_devices_by_serial(struct cc_store *st, const char *const *serials, 
                                struct cc_device *out, unsigned char *found)
 {
     if (is_pg(st))
-        return cc_store_pg_devices_by_serial(st, serials, n, out, found);
+        return cc_store_pg_devices_by_serial(st, serials, n, out, found, 1);
     for (size_t i = 0; i < n; i++) {
         int rc = cc_store_device_by_serial(st, serials[i], &out[i]);
 
@@ -490,69 +484,49 @@ out:
     return rc;
 }
 
-int cc_store_checkpoint_get(struct cc_store *st, int64_t *gen, int64_t *offset)
-{
-    sqlite3_stmt *stmt = NULL;
-    int64_t g, o;
-    int src;
-    int rc;
+/* One text for both dialects (cc_dbi.h): a position per client id (schema 0008, pg 0003). */
+static const char sql_checkpoint_get[] =
+    "SELECT journal_gen, journal_offset FROM ingest_checkpoints WHERE client_id = $1";
+static const char sql_checkpoint_set[] =
+    "INSERT INTO ingest_checkpoints (client_id, journal_gen, journal_offset) VALUES ($1, $2, $3)"
+    " ON CONFLICT (client_id) DO UPDATE SET journal_gen = excluded.journal_gen,"
+    " journal_offset = excluded.journal_offset";
 
-    if (is_pg(st))
-        return cc_store_pg_checkpoint_get(st, gen, offset);
-    rc = stmt_get(st, ST_CHECKPOINT_GET, &stmt);
+int cc_store_checkpoint_get(struct cc_store *st, const char *client_id, int64_t *gen,
+                            int64_t *offset)
+{
+    struct cc_stmt *s = NULL;
+    int64_t g = 0, o = 0;
+    int rc = cc_stmt_prepare(st, sql_checkpoint_get, &s);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 1, client_id);
+    if (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+        g = cc_stmt_column_int64(s, 0);
+        o = cc_stmt_column_int64(s, 1);
+        rc = CC_OK; /* client_id is the key: one row at most */
+    }
+    cc_stmt_release(s);
     if (rc != CC_OK)
-        return rc;
-    src = sqlite3_step(stmt);
-    if (src == SQLITE_DONE) {
-        /* Migration 0001 inserts the row; without it the schema is damaged. */
-        cc_log_error("db_error", "ingest_checkpoint row is missing");
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    if (src != SQLITE_ROW) {
-        rc = step_failed(st, "checkpoint get", src);
-        goto out;
-    }
-    g = sqlite3_column_int64(stmt, 0);
-    o = sqlite3_column_int64(stmt, 1);
+        return CC_ERR_DB; /* cc_dbi logged it */
     *gen = g;
     *offset = o;
-    rc = CC_OK;
-
-out:
-    stmt_done(stmt);
-    return rc;
+    return CC_OK;
 }
 
-int cc_store_checkpoint_set(struct cc_store *st, int64_t gen, int64_t offset)
+int cc_store_checkpoint_set(struct cc_store *st, const char *client_id, int64_t gen, int64_t offset)
 {
-    sqlite3_stmt *stmt = NULL;
-    int src;
-    int rc;
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql_checkpoint_set, &s);
 
-    if (is_pg(st))
-        return cc_store_pg_checkpoint_set(st, gen, offset);
-    rc = stmt_get(st, ST_CHECKPOINT_SET, &stmt);
-    if (rc != CC_OK)
-        return rc;
-    if (sqlite3_bind_int64(stmt, 1, gen) != SQLITE_OK ||
-        sqlite3_bind_int64(stmt, 2, offset) != SQLITE_OK) {
-        rc = step_failed(st, "checkpoint set bind", SQLITE_ERROR);
-        goto out;
-    }
-    src = sqlite3_step(stmt);
-    if (src != SQLITE_DONE) {
-        rc = step_failed(st, "checkpoint set", src);
-        goto out;
-    }
-    if (sqlite3_changes(st->db) == 0) {
-        cc_log_error("db_error", "ingest_checkpoint row is missing");
-        rc = CC_ERR_DB;
-        goto out;
-    }
-    rc = CC_OK;
-
-out:
-    stmt_done(stmt);
-    return rc;
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 1, client_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 2, gen);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(s, 3, offset);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(s);
+    cc_stmt_release(s);
+    return rc == CC_OK ? CC_OK : CC_ERR_DB;
 }

@@ -27,7 +27,7 @@ static const char *const all_vars[] = {
     "WEBHOOK_URL",         "WEBHOOK_SECRET",     "SMTP_URL",           "SMTP_FROM",
     "DAILY_REPORT_AT",     "RAW_RETENTION_DAYS", "RATE_LIMIT_API",     "RATE_LIMIT_AUTH",
     "RATE_LIMIT_WINDOW_S", "TRUST_PROXY",        "CORS_ORIGINS",       "REJECTED_RETENTION_DAYS",
-    "WS_PING_INTERVAL_S",  "INGEST_CLIENT_ID",   "COLDCHAIN_DATA_DIR",
+    "WS_PING_INTERVAL_S",  "INGEST_CLIENT_ID",   "COLDCHAIN_DATA_DIR", "INGEST_SHARE_GROUP",
 };
 /* The per-device cap on error replies (cc_errcap.h). */
 static const char *const errcap_vars[] = {"INGEST_ERROR_REPLY_BURST",
@@ -291,6 +291,33 @@ static void test_config_ingest_client_id_operator_prefix(void **state)
     longest[127] = 'x';
     longest[128] = '\0';
     expect_bad("INGEST_CLIENT_ID", longest);
+}
+
+/* INGEST_SHARE_GROUP is one topic level of ingestd's subscriptions: empty (a plain
+ * subscription) by default, no wildcard or level separator, at most
+ * CC_INGEST_SHARE_GROUP_MAX bytes. */
+static void test_config_ingest_share_group(void **state)
+{
+    (void)state;
+    struct cc_config c;
+    char longest[CC_INGEST_SHARE_GROUP_MAX + 2];
+
+    clear_env();
+    assert_int_equal(cc_config_load(&c, NULL, 0), CC_OK);
+    assert_string_equal(c.ingest_share_group, "");
+    expect_good("INGEST_SHARE_GROUP", "coldchain", &c);
+    assert_string_equal(c.ingest_share_group, "coldchain");
+    expect_bad("INGEST_SHARE_GROUP", "cold/chain");
+    expect_bad("INGEST_SHARE_GROUP", "cold+");
+    expect_bad("INGEST_SHARE_GROUP", "#");
+    expect_bad("INGEST_SHARE_GROUP", "cold\tchain");
+    memset(longest, 'g', sizeof(longest) - 1);
+    longest[CC_INGEST_SHARE_GROUP_MAX] = '\0';
+    expect_good("INGEST_SHARE_GROUP", longest, &c);
+    assert_int_equal(strlen(c.ingest_share_group), CC_INGEST_SHARE_GROUP_MAX);
+    longest[CC_INGEST_SHARE_GROUP_MAX] = 'g';
+    longest[CC_INGEST_SHARE_GROUP_MAX + 1] = '\0';
+    expect_bad("INGEST_SHARE_GROUP", longest);
 }
 
 static void test_config_duration_bounds(void **state)
@@ -831,6 +858,7 @@ int main(void)
         T(test_config_port_bounds),
         T(test_config_ws_ping_interval_bounds),
         T(test_config_ingest_client_id_operator_prefix),
+        T(test_config_ingest_share_group),
         T(test_config_duration_bounds),
         T(test_config_error_reply_cap),
         T(test_config_refresh_not_shorter_than_access),

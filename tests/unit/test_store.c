@@ -405,15 +405,42 @@ static void test_store_checkpoint_roundtrip(void **state)
     struct cc_store *st = *state;
     int64_t gen = -1, off = -1;
 
-    assert_int_equal(cc_store_checkpoint_get(st, &gen, &off), CC_OK);
+    assert_int_equal(cc_store_checkpoint_get(st, "coldchain-a", &gen, &off), CC_OK);
     assert_int_equal(gen, 0);
     assert_int_equal(off, 0);
     assert_int_equal(cc_store_begin(st), CC_OK);
-    assert_int_equal(cc_store_checkpoint_set(st, 3, 123456), CC_OK);
+    assert_int_equal(cc_store_checkpoint_set(st, "coldchain-a", 3, 123456), CC_OK);
     assert_int_equal(cc_store_commit(st), CC_OK);
-    assert_int_equal(cc_store_checkpoint_get(st, &gen, &off), CC_OK);
+    assert_int_equal(cc_store_checkpoint_get(st, "coldchain-a", &gen, &off), CC_OK);
     assert_int_equal(gen, 3);
     assert_int_equal(off, 123456);
+}
+
+/* Every ingestd keeps its own journal, so each client id keeps its own position: another
+ * member's commit must not move it (a crashed member would replay from the wrong place and
+ * skip what it acknowledged). A client id without a row replays its whole journal. */
+static void test_store_checkpoint_per_client(void **state)
+{
+    struct cc_store *st = *state;
+    int64_t gen = -1, off = -1;
+
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_store_checkpoint_set(st, "coldchain-a", 2, 100), CC_OK);
+    assert_int_equal(cc_store_checkpoint_set(st, "coldchain-b", 9, 900), CC_OK);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    assert_int_equal(cc_store_checkpoint_get(st, "coldchain-a", &gen, &off), CC_OK);
+    assert_int_equal(gen, 2);
+    assert_int_equal(off, 100);
+    assert_int_equal(cc_store_checkpoint_get(st, "coldchain-b", &gen, &off), CC_OK);
+    assert_int_equal(gen, 9);
+    assert_int_equal(off, 900);
+    assert_int_equal(cc_store_checkpoint_get(st, "coldchain-c", &gen, &off), CC_OK);
+    assert_int_equal(gen, 0);
+    assert_int_equal(off, 0);
+    /* The position kept before migration 0008 belongs to the default client id. */
+    assert_int_equal(query_int(cc_store_db(st), "SELECT count(*) FROM ingest_checkpoints"
+                                                " WHERE client_id = 'coldchain-ingestd'"),
+                     1);
 }
 
 static void test_store_rollback_discards(void **state)
@@ -426,12 +453,12 @@ static void test_store_rollback_discards(void **state)
 
     assert_int_equal(cc_store_begin(st), CC_OK);
     assert_int_equal(cc_store_reading_insert(st, &d, &r, T0, &inserted), CC_OK);
-    assert_int_equal(cc_store_checkpoint_set(st, 9, 9), CC_OK);
+    assert_int_equal(cc_store_checkpoint_set(st, "coldchain-ingestd", 9, 9), CC_OK);
     assert_int_equal(cc_store_dead_letter(st, T0, "t", "x", 1, "X", "m"), CC_OK);
     cc_store_rollback(st);
     assert_int_equal(query_int(cc_store_db(st), "SELECT count(*) FROM readings"), 0);
     assert_int_equal(query_int(cc_store_db(st), "SELECT count(*) FROM rejected_messages"), 0);
-    assert_int_equal(cc_store_checkpoint_get(st, &gen, &off), CC_OK);
+    assert_int_equal(cc_store_checkpoint_get(st, "coldchain-ingestd", &gen, &off), CC_OK);
     assert_int_equal(gen, 0);
 }
 
@@ -500,6 +527,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_dead_letter_retention, store_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_store_checkpoint_roundtrip, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_checkpoint_per_client, store_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_store_rollback_discards, store_setup, store_teardown),
         cmocka_unit_test(test_store_file_db_persists),

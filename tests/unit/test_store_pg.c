@@ -318,8 +318,8 @@ static void assert_same_stores(struct fx *f)
     assert_int_equal(cc_store_dead_letters_dropped(f->lite, &a), CC_OK);
     assert_int_equal(cc_store_dead_letters_dropped(f->pg, &b), CC_OK);
     assert_int_equal(a, b);
-    assert_int_equal(cc_store_checkpoint_get(f->lite, &g1, &o1), CC_OK);
-    assert_int_equal(cc_store_checkpoint_get(f->pg, &g2, &o2), CC_OK);
+    assert_int_equal(cc_store_checkpoint_get(f->lite, "coldchain-ingestd", &g1, &o1), CC_OK);
+    assert_int_equal(cc_store_checkpoint_get(f->pg, "coldchain-ingestd", &g2, &o2), CC_OK);
     assert_int_equal(g1, g2);
     assert_int_equal(o1, o2);
 }
@@ -403,10 +403,10 @@ static void test_store_pg_ingest_same_as_sqlite(void **state)
     add(&sc, R("SN-B"), T0 + 99, "{\"ts\":%lld,\"temperature\":5.0}", T0 - (int64_t)msgs * per * S);
     assert_int_equal(run_both(f, &sc), 1); /* the last message repeats the first reading */
     assert_int_equal(cc_store_begin(f->lite), CC_OK);
-    assert_int_equal(cc_store_checkpoint_set(f->lite, 3, 12345), CC_OK);
+    assert_int_equal(cc_store_checkpoint_set(f->lite, "coldchain-ingestd", 3, 12345), CC_OK);
     assert_int_equal(cc_store_commit(f->lite), CC_OK);
     assert_int_equal(cc_store_begin(f->pg), CC_OK);
-    assert_int_equal(cc_store_checkpoint_set(f->pg, 3, 12345), CC_OK);
+    assert_int_equal(cc_store_checkpoint_set(f->pg, "coldchain-ingestd", 3, 12345), CC_OK);
     assert_int_equal(cc_store_commit(f->pg), CC_OK);
     assert_same_stores(f);
     /* What the script says it did, on PostgreSQL. */
@@ -661,6 +661,7 @@ static void test_store_pg_migrate_concurrently(void **state)
         assert_int_equal(one_int(st, "SELECT count(*) FROM schema_migrations"),
                          cc_store_schema_latest(st));
         assert_int_equal(one_int(st, "SELECT count(*) FROM ingest_checkpoint"), 1);
+        assert_int_equal(one_int(st, "SELECT count(*) FROM ingest_checkpoints"), 1);
         cc_store_close(st);
     }
 }
