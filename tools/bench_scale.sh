@@ -18,7 +18,10 @@
 #   one_apid        straight to A
 #   two_apid_nginx  through nginx, which spreads requests over A and B (round robin)
 # Figures: http_one_apid, http_two_apid_nginx (req/s), http_two_apid_ratio (two over one),
-# with a _pg suffix for PostgreSQL; on stderr how many requests each apid answered.
+# and each run's CPU per 1,000 requests (http_one_apid_cpu, apid A; http_two_apid_nginx_cpu,
+# both apid and nginx's workers; ms, from /proc/<pid>/stat, warm-up included on both sides:
+# less disturbed by other load than the rates), with a _pg suffix for PostgreSQL; on
+# stderr how many requests each apid answered.
 # On a machine with fewer cores than nginx + two apid + wrk need, the ratio says what the
 # proxy hop costs more than what a second instance adds (docs/scaling.md).
 #
@@ -113,6 +116,21 @@ measure() { # tag url lua: sets RATE (not a subshell: a signal must find wrk in 
     }
     say "$1: $(grep -E 'requests in' "$TMP/wrk-$1.out" | sed 's/^ *//')"
     RATE=$(wrk_rate "$TMP/wrk-$1.out")
+}
+
+# Requests wrk made in a run and its warm-up.
+wrk_requests() { # tag
+    cat "$TMP/wrk-$1.out" "$TMP/wrk-$1-warmup.out" 2>/dev/null |
+        awk '$2 == "requests" && $3 == "in" { n += $1 } END { print n + 0 }'
+}
+
+# CPU seconds of processes, summed.
+cpu_sum() { # pid...
+    for p in "$@"; do cpu_s "$p"; done | awk '{ s += $1 } END { printf "%.2f\n", s }'
+}
+
+cpu_ms_per_1k() { # cpu-before cpu-after requests
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n + 0 == 0) print "n/a"; else printf "%.1f\n", (b - a) * 1e6 / n }'
 }
 
 # GET /api/devices answered 200 by one apid so far (its /metrics, loopback).
@@ -247,12 +265,20 @@ for store in $BENCH_SCALE_STORES; do
     say "$store: apid A on $PORT_A, B on $PORT_B, nginx on $NGINX_PORT ($TMP)"
     auth_lua "$PORT_A" "$TMP/auth$sfx.lua"
 
+    WORKERS=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
+    c0=$(cpu_sum "$PID_A")
     measure "one_apid$sfx" "http://127.0.0.1:$PORT_A/api/devices" "$TMP/auth$sfx.lua"
     one=$RATE
+    one_cpu=$(cpu_ms_per_1k "$c0" "$(cpu_sum "$PID_A")" "$(wrk_requests "one_apid$sfx")")
     a0=$(served "$PORT_A")
     b0=$(served "$PORT_B")
+    # shellcheck disable=SC2086 # one PID a word
+    c0=$(cpu_sum "$PID_A" "$PID_B" $WORKERS)
     measure "two_apid_nginx$sfx" "http://127.0.0.1:$NGINX_PORT/api/devices" "$TMP/auth$sfx.lua"
     two=$RATE
+    # shellcheck disable=SC2086
+    two_cpu=$(cpu_ms_per_1k "$c0" "$(cpu_sum "$PID_A" "$PID_B" $WORKERS)" \
+        "$(wrk_requests "two_apid_nginx$sfx")")
     a1=$(served "$PORT_A")
     b1=$(served "$PORT_B")
     say "$store through nginx: apid A answered $((a1 - a0)), apid B $((b1 - b0))"
@@ -262,6 +288,8 @@ for store in $BENCH_SCALE_STORES; do
     echo "bench: http_one_apid$sfx $one req/s"
     echo "bench: http_two_apid_nginx$sfx $two req/s"
     echo "bench: http_two_apid_ratio$sfx $(ratio "$two" "$one") ratio"
+    echo "bench: http_one_apid_cpu$sfx $one_cpu ms/1k requests"
+    echo "bench: http_two_apid_nginx_cpu$sfx $two_cpu ms/1k requests"
 
     for p in $NGINX_PID $PID_A $PID_B; do
         stop_pid "$p"
