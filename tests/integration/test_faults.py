@@ -530,6 +530,15 @@ def case_pg_down(cases):
             wait_for(lambda: '"commit_failed"' in log_text(s, "ingestd"), timeout=20,
                      what="ingestd's error line for the failed commit")
             expect(ingestd.poll() is None, "ingestd died: %s" % ingestd.returncode)
+            # A new login cannot be checked: refused (never let in unchecked).
+            other = sorted(k for k in s.keys if k != serial)[0]
+            try:
+                c = s.mqtt_client(other, s.keys[other])
+                c.disconnect()
+                c.loop_stop()
+                raise AssertionError("device %s logged in with PostgreSQL down" % other)
+            except ConnectionRefusedError:
+                pass
             apid_answers_5xx()
             expect(s.procs["apid"].poll() is None, "apid died")
             # Retrying, not spinning.
