@@ -13,13 +13,12 @@ run make --no-print-directory unit || status=1
 run make --no-print-directory unit-asan || status=1
 run /usr/bin/python3 tests/integration/run.py || status=1
 # The same suites on PostgreSQL (issue 14): each stack starts its own throwaway cluster
-# (tools/pgtest.sh). Left out, with the reason: test_faults (a full disk and a read-only
-# database FILE), test_export_slow (SQLite's WAL checkpoint under a slow reader),
-# test_apid_memory (SQLite's heap limit), and test_pg_schema / test_ccctl_pg (PostgreSQL
-# already: they start their own cluster on the first pass).
+# (tools/pgtest.sh). A case with no PostgreSQL meaning (a read-only database FILE, SQLite's
+# WAL or heap limit) has a PostgreSQL counterpart in its file, which says which runs where.
+# Left out: test_pg_schema / test_ccctl_pg (PostgreSQL already: they start their own
+# cluster on the first pass).
 run env CC_TEST_STORE=pg CC_SUITE=integration-pg /usr/bin/python3 tests/integration/run.py \
-    $(ls tests/integration/test_*.py | grep -v -e test_faults -e test_export_slow \
-        -e test_apid_memory -e test_pg_schema -e test_ccctl_pg) || status=1
+    $(ls tests/integration/test_*.py | grep -v -e test_pg_schema -e test_ccctl_pg) || status=1
 # The daemons again, built with ASan+UBSan, through the suites that exercise the most code.
 run make --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 all || status=1
 run env CC_BUILD=build/asan CC_SUITE=integration-asan /usr/bin/python3 tests/integration/run.py \

@@ -4,7 +4,8 @@
 #
 # Sections are tools/bench_<area>.sh scripts: tools/bench_ingest.sh first, then every
 # other tools/bench_*.sh in name order (tools/bench_http.sh, tools/bench_query.sh,
-# tools/bench_store.sh: the store alone, SQLite against PostgreSQL, ...).
+# tools/bench_scale.sh: two apid behind nginx against one, tools/bench_store.sh: the store
+# alone, SQLite against PostgreSQL, ...).
 # Each section starts what it needs on free loopback ports in its own temporary
 # directory and stops it by PID, however it ends; its progress goes to stderr and its
 # figures to stdout. A section that fails is reported and the next one still runs; the

@@ -13,6 +13,17 @@ postgresql://* | postgres://*) DATA=${COLDCHAIN_DATA_DIR:-/data} ;;
 esac
 COLDCHAIN_DATA_DIR=$DATA
 export COLDCHAIN_DATA_DIR
+# The scale profile's second apid and standby ingestd (docker-compose.yml) share the
+# database with the first ones across containers: PostgreSQL, as the profile says.
+if [ "${REQUIRE_POSTGRES:-0}" = 1 ]; then
+    case "$COLDCHAIN_DB" in
+    postgresql://* | postgres://*) ;;
+    *)
+        echo "docker-entry.sh: the scale profile needs COLDCHAIN_DB=postgresql://... (.env.example)" >&2
+        exit 64
+        ;;
+    esac
+fi
 case "${1:-}" in
 setup)
     /app/build/ccctl migrate

@@ -4,6 +4,8 @@
 #
 #   sh tools/pgtest.sh start DIR [PORT]   initdb + start; prints the COLDCHAIN_DB URL
 #   sh tools/pgtest.sh stop DIR           fast shutdown, then removes DIR
+#   sh tools/pgtest.sh down DIR           fast shutdown, DIR kept (a database outage)
+#   sh tools/pgtest.sh up DIR             starts it again as `start` did
 #
 # DIR's parent must be searchable by the postgres user (e.g. under /tmp).
 # PORT only names the socket (DIR/.s.PGSQL.PORT); 5432 unless given. As root the server
@@ -14,7 +16,7 @@ set -eu
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR [PORT]" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|down|up DIR [PORT]" >&2; exit 2; }
 
 as_pg() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -33,9 +35,10 @@ start)
     as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
         --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     # Test settings: durability is the OS's business here (fsync off), logs to a file.
+    # Kept for `up`, which starts the same server again.
+    echo "-k $dir -p $port -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >"$dir/options"
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-k $dir -p $port -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-        start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+        -o "$(cat "$dir/options")" start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
         -c "CREATE ROLE coldchain LOGIN SUPERUSER" -c "CREATE DATABASE coldchain OWNER coldchain" \
         >/dev/null
@@ -47,8 +50,15 @@ stop)
     fi
     rm -rf "$dir"
     ;;
+down)
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null
+    ;;
+up)
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+        -o "$(cat "$dir/options")" start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    ;;
 *)
-    echo "usage: $0 start|stop DIR [PORT]" >&2
+    echo "usage: $0 start|stop|down|up DIR [PORT]" >&2
     exit 2
     ;;
 esac

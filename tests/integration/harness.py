@@ -61,6 +61,20 @@ class PgCluster:
         return psycopg2.connect(dbname=dbname, user="coldchain", host=self.sock_dir,
                                 port=self.port)
 
+    def _ctl(self, cmd):
+        p = subprocess.run(["sh", os.path.join(ROOT, "tools", "pgtest.sh"), cmd,
+                            os.path.join(self.dir, "c")], capture_output=True, text=True,
+                           timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError("pgtest.sh %s: %s %s" % (cmd, p.stdout, p.stderr))
+
+    def down(self):
+        """A database outage: fast shutdown (every connection dropped), data kept."""
+        self._ctl("down")
+
+    def up(self):
+        self._ctl("up")
+
     def close(self):
         subprocess.run(["sh", os.path.join(ROOT, "tools", "pgtest.sh"), "stop",
                         os.path.join(self.dir, "c")], capture_output=True, timeout=60)

@@ -5,6 +5,12 @@
   asks for, and `systemd-analyze security --offline` exposure at most 3.0 ("OK");
 - docker-compose.yml: parses as YAML, has the three daemons on one data volume, and every
   build context, env_file example and command it names exists;
+- its `scale` profile (issue 15 point 5): exactly PostgreSQL, nginx, two apid, mosquitto and
+  an active ingestd start, with a standby ingestd defined (same client id, INGEST_ROLE
+  standby) but not started until failover lands; every service binds and reaches what it
+  should; the second apid and the standby refuse to start on SQLite (the entry script, run
+  here); nginx's configuration as the nginx image renders it passes `nginx -t` with the real
+  nginx and proxies the WebSocket upgrade;
 - Dockerfile: every COPY source exists, every stage is Debian, nothing runs `curl | sh`,
   and the entry script handles each compose command."""
 import glob
@@ -17,7 +23,7 @@ import tempfile
 
 import yaml
 
-from harness import ROOT, Cases
+from harness import ROOT, Cases, free_port
 
 DEPLOY = os.path.join(ROOT, "deploy")
 UNITS = ("coldchain-mosquitto.service", "coldchain-ingestd.service", "coldchain-apid.service")
@@ -46,6 +52,19 @@ def unit_settings(path):
 def expect(cond, why):
     if not cond:
         raise AssertionError(why)
+
+
+# What `docker compose --profile scale up` starts (issue 15 point 5); ingestd-standby is
+# defined with replicas 0 until ingestd has failover.
+SCALE_STARTED = {"postgres", "setup", "mosquitto", "ingestd", "apid", "apid-b", "nginx"}
+
+
+def active(svc, profile):
+    """Whether `docker compose [--profile profile] up` starts this service."""
+    profiles = svc.get("profiles")
+    if profiles and profile not in profiles:
+        return False
+    return ((svc.get("deploy") or {}).get("replicas", 1)) != 0
 
 
 def local_units():
@@ -143,7 +162,7 @@ def main():
         services = compose.get("services", {})
         pg = services.get("postgres")
         expect(pg is not None, "compose: no postgres service")
-        expect(pg.get("profiles") == ["postgres"], "compose postgres: not in profile postgres")
+        expect("postgres" in pg.get("profiles", []), "compose postgres: not in profile postgres")
         expect(pg.get("image", "").startswith("postgres:15"), "compose postgres: not PostgreSQL 15")
         expect("healthcheck" in pg, "compose postgres: no healthcheck")
         dep = (services["setup"].get("depends_on") or {}).get("postgres", {})
@@ -154,6 +173,132 @@ def main():
         expect(re.search(r"^# COLDCHAIN_DB=postgresql://\S+@postgres:5432/coldchain$", env, re.M),
                ".env.example: no COLDCHAIN_DB URL for the postgres profile")
     cases.run("docker_compose_postgres_profile", compose_postgres_profile)
+
+    def compose_scale_profile():
+        services = compose.get("services", {})
+        started = {n for n, svc in services.items() if active(svc, "scale")}
+        expect(started == SCALE_STARTED, "compose --profile scale starts %s, want %s"
+               % (sorted(started), sorted(SCALE_STARTED)))
+        expect(not {n for n, svc in services.items() if active(svc, None)} & {"postgres", "apid-b"},
+               "compose without a profile starts a scale service")
+        pg = services["postgres"]
+        expect("scale" in pg.get("profiles", []), "compose postgres: not in profile scale")
+        for name in ("apid", "apid-b"):
+            svc = services[name]
+            env = svc.get("environment", {})
+            expect(env.get("HTTP_BIND") == "0.0.0.0" and env.get("TRUST_PROXY") == "1",
+                   "compose %s: must listen on the project network behind the proxy: %r"
+                   % (name, env))
+            expect(svc.get("expose") == ["8080"] and "ports" not in svc,
+                   "compose %s: must publish nothing (only nginx reaches it)" % name)
+            expect(svc.get("command") == ["apid"], "compose %s: runs %r" % (name, svc.get("command")))
+        b = services["apid-b"]
+        expect("apid" in ((b.get("networks") or {}).get("default") or {}).get("aliases", []),
+               "compose apid-b: not reachable as `apid` (nginx's upstream name)")
+        dep = (services["nginx"].get("depends_on") or {})
+        expect(isinstance(dep, dict) and "apid" in dep and
+               dep.get("apid-b", {}).get("required") is False,
+               "compose nginx: must start after apid and, with the profile, apid-b: %r" % dep)
+        expect(services["nginx"].get("ports") == ["80:80", "443:443"],
+               "compose nginx: ports %r" % services["nginx"].get("ports"))
+        expect(all(p.startswith("127.0.0.1:") for p in services["mosquitto"].get("ports", [])),
+               "compose mosquitto: publishes beyond loopback")
+        active_ing, standby = services["ingestd"], services["ingestd-standby"]
+        for name, svc in (("ingestd", active_ing), ("ingestd-standby", standby)):
+            env = svc.get("environment", {})
+            expect(env.get("MQTT_URL") == "tcp://mosquitto:1883", "compose %s: MQTT_URL %r"
+                   % (name, env.get("MQTT_URL")))
+            expect(svc.get("command") == ["ingestd"], "compose %s: runs %r" % (name, svc.get("command")))
+            expect(env.get("INGEST_CLIENT_ID", "").startswith("coldchain-"),
+                   "compose %s: INGEST_CLIENT_ID %r not under the operators' prefix"
+                   % (name, env.get("INGEST_CLIENT_ID")))
+        expect(standby["environment"]["INGEST_CLIENT_ID"] == active_ing["environment"]["INGEST_CLIENT_ID"],
+               "compose: the standby must take over the active one's broker session (same id)")
+        expect(standby["environment"].get("INGEST_ROLE") == "standby", "compose: no INGEST_ROLE")
+        expect(standby.get("profiles") == ["scale"] and b.get("profiles") == ["scale"],
+               "compose: apid-b and ingestd-standby belong to the scale profile only")
+        with open(os.path.join(ROOT, "docker-compose.yml")) as f:
+            text = f.read()
+        expect(re.search(r"(?m)^  # REQUIRES FAILOVER.*\n(  #.*\n)*  ingestd-standby:", text),
+               "compose: ingestd-standby is not documented as requiring failover")
+        for name in ("apid", "apid-b", "ingestd", "ingestd-standby", "mosquitto", "setup"):
+            expect(services[name].get("volumes") == ["data:/data"],
+                   "compose %s: not on the shared data volume" % name)
+            expect(services[name].get("env_file") == ".env", "compose %s: no .env" % name)
+        for name in ("apid-b", "ingestd-standby"):
+            expect(services[name]["environment"].get("REQUIRE_POSTGRES") == "1",
+                   "compose %s: may start on SQLite" % name)
+    cases.run("docker_compose_scale_profile", compose_scale_profile)
+
+    def scale_needs_postgres():
+        script = os.path.join(ROOT, "tools", "docker-entry.sh")
+        env = dict(os.environ, MQTT_PASSWORD="x", REQUIRE_POSTGRES="1",
+                   COLDCHAIN_DB="/nonexistent/coldchain.db")
+        p = subprocess.run(["sh", script, "apid"], env=env, capture_output=True, text=True,
+                           timeout=30)
+        expect(p.returncode == 64 and "postgresql://" in p.stderr,
+               "REQUIRE_POSTGRES=1 on SQLite: exit %s %r" % (p.returncode, p.stderr))
+        # On a PostgreSQL URL the check passes: exec then fails on /app/build/apid, absent here.
+        env["COLDCHAIN_DB"] = "postgresql://coldchain@postgres:5432/coldchain"
+        p = subprocess.run(["sh", script, "apid"], env=env, capture_output=True, text=True,
+                           timeout=30)
+        expect(p.returncode != 64 and "/app/build/apid" in p.stderr,
+               "REQUIRE_POSTGRES=1 on PostgreSQL: exit %s %r" % (p.returncode, p.stderr))
+    cases.run("scale_services_refuse_sqlite", scale_needs_postgres)
+
+    def nginx_image_config():
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        expect(os.path.exists(nginx), "nginx not installed (apt-get install nginx)")
+        with open(os.path.join(DEPLOY, "nginx", "Dockerfile")) as f:
+            m = re.search(r"sed -i '(s/[^']*)' /etc/nginx/conf.d/coldchain.conf", f.read())
+        expect(m is not None, "deploy/nginx/Dockerfile: no sed of the upstream")
+        d = tempfile.mkdtemp(prefix="cc-nginx-")
+        try:
+            conf = os.path.join(d, "coldchain.conf")
+            shutil.copy(os.path.join(DEPLOY, "nginx", "coldchain.conf"), conf)
+            subprocess.run(["sed", "-i", m.group(1), conf], check=True)
+            with open(conf) as f:
+                text = f.read()
+            ups = re.search(r"upstream coldchain_apid \{([^}]*)\}", text)
+            expect(ups and re.findall(r"^\s*server (\S+);", ups.group(1), re.M) == ["apid:8080"],
+                   "the image's upstream is not the service name apid: %r" % (ups and ups.group(1)))
+            ws = re.search(r"location = /api/ws \{([^}]*)\}", text)
+            expect(ws and "proxy_set_header Upgrade $http_upgrade;" in ws.group(1) and
+                   "proxy_set_header Connection $coldchain_connection;" in ws.group(1),
+                   "no WebSocket upgrade for /api/ws")
+            # No Docker DNS here: `localhost` stands for `apid`, a name with several
+            # addresses (127.0.0.1 and ::1), as `apid` has with the scale profile.
+            cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+            p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                                "/CN=localhost", "-keyout", key, "-out", cert],
+                               capture_output=True, text=True)
+            expect(p.returncode == 0, "openssl: %s" % p.stderr)
+            for pat, rep in ((r"server apid:8080;", "server localhost:%d;" % free_port()),
+                             (r"(?m)^\s*listen \[::\]:443 ssl http2;\n", ""),
+                             (r"(?m)^\s*listen \[::\]:80;\n", ""),
+                             (r"listen 443 ssl http2;", "listen 127.0.0.1:%d ssl http2;" % free_port()),
+                             (r"listen 80;", "listen 127.0.0.1:%d;" % free_port()),
+                             (r"/etc/ssl/coldchain/fullchain\.pem", cert),
+                             (r"/etc/ssl/coldchain/privkey\.pem", key)):
+                text, n = re.subn(pat, rep, text)
+                expect(n == 1, "coldchain.conf: %r matched %d times" % (pat, n))
+            with open(conf, "w") as f:
+                f.write(text)
+            top = os.path.join(d, "nginx.conf")
+            with open(top, "w") as f:
+                f.write("worker_processes 1;\npid %(d)s/nginx.pid;\nerror_log %(d)s/error.log;\n"
+                        "events { worker_connections 64; }\nhttp {\n access_log off;\n"
+                        " client_body_temp_path %(d)s/body;\n proxy_temp_path %(d)s/proxy;\n"
+                        " fastcgi_temp_path %(d)s/fastcgi;\n uwsgi_temp_path %(d)s/uwsgi;\n"
+                        " scgi_temp_path %(d)s/scgi;\n include %(c)s;\n}\n" % {"d": d, "c": conf})
+            p = subprocess.run([nginx, "-t", "-c", top, "-p", d, "-e",
+                                os.path.join(d, "error.log")], capture_output=True, text=True,
+                               timeout=30)
+            expect(p.returncode == 0, "nginx -t: %s" % (p.stdout + p.stderr))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    cases.run("nginx_image_config_passes_nginx_t", nginx_image_config)
 
     def dockerfile_ok():
         with open(os.path.join(ROOT, "Dockerfile")) as f:

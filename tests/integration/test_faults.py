@@ -33,7 +33,7 @@ from urllib.parse import quote
 import paho.mqtt.client as mqtt
 
 from apitest import NO_LIMITS, Cases, Stack, expect, expect_error, token
-from harness import BUILD, wait_for
+from harness import BUILD, STORE, wait_for
 
 TMPFS_SIZE = "8m"
 FULL_FOR_S = 40  # how long the first full-disk case keeps the disk full
@@ -240,10 +240,17 @@ def case_full_disk(cases):
                 fill_disk(filler + "2")
                 res = s.http("POST", "/api/locations", {"name": "full-disk", "address": "x",
                                                         "customerId": 2}, token=admin)
-                expect(res[0] in (500, 503), "a write on a full disk answered %s %r"
-                       % (res[0], res[2]))
-                expect_error(res, res[0], "INTERNAL" if res[0] == 500 else res[2]["error"]["code"])
-                print("full disk: apid answered %s %s" % (res[0], res[2]["error"]["code"]))
+                if STORE == "pg":
+                    # The database is not on this disk (only ingestd's journal is): apid
+                    # writes on.
+                    expect(res[0] == 201, "a write with PostgreSQL answered %s %r"
+                           % (res[0], res[2]))
+                else:
+                    expect(res[0] in (500, 503), "a write on a full disk answered %s %r"
+                           % (res[0], res[2]))
+                    expect_error(res, res[0],
+                                 "INTERNAL" if res[0] == 500 else res[2]["error"]["code"])
+                print("full disk: apid answered %s %r" % (res[0], res[2]))
                 expect(s.procs["apid"].poll() is None, "apid died")
                 st, _, _ = s.http("GET", "/health")
                 expect(st == 200, "apid /health %s" % st)
@@ -482,12 +489,119 @@ def case_broker_down(cases):
         cases.run("ingestd_started_before_broker_waits_and_connects", ingestd_without_broker)
 
 
+# -- e. PostgreSQL down mid-stream ---------------------------------------------------------
+PG_DOWN_S = 10  # how long the database stays down in the first outage
+
+
+def case_pg_down(cases):
+    with Stack(env=NO_LIMITS) as s:
+        admin = token(s, "admin")
+        serial = sorted(k for k in s.keys if "FRZ" in k)[0]
+        pub = Readings(s, serial, int(time.time() * 1000) - 10 * 86400 * 1000)
+        pub.publish(50)
+        wait_for(lambda: pub.stored() == 50, timeout=30, what="50 readings before the outage")
+
+        def apid_answers_5xx():
+            for res in (s.http("GET", "/api/devices", token=admin),
+                        s.http("POST", "/api/locations", {"name": "pg-down", "address": "x",
+                                                          "customerId": 2}, token=admin)):
+                expect(res[0] in (500, 503), "apid answered %s %r with PostgreSQL down"
+                       % (res[0], res[2]))
+                expect_error(res, res[0], "INTERNAL" if res[0] == 500 else res[2]["error"]["code"])
+            st, _, _ = s.http("GET", "/ready")
+            expect(st == 503, "/ready %s with PostgreSQL down" % st)
+            st, _, _ = s.http("GET", "/health")
+            expect(st == 200, "/health %s (liveness needs no database)" % st)
+
+        def apid_recovers():
+            wait_for(lambda: s.http("GET", "/ready")[0] == 200, timeout=30,
+                     what="apid /ready after PostgreSQL came back")
+            st, _, body = s.http("GET", "/api/devices", token=admin)
+            expect(st == 200, "GET /api/devices after the outage: %s %r" % (st, body))
+            st, _, body = s.http("POST", "/api/locations", {"name": "pg-up", "address": "x",
+                                                            "customerId": 2}, token=admin)
+            expect(st == 201, "a write after the outage: %s %r" % (st, body))
+
+        def down_then_up():
+            ingestd = s.procs["ingestd"]
+            t_down = time.time()
+            s.pg.down()
+            pub.publish(300)  # connected devices still publish: the broker has them all
+            wait_for(lambda: '"commit_failed"' in log_text(s, "ingestd"), timeout=20,
+                     what="ingestd's error line for the failed commit")
+            expect(ingestd.poll() is None, "ingestd died: %s" % ingestd.returncode)
+            # A new login cannot be checked: refused (never let in unchecked).
+            other = sorted(k for k in s.keys if k != serial)[0]
+            try:
+                c = s.mqtt_client(other, s.keys[other])
+                c.disconnect()
+                c.loop_stop()
+                raise AssertionError("device %s logged in with PostgreSQL down" % other)
+            except ConnectionRefusedError:
+                pass
+            apid_answers_5xx()
+            expect(s.procs["apid"].poll() is None, "apid died")
+            # Retrying, not spinning.
+            c0 = cpu_seconds(ingestd.pid)
+            time.sleep(3)
+            used = cpu_seconds(ingestd.pid) - c0
+            print("pg down: ingestd used %.2f s of CPU in 3 s" % used)
+            expect(used < 1.0, "ingestd used %.2f s of CPU in 3 s with PostgreSQL down" % used)
+            time.sleep(max(0.0, PG_DOWN_S - (time.time() - t_down)))
+            s.pg.up()
+            wait_for(lambda: pub.stored() == 350, timeout=60, interval=0.25,
+                     what="all 350 readings stored after PostgreSQL came back (have %s)"
+                     % pub.stored())
+            time.sleep(1)
+            expect(pub.stored() == 350, "stored %d, want exactly 350" % pub.stored())
+            expect(ingestd.poll() is None, "ingestd died")
+            apid_recovers()
+            expect(s.procs["apid"].poll() is None, "apid died")
+        cases.run("pg_down_mid_stream_loses_nothing_and_both_recover", down_then_up)
+
+        def down_kill9_up():
+            s.pg.down()
+            pub.publish(100)
+            time.sleep(2)
+            # What ingestd acknowledged is in its journal, the rest still the broker's.
+            s.kill("ingestd")
+            # Started during the outage, ingestd stops with a clear error (its supervisor,
+            # systemd's Restart=on-failure or compose's restart policy, starts it again),
+            # as on an unusable database file; it names the server, never the URL's password.
+            p = s.start_ingestd(wait=False)
+            try:
+                rc = p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("ingestd neither ran nor exited with PostgreSQL down")
+            expect(rc != 0, "ingestd exited 0 with PostgreSQL down")
+            errs = [e for e in log_errors(s, "ingestd") if '"db_open_failed"' in e]
+            expect(errs, "no db_open_failed error: %r" % log_errors(s, "ingestd")[-5:])
+            s.procs.pop("ingestd", None)
+            s.pg.up()
+            s.start_ingestd()
+            wait_for(lambda: pub.stored() == 450, timeout=60, interval=0.25,
+                     what="all 450 readings stored after kill -9 during the outage (have %s)"
+                     % pub.stored())
+            time.sleep(1)
+            expect(pub.stored() == 450, "stored %d, want exactly 450" % pub.stored())
+        cases.run("pg_down_kill9_ingestd_loses_nothing", down_kill9_up)
+        pub.close()
+
+
+# Which store each case runs on. full_disk fills COLDCHAIN_DATA_DIR, which holds the SQLite
+# file and, on either store, ingestd's journal; pg_down is the database server's outage.
+# read_only: SQLite only, it is the database FILE's mount that turns read-only.
+STORES = {"full_disk": ("sqlite", "pg"), "read_only": ("sqlite",), "busy": ("sqlite", "pg"),
+          "broker_down": ("sqlite", "pg"), "pg_down": ("pg",)}
+
+
 def main():
     cases = Cases()
-    which = os.environ.get("FAULTS", "full_disk,read_only,busy,broker_down").split(",")
+    which = os.environ.get("FAULTS", "full_disk,read_only,busy,broker_down,pg_down").split(",")
     for name, fn in (("full_disk", case_full_disk), ("read_only", case_read_only),
-                     ("busy", case_busy), ("broker_down", case_broker_down)):
-        if name in which:
+                     ("busy", case_busy), ("broker_down", case_broker_down),
+                     ("pg_down", case_pg_down)):
+        if name in which and STORE in STORES[name]:
             fn(cases)
     cases.exit()
 
