@@ -426,8 +426,8 @@ static int build_pg(struct cc_store *st, int64_t cell0, int64_t from_ms, int64_t
         goto out;
     n += (size_t)snprintf(sql + n, PG_SEED_SQL_MAX - n,
                           "CREATE TABLE bench_meta (cell bigint, from_ms bigint, to_ms bigint,"
-                          " complete integer, schema_version integer);"
-                          "INSERT INTO bench_meta VALUES (%lld, %lld, %lld, 0, 0);"
+                          " complete integer, schema_version integer, other_every bigint);"
+                          "INSERT INTO bench_meta VALUES (%lld, %lld, %lld, 0, 0, %lld);"
                           "INSERT INTO users (id, email, password_hash, role, name, created_at)"
                           " VALUES (1, 'bench@example.com', '-', '%s', 'Bench', 0);"
                           "INSERT INTO locations (id, customer_id, name, created_at)"
@@ -435,7 +435,7 @@ static int build_pg(struct cc_store *st, int64_t cell0, int64_t from_ms, int64_t
                           "INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp,"
                           " created_at) VALUES",
                           (long long)cell0, (long long)from_ms, (long long)end_ms,
-                          cc_role_name(CC_ROLE_CUSTOMER));
+                          (long long)other_every_ms, cc_role_name(CC_ROLE_CUSTOMER));
     for (int d = 0; d < DEVICES && n < PG_SEED_SQL_MAX; d++)
         n += (size_t)snprintf(sql + n, PG_SEED_SQL_MAX - n,
                               "%s (%lld, 1, 'Bench freezer %d', -25, -15, 0)", d ? "," : "",
@@ -495,6 +495,28 @@ out:
     return rc;
 }
 
+/* Whether st already holds the copy build_pg would load (a cluster kept between runs,
+ * BENCH_QUERY_PG_KEEP): 1 yes, 0 empty, -1 another or an unfinished copy (the caller
+ * stops: mixing two loads would time neither). */
+static int pg_loaded(struct cc_store *st, int64_t cell0, int64_t from_ms, int64_t end_ms,
+                     int64_t other_every_ms)
+{
+    struct cc_stmt *s = NULL;
+    int64_t n = -1;
+
+    if (store_int(st, "SELECT to_regclass('bench_meta') IS NOT NULL") != 1)
+        return 0;
+    if (cc_stmt_prepare(st,
+                        "SELECT count(*) FROM bench_meta WHERE complete = 1 AND cell = $1"
+                        " AND from_ms = $2 AND to_ms = $3 AND other_every = $4",
+                        &s) == CC_OK &&
+        cc_stmt_bind_all(s, "iiii", cell0, from_ms, end_ms, other_every_ms) == CC_OK &&
+        cc_stmt_step(s) == CC_ROW)
+        n = cc_stmt_column_int64(s, 0);
+    cc_stmt_release(s);
+    return n == 1 ? 1 : -1;
+}
+
 /* bench_query pg URL DB: loads the PostgreSQL copy of DB (built) at URL and times it as
  * `run` does, with "_pg" in the names ("_pg_small" unless BENCH_QUERY_PG_FULL=1), then
  * checks that its answer equals SQLite's for the same cell and range. */
@@ -505,8 +527,8 @@ static int run_pg(const char *url, const char *path)
     struct cc_store *pg = NULL, *lite = NULL;
     struct cc_query_result res_pg, res_lite;
     struct cc_query_range rg;
-    int64_t cell;
-    int rc = 1;
+    int64_t cell, from_ms, to_ms, every;
+    int loaded, rc = 1;
 
     memset(&res_pg, 0, sizeof res_pg);
     memset(&res_lite, 0, sizeof res_lite);
@@ -519,9 +541,18 @@ static int run_pg(const char *url, const char *path)
         fprintf(stderr, "bench_query: cannot open the PostgreSQL database\n");
         goto out;
     }
-    if (build_pg(pg, cell, store_int(lite, "SELECT from_ms FROM bench_meta"),
-                 store_int(lite, "SELECT to_ms FROM bench_meta"),
-                 is_full ? OTHER_EVERY_MS : OTHER_EVERY_MS * PG_SMALL_FACTOR) != CC_OK) {
+    from_ms = store_int(lite, "SELECT from_ms FROM bench_meta");
+    to_ms = store_int(lite, "SELECT to_ms FROM bench_meta");
+    every = is_full ? OTHER_EVERY_MS : OTHER_EVERY_MS * PG_SMALL_FACTOR;
+    loaded = pg_loaded(pg, cell, from_ms, to_ms, every);
+    if (loaded < 0) {
+        fprintf(stderr, "bench_query: the PostgreSQL database holds another or an unfinished"
+                        " copy (BENCH_QUERY_PG_KEEP: remove that directory)\n");
+        goto out;
+    }
+    if (loaded == 1) {
+        fprintf(stderr, "bench_query: PostgreSQL copy kept from an earlier run, not loaded\n");
+    } else if (build_pg(pg, cell, from_ms, to_ms, every) != CC_OK) {
         fprintf(stderr, "bench_query: PostgreSQL load failed\n");
         goto out;
     }

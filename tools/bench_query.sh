@@ -5,8 +5,8 @@
 # one cell: p50/p99 of 100 runs through the common function (cc_query_readings) and through
 # HTTP (apid on a free port against that database), with the plain GROUP BY timed in the
 # same run. Then the same on PostgreSQL: a throwaway tools/pgtest.sh cluster (socket port
-# BENCH_QUERY_PG_PORT, 55441; started and stopped here, nothing cached between runs) loaded
-# through cc_store_readings_insert (the rollups are ingest's) with the same cell, range and
+# BENCH_QUERY_PG_PORT, 55441; started and stopped here, kept only with BENCH_QUERY_PG_KEEP)
+# loaded through cc_store_readings_insert (the rollups are ingest's) with the same cell, range and
 # values, timed the same way and through apid on that URL; PostgreSQL as a ratio to SQLite.
 # Unless BENCH_QUERY_PG_FULL=1 the PostgreSQL copy has the benchmark cell's 30 days in
 # full but the 999 other devices 20 times sparser (about 540,000 readings, not 10 M: the
@@ -14,13 +14,17 @@
 # Prints "bench:" lines; asserts nothing but that the rollup answer equals the raw one on
 # both stores and that PostgreSQL's equals SQLite's.
 # Environment: BUILD (build), BENCH_QUERY_DB (BUILD/bench_query.db), BENCH_QUERY_PG_PORT,
-# BENCH_QUERY_PG_FULL (0), BENCH_QUERY_PG (1; 0 skips PostgreSQL).
+# BENCH_QUERY_PG_FULL (0), BENCH_QUERY_PG (1; 0 skips PostgreSQL), BENCH_QUERY_PG_KEEP (a
+# directory under /tmp: the cluster lives there and is halted, not removed, at the end, so
+# the next run with the same directory and the same BENCH_QUERY_PG_FULL skips the load,
+# minutes for the full copy; remove the directory to load afresh).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 DB=${BENCH_QUERY_DB:-$BUILD/bench_query.db}
 PG=${BENCH_QUERY_PG:-1}
 PG_PORT=${BENCH_QUERY_PG_PORT:-55441}
+KEEP=${BENCH_QUERY_PG_KEEP:-}
 tag=_pg_small
 [ "${BENCH_QUERY_PG_FULL:-0}" = 1 ] && tag=_pg
 for b in bench_query apid; do
@@ -41,8 +45,12 @@ cleanup() {
         kill "$APID" 2>/dev/null
         wait "$APID" 2>/dev/null
     fi
-    [ -n "$PGDIR" ] && sh tools/pgtest.sh stop "$PGDIR/pg" >/dev/null 2>&1
-    [ -n "$PGDIR" ] && rm -rf "$PGDIR"
+    if [ -n "$PGDIR" ] && [ -n "$KEEP" ]; then
+        sh tools/pgtest.sh halt "$PGDIR/pg" >/dev/null 2>&1
+    elif [ -n "$PGDIR" ]; then
+        sh tools/pgtest.sh stop "$PGDIR/pg" >/dev/null 2>&1
+        rm -rf "$PGDIR"
+    fi
     rm -f "$LOG" "$LOG.http" "$LOG.pghttp"
 }
 trap cleanup EXIT
@@ -112,7 +120,12 @@ http_query "$DB" "" "$cell" "$from" "$to" >"$LOG.http"
 cat "$LOG.http"
 [ "$PG" = 1 ] || exit 0
 
-PGDIR=$(mktemp -d /tmp/cc-bench-query-XXXXXX)
+if [ -n "$KEEP" ]; then
+    mkdir -p "$KEEP"
+    PGDIR=$KEEP
+else
+    PGDIR=$(mktemp -d /tmp/cc-bench-query-XXXXXX)
+fi
 chmod 755 "$PGDIR"
 url=$(sh tools/pgtest.sh start "$PGDIR/pg" "$PG_PORT")
 echo "bench_query: PostgreSQL copy ($tag), loading" >&2

@@ -6,6 +6,9 @@
 #   sh tools/pgtest.sh stop DIR           fast shutdown, then removes DIR
 #   sh tools/pgtest.sh down DIR           fast shutdown, DIR kept (a database outage)
 #   sh tools/pgtest.sh up DIR             starts it again as `start` did
+#   sh tools/pgtest.sh halt DIR           fast shutdown, keeps DIR: a later start on the
+#                                         same DIR starts that cluster again (no initdb),
+#                                         for benchmarks that keep a loaded copy
 #
 # DIR's parent must be searchable by the postgres user (e.g. under /tmp).
 # PORT only names the socket (DIR/.s.PGSQL.PORT); 5432 unless given. As root the server
@@ -16,7 +19,7 @@ set -eu
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|down|up DIR [PORT]" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|down|up|halt DIR [PORT]" >&2; exit 2; }
 
 as_pg() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -29,19 +32,25 @@ as_pg() {
 case "$cmd" in
 start)
     port=${3:-5432}
+    fresh=1
+    [ -f "$dir/data/PG_VERSION" ] && fresh=0
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
     chmod 700 "$dir"
-    as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
-        --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    if [ $fresh = 1 ]; then
+        as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+            --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
     # Test settings: durability is the OS's business here (fsync off), logs to a file.
     # Kept for `up`, which starts the same server again.
     echo "-k $dir -p $port -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >"$dir/options"
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
         -o "$(cat "$dir/options")" start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
-    as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
-        -c "CREATE ROLE coldchain LOGIN SUPERUSER" -c "CREATE DATABASE coldchain OWNER coldchain" \
-        >/dev/null
+    if [ $fresh = 1 ]; then
+        as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
+            -c "CREATE ROLE coldchain LOGIN SUPERUSER" \
+            -c "CREATE DATABASE coldchain OWNER coldchain" >/dev/null
+    fi
     echo "postgresql:///coldchain?host=$dir&port=$port&user=coldchain"
     ;;
 stop)
@@ -57,8 +66,13 @@ up)
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
         -o "$(cat "$dir/options")" start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     ;;
+halt)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null || true
+    fi
+    ;;
 *)
-    echo "usage: $0 start|stop|down|up DIR [PORT]" >&2
+    echo "usage: $0 start|stop|down|up|halt DIR [PORT]" >&2
     exit 2
     ;;
 esac

@@ -193,6 +193,31 @@ static const char coarse_raw_sql[] =
     " WHERE c.cold_cell_id = $1 AND c.bucket_ts >= $2 AND c.bucket_ts < $3"
     " AND " STRADDLES("c") " AND " STRADDLES("f") " ORDER BY r.ts, r.device_id";
 
+/* The raw rows of one straddling five-minute bucket f on PostgreSQL: a LATERAL subquery
+ * that OFFSET 0 keeps from being flattened into the join, so each bucket is one index
+ * range scan of readings_cell_ts (cell, [f.bucket_ts, f.bucket_ts + width)). Written as a
+ * plain join (the texts above, SQLite's), PostgreSQL's planner started from readings
+ * instead: it read and sorted all of the cell's raw rows in the range (43,200 for 30 days
+ * at one a minute) and looped them over the few straddling buckets, 100-150 ms on the
+ * benchmark's 10 M readings (docs/queries.md). SQLite has no LATERAL and plans the join
+ * from the buckets on its own. $w is the five-minute width's parameter. */
+#define PG_BUCKET_RAW(w)                                                                           \
+    " CROSS JOIN LATERAL (SELECT x.ts, x.temperature, x.device_id FROM readings x"                 \
+    " WHERE x.cold_cell_id = $1 AND x.ts >= f.bucket_ts AND x.ts < f.bucket_ts + " w               \
+    " OFFSET 0) r"
+
+/* fine_raw_sql on PostgreSQL. */
+static const char fine_raw_pg_sql[] = "SELECT r.ts, r.temperature FROM readings_5m f" PG_BUCKET_RAW(
+    "$6") " WHERE f.cold_cell_id = $1 AND f.bucket_ts >= $2 AND f.bucket_ts < $3"
+          " AND " STRADDLES("f") " ORDER BY r.ts, r.device_id";
+/* coarse_raw_sql on PostgreSQL. */
+static const char coarse_raw_pg_sql[] =
+    "SELECT r.ts, r.temperature FROM readings_30m c JOIN readings_5m f"
+    " ON f.cold_cell_id = c.cold_cell_id AND f.bucket_ts >= c.bucket_ts"
+    " AND f.bucket_ts < c.bucket_ts + $6" PG_BUCKET_RAW(
+        "$7") " WHERE c.cold_cell_id = $1 AND c.bucket_ts >= $2 AND c.bucket_ts < $3"
+              " AND " STRADDLES("c") " AND " STRADDLES("f") " ORDER BY r.ts, r.device_id";
+
 /* One statement of a level, run on its first use (a level may need none) and then read
  * row by row. */
 struct level {
@@ -355,7 +380,8 @@ static int eng_fine(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t
     if (r0 >= r1)
         return CC_OK;
     level_init(&fives, st, rollup_5m_sql, cell_id, r0, r1, 3, 0, 0);
-    level_init(&raw, st, fine_raw_sql, cell_id, r0, r1, 6, CC_ROLLUP_BUCKET_MS, 0);
+    level_init(&raw, st, cc_store_dialect(st) == CC_DIALECT_PG ? fine_raw_pg_sql : fine_raw_sql,
+               cell_id, r0, r1, 6, CC_ROLLUP_BUCKET_MS, 0);
     rc = eng_fives(e, &fives, &raw, INT64_MIN, INT64_MAX);
     level_close(&fives);
     level_close(&raw);
@@ -374,8 +400,8 @@ static int eng_halves(struct cc_store *st, struct eng *e, int64_t cell_id, int64
         return CC_OK;
     level_init(&halves, st, rollup_30m_sql, cell_id, c0, c1, 3, 0, 0);
     level_init(&fives, st, coarse_5m_sql, cell_id, c0, c1, 6, CC_ROLLUP_COARSE_MS, 0);
-    level_init(&raw, st, coarse_raw_sql, cell_id, c0, c1, 7, CC_ROLLUP_COARSE_MS,
-               CC_ROLLUP_BUCKET_MS);
+    level_init(&raw, st, cc_store_dialect(st) == CC_DIALECT_PG ? coarse_raw_pg_sql : coarse_raw_sql,
+               cell_id, c0, c1, 7, CC_ROLLUP_COARSE_MS, CC_ROLLUP_BUCKET_MS);
     while ((rc = level_peek(e, &halves)) == CC_ROW) {
         rollup_read(halves.s, &r);
         level_next(&halves);

@@ -310,15 +310,35 @@ static int bind_scope(struct cc_stmt *s, const struct cc_principal *p,
     return rc;
 }
 
+/* total of a list answer: the count statement, run only when the page cannot tell. */
+static int list_total(struct cc_store *st, const struct cc_resource *res,
+                      const struct cc_principal *p, const struct cc_resource_filter *f,
+                      int nfilters, int64_t *total)
+{
+    struct cc_stmt *count = NULL;
+    int rc = cc_stmt_prepare(st, text_of(st, res->sql.count, res->pg.count), &count);
+
+    if (rc == CC_OK)
+        rc = bind_scope(count, p, f, nfilters);
+    if (rc == CC_OK && (rc = cc_stmt_step(count)) == CC_ROW) {
+        *total = cc_stmt_column_int64(count, 0);
+        rc = CC_OK;
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_DB; /* count(*) always answers one row */
+    }
+    cc_stmt_release(count);
+    return rc;
+}
+
 int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
                      const struct cc_principal *p, const struct cc_resource_filter *f,
                      const struct cc_page *pg, cJSON **out)
 {
-    struct cc_stmt *list = NULL, *count = NULL;
+    struct cc_stmt *list = NULL;
     const int nfilters = filter_count(res);
     const int window = 3 + nfilters; /* LIMIT's parameter; OFFSET follows */
     cJSON *items = NULL;
-    int64_t total = 0;
+    int64_t total = 0, n;
     int rc;
 
     if (res->sql.list == NULL || res->sql.count == NULL || res->cols == NULL || nfilters < 0 ||
@@ -326,18 +346,7 @@ int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
         return incomplete(res, "list");
     if (pg->limit < 1 || pg->limit > CC_PAGE_MAX || pg->offset < 0)
         return CC_ERR_INTERNAL; /* cc_http_page gives only these */
-    rc = cc_stmt_prepare(st, text_of(st, res->sql.count, res->pg.count), &count);
-    if (rc == CC_OK)
-        rc = bind_scope(count, p, f, nfilters);
-    if (rc == CC_OK && (rc = cc_stmt_step(count)) == CC_ROW) {
-        total = cc_stmt_column_int64(count, 0);
-        rc = CC_OK;
-    } else if (rc == CC_OK) {
-        rc = CC_ERR_DB; /* count(*) always answers one row */
-    }
-    cc_stmt_release(count);
-    if (rc == CC_OK)
-        rc = cc_stmt_prepare(st, text_of(st, res->sql.list, res->pg.list), &list);
+    rc = cc_stmt_prepare(st, text_of(st, res->sql.list, res->pg.list), &list);
     if (rc == CC_OK)
         rc = bind_scope(list, p, f, nfilters);
     if (rc == CC_OK)
@@ -347,8 +356,21 @@ int cc_resource_list(struct cc_store *st, const struct cc_resource *res,
     if (rc == CC_OK)
         rc = read_rows(list, res->cols, res->ncols, 1, &items);
     cc_stmt_release(list);
+    /* A page short of the limit that holds rows, or the first page, ends the list: the
+     * total is offset + its rows, in the same snapshot, and the count statement (a round
+     * trip and, on PostgreSQL, a plan of its own) is not needed. A full page, or an empty
+     * page past the first, cannot tell. */
+    n = rc == CC_OK ? cJSON_GetArraySize(items) : 0;
+    if (rc == CC_OK && n < pg->limit && (n > 0 || pg->offset == 0))
+        total = pg->offset + n;
+    else if (rc == CC_OK)
+        rc = list_total(st, res, p, f, nfilters, &total);
+    if (rc != CC_OK) {
+        cJSON_Delete(items);
+        return rc;
+    }
     /* cc_page_answer takes items, and deletes them when it fails. */
-    if (rc == CC_OK && (*out = cc_page_answer(items, total)) == NULL)
+    if ((*out = cc_page_answer(items, total)) == NULL)
         rc = CC_ERR_NOMEM;
     return rc;
 }

@@ -7,7 +7,9 @@
  * own rules.
  * This module runs every verb for every descriptor:
  *   get     access check (read), then the row.
- *   list    {"items":[...],"total":N} of what the principal may see, paged and filtered.
+ *   list    {"items":[...],"total":N} of what the principal may see, paged and filtered;
+ *           sql.count runs only when the page cannot tell N (a full page, or an empty
+ *           one past the first): a short page ends the list, N = offset + its rows.
  *   create  roles, body (hook read), hook prepare, BEGIN, parent access check, hook check,
  *           the insert (sql.insert or hook insert), hook after, the new row, audit.
  *   update  the same, but the row's own access check first, the row before the change, and

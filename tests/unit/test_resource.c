@@ -244,6 +244,45 @@ static void test_resource_paging_bounds(void **state)
     cJSON_Delete(out);
 }
 
+/* The count statement runs only when the page cannot tell the total: a page short of
+ * the limit that holds rows, or the first page, ends the list (total = offset + rows, in
+ * one snapshot), so the count's round trip and plan are saved. A count statement that
+ * answers 99 shows when it ran. */
+static void test_resource_count_only_when_page_cannot_tell(void **state)
+{
+    static const char sql_count_99[] = "SELECT 99 WHERE $1 IS NOT NULL OR $2 IS NULL OR $3 IS NULL";
+    struct fx *f = *state;
+    struct cc_resource counted = full;
+    const struct {
+        const struct cc_principal *p;
+        int64_t customer; /* filter, 0: none */
+        struct cc_page pg;
+        int items, total;
+    } cases[] = {
+        {&CUST_A, 0, {CC_PAGE_MAX, 0}, 3, 3}, /* first page, short: no count */
+        {&ADMIN, 1, {CC_PAGE_MAX, 0}, 0, 0},  /* first page, empty: no count */
+        {&ADMIN, 0, {3, 2}, 2, 4},            /* a later page, short: no count */
+        {&ADMIN, 0, {2, 2}, 2, 99},           /* full: the count */
+        {&ADMIN, 0, {4, 0}, 4, 99},           /* full to the last row: the count */
+        {&ADMIN, 0, {5, 10}, 0, 99},          /* empty past the first page: the count */
+    };
+
+    counted.sql.count = sql_count_99;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cc_resource_filter flt;
+        cJSON *out = NULL;
+
+        memset(&flt, 0, sizeof flt);
+        if (cases[i].customer > 0)
+            flt.v[0] = cc_value_int(cases[i].customer);
+        assert_int_equal(cc_resource_list(f->st, &counted, cases[i].p, &flt, &cases[i].pg, &out),
+                         CC_OK);
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "items")), cases[i].items);
+        assert_int_equal(cJSON_GetObjectItem(out, "total")->valueint, cases[i].total);
+        cJSON_Delete(out);
+    }
+}
+
 static void test_resource_filters_and_columns(void **state)
 {
     struct fx *f = *state;
@@ -396,6 +435,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_resource_missing_parts_are_internal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resource_paging_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resource_count_only_when_page_cannot_tell, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_resource_filters_and_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resource_write_and_audit_commit_together, setup,
                                         teardown),
