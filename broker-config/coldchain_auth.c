@@ -62,11 +62,13 @@
 #include "cc_dbi.h"        /* one statement API on SQLite and PostgreSQL */
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "cc_time.h"
 
-#define AUTH_MAX_SERIAL 128       /* bytes; longer usernames are never devices */
-#define AUTH_MAX_OPERATORS 64     /* usernames read from the operators file */
-#define AUTH_MAX_LINE 1024        /* bytes per line of the operators file */
-#define AUTH_SESSION_BUCKETS 4096 /* hash buckets of the connected-device table */
+#define AUTH_MAX_SERIAL 128         /* bytes; longer usernames are never devices */
+#define AUTH_MAX_OPERATORS 64       /* usernames read from the operators file */
+#define AUTH_MAX_LINE 1024          /* bytes per line of the operators file */
+#define AUTH_SESSION_BUCKETS 4096   /* hash buckets of the connected-device table */
+#define AUTH_REOPEN_BACKOFF_MS 2000 /* least time between two reopens of a failed store */
 
 static const char find_device_sql[] =
     "SELECT id, api_key_hash FROM devices WHERE serial_number = $1";
@@ -74,8 +76,9 @@ static const char find_device_sql[] =
 /* Plugin state, owned by the plugin from init to cleanup. */
 struct auth_state {
     mosquitto_plugin_id_t *pid;
-    struct cc_store *st; /* read-only; SQLite waits CC_DB_BUSY_TIMEOUT_MS on a lock */
-    char db_path[1024];  /* a path or a postgresql:// URL, for a reopen */
+    struct cc_store *st;     /* read-only; SQLite waits CC_DB_BUSY_TIMEOUT_MS on a lock */
+    char db_path[1024];      /* a path or a postgresql:// URL, for a reopen */
+    int64_t reopen_after_ms; /* cc_mono_ms before which a failed store is not reopened */
     int n_operators;
     char operators[AUTH_MAX_OPERATORS][AUTH_MAX_SERIAL + 1]; /* never devices */
 };
@@ -206,9 +209,6 @@ static int load_operators(const char *path)
     return rc;
 }
 
-/* Looks up serial. Returns 1, sets *device_id and copies its key hash into hash_hex when the
- * device exists, 0 when it does not or the name is an operator's, -1 on a database error
- * (logged). */
 /* One lookup on the open store: 1 found, 0 not, -1 a database error (logged by the store). */
 static int lookup(const char *serial, int64_t *device_id, char hash_hex[CC_SHA256_HEX_LEN])
 {
@@ -245,21 +245,32 @@ static int lookup(const char *serial, int64_t *device_id, char hash_hex[CC_SHA25
  * restarted has dropped the connection and its prepared statement. */
 static int find_device(const char *serial, int64_t *device_id, char hash_hex[CC_SHA256_HEX_LEN])
 {
+    int64_t now;
     int found;
 
     if (!cc_auth_is_device_name(serial) || is_operator(serial)) {
         return 0;
     }
     found = lookup(serial, device_id, hash_hex);
-    if (found < 0) {
+    if (found >= 0) {
+        return found;
+    }
+    /* The broker is single-threaded and a reopen can wait (libpq's connect_timeout): while
+     * the database stays away, every publish check would otherwise stall the broker on a
+     * new connection. One attempt per AUTH_REOPEN_BACKOFF_MS; in between, fail fast. */
+    now = cc_mono_ms();
+    if (now >= state.reopen_after_ms) {
         cc_store_close(state.st);
         state.st = NULL;
         if (cc_store_open(state.db_path, CC_STORE_READONLY, &state.st) == CC_OK) {
             found = lookup(serial, device_id, hash_hex);
         }
-    }
-    if (found < 0) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "coldchain_auth: device lookup failed");
+        if (found < 0) {
+            state.reopen_after_ms = now + AUTH_REOPEN_BACKOFF_MS;
+            mosquitto_log_printf(MOSQ_LOG_ERR,
+                                 "coldchain_auth: device lookup failed; next reopen in %d ms",
+                                 AUTH_REOPEN_BACKOFF_MS);
+        }
     }
     return found;
 }

@@ -25,7 +25,8 @@
 /* A parameter's copy larger than this is freed at release instead of kept for the next
  * execution, so that one large value does not stay pinned for the store's life. */
 #define CC_DBI_PG_KEEP_BYTES 256
-#define PG_NAME_LEN 16 /* "s" + a 32-bit counter + NUL */
+#define PG_NAME_LEN 16              /* "s" + a 32-bit counter + NUL */
+#define CC_PG_CONNECT_TIMEOUT_S "5" /* seconds (libpq's connect_timeout) unless the URL says */
 
 struct cc_stmt_pg {
     char name[PG_NAME_LEN];              /* "" for a transient statement */
@@ -55,8 +56,12 @@ int cc_dbi_pg_open(const char *url, int flags, struct pg_conn **out)
 {
     /* The program's name as the connection's application_name (unless the URL sets one):
      * pg_stat_activity then tells apid's, ingestd's, the broker's and ccctl's apart. */
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const values[] = {url, program_invocation_short_name, NULL};
+    /* A bound on connecting, which libpq leaves unbounded by default: a server host that
+     * stopped answering must not hang a daemon's start or the broker's single thread (its
+     * plugin reopens the store). Given before dbname, so a URL's own value wins. */
+    const char *const keys[] = {"connect_timeout", "dbname", "fallback_application_name", NULL};
+    const char *const values[] = {CC_PG_CONNECT_TIMEOUT_S, url, program_invocation_short_name,
+                                  NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 1 /* expand dbname: the URL */);
 
     if (conn == NULL) {

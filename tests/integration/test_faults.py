@@ -524,6 +524,7 @@ def case_pg_down(cases):
 
         def down_then_up():
             ingestd = s.procs["ingestd"]
+            broker_log_at = len(log_text(s, "mosquitto"))
             t_down = time.time()
             s.pg.down()
             pub.publish(300)  # connected devices still publish: the broker has them all
@@ -548,6 +549,14 @@ def case_pg_down(cases):
             print("pg down: ingestd used %.2f s of CPU in 3 s" % used)
             expect(used < 1.0, "ingestd used %.2f s of CPU in 3 s with PostgreSQL down" % used)
             time.sleep(max(0.0, PG_DOWN_S - (time.time() - t_down)))
+            # The plugin reopens a failed store at most once per AUTH_REOPEN_BACKOFF_MS (2 s):
+            # the broker's one thread must not try a new connection on every publish check
+            # (300 publishes here; each failed reopen logs one line).
+            reopens = log_text(s, "mosquitto")[broker_log_at:].count("device lookup failed")
+            outage_s = time.time() - t_down
+            print("pg down: %d plugin reopens in %.1f s" % (reopens, outage_s))
+            expect(1 <= reopens <= outage_s / 2 + 2,
+                   "%d failed plugin reopens in %.1f s (at most one per 2 s)" % (reopens, outage_s))
             s.pg.up()
             wait_for(lambda: pub.stored() == 350, timeout=60, interval=0.25,
                      what="all 350 readings stored after PostgreSQL came back (have %s)"
