@@ -26,13 +26,15 @@
  * CC_INGEST_RUN_READINGS_MAX, so this is one statement per run; a larger call is sent in
  * several, in order (a repeat of an earlier chunk's reading is then a stored row). */
 #define CC_PG_INSERT_ROWS_MAX 8192
+_Static_assert(CC_PG_INSERT_ROWS_MAX <= CC_PG_ARRAY_ELEMS_MAX, "a chunk's arrays fit cc_pg_array");
 
 static const char sql_devices[] =
     "SELECT id, cold_cell_id, serial_number, status, newest_ts FROM devices"
     " WHERE serial_number = ANY (CAST($1 AS text[]))";
 /* One row per device (the same device twice in v: its largest times); each updated
  * row locked first, in id order, so two writers sharing devices queue instead of
- * deadlocking (the insert takes its FOR KEY SHARE in the same order). greatest()
+ * deadlocking (the insert locks them FOR NO KEY UPDATE in the same order, so after it this
+ * step finds them locked by us and writes nothing). greatest()
  * ignores NULLs: a first sighting takes the new value. */
 static const char sql_seen[] =
     "WITH v AS (SELECT id, max(seen) AS seen,"
