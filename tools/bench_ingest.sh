@@ -419,7 +419,8 @@ baseline_backlog() {
 start_ingestd() {
     bin=${INGESTD_BIN:-$BUILD/ingestd}
     MPORT=$(free_port)
-    COLDCHAIN_DB="$(phase_db "$2")" MQTT_URL="tcp://127.0.0.1:$MQTT_PORT" \
+    # COLDCHAIN_DATA_DIR: the journal's directory (beside a SQLite file by default).
+    COLDCHAIN_DB="$(phase_db "$2")" COLDCHAIN_DATA_DIR="$TMP/$2" MQTT_URL="tcp://127.0.0.1:$MQTT_PORT" \
         INGEST_METRICS_PORT="$MPORT" HTTP_PORT="$(free_port)" \
         LOG_LEVEL=info "$bin" >"$TMP/ingestd-$1.log" 2>&1 &
     IPID=$!
@@ -621,8 +622,7 @@ out ingest_store "$BENCH_STORE" store
 out ingest_committed_rate "$plain" readings/s
 incomplete plain ingest_committed
 # CPU per 100k readings committed: less disturbed by the shared machine than the rate.
-per100k() { awk -v c="$1" -v n="$BENCH_READINGS" 'BEGIN { if (c == "") print "n/a"; else printf "%.2f
-", c * 100000 / n }'; }
+per100k() { awk -v c="$1" -v n="$BENCH_READINGS" 'BEGIN { if (c == "") print "n/a"; else printf "%.2f\n", c * 100000 / n }'; }
 if [ -f "$TMP/cpu-plain" ]; then
     out ingest_plain_ingestd_cpu_per_100k "$(per100k "$(val "$TMP/cpu-plain" cpu)")" s
 fi
