@@ -3,7 +3,7 @@
  * cc_ingest_batch on both stores must leave the same readings, rollups, devices, dead
  * letters, dropped counter and checkpoint, and give the same per-message results. Also:
  * migrations run twice and by two threads at once, and serials that need quoting in an
- * array literal. Readings stay within the cells' thresholds (no alert is raised: the
+ * array parameter. Readings stay within the cells' thresholds (no alert is raised: the
  * alert writes are another module's, not on PostgreSQL yet).
  * The cluster is a throwaway one (tools/pgtest.sh, started by the group's setup; the unit
  * tests run from the repository root); each test gets a fresh database in it. A
