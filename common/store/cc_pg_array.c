@@ -47,14 +47,12 @@ static int refuse(struct cc_pg_array *a)
 
 int cc_pg_array_init(struct cc_pg_array *a, enum cc_pg_elem type, size_t n)
 {
-    size_t per = 4 + (type == CC_PG_TEXT ? TEXT_GUESS_BYTES : widths[type]);
-
     memset(a, 0, sizeof *a);
     a->type = type;
     a->want = n;
     if (n > CC_PG_ARRAY_ELEMS_MAX || (unsigned)type > CC_PG_TEXT)
         return refuse(a);
-    a->cap = HEADER_BYTES + n * per;
+    a->cap = HEADER_BYTES + n * (4 + (type == CC_PG_TEXT ? TEXT_GUESS_BYTES : widths[type]));
     a->buf = malloc(a->cap);
     if (a->buf == NULL) {
         a->failed = 1;
