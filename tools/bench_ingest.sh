@@ -84,6 +84,14 @@
 #      the first pair. alert_churn_no_mqtt_vs_plain_ratio is the same over B and E.
 # BENCH_PHASES (default "baseline plain burst backlog tls churn nomqtt paced") runs a
 # subset, for experiments.
+# BENCH_STORE=pg runs the phases on PostgreSQL (issue 14): a throwaway cluster
+# (tools/pgtest.sh, socket port BENCH_PG_PORT, fsync off as for bench_store.sh), the
+# provisioned database copied per phase with CREATE DATABASE ... TEMPLATE, the broker's
+# plugin authenticating against the provisioned one. The plain phase also prints
+# ingest_plain_ingestd_cpu_per_100k and, on PostgreSQL, ingest_plain_pg_backend_cpu_per_100k:
+# the CPU seconds of that phase database's server backends (all of ingestd's connections),
+# read from /proc just before ingestd stops. The churn phase's outbox figures are SQLite's
+# only.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -108,6 +116,9 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_BURST_INFLIGHT:=1000}"   # the one publisher's window in F and G
 : "${BENCH_BURST_TIMEOUT_S:=180}"   # F and G: publishing, and committing or draining, each
 : "${BENCH_BURST_ROUNDS:=3}"        # F and G rounds: medians of the rates and ratios
+: "${BENCH_STORE:=sqlite}"          # sqlite or pg
+: "${BENCH_PG_PORT:=55431}"         # BENCH_STORE=pg: the cluster's socket port
+case $BENCH_STORE in sqlite | pg) ;; *) echo "BENCH_STORE must be sqlite or pg" >&2; exit 2 ;; esac
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -132,6 +143,7 @@ PIDS=""
 cleanup() {
     trap - EXIT INT TERM
     for p in $PIDS; do stop_pid "$p"; done
+    if [ "$BENCH_STORE" = pg ]; then sh tools/pgtest.sh stop "$TMP/pg" >/dev/null 2>&1 || true; fi
     if [ "$BENCH_KEEP" = 1 ]; then
         say "kept $TMP"
     else
@@ -173,39 +185,84 @@ export MQTT_USERNAME MQTT_PASSWORD
 DB="$TMP/template/coldchain.db"
 KEYS="$TMP/keys.csv"
 mkdir -p "$TMP/template"
+if [ "$BENCH_STORE" = pg ]; then
+    chmod 755 "$TMP" # the postgres user reaches its cluster's directory
+    DB=$(sh tools/pgtest.sh start "$TMP/pg" "$BENCH_PG_PORT") || die "PostgreSQL did not start"
+fi
+# A phase's database: a copy of the provisioned one (a file, or a database made from the
+# template cc_template, which nobody connects to: CREATE DATABASE needs that).
+phase_db() { # dir
+    if [ "$BENCH_STORE" = pg ]; then
+        echo "$DB" | sed "s|^postgresql:///coldchain?|postgresql:///p_$1?|"
+    else
+        echo "$TMP/$1/coldchain.db"
+    fi
+}
+copy_db() { # dir
+    mkdir -p "$TMP/$1"
+    if [ "$BENCH_STORE" = pg ]; then
+        psql -qX -v ON_ERROR_STOP=1 "$DB" -c "CREATE DATABASE \"p_$1\" TEMPLATE cc_template" \
+            >/dev/null || die "cannot copy the database for $1"
+    else
+        cp "$DB" "$TMP/$1/coldchain.db"
+    fi
+}
 COLDCHAIN_DB=$DB LOG_LEVEL=warn "$BUILD/ccctl" migrate >/dev/null
 # One transaction: a customer, a location, the cells, the devices with SHA-256 key hashes.
-(umask 077 && "$PY" - "$DB" "$KEYS" "$BENCH_DEVICES" "$BENCH_CELLS" <<'EOF'
+# PostgreSQL: the same rows as one SQL script for psql.
+(umask 077 && "$PY" - "$DB" "$KEYS" "$BENCH_DEVICES" "$BENCH_CELLS" "$TMP/provision.sql" <<'EOF'
 import hashlib, secrets, sqlite3, sys, time
-db, keys_path, n_dev, n_cells = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+db, keys_path, n_dev, n_cells, sql_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 now = int(time.time() * 1000)
-con = sqlite3.connect(db)
-con.execute("BEGIN IMMEDIATE")
-cur = con.execute("INSERT INTO users (email, password_hash, role, name, created_at)"
-                  " VALUES ('bench@example.com', '!', 'CUSTOMER', 'Bench', ?)", (now,))
-user = cur.lastrowid
-cur = con.execute("INSERT INTO locations (customer_id, name, created_at) VALUES (?, 'Bench', ?)",
-                  (user, now))
-loc = cur.lastrowid
-cells = []
-for c in range(n_cells):
-    cur = con.execute("INSERT INTO cold_cells (location_id, name, min_temp, max_temp, created_at)"
-                      " VALUES (?, ?, -25.0, -15.0, ?)", (loc, "Bench freezer %d" % (c + 1), now))
-    cells.append(cur.lastrowid)
 rows, lines = [], ["serial,key"]
 for d in range(n_dev):
     serial = "BENCH-FRZ-%05d" % (d + 1)
     key = secrets.token_hex(32)
-    rows.append((serial, cells[d % n_cells], hashlib.sha256(key.encode()).hexdigest(), key[:8], now))
+    rows.append((serial, d % n_cells, hashlib.sha256(key.encode()).hexdigest(), key[:8], now))
     lines.append("%s,%s" % (serial, key))
-con.executemany("INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, api_key_prefix,"
-                " created_at) VALUES (?, ?, ?, ?, ?)", rows)
-con.commit()
-con.close()
+if db.startswith("postgres"):
+    # Ids fixed here (a fresh database): cells 1..n_cells, a device's cell by its index.
+    out = ["INSERT INTO users (id, email, password_hash, role, name, created_at)"
+           " VALUES (1, 'bench@example.com', '!', 'CUSTOMER', 'Bench', %d);" % now,
+           "INSERT INTO locations (id, customer_id, name, created_at) VALUES (1, 1, 'Bench', %d);" % now]
+    out += ["INSERT INTO cold_cells (id, location_id, name, min_temp, max_temp, created_at)"
+            " VALUES (%d, 1, 'Bench freezer %d', -25.0, -15.0, %d);" % (c + 1, c + 1, now)
+            for c in range(n_cells)]
+    out += ["INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, api_key_prefix,"
+            " created_at) VALUES ('%s', %d, '%s', '%s', %d);" % (s, c + 1, h, p, t)
+            for s, c, h, p, t in rows]
+    for t in ("users", "locations", "cold_cells"):
+        out.append("SELECT setval(pg_get_serial_sequence('%s', 'id'), (SELECT max(id) FROM %s));" % (t, t))
+    with open(sql_path, "w") as f:
+        f.write("\n".join(out) + "\n")
+else:
+    con = sqlite3.connect(db)
+    con.execute("BEGIN IMMEDIATE")
+    cur = con.execute("INSERT INTO users (email, password_hash, role, name, created_at)"
+                      " VALUES ('bench@example.com', '!', 'CUSTOMER', 'Bench', ?)", (now,))
+    user = cur.lastrowid
+    cur = con.execute("INSERT INTO locations (customer_id, name, created_at) VALUES (?, 'Bench', ?)",
+                      (user, now))
+    loc = cur.lastrowid
+    cells = []
+    for c in range(n_cells):
+        cur = con.execute("INSERT INTO cold_cells (location_id, name, min_temp, max_temp, created_at)"
+                          " VALUES (?, ?, -25.0, -15.0, ?)", (loc, "Bench freezer %d" % (c + 1), now))
+        cells.append(cur.lastrowid)
+    con.executemany("INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, api_key_prefix,"
+                    " created_at) VALUES (?, ?, ?, ?, ?)",
+                    [(s, cells[c], h, p, t) for s, c, h, p, t in rows])
+    con.commit()
+    con.close()
 with open(keys_path, "w") as f:
     f.write("\n".join(lines) + "\n")
 EOF
 ) || die "provisioning failed"
+if [ "$BENCH_STORE" = pg ]; then
+    psql -qX -v ON_ERROR_STOP=1 -1 -f "$TMP/provision.sql" "$DB" >/dev/null || die "provisioning failed"
+    psql -qX -v ON_ERROR_STOP=1 "$DB" -c "CREATE DATABASE cc_template TEMPLATE coldchain" \
+        >/dev/null || die "cannot make the template database"
+fi
 # TLS listener for phase T, with a throw-away development CA; no device-certificate one.
 MQTT_TLS_PORT=$(free_port)
 sh tools/devca.sh "$TMP/tls" >/dev/null || die "devca.sh failed"
@@ -362,7 +419,8 @@ baseline_backlog() {
 start_ingestd() {
     bin=${INGESTD_BIN:-$BUILD/ingestd}
     MPORT=$(free_port)
-    COLDCHAIN_DB="$TMP/$2/coldchain.db" MQTT_URL="tcp://127.0.0.1:$MQTT_PORT" \
+    # COLDCHAIN_DATA_DIR: the journal's directory (beside a SQLite file by default).
+    COLDCHAIN_DB="$(phase_db "$2")" COLDCHAIN_DATA_DIR="$TMP/$2" MQTT_URL="tcp://127.0.0.1:$MQTT_PORT" \
         INGEST_METRICS_PORT="$MPORT" HTTP_PORT="$(free_port)" \
         LOG_LEVEL=info "$bin" >"$TMP/ingestd-$1.log" 2>&1 &
     IPID=$!
@@ -380,12 +438,22 @@ start_ingestd() {
     wait_port "$MPORT" 10 "$IPID" || die "ingestd metrics did not start"
 }
 
-# Records ingestd's peak RSS in $TMP/vmhwm-<tag> (while it still runs), then stops it.
-stop_ingestd() { # tag
+# Records ingestd's peak RSS in $TMP/vmhwm-<tag> (while it still runs) and its CPU seconds
+# (PostgreSQL: its backends' too, $TMP/pgcpu-<tag>), then stops it.
+stop_ingestd() { # tag [dir, default tag]
     kib=$(vmhwm_kib "$IPID")
     if [ -n "$kib" ]; then echo "bench: vmhwm $kib KiB" >"$TMP/vmhwm-$1"; fi
     cpu=$(cpu_s "$IPID")
     if [ -n "$cpu" ]; then echo "bench: cpu $cpu s" >"$TMP/cpu-$1"; fi
+    if [ "$BENCH_STORE" = pg ]; then
+        # The phase database's backends: the postmaster's children titled with its name.
+        pm=$(head -1 "$TMP/pg/data/postmaster.pid")
+        tot=0
+        for b in $(ps --ppid "$pm" -o pid=,args= | awk -v d="p_${2:-$1}" '$4 == d { print $1 }'); do
+            tot=$(awk -v a="$tot" -v b="$(cpu_s "$b")" 'BEGIN { printf "%.2f", a + b }')
+        done
+        echo "bench: pgcpu $tot s" >"$TMP/pgcpu-$1"
+    fi
     stop_pid "$IPID"
     forget_pid "$IPID"
 }
@@ -396,8 +464,7 @@ ingest() {
     tag=$1
     shift
     start_broker "$tag"
-    mkdir -p "$TMP/$tag"
-    cp "$DB" "$TMP/$tag/coldchain.db"
+    copy_db "$tag"
     start_ingestd "$tag" "$tag" 1
     t0=$(date +%s)
     case " $* " in
@@ -419,10 +486,9 @@ ingest() {
 ingest_backlog() {
     g=backlog$1
     start_broker "$g"
-    mkdir -p "$TMP/$g"
-    cp "$DB" "$TMP/$g/coldchain.db"
+    copy_db "$g"
     start_ingestd "$g-prime" "$g" 1
-    stop_ingestd "$g-prime"
+    stop_ingestd "$g-prime" "$g"
     t0=$(date +%s)
     burst_load "$TMP/load-$g.out" ||
         say "$g: bench_load failed: $(tail -3 "$TMP/load-$g.out.err")"
@@ -470,7 +536,7 @@ EOF
     wait "$ppid" || prc=$?
     forget_pid "$ppid"
     [ $prc = 0 ] || say "$g: not drained: $(tail -3 "$TMP/drain-$g.err")"
-    stop_ingestd "$g"
+    stop_ingestd "$g" "$g"
     stop_broker
     say "$g: $(val "$TMP/drain-$g.out" drain_committed) readings drained at" \
         "$(val "$TMP/drain-$g.out" drain_rate) readings/s, queued at" \
@@ -552,8 +618,17 @@ incomplete() { # tag name [expected, default BENCH_READINGS]
 }
 [ "$BENCH_RATE" != 0 ] && out ingest_offered_rate "$BENCH_RATE" readings/s
 [ "$BENCH_RATE" = 0 ] && out ingest_window "$BENCH_WINDOW" readings
+out ingest_store "$BENCH_STORE" store
 out ingest_committed_rate "$plain" readings/s
 incomplete plain ingest_committed
+# CPU per 100k readings committed: less disturbed by the shared machine than the rate.
+per100k() { awk -v c="$1" -v n="$BENCH_READINGS" 'BEGIN { if (c == "") print "n/a"; else printf "%.2f\n", c * 100000 / n }'; }
+if [ -f "$TMP/cpu-plain" ]; then
+    out ingest_plain_ingestd_cpu_per_100k "$(per100k "$(val "$TMP/cpu-plain" cpu)")" s
+fi
+if [ -f "$TMP/pgcpu-plain" ]; then
+    out ingest_plain_pg_backend_cpu_per_100k "$(per100k "$(val "$TMP/pgcpu-plain" pgcpu)")" s
+fi
 out ingest_p50_latency "$(val "$TMP/load-plain.out" load_commit_p50_latency)" ms
 out ingest_p99_latency "$(val "$TMP/load-plain.out" load_commit_p99_latency)" ms
 if phase paced; then

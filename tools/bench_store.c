@@ -7,14 +7,20 @@
  *   SQLite: a fresh temporary file (WAL, synchronous=NORMAL: the daemons' settings);
  *   PostgreSQL: the URL given (tools/bench_store.sh starts a tools/pgtest.sh cluster:
  *   fsync off), a fresh schema migrated by the store.
- * Only the ingest loop is timed (payloads are built before). Prints "bench:" lines;
- * asserts nothing. Usage: bench_store SQLITE_PATH [POSTGRES_URL]. */
+ * Only the ingest loop is timed (payloads are built before). The machine is shared, so
+ * besides the rate it prints the CPU seconds per 100k readings that the loop cost this
+ * process (CLOCK_PROCESS_CPUTIME_ID) and, on PostgreSQL, the server backend serving it
+ * (utime + stime of /proc/PID/stat for pg_backend_pid(): the cluster runs on this machine),
+ * which other load disturbs less than the rate. Prints "bench:" lines; asserts nothing.
+ * Usage: bench_store SQLITE_PATH [POSTGRES_URL]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cc_db.h"
+#include "cc_dbi.h"
 #include "cc_ingest.h"
 #include "cc_log.h"
 #include "cc_rc.h"
@@ -26,6 +32,8 @@
 #define T0 1795600000000LL     /* ms, 2026-11-26: readings of round r at T0 + r min */
 #define PAYLOAD_MAX 96         /* bytes of one message's JSON */
 #define SQL_MAX (DEVICES * 96) /* the seed's device INSERT */
+#define STAT_MAX 1024          /* bytes of /proc/PID/stat read (its line is ~300) */
+#define PER_READINGS 100000.0  /* CPU figures are seconds per this many readings */
 
 static double now_s(void)
 {
@@ -33,6 +41,53 @@ static double now_s(void)
 
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double cpu_self_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* utime + stime of process pid in seconds, or -1 when unreadable. */
+static double cpu_pid_s(long pid)
+{
+    char path[64], buf[STAT_MAX];
+    unsigned long long ut, stm;
+    const char *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields 14 and 15, counted after the ")" that ends the command name (field 2). */
+    p = strrchr(buf, ')');
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stm) != 2)
+        return -1;
+    return (double)(ut + stm) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The PostgreSQL backend's pid of st, 0 on SQLite or a failure. */
+static long backend_pid(struct cc_store *st)
+{
+    static const char sql[] = "SELECT pg_backend_pid()";
+    struct cc_stmt *s = NULL;
+    long pid = 0;
+
+    if (cc_store_dialect(st) != CC_DIALECT_PG)
+        return 0;
+    if (cc_stmt_prepare(st, sql, &s) == CC_OK && cc_stmt_step(s) == CC_ROW)
+        pid = (long)cc_stmt_column_int64(s, 0);
+    cc_stmt_release(s);
+    return pid;
 }
 
 /* The customer, cells and devices, in SQL both dialects run. CC_OK or a code. */
@@ -88,12 +143,17 @@ static int load_new(struct load *l, int readings)
     return CC_OK;
 }
 
+/* CPU seconds per PER_READINGS readings of the last run (server: -1 when unknown). */
+struct cpu {
+    double client, server;
+};
+
 /* Stores the load on st, a batch per round; readings/s, or -1 on a failure. */
-static double run(struct cc_store *st, const struct load *l)
+static double run(struct cc_store *st, const struct load *l, struct cpu *cpu)
 {
     static struct cc_ingest_msg msgs[BATCH];
-    long stored = 0;
-    double t0 = now_s(), dt;
+    long stored = 0, pid = backend_pid(st);
+    double srv0 = pid > 0 ? cpu_pid_s(pid) : -1, c0 = cpu_self_s(), t0 = now_s(), dt, srv1;
 
     for (int r = 0; r < l->rounds; r++) {
         for (int d = 0; d < DEVICES; d++) {
@@ -117,6 +177,9 @@ static double run(struct cc_store *st, const struct load *l)
         }
     }
     dt = now_s() - t0;
+    cpu->client = (cpu_self_s() - c0) * PER_READINGS / (double)stored;
+    srv1 = pid > 0 ? cpu_pid_s(pid) : -1;
+    cpu->server = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * PER_READINGS / (double)stored : -1;
     if (stored != (long)l->rounds * DEVICES) {
         fprintf(stderr, "bench_store: %ld readings stored of %ld\n", stored,
                 (long)l->rounds * DEVICES);
@@ -126,7 +189,7 @@ static double run(struct cc_store *st, const struct load *l)
 }
 
 /* Opens, migrates and seeds the store at where; runs the load. readings/s or -1. */
-static double bench_one(const char *where, const struct load *l)
+static double bench_one(const char *where, const struct load *l, struct cpu *cpu)
 {
     struct cc_store *st = NULL;
     double rate = -1;
@@ -139,7 +202,7 @@ static double bench_one(const char *where, const struct load *l)
     }
     /* The load's month (PostgreSQL: its readings partition, as the daily job keeps). */
     if (cc_store_maintain(st, T0) == CC_OK && seed(st) == CC_OK)
-        rate = run(st, l);
+        rate = run(st, l, cpu);
     cc_store_close(st);
     return rate;
 }
@@ -149,6 +212,7 @@ int main(int argc, char **argv)
     const char *env = getenv("BENCH_STORE_READINGS");
     int readings = env != NULL ? atoi(env) : 200000;
     struct load *l = calloc(1, sizeof *l);
+    struct cpu lite_cpu = {-1, -1}, pg_cpu = {-1, -1};
     double lite, pg = -1;
 
     if (argc < 2 || l == NULL || readings < DEVICES) {
@@ -159,12 +223,18 @@ int main(int argc, char **argv)
     if (load_new(l, readings) != CC_OK)
         return 1;
     cc_db_remove_files(argv[1]);
-    lite = bench_one(argv[1], l);
+    lite = bench_one(argv[1], l, &lite_cpu);
     cc_db_remove_files(argv[1]);
-    if (lite > 0)
+    if (lite > 0) {
         printf("bench: store_sqlite_ingest_rate %.0f readings/s\n", lite);
-    if (argc > 2 && (pg = bench_one(argv[2], l)) > 0)
+        printf("bench: store_sqlite_cpu_per_100k %.2f s\n", lite_cpu.client);
+    }
+    if (argc > 2 && (pg = bench_one(argv[2], l, &pg_cpu)) > 0) {
         printf("bench: store_pg_ingest_rate %.0f readings/s\n", pg);
+        printf("bench: store_pg_client_cpu_per_100k %.2f s\n", pg_cpu.client);
+        if (pg_cpu.server >= 0)
+            printf("bench: store_pg_backend_cpu_per_100k %.2f s\n", pg_cpu.server);
+    }
     if (lite > 0 && pg > 0)
         printf("bench: store_pg_vs_sqlite_ratio %.2f ratio\n", pg / lite);
     free(l->payloads);

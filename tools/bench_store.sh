@@ -3,7 +3,9 @@
 # (issue 14 point 3; tools/bench_store.c): a temporary SQLite file and a throwaway
 # PostgreSQL 15 cluster (tools/pgtest.sh: Unix socket, fsync off), both removed at the
 # end. Prints "bench: store_sqlite_ingest_rate", "bench: store_pg_ingest_rate" and
-# "bench: store_pg_vs_sqlite_ratio"; asserts nothing. Environment: BUILD (build),
+# "bench: store_pg_vs_sqlite_ratio", and CPU seconds per 100k readings (less disturbed by
+# a shared machine than the rates): store_sqlite_cpu_per_100k, store_pg_client_cpu_per_100k
+# and store_pg_backend_cpu_per_100k (the server backend, from /proc); asserts nothing. Environment: BUILD (build),
 # BENCH_STORE_READINGS (200000), BENCH_PG_PORT (the socket's port, 55431).
 set -eu
 cd "$(dirname "$0")/.."

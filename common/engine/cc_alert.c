@@ -15,6 +15,7 @@
 
 #include "cc_alert_ops.h"
 #include "cc_dbi.h"
+#include "cc_pg_array.h"
 #include "cc_rc.h"
 
 /* Portable SQL ($N, the same text on SQLite and PostgreSQL): each branch of the UNION
@@ -91,31 +92,26 @@ static int load_state(struct cc_store *st, const struct cc_device *dev, struct c
     return rc == CC_OK ? CC_OK : CC_ERR_DB; /* cc_dbi logged it */
 }
 
-/* Bytes of an int64 in an array literal, its comma included. */
-#define ID_TEXT_MAX 21
-
-/* The states of devs[0..n) in one query: the ids and cells travel as two array literals
- * of numbers printed here ({1,2,3}). CC_OK, CC_ERR_NOMEM or CC_ERR_DB. */
+/* The states of devs[0..n) in one query: the ids and cells travel as two binary bigint
+ * arrays (cc_pg_array.h). CC_OK, CC_ERR_NOMEM or CC_ERR_DB. */
 static int load_states_pg(struct cc_store *st, const struct cc_device *const *devs, size_t n,
                           struct cc_alert_state *out)
 {
     struct cc_stmt *stmt = NULL;
-    size_t cap = n * ID_TEXT_MAX + 3, len[2] = {0, 0};
-    char *arr[2] = {malloc(cap), malloc(cap)};
-    int rc = arr[0] != NULL && arr[1] != NULL ? CC_OK : CC_ERR_NOMEM;
+    struct cc_pg_array arr[2] = {{0}};
+    int rc = CC_OK;
 
     memset(out, 0, n * sizeof *out);
-    for (int k = 0; rc == CC_OK && k < 2; k++) {
-        arr[k][len[k]++] = '{';
-        for (size_t i = 0; i < n; i++)
-            len[k] += (size_t)snprintf(arr[k] + len[k], cap - len[k], "%s%lld", i ? "," : "",
-                                       (long long)(k == 0 ? devs[i]->id : devs[i]->cold_cell_id));
-        snprintf(arr[k] + len[k], cap - len[k], "}");
+    for (int k = 0; rc == CC_OK && k < 2; k++)
+        rc = cc_pg_array_init(&arr[k], CC_PG_INT8, n);
+    for (size_t i = 0; rc == CC_OK && i < n; i++) {
+        cc_pg_array_int(&arr[0], devs[i]->id);
+        rc = cc_pg_array_int(&arr[1], devs[i]->cold_cell_id);
     }
     if (rc == CC_OK)
         rc = cc_stmt_prepare(st, sql_states_pg, &stmt);
     for (int k = 0; rc == CC_OK && k < 2; k++)
-        rc = cc_stmt_bind_text(stmt, k + 1, arr[k]);
+        rc = cc_pg_array_bind(stmt, k + 1, &arr[k]);
     while (rc == CC_OK && (rc = cc_stmt_step(stmt)) == CC_ROW) {
         int64_t ord = cc_stmt_column_int64(stmt, 0);
 
@@ -124,8 +120,8 @@ static int load_states_pg(struct cc_store *st, const struct cc_device *const *de
             state_row(stmt, 1, &out[ord - 1]);
     }
     cc_stmt_release(stmt);
-    free(arr[0]);
-    free(arr[1]);
+    cc_pg_array_free(&arr[0]);
+    cc_pg_array_free(&arr[1]);
     return rc == CC_OK || rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
 }
 

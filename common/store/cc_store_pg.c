@@ -6,10 +6,9 @@
  * serial (= ANY of an array), its readings with their rollups (schema/pg/ingest.sql,
  * embedded as cc_pg_ingest_sql: the rollups are written by the insert itself, so a PG
  * store never fills cc_store_rollup's batch), its devices seen (UPDATE ... FROM unnest).
- * Arrays travel as text array literals built here: numbers printed by us, text elements
- * always double-quoted with '"' and '\' escaped (PostgreSQL's array syntax), so no value
- * can end an element or the array early. The SQL texts are portable $N statements
- * through cc_dbi.h, cached per store. */
+ * Arrays travel in PostgreSQL's binary format (cc_pg_array.h): no text for the server to
+ * parse, no quoting, doubles bit for bit. The SQL texts are portable $N statements through
+ * cc_dbi.h, cached per store. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "cc_db.h"
 #include "cc_dbi.h"
 #include "cc_log.h"
+#include "cc_pg_array.h"
 #include "cc_rc.h"
 #include "cc_rollup_math.h"
 #include "cc_store.h"
@@ -26,9 +26,7 @@
  * CC_INGEST_RUN_READINGS_MAX, so this is one statement per run; a larger call is sent in
  * several, in order (a repeat of an earlier chunk's reading is then a stored row). */
 #define CC_PG_INSERT_ROWS_MAX 8192
-/* Bytes of one number in an array literal: an int64 is at most 20, "%.17g" of a double
- * at most 24 ("-1.2345678901234567e-308"). */
-#define NUM_MAX 25
+_Static_assert(CC_PG_INSERT_ROWS_MAX <= CC_PG_ARRAY_ELEMS_MAX, "a chunk's arrays fit cc_pg_array");
 
 static const char sql_devices[] =
     "SELECT id, cold_cell_id, serial_number, status, newest_ts FROM devices"
@@ -44,7 +42,8 @@ static const char sql_devices_lock[] =
     " WHERE serial_number = ANY (CAST($1 AS text[])) ORDER BY id FOR NO KEY UPDATE";
 /* One row per device (the same device twice in v: its largest times); each updated
  * row locked first, in id order, so two writers sharing devices queue instead of
- * deadlocking (the insert takes its FOR KEY SHARE in the same order). greatest()
+ * deadlocking (the insert locks them FOR NO KEY UPDATE in the same order, so after it this
+ * step finds them locked by us and writes nothing). greatest()
  * ignores NULLs: a first sighting takes the new value. */
 static const char sql_seen[] =
     "WITH v AS (SELECT id, max(seen) AS seen,"
@@ -78,125 +77,6 @@ static const char sql_dead_letter_count[] =
 static const char sql_dropped[] =
     "SELECT value FROM stat_counters WHERE name = 'rejected_dropped' AND label = ''";
 
-/* A text array literal being built: cap is reserved up front from the element sizes, so
- * an append never overflows and never reallocates. */
-struct arr {
-    char *buf;
-    size_t len, cap;
-};
-
-static int arr_new(struct arr *a, size_t cap)
-{
-    a->buf = malloc(cap);
-    a->len = 0;
-    a->cap = cap;
-    if (a->buf == NULL)
-        return CC_ERR_NOMEM;
-    a->buf[a->len++] = '{';
-    a->buf[a->len] = '\0';
-    return CC_OK;
-}
-
-/* Appends the separator before element i. */
-static void arr_sep(struct arr *a, size_t i)
-{
-    if (i > 0)
-        a->buf[a->len++] = ',';
-}
-
-static void arr_int(struct arr *a, size_t i, long long v)
-{
-    arr_sep(a, i);
-    a->len += (size_t)snprintf(a->buf + a->len, a->cap - a->len, "%lld", v);
-}
-
-static void arr_uint(struct arr *a, size_t i, unsigned long long v)
-{
-    arr_sep(a, i);
-    a->len += (size_t)snprintf(a->buf + a->len, a->cap - a->len, "%llu", v);
-}
-
-/* A double exactly ("%.17g" round-trips), or NULL when !has. */
-static void arr_double(struct arr *a, size_t i, int has, double v)
-{
-    arr_sep(a, i);
-    if (has)
-        a->len += (size_t)snprintf(a->buf + a->len, a->cap - a->len, "%.17g", v);
-    else
-        a->len += (size_t)snprintf(a->buf + a->len, a->cap - a->len, "NULL");
-}
-
-/* A 0/1 flag of enum cc_tristate, NULL when absent. */
-static void arr_tristate(struct arr *a, size_t i, int v)
-{
-    arr_sep(a, i);
-    a->len += (size_t)snprintf(a->buf + a->len, a->cap - a->len, "%s",
-                               v == CC_ABSENT ? "NULL"
-                               : v == CC_TRUE ? "1"
-                                              : "0");
-}
-
-/* A text element, always quoted: '"' and '\' escaped by a '\'; commas, braces, blanks
- * and the word NULL are plain characters inside the quotes. Needs 2 * strlen + 3. */
-static void arr_text(struct arr *a, size_t i, const char *v)
-{
-    arr_sep(a, i);
-    a->buf[a->len++] = '"';
-    for (; *v != '\0'; v++) {
-        if (*v == '"' || *v == '\\')
-            a->buf[a->len++] = '\\';
-        a->buf[a->len++] = *v;
-    }
-    a->buf[a->len++] = '"';
-}
-
-/* Closes the literal (cap counted its "}" and NUL). */
-static const char *arr_end(struct arr *a)
-{
-    a->buf[a->len++] = '}';
-    a->buf[a->len] = '\0';
-    return a->buf;
-}
-
-/* The capacity of a number array of n elements. */
-static size_t num_cap(size_t n)
-{
-    return n * (NUM_MAX + 1) + 3;
-}
-
-/* 1 when s is valid UTF-8 (no overlong form, no surrogate, nothing above U+10FFFF), the
- * only text a UTF-8 database takes. SQLite stores any bytes, and a device's firmware
- * string or an MQTT client's bytes may be anything cJSON lets through: on PostgreSQL such
- * a value would fail its statement and with it the batch, again at every redelivery. */
-static int utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    while (*p != '\0') {
-        unsigned c = *p;
-        int n = c < 0x80             ? 0
-                : (c & 0xE0) == 0xC0 ? 1
-                : (c & 0xF0) == 0xE0 ? 2
-                : (c & 0xF8) == 0xF0 ? 3
-                                     : -1;
-        unsigned cp;
-
-        if (n < 0 || (n == 1 && c < 0xC2) || (n == 3 && c > 0xF4))
-            return 0;
-        cp = n == 0 ? c : c & (0x3Fu >> n);
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i] & 0x3Fu);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        p += n + 1;
-    }
-    return 1;
-}
-
 /* Maps a step's code to the typed functions' (a conflict has no meaning here). */
 static int db_rc(int rc)
 {
@@ -224,25 +104,24 @@ int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serial
 {
     struct cc_stmt *s = NULL;
     struct cc_device *rows = NULL;
-    struct arr a = {0};
-    size_t nrows = 0, cap = 3;
+    struct cc_pg_array a = {0};
+    size_t nrows = 0;
     int rc;
 
     memset(found, 0, n);
     if (n == 0)
         return CC_OK;
-    for (size_t i = 0; i < n; i++)
-        cap += 2 * strlen(serials[i]) + 3;
-    cap += 4; /* "" stands in for a serial that is not UTF-8: no device has it either */
     rows = malloc(n * sizeof *rows);
-    rc = rows != NULL ? arr_new(&a, cap) : CC_ERR_NOMEM;
-    if (rc != CC_OK)
-        goto out;
-    for (size_t i = 0; i < n; i++)
-        arr_text(&a, i, utf8_valid(serials[i]) ? serials[i] : "");
-    rc = cc_stmt_prepare(st, lock ? sql_devices_lock : sql_devices, &s);
+    rc = rows != NULL ? cc_pg_array_init(&a, CC_PG_TEXT, n) : CC_ERR_NOMEM;
+    /* "" stands in for a serial no device can have (too long for CC_SERIAL_MAX or not
+     * UTF-8: the devices API's rule) and that the array would refuse. */
+    for (size_t i = 0; rc == CC_OK && i < n; i++)
+        rc = cc_pg_array_text(
+            &a, strlen(serials[i]) <= CC_SERIAL_MAX && cc_utf8_valid(serials[i]) ? serials[i] : "");
     if (rc == CC_OK)
-        rc = cc_stmt_bind_text(s, 1, arr_end(&a));
+        rc = cc_stmt_prepare(st, lock ? sql_devices_lock : sql_devices, &s);
+    if (rc == CC_OK)
+        rc = cc_pg_array_bind(s, 1, &a);
     /* serial_number is UNIQUE: at most one row per distinct serial, so at most n. */
     while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
         struct cc_device *d = &rows[nrows];
@@ -270,7 +149,7 @@ int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serial
         struct cc_device key;
         const struct cc_device *d;
 
-        if (strlen(serials[i]) > CC_SERIAL_MAX || !utf8_valid(serials[i]))
+        if (strlen(serials[i]) > CC_SERIAL_MAX || !cc_utf8_valid(serials[i]))
             continue; /* no stored serial is longer or not UTF-8 (the devices API's rule) */
         copy_text(key.serial, sizeof key.serial, serials[i]);
         d = bsearch(&key, rows, nrows, sizeof *rows, serial_cmp);
@@ -281,7 +160,7 @@ int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serial
     }
 out:
     cc_stmt_release(s);
-    free(a.buf);
+    cc_pg_array_free(&a);
     free(rows);
     if (rc != CC_OK)
         memset(found, 0, n);
@@ -291,39 +170,56 @@ out:
 /* The 11 arrays of schema/pg/ingest.sql, in its parameter order. */
 enum { A_DEVICE, A_CELL, A_TS, A_TEMP, A_HUM, A_POWER, A_DOOR, A_BATT, A_RECV, A_HI, A_LO, A_N };
 
+/* The element types of those arrays. */
+static const enum cc_pg_elem a_types[A_N] = {CC_PG_INT8,   CC_PG_INT8, CC_PG_INT8, CC_PG_FLOAT8,
+                                             CC_PG_FLOAT8, CC_PG_INT4, CC_PG_INT4, CC_PG_FLOAT8,
+                                             CC_PG_INT8,   CC_PG_INT8, CC_PG_INT8};
+
+/* Appends an optional double (NULL when !has). */
+static int opt_double(struct cc_pg_array *a, int has, double v)
+{
+    return has ? cc_pg_array_double(a, v) : cc_pg_array_null(a);
+}
+
+/* Appends a 0/1 flag of enum cc_tristate, NULL when absent. */
+static int tristate(struct cc_pg_array *a, int v)
+{
+    return v == CC_ABSENT ? cc_pg_array_null(a) : cc_pg_array_int(a, v == CC_TRUE ? 1 : 0);
+}
+
 /* One statement for rows[0..n), n <= CC_PG_INSERT_ROWS_MAX. */
 static int insert_chunk(struct cc_store *st, const struct cc_store_row *rows, size_t n,
                         unsigned char *inserted)
 {
-    struct arr a[A_N] = {{0}};
+    struct cc_pg_array a[A_N] = {{0}};
     struct cc_stmt *s = NULL;
     int rc = CC_OK;
 
     memset(inserted, 0, n);
     for (int k = 0; rc == CC_OK && k < A_N; k++)
-        rc = arr_new(&a[k], num_cap(n));
-    if (rc != CC_OK)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
+        rc = cc_pg_array_init(&a[k], a_types[k], n);
+    for (size_t i = 0; rc == CC_OK && i < n; i++) {
         const struct cc_reading *r = rows[i].r;
         uint64_t hi, lo;
 
         cc_query_mkt_q(r->temperature, &hi, &lo);
-        arr_int(&a[A_DEVICE], i, rows[i].dev->id);
-        arr_int(&a[A_CELL], i, rows[i].dev->cold_cell_id);
-        arr_int(&a[A_TS], i, r->ts_ms);
-        arr_double(&a[A_TEMP], i, 1, r->temperature);
-        arr_double(&a[A_HUM], i, r->has_humidity, r->humidity);
-        arr_tristate(&a[A_POWER], i, r->power_status);
-        arr_tristate(&a[A_DOOR], i, r->door_status);
-        arr_double(&a[A_BATT], i, r->has_battery, r->battery_level);
-        arr_int(&a[A_RECV], i, rows[i].received_at);
-        arr_uint(&a[A_HI], i, hi);
-        arr_uint(&a[A_LO], i, lo);
+        /* Each call fails once the array has failed, so one check per row suffices. */
+        cc_pg_array_int(&a[A_DEVICE], rows[i].dev->id);
+        cc_pg_array_int(&a[A_CELL], rows[i].dev->cold_cell_id);
+        cc_pg_array_int(&a[A_TS], r->ts_ms);
+        cc_pg_array_double(&a[A_TEMP], r->temperature);
+        opt_double(&a[A_HUM], r->has_humidity, r->humidity);
+        tristate(&a[A_POWER], r->power_status);
+        tristate(&a[A_DOOR], r->door_status);
+        opt_double(&a[A_BATT], r->has_battery, r->battery_level);
+        cc_pg_array_int(&a[A_RECV], rows[i].received_at);
+        cc_pg_array_int(&a[A_HI], (int64_t)hi); /* < 2^62: cc_rollup_math.h */
+        rc = cc_pg_array_int(&a[A_LO], (int64_t)lo);
     }
-    rc = cc_stmt_prepare(st, cc_pg_ingest_sql, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_prepare(st, cc_pg_ingest_sql, &s);
     for (int k = 0; rc == CC_OK && k < A_N; k++)
-        rc = cc_stmt_bind_text(s, k + 1, arr_end(&a[k]));
+        rc = cc_pg_array_bind(s, k + 1, &a[k]);
     /* Rows returned: the 1-based positions of the readings stored. */
     while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
         int64_t ord = cc_stmt_column_int64(s, 0);
@@ -337,10 +233,9 @@ static int insert_chunk(struct cc_store *st, const struct cc_store_row *rows, si
         }
         inserted[ord - 1] = 1;
     }
-out:
     cc_stmt_release(s);
     for (int k = 0; k < A_N; k++)
-        free(a[k].buf);
+        cc_pg_array_free(&a[k]);
     return db_rc(rc);
 }
 
@@ -366,7 +261,8 @@ static int id_cmp(const void *a, const void *b)
 
 int cc_store_pg_devices_seen(struct cc_store *st, const struct cc_store_seen *v, size_t n)
 {
-    struct arr a[4] = {{0}};
+    static const enum cc_pg_elem types[4] = {CC_PG_INT8, CC_PG_INT8, CC_PG_INT4, CC_PG_INT8};
+    struct cc_pg_array a[4] = {{0}};
     struct cc_stmt *s = NULL;
     int64_t *ids = NULL;
     size_t distinct = 0;
@@ -378,22 +274,22 @@ int cc_store_pg_devices_seen(struct cc_store *st, const struct cc_store_seen *v,
     if (ids == NULL)
         return CC_ERR_NOMEM;
     for (int k = 0; rc == CC_OK && k < 4; k++)
-        rc = arr_new(&a[k], num_cap(n));
+        rc = cc_pg_array_init(&a[k], types[k], n);
+    for (size_t i = 0; rc == CC_OK && i < n; i++) {
+        ids[i] = v[i].device_id;
+        cc_pg_array_int(&a[0], v[i].device_id);
+        cc_pg_array_int(&a[1], v[i].seen_at);
+        cc_pg_array_int(&a[2], v[i].has_newest ? 1 : 0);
+        rc = cc_pg_array_int(&a[3], v[i].newest_ts);
+    }
     if (rc != CC_OK)
         goto out;
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = v[i].device_id;
-        arr_int(&a[0], i, v[i].device_id);
-        arr_int(&a[1], i, v[i].seen_at);
-        arr_int(&a[2], i, v[i].has_newest ? 1 : 0);
-        arr_int(&a[3], i, v[i].newest_ts);
-    }
     qsort(ids, n, sizeof *ids, id_cmp);
     for (size_t i = 0; i < n; i++)
         distinct += i == 0 || ids[i] != ids[i - 1];
     rc = cc_stmt_prepare(st, sql_seen, &s);
     for (int k = 0; rc == CC_OK && k < 4; k++)
-        rc = cc_stmt_bind_text(s, k + 1, arr_end(&a[k]));
+        rc = cc_pg_array_bind(s, k + 1, &a[k]);
     if (rc == CC_OK)
         rc = cc_stmt_step(s);
     /* As SQLite's loop: a device that is not there is CC_ERR_NOT_FOUND. */
@@ -402,7 +298,7 @@ int cc_store_pg_devices_seen(struct cc_store *st, const struct cc_store_seen *v,
 out:
     cc_stmt_release(s);
     for (int k = 0; k < 4; k++)
-        free(a[k].buf);
+        cc_pg_array_free(&a[k]);
     free(ids);
     return db_rc(rc);
 }
@@ -419,7 +315,7 @@ int cc_store_pg_device_status(struct cc_store *st, int64_t device_id, int online
         rc = cc_stmt_bind_text(s, 2, online ? "ONLINE" : "OFFLINE");
     /* NULL or "" keeps the firmware; an offline status (often the broker's last will)
      * is no sign of life, so last_seen_at stays. */
-    if (firmware != NULL && !utf8_valid(firmware)) {
+    if (firmware != NULL && !cc_utf8_valid(firmware)) {
         /* SQLite would keep the bytes; a UTF-8 database cannot: the status is applied
          * without it rather than failing the batch at every redelivery. */
         cc_log_warn("db_text_not_utf8",
@@ -491,7 +387,7 @@ int cc_store_pg_dead_letter(struct cc_store *st, int64_t received_at, const char
         topic = "";
     if (len > (size_t)INT64_MAX)
         len = (size_t)INT64_MAX;
-    if (!utf8_valid(topic)) {
+    if (!cc_utf8_valid(topic)) {
         /* Kept with every byte above 0x7F as '?' (a UTF-8 database refuses the bytes;
          * the broker checks topics, so only a caller's own can get here). */
         clean = strdup(topic);

@@ -32,9 +32,14 @@
 --
 -- Duplicates inside the batch: the first occurrence of a (device_id, ts) is the one
 -- stored, as SQLite's one-by-one INSERT OR IGNORE does. A reading whose device does not
--- exist (deleted meanwhile) is not stored and not returned; FOR KEY SHARE on the batch's
--- devices stands in for readings' foreign key (one lock per device, not a check per row):
--- the device cannot be deleted before this transaction ends.
+-- exist (deleted meanwhile) is not stored and not returned; a lock on the batch's devices
+-- stands in for readings' foreign key (one lock per device, not a check per row): the
+-- device cannot be deleted before this transaction ends. The lock is FOR NO KEY UPDATE,
+-- not the FOR KEY SHARE a foreign key needs, because the same transaction updates these
+-- devices next (cc_store_devices_seen: last_seen_at, newest_ts), whose own lock step then
+-- finds the rows already locked by us and writes nothing: one tuple lock and its WAL
+-- record per device and batch fewer (measured: docs/postgresql.md "The batch insert").
+-- The cost: a second writer of the same devices waits here instead of at that update.
 --
 -- Lock order: rows are inserted and buckets upserted in key order, so two writers whose
 -- batches share devices or buckets wait for each other instead of deadlocking.
@@ -51,7 +56,7 @@ WITH batch AS (
 dev AS (
     SELECT d.id FROM devices d WHERE d.id IN (SELECT device_id FROM batch)
     ORDER BY d.id
-    FOR KEY SHARE
+    FOR NO KEY UPDATE
 ),
 ins AS (
     INSERT INTO readings (device_id, cold_cell_id, ts, temperature, humidity, power_status,
@@ -69,7 +74,6 @@ new AS (
 terms AS (
     SELECT cold_cell_id, ts, temperature,
            ts - ((ts % 300000) + 300000) % 300000 AS b5,      -- CC_ROLLUP_BUCKET_MS, floored
-           ts - ((ts % 1800000) + 1800000) % 1800000 AS b30,  -- CC_ROLLUP_COARSE_MS
            coldchain_temp_q(temperature) AS q,
            mkt_hi::numeric * 4611686018427387904 + mkt_lo AS mkt,
            -- 0001's floating MKT sum, as acc_add adds it (order-dependent, read by nothing);
@@ -78,13 +82,25 @@ terms AS (
                 THEN exp(-10000 / (temperature + 273.15)) ELSE 0 END AS mkt_f
     FROM new
 ),
+-- The rows aggregated once, per 5-minute bucket; the 30-minute rollup sums these few
+-- rows instead of the batch's readings again. Exact: a 30-minute bucket is the union of
+-- its 5-minute ones (1800000 is a multiple of 300000, both floored from 0), and min, max,
+-- count, sum_q, the numeric MKT sum, first and last add up over a union. (sum_temp and
+-- mkt_sum, the doubles, are only in readings_5m, summed over the readings as before.)
+agg5 AS (
+    SELECT cold_cell_id, b5,
+           b5 - ((b5 % 1800000) + 1800000) % 1800000 AS b30,  -- CC_ROLLUP_COARSE_MS
+           min(temperature) AS min_t, max(temperature) AS max_t, sum(temperature) AS sum_t,
+           count(*) AS n, sum(mkt_f) AS mkt_f, sum(q) AS q, sum(mkt) AS mkt,
+           min(ts) AS first_ts, max(ts) AS last_ts
+    FROM terms GROUP BY cold_cell_id, b5
+),
 up5 AS (
     INSERT INTO readings_5m (cold_cell_id, bucket_ts, min_temp, max_temp, sum_temp, count,
                              mkt_sum, sum_q, mkt_hi, mkt_lo, first_ts, last_ts)
-    SELECT cold_cell_id, b5, min(temperature), max(temperature), sum(temperature), count(*),
-           sum(mkt_f), sum(q), div(sum(mkt), 4611686018427387904),
-           mod(sum(mkt), 4611686018427387904), min(ts), max(ts)
-    FROM terms GROUP BY cold_cell_id, b5
+    SELECT cold_cell_id, b5, min_t, max_t, sum_t, n, mkt_f, q,
+           div(mkt, 4611686018427387904), mod(mkt, 4611686018427387904), first_ts, last_ts
+    FROM agg5
     ORDER BY cold_cell_id, b5
     -- The MKT sum is two 62-bit limbs: lo + lo' < 2^63 never overflows, and its carry goes
     -- to hi. Every right-hand side sees the old row, so mkt_hi sees the old mkt_lo.
@@ -104,10 +120,10 @@ up5 AS (
 up30 AS (
     INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp, max_temp, count, sum_q,
                               mkt_hi, mkt_lo, first_ts, last_ts)
-    SELECT cold_cell_id, b30, min(temperature), max(temperature), count(*), sum(q),
+    SELECT cold_cell_id, b30, min(min_t), max(max_t), sum(n), sum(q),
            div(sum(mkt), 4611686018427387904), mod(sum(mkt), 4611686018427387904),
-           min(ts), max(ts)
-    FROM terms GROUP BY cold_cell_id, b30
+           min(first_ts), max(last_ts)
+    FROM agg5 GROUP BY cold_cell_id, b30
     ORDER BY cold_cell_id, b30
     ON CONFLICT (cold_cell_id, bucket_ts) DO UPDATE SET
         min_temp = least(readings_30m.min_temp, excluded.min_temp),

@@ -3,7 +3,7 @@
  * cc_ingest_batch on both stores must leave the same readings, rollups, devices, dead
  * letters, dropped counter and checkpoint, and give the same per-message results. Also:
  * migrations run twice and by two threads at once, and serials that need quoting in an
- * array literal. Readings stay within the cells' thresholds (no alert is raised: the
+ * array parameter. Readings stay within the cells' thresholds (no alert is raised: the
  * alert writes are another module's, not on PostgreSQL yet).
  * The cluster is a throwaway one (tools/pgtest.sh, started by the group's setup; the unit
  * tests run from the repository root); each test gets a fresh database in it. A
@@ -666,6 +666,90 @@ static void test_store_pg_migrate_concurrently(void **state)
     }
 }
 
+/* One of two writers of test_store_pg_two_writers: its own store, and per round one
+ * batch (a transaction) of the script's messages from mine[round * per] on. */
+#define WRITER_ROUNDS 20
+struct writer {
+    const char *url;
+    pthread_barrier_t *go;
+    struct script sc;
+    size_t per;
+    int failed; /* batches that did not commit */
+};
+
+static void *write_rounds(void *arg)
+{
+    struct writer *w = arg;
+    struct cc_store *st = NULL;
+
+    if (cc_store_open(w->url, 0, &st) != CC_OK) {
+        w->failed = WRITER_ROUNDS;
+        return NULL;
+    }
+    for (int r = 0; r < WRITER_ROUNDS; r++) {
+        struct cc_ingest_msg *m = &w->sc.m[(size_t)r * w->per];
+
+        pthread_barrier_wait(w->go); /* both batches of a round at once */
+        if (cc_store_begin(st) != CC_OK || cc_ingest_batch(st, m, w->per) != CC_OK ||
+            cc_store_commit(st) != CC_OK) {
+            cc_store_rollback(st);
+            w->failed++;
+        }
+    }
+    cc_store_close(st);
+    return NULL;
+}
+
+/* Two writers storing batches of the same four devices at the same moment, in opposite
+ * message orders, one reading of each round shared by both: every batch commits (the
+ * insert locks the batch's devices in id order, and the seen update after it finds them
+ * locked: no deadlock, which PostgreSQL would end by failing one batch), each reading is
+ * stored once, and the devices and rollups count every reading. */
+static void test_store_pg_two_writers(void **state)
+{
+    struct fx *f = *state;
+    const char *serials[] = {"SN-A", "SN-B", "SN-C", SN_Q};
+    char topic[96];
+    pthread_barrier_t go;
+    pthread_t t[2];
+    struct writer w[2];
+
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    for (int k = 0; k < 2; k++) {
+        w[k] = (struct writer){.url = f->url, .go = &go, .per = 5};
+        for (int r = 0; r < WRITER_ROUNDS; r++) {
+            for (int d = 0; d < 4; d++) {
+                int dev = k == 0 ? d : 3 - d; /* writer 1 goes the other way */
+
+                snprintf(topic, sizeof topic, "devices/%s/readings", serials[dev]);
+                add(&w[k].sc, topic, T0 + r, "{\"ts\":%lld,\"temperature\":4.5}",
+                    T0 + ((int64_t)r * 2 + k) * S);
+            }
+            /* The same reading from both writers: one stores it, the other skips it. */
+            add(&w[k].sc, "devices/SN-B/readings", T0 + r, "{\"ts\":%lld,\"temperature\":5}",
+                T0 - ((int64_t)r + 1) * S);
+        }
+    }
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_create(&t[k], NULL, write_rounds, &w[k]), 0);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_join(t[k], NULL), 0);
+    pthread_barrier_destroy(&go);
+    assert_int_equal(w[0].failed, 0);
+    assert_int_equal(w[1].failed, 0);
+    /* 4 devices x 2 writers x rounds, plus one shared reading per round. */
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), 9 * WRITER_ROUNDS);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), 9 * WRITER_ROUNDS);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_30m"), 9 * WRITER_ROUNDS);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'ONLINE'"
+                                    " AND last_seen_at IS NOT NULL"),
+                     4);
+    assert_int_equal(one_int(f->pg, "SELECT max(newest_ts) FROM devices"),
+                     T0 + ((int64_t)(WRITER_ROUNDS - 1) * 2 + 1) * S);
+    script_free(&w[0].sc);
+    script_free(&w[1].sc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -678,6 +762,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_pg_text_not_utf8, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
         cmocka_unit_test(test_store_pg_migrate_concurrently),
+        cmocka_unit_test_setup_teardown(test_store_pg_two_writers, fx_setup, fx_teardown),
     };
 
     cc_log_init("test_store_pg", CC_LOG_ERROR, 1);
