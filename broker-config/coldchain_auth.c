@@ -28,7 +28,9 @@
  * read-only, once (the SQLite file, or a PostgreSQL database when db_path is a
  * postgresql:// URL, through common/store's cc_dbi.h like the daemons), and keeps its one
  * prepared statement for its whole life. A failed lookup reopens the store once and retries,
- * so a restarted PostgreSQL costs one slow CONNECT, not a broker restart. The broker is
+ * so a restarted PostgreSQL costs one slow CONNECT, not a broker restart; while the database
+ * stays away, at most one reopen per AUTH_REOPEN_BACKOFF_MS (libpq's connect_timeout bounds
+ * each), so the broker's one thread is not stalled at every publish check. The broker is
  * single-threaded, so the store is never used from two threads.
  *
  * Build (from the repository root; links libcommon's store and common/base/cc_crypto.c):
