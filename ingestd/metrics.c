@@ -35,10 +35,11 @@ struct ingest_metrics {
 static const double lag_le_ms[] = {1,   2,    5,    10,   25,    50,    100,  250,
                                    500, 1000, 2500, 5000, 10000, 30000, 60000};
 
-static double quantile_ms(const unsigned long long *h, unsigned long long total, double q)
+/* h holds n buckets of the histogram (the rest are zero). */
+static double quantile_ms(const unsigned long long *h, size_t n, unsigned long long total, double q)
 {
     unsigned long long want = (unsigned long long)(q * (double)total), seen = 0;
-    for (int i = 0; i < INGEST_LAG_BUCKETS; i++) {
+    for (size_t i = 0; i < n; i++) {
         seen += h[i];
         if (seen > want)
             return (double)i;
@@ -62,7 +63,7 @@ static int handle(struct mg_connection *conn, void *data)
         return 500;
     }
     ingest_writer_stats(m->w, &s);
-    ingest_writer_lag(m->w, lag);
+    size_t nlag = ingest_writer_lag(m->w, lag); /* lag[nlag..] are zero, not copied */
 #define OUT(...) n += (size_t)snprintf(body + n, n < BODY_MAX ? BODY_MAX - n : 0, __VA_ARGS__)
     OUT("# HELP coldchain_ingest_messages_total MQTT messages committed, any outcome.\n"
         "# TYPE coldchain_ingest_messages_total counter\ncoldchain_ingest_messages_total %llu\n",
@@ -174,14 +175,14 @@ static int handle(struct mg_connection *conn, void *data)
     /* Lag from the reading's own ts to its commit, for readings that carry ts. */
     unsigned long long total = 0, cum = 0;
     double sum_ms = 0;
-    for (int i = 0; i < INGEST_LAG_BUCKETS; i++) {
+    for (size_t i = 0; i < nlag; i++) {
         total += lag[i];
         sum_ms += (double)i * (double)lag[i];
     }
     OUT("# HELP coldchain_ingest_publish_lag_seconds Reading ts to commit.\n"
         "# TYPE coldchain_ingest_publish_lag_seconds histogram\n");
     size_t b = 0;
-    for (int i = 0; i < INGEST_LAG_BUCKETS; i++) {
+    for (size_t i = 0; i < nlag; i++) {
         while (b < sizeof(lag_le_ms) / sizeof(lag_le_ms[0]) && (double)i > lag_le_ms[b]) {
             OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n",
                 lag_le_ms[b] / 1000.0, cum);
@@ -198,9 +199,9 @@ static int handle(struct mg_connection *conn, void *data)
     OUT("# HELP coldchain_ingest_publish_lag_quantile_seconds Quantiles of the lag (1 ms "
         "resolution).\n# TYPE coldchain_ingest_publish_lag_quantile_seconds gauge\n");
     OUT("coldchain_ingest_publish_lag_quantile_seconds{quantile=\"0.5\"} %.3f\n",
-        total ? quantile_ms(lag, total, 0.5) / 1000.0 : 0.0);
+        total ? quantile_ms(lag, nlag, total, 0.5) / 1000.0 : 0.0);
     OUT("coldchain_ingest_publish_lag_quantile_seconds{quantile=\"0.99\"} %.3f\n",
-        total ? quantile_ms(lag, total, 0.99) / 1000.0 : 0.0);
+        total ? quantile_ms(lag, nlag, total, 0.99) / 1000.0 : 0.0);
 
     /* Alerts and notifications: stored totals (cc_stats.h), one read-only connection. */
     struct cc_stats cs;

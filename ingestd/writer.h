@@ -71,7 +71,9 @@ void ingest_writer_stop(struct ingest_writer *w);
 /* The committed journal position at start (read from the database). */
 struct cc_journal_pos ingest_writer_checkpoint(struct ingest_writer *w);
 void ingest_writer_stats(struct ingest_writer *w, struct ingest_stats *out);
-/* Publish-to-commit lag histogram (1 ms buckets); copies INGEST_LAG_BUCKETS counters. */
-void ingest_writer_lag(struct ingest_writer *w, unsigned long long *out);
+/* Publish-to-commit lag histogram (1 ms buckets): copies the buckets up to the highest
+ * non-zero one into out (room for INGEST_LAG_BUCKETS) and returns how many; the others
+ * are zero. */
+size_t ingest_writer_lag(struct ingest_writer *w, unsigned long long *out);
 
 #endif

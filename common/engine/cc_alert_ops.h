@@ -27,49 +27,39 @@
     "to_char(TIMESTAMP '1970-01-01' + (" x ") * INTERVAL '1 millisecond',"                         \
     " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-/* The alert object of the API (SPEC §5 names) as a SQL json_object over alias a. */
-#define CC_ALERT_JSON_SQL                                                                                                     \
-    "json_object('id', a.id, 'coldCellId', a.cold_cell_id, 'deviceId', a.device_id,"                                          \
-    " 'type', a.type, 'status', a.status, 'value', a.value, 'threshold', a.threshold,"                                        \
-    " 'message', a.message, 'firstTriggeredAt', " CC_SQL_ISO(                                                                 \
-        "a.first_triggered_at") ","                                                                                           \
-                                " 'lastTriggeredAt', " CC_SQL_ISO(                                                            \
-                                    "a.last_triggered_at") ","                                                                \
-                                                           " 'triggerCount', a.trigger_count,"                                \
-                                                           " 'acknowledgedAt', " CC_SQL_ISO(                                  \
-                                                               "a.acknowledged_at") ","                                       \
-                                                                                    " '"                                      \
-                                                                                    "acknowledged"                            \
-                                                                                    "By', "                                   \
-                                                                                    "a."                                      \
-                                                                                    "acknowledged"                            \
-                                                                                    "_by,"                                    \
-                                                                                    " '"                                      \
-                                                                                    "escalatedAt'"                            \
-                                                                                    ","                                       \
-                                                                                    " " CC_SQL_ISO(                           \
-                                                                                        "a."                                  \
-                                                                                        "escalate"                            \
-                                                                                        "d_at") ","                           \
-                                                                                                " 'resolvedAt', " CC_SQL_ISO( \
-                                                                                                    "a.resolved_at") ","      \
-                                                                                                                     " 'resolvedBy', a.resolved_by, 'resolutionNote', a.resolution_note)"
+/* The alert object of the API (SPEC §5 names) as a SQL json_object over the columns
+ * named P (a prefix: "a." for alias a, "" for a RETURNING clause, where SQLite admits no
+ * alias). */
+/* clang-format off */
+#define CC_ALERT_JSON_SQL_OF(P)                                                                    \
+    "json_object('id', " P "id, 'coldCellId', " P "cold_cell_id, 'deviceId', " P "device_id,"    \
+    " 'type', " P "type, 'status', " P "status, 'value', " P "value,"                              \
+    " 'threshold', " P "threshold, 'message', " P "message,"                                       \
+    " 'firstTriggeredAt', " CC_SQL_ISO(P "first_triggered_at") ","                               \
+    " 'lastTriggeredAt', " CC_SQL_ISO(P "last_triggered_at") ","                                 \
+    " 'triggerCount', " P "trigger_count,"                                                         \
+    " 'acknowledgedAt', " CC_SQL_ISO(P "acknowledged_at") ","                                    \
+    " 'acknowledgedBy', " P "acknowledged_by,"                                                     \
+    " 'escalatedAt', " CC_SQL_ISO(P "escalated_at") ","                                          \
+    " 'resolvedAt', " CC_SQL_ISO(P "resolved_at") ","                                            \
+    " 'resolvedBy', " P "resolved_by, 'resolutionNote', " P "resolution_note)"
+#define CC_ALERT_JSON_SQL CC_ALERT_JSON_SQL_OF("a.")
 
 /* CC_ALERT_JSON_SQL on PostgreSQL (json_build_object: the same members in the same order;
  * PostgreSQL writes " : " between name and value and a double without ".0"). */
-/* clang-format off */
-#define CC_ALERT_JSON_SQL_PG                                                                       \
-    "json_build_object('id', a.id, 'coldCellId', a.cold_cell_id, 'deviceId', a.device_id,"       \
-    " 'type', a.type, 'status', a.status, 'value', a.value, 'threshold', a.threshold,"             \
-    " 'message', a.message,"                                                                       \
-    " 'firstTriggeredAt', " CC_SQL_ISO_PG("a.first_triggered_at") ","                            \
-    " 'lastTriggeredAt', " CC_SQL_ISO_PG("a.last_triggered_at") ","                              \
-    " 'triggerCount', a.trigger_count,"                                                            \
-    " 'acknowledgedAt', " CC_SQL_ISO_PG("a.acknowledged_at") ","                                 \
-    " 'acknowledgedBy', a.acknowledged_by,"                                                        \
-    " 'escalatedAt', " CC_SQL_ISO_PG("a.escalated_at") ","                                       \
-    " 'resolvedAt', " CC_SQL_ISO_PG("a.resolved_at") ","                                         \
-    " 'resolvedBy', a.resolved_by, 'resolutionNote', a.resolution_note)"
+#define CC_ALERT_JSON_SQL_PG_OF(P)                                                                 \
+    "json_build_object('id', " P "id, 'coldCellId', " P "cold_cell_id,"                            \
+    " 'deviceId', " P "device_id, 'type', " P "type, 'status', " P "status,"                       \
+    " 'value', " P "value, 'threshold', " P "threshold, 'message', " P "message,"                  \
+    " 'firstTriggeredAt', " CC_SQL_ISO_PG(P "first_triggered_at") ","                            \
+    " 'lastTriggeredAt', " CC_SQL_ISO_PG(P "last_triggered_at") ","                              \
+    " 'triggerCount', " P "trigger_count,"                                                         \
+    " 'acknowledgedAt', " CC_SQL_ISO_PG(P "acknowledged_at") ","                                 \
+    " 'acknowledgedBy', " P "acknowledged_by,"                                                     \
+    " 'escalatedAt', " CC_SQL_ISO_PG(P "escalated_at") ","                                       \
+    " 'resolvedAt', " CC_SQL_ISO_PG(P "resolved_at") ","                                         \
+    " 'resolvedBy', " P "resolved_by, 'resolutionNote', " P "resolution_note)"
+#define CC_ALERT_JSON_SQL_PG CC_ALERT_JSON_SQL_PG_OF("a.")
 /* clang-format on */
 
 enum cc_alert_type {

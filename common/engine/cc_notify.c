@@ -105,7 +105,7 @@ static const char *const event_names[] = {
 /* The alert object of alert_id, and its cell. */
 struct alert_obj {
     int64_t cold_cell_id;
-    char *json; /* malloc'd */
+    char *json; /* malloc'd by alert_obj_load; borrowed (never freed) in the _obj entry points */
 };
 
 static const char *pick(struct cc_store *st, const char *lite, const char *pg)
@@ -175,7 +175,21 @@ static int insert_event(struct cc_store *st, int64_t alert_id, const struct aler
                         int64_t now_ms);
 
 /* Notifications of kind for the recipients to (NULL: none), plus the event (-1:
- * none), sharing one alert object. */
+ * none), sharing the alert object a. */
+static int alert_change_obj(struct cc_store *st, const struct recipients *to, int64_t alert_id,
+                            const struct alert_obj *a, const char *kind, const char *title,
+                            int event, int64_t now_ms)
+{
+    int rc = CC_OK;
+
+    if (to != NULL)
+        rc = insert_for_alert(st, to, alert_id, kind, title, a->json, now_ms);
+    if (rc == CC_OK && event >= 0)
+        rc = insert_event(st, alert_id, a, event, now_ms);
+    return rc;
+}
+
+/* alert_change_obj with the alert object read from the database. */
 static int alert_change(struct cc_store *st, const struct recipients *to, int64_t alert_id,
                         const char *kind, const char *title, int event, int64_t now_ms)
 {
@@ -186,10 +200,7 @@ static int alert_change(struct cc_store *st, const struct recipients *to, int64_
         return CC_OK; /* nothing to tell about an alert that is not there */
     if (rc != CC_OK)
         return rc;
-    if (to != NULL)
-        rc = insert_for_alert(st, to, alert_id, kind, title, a.json, now_ms);
-    if (rc == CC_OK && event >= 0)
-        rc = insert_event(st, alert_id, &a, event, now_ms);
+    rc = alert_change_obj(st, to, alert_id, &a, kind, title, event, now_ms);
     free(a.json);
     return rc;
 }
@@ -209,6 +220,26 @@ int cc_notify_alert_resolved(struct cc_store *st, int64_t alert_id, int64_t now_
 {
     return alert_change(st, &customer_and_technicians, alert_id, "ALERT_RESOLVED", "Resolved",
                         CC_EVENT_RESOLVED, now_ms);
+}
+
+/* The object comes from the statement that made the change (RETURNING): the alert as it
+ * is now, without reading it back. The string is not kept. */
+int cc_notify_alert_raised_obj(struct cc_store *st, int64_t alert_id, int64_t cold_cell_id,
+                               const char *alert_json, int64_t now_ms)
+{
+    struct alert_obj a = {cold_cell_id, (char *)alert_json};
+
+    return alert_change_obj(st, &customer_and_technicians, alert_id, &a, "ALERT", "Alert",
+                            CC_EVENT_CREATED, now_ms);
+}
+
+int cc_notify_alert_resolved_obj(struct cc_store *st, int64_t alert_id, int64_t cold_cell_id,
+                                 const char *alert_json, int64_t now_ms)
+{
+    struct alert_obj a = {cold_cell_id, (char *)alert_json};
+
+    return alert_change_obj(st, &customer_and_technicians, alert_id, &a, "ALERT_RESOLVED",
+                            "Resolved", CC_EVENT_RESOLVED, now_ms);
 }
 
 int cc_notify_escalation(struct cc_store *st, int64_t alert_id, int64_t now_ms)

@@ -84,7 +84,9 @@ static const char sql_delivery_done[] =
  * (no channel configured) the inbox copy is all there is: SENT. $1 the notification, NOW
  * the time (a typed $2 on PostgreSQL), ERRORS the aggregate joining the channels' errors
  * (group_concat in SQLite, string_agg in PostgreSQL). */
-#define SUMMARY(NOW, ERRORS)                                                                       \
+#define SUMMARY(NOW, ERRORS) SUMMARY_OF("$1", NOW, ERRORS, "id = $1")
+/* The summary of the notification whose id is ID, for the rows WHERE picks. */
+#define SUMMARY_OF(ID, NOW, ERRORS, WHERE)                                                         \
     "UPDATE notifications SET (status, attempts, next_attempt_at, sent_at, last_error) ="          \
     " (SELECT CASE WHEN count(CASE WHEN d.status = 'PENDING' THEN 1 END) > 0 THEN 'PENDING'"       \
     " WHEN count(CASE WHEN d.status = 'FAILED' THEN 1 END) > 0 THEN 'FAILED' ELSE 'SENT' END,"     \
@@ -94,11 +96,22 @@ static const char sql_delivery_done[] =
     " coalesce(notifications.sent_at, min(CASE WHEN d.status = 'SENT' THEN d.sent_at END),"        \
     " CASE WHEN count(*) = 0 THEN " NOW " END),"                                                   \
     " " ERRORS "(CASE WHEN d.status <> 'SENT' THEN d.channel || ': ' || d.last_error END, '; ')"   \
-    " FROM notification_deliveries d WHERE d.notification_id = $1)"                                \
-    " WHERE id = $1 RETURNING CASE WHEN status = 'PENDING' AND next_attempt_at <= " NOW            \
+    " FROM notification_deliveries d WHERE d.notification_id = " ID ")"                            \
+    " WHERE " WHERE " RETURNING CASE WHEN status = 'PENDING' AND next_attempt_at <= " NOW          \
     " THEN 1 ELSE 0 END"
 static const char sql_summary[] = SUMMARY("$2", "group_concat");
 static const char sql_summary_pg[] = SUMMARY("CAST($2 AS bigint)", "string_agg");
+/* A process with no per-user channel has nothing to send for any notification: the due
+ * ones (sql_due's rows, $1 now, $2 rows) are summarised in one statement instead of one
+ * SELECT row and one UPDATE each (the churn bench: one notification per alert change). A
+ * row comes back per notification, 1 while it is still due. */
+#define SUMMARY_DUE(NOW, ERRORS, LOCK)                                                             \
+    SUMMARY_OF("notifications.id", NOW, ERRORS,                                                    \
+               "id IN (SELECT id FROM notifications WHERE status = 'PENDING' AND"                  \
+               " next_attempt_at <= " NOW " ORDER BY next_attempt_at, id LIMIT $2" LOCK ")")
+static const char sql_summary_due[] = SUMMARY_DUE("$1", "group_concat", "");
+static const char sql_summary_due_pg[] =
+    SUMMARY_DUE("CAST($1 AS bigint)", "string_agg", " FOR UPDATE SKIP LOCKED");
 static const char sql_body[] =
     "SELECT " CC_NOTIFY_JSON_SQL ", u.email, json_extract(n.payload, '$.title'),"
     " json_extract(n.payload, '$.message') FROM notifications n"
@@ -348,6 +361,25 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
     return db_rc(rc);
 }
 
+/* claim_one's summary for all due notifications at once, when this process has no
+ * per-user channel: *settled counts those that left the due list. */
+static int settle_due(struct cc_store *st, int64_t now_ms, int *settled)
+{
+    struct cc_stmt *stmt = NULL;
+    int rc = cc_stmt_prepare(st, pick(st, sql_summary_due, sql_summary_due_pg), &stmt);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, now_ms);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 2, CC_NOTIFY_BATCH);
+    while (rc == CC_OK && (rc = cc_stmt_step(stmt)) == CC_ROW) {
+        *settled += cc_stmt_column_int64(stmt, 0) == 0;
+        rc = CC_OK;
+    }
+    cc_stmt_release(stmt);
+    return db_rc(rc);
+}
+
 /* Claims due notifications' channels into items[*n..cap); *settled counts those that
  * left the due list with nothing to send. Inside a transaction. The due rows are read
  * first and claimed afterwards, so no row changes under a running scan. */
@@ -357,7 +389,11 @@ static int claim_notifications(struct cc_store *st, const struct cc_notify_chann
     struct cc_stmt *due = NULL;
     int64_t ids[CC_NOTIFY_BATCH];
     int nids = 0;
-    int rc = cc_stmt_prepare(st, pick(st, sql_due, sql_due_pg), &due);
+    int rc;
+
+    if (!channel_on(ch, CH_WEBHOOK) && !channel_on(ch, CH_EMAIL))
+        return settle_due(st, now_ms, settled);
+    rc = cc_stmt_prepare(st, pick(st, sql_due, sql_due_pg), &due);
 
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(due, 1, now_ms);

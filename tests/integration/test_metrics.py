@@ -223,6 +223,21 @@ def main():
                 expect(d == 1, "%s moved by %r" % (code, d))
         cases.run("ingestd_accepted_and_rejected_by_code", ingest_counts)
 
+        def ingest_lag_histogram():
+            # The three readings are 3, 2 and 1 s old when published: each is counted
+            # once, in no bucket under 0.5 s and in the 30 s one (the writer copies only
+            # the histogram's used buckets to a scrape; the rest must still add up).
+            h = "coldchain_ingest_publish_lag_seconds"
+
+            def moved(name, **labels):
+                return value(ing, h, name, **labels) - value(ing_before, h, name, **labels)
+            expect(moved(h + "_count") == 3, moved(h + "_count"))
+            expect(moved(h + "_bucket", le="+Inf") == 3, moved(h + "_bucket", le="+Inf"))
+            expect(moved(h + "_bucket", le="30") == 3, moved(h + "_bucket", le="30"))
+            expect(moved(h + "_bucket", le="0.5") == 0, moved(h + "_bucket", le="0.5"))
+            expect(moved(h + "_sum") >= 6.0, moved(h + "_sum"))
+        cases.run("ingestd_lag_histogram_counts_each_reading", ingest_lag_histogram)
+
         def ingest_alerts_and_notifications():
             # The seed holds two resolved alerts (HIGH_TEMP, POWER_LOSS); raise one more.
             p2 = s.mqtt_client("CC-FRZ-0002", s.keys["CC-FRZ-0002"])

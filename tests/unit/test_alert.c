@@ -539,6 +539,64 @@ static void test_notify_deliver_settles_every_batch(void **state)
     assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE status = 'PENDING'"), 1);
 }
 
+/* The alert object in a notification and its alert event is the alert as the change
+ * left it (cc_alert_ops.c takes it from the statement's RETURNING, not from a read-back):
+ * ACTIVE with trigger count 1 on raise, RESOLVED with its resolved_at on resolve, the
+ * same text CC_ALERT_JSON_SQL makes from the row. */
+static void test_alert_objects_are_the_changed_row(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+
+    reading(st, FRIDGE, T0 - 90 * S, 9.0, -1);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications n, alerts a"
+                           " WHERE n.kind = 'ALERT' AND json_extract(n.payload, '$.alert')"
+                           " = " CC_ALERT_JSON_SQL),
+                     2);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events e, alerts a WHERE e.event ="
+                           " 'CREATED' AND e.cold_cell_id = 2 AND e.payload = " CC_ALERT_JSON_SQL),
+                     1);
+    reading(st, FRIDGE, T0 - 80 * S, 10.0, -1); /* a re-trigger: no object, no notification */
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications"), 2);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events"), 1);
+    reading(st, FRIDGE, T0 - 70 * S, 5.0, -1);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications n, alerts a"
+                           " WHERE n.kind = 'ALERT_RESOLVED' AND json_extract(n.payload,"
+                           " '$.alert') = " CC_ALERT_JSON_SQL " AND a.status = 'RESOLVED'"),
+                     2);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events e, alerts a WHERE e.event ="
+                           " 'RESOLVED' AND e.cold_cell_id = 2 AND e.payload = " CC_ALERT_JSON_SQL
+                           " AND json_extract(e.payload, '$.resolvedAt') IS NOT NULL"
+                           " AND json_extract(e.payload, '$.triggerCount') = 2"),
+                     1);
+    /* The CREATED event kept the alert as it was raised. */
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'CREATED' AND"
+                           " json_extract(payload, '$.status') = 'ACTIVE' AND"
+                           " json_extract(payload, '$.triggerCount') = 1"),
+                     1);
+}
+
+/* A process with no per-user channel settles due notifications in one statement
+ * (settle_due): each gets what the per-row summary gives it, SENT with sent_at = now and
+ * its attempts unchanged; one not yet due is left alone. */
+static void test_notify_deliver_settle_columns(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels none = {0};
+    int sent = -1;
+
+    exec_ok(st, "INSERT INTO notifications (user_id, kind, channel, payload, status, attempts,"
+                " next_attempt_at, created_at) VALUES (1, 'SYSTEM', 'inbox', '{}', 'PENDING', 3,"
+                " 0, 0), (1, 'SYSTEM', 'inbox', '{}', 'PENDING', 0, 9999999999999, 0)");
+    assert_int_equal(cc_notify_deliver(st, &none, T0, 100, &sent), CC_OK);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE status = 'SENT' AND"
+                           " attempts = 3 AND last_error IS NULL AND next_attempt_at = 0"),
+                     1);
+    assert_int_equal(q(st, "SELECT sent_at FROM notifications WHERE status = 'SENT'"), T0);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE status = 'PENDING'"
+                           " AND sent_at IS NULL AND next_attempt_at = 9999999999999"),
+                     1);
+}
+
 static void test_notify_deliver_alert_events(void **state)
 {
     struct cc_store *st = ((struct fixture *)*state)->st;
@@ -785,6 +843,8 @@ int main(void)
         T(test_notify_deliver_retries_with_backoff),
         T(test_notify_deliver_no_mqtt_for_notifications),
         T(test_notify_deliver_settles_every_batch),
+        T(test_notify_deliver_settle_columns),
+        T(test_alert_objects_are_the_changed_row),
         T(test_notify_deliver_alert_events),
         T(test_notify_signature),
         T(test_alerts_api_resolve_ack_access),
