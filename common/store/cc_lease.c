@@ -62,7 +62,10 @@ int cc_lease_try(struct cc_store *st, const char *name, int idle_timeout_ms, int
     rc = cc_stmt_prepare(st, sql_timeout, &s);
     if (rc == CC_OK)
         rc = cc_stmt_bind_text(s, 1, ms);
-    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+    if (rc == CC_OK) {
+        do
+            rc = cc_stmt_step(s);
+        while (rc == CC_ROW); /* set_config's one row: its value, not wanted */
     }
     cc_stmt_release(s);
     if (rc == CC_OK)
