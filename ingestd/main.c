@@ -142,14 +142,23 @@ static void on_tick(void *ctx)
     ingest_disk_poll(d->disk); /* ends the full state when space has returned */
 }
 
-/* INGEST_FSYNC=1: the round's records reach the disk before their PUBACKs are written. */
+/* Before the round's PUBACKs are written. INGEST_FSYNC=1: the round's records reach the
+ * disk first. INGEST_ACK=commit: the round is committed first (the writer drained), so
+ * nothing the broker will not send again lives only in this box's journal: a standby on
+ * another box loses nothing (docs/scaling.md). The writer exits the process rather than
+ * commit after losing the lease, so a fenced active acknowledges nothing more either. */
 static int on_round(void *ctx)
 {
     struct ingestd *d = ctx;
-    int rc = cc_journal_sync(d->journal);
+    int rc = CC_OK;
 
-    if (rc != CC_OK)
-        ingest_disk_failed(d->disk, "journal", errno);
+    if (d->cfg.ingest_fsync) {
+        rc = cc_journal_sync(d->journal);
+        if (rc != CC_OK)
+            ingest_disk_failed(d->disk, "journal", errno);
+    }
+    if (rc == CC_OK && d->cfg.ingest_ack_commit)
+        ingest_writer_flush(d->writer);
     return rc == CC_OK ? 0 : -1;
 }
 
@@ -282,7 +291,7 @@ int main(void)
     mo.username = d.cfg.mqtt_username;
     mo.password = d.cfg.mqtt_password;
     mo.on_message = on_message;
-    mo.on_round = d.cfg.ingest_fsync ? on_round : NULL;
+    mo.on_round = d.cfg.ingest_fsync || d.cfg.ingest_ack_commit ? on_round : NULL;
     mo.on_tick = on_tick;
     mo.ctx = &d;
     if (ingest_mqtt_new(&mo, &d.mqtt) != CC_OK) {
@@ -322,8 +331,9 @@ int main(void)
         status = 1;
         goto out;
     }
-    cc_log_info("started", "broker=%s client_id=%s metrics=127.0.0.1:%d fsync=%d", d.cfg.mqtt_url,
-                d.client_id, d.cfg.ingest_metrics_port, d.cfg.ingest_fsync);
+    cc_log_info("started", "broker=%s client_id=%s metrics=127.0.0.1:%d fsync=%d ack=%s",
+                d.cfg.mqtt_url, d.client_id, d.cfg.ingest_metrics_port, d.cfg.ingest_fsync,
+                d.cfg.ingest_ack_commit ? "commit" : "journal");
     ingest_mqtt_run(d.mqtt, &stop_requested);
     cc_log_info("stopping", "finishing the work in hand");
 

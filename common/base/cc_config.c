@@ -406,6 +406,15 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     if ((rc = env_int32("INGEST_LEASE_TIMEOUT_MS", INGEST_LEASE_TIMEOUT_MS_DEFAULT, 0, 3600000,
                         &c.ingest_lease_timeout_ms, err, errlen)) != CC_OK)
         return rc;
+    v = env("INGEST_ACK");
+    if (v != NULL) {
+        if (strcmp(v, "journal") == 0)
+            c.ingest_ack_commit = 0;
+        else if (strcmp(v, "commit") == 0)
+            c.ingest_ack_commit = 1;
+        else
+            return fail_msg(err, errlen, "INGEST_ACK: must be journal or commit");
+    }
     /* The active checks its lease once per poll: a timeout under three polls would end a
      * healthy active's session between two checks. */
     if (c.ingest_lease_timeout_ms != 0 &&

@@ -40,17 +40,21 @@ struct cc_config {
     /* ingestd failover (docs/scaling.md): how often a standby tries the lease and the active
      * checks it still holds it, and (PostgreSQL) how long the lease's session may stay
      * silent before PostgreSQL ends it, so a paused active loses it (0 = never). */
-    int ingest_standby_poll_ms;      /* INGEST_STANDBY_POLL_MS, default 1000 (50..60000) */
-    int ingest_lease_timeout_ms;     /* INGEST_LEASE_TIMEOUT_MS, default 10000; 0 or >= 3 polls */
-    int production;                  /* COLDCHAIN_ENV=production */
-    char jwt_secret[CC_CONFIG_STR];  /* JWT_SECRET; required in production */
-    int64_t access_token_ttl_s;      /* ACCESS_TOKEN_TTL_S, default 900 */
-    int64_t refresh_token_ttl_s;     /* REFRESH_TOKEN_TTL_S, default 604800 */
-    int64_t offline_after_s;         /* OFFLINE_AFTER_S, default 600 */
-    int64_t escalate_after_s;        /* ESCALATE_AFTER_S, default 3600 */
-    int log_level;                   /* LOG_LEVEL, default info (enum cc_log_level) */
-    int log_json;                    /* LOG_FORMAT json (1) | text (0), default json */
-    char webhook_url[CC_CONFIG_URL]; /* WEBHOOK_URL, empty = channel off */
+    int ingest_standby_poll_ms;  /* INGEST_STANDBY_POLL_MS, default 1000 (50..60000) */
+    int ingest_lease_timeout_ms; /* INGEST_LEASE_TIMEOUT_MS, default 10000; 0 or >= 3 polls */
+    /* INGEST_ACK journal|commit (journal): when ingestd acknowledges a read round, after its
+     * journal (default) or only once the round is committed, so that nothing acknowledged
+     * lives only in a journal another box cannot read (docs/scaling.md). */
+    int ingest_ack_commit;
+    int production;                     /* COLDCHAIN_ENV=production */
+    char jwt_secret[CC_CONFIG_STR];     /* JWT_SECRET; required in production */
+    int64_t access_token_ttl_s;         /* ACCESS_TOKEN_TTL_S, default 900 */
+    int64_t refresh_token_ttl_s;        /* REFRESH_TOKEN_TTL_S, default 604800 */
+    int64_t offline_after_s;            /* OFFLINE_AFTER_S, default 600 */
+    int64_t escalate_after_s;           /* ESCALATE_AFTER_S, default 3600 */
+    int log_level;                      /* LOG_LEVEL, default info (enum cc_log_level) */
+    int log_json;                       /* LOG_FORMAT json (1) | text (0), default json */
+    char webhook_url[CC_CONFIG_URL];    /* WEBHOOK_URL, empty = channel off */
     char webhook_secret[CC_CONFIG_STR]; /* WEBHOOK_SECRET */
     char smtp_url[CC_CONFIG_URL];       /* SMTP_URL, empty = channel off */
     char smtp_from[CC_CONFIG_STR];      /* SMTP_FROM */

@@ -9,6 +9,10 @@ takeover took less than TAKEOVER_MAX_S, and the alert engine saw every device in
 newest_ts is the last reading published, and the high stretch at the end of each device's
 stream left exactly one ACTIVE HIGH_TEMP alert and nothing resolved).
 
+Two boxes (PostgreSQL): each ingestd with a data directory of its own, so a standby cannot
+replay the dead active's journal; with INGEST_ACK=commit nothing acknowledged lives only
+there, and the same kill rounds store every reading once.
+
 Fence: on PostgreSQL, an active whose lease session ends (terminated backend; a SIGSTOP
 longer than INGEST_LEASE_TIMEOUT_MS) exits with INGEST_EXIT_FENCED before committing more,
 and the standby takes over with nothing lost or stored twice. On SQLite the lease is an
@@ -202,12 +206,24 @@ def standby_idle(st):
     assert not b.connected(), "the standby connected to the broker"
 
 
-def kill_rounds(st):
+def own_dirs(st, env):
+    """Two boxes: each ingestd its own data directory (its own journal)."""
+    def env_for(name):
+        d = os.path.join(st.dir, name + "-data")
+        os.makedirs(d, exist_ok=True)
+        return dict(env, COLDCHAIN_DATA_DIR=d)
+    return env_for
+
+
+def kill_rounds(st, env_for=None):
     """kill -9 of the active one mid-stream, three times; each takeover timed."""
     prepare(st)
-    active, standby = start_pair(st)
+    env_for = env_for or (lambda name: {})
+    active = Ingestd(st, "ingestd_a", **env_for("ingestd_a")).start()
+    wait_for(active.connected, timeout=20, what="a connected")
+    standby = Ingestd(st, "ingestd_b", **env_for("ingestd_b")).start()
+    wait_for(lambda: "standby" in standby.log(), timeout=20, what="b standby")
     s = Stream(st).start()
-    names = {"ingestd_a": active, "ingestd_b": standby}
     times = []
     for frac in (0.2, 0.45, 0.7):
         wait_for(lambda: s.stored() >= frac * s.total, timeout=120, interval=0.02,
@@ -220,15 +236,48 @@ def kill_rounds(st):
         times.append(time.time() - t0)
         # The killed one comes back as the next standby (its log starts over).
         os.unlink(st.logs[active.name])
-        killed = Ingestd(st, active.name).start()
+        killed = Ingestd(st, active.name, **env_for(active.name)).start()
         wait_for(lambda: "standby" in killed.log(), timeout=20, what="restarted as standby")
-        names[active.name] = killed
         active, standby = standby, killed
     s.finish()
     s.check_exactly_once()
     s.check_order()
     print("takeover seconds: %s" % ", ".join("%.2f" % t for t in times))
     assert max(times) < TAKEOVER_MAX_S, times
+
+
+def stalled_kill(st, ack="commit"):
+    """Two boxes, the active's commits held back (a lock on readings) when it is killed:
+    with INGEST_ACK=journal what it acknowledged since would live only in its own journal,
+    which the standby on the other box cannot read (lost); with commit it acknowledged
+    none of it, and the broker gives it all to the standby."""
+    prepare(st)
+    env_for = own_dirs(st, {"INGEST_ACK": ack})
+    a = Ingestd(st, "ingestd_a", **env_for("ingestd_a")).start()
+    wait_for(a.connected, timeout=20, what="a connected")
+    b = Ingestd(st, "ingestd_b", **env_for("ingestd_b")).start()
+    wait_for(lambda: "standby" in b.log(), timeout=20, what="b standby")
+    s = Stream(st, per_device=400).start()
+    wait_for(lambda: s.stored() >= s.total // 4, timeout=60, interval=0.02,
+             what="a quarter stored")
+    con = st.pg.connect()
+    try:
+        cur = con.cursor()
+        cur.execute("LOCK TABLE readings IN SHARE MODE")  # inserts wait; the loop goes on
+        # Something received and not committed when it dies (with commit, one read round:
+        # the loop then waits for the writer, unacknowledged).
+        time.sleep(1.0)
+        wait_for(lambda: a.metric("coldchain_ingest_mqtt_received_total") >
+                 a.metric("coldchain_ingest_messages_total"), timeout=20, interval=0.05,
+                 what="a has received what it could not commit")
+        a.kill()
+    finally:
+        con.rollback()
+        con.close()
+    wait_for(lambda: b.role() == "active" and b.connected(), timeout=10, what="b takes over")
+    s.finish()
+    s.check_exactly_once()
+    s.check_order()
 
 
 def pg_lease_backend(st):
@@ -296,6 +345,20 @@ def main():
                 f(st)
         cases.run(name, run)
     if PG:
+        def run_boxes():
+            with Stack(apid=False, ingestd=False) as st:
+                kill_rounds(st, own_dirs(st, {"INGEST_ACK": "commit"}))
+        cases.run("PostgreSQL, two boxes (a data directory, hence a journal, each) with "
+                  "INGEST_ACK=commit: kill -9 of the active 3 times, every reading once, in "
+                  "order, takeover < %.0f s" % TAKEOVER_MAX_S, run_boxes)
+
+        def run_stalled():
+            with Stack(apid=False, ingestd=False) as st:
+                stalled_kill(st)
+        cases.run("PostgreSQL, two boxes, INGEST_ACK=commit: the active killed while its "
+                  "commits wait: nothing it received is lost (it acknowledged none of it)",
+                  run_stalled)
+
         def run_fence():
             with Stack(apid=False, ingestd=False) as st:
                 fence_terminated(st)

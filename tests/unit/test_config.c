@@ -34,7 +34,8 @@ static const char *const errcap_vars[] = {"INGEST_ERROR_REPLY_BURST",
                                           "INGEST_ERROR_REPLIES_PER_MIN"};
 
 /* ingestd failover (docs/scaling.md). */
-static const char *const failover_vars[] = {"INGEST_STANDBY_POLL_MS", "INGEST_LEASE_TIMEOUT_MS"};
+static const char *const failover_vars[] = {"INGEST_STANDBY_POLL_MS", "INGEST_LEASE_TIMEOUT_MS",
+                                            "INGEST_ACK"};
 
 static void clear_env(void)
 {
@@ -854,6 +855,16 @@ static void test_config_failover(void **state)
     setenv("INGEST_LEASE_TIMEOUT_MS", "0", 1);
     load_ok(&c);
     assert_int_equal(c.ingest_standby_poll_ms, 4000);
+    /* INGEST_ACK: after the journal (default) or after the commit. */
+    clear_env();
+    load_ok(&c);
+    assert_int_equal(c.ingest_ack_commit, 0);
+    expect_good("INGEST_ACK", "commit", &c);
+    assert_int_equal(c.ingest_ack_commit, 1);
+    expect_good("INGEST_ACK", "journal", &c);
+    assert_int_equal(c.ingest_ack_commit, 0);
+    expect_bad("INGEST_ACK", "Commit");
+    expect_bad("INGEST_ACK", "db");
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_env, teardown_env)
