@@ -10,13 +10,11 @@
  * committed is replayed at start, what was not acknowledged the broker sends again, and
  * (device_id, ts) is unique. */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +29,7 @@
 #include "cc_walckpt.h"
 #include "disk.h"
 #include "jobs.h"
+#include "leader.h"
 #include "metrics.h"
 #include "mqtt.h"
 #include "paho_legacy.h"
@@ -59,6 +58,7 @@ struct ingestd {
     struct cc_gate gate; /* the writer and the jobs take turns at write transactions */
     struct cc_walckpt *ckpt;
     struct ingest_mqtt *mqtt;
+    struct ingest_leader *leader;
 };
 
 static void on_signal(int sig)
@@ -142,31 +142,35 @@ static void on_tick(void *ctx)
     ingest_disk_poll(d->disk); /* ends the full state when space has returned */
 }
 
-/* INGEST_FSYNC=1: the round's records reach the disk before their PUBACKs are written. */
+/* Before the round's PUBACKs are written. INGEST_FSYNC=1: the round's records reach the
+ * disk first. INGEST_ACK=commit: the round is committed first (the writer drained), so
+ * nothing the broker will not send again lives only in this box's journal: a standby on
+ * another box loses nothing (docs/scaling.md). The writer exits the process rather than
+ * commit after losing the lease, so a fenced active acknowledges nothing more either. */
 static int on_round(void *ctx)
 {
     struct ingestd *d = ctx;
-    int rc = cc_journal_sync(d->journal);
+    int rc = CC_OK;
 
-    if (rc != CC_OK)
-        ingest_disk_failed(d->disk, "journal", errno);
+    if (d->cfg.ingest_fsync) {
+        rc = cc_journal_sync(d->journal);
+        if (rc != CC_OK)
+            ingest_disk_failed(d->disk, "journal", errno);
+    }
+    if (rc == CC_OK && d->cfg.ingest_ack_commit)
+        ingest_writer_flush(d->writer);
     return rc == CC_OK ? 0 : -1;
 }
 
-static int lock_dir(const char *dir)
+/* <data dir>/<client id>.journal: one per broker session, shared by the ingestd of one box
+ * that compete for it (leader.h). */
+static int journal_dir(struct ingestd *d, char *out, size_t outlen)
 {
-    char path[PATH_MAX];
-    int fd;
+    char dir[PATH_MAX];
 
-    if (snprintf(path, sizeof(path), "%s/lock", dir) >= (int)sizeof(path))
-        return -1;
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd; /* held for the life of the process */
+    cc_config_data_dir(&d->cfg, dir, sizeof(dir));
+    return snprintf(out, outlen, "%s/%s.journal", dir, d->client_id) < (int)outlen ? CC_OK
+                                                                                   : CC_ERR_IO;
 }
 
 static int setup(struct ingestd *d)
@@ -186,17 +190,13 @@ static int setup(struct ingestd *d)
     }
     cc_store_close(st);
     cc_config_data_dir(&d->cfg, dir, sizeof(dir));
-    if (snprintf(path, sizeof(path), "%s/%s.journal", dir, d->client_id) >= (int)sizeof(path))
+    if (journal_dir(d, path, sizeof(path)) != CC_OK)
         return CC_ERR_IO;
+    /* Opened only now that the lease is ours (main): the journal is the dead active's too. */
     rc = cc_journal_open(path, &d->journal);
     if (rc != CC_OK) {
         cc_log_error("journal_open_failed", "%s: cannot open the receive journal", path);
         return rc;
-    }
-    if (lock_dir(path) < 0) {
-        cc_log_error("journal_locked", "%s is in use by another ingestd with client id %s", path,
-                     d->client_id);
-        return CC_ERR_IO;
     }
     /* The WAL checkpointer is SQLite's: PostgreSQL checkpoints by itself (d->ckpt NULL). */
     rc = cc_config_db_is_url(&d->cfg)
@@ -218,6 +218,8 @@ static int setup(struct ingestd *d)
         cc_log_error("db_open_failed", "%s: %s", shown, cc_rc_code(rc));
         return rc;
     }
+    /* A lost lease ends the process before any commit, the replay's included (leader.h). */
+    ingest_writer_set_fence(d->writer, ingest_leader_check, d->leader);
     /* 1. Whatever was journaled but not committed before a crash. */
     from = ingest_writer_checkpoint(d->writer);
     rc = cc_journal_replay(d->journal, from, ingest_writer_push, d->writer);
@@ -290,30 +292,49 @@ int main(void)
     mo.password = d.cfg.mqtt_password;
     mo.share_group = d.cfg.ingest_share_group;
     mo.on_message = on_message;
-    mo.on_round = d.cfg.ingest_fsync ? on_round : NULL;
+    mo.on_round = d.cfg.ingest_fsync || d.cfg.ingest_ack_commit ? on_round : NULL;
     mo.on_tick = on_tick;
     mo.ctx = &d;
     if (ingest_mqtt_new(&mo, &d.mqtt) != CC_OK) {
         status = 1;
         goto out;
     }
+    /* Failover (leader.h): a standby serves /metrics (coldchain_ingest_active 0) and waits
+     * for the lease before it touches the journal or the broker session. */
+    {
+        char jdir[PATH_MAX];
+
+        if (journal_dir(&d, jdir, sizeof(jdir)) != CC_OK ||
+            ingest_leader_new(&d.cfg, d.client_id, jdir, &d.leader) != CC_OK) {
+            status = 1;
+            goto out;
+        }
+    }
+    if (ingest_metrics_start(d.cfg.ingest_metrics_port, d.cfg.db_path, NULL,
+                             ingest_mqtt_counters(d.mqtt), NULL, &d.metrics) != CC_OK) {
+        status = 1;
+        goto out;
+    }
+    if (!ingest_leader_acquire(d.leader, &stop_requested))
+        goto out; /* stopped while standby */
     if (setup(&d) != CC_OK) {
         status = 1;
         goto out;
     }
     if (d.cfg.ingest_fsync)
         cc_journal_set_sync(d.journal, 1);
-    if (ingest_metrics_start(d.cfg.ingest_metrics_port, d.cfg.db_path, d.writer,
-                             ingest_mqtt_counters(d.mqtt), d.ckpt, &d.metrics) != CC_OK) {
+    if (ingest_leader_watch(d.leader) != CC_OK) {
         status = 1;
         goto out;
     }
+    ingest_metrics_set_active(d.metrics, d.writer, d.ckpt);
     if (ingest_jobs_start(&d.cfg, &d.gate, d.ckpt, ingest_mqtt_publish, d.mqtt, &d.jobs) != CC_OK) {
         status = 1;
         goto out;
     }
-    cc_log_info("started", "broker=%s client_id=%s metrics=127.0.0.1:%d fsync=%d", d.cfg.mqtt_url,
-                d.client_id, d.cfg.ingest_metrics_port, d.cfg.ingest_fsync);
+    cc_log_info("started", "broker=%s client_id=%s metrics=127.0.0.1:%d fsync=%d ack=%s",
+                d.cfg.mqtt_url, d.client_id, d.cfg.ingest_metrics_port, d.cfg.ingest_fsync,
+                d.cfg.ingest_ack_commit ? "commit" : "journal");
     ingest_mqtt_run(d.mqtt, &stop_requested);
     cc_log_info("stopping", "finishing the work in hand");
 
@@ -325,6 +346,7 @@ out:
     cc_walckpt_stop(d.ckpt);      /* after every connection it serves */
     cc_journal_close(d.journal);
     ingest_disk_close(d.disk);
+    ingest_leader_free(d.leader); /* last: the lease outlives every commit */
     cc_log_info("stopped", "exit status %d", status);
     return status;
 }

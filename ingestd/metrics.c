@@ -62,9 +62,20 @@ static int handle(struct mg_connection *conn, void *data)
         mg_send_http_error(conn, 500, "%s", "out of memory");
         return 500;
     }
-    ingest_writer_stats(m->w, &s);
-    size_t nlag = ingest_writer_lag(m->w, lag); /* lag[nlag..] are zero, not copied */
+    struct ingest_writer *w = __atomic_load_n(&m->w, __ATOMIC_ACQUIRE);
+    struct cc_walckpt *ckpt = __atomic_load_n(&m->ckpt, __ATOMIC_ACQUIRE);
+    size_t nlag = 0; /* lag[nlag..] are zero, not copied */
+    if (w != NULL) {
+        ingest_writer_stats(w, &s);
+        nlag = ingest_writer_lag(w, lag);
+    } else { /* a standby: nothing received, nothing committed */
+        memset(&s, 0, sizeof s);
+    }
 #define OUT(...) n += (size_t)snprintf(body + n, n < BODY_MAX ? BODY_MAX - n : 0, __VA_ARGS__)
+    OUT("# HELP coldchain_ingest_active 1 when this ingestd holds its client id's lease and "
+        "consumes, 0 while it waits as a standby (docs/scaling.md).\n"
+        "# TYPE coldchain_ingest_active gauge\ncoldchain_ingest_active %d\n",
+        w != NULL);
     OUT("# HELP coldchain_ingest_messages_total MQTT messages committed, any outcome.\n"
         "# TYPE coldchain_ingest_messages_total counter\ncoldchain_ingest_messages_total %llu\n",
         s.messages);
@@ -104,9 +115,9 @@ static int handle(struct mg_connection *conn, void *data)
     OUT("# HELP coldchain_ingest_queue Messages received and journaled, not yet committed "
         "(at most %d).\n# TYPE coldchain_ingest_queue gauge\ncoldchain_ingest_queue %zu\n",
         INGEST_QUEUE_MAX, s.backlog);
-    if (m->ckpt != NULL) {
+    if (ckpt != NULL) {
         struct cc_walckpt_stats c;
-        cc_walckpt_get_stats(m->ckpt, &c);
+        cc_walckpt_get_stats(ckpt, &c);
         OUT("# HELP coldchain_wal_pages WAL size in pages after the last commit of ingestd.\n"
             "# TYPE coldchain_wal_pages gauge\ncoldchain_wal_pages %lld\n",
             c.last_wal_pages);
@@ -273,6 +284,33 @@ static int handle(struct mg_connection *conn, void *data)
     return 200;
 }
 
+/* /healthz: the process answers (either role). /readyz: it consumes (the active one). */
+static int health(struct mg_connection *conn, void *data, int ready_only)
+{
+    struct ingest_metrics *m = data;
+    int active = __atomic_load_n(&m->w, __ATOMIC_ACQUIRE) != NULL;
+    int status = ready_only && !active ? 503 : 200;
+    char body[64];
+    int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"role\":\"%s\"}",
+                     status == 200 ? "ok" : "unavailable", active ? "active" : "standby");
+
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+              "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+              status, status == 200 ? "OK" : "Service Unavailable", n, body);
+    return status;
+}
+
+static int healthz(struct mg_connection *conn, void *data)
+{
+    return health(conn, data, 0);
+}
+
+static int readyz(struct mg_connection *conn, void *data)
+{
+    return health(conn, data, 1);
+}
+
 static int not_found(struct mg_connection *conn, void *data)
 {
     static const char body[] = "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no such route\"}}";
@@ -310,9 +348,18 @@ int ingest_metrics_start(int port, const char *db_path, struct ingest_writer *w,
         return CC_ERR_IO;
     }
     mg_set_request_handler(m->ctx, "/metrics$", handle, m);
+    mg_set_request_handler(m->ctx, "/healthz$", healthz, m);
+    mg_set_request_handler(m->ctx, "/readyz$", readyz, m);
     mg_set_request_handler(m->ctx, "/", not_found, m);
     *out = m;
     return CC_OK;
+}
+
+void ingest_metrics_set_active(struct ingest_metrics *m, struct ingest_writer *w,
+                               struct cc_walckpt *ckpt)
+{
+    __atomic_store_n(&m->ckpt, ckpt, __ATOMIC_RELEASE);
+    __atomic_store_n(&m->w, w, __ATOMIC_RELEASE); /* last: a scrape seeing w sees ckpt */
 }
 
 void ingest_metrics_stop(struct ingest_metrics *m)

@@ -15,6 +15,11 @@ struct cc_walckpt;
 int ingest_metrics_start(int port, const char *db_path, struct ingest_writer *w,
                          struct ingest_mqtt_counters *mq, struct cc_walckpt *ckpt,
                          struct ingest_metrics **out);
+/* A standby's endpoint is started with w NULL: it reports coldchain_ingest_active 0 and zero
+ * writer counters until ingestd takes over and hands its writer here. GET /healthz answers
+ * 200 with the role; GET /readyz 200 when active, 503 while standby. */
+void ingest_metrics_set_active(struct ingest_metrics *m, struct ingest_writer *w,
+                               struct cc_walckpt *ckpt);
 void ingest_metrics_stop(struct ingest_metrics *m);
 
 #endif

@@ -66,6 +66,8 @@ struct ingest_writer {
     char client_id[CC_INGEST_CLIENT_ID_MAX + 1]; /* the checkpoint's key (cfg's) */
     ingest_publish_fn publish;
     void *publish_ctx;
+    ingest_fence_fn fence; /* under mu when set; read by the writer thread */
+    void *fence_ctx;
     struct ingest_stats stats; /* under mu */
     unsigned long long *lag;   /* INGEST_LAG_BUCKETS, under mu */
     size_t lag_used;           /* buckets up to the highest non-zero one, under mu */
@@ -160,6 +162,8 @@ static int commit_batch(struct ingest_writer *w, struct item *head, size_t n,
     }
     if (rc == CC_OK)
         rc = cc_store_checkpoint_set(w->st, w->client_id, last.gen, last.offset);
+    if (rc == CC_OK && w->fence != NULL)
+        w->fence(w->fence_ctx); /* as late as can be: a fenced active must not commit */
     if (rc == CC_OK)
         rc = cc_store_commit(w->st);
     if (rc != CC_OK) {
@@ -440,6 +444,14 @@ int ingest_writer_push(void *writer, int64_t received_at, const char *topic, siz
     pthread_cond_signal(&w->has_items);
     pthread_mutex_unlock(&w->mu);
     return CC_OK;
+}
+
+void ingest_writer_set_fence(struct ingest_writer *w, ingest_fence_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&w->mu); /* the thread reads them after taking mu for its batch */
+    w->fence = fn;
+    w->fence_ctx = ctx;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void ingest_writer_flush(struct ingest_writer *w)

@@ -63,6 +63,12 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
 /* Queues a message that is already in the journal at position pos. Thread-safe. */
 int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
                        const void *payload, size_t len, struct cc_journal_pos pos);
+/* Called by the writer thread before every commit, inside the transaction: returns when the
+ * commit may go ahead, or ends the process (leader.h, ingest_leader_check: an active ingestd
+ * that lost its lease must not commit). */
+typedef void (*ingest_fence_fn)(void *ctx);
+/* Sets the check (NULL: none). Before the first push. */
+void ingest_writer_set_fence(struct ingest_writer *w, ingest_fence_fn fn, void *ctx);
 /* Returns once every message queued so far is committed (used after replay). */
 void ingest_writer_flush(struct ingest_writer *w);
 /* Commits what is queued, stops the thread and frees the writer. A batch that cannot be

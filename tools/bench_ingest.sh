@@ -82,8 +82,17 @@
 #      printed too: on this shared 2-core VM one phase alone moves by +-10 % from run to
 #      run, so a single pair's ratio moved by as much as 0.15. The other figures come from
 #      the first pair. alert_churn_no_mqtt_vs_plain_ratio is the same over B and E.
-# BENCH_PHASES (default "baseline plain burst backlog tls churn nomqtt paced") runs a
-# subset, for experiments.
+#   H  failover (issue 15 point 2): an active and a standby ingestd (same client id, same
+#      journal directory, docs/scaling.md) on one database; a steady open-loop load of
+#      BENCH_FAILOVER_READINGS at BENCH_FAILOVER_RATE readings/s; once a third is committed
+#      the active one is killed with SIGKILL and the standby takes over. A poller reads both
+#      /metrics every 20 ms. failover_rate = readings stored / (last commit - first PUBLISH);
+#      failover_gap_s = the standby's first commit - the active's last commit seen (20 ms
+#      resolution); failover_takeover_s = the kill - the standby's /healthz saying active;
+#      failover_lost = readings the broker acknowledged to the publisher - rows stored
+#      (counted in the database, not assumed).
+# BENCH_PHASES (default "baseline plain burst backlog tls churn nomqtt paced failover") runs
+# a subset, for experiments.
 # BENCH_STORE=pg runs the phases on PostgreSQL (issue 14): a throwaway cluster
 # (tools/pgtest.sh, socket port BENCH_PG_PORT, fsync off as for bench_store.sh), the
 # provisioned database copied per phase with CREATE DATABASE ... TEMPLATE, the broker's
@@ -109,7 +118,7 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_QOS1_BASELINE:=1}"  # 0 skips the informative QoS 1 baseline
 : "${BENCH_PHASE_TIMEOUT_S:=120}"
 : "${BENCH_KEEP:=0}"           # 1 keeps the temporary directory (logs, databases)
-: "${BENCH_PHASES:=baseline plain burst backlog tls churn nomqtt paced}" # a subset
+: "${BENCH_PHASES:=baseline plain burst backlog tls churn nomqtt paced failover}" # a subset
 : "${BENCH_CHURN_ROUNDS:=3}"   # pairs of plain and churn phases for the churn ratio
 : "${BENCH_BASE_QOS:=auto}"    # phase A's QoS; auto: the QoS ingestd receives at (see A)
 : "${BENCH_BURST_READINGS:=100000}" # phases F and G
@@ -119,6 +128,8 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_STORE:=sqlite}"          # sqlite or pg
 : "${BENCH_PG_PORT:=55431}"         # BENCH_STORE=pg: the cluster's socket port
 case $BENCH_STORE in sqlite | pg) ;; *) echo "BENCH_STORE must be sqlite or pg" >&2; exit 2 ;; esac
+: "${BENCH_FAILOVER_READINGS:=60000}" # phase H
+: "${BENCH_FAILOVER_RATE:=2000}"      # phase H's steady offered load, readings/s
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -603,6 +614,104 @@ if phase paced; then
     ingest paced --count "$BENCH_LATENCY_READINGS" --rate "$lat_rate"
 fi
 
+# Phase H: active + standby, kill -9 of the active a third of the way through.
+ingest_failover() {
+    h=failover
+    start_broker "$h"
+    mkdir -p "$TMP/$h"
+    cp "$DB" "$TMP/$h/coldchain.db"
+    start_ingestd "$h-a" "$h" 1
+    apid_=$IPID
+    aport=$MPORT
+    start_ingestd "$h-b" "$h" 0
+    bpid=$IPID
+    bport=$MPORT
+    wait_port "$bport" 10 "$bpid" || die "the standby's metrics did not start"
+    t0=$(date +%s)
+    start_ns=$(now_ns)
+    timeout -k 5 $((BENCH_PHASE_TIMEOUT_S * 2 + 30)) "$PY" - "$aport" "$bport" "$apid_" \
+        "$((BENCH_FAILOVER_READINGS / 3))" "$BENCH_FAILOVER_READINGS" "$BENCH_PHASE_TIMEOUT_S" \
+        "$start_ns" "$TMP/$h/coldchain.db" >"$TMP/failover-mon.out" 2>"$TMP/failover-mon.err" <<'EOF2' &
+import json, os, re, signal, sqlite3, sys, time, urllib.request
+aport, bport, apid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+kill_at, want, limit, start_ns = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
+db = sys.argv[8]
+def stored():  # the active's last commits may postdate its last poll: the rows decide the end
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return con.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+    finally:
+        con.close()
+pat = re.compile(rb"^coldchain_ingest_readings_accepted_total (\d+)", re.M)
+def get(port, path):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%s%s" % (port, path), timeout=1) as r:
+            return r.read()
+    except OSError:
+        return None
+def accepted(port):
+    body = get(port, "/metrics")
+    m = pat.search(body) if body else None
+    return int(m.group(1)) if m else None
+a = b = 0
+a_last_ns = b_first_ns = kill_ns = took_ns = last_ns = None
+turn = 0
+while (time.time_ns() - start_ns) / 1e9 < limit * 2:
+    now = time.time_ns()
+    if kill_ns is None:
+        v = accepted(aport)
+        if v is not None and v > a:
+            a, a_last_ns = v, now
+        if a >= kill_at:
+            os.kill(apid, signal.SIGKILL)
+            kill_ns = time.time_ns()
+    else:
+        if took_ns is None:
+            h = get(bport, "/healthz")
+            if h and json.loads(h).get("role") == "active":
+                took_ns = now
+        v = accepted(bport)
+        if v is not None and v > b:
+            if b_first_ns is None:
+                b_first_ns = now
+            b, last_ns = v, now
+        turn += 1
+        if a + b >= want or (turn % 10 == 0 and stored() >= want):
+            break
+    time.sleep(0.02)
+print("bench: mon_active_committed %d readings" % a)
+print("bench: mon_standby_committed %d readings" % b)
+if kill_ns is not None and a_last_ns is not None and b_first_ns is not None:
+    print("bench: mon_gap %.3f s" % ((b_first_ns - a_last_ns) / 1e9))
+if kill_ns is not None and took_ns is not None:
+    print("bench: mon_takeover %.3f s" % ((took_ns - kill_ns) / 1e9))
+if last_ns is not None:
+    print("bench: mon_time %.3f s" % ((last_ns - start_ns) / 1e9))
+EOF2
+    mpid=$!
+    PIDS="$PIDS $mpid"
+    load "$TMP/load-$h.out" --count "$BENCH_FAILOVER_READINGS" --rate "$BENCH_FAILOVER_RATE" ||
+        say "$h: bench_load failed: $(tail -3 "$TMP/load-$h.out.err")"
+    mrc=0
+    wait "$mpid" || mrc=$?
+    forget_pid "$mpid"
+    [ $mrc = 0 ] || say "$h: the monitor failed: $(tail -3 "$TMP/failover-mon.err")"
+    forget_pid "$apid_" # killed by the monitor
+    IPID=$bpid
+    stop_ingestd "$h"
+    stop_broker
+    # Counted, not assumed: what the broker acknowledged (bench_load) against the rows.
+    stored=$("$PY" -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM readings").fetchone()[0])' "$TMP/$h/coldchain.db")
+    sent=$(val "$TMP/load-$h.out" load_puback_count)
+    {
+        echo "bench: stored $stored readings"
+        echo "bench: sent $sent readings"
+    } >"$TMP/failover-db.out"
+    say "$h: $stored of $sent readings stored; gap $(val "$TMP/failover-mon.out" mon_gap) s," \
+        "takeover $(val "$TMP/failover-mon.out" mon_takeover) s, $(($(date +%s) - t0)) s"
+}
+phase failover && ingest_failover
+
 # --- figures ---------------------------------------------------------------------------
 plain=$(val "$TMP/load-plain.out" load_commit_rate)
 churn=$(val "$TMP/load-churn.out" load_commit_rate)
@@ -766,6 +875,21 @@ for t in plain tls churn nomqtt paced; do
         out "ingest_${t}_vmhwm_mib" "$(awk -v k="$k" 'BEGIN { printf "%.1f", k / 1024 }')" MiB
     fi
 done
+if phase failover; then
+    fst=$(val "$TMP/failover-db.out" stored)
+    fsent=$(val "$TMP/failover-db.out" sent)
+    out failover_offered_rate "$BENCH_FAILOVER_RATE" readings/s
+    out failover_publish_rate "$(val "$TMP/load-failover.out" load_publish_rate)" msg/s
+    # From the load's first PUBLISH (after bench_load's device connections) to the last commit.
+    out failover_rate "$(awk -v n="$fst" -v t="$(val "$TMP/failover-mon.out" mon_time)" \
+        -v c="$(val "$TMP/load-failover.out" load_connect_time)" \
+        'BEGIN { t -= c; if (n == "" || t <= 0) print "n/a"; else printf "%.0f\n", n / t }')" \
+        readings/s
+    out failover_gap_s "$(val "$TMP/failover-mon.out" mon_gap)" "seconds without commits"
+    out failover_takeover_s "$(val "$TMP/failover-mon.out" mon_takeover)" s
+    out failover_lost "$(awk -v a="$fsent" -v b="$fst" \
+        'BEGIN { if (a == "" || b == "") print "n/a"; else print a - b }')" readings
+fi
 out ingest_alert_churn_rate "$churn" readings/s
 incomplete churn ingest_alert_churn_committed
 out ingest_alert_churn_p50_latency "$(val "$TMP/load-churn.out" load_commit_p50_latency)" ms

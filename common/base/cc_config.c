@@ -405,6 +405,29 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
         return rc;
     if ((rc = env_bool("INGEST_FSYNC", 0, &c.ingest_fsync, err, errlen)) != CC_OK)
         return rc;
+    if ((rc = env_int32("INGEST_STANDBY_POLL_MS", INGEST_STANDBY_POLL_MS_DEFAULT, 50, 60000,
+                        &c.ingest_standby_poll_ms, err, errlen)) != CC_OK)
+        return rc;
+    if ((rc = env_int32("INGEST_LEASE_TIMEOUT_MS", INGEST_LEASE_TIMEOUT_MS_DEFAULT, 0, 3600000,
+                        &c.ingest_lease_timeout_ms, err, errlen)) != CC_OK)
+        return rc;
+    v = env("INGEST_ACK");
+    if (v != NULL) {
+        if (strcmp(v, "journal") == 0)
+            c.ingest_ack_commit = 0;
+        else if (strcmp(v, "commit") == 0)
+            c.ingest_ack_commit = 1;
+        else
+            return fail_msg(err, errlen, "INGEST_ACK: must be journal or commit");
+    }
+    /* The active checks its lease once per poll: a timeout under three polls would end a
+     * healthy active's session between two checks. */
+    if (c.ingest_lease_timeout_ms != 0 &&
+        c.ingest_lease_timeout_ms < 3 * c.ingest_standby_poll_ms) {
+        return fail_msg(err, errlen,
+                        "INGEST_LEASE_TIMEOUT_MS: must be 0 or at least 3 x "
+                        "INGEST_STANDBY_POLL_MS");
+    }
     if ((rc = env_bool("TRUST_PROXY", 0, &c.trust_proxy, err, errlen)) != CC_OK)
         return rc;
     if ((rc = env_str("CORS_ORIGINS", "", c.cors_origins, sizeof(c.cors_origins), err, errlen)) !=

@@ -22,6 +22,11 @@
 #define CC_SECRET_JWT "jwt.secret"
 #define CC_SECRET_MQTT "mqtt.secret"
 
+/* ingestd failover defaults (docs/scaling.md): a standby takes over within about one poll
+ * of a killed active; a paused one loses the lease after the timeout. */
+#define INGEST_STANDBY_POLL_MS_DEFAULT 1000
+#define INGEST_LEASE_TIMEOUT_MS_DEFAULT 10000
+
 struct cc_config {
     char db_path[PATH_MAX];            /* COLDCHAIN_DB, default data/coldchain.db, or a
                                         * postgresql:// URL (cc_config_db_is_url) */
@@ -42,7 +47,16 @@ struct cc_config {
     char http_bind[64];      /* HTTP_BIND, default 127.0.0.1 */
     int ingest_metrics_port; /* INGEST_METRICS_PORT, default 9101 */
     int ingest_fsync;        /* INGEST_FSYNC 0|1 (0): fdatasync the journal before acknowledging */
-    int production;          /* COLDCHAIN_ENV=production */
+    /* ingestd failover (docs/scaling.md): how often a standby tries the lease and the active
+     * checks it still holds it, and (PostgreSQL) how long the lease's session may stay
+     * silent before PostgreSQL ends it, so a paused active loses it (0 = never). */
+    int ingest_standby_poll_ms;  /* INGEST_STANDBY_POLL_MS, default 1000 (50..60000) */
+    int ingest_lease_timeout_ms; /* INGEST_LEASE_TIMEOUT_MS, default 10000; 0 or >= 3 polls */
+    /* INGEST_ACK journal|commit (journal): when ingestd acknowledges a read round, after its
+     * journal (default) or only once the round is committed, so that nothing acknowledged
+     * lives only in a journal another box cannot read (docs/scaling.md). */
+    int ingest_ack_commit;
+    int production;                     /* COLDCHAIN_ENV=production */
     char jwt_secret[CC_CONFIG_STR];     /* JWT_SECRET; required in production */
     int64_t access_token_ttl_s;         /* ACCESS_TOKEN_TTL_S, default 900 */
     int64_t refresh_token_ttl_s;        /* REFRESH_TOKEN_TTL_S, default 604800 */

@@ -33,8 +33,14 @@ static const char *const all_vars[] = {
 static const char *const errcap_vars[] = {"INGEST_ERROR_REPLY_BURST",
                                           "INGEST_ERROR_REPLIES_PER_MIN"};
 
+/* ingestd failover (docs/scaling.md). */
+static const char *const failover_vars[] = {"INGEST_STANDBY_POLL_MS", "INGEST_LEASE_TIMEOUT_MS",
+                                            "INGEST_ACK"};
+
 static void clear_env(void)
 {
+    for (size_t i = 0; i < sizeof(failover_vars) / sizeof(failover_vars[0]); i++)
+        unsetenv(failover_vars[i]);
     for (size_t i = 0; i < sizeof(all_vars) / sizeof(all_vars[0]); i++)
         unsetenv(all_vars[i]);
     for (size_t i = 0; i < sizeof(errcap_vars) / sizeof(errcap_vars[0]); i++)
@@ -844,6 +850,50 @@ static void test_config_db_url(void **state)
     assert_string_equal(out, "/srv/cc/coldchain.db");
 }
 
+/* INGEST_STANDBY_POLL_MS and INGEST_LEASE_TIMEOUT_MS: defaults, bounds, and a lease timeout
+ * that a healthy active (one check per poll) cannot outlive. */
+static void test_config_failover(void **state)
+{
+    struct cc_config c;
+    char err[256] = "";
+
+    (void)state;
+    load_ok(&c);
+    assert_int_equal(c.ingest_standby_poll_ms, INGEST_STANDBY_POLL_MS_DEFAULT);
+    assert_int_equal(c.ingest_lease_timeout_ms, INGEST_LEASE_TIMEOUT_MS_DEFAULT);
+    assert_int_equal(INGEST_STANDBY_POLL_MS_DEFAULT, 1000);
+    assert_int_equal(INGEST_LEASE_TIMEOUT_MS_DEFAULT, 10000);
+    expect_bad("INGEST_STANDBY_POLL_MS", "49");
+    expect_bad("INGEST_STANDBY_POLL_MS", "60001");
+    expect_bad("INGEST_LEASE_TIMEOUT_MS", "-1");
+    expect_bad("INGEST_LEASE_TIMEOUT_MS", "3600001");
+    expect_bad("INGEST_LEASE_TIMEOUT_MS", "2999"); /* under 3 x the default 1000 ms poll */
+    expect_good("INGEST_STANDBY_POLL_MS", "50", &c);
+    assert_int_equal(c.ingest_standby_poll_ms, 50);
+    expect_good("INGEST_LEASE_TIMEOUT_MS", "0", &c); /* never */
+    assert_int_equal(c.ingest_lease_timeout_ms, 0);
+    expect_good("INGEST_LEASE_TIMEOUT_MS", "3000", &c);
+    assert_int_equal(c.ingest_lease_timeout_ms, 3000);
+    /* A slower poll against the default timeout: 4000 x 3 > 10000. */
+    clear_env();
+    setenv("INGEST_STANDBY_POLL_MS", "4000", 1);
+    assert_int_equal(cc_config_load(&c, err, sizeof err), CC_ERR_CONFIG);
+    assert_int_equal(strncmp(err, "INGEST_LEASE_TIMEOUT_MS:", 24), 0);
+    setenv("INGEST_LEASE_TIMEOUT_MS", "0", 1);
+    load_ok(&c);
+    assert_int_equal(c.ingest_standby_poll_ms, 4000);
+    /* INGEST_ACK: after the journal (default) or after the commit. */
+    clear_env();
+    load_ok(&c);
+    assert_int_equal(c.ingest_ack_commit, 0);
+    expect_good("INGEST_ACK", "commit", &c);
+    assert_int_equal(c.ingest_ack_commit, 1);
+    expect_good("INGEST_ACK", "journal", &c);
+    assert_int_equal(c.ingest_ack_commit, 0);
+    expect_bad("INGEST_ACK", "Commit");
+    expect_bad("INGEST_ACK", "db");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_env, teardown_env)
 
 int main(void)
@@ -861,6 +911,7 @@ int main(void)
         T(test_config_ingest_share_group),
         T(test_config_duration_bounds),
         T(test_config_error_reply_cap),
+        T(test_config_failover),
         T(test_config_refresh_not_shorter_than_access),
         T(test_config_booleans),
         T(test_config_daily_report_at),

@@ -1,0 +1,178 @@
+/* test_lease_pg.c - cc_lease (the PostgreSQL advisory lock that makes one ingestd the
+ * active one): one holder per name, different names independent, the lease released when
+ * its session ends (closed, terminated, silent past the idle timeout), a revived session
+ * seen as not holding it, and a SQLite store refused. A throwaway cluster
+ * (tools/pgtest.sh); a PostgreSQL that cannot start fails the group. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cc_dbi.h"
+#include "cc_lease.h"
+#include "cc_rc.h"
+#include "cc_store.h"
+#include "cc_time.h"
+#include "fixture.h"
+
+#define PG_PORT "55434" /* this suite's socket name (tools/pgtest.sh PORT) */
+#define NAME "ingestd:cc-op-ingestd"
+
+static char pg_dir[64];
+static char url[256];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return fixture_pg_start("lease-pg", PG_PORT, pg_dir, sizeof pg_dir, url, sizeof url);
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    return fixture_pg_stop(pg_dir);
+}
+
+static int try_lease(struct cc_store *st, const char *name, int timeout_ms)
+{
+    int held = -1;
+
+    assert_int_equal(cc_lease_try(st, name, timeout_ms, &held), CC_OK);
+    return held;
+}
+
+/* A closed or ended session's backend releases its locks a moment after the client sees it
+ * gone: a standby polls, and so does this. */
+static int try_lease_within(struct cc_store *st, const char *name, int ms)
+{
+    for (int waited = 0; waited < ms; waited += 20) {
+        if (try_lease(st, name, 0))
+            return 1;
+        cc_sleep_ms(20);
+    }
+    return try_lease(st, name, 0);
+}
+
+static int held(struct cc_store *st, const char *name)
+{
+    int h = -1;
+    int rc = cc_lease_held(st, name, &h);
+
+    return rc == CC_OK ? h : 0; /* an error counts as lost, as ingestd treats it */
+}
+
+static int64_t backend_pid(struct cc_store *st)
+{
+    struct cc_stmt *s = NULL;
+    int64_t pid = 0;
+
+    assert_int_equal(cc_stmt_prepare(st, "SELECT pg_backend_pid()", &s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    pid = cc_stmt_column_int64(s, 0);
+    cc_stmt_release(s);
+    return pid;
+}
+
+static void terminate(struct cc_store *by, int64_t pid)
+{
+    struct cc_stmt *s = NULL;
+
+    assert_int_equal(cc_stmt_prepare(by, "SELECT pg_terminate_backend($1::integer)", &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, pid), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    cc_stmt_release(s);
+}
+
+static void test_lease_one_holder_per_name(void **state)
+{
+    struct cc_store *a = NULL, *b = NULL;
+
+    (void)state;
+    assert_int_equal(cc_store_open(url, 0, &a), CC_OK);
+    assert_int_equal(cc_store_open(url, 0, &b), CC_OK);
+    assert_int_equal(try_lease(a, NAME, 0), 1);
+    assert_int_equal(held(a, NAME), 1);
+    assert_int_equal(try_lease(b, NAME, 0), 0);
+    assert_int_equal(held(b, NAME), 0);
+    /* Another broker session's ingestd is not blocked by this one. */
+    assert_int_equal(try_lease(b, "ingestd:cc-op-other", 0), 1);
+    assert_int_not_equal(cc_lease_key(NAME), cc_lease_key("ingestd:cc-op-other"));
+    assert_true(cc_lease_key(NAME) >= 0);
+    /* The holder's session ends: the lease is free. */
+    cc_store_close(a);
+    assert_int_equal(try_lease_within(b, NAME, 2000), 1);
+    cc_store_close(b);
+}
+
+static void test_lease_lost_with_session(void **state)
+{
+    struct cc_store *a = NULL, *b = NULL;
+
+    (void)state;
+    assert_int_equal(cc_store_open(url, 0, &a), CC_OK);
+    assert_int_equal(cc_store_open(url, 0, &b), CC_OK);
+    assert_int_equal(try_lease(a, NAME, 0), 1);
+    terminate(b, backend_pid(a));
+    /* The store revives on a new session, which holds nothing: a holder must see it lost. */
+    assert_int_equal(held(a, NAME), 0);
+    assert_int_equal(held(a, NAME), 0);
+    assert_int_equal(try_lease_within(b, NAME, 2000), 1);
+    assert_int_equal(try_lease(a, NAME, 0), 0);
+    cc_store_close(a);
+    cc_store_close(b);
+}
+
+static void test_lease_idle_timeout(void **state)
+{
+    struct cc_store *a = NULL, *b = NULL;
+
+    (void)state;
+    assert_int_equal(cc_store_open(url, 0, &a), CC_OK);
+    assert_int_equal(cc_store_open(url, 0, &b), CC_OK);
+    assert_int_equal(try_lease(a, NAME, 300), 1);
+    /* Asked within the timeout, it holds. */
+    cc_sleep_ms(150);
+    assert_int_equal(held(a, NAME), 1);
+    assert_int_equal(try_lease(b, NAME, 0), 0);
+    /* Silent past it (a paused holder): PostgreSQL ends the session, the lease goes. */
+    cc_sleep_ms(1000);
+    assert_int_equal(try_lease_within(b, NAME, 2000), 1);
+    assert_int_equal(held(a, NAME), 0);
+    cc_store_close(a);
+    cc_store_close(b);
+}
+
+static void test_lease_sqlite_refused(void **state)
+{
+    char dir[] = "/tmp/cc-lease-XXXXXX", path[64];
+    struct cc_store *st = NULL;
+    int h = -1;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    assert_int_equal(cc_store_open(path, CC_STORE_CREATE, &st), CC_OK);
+    assert_int_equal(cc_lease_try(st, NAME, 0, &h), CC_ERR_VALIDATION);
+    assert_int_equal(h, 0);
+    assert_int_equal(cc_lease_held(st, NAME, &h), CC_ERR_VALIDATION);
+    cc_store_close(st);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lease_one_holder_per_name),
+        cmocka_unit_test(test_lease_lost_with_session),
+        cmocka_unit_test(test_lease_idle_timeout),
+        cmocka_unit_test(test_lease_sqlite_refused),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
