@@ -6,8 +6,8 @@
 - docker-compose.yml: parses as YAML, has the three daemons on one data volume, and every
   build context, env_file example and command it names exists;
 - its `scale` profile (issue 15 point 5): exactly PostgreSQL, nginx, two apid, mosquitto and
-  an active ingestd start, with a standby ingestd defined (same client id, INGEST_ROLE
-  standby) but not started until failover lands; every service binds and reaches what it
+  an active and a standby ingestd (same client id, same data volume) start; every service
+  binds and reaches what it
   should; the second apid and the standby refuse to start on SQLite (the entry script, run
   here); nginx's configuration as the nginx image renders it passes `nginx -t` with the real
   nginx and proxies the WebSocket upgrade;
@@ -54,9 +54,10 @@ def expect(cond, why):
         raise AssertionError(why)
 
 
-# What `docker compose --profile scale up` starts (issue 15 point 5); ingestd-standby is
-# defined with replicas 0 until ingestd has failover.
-SCALE_STARTED = {"postgres", "setup", "mosquitto", "ingestd", "apid", "apid-b", "nginx"}
+# What `docker compose --profile scale up` starts (issue 15 point 5): the standby ingestd
+# waits on the lease (issue 15 point 2).
+SCALE_STARTED = {"postgres", "setup", "mosquitto", "ingestd", "ingestd-standby", "apid", "apid-b",
+                 "nginx"}
 
 
 def active(svc, profile):
@@ -214,13 +215,12 @@ def main():
                    % (name, env.get("INGEST_CLIENT_ID")))
         expect(standby["environment"]["INGEST_CLIENT_ID"] == active_ing["environment"]["INGEST_CLIENT_ID"],
                "compose: the standby must take over the active one's broker session (same id)")
-        expect(standby["environment"].get("INGEST_ROLE") == "standby", "compose: no INGEST_ROLE")
         expect(standby.get("profiles") == ["scale"] and b.get("profiles") == ["scale"],
                "compose: apid-b and ingestd-standby belong to the scale profile only")
         with open(os.path.join(ROOT, "docker-compose.yml")) as f:
             text = f.read()
-        expect(re.search(r"(?m)^  # REQUIRES FAILOVER.*\n(  #.*\n)*  ingestd-standby:", text),
-               "compose: ingestd-standby is not documented as requiring failover")
+        expect(re.search(r"(?m)^  # The standby.*\n(  #.*\n)*  ingestd-standby:", text),
+               "compose: ingestd-standby is not documented")
         for name in ("apid", "apid-b", "ingestd", "ingestd-standby", "mosquitto", "setup"):
             expect(services[name].get("volumes") == ["data:/data"],
                    "compose %s: not on the shared data volume" % name)
