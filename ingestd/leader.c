@@ -30,9 +30,10 @@ struct ingest_leader {
     int poll_ms;
     int timeout_ms;
     int file_held;
-    int active;   /* the lease is ours (atomic: /metrics reads it) */
-    int watching; /* the watch thread runs */
-    int stopping; /* atomic: ends the watch thread */
+    int64_t epoch; /* PostgreSQL: this holding's number (cc_lease_epoch_next); 0 not yet */
+    int active;    /* the lease is ours (atomic: /metrics reads it) */
+    int watching;  /* the watch thread runs */
+    int stopping;  /* atomic: ends the watch thread */
     pthread_t watch;
 };
 
@@ -127,17 +128,61 @@ int ingest_leader_acquire(struct ingest_leader *l, volatile sig_atomic_t *stop)
     }
 }
 
-/* 1 while the lease holds. The file cannot be lost; PostgreSQL's session can. */
-static int still_held(struct ingest_leader *l)
+enum lease_state { LEASE_LOST, LEASE_HELD, LEASE_UNKNOWN };
+
+/* Whether the lease holds; under l->mu. The file cannot be lost; PostgreSQL's session can.
+ * The holding is counted once, at the first check: the writer's, before its first commit,
+ * after ingestd has migrated (the leases table exists). A session that went away (the
+ * store revives on a new one, which holds nothing) is taken again when nobody else holds
+ * the lease, and kept only when no other holding was counted meanwhile. */
+static enum lease_state lease_state(struct ingest_leader *l)
 {
-    int held = 0, rc;
+    int held = 0;
+    int64_t epoch = 0;
+
+    if (l->epoch == 0) {
+        /* Counted only while held: a holding counted after losing the lock could hide
+         * another process's holding in between. */
+        if (cc_lease_held(l->st, l->name, &held) != CC_OK)
+            return LEASE_UNKNOWN;
+        if (!held)
+            return LEASE_LOST;
+        if (cc_lease_epoch_next(l->st, l->name, &l->epoch) != CC_OK) {
+            l->epoch = 0;
+            return LEASE_UNKNOWN;
+        }
+        cc_log_info("lease_epoch", "%s: holding number %lld", l->name, (long long)l->epoch);
+        return LEASE_HELD;
+    }
+    if (cc_lease_held(l->st, l->name, &held) != CC_OK)
+        return LEASE_UNKNOWN;
+    if (held)
+        return LEASE_HELD;
+    if (cc_lease_try(l->st, l->name, l->timeout_ms, &held) != CC_OK)
+        return LEASE_UNKNOWN;
+    if (!held)
+        return LEASE_LOST; /* another process holds it now */
+    if (cc_lease_epoch(l->st, l->name, &epoch) != CC_OK)
+        return LEASE_UNKNOWN; /* held again; the next check compares */
+    if (epoch != l->epoch)
+        return LEASE_LOST; /* someone else was active in between: our state is stale */
+    cc_log_warn("lease_regained",
+                "%s: the lease's session had ended (a PostgreSQL restart or a cut connection); "
+                "taken again, no other holder in between",
+                l->name);
+    return LEASE_HELD;
+}
+
+static enum lease_state still_held(struct ingest_leader *l)
+{
+    enum lease_state r;
 
     if (l->st == NULL)
-        return 1;
+        return LEASE_HELD;
     pthread_mutex_lock(&l->mu);
-    rc = cc_lease_held(l->st, l->name, &held);
+    r = lease_state(l);
     pthread_mutex_unlock(&l->mu);
-    return rc == CC_OK && held;
+    return r;
 }
 
 static void fence(struct ingest_leader *l, const char *who)
@@ -156,7 +201,8 @@ static void *watch(void *arg)
     while (!__atomic_load_n(&l->stopping, __ATOMIC_ACQUIRE)) {
         for (int slept = 0; slept < l->poll_ms; slept += 50)
             cc_sleep_ms(l->poll_ms - slept < 50 ? l->poll_ms - slept : 50);
-        if (!__atomic_load_n(&l->stopping, __ATOMIC_ACQUIRE) && !still_held(l))
+        /* LEASE_UNKNOWN (PostgreSQL away): wait; the writer commits nothing meanwhile. */
+        if (!__atomic_load_n(&l->stopping, __ATOMIC_ACQUIRE) && still_held(l) == LEASE_LOST)
             fence(l, "lease watch");
     }
     return NULL;
@@ -172,12 +218,20 @@ int ingest_leader_watch(struct ingest_leader *l)
     return CC_OK;
 }
 
-void ingest_leader_check(void *leader)
+int ingest_leader_check(void *leader)
 {
     struct ingest_leader *l = leader;
 
-    if (!still_held(l))
-        fence(l, "writer, before a commit");
+    switch (still_held(l)) {
+    case LEASE_HELD:
+        return CC_OK;
+    case LEASE_UNKNOWN:
+        return CC_ERR_DB; /* not now: the batch is rolled back and retried */
+    case LEASE_LOST:
+        break;
+    }
+    fence(l, "writer, before a commit");
+    return CC_ERR_INTERNAL; /* not reached */
 }
 
 int ingest_leader_active(const struct ingest_leader *l)

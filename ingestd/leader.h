@@ -11,9 +11,12 @@
  * messages.
  *
  * An active that loses its PostgreSQL lease (its session ended: a network cut, a PostgreSQL
- * restart, INGEST_LEASE_TIMEOUT_MS of silence while paused) is fenced: it exits at once,
- * committing and acknowledging nothing more, as if killed; what it had journaled stays for
- * the next active. The writer asks before every commit, a watch thread once per poll. */
+ * restart, INGEST_LEASE_TIMEOUT_MS of silence while paused) takes it again if it can and no
+ * other ingestd held it in between (the holdings are counted: cc_lease_epoch), and goes on;
+ * otherwise it is fenced: it exits at once, committing and acknowledging nothing more, as if
+ * killed; what it had journaled stays for the next active. While PostgreSQL does not answer
+ * it neither commits nor exits. The writer asks before every commit, a watch thread once
+ * per poll. */
 #ifndef INGEST_LEADER_H
 #define INGEST_LEADER_H
 
@@ -34,9 +37,11 @@ int ingest_leader_acquire(struct ingest_leader *l, volatile sig_atomic_t *stop);
 /* Starts the thread that checks the lease every poll and fences on its loss. CC_OK or
  * CC_ERR_INTERNAL. */
 int ingest_leader_watch(struct ingest_leader *l);
-/* The writer's check before a commit (an ingest_fence_fn): returns when the lease is still
- * held, else logs and exits with INGEST_EXIT_FENCED. */
-void ingest_leader_check(void *leader);
+/* The writer's check before a commit (an ingest_fence_fn): CC_OK when the lease is still
+ * held (or, lost with its session, taken again with no other holder in between: the epoch,
+ * cc_lease.h); CC_ERR_DB when PostgreSQL cannot be asked now (the batch is retried); else
+ * logs and exits with INGEST_EXIT_FENCED. */
+int ingest_leader_check(void *leader);
 /* 1 once acquired. Thread-safe. */
 int ingest_leader_active(const struct ingest_leader *l);
 void ingest_leader_free(struct ingest_leader *l);

@@ -251,6 +251,27 @@ static int setup(struct ingestd *d)
     return CC_OK;
 }
 
+/* PostgreSQL: a paused or frozen active (SIGSTOP, a suspended VM) must not keep its row
+ * locks after its lease is gone: the standby on another box would take the lease and then
+ * wait on those rows for as long as the pause lasts. ingestd's transactions never wait on
+ * anything but the database (the delivery worker sends outside them), so an idle moment
+ * inside one longer than INGEST_LEASE_TIMEOUT_MS means the process is not running: PostgreSQL
+ * then ends the session (idle_in_transaction_session_timeout) and its locks go. Set through
+ * PGOPTIONS, which libpq applies to every connection ingestd opens and to each revival of
+ * one, after what the environment already holds; a URL's own options= takes precedence. */
+static int pg_session_limits(const struct cc_config *cfg)
+{
+    char opts[1024];
+    const char *had = getenv("PGOPTIONS");
+
+    if (!cc_config_db_is_url(cfg) || cfg->ingest_lease_timeout_ms <= 0)
+        return CC_OK;
+    if (snprintf(opts, sizeof opts, "%s%s-c idle_in_transaction_session_timeout=%d", had ? had : "",
+                 had && *had ? " " : "", cfg->ingest_lease_timeout_ms) >= (int)sizeof opts)
+        return CC_ERR_CONFIG;
+    return setenv("PGOPTIONS", opts, 1) == 0 ? CC_OK : CC_ERR_NOMEM;
+}
+
 int main(void)
 {
     static struct ingestd d;
@@ -273,6 +294,10 @@ int main(void)
     {
         const char *id = getenv("INGEST_CLIENT_ID"); /* cc_config_load has checked it */
         snprintf(d.client_id, sizeof(d.client_id), "%s", id ? id : CLIENT_ID_DEFAULT);
+    }
+    if (pg_session_limits(&d.cfg) != CC_OK) {
+        fprintf(stderr, "ingestd: configuration error: PGOPTIONS too long\n");
+        return 2;
     }
 
     struct sigaction sa;

@@ -63,10 +63,11 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
 /* Queues a message that is already in the journal at position pos. Thread-safe. */
 int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
                        const void *payload, size_t len, struct cc_journal_pos pos);
-/* Called by the writer thread before every commit, inside the transaction: returns when the
- * commit may go ahead, or ends the process (leader.h, ingest_leader_check: an active ingestd
- * that lost its lease must not commit). */
-typedef void (*ingest_fence_fn)(void *ctx);
+/* Called by the writer thread before every commit, inside the transaction: CC_OK when the
+ * commit may go ahead; another code rolls the batch back to be retried (the lease cannot be
+ * checked now: the database is away); or it ends the process (leader.h,
+ * ingest_leader_check: an active ingestd that lost its lease must not commit). */
+typedef int (*ingest_fence_fn)(void *ctx);
 /* Sets the check (NULL: none). Before the first push. */
 void ingest_writer_set_fence(struct ingest_writer *w, ingest_fence_fn fn, void *ctx);
 /* Returns once every message queued so far is committed (used after replay). */

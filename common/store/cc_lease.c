@@ -16,6 +16,12 @@ static const char sql_held[] =
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
     "AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2 AND granted";
 
+/* Each holding counts itself (cc_lease.h): the first INSERTs 1, later ones add one. */
+static const char sql_epoch_next[] =
+    "INSERT INTO leases (name, epoch) VALUES ($1, 1)"
+    " ON CONFLICT (name) DO UPDATE SET epoch = leases.epoch + 1 RETURNING epoch";
+static const char sql_epoch[] = "SELECT epoch FROM leases WHERE name = $1";
+
 int32_t cc_lease_key(const char *name)
 {
     uint32_t h = 2166136261u;
@@ -89,4 +95,39 @@ int cc_lease_held(struct cc_store *st, const char *name, int *held)
         return rc;
     *held = n > 0;
     return CC_OK;
+}
+
+/* Runs sql with name as $1; *epoch is its one row's column, 0 when there is no row. */
+static int epoch_query(struct cc_store *st, const char *sql, const char *name, int64_t *epoch)
+{
+    struct cc_stmt *s = NULL;
+    int rc;
+
+    *epoch = 0;
+    if (cc_store_dialect(st) != CC_DIALECT_PG)
+        return CC_ERR_VALIDATION;
+    rc = cc_stmt_prepare(st, sql, &s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 1, name);
+    if (rc == CC_OK) {
+        rc = cc_stmt_step(s);
+        if (rc == CC_ROW) {
+            *epoch = cc_stmt_column_int64(s, 0);
+            rc = cc_stmt_step(s); /* the end: the statement is done (and committed) */
+        }
+    }
+    cc_stmt_release(s);
+    return rc;
+}
+
+int cc_lease_epoch_next(struct cc_store *st, const char *name, int64_t *epoch)
+{
+    int rc = epoch_query(st, sql_epoch_next, name, epoch);
+
+    return rc == CC_OK && *epoch <= 0 ? CC_ERR_DB : rc;
+}
+
+int cc_lease_epoch(struct cc_store *st, const char *name, int64_t *epoch)
+{
+    return epoch_query(st, sql_epoch, name, epoch);
 }

@@ -35,4 +35,14 @@ int cc_lease_try(struct cc_store *st, const char *name, int idle_timeout_ms, int
  * caller that cannot ask must behave as if it lost the lease. */
 int cc_lease_held(struct cc_store *st, const char *name, int *held);
 
+/* The holdings of a lease are counted in the leases table (schema 0009 / pg 0004): right
+ * after cc_lease_try took it, the holder calls cc_lease_epoch_next, which adds one and gives
+ * the new count in *epoch. An active whose lock went away with its session (a PostgreSQL
+ * restart, a dropped connection) takes it again with cc_lease_try and compares
+ * cc_lease_epoch with its own: equal means no other process held the lease in between, so
+ * it may go on; different, it must stop (another one was active). *epoch is 0 for a name
+ * never held. CC_OK, CC_ERR_DB (logged), CC_ERR_VALIDATION on SQLite. */
+int cc_lease_epoch_next(struct cc_store *st, const char *name, int64_t *epoch);
+int cc_lease_epoch(struct cc_store *st, const char *name, int64_t *epoch);
+
 #endif

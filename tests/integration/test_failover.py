@@ -13,10 +13,13 @@ Two boxes (PostgreSQL): each ingestd with a data directory of its own, so a stan
 replay the dead active's journal; with INGEST_ACK=commit nothing acknowledged lives only
 there, and the same kill rounds store every reading once.
 
-Fence: on PostgreSQL, an active whose lease session ends (terminated backend; a SIGSTOP
-longer than INGEST_LEASE_TIMEOUT_MS) exits with INGEST_EXIT_FENCED before committing more,
-and the standby takes over with nothing lost or stored twice. On SQLite the lease is an
-flock, which a paused process keeps: the standby stays a standby.
+Fence: on PostgreSQL, an active whose lease session ends (terminated backend, a PostgreSQL
+restart; a SIGSTOP longer than INGEST_LEASE_TIMEOUT_MS) takes the lease again and goes on
+when no other ingestd held it meanwhile (one box: the standby cannot, the flock is the
+active's); on two boxes, when the standby took it (and even if it died since: the holdings
+are counted), the old active exits with INGEST_EXIT_FENCED before committing more. Nothing
+is lost or stored twice. On SQLite the lease is an flock, which a paused process keeps: the
+standby stays a standby.
 """
 import json
 import os
@@ -287,17 +290,60 @@ def pg_lease_backend(st):
     return rows[0][0]
 
 
-def fence_terminated(st):
-    """PostgreSQL: the active's lease session ends; it exits fenced, the standby takes over."""
+def regained_terminated(st):
+    """PostgreSQL, one box: the active's lease session ends (as in a PostgreSQL restart).
+    The standby cannot take the lease (the journal's flock is the active's), so the active
+    takes the advisory lock again, finds no other holding counted (the epoch) and goes on:
+    no exit, nothing lost or doubled."""
     prepare(st)
     a, b = start_pair(st, INGEST_STANDBY_POLL_MS="300")
     s = Stream(st, per_device=600).start()
     wait_for(lambda: s.stored() >= s.total // 3, timeout=60, interval=0.02, what="a third stored")
     st.sql("SELECT pg_terminate_backend(?)", (pg_lease_backend(st),))
-    wait_for(lambda: a.proc.poll() is not None, timeout=10, what="a exits")
+    wait_for(lambda: "lease_regained" in a.log(), timeout=10, what="a takes its lease again")
+    s.finish()
+    s.check_exactly_once()
+    s.check_order()
+    assert a.proc.poll() is None and a.role() == "active", a.proc.returncode
+    assert "fenced" not in a.log()
+    assert b.role() == "standby" and not b.connected()
+
+
+def fenced_two_boxes(st, standby_dies):
+    """PostgreSQL, two boxes (INGEST_ACK=commit): the active is paused and its lease session
+    ended; the standby on the other box takes the lease and consumes. When the active comes
+    back it must not go on: the lease is held by the other one (standby_dies False), or free
+    again but counted by another holding in between (standby_dies True: the epoch differs).
+    Either way it exits fenced (3), and every reading is stored once."""
+    prepare(st)
+    # A short lease timeout: it is also how long PostgreSQL lets the paused active's open
+    # transaction hold its row locks (idle_in_transaction_session_timeout), which the
+    # standby's first commit would otherwise wait on.
+    env_for = own_dirs(st, {"INGEST_ACK": "commit", "INGEST_STANDBY_POLL_MS": "300",
+                            "INGEST_LEASE_TIMEOUT_MS": "1500"})
+    a = Ingestd(st, "ingestd_a", **env_for("ingestd_a")).start()
+    wait_for(a.connected, timeout=20, what="a connected")
+    b = Ingestd(st, "ingestd_b", **env_for("ingestd_b")).start()
+    wait_for(lambda: "standby" in b.log(), timeout=20, what="b standby")
+    s = Stream(st, per_device=600).start()
+    wait_for(lambda: s.stored() >= s.total // 3, timeout=60, interval=0.02, what="a third stored")
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    try:
+        st.sql("SELECT pg_terminate_backend(?)", (pg_lease_backend(st),))
+        wait_for(lambda: b.role() == "active" and b.connected(), timeout=20, what="b takes over")
+        if standby_dies:
+            wait_for(lambda: s.stored() >= s.total * 2 // 3, timeout=60, interval=0.02,
+                     what="b stores some")
+            b.kill()
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
+    wait_for(lambda: a.proc.poll() is not None, timeout=10, what="a exits fenced")
     assert a.proc.returncode == EXIT_FENCED, a.proc.returncode
-    assert "fenced" in a.log()
-    wait_for(lambda: b.role() == "active" and b.connected(), timeout=10, what="b takes over")
+    assert "fenced" in a.log() and "lease_regained" not in a.log()
+    if standby_dies:
+        # Someone must finish the stream: a third ingestd takes the free lease.
+        c = Ingestd(st, "ingestd_c", **env_for("ingestd_c")).start()
+        wait_for(lambda: c.role() == "active" and c.connected(), timeout=10, what="c active")
     s.finish()
     s.check_exactly_once()
     s.check_order()
@@ -316,15 +362,11 @@ def paused_active(st):
     assert b.role() == "standby" and not b.connected()
     os.kill(a.proc.pid, signal.SIGCONT)
     if PG:
-        # PostgreSQL ended its silent lease session: back, it fences itself before any
-        # further commit, and the standby takes over.
-        wait_for(lambda: a.proc.poll() is not None, timeout=10, what="a exits fenced")
-        assert a.proc.returncode == EXIT_FENCED, a.proc.returncode
-        wait_for(lambda: b.role() == "active" and b.connected(), timeout=10,
-                 what="b takes over")
-    else:
-        time.sleep(1.0)
-        assert a.proc.poll() is None and a.role() == "active" and b.role() == "standby"
+        # PostgreSQL ended its silent lease session; back, it takes the lock again (the
+        # standby could not: the flock) and, no other holding counted, goes on.
+        wait_for(lambda: "lease_regained" in a.log(), timeout=10, what="a takes its lease again")
+    time.sleep(1.0)
+    assert a.proc.poll() is None and a.role() == "active" and b.role() == "standby"
     s.finish()
     s.check_exactly_once()
     s.check_order()
@@ -337,9 +379,9 @@ def main():
              "coldchain_ingest_active say which is which", standby_idle),
             ("kill -9 of the active 3 times mid-stream: every reading once, takeover < %.0f s, "
              "per-device order as the alert engine sees it" % TAKEOVER_MAX_S, kill_rounds),
-            ("a paused active (SIGSTOP past INGEST_LEASE_TIMEOUT_MS): %s" %
-             ("fenced on its return, standby takes over, nothing lost or doubled" if PG else
-              "the standby waits (flock), nothing lost or doubled"), paused_active)):
+            ("a paused active (SIGSTOP past INGEST_LEASE_TIMEOUT_MS): the standby waits (flock)%s, "
+             "nothing lost or doubled" % (", the active takes its lease again" if PG else ""),
+             paused_active)):
         def run(f=fn):
             with Stack(apid=False, ingestd=False) as st:
                 f(st)
@@ -359,11 +401,20 @@ def main():
                   "commits wait: nothing it received is lost (it acknowledged none of it)",
                   run_stalled)
 
-        def run_fence():
+        def run_regained():
             with Stack(apid=False, ingestd=False) as st:
-                fence_terminated(st)
-        cases.run("PostgreSQL: the active's lease session terminated: it exits fenced (3), "
-                  "the standby takes over, nothing lost or doubled", run_fence)
+                regained_terminated(st)
+        cases.run("PostgreSQL, one box: the active's lease session terminated: it takes the "
+                  "lease again (no other holding) and goes on, nothing lost or doubled",
+                  run_regained)
+
+        for dies in (False, True):
+            def run_fenced(d=dies):
+                with Stack(apid=False, ingestd=False) as st:
+                    fenced_two_boxes(st, d)
+            cases.run("PostgreSQL, two boxes: a paused active whose lease the standby took%s "
+                      "exits fenced (3) on its return, nothing lost or doubled"
+                      % (" (and died: the epoch differs)" if dies else ""), run_fenced)
     cases.exit()
 
 

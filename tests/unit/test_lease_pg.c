@@ -148,6 +148,40 @@ static void test_lease_idle_timeout(void **state)
     cc_store_close(b);
 }
 
+/* The holdings are counted (cc_lease_epoch_next), so a holder that lost its session and
+ * took the lock again can tell whether anyone else held it in between. */
+static void test_lease_epoch_counts_holdings(void **state)
+{
+    struct cc_store *a = NULL, *b = NULL;
+    int64_t e1 = 0, e2 = 0, now = -1;
+
+    (void)state;
+    assert_int_equal(cc_store_open(url, CC_STORE_MIGRATE, &a), CC_OK); /* the leases table */
+    assert_int_equal(cc_store_open(url, 0, &b), CC_OK);
+    assert_int_equal(cc_lease_epoch(a, "ingestd:never-held", &now), CC_OK);
+    assert_int_equal(now, 0);
+    assert_int_equal(try_lease(a, NAME, 0), 1);
+    assert_int_equal(cc_lease_epoch_next(a, NAME, &e1), CC_OK);
+    assert_true(e1 >= 1);
+    /* a's session ends; nobody else takes it: a takes it again, the count is still a's. */
+    terminate(b, backend_pid(a));
+    assert_int_equal(held(a, NAME), 0);
+    assert_int_equal(try_lease_within(a, NAME, 2000), 1);
+    assert_int_equal(cc_lease_epoch(a, NAME, &now), CC_OK);
+    assert_int_equal(now, e1);
+    /* Now b holds it once in between: a, back, sees another count. */
+    terminate(b, backend_pid(a));
+    assert_int_equal(held(a, NAME), 0);
+    assert_int_equal(try_lease_within(b, NAME, 2000), 1);
+    assert_int_equal(cc_lease_epoch_next(b, NAME, &e2), CC_OK);
+    assert_int_equal(e2, e1 + 1);
+    cc_store_close(b);
+    assert_int_equal(try_lease_within(a, NAME, 2000), 1);
+    assert_int_equal(cc_lease_epoch(a, NAME, &now), CC_OK);
+    assert_int_not_equal(now, e1);
+    cc_store_close(a);
+}
+
 static void test_lease_sqlite_refused(void **state)
 {
     char dir[] = "/tmp/cc-lease-XXXXXX", path[64];
@@ -161,6 +195,12 @@ static void test_lease_sqlite_refused(void **state)
     assert_int_equal(cc_lease_try(st, NAME, 0, &h), CC_ERR_VALIDATION);
     assert_int_equal(h, 0);
     assert_int_equal(cc_lease_held(st, NAME, &h), CC_ERR_VALIDATION);
+    {
+        int64_t e = -1;
+
+        assert_int_equal(cc_lease_epoch_next(st, NAME, &e), CC_ERR_VALIDATION);
+        assert_int_equal(cc_lease_epoch(st, NAME, &e), CC_ERR_VALIDATION);
+    }
     cc_store_close(st);
     unlink(path);
     rmdir(dir);
@@ -172,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_lease_one_holder_per_name),
         cmocka_unit_test(test_lease_lost_with_session),
         cmocka_unit_test(test_lease_idle_timeout),
+        cmocka_unit_test(test_lease_epoch_counts_holdings),
         cmocka_unit_test(test_lease_sqlite_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
