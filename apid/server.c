@@ -272,10 +272,20 @@ static int handle(struct api_req *r)
     cJSON *err = NULL;
     int rc;
 
+    /* With MQTT_AUTH_HTTP_LISTEN, the broker endpoints and the API each have a listener of
+     * their own; a request on the other one finds nothing. */
+    if (!api_mqtt_auth_served(r->ri->server_port, r->path)) {
+        if (r->ri->content_length > CC_MAX_BODY ||
+            mg_get_header(r->conn, "Transfer-Encoding") != NULL)
+            r->must_close = 1;
+        return api_reply_error(r, CC_ERR_NOT_FOUND, "no such route", NULL);
+    }
     if (strcmp(r->method, "OPTIONS") == 0)
         return options(r);
 
-    if (!api_route_unlimited(r->path)) {
+    /* A broker asks once per CONNECT and PUBLISH of every device: its endpoints limit only
+     * failed secrets (h_mqtt_auth.c). */
+    if (!api_route_unlimited(r->path) && !api_route_is_internal(r->path)) {
         struct cc_ratelimit *rl = api_route_is_auth(r->path) ? app->limit_auth : app->limit_api;
         int64_t retry_s = 1;
 
@@ -358,7 +368,8 @@ int api_dispatch(struct mg_connection *conn)
     /* WebSocket upgrades take the pipeline too: GET /api/ws (ws.c) checks the token,
      * answers the handshake and hands the socket to the feed's event loop. */
     /* The dashboard's static files go on to civetweb's file handler (static.c). */
-    if (api_static_wanted(ri->request_method, ri->local_uri))
+    if (api_static_wanted(ri->request_method, ri->local_uri) &&
+        !api_mqtt_auth_internal_port(ri->server_port))
         return 0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&r, 0, sizeof r);
