@@ -10,11 +10,11 @@
 #include "cc_devices.h"
 #include "cc_rc.h"
 
-/* 1 if the operator account is configured and username is its name. */
+/* 1 if username is the operator's name. The name alone decides, password known or not: a
+ * device row with that serial must never be taken for the operator. */
 static int is_operator(const struct cc_mqtt_auth_cfg *cfg, const char *username)
 {
     return cfg != NULL && cfg->operator_user != NULL && cfg->operator_user[0] != '\0' &&
-           cfg->operator_password != NULL && cfg->operator_password[0] != '\0' &&
            username != NULL && strcmp(cfg->operator_user, username) == 0;
 }
 
@@ -44,8 +44,13 @@ int cc_mqtt_auth_connect(struct cc_store *st, const struct cc_mqtt_auth_cfg *cfg
     /* Before any device lookup: a device row whose serial is the operator's name must not
      * log in as the operator, nor lock it out (the plugin's operators file). */
     if (is_operator(cfg, username)) {
-        *decision = cc_mqtt_auth_secret_matches(cfg->operator_password, password) ? CC_MQTT_ALLOW
-                                                                                  : CC_MQTT_DENY;
+        /* No password known here: the broker's other sources must admit the operator. */
+        if (cfg->operator_password == NULL || cfg->operator_password[0] == '\0')
+            *decision = CC_MQTT_IGNORE;
+        else
+            *decision = cc_mqtt_auth_secret_matches(cfg->operator_password, password)
+                            ? CC_MQTT_ALLOW
+                            : CC_MQTT_DENY;
         return CC_OK;
     }
     if (!cc_auth_is_device_name(username)) {

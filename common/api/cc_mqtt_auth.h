@@ -29,8 +29,10 @@ enum cc_mqtt_decision {
     CC_MQTT_IGNORE = 2,
 };
 
-/* The operator account apid knows (MQTT_USERNAME / MQTT_PASSWORD). An empty user or password
- * means none: the operator's name is then unknown here. Lent for the caller's call. */
+/* The operator account apid knows (MQTT_USERNAME / MQTT_PASSWORD). Its name is never a
+ * device. An empty password means apid cannot check it: a CONNECT under that name is then
+ * IGNOREd (another source of the broker must admit it), its topics are still the acl's. An
+ * empty user means no operator. Lent for the caller's call. */
 struct cc_mqtt_auth_cfg {
     const char *operator_user;
     const char *operator_password;
