@@ -210,6 +210,9 @@ int api_openapi(struct api_req *r); /* h_openapi.c */
  * belongs to the other listener (answer 404). api_mqtt_auth_internal_port: 1 for the
  * internal listener's port (no static files there). */
 int api_mqtt_auth_init(const struct cc_config *cfg, char *err, size_t errlen);
+/* 1 when MQTT_AUTH_HTTP_SECRET is set; while it is not, /internal/ paths are counted against
+ * RATE_LIMIT_API like any other path that answers 404. */
+int api_mqtt_auth_enabled(void);
 const char *api_mqtt_auth_listen(void);
 int api_mqtt_auth_served(int server_port, const char *path);
 int api_mqtt_auth_internal_port(int server_port);

@@ -6,7 +6,8 @@
  * VerneMQ cannot add a header: for their paths a "secret" query parameter works too; apid
  * logs paths without their query). No header: 401 UNAUTHORIZED; a wrong one: 403 FORBIDDEN;
  * each such failure counts against the client address's RATE_LIMIT_AUTH, and past it the
- * answer is 429. With MQTT_AUTH_HTTP_LISTEN=host:port the routes are served on that listener
+ * answer is 429; only a request with the secret takes a database connection. With
+ * MQTT_AUTH_HTTP_LISTEN=host:port the routes are served on that listener
  * only (and it serves nothing else), so they can stay off the public port; without it they
  * are on HTTP_PORT, guarded by the secret alone. Broker requests are not counted against
  * RATE_LIMIT_API: a broker asks once per CONNECT and per PUBLISH of every device.
@@ -29,6 +30,7 @@
 #include "cc_mqtt_req.h"
 #include "cc_rc.h"
 #include "cc_time.h"
+#include "dbpool.h"
 
 #define SECRET_HEADER "X-MQTT-Auth-Secret"
 #define SECRET_MIN 16       /* characters of MQTT_AUTH_HTTP_SECRET: guessing must be hopeless */
@@ -75,6 +77,11 @@ int api_mqtt_auth_init(const struct cc_config *cfg, char *err, size_t errlen)
         listen_port = (int)port;
     }
     return CC_OK;
+}
+
+int api_mqtt_auth_enabled(void)
+{
+    return secret[0] != '\0';
 }
 
 const char *api_mqtt_auth_listen(void)
@@ -126,8 +133,9 @@ static int guard(struct api_req *r, int query_ok)
     return api_reply_error(r, CC_ERR_FORBIDDEN, "wrong " SECRET_HEADER, NULL);
 }
 
-/* Guards and reads the body into q: 0, or the status sent (the guard's), or -1 with rc and
- * *err set (a body that cannot be read, for the caller to refuse in its broker's terms). */
+/* Guards, reads the body into q and takes a database connection: 0, or the status sent (the
+ * guard's), or -1 with rc and *err set (a body that cannot be read, or no database, for the
+ * caller to refuse in its broker's terms). */
 static int begin(struct api_req *r, int query_ok, struct cc_mqtt_req *q, int *rc, cJSON **err)
 {
     const char *ct = mg_get_header(r->conn, "Content-Type");
@@ -137,6 +145,8 @@ static int begin(struct api_req *r, int query_ok, struct cc_mqtt_req *q, int *rc
     if (sent != 0)
         return sent;
     *rc = cc_mqtt_req_parse(r->raw, r->raw_len, form, q, err);
+    if (*rc == CC_OK && api_db_take(r, 0) != CC_OK)
+        *rc = CC_ERR_DB;
     return *rc == CC_OK ? 0 : -1;
 }
 

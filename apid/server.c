@@ -285,7 +285,8 @@ static int handle(struct api_req *r)
 
     /* A broker asks once per CONNECT and PUBLISH of every device: its endpoints limit only
      * failed secrets (h_mqtt_auth.c). */
-    if (!api_route_unlimited(r->path) && !api_route_is_internal(r->path)) {
+    if (!api_route_unlimited(r->path) &&
+        !(api_route_is_internal(r->path) && api_mqtt_auth_enabled())) {
         struct cc_ratelimit *rl = api_route_is_auth(r->path) ? app->limit_auth : app->limit_api;
         int64_t retry_s = 1;
 
@@ -321,8 +322,11 @@ static int handle(struct api_req *r)
     /* Head and body are in: only now does the request take a database connection.
      * GET routes only read: their queries (bearer check included) share one read
      * transaction, so one WAL snapshot and one round of shared-memory locks serve them. */
+    /* The broker endpoints take theirs after the shared secret (h_mqtt_auth.c): a request
+     * without it costs no connection. */
     if (r->route->fn != api_health && r->route->fn != api_metrics &&
-        api_db_take(r, strcmp(r->method, "GET") == 0) != CC_OK && r->route->fn != api_ready)
+        !api_route_is_internal(r->path) && api_db_take(r, strcmp(r->method, "GET") == 0) != CC_OK &&
+        r->route->fn != api_ready)
         return api_reply_unavailable(r, "database unavailable");
 
     if (!(r->route->flags & API_PUBLIC)) {

@@ -368,13 +368,16 @@ def main():
             return name, port
 
         def disabled():
-            name, port = other_apid({})
+            name, port = other_apid({"RATE_LIMIT_API": "3"})
             try:
                 body = {"clientid": dev, "username": dev, "password": key}
                 for path in ("/internal/mqtt/emqx/authn", "/internal/mqtt/gauth/user",
                              "/internal/mqtt/vernemq/auth_on_register"):
                     res = post(port, path, body, b.h)
                     expect_error((res[0], None, res[1]), 404, "NOT_FOUND")
+                # Switched off, the paths are like any other: counted against RATE_LIMIT_API.
+                res = post(port, "/internal/mqtt/emqx/authn", body, b.h)
+                expect_error((res[0], None, res[1]), 429, "RATE_LIMITED")
             finally:
                 s.stop(name)
         cases.run("disabled_without_secret_404", disabled)
