@@ -50,6 +50,9 @@ struct api_app {
     struct cc_auth_cfg auth;
     struct cc_ratelimit *limit_api;  /* RATE_LIMIT_API per window */
     struct cc_ratelimit *limit_auth; /* RATE_LIMIT_AUTH per window: login, refresh, logout */
+    /* The operator's broker password (MQTT_PASSWORD, else the mqtt.secret file; "" when
+     * neither): the broker endpoints (h_mqtt_auth.c) check the operator account with it. */
+    char mqtt_password[CC_CONFIG_STR];
 };
 
 /* Route flags, read by handle() in server.c. Rate limits are not flags: they are chosen
@@ -109,6 +112,9 @@ const struct api_route *api_route_at(size_t i);
 int api_route_unlimited(const char *path);
 /* 1 if the path is one of the auth routes (RATE_LIMIT_AUTH). */
 int api_route_is_auth(const char *path);
+/* 1 if the path is under /internal/ (the broker endpoints, h_mqtt_auth.c): not counted
+ * against RATE_LIMIT_API, left out of docs/openapi.yaml. */
+int api_route_is_internal(const char *path);
 /* Prints the routing table, one "METHOD /pattern/:param" line per route (apid --routes;
  * tests/integration/test_openapi.py compares it with docs/openapi.yaml). Returns how many
  * routes are inconsistent (an api_resource_* handler without a resource, or a resource on
@@ -196,5 +202,27 @@ void api_metrics_rate_limited(void);
 void api_metrics_ws_open(int delta);
 void api_metrics_ws_sent(void);
 int api_openapi(struct api_req *r); /* h_openapi.c */
+
+/* h_mqtt_auth.c: the broker endpoints (/internal/mqtt/..., docs/scaling.md). api_mqtt_auth_init
+ * reads MQTT_AUTH_HTTP_SECRET and MQTT_AUTH_HTTP_LISTEN once at start: CC_OK, or
+ * CC_ERR_CONFIG with err naming the variable. api_mqtt_auth_listen: the extra listener
+ * ("host:port") or NULL. api_mqtt_auth_served: 0 when a request on server_port for path
+ * belongs to the other listener (answer 404). api_mqtt_auth_internal_port: 1 for the
+ * internal listener's port (no static files there). */
+int api_mqtt_auth_init(const struct cc_config *cfg, char *err, size_t errlen);
+/* 1 when MQTT_AUTH_HTTP_SECRET is set; while it is not, /internal/ paths are counted against
+ * RATE_LIMIT_API like any other path that answers 404. */
+int api_mqtt_auth_enabled(void);
+const char *api_mqtt_auth_listen(void);
+int api_mqtt_auth_served(int server_port, const char *path);
+int api_mqtt_auth_internal_port(int server_port);
+int api_mqtt_emqx_authn(struct api_req *r);
+int api_mqtt_emqx_authz(struct api_req *r);
+int api_mqtt_gauth_user(struct api_req *r);
+int api_mqtt_gauth_superuser(struct api_req *r);
+int api_mqtt_gauth_acl(struct api_req *r);
+int api_mqtt_vmq_register(struct api_req *r);
+int api_mqtt_vmq_publish(struct api_req *r);
+int api_mqtt_vmq_subscribe(struct api_req *r);
 
 #endif

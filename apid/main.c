@@ -175,7 +175,7 @@ int main(int argc, char **argv)
     static struct api_app app;
     struct mg_callbacks cb;
     struct mg_context *ctx = NULL;
-    char err[512], ports[96], threads[16];
+    char err[512], ports[160], threads[16];
     /* Live-feed sockets hold no worker (ws_loop.c), only a descriptor each: API_WS_MAX. */
     const int n_threads = API_NUM_THREADS + API_SLOW_CLIENTS_MAX;
     const long n_fds = (long)n_threads + API_CONN_QUEUE + API_WS_MAX +
@@ -219,6 +219,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "apid: configuration error: %s\n", err);
         return 2;
     }
+    if (api_mqtt_auth_init(&app.cfg, err, sizeof err) != CC_OK) {
+        fprintf(stderr, "apid: configuration error: %s\n", err);
+        return 2;
+    }
+    /* The operator account the broker endpoints check (h_mqtt_auth.c); without a password
+     * the operator's name is simply not known there. */
+    snprintf(app.mqtt_password, sizeof app.mqtt_password, "%s", app.cfg.mqtt_password);
+    if (cc_config_secret(&app.cfg, CC_SECRET_MQTT, 0, app.mqtt_password, sizeof app.mqtt_password,
+                         err, sizeof err) != CC_OK)
+        app.mqtt_password[0] = '\0';
     if (api_static_init(err, sizeof err) != CC_OK) {
         fprintf(stderr, "apid: configuration error: %s\n", err);
         return 2;
@@ -260,7 +270,11 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    snprintf(ports, sizeof ports, "%s:%d", app.cfg.http_bind, app.cfg.http_port);
+    if (api_mqtt_auth_listen() != NULL)
+        snprintf(ports, sizeof ports, "%s:%d,%s", app.cfg.http_bind, app.cfg.http_port,
+                 api_mqtt_auth_listen());
+    else
+        snprintf(ports, sizeof ports, "%s:%d", app.cfg.http_bind, app.cfg.http_port);
     snprintf(threads, sizeof threads, "%d", n_threads);
     /* The web dashboard (static.c): files only, no listing, no CGI or SSI. */
     const char *web = api_static_dir();

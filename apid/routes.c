@@ -73,6 +73,18 @@ static const struct api_route routes[] = {
     {"PATCH", "/api/alerts/:id/acknowledge", api_alerts_acknowledge, 0, 0, NULL},
     {"GET", "/api/notifications", api_resource_list, 0, 0, &cc_notifications_resource},
     {"PATCH", "/api/notifications/:id/read", api_notifications_read, 0, 0, NULL},
+
+    /* A clustered broker's questions (h_mqtt_auth.c): the shared secret, checked by the
+     * handler, instead of a token; 404 while MQTT_AUTH_HTTP_SECRET is unset. */
+    {"POST", "/internal/mqtt/emqx/authn", api_mqtt_emqx_authn, API_PUBLIC, 0, NULL},
+    {"POST", "/internal/mqtt/emqx/authz", api_mqtt_emqx_authz, API_PUBLIC, 0, NULL},
+    {"POST", "/internal/mqtt/gauth/user", api_mqtt_gauth_user, API_PUBLIC, 0, NULL},
+    {"POST", "/internal/mqtt/gauth/superuser", api_mqtt_gauth_superuser, API_PUBLIC, 0, NULL},
+    {"POST", "/internal/mqtt/gauth/acl", api_mqtt_gauth_acl, API_PUBLIC, 0, NULL},
+    {"POST", "/internal/mqtt/vernemq/auth_on_register", api_mqtt_vmq_register, API_PUBLIC, 0, NULL},
+    {"POST", "/internal/mqtt/vernemq/auth_on_publish", api_mqtt_vmq_publish, API_PUBLIC, 0, NULL},
+    {"POST", "/internal/mqtt/vernemq/auth_on_subscribe", api_mqtt_vmq_subscribe, API_PUBLIC, 0,
+     NULL},
 };
 
 /* 1 if a parameter of this name must be an id ("id", "customerId", ...). */
@@ -165,6 +177,11 @@ int api_route_unlimited(const char *path)
 int api_route_is_auth(const char *path)
 {
     return strncmp(path, "/api/auth/", 10) == 0 && strcmp(path, "/api/auth/me") != 0;
+}
+
+int api_route_is_internal(const char *path)
+{
+    return strncmp(path, "/internal/", 10) == 0;
 }
 
 /* 1 if a route names a resource exactly when its handler is a resource verb (which reads

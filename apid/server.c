@@ -272,10 +272,21 @@ static int handle(struct api_req *r)
     cJSON *err = NULL;
     int rc;
 
+    /* With MQTT_AUTH_HTTP_LISTEN, the broker endpoints and the API each have a listener of
+     * their own; a request on the other one finds nothing. */
+    if (!api_mqtt_auth_served(r->ri->server_port, r->path)) {
+        if (r->ri->content_length > CC_MAX_BODY ||
+            mg_get_header(r->conn, "Transfer-Encoding") != NULL)
+            r->must_close = 1;
+        return api_reply_error(r, CC_ERR_NOT_FOUND, "no such route", NULL);
+    }
     if (strcmp(r->method, "OPTIONS") == 0)
         return options(r);
 
-    if (!api_route_unlimited(r->path)) {
+    /* A broker asks once per CONNECT and PUBLISH of every device: its endpoints limit only
+     * failed secrets (h_mqtt_auth.c). */
+    if (!api_route_unlimited(r->path) &&
+        !(api_route_is_internal(r->path) && api_mqtt_auth_enabled())) {
         struct cc_ratelimit *rl = api_route_is_auth(r->path) ? app->limit_auth : app->limit_api;
         int64_t retry_s = 1;
 
@@ -311,8 +322,11 @@ static int handle(struct api_req *r)
     /* Head and body are in: only now does the request take a database connection.
      * GET routes only read: their queries (bearer check included) share one read
      * transaction, so one WAL snapshot and one round of shared-memory locks serve them. */
+    /* The broker endpoints take theirs after the shared secret (h_mqtt_auth.c): a request
+     * without it costs no connection. */
     if (r->route->fn != api_health && r->route->fn != api_metrics &&
-        api_db_take(r, strcmp(r->method, "GET") == 0) != CC_OK && r->route->fn != api_ready)
+        !api_route_is_internal(r->path) && api_db_take(r, strcmp(r->method, "GET") == 0) != CC_OK &&
+        r->route->fn != api_ready)
         return api_reply_unavailable(r, "database unavailable");
 
     if (!(r->route->flags & API_PUBLIC)) {
@@ -358,7 +372,8 @@ int api_dispatch(struct mg_connection *conn)
     /* WebSocket upgrades take the pipeline too: GET /api/ws (ws.c) checks the token,
      * answers the handshake and hands the socket to the feed's event loop. */
     /* The dashboard's static files go on to civetweb's file handler (static.c). */
-    if (api_static_wanted(ri->request_method, ri->local_uri))
+    if (api_static_wanted(ri->request_method, ri->local_uri) &&
+        !api_mqtt_auth_internal_port(ri->server_port))
         return 0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&r, 0, sizeof r);

@@ -193,7 +193,10 @@ int cc_devices_regenerate_key(struct cc_store *st, const struct cc_principal *p,
     return rc;
 }
 
-int cc_devices_authenticate(struct cc_store *st, const char *serial, const char *key)
+/* The key check of cc_devices_authenticate and cc_devices_check_key: serial_ok is the caller's
+ * name rule (the API's serial rule, or the broker's device-name rule). */
+static int check_key(struct cc_store *st, const char *serial, int serial_ok, const char *key,
+                     int *exists)
 {
     /* A hash no key produces in practice: an unknown serial costs the same as a bad key. */
     static const char no_hash[] =
@@ -205,8 +208,9 @@ int cc_devices_authenticate(struct cc_store *st, const char *serial, const char 
     cJSON *row = NULL;
     int rc, found = 0;
 
+    *exists = 0;
     memcpy(hash, no_hash, sizeof hash);
-    if (serial == NULL || key == NULL || !cc_provision_serial_valid(serial)) {
+    if (serial == NULL || !serial_ok) {
         (void)cc_api_key_matches(key ? key : "", hash);
         return CC_ERR_UNAUTHORIZED;
     }
@@ -219,5 +223,21 @@ int cc_devices_authenticate(struct cc_store *st, const char *serial, const char 
         found = 1;
     }
     cJSON_Delete(row);
-    return cc_api_key_matches(key, hash) && found ? CC_OK : CC_ERR_UNAUTHORIZED;
+    *exists = found;
+    return cc_api_key_matches(key ? key : "", hash) && key != NULL && found ? CC_OK
+                                                                            : CC_ERR_UNAUTHORIZED;
+}
+
+int cc_devices_authenticate(struct cc_store *st, const char *serial, const char *key)
+{
+    int exists;
+
+    return check_key(st, serial, serial != NULL && key != NULL && cc_provision_serial_valid(serial),
+                     key, &exists);
+}
+
+int cc_devices_check_key(struct cc_store *st, const char *serial, const char *key, int *exists)
+{
+    /* The broker plugin's rule (find_device): a name that cannot be a device is never one. */
+    return check_key(st, serial, cc_auth_is_device_name(serial), key, exists);
 }

@@ -43,4 +43,10 @@ int cc_devices_regenerate_key(struct cc_store *st, const struct cc_principal *p,
  * serial or a wrong key (the same work either way), CC_ERR_DB. */
 int cc_devices_authenticate(struct cc_store *st, const char *serial, const char *key);
 
+/* The broker's check of a device login (common/api/cc_mqtt_auth.c): like
+ * cc_devices_authenticate, but the name must pass the plugin's cc_auth_is_device_name, key may
+ * be NULL (a wrong key), and *exists tells whether a device has this serial (1) or not (0),
+ * whatever the key. CC_OK (the key is the device's), CC_ERR_UNAUTHORIZED, CC_ERR_DB. */
+int cc_devices_check_key(struct cc_store *st, const char *serial, const char *key, int *exists);
+
 #endif

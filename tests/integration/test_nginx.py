@@ -84,6 +84,9 @@ def self_signed(d):
     return cert, key
 
 
+INTERNAL_SECRET = "nginx-test-broker-secret-0123456789"
+
+
 def https(port, ctx, method, path, body=None, headers=None):
     c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20,
                                     source_address=(CLIENT_ADDR, 0))
@@ -151,7 +154,10 @@ def main():
     d = tempfile.mkdtemp(prefix="cc-nginx-")
     nginx = None
     try:
-        with Stack(ingestd=False, env=dict(NO_LIMITS, TRUST_PROXY="1")) as s:
+        # The broker endpoints on apid's public port (no MQTT_AUTH_HTTP_LISTEN): nginx must
+        # still not pass them on.
+        with Stack(ingestd=False, env=dict(NO_LIMITS, TRUST_PROXY="1",
+                                           MQTT_AUTH_HTTP_SECRET=INTERNAL_SECRET)) as s:
             https_port, http_port = free_port(), free_port()
             cert, key = self_signed(d)
             top = render(d, https_port, http_port, s.http_port, cert, key)
@@ -226,6 +232,16 @@ def main():
                 st, _, _, _ = https(https_port, ctx, "GET", "/metrics")
                 expect(st == 404, "/metrics through nginx: %s" % st)
             cases.run("metrics_not_exposed", metrics_hidden)
+
+            def internal_hidden():
+                body = {"clientid": "x", "username": "x", "password": "x"}
+                st, _, _, _ = https(https_port, ctx, "POST", "/internal/mqtt/emqx/authn", body,
+                                    {"X-MQTT-Auth-Secret": INTERNAL_SECRET})
+                expect(st == 404, "/internal/ through nginx: %s" % st)
+                direct = s.http("POST", "/internal/mqtt/emqx/authn", body,
+                                headers={"X-MQTT-Auth-Secret": INTERNAL_SECRET})
+                expect(direct[0] == 200, "apid itself does not serve it: %s" % (direct,))
+            cases.run("internal_broker_endpoints_not_exposed", internal_hidden)
 
             def big_body_refused():
                 st, h, body, _ = https(https_port, ctx, "POST", "/api/auth/login",
