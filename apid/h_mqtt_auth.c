@@ -180,6 +180,33 @@ static cJSON *error_for(int rc, cJSON *err)
     return err != NULL ? err : cc_error_new(rc, cc_http_default_message(rc));
 }
 
+/* A CONNECT question in any broker's shape (query_ok: as begin): reads it and decides it.
+ * The status sent when the guard already answered, else 0 with *rc (and *err) and *decision
+ * set for the caller to answer in its broker's terms. */
+static int decide_connect(struct api_req *r, int query_ok, int *rc, cJSON **err, int *decision)
+{
+    struct cc_mqtt_req q;
+    const struct cc_mqtt_auth_cfg c = operator_cfg(r);
+    int sent = begin(r, query_ok, &q, rc, err);
+
+    if (sent > 0)
+        return sent;
+    if (sent == 0)
+        *rc = cc_mqtt_auth_connect(r->st, &c, q.username, q.has_password ? q.password : NULL,
+                                   q.client_id, decision);
+    return 0;
+}
+
+/* A question without the fields it needs is refused with VALIDATION_ERROR naming them
+ * (what), unless it is refused already (*rc). */
+static void require(int ok, const char *what, int *rc, cJSON **err)
+{
+    if (*rc == CC_OK && !ok) {
+        *rc = CC_ERR_VALIDATION;
+        *err = cc_error_new(*rc, what);
+    }
+}
+
 static const char *emqx_word(int decision)
 {
     return decision == CC_MQTT_ALLOW ? "allow" : decision == CC_MQTT_IGNORE ? "ignore" : "deny";
@@ -190,17 +217,12 @@ static const char *emqx_word(int decision)
  * (allow, by default). A refusal must stay a refusal. */
 int api_mqtt_emqx_authn(struct api_req *r)
 {
-    struct cc_mqtt_req q;
-    const struct cc_mqtt_auth_cfg c = operator_cfg(r);
     cJSON *err = NULL;
     int rc = CC_OK, decision = CC_MQTT_DENY;
-    int sent = begin(r, 0, &q, &rc, &err);
+    int sent = decide_connect(r, 0, &rc, &err, &decision);
 
     if (sent > 0)
         return sent;
-    if (sent == 0)
-        rc = cc_mqtt_auth_connect(r->st, &c, q.username, q.has_password ? q.password : NULL,
-                                  q.client_id, &decision);
     if (rc != CC_OK)
         return reply_result(r, "deny", 1, error_for(rc, err));
     return reply_result(r, emqx_word(decision), 1, NULL);
@@ -226,10 +248,8 @@ int api_mqtt_emqx_authz(struct api_req *r)
 
     if (sent > 0)
         return sent;
-    if (sent == 0 && (!q.has_topic || !q.has_action || !q.has_username)) {
-        rc = CC_ERR_VALIDATION;
-        err = cc_error_new(rc, "username, topic and action are required");
-    }
+    require(q.has_topic && q.has_action && q.has_username,
+            "username, topic and action are required", &rc, &err);
     if (rc == CC_OK)
         rc = cc_mqtt_auth_topic(r->st, &c, q.username, q.has_client_id ? q.client_id : NULL,
                                 q.topic, emqx_access(q.action), &decision);
@@ -258,20 +278,13 @@ static int reply_gauth(struct api_req *r, int rc, cJSON *err, int decision)
 
 int api_mqtt_gauth_user(struct api_req *r)
 {
-    struct cc_mqtt_req q;
-    const struct cc_mqtt_auth_cfg c = operator_cfg(r);
     cJSON *err = NULL;
     int rc = CC_OK, decision = CC_MQTT_DENY;
-    int sent = begin(r, 1, &q, &rc, &err);
+    int sent = decide_connect(r, 1, &rc, &err, &decision);
 
-    if (sent > 0)
-        return sent;
-    if (sent == 0)
-        rc = cc_mqtt_auth_connect(r->st, &c, q.username, q.has_password ? q.password : NULL,
-                                  q.client_id, &decision);
     /* go-auth has no "ignore": an unknown name is refused here, and its next backend (the
      * files backend for other operators, say) may still admit it. */
-    return reply_gauth(r, rc, err, decision);
+    return sent > 0 ? sent : reply_gauth(r, rc, err, decision);
 }
 
 /* Nobody is a superuser: a device never, and the operator has broker-config/acl's topics,
@@ -298,10 +311,8 @@ int api_mqtt_gauth_acl(struct api_req *r)
 
     if (sent > 0)
         return sent;
-    if (sent == 0 && (!q.has_topic || !q.has_acc || !q.has_username)) {
-        rc = CC_ERR_VALIDATION;
-        err = cc_error_new(rc, "username, topic and acc are required");
-    }
+    require(q.has_topic && q.has_acc && q.has_username, "username, topic and acc are required", &rc,
+            &err);
     if (rc == CC_OK) {
         /* acc: mosquitto's MOSQ_ACL_* bits as go-auth passes them: 1 read (delivery),
          * 2 write, 3 both (each must be allowed), 4 subscribe, 8 unsubscribe. */
@@ -358,18 +369,11 @@ static int reply_vmq(struct api_req *r, int rc, cJSON *err, int decision, cJSON 
 
 int api_mqtt_vmq_register(struct api_req *r)
 {
-    struct cc_mqtt_req q;
-    const struct cc_mqtt_auth_cfg c = operator_cfg(r);
     cJSON *err = NULL;
     int rc = CC_OK, decision = CC_MQTT_DENY;
-    int sent = begin(r, 1, &q, &rc, &err);
+    int sent = decide_connect(r, 1, &rc, &err, &decision);
 
-    if (sent > 0)
-        return sent;
-    if (sent == 0)
-        rc = cc_mqtt_auth_connect(r->st, &c, q.username, q.has_password ? q.password : NULL,
-                                  q.client_id, &decision);
-    return reply_vmq(r, rc, err, decision, NULL);
+    return sent > 0 ? sent : reply_vmq(r, rc, err, decision, NULL);
 }
 
 int api_mqtt_vmq_publish(struct api_req *r)
@@ -382,10 +386,7 @@ int api_mqtt_vmq_publish(struct api_req *r)
 
     if (sent > 0)
         return sent;
-    if (sent == 0 && (!q.has_topic || !q.has_username)) {
-        rc = CC_ERR_VALIDATION;
-        err = cc_error_new(rc, "username and topic are required");
-    }
+    require(q.has_topic && q.has_username, "username and topic are required", &rc, &err);
     if (rc == CC_OK)
         rc = cc_mqtt_auth_topic(r->st, &c, q.username, q.has_client_id ? q.client_id : NULL,
                                 q.topic, CC_AUTH_WRITE, &decision);
@@ -404,10 +405,7 @@ int api_mqtt_vmq_subscribe(struct api_req *r)
 
     if (sent > 0)
         return sent;
-    if (sent == 0 && (q.n_topics == 0 || !q.has_username)) {
-        rc = CC_ERR_VALIDATION;
-        err = cc_error_new(rc, "username and topics are required");
-    }
+    require(q.n_topics > 0 && q.has_username, "username and topics are required", &rc, &err);
     if (rc == CC_OK && (topics = cJSON_CreateArray()) == NULL)
         rc = CC_ERR_NOMEM;
     for (int i = 0; rc == CC_OK && i < q.n_topics; i++) {
