@@ -324,6 +324,22 @@ int main(void)
         status = 1;
         goto out;
     }
+    /* The database first: a read-only or unusable one is the error to report (cc_store_open
+     * names the path), not its effect on the lease's lock file beside the journal; and a
+     * standby learns it at start, not when it takes over. setup() opens it again, to
+     * migrate, once the lease is held. */
+    {
+        char shown[PATH_MAX];
+        struct cc_store *probe = NULL;
+
+        cc_config_db_display(&d.cfg, shown, sizeof(shown));
+        if (cc_store_open(d.cfg.db_path, CC_STORE_CREATE, &probe) != CC_OK) {
+            cc_log_error("db_open_failed", "%s: cannot open the database", shown);
+            status = 1;
+            goto out;
+        }
+        cc_store_close(probe);
+    }
     /* Failover (leader.h): a standby serves /metrics (coldchain_ingest_active 0) and waits
      * for the lease before it touches the journal or the broker session. */
     {
