@@ -9,7 +9,6 @@
  * /proc/PID/environ by the same user and documented by libpq as insecure. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "cc_crypto.h"
+#include "cc_fs.h"
 #include "cc_rc.h"
 #include "cc_store.h"
 #include "ccctl.h"
@@ -259,29 +259,15 @@ static int run_pg(char *const argv[], const struct conn *c)
     return run_child(argv, c->passfile[0] != '\0' ? c->passfile : NULL);
 }
 
-/* fsync()s path (dir: a directory). 0 on success. */
-static int sync_path(const char *path, int dir)
-{
-    int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDWR) | O_CLOEXEC);
-    int r;
-
-    if (fd < 0)
-        return -1;
-    r = fsync(fd);
-    close(fd);
-    return r;
-}
-
 int ccctl_pg_backup(const char *url, const char *path)
 {
-    char tmp[PATH_MAX], dir[PATH_MAX], dbarg[CCCTL_PG_URL_MAX + 16], filearg[PATH_MAX + 16];
+    char tmp[PATH_MAX], dbarg[CCCTL_PG_URL_MAX + 16], filearg[PATH_MAX + 16];
     struct conn c;
     int created = 0;
     int fd, s;
     int rc = CCCTL_EXIT_FAIL;
 
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp ||
-        snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir ||
         snprintf(filearg, sizeof filearg, "--file=%s", tmp) >= (int)sizeof filearg) {
         fprintf(stderr, "ccctl: backup: path too long\n");
         return CCCTL_EXIT_USAGE;
@@ -333,12 +319,11 @@ int ccctl_pg_backup(const char *url, const char *path)
             goto out;
         }
     }
-    if (sync_path(tmp, 0) != 0 || rename(tmp, path) != 0) {
+    if (cc_fs_replace(tmp, path) != 0) {
         fprintf(stderr, "ccctl: backup: cannot move %s to %s: %s\n", tmp, path, strerror(errno));
         goto out;
     }
     created = 0;
-    sync_path(dirname(dir), 1);
     fprintf(stderr, "ccctl: backup: custom-format dump written to %s\n", path);
     printf("%s\n", path);
     rc = CCCTL_EXIT_OK;

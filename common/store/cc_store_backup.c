@@ -9,7 +9,6 @@
  * wait on it): the backup then restarts if it is written to meanwhile. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "cc_db.h"
+#include "cc_fs.h"
 #include "cc_rc.h"
 #include "cc_store_backup.h"
 #include "cc_time.h"
@@ -46,19 +46,6 @@ static int exec_text(sqlite3 *db, const char *sql, char *out, size_t outlen)
         rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     return rc == SQLITE_DONE ? CC_OK : CC_ERR_DB;
-}
-
-/* fsync()s the file or directory at path. 0 on success. */
-static int sync_path(const char *path, int dir)
-{
-    int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDWR) | O_CLOEXEC);
-    int r;
-
-    if (fd < 0)
-        return -1;
-    r = fsync(fd);
-    close(fd);
-    return r;
 }
 
 /* Creates path empty with mode 0600, replacing a stale one (and its journals). */
@@ -132,14 +119,13 @@ out:
 int cc_store_sqlite_copy(const char *src_path, int src_readonly, const char *path, int *pages,
                          char *err, size_t errlen)
 {
-    char tmp[PATH_MAX], dir[PATH_MAX], mode[32], check[256];
+    char tmp[PATH_MAX], mode[32], check[256];
     sqlite3 *src = NULL, *dst = NULL;
     int created = 0;
     int rc = CC_ERR_DB;
 
     *pages = 0;
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp ||
-        snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) { /* path fits too */
         snprintf(err, errlen, "path too long");
         return CC_ERR_VALIDATION;
     }
@@ -186,13 +172,12 @@ int cc_store_sqlite_copy(const char *src_path, int src_readonly, const char *pat
         goto out;
     }
     dst = NULL;
-    if (sync_path(tmp, 0) != 0 || rename(tmp, path) != 0) {
+    if (cc_fs_replace(tmp, path) != 0) {
         snprintf(err, errlen, "cannot move %s to %s: %s", tmp, path, strerror(errno));
         rc = CC_ERR_IO;
         goto out;
     }
     created = 0;
-    sync_path(dirname(dir), 1);
     rc = CC_OK;
 out:
     if (dst != NULL)
