@@ -192,7 +192,9 @@ def main():
         # ingestd: accepted and rejected by code.
         ing_before = parse(s.metrics())
         p = s.mqtt_client("CC-FRZ-0001", s.keys["CC-FRZ-0001"])
-        now_ms = int(time.time() * 1000)
+        # Off the whole second: the seed's readings sit on whole seconds (its newest is
+        # "this second"), and a collision would be counted as a duplicate, not accepted.
+        now_ms = int(time.time() * 1000) // 1000 * 1000 + 7
         for i in range(3):  # distinct ts: two readings in one ms would be one (device, ts)
             p.publish("devices/CC-FRZ-0001/readings",
                       json.dumps({"temperature": -18 + i / 10, "ts": now_ms - 1000 * (3 - i)}),
