@@ -218,20 +218,33 @@ int ingest_leader_watch(struct ingest_leader *l)
     return CC_OK;
 }
 
-int ingest_leader_check(void *leader)
+int ingest_leader_check(void *leader, struct cc_store *tx)
 {
     struct ingest_leader *l = leader;
+    int64_t counted = 0, mine;
 
     switch (still_held(l)) {
     case LEASE_HELD:
-        return CC_OK;
+        break;
     case LEASE_UNKNOWN:
         return CC_ERR_DB; /* not now: the batch is rolled back and retried */
     case LEASE_LOST:
-        break;
+        fence(l, "writer, before a commit");
     }
-    fence(l, "writer, before a commit");
-    return CC_ERR_INTERNAL; /* not reached */
+    if (l->st == NULL)
+        return CC_OK; /* one box: the flock cannot be lost */
+    /* still_held asked on the lease's own session, which can end between that answer and
+     * this COMMIT while another box takes the lease. Reading the count in this transaction,
+     * row locked, closes that window: the other one counts its holding only after this
+     * commit, and its first commit comes after that. */
+    pthread_mutex_lock(&l->mu);
+    mine = l->epoch;
+    pthread_mutex_unlock(&l->mu);
+    if (cc_lease_epoch_in_tx(tx, l->name, &counted) != CC_OK)
+        return CC_ERR_DB;
+    if (counted != mine)
+        fence(l, "writer, inside its transaction (another holding was counted)");
+    return CC_OK;
 }
 
 int ingest_leader_active(const struct ingest_leader *l)

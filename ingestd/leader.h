@@ -26,6 +26,7 @@
 #define INGEST_EXIT_FENCED 3
 
 struct cc_config;
+struct cc_store;
 struct ingest_leader;
 
 /* journal_dir: this client id's journal directory (created if missing; its lock file is
@@ -39,9 +40,11 @@ int ingest_leader_acquire(struct ingest_leader *l, volatile sig_atomic_t *stop);
 int ingest_leader_watch(struct ingest_leader *l);
 /* The writer's check before a commit (an ingest_fence_fn): CC_OK when the lease is still
  * held (or, lost with its session, taken again with no other holder in between: the epoch,
- * cc_lease.h); CC_ERR_DB when PostgreSQL cannot be asked now (the batch is retried); else
- * logs and exits with INGEST_EXIT_FENCED. */
-int ingest_leader_check(void *leader);
+ * cc_lease.h) and, on PostgreSQL, the count read inside the writer's transaction on tx is
+ * still this holding's (cc_lease_epoch_in_tx: no other process can count a holding until
+ * this commit is done, so none commits before it); CC_ERR_DB when PostgreSQL cannot be
+ * asked now (the batch is retried); else logs and exits with INGEST_EXIT_FENCED. */
+int ingest_leader_check(void *leader, struct cc_store *tx);
 /* 1 once acquired. Thread-safe. */
 int ingest_leader_active(const struct ingest_leader *l);
 void ingest_leader_free(struct ingest_leader *l);

@@ -163,7 +163,7 @@ static int commit_batch(struct ingest_writer *w, struct item *head, size_t n,
     if (rc == CC_OK)
         rc = cc_store_checkpoint_set(w->st, w->client_id, last.gen, last.offset);
     if (rc == CC_OK && w->fence != NULL)
-        rc = w->fence(w->fence_ctx); /* as late as can be: a fenced active must not commit */
+        rc = w->fence(w->fence_ctx, w->st); /* as late as can be: a fenced active must not commit */
     if (rc == CC_OK)
         rc = cc_store_commit(w->st);
     if (rc != CC_OK) {

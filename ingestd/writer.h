@@ -51,6 +51,7 @@ struct ingest_stats {
 struct cc_config;
 struct cc_gate;
 struct cc_walckpt;
+struct cc_store;
 struct ingest_disk;
 /* gate: shared with the jobs thread (cc_gate.h), or NULL. ckpt: the checkpointer that
  * takes WAL checkpoints off the writer's commits (cc_walckpt.h), or NULL for SQLite's
@@ -63,11 +64,12 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
 /* Queues a message that is already in the journal at position pos. Thread-safe. */
 int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
                        const void *payload, size_t len, struct cc_journal_pos pos);
-/* Called by the writer thread before every commit, inside the transaction: CC_OK when the
- * commit may go ahead; another code rolls the batch back to be retried (the lease cannot be
- * checked now: the database is away); or it ends the process (leader.h,
- * ingest_leader_check: an active ingestd that lost its lease must not commit). */
-typedef int (*ingest_fence_fn)(void *ctx);
+/* Called by the writer thread before every commit, inside the transaction on tx (the
+ * writer's store): CC_OK when the commit may go ahead; another code rolls the batch back to
+ * be retried (the lease cannot be checked now: the database is away); or it ends the
+ * process (leader.h, ingest_leader_check: an active ingestd that lost its lease must not
+ * commit). */
+typedef int (*ingest_fence_fn)(void *ctx, struct cc_store *tx);
 /* Sets the check (NULL: none). Before the first push. */
 void ingest_writer_set_fence(struct ingest_writer *w, ingest_fence_fn fn, void *ctx);
 /* Returns once every message queued so far is committed (used after replay). */

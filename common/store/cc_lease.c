@@ -21,6 +21,7 @@ static const char sql_epoch_next[] =
     "INSERT INTO leases (name, epoch) VALUES ($1, 1)"
     " ON CONFLICT (name) DO UPDATE SET epoch = leases.epoch + 1 RETURNING epoch";
 static const char sql_epoch[] = "SELECT epoch FROM leases WHERE name = $1";
+static const char sql_epoch_in_tx[] = "SELECT epoch FROM leases WHERE name = $1 FOR SHARE";
 
 int32_t cc_lease_key(const char *name)
 {
@@ -130,4 +131,9 @@ int cc_lease_epoch_next(struct cc_store *st, const char *name, int64_t *epoch)
 int cc_lease_epoch(struct cc_store *st, const char *name, int64_t *epoch)
 {
     return epoch_query(st, sql_epoch, name, epoch);
+}
+
+int cc_lease_epoch_in_tx(struct cc_store *st, const char *name, int64_t *epoch)
+{
+    return epoch_query(st, sql_epoch_in_tx, name, epoch);
 }

@@ -45,4 +45,11 @@ int cc_lease_held(struct cc_store *st, const char *name, int *held);
 int cc_lease_epoch_next(struct cc_store *st, const char *name, int64_t *epoch);
 int cc_lease_epoch(struct cc_store *st, const char *name, int64_t *epoch);
 
+/* cc_lease_epoch inside the caller's open transaction on st (the writer's, not the lease's
+ * own session), locking the count's row FOR SHARE until that transaction ends. A holder
+ * that compares it with its own just before COMMIT cannot commit after another process
+ * counted its holding: that process's cc_lease_epoch_next waits for the row until this
+ * commit is done, and every later check sees its count. Same returns as cc_lease_epoch. */
+int cc_lease_epoch_in_tx(struct cc_store *st, const char *name, int64_t *epoch);
+
 #endif

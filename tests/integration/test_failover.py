@@ -349,6 +349,31 @@ def fenced_two_boxes(st, standby_dies):
     s.check_order()
 
 
+def counted_elsewhere(st):
+    """PostgreSQL: another holding is counted (the leases row's epoch moves) while the active
+    still holds its advisory lock, as when its lease session ended just after its last check
+    and another box took the lease. Its next commit must not happen: the writer reads the
+    count inside its transaction, row locked, and exits fenced. What it had received stays in
+    its journal for the next active (one box: ingestd_c replays it)."""
+    prepare(st)
+    a = Ingestd(st, "ingestd_a").start()
+    wait_for(a.connected, timeout=20, what="a connected")
+    s = Stream(st, per_device=600).start()
+    wait_for(lambda: s.stored() >= s.total // 3, timeout=60, interval=0.02, what="a third stored")
+    st.sql("UPDATE leases SET epoch = epoch + 1")  # waits for a commit in flight, not longer
+    stored = s.stored()
+    wait_for(lambda: a.proc.poll() is not None, timeout=10, what="a exits fenced")
+    assert a.proc.returncode == EXIT_FENCED, a.proc.returncode
+    assert "another holding was counted" in a.log(), a.log()[-2000:]
+    assert s.stored() == stored, "a committed after the count moved: %d -> %d" % (
+        stored, s.stored())
+    c = Ingestd(st, "ingestd_c").start()
+    wait_for(lambda: c.role() == "active" and c.connected(), timeout=10, what="c active")
+    s.finish()
+    s.check_exactly_once()
+    s.check_order()
+
+
 def paused_active(st):
     """SIGSTOP of the active one longer than the lease timeout, then SIGCONT."""
     prepare(st)
@@ -407,6 +432,13 @@ def main():
         cases.run("PostgreSQL, one box: the active's lease session terminated: it takes the "
                   "lease again (no other holding) and goes on, nothing lost or doubled",
                   run_regained)
+
+        def run_counted():
+            with Stack(apid=False, ingestd=False) as st:
+                counted_elsewhere(st)
+        cases.run("PostgreSQL: another holding counted while the active keeps its lock: its "
+                  "writer reads the count in its transaction and exits fenced (3) before its "
+                  "next commit; nothing lost or doubled", run_counted)
 
         for dies in (False, True):
             def run_fenced(d=dies):
