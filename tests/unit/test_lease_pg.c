@@ -182,6 +182,45 @@ static void test_lease_epoch_counts_holdings(void **state)
     cc_store_close(a);
 }
 
+/* Whether another session could update the count's row right now (FOR UPDATE NOWAIT). */
+static int count_row_free(struct cc_store *st)
+{
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, "SELECT epoch FROM leases WHERE name = $1 FOR UPDATE NOWAIT", &s);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(s, 1, NAME);
+    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW)
+        rc = CC_OK;
+    cc_stmt_release(s);
+    return rc == CC_OK;
+}
+
+/* The writer's read of the count inside its transaction holds the row until the commit, so
+ * another holder's count (an update of that row) cannot come between it and COMMIT. */
+static void test_lease_epoch_in_tx_locks_the_count(void **state)
+{
+    struct cc_store *a = NULL, *b = NULL;
+    int64_t e = 0, in_tx = -1;
+
+    (void)state;
+    assert_int_equal(cc_store_open(url, CC_STORE_MIGRATE, &a), CC_OK);
+    assert_int_equal(cc_store_open(url, 0, &b), CC_OK);
+    assert_int_equal(cc_lease_epoch_next(b, NAME, &e), CC_OK);
+    assert_int_equal(cc_store_begin(a), CC_OK);
+    assert_int_equal(cc_lease_epoch_in_tx(a, NAME, &in_tx), CC_OK);
+    assert_int_equal(in_tx, e);
+    assert_int_equal(count_row_free(b), 0); /* held by a's transaction */
+    assert_int_equal(cc_store_commit(a), CC_OK);
+    assert_int_equal(count_row_free(b), 1);
+    assert_int_equal(cc_store_begin(a), CC_OK);
+    assert_int_equal(cc_lease_epoch_in_tx(a, "ingestd:never-held", &in_tx), CC_OK);
+    assert_int_equal(in_tx, 0);
+    assert_int_equal(cc_store_commit(a), CC_OK);
+    cc_store_close(b);
+    cc_store_close(a);
+}
+
 static void test_lease_sqlite_refused(void **state)
 {
     char dir[] = "/tmp/cc-lease-XXXXXX", path[64];
@@ -200,6 +239,7 @@ static void test_lease_sqlite_refused(void **state)
 
         assert_int_equal(cc_lease_epoch_next(st, NAME, &e), CC_ERR_VALIDATION);
         assert_int_equal(cc_lease_epoch(st, NAME, &e), CC_ERR_VALIDATION);
+        assert_int_equal(cc_lease_epoch_in_tx(st, NAME, &e), CC_ERR_VALIDATION);
     }
     cc_store_close(st);
     unlink(path);
@@ -213,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_lease_lost_with_session),
         cmocka_unit_test(test_lease_idle_timeout),
         cmocka_unit_test(test_lease_epoch_counts_holdings),
+        cmocka_unit_test(test_lease_epoch_in_tx_locks_the_count),
         cmocka_unit_test(test_lease_sqlite_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
