@@ -169,56 +169,23 @@ static const char rollup_5m_sql[] =
     "SELECT " ROLLUP_COLS("f") " FROM readings_5m f"
                                " WHERE f.cold_cell_id = $1 AND f.bucket_ts >= $2 AND f.bucket_ts < "
                                "$3 ORDER BY f.bucket_ts";
+static const char rollup_30m_sql[] =
+    "SELECT " ROLLUP_COLS("c") " FROM readings_30m c"
+                               " WHERE c.cold_cell_id = $1 AND c.bucket_ts >= $2 AND c.bucket_ts < "
+                               "$3 ORDER BY c.bucket_ts";
 /* The raw rows of the straddling five minutes of [$2, $3); $6 the five-minute width. */
 static const char fine_raw_sql[] =
     "SELECT r.ts, r.temperature FROM readings_5m f JOIN readings r"
     " ON r.cold_cell_id = f.cold_cell_id AND r.ts >= f.bucket_ts AND r.ts < f.bucket_ts + $6"
     " WHERE f.cold_cell_id = $1 AND f.bucket_ts >= $2 AND f.bucket_ts < $3"
     " AND " STRADDLES("f") " ORDER BY r.ts, r.device_id";
-/* The half hours of [$2, $3) as one stream, ordered by bucket_ts (level 0 or 1 in the
- * second column), so that what travels is about one row per series bucket ($6 wide), not
- * one per half hour (a 30-day query: 360 instead of 1,440; on PostgreSQL shipping and
- * reading those rows was most of the query's server time, docs/queries.md):
- * - level 0: the half hours of one series bucket that holds no straddling half hour,
- *   summed in SQL. The sums stay exact integers: count, sum_q and mkt_hi are bounded by
- *   the query's totals (under 2^63 and 2^62, cc_query.h); mkt_lo (< 2^62) is summed as
- *   its two 31-bit halves, which no bucket of CC_QUERY_MAX_SPAN_MS can overflow. The
- *   out-of-range time inside the bucket is computed here too, as eng_oor would: an out
- *   half hour counts from its first_ts to the next half hour's first_ts (LEAD), the last
- *   one to its own last_ts; the last column says whether the last half hour is out. In a
- *   series bucket that holds a straddling half hour, the others come one per row, so
- *   that the chain keeps its order.
- * - level 1: the five-minute rows of each straddling half hour ($7 the half hour),
- *   which eng_five feeds as eng_fives does (their raw detail is coarse_raw_sql).
- * The CTE h is read once for both (PostgreSQL materializes a CTE used twice, SQLite
- * too); this replaces one statement per half-hour level, with its scan of the range. */
-static const char halves_sql[] =
-    "WITH h AS (SELECT c.bucket_ts, c.min_temp, c.max_temp, c.count AS n, c.sum_q, c.mkt_hi,"
-    " c.mkt_lo, c.first_ts, c.last_ts, c.bucket_ts - ((c.bucket_ts % $6) + $6) % $6 AS g,"
-    " CASE WHEN " STRADDLES(
-        "c") " THEN 1 ELSE 0 END AS s,"
-             " CASE WHEN c.max_temp < $4 OR c.min_temp > $5 THEN 1 ELSE 0 END AS o"
-             " FROM readings_30m c WHERE c.cold_cell_id = $1 AND c.bucket_ts >= $2 AND c.bucket_ts "
-             "< $3"
-             " AND c.count > 0),"
-             " k AS (SELECT h.*, CASE WHEN MAX(s) OVER (PARTITION BY g) = 1 THEN bucket_ts ELSE g "
-             "END AS k"
-             " FROM h),"
-             " u AS (SELECT k.*, LEAD(first_ts) OVER (PARTITION BY k ORDER BY bucket_ts) AS nf "
-             "FROM k"
-             " WHERE s = 0)"
-             " SELECT MIN(bucket_ts), 0, MIN(min_temp), MAX(max_temp), CAST(SUM(n) AS BIGINT),"
-             " CAST(SUM(sum_q) AS BIGINT), CAST(SUM(mkt_hi) AS BIGINT),"
-             " CAST(SUM(mkt_lo / 2147483648) AS BIGINT), CAST(SUM(mkt_lo % 2147483648) AS BIGINT),"
-             " MIN(first_ts), MAX(last_ts),"
-             " CAST(SUM(CASE WHEN o = 1 THEN COALESCE(nf, last_ts) - first_ts ELSE 0 END) AS "
-             "BIGINT),"
-             " CAST(SUM(CASE WHEN o = 1 AND nf IS NULL THEN 1 ELSE 0 END) AS BIGINT) FROM u GROUP "
-             "BY k"
-             " UNION ALL SELECT f.bucket_ts, 1, f.min_temp, f.max_temp, f.count, f.sum_q, f.mkt_hi,"
-             " f.mkt_lo / 2147483648, f.mkt_lo % 2147483648, f.first_ts, f.last_ts, 0, 0"
-             " FROM h JOIN readings_5m f ON f.cold_cell_id = $1 AND f.bucket_ts >= h.bucket_ts"
-             " AND f.bucket_ts < h.bucket_ts + $7 WHERE h.s = 1 AND f.count > 0 ORDER BY 1";
+/* The five-minute rows of the straddling half hours of [$2, $3); $6 the half hour. */
+static const char coarse_5m_sql[] = "SELECT " ROLLUP_COLS(
+    "f") " FROM readings_30m c JOIN readings_5m f"
+         " ON f.cold_cell_id = c.cold_cell_id AND f.bucket_ts >= c.bucket_ts"
+         " AND f.bucket_ts < c.bucket_ts + $6"
+         " WHERE c.cold_cell_id = $1 AND c.bucket_ts >= $2 AND c.bucket_ts < $3"
+         " AND " STRADDLES("c") " ORDER BY f.bucket_ts";
 /* The raw rows of the straddling five minutes of those half hours; $7 five minutes. */
 static const char coarse_raw_sql[] =
     "SELECT r.ts, r.temperature FROM readings_30m c JOIN readings_5m f"
@@ -257,7 +224,6 @@ static const char coarse_raw_pg_sql[] =
  * row by row. */
 struct level {
     struct cc_store *st;
-    struct eng *e; /* counts the rows read (cc_query_result.rows_read) */
     const char *sql;
     int64_t cell_id, r0, r1;
     int nparams;       /* 3: cell and window; 5: + lo, hi; 6, 7: + the widths w6, w7 */
@@ -266,12 +232,11 @@ struct level {
     int rc;            /* CC_ROW (on a row), CC_OK (no more) or an error */
 };
 
-static void level_init(struct level *l, struct cc_store *st, struct eng *e, const char *sql,
-                       int64_t cell_id, int64_t r0, int64_t r1, int nparams, int64_t w6, int64_t w7)
+static void level_init(struct level *l, struct cc_store *st, const char *sql, int64_t cell_id,
+                       int64_t r0, int64_t r1, int nparams, int64_t w6, int64_t w7)
 {
     memset(l, 0, sizeof *l);
     l->st = st;
-    l->e = e;
     l->sql = sql;
     l->cell_id = cell_id;
     l->r0 = r0;
@@ -303,11 +268,11 @@ static int level_peek(const struct eng *e, struct level *l)
     return l->rc;
 }
 
-static void level_next(struct level *l)
+static void level_next(const struct eng *e, struct level *l)
 {
     l->rc = cc_stmt_step(l->s);
     if (l->rc == CC_ROW)
-        l->e->res->rows_read++;
+        e->res->rows_read++;
 }
 
 static void level_close(struct level *l)
@@ -363,7 +328,7 @@ static int eng_mixed(struct eng *e, struct level *raw, const struct rollup_row *
 
         if (ts >= r->b + CC_ROLLUP_BUCKET_MS)
             break; /* the next bucket's */
-        level_next(raw);
+        level_next(e, raw);
         if (ts < r->b)
             continue; /* not one of this bucket's: cannot happen, the two tests agree */
         if (n == 0)
@@ -383,33 +348,29 @@ static int eng_mixed(struct eng *e, struct level *raw, const struct rollup_row *
     return CC_OK;
 }
 
-/* Feeds one five-minute row, a straddling one through its raw rows (raw). */
-static int eng_five(struct eng *e, struct level *raw, const struct rollup_row *r)
-{
-    int side = rollup_side(e, r);
-    int rc = CC_OK;
-
-    if (side == 0)
-        rc = eng_mixed(e, raw, r);
-    else
-        eng_oor(e, r->first_ts, r->last_ts, side > 0 ? r->last_ts - r->first_ts : 0, side > 0);
-    if (rc == CC_OK)
-        rc = eng_add(e, r->b, r->mn, r->mx, r->count, r->sum_q, r->mkt);
-    return rc;
-}
-
-/* Feeds the five-minute rows of fives (all of them, in order). */
-static int eng_fives(struct eng *e, struct level *fives, struct level *raw)
+/* Feeds the five-minute rows of fives with from <= bucket_ts < until, straddling ones
+ * through their raw rows (raw). */
+static int eng_fives(struct eng *e, struct level *fives, struct level *raw, int64_t from,
+                     int64_t until)
 {
     struct rollup_row r;
-    int rc;
+    int side, rc;
 
     while ((rc = level_peek(e, fives)) == CC_ROW) {
         rollup_read(fives->s, &r);
-        level_next(fives);
-        if (r.count <= 0)
-            continue;
-        rc = eng_five(e, raw, &r);
+        if (r.b >= until)
+            return CC_OK;
+        level_next(e, fives);
+        if (r.count <= 0 || r.b < from)
+            continue; /* before from: cannot happen, the SQL and C tests agree */
+        side = rollup_side(e, &r);
+        rc = CC_OK;
+        if (side == 0)
+            rc = eng_mixed(e, raw, &r);
+        else
+            eng_oor(e, r.first_ts, r.last_ts, side > 0 ? r.last_ts - r.first_ts : 0, side > 0);
+        if (rc == CC_OK)
+            rc = eng_add(e, r.b, r.mn, r.mx, r.count, r.sum_q, r.mkt);
         if (rc != CC_OK)
             return rc;
     }
@@ -424,68 +385,46 @@ static int eng_fine(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t
 
     if (r0 >= r1)
         return CC_OK;
-    level_init(&fives, st, e, rollup_5m_sql, cell_id, r0, r1, 3, 0, 0);
-    level_init(&raw, st, e, cc_store_dialect(st) == CC_DIALECT_PG ? fine_raw_pg_sql : fine_raw_sql,
+    level_init(&fives, st, rollup_5m_sql, cell_id, r0, r1, 3, 0, 0);
+    level_init(&raw, st, cc_store_dialect(st) == CC_DIALECT_PG ? fine_raw_pg_sql : fine_raw_sql,
                cell_id, r0, r1, 6, CC_ROLLUP_BUCKET_MS, 0);
-    rc = eng_fives(e, &fives, &raw);
+    rc = eng_fives(e, &fives, &raw, INT64_MIN, INT64_MAX);
     level_close(&fives);
     level_close(&raw);
     return rc;
 }
 
-/* One row of halves_sql: the rollup columns, its level, and for level 0 the
- * out-of-range time inside it and whether its last reading is out. */
-static void unit_read(struct cc_stmt *s, struct rollup_row *r, int *level, int64_t *internal_ms,
-                      int *last_out)
-{
-    uint64_t hi = (uint64_t)cc_stmt_column_int64(s, 6);
-    uint64_t lo_hi = (uint64_t)cc_stmt_column_int64(s, 7);
-    uint64_t lo_lo = (uint64_t)cc_stmt_column_int64(s, 8);
-
-    r->b = cc_stmt_column_int64(s, 0);
-    *level = (int)cc_stmt_column_int64(s, 1);
-    r->mn = cc_stmt_column_double(s, 2);
-    r->mx = cc_stmt_column_double(s, 3);
-    r->count = cc_stmt_column_int64(s, 4);
-    r->sum_q = cc_stmt_column_int64(s, 5);
-    r->mkt = ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + ((u128)lo_hi << 31) + lo_lo;
-    r->first_ts = cc_stmt_column_int64(s, 9);
-    r->last_ts = cc_stmt_column_int64(s, 10);
-    *internal_ms = cc_stmt_column_int64(s, 11);
-    *last_out = cc_stmt_column_int64(s, 12) != 0;
-}
-
-/* Feeds the half hours with c0 <= bucket_ts < c1 (halves_sql): whole series buckets
- * summed in SQL, and a straddling half hour through its five-minute rows, which carry
- * the same sums. */
+/* Feeds the half hours with c0 <= bucket_ts < c1; a straddling one goes down to its
+ * five-minute rows, which carry the same sums. */
 static int eng_halves(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t c0, int64_t c1)
 {
-    struct level units, raw;
+    struct level halves, fives, raw;
     struct rollup_row r;
-    int64_t internal_ms;
-    int level, last_out, rc;
+    int side, rc;
 
     if (c0 >= c1)
         return CC_OK;
-    level_init(&units, st, e, halves_sql, cell_id, c0, c1, 7, e->bucket_ms, CC_ROLLUP_COARSE_MS);
-    level_init(&raw, st, e,
-               cc_store_dialect(st) == CC_DIALECT_PG ? coarse_raw_pg_sql : coarse_raw_sql, cell_id,
-               c0, c1, 7, CC_ROLLUP_COARSE_MS, CC_ROLLUP_BUCKET_MS);
-    while ((rc = level_peek(e, &units)) == CC_ROW) {
-        unit_read(units.s, &r, &level, &internal_ms, &last_out);
-        level_next(&units);
+    level_init(&halves, st, rollup_30m_sql, cell_id, c0, c1, 3, 0, 0);
+    level_init(&fives, st, coarse_5m_sql, cell_id, c0, c1, 6, CC_ROLLUP_COARSE_MS, 0);
+    level_init(&raw, st, cc_store_dialect(st) == CC_DIALECT_PG ? coarse_raw_pg_sql : coarse_raw_sql,
+               cell_id, c0, c1, 7, CC_ROLLUP_COARSE_MS, CC_ROLLUP_BUCKET_MS);
+    while ((rc = level_peek(e, &halves)) == CC_ROW) {
+        rollup_read(halves.s, &r);
+        level_next(e, &halves);
         if (r.count <= 0)
             continue;
-        if (level == 1) {
-            rc = eng_five(e, &raw, &r);
+        side = rollup_side(e, &r);
+        if (side == 0) {
+            rc = eng_fives(e, &fives, &raw, r.b, r.b + CC_ROLLUP_COARSE_MS);
         } else {
-            eng_oor(e, r.first_ts, r.last_ts, internal_ms, last_out);
+            eng_oor(e, r.first_ts, r.last_ts, side > 0 ? r.last_ts - r.first_ts : 0, side > 0);
             rc = eng_add(e, r.b, r.mn, r.mx, r.count, r.sum_q, r.mkt);
         }
         if (rc != CC_OK)
             break;
     }
-    level_close(&units);
+    level_close(&halves);
+    level_close(&fives);
     level_close(&raw);
     return rc;
 }
