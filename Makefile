@@ -149,6 +149,13 @@ $(BUILD)/tests/test_seed: tests/unit/test_seed.c $(BUILD)/obj/tools/cc_seed.o $(
 	    $(BUILD)/libcommon.a \
 	    -lcmocka -ljwt $(LDLIBS_COMMON)
 	@touch $@
+$(BUILD)/tests/test_seed_pg: tests/unit/test_seed_pg.c $(BUILD)/obj/tools/cc_seed.o $(UNIT_OBJ) \
+                             $(BUILD)/libcommon.a $(BUILD)/tests/test_seed_pg.d
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itools $(LDFLAGS) -o $@ $< $(BUILD)/obj/tools/cc_seed.o $(UNIT_OBJ) \
+	    $(BUILD)/libcommon.a \
+	    -lcmocka -ljwt $(LDLIBS_COMMON)
+	@touch $@
 
 # ccctl's PostgreSQL side (the URL split of ccctl_pg.c), outside libcommon like the seed.
 $(BUILD)/tests/test_ccctl_pg: tests/unit/test_ccctl_pg.c $(BUILD)/obj/tools/ccctl_pg.o \

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cc_crypto.h"
 #include "cc_db.h"
@@ -37,6 +38,7 @@
 #define RUNS 100
 #define GROUPBY_RUNS 20
 #define WARMUP 5      /* untimed runs first: the page cache warms up */
+#define CPU_RUNS 500  /* runs of the CPU-time loop: /proc counts in 10 ms ticks */
 #define PG_BATCH 5000 /* readings per cc_store_readings_insert and transaction (pg) */
 /* pg without BENCH_QUERY_PG_FULL=1: the 999 other devices report this many times less
  * often (about 500 readings each instead of 10,000; the benchmark cell is unchanged), so
@@ -296,6 +298,68 @@ static int same(const struct cc_query_result *a, const struct cc_query_result *b
     return 1;
 }
 
+/* CPU seconds (user + system) that process pid has used, from /proc/PID/stat; -1 when
+ * it cannot be read (PostgreSQL on another machine or under another user). */
+static double proc_cpu_s(long pid)
+{
+    char path[64], buf[1024];
+    unsigned long long ut = 0, stime = 0;
+    const char *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2)
+        return -1;
+    return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double cpu_now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU time per 30-day query, which the load of a shared machine disturbs less than
+ * wall time: this process's (the client: cc_query and the driver) and, on PostgreSQL
+ * when /proc shows it, the server backend's. */
+static int measure_cpu(struct cc_store *st, const char *tag, int64_t cell,
+                       const struct cc_query_range *rg)
+{
+    struct cc_query_result r;
+    long backend = 0;
+    double c0, s0 = -1, s1 = -1, c1;
+
+    if (cc_store_dialect(st) == CC_DIALECT_PG)
+        backend = (long)store_int(st, "SELECT pg_backend_pid()");
+    if (backend > 0)
+        s0 = proc_cpu_s(backend);
+    c0 = cpu_now_s();
+    for (int i = 0; i < CPU_RUNS; i++) {
+        if (cc_query_readings(st, cell, rg, -25, -15, &r) != CC_OK)
+            return 1;
+        cc_query_result_free(&r);
+    }
+    c1 = cpu_now_s();
+    if (backend > 0 && s0 >= 0)
+        s1 = proc_cpu_s(backend);
+    printf("bench: query_30d%s_client_cpu_per_query %.3f ms\n", tag, (c1 - c0) * 1e3 / CPU_RUNS);
+    if (s1 >= 0)
+        printf("bench: query_30d%s_server_cpu_per_query %.3f ms\n", tag,
+               (s1 - s0) * 1e3 / CPU_RUNS);
+    return 0;
+}
+
 /* The benchmark cell's 30-day range, from bench_meta (either store). */
 static int bench_range(struct cc_store *st, int64_t *cell, struct cc_query_range *rg)
 {
@@ -367,6 +431,8 @@ static int measure(struct cc_store *st, const char *tag, struct cc_query_result 
         t_gb[i] = now_ms_f() - t0;
     }
     ok = same(res, &raw);
+    if (measure_cpu(st, tag, cell, &rg) != 0)
+        return 1;
 
     cc_time_format_iso8601(rg.from_ms, f, sizeof f);
     cc_time_format_iso8601(rg.to_ms, t, sizeof t);
@@ -379,6 +445,7 @@ static int measure(struct cc_store *st, const char *tag, struct cc_query_result 
     printf("bench: query_30d%s_raw_groupby_p50 %.3f ms\n", tag, pct(t_gb, GROUPBY_RUNS, 50));
     printf("bench: query_30d%s_groupby_over_common %.1f x\n", tag,
            pct(t_gb, GROUPBY_RUNS, 50) / pct(t_common, RUNS, 50));
+    printf("bench: query_30d%s_rows_read %zu\n", tag, res->rows_read);
     printf("bench: query_30d%s_equals_raw %s\n", tag, ok ? "yes" : "NO");
     printf("range %lld %s %s\n", (long long)cell, f, t);
     cc_query_result_free(&raw);

@@ -12,7 +12,12 @@
 # full but the 999 other devices 20 times sparser (about 540,000 readings, not 10 M: the
 # full load takes minutes), and its figures say so: "_pg_small" instead of "_pg".
 # Prints "bench:" lines; asserts nothing but that the rollup answer equals the raw one on
-# both stores and that PostgreSQL's equals SQLite's.
+# both stores and that PostgreSQL's equals SQLite's. Besides the p50/p99 (wall time, which a
+# shared machine's load moves a lot): query_30d<tag>_rows_read (rows the database returned
+# to one query) and query_30d<tag>_client_cpu_per_query / _server_cpu_per_query (CPU of this
+# process and of the PostgreSQL backend per query, over 500 more queries; load moves them
+# much less). For server time per statement: PGOPTIONS='-c log_min_duration_statement=0',
+# then python3 tools/pg_stmt_times.py < the cluster's server.log (the part of this run).
 # Environment: BUILD (build), BENCH_QUERY_DB (BUILD/bench_query.db), BENCH_QUERY_PG_PORT,
 # BENCH_QUERY_PG_FULL (0), BENCH_QUERY_PG (1; 0 skips PostgreSQL), BENCH_QUERY_PG_KEEP (a
 # directory under /tmp: the cluster lives there and is halted, not removed, at the end, so

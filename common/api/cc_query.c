@@ -145,8 +145,10 @@ static int eng_raw(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t 
     if (from >= to)
         return CC_OK;
     rc = prepare3(st, raw_sql, cell_id, from, to, &s);
-    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW)
+    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+        e->res->rows_read++;
         rc = eng_reading(e, cc_stmt_column_int64(s, 0), cc_stmt_column_double(s, 1));
+    }
     cc_stmt_release(s);
     return rc;
 }
@@ -261,12 +263,16 @@ static int level_peek(const struct eng *e, struct level *l)
     if (rc == CC_OK && l->nparams >= 7)
         rc = cc_stmt_bind_int64(l->s, 7, l->w7);
     l->rc = rc == CC_OK ? cc_stmt_step(l->s) : rc;
+    if (l->rc == CC_ROW)
+        e->res->rows_read++;
     return l->rc;
 }
 
-static void level_next(struct level *l)
+static void level_next(const struct eng *e, struct level *l)
 {
     l->rc = cc_stmt_step(l->s);
+    if (l->rc == CC_ROW)
+        e->res->rows_read++;
 }
 
 static void level_close(struct level *l)
@@ -322,7 +328,7 @@ static int eng_mixed(struct eng *e, struct level *raw, const struct rollup_row *
 
         if (ts >= r->b + CC_ROLLUP_BUCKET_MS)
             break; /* the next bucket's */
-        level_next(raw);
+        level_next(e, raw);
         if (ts < r->b)
             continue; /* not one of this bucket's: cannot happen, the two tests agree */
         if (n == 0)
@@ -354,7 +360,7 @@ static int eng_fives(struct eng *e, struct level *fives, struct level *raw, int6
         rollup_read(fives->s, &r);
         if (r.b >= until)
             return CC_OK;
-        level_next(fives);
+        level_next(e, fives);
         if (r.count <= 0 || r.b < from)
             continue; /* before from: cannot happen, the SQL and C tests agree */
         side = rollup_side(e, &r);
@@ -404,7 +410,7 @@ static int eng_halves(struct cc_store *st, struct eng *e, int64_t cell_id, int64
                cell_id, c0, c1, 7, CC_ROLLUP_COARSE_MS, CC_ROLLUP_BUCKET_MS);
     while ((rc = level_peek(e, &halves)) == CC_ROW) {
         rollup_read(halves.s, &r);
-        level_next(&halves);
+        level_next(e, &halves);
         if (r.count <= 0)
             continue;
         side = rollup_side(e, &r);

@@ -61,6 +61,7 @@ struct cc_query_result {
     struct cc_query_stats stats;
     size_t n;                       /* series entries */
     struct cc_query_bucket *series; /* malloc'd, ascending t_ms; free with _result_free */
+    size_t rows_read; /* rows the database returned to compute this (tests, benchmark) */
 };
 
 /* Reads range=24h|7d|30d or from=&to= (ISO-8601) from a query string; no parameter

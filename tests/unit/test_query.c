@@ -520,6 +520,45 @@ static void test_query_mkt_hand_computed(void **state)
     }
 }
 
+/* The fast path reads rollup rows, not raw ones (cc_query_result.rows_read, which the
+ * benchmark prints): two days at one reading a minute, all in range, in two-hour buckets,
+ * are 96 half hours; off the bucket edges, the partial five minutes at both ends add their
+ * raw rows and the partial half hours their five-minute rows. A straddling half hour adds
+ * its six five-minute rows, and a straddling five minutes its raw rows. */
+static void test_query_rollups_rows_read(void **state)
+{
+    struct cc_store *st = *state;
+    struct cc_query_range rg;
+    struct cc_query_result res;
+
+    for (int64_t i = 0; i < 2 * DAY_MS / MIN_MS; i++)
+        put(st, 5, CELL, T0 + i * MIN_MS, 5.0);
+
+    rg = range_of(T0, T0 + 2 * DAY_MS, 7200000);
+    both(st, &rg, LO, HI, &res);
+    assert_int_equal(res.stats.count, 2880);
+    assert_int_equal(res.rows_read, 96);
+    cc_query_result_free(&res);
+
+    /* From 0:07:30 to 47:52:30: the raw readings of 0:07:30..0:10 (at 8 and 9 min), the
+     * five-minute rows of 0:10..0:30 (4), the 94 half hours of 0:30..47:30, the five-minute
+     * rows of 47:30..47:50 (4), the raw readings of 47:50..47:52:30 (50, 51, 52 min). */
+    rg = range_of(T0 + 450000, T0 + 2 * DAY_MS - 450000, 7200000);
+    both(st, &rg, LO, HI, &res);
+    assert_int_equal(res.rows_read, 2 + 4 + 94 + 4 + 3);
+    cc_query_result_free(&res);
+
+    /* One excursion at 10:11 (a second device, out of range): its half hour (still one of
+     * the 96 rows read) goes down to six five-minute rows, and its five minutes (10:10) to
+     * its 5 + 1 raw rows. */
+    put(st, 6, CELL, T0 + 10 * 3600000 + 11 * MIN_MS + 1, 9.0);
+    rg = range_of(T0, T0 + 2 * DAY_MS, 7200000);
+    both(st, &rg, LO, HI, &res);
+    assert_int_equal(res.rows_read, 96 + 6 + 6);
+    assert_true(res.stats.oor_ms > 0);
+    cc_query_result_free(&res);
+}
+
 /* -- minutesOutOfRange --------------------------------------------------------------- */
 
 static void test_query_minutes_out_of_range(void **state)
@@ -850,6 +889,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_rollup_upsert_equals_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_rollup_batch_equals_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_mkt_hand_computed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_rollups_rows_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_minutes_out_of_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_retention_keeps_rollups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_latest_by_timestamp, setup, teardown),
