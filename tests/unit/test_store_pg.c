@@ -420,6 +420,79 @@ static void test_store_pg_ingest_same_as_sqlite(void **state)
     script_free(&sc);
 }
 
+/* Issue 14, ingest cost: the batch insert's server work. coldchain_temp_q is inlined
+ * (0005: a STRICT SQL function with a CASE body never is, and ran as a function of its own
+ * per reading), and the rollup rows' updates are HOT (0006: fillfactor 50 on readings_5m
+ * and readings_30m), as the devices' are (0002). Batches of one reading per device, a
+ * minute apart, update the same buckets, as ingestd's do; between the first and the rest,
+ * older buckets fill the pages the current ones are on, as the other cells' new buckets
+ * do in a real database (a page with room makes any update HOT, fillfactor or not). */
+static void test_store_pg_ingest_cheap_paths(void **state)
+{
+    struct fx *f = *state;
+    struct cc_stmt *s = NULL;
+    int rc, calls = 0;
+
+    /* A plan's text names the function only when it is called as one. */
+    assert_int_equal(cc_stmt_prepare(f->pg,
+                                     "EXPLAIN (VERBOSE, COSTS OFF) SELECT coldchain_temp_q(t)"
+                                     " FROM (SELECT CAST(g AS double precision) / 3 AS t"
+                                     " FROM generate_series(1, 2) g) v",
+                                     &s),
+                     CC_OK);
+    while ((rc = cc_stmt_step(s)) == CC_ROW)
+        calls += strstr(cc_stmt_column_text(s, 0), "coldchain_temp_q") != NULL;
+    assert_int_equal(rc, CC_OK);
+    cc_stmt_release(s);
+    assert_int_equal(calls, 0);
+    assert_int_equal(one_int(f->pg, "SELECT coldchain_temp_q(2.5 / 1048576)"), 3);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM (SELECT coldchain_temp_q(NULL) q) x"
+                                    " WHERE q IS NULL"),
+                     1);
+
+    for (int b = 0; b < 5; b++) {
+        struct script sc = {0};
+
+        add(&sc, R("SN-A"), T0 + b * 60 * S, "{\"ts\":%lld,\"temperature\":4.5}", T0 + b * 60 * S);
+        add(&sc, R("SN-C"), T0 + b * 60 * S, "{\"ts\":%lld,\"temperature\":5.5}", T0 + b * 60 * S);
+        run_both(f, &sc);
+        script_free(&sc);
+        if (b == 0)
+            assert_int_equal(
+                cc_store_exec(
+                    f->pg, "INSERT INTO readings_5m (cold_cell_id, bucket_ts, min_temp,"
+                           " max_temp, sum_temp, count, mkt_sum) SELECT 1, g * 300000, 0, 0,"
+                           " 0, 1, 0 FROM generate_series(1, 300) g;"
+                           "INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp,"
+                           " max_temp, count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts) SELECT 1,"
+                           " g * 1800000, 0, 0, 1, 0, 0, 0, 0, 0 FROM generate_series(1, 300) g"),
+                CC_OK);
+    }
+    /* This session's counters, sent now rather than within the second (PostgreSQL 15). */
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM (SELECT pg_stat_force_next_flush()) x"),
+                     1);
+    assert_int_equal(cc_store_exec(f->pg, "SELECT 1"), CC_OK);
+    assert_int_equal(cc_store_exec(f->pg, "SELECT pg_stat_clear_snapshot()"), CC_OK);
+    /* T0 starts a 5-minute bucket, 15 minutes into a 30-minute one: the five batches hit
+     * one bucket of each per cell, which the first inserts and the other four update. */
+    assert_int_equal(one_int(f->pg, "SELECT n_tup_upd FROM pg_stat_user_tables"
+                                    " WHERE relname = 'readings_5m'"),
+                     8);
+    assert_int_equal(one_int(f->pg, "SELECT n_tup_upd - n_tup_hot_upd FROM pg_stat_user_tables"
+                                    " WHERE relname = 'readings_5m'"),
+                     0);
+    assert_int_equal(one_int(f->pg, "SELECT n_tup_upd FROM pg_stat_user_tables"
+                                    " WHERE relname = 'readings_30m'"),
+                     8);
+    assert_int_equal(one_int(f->pg, "SELECT n_tup_upd - n_tup_hot_upd FROM pg_stat_user_tables"
+                                    " WHERE relname = 'readings_30m'"),
+                     0);
+    assert_int_equal(cc_store_exec(f->pg, "DELETE FROM readings_5m WHERE bucket_ts < 1000000000;"
+                                          "DELETE FROM readings_30m WHERE bucket_ts < 1000000000"),
+                     CC_OK);
+    assert_same_stores(f);
+}
+
 /* 1,001 bad messages of one device in one batch: 1,000 kept, the oldest dropped and
  * counted, on both stores alike. */
 static void test_store_pg_dead_letter_cap(void **state)
@@ -754,6 +827,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_pg_ingest_same_as_sqlite, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_ingest_cheap_paths, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_dead_letter_cap, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_serials_quoted, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_devices_seen_keeps_max, fx_setup,
