@@ -545,11 +545,11 @@ static void test_store_pg_serials_quoted(void **state)
 static void test_store_pg_devices_seen_keeps_max(void **state)
 {
     struct fx *f = *state;
-    const struct cc_store_seen first[] = {{1, T0, 1, T0 - 5 * S}, {2, T0, 0, 0}};
-    const struct cc_store_seen second[] = {{1, T0 - 10 * S, 1, T0 - 50 * S},
-                                           {3, T0 + 1, 1, T0 - 9 * S},
-                                           {3, T0, 1, T0 - 2 * S},
-                                           {2, T0 - 1, 1, T0 - 7 * S}};
+    const struct cc_store_seen first[] = {{1, T0, 1, T0 - 5 * S, 0}, {2, T0, 0, 0, 0}};
+    const struct cc_store_seen second[] = {{1, T0 - 10 * S, 1, T0 - 50 * S, 0},
+                                           {3, T0 + 1, 1, T0 - 9 * S, 0},
+                                           {3, T0, 1, T0 - 2 * S, 0},
+                                           {2, T0 - 1, 1, T0 - 7 * S, 0}};
     struct cc_store *both[] = {f->lite, f->pg};
 
     for (int i = 0; i < 2; i++) {
@@ -569,6 +569,67 @@ static void test_store_pg_devices_seen_keeps_max(void **state)
     assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'OFFLINE'"
                                     " AND id = 3"),
                      1);
+}
+
+/* The seen update skips its lock step only for rows this very transaction locked
+ * (cc_store_devices_by_serial inside cc_store_begin): a device read in an earlier
+ * transaction, or outside one, holds no lock any more, and the update then locks its rows
+ * in id order itself (two writers would otherwise deadlock instead of queueing). Which
+ * statement ran shows in the session's prepared statements. */
+static const char sql_seen_locking[] =
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%UPDATE devices d SET%'"
+    " AND statement LIKE '%FOR NO KEY UPDATE%' AND statement NOT LIKE '%pg_prepared%'";
+static const char sql_seen_lockfree[] =
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%UPDATE devices d SET%'"
+    " AND statement NOT LIKE '%FOR NO KEY UPDATE%' AND statement NOT LIKE '%pg_prepared%'";
+
+static void test_store_pg_seen_skips_held_lock(void **state)
+{
+    struct fx *f = *state;
+    const char *serials[] = {"SN-B", "SN-A"};
+    struct cc_device d[2], outside[2];
+    unsigned char found[2];
+    struct cc_store_seen v[2];
+    uint64_t tx;
+
+    assert_int_equal(cc_store_tx_id(f->pg), 0);
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 2, outside, found), CC_OK);
+    assert_true(found[0] && found[1] && outside[0].locked_tx == 0 && outside[1].locked_tx == 0);
+
+    assert_int_equal(cc_store_begin(f->pg), CC_OK);
+    tx = cc_store_tx_id(f->pg);
+    assert_true(tx != 0);
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 2, d, found), CC_OK);
+    assert_true(found[0] && found[1] && d[0].locked_tx == tx && d[1].locked_tx == tx);
+    for (int i = 0; i < 2; i++)
+        v[i] = (struct cc_store_seen){d[i].id, T0 + i, 1, T0 - 10 * S + i, d[i].locked_tx};
+    assert_int_equal(cc_store_devices_seen(f->pg, v, 2), CC_OK);
+    assert_int_equal(one_int(f->pg, sql_seen_lockfree), 1);
+    assert_int_equal(one_int(f->pg, sql_seen_locking), 0);
+    assert_int_equal(cc_store_commit(f->pg), CC_OK);
+    assert_int_equal(cc_store_tx_id(f->pg), 0);
+
+    /* The same devices in the next transaction: their locks went with the last one. */
+    assert_int_equal(cc_store_begin(f->pg), CC_OK);
+    assert_true(cc_store_tx_id(f->pg) > tx);
+    for (int i = 0; i < 2; i++)
+        v[i].seen_at += 5 * S;
+    assert_int_equal(cc_store_devices_seen(f->pg, v, 2), CC_OK);
+    assert_int_equal(one_int(f->pg, sql_seen_locking), 1);
+    /* One device of the call not held is enough to lock them all. */
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 1, d, found), CC_OK);
+    v[0].locked_tx = d[0].locked_tx;
+    v[1].locked_tx = outside[1].locked_tx;
+    assert_int_equal(cc_store_devices_seen(f->pg, v, 2), CC_OK);
+    assert_int_equal(one_int(f->pg, sql_seen_lockfree), 1);
+    assert_int_equal(cc_store_commit(f->pg), CC_OK);
+    assert_int_equal(one_int(f->pg, "SELECT last_seen_at FROM devices WHERE serial_number ="
+                                    " 'SN-A'"),
+                     T0 + 1 + 5 * S);
+    assert_int_equal(one_int(f->pg, "SELECT newest_ts FROM devices WHERE serial_number ="
+                                    " 'SN-B'"),
+                     T0 - 10 * S);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'ONLINE'"), 2);
 }
 
 /* cc_alert_states_load (one query per batch on PostgreSQL, cc_alert.c) gives the same
@@ -832,6 +893,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_pg_serials_quoted, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_devices_seen_keeps_max, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_seen_skips_held_lock, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_alert_states_same, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_text_not_utf8, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
