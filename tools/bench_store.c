@@ -5,10 +5,13 @@
  * (cc_store_begin .. cc_store_commit), as ingestd's writer stores a batch. Readings stay
  * within the cells' thresholds: no alert changes, only the state lookups.
  *   SQLite: a fresh temporary file (WAL, synchronous=NORMAL: the daemons' settings);
- *   PostgreSQL: the URL given (tools/bench_store.sh starts a tools/pgtest.sh cluster:
- *   fsync off), a fresh schema migrated by the store.
- * Only the ingest loop is timed (payloads are built before). The machine is shared, so
- * besides the rate it prints the CPU seconds per 100k readings that the loop cost this
+ *   PostgreSQL: the URL given (tools/bench_store.sh starts a tools/pgtest.sh cluster with
+ *   a production server's durability settings), a fresh schema migrated by the store.
+ * The two stores' batches are interleaved, batch r on one and then on the other (the first
+ * of the pair alternating), so that the machine's other users slow both alike; with
+ * BENCH_STORE_ORDER=sequential every SQLite batch runs first, then every PostgreSQL one.
+ * Only the batches are timed (payloads are built before). The machine is shared, so
+ * besides the rate it prints the CPU seconds per 100k readings that the batches cost this
  * process (CLOCK_PROCESS_CPUTIME_ID) and, on PostgreSQL, the server backend serving it
  * (utime + stime of /proc/PID/stat for pg_backend_pid(): the cluster runs on this machine),
  * which other load disturbs less than the rate. Prints "bench:" lines; asserts nothing.
