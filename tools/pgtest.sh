@@ -10,6 +10,10 @@
 #                                         same DIR starts that cluster again (no initdb),
 #                                         for benchmarks that keep a loaded copy
 #
+# PGTEST_DURABLE=1 (start only): the durability settings of a production server instead
+# (fsync, synchronous_commit and full_page_writes on, PostgreSQL's defaults, as
+# docs/postgresql.md "Recommended settings" asks), for benchmarks (tools/bench_store.sh).
+#
 # DIR's parent must be searchable by the postgres user (e.g. under /tmp).
 # PORT only names the socket (DIR/.s.PGSQL.PORT); 5432 unless given. As root the server
 # runs as the postgres user (initdb refuses root), as anyone else as that user. The URL
@@ -43,7 +47,9 @@ start)
     fi
     # Test settings: durability is the OS's business here (fsync off), logs to a file.
     # Kept for `up`, which starts the same server again.
-    echo "-k $dir -p $port -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >"$dir/options"
+    nosync="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PGTEST_DURABLE:-0}" = 1 ] && nosync=""
+    echo "-k $dir -p $port -c listen_addresses='' $nosync -c max_connections=200" >"$dir/options"
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
         -o "$(cat "$dir/options")" start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     if [ $fresh = 1 ]; then

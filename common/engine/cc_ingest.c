@@ -409,6 +409,7 @@ static int store_run(struct cc_store *st, struct ingest_msg_view *v, struct work
         seen[a].seen_at = accs[a].seen_at;
         seen[a].has_newest = accs[a].cur.has_newest;
         seen[a].newest_ts = accs[a].cur.newest_ts;
+        seen[a].locked_tx = accs[a].cur.locked_tx;
     }
     rc = cc_store_devices_seen(st, seen, nacc);
 out:

@@ -171,6 +171,13 @@ int cc_store_in_transaction(struct cc_store *st)
     return !sqlite3_get_autocommit(st->db);
 }
 
+uint64_t cc_store_tx_id(struct cc_store *st)
+{
+    /* in_tx alone is not enough: a COMMIT or a reset connection behind the store's back
+     * ends the transaction, and with it every row lock it held. */
+    return st->in_tx && cc_store_in_transaction(st) ? st->tx_seq : 0;
+}
+
 void cc_store_attach_checkpointer(struct cc_store *st, struct cc_walckpt *ckpt)
 {
     if (st->dialect == CC_DIALECT_SQLITE)
@@ -259,6 +266,8 @@ int cc_store_begin(struct cc_store *st)
     if (rc != CC_OK)
         gate_leave(st);
     st->in_tx = rc == CC_OK;
+    if (rc == CC_OK)
+        st->tx_seq++;
     if (st->rollups != NULL)
         cc_rollup_batch_clear(st->rollups); /* of a transaction ended behind our back */
     return rc;

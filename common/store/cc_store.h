@@ -34,6 +34,10 @@ struct cc_device {
     char status[12]; /* ONLINE, OFFLINE, NEVER_SEEN */
     int has_newest;
     int64_t newest_ts; /* newest stored reading ts, if has_newest */
+    /* PostgreSQL: cc_store_tx_id of the transaction that holds this row FOR NO KEY UPDATE
+     * since cc_store_devices_by_serial read it; 0 when none does (SQLite, or read outside
+     * cc_store_begin). Lets the batch functions skip locking a row a second time. */
+    uint64_t locked_tx;
 };
 
 /* cc_store_open's flags (the same values as cc_db_open's). */
@@ -98,6 +102,9 @@ int cc_store_read_begin(struct cc_store *st);
 void cc_store_read_end(struct cc_store *st);
 /* 1 when a transaction is open on st (whoever began it), else 0. */
 int cc_store_in_transaction(struct cc_store *st);
+/* The transaction cc_store_begin opened on st, while it is open: a number this store never
+ * hands out again (1, 2, ...); 0 outside one (or in one begun otherwise). */
+uint64_t cc_store_tx_id(struct cc_store *st);
 
 struct cc_walckpt;
 /* Hands st's WAL checkpoints to the checkpointer thread ckpt (cc_walckpt.h), which must
@@ -155,6 +162,7 @@ struct cc_store_seen {
     int64_t seen_at;
     int has_newest;
     int64_t newest_ts;
+    uint64_t locked_tx; /* the device's cc_device.locked_tx, or 0 */
 };
 int cc_store_devices_seen(struct cc_store *st, const struct cc_store_seen *v, size_t n);
 /* Applies a status message: ONLINE/OFFLINE and firmware (NULL or "" keeps it). */

@@ -56,6 +56,7 @@ struct cc_store {
     unsigned pg_names; /* PostgreSQL statement names handed out: "s1", "s2", ... */
     /* Inside cc_store_begin .. commit: rollup terms summed here, written at commit. */
     int in_tx;
+    uint64_t tx_seq; /* transactions cc_store_begin opened: the current one's cc_store_tx_id */
     struct cc_rollup_batch *rollups; /* allocated on the first reading of a transaction */
 };
 

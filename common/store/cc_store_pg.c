@@ -45,16 +45,22 @@ static const char sql_devices_lock[] =
  * deadlocking (the insert locks them FOR NO KEY UPDATE in the same order, so after it this
  * step finds them locked by us and writes nothing). greatest()
  * ignores NULLs: a first sighting takes the new value. */
-static const char sql_seen[] =
-    "WITH v AS (SELECT id, max(seen) AS seen,"
-    " max(CASE WHEN has_newest <> 0 THEN newest END) AS newest"
-    " FROM unnest(CAST($1 AS bigint[]), CAST($2 AS bigint[]), CAST($3 AS integer[]),"
-    " CAST($4 AS bigint[])) AS u (id, seen, has_newest, newest) GROUP BY id),"
-    " locked AS MATERIALIZED (SELECT d.id FROM devices d WHERE d.id IN (SELECT id FROM v)"
-    " ORDER BY d.id FOR NO KEY UPDATE)"
-    " UPDATE devices d SET status = 'ONLINE', last_seen_at = greatest(d.last_seen_at, v.seen),"
+#define SQL_SEEN_V                                                                                 \
+    "WITH v AS (SELECT id, max(seen) AS seen,"                                                     \
+    " max(CASE WHEN has_newest <> 0 THEN newest END) AS newest"                                    \
+    " FROM unnest(CAST($1 AS bigint[]), CAST($2 AS bigint[]), CAST($3 AS integer[]),"              \
+    " CAST($4 AS bigint[])) AS u (id, seen, has_newest, newest) GROUP BY id)"
+#define SQL_SEEN_SET                                                                               \
+    " UPDATE devices d SET status = 'ONLINE', last_seen_at = greatest(d.last_seen_at, v.seen),"    \
     " newest_ts = greatest(d.newest_ts, v.newest)"
-    " FROM v JOIN locked l ON l.id = v.id WHERE d.id = v.id";
+static const char sql_seen[] =
+    SQL_SEEN_V ", locked AS MATERIALIZED (SELECT d.id FROM devices d"
+               " WHERE d.id IN (SELECT id FROM v) ORDER BY d.id FOR NO KEY UPDATE)" SQL_SEEN_SET
+               " FROM v JOIN locked l ON l.id = v.id WHERE d.id = v.id";
+/* sql_seen when this transaction already holds every row (cc_store_devices_by_serial locked
+ * them, in id order): the lock step would find each one locked by us and only cost its
+ * scan, sort and join, about a third of the statement (docs/postgresql.md, "Cost"). */
+static const char sql_seen_held[] = SQL_SEEN_V SQL_SEEN_SET " FROM v WHERE d.id = v.id";
 /* An offline status leaves last_seen_at: $4 is NULL then. */
 static const char sql_status[] =
     "UPDATE devices SET status = $2, firmware_version = coalesce(CAST($3 AS text),"
@@ -137,6 +143,7 @@ int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serial
         d->cold_cell_id = cc_stmt_column_int64(s, 1);
         copy_text(d->serial, sizeof d->serial, cc_stmt_column_text(s, 2));
         copy_text(d->status, sizeof d->status, cc_stmt_column_text(s, 3));
+        d->locked_tx = lock ? cc_store_tx_id(st) : 0; /* outside a transaction: let go already */
         if (!cc_stmt_column_is_null(s, 4)) {
             d->has_newest = 1;
             d->newest_ts = cc_stmt_column_int64(s, 4);
@@ -266,7 +273,8 @@ int cc_store_pg_devices_seen(struct cc_store *st, const struct cc_store_seen *v,
     struct cc_stmt *s = NULL;
     int64_t *ids = NULL;
     size_t distinct = 0;
-    int rc = CC_OK;
+    uint64_t tx = cc_store_tx_id(st);
+    int held = tx != 0, rc = CC_OK;
 
     if (n == 0)
         return CC_OK;
@@ -277,6 +285,7 @@ int cc_store_pg_devices_seen(struct cc_store *st, const struct cc_store_seen *v,
         rc = cc_pg_array_init(&a[k], types[k], n);
     for (size_t i = 0; rc == CC_OK && i < n; i++) {
         ids[i] = v[i].device_id;
+        held = held && v[i].locked_tx == tx;
         cc_pg_array_int(&a[0], v[i].device_id);
         cc_pg_array_int(&a[1], v[i].seen_at);
         cc_pg_array_int(&a[2], v[i].has_newest ? 1 : 0);
@@ -287,7 +296,7 @@ int cc_store_pg_devices_seen(struct cc_store *st, const struct cc_store_seen *v,
     qsort(ids, n, sizeof *ids, id_cmp);
     for (size_t i = 0; i < n; i++)
         distinct += i == 0 || ids[i] != ids[i - 1];
-    rc = cc_stmt_prepare(st, sql_seen, &s);
+    rc = cc_stmt_prepare(st, held ? sql_seen_held : sql_seen, &s);
     for (int k = 0; rc == CC_OK && k < 4; k++)
         rc = cc_pg_array_bind(s, k + 1, &a[k]);
     if (rc == CC_OK)

@@ -228,7 +228,7 @@ int cc_store_device_seen(struct cc_store *st, int64_t device_id, int64_t seen_at
     int rc;
 
     if (is_pg(st)) {
-        const struct cc_store_seen v = {device_id, seen_at, has_newest, newest_ts};
+        const struct cc_store_seen v = {device_id, seen_at, has_newest, newest_ts, 0};
 
         return cc_store_pg_devices_seen(st, &v, 1);
     }

@@ -420,6 +420,79 @@ static void test_store_pg_ingest_same_as_sqlite(void **state)
     script_free(&sc);
 }
 
+/* Issue 14, ingest cost: the batch insert's server work. coldchain_temp_q is inlined
+ * (0005: a STRICT SQL function with a CASE body never is, and ran as a function of its own
+ * per reading), and the rollup rows' updates are HOT (0006: fillfactor 50 on readings_5m
+ * and readings_30m), as the devices' are (0002). Batches of one reading per device, a
+ * minute apart, update the same buckets, as ingestd's do; between the first and the rest,
+ * older buckets fill the pages the current ones are on, as the other cells' new buckets
+ * do in a real database (a page with room makes any update HOT, fillfactor or not). */
+static void test_store_pg_ingest_cheap_paths(void **state)
+{
+    struct fx *f = *state;
+    struct cc_stmt *s = NULL;
+    int rc, calls = 0;
+
+    /* A plan's text names the function only when it is called as one. */
+    assert_int_equal(cc_stmt_prepare(f->pg,
+                                     "EXPLAIN (VERBOSE, COSTS OFF) SELECT coldchain_temp_q(t)"
+                                     " FROM (SELECT CAST(g AS double precision) / 3 AS t"
+                                     " FROM generate_series(1, 2) g) v",
+                                     &s),
+                     CC_OK);
+    while ((rc = cc_stmt_step(s)) == CC_ROW)
+        calls += strstr(cc_stmt_column_text(s, 0), "coldchain_temp_q") != NULL;
+    assert_int_equal(rc, CC_OK);
+    cc_stmt_release(s);
+    assert_int_equal(calls, 0);
+    assert_int_equal(one_int(f->pg, "SELECT coldchain_temp_q(2.5 / 1048576)"), 3);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM (SELECT coldchain_temp_q(NULL) q) x"
+                                    " WHERE q IS NULL"),
+                     1);
+
+    for (int b = 0; b < 5; b++) {
+        struct script sc = {0};
+
+        add(&sc, R("SN-A"), T0 + b * 60 * S, "{\"ts\":%lld,\"temperature\":4.5}", T0 + b * 60 * S);
+        add(&sc, R("SN-C"), T0 + b * 60 * S, "{\"ts\":%lld,\"temperature\":5.5}", T0 + b * 60 * S);
+        run_both(f, &sc);
+        script_free(&sc);
+        if (b == 0)
+            assert_int_equal(
+                cc_store_exec(
+                    f->pg, "INSERT INTO readings_5m (cold_cell_id, bucket_ts, min_temp,"
+                           " max_temp, sum_temp, count, mkt_sum) SELECT 1, g * 300000, 0, 0,"
+                           " 0, 1, 0 FROM generate_series(1, 300) g;"
+                           "INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp,"
+                           " max_temp, count, sum_q, mkt_hi, mkt_lo, first_ts, last_ts) SELECT 1,"
+                           " g * 1800000, 0, 0, 1, 0, 0, 0, 0, 0 FROM generate_series(1, 300) g"),
+                CC_OK);
+    }
+    /* This session's counters, sent now rather than within the second (PostgreSQL 15). */
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM (SELECT pg_stat_force_next_flush()) x"),
+                     1);
+    assert_int_equal(cc_store_exec(f->pg, "SELECT 1"), CC_OK);
+    assert_int_equal(cc_store_exec(f->pg, "SELECT pg_stat_clear_snapshot()"), CC_OK);
+    /* T0 starts a 5-minute bucket, 15 minutes into a 30-minute one: the five batches hit
+     * one bucket of each per cell, which the first inserts and the other four update. */
+    assert_int_equal(one_int(f->pg, "SELECT n_tup_upd FROM pg_stat_user_tables"
+                                    " WHERE relname = 'readings_5m'"),
+                     8);
+    assert_int_equal(one_int(f->pg, "SELECT n_tup_upd - n_tup_hot_upd FROM pg_stat_user_tables"
+                                    " WHERE relname = 'readings_5m'"),
+                     0);
+    assert_int_equal(one_int(f->pg, "SELECT n_tup_upd FROM pg_stat_user_tables"
+                                    " WHERE relname = 'readings_30m'"),
+                     8);
+    assert_int_equal(one_int(f->pg, "SELECT n_tup_upd - n_tup_hot_upd FROM pg_stat_user_tables"
+                                    " WHERE relname = 'readings_30m'"),
+                     0);
+    assert_int_equal(cc_store_exec(f->pg, "DELETE FROM readings_5m WHERE bucket_ts < 1000000000;"
+                                          "DELETE FROM readings_30m WHERE bucket_ts < 1000000000"),
+                     CC_OK);
+    assert_same_stores(f);
+}
+
 /* 1,001 bad messages of one device in one batch: 1,000 kept, the oldest dropped and
  * counted, on both stores alike. */
 static void test_store_pg_dead_letter_cap(void **state)
@@ -472,11 +545,11 @@ static void test_store_pg_serials_quoted(void **state)
 static void test_store_pg_devices_seen_keeps_max(void **state)
 {
     struct fx *f = *state;
-    const struct cc_store_seen first[] = {{1, T0, 1, T0 - 5 * S}, {2, T0, 0, 0}};
-    const struct cc_store_seen second[] = {{1, T0 - 10 * S, 1, T0 - 50 * S},
-                                           {3, T0 + 1, 1, T0 - 9 * S},
-                                           {3, T0, 1, T0 - 2 * S},
-                                           {2, T0 - 1, 1, T0 - 7 * S}};
+    const struct cc_store_seen first[] = {{1, T0, 1, T0 - 5 * S, 0}, {2, T0, 0, 0, 0}};
+    const struct cc_store_seen second[] = {{1, T0 - 10 * S, 1, T0 - 50 * S, 0},
+                                           {3, T0 + 1, 1, T0 - 9 * S, 0},
+                                           {3, T0, 1, T0 - 2 * S, 0},
+                                           {2, T0 - 1, 1, T0 - 7 * S, 0}};
     struct cc_store *both[] = {f->lite, f->pg};
 
     for (int i = 0; i < 2; i++) {
@@ -496,6 +569,67 @@ static void test_store_pg_devices_seen_keeps_max(void **state)
     assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'OFFLINE'"
                                     " AND id = 3"),
                      1);
+}
+
+/* The seen update skips its lock step only for rows this very transaction locked
+ * (cc_store_devices_by_serial inside cc_store_begin): a device read in an earlier
+ * transaction, or outside one, holds no lock any more, and the update then locks its rows
+ * in id order itself (two writers would otherwise deadlock instead of queueing). Which
+ * statement ran shows in the session's prepared statements. */
+static const char sql_seen_locking[] =
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%UPDATE devices d SET%'"
+    " AND statement LIKE '%FOR NO KEY UPDATE%' AND statement NOT LIKE '%pg_prepared%'";
+static const char sql_seen_lockfree[] =
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%UPDATE devices d SET%'"
+    " AND statement NOT LIKE '%FOR NO KEY UPDATE%' AND statement NOT LIKE '%pg_prepared%'";
+
+static void test_store_pg_seen_skips_held_lock(void **state)
+{
+    struct fx *f = *state;
+    const char *serials[] = {"SN-B", "SN-A"};
+    struct cc_device d[2], outside[2];
+    unsigned char found[2];
+    struct cc_store_seen v[2];
+    uint64_t tx;
+
+    assert_int_equal(cc_store_tx_id(f->pg), 0);
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 2, outside, found), CC_OK);
+    assert_true(found[0] && found[1] && outside[0].locked_tx == 0 && outside[1].locked_tx == 0);
+
+    assert_int_equal(cc_store_begin(f->pg), CC_OK);
+    tx = cc_store_tx_id(f->pg);
+    assert_true(tx != 0);
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 2, d, found), CC_OK);
+    assert_true(found[0] && found[1] && d[0].locked_tx == tx && d[1].locked_tx == tx);
+    for (int i = 0; i < 2; i++)
+        v[i] = (struct cc_store_seen){d[i].id, T0 + i, 1, T0 - 10 * S + i, d[i].locked_tx};
+    assert_int_equal(cc_store_devices_seen(f->pg, v, 2), CC_OK);
+    assert_int_equal(one_int(f->pg, sql_seen_lockfree), 1);
+    assert_int_equal(one_int(f->pg, sql_seen_locking), 0);
+    assert_int_equal(cc_store_commit(f->pg), CC_OK);
+    assert_int_equal(cc_store_tx_id(f->pg), 0);
+
+    /* The same devices in the next transaction: their locks went with the last one. */
+    assert_int_equal(cc_store_begin(f->pg), CC_OK);
+    assert_true(cc_store_tx_id(f->pg) > tx);
+    for (int i = 0; i < 2; i++)
+        v[i].seen_at += 5 * S;
+    assert_int_equal(cc_store_devices_seen(f->pg, v, 2), CC_OK);
+    assert_int_equal(one_int(f->pg, sql_seen_locking), 1);
+    /* One device of the call not held is enough to lock them all. */
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 1, d, found), CC_OK);
+    v[0].locked_tx = d[0].locked_tx;
+    v[1].locked_tx = outside[1].locked_tx;
+    assert_int_equal(cc_store_devices_seen(f->pg, v, 2), CC_OK);
+    assert_int_equal(one_int(f->pg, sql_seen_lockfree), 1);
+    assert_int_equal(cc_store_commit(f->pg), CC_OK);
+    assert_int_equal(one_int(f->pg, "SELECT last_seen_at FROM devices WHERE serial_number ="
+                                    " 'SN-A'"),
+                     T0 + 1 + 5 * S);
+    assert_int_equal(one_int(f->pg, "SELECT newest_ts FROM devices WHERE serial_number ="
+                                    " 'SN-B'"),
+                     T0 - 10 * S);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'ONLINE'"), 2);
 }
 
 /* cc_alert_states_load (one query per batch on PostgreSQL, cc_alert.c) gives the same
@@ -754,10 +888,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_pg_ingest_same_as_sqlite, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_ingest_cheap_paths, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_dead_letter_cap, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_serials_quoted, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_devices_seen_keeps_max, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_seen_skips_held_lock, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_alert_states_same, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_text_not_utf8, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
