@@ -176,6 +176,11 @@ static int commit_batch(struct ingest_writer *w, struct item *head, size_t n,
     return CC_OK;
 }
 
+static int sync_committed(void *st)
+{
+    return cc_store_sync_committed(st);
+}
+
 static void record(struct ingest_writer *w, const struct batch_result *br, size_t n, double seconds,
                    int64_t commit_ms)
 {
@@ -321,7 +326,8 @@ static void *run(void *arg)
         publish_errors(w, br->out);
         free_outgoing(br->out);
         br->out = NULL;
-        cc_journal_trim(w->journal, w->checkpoint);
+        /* Segments go only once the commits that hold their messages are on disk. */
+        cc_journal_trim_durable(w->journal, w->checkpoint, sync_committed, w->st);
 
         pthread_mutex_lock(&w->mu);
         struct item *rest = head;

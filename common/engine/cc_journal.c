@@ -449,6 +449,24 @@ int cc_journal_trim(struct cc_journal *j, struct cc_journal_pos committed)
     return rc;
 }
 
+int cc_journal_trim_durable(struct cc_journal *j, struct cc_journal_pos committed,
+                            int (*durable)(void *ctx), void *ctx)
+{
+    int64_t *gens = NULL;
+    int n = 0, due = 0, rc;
+
+    pthread_mutex_lock(&j->mu);
+    rc = list_segments(j->dir, &gens, &n);
+    for (int i = 0; rc == CC_OK && i < n; i++)
+        due |= gens[i] < committed.gen && gens[i] < j->gen;
+    pthread_mutex_unlock(&j->mu);
+    free(gens);
+    if (rc != CC_OK || !due)
+        return rc;
+    rc = durable(ctx);
+    return rc == CC_OK ? cc_journal_trim(j, committed) : rc;
+}
+
 int cc_journal_segments(struct cc_journal *j)
 {
     int64_t *gens = NULL;

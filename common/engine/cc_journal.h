@@ -63,6 +63,11 @@ int cc_journal_sync(struct cc_journal *j);
 
 /* Deletes segments wholly before committed (their records are all in the database). */
 int cc_journal_trim(struct cc_journal *j, struct cc_journal_pos committed);
+/* cc_journal_trim, but only after durable(ctx) returned CC_OK, and only when a segment is
+ * to go: a commit the database has not yet made durable (SQLite's synchronous=NORMAL) must
+ * not lose its journal copy. durable's error is returned and nothing is deleted. */
+int cc_journal_trim_durable(struct cc_journal *j, struct cc_journal_pos committed,
+                            int (*durable)(void *ctx), void *ctx);
 
 /* Number of segment files currently on disk (for metrics and tests). */
 int cc_journal_segments(struct cc_journal *j);

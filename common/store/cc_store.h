@@ -123,6 +123,13 @@ int cc_store_begin(struct cc_store *st);
  * On PostgreSQL a transaction that a failed statement aborted commits as CC_ERR_DB.
  * A transaction begun here must end here or in cc_store_rollback. */
 int cc_store_commit(struct cc_store *st);
+/* Makes every transaction committed so far on st survive a power cut, whatever the
+ * store's commit setting: SQLite runs synchronous=NORMAL, whose commits reach the disk
+ * only at the next WAL sync, so this fdatasyncs the WAL file; PostgreSQL commits
+ * synchronously (synchronous_commit on), so there is nothing to do. ingestd calls it
+ * before it deletes journal segments, the only other copy of those commits' messages.
+ * Outside a transaction. CC_OK or CC_ERR_IO (logged). */
+int cc_store_sync_committed(struct cc_store *st);
 void cc_store_rollback(struct cc_store *st);
 
 /* Looks a device up by serial. CC_OK, CC_ERR_NOT_FOUND or CC_ERR_DB. */

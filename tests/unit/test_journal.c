@@ -267,6 +267,54 @@ static void test_journal_trim_removes_committed_segments(void **state)
     rmdir_all(dir);
 }
 
+struct durable_probe {
+    struct cc_journal *j;
+    int calls, segments_seen, rc;
+};
+
+static int durable_probe(void *ctx)
+{
+    struct durable_probe *p = ctx;
+
+    p->calls++;
+    p->segments_seen = cc_journal_segments(p->j); /* nothing deleted before the sync */
+    return p->rc;
+}
+
+/* A segment goes only after the database said its commits are durable; a failed sync
+ * deletes nothing, and no sync is asked for while nothing is due. */
+static void test_journal_trim_durable_syncs_first(void **state)
+{
+    (void)state;
+    char dir[64];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos p1, p2;
+    struct durable_probe probe = {0};
+
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    append(j, "t", "a", 1, &p1);
+    cc_journal_close(j);
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    append(j, "t", "b", 2, &p2);
+    probe.j = j;
+    assert_int_equal(cc_journal_trim_durable(j, p1, durable_probe, &probe), CC_OK);
+    assert_int_equal(probe.calls, 0);
+    probe.rc = CC_ERR_IO;
+    assert_int_equal(cc_journal_trim_durable(j, p2, durable_probe, &probe), CC_ERR_IO);
+    assert_int_equal(probe.calls, 1);
+    assert_int_equal(cc_journal_segments(j), 2);
+    probe.rc = CC_OK;
+    assert_int_equal(cc_journal_trim_durable(j, p2, durable_probe, &probe), CC_OK);
+    assert_int_equal(probe.calls, 2);
+    assert_int_equal(probe.segments_seen, 2);
+    assert_int_equal(cc_journal_segments(j), 1);
+    assert_int_equal(cc_journal_trim_durable(j, p2, durable_probe, &probe), CC_OK);
+    assert_int_equal(probe.calls, 2);
+    cc_journal_close(j);
+    rmdir_all(dir);
+}
+
 static void test_journal_refuses_oversized_record(void **state)
 {
     (void)state;
@@ -332,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_journal_failed_append_leaves_no_torn_record),
         cmocka_unit_test(test_journal_corrupt_byte_fails_crc),
         cmocka_unit_test(test_journal_trim_removes_committed_segments),
+        cmocka_unit_test(test_journal_trim_durable_syncs_first),
         cmocka_unit_test(test_journal_refuses_oversized_record),
         cmocka_unit_test(test_journal_crc32_known_value),
         cmocka_unit_test(test_journal_sync),

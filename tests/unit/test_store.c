@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -485,6 +486,16 @@ static void test_store_file_db_persists(void **state)
     }
     assert_int_equal(cc_store_device_seen(st, d.id, T0, 1, T0 + 1999), CC_OK);
     assert_int_equal(cc_store_commit(st), CC_OK);
+    {
+        /* The commit sits in the WAL (synchronous=NORMAL), which the sync finds and flushes. */
+        char wal[sizeof file.path + 8];
+        struct stat sb;
+
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        assert_int_equal(stat(wal, &sb), 0);
+        assert_true(sb.st_size > 0);
+        assert_int_equal(cc_store_sync_committed(st), CC_OK);
+    }
     cc_store_close(st);
 
     st = NULL;
@@ -502,8 +513,12 @@ static void test_store_file_db_persists(void **state)
 static void test_store_open_fails_cleanly(void **state)
 {
     struct cc_store *st = NULL;
+    struct fixture mem;
 
     (void)state;
+    assert_int_equal(fixture_open(&mem, 0, 0, NULL), CC_OK);
+    assert_int_equal(cc_store_sync_committed(mem.st), CC_OK); /* in memory: nothing to sync */
+    fixture_close(&mem);
     assert_int_equal(cc_store_open("/nonexistent-dir/x/cc.db", 0, &st), CC_ERR_IO);
     assert_null(st);
     cc_store_close(NULL); /* a no-op */
