@@ -130,6 +130,14 @@ def wait_port(port, timeout=10.0, proc=None):
     raise RuntimeError("port %d not listening after %.1fs" % (port, timeout))
 
 
+def off_the_second(ms):
+    """ms moved to 7 ms past its whole second. The seed's readings sit on whole seconds
+    (ccctl seed: the newest "this second", the others every 20 minutes before it), so a
+    reading a test stamps with this can never share a seed reading's (device, ts) and be
+    stored as a duplicate instead of a new row."""
+    return ms // 1000 * 1000 + 7
+
+
 def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
     deadline = time.time() + timeout
     last = None

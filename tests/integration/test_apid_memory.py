@@ -29,6 +29,7 @@ import time
 import urllib.parse
 
 from apitest import NO_LIMITS, Cases, Stack, expect, token
+from harness import wait_for
 
 BURST = 900                 # workers holding a body at once (apid has 1,040)
 WARM_ROUNDS = 2             # BURST x WARM_ROUNDS > apid's workers
@@ -81,6 +82,25 @@ def read_status(c):
     return data.split(b" ", 2)[1] if data.startswith(b"HTTP/1.1 ") else b""
 
 
+def unread_bytes(port, socks):
+    """Bytes sent on socks that apid has not read yet: our ends' send queues plus apid's
+    ends' receive queues (/proc/net/tcp), or None while some connection is not listed."""
+    ours = {c.getsockname()[1] for c in socks}
+    pending, listed = 0, 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            lport = int(parts[1].split(":")[1], 16)
+            rport = int(parts[2].split(":")[1], 16)
+            tx, rx = (int(x, 16) for x in parts[4].split(":"))
+            if lport in ours and rport == port:
+                pending += tx
+                listed += 1
+            elif lport == port and rport in ours:
+                pending += rx
+    return pending if listed == len(ours) else None
+
+
 def burst(s, n, body):
     """n requests held in n workers at once, then completed: (peak arenas' RSS, 404s)."""
     pid = s.procs["apid"].pid
@@ -96,10 +116,14 @@ def burst(s, n, body):
         # The head alone first: the body then goes straight into apid's buffer, not through
         # civetweb's per-worker buffer (live memory each worker has from its start, which a
         # long request head touches once and for good).
-        time.sleep(0.5)
+        # Until apid has read every byte sent, not a fixed time: on a loaded machine 900
+        # workers may take longer than any guess, and a peak taken early is too low.
+        wait_for(lambda: unread_bytes(s.http_port, socks) == 0, timeout=30,
+                 what="apid read every request head")
         for c in socks:
             c.sendall(b" " * (body - 1))
-        time.sleep(1.0)  # every body read into its buffer, but for the last byte
+        wait_for(lambda: unread_bytes(s.http_port, socks) == 0, timeout=30,
+                 what="apid read every body but its last byte")
         peak = arenas_rss(pid)
         for c in socks:
             c.sendall(b" ")

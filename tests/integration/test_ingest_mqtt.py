@@ -9,7 +9,7 @@ import json
 import queue
 import time
 
-from harness import Cases, Stack, wait_for
+from harness import Cases, Stack, off_the_second, wait_for
 
 
 def first_devices(st):
@@ -38,7 +38,7 @@ def main():
 
         def valid_reading():
             before = readings_of(st, a)
-            ts = int(time.time() * 1000) - 1000
+            ts = off_the_second(int(time.time() * 1000) - 1000)  # not a seed reading's ts
             dev.publish("devices/%s/readings" % a, json.dumps(
                 {"temperature": -18.5, "humidity": 40, "powerStatus": True, "doorStatus": False,
                  "batteryLevel": 88, "ts": ts}), qos=1).wait_for_publish()
@@ -109,7 +109,8 @@ def main():
         cases.run("array item errors are named [3].ts", item_errors_named)
 
         def backfill_once():
-            base = int(time.time() * 1000) - 10 * 3600 * 1000
+            # Off the whole second: no item may share a seed reading's ts (one per 20 min).
+            base = off_the_second(int(time.time() * 1000) - 10 * 3600 * 1000)
             arr = [{"temperature": -19 + i * 0.01, "ts": base + i * 60000} for i in range(500)]
             before = readings_of(st, a)
             for _ in range(2):

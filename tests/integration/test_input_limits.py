@@ -21,7 +21,7 @@ import time
 
 from apitest import (NO_LIMITS, Cases, Stack, b64url, expect, expect_error, jwt_secret,
                      raw_http, token)
-from harness import wait_for
+from harness import off_the_second, wait_for
 
 DEPTHS = (10000, 1000, 33)  # 33 = CC_JSON_MAX_DEPTH + 1, the first depth refused
 TOKEN_DEPTHS = (1000, 1400)  # 1,400 is about the deepest a 2 KiB token carries
@@ -230,10 +230,14 @@ def main():
                 expect(row == ("devices/%s/readings" % serial, "BAD_JSON"), row)
                 expect(s.procs["ingestd"].poll() is None, "ingestd died")
                 # ingestd still stores a good reading after it.
-                ts = int(time.time() * 1000) - 500
+                # Off the whole second and counted for this device only: no seed reading
+                # (of any device) can be counted with it.
+                ts = off_the_second(int(time.time() * 1000) - 500)
                 dev.publish("devices/%s/readings" % serial,
                             json.dumps({"temperature": 4.5, "ts": ts}), qos=1).wait_for_publish()
-                wait_for(lambda: s.scalar("SELECT COUNT(*) FROM readings WHERE ts = ?", (ts,)) == 1,
+                wait_for(lambda: s.scalar("SELECT COUNT(*) FROM readings r JOIN devices d ON"
+                                          " d.id = r.device_id WHERE d.serial_number = ? AND"
+                                          " r.ts = ?", (serial, ts)) == 1,
                          what="reading after the deep one")
             finally:
                 dev.loop_stop()
