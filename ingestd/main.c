@@ -346,7 +346,7 @@ int main(void)
     mo.password = d.cfg.mqtt_password;
     mo.share_group = d.cfg.ingest_share_group;
     mo.on_message = on_message;
-    mo.on_round = d.cfg.ingest_fsync || d.cfg.ingest_ack_commit ? on_round : NULL;
+    mo.on_round = on_round; /* the round's journal write: always */
     mo.on_tick = on_tick;
     mo.ctx = &d;
     if (ingest_mqtt_new(&mo, &d.mqtt) != CC_OK) {
