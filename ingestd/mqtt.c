@@ -2,6 +2,8 @@
 #include "mqtt.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -288,9 +290,21 @@ static int turn(struct ingest_mqtt *m)
         if (rc != MOSQ_ERR_SUCCESS)
             return rc;
     }
-    /* The round's PUBACKs, our publishes, PINGREQ: whatever is queued. */
+    /* The round's PUBACKs, our publishes, PINGREQ: whatever is queued. libmosquitto writes
+     * each packet with its own write(2), and with TCP_NODELAY each became a segment of 4
+     * bytes that the broker woke up for: corked, a round's PUBACKs leave in one segment
+     * when the cork is pulled (at once, not after TCP_CORK's 200 ms). */
     if (mosquitto_want_write(m->mosq)) {
+        int fd = mosquitto_socket(m->mosq);
+        int cork = fd >= 0 && m->round_messages > 1;
+        int on = 1, off = 0;
+
+        if (cork && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0)
+            cork = 0;
         rc = mosquitto_loop_write(m->mosq, 1);
+        if (cork && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off) != 0 &&
+            rc == MOSQ_ERR_SUCCESS)
+            rc = MOSQ_ERR_ERRNO; /* the PUBACKs would wait: start the connection over */
         if (rc != MOSQ_ERR_SUCCESS)
             return rc;
     }

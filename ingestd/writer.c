@@ -268,6 +268,9 @@ static void *run(void *arg)
     struct ingest_writer *w = arg;
     struct batch_result *br = malloc(sizeof(*br));
 
+    /* Told apart from the broker loop (the main thread) in top, perf and bench_ingest.sh. */
+    pthread_setname_np(pthread_self(), "ingestd-writer");
+
     if (br == NULL) {
         cc_log_error("writer_nomem", "cannot allocate the batch state");
         abort(); /* nothing sensible to do: the journal keeps every message */
