@@ -53,9 +53,10 @@ cpu_s() {
         awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }' || true
 }
 
-# CPU seconds of a process's threads: "main=S writer=S" where main is the thread whose id is
-# the pid (ingestd's broker loop) and writer the thread named ingestd-writer, else the busiest
-# other thread (an ingestd from before the name); nothing if the process is gone.
+# CPU seconds of a process's threads: "main=S,writer=S[,walckpt=S]" where main is the thread
+# whose id is the pid (ingestd's broker loop), writer the thread named ingestd-writer, else
+# the busiest other thread (an ingestd from before the names), walckpt the WAL checkpointer
+# (cc-walckpt; SQLite only); nothing if the process is gone.
 thread_cpu_s() {
     for t in /proc/$1/task/*; do
         printf '%s %s ' "${t##*/}" "$(tr ' ' _ <"$t/comm" 2>/dev/null)"
@@ -65,9 +66,15 @@ thread_cpu_s() {
             s = ($14 + $15) / hz
             if ($1 == pid) main = s
             else if ($2 == "ingestd-writer") named = s
+            else if ($2 == "cc-walckpt") ckpt = s
             else if (s > busiest) busiest = s
         }
-        END { if (main != "") printf "main=%.2f,writer=%.2f\n", main, named != "" ? named : busiest }' || true
+        END {
+            if (main == "") exit
+            printf "main=%.2f,writer=%.2f", main, named != "" ? named : busiest
+            if (ckpt != "") printf ",walckpt=%.2f", ckpt
+            printf "\n"
+        }' || true
 }
 
 # Nanoseconds since the epoch (GNU date), for spans that start in the shell.
