@@ -3,8 +3,9 @@
  *
  * Durability (README "Architecture / Durability"): the subscription is QoS 1 in a
  * persistent session; the broker connection (mqtt.c, libmosquitto in threaded mode)
- * writes a message's PUBACK only after on_message below has appended it to the journal
- * (and, with INGEST_FSYNC=1, after the journal was fdatasync'd for the whole read round).
+ * writes a message's PUBACK only after on_round below has written its read round to the
+ * journal (one writev for the round's messages, which on_message staged; and, with
+ * INGEST_FSYNC=1, after the journal was fdatasync'd for the whole read round).
  * The writer commits the journal position with the rows. Kill -9 at any instant loses
  * nothing: what was acknowledged is in the journal, what is in the journal but not
  * committed is replayed at start, what was not acknowledged the broker sends again, and
