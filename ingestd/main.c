@@ -3,8 +3,9 @@
  *
  * Durability (README "Architecture / Durability"): the subscription is QoS 1 in a
  * persistent session; the broker connection (mqtt.c, libmosquitto in threaded mode)
- * writes a message's PUBACK only after on_message below has appended it to the journal
- * (and, with INGEST_FSYNC=1, after the journal was fdatasync'd for the whole read round).
+ * writes a message's PUBACK only after on_round below has written its read round to the
+ * journal (one writev for the round's messages, which on_message staged; and, with
+ * INGEST_FSYNC=1, after the journal was fdatasync'd for the whole read round).
  * The writer commits the journal position with the rows. Kill -9 at any instant loses
  * nothing: what was acknowledged is in the journal, what is in the journal but not
  * committed is replayed at start, what was not acknowledged the broker sends again, and
@@ -36,7 +37,7 @@
 #include "writer.h"
 
 #define CLIENT_ID_DEFAULT "coldchain-ingestd"
-#define APPEND_RETRY_MS 1000   /* between journal appends that failed (not for lack of space) */
+#define APPEND_RETRY_MS 1000   /* between journal writes that failed (not for lack of space) */
 #define APPEND_REMIND_MS 60000 /* the "still failing" log line */
 /* The WAL checkpointer (cc_walckpt.h), in pages of 4 KiB: a run every 1,000 pages not yet
  * copied (SQLite's own default), the WAL started over by 8,000 at the latest (32 MiB),
@@ -44,6 +45,9 @@
 #define WAL_CKPT_STEP 1000
 #define WAL_CKPT_RESTART 8000
 #define WAL_CKPT_LIMIT 32000
+
+/* The round written when the disk is full must fit in the space the reserve gives back. */
+_Static_assert(CC_JOURNAL_STAGE_MAX <= INGEST_DISK_RESERVE, "a journal stage must fit the reserve");
 
 static volatile sig_atomic_t stop_requested;
 
@@ -77,22 +81,25 @@ static void wait_for_space(struct ingestd *d)
     }
 }
 
-/* Appends the message to the journal, retrying until it succeeds or ingestd stops.
- * Waiting here, inside the broker loop's read round, is what stops ingestd acknowledging:
- * the round's PUBACKs are written only after this returns (mqtt.h). */
-static int journal_until_done(struct ingestd *d, int64_t now, const char *topic, size_t tlen,
-                              const void *payload, size_t len, struct cc_journal_pos *pos)
+/* Writes the read round's staged records to the journal (one writev), retrying until it
+ * succeeds or ingestd stops, then hands them to the writer. Waiting here, inside the broker
+ * loop's read round, is what stops ingestd acknowledging: the round's PUBACKs are written
+ * only after on_round returns (mqtt.h). */
+static int write_round(struct ingestd *d)
 {
+    struct cc_journal_pos base;
     int64_t first = 0, reminded = 0;
     int rc;
 
+    if (cc_journal_staged(d->journal) == 0)
+        return CC_OK;
     for (;;) {
-        rc = cc_journal_append(d->journal, now, topic, tlen, payload, len, pos);
-        if (rc == CC_OK || rc == CC_ERR_VALIDATION || stop_requested)
+        rc = cc_journal_write_staged(d->journal, &base);
+        if (rc == CC_OK || stop_requested)
             break;
         int err = errno;
         if (ingest_disk_failed(d->disk, "journal", err))
-            continue; /* the reserve was released just now: there is room for this one */
+            continue; /* the reserve was released just now: there is room for this round */
         if (ingest_disk_check(d->disk, "journal")) {
             wait_for_space(d);
             continue;
@@ -100,38 +107,53 @@ static int journal_until_done(struct ingestd *d, int64_t now, const char *topic,
         int64_t t = cc_mono_ms();
         if (first == 0 || t - reminded >= APPEND_REMIND_MS) {
             cc_log_error("journal_append_failed",
-                         "topic=%.*s: %s; not acknowledging more messages until it succeeds",
-                         (int)tlen, topic, strerror(err));
+                         "%zu bytes of messages: %s; not acknowledging them until it succeeds",
+                         cc_journal_staged(d->journal), strerror(err));
             reminded = t;
             if (first == 0)
                 first = t;
         }
         cc_sleep_ms(APPEND_RETRY_MS);
     }
+    if (rc == CC_OK)
+        ingest_writer_hand_over(d->writer, base);
     return rc;
 }
 
-/* The broker loop's message callback: journal, queue, and only then let the PUBACK go. */
+/* A round that will not be acknowledged (the connection is dropped): what it staged is
+ * forgotten, the broker sends it again. */
+static void discard_round(struct ingestd *d)
+{
+    cc_journal_discard_staged(d->journal);
+    ingest_writer_discard_staged(d->writer);
+}
+
+/* The broker loop's message callback: stage the message for the round's journal write and
+ * for the writer; on_round makes the round safe before its PUBACKs go. */
 static int on_message(void *ctx, const char *topic, size_t tlen, const void *payload, size_t len)
 {
     struct ingestd *d = ctx;
     int64_t now = cc_now_ms();
-    struct cc_journal_pos pos;
+    int64_t rel;
     int rc;
 
-    rc = journal_until_done(d, now, topic, tlen, payload, len, &pos);
+    rc = cc_journal_stage(d->journal, now, topic, tlen, payload, len, &rel);
+    if (rc == CC_ERR_TOO_LARGE) {
+        /* The stage is full (CC_JOURNAL_STAGE_MAX): this round gets a second write. */
+        rc = write_round(d);
+        if (rc == CC_OK)
+            rc = cc_journal_stage(d->journal, now, topic, tlen, payload, len, &rel);
+    }
     if (rc == CC_OK)
-        rc = ingest_writer_push(d->writer, now, topic, tlen, payload, len, pos);
+        rc = ingest_writer_stage(d->writer, now, topic, tlen, payload, len, rel);
     if (rc != CC_OK) {
         /* Stopping, or a message the journal refuses (over CC_JOURNAL_RECORD_MAX, which
          * the broker's message_size_limit rules out): unacknowledged, the broker keeps it. */
         cc_log_error("journal_append_failed", "topic=%.*s: %s; left to the broker", (int)tlen,
                      topic, cc_rc_code(rc));
+        discard_round(d);
         return -1;
     }
-    /* The disk is full: the message is journaled, but take no more until space returns
-     * (the broker keeps them). */
-    wait_for_space(d);
     return 0;
 }
 
@@ -142,24 +164,32 @@ static void on_tick(void *ctx)
     ingest_disk_poll(d->disk); /* ends the full state when space has returned */
 }
 
-/* Before the round's PUBACKs are written. INGEST_FSYNC=1: the round's records reach the
- * disk first. INGEST_ACK=commit: the round is committed first (the writer drained), so
+/* Before the round's PUBACKs are written: the round's records are written to the journal
+ * (one writev) and handed to the writer. INGEST_FSYNC=1: they reach the disk first.
+ * INGEST_ACK=commit: the round is committed first (the writer drained), so
  * nothing the broker will not send again lives only in this box's journal: a standby on
  * another box loses nothing (docs/scaling.md). The writer exits the process rather than
  * commit after losing the lease, so a fenced active acknowledges nothing more either. */
 static int on_round(void *ctx)
 {
     struct ingestd *d = ctx;
-    int rc = CC_OK;
+    int rc = write_round(d);
 
-    if (d->cfg.ingest_fsync) {
+    if (rc == CC_OK && d->cfg.ingest_fsync) {
         rc = cc_journal_sync(d->journal);
         if (rc != CC_OK)
             ingest_disk_failed(d->disk, "journal", errno);
     }
-    if (rc == CC_OK && d->cfg.ingest_ack_commit)
+    if (rc != CC_OK) {
+        discard_round(d);
+        return -1;
+    }
+    /* The disk is full: the round is journaled, but take no more until space returns
+     * (the broker keeps them). */
+    wait_for_space(d);
+    if (d->cfg.ingest_ack_commit)
         ingest_writer_flush(d->writer);
-    return rc == CC_OK ? 0 : -1;
+    return 0;
 }
 
 /* <data dir>/<client id>.journal: one per broker session, shared by the ingestd of one box
@@ -317,7 +347,7 @@ int main(void)
     mo.password = d.cfg.mqtt_password;
     mo.share_group = d.cfg.ingest_share_group;
     mo.on_message = on_message;
-    mo.on_round = d.cfg.ingest_fsync || d.cfg.ingest_ack_commit ? on_round : NULL;
+    mo.on_round = on_round; /* the round's journal write: always */
     mo.on_tick = on_tick;
     mo.ctx = &d;
     if (ingest_mqtt_new(&mo, &d.mqtt) != CC_OK) {

@@ -2,6 +2,8 @@
 #include "mqtt.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +41,7 @@ struct ingest_mqtt {
     int subscribe_mid;  /* the SUBSCRIBE whose SUBACK is awaited */
     int refused;        /* a message could not be kept: drop the connection unacknowledged */
     int round_messages; /* messages handed over in the current read round */
+    long round_bytes;   /* bytes of the PUBLISH packets read in the current read round */
     int64_t rate_t0;
     unsigned long long rate_n0;
     struct ingest_mqtt_counters c;
@@ -142,11 +145,24 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
     __atomic_sub_fetch(&m->c.publish_pending, 1, __ATOMIC_RELAXED);
 }
 
+/* Bytes of an MQTT 3.1.1 PUBLISH packet: fixed header (type, remaining length in 1-4 bytes
+ * of 7 bits), topic length and topic, packet id (QoS > 0), payload. */
+static long publish_packet_bytes(const struct mosquitto_message *msg)
+{
+    long rem = 2 + (long)strlen(msg->topic) + (msg->qos > 0 ? 2 : 0) + msg->payloadlen;
+    long head = 2;
+
+    for (long r = rem; r >= 128; r /= 128)
+        head++;
+    return head + rem;
+}
+
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
 {
     struct ingest_mqtt *m = obj;
 
     (void)mosq;
+    m->round_bytes += publish_packet_bytes(msg);
     if (msg->topic[0] == '$') {
         if (strcmp(msg->topic, SYS_BACKLOG_TOPIC) == 0 && msg->payloadlen > 0 &&
             msg->payloadlen < 32) {
@@ -160,12 +176,10 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     if (m->refused)
         return; /* this round is dropped unacknowledged anyway */
     if (m->o.on_message(m->o.ctx, msg->topic, strlen(msg->topic), msg->payload,
-                        msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0) != 0) {
+                        msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0) != 0)
         m->refused = 1;
-    } else {
+    else
         m->round_messages++;
-        __atomic_add_fetch(&m->c.received, 1, __ATOMIC_RELAXED);
-    }
 }
 
 /* Closes the socket without writing what is queued (the PUBACKs of a round that could not
@@ -185,22 +199,34 @@ static void drop_connection(struct ingest_mqtt *m)
  * and cannot tell us why it stopped: its errno is no guide, since every queued PUBACK
  * also writes a wake-up byte to libmosquitto's internal socket pair, which nobody reads
  * when the application runs the loop, and which fails with EAGAIN once full (measured:
- * rounds of one message). FIONREAD counts what is left (for TLS, the encrypted bytes;
- * libmosquitto itself drains what OpenSSL has buffered). */
+ * rounds of one message). FIONREAD counts what is waiting; on a plain connection
+ * libmosquitto reads exactly a packet's bytes from the socket, so the PUBLISH packets read
+ * since are subtracted from that count, and FIONREAD is asked again only once they have
+ * used it up, or after a read that delivered no PUBLISH (another packet, or a partial one),
+ * instead of once per message. Counting wrong costs no message, only a system call: too
+ * much subtracted ends the round early (the next poll starts another), too little makes
+ * one more read that finds nothing and ends in FIONREAD. For TLS, FIONREAD counts the
+ * encrypted bytes: asked after every read (libmosquitto drains what OpenSSL has buffered). */
 static int read_round(struct ingest_mqtt *m)
 {
-    int fd = mosquitto_socket(m->mosq);
+    int fd;
     int rc = MOSQ_ERR_SUCCESS;
+    long avail = 0; /* bytes FIONREAD counted, less the PUBLISH packets read since */
 
     for (int i = 0; i < INGEST_READ_ROUND_MAX && !m->refused; i++) {
-        int avail = 0;
+        long before = m->round_bytes;
+        int n = 0;
 
         rc = mosquitto_loop_read(m->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS)
             break;
+        avail -= m->round_bytes - before;
+        if (!m->tls && m->round_bytes > before && avail > 0)
+            continue;
         fd = mosquitto_socket(m->mosq);
-        if (fd < 0 || ioctl(fd, FIONREAD, &avail) != 0 || avail <= 0)
+        if (fd < 0 || ioctl(fd, FIONREAD, &n) != 0 || n <= 0)
             break;
+        avail = n;
     }
     return rc;
 }
@@ -245,24 +271,40 @@ static int turn(struct ingest_mqtt *m)
     }
     if (p[0].revents & (POLLIN | POLLERR | POLLHUP)) {
         m->round_messages = 0;
+        m->round_bytes = 0;
         rc = read_round(m);
         if (m->refused) {
             drop_connection(m);
             return MOSQ_ERR_CONN_LOST;
         }
-        if (rc != MOSQ_ERR_SUCCESS)
-            return rc;
         if (m->round_messages > 0) {
+            /* Even when the read then failed: what was staged is journaled now. */
+            __atomic_add_fetch(&m->c.received, (unsigned long long)m->round_messages,
+                               __ATOMIC_RELAXED);
             __atomic_add_fetch(&m->c.rounds, 1, __ATOMIC_RELAXED);
             if (m->o.on_round != NULL && m->o.on_round(m->o.ctx) != 0) {
                 drop_connection(m);
                 return MOSQ_ERR_CONN_LOST;
             }
         }
+        if (rc != MOSQ_ERR_SUCCESS)
+            return rc;
     }
-    /* The round's PUBACKs, our publishes, PINGREQ: whatever is queued. */
+    /* The round's PUBACKs, our publishes, PINGREQ: whatever is queued. libmosquitto writes
+     * each packet with its own write(2), and with TCP_NODELAY each became a segment of 4
+     * bytes that the broker woke up for: corked, a round's PUBACKs leave in one segment
+     * when the cork is pulled (at once, not after TCP_CORK's 200 ms). */
     if (mosquitto_want_write(m->mosq)) {
+        int fd = mosquitto_socket(m->mosq);
+        int cork = fd >= 0 && m->round_messages > 1;
+        int on = 1, off = 0;
+
+        if (cork && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0)
+            cork = 0;
         rc = mosquitto_loop_write(m->mosq, 1);
+        if (cork && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off) != 0 &&
+            rc == MOSQ_ERR_SUCCESS)
+            rc = MOSQ_ERR_ERRNO; /* the PUBACKs would wait: start the connection over */
         if (rc != MOSQ_ERR_SUCCESS)
             return rc;
     }

@@ -4,8 +4,9 @@
  * Why libmosquitto and not Paho: Paho writes the PUBACK of a QoS 1 message before the
  * application sees it. libmosquitto in threaded mode (mosquitto_threaded_set) only queues
  * the PUBACK while the message callback runs; it goes out in mosquitto_loop_write, which
- * this loop calls after a whole read round has been handed to the callback (and, with
- * INGEST_FSYNC=1, after the journal was fdatasync'd: a group acknowledgement). This is how
+ * this loop calls after a whole read round has been handed to the callback and the round
+ * callback has written it to the journal (and, with INGEST_FSYNC=1, fdatasync'd it: a group
+ * acknowledgement). This is how
  * libmosquitto 2.0.x behaves, not a documented promise: test_redelivery.py pins it.
  *
  * One thread runs ingest_mqtt_run; ingest_mqtt_publish may be called from any thread. */
@@ -30,14 +31,16 @@
 
 struct ingest_mqtt;
 
-/* Called for each device message, in the loop thread. It returns only once the message is
- * safe (journaled): its PUBACK may then go out. Return 0; non-zero means the message could
- * not be kept (ingestd is stopping): the connection is then dropped without writing the
- * round's acknowledgements, and the broker delivers the message again. */
+/* Called for each device message, in the loop thread. The message must be safe (journaled)
+ * once this returns or, at the latest, once the round callback has returned: its PUBACK may
+ * then go out (ingestd stages it here and writes the round in on_round). Return 0; non-zero
+ * means the message could not be kept (ingestd is stopping): the connection is then dropped
+ * without writing the round's acknowledgements, and the broker delivers the message again. */
 typedef int (*ingest_mqtt_message_fn)(void *ctx, const char *topic, size_t topic_len,
                                       const void *payload, size_t len);
-/* Called after a read round that delivered messages, before their acknowledgements are
- * written (INGEST_FSYNC: the journal's fdatasync). Non-zero: as for the message callback. */
+/* Called after a read round that delivered messages (even if the read then failed), before
+ * their acknowledgements are written: the round's journal write, INGEST_FSYNC's fdatasync.
+ * Non-zero: as for the message callback. */
 typedef int (*ingest_mqtt_round_fn)(void *ctx);
 
 /* Called in the loop thread at least every second, connected or not (housekeeping). */

@@ -72,6 +72,9 @@ struct ingest_writer {
     unsigned long long *lag;   /* INGEST_LAG_BUCKETS, under mu */
     size_t lag_used;           /* buckets up to the highest non-zero one, under mu */
     struct cc_errcap *errcap;  /* error replies per device; the writer thread's alone */
+    /* Staged by ingest_writer_stage, not yet handed over: the staging thread's alone. */
+    struct item *staged_head, *staged_tail;
+    size_t staged;
 };
 
 static int code_index(const cJSON *err)
@@ -270,6 +273,9 @@ static void *run(void *arg)
     struct ingest_writer *w = arg;
     struct batch_result *br = malloc(sizeof(*br));
 
+    /* Told apart from the broker loop (the main thread) in top, perf and bench_ingest.sh. */
+    pthread_setname_np(pthread_self(), "ingestd-writer");
+
     if (br == NULL) {
         cc_log_error("writer_nomem", "cannot allocate the batch state");
         abort(); /* nothing sensible to do: the journal keeps every message */
@@ -417,14 +423,14 @@ fail:
     return rc;
 }
 
-int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
-                       const void *payload, size_t len, struct cc_journal_pos pos)
+/* One allocation holding the item and copies of its topic and payload. */
+static struct item *item_new(int64_t received_at, const char *topic, size_t topic_len,
+                             const void *payload, size_t len, struct cc_journal_pos pos)
 {
-    struct ingest_writer *w = writer;
     struct item *it = malloc(sizeof(*it) + topic_len + 1 + len + 1);
 
     if (it == NULL)
-        return CC_ERR_NOMEM;
+        return NULL;
     it->next = NULL;
     it->received_at = received_at;
     it->pos = pos;
@@ -437,19 +443,74 @@ int ingest_writer_push(void *writer, int64_t received_at, const char *topic, siz
     if (len > 0)
         memcpy(it->payload, payload, len);
     it->payload[len] = '\0';
+    return it;
+}
 
+/* Appends the list head..tail of n items to the queue, waiting while it is full; one
+ * wake-up for the whole list. */
+static void enqueue(struct ingest_writer *w, struct item *head, struct item *tail, size_t n)
+{
     pthread_mutex_lock(&w->mu);
     while (w->queued >= INGEST_QUEUE_MAX && !w->stopping)
         pthread_cond_wait(&w->has_space, &w->mu);
     if (w->tail)
-        w->tail->next = it;
+        w->tail->next = head;
     else
-        w->head = it;
-    w->tail = it;
-    w->queued++;
+        w->head = head;
+    w->tail = tail;
+    w->queued += n;
     pthread_cond_signal(&w->has_items);
     pthread_mutex_unlock(&w->mu);
+}
+
+int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
+                       const void *payload, size_t len, struct cc_journal_pos pos)
+{
+    struct ingest_writer *w = writer;
+    struct item *it = item_new(received_at, topic, topic_len, payload, len, pos);
+
+    if (it == NULL)
+        return CC_ERR_NOMEM;
+    enqueue(w, it, it, 1);
     return CC_OK;
+}
+
+int ingest_writer_stage(struct ingest_writer *w, int64_t received_at, const char *topic,
+                        size_t topic_len, const void *payload, size_t len, int64_t rel_end)
+{
+    /* The position is relative until the hand-over learns where the stage was written. */
+    struct cc_journal_pos rel = {0, rel_end};
+    struct item *it = item_new(received_at, topic, topic_len, payload, len, rel);
+
+    if (it == NULL)
+        return CC_ERR_NOMEM;
+    if (w->staged_tail)
+        w->staged_tail->next = it;
+    else
+        w->staged_head = it;
+    w->staged_tail = it;
+    w->staged++;
+    return CC_OK;
+}
+
+void ingest_writer_hand_over(struct ingest_writer *w, struct cc_journal_pos base)
+{
+    if (w->staged == 0)
+        return;
+    for (struct item *it = w->staged_head; it; it = it->next) {
+        it->pos.gen = base.gen;
+        it->pos.offset += base.offset;
+    }
+    enqueue(w, w->staged_head, w->staged_tail, w->staged);
+    w->staged_head = w->staged_tail = NULL;
+    w->staged = 0;
+}
+
+void ingest_writer_discard_staged(struct ingest_writer *w)
+{
+    free_items(w->staged_head, w->staged);
+    w->staged_head = w->staged_tail = NULL;
+    w->staged = 0;
 }
 
 void ingest_writer_set_fence(struct ingest_writer *w, ingest_fence_fn fn, void *ctx)
@@ -479,6 +540,7 @@ void ingest_writer_stop(struct ingest_writer *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
     free_items(w->head, w->queued); /* left to the journal by a failed last commit */
+    ingest_writer_discard_staged(w);
     cc_store_close(w->st);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->has_items);

@@ -5,7 +5,8 @@
  * alert changes) together with the journal position of its last message, so a crash
  * replays exactly what was not committed. A database failure rolls the batch back and
  * retries it; nothing in the queue is ever dropped. push() blocks while the queue is
- * full, which stops Paho reading the socket and leaves the backlog with the broker. */
+ * full, which stops the broker loop reading the socket and leaves the backlog with the
+ * broker. */
 #ifndef INGEST_WRITER_H
 #define INGEST_WRITER_H
 
@@ -64,6 +65,19 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
 /* Queues a message that is already in the journal at position pos. Thread-safe. */
 int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
                        const void *payload, size_t len, struct cc_journal_pos pos);
+/* Group hand-over (the broker loop's read round, cc_journal_stage): ingest_writer_stage
+ * copies a message into a list only the calling thread sees, rel_end being its
+ * cc_journal_stage position; ingest_writer_hand_over, once the stage is written at base,
+ * queues the whole list with one lock and one wake-up of the writer (a signal per message
+ * cost a futex call and a context switch when the writer was idle). Like push, the
+ * hand-over waits while INGEST_QUEUE_MAX messages are queued; it then queues all it holds,
+ * so the queue may pass the bound by one round (INGEST_READ_ROUND_MAX, mqtt.h). One thread
+ * stages, hands over and discards. */
+int ingest_writer_stage(struct ingest_writer *w, int64_t received_at, const char *topic,
+                        size_t topic_len, const void *payload, size_t len, int64_t rel_end);
+void ingest_writer_hand_over(struct ingest_writer *w, struct cc_journal_pos base);
+/* Forgets what is staged (a round that will not be acknowledged). */
+void ingest_writer_discard_staged(struct ingest_writer *w);
 /* Called by the writer thread before every commit, inside the transaction on tx (the
  * writer's store): CC_OK when the commit may go ahead; another code rolls the batch back to
  * be retried (the lease cannot be checked now: the database is away); or it ends the

@@ -456,6 +456,25 @@ stop_ingestd() { # tag [dir, default tag]
     if [ -n "$kib" ]; then echo "bench: vmhwm $kib KiB" >"$TMP/vmhwm-$1"; fi
     cpu=$(cpu_s "$IPID")
     if [ -n "$cpu" ]; then echo "bench: cpu $cpu s" >"$TMP/cpu-$1"; fi
+    # Per thread (broker loop, writer) and the shape of the work: messages per read round
+    # and per commit, from ingestd's own counters (a figure that moves with the machine's
+    # load: the busier the cores, the larger the rounds and batches, the less CPU a reading).
+    tc=$(thread_cpu_s "$IPID")
+    shape=$("$PY" - "$MPORT" <<'EOF' 2>/dev/null || true
+import re, sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read()
+def v(n):
+    m = re.search(rb"^" + n.encode() + rb" (\S+)", body, re.M)
+    return float(m.group(1)) if m else 0.0
+msgs, rounds, commits = v("coldchain_ingest_mqtt_received_total"), v("coldchain_ingest_read_rounds_total"), v("coldchain_ingest_commits_total")
+print("%.1f %.1f" % (msgs / rounds if rounds else 0, v("coldchain_ingest_messages_total") / commits if commits else 0))
+EOF
+)
+    {
+        echo "bench: threads ${tc:-n/a} s"
+        echo "bench: per_round ${shape%% *} msgs"
+        echo "bench: per_commit ${shape##* } msgs"
+    } >"$TMP/threads-$1"
     if [ "$BENCH_STORE" = pg ]; then
         # The phase database's backends: the postmaster's children titled with its name.
         pm=$(head -1 "$TMP/pg/data/postmaster.pid")
@@ -486,8 +505,9 @@ ingest() {
     stop_broker
     say "$tag: $(val "$TMP/load-$tag.out" load_commit_rate) readings/s committed," \
         "load $(val "$TMP/load-$tag.out" load_publish_rate) msg/s," \
-        "VmHWM $(val "$TMP/vmhwm-$tag" vmhwm) KiB, ingestd CPU $(val "$TMP/cpu-$tag" cpu) s," \
-        "$(($(date +%s) - t0)) s"
+        "VmHWM $(val "$TMP/vmhwm-$tag" vmhwm) KiB, ingestd CPU $(val "$TMP/cpu-$tag" cpu) s" \
+        "($(val "$TMP/threads-$tag" threads) s), $(val "$TMP/threads-$tag" per_round) msgs/round," \
+        "$(val "$TMP/threads-$tag" per_commit) msgs/commit, $(($(date +%s) - t0)) s"
 }
 
 # Phase G: ingestd makes its session and stops; the burst is queued for it; a new ingestd

@@ -53,6 +53,30 @@ cpu_s() {
         awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }' || true
 }
 
+# CPU seconds of a process's threads: "main=S,writer=S[,walckpt=S]" where main is the thread
+# whose id is the pid (ingestd's broker loop), writer the thread named ingestd-writer, else
+# the busiest other thread (an ingestd from before the names), walckpt the WAL checkpointer
+# (cc-walckpt; SQLite only); nothing if the process is gone.
+thread_cpu_s() {
+    for t in /proc/$1/task/*; do
+        printf '%s %s ' "${t##*/}" "$(tr ' ' _ <"$t/comm" 2>/dev/null)"
+        sed 's/^.*) //' "$t/stat" 2>/dev/null || echo
+    done | awk -v pid="$1" -v hz="$(getconf CLK_TCK)" '
+        NF > 10 {
+            s = ($14 + $15) / hz
+            if ($1 == pid) main = s
+            else if ($2 == "ingestd-writer") named = s
+            else if ($2 == "cc-walckpt") ckpt = s
+            else if (s > busiest) busiest = s
+        }
+        END {
+            if (main == "") exit
+            printf "main=%.2f,writer=%.2f", main, named != "" ? named : busiest
+            if (ckpt != "") printf ",walckpt=%.2f", ckpt
+            printf "\n"
+        }' || true
+}
+
 # Nanoseconds since the epoch (GNU date), for spans that start in the shell.
 now_ns() {
     date +%s%N

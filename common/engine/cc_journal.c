@@ -31,7 +31,14 @@ struct cc_journal {
     int sync;         /* cc_journal_set_sync: segments are made durable too */
     int dirty;        /* appended since the last cc_journal_sync */
     int gen_unsynced; /* the current segment's directory entry is not yet durable */
+    /* Staged records (cc_journal_stage): the staging thread's alone, never under mu. */
+    unsigned char *stage;
+    size_t staged;    /* bytes in stage */
+    size_t stage_cap; /* bytes allocated */
 };
+
+/* The stage's first allocation: a read round of small readings fits without growing. */
+#define STAGE_INITIAL (64 * 1024)
 
 static uint32_t crc_table[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
@@ -287,20 +294,16 @@ void cc_journal_close(struct cc_journal *j)
     if (j->fd >= 0)
         close(j->fd);
     pthread_mutex_destroy(&j->mu);
+    free(j->stage);
     free(j);
 }
 
-int cc_journal_append(struct cc_journal *j, int64_t received_at, const char *topic,
-                      size_t topic_len, const void *payload, size_t len, struct cc_journal_pos *end)
+/* The record head (length, CRC, received_at, topic length) of a record. */
+static void record_head(unsigned char head[REC_HEAD + BODY_FIXED], int64_t received_at,
+                        const char *topic, size_t topic_len, const void *payload, size_t len)
 {
-    unsigned char head[REC_HEAD + BODY_FIXED];
-    struct iovec iov[3];
-    size_t body = BODY_FIXED + topic_len + len;
     uint32_t crc;
-    int rc;
 
-    if (topic_len > CC_JOURNAL_TOPIC_MAX || body > CC_JOURNAL_RECORD_MAX)
-        return CC_ERR_VALIDATION;
     put_i64(head + REC_HEAD, received_at);
     head[REC_HEAD + 8] = (unsigned char)(topic_len & 0xFF);
     head[REC_HEAD + 9] = (unsigned char)(topic_len >> 8);
@@ -308,22 +311,23 @@ int cc_journal_append(struct cc_journal *j, int64_t received_at, const char *top
     crc = crc_update(0xFFFFFFFFu, head + REC_HEAD, BODY_FIXED);
     crc = crc_update(crc, topic, topic_len);
     crc = crc_update(crc, payload, len) ^ 0xFFFFFFFFu;
-    put_u32(head, (uint32_t)body);
+    put_u32(head, (uint32_t)(BODY_FIXED + topic_len + len));
     put_u32(head + 4, crc);
-    iov[0].iov_base = head;
-    iov[0].iov_len = sizeof(head);
-    iov[1].iov_base = (void *)topic;
-    iov[1].iov_len = topic_len;
-    iov[2].iov_base = (void *)payload;
-    iov[2].iov_len = len;
+}
 
-    pthread_mutex_lock(&j->mu);
+/* Writes whole records at the end of the current segment (a new one first if it is full);
+ * *start receives where they begin. Lock held. On failure nothing is left in the file. */
+static int write_records(struct cc_journal *j, const struct iovec *iov, int cnt, size_t bytes,
+                         struct cc_journal_pos *start)
+{
+    int rc;
+
     if (j->size >= CC_JOURNAL_SEGMENT_MAX) {
         rc = open_segment(j, j->gen + 1);
         if (rc != CC_OK)
-            goto out;
+            return rc;
     }
-    rc = write_all(j->fd, iov, len > 0 ? 3 : 2);
+    rc = write_all(j->fd, iov, cnt);
     if (rc != CC_OK) {
         int err = errno;
         cc_log_error("journal_write_failed", "%s/journal.%016" PRIx64 ": %s", j->dir,
@@ -334,15 +338,113 @@ int cc_journal_append(struct cc_journal *j, int64_t received_at, const char *top
         if (ftruncate(j->fd, (off_t)j->size) != 0)
             open_segment(j, j->gen + 1);
         errno = err; /* for the caller: ENOSPC tells a full disk */
-        goto out;
+        return rc;
     }
-    j->size += (int64_t)(REC_HEAD + body);
+    start->gen = j->gen;
+    start->offset = j->size;
+    j->size += (int64_t)bytes;
     j->dirty = 1;
-    end->gen = j->gen;
-    end->offset = j->size;
-out:
+    return CC_OK;
+}
+
+int cc_journal_append(struct cc_journal *j, int64_t received_at, const char *topic,
+                      size_t topic_len, const void *payload, size_t len, struct cc_journal_pos *end)
+{
+    unsigned char head[REC_HEAD + BODY_FIXED];
+    struct iovec iov[3];
+    struct cc_journal_pos start;
+    size_t body = BODY_FIXED + topic_len + len;
+    int rc;
+
+    if (topic_len > CC_JOURNAL_TOPIC_MAX || body > CC_JOURNAL_RECORD_MAX)
+        return CC_ERR_VALIDATION;
+    record_head(head, received_at, topic, topic_len, payload, len);
+    iov[0].iov_base = head;
+    iov[0].iov_len = sizeof(head);
+    iov[1].iov_base = (void *)topic;
+    iov[1].iov_len = topic_len;
+    iov[2].iov_base = (void *)payload;
+    iov[2].iov_len = len;
+
+    pthread_mutex_lock(&j->mu);
+    rc = write_records(j, iov, len > 0 ? 3 : 2, REC_HEAD + body, &start);
+    if (rc == CC_OK) {
+        end->gen = start.gen;
+        end->offset = start.offset + (int64_t)(REC_HEAD + body);
+    }
     pthread_mutex_unlock(&j->mu);
     return rc;
+}
+
+int cc_journal_stage(struct cc_journal *j, int64_t received_at, const char *topic, size_t topic_len,
+                     const void *payload, size_t len, int64_t *rel_end)
+{
+    size_t body = BODY_FIXED + topic_len + len;
+    size_t rec = REC_HEAD + body;
+    unsigned char *p;
+
+    if (topic_len > CC_JOURNAL_TOPIC_MAX || body > CC_JOURNAL_RECORD_MAX)
+        return CC_ERR_VALIDATION;
+    if (j->staged > 0 && j->staged + rec > CC_JOURNAL_STAGE_MAX)
+        return CC_ERR_TOO_LARGE; /* write what is staged first */
+    if (j->staged + rec > j->stage_cap) {
+        size_t cap = j->stage_cap > 0 ? j->stage_cap : STAGE_INITIAL;
+        while (cap < j->staged + rec)
+            cap *= 2;
+        p = realloc(j->stage, cap);
+        if (p == NULL)
+            return CC_ERR_NOMEM;
+        j->stage = p;
+        j->stage_cap = cap;
+    }
+    p = j->stage + j->staged;
+    record_head(p, received_at, topic, topic_len, payload, len);
+    memcpy(p + REC_HEAD + BODY_FIXED, topic, topic_len);
+    if (len > 0)
+        memcpy(p + REC_HEAD + BODY_FIXED + topic_len, payload, len);
+    j->staged += rec;
+    *rel_end = (int64_t)j->staged;
+    return CC_OK;
+}
+
+size_t cc_journal_staged(const struct cc_journal *j)
+{
+    return j->staged;
+}
+
+/* After a write or a discard: a stage grown past its bound for one large record (the one
+ * case cc_journal_stage lets it) is given back. */
+static void stage_reset(struct cc_journal *j)
+{
+    j->staged = 0;
+    if (j->stage_cap > CC_JOURNAL_STAGE_MAX) {
+        free(j->stage);
+        j->stage = NULL;
+        j->stage_cap = 0;
+    }
+}
+
+int cc_journal_write_staged(struct cc_journal *j, struct cc_journal_pos *base)
+{
+    struct iovec iov = {j->stage, j->staged};
+    int rc = CC_OK;
+
+    pthread_mutex_lock(&j->mu);
+    if (j->staged == 0) {
+        base->gen = j->gen;
+        base->offset = j->size;
+    } else {
+        rc = write_records(j, &iov, 1, j->staged, base);
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (rc == CC_OK)
+        stage_reset(j);
+    return rc;
+}
+
+void cc_journal_discard_staged(struct cc_journal *j)
+{
+    stage_reset(j);
 }
 
 /* Replays one segment from offset `from`. */

@@ -1,11 +1,10 @@
 /* cc_journal.h - ingestd's receive journal: segmented, append-only, checksummed.
  *
- * Why it exists: Paho hands a message to the application after the broker has been
- * told it was delivered. ingestd appends each message here (one write(2), so it
- * survives kill -9 once the call returns) before it lets Paho forget it, and the
- * writer thread commits readings to the database together with the journal position
- * it has reached (cc_store_checkpoint_set). After a crash, everything after the
- * committed position is replayed; the unique (device_id, ts) index absorbs repeats.
+ * Why it exists: ingestd acknowledges a message to the broker only once it is here (a
+ * write(2) survives kill -9 once the call returns; a read round's messages are written
+ * together, see cc_journal_stage), and the writer thread commits readings to the database together
+ * with the journal position it has reached (cc_store_checkpoint_set). After a crash, everything
+ * after the committed position is replayed; the unique (device_id, ts) index absorbs repeats.
  *
  * Layout: a directory of segments "journal.<gen, 16 hex digits>", each a 16-byte header
  * ("CCJ1", 4 reserved bytes, gen as little-endian int64) followed by records
@@ -14,8 +13,9 @@
  * A segment is closed when it passes CC_JOURNAL_SEGMENT_MAX; segments older than
  * the committed position are deleted by cc_journal_trim.
  *
- * Thread-safety: all functions lock an internal mutex; append and trim may run in
- * different threads. Codes: CC_OK, CC_ERR_IO, CC_ERR_NOMEM, CC_ERR_VALIDATION. */
+ * Thread-safety: all functions lock an internal mutex (the stage's excepted, see below);
+ * append and trim may run in different threads. Codes: CC_OK, CC_ERR_IO, CC_ERR_NOMEM,
+ * CC_ERR_VALIDATION. */
 #ifndef CC_JOURNAL_H
 #define CC_JOURNAL_H
 
@@ -53,6 +53,29 @@ int cc_journal_replay(struct cc_journal *j, struct cc_journal_pos from, cc_journ
 int cc_journal_append(struct cc_journal *j, int64_t received_at, const char *topic,
                       size_t topic_len, const void *payload, size_t len,
                       struct cc_journal_pos *end);
+
+/* Group append: ingestd journals a whole read round with one writev(2) instead of one per
+ * message (a system call and a lock per message were a third of the broker loop's CPU when
+ * messages trickle in). cc_journal_stage copies a record into memory; *rel_end receives the
+ * offset of its end counted from the start of what is staged. Nothing is in the file until
+ * cc_journal_write_staged returns CC_OK: only then may the records be acknowledged.
+ * The stage holds at most CC_JOURNAL_STAGE_MAX bytes: past that, stage answers
+ * CC_ERR_TOO_LARGE and nothing is staged: write the staged records, then stage it again (an
+ * empty stage takes any record up to CC_JOURNAL_RECORD_MAX). CC_ERR_VALIDATION as append,
+ * CC_ERR_NOMEM. Not locked: one thread stages, writes and discards. */
+#define CC_JOURNAL_STAGE_MAX (256 * 1024) /* bytes: a read round of 1000 readings fits */
+int cc_journal_stage(struct cc_journal *j, int64_t received_at, const char *topic, size_t topic_len,
+                     const void *payload, size_t len, int64_t *rel_end);
+/* Bytes staged and not yet written. */
+size_t cc_journal_staged(const struct cc_journal *j);
+/* Writes everything staged with one writev (in a new segment first if the current one is
+ * full: a segment may pass CC_JOURNAL_SEGMENT_MAX by one stage). *base receives where it
+ * begins: the record staged with rel_end r ends at {base->gen, base->offset + r}. On failure
+ * nothing is left in the file (a partial write is cut off), the records stay staged for
+ * another try, and errno tells why (ENOSPC, EDQUOT: a full disk). */
+int cc_journal_write_staged(struct cc_journal *j, struct cc_journal_pos *base);
+/* Forgets the staged records (a round that will not be acknowledged). */
+void cc_journal_discard_staged(struct cc_journal *j);
 
 /* Power-loss safety (INGEST_FSYNC). cc_journal_sync makes every record appended so far
  * durable (fdatasync, and the segment's directory entry once), a no-op when nothing was

@@ -93,6 +93,8 @@ static void *run(void *arg)
 {
     struct cc_walckpt *c = arg;
 
+    pthread_setname_np(pthread_self(), "cc-walckpt"); /* for top, perf, bench_ingest.sh */
+
     pthread_mutex_lock(&c->w.mu);
     for (;;) {
         while (!c->wanted && !c->w.stopping)

@@ -8,10 +8,13 @@ cases pin it with the real daemon, traced by strace (its fault injection holds a
 a system call):
 - held before the journal's writev: kill -9 -> the broker sends the message again to the
   next ingestd, which stores it once (with Paho's early PUBACK it was lost);
-- held after the writev returned, before the callback returns: kill -9 -> stored once
-  (journal replay and redelivery meet in the unique index);
+- held after the writev returned, before the round's PUBACKs are written: kill -9 -> stored
+  once (journal replay and redelivery meet in the unique index);
 - the order of system calls: the journal writev comes before the socket write of the PUBACK,
-  and with INGEST_FSYNC=1 an fdatasync comes between them.
+  and with INGEST_FSYNC=1 an fdatasync comes between them;
+- a read round of several messages (queued in ingestd's socket while it is stopped): ONE
+  journal writev for all of them, before any of their PUBACKs, and FIONREAD not once per
+  message (ingestd/mqtt.c read_round).
 """
 import json
 import os
@@ -118,6 +121,53 @@ def kill_inside(st, inject, what):
         c.loop_stop()
 
 
+def journal_writes(lines):
+    """Indexes of the writev calls on a journal segment (strace -y names the file)."""
+    return [i for i, l in enumerate(lines)
+            if re.search(r'\bwritev\(\d+<[^>]*\.journal/journal\.[0-9a-f]+>', l)]
+
+
+def puback_writes(lines):
+    """Indexes of the PUBACK writes: fixed header 0x40, remaining length 2 (strace -x prints
+    \\x40\\x02; -y puts the socket's name after the descriptor)."""
+    return [i for i, l in enumerate(lines) if re.search(r'\bwrite\(\d+(<.*?>)?, "\\x40\\x02', l)]
+
+
+def one_round(st, n):
+    """Stops ingestd, publishes n readings (they wait in its socket), traces it and lets it
+    go on: it reads them in one round. Returns the trace's lines."""
+    serial, c = device(st)
+    base = int(time.time() * 1000) - 10800 * 1000
+    pid = st.procs["ingestd"].pid
+    try:
+        publish(c, serial, base)
+        wait_for(lambda: count(st, serial, base) == 1, timeout=20, what="first reading")
+        log = os.path.join(st.dir, "strace-round.log")
+        tr = None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for k in range(1, n + 1):
+                publish(c, serial, base + k)  # the broker acknowledges the device at once
+            time.sleep(0.5)  # the broker's sends to ingestd are in its socket by now
+            tr = trace(st, log, "-e", "trace=writev,write,ioctl", "-x", "-y", "-s", "16")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        try:
+            wait_for(lambda: st.scalar(
+                "SELECT COUNT(*) FROM readings r JOIN devices d ON d.id = r.device_id "
+                "WHERE d.serial_number = ? AND r.ts > ? AND r.ts <= ?",
+                (serial, base, base + n)) == n, timeout=20, what="the round's readings stored")
+            time.sleep(0.3)
+        finally:
+            if tr is not None:
+                stop_trace(tr)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    with open(log) as f:
+        return f.read().splitlines()
+
+
 def syscall_order(st, env_fsync):
     """Publishes one reading under strace and returns the indexes of the journal writev,
     the fdatasync (or None) and the PUBACK write in the trace."""
@@ -127,7 +177,7 @@ def syscall_order(st, env_fsync):
         publish(c, serial, base)
         wait_for(lambda: count(st, serial, base) == 1, timeout=20, what="first reading")
         log = os.path.join(st.dir, "strace-order-%d.log" % env_fsync)
-        tr = trace(st, log, "-e", "trace=writev,write,fdatasync", "-x", "-s", "16")
+        tr = trace(st, log, "-e", "trace=writev,write,fdatasync", "-x", "-y", "-s", "16")
         try:
             publish(c, serial, base + 1)
             wait_for(lambda: count(st, serial, base + 1) == 1, timeout=20, what="traced reading")
@@ -139,15 +189,12 @@ def syscall_order(st, env_fsync):
         c.loop_stop()
     with open(log) as f:
         lines = f.read().splitlines()
-    journal = [i for i, l in enumerate(lines) if "writev(" in l and "devices/" in l]
+    journal = journal_writes(lines)
     assert journal, "no journal writev in the trace:\n" + "\n".join(lines[-20:])
     j = journal[0]
-    # PUBACK: fixed header 0x40, remaining length 2 (strace -x prints \x40\x02).
-    pubacks = [i for i, l in enumerate(lines)
-               if re.search(r'\bwrite\(\d+, "\\x40\\x02', l) and i > j]
+    pubacks = [i for i in puback_writes(lines) if i > j]
     assert pubacks, "no PUBACK written after the journal writev:\n" + "\n".join(lines[-20:])
-    early = [i for i, l in enumerate(lines)
-             if re.search(r'\bwrite\(\d+, "\\x40\\x02', l) and i < j]
+    early = [i for i in puback_writes(lines) if i < j]
     syncs = [i for i, l in enumerate(lines) if "fdatasync(" in l and j < i < pubacks[0]]
     return j, early, syncs, pubacks[0]
 
@@ -179,6 +226,22 @@ def main():
             j, early, syncs, ack = syscall_order(st, 1)
             assert syncs, "INGEST_FSYNC=1: no fdatasync between the journal write and the PUBACK"
     cases.run("INGEST_FSYNC=1: journal writev, fdatasync, then the PUBACK", order_fsync)
+
+    def round_of_many():
+        n = 10
+        with Stack(apid=False) as st:
+            lines = one_round(st, n)
+        tail = "\n".join(lines[-30:])
+        journal = journal_writes(lines)
+        pubacks = puback_writes(lines)
+        assert len(journal) == 1, "%d journal writevs for one round of %d:\n%s" % (
+            len(journal), n, tail)
+        assert len(pubacks) >= n, "%d PUBACKs for %d messages:\n%s" % (len(pubacks), n, tail)
+        assert min(pubacks) > journal[0], "a PUBACK before the round's journal writev:\n" + tail
+        fionread = [l for l in lines if "FIONREAD" in l]
+        assert len(fionread) < n, "%d FIONREAD for %d messages:\n%s" % (len(fionread), n, tail)
+    cases.run("a read round of many messages: one journal writev before all their PUBACKs",
+              round_of_many)
     cases.exit()
 
 

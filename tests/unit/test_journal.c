@@ -215,6 +215,182 @@ static void test_journal_failed_append_leaves_no_torn_record(void **state)
     rmdir_all(dir);
 }
 
+static int64_t file_size(const char *dir, int64_t gen)
+{
+    char path[128];
+    struct stat stt;
+
+    snprintf(path, sizeof(path), "%s/journal.%016llx", dir, (unsigned long long)gen);
+    assert_int_equal(stat(path, &stt), 0);
+    return (int64_t)stt.st_size;
+}
+
+static void stage(struct cc_journal *j, const char *topic, const char *payload, int64_t at,
+                  int64_t *rel)
+{
+    assert_int_equal(cc_journal_stage(j, at, topic, strlen(topic), payload, strlen(payload), rel),
+                     CC_OK);
+}
+
+/* A read round: staged records are in memory only (the file does not grow) until one
+ * write puts them all in the file; each ends at base + its rel_end, the positions an
+ * append would have given, and replay returns them in order. */
+static void test_journal_stage_writes_a_round_at_once(void **state)
+{
+    (void)state;
+    char dir[64];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos p0, base, p4, zero = {0, 0};
+    int64_t r1, r2, r3;
+    struct seen s;
+
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    append(j, "devices/A/readings", "{\"temperature\":0}", 10, &p0);
+    stage(j, "devices/A/readings", "{\"temperature\":1}", 11, &r1);
+    stage(j, "devices/B/readings", "{\"temperature\":2}", 12, &r2);
+    stage(j, "devices/A/status", "", 13, &r3);
+    assert_true(0 < r1 && r1 < r2 && r2 < r3);
+    assert_int_equal(cc_journal_staged(j), (size_t)r3);
+    assert_int_equal(file_size(dir, p0.gen), p0.offset); /* nothing written yet */
+    assert_int_equal(cc_journal_write_staged(j, &base), CC_OK);
+    assert_true(base.gen == p0.gen && base.offset == p0.offset);
+    assert_int_equal(cc_journal_staged(j), 0);
+    assert_int_equal(file_size(dir, p0.gen), p0.offset + r3);
+    /* An append goes on after the round, as it would after three appends. */
+    append(j, "devices/C/readings", "{\"temperature\":4}", 14, &p4);
+    assert_true(p4.offset > base.offset + r3);
+    /* Writing an empty stage writes nothing. */
+    assert_int_equal(cc_journal_write_staged(j, &base), CC_OK);
+    assert_int_equal(file_size(dir, p0.gen), p4.offset);
+    cc_journal_close(j);
+
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cc_journal_replay(j, p0, collect, &s), CC_OK);
+    assert_int_equal(s.n, 4);
+    assert_string_equal(s.topics[1], "devices/B/readings");
+    assert_string_equal(s.payloads[1], "{\"temperature\":2}");
+    assert_int_equal(s.received[2], 13);
+    assert_string_equal(s.payloads[2], "");
+    assert_int_equal(s.received[3], 14);
+    /* Replay from the second staged record's end: the rest only. */
+    memset(&s, 0, sizeof(s));
+    {
+        struct cc_journal_pos from = {p0.gen, p0.offset + r2};
+        assert_int_equal(cc_journal_replay(j, from, collect, &s), CC_OK);
+    }
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.topics[0], "devices/A/status");
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cc_journal_replay(j, zero, collect, &s), CC_OK);
+    assert_int_equal(s.n, 5);
+    cc_journal_close(j);
+    rmdir_all(dir);
+}
+
+/* The stage holds at most CC_JOURNAL_STAGE_MAX bytes: the record that would pass it is
+ * refused (CC_ERR_TOO_LARGE) and not staged; an empty stage takes one record larger than
+ * that; a discarded stage leaves nothing in the file. */
+static void test_journal_stage_is_bounded(void **state)
+{
+    (void)state;
+    char dir[64], payload[1000];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos base, zero = {0, 0};
+    int64_t rel = 0, last = 0;
+    size_t before;
+    int n = 0, rc;
+    struct seen s;
+    char *big = malloc(CC_JOURNAL_STAGE_MAX + 100);
+
+    assert_non_null(big);
+    memset(payload, 'p', sizeof(payload) - 1);
+    payload[sizeof(payload) - 1] = '\0';
+    memset(big, 'b', CC_JOURNAL_STAGE_MAX + 99);
+    big[CC_JOURNAL_STAGE_MAX + 99] = '\0';
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    while ((rc = cc_journal_stage(j, 1, "t", 1, payload, strlen(payload), &rel)) == CC_OK) {
+        last = rel;
+        n++;
+        assert_true(n <= CC_JOURNAL_STAGE_MAX / 1000 + 1);
+    }
+    assert_int_equal(rc, CC_ERR_TOO_LARGE);
+    assert_true(n >= CC_JOURNAL_STAGE_MAX / 1100);
+    before = cc_journal_staged(j);
+    assert_int_equal(before, (size_t)last); /* the refused record was not staged */
+    assert_true(before <= CC_JOURNAL_STAGE_MAX);
+    cc_journal_discard_staged(j);
+    assert_int_equal(cc_journal_staged(j), 0);
+    assert_int_equal(cc_journal_write_staged(j, &base), CC_OK);
+    assert_int_equal(file_size(dir, base.gen), CC_JOURNAL_HEADER); /* nothing written */
+    /* An empty stage takes a record larger than its bound, alone. */
+    assert_int_equal(cc_journal_stage(j, 2, "t", 1, big, strlen(big), &rel), CC_OK);
+    assert_int_equal(cc_journal_stage(j, 3, "t", 1, "x", 1, &rel), CC_ERR_TOO_LARGE);
+    assert_int_equal(cc_journal_write_staged(j, &base), CC_OK);
+    stage(j, "t", "after", 4, &rel);
+    assert_int_equal(cc_journal_write_staged(j, &base), CC_OK);
+    cc_journal_close(j);
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cc_journal_replay(j, zero, collect, &s), CC_OK);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.received[0], 2);
+    assert_string_equal(s.payloads[1], "after");
+    cc_journal_close(j);
+    free(big);
+    rmdir_all(dir);
+}
+
+/* A round's write cut short (a full disk; here the file size limit): nothing of it stays in
+ * the file, the records stay staged, and the next try writes them all where replay finds
+ * them. */
+static void test_journal_failed_stage_write_keeps_the_round(void **state)
+{
+    (void)state;
+    char dir[64], big[200];
+    struct cc_journal *j = NULL;
+    struct cc_journal_pos p0, base, zero = {0, 0};
+    struct rlimit old, lim;
+    int64_t r1, r2;
+    struct seen s;
+    int rc, err;
+
+    tmpdir(dir, sizeof(dir));
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    append(j, "devices/A/readings", "{\"temperature\":0}", 1, &p0);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    stage(j, "devices/A/readings", big, 2, &r1);
+    stage(j, "devices/A/readings", "{\"temperature\":3}", 3, &r2);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)p0.offset + 100; /* room for part of the round only */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    rc = cc_journal_write_staged(j, &base);
+    err = errno;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(rc, CC_ERR_IO);
+    assert_int_equal(err, EFBIG);
+    assert_int_equal(file_size(dir, p0.gen), p0.offset); /* the partial round is gone */
+    assert_int_equal(cc_journal_staged(j), (size_t)r2);  /* and still staged */
+    assert_int_equal(cc_journal_write_staged(j, &base), CC_OK);
+    assert_true(base.gen == p0.gen && base.offset == p0.offset);
+    cc_journal_close(j);
+
+    assert_int_equal(cc_journal_open(dir, &j), CC_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cc_journal_replay(j, zero, collect, &s), CC_OK);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.received[1], 2);
+    assert_string_equal(s.payloads[2], "{\"temperature\":3}");
+    assert_true(s.last.gen == base.gen && s.last.offset == base.offset + r2);
+    cc_journal_close(j);
+    rmdir_all(dir);
+}
+
 static void test_journal_corrupt_byte_fails_crc(void **state)
 {
     (void)state;
@@ -384,6 +560,9 @@ int main(void)
         cmocka_unit_test(test_journal_refuses_oversized_record),
         cmocka_unit_test(test_journal_crc32_known_value),
         cmocka_unit_test(test_journal_sync),
+        cmocka_unit_test(test_journal_stage_writes_a_round_at_once),
+        cmocka_unit_test(test_journal_stage_is_bounded),
+        cmocka_unit_test(test_journal_failed_stage_write_keeps_the_round),
         cmocka_unit_test(test_paho_legacy_parses_publish_packet),
         cmocka_unit_test(test_paho_legacy_rejects_bad_packets),
     };
