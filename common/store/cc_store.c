@@ -130,8 +130,12 @@ int cc_store_schema_latest(const struct cc_store *st)
 int cc_store_maintain(struct cc_store *st, int64_t now_ms)
 {
     /* SQLite: one file, nothing to prepare ahead (its upkeep is the WAL checkpointer). */
-    if (st->dialect == CC_DIALECT_PG)
-        return cc_store_pg_partitions(st, now_ms);
+    if (st->dialect == CC_DIALECT_PG) {
+        int rc = cc_store_pg_partitions(st, now_ms);
+        int rc_analyze = cc_store_pg_analyze_reference(st, now_ms);
+
+        return rc != CC_OK ? rc : rc_analyze;
+    }
     return CC_OK;
 }
 

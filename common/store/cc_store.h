@@ -82,9 +82,14 @@ int cc_store_schema_latest(const struct cc_store *st);
 /* Readings partitions kept ahead of time on PostgreSQL: the current UTC month and this
  * many after it (docs/postgresql.md "Partitioning and retention"). */
 #define CC_PG_PARTITIONS_AHEAD 3
+/* At most this often (by now_ms) the reference tables (users, links, locations, cells,
+ * devices) are analyzed again on PostgreSQL, and only after rows of them changed. */
+#define CC_PG_ANALYZE_EVERY_S 3600
 /* Periodic upkeep of the database behind st, outside any transaction: on PostgreSQL it
  * creates the readings partitions of now_ms's month and CC_PG_PARTITIONS_AHEAD months
- * ahead (coldchain_ensure_partitions; idempotent, concurrent callers queue on a lock);
+ * ahead (coldchain_ensure_partitions; idempotent, concurrent callers queue on a lock),
+ * and ANALYZEs the reference tables when they changed and were not analyzed (by hand or
+ * by autovacuum, whose threshold small tables never reach) for CC_PG_ANALYZE_EVERY_S;
  * a no-op on SQLite. cc_store_open runs it once after migrating; the daily job must run
  * it too, or the months after that land in readings_default (kept, but unpartitioned).
  * CC_OK or CC_ERR_DB (logged). */

@@ -119,6 +119,7 @@ int cc_store_pg_migrate(struct cc_store *st);
 int cc_store_pg_schema_version(struct cc_store *st, int *out);
 int cc_store_pg_schema_latest(void);
 int cc_store_pg_partitions(struct cc_store *st, int64_t now_ms);
+int cc_store_pg_analyze_reference(struct cc_store *st, int64_t now_ms);
 /* lock 1: the rows found stay locked FOR NO KEY UPDATE until the transaction ends (the
  * ingest path's batch lookup, cc_store.h); 0: a plain read (status messages, the feed). */
 int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serials, size_t n,

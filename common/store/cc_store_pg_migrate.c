@@ -26,6 +26,17 @@ static const char sql_has_table[] =
     "SELECT CAST(to_regclass('schema_migrations') IS NOT NULL AS integer)";
 static const char sql_version[] = "SELECT coalesce(max(version), 0) FROM schema_migrations";
 static const char sql_partitions[] = "SELECT coldchain_ensure_partitions($1, $2)";
+/* The tables every access predicate joins (users, links, locations, cells, devices). They
+ * stay small, so autovacuum's analyze threshold (50 rows + 10 %) may never be reached:
+ * without statistics each list statement keeps a custom plan, planned at every execution
+ * (docs/queries.md, "GET /api/devices on PostgreSQL"). */
+#define REFERENCE_TABLES "users, technician_customers, locations, cold_cells, devices"
+static const char sql_reference_stale[] =
+    "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+    " AND relname IN ('users', 'technician_customers', 'locations', 'cold_cells', 'devices')"
+    " AND n_mod_since_analyze > 0"
+    " AND coalesce(greatest(last_analyze, last_autoanalyze), '-infinity')"
+    " < to_timestamp($1 / 1000.0) - make_interval(secs => $2)";
 
 /* Runs a one-row, one-integer query (bound $1, $2 when nparams says). CC_OK or CC_ERR_DB. */
 static int query_int(struct cc_store *st, const char *sql, int nparams, int64_t p1, int64_t p2,
@@ -155,4 +166,19 @@ int cc_store_pg_partitions(struct cc_store *st, int64_t now_ms)
     if (rc == CC_OK && created > 0)
         cc_log_info("db_partitions", "created %lld readings partition(s)", (long long)created);
     return rc;
+}
+
+int cc_store_pg_analyze_reference(struct cc_store *st, int64_t now_ms)
+{
+    int64_t stale = 0;
+    int rc = query_int(st, sql_reference_stale, 2, now_ms, CC_PG_ANALYZE_EVERY_S, &stale);
+
+    if (rc != CC_OK || stale == 0)
+        return rc;
+    /* ANALYZE takes no parameters; the list is this file's constant. Its lock (SHARE UPDATE
+     * EXCLUSIVE) blocks neither reads nor writes; a second process doing the same waits. */
+    rc = cc_store_exec(st, "ANALYZE " REFERENCE_TABLES);
+    if (rc == CC_OK)
+        cc_log_info("db_analyzed", "%lld reference table(s) had changed", (long long)stale);
+    return rc == CC_OK ? CC_OK : CC_ERR_DB;
 }

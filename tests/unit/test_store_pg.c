@@ -29,6 +29,7 @@
 #include "cc_rc.h"
 #include "fixture.h"
 #include "cc_store.h"
+#include "cc_time.h"
 
 #define PG_PORT "55411"    /* this suite's socket name (tools/pgtest.sh PORT) */
 #define T0 1764135900000LL /* "received", 2025-11-26 */
@@ -884,6 +885,55 @@ static void test_store_pg_two_writers(void **state)
     script_free(&w[1].sc);
 }
 
+/* The reference tables' statistics: cc_store_maintain analyzes them once they changed
+ * (small tables never reach autovacuum's threshold), then not again within
+ * CC_PG_ANALYZE_EVERY_S, and again after it. Statistics reach pg_stat_user_tables about
+ * a second after a commit, hence the polling. */
+#define SQL_DEVICES_ANALYZED_US                                                                    \
+    "SELECT coalesce(CAST(extract(epoch FROM last_analyze) * 1000000 AS bigint), 0)"               \
+    " FROM pg_stat_user_tables WHERE relname = 'devices'"
+static int64_t analyzed_after(struct fx *f, int64_t now_ms, int64_t before_us)
+{
+    int64_t us = 0;
+
+    for (int i = 0; i < 100 && us <= before_us; i++) {
+        assert_int_equal(cc_store_maintain(f->pg, now_ms), CC_OK);
+        us = one_int(f->pg, SQL_DEVICES_ANALYZED_US);
+        if (us <= before_us)
+            usleep(50 * 1000);
+    }
+    return us;
+}
+
+static void test_store_pg_maintain_analyzes_reference(void **state)
+{
+    struct fx *f = *state;
+    int64_t first, now = cc_now_ms();
+
+    assert_int_equal(one_int(f->pg, SQL_DEVICES_ANALYZED_US), 0);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM pg_stats WHERE tablename = 'devices'"),
+                     0);
+    first = analyzed_after(f, now, 0);
+    assert_true(first > 0);
+    assert_true(one_int(f->pg, "SELECT count(*) FROM pg_stats WHERE tablename = 'devices'") > 0);
+    assert_true(one_int(f->pg,
+                        "SELECT count(*) FROM pg_stat_user_tables WHERE relname IN"
+                        " ('users', 'locations', 'cold_cells') AND last_analyze IS NULL") == 0);
+
+    /* Changed again: not within the hour... */
+    assert_int_equal(cc_store_exec(f->pg, "UPDATE devices SET firmware_version = 'x'"), CC_OK);
+    for (int i = 0; i < 100 && one_int(f->pg, "SELECT n_mod_since_analyze FROM pg_stat_user_tables"
+                                              " WHERE relname = 'devices'") == 0;
+         i++)
+        usleep(50 * 1000);
+    assert_true(one_int(f->pg, "SELECT n_mod_since_analyze FROM pg_stat_user_tables"
+                               " WHERE relname = 'devices'") > 0);
+    assert_int_equal(cc_store_maintain(f->pg, now + 1000), CC_OK);
+    assert_int_equal(one_int(f->pg, SQL_DEVICES_ANALYZED_US), first);
+    /* ...but after it. */
+    assert_true(analyzed_after(f, now + (CC_PG_ANALYZE_EVERY_S + 1) * 1000LL, first) > first);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -899,6 +949,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
         cmocka_unit_test(test_store_pg_migrate_concurrently),
         cmocka_unit_test_setup_teardown(test_store_pg_two_writers, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_maintain_analyzes_reference, fx_setup,
+                                        fx_teardown),
     };
 
     cc_log_init("test_store_pg", CC_LOG_ERROR, 1);
