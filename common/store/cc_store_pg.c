@@ -196,6 +196,20 @@ static int tristate(struct cc_pg_array *a, int v)
     return v == CC_ABSENT ? cc_pg_array_null(a) : cc_pg_array_int(a, v == CC_TRUE ? 1 : 0);
 }
 
+/* ingest.sql when this transaction already holds every device of the chunk
+ * (cc_store_devices_by_serial locked them, in id order, on the ingest path): its lock step
+ * would find each row locked by us and only cost a scan of devices, a hash join, a sort
+ * and a lock check per device (about a tenth of the statement under auto_explain). The
+ * held locks keep the devices from being deleted, so every row has its device. Rows
+ * are inserted in array order (key order, the first of a key's duplicates first). */
+static const char sql_insert_held[] =
+    "INSERT INTO readings (device_id, cold_cell_id, ts, temperature, humidity, power_status,"
+    " door_status, battery_level, received_at)"
+    " SELECT * FROM unnest(CAST($1 AS bigint[]), CAST($2 AS bigint[]), CAST($3 AS bigint[]),"
+    " CAST($4 AS double precision[]), CAST($5 AS double precision[]), CAST($6 AS integer[]),"
+    " CAST($7 AS integer[]), CAST($8 AS double precision[]), CAST($9 AS bigint[]))"
+    " ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts";
+
 /* qsort's and bsearch's context: the chunk's rows (one thread per store). */
 static _Thread_local const struct cc_store_row *key_rows;
 
@@ -237,7 +251,8 @@ static int insert_chunk(struct cc_store *st, const struct cc_store_row *rows, si
     struct cc_stmt *s = NULL;
     size_t *sent = NULL, *stored = NULL;
     size_t m = 0, nstored = 0;
-    int rc = CC_OK;
+    uint64_t tx = cc_store_tx_id(st);
+    int held = tx != 0, rc = CC_OK;
 
     memset(inserted, 0, n);
     if (n == 0)
@@ -266,6 +281,7 @@ static int insert_chunk(struct cc_store *st, const struct cc_store_row *rows, si
         const struct cc_store_row *row = &rows[sent[i]];
         const struct cc_reading *r = row->r;
 
+        held = held && row->dev->locked_tx == tx;
         /* Each call fails once the array has failed, so one check per row suffices. */
         cc_pg_array_int(&a[A_DEVICE], row->dev->id);
         cc_pg_array_int(&a[A_CELL], row->dev->cold_cell_id);
@@ -278,7 +294,7 @@ static int insert_chunk(struct cc_store *st, const struct cc_store_row *rows, si
         rc = cc_pg_array_int(&a[A_RECV], row->received_at);
     }
     if (rc == CC_OK)
-        rc = cc_stmt_prepare(st, cc_pg_ingest_sql, &s);
+        rc = cc_stmt_prepare(st, held ? sql_insert_held : cc_pg_ingest_sql, &s);
     for (int k = 0; rc == CC_OK && k < A_N; k++)
         rc = cc_pg_array_bind(s, k + 1, &a[k]);
     /* Rows returned: the keys of the readings stored, each one of those sent. */

@@ -763,6 +763,57 @@ static void test_store_pg_seen_skips_held_lock(void **state)
     assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'ONLINE'"), 2);
 }
 
+/* The readings insert leaves out its device lock step only when this transaction holds
+ * every device of the chunk (cc_store_devices_by_serial inside cc_store_begin): with a
+ * device read in an earlier transaction it locks them itself (ingest.sql), so a device
+ * cannot be deleted under the batch. Both store the same rows and rollups. Which
+ * statement ran shows in the session's prepared statements. */
+static const char sql_insert_locking[] =
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%dev AS (%'"
+    " AND statement LIKE '%INSERT INTO readings (%' AND statement NOT LIKE '%pg_prepared%'";
+static const char sql_insert_lockfree[] =
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO readings (%'"
+    " AND statement NOT LIKE '%dev AS (%' AND statement NOT LIKE '%pg_prepared%'";
+
+static void test_store_pg_insert_skips_held_lock(void **state)
+{
+    struct fx *f = *state;
+    const char *serials[] = {"SN-B", "SN-A"};
+    struct cc_device d[2], old[2];
+    unsigned char found[2], ins[3];
+    struct cc_reading r[3];
+    struct cc_store_row rows[3];
+
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 3; i++) {
+        r[i].ts_ms = T0 - (10 - i) * S;
+        r[i].temperature = 4.0 + i;
+    }
+    assert_int_equal(cc_store_begin(f->pg), CC_OK);
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 2, old, found), CC_OK);
+    assert_int_equal(cc_store_commit(f->pg), CC_OK);
+
+    assert_int_equal(cc_store_begin(f->pg), CC_OK);
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 2, d, found), CC_OK);
+    assert_true(found[0] && found[1] && d[0].locked_tx == cc_store_tx_id(f->pg));
+    rows[0] = (struct cc_store_row){&d[0], &r[0], T0};
+    rows[1] = (struct cc_store_row){&d[1], &r[1], T0};
+    rows[2] = (struct cc_store_row){&d[0], &r[0], T0}; /* a duplicate */
+    assert_int_equal(cc_store_readings_insert(f->pg, rows, 3, ins), CC_OK);
+    assert_true(ins[0] && ins[1] && !ins[2]);
+    assert_int_equal(one_int(f->pg, sql_insert_lockfree), 1);
+    assert_int_equal(one_int(f->pg, sql_insert_locking), 0);
+    /* One device of the chunk locked in an earlier transaction: the locking statement. */
+    rows[2] = (struct cc_store_row){&old[1], &r[2], T0};
+    assert_int_equal(cc_store_readings_insert(f->pg, rows, 3, ins), CC_OK);
+    assert_true(!ins[0] && !ins[1] && ins[2]);
+    assert_int_equal(one_int(f->pg, sql_insert_locking), 1);
+    assert_int_equal(cc_store_commit(f->pg), CC_OK);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), 3);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), 3);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_30m"), 3);
+}
+
 /* cc_alert_states_load (one query per batch on PostgreSQL, cc_alert.c) gives the same
  * states as SQLite's per-device loop: thresholds, ACTIVE alerts, pending excursions, a
  * device twice, a device of no state. */
@@ -1026,6 +1077,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_pg_devices_seen_keeps_max, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_seen_skips_held_lock, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_insert_skips_held_lock, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_alert_states_same, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_text_not_utf8, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
