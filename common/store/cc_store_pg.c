@@ -330,13 +330,23 @@ out:
 int cc_store_pg_readings_insert(struct cc_store *st, const struct cc_store_row *rows, size_t n,
                                 unsigned char *inserted)
 {
-    int rc = CC_OK;
+    /* Each chunk is two statements (the readings, then their rollups): outside a
+     * transaction they get one of their own, so that no reading is ever stored without
+     * its rollups. */
+    int own = n > 0 && !cc_store_in_transaction(st);
+    int rc = own ? cc_store_begin(st) : CC_OK;
 
     for (size_t i = 0; rc == CC_OK && i < n; i += CC_PG_INSERT_ROWS_MAX) {
         size_t k = n - i < CC_PG_INSERT_ROWS_MAX ? n - i : CC_PG_INSERT_ROWS_MAX;
 
         rc = insert_chunk(st, rows + i, k, inserted + i);
     }
+    if (own && rc == CC_OK)
+        rc = cc_store_commit(st);
+    else if (own)
+        cc_store_rollback(st);
+    if (own && rc != CC_OK)
+        memset(inserted, 0, n); /* rolled back: nothing was stored */
     return rc;
 }
 

@@ -812,6 +812,14 @@ static void test_store_pg_insert_skips_held_lock(void **state)
     assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), 3);
     assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), 3);
     assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_30m"), 3);
+    /* Outside a transaction: the readings and their rollups in one of its own, closed. */
+    r[2].ts_ms = T0;
+    rows[0] = (struct cc_store_row){&old[1], &r[2], T0};
+    assert_int_equal(cc_store_readings_insert(f->pg, rows, 1, ins), CC_OK);
+    assert_true(ins[0]);
+    assert_int_equal(cc_store_in_transaction(f->pg), 0);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), 4);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_30m"), 4);
 }
 
 /* cc_alert_states_load (one query per batch on PostgreSQL, cc_alert.c) gives the same
