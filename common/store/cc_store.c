@@ -282,7 +282,7 @@ int cc_store_begin(struct cc_store *st)
 
 int cc_store_commit(struct cc_store *st)
 {
-    /* PostgreSQL's rollups are written by the readings insert itself (cc_store_pg.c):
+    /* PostgreSQL's rollups are written by each readings insert call (cc_store_pg.c):
      * st->rollups stays NULL there, and the SQLite batch must never run on it. */
     int rc = st->in_tx && st->rollups != NULL && st->dialect == CC_DIALECT_SQLITE
                  ? cc_rollup_batch_flush(st, st->rollups)

@@ -126,6 +126,11 @@ int cc_store_pg_devices_by_serial(struct cc_store *st, const char *const *serial
                                   struct cc_device *out, unsigned char *found, int lock);
 int cc_store_pg_readings_insert(struct cc_store *st, const struct cc_store_row *rows, size_t n,
                                 unsigned char *inserted);
+/* The rollups of rows[idx[0..n)], the rows the batch insert stored (cc_store_pg_rollup.c):
+ * summed per cell and bucket and upserted into readings_5m and readings_30m. Sorts idx.
+ * CC_OK, CC_ERR_NOMEM or CC_ERR_DB. */
+int cc_store_pg_rollups_add(struct cc_store *st, const struct cc_store_row *rows, size_t *idx,
+                            size_t n);
 int cc_store_pg_devices_seen(struct cc_store *st, const struct cc_store_seen *v, size_t n);
 int cc_store_pg_device_status(struct cc_store *st, int64_t device_id, int online,
                               const char *firmware, int64_t seen_at);

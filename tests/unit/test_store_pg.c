@@ -27,6 +27,7 @@
 #include "cc_ingest.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_rollup_math.h"
 #include "fixture.h"
 #include "cc_store.h"
 #include "cc_time.h"
@@ -494,6 +495,136 @@ static void test_store_pg_ingest_cheap_paths(void **state)
     assert_same_stores(f);
 }
 
+/* The rollups the PG store sums in C (cc_store_pg_rollup.c) from the keys its insert
+ * returns: 1,200 readings of four devices in two cells over two days, temperatures from
+ * -99 to 149 °C (MKT terms from tiny to large: the lo limbs' sums carry many times),
+ * shuffled, in three overlapping calls with duplicates inside each, straight through
+ * cc_store_readings_insert on both stores. Every rollup column equals SQLite's (its own
+ * batch code, cc_store_rollup.c; temperatures are multiples of 1/64, so the floating sums
+ * are exact in any order), and readings_30m's integer sums equal a recomputation from the
+ * stored readings. A bucket fed twice, or fed by a duplicate, or missing one, fails. */
+#define WIDE_N 1200
+static void test_store_pg_rollups_exact_wide(void **state)
+{
+    struct fx *f = *state;
+    static struct cc_reading rd[WIDE_N + 60];
+    static struct cc_store_row rows[WIDE_N + 60];
+    static unsigned char ins_lite[WIDE_N + 60], ins_pg[WIDE_N + 60];
+    struct cc_device dev[4];
+    const int64_t base = T0 - 2 * 86400 * S;
+    const size_t from[3] = {0, 400, 850}, to[3] = {500, 900, WIDE_N};
+    unsigned rnd = 14;
+    size_t stored = 0;
+
+    memset(dev, 0, sizeof dev);
+    for (int d = 0; d < 4; d++) {
+        dev[d].id = d + 1;
+        dev[d].cold_cell_id = d < 2 ? 1 : 2; /* the fixture's seed */
+    }
+    for (int i = 0; i < WIDE_N; i++) {
+        memset(&rd[i], 0, sizeof rd[i]);
+        rd[i].ts_ms = base + (int64_t)i * 97000 + rand_r(&rnd) % 1000;
+        rd[i].ts_given = 1;
+        rd[i].temperature = -99.0 + (double)(rand_r(&rnd) % (248 * 64)) / 64.0;
+        rows[i] = (struct cc_store_row){.dev = &dev[i % 4], .r = &rd[i], .received_at = T0};
+    }
+    for (int i = WIDE_N - 1; i > 0; i--) { /* shuffled: no order to rely on */
+        int j = rand_r(&rnd) % (i + 1);
+        struct cc_store_row t = rows[i];
+
+        rows[i] = rows[j];
+        rows[j] = t;
+    }
+    for (int c = 0; c < 3; c++) {
+        size_t n = to[c] - from[c];
+        struct cc_store_row *batch = malloc((n + 20) * sizeof *batch);
+
+        assert_non_null(batch);
+        memcpy(batch, rows + from[c], n * sizeof *batch);
+        /* 20 in-batch duplicates with another temperature: the first occurrence wins. */
+        for (int k = 0; k < 20; k++) {
+            size_t at = n + (size_t)k;
+
+            rd[WIDE_N + c * 20 + k] = *batch[k * 7].r;
+            rd[WIDE_N + c * 20 + k].temperature += 1.0;
+            batch[at] = batch[k * 7];
+            batch[at].r = &rd[WIDE_N + c * 20 + k];
+        }
+        assert_int_equal(cc_store_begin(f->lite), CC_OK);
+        assert_int_equal(cc_store_readings_insert(f->lite, batch, n + 20, ins_lite), CC_OK);
+        assert_int_equal(cc_store_commit(f->lite), CC_OK);
+        assert_int_equal(cc_store_begin(f->pg), CC_OK);
+        assert_int_equal(cc_store_readings_insert(f->pg, batch, n + 20, ins_pg), CC_OK);
+        assert_int_equal(cc_store_commit(f->pg), CC_OK);
+        for (size_t i = 0; i < n + 20; i++) {
+            assert_int_equal(ins_lite[i], ins_pg[i]);
+            stored += ins_pg[i];
+        }
+        for (size_t i = n; i < n + 20; i++)
+            assert_int_equal(ins_pg[i], 0);
+        free(batch);
+    }
+    assert_int_equal(stored, WIDE_N);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), WIDE_N);
+    assert_same_stores(f);
+    /* readings_30m against the stored readings, per bucket: count, sum_q and the MKT
+     * limbs (hi * 2^62 + lo, lo < 2^62) recomputed here. */
+    {
+        struct cc_stmt *s = NULL;
+        int64_t cell = -1, bucket = 0, count = 0, sum_q = 0, buckets = 0, want[4] = {0};
+        unsigned __int128 mkt = 0;
+        int rc;
+
+        assert_int_equal(
+            cc_stmt_prepare(f->pg,
+                            "SELECT r.cold_cell_id, r.ts - r.ts % 1800000, r.temperature,"
+                            " m.count, m.sum_q, m.mkt_hi, m.mkt_lo FROM readings r"
+                            " JOIN readings_30m m ON m.cold_cell_id = r.cold_cell_id"
+                            " AND m.bucket_ts = r.ts - r.ts % 1800000 ORDER BY 1, 2",
+                            &s),
+            CC_OK);
+        do {
+            int64_t c = 0, b = 0;
+            uint64_t hi, lo;
+
+            rc = cc_stmt_step(s);
+            if (rc == CC_ROW) {
+                c = cc_stmt_column_int64(s, 0);
+                b = cc_stmt_column_int64(s, 1);
+            }
+            if (cell >= 0 && (rc != CC_ROW || c != cell || b != bucket)) { /* a bucket ends */
+                assert_int_equal(count, want[0]);
+                assert_int_equal(sum_q, want[1]);
+                assert_true((uint64_t)want[3] < ((uint64_t)1 << CC_QUERY_MKT_LIMB_BITS));
+                assert_true(mkt ==
+                            (((unsigned __int128)(uint64_t)want[2] << CC_QUERY_MKT_LIMB_BITS) +
+                             (uint64_t)want[3]));
+                buckets++;
+                cell = -1;
+            }
+            if (rc != CC_ROW)
+                break;
+            if (cell < 0) {
+                cell = c;
+                bucket = b;
+                count = sum_q = 0;
+                mkt = 0;
+                for (int k = 0; k < 4; k++)
+                    want[k] = cc_stmt_column_int64(s, 3 + k);
+            }
+            cc_query_mkt_q(cc_stmt_column_double(s, 2), &hi, &lo);
+            mkt += ((unsigned __int128)hi << CC_QUERY_MKT_LIMB_BITS) + lo;
+            sum_q += cc_query_temp_q(cc_stmt_column_double(s, 2));
+            count++;
+        } while (rc == CC_ROW);
+        assert_int_equal(rc, CC_OK);
+        cc_stmt_release(s);
+        assert_true(buckets > 40);
+        assert_int_equal(buckets, one_int(f->pg, "SELECT count(*) FROM readings_30m"));
+        assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), WIDE_N);
+    }
+}
+
 /* 1,001 bad messages of one device in one batch: 1,000 kept, the oldest dropped and
  * counted, on both stores alike. */
 static void test_store_pg_dead_letter_cap(void **state)
@@ -631,6 +762,65 @@ static void test_store_pg_seen_skips_held_lock(void **state)
                                     " 'SN-B'"),
                      T0 - 10 * S);
     assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'ONLINE'"), 2);
+}
+
+/* The readings insert leaves out its device lock step only when this transaction holds
+ * every device of the chunk (cc_store_devices_by_serial inside cc_store_begin): with a
+ * device read in an earlier transaction it locks them itself (ingest.sql), so a device
+ * cannot be deleted under the batch. Both store the same rows and rollups. Which
+ * statement ran shows in the session's prepared statements. */
+static const char sql_insert_locking[] =
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%dev AS (%'"
+    " AND statement LIKE '%INSERT INTO readings (%' AND statement NOT LIKE '%pg_prepared%'";
+static const char sql_insert_lockfree[] =
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO readings (%'"
+    " AND statement NOT LIKE '%dev AS (%' AND statement NOT LIKE '%pg_prepared%'";
+
+static void test_store_pg_insert_skips_held_lock(void **state)
+{
+    struct fx *f = *state;
+    const char *serials[] = {"SN-B", "SN-A"};
+    struct cc_device d[2], old[2];
+    unsigned char found[2], ins[3];
+    struct cc_reading r[3];
+    struct cc_store_row rows[3];
+
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 3; i++) {
+        r[i].ts_ms = T0 - (10 - i) * S;
+        r[i].temperature = 4.0 + i;
+    }
+    assert_int_equal(cc_store_begin(f->pg), CC_OK);
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 2, old, found), CC_OK);
+    assert_int_equal(cc_store_commit(f->pg), CC_OK);
+
+    assert_int_equal(cc_store_begin(f->pg), CC_OK);
+    assert_int_equal(cc_store_devices_by_serial(f->pg, serials, 2, d, found), CC_OK);
+    assert_true(found[0] && found[1] && d[0].locked_tx == cc_store_tx_id(f->pg));
+    rows[0] = (struct cc_store_row){&d[0], &r[0], T0};
+    rows[1] = (struct cc_store_row){&d[1], &r[1], T0};
+    rows[2] = (struct cc_store_row){&d[0], &r[0], T0}; /* a duplicate */
+    assert_int_equal(cc_store_readings_insert(f->pg, rows, 3, ins), CC_OK);
+    assert_true(ins[0] && ins[1] && !ins[2]);
+    assert_int_equal(one_int(f->pg, sql_insert_lockfree), 1);
+    assert_int_equal(one_int(f->pg, sql_insert_locking), 0);
+    /* One device of the chunk locked in an earlier transaction: the locking statement. */
+    rows[2] = (struct cc_store_row){&old[1], &r[2], T0};
+    assert_int_equal(cc_store_readings_insert(f->pg, rows, 3, ins), CC_OK);
+    assert_true(!ins[0] && !ins[1] && ins[2]);
+    assert_int_equal(one_int(f->pg, sql_insert_locking), 1);
+    assert_int_equal(cc_store_commit(f->pg), CC_OK);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), 3);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), 3);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_30m"), 3);
+    /* Outside a transaction: the readings and their rollups in one of its own, closed. */
+    r[2].ts_ms = T0;
+    rows[0] = (struct cc_store_row){&old[1], &r[2], T0};
+    assert_int_equal(cc_store_readings_insert(f->pg, rows, 1, ins), CC_OK);
+    assert_true(ins[0]);
+    assert_int_equal(cc_store_in_transaction(f->pg), 0);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), 4);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_30m"), 4);
 }
 
 /* cc_alert_states_load (one query per batch on PostgreSQL, cc_alert.c) gives the same
@@ -939,11 +1129,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_pg_ingest_same_as_sqlite, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_ingest_cheap_paths, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_rollups_exact_wide, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_dead_letter_cap, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_serials_quoted, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_devices_seen_keeps_max, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_seen_skips_held_lock, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_insert_skips_held_lock, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_alert_states_same, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_text_not_utf8, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
