@@ -115,13 +115,18 @@ static const char raw_sql[] = "SELECT ts, temperature FROM readings"
                               " ORDER BY ts, device_id";
 
 /* Lends the statement for sql with $1..$3 bound to a, b, c (every query here is keyed
- * by the cell and a time window). */
+ * by the cell and a time window), asking for binary results: every column these texts
+ * select is a bigint or a double precision read as a number (ts, temperature: NOT NULL;
+ * ROLLUP_COLS), so PostgreSQL neither formats nor libpq's caller parses ~15,000 values
+ * per 30-day query (docs/queries.md). SQLite ignores it. */
 static int prepare3(struct cc_store *st, const char *sql, int64_t a, int64_t b, int64_t c,
                     struct cc_stmt **out)
 {
     struct cc_stmt *s = NULL;
     int rc = cc_stmt_prepare(st, sql, &s);
 
+    if (rc == CC_OK)
+        rc = cc_stmt_set_binary_results(s);
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(s, 1, a);
     if (rc == CC_OK)
