@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cc_crypto.h"
+#include "bench_proc.h"
 #include "cc_db.h"
 #include "cc_dbi.h"
 #include "cc_log.h"
@@ -298,30 +299,6 @@ static int same(const struct cc_query_result *a, const struct cc_query_result *b
     return 1;
 }
 
-/* CPU seconds (user + system) that process pid has used, from /proc/PID/stat; -1 when
- * it cannot be read (PostgreSQL on another machine or under another user). */
-static double proc_cpu_s(long pid)
-{
-    char path[64], buf[1024];
-    unsigned long long ut = 0, stime = 0;
-    const char *p;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (p == NULL ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2)
-        return -1;
-    return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static double cpu_now_s(void)
 {
     struct timespec ts;
@@ -343,7 +320,7 @@ static int measure_cpu(struct cc_store *st, const char *tag, int64_t cell,
     if (cc_store_dialect(st) == CC_DIALECT_PG)
         backend = (long)store_int(st, "SELECT pg_backend_pid()");
     if (backend > 0)
-        s0 = proc_cpu_s(backend);
+        s0 = bench_proc_cpu_s(backend);
     c0 = cpu_now_s();
     for (int i = 0; i < CPU_RUNS; i++) {
         if (cc_query_readings(st, cell, rg, -25, -15, &r) != CC_OK)
@@ -352,7 +329,7 @@ static int measure_cpu(struct cc_store *st, const char *tag, int64_t cell,
     }
     c1 = cpu_now_s();
     if (backend > 0 && s0 >= 0)
-        s1 = proc_cpu_s(backend);
+        s1 = bench_proc_cpu_s(backend);
     printf("bench: query_30d%s_client_cpu_per_query %.3f ms\n", tag, (c1 - c0) * 1e3 / CPU_RUNS);
     if (s1 >= 0)
         printf("bench: query_30d%s_server_cpu_per_query %.3f ms\n", tag,

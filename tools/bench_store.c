@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_proc.h"
 #include "cc_db.h"
 #include "cc_dbi.h"
 #include "cc_ingest.h"
@@ -35,7 +36,6 @@
 #define T0 1795600000000LL     /* ms, 2026-11-26: readings of round r at T0 + r min */
 #define PAYLOAD_MAX 96         /* bytes of one message's JSON */
 #define SQL_MAX (DEVICES * 96) /* the seed's device INSERT */
-#define STAT_MAX 1024          /* bytes of /proc/PID/stat read (its line is ~300) */
 #define PER_READINGS 100000.0  /* CPU figures are seconds per this many readings */
 
 static double now_s(void)
@@ -52,30 +52,6 @@ static double cpu_self_s(void)
 
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* utime + stime of process pid in seconds, or -1 when unreadable. */
-static double cpu_pid_s(long pid)
-{
-    char path[64], buf[STAT_MAX];
-    unsigned long long ut, stm;
-    const char *p;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* Fields 14 and 15, counted after the ")" that ends the command name (field 2). */
-    p = strrchr(buf, ')');
-    if (p == NULL ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stm) != 2)
-        return -1;
-    return (double)(ut + stm) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* The PostgreSQL backend's pid of st, 0 on SQLite or a failure. */
@@ -205,7 +181,7 @@ static int side_open(struct side *sd, const char *where)
         return CC_ERR_DB;
     sd->pid = backend_pid(sd->st);
     if (sd->pid > 0)
-        sd->srv0 = cpu_pid_s(sd->pid);
+        sd->srv0 = bench_proc_cpu_s(sd->pid);
     return CC_OK;
 }
 
@@ -213,7 +189,7 @@ static int side_open(struct side *sd, const char *where)
 static double side_report(struct side *sd, const struct load *l, const char *name)
 {
     long want = (long)l->rounds * DEVICES;
-    double srv1 = sd->pid > 0 ? cpu_pid_s(sd->pid) : -1;
+    double srv1 = sd->pid > 0 ? bench_proc_cpu_s(sd->pid) : -1;
 
     if (sd->failed || sd->stored != want || sd->wall <= 0) {
         if (!sd->failed)
