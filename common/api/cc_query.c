@@ -255,7 +255,7 @@ _Static_assert(CC_QUERY_PG_LIST_MAX <= CC_PG_ARRAY_ELEMS_MAX, "a list fits one a
 
 void cc_query_set_pg_list_max(size_t n)
 {
-    pg_list_max = n;
+    pg_list_max = n < CC_PG_ARRAY_ELEMS_MAX ? n : CC_PG_ARRAY_ELEMS_MAX; /* one array's most */
 }
 
 /* One statement of a level, run on its first use (a level may need none) and then read

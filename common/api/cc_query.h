@@ -87,8 +87,8 @@ int cc_query_readings_raw(struct cc_store *st, int64_t cell_id, const struct cc_
                           double lo, double hi, struct cc_query_result *out);
 void cc_query_result_free(struct cc_query_result *res);
 /* Tests only, before any query runs (not thread-safe): the list limit in place of
- * CC_QUERY_PG_LIST_MAX, so that a small data set reaches both ways of reading the
- * detail. */
+ * CC_QUERY_PG_LIST_MAX (at most CC_PG_ARRAY_ELEMS_MAX), so that a small data set reaches
+ * both ways of reading the detail. */
 void cc_query_set_pg_list_max(size_t n);
 /* The SPEC §5 answer for res; NULL on out of memory. avg and mkt are rounded to
  * 0.001 °C, minutesOutOfRange to 0.01 min. */
