@@ -9,6 +9,7 @@
 #include "cc_error.h"
 #include "cc_http.h"
 #include "cc_log.h"
+#include "cc_pg_array.h"
 #include "cc_rc.h"
 #include "cc_time.h"
 
@@ -115,13 +116,18 @@ static const char raw_sql[] = "SELECT ts, temperature FROM readings"
                               " ORDER BY ts, device_id";
 
 /* Lends the statement for sql with $1..$3 bound to a, b, c (every query here is keyed
- * by the cell and a time window). */
+ * by the cell and a time window), asking for binary results: every column these texts
+ * select is a bigint or a double precision read as a number (ts, temperature: NOT NULL;
+ * ROLLUP_COLS), so PostgreSQL neither formats nor libpq's caller parses ~15,000 values
+ * per 30-day query (docs/queries.md). SQLite ignores it. */
 static int prepare3(struct cc_store *st, const char *sql, int64_t a, int64_t b, int64_t c,
                     struct cc_stmt **out)
 {
     struct cc_stmt *s = NULL;
     int rc = cc_stmt_prepare(st, sql, &s);
 
+    if (rc == CC_OK)
+        rc = cc_stmt_set_binary_results(s);
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(s, 1, a);
     if (rc == CC_OK)
@@ -220,16 +226,49 @@ static const char coarse_raw_pg_sql[] =
         "$7") " WHERE c.cold_cell_id = $1 AND c.bucket_ts >= $2 AND c.bucket_ts < $3"
               " AND " STRADDLES("c") " AND " STRADDLES("f") " ORDER BY r.ts, r.device_id";
 
+/* The detail of the half hours on PostgreSQL, given the straddling half hours that the
+ * half-hour statement returned as the array $2 (ascending; binary, cc_pg_array.h): one
+ * primary-key range of readings_5m per element ($3 the half hour). The range texts above
+ * scan and filter every half hour of the window again in each of the two statements
+ * (1,440 rows for 30 days: 0.3 ms of each one's 0.6-0.7 ms, docs/queries.md). OFFSET 0
+ * keeps each LATERAL subquery a range scan per element, as in PG_BUCKET_RAW: as a plain
+ * join the planner scanned all of the cell's five-minute rows against the list. These:
+ * the five-minute rows of those half hours. */
+static const char coarse_5m_list_sql[] = "SELECT " ROLLUP_COLS(
+    "f") " FROM unnest(CAST($2 AS bigint[])) c(b) CROSS JOIN LATERAL"
+         " (SELECT " ROLLUP_COLS(
+             "y") " FROM readings_5m y"
+                  " WHERE y.cold_cell_id = $1 AND y.bucket_ts >= c.b"
+                  " AND y.bucket_ts < c.b + $3 OFFSET 0) f ORDER BY f.bucket_ts";
+/* The raw rows of their straddling five minutes ($4, $5 the thresholds, $6 five
+ * minutes). */
+static const char coarse_raw_list_sql[] =
+    "SELECT r.ts, r.temperature FROM unnest(CAST($2 AS bigint[])) c(b) CROSS JOIN LATERAL"
+    " (SELECT y.bucket_ts FROM readings_5m y WHERE y.cold_cell_id = $1 AND y.bucket_ts >= c.b"
+    " AND y.bucket_ts < c.b + $3 AND " STRADDLES("y") " OFFSET 0) f" PG_BUCKET_RAW(
+        "$6") " ORDER BY r.ts, r.device_id";
+
+/* Straddling half hours passed as a list at most (tests lower it to reach the range
+ * texts); a query with more reads its detail with the range texts. */
+static size_t pg_list_max = CC_QUERY_PG_LIST_MAX;
+_Static_assert(CC_QUERY_PG_LIST_MAX <= CC_PG_ARRAY_ELEMS_MAX, "a list fits one array");
+
+void cc_query_set_pg_list_max(size_t n)
+{
+    pg_list_max = n < CC_PG_ARRAY_ELEMS_MAX ? n : CC_PG_ARRAY_ELEMS_MAX; /* one array's most */
+}
+
 /* One statement of a level, run on its first use (a level may need none) and then read
  * row by row. */
 struct level {
     struct cc_store *st;
     const char *sql;
     int64_t cell_id, r0, r1;
-    int nparams;       /* 3: cell and window; 5: + lo, hi; 6, 7: + the widths w6, w7 */
-    int64_t w6, w7;    /* $6, $7 */
-    struct cc_stmt *s; /* NULL until the first peek */
-    int rc;            /* CC_ROW (on a row), CC_OK (no more) or an error */
+    int nparams;              /* 3: cell and window; 5: + lo, hi; 6, 7: + the widths w6, w7 */
+    int64_t w6, w7;           /* $6, $7 */
+    struct cc_pg_array *list; /* non-NULL: $2 is this list, $3 w6, [$4 lo, $5 hi, $6 w7] */
+    struct cc_stmt *s;        /* NULL until the first peek */
+    int rc;                   /* CC_ROW (on a row), CC_OK (no more) or an error */
 };
 
 static void level_init(struct level *l, struct cc_store *st, const char *sql, int64_t cell_id,
@@ -246,6 +285,31 @@ static void level_init(struct level *l, struct cc_store *st, const char *sql, in
     l->w7 = w7;
 }
 
+/* level_peek of a level given a list (struct level's list). */
+static int level_peek_list(const struct eng *e, struct level *l)
+{
+    int rc = cc_stmt_prepare(l->st, l->sql, &l->s);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_set_binary_results(l->s);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(l->s, 1, l->cell_id);
+    if (rc == CC_OK)
+        rc = cc_pg_array_bind(l->s, 2, l->list);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(l->s, 3, l->w6);
+    if (rc == CC_OK && l->nparams >= 6)
+        rc = cc_stmt_bind_double(l->s, 4, e->lo);
+    if (rc == CC_OK && l->nparams >= 6)
+        rc = cc_stmt_bind_double(l->s, 5, e->hi);
+    if (rc == CC_OK && l->nparams >= 6)
+        rc = cc_stmt_bind_int64(l->s, 6, l->w7);
+    l->rc = rc == CC_OK ? cc_stmt_step(l->s) : rc;
+    if (l->rc == CC_ROW)
+        e->res->rows_read++;
+    return l->rc;
+}
+
 /* Runs l's statement if not yet, and returns where it stands (struct level's rc). */
 static int level_peek(const struct eng *e, struct level *l)
 {
@@ -253,6 +317,8 @@ static int level_peek(const struct eng *e, struct level *l)
 
     if (l->s != NULL)
         return l->rc;
+    if (l->list != NULL)
+        return level_peek_list(e, l);
     rc = prepare3(l->st, l->sql, l->cell_id, l->r0, l->r1, &l->s);
     if (rc == CC_OK && l->nparams >= 5)
         rc = cc_stmt_bind_double(l->s, 4, e->lo);
@@ -394,38 +460,112 @@ static int eng_fine(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t
     return rc;
 }
 
+/* The half-hour rows of [c0, c1), all read before any is fed (*out malloc'd, *n rows):
+ * the straddling ones must be known before their detail's statements run. At most one
+ * row a half hour (the primary key). */
+static int halves_read(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t c0, int64_t c1,
+                       struct rollup_row **out, size_t *n)
+{
+    size_t cap = (size_t)((c1 - c0) / CC_ROLLUP_COARSE_MS) + 1;
+    struct rollup_row *rows = malloc(cap * sizeof *rows);
+    struct cc_stmt *s = NULL;
+    size_t k = 0;
+    int rc;
+
+    if (rows == NULL)
+        return CC_ERR_NOMEM;
+    rc = prepare3(st, rollup_30m_sql, cell_id, c0, c1, &s);
+    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+        e->res->rows_read++;
+        if (k >= cap) {
+            rc = CC_ERR_INTERNAL; /* two rows of one half hour: the key forbids it */
+            break;
+        }
+        rollup_read(s, &rows[k++]);
+        rc = CC_OK;
+    }
+    cc_stmt_release(s);
+    if (rc != CC_OK) {
+        free(rows);
+        return rc;
+    }
+    *out = rows;
+    *n = k;
+    return CC_OK;
+}
+
+/* The straddling half hours of rows as a bigint[] in *list (*has 1), or nothing (*has 0)
+ * when there are none (no detail statement runs) or more than pg_list_max (the range
+ * texts then). cc_pg_array_free(list) afterwards in any case. */
+static int halves_list(const struct eng *e, const struct rollup_row *rows, size_t n,
+                       struct cc_pg_array *list, int *has)
+{
+    size_t k = 0;
+    int rc;
+
+    memset(list, 0, sizeof *list);
+    *has = 0;
+    for (size_t i = 0; i < n; i++)
+        k += rows[i].count > 0 && rollup_side(e, &rows[i]) == 0;
+    if (k == 0 || k > pg_list_max)
+        return CC_OK;
+    rc = cc_pg_array_init(list, CC_PG_INT8, k);
+    for (size_t i = 0; rc == CC_OK && i < n; i++)
+        if (rows[i].count > 0 && rollup_side(e, &rows[i]) == 0)
+            rc = cc_pg_array_int(list, rows[i].b);
+    *has = rc == CC_OK;
+    return rc;
+}
+
 /* Feeds the half hours with c0 <= bucket_ts < c1; a straddling one goes down to its
  * five-minute rows, which carry the same sums. */
 static int eng_halves(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t c0, int64_t c1)
 {
-    struct level halves, fives, raw;
-    struct rollup_row r;
-    int side, rc;
+    struct level fives, raw;
+    struct rollup_row *rows = NULL;
+    struct cc_pg_array list;
+    size_t n = 0;
+    int side, has = 0, rc;
 
     if (c0 >= c1)
         return CC_OK;
-    level_init(&halves, st, rollup_30m_sql, cell_id, c0, c1, 3, 0, 0);
-    level_init(&fives, st, coarse_5m_sql, cell_id, c0, c1, 6, CC_ROLLUP_COARSE_MS, 0);
-    level_init(&raw, st, cc_store_dialect(st) == CC_DIALECT_PG ? coarse_raw_pg_sql : coarse_raw_sql,
-               cell_id, c0, c1, 7, CC_ROLLUP_COARSE_MS, CC_ROLLUP_BUCKET_MS);
-    while ((rc = level_peek(e, &halves)) == CC_ROW) {
-        rollup_read(halves.s, &r);
-        level_next(e, &halves);
-        if (r.count <= 0)
-            continue;
-        side = rollup_side(e, &r);
-        if (side == 0) {
-            rc = eng_fives(e, &fives, &raw, r.b, r.b + CC_ROLLUP_COARSE_MS);
-        } else {
-            eng_oor(e, r.first_ts, r.last_ts, side > 0 ? r.last_ts - r.first_ts : 0, side > 0);
-            rc = eng_add(e, r.b, r.mn, r.mx, r.count, r.sum_q, r.mkt);
-        }
-        if (rc != CC_OK)
-            break;
+    rc = halves_read(st, e, cell_id, c0, c1, &rows, &n);
+    if (rc != CC_OK)
+        return rc;
+    memset(&list, 0, sizeof list);
+    if (cc_store_dialect(st) == CC_DIALECT_PG)
+        rc = halves_list(e, rows, n, &list, &has);
+    if (rc != CC_OK)
+        goto fail;
+    if (has) {
+        level_init(&fives, st, coarse_5m_list_sql, cell_id, c0, c1, 3, CC_ROLLUP_COARSE_MS, 0);
+        level_init(&raw, st, coarse_raw_list_sql, cell_id, c0, c1, 6, CC_ROLLUP_COARSE_MS,
+                   CC_ROLLUP_BUCKET_MS);
+        fives.list = raw.list = &list;
+    } else {
+        level_init(&fives, st, coarse_5m_sql, cell_id, c0, c1, 6, CC_ROLLUP_COARSE_MS, 0);
+        level_init(&raw, st,
+                   cc_store_dialect(st) == CC_DIALECT_PG ? coarse_raw_pg_sql : coarse_raw_sql,
+                   cell_id, c0, c1, 7, CC_ROLLUP_COARSE_MS, CC_ROLLUP_BUCKET_MS);
     }
-    level_close(&halves);
+    for (size_t i = 0; i < n && rc == CC_OK; i++) {
+        const struct rollup_row *r = &rows[i];
+
+        if (r->count <= 0)
+            continue;
+        side = rollup_side(e, r);
+        if (side == 0) {
+            rc = eng_fives(e, &fives, &raw, r->b, r->b + CC_ROLLUP_COARSE_MS);
+        } else {
+            eng_oor(e, r->first_ts, r->last_ts, side > 0 ? r->last_ts - r->first_ts : 0, side > 0);
+            rc = eng_add(e, r->b, r->mn, r->mx, r->count, r->sum_q, r->mkt);
+        }
+    }
     level_close(&fives);
     level_close(&raw);
+fail:
+    cc_pg_array_free(&list);
+    free(rows);
     return rc;
 }
 

@@ -28,6 +28,11 @@
 
 #define CC_QUERY_MAX_SPAN_MS (400LL * 86400000) /* longest from/to span: 400 days */
 #define CC_QUERY_MAX_BUCKETS 120000             /* series entries at most (400 d of 5 min) */
+/* On PostgreSQL the straddling half hours of a query are passed to the statements that
+ * read their detail as one array parameter when there are at most this many (every half
+ * hour of 31 days; at most CC_PG_ARRAY_ELEMS_MAX); a query with more reads the detail by
+ * range, as on SQLite (docs/queries.md). */
+#define CC_QUERY_PG_LIST_MAX 1488
 
 /* The range of a readings query. */
 struct cc_query_range {
@@ -81,6 +86,10 @@ int cc_query_readings(struct cc_store *st, int64_t cell_id, const struct cc_quer
 int cc_query_readings_raw(struct cc_store *st, int64_t cell_id, const struct cc_query_range *rg,
                           double lo, double hi, struct cc_query_result *out);
 void cc_query_result_free(struct cc_query_result *res);
+/* Tests only, before any query runs (not thread-safe): the list limit in place of
+ * CC_QUERY_PG_LIST_MAX (at most CC_PG_ARRAY_ELEMS_MAX), so that a small data set reaches
+ * both ways of reading the detail. */
+void cc_query_set_pg_list_max(size_t n);
 /* The SPEC §5 answer for res; NULL on out of memory. avg and mkt are rounded to
  * 0.001 °C, minutesOutOfRange to 0.01 min. */
 cJSON *cc_query_result_json(const struct cc_query_result *res);

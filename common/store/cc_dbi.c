@@ -1,6 +1,6 @@
 /* cc_dbi.c - the dialect-independent half of cc_dbi.h: the statement cache, dispatch to
- * cc_dbi_sqlite.c or cc_dbi_pg.c, text-to-number parsing of PostgreSQL's columns, and the
- * row-to-JSON helpers. */
+ * cc_dbi_sqlite.c or cc_dbi_pg.c, text-to-number parsing of PostgreSQL's text-format
+ * columns (binary ones are decoded by cc_dbi_pg.c), and the row-to-JSON helpers. */
 #include "cc_dbi.h"
 
 #include <errno.h>
@@ -315,15 +315,42 @@ static void bad_number(const struct cc_stmt *s, int col)
     cc_log_error("db_column_type", "column %d is not a number in: %s", col, head);
 }
 
+int cc_stmt_set_binary_results(struct cc_stmt *s)
+{
+    if (s->st->dialect != CC_DIALECT_PG)
+        return CC_OK; /* SQLite's values are native already */
+    return cc_dbi_pg_set_binary(s);
+}
+
+/* A double read as an integer: truncated, as SQLite does; 0 (logged) out of range. */
+static int64_t double_to_int64(const struct cc_stmt *s, int col, double d)
+{
+    if (d >= -9223372036854775808.0 && d < 9223372036854775808.0)
+        return (int64_t)d;
+    bad_number(s, col);
+    return 0;
+}
+
 int64_t cc_stmt_column_int64(struct cc_stmt *s, int col)
 {
     const char *t;
     char *end;
     long long v;
-    double d;
+    int64_t bi = 0;
+    double d = 0.0;
 
     if (s->st->dialect != CC_DIALECT_PG)
         return cc_dbi_lite_int64(s, col);
+    switch (cc_dbi_pg_binary_number(s, col, &bi, &d)) {
+    case CC_DBI_PG_INT:
+        return bi;
+    case CC_DBI_PG_DOUBLE:
+        return double_to_int64(s, col, d);
+    case CC_DBI_PG_NONE:
+        return 0;
+    case CC_DBI_PG_TEXT:
+        break;
+    }
     t = cc_dbi_pg_text(s, col);
     if (t == NULL || *t == '\0')
         return 0;
@@ -336,8 +363,8 @@ int64_t cc_stmt_column_int64(struct cc_stmt *s, int col)
     /* A numeric or float column read as an integer: truncated, as SQLite does. */
     errno = 0;
     d = strtod(t, &end);
-    if (errno == 0 && *end == '\0' && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
-        return (int64_t)d;
+    if (errno == 0 && *end == '\0')
+        return double_to_int64(s, col, d);
     bad_number(s, col);
     return 0;
 }
@@ -346,10 +373,21 @@ double cc_stmt_column_double(struct cc_stmt *s, int col)
 {
     const char *t;
     char *end;
-    double d;
+    int64_t bi = 0;
+    double d = 0.0;
 
     if (s->st->dialect != CC_DIALECT_PG)
         return cc_dbi_lite_double(s, col);
+    switch (cc_dbi_pg_binary_number(s, col, &bi, &d)) {
+    case CC_DBI_PG_INT:
+        return (double)bi;
+    case CC_DBI_PG_DOUBLE:
+        return d;
+    case CC_DBI_PG_NONE:
+        return 0.0;
+    case CC_DBI_PG_TEXT:
+        break;
+    }
     t = cc_dbi_pg_text(s, col);
     if (t == NULL || *t == '\0')
         return 0.0;

@@ -3,10 +3,12 @@
  *
  * A cached statement is PQprepare'd once per connection under a generated name ("s12")
  * and described once (its parameter count); each execution is one PQexecPrepared with
- * text parameters (blobs binary) and text results, the whole result fetched on the first
- * step. A transient statement (cc_dbi.h) is described the same way but runs through
- * PQexecParams, so that nothing of it outlives its release on the server. */
-#include <errno.h> /* program_invocation_short_name (_GNU_SOURCE) */
+ * text parameters (blobs binary) and text results (binary for a statement that asked,
+ * cc_stmt_set_binary_results), the whole result fetched on the first step. A transient statement
+ * (cc_dbi.h) is described the same way but runs through PQexecParams, so that nothing of it
+ * outlives its release on the server. */
+#include <endian.h> /* be64toh and kin (_GNU_SOURCE) */
+#include <errno.h>  /* program_invocation_short_name (_GNU_SOURCE) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,14 @@
  * since 7.x; the server headers are not part of libpq-dev). */
 #define PG_BOOLOID 16
 #define PG_BYTEAOID 17
+#define PG_INT8OID 20
+#define PG_INT2OID 21
+#define PG_INT4OID 23
+#define PG_TEXTOID 25
+#define PG_FLOAT4OID 700
+#define PG_FLOAT8OID 701
+#define PG_BPCHAROID 1042
+#define PG_VARCHAROID 1043
 /* A parameter's copy larger than this is freed at release instead of kept for the next
  * execution, so that one large value does not stay pinned for the store's life. */
 #define CC_DBI_PG_KEEP_BYTES 256
@@ -41,6 +51,7 @@ struct cc_stmt_pg {
     unsigned char *blob; /* bytea of (row, blob_col) decoded, PQfreemem'd */
     size_t blob_len;
     int blob_col;
+    int binary; /* resultFormat of this execution: 1 binary (cc_stmt_set_binary_results) */
 };
 
 static int exec_on(PGconn *conn, const char *sql);
@@ -279,9 +290,10 @@ int cc_dbi_pg_step(struct cc_stmt *s)
         int rc;
 
         if (s->cached)
-            p->res = PQexecPrepared(conn, p->name, p->nparams, p->val, p->len, p->fmt, 0);
+            p->res = PQexecPrepared(conn, p->name, p->nparams, p->val, p->len, p->fmt, p->binary);
         else
-            p->res = PQexecParams(conn, s->sql, p->nparams, NULL, p->val, p->len, p->fmt, 0);
+            p->res =
+                PQexecParams(conn, s->sql, p->nparams, NULL, p->val, p->len, p->fmt, p->binary);
         status = PQresultStatus(p->res);
         if (p->res == NULL || (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)) {
             rc = result_failed(conn, p->res, s->sql);
@@ -321,9 +333,137 @@ int cc_dbi_pg_is_null(struct cc_stmt *s, int col)
     return value(s, col) == NULL;
 }
 
+int cc_dbi_pg_set_binary(struct cc_stmt *s)
+{
+    if (s->pg->res != NULL)
+        return CC_ERR_INTERNAL; /* already run: its format is settled */
+    s->pg->binary = 1;
+    return CC_OK;
+}
+
+/* The text types, whose binary form is their text's bytes (the client encoding, as in
+ * text format) and which libpq follows with a zero byte in binary format too ("The value
+ * is actually followed by a zero byte in this case too", libpq's PQgetvalue): a text
+ * value has no NUL of its own, so the bytes are the same NUL-terminated string. */
+static int is_text_type(unsigned oid)
+{
+    return oid == PG_TEXTOID || oid == PG_VARCHAROID || oid == PG_BPCHAROID;
+}
+
+/* Whether col of the current result came in binary format. */
+static int is_binary(const struct cc_stmt_pg *p, int col)
+{
+    return p->res != NULL && col >= 0 && col < PQnfields(p->res) && PQfformat(p->res, col) == 1;
+}
+
+/* Logs a binary column read as something it cannot be read as. */
+static void bad_binary(const struct cc_stmt *s, int col, const char *why)
+{
+    char head[CC_DBI_HEAD_LEN];
+
+    cc_dbi_sql_head(s->sql, head, sizeof head);
+    cc_log_error("db_column_type", "binary column %d (type oid %u) %s in: %s", col,
+                 (unsigned)PQftype(s->pg->res, col), why, head);
+}
+
+/* The width a fixed-size number type has in binary format, 0 for any other type. */
+static int binary_width(unsigned oid)
+{
+    switch (oid) {
+    case PG_INT8OID:
+    case PG_FLOAT8OID:
+        return 8;
+    case PG_INT4OID:
+    case PG_FLOAT4OID:
+        return 4;
+    case PG_INT2OID:
+        return 2;
+    case PG_BOOLOID:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+enum cc_dbi_pg_num cc_dbi_pg_binary_number(struct cc_stmt *s, int col, int64_t *i, double *d)
+{
+    struct cc_stmt_pg *p = s->pg;
+    const char *v;
+    unsigned oid;
+    int width, len;
+    uint64_t u8;
+    uint32_t u4;
+    uint16_t u2;
+    float f;
+
+    if (!is_binary(p, col))
+        return CC_DBI_PG_TEXT;
+    oid = (unsigned)PQftype(p->res, col);
+    if (is_text_type(oid))
+        return CC_DBI_PG_TEXT; /* the same bytes as in text format: parsed as text */
+    v = value(s, col);
+    if (v == NULL)
+        return CC_DBI_PG_NONE;
+    width = binary_width(oid);
+    if (width == 0) {
+        bad_binary(s, col, "is not a number type read in binary");
+        return CC_DBI_PG_NONE;
+    }
+    /* The server's length, checked before any byte is read: never trusted. */
+    len = PQgetlength(p->res, p->row, col);
+    if (len != width) {
+        bad_binary(s, col, "has the wrong length");
+        return CC_DBI_PG_NONE;
+    }
+    switch (oid) {
+    case PG_INT8OID:
+        memcpy(&u8, v, 8);
+        *i = (int64_t)be64toh(u8);
+        return CC_DBI_PG_INT;
+    case PG_INT4OID:
+        memcpy(&u4, v, 4);
+        *i = (int32_t)be32toh(u4);
+        return CC_DBI_PG_INT;
+    case PG_INT2OID:
+        memcpy(&u2, v, 2);
+        *i = (int16_t)be16toh(u2);
+        return CC_DBI_PG_INT;
+    case PG_BOOLOID:
+        *i = v[0] != 0;
+        return CC_DBI_PG_INT;
+    case PG_FLOAT8OID:
+        memcpy(&u8, v, 8);
+        u8 = be64toh(u8);
+        memcpy(d, &u8, 8); /* IEEE 754 binary64 on both ends */
+        return CC_DBI_PG_DOUBLE;
+    default: /* PG_FLOAT4OID */
+        memcpy(&u4, v, 4);
+        u4 = be32toh(u4);
+        memcpy(&f, &u4, 4);
+        *d = f;
+        return CC_DBI_PG_DOUBLE;
+    }
+}
+
+int cc_dbi_pg_test_set_value(struct cc_stmt *s, int col, const void *v, int len)
+{
+    struct cc_stmt_pg *p = s->pg;
+
+    if (p->res == NULL || p->row < 0 || p->row >= p->nrows)
+        return CC_ERR_INTERNAL;
+    return PQsetvalue(p->res, p->row, col, (char *)v, len) ? CC_OK : CC_ERR_NOMEM;
+}
+
 const char *cc_dbi_pg_text(struct cc_stmt *s, int col)
 {
-    return value(s, col);
+    const char *v = value(s, col);
+
+    if (v != NULL && is_binary(s->pg, col) && !is_text_type((unsigned)PQftype(s->pg->res, col))) {
+        /* Binary bytes are not the text SQLite or a text result would give: refused. */
+        bad_binary(s, col, "is not text");
+        return NULL;
+    }
+    return v;
 }
 
 int cc_dbi_pg_is_bool(struct cc_stmt *s, int col)
@@ -339,6 +479,16 @@ const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len)
     *len = 0;
     if (v == NULL)
         return NULL;
+    if (is_binary(p, col)) {
+        unsigned oid = (unsigned)PQftype(p->res, col);
+
+        if (oid != PG_BYTEAOID && !is_text_type(oid)) {
+            bad_binary(s, col, "is not bytea or text");
+            return NULL;
+        }
+        *len = (size_t)PQgetlength(p->res, p->row, col); /* raw bytes, nothing to decode */
+        return v;
+    }
     if (PQftype(p->res, col) != PG_BYTEAOID) {
         *len = (size_t)PQgetlength(p->res, p->row, col);
         return v; /* text read as bytes */
@@ -372,6 +522,7 @@ void cc_dbi_pg_reset(struct cc_stmt *s)
     p->res = NULL;
     PQfreemem(p->blob);
     p->blob = NULL;
+    p->binary = 0;
     for (int i = 0; i < CC_STMT_PARAMS_MAX; i++) {
         p->val[i] = NULL;
         if (p->cap[i] > CC_DBI_PG_KEEP_BYTES) {

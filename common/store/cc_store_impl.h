@@ -106,7 +106,23 @@ int cc_dbi_pg_bind(struct cc_stmt *s, int n, const void *v, size_t len, int bina
 int cc_dbi_pg_bind_null(struct cc_stmt *s, int n);
 int cc_dbi_pg_step(struct cc_stmt *s);
 int cc_dbi_pg_is_null(struct cc_stmt *s, int col);
+/* NULL too for a binary column that is not a text type (logged db_column_type). */
 const char *cc_dbi_pg_text(struct cc_stmt *s, int col);
+/* Asks binary results of the statement's next execution (cc_stmt_set_binary_results);
+ * CC_ERR_INTERNAL once it has run. */
+int cc_dbi_pg_set_binary(struct cc_stmt *s);
+/* How the number accessors read col of the current row. */
+enum cc_dbi_pg_num {
+    CC_DBI_PG_TEXT = 0, /* a text-format (or text-type) value: parse cc_dbi_pg_text */
+    CC_DBI_PG_NONE,     /* no value: NULL, no row, or a binary type or length refused (logged) */
+    CC_DBI_PG_INT,      /* *i holds it (int8, int4, int2; bool as 1/0) */
+    CC_DBI_PG_DOUBLE,   /* *d holds it (float8, float4) */
+};
+/* For tests only: replaces the current row's value at col with len bytes at v (libpq's
+ * PQsetvalue), to feed the decoders what no server sends (a wrong length). CC_OK,
+ * CC_ERR_INTERNAL (no current row) or CC_ERR_NOMEM. */
+int cc_dbi_pg_test_set_value(struct cc_stmt *s, int col, const void *v, int len);
+enum cc_dbi_pg_num cc_dbi_pg_binary_number(struct cc_stmt *s, int col, int64_t *i, double *d);
 int cc_dbi_pg_is_bool(struct cc_stmt *s, int col);
 const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len);
 size_t cc_dbi_pg_bytes(struct cc_stmt *s, int col);

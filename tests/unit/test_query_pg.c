@@ -439,6 +439,97 @@ static void test_query_pg_reads_only_straddling_raw(void **state)
     assert_true(same_readings(from, to, 7200000) == all); /* and still the same answer */
 }
 
+/* Scans of readings_30m PostgreSQL has started in the current transaction (sequential or
+ * index: the planner picks a sequential one on this small table). */
+static int64_t pg_halves_scans(void)
+{
+    static const char sql[] =
+        "SELECT CAST(coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS bigint)"
+        " FROM pg_stat_xact_user_tables WHERE relid = CAST('readings_30m' AS regclass)";
+    struct cc_stmt *s = NULL;
+    int64_t n;
+
+    assert_int_equal(cc_stmt_prepare(pg, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    n = cc_stmt_column_int64(s, 0);
+    cc_stmt_release(s);
+    return n;
+}
+
+/* Half-hour rows of the cell with c0 <= bucket_ts < c1 on SQLite; straddling: only those
+ * that straddle LO or HI. */
+static int64_t half_rows(int64_t c0, int64_t c1, int straddling)
+{
+    static const char sql[] =
+        "SELECT count(*), coalesce(sum((min_temp < $4 OR max_temp > $5) AND max_temp >= $4"
+        " AND min_temp <= $5), 0) FROM readings_30m"
+        " WHERE cold_cell_id = $1 AND bucket_ts >= $2 AND bucket_ts < $3 AND count > 0";
+    struct cc_stmt *s = NULL;
+    int64_t n;
+
+    assert_int_equal(cc_stmt_prepare(lite, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_all(s, "iii", (int64_t)CELL, c0, c1), CC_OK);
+    assert_int_equal(cc_stmt_bind_double(s, 4, LO), CC_OK);
+    assert_int_equal(cc_stmt_bind_double(s, 5, HI), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    n = cc_stmt_column_int64(s, straddling ? 1 : 0);
+    cc_stmt_release(s);
+    return n;
+}
+
+/* The scans of readings_30m that the 2-hour series of [from, to) starts on PostgreSQL with
+ * the list limit at list_max; the answer equals SQLite's and the raw one. */
+static int64_t halves_scans_with(int64_t from, int64_t to, size_t list_max)
+{
+    struct cc_query_range rg = range_of(from, to, 7200000);
+    struct cc_query_result res;
+    int64_t before, read;
+
+    cc_query_set_pg_list_max(list_max);
+    assert_int_equal(cc_store_read_begin(pg), CC_OK);
+    before = pg_halves_scans();
+    assert_int_equal(cc_query_readings(pg, CELL, &rg, LO, HI, &res), CC_OK);
+    read = pg_halves_scans() - before;
+    cc_store_read_end(pg);
+    cc_query_result_free(&res);
+    same_readings(from, to, 7200000);
+    cc_query_set_pg_list_max(CC_QUERY_PG_LIST_MAX);
+    return read;
+}
+
+/* On PostgreSQL the straddling half hours that the half-hour statement returned go to
+ * the detail statements as a list (CC_QUERY_PG_LIST_MAX), so readings_30m is scanned
+ * once a query, not once more by each of the two detail statements (1,440 rows each for
+ * 30 days, docs/queries.md). At the limit the list is used, above it the range texts,
+ * with the same answer. Windows starting and ending mid-bucket, one with a single
+ * straddling half hour (a list of one), one with none (no detail statement), one with
+ * no reading at all. */
+static void test_query_pg_half_hours_read_once(void **state)
+{
+    const int64_t from = T0 - 3600000 + 4321, to = T0 + SPAN_MS + 3600000 - 1234;
+    const int64_t c0 = from - from % 1800000 + 1800000, c1 = to - to % 1800000;
+    const int64_t h3 = T0 + 3 * 3600000; /* an hour with one excursion (load_readings) */
+    int64_t k = half_rows(c0, c1, 1);
+
+    (void)state;
+    assert_true(k > 1 && k < half_rows(c0, c1, 0)); /* else nothing tells the ways apart */
+    assert_int_equal(cc_store_exec(pg, "ANALYZE"), CC_OK);
+    assert_int_equal(halves_scans_with(from, to, CC_QUERY_PG_LIST_MAX), 1);
+    assert_int_equal(halves_scans_with(from, to, (size_t)k), 1);     /* at the limit: the list */
+    assert_int_equal(halves_scans_with(from, to, (size_t)k - 1), 3); /* above: the ranges */
+    assert_int_equal(halves_scans_with(from, to, 0), 3);
+    /* One straddling half hour (minute 17 of hour 3 at 8.01): a list of one. */
+    assert_int_equal(half_rows(h3, h3 + 3600000, 1), 1);
+    assert_int_equal(halves_scans_with(h3 - 4321, h3 + 3600000 + 1234, 1), 1);
+    assert_int_equal(halves_scans_with(h3 - 4321, h3 + 3600000 + 1234, 0), 3);
+    /* None (every reading of hour 0 in range): no detail statement runs either way. */
+    assert_int_equal(half_rows(T0, T0 + 3600000, 1), 0);
+    assert_int_equal(halves_scans_with(T0 + 1, T0 + 3600000 + 7, CC_QUERY_PG_LIST_MAX), 1);
+    assert_int_equal(halves_scans_with(T0 + 1, T0 + 3600000 + 7, 0), 1);
+    /* No reading at all. */
+    assert_int_equal(halves_scans_with(T0 - 3 * DAY_MS + 99, T0 - DAY_MS - 99, 0), 1);
+}
+
 /* ---- dashboards, latest ------------------------------------------------------------ */
 
 static void test_query_pg_dashboards(void **state)
@@ -647,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_query_pg_csv_export),
         cmocka_unit_test(test_query_pg_feed),
         cmocka_unit_test(test_query_pg_reads_only_straddling_raw),
+        cmocka_unit_test(test_query_pg_half_hours_read_once),
     };
 
     cc_log_init("test_query_pg", CC_LOG_ERROR, 0);
