@@ -1,13 +1,16 @@
-/* sockbuf.c - a read buffer under libmosquitto's reads (see sockbuf.h). */
+/* sockbuf.c - read and write buffers under libmosquitto's socket I/O (see sockbuf.h). */
 #include "sockbuf.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Set by ingest_sockbuf_begin on the loop thread only: other threads see NULL. */
+/* Set by ingest_sockbuf_begin / ingest_sockwbuf_begin on the loop thread only: other
+ * threads see NULL. */
 static _Thread_local struct ingest_sockbuf *active;
+static _Thread_local struct ingest_sockwbuf *active_w;
 
 typedef ssize_t (*read_fn)(int, void *, size_t);
 
@@ -23,6 +26,24 @@ static ssize_t next_read(int fd, void *buf, size_t count)
         if (sym == NULL)
             return syscall(SYS_read, fd, buf, count);
         memcpy(&f, &sym, sizeof f); /* POSIX: dlsym's object pointer is the function */
+        __atomic_store_n(&fn, f, __ATOMIC_RELEASE);
+    }
+    return f(fd, buf, count);
+}
+
+typedef ssize_t (*write_fn)(int, const void *, size_t);
+
+static ssize_t next_write(int fd, const void *buf, size_t count)
+{
+    static write_fn fn;
+    write_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
+
+    if (f == NULL) {
+        void *sym = dlsym(RTLD_NEXT, "write");
+
+        if (sym == NULL)
+            return syscall(SYS_write, fd, buf, count);
+        memcpy(&f, &sym, sizeof f);
         __atomic_store_n(&fn, f, __ATOMIC_RELEASE);
     }
     return f(fd, buf, count);
@@ -84,4 +105,81 @@ ssize_t read(int fd, void *buf, size_t count)
     memcpy(buf, b->data + b->off, n);
     b->off += n;
     return (ssize_t)n;
+}
+
+void ingest_sockwbuf_init(struct ingest_sockwbuf *b)
+{
+    b->fd = -1;
+    b->len = 0;
+    b->flushes = 0;
+}
+
+void ingest_sockwbuf_begin(struct ingest_sockwbuf *b, int fd)
+{
+    if (fd != b->fd) {
+        b->len = 0;
+        b->fd = fd;
+    }
+    active_w = b;
+}
+
+void ingest_sockwbuf_end(void)
+{
+    active_w = NULL;
+}
+
+void ingest_sockwbuf_reset(struct ingest_sockwbuf *b)
+{
+    b->len = 0;
+    b->fd = -1;
+}
+
+size_t ingest_sockwbuf_pending(const struct ingest_sockwbuf *b)
+{
+    return b->len;
+}
+
+int ingest_sockwbuf_flush(struct ingest_sockwbuf *b)
+{
+    size_t done = 0;
+    int rc = 0;
+
+    while (done < b->len) {
+        ssize_t w = next_write(b->fd, b->data + done, b->len - done);
+
+        b->flushes++;
+        if (w > 0) {
+            done += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        rc = (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) ? 1 : -1;
+        break;
+    }
+    if (done > 0) {
+        memmove(b->data, b->data + done, b->len - done);
+        b->len -= done;
+    }
+    return rc;
+}
+
+ssize_t write(int fd, const void *buf, size_t count)
+{
+    struct ingest_sockwbuf *b = active_w;
+
+    if (b == NULL || fd != b->fd || fd < 0 || count == 0)
+        return next_write(fd, buf, count);
+    if (count > sizeof b->data - b->len && ingest_sockwbuf_flush(b) < 0)
+        return -1; /* the socket's error, in errno */
+    if (count > sizeof b->data - b->len) {
+        /* Larger than the buffer: straight out, once nothing waits ahead of it. */
+        if (b->len == 0)
+            return next_write(fd, buf, count);
+        errno = EAGAIN; /* libmosquitto keeps the packet for the next write step */
+        return -1;
+    }
+    memcpy(b->data + b->len, buf, count);
+    b->len += count;
+    return (ssize_t)count;
 }

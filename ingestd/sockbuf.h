@@ -1,4 +1,4 @@
-/* sockbuf.h - a read buffer under libmosquitto's reads of ingestd's broker socket.
+/* sockbuf.h - read and write buffers under libmosquitto's I/O on ingestd's broker socket.
  *
  * libmosquitto 2.0.11 reads a packet with three or four read(2) calls: the fixed header's
  * first byte, the remaining length byte by byte, then the rest. At tens of thousands of
@@ -47,5 +47,34 @@ size_t ingest_sockbuf_pending(const struct ingest_sockbuf *b);
 
 /* The interposed read(2) (see above); libc's for every other caller. */
 ssize_t read(int fd, void *buf, size_t count);
+
+/* The write side, for the same reason: libmosquitto writes every queued packet (a round's
+ * PUBACKs) with its own write(2). Between ingest_sockwbuf_begin and _end, this thread's
+ * writes of fd are appended to the buffer (a write that does not fit after a flush is
+ * refused with EAGAIN, as a full socket would, and libmosquitto keeps its packet);
+ * ingest_sockwbuf_flush then writes them with one write(2). Nothing is written earlier
+ * than libmosquitto would have: the window is ingestd's write step, after the round's
+ * journal write. Bytes a full socket did not take stay buffered, in order, ahead of any
+ * later ones; the loop polls for POLLOUT while ingest_sockwbuf_pending says so. */
+struct ingest_sockwbuf {
+    int fd;                     /* the socket the bytes are for, -1: none */
+    size_t len;                 /* data[0..len) not yet written */
+    unsigned long long flushes; /* write(2) calls made (tests, bench) */
+    unsigned char data[INGEST_SOCKBUF_BYTES];
+};
+
+void ingest_sockwbuf_init(struct ingest_sockwbuf *b);
+/* A different fd than b's last one drops what b holds (its connection is gone). */
+void ingest_sockwbuf_begin(struct ingest_sockwbuf *b, int fd);
+void ingest_sockwbuf_end(void);
+/* Writes what b holds. 0: all of it; 1: the socket is full, the rest stays (poll for
+ * POLLOUT); -1: the socket failed (errno), the connection must end. */
+int ingest_sockwbuf_flush(struct ingest_sockwbuf *b);
+/* Drops what b holds: the connection ended. */
+void ingest_sockwbuf_reset(struct ingest_sockwbuf *b);
+size_t ingest_sockwbuf_pending(const struct ingest_sockwbuf *b);
+
+/* The interposed write(2); libc's for every other caller. */
+ssize_t write(int fd, const void *buf, size_t count);
 
 #endif
