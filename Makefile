@@ -134,11 +134,19 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_OBJ) $(BUILD)/libcommon.a $(BUILD)/tests
 
 # ingestd's broker connection, tested without a broker (its publish bound).
 $(BUILD)/tests/test_ingest_mqtt: tests/unit/test_ingest_mqtt.c $(BUILD)/obj/ingestd/mqtt.o \
+                                 $(BUILD)/obj/ingestd/sockbuf.o \
                                  $(UNIT_OBJ) $(BUILD)/libcommon.a $(BUILD)/tests/test_ingest_mqtt.d
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/mqtt.o $(UNIT_OBJ) \
-	    $(BUILD)/libcommon.a \
+	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/mqtt.o \
+	    $(BUILD)/obj/ingestd/sockbuf.o $(UNIT_OBJ) $(BUILD)/libcommon.a \
 	    -lcmocka -lmosquitto $(LDLIBS_COMMON)
+	@touch $@
+
+# ingestd's read buffer under libmosquitto (it defines read(2) for the whole program).
+$(BUILD)/tests/test_ingest_sockbuf: tests/unit/test_ingest_sockbuf.c $(BUILD)/obj/ingestd/sockbuf.o \
+                                    $(BUILD)/tests/test_ingest_sockbuf.d
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/sockbuf.o -lcmocka -pthread
 	@touch $@
 
 # The seed lives in tools/ with ccctl, outside libcommon.

@@ -21,6 +21,7 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_time.h"
+#include "sockbuf.h"
 
 #define SYS_BACKLOG_TOPIC "$SYS/broker/store/messages/count"
 #define POLL_MAX_MS 1000 /* the keepalive and the stop flag are looked at this often */
@@ -45,6 +46,8 @@ struct ingest_mqtt {
     int64_t rate_t0;
     unsigned long long rate_n0;
     struct ingest_mqtt_counters c;
+    struct ingest_sockbuf rbuf;  /* under libmosquitto's reads, plain connections (sockbuf.h) */
+    struct ingest_sockwbuf wbuf; /* and under its writes */
 };
 
 /* tcp://host[:port] or ssl://host[:port], already checked by cc_config (MQTT_URL). */
@@ -190,6 +193,8 @@ static void drop_connection(struct ingest_mqtt *m)
 
     if (fd >= 0)
         shutdown(fd, SHUT_RDWR);
+    ingest_sockbuf_reset(&m->rbuf); /* unacknowledged too: the broker sends them again */
+    ingest_sockwbuf_reset(&m->wbuf);
     mosquitto_disconnect(m->mosq);
     m->connected = 0;
 }
@@ -205,7 +210,9 @@ static void drop_connection(struct ingest_mqtt *m)
  * used it up, or after a read that delivered no PUBLISH (another packet, or a partial one),
  * instead of once per message. Counting wrong costs no message, only a system call: too
  * much subtracted ends the round early (the next poll starts another), too little makes
- * one more read that finds nothing and ends in FIONREAD. For TLS, FIONREAD counts the
+ * one more read that finds nothing and ends in FIONREAD. On a plain connection the bytes
+ * waiting are the socket's and our read buffer's (sockbuf.h), which serves libmosquitto's
+ * byte-sized header reads from one read(2) of many packets. For TLS, FIONREAD counts the
  * encrypted bytes: asked after every read (libmosquitto drains what OpenSSL has buffered). */
 static int read_round(struct ingest_mqtt *m)
 {
@@ -217,16 +224,21 @@ static int read_round(struct ingest_mqtt *m)
         long before = m->round_bytes;
         int n = 0;
 
+        if (!m->tls)
+            ingest_sockbuf_begin(&m->rbuf, mosquitto_socket(m->mosq));
         rc = mosquitto_loop_read(m->mosq, 1);
+        ingest_sockbuf_end();
         if (rc != MOSQ_ERR_SUCCESS)
             break;
         avail -= m->round_bytes - before;
         if (!m->tls && m->round_bytes > before && avail > 0)
             continue;
         fd = mosquitto_socket(m->mosq);
-        if (fd < 0 || ioctl(fd, FIONREAD, &n) != 0 || n <= 0)
+        if (fd < 0 || ioctl(fd, FIONREAD, &n) != 0 || n < 0)
             break;
-        avail = n;
+        avail = n + (m->tls ? 0 : (long)ingest_sockbuf_pending(&m->rbuf));
+        if (avail <= 0)
+            break;
     }
     return rc;
 }
@@ -247,22 +259,66 @@ static void update_rate(struct ingest_mqtt *m)
     }
 }
 
+/* Whether libmosquitto has packets queued or our write buffer bytes not yet written. */
+static int write_wanted(struct ingest_mqtt *m)
+{
+    return mosquitto_want_write(m->mosq) || ingest_sockwbuf_pending(&m->wbuf) > 0;
+}
+
+/* The round's PUBACKs, our publishes, PINGREQ: whatever is queued. libmosquitto writes
+ * each packet with its own write(2), and with TCP_NODELAY each became a segment of 4 bytes
+ * that the broker woke up for. On a plain connection they gather in our write buffer
+ * (sockbuf.h) and leave with one write(2); over TLS they are corked, and leave in one
+ * segment when the cork is pulled (at once, not after TCP_CORK's 200 ms). A MOSQ_ERR_*
+ * code; bytes a full socket did not take wait for the next turn's POLLOUT. */
+static int write_queued(struct ingest_mqtt *m)
+{
+    int fd = mosquitto_socket(m->mosq);
+    int rc;
+
+    if (fd < 0)
+        return MOSQ_ERR_NO_CONN;
+    if (!m->tls) {
+        ingest_sockwbuf_begin(&m->wbuf, fd);
+        rc = mosquitto_loop_write(m->mosq, 1);
+        ingest_sockwbuf_end();
+        if (ingest_sockwbuf_flush(&m->wbuf) < 0 && rc == MOSQ_ERR_SUCCESS)
+            rc = MOSQ_ERR_ERRNO;
+        return rc;
+    }
+    int cork = m->round_messages > 1;
+    int on = 1, off = 0;
+
+    if (cork && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0)
+        cork = 0;
+    rc = mosquitto_loop_write(m->mosq, 1);
+    if (cork && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off) != 0 &&
+        rc == MOSQ_ERR_SUCCESS)
+        rc = MOSQ_ERR_ERRNO; /* the PUBACKs would wait: start the connection over */
+    return rc;
+}
+
 /* One turn: wait for the socket or a wake-up, read a round, make it safe, acknowledge.
  * Returns a MOSQ_ERR_* code: anything but success ends the connection. */
 static int turn(struct ingest_mqtt *m)
 {
     struct pollfd p[2];
+    int buffered = !m->tls && ingest_sockbuf_pending(&m->rbuf) > 0;
     int rc;
 
     p[0].fd = mosquitto_socket(m->mosq);
-    p[0].events = POLLIN | (mosquitto_want_write(m->mosq) ? POLLOUT : 0);
+    p[0].events = POLLIN | (write_wanted(m) ? POLLOUT : 0);
     p[1].fd = m->wake_fd;
     p[1].events = POLLIN;
     p[0].revents = p[1].revents = 0;
     if (p[0].fd < 0)
         return MOSQ_ERR_NO_CONN;
-    if (poll(p, 2, POLL_MAX_MS) < 0 && errno != EINTR)
+    /* Bytes a round left in the read buffer (it stopped at INGEST_READ_ROUND_MAX): poll
+     * cannot see them, so it only looks, and the round reads them. */
+    if (poll(p, 2, buffered ? 0 : POLL_MAX_MS) < 0 && errno != EINTR)
         return MOSQ_ERR_ERRNO;
+    if (buffered)
+        p[0].revents |= POLLIN;
     if (p[1].revents & POLLIN) {
         uint64_t v;
         if (read(m->wake_fd, &v, sizeof v) < 0) {
@@ -290,21 +346,8 @@ static int turn(struct ingest_mqtt *m)
         if (rc != MOSQ_ERR_SUCCESS)
             return rc;
     }
-    /* The round's PUBACKs, our publishes, PINGREQ: whatever is queued. libmosquitto writes
-     * each packet with its own write(2), and with TCP_NODELAY each became a segment of 4
-     * bytes that the broker woke up for: corked, a round's PUBACKs leave in one segment
-     * when the cork is pulled (at once, not after TCP_CORK's 200 ms). */
-    if (mosquitto_want_write(m->mosq)) {
-        int fd = mosquitto_socket(m->mosq);
-        int cork = fd >= 0 && m->round_messages > 1;
-        int on = 1, off = 0;
-
-        if (cork && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0)
-            cork = 0;
-        rc = mosquitto_loop_write(m->mosq, 1);
-        if (cork && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off) != 0 &&
-            rc == MOSQ_ERR_SUCCESS)
-            rc = MOSQ_ERR_ERRNO; /* the PUBACKs would wait: start the connection over */
+    if (write_wanted(m)) {
+        rc = write_queued(m);
         if (rc != MOSQ_ERR_SUCCESS)
             return rc;
     }
@@ -338,6 +381,8 @@ void ingest_mqtt_run(struct ingest_mqtt *m, volatile sig_atomic_t *stop)
 
         m->connected = 0;
         m->refused = 0;
+        ingest_sockbuf_reset(&m->rbuf); /* the last connection's bytes, if any */
+        ingest_sockwbuf_reset(&m->wbuf);
         rc = ever ? mosquitto_reconnect(m->mosq)
                   : mosquitto_connect(m->mosq, m->host, m->port, INGEST_KEEPALIVE_S);
         if (rc != MOSQ_ERR_SUCCESS) {
@@ -362,8 +407,8 @@ void ingest_mqtt_run(struct ingest_mqtt *m, volatile sig_atomic_t *stop)
             /* Every round read so far was handed over and written in its turn: a clean
              * DISCONNECT keeps the session (and anything unread) with the broker. */
             mosquitto_disconnect(m->mosq);
-            for (int i = 0; i < 20 && mosquitto_want_write(m->mosq); i++)
-                if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
+            for (int i = 0; i < 20 && write_wanted(m); i++)
+                if (write_queued(m) != MOSQ_ERR_SUCCESS)
                     break;
             break;
         }
@@ -418,6 +463,8 @@ int ingest_mqtt_new(const struct ingest_mqtt_options *o, struct ingest_mqtt **ou
         return CC_ERR_NOMEM;
     m->o = *o;
     m->wake_fd = -1;
+    ingest_sockbuf_init(&m->rbuf);
+    ingest_sockwbuf_init(&m->wbuf);
     m->c.broker_backlog = -1;
     if (parse_url(m, o->url) != CC_OK) {
         cc_log_error("mqtt_url_invalid", "%s", o->url);
