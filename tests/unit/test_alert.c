@@ -412,6 +412,9 @@ static struct {
     int calls;
     int ok;
     char topics[16][64];
+    sqlite3 *db;   /* when set: */
+    int in_txn;    /* publishes made with a transaction open on db */
+    int64_t state; /* the event's attempts and status at the last publish (status SENT: +100) */
 } pub;
 
 static int fake_publish(void *ctx, const char *topic, const char *payload, size_t len)
@@ -420,6 +423,19 @@ static int fake_publish(void *ctx, const char *topic, const char *payload, size_
     (void)payload;
     (void)len;
     pub.calls++;
+    if (pub.db != NULL) {
+        sqlite3_stmt *stmt = NULL;
+
+        pub.in_txn += !sqlite3_get_autocommit(pub.db);
+        assert_int_equal(sqlite3_prepare_v2(pub.db,
+                                            "SELECT max(attempts + 100 * (status = 'SENT'))"
+                                            " FROM alert_events",
+                                            -1, &stmt, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+        pub.state = sqlite3_column_int64(stmt, 0);
+        sqlite3_finalize(stmt);
+    }
     if (pub.fail_left > 0) {
         pub.fail_left--;
         return -1;
@@ -614,6 +630,62 @@ static void test_notify_deliver_alert_events(void **state)
     assert_int_equal(sent, 1);
     assert_string_equal(pub.topics[0], "alerts/2");
     assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'"), 1);
+}
+
+/* An alert event is read, published and recorded in one transaction: the publish only
+ * queues the message (ingestd/mqtt.c), so there is no claim (a lease) and no second
+ * transaction. The publish sees the row as it was (attempts 0, PENDING), and the attempt
+ * it counts is this one. */
+static void test_notify_deliver_event_in_one_transaction(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels ch = {.publish = fake_publish};
+    int sent = -1;
+
+    memset(&pub, 0, sizeof pub);
+    pub.db = cc_store_db(st);
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, &sent), CC_OK);
+    assert_int_equal(sent, 1);
+    assert_int_equal(pub.calls, 1);
+    assert_int_equal(pub.in_txn, 1);
+    assert_int_equal(pub.state, 0); /* nothing written before the publish */
+    assert_int_equal(sqlite3_get_autocommit(pub.db), 1);
+    assert_int_equal(q(st, "SELECT attempts FROM alert_events WHERE status = 'SENT'"), 1);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM alert_events"), T0);
+    pub.db = NULL;
+}
+
+/* SQLite's notification payload is written out by concatenation (cc_notify.c,
+ * PAYLOAD_LITE) instead of json_object(..., 'alert', json($5)): byte for byte the text
+ * json_object makes, for names that need escaping too (quotes, backslash, control
+ * characters, non-ASCII) in the names and the message. */
+static void test_notify_payload_is_json_objects_text(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+
+    exec_ok(st, "UPDATE cold_cells SET name = 'Fr\"i''dge \\ ' || char(9, 10, 1, 233, 8364)"
+                " || ' /' WHERE id = 2;"
+                "UPDATE locations SET name = char(127, 34) || '<L>' || char(128512) WHERE id = 1");
+    reading(st, FRIDGE, T0 - 90 * S, 9.0, -1);
+    exec_ok(st, "UPDATE alerts SET message = 'm \"q\" \\ ' || char(10, 31)");
+    reading(st, FRIDGE, T0 - 80 * S, 5.0, -1);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications"), 4);
+    assert_int_equal(q(st,
+                       "SELECT count(*) FROM notifications n JOIN alerts a ON a.id ="
+                       " n.alert_id JOIN cold_cells c ON c.id = a.cold_cell_id"
+                       " JOIN locations l ON l.id = c.location_id JOIN alert_events e"
+                       " ON e.alert_id = a.id AND e.event = CASE n.kind WHEN 'ALERT' THEN"
+                       " 'CREATED' ELSE 'RESOLVED' END WHERE n.payload = json_object("
+                       "'title', CASE n.kind WHEN 'ALERT' THEN 'Alert' ELSE 'Resolved' END"
+                       " || ': ' || a.type || ' in ' || c.name || ' (' || l.name || ')',"
+                       " 'message', json_extract(e.payload, '$.message'), 'coldCellName', c.name,"
+                       " 'locationName', l.name,"
+                       " 'alert', json(e.payload))"),
+                     4);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ALERT_RESOLVED'"
+                           " AND instr(payload, '\"message\":\"m \\\"q') > 0"),
+                     2);
 }
 
 static void test_notify_signature(void **state)
@@ -846,6 +918,8 @@ int main(void)
         T(test_notify_deliver_settle_columns),
         T(test_alert_objects_are_the_changed_row),
         T(test_notify_deliver_alert_events),
+        T(test_notify_deliver_event_in_one_transaction),
+        T(test_notify_payload_is_json_objects_text),
         T(test_notify_signature),
         T(test_alerts_api_resolve_ack_access),
         T(test_stats_counters),
