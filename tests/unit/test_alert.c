@@ -688,6 +688,42 @@ static void test_notify_payload_is_json_objects_text(void **state)
                      2);
 }
 
+/* The outbox's due indexes hold PENDING rows only (migration 0010): partial, and the
+ * worker's scans of due rows search them. */
+static void test_outbox_due_indexes_are_partial(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    static const char *const scans[] = {
+        "EXPLAIN QUERY PLAN SELECT id FROM alert_events WHERE status = 'PENDING' AND"
+        " next_attempt_at <= 5 ORDER BY next_attempt_at, id LIMIT 10",
+        "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE status = 'PENDING' AND"
+        " next_attempt_at <= 5 ORDER BY next_attempt_at, id LIMIT 10",
+    };
+    static const char *const names[] = {"alert_events_due", "notifications_due"};
+
+    assert_int_equal(q(st, "SELECT count(*) FROM pragma_index_list('alert_events')"
+                           " WHERE name = 'alert_events_due' AND partial = 1"),
+                     1);
+    assert_int_equal(q(st, "SELECT count(*) FROM pragma_index_list('notifications')"
+                           " WHERE name = 'notifications_due' AND partial = 1"),
+                     1);
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *stmt = NULL;
+        int searched = 0, sorted = 0;
+
+        assert_int_equal(sqlite3_prepare_v2(cc_store_db(st), scans[i], -1, &stmt, NULL), SQLITE_OK);
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+            const char *d = (const char *)sqlite3_column_text(stmt, 3);
+
+            searched += strstr(d, names[i]) != NULL && strstr(d, "SEARCH") != NULL;
+            sorted += strstr(d, "TEMP B-TREE") != NULL;
+        }
+        sqlite3_finalize(stmt);
+        assert_int_equal(searched, 1);
+        assert_int_equal(sorted, 0); /* the index gives the order, with the rowid */
+    }
+}
+
 static void test_notify_signature(void **state)
 {
     char sig[CC_NOTIFY_SIGNATURE_LEN];
@@ -920,6 +956,7 @@ int main(void)
         T(test_notify_deliver_alert_events),
         T(test_notify_deliver_event_in_one_transaction),
         T(test_notify_payload_is_json_objects_text),
+        T(test_outbox_due_indexes_are_partial),
         T(test_notify_signature),
         T(test_alerts_api_resolve_ack_access),
         T(test_stats_counters),
