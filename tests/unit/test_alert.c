@@ -724,6 +724,65 @@ static void test_outbox_due_indexes_are_partial(void **state)
     }
 }
 
+/* The writes of every reading and every alert change evaluate their CHECKs without a
+ * temporary b-tree (migration 0011: no IN list of more than two values, which SQLite
+ * evaluates by building one per statement), and the CHECKs still refuse what they did. */
+static void test_hot_checks_build_no_temporary_btree(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    static const char *const writes[] = {
+        "UPDATE devices SET status = 'ONLINE', last_seen_at = 1 WHERE id = 7",
+        "INSERT INTO alerts (cold_cell_id, device_id, type, status, message, first_triggered_at,"
+        " last_triggered_at) VALUES (2, 7, 'LOW_TEMP', 'ACTIVE', 'm', 1, 1)",
+        "INSERT INTO notifications (user_id, kind, channel, payload, status, next_attempt_at,"
+        " created_at) VALUES (1, 'ALERT', 'inbox', '{}', 'PENDING', 1, 1)",
+        "UPDATE notifications SET status = 'SENT' WHERE id = 1",
+        "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
+        " next_attempt_at, created_at) VALUES (1, 2, 'CREATED', '{}', 'PENDING', 1, 1)",
+        "UPDATE alert_events SET status = 'SENT' WHERE id = 1",
+        "INSERT INTO notification_deliveries (notification_id, channel, status, next_attempt_at)"
+        " VALUES (1, 'webhook', 'PENDING', 1)",
+    };
+    static const char *const refused[] = {
+        "UPDATE devices SET status = 'online' WHERE id = 7",
+        "INSERT INTO alerts (cold_cell_id, device_id, type, status, message, first_triggered_at,"
+        " last_triggered_at) VALUES (2, 7, 'WARM', 'ACTIVE', 'm', 1, 1)",
+        "INSERT INTO notifications (user_id, kind, channel, payload, status, next_attempt_at,"
+        " created_at) VALUES (1, 'NOTE', 'inbox', '{}', 'PENDING', 1, 1)",
+        "INSERT INTO notifications (user_id, kind, channel, payload, status, next_attempt_at,"
+        " created_at) VALUES (1, 'ALERT', 'inbox', '{}', 'DONE', 1, 1)",
+        "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
+        " next_attempt_at, created_at) VALUES (1, 2, 'MOVED', '{}', 'PENDING', 1, 1)",
+        "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
+        " next_attempt_at, created_at) VALUES (1, 2, 'CREATED', '{}', 'QUEUED', 1, 1)",
+        "INSERT INTO notification_deliveries (notification_id, channel, status, next_attempt_at)"
+        " VALUES (1, 'sms', 'PENDING', 1)",
+        "INSERT INTO notification_deliveries (notification_id, channel, status, next_attempt_at)"
+        " VALUES (1, 'email', 'LOST', 1)",
+    };
+    sqlite3 *db = cc_store_db(st);
+
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        char sql[512];
+        sqlite3_stmt *stmt = NULL;
+        int ephemeral = 0;
+
+        snprintf(sql, sizeof sql, "EXPLAIN %s", writes[i]);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+        while (sqlite3_step(stmt) == SQLITE_ROW)
+            ephemeral += strcmp((const char *)sqlite3_column_text(stmt, 1), "OpenEphemeral") == 0;
+        sqlite3_finalize(stmt);
+        if (ephemeral != 0)
+            fail_msg("%s: %d temporary b-trees", writes[i], ephemeral);
+        exec_ok(st, writes[i]); /* the values the CHECKs admit */
+    }
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if ((sqlite3_exec(db, refused[i], NULL, NULL, NULL) & 0xff) != SQLITE_CONSTRAINT)
+            fail_msg("not refused: %s", refused[i]);
+        assert_int_equal(sqlite3_extended_errcode(db), SQLITE_CONSTRAINT_CHECK);
+    }
+}
+
 static void test_notify_signature(void **state)
 {
     char sig[CC_NOTIFY_SIGNATURE_LEN];
@@ -957,6 +1016,7 @@ int main(void)
         T(test_notify_deliver_event_in_one_transaction),
         T(test_notify_payload_is_json_objects_text),
         T(test_outbox_due_indexes_are_partial),
+        T(test_hot_checks_build_no_temporary_btree),
         T(test_notify_signature),
         T(test_alerts_api_resolve_ack_access),
         T(test_stats_counters),
