@@ -5,3 +5,6 @@ DROP INDEX notifications_due;
 CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE status = 'PENDING';
 DROP INDEX alert_events_due;
 CREATE INDEX alert_events_due ON alert_events (next_attempt_at) WHERE status = 'PENDING';
+
+INSERT INTO schema_migrations (version, name, applied_at)
+VALUES (7, '0007_partial_due_indexes', floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint);
