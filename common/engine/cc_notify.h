@@ -9,11 +9,14 @@
  * is never published over MQTT (SPEC §3). Writing the same alert event twice is a no-op
  * (unique indexes notifications_once and alert_events (alert_id, event)).
  *
- * cc_notify_deliver is the worker: it claims due rows inside BEGIN IMMEDIATE (moving
- * their next attempt a lease into the future, so a second ingestd never takes the same
- * row; on PostgreSQL the due rows are read FOR UPDATE SKIP LOCKED, so a second worker
- * passes over the rows the first is claiming), sends them outside any transaction, then
- * records each outcome: SENT, or a retry after exponential backoff, or FAILED after
+ * cc_notify_deliver is the worker. Alert events are read, published and recorded in one
+ * transaction (BEGIN IMMEDIATE; on PostgreSQL the due rows are read FOR UPDATE SKIP
+ * LOCKED, so a second worker passes over them): the publish only queues the message in
+ * the MQTT client, so no lease is needed, and a rollback after it leaves the event due,
+ * to be published again (at least once, as QoS 1 is). Webhook and e-mail deliveries are
+ * claimed in that transaction (their next attempt moved a lease into the future, so a
+ * second ingestd never takes the same row), sent outside any transaction, then recorded.
+ * Each outcome is SENT, or a retry after exponential backoff, or FAILED after
  * CC_NOTIFY_MAX_ATTEMPTS. A worker that dies mid-send loses nothing: the lease runs out
  * and the row is sent again.
  * Thread: the caller's store. Codes: CC_OK, CC_ERR_DB, CC_ERR_NOMEM. */

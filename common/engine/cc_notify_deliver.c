@@ -1,5 +1,9 @@
-/* cc_notify_deliver.c - the delivery worker of the outbox (see cc_notify.h): claim in
- * one transaction, send with no transaction open, record the outcome in another. */
+/* cc_notify_deliver.c - the delivery worker of the outbox (see cc_notify.h). Alert
+ * events are read, published and recorded in one transaction: the publish only queues the
+ * message in the MQTT client (which sends it at QoS 1 and sends it again after a
+ * reconnection), so it holds the transaction no longer than a statement would. Webhooks
+ * and e-mails take seconds: claimed in that transaction, sent with no transaction open,
+ * their outcome recorded in another. */
 #include "cc_notify.h"
 
 #include <stdio.h>
@@ -58,11 +62,11 @@ static const char sql_events_due[] = EVENTS_DUE;
 static const char sql_events_due_pg[] = EVENTS_DUE " FOR UPDATE SKIP LOCKED";
 static const char sql_due[] = DUE;
 static const char sql_due_pg[] = DUE " FOR UPDATE SKIP LOCKED";
-static const char sql_event_claim[] =
-    "UPDATE alert_events SET attempts = attempts + 1, next_attempt_at = $2 WHERE id = $1";
+/* An event's attempt counts itself here: it is recorded in the transaction that read it,
+ * with no claim (a lease) in between. */
 static const char sql_event_done[] =
-    "UPDATE alert_events SET status = $2, next_attempt_at = $3, sent_at = $4,"
-    " last_error = $5 WHERE id = $1";
+    "UPDATE alert_events SET attempts = attempts + 1, status = $2, next_attempt_at = $3,"
+    " sent_at = $4, last_error = $5 WHERE id = $1";
 /* Keeps a notification whose channels are claimed out of sql_due until the outcome is
  * recorded (the summary then sets the real next_attempt_at), or the lease runs out. */
 static const char sql_lease[] = "UPDATE notifications SET next_attempt_at = $2 WHERE id = $1";
@@ -187,12 +191,12 @@ static int channel_on(const struct cc_notify_channels *ch, int c)
     }
 }
 
-/* Claims due alert events into items[*n..cap). Inside the caller's transaction. The
- * rows are read first and claimed afterwards, so no row changes under a running scan. */
-static int claim_events(struct cc_store *st, int64_t now_ms, struct item *items, int *n, int cap)
+/* Reads due alert events into items[*n..cap). Inside the caller's transaction, which
+ * publishes and records them (deliver_events): the rows are read first, so no row changes
+ * under a running scan. */
+static int read_events(struct cc_store *st, int64_t now_ms, struct item *items, int *n, int cap)
 {
-    struct cc_stmt *due = NULL, *claim = NULL;
-    int first = *n;
+    struct cc_stmt *due = NULL;
     int rc = cc_stmt_prepare(st, pick(st, sql_events_due, sql_events_due_pg), &due);
 
     if (rc == CC_OK)
@@ -213,19 +217,6 @@ static int claim_events(struct cc_store *st, int64_t now_ms, struct item *items,
         rc = it->body != NULL ? CC_OK : CC_ERR_NOMEM;
     }
     cc_stmt_release(due);
-    if (rc != CC_OK)
-        return db_rc(rc);
-    for (int i = first; i < *n && rc == CC_OK; i++) {
-        rc = cc_stmt_prepare(st, sql_event_claim, &claim);
-        if (rc == CC_OK)
-            rc = cc_stmt_bind_int64(claim, 1, items[i].id);
-        if (rc == CC_OK)
-            rc = cc_stmt_bind_int64(claim, 2, now_ms + CC_NOTIFY_LEASE_MS);
-        if (rc == CC_OK)
-            rc = cc_stmt_step(claim);
-        cc_stmt_release(claim);
-        claim = NULL;
-    }
     return db_rc(rc);
 }
 
@@ -729,10 +720,27 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
     return cc_store_commit(st);
 }
 
+/* Publishes the due alert events and records each outcome, inside the caller's
+ * transaction; *n of them were tried, *nsent queued. Should the transaction roll back after
+ * a publish, the event stays PENDING and is published again: at least once, as QoS 1 is. */
+static int deliver_events(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
+                          struct item *items, int *n, int *nsent)
+{
+    int rc = read_events(st, now_ms, items, n, CC_NOTIFY_BATCH);
+
+    for (int i = 0; i < *n && rc == CC_OK; i++) {
+        send_item(ch, &items[i]);
+        *nsent += items[i].ok;
+        rc = record_one(st, &items[i], now_ms);
+    }
+    items_free(items, *n);
+    return rc;
+}
+
 int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
                       int max_rows, int *sent)
 {
-    const int cap = CC_NOTIFY_BATCH * (1 + CH_USER_COUNT); /* events, then notifications */
+    const int cap = CC_NOTIFY_BATCH * CH_USER_COUNT; /* one per channel of a notification */
     struct item *items = malloc(cap * sizeof *items);
     int total = 0, nsent = 0;
     int rc = CC_OK;
@@ -740,13 +748,13 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
     if (items == NULL)
         return CC_ERR_NOMEM;
     while (total < max_rows) {
-        int n = 0, settled = 0;
+        int nev = 0, evsent = 0, n = 0, settled = 0;
 
         rc = cc_store_begin(st);
         if (rc != CC_OK)
             break;
         if (ch->publish != NULL)
-            rc = claim_events(st, now_ms, items, &n, CC_NOTIFY_BATCH);
+            rc = deliver_events(st, ch, now_ms, items, &nev, &evsent);
         if (rc == CC_OK)
             rc = claim_notifications(st, ch, now_ms, items, &n, cap, &settled);
         if (rc != CC_OK) {
@@ -759,12 +767,14 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
             items_free(items, n);
             break;
         }
-        total += settled;
+        total += settled + nev;
+        nsent += evsent;
         if (n == 0) {
-            /* Notifications with no channel to send on (none configured: the inbox copy
-             * is all there is) were settled in the claim; go on while that happens, stop
-             * when nothing is due (or only channels this process lacks). */
-            if (settled > 0)
+            /* Events were published, or notifications with no channel to send on (none
+             * configured: the inbox copy is all there is) were settled in this
+             * transaction; go on while that happens, stop when nothing is due (or only
+             * channels this process lacks). */
+            if (settled > 0 || nev > 0)
                 continue;
             break;
         }

@@ -412,6 +412,9 @@ static struct {
     int calls;
     int ok;
     char topics[16][64];
+    sqlite3 *db;   /* when set: */
+    int in_txn;    /* publishes made with a transaction open on db */
+    int64_t state; /* the event's attempts and status at the last publish (status SENT: +100) */
 } pub;
 
 static int fake_publish(void *ctx, const char *topic, const char *payload, size_t len)
@@ -420,6 +423,19 @@ static int fake_publish(void *ctx, const char *topic, const char *payload, size_
     (void)payload;
     (void)len;
     pub.calls++;
+    if (pub.db != NULL) {
+        sqlite3_stmt *stmt = NULL;
+
+        pub.in_txn += !sqlite3_get_autocommit(pub.db);
+        assert_int_equal(sqlite3_prepare_v2(pub.db,
+                                            "SELECT max(attempts + 100 * (status = 'SENT'))"
+                                            " FROM alert_events",
+                                            -1, &stmt, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+        pub.state = sqlite3_column_int64(stmt, 0);
+        sqlite3_finalize(stmt);
+    }
     if (pub.fail_left > 0) {
         pub.fail_left--;
         return -1;
@@ -614,6 +630,157 @@ static void test_notify_deliver_alert_events(void **state)
     assert_int_equal(sent, 1);
     assert_string_equal(pub.topics[0], "alerts/2");
     assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'"), 1);
+}
+
+/* An alert event is read, published and recorded in one transaction: the publish only
+ * queues the message (ingestd/mqtt.c), so there is no claim (a lease) and no second
+ * transaction. The publish sees the row as it was (attempts 0, PENDING), and the attempt
+ * it counts is this one. */
+static void test_notify_deliver_event_in_one_transaction(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels ch = {.publish = fake_publish};
+    int sent = -1;
+
+    memset(&pub, 0, sizeof pub);
+    pub.db = cc_store_db(st);
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, &sent), CC_OK);
+    assert_int_equal(sent, 1);
+    assert_int_equal(pub.calls, 1);
+    assert_int_equal(pub.in_txn, 1);
+    assert_int_equal(pub.state, 0); /* nothing written before the publish */
+    assert_int_equal(sqlite3_get_autocommit(pub.db), 1);
+    assert_int_equal(q(st, "SELECT attempts FROM alert_events WHERE status = 'SENT'"), 1);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM alert_events"), T0);
+    pub.db = NULL;
+}
+
+/* SQLite's notification payload is written out by concatenation (cc_notify.c,
+ * PAYLOAD_LITE) instead of json_object(..., 'alert', json($5)): byte for byte the text
+ * json_object makes, for names that need escaping too (quotes, backslash, control
+ * characters, non-ASCII) in the names and the message. */
+static void test_notify_payload_is_json_objects_text(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+
+    exec_ok(st, "UPDATE cold_cells SET name = 'Fr\"i''dge \\ ' || char(9, 10, 1, 233, 8364)"
+                " || ' /' WHERE id = 2;"
+                "UPDATE locations SET name = char(127, 34) || '<L>' || char(128512) WHERE id = 1");
+    reading(st, FRIDGE, T0 - 90 * S, 9.0, -1);
+    exec_ok(st, "UPDATE alerts SET message = 'm \"q\" \\ ' || char(10, 31)");
+    reading(st, FRIDGE, T0 - 80 * S, 5.0, -1);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications"), 4);
+    assert_int_equal(q(st,
+                       "SELECT count(*) FROM notifications n JOIN alerts a ON a.id ="
+                       " n.alert_id JOIN cold_cells c ON c.id = a.cold_cell_id"
+                       " JOIN locations l ON l.id = c.location_id JOIN alert_events e"
+                       " ON e.alert_id = a.id AND e.event = CASE n.kind WHEN 'ALERT' THEN"
+                       " 'CREATED' ELSE 'RESOLVED' END WHERE n.payload = json_object("
+                       "'title', CASE n.kind WHEN 'ALERT' THEN 'Alert' ELSE 'Resolved' END"
+                       " || ': ' || a.type || ' in ' || c.name || ' (' || l.name || ')',"
+                       " 'message', json_extract(e.payload, '$.message'), 'coldCellName', c.name,"
+                       " 'locationName', l.name,"
+                       " 'alert', json(e.payload))"),
+                     4);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ALERT_RESOLVED'"
+                           " AND instr(payload, '\"message\":\"m \\\"q') > 0"),
+                     2);
+}
+
+/* The outbox's due indexes hold PENDING rows only (migration 0010): partial, and the
+ * worker's scans of due rows search them. */
+static void test_outbox_due_indexes_are_partial(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    static const char *const scans[] = {
+        "EXPLAIN QUERY PLAN SELECT id FROM alert_events WHERE status = 'PENDING' AND"
+        " next_attempt_at <= 5 ORDER BY next_attempt_at, id LIMIT 10",
+        "EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE status = 'PENDING' AND"
+        " next_attempt_at <= 5 ORDER BY next_attempt_at, id LIMIT 10",
+    };
+    static const char *const names[] = {"alert_events_due", "notifications_due"};
+
+    assert_int_equal(q(st, "SELECT count(*) FROM pragma_index_list('alert_events')"
+                           " WHERE name = 'alert_events_due' AND partial = 1"),
+                     1);
+    assert_int_equal(q(st, "SELECT count(*) FROM pragma_index_list('notifications')"
+                           " WHERE name = 'notifications_due' AND partial = 1"),
+                     1);
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *stmt = NULL;
+        int searched = 0, sorted = 0;
+
+        assert_int_equal(sqlite3_prepare_v2(cc_store_db(st), scans[i], -1, &stmt, NULL), SQLITE_OK);
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+            const char *d = (const char *)sqlite3_column_text(stmt, 3);
+
+            searched += strstr(d, names[i]) != NULL && strstr(d, "SEARCH") != NULL;
+            sorted += strstr(d, "TEMP B-TREE") != NULL;
+        }
+        sqlite3_finalize(stmt);
+        assert_int_equal(searched, 1);
+        assert_int_equal(sorted, 0); /* the index gives the order, with the rowid */
+    }
+}
+
+/* The writes of every reading and every alert change evaluate their CHECKs without a
+ * temporary b-tree (migration 0011: no IN list of more than two values, which SQLite
+ * evaluates by building one per statement), and the CHECKs still refuse what they did. */
+static void test_hot_checks_build_no_temporary_btree(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    static const char *const writes[] = {
+        "UPDATE devices SET status = 'ONLINE', last_seen_at = 1 WHERE id = 7",
+        "INSERT INTO alerts (cold_cell_id, device_id, type, status, message, first_triggered_at,"
+        " last_triggered_at) VALUES (2, 7, 'LOW_TEMP', 'ACTIVE', 'm', 1, 1)",
+        "INSERT INTO notifications (user_id, kind, channel, payload, status, next_attempt_at,"
+        " created_at) VALUES (1, 'ALERT', 'inbox', '{}', 'PENDING', 1, 1)",
+        "UPDATE notifications SET status = 'SENT' WHERE id = 1",
+        "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
+        " next_attempt_at, created_at) VALUES (1, 2, 'CREATED', '{}', 'PENDING', 1, 1)",
+        "UPDATE alert_events SET status = 'SENT' WHERE id = 1",
+        "INSERT INTO notification_deliveries (notification_id, channel, status, next_attempt_at)"
+        " VALUES (1, 'webhook', 'PENDING', 1)",
+    };
+    static const char *const refused[] = {
+        "UPDATE devices SET status = 'online' WHERE id = 7",
+        "INSERT INTO alerts (cold_cell_id, device_id, type, status, message, first_triggered_at,"
+        " last_triggered_at) VALUES (2, 7, 'WARM', 'ACTIVE', 'm', 1, 1)",
+        "INSERT INTO notifications (user_id, kind, channel, payload, status, next_attempt_at,"
+        " created_at) VALUES (1, 'NOTE', 'inbox', '{}', 'PENDING', 1, 1)",
+        "INSERT INTO notifications (user_id, kind, channel, payload, status, next_attempt_at,"
+        " created_at) VALUES (1, 'ALERT', 'inbox', '{}', 'DONE', 1, 1)",
+        "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
+        " next_attempt_at, created_at) VALUES (1, 2, 'MOVED', '{}', 'PENDING', 1, 1)",
+        "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
+        " next_attempt_at, created_at) VALUES (1, 2, 'CREATED', '{}', 'QUEUED', 1, 1)",
+        "INSERT INTO notification_deliveries (notification_id, channel, status, next_attempt_at)"
+        " VALUES (1, 'sms', 'PENDING', 1)",
+        "INSERT INTO notification_deliveries (notification_id, channel, status, next_attempt_at)"
+        " VALUES (1, 'email', 'LOST', 1)",
+    };
+    sqlite3 *db = cc_store_db(st);
+
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        char sql[512];
+        sqlite3_stmt *stmt = NULL;
+        int ephemeral = 0;
+
+        snprintf(sql, sizeof sql, "EXPLAIN %s", writes[i]);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+        while (sqlite3_step(stmt) == SQLITE_ROW)
+            ephemeral += strcmp((const char *)sqlite3_column_text(stmt, 1), "OpenEphemeral") == 0;
+        sqlite3_finalize(stmt);
+        if (ephemeral != 0)
+            fail_msg("%s: %d temporary b-trees", writes[i], ephemeral);
+        exec_ok(st, writes[i]); /* the values the CHECKs admit */
+    }
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if ((sqlite3_exec(db, refused[i], NULL, NULL, NULL) & 0xff) != SQLITE_CONSTRAINT)
+            fail_msg("not refused: %s", refused[i]);
+        assert_int_equal(sqlite3_extended_errcode(db), SQLITE_CONSTRAINT_CHECK);
+    }
 }
 
 static void test_notify_signature(void **state)
@@ -846,6 +1013,10 @@ int main(void)
         T(test_notify_deliver_settle_columns),
         T(test_alert_objects_are_the_changed_row),
         T(test_notify_deliver_alert_events),
+        T(test_notify_deliver_event_in_one_transaction),
+        T(test_notify_payload_is_json_objects_text),
+        T(test_outbox_due_indexes_are_partial),
+        T(test_hot_checks_build_no_temporary_btree),
         T(test_notify_signature),
         T(test_alerts_api_resolve_ack_access),
         T(test_stats_counters),

@@ -366,8 +366,58 @@ static sqlite3 *open_v5(void)
 
 /* Every schema object as text, in name order, with what migrations 0006 and 0007 are
  * allowed to change taken out: AUTOINCREMENT, the quotes ALTER TABLE RENAME puts around a
- * table's name, the columns and the alert event they add, and the objects they add. What
- * is left must be identical. */
+ * table's name, the columns and the alert event they add, and the objects they add; and
+ * what 0010 and 0011 change put back as it was (later). What is left must be identical. */
+/* s with every from replaced by to; s is freed. */
+static char *replace_all(char *s, const char *from, const char *to)
+{
+    size_t nf = strlen(from), nt = strlen(to), n = 0;
+    char *out, *o;
+
+    for (const char *p = strstr(s, from); p != NULL; p = strstr(p + nf, from))
+        n++;
+    out = malloc(strlen(s) + n * nt + 1);
+    assert_non_null(out);
+    o = out;
+    for (const char *p = s, *q; *p != '\0'; p = q + nf) {
+        q = strstr(p, from);
+        if (q == NULL) {
+            strcpy(o, p);
+            o += strlen(p);
+            break;
+        }
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        memcpy(o, to, nt);
+        o += nt;
+    }
+    *o = '\0';
+    free(s);
+    return out;
+}
+
+/* What later migrations change in the objects 0006 and 0007 made, and what it was: 0010
+ * makes the due indexes partial, 0011 writes the CHECKs' IN lists as comparisons. */
+static const char *const later[][2] = {
+    {"notifications (next_attempt_at) WHERE status = 'PENDING'",
+     "notifications (status, next_attempt_at)"},
+    {"alert_events (next_attempt_at) WHERE status = 'PENDING'",
+     "alert_events (status, next_attempt_at)"},
+    {"status = 'ONLINE' OR status = 'OFFLINE' OR status = 'NEVER_SEEN'",
+     "status IN ('ONLINE', 'OFFLINE', 'NEVER_SEEN')"},
+    {"type = 'HIGH_TEMP' OR type = 'LOW_TEMP' OR type = 'POWER_LOSS' OR type = 'SENSOR_ERROR'",
+     "type IN ('HIGH_TEMP', 'LOW_TEMP', 'POWER_LOSS', 'SENSOR_ERROR')"},
+    {"kind = 'ALERT' OR kind = 'ALERT_RESOLVED' OR kind = 'ESCALATION' OR kind = 'DAILY_REPORT'"
+     " OR kind = 'SYSTEM'",
+     "kind IN ('ALERT', 'ALERT_RESOLVED', 'ESCALATION', 'DAILY_REPORT', 'SYSTEM')"},
+    {"status = 'PENDING' OR status = 'SENT' OR status = 'FAILED'",
+     "status IN ('PENDING', 'SENT', 'FAILED')"},
+    {"event = 'CREATED' OR event = 'ESCALATED' OR event = 'RESOLVED' OR event = 'ACKNOWLEDGED'",
+     "event IN ('CREATED', 'ESCALATED', 'RESOLVED')"},
+    {"channel = 'mqtt' OR channel = 'webhook' OR channel = 'email'",
+     "channel IN ('mqtt', 'webhook', 'email')"},
+};
+
 static char *schema_text(sqlite3 *db)
 {
     static const char sql[] =
@@ -389,6 +439,8 @@ static char *schema_text(sqlite3 *db)
     out = strdup((const char *)sqlite3_column_text(stmt, 0));
     assert_non_null(out);
     sqlite3_finalize(stmt);
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+        out = replace_all(out, later[i][0], later[i][1]);
     return out;
 }
 
