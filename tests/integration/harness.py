@@ -174,8 +174,12 @@ class Stack:
         self.procs = {}
         self.logs = {}
         self.keys = {}
+        # Seconds each step of the start took (run.py sums them per file: CC_STACK_TIMES).
+        self.start_times = {}
+        t0 = time.time()
         # CC_TEST_STORE=pg: the database is a PostgreSQL cluster of this stack's own.
         self.pg = PgCluster() if STORE == "pg" else None
+        self.start_times["pg"] = time.time() - t0
         self.db_url = self.pg.url if self.pg else self.db_path
 
     # -- environment -------------------------------------------------------------------
@@ -271,21 +275,30 @@ class Stack:
     def kill(self, name):
         return self.stop(name, sig=signal.SIGKILL)
 
+    def _timed(self, step, fn, *args):
+        t0 = time.time()
+        r = fn(*args)
+        self.start_times[step] = self.start_times.get(step, 0.0) + time.time() - t0
+        return r
+
+    def _seed(self):
+        keys_file = os.path.join(self.dir, "keys.csv")
+        self.ccctl("seed", "--keys-file", keys_file)
+        with open(keys_file) as f:
+            for row in csv.reader(f):
+                if len(row) >= 2 and not row[0].startswith("#") and row[0] != "serial":
+                    self.keys[row[0]] = row[1]
+
     def __enter__(self):
         try:
-            self.ccctl("migrate")
+            self._timed("migrate", self.ccctl, "migrate")
             if self.want_seed:
-                keys_file = os.path.join(self.dir, "keys.csv")
-                self.ccctl("seed", "--keys-file", keys_file)
-                with open(keys_file) as f:
-                    for row in csv.reader(f):
-                        if len(row) >= 2 and not row[0].startswith("#") and row[0] != "serial":
-                            self.keys[row[0]] = row[1]
-            self.start_broker()
+                self._timed("seed", self._seed)
+            self._timed("broker", self.start_broker)
             if self.want_ingestd:
-                self.start_ingestd()
+                self._timed("ingestd", self.start_ingestd)
             if self.want_apid:
-                self.start_apid()
+                self._timed("apid", self.start_apid)
         except BaseException:
             self.dump_logs()
             self.close()
@@ -299,6 +312,7 @@ class Stack:
         return False
 
     def close(self):
+        t0 = time.time()
         for name in ("apid", "ingestd", "mosquitto"):
             self.stop(name)
         for name in list(self.procs):
@@ -308,6 +322,10 @@ class Stack:
             self.pg = None
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if self.start_times is not None:
+            self.start_times["stop"] = time.time() - t0
+            _record_start(self.start_times)
+            self.start_times = None  # a second close() records nothing
 
     def dump_logs(self, tail=60):
         for name, path in self.logs.items():
@@ -418,6 +436,16 @@ class Stack:
             if line.startswith(name + " "):
                 return float(line.split()[1])
         return None
+
+
+def _record_start(times):
+    """One JSON line per stack start in the file CC_STACK_TIMES names (run.py sets it and
+    prints the sums), so the cost of starting stacks stays visible next to each suite's."""
+    path = os.environ.get("CC_STACK_TIMES")
+    if not path:
+        return
+    with open(path, "a") as f:
+        f.write(json.dumps(times) + "\n")
 
 
 def _json_or_text(payload):
