@@ -2,7 +2,8 @@
 apid on free loopback ports, with a temporary SQLite database seeded by ccctl.
 
 CC_TEST_STORE=pg runs the same stack on PostgreSQL instead: each Stack starts its own
-throwaway cluster (tools/pgtest.sh, a Unix socket, no TCP) and points COLDCHAIN_DB and the
+throwaway cluster (tools/pgtest.sh, a Unix socket, no TCP; a copy of the run's migrated
+template cluster under run.py, see pg_template) and points COLDCHAIN_DB and the
 broker plugin at it; Stack.sql() then reads it through psycopg2 with the same "?"
 placeholders, so a test that reads the database through the harness runs on both stores.
 
