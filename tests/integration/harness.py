@@ -400,10 +400,10 @@ class Stack:
             self.pg = None
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
-        if self.start_times is not None:
+        if self.start_times:
             self.start_times["stop"] = time.time() - t0
             _record_start(self.start_times)
-            self.start_times = None  # a second close() records nothing
+            self.start_times = {}  # a second close() records nothing
 
     def dump_logs(self, tail=60):
         for name, path in self.logs.items():
