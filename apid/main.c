@@ -23,6 +23,7 @@
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
+#include "cc_wake.h"
 #include "dbpool.h"
 
 #define STR(x) #x
@@ -329,7 +330,13 @@ int main(int argc, char **argv)
             malloc_trim(0);
     }
     cc_log_info("stopping", "signal received, finishing requests in hand");
-    mg_stop(ctx);
+    {
+        /* Without it mg_stop waits out civetweb's 2 s listener poll (cc_wake.h). */
+        struct cc_wake *wake = cc_wake_start(app.cfg.http_bind, app.cfg.http_port);
+
+        mg_stop(ctx);
+        cc_wake_stop(wake);
+    }
     ctx = NULL;
 out:
     if (ctx != NULL)

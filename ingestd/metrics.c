@@ -14,12 +14,14 @@
 #include "cc_store.h"
 #include "cc_time.h"
 #include "cc_walckpt.h"
+#include "cc_wake.h"
 
 #define BODY_MAX (64 * 1024) /* bytes of exposition text */
 #define OUTBOX_EVERY_MS 2000 /* the outbox backlog is counted at most this often */
 
 struct ingest_metrics {
     struct mg_context *ctx;
+    int port;           /* the listener, for cc_wake at the stop */
     char db_path[4096]; /* alert and notification totals are read at scrape time */
     /* One read-only connection kept for the scrapes (opening one parses the whole
      * schema: measured, most of a scrape's cost), lent under mu. */
@@ -334,6 +336,7 @@ int ingest_metrics_start(int port, const char *db_path, struct ingest_writer *w,
     if (m == NULL)
         return CC_ERR_NOMEM;
     snprintf(ports, sizeof(ports), "127.0.0.1:%d", port);
+    m->port = port;
     memset(&cb, 0, sizeof(cb));
     snprintf(m->db_path, sizeof(m->db_path), "%s", db_path);
     m->w = w;
@@ -366,7 +369,11 @@ void ingest_metrics_stop(struct ingest_metrics *m)
 {
     if (m == NULL)
         return;
+    /* Without it mg_stop waits out civetweb's 2 s listener poll (cc_wake.h). */
+    struct cc_wake *wake = cc_wake_start("127.0.0.1", m->port);
+
     mg_stop(m->ctx);
+    cc_wake_stop(wake);
     cc_store_close(m->st);
     pthread_mutex_destroy(&m->mu);
     free(m);

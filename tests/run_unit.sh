@@ -4,6 +4,19 @@
 dir=$1
 pass=0
 fail=0
+# The PostgreSQL tests each start a throwaway cluster (tests/unit/fixture.c, tools/pgtest.sh):
+# one initdb for the whole run, each cluster a copy of it (PGTEST_TEMPLATE: its role and empty
+# database, as initdb and pgtest.sh leave them; the tests migrate it themselves).
+tpl=""
+if [ -z "${PGTEST_TEMPLATE:-}" ] && [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+    tpl=$(mktemp -d /tmp/cc-unit-pgtpl-XXXXXX)
+    chmod 755 "$tpl"
+    if sh tools/pgtest.sh start "$tpl/c" 5432 >/dev/null && sh tools/pgtest.sh halt "$tpl/c"; then
+        export PGTEST_TEMPLATE="$tpl/c"
+    else
+        echo "run_unit.sh: no template cluster, each test runs initdb" >&2
+    fi
+fi
 for t in "$dir"/test_*; do
     [ -x "$t" ] || continue
     out=$("$t" 2>&1)
@@ -19,5 +32,6 @@ for t in "$dir"/test_*; do
     pass=$((pass + p))
     fail=$((fail + f))
 done
+[ -n "$tpl" ] && sh tools/pgtest.sh stop "$tpl/c" && rm -rf "$tpl"
 echo "unit($dir): $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -2,7 +2,8 @@
 apid on free loopback ports, with a temporary SQLite database seeded by ccctl.
 
 CC_TEST_STORE=pg runs the same stack on PostgreSQL instead: each Stack starts its own
-throwaway cluster (tools/pgtest.sh, a Unix socket, no TCP) and points COLDCHAIN_DB and the
+throwaway cluster (tools/pgtest.sh, a Unix socket, no TCP; a copy of the run's migrated
+template cluster under run.py, see pg_template) and points COLDCHAIN_DB and the
 broker plugin at it; Stack.sql() then reads it through psycopg2 with the same "?"
 placeholders, so a test that reads the database through the harness runs on both stores.
 
@@ -39,17 +40,63 @@ if STORE not in ("sqlite", "pg"):
     raise SystemExit("CC_TEST_STORE must be sqlite or pg, not %r" % STORE)
 
 
+def pg_template():
+    """The directory of a halted, migrated cluster that every PgCluster of this run starts
+    as a copy of (tools/pgtest.sh PGTEST_TEMPLATE), or None: CC_PG_TEMPLATE names it
+    (run.py makes one per run, under /tmp); the first PgCluster to need it builds it, under
+    a lock, so that test files run side by side build it once. Each stack still runs
+    `ccctl migrate` itself (a no-op on the copy, as on a restarted server) and its own seed:
+    the seed's readings are relative to the time it runs."""
+    path = os.environ.get("CC_PG_TEMPLATE")
+    if not path:
+        return None
+    import fcntl
+    cluster = os.path.join(path, "c")
+    with open(path.rstrip("/") + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(cluster, "data", "PG_VERSION")):
+            return cluster
+        os.makedirs(path, exist_ok=True)
+        os.chmod(path, 0o755)
+        pgtest = os.path.join(ROOT, "tools", "pgtest.sh")
+        port = str(free_port())
+        p = subprocess.run(["sh", pgtest, "start", cluster, port], capture_output=True,
+                           text=True, timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError("template cluster did not start: %s %s" % (p.stdout, p.stderr))
+        data = tempfile.mkdtemp(prefix="cc-pgtpl-data-")
+        try:
+            m = subprocess.run([os.path.join(BUILD, "ccctl"), "migrate"], capture_output=True,
+                               text=True, timeout=120,
+                               env=dict(os.environ, COLDCHAIN_DB=p.stdout.strip().splitlines()[-1],
+                                        COLDCHAIN_DATA_DIR=data))
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+            h = subprocess.run(["sh", pgtest, "halt", cluster], capture_output=True, timeout=60)
+        if m.returncode != 0 or h.returncode != 0:
+            subprocess.run(["sh", pgtest, "stop", cluster], capture_output=True, timeout=60)
+            raise RuntimeError("template cluster: migrate %d %s %s, halt %d" % (
+                m.returncode, m.stdout, m.stderr, h.returncode))
+        return cluster
+
+
 class PgCluster:
     """A throwaway PostgreSQL 15 cluster (tools/pgtest.sh) in its own /tmp directory (the
-    postgres user must reach it, so not inside a root-only mkdtemp)."""
+    postgres user must reach it, so not inside a root-only mkdtemp). A copy of the run's
+    template cluster when there is one (pg_template)."""
 
     def __init__(self):
+        template = pg_template()
         self.dir = tempfile.mkdtemp(prefix="cc-pg-", dir="/tmp")
         os.chmod(self.dir, 0o755)
         self.port = free_port()  # names the socket only
+        env = dict(os.environ)
+        env.pop("PGTEST_TEMPLATE", None)
+        if template:
+            env["PGTEST_TEMPLATE"] = template
         p = subprocess.run(["sh", os.path.join(ROOT, "tools", "pgtest.sh"), "start",
                             os.path.join(self.dir, "c"), str(self.port)],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, env=env)
         if p.returncode != 0:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise RuntimeError("PostgreSQL did not start: %s %s" % (p.stdout, p.stderr))
@@ -111,7 +158,38 @@ def _pg_query(query):
     return "".join(out)
 
 
+# run.py runs test files side by side, each with CC_PORT_SLOT set to its worker's number:
+# a port the kernel hands one file (bind to 0, then released for a daemon to take) could be
+# handed to the other before the daemon binds it. So each slot takes its ports from a range
+# of its own, below the kernel's ephemeral range (32768-60999, where client sockets' ports
+# come from), in turn, skipping any port in use.
+PORT_SLOT_BASE = 20000  # slot k: PORT_SLOT_BASE + k * PORT_SLOT_SIZE, PORT_SLOT_SIZE ports
+PORT_SLOT_SIZE = 1500
+PORT_SLOTS = 4  # slots 0..3: the ranges end at 26000, below the ephemeral range
+_port_slot = os.environ.get("CC_PORT_SLOT")
+_port_next = [0]
+
+
+def _bindable(port):
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port():
+    if _port_slot is not None:
+        slot = int(_port_slot)
+        if not 0 <= slot < PORT_SLOTS:
+            raise SystemExit("CC_PORT_SLOT must be 0..%d, not %r" % (PORT_SLOTS - 1, _port_slot))
+        for _ in range(PORT_SLOT_SIZE):
+            port = PORT_SLOT_BASE + slot * PORT_SLOT_SIZE + _port_next[0] % PORT_SLOT_SIZE
+            _port_next[0] += 1
+            if _bindable(port):
+                return port
+        raise RuntimeError("no free port in slot %d's range" % slot)
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -174,8 +252,12 @@ class Stack:
         self.procs = {}
         self.logs = {}
         self.keys = {}
+        # Seconds each step of the start took (run.py sums them per file: CC_STACK_TIMES).
+        self.start_times = {}
+        t0 = time.time()
         # CC_TEST_STORE=pg: the database is a PostgreSQL cluster of this stack's own.
         self.pg = PgCluster() if STORE == "pg" else None
+        self.start_times["pg"] = time.time() - t0
         self.db_url = self.pg.url if self.pg else self.db_path
 
     # -- environment -------------------------------------------------------------------
@@ -271,21 +353,30 @@ class Stack:
     def kill(self, name):
         return self.stop(name, sig=signal.SIGKILL)
 
+    def _timed(self, step, fn, *args):
+        t0 = time.time()
+        r = fn(*args)
+        self.start_times[step] = self.start_times.get(step, 0.0) + time.time() - t0
+        return r
+
+    def _seed(self):
+        keys_file = os.path.join(self.dir, "keys.csv")
+        self.ccctl("seed", "--keys-file", keys_file)
+        with open(keys_file) as f:
+            for row in csv.reader(f):
+                if len(row) >= 2 and not row[0].startswith("#") and row[0] != "serial":
+                    self.keys[row[0]] = row[1]
+
     def __enter__(self):
         try:
-            self.ccctl("migrate")
+            self._timed("migrate", self.ccctl, "migrate")
             if self.want_seed:
-                keys_file = os.path.join(self.dir, "keys.csv")
-                self.ccctl("seed", "--keys-file", keys_file)
-                with open(keys_file) as f:
-                    for row in csv.reader(f):
-                        if len(row) >= 2 and not row[0].startswith("#") and row[0] != "serial":
-                            self.keys[row[0]] = row[1]
-            self.start_broker()
+                self._timed("seed", self._seed)
+            self._timed("broker", self.start_broker)
             if self.want_ingestd:
-                self.start_ingestd()
+                self._timed("ingestd", self.start_ingestd)
             if self.want_apid:
-                self.start_apid()
+                self._timed("apid", self.start_apid)
         except BaseException:
             self.dump_logs()
             self.close()
@@ -299,6 +390,7 @@ class Stack:
         return False
 
     def close(self):
+        t0 = time.time()
         for name in ("apid", "ingestd", "mosquitto"):
             self.stop(name)
         for name in list(self.procs):
@@ -308,6 +400,10 @@ class Stack:
             self.pg = None
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if self.start_times:
+            self.start_times["stop"] = time.time() - t0
+            _record_start(self.start_times)
+            self.start_times = {}  # a second close() records nothing
 
     def dump_logs(self, tail=60):
         for name, path in self.logs.items():
@@ -418,6 +514,16 @@ class Stack:
             if line.startswith(name + " "):
                 return float(line.split()[1])
         return None
+
+
+def _record_start(times):
+    """One JSON line per stack start in the file CC_STACK_TIMES names (run.py sets it and
+    prints the sums), so the cost of starting stacks stays visible next to each suite's."""
+    path = os.environ.get("CC_STACK_TIMES")
+    if not path:
+        return
+    with open(path, "a") as f:
+        f.write(json.dumps(times) + "\n")
 
 
 def _json_or_text(payload):

@@ -20,6 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from alerts_common import ENV, Device, alerts, devices_of, login, now_ms, recipients
 from harness import Cases, Stack, free_port, wait_for
 
+# tests/integration/run.py may run this file beside another one: it checks no duration
+# and no load-dependent bound.
+RUN_SIDE_BY_SIDE = True
+
 SECRET = "webhook-test-secret"
 
 

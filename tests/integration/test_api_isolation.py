@@ -8,6 +8,10 @@ objects in bodies get 404; the technician sees and changes both customers' objec
 unlinked technician sees nothing; customers and technicians get 403 on admin routes."""
 from apitest import NO_LIMITS, Cases, Stack, expect, expect_error, token
 
+# tests/integration/run.py may run this file beside another one: it checks no duration
+# and no load-dependent bound.
+RUN_SIDE_BY_SIDE = True
+
 C1 = {"locations": [1, 2], "coldcells": [1, 2, 3], "devices": [1, 2, 3]}
 C2 = {"locations": [3], "coldcells": [4], "devices": [4]}
 PATCH_BODY = {"locations": {"name": "hijacked"}, "coldcells": {"name": "hijacked"},

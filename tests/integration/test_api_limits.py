@@ -4,6 +4,10 @@
 the API limit; X-Forwarded-For counts only with TRUST_PROXY=1."""
 from apitest import Cases, Stack, expect, expect_error
 
+# tests/integration/run.py may run this file beside another one: it checks no duration
+# and no load-dependent bound.
+RUN_SIDE_BY_SIDE = True
+
 CREDS = {"email": "customer1@example.com", "password": "customer123"}
 
 
