@@ -285,6 +285,24 @@ static void level_init(struct level *l, struct cc_store *st, const char *sql, in
     l->w7 = w7;
 }
 
+/* Steps l's statement (when rc, the binding's outcome, is CC_OK) and counts the row read;
+ * returns where l stands (struct level's rc). */
+static int level_step(const struct eng *e, struct level *l, int rc)
+{
+    l->rc = rc == CC_OK ? cc_stmt_step(l->s) : rc;
+    if (l->rc == CC_ROW)
+        e->res->rows_read++;
+    return l->rc;
+}
+
+/* Binds the band (lo, hi) at parameters i and i + 1. */
+static int bind_band(const struct eng *e, struct cc_stmt *s, int i)
+{
+    int rc = cc_stmt_bind_double(s, i, e->lo);
+
+    return rc == CC_OK ? cc_stmt_bind_double(s, i + 1, e->hi) : rc;
+}
+
 /* level_peek of a level given a list (struct level's list). */
 static int level_peek_list(const struct eng *e, struct level *l)
 {
@@ -299,15 +317,10 @@ static int level_peek_list(const struct eng *e, struct level *l)
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(l->s, 3, l->w6);
     if (rc == CC_OK && l->nparams >= 6)
-        rc = cc_stmt_bind_double(l->s, 4, e->lo);
-    if (rc == CC_OK && l->nparams >= 6)
-        rc = cc_stmt_bind_double(l->s, 5, e->hi);
+        rc = bind_band(e, l->s, 4);
     if (rc == CC_OK && l->nparams >= 6)
         rc = cc_stmt_bind_int64(l->s, 6, l->w7);
-    l->rc = rc == CC_OK ? cc_stmt_step(l->s) : rc;
-    if (l->rc == CC_ROW)
-        e->res->rows_read++;
-    return l->rc;
+    return level_step(e, l, rc);
 }
 
 /* Runs l's statement if not yet, and returns where it stands (struct level's rc). */
@@ -321,24 +334,17 @@ static int level_peek(const struct eng *e, struct level *l)
         return level_peek_list(e, l);
     rc = prepare3(l->st, l->sql, l->cell_id, l->r0, l->r1, &l->s);
     if (rc == CC_OK && l->nparams >= 5)
-        rc = cc_stmt_bind_double(l->s, 4, e->lo);
-    if (rc == CC_OK && l->nparams >= 5)
-        rc = cc_stmt_bind_double(l->s, 5, e->hi);
+        rc = bind_band(e, l->s, 4);
     if (rc == CC_OK && l->nparams >= 6)
         rc = cc_stmt_bind_int64(l->s, 6, l->w6);
     if (rc == CC_OK && l->nparams >= 7)
         rc = cc_stmt_bind_int64(l->s, 7, l->w7);
-    l->rc = rc == CC_OK ? cc_stmt_step(l->s) : rc;
-    if (l->rc == CC_ROW)
-        e->res->rows_read++;
-    return l->rc;
+    return level_step(e, l, rc);
 }
 
 static void level_next(const struct eng *e, struct level *l)
 {
-    l->rc = cc_stmt_step(l->s);
-    if (l->rc == CC_ROW)
-        e->res->rows_read++;
+    level_step(e, l, CC_OK);
 }
 
 static void level_close(struct level *l)
