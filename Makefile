@@ -259,6 +259,14 @@ STORE_ABOVE  = $(subst .,\.,$(subst $(SPACE),|,$(notdir $(wildcard common/api/*.
 # ccctl on either store (issue 14 point 4): SQLite's backup API is in store/ too
 # (cc_store_backup.h), so no ccctl file reaches SQLite itself.
 CCCTL_DBI_SRC = $(wildcard tools/ccctl*.[ch] tools/cc_seed.[ch])
+# Only common/store/ includes a database header (issue 14: sqlite3.h, libpq-fe.h): every
+# tool, daemon, the broker plugin and the layers above the store go through its headers.
+# tests/ is left out: the unit tests build raw SQLite fixtures and test the store's own
+# SQLite code (sqlite3_* calls in test_db.c, test_walckpt.c, test_query.c, ...), reaching
+# SQLite through the store's cc_db.h / cc_sql.h rather than including it themselves.
+DB_HEADER_RE  = \#[[:space:]]*include[[:space:]]*[<"](sqlite3|libpq-fe)\.h[>"]
+DB_HEADER_SRC = $(wildcard tools/*.[ch] apid/*.[ch] ingestd/*.[ch] broker-config/*.[ch] \
+                  common/base/*.[ch] common/engine/*.[ch] common/api/*.[ch] common/jobs/*.[ch])
 boundary-check:
 	@if grep -nE '$(BOUNDARY_RE)' apid/*.[ch] ingestd/*.[ch]; then \
 		echo "boundary-check: apid/ or ingestd/ bypass cc_store.h (lines above)"; exit 1; \
@@ -271,6 +279,9 @@ boundary-check:
 	@if grep -nE '$(BOUNDARY_RE)' $(CCCTL_DBI_SRC); then \
 		echo "boundary-check: ccctl reaches SQLite itself (lines above)"; exit 1; \
 	fi; echo "boundary-check: ccctl runs its SQL through cc_dbi.h and cc_store_backup.h"
+	@if grep -nE '$(DB_HEADER_RE)' $(DB_HEADER_SRC); then \
+		echo "boundary-check: a database header included outside common/store/ (lines above)"; exit 1; \
+	fi; echo "boundary-check: only common/store/ includes sqlite3.h or libpq-fe.h"
 
 unit-asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 unit

@@ -8,6 +8,7 @@
  *                          cc_query_readings, the raw computation and the plain GROUP BY,
  *                          and checks that the answers agree. Prints "bench:" lines.
  * Run it on a database nothing else writes to. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,16 +18,13 @@
 
 #include "cc_crypto.h"
 #include "bench_proc.h"
-#include "cc_db.h"
 #include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_query.h"
 #include "cc_rc.h"
 #include "cc_role.h"
-#include <sqlite3.h>
 
 #include "cc_store.h"
-#include "cc_store_sqlite.h"
 #include "cc_store_rollup.h"
 #include "cc_time.h"
 #include "cc_validate.h"
@@ -70,45 +68,53 @@ static double pct(double *v, int n, double p)
     return v[i < 0 ? 0 : i];
 }
 
-static int exec(sqlite3 *db, const char *sql)
+/* The first column of sql's first row through the store (either dialect), or -1. */
+static int64_t store_int(struct cc_store *st, const char *sql)
 {
-    char *msg = NULL;
-
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fprintf(stderr, "bench_query: %s: %s\n", sql, msg ? msg : "?");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
-}
-
-/* Runs one statement whose ?1 is the name of role (SQL never spells a role). */
-static int exec_role(sqlite3 *db, const char *sql, int role)
-{
-    sqlite3_stmt *s = NULL;
-    int src = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
-
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_text(s, 1, cc_role_name(role), -1, SQLITE_STATIC);
-    if (src == SQLITE_OK && sqlite3_step(s) != SQLITE_DONE)
-        src = sqlite3_errcode(db);
-    sqlite3_finalize(s);
-    if (src != SQLITE_OK) {
-        fprintf(stderr, "%s: %s: %s\n", "bench_query", sql, sqlite3_errmsg(db));
-        return -1;
-    }
-    return 0;
-}
-
-static int64_t one_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *s = NULL;
+    struct cc_stmt *s = NULL;
     int64_t v = -1;
 
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    if (cc_stmt_prepare(st, sql, &s) == CC_OK && cc_stmt_step(s) == CC_ROW)
+        v = cc_stmt_column_int64(s, 0);
+    cc_stmt_release(s);
     return v;
+}
+
+/* Runs sql (no parameter, no row wanted); the store logs the database's message. */
+static int exec(struct cc_store *st, const char *sql)
+{
+    if (cc_store_exec(st, sql) != CC_OK) {
+        fprintf(stderr, "bench_query: %s: failed\n", sql);
+        return -1;
+    }
+    return 0;
+}
+
+/* Steps s, bound, an INSERT ... RETURNING id (both dialects: no last-insert-rowid call),
+ * to its end and releases it: the new row's id, or -1. */
+static int64_t returning_id(struct cc_stmt *s)
+{
+    int64_t id = -1;
+
+    if (cc_stmt_step(s) == CC_ROW) {
+        id = cc_stmt_column_int64(s, 0);
+        if (cc_stmt_step(s) != CC_OK)
+            id = -1;
+    }
+    cc_stmt_release(s);
+    return id;
+}
+
+/* cc_db_remove_files without the database header: the file and what SQLite keeps beside
+ * it (an interrupted build leaves a journal or a WAL). */
+static void remove_db_files(const char *path)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    char p[PATH_MAX + 16];
+
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++)
+        if (snprintf(p, sizeof p, "%s%s", path, suffix[i]) < (int)sizeof p)
+            unlink(p);
 }
 
 static uint64_t rng = 0xB5AD4ECEDA1CE2A9ULL;
@@ -132,136 +138,231 @@ static double temp_at(int64_t ts, int dev)
     return round(t * 100.0) / 100.0;
 }
 
+/* Rebuilds the rollups of every cell of the copy from its raw readings, one cell at a time
+ * through cc_store_rollup_rebuild_span (cc_dbi.h, no SQLite handle): each cell has one
+ * device, so the rows are the ones the all-cells rebuild wrote. Inside a transaction. */
+static int rebuild_rollups(struct cc_store *st, int64_t from_ms, int64_t to_ms)
+{
+    static int64_t cells[DEVICES];
+    struct cc_stmt *s = NULL;
+    int n = 0, rc;
+
+    rc = cc_stmt_prepare(st, "SELECT id FROM cold_cells ORDER BY id", &s);
+    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+        if (n == DEVICES) {
+            rc = CC_ERR_INTERNAL; /* not a copy this program built */
+            break;
+        }
+        cells[n++] = cc_stmt_column_int64(s, 0);
+        rc = CC_OK;
+    }
+    cc_stmt_release(s);
+    for (int i = 0; i < n && rc == CC_OK; i++)
+        rc = cc_store_rollup_rebuild_span(st, cells[i], from_ms, to_ms);
+    if (rc != CC_OK)
+        fprintf(stderr, "bench_query: rollup rebuild failed\n");
+    return rc == CC_OK ? 0 : -1;
+}
+
+/* The copy's readings of device d (index 0: the benchmark cell) through the cached
+ * insert, committing every COMMIT_EVERY rows; *rows counts them. */
+static int load_device(struct cc_store *st, int d, int64_t dev, int64_t cell, int64_t from_ms,
+                       int64_t end_ms, int64_t *rows)
+{
+    static const char ins_sql[] =
+        "INSERT INTO readings (device_id, cold_cell_id, ts, temperature, humidity,"
+        " power_status, door_status, battery_level, received_at)"
+        " VALUES ($1, $2, $3, $4, 60, 1, 0, 90, $3)";
+
+    /* Device by device, ts ascending: both indexes grow at their ends. */
+    for (int64_t ts = from_ms + (d == 0 ? 0 : (d * 7919) % OTHER_EVERY_MS); ts < end_ms;
+         ts += d == 0 ? MAIN_EVERY_MS : OTHER_EVERY_MS) {
+        struct cc_stmt *ins = NULL;
+        int rc = cc_stmt_prepare(st, ins_sql, &ins);
+
+        if (rc == CC_OK)
+            rc = cc_stmt_bind_all(ins, "iiid", dev, cell, ts, temp_at(ts, d));
+        if (rc == CC_OK)
+            rc = cc_stmt_step(ins);
+        cc_stmt_release(ins);
+        if (rc != CC_OK) {
+            fprintf(stderr, "bench_query: insert failed\n");
+            return -1;
+        }
+        if (++*rows % COMMIT_EVERY == 0 &&
+            (cc_store_commit(st) != CC_OK || cc_store_begin(st) != CC_OK))
+            return -1;
+    }
+    return 0;
+}
+
+/* The benchmark's cells and devices, the bench_meta row and the readings, in the open
+ * transaction. */
+static int load(struct cc_store *st, int64_t loc, int64_t from_ms, int64_t end_ms, int64_t *rows)
+{
+    for (int d = 0; d < DEVICES; d++) {
+        struct cc_stmt *s = NULL;
+        char name[32];
+        int64_t cell = -1, dev = -1;
+
+        snprintf(name, sizeof name, "Bench freezer %d", d);
+        if (cc_stmt_prepare(st,
+                            "INSERT INTO cold_cells (location_id, name, min_temp, max_temp,"
+                            " created_at) VALUES ($1, $2, -25, -15, 0) RETURNING id",
+                            &s) == CC_OK &&
+            cc_stmt_bind_all(s, "it", loc, name) == CC_OK)
+            cell = returning_id(s);
+        else
+            cc_stmt_release(s);
+        s = NULL;
+        snprintf(name, sizeof name, "BENCH-%04d", d);
+        if (cell > 0 &&
+            cc_stmt_prepare(st,
+                            "INSERT INTO devices (serial_number, cold_cell_id, api_key_hash,"
+                            " api_key_prefix, status, created_at)"
+                            " VALUES ($1, $2, '-', '-', 'ONLINE', 0) RETURNING id",
+                            &s) == CC_OK &&
+            cc_stmt_bind_all(s, "ti", name, cell) == CC_OK)
+            dev = returning_id(s);
+        else
+            cc_stmt_release(s);
+        s = NULL;
+        if (dev <= 0) {
+            fprintf(stderr, "bench_query: cannot insert device %d\n", d);
+            return -1;
+        }
+        if (d == 0) {
+            int rc = cc_stmt_prepare(st, "INSERT INTO bench_meta VALUES ($1, $2, $3, 0, $4)", &s);
+
+            if (rc == CC_OK)
+                rc = cc_stmt_bind_all(s, "iiii", cell, from_ms, end_ms,
+                                      (int64_t)cc_store_schema_latest(st));
+            if (rc == CC_OK)
+                rc = cc_stmt_step(s);
+            cc_stmt_release(s);
+            if (rc != CC_OK)
+                return -1;
+        }
+        if (load_device(st, d, dev, cell, from_ms, end_ms, rows) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* 1 when path holds a complete copy (its rollups rebuilt now if the schema moved since),
+ * 0 when it must be built, -1 on failure. */
+static int reuse(struct cc_store *st)
+{
+    int64_t from_ms, to_ms;
+    char sql[96];
+
+    if (store_int(st, "SELECT count(*) FROM sqlite_master WHERE name = 'bench_meta'") != 1 ||
+        store_int(st, "SELECT count(*) FROM bench_meta WHERE complete = 1") != 1)
+        return 0;
+    /* Reuse the raw rows; rebuild the rollups if the schema moved since. */
+    if (store_int(st, "SELECT schema_version FROM bench_meta") == cc_store_schema_latest(st))
+        return 1;
+    fprintf(stderr, "bench_query: schema changed: rebuilding the rollups\n");
+    from_ms = store_int(st, "SELECT from_ms FROM bench_meta");
+    to_ms = store_int(st, "SELECT to_ms FROM bench_meta");
+    snprintf(sql, sizeof sql, "UPDATE bench_meta SET schema_version = %d",
+             cc_store_schema_latest(st));
+    if (cc_store_begin(st) != CC_OK)
+        return -1;
+    if (exec(st, "DELETE FROM readings_5m") || exec(st, "DELETE FROM readings_30m") ||
+        rebuild_rollups(st, from_ms, to_ms) || exec(st, sql)) {
+        cc_store_rollback(st);
+        return -1;
+    }
+    return cc_store_commit(st) == CC_OK ? 1 : -1;
+}
+
 static int build(const char *path)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *ins = NULL;
-    int64_t end_ms, from_ms, rows = 0, loc;
+    struct cc_store *st = NULL;
+    struct cc_stmt *s = NULL;
+    int64_t end_ms, from_ms, rows = 0, loc = -1;
     double t0 = now_ms_f();
-    int rc = 1;
+    int in_tx = 0, rc = 1;
 
-    if (cc_db_open(path, CC_DB_CREATE | CC_DB_MIGRATE, &db) != CC_OK)
+    if (cc_store_open(path, CC_STORE_CREATE | CC_STORE_MIGRATE, &st) != CC_OK)
         return 1;
-    if (one_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'bench_meta'") == 1 &&
-        one_int(db, "SELECT count(*) FROM bench_meta WHERE complete = 1") == 1) {
-        /* Reuse the raw rows; rebuild the rollups if the schema moved since. */
-        if (one_int(db, "SELECT schema_version FROM bench_meta") != cc_db_latest_version()) {
-            char sql[96];
-
-            fprintf(stderr, "bench_query: schema changed: rebuilding the rollups\n");
-            snprintf(sql, sizeof sql, "UPDATE bench_meta SET schema_version = %d",
-                     cc_db_latest_version());
-            if (exec(db, "BEGIN") || exec(db, "DELETE FROM readings_5m") ||
-                exec(db, "DELETE FROM readings_30m") || cc_store_rollup_rebuild(db, 0) != CC_OK ||
-                exec(db, sql) || exec(db, "COMMIT")) {
-                cc_db_close(db);
-                return 1;
-            }
-        }
-        cc_db_close(db);
-        return 0;
+    if (cc_store_dialect(st) != CC_DIALECT_SQLITE) {
+        fprintf(stderr, "bench_query: build makes a SQLite file, not a PostgreSQL copy\n");
+        goto out;
+    }
+    switch (reuse(st)) {
+    case 1:
+        rc = 0;
+        goto out;
+    case 0:
+        break;
+    default:
+        goto out;
     }
     /* Not complete (absent, or an interrupted build): start from an empty file. */
-    cc_db_close(db);
-    db = NULL;
-    cc_db_remove_files(path);
-    if (cc_db_open(path, CC_DB_CREATE | CC_DB_MIGRATE, &db) != CC_OK)
+    cc_store_close(st);
+    st = NULL;
+    remove_db_files(path);
+    if (cc_store_open(path, CC_STORE_CREATE | CC_STORE_MIGRATE, &st) != CC_OK)
         return 1;
     /* Bulk load: no journal, no sync; the file is thrown away if this is interrupted. */
-    if (exec(db, "PRAGMA journal_mode = OFF") || exec(db, "PRAGMA synchronous = OFF") ||
-        exec(db, "PRAGMA cache_size = -262144") ||
-        exec(db, "CREATE TABLE bench_meta (cell INTEGER, from_ms INTEGER, to_ms INTEGER,"
+    if (exec(st, "PRAGMA journal_mode = OFF") || exec(st, "PRAGMA synchronous = OFF") ||
+        exec(st, "PRAGMA cache_size = -262144") ||
+        exec(st, "CREATE TABLE bench_meta (cell INTEGER, from_ms INTEGER, to_ms INTEGER,"
                  " complete INTEGER, schema_version INTEGER)"))
         goto out;
-    if (one_int(db, "SELECT count(*) FROM users WHERE email = 'bench@example.com'") == 0 &&
-        exec_role(db,
-                  "INSERT INTO users (email, password_hash, role, name, created_at)"
-                  " VALUES ('bench@example.com', '-', ?1, 'Bench', 0)",
-                  CC_ROLE_CUSTOMER))
-        goto out;
-    if (exec(db, "BEGIN") ||
-        exec(db, "INSERT INTO locations (customer_id, name, created_at) SELECT id,"
-                 " 'Bench warehouse', 0 FROM users WHERE email = 'bench@example.com'"))
-        goto out;
-    loc = sqlite3_last_insert_rowid(db);
-    end_ms = cc_now_ms() / 60000 * 60000;
-    from_ms = end_ms - SPAN_MS;
-    for (int d = 0; d < DEVICES; d++) {
-        sqlite3_stmt *s = NULL;
-        char sql[256];
-        int64_t cell, dev;
+    if (store_int(st, "SELECT count(*) FROM users WHERE email = 'bench@example.com'") == 0) {
+        int urc = cc_stmt_prepare(st,
+                                  "INSERT INTO users (email, password_hash, role, name,"
+                                  " created_at) VALUES ('bench@example.com', '-', $1, 'Bench', 0)",
+                                  &s);
 
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO cold_cells (location_id, name, min_temp, max_temp, created_at)"
-                 " VALUES (%lld, 'Bench freezer %d', -25, -15, 0)",
-                 (long long)loc, d);
-        if (exec(db, sql))
+        /* SQL never spells a role: its name is bound. */
+        if (urc == CC_OK)
+            urc = cc_stmt_bind_text(s, 1, cc_role_name(CC_ROLE_CUSTOMER));
+        if (urc == CC_OK)
+            urc = cc_stmt_step(s);
+        cc_stmt_release(s);
+        s = NULL;
+        if (urc != CC_OK) {
+            fprintf(stderr, "bench_query: cannot insert the bench user\n");
             goto out;
-        cell = sqlite3_last_insert_rowid(db);
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO devices (serial_number, cold_cell_id, api_key_hash, api_key_prefix,"
-                 " status, created_at) VALUES ('BENCH-%04d', %lld, '-', '-', 'ONLINE', 0)",
-                 d, (long long)cell);
-        if (exec(db, sql))
-            goto out;
-        dev = sqlite3_last_insert_rowid(db);
-        if (d == 0 && sqlite3_prepare_v2(db, "INSERT INTO bench_meta VALUES (?1, ?2, ?3, 0, ?4)",
-                                         -1, &s, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(s, 1, cell);
-            sqlite3_bind_int64(s, 2, from_ms);
-            sqlite3_bind_int64(s, 3, end_ms);
-            sqlite3_bind_int(s, 4, cc_db_latest_version());
-            sqlite3_step(s);
-        }
-        sqlite3_finalize(s);
-        if (ins == NULL &&
-            sqlite3_prepare_v2(db,
-                               "INSERT INTO readings (device_id, cold_cell_id, ts, temperature,"
-                               " humidity, power_status, door_status, battery_level, received_at)"
-                               " VALUES (?1, ?2, ?3, ?4, 60, 1, 0, 90, ?3)",
-                               -1, &ins, NULL) != SQLITE_OK)
-            goto out;
-        /* Device by device, ts ascending: both indexes grow at their ends. */
-        for (int64_t ts = from_ms + (d == 0 ? 0 : (d * 7919) % OTHER_EVERY_MS); ts < end_ms;
-             ts += d == 0 ? MAIN_EVERY_MS : OTHER_EVERY_MS) {
-            sqlite3_bind_int64(ins, 1, dev);
-            sqlite3_bind_int64(ins, 2, cell);
-            sqlite3_bind_int64(ins, 3, ts);
-            sqlite3_bind_double(ins, 4, temp_at(ts, d));
-            if (sqlite3_step(ins) != SQLITE_DONE) {
-                fprintf(stderr, "bench_query: insert: %s\n", sqlite3_errmsg(db));
-                goto out;
-            }
-            sqlite3_reset(ins);
-            if (++rows % COMMIT_EVERY == 0 && (exec(db, "COMMIT") || exec(db, "BEGIN")))
-                goto out;
         }
     }
+    if (cc_store_begin(st) != CC_OK)
+        goto out;
+    in_tx = 1;
+    if (cc_stmt_prepare(st,
+                        "INSERT INTO locations (customer_id, name, created_at) SELECT id,"
+                        " 'Bench warehouse', 0 FROM users WHERE email = 'bench@example.com'"
+                        " RETURNING id",
+                        &s) == CC_OK)
+        loc = returning_id(s);
+    else
+        cc_stmt_release(s);
+    s = NULL;
+    if (loc <= 0)
+        goto out;
+    end_ms = cc_now_ms() / 60000 * 60000;
+    from_ms = end_ms - SPAN_MS;
+    if (load(st, loc, from_ms, end_ms, &rows) != 0)
+        goto out;
     fprintf(stderr, "bench_query: %lld readings in %.1f s; rollups...\n", (long long)rows,
             (now_ms_f() - t0) / 1e3);
-    if (cc_store_rollup_rebuild(db, 0) != CC_OK)
+    if (rebuild_rollups(st, from_ms, end_ms) || exec(st, "UPDATE bench_meta SET complete = 1"))
         goto out;
-    if (exec(db, "UPDATE bench_meta SET complete = 1") || exec(db, "COMMIT") ||
-        exec(db, "ANALYZE") || exec(db, "PRAGMA journal_mode = WAL"))
+    in_tx = 0;
+    if (cc_store_commit(st) != CC_OK || exec(st, "ANALYZE") ||
+        exec(st, "PRAGMA journal_mode = WAL"))
         goto out;
     fprintf(stderr, "bench_query: built %s in %.1f s\n", path, (now_ms_f() - t0) / 1e3);
     rc = 0;
 out:
-    sqlite3_finalize(ins);
-    cc_db_close(db);
+    if (in_tx)
+        cc_store_rollback(st);
+    cc_store_close(st);
     return rc;
-}
-
-/* The first column of sql's first row through the store (either dialect), or -1. */
-static int64_t store_int(struct cc_store *st, const char *sql)
-{
-    struct cc_stmt *s = NULL;
-    int64_t v = -1;
-
-    if (cc_stmt_prepare(st, sql, &s) == CC_OK && cc_stmt_step(s) == CC_ROW)
-        v = cc_stmt_column_int64(s, 0);
-    cc_stmt_release(s);
-    return v;
 }
 
 /* Gives the bench user a password, for bench_query.sh's HTTP runs. */

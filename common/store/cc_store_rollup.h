@@ -10,7 +10,6 @@
 #define CC_STORE_ROLLUP_H
 
 #include <stdint.h>
-#include <sqlite3.h>
 
 #include "cc_rollup_math.h"
 #include "cc_store.h"
@@ -36,7 +35,10 @@ void cc_rollup_batch_clear(struct cc_rollup_batch *b);
  * cell when cell_id is 0. Rows of buckets with no raw reading are left alone, but a
  * bucket that retention has thinned is rewritten from what is left: use it after bulk
  * loads, not on old data. The caller holds a write transaction. CC_OK or CC_ERR_DB. */
-int cc_store_rollup_rebuild(sqlite3 *db, int64_t cell_id);
+/* struct sqlite3, not sqlite3.h: sqlite3.h's typedef names the same type, and a caller that
+ * only rebuilds spans (bench_query) then includes no database header (issue 14). */
+struct sqlite3;
+int cc_store_rollup_rebuild(struct sqlite3 *db, int64_t cell_id);
 /* Rewrites one cell's rollups over the half-hours covering from_ts..to_ts from the raw
  * readings left there (after a device and its readings were deleted), on SQLite or
  * PostgreSQL (cc_dbi.h): the terms are computed in C as on the ingest path, so the rows

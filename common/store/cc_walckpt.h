@@ -21,8 +21,9 @@
 #ifndef CC_WALCKPT_H
 #define CC_WALCKPT_H
 
-#include <sqlite3.h>
-
+/* struct sqlite3 (sqlite3.h's typedef names the same type), not the header: ingestd
+ * includes this one and otherwise no database header (issue 14). */
+struct sqlite3;
 struct cc_gate;
 struct cc_walckpt;
 
@@ -44,7 +45,7 @@ struct cc_walckpt_stats {
 int cc_walckpt_start(const char *db_path, int step, int restart, int limit, struct cc_gate *gate,
                      struct cc_walckpt **out);
 /* Replaces db's automatic checkpoint by a signal to c. c must outlive db. */
-void cc_walckpt_attach(struct cc_walckpt *c, sqlite3 *db);
+void cc_walckpt_attach(struct cc_walckpt *c, struct sqlite3 *db);
 /* Stops the thread (after the run in progress) and closes its connection. NULL is fine. */
 void cc_walckpt_stop(struct cc_walckpt *c);
 void cc_walckpt_get_stats(struct cc_walckpt *c, struct cc_walckpt_stats *out);
