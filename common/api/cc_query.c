@@ -29,16 +29,9 @@ struct eng {
     int prev_out;
 };
 
-static int64_t floor_to(int64_t ts, int64_t unit)
-{
-    int64_t r = ts % unit;
-
-    return r < 0 ? ts - r - unit : ts - r;
-}
-
 static int64_t ceil_to(int64_t ts, int64_t unit)
 {
-    int64_t f = floor_to(ts, unit);
+    int64_t f = cc_rollup_bucket(ts, unit);
 
     return f == ts ? ts : f + unit;
 }
@@ -54,7 +47,7 @@ static int eng_add(struct eng *e, int64_t t_ms, double mn, double mx, int64_t co
 {
     struct cc_query_result *res = e->res;
     struct cc_query_stats *s = &res->stats;
-    int64_t bt = floor_to(t_ms, e->bucket_ms);
+    int64_t bt = cc_rollup_bucket(t_ms, e->bucket_ms);
     struct cc_query_bucket *b;
 
     if (count <= 0)
@@ -646,12 +639,13 @@ int cc_query_readings(struct cc_store *st, int64_t cell_id, const struct cc_quer
     if (rc != CC_OK)
         goto fail;
     r0 = ceil_to(rg->from_ms, CC_ROLLUP_BUCKET_MS);
-    r1 = floor_to(rg->to_ms, CC_ROLLUP_BUCKET_MS);
+    r1 = cc_rollup_bucket(rg->to_ms, CC_ROLLUP_BUCKET_MS);
     if (r0 >= r1) {
         rc = eng_raw(st, &e, cell_id, rg->from_ms, rg->to_ms);
     } else {
         /* Half hours only where the series buckets hold whole half hours. */
-        int64_t c0 = ceil_to(r0, CC_ROLLUP_COARSE_MS), c1 = floor_to(r1, CC_ROLLUP_COARSE_MS);
+        int64_t c0 = ceil_to(r0, CC_ROLLUP_COARSE_MS),
+                c1 = cc_rollup_bucket(r1, CC_ROLLUP_COARSE_MS);
 
         if (rg->bucket_ms % CC_ROLLUP_COARSE_MS != 0 || c0 >= c1)
             c0 = c1 = r1;

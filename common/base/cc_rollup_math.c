@@ -8,6 +8,13 @@
 
 typedef unsigned __int128 u128;
 
+int64_t cc_rollup_bucket(int64_t ts, int64_t unit)
+{
+    int64_t r = ts % unit;
+
+    return r < 0 ? ts - r - unit : ts - r;
+}
+
 int64_t cc_query_temp_q(double t)
 {
     /* |t| <= 150 after validation: |t * 2^20| < 2^28, exact and far from overflow. */

@@ -22,6 +22,8 @@
 #define CC_MKT_DH_R_K 10000.0         /* ΔH/R of USP <1160>, kelvin */
 #define CC_KELVIN_OFFSET 273.15       /* °C -> K */
 
+/* The bucket of ts (epoch ms): ts floored to a multiple of unit (> 0), also below 1970. */
+int64_t cc_rollup_bucket(int64_t ts, int64_t unit);
 /* Rollup terms of one temperature (°C). Pure; the same value on every path. */
 int64_t cc_query_temp_q(double t);
 /* The MKT term of t as two limbs: hi * 2^62 + lo, lo < 2^62; 0 for a non-finite t or

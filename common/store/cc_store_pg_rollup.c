@@ -79,14 +79,6 @@ struct acc {
     u128 mkt;
 };
 
-/* The bucket of ts: floor to a multiple of unit. */
-static int64_t bucket_of(int64_t ts, int64_t unit)
-{
-    int64_t r = ts % unit;
-
-    return r < 0 ? ts - r - unit : ts - r;
-}
-
 /* qsort's context: the rows the indexes point into (one thread per store). */
 static _Thread_local const struct cc_store_row *sort_rows;
 
@@ -95,8 +87,8 @@ static int by_bucket(const void *pa, const void *pb)
 {
     size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
     const struct cc_store_row *x = &sort_rows[a], *y = &sort_rows[b];
-    int64_t bx = bucket_of(x->r->ts_ms, CC_ROLLUP_BUCKET_MS);
-    int64_t by = bucket_of(y->r->ts_ms, CC_ROLLUP_BUCKET_MS);
+    int64_t bx = cc_rollup_bucket(x->r->ts_ms, CC_ROLLUP_BUCKET_MS);
+    int64_t by = cc_rollup_bucket(y->r->ts_ms, CC_ROLLUP_BUCKET_MS);
 
     if (x->dev->cold_cell_id != y->dev->cold_cell_id)
         return x->dev->cold_cell_id < y->dev->cold_cell_id ? -1 : 1;
@@ -158,7 +150,8 @@ static void sum_buckets(const struct cc_store_row *rows, const size_t *idx, size
     for (size_t i = 0; i < n; i++) {
         const struct cc_store_row *r = &rows[idx[i]];
         double t = r->r->temperature;
-        int64_t cell = r->dev->cold_cell_id, bk = bucket_of(r->r->ts_ms, CC_ROLLUP_BUCKET_MS);
+        int64_t cell = r->dev->cold_cell_id,
+                bk = cc_rollup_bucket(r->r->ts_ms, CC_ROLLUP_BUCKET_MS);
         uint64_t hi, lo;
         struct acc one = {.cell = cell,
                           .min = t,
@@ -178,7 +171,7 @@ static void sum_buckets(const struct cc_store_row *rows, const size_t *idx, size
         acc_merge(&fine[*nf - 1], &one, bk, fresh);
     }
     for (size_t i = 0; i < *nf; i++) {
-        int64_t bk = bucket_of(fine[i].bucket, CC_ROLLUP_COARSE_MS);
+        int64_t bk = cc_rollup_bucket(fine[i].bucket, CC_ROLLUP_COARSE_MS);
         int fresh =
             *nc == 0 || coarse[*nc - 1].cell != fine[i].cell || coarse[*nc - 1].bucket != bk;
 

@@ -15,14 +15,6 @@
 
 typedef unsigned __int128 u128;
 
-/* The bucket of ts: floor to a multiple of unit. */
-static int64_t bucket_of(int64_t ts, int64_t unit)
-{
-    int64_t r = ts % unit;
-
-    return r < 0 ? ts - r - unit : ts - r;
-}
-
 /* One reading into a bucket. The MKT sum is two 62-bit limbs: lo + lo' < 2^63 never
  * overflows, and its carry goes to hi. SQLite evaluates every right-hand side on the
  * old row, so mkt_hi sees the old mkt_lo. */
@@ -220,11 +212,11 @@ int cc_rollup_batch_add(struct cc_store *st, struct cc_rollup_batch *b, int64_t 
 
     cc_query_mkt_q(t, &hi, &lo);
     m = ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo;
-    rc = table_add(st, &b->t5, merge_5m_sql, cell_id, bucket_of(ts_ms, CC_ROLLUP_BUCKET_MS), ts_ms,
-                   t, q, m);
+    rc = table_add(st, &b->t5, merge_5m_sql, cell_id, cc_rollup_bucket(ts_ms, CC_ROLLUP_BUCKET_MS),
+                   ts_ms, t, q, m);
     if (rc == CC_OK)
-        rc = table_add(st, &b->t30, merge_30m_sql, cell_id, bucket_of(ts_ms, CC_ROLLUP_COARSE_MS),
-                       ts_ms, t, q, m);
+        rc = table_add(st, &b->t30, merge_30m_sql, cell_id,
+                       cc_rollup_bucket(ts_ms, CC_ROLLUP_COARSE_MS), ts_ms, t, q, m);
     return rc;
 }
 
@@ -267,7 +259,8 @@ static int rebuild(sqlite3 *db, int64_t cell_id, int64_t from_ts, int64_t to_ts)
         int64_t cell = sqlite3_column_int64(sel, 0);
         int64_t ts = sqlite3_column_int64(sel, 1);
         double t = sqlite3_column_double(sel, 2);
-        int64_t b5 = bucket_of(ts, CC_ROLLUP_BUCKET_MS), b30 = bucket_of(ts, CC_ROLLUP_COARSE_MS);
+        int64_t b5 = cc_rollup_bucket(ts, CC_ROLLUP_BUCKET_MS),
+                b30 = cc_rollup_bucket(ts, CC_ROLLUP_COARSE_MS);
         uint64_t hi, lo;
         u128 m;
 
@@ -365,8 +358,8 @@ int cc_store_rollup_rebuild_span(struct cc_store *st, int64_t cell_id, int64_t f
         "INSERT INTO readings_30m (cold_cell_id, bucket_ts, min_temp, max_temp, count, sum_q,"
         " mkt_hi, mkt_lo, first_ts, last_ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     /* Whole half-hours, so every five-minute bucket inside is rewritten too. */
-    int64_t lo = bucket_of(from_ts, CC_ROLLUP_COARSE_MS);
-    int64_t hi = bucket_of(to_ts, CC_ROLLUP_COARSE_MS) + CC_ROLLUP_COARSE_MS;
+    int64_t lo = cc_rollup_bucket(from_ts, CC_ROLLUP_COARSE_MS);
+    int64_t hi = cc_rollup_bucket(to_ts, CC_ROLLUP_COARSE_MS) + CC_ROLLUP_COARSE_MS;
     const char *dels[2] = {del5_sql, del30_sql};
     struct acc a5 = {0}, a30 = {0};
     struct cc_stmt *sel = NULL;
@@ -401,7 +394,8 @@ int cc_store_rollup_rebuild_span(struct cc_store *st, int64_t cell_id, int64_t f
     while (rc == CC_OK && (rc = cc_stmt_step(sel)) == CC_ROW) {
         int64_t ts = cc_stmt_column_int64(sel, 0);
         double t = cc_stmt_column_double(sel, 1);
-        int64_t b5 = bucket_of(ts, CC_ROLLUP_BUCKET_MS), b30 = bucket_of(ts, CC_ROLLUP_COARSE_MS);
+        int64_t b5 = cc_rollup_bucket(ts, CC_ROLLUP_BUCKET_MS),
+                b30 = cc_rollup_bucket(ts, CC_ROLLUP_COARSE_MS);
         uint64_t mhi, mlo;
 
         rc = CC_OK;
