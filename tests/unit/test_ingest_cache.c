@@ -11,44 +11,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "cc_db.h"
 #include "cc_ingest.h"
 #include "cc_ingest_cache.h"
 #include "cc_rc.h"
 #include "cc_store.h"
-#include "cc_store_sqlite.h"
 
 #define T0 1764135900000LL
 #define S 1000LL
 
-struct fixture {
-    char path[64];
-    struct cc_store *st;    /* the writer's connection, cache on */
-    struct cc_store *other; /* everyone else's */
+#include "fixture.h"
+
+struct icfx {
+    struct fixture db;      /* the writer's connection (db.st), cache on */
+    struct cc_store *other; /* everyone else's, on the same file */
     int64_t ts;             /* the next reading's ts */
 };
 
 static void exec_ok(struct cc_store *st, const char *sql)
 {
-    char *msg = NULL;
-
-    if (sqlite3_exec(cc_store_db(st), sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
+    assert_int_equal(fixture_exec(st, sql), CC_OK);
 }
 
+/* The one integer the query answers. */
 static int64_t q(struct cc_store *st, const char *sql)
 {
-    sqlite3_stmt *stmt = NULL;
-    int64_t v;
+    int64_t v = -1;
 
-    assert_int_equal(sqlite3_prepare_v2(cc_store_db(st), sql, -1, &stmt, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-    v = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
+    assert_int_equal(fixture_int(st, sql, &v), CC_OK);
     return v;
 }
 
@@ -64,21 +56,12 @@ static const char seed[] =
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    int fd;
+    struct icfx *f = calloc(1, sizeof *f);
 
-    if (f == NULL)
+    if (f == NULL || fixture_open(&f->db, FIXTURE_FILE, 0, seed) != CC_OK ||
+        cc_ingest_cache_enable(f->db.st) != CC_OK ||
+        cc_store_open(f->db.path, 0, &f->other) != CC_OK)
         return -1;
-    snprintf(f->path, sizeof f->path, "/tmp/cc-test-icache-XXXXXX");
-    fd = mkstemp(f->path);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    unlink(f->path);
-    if (cc_store_open(f->path, CC_DB_CREATE | CC_DB_MIGRATE, &f->st) != CC_OK ||
-        cc_ingest_cache_enable(f->st) != CC_OK || cc_store_open(f->path, 0, &f->other) != CC_OK)
-        return -1;
-    exec_ok(f->st, seed);
     f->ts = T0;
     *state = f;
     return 0;
@@ -86,18 +69,17 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
+    struct icfx *f = *state;
 
-    cc_store_close(f->st);
     cc_store_close(f->other);
-    cc_db_remove_files(f->path);
+    fixture_close(&f->db);
     free(f);
     return 0;
 }
 
 /* One reading of serial at temp in a transaction of its own (ingestd's writer's shape);
  * commit 0 rolls it back instead. The message's result. */
-static struct cc_ingest_result reading_tx(struct fixture *f, const char *serial, double temp,
+static struct cc_ingest_result reading_tx(struct icfx *f, const char *serial, double temp,
                                           int commit)
 {
     char topic[96], payload[96];
@@ -110,16 +92,16 @@ static struct cc_ingest_result reading_tx(struct fixture *f, const char *serial,
     m.payload = payload;
     m.len = strlen(payload);
     m.received_at = f->ts;
-    assert_int_equal(cc_store_begin(f->st), CC_OK);
-    assert_int_equal(cc_ingest_batch(f->st, &m, 1), CC_OK);
+    assert_int_equal(cc_store_begin(f->db.st), CC_OK);
+    assert_int_equal(cc_ingest_batch(f->db.st, &m, 1), CC_OK);
     if (commit)
-        assert_int_equal(cc_store_commit(f->st), CC_OK);
+        assert_int_equal(cc_store_commit(f->db.st), CC_OK);
     else
-        cc_store_rollback(f->st);
+        cc_store_rollback(f->db.st);
     return m.res;
 }
 
-static void reading(struct fixture *f, const char *serial, double temp)
+static void reading(struct icfx *f, const char *serial, double temp)
 {
     struct cc_ingest_result res = reading_tx(f, serial, temp, 1);
 
@@ -127,15 +109,15 @@ static void reading(struct fixture *f, const char *serial, double temp)
     cc_ingest_result_clear(&res);
 }
 
-static int64_t active(struct fixture *f)
+static int64_t active(struct icfx *f)
 {
-    return q(f->st, "SELECT count(*) FROM alerts WHERE status = 'ACTIVE'");
+    return q(f->db.st, "SELECT count(*) FROM alerts WHERE status = 'ACTIVE'");
 }
 
 /* apid lowers the maximum: the next reading, in range before, raises HIGH_TEMP. */
 static void threshold_change_seen_at_once(void **state)
 {
-    struct fixture *f = *state;
+    struct icfx *f = *state;
 
     reading(f, "SN-F", 5.0);
     reading(f, "SN-F", 5.0); /* served from the cache */
@@ -148,19 +130,19 @@ static void threshold_change_seen_at_once(void **state)
 /* The device goes to another cell: its next reading is stored under that cell. */
 static void device_move_seen_at_once(void **state)
 {
-    struct fixture *f = *state;
+    struct icfx *f = *state;
 
     reading(f, "SN-F", 5.0);
     exec_ok(f->other, "UPDATE devices SET cold_cell_id = 4 WHERE id = 7");
     reading(f, "SN-F", 5.0);
-    assert_int_equal(q(f->st, "SELECT count(*) FROM readings WHERE cold_cell_id = 4"), 1);
+    assert_int_equal(q(f->db.st, "SELECT count(*) FROM readings WHERE cold_cell_id = 4"), 1);
 }
 
 /* ingestd's jobs raise SENSOR_ERROR (the device went silent): the next reading, a sign
  * of life, resolves it. */
 static void alert_raised_elsewhere_seen_at_once(void **state)
 {
-    struct fixture *f = *state;
+    struct icfx *f = *state;
 
     reading(f, "SN-F", 5.0);
     exec_ok(f->other, "INSERT INTO alerts (cold_cell_id, device_id, type, status, message,"
@@ -174,14 +156,14 @@ static void alert_raised_elsewhere_seen_at_once(void **state)
 /* The device is deleted and its serial provisioned again: the new row, not the old id. */
 static void device_replaced_seen_at_once(void **state)
 {
-    struct fixture *f = *state;
+    struct icfx *f = *state;
 
     reading(f, "SN-F", 5.0);
     exec_ok(f->other, "DELETE FROM devices WHERE id = 7;"
                       "INSERT INTO devices (id, serial_number, cold_cell_id, api_key_hash,"
                       " api_key_prefix, created_at) VALUES (70, 'SN-F', 4, 'h', 'p', 0)");
     reading(f, "SN-F", 5.0);
-    assert_int_equal(q(f->st, "SELECT count(*) FROM readings WHERE device_id = 70"), 1);
+    assert_int_equal(q(f->db.st, "SELECT count(*) FROM readings WHERE device_id = 70"), 1);
 }
 
 /* A transaction with a newer reading is rolled back: a reading older than that one but
@@ -189,7 +171,7 @@ static void device_replaced_seen_at_once(void **state)
  * the rollback undid, which would make this one late). */
 static void rollback_forgotten(void **state)
 {
-    struct fixture *f = *state;
+    struct icfx *f = *state;
     struct cc_ingest_result res;
 
     reading(f, "SN-F", 5.0);
@@ -208,7 +190,7 @@ static void rollback_forgotten(void **state)
  * device, and the newest reading each one's (a late reading would be judged otherwise). */
 static void past_the_bound(void **state)
 {
-    struct fixture *f = *state;
+    struct icfx *f = *state;
     const int n = CC_INGEST_CACHE_DEVICES + 100;
     char sql[160];
 
@@ -230,7 +212,7 @@ static void past_the_bound(void **state)
         assert_non_null(m);
         assert_non_null(topic);
         snprintf(payload, sizeof payload, payload_fmt, (long long)(T0 + round * S));
-        assert_int_equal(cc_store_begin(f->st), CC_OK);
+        assert_int_equal(cc_store_begin(f->db.st), CC_OK);
         for (int d = 0; d < n; d++) {
             snprintf(topic[d], sizeof topic[d], "devices/B-%d/readings", d);
             m[d].topic = topic[d];
@@ -238,21 +220,21 @@ static void past_the_bound(void **state)
             m[d].len = strlen(payload);
             m[d].received_at = T0;
         }
-        assert_int_equal(cc_ingest_batch(f->st, m, (size_t)n), CC_OK);
+        assert_int_equal(cc_ingest_batch(f->db.st, m, (size_t)n), CC_OK);
         for (int d = 0; d < n; d++) {
             assert_int_equal(m[d].res.accepted, 1);
             cc_ingest_result_clear(&m[d].res);
         }
-        assert_int_equal(cc_store_commit(f->st), CC_OK);
+        assert_int_equal(cc_store_commit(f->db.st), CC_OK);
         free(m);
         free(topic);
     }
-    assert_int_equal(q(f->st, "SELECT count(*) FROM readings r JOIN devices d"
-                              " ON d.id = r.device_id AND d.serial_number LIKE 'B-%'"),
+    assert_int_equal(q(f->db.st, "SELECT count(*) FROM readings r JOIN devices d"
+                                 " ON d.id = r.device_id AND d.serial_number LIKE 'B-%'"),
                      2 * (int64_t)n);
-    assert_int_equal(q(f->st, "SELECT count(*) FROM devices WHERE serial_number LIKE 'B-%'"
-                              " AND newest_ts = " /* the second round's */
-                              "1764135901000"),
+    assert_int_equal(q(f->db.st, "SELECT count(*) FROM devices WHERE serial_number LIKE 'B-%'"
+                                 " AND newest_ts = " /* the second round's */
+                                 "1764135901000"),
                      n);
 }
 
