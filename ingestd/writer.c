@@ -15,6 +15,7 @@
 #include "cc_errcap.h"
 #include "cc_error.h"
 #include "cc_ingest.h"
+#include "cc_ingest_cache.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_store.h"
@@ -387,6 +388,8 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
     rc = errcap_new(cfg, &w->errcap);
     if (rc == CC_OK)
         rc = cc_store_open(cfg->db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, &w->st);
+    if (rc == CC_OK) /* this connection writes devices, cells and alerts only by ingesting */
+        rc = cc_ingest_cache_enable(w->st);
     if (rc == CC_OK) {
         cc_store_set_gate(w->st, gate);
         if (ckpt != NULL)

@@ -12,6 +12,9 @@
  * MQTT); the notifications, with no other channel here, are settled in the same passes and
  * their cost is in the figure. Prints "bench:" lines; asserts nothing. Usage: bench_alerts
  * [readings].
+ * BENCH_ALERT_PLAIN_ONLY=1, for profiles of the plain path: the churn runs are left out.
+ * The store has the ingest cache on (cc_ingest_cache.h) as ingestd's writer has;
+ * BENCH_ALERT_NO_CACHE=1 leaves it off, to price it in the same binary.
  * BENCH_ALERT_SQL, for experiments: SQL run on each fresh database after the fixture (in
  * its transaction), e.g. "DROP INDEX alerts_cell_first" to price one index. */
 #include <stdio.h>
@@ -22,6 +25,7 @@
 
 #include "cc_db.h"
 #include "cc_ingest.h"
+#include "cc_ingest_cache.h"
 #include "cc_log.h"
 #include "cc_notify.h"
 #include "cc_rc.h"
@@ -128,7 +132,8 @@ static struct cc_store *setup(const char *path)
     }
     if (getenv("BENCH_ALERT_SQL") && exec(st, getenv("BENCH_ALERT_SQL")) != 0)
         goto fail;
-    if (exec(st, "COMMIT") == 0)
+    if (exec(st, "COMMIT") == 0 &&
+        (getenv("BENCH_ALERT_NO_CACHE") != NULL || cc_ingest_cache_enable(st) == CC_OK))
         return st;
 fail:
     cc_store_close(st);
@@ -180,8 +185,10 @@ int main(int argc, char **argv)
     int n = argc > 1 ? atoi(argv[1]) : 40000;
     const char *env = getenv("BENCH_ALERT_ROUNDS");
     int rounds = env != NULL ? atoi(env) : 3;
+    int kinds = getenv("BENCH_ALERT_PLAIN_ONLY") != NULL ? 1 : 2;
     char path[] = "/tmp/cc-bench-alerts-XXXXXX";
-    double plain[16], churn[16], plain_cpu[16], churn_cpu[16], deliver_us = -1, deliver_cpu = -1;
+    double plain[16] = {0}, churn[16] = {0}, plain_cpu[16] = {0}, churn_cpu[16] = {0};
+    double deliver_us = -1, deliver_cpu = -1;
     long published = 0;
     int fd;
 
@@ -199,7 +206,7 @@ int main(int argc, char **argv)
     }
     close(fd);
     for (int r = 0; r < rounds; r++) {
-        for (int c = 0; c < 2; c++) {
+        for (int c = 0; c < kinds; c++) {
             struct cc_store *st = setup(path);
             double cpu_us = 0;
             double us = st != NULL ? run(st, n, c, &cpu_us) : -1;

@@ -14,6 +14,7 @@
 
 #include "cc_alert.h"
 #include "cc_error.h"
+#include "cc_ingest_cache.h"
 #include "cc_rc.h"
 #include "cc_validate.h"
 
@@ -140,6 +141,13 @@ static int ingest_status(struct cc_store *st, const char *serial, const char *pa
     rc = cc_store_device_status(st, dev.id, online, firmware, received_at);
     if (rc == CC_ERR_NOT_FOUND)
         rc = CC_ERR_DB; /* looked up a moment ago in the same transaction */
+    if (rc == CC_OK) {
+        struct cc_ingest_cache *cache = cc_ingest_cache_for(st);
+        struct cc_ingest_cached *e = cache != NULL ? cc_ingest_cache_get(cache, serial) : NULL;
+
+        if (e != NULL) /* the engine reads no status, but the copy stays the row's */
+            strcpy(e->dev.status, online ? "ONLINE" : "OFFLINE");
+    }
     return rc;
 }
 
@@ -256,12 +264,111 @@ static int settle(struct ingest_msg_view *v, struct work *w, int found)
     return CC_OK;
 }
 
+/* cc_store_devices_by_serial through the cache: the serials it holds are answered from
+ * it, the others looked up in one call and added. */
+static int devices_lookup(struct cc_store *st, struct cc_ingest_cache *cache, const char **serials,
+                          size_t k, struct cc_device *devs, unsigned char *found)
+{
+    const char **miss;
+    size_t *at, nmiss = 0;
+    struct cc_device *mdevs;
+    unsigned char *mfound;
+    int rc = CC_ERR_NOMEM;
+
+    if (cache == NULL)
+        return cc_store_devices_by_serial(st, serials, k, devs, found);
+    miss = malloc(k * sizeof *miss);
+    at = malloc(k * sizeof *at);
+    mdevs = malloc(k * sizeof *mdevs);
+    mfound = malloc(k);
+    if (miss == NULL || at == NULL || mdevs == NULL || mfound == NULL)
+        goto out;
+    for (size_t i = 0; i < k; i++) {
+        const struct cc_ingest_cached *e = cc_ingest_cache_get(cache, serials[i]);
+
+        found[i] = e != NULL;
+        if (e != NULL) {
+            devs[i] = e->dev;
+        } else {
+            miss[nmiss] = serials[i];
+            at[nmiss++] = i;
+        }
+    }
+    rc = nmiss > 0 ? cc_store_devices_by_serial(st, miss, nmiss, mdevs, mfound) : CC_OK;
+    for (size_t j = 0; rc == CC_OK && j < nmiss; j++) {
+        found[at[j]] = mfound[j];
+        if (mfound[j]) {
+            devs[at[j]] = mdevs[j];
+            cc_ingest_cache_put(cache, &mdevs[j]);
+        }
+    }
+out:
+    free(miss);
+    free(at);
+    free(mdevs);
+    free(mfound);
+    return rc;
+}
+
+/* cc_alert_states_load through the cache: the states it holds are copied, the others
+ * loaded in one call. */
+static int states_load(struct cc_store *st, struct cc_ingest_cache *cache,
+                       const struct cc_device **devs, size_t n, struct cc_alert_state *out)
+{
+    const struct cc_device **miss;
+    size_t *at, nmiss = 0;
+    struct cc_alert_state *loaded;
+    int rc = CC_ERR_NOMEM;
+
+    if (cache == NULL)
+        return cc_alert_states_load(st, devs, n, out);
+    miss = malloc((n ? n : 1) * sizeof *miss);
+    at = malloc((n ? n : 1) * sizeof *at);
+    loaded = malloc((n ? n : 1) * sizeof *loaded);
+    if (miss == NULL || at == NULL || loaded == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const struct cc_ingest_cached *e = cc_ingest_cache_get(cache, devs[i]->serial);
+
+        if (e != NULL && e->has_state && e->dev.id == devs[i]->id) {
+            out[i] = e->state;
+        } else {
+            miss[nmiss] = devs[i];
+            at[nmiss++] = i;
+        }
+    }
+    rc = nmiss > 0 ? cc_alert_states_load(st, miss, nmiss, loaded) : CC_OK;
+    for (size_t j = 0; rc == CC_OK && j < nmiss; j++)
+        out[at[j]] = loaded[j];
+out:
+    free(miss);
+    free(at);
+    free(loaded);
+    return rc;
+}
+
+/* After a run stored: its devices as the run left them (newest reading, status, and the
+ * alert state of those whose state it loaded and applied readings to). */
+static void cache_keep(struct cc_ingest_cache *cache, const struct acc *accs, size_t nacc,
+                       const unsigned char *wants)
+{
+    for (size_t a = 0; a < nacc; a++) {
+        struct cc_ingest_cached *e = cc_ingest_cache_put(cache, &accs[a].cur);
+
+        strcpy(e->dev.status, "ONLINE"); /* as cc_store_devices_seen wrote it */
+        if (wants[a]) {
+            e->state = accs[a].state;
+            e->has_state = 1;
+        }
+    }
+}
+
 /* Stores the run v[0..k) (every message validated). CC_OK or CC_ERR_DB / CC_ERR_NOMEM. */
 static int store_run(struct cc_store *st, struct ingest_msg_view *v, struct work *ws, size_t k)
 {
     const char **serials = NULL;
     struct cc_device *devs = NULL;
-    unsigned char *found = NULL, *inserted = NULL;
+    unsigned char *found = NULL, *inserted = NULL, *wants = NULL;
     struct cc_store_row *rows = NULL;
     struct keyed *order = NULL;
     size_t *state_of = NULL;
@@ -269,6 +376,7 @@ static int store_run(struct cc_store *st, struct ingest_msg_view *v, struct work
     const struct cc_device **acc_devs = NULL;
     struct cc_store_seen *seen = NULL;
     size_t nrows = 0, nacc = 0, nstate = 0;
+    struct cc_ingest_cache *cache = cc_ingest_cache_for(st);
     int rc = CC_ERR_NOMEM;
 
     serials = malloc(k * sizeof *serials);
@@ -283,7 +391,7 @@ static int store_run(struct cc_store *st, struct ingest_msg_view *v, struct work
         goto out;
     for (size_t i = 0; i < k; i++)
         serials[i] = v[i].serial;
-    rc = cc_store_devices_by_serial(st, serials, k, devs, found);
+    rc = devices_lookup(st, cache, serials, k, devs, found);
     if (rc != CC_OK)
         goto out;
     for (size_t i = 0; i < k; i++) {
@@ -337,7 +445,7 @@ static int store_run(struct cc_store *st, struct ingest_msg_view *v, struct work
         goto out;
 
     /* The alert state of every device with a new reading. */
-    unsigned char *wants = calloc(nacc ? nacc : 1, 1);
+    wants = calloc(nacc ? nacc : 1, 1);
     if (wants == NULL) {
         rc = CC_ERR_NOMEM;
         goto out;
@@ -348,7 +456,6 @@ static int store_run(struct cc_store *st, struct ingest_msg_view *v, struct work
                 wants[ws[i].acc] = 1;
     struct cc_alert_state *states = malloc((nacc ? nacc : 1) * sizeof *states);
     if (states == NULL) {
-        free(wants);
         rc = CC_ERR_NOMEM;
         goto out;
     }
@@ -358,12 +465,11 @@ static int store_run(struct cc_store *st, struct ingest_msg_view *v, struct work
             acc_devs[nstate++] = &accs[a].cur;
         }
     }
-    rc = cc_alert_states_load(st, acc_devs, nstate, states);
+    rc = states_load(st, cache, acc_devs, nstate, states);
     for (size_t a = 0; rc == CC_OK && a < nacc; a++)
         if (wants[a])
             accs[a].state = states[state_of[a]];
     free(states);
-    free(wants);
     if (rc != CC_OK)
         goto out;
 
@@ -412,7 +518,11 @@ static int store_run(struct cc_store *st, struct ingest_msg_view *v, struct work
         seen[a].locked_tx = accs[a].cur.locked_tx;
     }
     rc = cc_store_devices_seen(st, seen, nacc);
+    if (rc == CC_OK && cache != NULL)
+        cache_keep(cache, accs, nacc, wants);
 out:
+    if (rc != CC_OK && cache != NULL)
+        cc_ingest_cache_clear(cache); /* it may hold what the rollback will undo */
     if (rc != CC_OK && rc != CC_ERR_NOMEM)
         rc = CC_ERR_DB; /* the alert engine, a device row gone mid-transaction: roll back */
     free(serials);
@@ -425,6 +535,7 @@ out:
     free(accs);
     free(acc_devs);
     free(seen);
+    free(wants);
     return rc;
 }
 

@@ -81,6 +81,8 @@ void cc_store_close(struct cc_store *st)
     cc_sql_cache_free(st->sql_cache); /* its statements before their connection */
     cc_dbi_cache_free(st);
     cc_rollup_batch_free(st->rollups);
+    if (st->attachment_free != NULL)
+        st->attachment_free(st->attachment);
     if (st->dialect == CC_DIALECT_PG)
         cc_dbi_pg_close(st->pg);
     else
@@ -223,6 +225,48 @@ void cc_store_stmt_done(sqlite3_stmt *stmt)
     }
 }
 
+int cc_store_stamp(struct cc_store *st, struct cc_store_stamp *out)
+{
+    static const char sql[] = "PRAGMA data_version";
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (st->dialect != CC_DIALECT_SQLITE || cc_store_tx_id(st) == 0)
+        return CC_ERR_INTERNAL;
+    out->rollbacks = st->rollbacks;
+    if (st->stamp_tx == st->tx_seq) {
+        /* Read in this transaction already: its write lock lets no one commit since. */
+        out->data_version = st->stamp_data_version;
+        return CC_OK;
+    }
+    rc = cc_store_stmt(st, sql, &stmt);
+    if (rc != CC_OK)
+        return rc;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        out->data_version = sqlite3_column_int64(stmt, 0);
+        st->stamp_data_version = out->data_version;
+        st->stamp_tx = st->tx_seq;
+    } else {
+        cc_log_error("db_step_failed", "%s: %s", sql, sqlite3_errmsg(st->db));
+        rc = CC_ERR_DB;
+    }
+    cc_store_stmt_done(stmt);
+    return rc;
+}
+
+void cc_store_set_attachment(struct cc_store *st, void *obj, void (*free_fn)(void *))
+{
+    if (st->attachment_free != NULL)
+        st->attachment_free(st->attachment);
+    st->attachment = obj;
+    st->attachment_free = free_fn;
+}
+
+void *cc_store_attachment(struct cc_store *st)
+{
+    return st->attachment;
+}
+
 void cc_store_set_gate(struct cc_store *st, struct cc_gate *gate)
 {
     st->gate = gate;
@@ -265,6 +309,8 @@ int cc_store_begin(struct cc_store *st)
 {
     int rc;
 
+    if (st->in_tx)
+        st->rollbacks++; /* the last one never came to commit or rollback: count it lost */
     if (st->gate != NULL && !st->in_gate) {
         cc_gate_enter(st->gate);
         st->in_gate = 1;
@@ -294,8 +340,10 @@ int cc_store_commit(struct cc_store *st)
 
     /* A failed COMMIT may leave the transaction open: end it here, so the gate is
      * never held past this call whatever the caller does next. */
-    if (rc != CC_OK)
+    if (rc != CC_OK) {
+        st->rollbacks++;
         tx_rollback(st);
+    }
     gate_leave(st);
     return rc;
 }
@@ -331,6 +379,7 @@ void cc_store_rollback(struct cc_store *st)
 {
     if (st->rollups != NULL)
         cc_rollup_batch_clear(st->rollups);
+    st->rollbacks++;
     st->in_tx = 0;
     tx_rollback(st);
     gate_leave(st);

@@ -111,6 +111,25 @@ int cc_store_in_transaction(struct cc_store *st);
  * hands out again (1, 2, ...); 0 outside one (or in one begun otherwise). */
 uint64_t cc_store_tx_id(struct cc_store *st);
 
+/* What may have changed rows behind the back of a cache kept across transactions (the
+ * ingest engine's, cc_ingest_cache.h): data_version is SQLite's PRAGMA data_version, which
+ * moves whenever ANOTHER connection (of any process) commits; rollbacks counts this store's
+ * transactions that ended without committing (cc_store_rollback, a failed commit), whose
+ * changes a cache may have copied. Two stamps equal: nothing but this store's own committed
+ * or still open writes happened between them. */
+struct cc_store_stamp {
+    int64_t data_version;
+    uint64_t rollbacks;
+};
+/* st's stamp, inside cc_store_begin's transaction on SQLite (which holds the write lock, so
+ * no other connection commits until it ends). CC_OK; CC_ERR_INTERNAL outside one or on
+ * PostgreSQL (no such number: other sessions commit while a transaction runs); CC_ERR_DB. */
+int cc_store_stamp(struct cc_store *st, struct cc_store_stamp *out);
+/* A slot for one object of the engine that lives as long as st (the ingest cache): st
+ * frees it with free_fn on close. Setting it again frees the one held. */
+void cc_store_set_attachment(struct cc_store *st, void *obj, void (*free_fn)(void *));
+void *cc_store_attachment(struct cc_store *st);
+
 struct cc_walckpt;
 /* Hands st's WAL checkpoints to the checkpointer thread ckpt (cc_walckpt.h), which must
  * outlive st. */

@@ -58,6 +58,11 @@ struct cc_store {
     int in_tx;
     uint64_t tx_seq; /* transactions cc_store_begin opened: the current one's cc_store_tx_id */
     struct cc_rollup_batch *rollups; /* allocated on the first reading of a transaction */
+    uint64_t rollbacks;              /* cc_store_stamp */
+    uint64_t stamp_tx;               /* the transaction stamp_data_version was read in */
+    int64_t stamp_data_version;
+    void *attachment; /* cc_store_set_attachment */
+    void (*attachment_free)(void *);
 };
 
 /* The first words of sql for a log line (never a value: they are bound, not in the text). */

@@ -51,6 +51,23 @@ int fixture_exec(struct cc_store *st, const char *sql)
     return rc;
 }
 
+int fixture_int(struct cc_store *st, const char *sql, int64_t *out)
+{
+    struct cc_stmt *s = NULL;
+    int rc = cc_stmt_prepare(st, sql, &s);
+
+    if (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+        *out = cc_stmt_column_int64(s, 0);
+        rc = CC_OK;
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_NOT_FOUND;
+    }
+    cc_stmt_release(s);
+    if (rc != CC_OK)
+        fprintf(stderr, "fixture_int: %s: %s\n", sql, cc_rc_code(rc));
+    return rc;
+}
+
 void fixture_close(struct fixture *fx)
 {
     char file[FIXTURE_DIR_MAX + 256];

@@ -8,6 +8,7 @@
 #define FIXTURE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cc_store.h"
 
@@ -30,6 +31,10 @@ int fixture_open(struct fixture *fx, unsigned flags, int store_flags, const char
 
 /* Runs sql (any number of statements) on st's connection: CC_OK or CC_ERR_DB (printed). */
 int fixture_exec(struct cc_store *st, const char *sql);
+
+/* The first column of the first row sql answers, as an integer: CC_OK, CC_ERR_NOT_FOUND (no
+ * row) or the statement's code (printed). */
+int fixture_int(struct cc_store *st, const char *sql, int64_t *out);
 
 /* Closes fx->st unless NULL (a test that closed it itself sets it NULL), then removes every
  * file in the temporary directory and the directory. A zeroed fixture is a no-op. */
