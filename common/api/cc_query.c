@@ -630,15 +630,16 @@ static void plan_init(struct plan *p, struct cc_store *st, int64_t cell_id,
     level_init(&p->tail_raw, st, raw_tail_sql, cell_id, r1, rg->to_ms, 3, 0, 0);
 }
 
-/* On PostgreSQL, sends every statement that needs no other's rows ahead, the half hours
+/* On PostgreSQL, sends the statements that need no other's rows ahead, the half hours
  * first (their detail waits for them): one round trip for all, and the server works on
- * the rest while the client reads the half hours (docs/queries.md). The raw rows of the
- * ends' straddling five minutes go too, needed or not: a statement that finds no
- * straddling bucket costs the server less than a round trip of its own. */
+ * the rest while the client reads the half hours (docs/queries.md). Not the raw rows of
+ * the ends' straddling five minutes: a cell that holds its temperature needs none, and
+ * planning that statement (a LATERAL over readings' partitions) cost the server more than
+ * the round trip it saves when it is needed (it then runs on its own, as before). */
 static int plan_send(const struct eng *e, struct plan *p)
 {
-    struct level *order[] = {&p->halves.coarse, &p->head_raw,  &p->head_5m, &p->head_fine,
-                             &p->tail_5m,       &p->tail_fine, &p->tail_raw};
+    struct level *order[] = {&p->halves.coarse, &p->head_raw, &p->head_5m, &p->tail_5m,
+                             &p->tail_raw};
     int rc = CC_OK;
 
     if (cc_store_dialect(p->head_raw.st) != CC_DIALECT_PG)

@@ -37,7 +37,11 @@
 /* A parameter's copy larger than this is freed at release instead of kept for the next
  * execution, so that one large value does not stay pinned for the store's life. */
 #define CC_DBI_PG_KEEP_BYTES 256
-#define PG_NAME_LEN 16              /* "s" + a 32-bit counter + NUL */
+#define PG_NAME_LEN 16 /* "s" + a 32-bit counter + NUL */
+/* Columns whose type and format a result keeps at hand (take_result): every read of a
+ * column checks both, and asking libpq each time cost more than the decoding (the 30-day
+ * query reads ~15,000 values). Columns past it ask libpq. */
+#define PG_COLS_KEPT 16
 #define CC_PG_CONNECT_TIMEOUT_S "5" /* seconds (libpq's connect_timeout) unless the URL says */
 
 struct cc_stmt_pg {
@@ -55,6 +59,9 @@ struct cc_stmt_pg {
     int blob_col;
     int binary; /* resultFormat of this execution: 1 binary (cc_stmt_set_binary_results) */
     enum { PG_IDLE, PG_SENT, PG_ARRIVED, PG_ROWS } state; /* this execution's */
+    int ncols;                                            /* of res, PG_ROWS */
+    unsigned coltype[PG_COLS_KEPT];                       /* PQftype of the first columns */
+    unsigned char colbin[PG_COLS_KEPT]; /* PQfformat of the first columns (1: binary) */
 };
 
 static int exec_on(PGconn *conn, const char *sql);
@@ -444,6 +451,11 @@ static int take_result(struct cc_stmt *s)
         return rc;
     }
     p->state = PG_ROWS;
+    p->ncols = PQnfields(p->res);
+    for (int c = 0; c < p->ncols && c < PG_COLS_KEPT; c++) {
+        p->coltype[c] = (unsigned)PQftype(p->res, c);
+        p->colbin[c] = PQfformat(p->res, c) == 1;
+    }
     p->nrows = status == PGRES_TUPLES_OK ? PQntuples(p->res) : 0;
     p->row = -1;
     tuples = PQcmdTuples(p->res); /* "" for a plain SELECT */
@@ -489,7 +501,7 @@ static const char *value(struct cc_stmt *s, int col)
 {
     struct cc_stmt_pg *p = s->pg;
 
-    if (p->res == NULL || p->row < 0 || p->row >= p->nrows || col < 0 || col >= PQnfields(p->res) ||
+    if (p->res == NULL || p->row < 0 || p->row >= p->nrows || col < 0 || col >= p->ncols ||
         PQgetisnull(p->res, p->row, col))
         return NULL;
     return PQgetvalue(p->res, p->row, col);
@@ -520,7 +532,15 @@ static int is_text_type(unsigned oid)
 /* Whether col of the current result came in binary format. */
 static int is_binary(const struct cc_stmt_pg *p, int col)
 {
-    return p->res != NULL && col >= 0 && col < PQnfields(p->res) && PQfformat(p->res, col) == 1;
+    if (p->res == NULL || col < 0 || col >= p->ncols)
+        return 0;
+    return col < PG_COLS_KEPT ? p->colbin[col] : PQfformat(p->res, col) == 1;
+}
+
+/* The type OID of col, a column of the current result. */
+static unsigned col_type(const struct cc_stmt_pg *p, int col)
+{
+    return col < PG_COLS_KEPT ? p->coltype[col] : (unsigned)PQftype(p->res, col);
 }
 
 /* Logs a binary column read as something it cannot be read as. */
@@ -530,7 +550,7 @@ static void bad_binary(const struct cc_stmt *s, int col, const char *why)
 
     cc_dbi_sql_head(s->sql, head, sizeof head);
     cc_log_error("db_column_type", "binary column %d (type oid %u) %s in: %s", col,
-                 (unsigned)PQftype(s->pg->res, col), why, head);
+                 col_type(s->pg, col), why, head);
 }
 
 /* The width a fixed-size number type has in binary format, 0 for any other type. */
@@ -565,7 +585,7 @@ enum cc_dbi_pg_num cc_dbi_pg_binary_number(struct cc_stmt *s, int col, int64_t *
 
     if (!is_binary(p, col))
         return CC_DBI_PG_TEXT;
-    oid = (unsigned)PQftype(p->res, col);
+    oid = col_type(p, col);
     if (is_text_type(oid))
         return CC_DBI_PG_TEXT; /* the same bytes as in text format: parsed as text */
     v = value(s, col);
@@ -625,7 +645,7 @@ const char *cc_dbi_pg_text(struct cc_stmt *s, int col)
 {
     const char *v = value(s, col);
 
-    if (v != NULL && is_binary(s->pg, col) && !is_text_type((unsigned)PQftype(s->pg->res, col))) {
+    if (v != NULL && is_binary(s->pg, col) && !is_text_type(col_type(s->pg, col))) {
         /* Binary bytes are not the text SQLite or a text result would give: refused. */
         bad_binary(s, col, "is not text");
         return NULL;
@@ -635,7 +655,7 @@ const char *cc_dbi_pg_text(struct cc_stmt *s, int col)
 
 int cc_dbi_pg_is_bool(struct cc_stmt *s, int col)
 {
-    return value(s, col) != NULL && PQftype(s->pg->res, col) == PG_BOOLOID;
+    return value(s, col) != NULL && col_type(s->pg, col) == PG_BOOLOID;
 }
 
 const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len)
@@ -647,7 +667,7 @@ const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len)
     if (v == NULL)
         return NULL;
     if (is_binary(p, col)) {
-        unsigned oid = (unsigned)PQftype(p->res, col);
+        unsigned oid = col_type(p, col);
 
         if (oid != PG_BYTEAOID && !is_text_type(oid)) {
             bad_binary(s, col, "is not bytea or text");
@@ -656,7 +676,7 @@ const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len)
         *len = (size_t)PQgetlength(p->res, p->row, col); /* raw bytes, nothing to decode */
         return v;
     }
-    if (PQftype(p->res, col) != PG_BYTEAOID) {
+    if (col_type(p, col) != PG_BYTEAOID) {
         *len = (size_t)PQgetlength(p->res, p->row, col);
         return v; /* text read as bytes */
     }
@@ -690,6 +710,7 @@ void cc_dbi_pg_reset(struct cc_stmt *s)
     p->state = PG_IDLE;
     p->row = -1;
     p->nrows = 0;
+    p->ncols = 0;
     PQclear(p->res);
     p->res = NULL;
     PQfreemem(p->blob);
