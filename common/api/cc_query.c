@@ -192,19 +192,16 @@ static const char coarse_raw_sql[] =
     " OFFSET 0) r"
 
 /* fine_raw_sql on PostgreSQL. */
-#define FINE_RAW_PG_SQL                                                                            \
-    "SELECT r.ts, r.temperature FROM readings_5m f" PG_BUCKET_RAW(                                 \
-        "$6") " WHERE f.cold_cell_id = $1 AND f.bucket_ts >= $2 AND f.bucket_ts < $3"              \
-              " AND " STRADDLES("f") " ORDER BY r.ts, r.device_id"
-static const char fine_raw_pg_sql[] = FINE_RAW_PG_SQL;
+static const char fine_raw_pg_sql[] = "SELECT r.ts, r.temperature FROM readings_5m f" PG_BUCKET_RAW(
+    "$6") " WHERE f.cold_cell_id = $1 AND f.bucket_ts >= $2 AND f.bucket_ts < $3"
+          " AND " STRADDLES("f") " ORDER BY r.ts, r.device_id";
 
-/* On PostgreSQL a query sends its statements ahead, all lent at once (cc_query_readings):
- * the tail's are the head's texts at addresses of their own, so that each is a cached
- * statement of its own (cc_dbi.h keys the cache by address; a second lending of one text
- * would be prepared and planned anew each time). */
+/* On PostgreSQL a query sends the edges' statements ahead, head and tail lent at once
+ * (plan_send): the tail's are the head's texts at addresses of their own, so that each is
+ * a cached statement of its own (cc_dbi.h keys the cache by address; a second lending of
+ * one text would be prepared and planned anew each time). */
 static const char raw_tail_sql[] = RAW_SQL;
 static const char rollup_5m_tail_sql[] = ROLLUP_5M_SQL;
-static const char fine_raw_tail_sql[] = FINE_RAW_PG_SQL;
 /* coarse_raw_sql on PostgreSQL. */
 static const char coarse_raw_pg_sql[] =
     "SELECT r.ts, r.temperature FROM readings_30m c JOIN readings_5m f"
@@ -625,7 +622,7 @@ static void plan_init(struct plan *p, struct cc_store *st, int64_t cell_id,
                CC_ROLLUP_BUCKET_MS, 0);
     level_init(&p->halves.coarse, st, rollup_30m_sql, cell_id, c0, c1, 3, 0, 0);
     level_init(&p->tail_5m, st, rollup_5m_tail_sql, cell_id, c1, r1, 3, 0, 0);
-    level_init(&p->tail_fine, st, pg ? fine_raw_tail_sql : fine_raw_sql, cell_id, c1, r1, 6,
+    level_init(&p->tail_fine, st, pg ? fine_raw_pg_sql : fine_raw_sql, cell_id, c1, r1, 6,
                CC_ROLLUP_BUCKET_MS, 0);
     level_init(&p->tail_raw, st, raw_tail_sql, cell_id, r1, rg->to_ms, 3, 0, 0);
 }
@@ -649,6 +646,9 @@ static int plan_send(const struct eng *e, struct plan *p)
     return rc;
 }
 
+/* Feeds the levels in time order, each pair closed when done: on SQLite, whose
+ * statements are lent on their first step, the tail's straddling raw rows then reuse the
+ * head's cached statement. */
 static int plan_run(struct cc_store *st, struct eng *e, struct plan *p)
 {
     int rc = plan_send(e, p);
@@ -659,6 +659,8 @@ static int plan_run(struct cc_store *st, struct eng *e, struct plan *p)
         rc = eng_raw(e, &p->head_raw);
     if (rc == CC_OK)
         rc = eng_fine(e, &p->head_5m, &p->head_fine);
+    level_close(&p->head_5m);
+    level_close(&p->head_fine);
     if (rc == CC_OK)
         rc = halves_feed(e, &p->halves);
     if (rc == CC_OK)
