@@ -66,6 +66,8 @@ struct cc_stmt_pg {
 
 static int exec_on(PGconn *conn, const char *sql);
 
+static const char read_begin_sql[] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
 /* libpq prints NOTICEs (DROP ... IF EXISTS) to stderr, which carries our JSON log lines. */
 static void notice(void *arg, const char *message)
 {
@@ -151,6 +153,8 @@ static int exec_on(PGconn *conn, const char *sql)
 static void pipe_fail(struct cc_store *st)
 {
     for (int i = 0; i < st->pg_n_sent; i++) {
+        if (st->pg_sent[i] == NULL)
+            continue; /* a deferred BEGIN */
         st->pg_sent[i]->pg->res = NULL;
         st->pg_sent[i]->pg->state = PG_ARRIVED;
     }
@@ -208,8 +212,14 @@ static int pipe_read(struct cc_store *st, const struct cc_stmt *upto)
             pipe_fail(st);
             return CC_ERR_DB;
         }
-        s->pg->res = r;
-        s->pg->state = PG_ARRIVED;
+        if (s == NULL) { /* the deferred BEGIN: a failure fails the statements after it */
+            if (PQresultStatus(r) != PGRES_COMMAND_OK)
+                result_failed(st->pg, r, read_begin_sql);
+            PQclear(r);
+        } else {
+            s->pg->res = r;
+            s->pg->state = PG_ARRIVED;
+        }
         st->pg_n_sent--;
         memmove(st->pg_sent, st->pg_sent + 1, (size_t)st->pg_n_sent * sizeof st->pg_sent[0]);
     }
@@ -250,12 +260,19 @@ int cc_dbi_pg_send(struct cc_stmt *s)
 
     if (p->state != PG_IDLE || p->res != NULL)
         return CC_ERR_INTERNAL;
-    if (st->pg_n_sent >= CC_STMT_SEND_MAX && (rc = pipe_read(st, NULL)) != CC_OK)
-        return rc;
+    if (st->pg_n_sent >= CC_STMT_SEND_MAX - 1 && (rc = pipe_read(st, NULL)) != CC_OK)
+        return rc; /* - 1: room for a deferred BEGIN too */
     if (PQpipelineStatus(st->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(st->pg)) {
         cc_log_error("db_step_failed", "PostgreSQL pipeline mode: %.*s",
                      (int)strcspn(PQerrorMessage(st->pg), "\n"), PQerrorMessage(st->pg));
         return CC_ERR_DB;
+    }
+    if (st->pg_begin_due) {
+        if (!PQsendQueryParams(st->pg, read_begin_sql, 0, NULL, NULL, NULL, NULL, 0))
+            return result_failed(st->pg, NULL, read_begin_sql);
+        st->pg_begin_due = 0;
+        st->pg_sent[st->pg_n_sent++] = NULL;
+        st->pg_unsynced++;
     }
     if (s->cached)
         ok = PQsendQueryPrepared(st->pg, p->name, p->nparams, p->val, p->len, p->fmt, p->binary);
@@ -269,10 +286,32 @@ int cc_dbi_pg_send(struct cc_stmt *s)
     return CC_OK;
 }
 
+int cc_dbi_pg_read_begin(struct cc_store *st)
+{
+    st->pg_begin_due = 1;
+    return CC_OK;
+}
+
+/* Runs a deferred BEGIN on its own (before a statement that cannot go with it). */
+static int begin_now(struct cc_store *st)
+{
+    if (!st->pg_begin_due)
+        return CC_OK;
+    st->pg_begin_due = 0;
+    st->pg_waits++;
+    return exec_on(st->pg, read_begin_sql);
+}
+
 int cc_dbi_pg_exec(struct cc_store *st, const char *sql)
 {
     int rc = pipe_drain(st);
 
+    if (rc == CC_OK && st->pg_begin_due && strcmp(sql, "ROLLBACK") == 0) {
+        st->pg_begin_due = 0; /* nothing ran in it */
+        return CC_OK;
+    }
+    if (rc == CC_OK)
+        rc = begin_now(st);
     st->pg_waits++;
     return rc == CC_OK ? exec_on(st->pg, sql) : rc;
 }
@@ -284,6 +323,10 @@ int cc_dbi_pg_commit(struct cc_store *st)
 
     if (rc != CC_OK)
         return rc;
+    if (st->pg_begin_due) {
+        st->pg_begin_due = 0; /* nothing ran in it */
+        return CC_OK;
+    }
     st->pg_waits++;
     res = PQexec(st->pg, "COMMIT");
     if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -315,6 +358,8 @@ int cc_dbi_pg_revive(struct pg_conn *conn, int readonly)
 
 int cc_dbi_pg_in_transaction(struct cc_store *st)
 {
+    if (st->pg_begin_due)
+        return 1;
     pipe_drain(st); /* a failure is logged, and the status then says what is left */
     return PQtransactionStatus(st->pg) != PQTRANS_IDLE;
 }
@@ -473,6 +518,8 @@ int cc_dbi_pg_step(struct cc_stmt *s)
     struct cc_store *st = s->st;
     int rc;
 
+    if (p->state == PG_IDLE && st->pg_begin_due && (rc = cc_dbi_pg_send(s)) != CC_OK)
+        return rc; /* the deferred BEGIN and s in one round trip */
     if (p->state == PG_SENT && (rc = pipe_read(st, s)) != CC_OK)
         return rc;
     if (p->state == PG_IDLE) {

@@ -1008,6 +1008,38 @@ static void test_dbi_pg_reconnects_after_lost_connection(void **state)
     cc_store_close(admin);
 }
 
+/* cc_store_read_begin's BEGIN goes out with the first statement after it: a read
+ * transaction of one statement waits for the server twice (with the COMMIT), not three
+ * times, and one that ran nothing not at all. It is still a REPEATABLE READ, READ ONLY
+ * transaction: a row another connection adds after the first statement is not seen
+ * until the end, and a write is refused. */
+static void test_dbi_pg_read_begin_goes_with_first_statement(void **state)
+{
+    struct cc_store *st = store(state);
+    struct cc_store *other = NULL;
+    int64_t trips;
+
+    assert_int_equal(cc_store_open(pg_url, 0, &other), CC_OK);
+    assert_int_equal(query_int(st, sql_count), 0); /* prepared */
+    trips = cc_store_round_trips(st);
+    assert_int_equal(cc_store_read_begin(st), CC_OK);
+    assert_true(cc_store_in_transaction(st));
+    cc_store_read_end(st);
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(cc_store_round_trips(st), trips); /* nothing ran: no BEGIN, no COMMIT */
+
+    assert_int_equal(cc_store_read_begin(st), CC_OK);
+    assert_int_equal(query_int(st, sql_count), 0);
+    assert_int_equal(cc_store_round_trips(st) - trips, 1); /* BEGIN and the count */
+    insert_id(other, 1);
+    assert_int_equal(query_int(st, sql_count), 0); /* the first statement's snapshot */
+    assert_int_equal(cc_store_exec(st, "INSERT INTO t (id) VALUES (2)"), CC_ERR_DB);
+    cc_store_read_end(st);
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(query_int(st, sql_count), 1);
+    cc_store_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest lite[] = {BOTH(lite_setup)};
@@ -1015,6 +1047,8 @@ int main(void)
         BOTH(pg_setup),
         cmocka_unit_test_setup_teardown(test_dbi_pg_typed_functions_not_yet, pg_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_dbi_pg_reconnects_after_lost_connection, pg_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dbi_pg_read_begin_goes_with_first_statement, pg_setup,
                                         fx_teardown),
     };
     int failed;
