@@ -124,7 +124,8 @@ int cc_stmt_set_binary_results(struct cc_stmt *s);
 int cc_stmt_send(struct cc_stmt *s);
 /* Times this store waited for PostgreSQL's answer since it was opened: one per statement
  * run on its own, per cc_store_exec and transaction call, per group of statements sent
- * ahead, per prepare (two). 0 on SQLite. For tests and diagnostics. */
+ * ahead, per prepare (two); a read transaction's BEGIN goes with the statement after it
+ * (cc_store_read_begin). 0 on SQLite. For tests and diagnostics. */
 int64_t cc_store_round_trips(const struct cc_store *st);
 
 /* Runs the statement or moves to its next row: CC_ROW, CC_OK, CC_ERR_CONFLICT, CC_ERR_DB.
