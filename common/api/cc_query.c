@@ -104,9 +104,10 @@ static int eng_reading(struct eng *e, int64_t ts, double t)
     return eng_add(e, ts, t, t, 1, cc_query_temp_q(t), ((u128)hi << CC_QUERY_MKT_LIMB_BITS) + lo);
 }
 
-static const char raw_sql[] = "SELECT ts, temperature FROM readings"
-                              " WHERE cold_cell_id = $1 AND ts >= $2 AND ts < $3"
-                              " ORDER BY ts, device_id";
+#define RAW_SQL                                                                                    \
+    "SELECT ts, temperature FROM readings WHERE cold_cell_id = $1 AND ts >= $2 AND ts < $3"        \
+    " ORDER BY ts, device_id"
+static const char raw_sql[] = RAW_SQL;
 
 /* Lends the statement for sql with $1..$3 bound to a, b, c (every query here is keyed
  * by the cell and a time window), asking for binary results: every column these texts
@@ -135,23 +136,6 @@ static int prepare3(struct cc_store *st, const char *sql, int64_t a, int64_t b, 
     return CC_OK;
 }
 
-/* Feeds every raw reading of [from, to) in (ts, device_id) order. */
-static int eng_raw(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t from, int64_t to)
-{
-    struct cc_stmt *s = NULL;
-    int rc;
-
-    if (from >= to)
-        return CC_OK;
-    rc = prepare3(st, raw_sql, cell_id, from, to, &s);
-    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
-        e->res->rows_read++;
-        rc = eng_reading(e, cc_stmt_column_int64(s, 0), cc_stmt_column_double(s, 1));
-    }
-    cc_stmt_release(s);
-    return rc;
-}
-
 /* The rollup rows that straddle a threshold (some readings in lo..hi, some outside),
  * bound as $4 and $5; the C test in eng_fives/eng_halves is the same. The rows below
  * them (five-minute rows of a half hour, raw rows of a five-minute bucket) are read for
@@ -164,10 +148,10 @@ static int eng_raw(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t 
     "(" t ".min_temp < $4 OR " t ".max_temp > $5) AND " t ".max_temp >= $4 AND " t                 \
     ".min_temp <= $5 AND " t ".count > 0"
 
-static const char rollup_5m_sql[] =
-    "SELECT " ROLLUP_COLS("f") " FROM readings_5m f"
-                               " WHERE f.cold_cell_id = $1 AND f.bucket_ts >= $2 AND f.bucket_ts < "
-                               "$3 ORDER BY f.bucket_ts";
+#define ROLLUP_5M_SQL                                                                              \
+    "SELECT " ROLLUP_COLS("f") " FROM readings_5m f WHERE f.cold_cell_id = $1"                     \
+                               " AND f.bucket_ts >= $2 AND f.bucket_ts < $3 ORDER BY f.bucket_ts"
+static const char rollup_5m_sql[] = ROLLUP_5M_SQL;
 static const char rollup_30m_sql[] =
     "SELECT " ROLLUP_COLS("c") " FROM readings_30m c"
                                " WHERE c.cold_cell_id = $1 AND c.bucket_ts >= $2 AND c.bucket_ts < "
@@ -211,6 +195,13 @@ static const char coarse_raw_sql[] =
 static const char fine_raw_pg_sql[] = "SELECT r.ts, r.temperature FROM readings_5m f" PG_BUCKET_RAW(
     "$6") " WHERE f.cold_cell_id = $1 AND f.bucket_ts >= $2 AND f.bucket_ts < $3"
           " AND " STRADDLES("f") " ORDER BY r.ts, r.device_id";
+
+/* On PostgreSQL a query sends the edges' statements ahead, head and tail lent at once
+ * (plan_send): the tail's are the head's texts at addresses of their own, so that each is
+ * a cached statement of its own (cc_dbi.h keys the cache by address; a second lending of
+ * one text would be prepared and planned anew each time). */
+static const char raw_tail_sql[] = RAW_SQL;
+static const char rollup_5m_tail_sql[] = ROLLUP_5M_SQL;
 /* coarse_raw_sql on PostgreSQL. */
 static const char coarse_raw_pg_sql[] =
     "SELECT r.ts, r.temperature FROM readings_30m c JOIN readings_5m f"
@@ -251,8 +242,8 @@ void cc_query_set_pg_list_max(size_t n)
     pg_list_max = n < CC_PG_ARRAY_ELEMS_MAX ? n : CC_PG_ARRAY_ELEMS_MAX; /* one array's most */
 }
 
-/* One statement of a level, run on its first use (a level may need none) and then read
- * row by row. */
+/* One statement of a level, run on its first use (a level may need none) or sent ahead
+ * (level_send), and then read row by row. */
 struct level {
     struct cc_store *st;
     const char *sql;
@@ -260,7 +251,8 @@ struct level {
     int nparams;              /* 3: cell and window; 5: + lo, hi; 6, 7: + the widths w6, w7 */
     int64_t w6, w7;           /* $6, $7 */
     struct cc_pg_array *list; /* non-NULL: $2 is this list, $3 w6, [$4 lo, $5 hi, $6 w7] */
-    struct cc_stmt *s;        /* NULL until the first peek */
+    struct cc_stmt *s;        /* NULL until bound */
+    int sent;                 /* bound and sent ahead, not stepped yet */
     int rc;                   /* CC_ROW (on a row), CC_OK (no more) or an error */
 };
 
@@ -296,8 +288,8 @@ static int bind_band(const struct eng *e, struct cc_stmt *s, int i)
     return rc == CC_OK ? cc_stmt_bind_double(s, i + 1, e->hi) : rc;
 }
 
-/* level_peek of a level given a list (struct level's list). */
-static int level_peek_list(const struct eng *e, struct level *l)
+/* level_bind of a level given a list (struct level's list). */
+static int level_bind_list(const struct eng *e, struct level *l)
 {
     int rc = cc_stmt_prepare(l->st, l->sql, &l->s);
 
@@ -313,18 +305,16 @@ static int level_peek_list(const struct eng *e, struct level *l)
         rc = bind_band(e, l->s, 4);
     if (rc == CC_OK && l->nparams >= 6)
         rc = cc_stmt_bind_int64(l->s, 6, l->w7);
-    return level_step(e, l, rc);
+    return rc;
 }
 
-/* Runs l's statement if not yet, and returns where it stands (struct level's rc). */
-static int level_peek(const struct eng *e, struct level *l)
+/* Lends and binds l's statement (l->s). */
+static int level_bind(const struct eng *e, struct level *l)
 {
     int rc;
 
-    if (l->s != NULL)
-        return l->rc;
     if (l->list != NULL)
-        return level_peek_list(e, l);
+        return level_bind_list(e, l);
     rc = prepare3(l->st, l->sql, l->cell_id, l->r0, l->r1, &l->s);
     if (rc == CC_OK && l->nparams >= 5)
         rc = bind_band(e, l->s, 4);
@@ -332,7 +322,34 @@ static int level_peek(const struct eng *e, struct level *l)
         rc = cc_stmt_bind_int64(l->s, 6, l->w6);
     if (rc == CC_OK && l->nparams >= 7)
         rc = cc_stmt_bind_int64(l->s, 7, l->w7);
-    return level_step(e, l, rc);
+    return rc;
+}
+
+/* Sends l's statement ahead (cc_stmt_send), when its window is not empty: PostgreSQL
+ * works on it while the caller reads the statements sent before. */
+static int level_send(const struct eng *e, struct level *l)
+{
+    int rc;
+
+    if (l->r0 >= l->r1 && l->list == NULL)
+        return CC_OK;
+    rc = level_bind(e, l);
+    if (rc == CC_OK)
+        rc = cc_stmt_send(l->s);
+    l->sent = rc == CC_OK;
+    return rc;
+}
+
+/* Runs l's statement if not yet, and returns where it stands (struct level's rc). */
+static int level_peek(const struct eng *e, struct level *l)
+{
+    if (l->sent) {
+        l->sent = 0;
+        return level_step(e, l, CC_OK);
+    }
+    if (l->s != NULL)
+        return l->rc;
+    return level_step(e, l, level_bind(e, l));
 }
 
 static void level_next(const struct eng *e, struct level *l)
@@ -344,6 +361,7 @@ static void level_close(struct level *l)
 {
     cc_stmt_release(l->s);
     l->s = NULL;
+    l->sent = 0;
 }
 
 /* One row of a rollup table (ROLLUP_COLS). */
@@ -442,55 +460,69 @@ static int eng_fives(struct eng *e, struct level *fives, struct level *raw, int6
     return rc;
 }
 
-/* Feeds the five-minute buckets with r0 <= bucket_ts < r1. */
-static int eng_fine(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t r0, int64_t r1)
+/* Feeds every raw reading of raw's window in (ts, device_id) order. */
+static int eng_raw(struct eng *e, struct level *raw)
 {
-    struct level fives, raw;
     int rc;
 
-    if (r0 >= r1)
+    if (raw->r0 >= raw->r1)
         return CC_OK;
-    level_init(&fives, st, rollup_5m_sql, cell_id, r0, r1, 3, 0, 0);
-    level_init(&raw, st, cc_store_dialect(st) == CC_DIALECT_PG ? fine_raw_pg_sql : fine_raw_sql,
-               cell_id, r0, r1, 6, CC_ROLLUP_BUCKET_MS, 0);
-    rc = eng_fives(e, &fives, &raw, INT64_MIN, INT64_MAX);
-    level_close(&fives);
-    level_close(&raw);
+    while ((rc = level_peek(e, raw)) == CC_ROW) {
+        rc = eng_reading(e, cc_stmt_column_int64(raw->s, 0), cc_stmt_column_double(raw->s, 1));
+        if (rc != CC_OK)
+            return rc;
+        level_next(e, raw);
+    }
     return rc;
 }
 
-/* The half-hour rows of [c0, c1), all read before any is fed (*out malloc'd, *n rows):
- * the straddling ones must be known before their detail's statements run. At most one
- * row a half hour (the primary key). */
-static int halves_read(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t c0, int64_t c1,
-                       struct rollup_row **out, size_t *n)
+/* Feeds the five-minute buckets of fives' window, straddling ones through raw. */
+static int eng_fine(struct eng *e, struct level *fives, struct level *raw)
 {
-    size_t cap = (size_t)((c1 - c0) / CC_ROLLUP_COARSE_MS) + 1;
-    struct rollup_row *rows = malloc(cap * sizeof *rows);
-    struct cc_stmt *s = NULL;
-    size_t k = 0;
+    if (fives->r0 >= fives->r1)
+        return CC_OK;
+    return eng_fives(e, fives, raw, INT64_MIN, INT64_MAX);
+}
+
+/* The half hours of a query: their rows, and the detail of the straddling ones. */
+struct halves {
+    struct level coarse;     /* the half-hour rows of [c0, c1) (r0, r1) */
+    struct rollup_row *rows; /* all of them, read before any is fed (halves_read) */
+    size_t n;
+    struct cc_pg_array list; /* PostgreSQL: the straddling ones (halves_list) */
+    struct level fives, raw; /* their five-minute rows and those rows' raw rows */
+};
+
+/* The half-hour rows (h->rows, h->n), all read before any is fed: the straddling ones must
+ * be known before their detail's statements run. At most one row a half hour (the
+ * primary key). */
+static int halves_read(struct eng *e, struct halves *h)
+{
+    struct level *l = &h->coarse;
+    size_t cap = (size_t)((l->r1 - l->r0) / CC_ROLLUP_COARSE_MS) + 1;
     int rc;
 
-    if (rows == NULL)
+    h->rows = malloc(cap * sizeof *h->rows);
+    if (h->rows == NULL)
         return CC_ERR_NOMEM;
-    rc = prepare3(st, rollup_30m_sql, cell_id, c0, c1, &s);
-    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
-        e->res->rows_read++;
-        if (k >= cap) {
-            rc = CC_ERR_INTERNAL; /* two rows of one half hour: the key forbids it */
-            break;
-        }
-        rollup_read(s, &rows[k++]);
-        rc = CC_OK;
+    while ((rc = level_peek(e, l)) == CC_ROW) {
+        if (h->n >= cap)
+            return CC_ERR_INTERNAL; /* two rows of one half hour: the key forbids it */
+        rollup_read(l->s, &h->rows[h->n++]);
+        level_next(e, l);
     }
-    cc_stmt_release(s);
-    if (rc != CC_OK) {
-        free(rows);
-        return rc;
-    }
-    *out = rows;
-    *n = k;
-    return CC_OK;
+    level_close(l);
+    return rc;
+}
+
+/* How many of rows straddle a threshold. */
+static size_t straddling(const struct eng *e, const struct rollup_row *rows, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        k += rows[i].count > 0 && rollup_side(e, &rows[i]) == 0;
+    return k;
 }
 
 /* The straddling half hours of rows as a bigint[] in *list (*has 1), or nothing (*has 0)
@@ -499,13 +531,11 @@ static int halves_read(struct cc_store *st, struct eng *e, int64_t cell_id, int6
 static int halves_list(const struct eng *e, const struct rollup_row *rows, size_t n,
                        struct cc_pg_array *list, int *has)
 {
-    size_t k = 0;
+    size_t k = straddling(e, rows, n);
     int rc;
 
     memset(list, 0, sizeof *list);
     *has = 0;
-    for (size_t i = 0; i < n; i++)
-        k += rows[i].count > 0 && rollup_side(e, &rows[i]) == 0;
     if (k == 0 || k > pg_list_max)
         return CC_OK;
     rc = cc_pg_array_init(list, CC_PG_INT8, k);
@@ -516,56 +546,140 @@ static int halves_list(const struct eng *e, const struct rollup_row *rows, size_
     return rc;
 }
 
-/* Feeds the half hours with c0 <= bucket_ts < c1; a straddling one goes down to its
- * five-minute rows, which carry the same sums. */
-static int eng_halves(struct cc_store *st, struct eng *e, int64_t cell_id, int64_t c0, int64_t c1)
+/* Reads the half hours (h->coarse set up, sent ahead on PostgreSQL) and sets up their
+ * detail, which PostgreSQL is sent ahead. */
+static int halves_start(struct cc_store *st, struct eng *e, struct halves *h)
 {
-    struct level fives, raw;
-    struct rollup_row *rows = NULL;
-    struct cc_pg_array list;
-    size_t n = 0;
-    int side, has = 0, rc;
+    int64_t cell_id = h->coarse.cell_id, c0 = h->coarse.r0, c1 = h->coarse.r1;
+    int pg = cc_store_dialect(st) == CC_DIALECT_PG, has = 0, rc;
 
     if (c0 >= c1)
         return CC_OK;
-    rc = halves_read(st, e, cell_id, c0, c1, &rows, &n);
+    rc = halves_read(e, h);
+    if (rc == CC_OK && pg)
+        rc = halves_list(e, h->rows, h->n, &h->list, &has);
     if (rc != CC_OK)
         return rc;
-    memset(&list, 0, sizeof list);
-    if (cc_store_dialect(st) == CC_DIALECT_PG)
-        rc = halves_list(e, rows, n, &list, &has);
-    if (rc != CC_OK)
-        goto fail;
     if (has) {
-        level_init(&fives, st, coarse_5m_list_sql, cell_id, c0, c1, 3, CC_ROLLUP_COARSE_MS, 0);
-        level_init(&raw, st, coarse_raw_list_sql, cell_id, c0, c1, 6, CC_ROLLUP_COARSE_MS,
+        level_init(&h->fives, st, coarse_5m_list_sql, cell_id, c0, c1, 3, CC_ROLLUP_COARSE_MS, 0);
+        level_init(&h->raw, st, coarse_raw_list_sql, cell_id, c0, c1, 6, CC_ROLLUP_COARSE_MS,
                    CC_ROLLUP_BUCKET_MS);
-        fives.list = raw.list = &list;
+        h->fives.list = h->raw.list = &h->list;
     } else {
-        level_init(&fives, st, coarse_5m_sql, cell_id, c0, c1, 6, CC_ROLLUP_COARSE_MS, 0);
-        level_init(&raw, st,
-                   cc_store_dialect(st) == CC_DIALECT_PG ? coarse_raw_pg_sql : coarse_raw_sql,
-                   cell_id, c0, c1, 7, CC_ROLLUP_COARSE_MS, CC_ROLLUP_BUCKET_MS);
+        level_init(&h->fives, st, coarse_5m_sql, cell_id, c0, c1, 6, CC_ROLLUP_COARSE_MS, 0);
+        level_init(&h->raw, st, pg ? coarse_raw_pg_sql : coarse_raw_sql, cell_id, c0, c1, 7,
+                   CC_ROLLUP_COARSE_MS, CC_ROLLUP_BUCKET_MS);
     }
-    for (size_t i = 0; i < n && rc == CC_OK; i++) {
-        const struct rollup_row *r = &rows[i];
+    if (pg && straddling(e, h->rows, h->n) > 0) {
+        rc = level_send(e, &h->fives);
+        if (rc == CC_OK)
+            rc = level_send(e, &h->raw);
+    }
+    return rc;
+}
+
+/* Feeds the half hours (halves_start); a straddling one goes down to its five-minute
+ * rows, which carry the same sums. */
+static int halves_feed(struct eng *e, struct halves *h)
+{
+    int side, rc = CC_OK;
+
+    for (size_t i = 0; i < h->n && rc == CC_OK; i++) {
+        const struct rollup_row *r = &h->rows[i];
 
         if (r->count <= 0)
             continue;
         side = rollup_side(e, r);
         if (side == 0) {
-            rc = eng_fives(e, &fives, &raw, r->b, r->b + CC_ROLLUP_COARSE_MS);
+            rc = eng_fives(e, &h->fives, &h->raw, r->b, r->b + CC_ROLLUP_COARSE_MS);
         } else {
             eng_oor(e, r->first_ts, r->last_ts, side > 0 ? r->last_ts - r->first_ts : 0, side > 0);
             rc = eng_add(e, r->b, r->mn, r->mx, r->count, r->sum_q, r->mkt);
         }
     }
-    level_close(&fives);
-    level_close(&raw);
-fail:
-    cc_pg_array_free(&list);
-    free(rows);
     return rc;
+}
+
+/* Every statement of a query over [from, to) with whole five-minute buckets in [r0, r1)
+ * and whole half hours in [c0, c1) (c0 = c1: none): raw rows of the edges, five-minute
+ * rows and their straddling ones' raw rows at both ends, the half hours. */
+struct plan {
+    struct level head_raw, head_5m, head_fine;
+    struct halves halves;
+    struct level tail_5m, tail_fine, tail_raw;
+};
+
+static void plan_init(struct plan *p, struct cc_store *st, int64_t cell_id,
+                      const struct cc_query_range *rg, int64_t r0, int64_t c0, int64_t c1,
+                      int64_t r1)
+{
+    int pg = cc_store_dialect(st) == CC_DIALECT_PG;
+
+    memset(p, 0, sizeof *p);
+    level_init(&p->head_raw, st, raw_sql, cell_id, rg->from_ms, r0, 3, 0, 0);
+    level_init(&p->head_5m, st, rollup_5m_sql, cell_id, r0, c0, 3, 0, 0);
+    level_init(&p->head_fine, st, pg ? fine_raw_pg_sql : fine_raw_sql, cell_id, r0, c0, 6,
+               CC_ROLLUP_BUCKET_MS, 0);
+    level_init(&p->halves.coarse, st, rollup_30m_sql, cell_id, c0, c1, 3, 0, 0);
+    level_init(&p->tail_5m, st, rollup_5m_tail_sql, cell_id, c1, r1, 3, 0, 0);
+    level_init(&p->tail_fine, st, pg ? fine_raw_pg_sql : fine_raw_sql, cell_id, c1, r1, 6,
+               CC_ROLLUP_BUCKET_MS, 0);
+    level_init(&p->tail_raw, st, raw_tail_sql, cell_id, r1, rg->to_ms, 3, 0, 0);
+}
+
+/* On PostgreSQL, sends the statements that need no other's rows ahead, the half hours
+ * first (their detail waits for them): one round trip for all, and the server works on
+ * the rest while the client reads the half hours (docs/queries.md). Not the raw rows of
+ * the ends' straddling five minutes: a cell that holds its temperature needs none, and
+ * planning that statement (a LATERAL over readings' partitions) cost the server more than
+ * the round trip it saves when it is needed (it then runs on its own, as before). */
+static int plan_send(const struct eng *e, struct plan *p)
+{
+    struct level *order[] = {&p->halves.coarse, &p->head_raw, &p->head_5m, &p->tail_5m,
+                             &p->tail_raw};
+    int rc = CC_OK;
+
+    if (cc_store_dialect(p->head_raw.st) != CC_DIALECT_PG)
+        return CC_OK;
+    for (size_t i = 0; rc == CC_OK && i < sizeof order / sizeof order[0]; i++)
+        rc = level_send(e, order[i]);
+    return rc;
+}
+
+/* Feeds the levels in time order, each pair closed when done: on SQLite, whose
+ * statements are lent on their first step, the tail's straddling raw rows then reuse the
+ * head's cached statement. */
+static int plan_run(struct cc_store *st, struct eng *e, struct plan *p)
+{
+    int rc = plan_send(e, p);
+
+    if (rc == CC_OK)
+        rc = halves_start(st, e, &p->halves);
+    if (rc == CC_OK)
+        rc = eng_raw(e, &p->head_raw);
+    if (rc == CC_OK)
+        rc = eng_fine(e, &p->head_5m, &p->head_fine);
+    level_close(&p->head_5m);
+    level_close(&p->head_fine);
+    if (rc == CC_OK)
+        rc = halves_feed(e, &p->halves);
+    if (rc == CC_OK)
+        rc = eng_fine(e, &p->tail_5m, &p->tail_fine);
+    if (rc == CC_OK)
+        rc = eng_raw(e, &p->tail_raw);
+    return rc;
+}
+
+static void plan_close(struct plan *p)
+{
+    struct level *all[] = {&p->head_raw,      &p->head_5m,      &p->head_fine,
+                           &p->halves.coarse, &p->halves.fives, &p->halves.raw,
+                           &p->tail_5m,       &p->tail_fine,    &p->tail_raw};
+
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        level_close(all[i]);
+    cc_pg_array_free(&p->halves.list);
+    free(p->halves.rows);
 }
 
 /* Sets up res and e for rg. */
@@ -641,23 +755,22 @@ int cc_query_readings(struct cc_store *st, int64_t cell_id, const struct cc_quer
     r0 = ceil_to(rg->from_ms, CC_ROLLUP_BUCKET_MS);
     r1 = cc_rollup_bucket(rg->to_ms, CC_ROLLUP_BUCKET_MS);
     if (r0 >= r1) {
-        rc = eng_raw(st, &e, cell_id, rg->from_ms, rg->to_ms);
+        struct level raw;
+
+        level_init(&raw, st, raw_sql, cell_id, rg->from_ms, rg->to_ms, 3, 0, 0);
+        rc = eng_raw(&e, &raw);
+        level_close(&raw);
     } else {
         /* Half hours only where the series buckets hold whole half hours. */
         int64_t c0 = ceil_to(r0, CC_ROLLUP_COARSE_MS),
                 c1 = cc_rollup_bucket(r1, CC_ROLLUP_COARSE_MS);
+        struct plan p;
 
         if (rg->bucket_ms % CC_ROLLUP_COARSE_MS != 0 || c0 >= c1)
             c0 = c1 = r1;
-        rc = eng_raw(st, &e, cell_id, rg->from_ms, r0);
-        if (rc == CC_OK)
-            rc = eng_fine(st, &e, cell_id, r0, c0);
-        if (rc == CC_OK)
-            rc = eng_halves(st, &e, cell_id, c0, c1);
-        if (rc == CC_OK)
-            rc = eng_fine(st, &e, cell_id, c1, r1);
-        if (rc == CC_OK)
-            rc = eng_raw(st, &e, cell_id, r1, rg->to_ms);
+        plan_init(&p, st, cell_id, rg, r0, c0, c1, r1);
+        rc = plan_run(st, &e, &p);
+        plan_close(&p);
     }
     read_end(st, began);
     if (rc != CC_OK)
@@ -675,13 +788,16 @@ int cc_query_readings_raw(struct cc_store *st, int64_t cell_id, const struct cc_
                           double lo, double hi, struct cc_query_result *out)
 {
     struct cc_query_result res;
+    struct level raw;
     struct eng e;
     int rc;
 
     rc = eng_init(&e, &res, cell_id, rg, lo, hi);
     if (rc != CC_OK)
         return rc;
-    rc = eng_raw(st, &e, cell_id, rg->from_ms, rg->to_ms);
+    level_init(&raw, st, raw_sql, cell_id, rg->from_ms, rg->to_ms, 3, 0, 0);
+    rc = eng_raw(&e, &raw);
+    level_close(&raw);
     if (rc != CC_OK) {
         cc_query_result_free(&res);
         return rc;

@@ -25,6 +25,11 @@ int64_t cc_store_stmt_prepares(const struct cc_store *st)
     return st->prepares;
 }
 
+int64_t cc_store_round_trips(const struct cc_store *st)
+{
+    return st->pg_waits;
+}
+
 int cc_store_exec(struct cc_store *st, const char *sql)
 {
     if (st->dialect == CC_DIALECT_PG)
@@ -102,8 +107,10 @@ int cc_dbi_ready(struct cc_store *st)
     r = cc_dbi_pg_revive(st->pg, st->pg_readonly);
     if (r < 0)
         return CC_ERR_DB;
-    if (r > 0)
+    if (r > 0) {
         cc_dbi_cache_free(st); /* their server side went with the old session */
+        st->pg_n_sent = st->pg_unsynced = st->pg_syncs = 0; /* and so did its pipeline */
+    }
     return CC_OK;
 }
 
@@ -292,6 +299,13 @@ int cc_stmt_step(struct cc_stmt *s)
     rc = s->st->dialect == CC_DIALECT_PG ? cc_dbi_pg_step(s) : cc_dbi_lite_step(s);
     s->done = rc == CC_OK;
     return rc;
+}
+
+int cc_stmt_send(struct cc_stmt *s)
+{
+    if (s->done)
+        return CC_ERR_INTERNAL;
+    return s->st->dialect == CC_DIALECT_PG ? cc_dbi_pg_send(s) : CC_OK;
 }
 
 int64_t cc_stmt_changes(const struct cc_stmt *s)

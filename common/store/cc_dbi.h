@@ -61,6 +61,7 @@
 
 #define CC_STMT_CACHE_MAX 128 /* cached statements per store; more are transient */
 #define CC_STMT_PARAMS_MAX 32 /* highest $N in one statement */
+#define CC_STMT_SEND_MAX 16   /* statements sent ahead and not yet read (cc_stmt_send) */
 
 struct cc_store;
 struct cc_stmt;
@@ -105,6 +106,27 @@ int cc_stmt_bind_blob(struct cc_stmt *s, int n, const void *p, size_t len);
  * above; cleared by cc_stmt_release, so each use opts in again. A no-op on SQLite. CC_OK,
  * or CC_ERR_INTERNAL when s has already run (release first). */
 int cc_stmt_set_binary_results(struct cc_stmt *s);
+
+/* Sends the execution of s (lent, bound, not yet stepped) ahead, so that statements that
+ * do not need each other's rows share one round trip on PostgreSQL (libpq's pipeline
+ * mode): the first step of s waits for its result then (and for those sent before it,
+ * which their statements keep until stepped), and reads them while the server works on
+ * the next statements. Any other use of
+ * the connection (stepping a statement not sent, a prepare, cc_store_exec, a transaction
+ * call) first reads every result still on its way. At most CC_STMT_SEND_MAX pending: one
+ * more first reads the pending ones' results. A failed statement makes the ones sent with
+ * it after it fail too (CC_ERR_DB, logged), and, outside a transaction, undoes what those
+ * sent with it before it wrote (they run as one implicit transaction). Release works as
+ * for any statement (an unread result is read and dropped). Keep the parameters small
+ * (the send must not outgrow the socket's buffer while the server waits on its own
+ * writes: libpq reads while it waits to write). A no-op on SQLite (the first step runs
+ * it). CC_OK, CC_ERR_INTERNAL (s already sent or run), CC_ERR_DB (logged). */
+int cc_stmt_send(struct cc_stmt *s);
+/* Times this store waited for PostgreSQL's answer since it was opened: one per statement
+ * run on its own, per cc_store_exec and transaction call, per group of statements sent
+ * ahead, per prepare (two); a read transaction's BEGIN goes with the statement after it
+ * (cc_store_read_begin). 0 on SQLite. For tests and diagnostics. */
+int64_t cc_store_round_trips(const struct cc_store *st);
 
 /* Runs the statement or moves to its next row: CC_ROW, CC_OK, CC_ERR_CONFLICT, CC_ERR_DB.
  * After CC_OK further steps return CC_OK until the release; after an error, release (a

@@ -6,7 +6,9 @@
  * text parameters (blobs binary) and text results (binary for a statement that asked,
  * cc_stmt_set_binary_results), the whole result fetched on the first step. A transient statement
  * (cc_dbi.h) is described the same way but runs through PQexecParams, so that nothing of it
- * outlives its release on the server. */
+ * outlives its release on the server. A statement sent ahead (cc_stmt_send) goes out in
+ * libpq's pipeline mode instead, and its result is read (PG_ARRIVED) when it or a later
+ * one is stepped, or before anything else uses the connection (pipe_drain). */
 #include <endian.h> /* be64toh and kin (_GNU_SOURCE) */
 #include <errno.h>  /* program_invocation_short_name (_GNU_SOURCE) */
 #include <stdio.h>
@@ -35,7 +37,11 @@
 /* A parameter's copy larger than this is freed at release instead of kept for the next
  * execution, so that one large value does not stay pinned for the store's life. */
 #define CC_DBI_PG_KEEP_BYTES 256
-#define PG_NAME_LEN 16              /* "s" + a 32-bit counter + NUL */
+#define PG_NAME_LEN 16 /* "s" + a 32-bit counter + NUL */
+/* Columns whose type and format a result keeps at hand (take_result): every read of a
+ * column checks both, and asking libpq each time cost more than the decoding (the 30-day
+ * query reads ~15,000 values). Columns past it ask libpq. */
+#define PG_COLS_KEPT 16
 #define CC_PG_CONNECT_TIMEOUT_S "5" /* seconds (libpq's connect_timeout) unless the URL says */
 
 struct cc_stmt_pg {
@@ -52,9 +58,15 @@ struct cc_stmt_pg {
     size_t blob_len;
     int blob_col;
     int binary; /* resultFormat of this execution: 1 binary (cc_stmt_set_binary_results) */
+    enum { PG_IDLE, PG_SENT, PG_ARRIVED, PG_ROWS } state; /* this execution's */
+    int ncols;                                            /* of res, PG_ROWS */
+    unsigned coltype[PG_COLS_KEPT];                       /* PQftype of the first columns */
+    unsigned char colbin[PG_COLS_KEPT]; /* PQfformat of the first columns (1: binary) */
 };
 
 static int exec_on(PGconn *conn, const char *sql);
+
+static const char read_begin_sql[] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 /* libpq prints NOTICEs (DROP ... IF EXISTS) to stderr, which carries our JSON log lines. */
 static void notice(void *arg, const char *message)
@@ -136,16 +148,187 @@ static int exec_on(PGconn *conn, const char *sql)
     return rc;
 }
 
+/* Marks the statements still waiting for a result as failed (a lost connection, a
+ * pipeline libpq refused): their step reports it. */
+static void pipe_fail(struct cc_store *st)
+{
+    for (int i = 0; i < st->pg_n_sent; i++) {
+        if (st->pg_sent[i] == NULL)
+            continue; /* a deferred BEGIN */
+        st->pg_sent[i]->pg->res = NULL;
+        st->pg_sent[i]->pg->state = PG_ARRIVED;
+    }
+    st->pg_n_sent = 0;
+    st->pg_unsynced = 0;
+    st->pg_syncs = 0;
+}
+
+/* The next result of the pipeline that is not a sync's answer, or NULL when libpq has
+ * none coming (a NULL ends each statement's results; two in a row: nothing pending). */
+static PGresult *pipe_next(struct cc_store *st)
+{
+    int nulls = 0;
+
+    while (nulls < 2) {
+        PGresult *r = PQgetResult(st->pg);
+
+        if (r == NULL) {
+            nulls++;
+        } else if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            st->pg_syncs--;
+            nulls = 0;
+        } else {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Reads the results of the statements sent, oldest first, into them until upto's has
+ * arrived (upto NULL: every one). Sends the sync that makes the server answer first when
+ * statements went out since the last. CC_OK or CC_ERR_DB (every statement still waiting
+ * fails; logged). */
+static int pipe_read(struct cc_store *st, const struct cc_stmt *upto)
+{
+    if (st->pg_unsynced > 0) {
+        if (!PQpipelineSync(st->pg)) {
+            cc_log_error("db_step_failed", "PostgreSQL pipeline sync: %.*s",
+                         (int)strcspn(PQerrorMessage(st->pg), "\n"), PQerrorMessage(st->pg));
+            pipe_fail(st);
+            return CC_ERR_DB;
+        }
+        st->pg_unsynced = 0;
+        st->pg_syncs++;
+        st->pg_waits++;
+    }
+    while (st->pg_n_sent > 0 && (upto == NULL || upto->pg->state == PG_SENT)) {
+        struct cc_stmt *s = st->pg_sent[0];
+        PGresult *r = pipe_next(st);
+
+        if (r == NULL) {
+            cc_log_error("db_step_failed", "PostgreSQL pipeline: a result is missing: %.*s",
+                         (int)strcspn(PQerrorMessage(st->pg), "\n"), PQerrorMessage(st->pg));
+            pipe_fail(st);
+            return CC_ERR_DB;
+        }
+        if (s == NULL) { /* the deferred BEGIN: a failure fails the statements after it */
+            if (PQresultStatus(r) != PGRES_COMMAND_OK)
+                result_failed(st->pg, r, read_begin_sql);
+            PQclear(r);
+        } else {
+            s->pg->res = r;
+            s->pg->state = PG_ARRIVED;
+        }
+        st->pg_n_sent--;
+        memmove(st->pg_sent, st->pg_sent + 1, (size_t)st->pg_n_sent * sizeof st->pg_sent[0]);
+    }
+    return CC_OK;
+}
+
+/* Reads every result still on its way and leaves pipeline mode, so that the connection
+ * can run a statement on its own. CC_OK or CC_ERR_DB (logged). */
+static int pipe_drain(struct cc_store *st)
+{
+    int rc;
+
+    if (PQpipelineStatus(st->pg) == PQ_PIPELINE_OFF)
+        return CC_OK;
+    rc = pipe_read(st, NULL);
+    while (rc == CC_OK && st->pg_syncs > 0) {
+        PGresult *r = pipe_next(st); /* after the last statement: only syncs' answers */
+
+        if (r != NULL || st->pg_syncs > 0) {
+            PQclear(r);
+            pipe_fail(st);
+            rc = CC_ERR_DB;
+        }
+    }
+    if (!PQexitPipelineMode(st->pg)) {
+        cc_log_error("db_step_failed", "PostgreSQL pipeline mode: %.*s",
+                     (int)strcspn(PQerrorMessage(st->pg), "\n"), PQerrorMessage(st->pg));
+        return CC_ERR_DB;
+    }
+    return rc;
+}
+
+int cc_dbi_pg_send(struct cc_stmt *s)
+{
+    struct cc_store *st = s->st;
+    struct cc_stmt_pg *p = s->pg;
+    int rc, ok;
+
+    if (p->state != PG_IDLE || p->res != NULL)
+        return CC_ERR_INTERNAL;
+    if (st->pg_n_sent >= CC_STMT_SEND_MAX - 1 && (rc = pipe_read(st, NULL)) != CC_OK)
+        return rc; /* - 1: room for a deferred BEGIN too */
+    if (PQpipelineStatus(st->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(st->pg)) {
+        cc_log_error("db_step_failed", "PostgreSQL pipeline mode: %.*s",
+                     (int)strcspn(PQerrorMessage(st->pg), "\n"), PQerrorMessage(st->pg));
+        return CC_ERR_DB;
+    }
+    if (st->pg_begin_due) {
+        if (!PQsendQueryParams(st->pg, read_begin_sql, 0, NULL, NULL, NULL, NULL, 0))
+            return result_failed(st->pg, NULL, read_begin_sql);
+        st->pg_begin_due = 0;
+        st->pg_sent[st->pg_n_sent++] = NULL;
+        st->pg_unsynced++;
+    }
+    if (s->cached)
+        ok = PQsendQueryPrepared(st->pg, p->name, p->nparams, p->val, p->len, p->fmt, p->binary);
+    else
+        ok = PQsendQueryParams(st->pg, s->sql, p->nparams, NULL, p->val, p->len, p->fmt, p->binary);
+    if (!ok)
+        return result_failed(st->pg, NULL, s->sql);
+    st->pg_sent[st->pg_n_sent++] = s;
+    st->pg_unsynced++;
+    p->state = PG_SENT;
+    return CC_OK;
+}
+
+int cc_dbi_pg_read_begin(struct cc_store *st)
+{
+    st->pg_begin_due = 1;
+    return CC_OK;
+}
+
+/* Runs a deferred BEGIN on its own (before a statement that cannot go with it). */
+static int begin_now(struct cc_store *st)
+{
+    if (!st->pg_begin_due)
+        return CC_OK;
+    st->pg_begin_due = 0;
+    st->pg_waits++;
+    return exec_on(st->pg, read_begin_sql);
+}
+
 int cc_dbi_pg_exec(struct cc_store *st, const char *sql)
 {
-    return exec_on(st->pg, sql);
+    int rc = pipe_drain(st);
+
+    if (rc == CC_OK && st->pg_begin_due && strcmp(sql, "ROLLBACK") == 0) {
+        st->pg_begin_due = 0; /* nothing ran in it */
+        return CC_OK;
+    }
+    if (rc == CC_OK)
+        rc = begin_now(st);
+    st->pg_waits++;
+    return rc == CC_OK ? exec_on(st->pg, sql) : rc;
 }
 
 int cc_dbi_pg_commit(struct cc_store *st)
 {
-    PGresult *res = PQexec(st->pg, "COMMIT");
-    int rc = CC_OK;
+    PGresult *res;
+    int rc = pipe_drain(st);
 
+    if (rc != CC_OK)
+        return rc;
+    if (st->pg_begin_due) {
+        st->pg_begin_due = 0; /* nothing ran in it */
+        return CC_OK;
+    }
+    st->pg_waits++;
+    res = PQexec(st->pg, "COMMIT");
     if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
         rc = result_failed(st->pg, res, "COMMIT");
     } else if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
@@ -175,6 +358,9 @@ int cc_dbi_pg_revive(struct pg_conn *conn, int readonly)
 
 int cc_dbi_pg_in_transaction(struct cc_store *st)
 {
+    if (st->pg_begin_due)
+        return 1;
+    pipe_drain(st); /* a failure is logged, and the status then says what is left */
     return PQtransactionStatus(st->pg) != PQTRANS_IDLE;
 }
 
@@ -188,6 +374,9 @@ int cc_dbi_pg_prepare(struct cc_store *st, struct cc_stmt *s)
     if (p == NULL)
         return CC_ERR_NOMEM;
     s->pg = p;
+    if (pipe_drain(st) != CC_OK)
+        goto out;
+    st->pg_waits += 2;
     if (s->cached)
         snprintf(p->name, sizeof p->name, "s%u", ++st->pg_names);
     res = PQprepare(st->pg, p->name, s->sql, 0, NULL);
@@ -229,6 +418,8 @@ void cc_dbi_pg_free(struct cc_stmt *s)
 
     if (p == NULL)
         return;
+    if (p->state == PG_SENT)
+        pipe_read(s->st, s); /* the queue must not keep a freed statement */
     PQclear(p->res);
     PQfreemem(p->blob);
     for (int i = 0; i < CC_STMT_PARAMS_MAX; i++)
@@ -279,37 +470,72 @@ int cc_dbi_pg_bind_null(struct cc_stmt *s, int n)
     return CC_OK;
 }
 
-int cc_dbi_pg_step(struct cc_stmt *s)
+/* Checks the result that arrived for s and makes its rows current. CC_OK or the failure
+ * (logged; the result dropped, so that a further step would run s again). */
+static int take_result(struct cc_stmt *s)
 {
     struct cc_stmt_pg *p = s->pg;
     PGconn *conn = s->st->pg;
+    ExecStatusType status = PQresultStatus(p->res);
+    const char *tuples;
+    int rc;
 
-    if (p->res == NULL) {
-        ExecStatusType status;
-        const char *tuples;
-        int rc;
+    if (p->res == NULL || (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)) {
+        if (status == PGRES_PIPELINE_ABORTED) {
+            char head[CC_DBI_HEAD_LEN];
 
+            cc_dbi_sql_head(s->sql, head, sizeof head);
+            cc_log_error("db_step_failed", "%s: not run: a statement sent before it failed", head);
+            rc = CC_ERR_DB;
+        } else {
+            rc = result_failed(conn, p->res, s->sql);
+        }
+        PQclear(p->res);
+        p->res = NULL;
+        p->state = PG_IDLE;
+        return rc;
+    }
+    p->state = PG_ROWS;
+    p->ncols = PQnfields(p->res);
+    for (int c = 0; c < p->ncols && c < PG_COLS_KEPT; c++) {
+        p->coltype[c] = (unsigned)PQftype(p->res, c);
+        p->colbin[c] = PQfformat(p->res, c) == 1;
+    }
+    p->nrows = status == PGRES_TUPLES_OK ? PQntuples(p->res) : 0;
+    p->row = -1;
+    tuples = PQcmdTuples(p->res); /* "" for a plain SELECT */
+    /* A query reports its row count here too: only writes count as changes. */
+    if (strncmp(PQcmdStatus(p->res), "SELECT", 6) == 0)
+        s->changes = 0;
+    else
+        s->changes = *tuples != '\0' ? strtoll(tuples, NULL, 10) : 0;
+    return CC_OK;
+}
+
+int cc_dbi_pg_step(struct cc_stmt *s)
+{
+    struct cc_stmt_pg *p = s->pg;
+    struct cc_store *st = s->st;
+    int rc;
+
+    if (p->state == PG_IDLE && st->pg_begin_due && (rc = cc_dbi_pg_send(s)) != CC_OK)
+        return rc; /* the deferred BEGIN and s in one round trip */
+    if (p->state == PG_SENT && (rc = pipe_read(st, s)) != CC_OK)
+        return rc;
+    if (p->state == PG_IDLE) {
+        rc = pipe_drain(st);
+        if (rc != CC_OK)
+            return rc;
+        st->pg_waits++;
         if (s->cached)
-            p->res = PQexecPrepared(conn, p->name, p->nparams, p->val, p->len, p->fmt, p->binary);
+            p->res = PQexecPrepared(st->pg, p->name, p->nparams, p->val, p->len, p->fmt, p->binary);
         else
             p->res =
-                PQexecParams(conn, s->sql, p->nparams, NULL, p->val, p->len, p->fmt, p->binary);
-        status = PQresultStatus(p->res);
-        if (p->res == NULL || (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)) {
-            rc = result_failed(conn, p->res, s->sql);
-            PQclear(p->res);
-            p->res = NULL;
-            return rc;
-        }
-        p->nrows = status == PGRES_TUPLES_OK ? PQntuples(p->res) : 0;
-        p->row = -1;
-        tuples = PQcmdTuples(p->res); /* "" for a plain SELECT */
-        /* A query reports its row count here too: only writes count as changes. */
-        if (strncmp(PQcmdStatus(p->res), "SELECT", 6) == 0)
-            s->changes = 0;
-        else
-            s->changes = *tuples != '\0' ? strtoll(tuples, NULL, 10) : 0;
+                PQexecParams(st->pg, s->sql, p->nparams, NULL, p->val, p->len, p->fmt, p->binary);
+        p->state = PG_ARRIVED;
     }
+    if (p->state == PG_ARRIVED && (rc = take_result(s)) != CC_OK)
+        return rc;
     PQfreemem(p->blob);
     p->blob = NULL;
     if (p->row < p->nrows)
@@ -322,7 +548,7 @@ static const char *value(struct cc_stmt *s, int col)
 {
     struct cc_stmt_pg *p = s->pg;
 
-    if (p->res == NULL || p->row < 0 || p->row >= p->nrows || col < 0 || col >= PQnfields(p->res) ||
+    if (p->res == NULL || p->row < 0 || p->row >= p->nrows || col < 0 || col >= p->ncols ||
         PQgetisnull(p->res, p->row, col))
         return NULL;
     return PQgetvalue(p->res, p->row, col);
@@ -335,7 +561,7 @@ int cc_dbi_pg_is_null(struct cc_stmt *s, int col)
 
 int cc_dbi_pg_set_binary(struct cc_stmt *s)
 {
-    if (s->pg->res != NULL)
+    if (s->pg->res != NULL || s->pg->state != PG_IDLE)
         return CC_ERR_INTERNAL; /* already run: its format is settled */
     s->pg->binary = 1;
     return CC_OK;
@@ -353,7 +579,15 @@ static int is_text_type(unsigned oid)
 /* Whether col of the current result came in binary format. */
 static int is_binary(const struct cc_stmt_pg *p, int col)
 {
-    return p->res != NULL && col >= 0 && col < PQnfields(p->res) && PQfformat(p->res, col) == 1;
+    if (p->res == NULL || col < 0 || col >= p->ncols)
+        return 0;
+    return col < PG_COLS_KEPT ? p->colbin[col] : PQfformat(p->res, col) == 1;
+}
+
+/* The type OID of col, a column of the current result. */
+static unsigned col_type(const struct cc_stmt_pg *p, int col)
+{
+    return col < PG_COLS_KEPT ? p->coltype[col] : (unsigned)PQftype(p->res, col);
 }
 
 /* Logs a binary column read as something it cannot be read as. */
@@ -363,7 +597,7 @@ static void bad_binary(const struct cc_stmt *s, int col, const char *why)
 
     cc_dbi_sql_head(s->sql, head, sizeof head);
     cc_log_error("db_column_type", "binary column %d (type oid %u) %s in: %s", col,
-                 (unsigned)PQftype(s->pg->res, col), why, head);
+                 col_type(s->pg, col), why, head);
 }
 
 /* The width a fixed-size number type has in binary format, 0 for any other type. */
@@ -398,7 +632,7 @@ enum cc_dbi_pg_num cc_dbi_pg_binary_number(struct cc_stmt *s, int col, int64_t *
 
     if (!is_binary(p, col))
         return CC_DBI_PG_TEXT;
-    oid = (unsigned)PQftype(p->res, col);
+    oid = col_type(p, col);
     if (is_text_type(oid))
         return CC_DBI_PG_TEXT; /* the same bytes as in text format: parsed as text */
     v = value(s, col);
@@ -458,7 +692,7 @@ const char *cc_dbi_pg_text(struct cc_stmt *s, int col)
 {
     const char *v = value(s, col);
 
-    if (v != NULL && is_binary(s->pg, col) && !is_text_type((unsigned)PQftype(s->pg->res, col))) {
+    if (v != NULL && is_binary(s->pg, col) && !is_text_type(col_type(s->pg, col))) {
         /* Binary bytes are not the text SQLite or a text result would give: refused. */
         bad_binary(s, col, "is not text");
         return NULL;
@@ -468,7 +702,7 @@ const char *cc_dbi_pg_text(struct cc_stmt *s, int col)
 
 int cc_dbi_pg_is_bool(struct cc_stmt *s, int col)
 {
-    return value(s, col) != NULL && PQftype(s->pg->res, col) == PG_BOOLOID;
+    return value(s, col) != NULL && col_type(s->pg, col) == PG_BOOLOID;
 }
 
 const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len)
@@ -480,7 +714,7 @@ const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len)
     if (v == NULL)
         return NULL;
     if (is_binary(p, col)) {
-        unsigned oid = (unsigned)PQftype(p->res, col);
+        unsigned oid = col_type(p, col);
 
         if (oid != PG_BYTEAOID && !is_text_type(oid)) {
             bad_binary(s, col, "is not bytea or text");
@@ -489,7 +723,7 @@ const void *cc_dbi_pg_blob(struct cc_stmt *s, int col, size_t *len)
         *len = (size_t)PQgetlength(p->res, p->row, col); /* raw bytes, nothing to decode */
         return v;
     }
-    if (PQftype(p->res, col) != PG_BYTEAOID) {
+    if (col_type(p, col) != PG_BYTEAOID) {
         *len = (size_t)PQgetlength(p->res, p->row, col);
         return v; /* text read as bytes */
     }
@@ -518,6 +752,12 @@ void cc_dbi_pg_reset(struct cc_stmt *s)
 {
     struct cc_stmt_pg *p = s->pg;
 
+    if (p->state == PG_SENT)
+        pipe_read(s->st, s); /* its result, to drop; a failure is logged */
+    p->state = PG_IDLE;
+    p->row = -1;
+    p->nrows = 0;
+    p->ncols = 0;
     PQclear(p->res);
     p->res = NULL;
     PQfreemem(p->blob);

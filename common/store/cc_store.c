@@ -155,11 +155,10 @@ void cc_store_thread_leave(struct cc_store *st)
 
 int cc_store_read_begin(struct cc_store *st)
 {
-    /* One snapshot for every query until the end, as SQLite's read transaction gives. */
+    /* One snapshot for every query until the end, as SQLite's read transaction gives. On
+     * PostgreSQL the BEGIN goes out with the first statement (cc_dbi_pg_read_begin). */
     if (st->dialect == CC_DIALECT_PG)
-        return cc_dbi_ready(st) == CC_OK
-                   ? cc_dbi_pg_exec(st, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                   : CC_ERR_DB;
+        return cc_dbi_ready(st) == CC_OK ? cc_dbi_pg_read_begin(st) : CC_ERR_DB;
     return cc_sql_read_begin(st->db);
 }
 

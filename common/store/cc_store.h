@@ -101,7 +101,9 @@ int cc_store_maintain(struct cc_store *st, int64_t now_ms);
 void cc_store_thread_enter(struct cc_store *st);
 void cc_store_thread_leave(struct cc_store *st);
 /* A read-only transaction: every query until cc_store_read_end sees one snapshot. Not for
- * code that writes before the end. CC_OK or CC_ERR_DB. */
+ * code that writes before the end. On PostgreSQL the BEGIN goes out with the first
+ * statement after it (one round trip less; the snapshot is that statement's either way).
+ * CC_OK or CC_ERR_DB. */
 int cc_store_read_begin(struct cc_store *st);
 /* Ends it; a no-op when no transaction is open. */
 void cc_store_read_end(struct cc_store *st);

@@ -54,6 +54,15 @@ struct cc_store {
     int16_t slot[CC_STMT_SLOTS];
     int64_t prepares;  /* cc_store_stmt_prepares */
     unsigned pg_names; /* PostgreSQL statement names handed out: "s1", "s2", ... */
+    /* PostgreSQL: statements sent ahead (cc_stmt_send) whose results are not read yet,
+     * oldest first; the connection is in libpq's pipeline mode while any is, or while a
+     * sync's answer is still to be read. */
+    struct cc_stmt *pg_sent[CC_STMT_SEND_MAX];
+    int pg_n_sent;
+    int pg_unsynced;  /* statements sent since the last sync */
+    int pg_syncs;     /* syncs sent whose answer (PGRES_PIPELINE_SYNC) is not read yet */
+    int64_t pg_waits; /* cc_store_round_trips */
+    int pg_begin_due; /* cc_store_read_begin's BEGIN, not sent yet (cc_dbi_pg_read_begin) */
     /* Inside cc_store_begin .. commit: rollup terms summed here, written at commit. */
     int in_tx;
     uint64_t tx_seq; /* transactions cc_store_begin opened: the current one's cc_store_tx_id */
@@ -104,12 +113,19 @@ int cc_dbi_ready(struct cc_store *st);
 int cc_dbi_pg_exec(struct cc_store *st, const char *sql);
 /* COMMIT; CC_ERR_DB when the server rolled back instead (an aborted transaction). */
 int cc_dbi_pg_commit(struct cc_store *st);
+/* cc_store_read_begin: its BEGIN (REPEATABLE READ, READ ONLY) is not sent now but in the
+ * same round trip as the first statement after it (one wait less per read transaction;
+ * the snapshot is the first statement's either way). Until then the store counts as in a
+ * transaction; a COMMIT with nothing run in between costs nothing. CC_OK. */
+int cc_dbi_pg_read_begin(struct cc_store *st);
 int cc_dbi_pg_in_transaction(struct cc_store *st);
 int cc_dbi_pg_prepare(struct cc_store *st, struct cc_stmt *s);
 void cc_dbi_pg_free(struct cc_stmt *s);
 int cc_dbi_pg_bind(struct cc_stmt *s, int n, const void *v, size_t len, int binary);
 int cc_dbi_pg_bind_null(struct cc_stmt *s, int n);
 int cc_dbi_pg_step(struct cc_stmt *s);
+/* cc_stmt_send on PostgreSQL. */
+int cc_dbi_pg_send(struct cc_stmt *s);
 int cc_dbi_pg_is_null(struct cc_stmt *s, int col);
 /* NULL too for a binary column that is not a text type (logged db_column_type). */
 const char *cc_dbi_pg_text(struct cc_stmt *s, int col);

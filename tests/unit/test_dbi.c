@@ -813,6 +813,128 @@ static void test_dbi_pg_typed_functions_not_yet(void **state)
     cc_store_close(other);
 }
 
+static const char sql_plus1[] = "SELECT CAST($1 AS bigint) + 1";
+static const char sql_ids_from[] = "SELECT id FROM t WHERE id >= $1 ORDER BY id";
+static const char sql_twice[] = "SELECT CAST($1 AS bigint) * 2";
+
+/* Lends sql with $1 bound to v, sent ahead. */
+static struct cc_stmt *sent(struct cc_store *st, const char *sql, int64_t v)
+{
+    struct cc_stmt *s = NULL;
+
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, v), CC_OK);
+    assert_int_equal(cc_stmt_send(s), CC_OK);
+    return s;
+}
+
+/* Steps s: one row whose first column is want, then the end; releases s. */
+static void one_row(struct cc_stmt *s, int64_t want)
+{
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_int_equal(cc_stmt_column_int64(s, 0), want);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+}
+
+/* Statements sent ahead (cc_stmt_send) give the rows they give run one by one, stepped in
+ * any order, beside statements run on their own; on PostgreSQL the three wait for the
+ * server once (one pipeline), not three times. A sent statement released unread leaves
+ * the connection working. */
+static void test_dbi_send_ahead(void **state)
+{
+    struct cc_store *st = store(state);
+    struct cc_stmt *a, *b, *c;
+    int64_t trips;
+
+    insert_id(st, 5);
+    insert_id(st, 6);
+    one_row(sent(st, sql_plus1, 0), 1); /* prepared now: the round trips below are runs */
+    one_row(sent(st, sql_twice, 0), 0);
+    b = sent(st, sql_ids_from, 99);
+    assert_int_equal(cc_stmt_step(b), CC_OK);
+    cc_stmt_release(b);
+
+    trips = cc_store_round_trips(st);
+    a = sent(st, sql_plus1, 41);
+    b = sent(st, sql_ids_from, 6);
+    c = sent(st, sql_twice, 21);
+    one_row(c, 42); /* the last first: the two before it are kept */
+    one_row(a, 42);
+    one_row(b, 6);
+    if (cc_store_dialect(st) == CC_DIALECT_PG)
+        assert_int_equal(cc_store_round_trips(st) - trips, 1);
+    else
+        assert_int_equal(cc_store_round_trips(st), 0);
+
+    /* A statement run on its own between the send and the step: the result waits. */
+    a = sent(st, sql_plus1, 7);
+    assert_int_equal(query_int(st, sql_count), 2);
+    insert_id(st, 7);
+    one_row(a, 8);
+    /* Released unread, then the same statement again. */
+    cc_stmt_release(sent(st, sql_plus1, 9));
+    one_row(sent(st, sql_plus1, 10), 11);
+    assert_int_equal(query_int(st, sql_count), 3);
+    /* In a transaction: its writes are seen by the statements sent after them. */
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    insert_id(st, 8);
+    b = sent(st, sql_ids_from, 8);
+    one_row(b, 8);
+    assert_int_equal(query_int(st, sql_count), 4);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+}
+
+/* A statement sent ahead that fails reports it at its step; on PostgreSQL the one sent
+ * after it in the same round trip fails too (not run), on SQLite it runs. The connection
+ * works afterwards, and a statement sent cannot be sent again (PostgreSQL; SQLite's send
+ * does nothing). */
+static void test_dbi_send_ahead_failure(void **state)
+{
+    static const char sql_bad[] = "INSERT INTO t (id, c) VALUES ($1, -1)"; /* CHECK (c >= 0) */
+    struct cc_store *st = store(state);
+    struct cc_stmt *a, *b;
+
+    one_row(sent(st, sql_plus1, 0), 1); /* prepared: a prepare would read a's result first */
+    a = sent(st, sql_bad, 1);
+    b = sent(st, sql_plus1, 1);
+    assert_int_equal(cc_stmt_send(a),
+                     cc_store_dialect(st) == CC_DIALECT_PG ? CC_ERR_INTERNAL : CC_OK);
+    assert_int_equal(cc_stmt_step(a), CC_ERR_DB);
+    if (cc_store_dialect(st) == CC_DIALECT_PG) {
+        assert_int_equal(cc_stmt_step(b), CC_ERR_DB);
+        cc_stmt_release(b);
+    } else {
+        one_row(b, 2);
+    }
+    cc_stmt_release(a);
+    assert_int_equal(query_int(st, sql_count), 0);
+    one_row(sent(st, sql_plus1, 2), 3);
+}
+
+/* More than CC_STMT_SEND_MAX statements sent: the one over the limit first reads the
+ * results on their way (one more round trip on PostgreSQL), and every answer is right. */
+static void test_dbi_send_ahead_limit(void **state)
+{
+    static char texts[CC_STMT_SEND_MAX + 1][48]; /* distinct texts: one cached statement each */
+    struct cc_stmt *s[CC_STMT_SEND_MAX + 1];
+    struct cc_store *st = store(state);
+    int n = CC_STMT_SEND_MAX + 1;
+    int64_t trips;
+
+    for (int i = 0; i < n; i++) {
+        snprintf(texts[i], sizeof texts[i], "SELECT CAST($1 AS bigint) + %d", i);
+        one_row(sent(st, texts[i], 0), i);
+    }
+    trips = cc_store_round_trips(st);
+    for (int i = 0; i < n; i++)
+        s[i] = sent(st, texts[i], 100);
+    for (int i = n - 1; i >= 0; i--)
+        one_row(s[i], 100 + i);
+    if (cc_store_dialect(st) == CC_DIALECT_PG)
+        assert_int_equal(cc_store_round_trips(st) - trips, 2);
+}
+
 #define BOTH(setup)                                                                                \
     cmocka_unit_test_setup_teardown(test_dbi_dialect, setup, fx_teardown),                         \
         cmocka_unit_test_setup_teardown(test_dbi_params_out_of_order_and_repeated, setup,          \
@@ -839,7 +961,11 @@ static void test_dbi_pg_typed_functions_not_yet(void **state)
         cmocka_unit_test_setup_teardown(test_dbi_release_with_unread_row, setup, fx_teardown),     \
         cmocka_unit_test_setup_teardown(test_dbi_json_helpers, setup, fx_teardown),                \
         cmocka_unit_test_setup_teardown(test_dbi_collect_rows, setup, fx_teardown),                \
-        cmocka_unit_test_setup_teardown(test_dbi_exec_runs_several_statements, setup, fx_teardown)
+        cmocka_unit_test_setup_teardown(test_dbi_exec_runs_several_statements, setup,              \
+                                        fx_teardown),                                              \
+        cmocka_unit_test_setup_teardown(test_dbi_send_ahead, setup, fx_teardown),                  \
+        cmocka_unit_test_setup_teardown(test_dbi_send_ahead_failure, setup, fx_teardown),          \
+        cmocka_unit_test_setup_teardown(test_dbi_send_ahead_limit, setup, fx_teardown)
 
 /* PostgreSQL went away under a store (a server restart; here its backend is terminated):
  * the first statement fails, and the next call opens the connection again and prepares its
@@ -882,6 +1008,38 @@ static void test_dbi_pg_reconnects_after_lost_connection(void **state)
     cc_store_close(admin);
 }
 
+/* cc_store_read_begin's BEGIN goes out with the first statement after it: a read
+ * transaction of one statement waits for the server twice (with the COMMIT), not three
+ * times, and one that ran nothing not at all. It is still a REPEATABLE READ, READ ONLY
+ * transaction: a row another connection adds after the first statement is not seen
+ * until the end, and a write is refused. */
+static void test_dbi_pg_read_begin_goes_with_first_statement(void **state)
+{
+    struct cc_store *st = store(state);
+    struct cc_store *other = NULL;
+    int64_t trips;
+
+    assert_int_equal(cc_store_open(pg_url, 0, &other), CC_OK);
+    assert_int_equal(query_int(st, sql_count), 0); /* prepared */
+    trips = cc_store_round_trips(st);
+    assert_int_equal(cc_store_read_begin(st), CC_OK);
+    assert_true(cc_store_in_transaction(st));
+    cc_store_read_end(st);
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(cc_store_round_trips(st), trips); /* nothing ran: no BEGIN, no COMMIT */
+
+    assert_int_equal(cc_store_read_begin(st), CC_OK);
+    assert_int_equal(query_int(st, sql_count), 0);
+    assert_int_equal(cc_store_round_trips(st) - trips, 1); /* BEGIN and the count */
+    insert_id(other, 1);
+    assert_int_equal(query_int(st, sql_count), 0); /* the first statement's snapshot */
+    assert_int_equal(cc_store_exec(st, "INSERT INTO t (id) VALUES (2)"), CC_ERR_DB);
+    cc_store_read_end(st);
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(query_int(st, sql_count), 1);
+    cc_store_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest lite[] = {BOTH(lite_setup)};
@@ -889,6 +1047,8 @@ int main(void)
         BOTH(pg_setup),
         cmocka_unit_test_setup_teardown(test_dbi_pg_typed_functions_not_yet, pg_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_dbi_pg_reconnects_after_lost_connection, pg_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dbi_pg_read_begin_goes_with_first_statement, pg_setup,
                                         fx_teardown),
     };
     int failed;

@@ -349,6 +349,52 @@ static void test_binary_opt_in_before_step_only(void **state)
 }
 
 /* SQLite: the opt-in is accepted and changes nothing. */
+/* The driver keeps the type and format of a result's first columns at hand and asks libpq
+ * for the others: a row of 20 columns reads the same on both sides of that line, numbers,
+ * text, NULL and a refused type alike, and the next result's columns are its own. */
+static void test_binary_many_columns(void **state)
+{
+    static const char sql[] =
+        "SELECT CAST(1 AS bigint), 2.5::float8, CAST(3 AS int), 'a'::text, 5::int2, 6::bigint,"
+        " 7::bigint, 8::bigint, 9::bigint, 10::bigint, 11::bigint, 12::bigint, 13::bigint,"
+        " 14::bigint, 15::bigint, 16::bigint, CAST(-17 AS bigint), 18.25::float8, 'b'::text,"
+        " 1.5::numeric";
+    static const char sql_text[] = "SELECT 'x'::text, 2::bigint";
+    struct cc_store *st = *state;
+    struct cc_stmt *s = NULL;
+
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK);
+    assert_int_equal(cc_stmt_set_binary_results(s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_true(cc_stmt_column_int64(s, 0) == 1);
+    assert_true(cc_stmt_column_double(s, 1) == 2.5);
+    assert_true(cc_stmt_column_int64(s, 2) == 3);
+    assert_string_equal(cc_stmt_column_text(s, 3), "a");
+    assert_true(cc_stmt_column_int64(s, 4) == 5);
+    for (int c = 5; c < 16; c++)
+        assert_true(cc_stmt_column_int64(s, c) == c + 1);
+    assert_true(cc_stmt_column_int64(s, 16) == -17);
+    assert_true(cc_stmt_column_double(s, 17) == 18.25);
+    assert_null(cc_stmt_column_text(s, 17)); /* a binary number, past the kept columns too */
+    assert_string_equal(cc_stmt_column_text(s, 18), "b");
+    assert_true(cc_stmt_column_int64(s, 19) == 0); /* numeric in binary: refused */
+    assert_true(cc_stmt_column_int64(s, 20) == 0); /* no such column */
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    cc_stmt_release(s);
+    /* The same statement object's next result, in text: its own types and formats. */
+    assert_int_equal(cc_stmt_prepare(st, sql_text, &s), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_string_equal(cc_stmt_column_text(s, 0), "x");
+    assert_string_equal(cc_stmt_column_text(s, 1), "2");
+    cc_stmt_release(s);
+    assert_int_equal(cc_stmt_prepare(st, sql, &s), CC_OK); /* again, in text format */
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    assert_string_equal(cc_stmt_column_text(s, 0), "1");
+    assert_string_equal(cc_stmt_column_text(s, 17), "18.25");
+    assert_true(cc_stmt_column_int64(s, 16) == -17);
+    cc_stmt_release(s);
+}
+
 static void test_binary_sqlite_ignores(void **state)
 {
     static const char sql[] = "SELECT 9223372036854775807, 0.1, 'x'";
@@ -391,6 +437,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_binary_wrong_width_refused, pg_setup, st_teardown),
         cmocka_unit_test_setup_teardown(test_binary_other_types_refused, pg_setup, st_teardown),
         cmocka_unit_test_setup_teardown(test_binary_opt_in_before_step_only, pg_setup, st_teardown),
+        cmocka_unit_test_setup_teardown(test_binary_many_columns, pg_setup, st_teardown),
     };
     int failed;
 
