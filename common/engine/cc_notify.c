@@ -30,7 +30,7 @@ static const char sql_alert_json_pg[] =
  * one NOTIFY_SELECT per kind joined by UNION ALL, not one join ON (x OR u.id IN (SELECT
  * ...)): SQLite builds a temporary b-tree of the IN list on every execution, about a
  * tenth of an alert change's instructions (test_alert:
- * notify_inserts_build_no_temporary_btree). A user in both sets would come twice;
+ * alert_writes_build_no_temporary_btree). A user in both sets would come twice;
  * notifications_once makes the second row a no-op (ON CONFLICT DO NOTHING). PostgreSQL
  * keeps the one join (_PG_ below): it has no such cost, and it would type the untyped
  * parameters of a UNION's select list as text. */
