@@ -21,35 +21,39 @@ static const char *const type_names[CC_ALERT_TYPE_COUNT] = {
  * predicate repeated): two writers can never both insert, and the loser's insert becomes
  * the re-trigger. trigger_count is 1 only for a row this statement inserted. The CASE is
  * the later of two times in both dialects (SQLite's two-argument max is PostgreSQL's
- * GREATEST); the existing row is named by its table, which PostgreSQL requires.
- * RETURNING gives the alert object of a new alert (JSON of the row as written, the text
- * cc_notify would read back), and NULL for a re-trigger, which notifies nobody. */
-#define SQL_RAISE(ALERT_JSON)                                                                      \
+ * GREATEST); the existing row is named by its table, which PostgreSQL requires. */
+#define SQL_RAISE                                                                                  \
     "INSERT INTO alerts (cold_cell_id, device_id, type, status, value, threshold, message,"        \
     " first_triggered_at, last_triggered_at, trigger_count)"                                       \
     " VALUES ($1, $2, $3, 'ACTIVE', $4, $5, $6, $7, $7, 1)"                                        \
     " ON CONFLICT (cold_cell_id, device_id, type) WHERE status = 'ACTIVE' DO UPDATE SET"           \
     " last_triggered_at = CASE WHEN excluded.last_triggered_at > alerts.last_triggered_at"         \
     " THEN excluded.last_triggered_at ELSE alerts.last_triggered_at END,"                          \
-    " trigger_count = alerts.trigger_count + 1, value = excluded.value"                            \
-    " RETURNING id, trigger_count, cold_cell_id,"                                                  \
-    " CASE WHEN trigger_count = 1 THEN " ALERT_JSON " END"
-static const char sql_raise[] = SQL_RAISE(CC_ALERT_JSON_SQL_OF(""));
-static const char sql_raise_pg[] = SQL_RAISE(CC_ALERT_JSON_SQL_PG_OF(""));
-/* A row (the cell and the alert object after the change) only when this statement
- * resolved the alert. */
-#define SQL_RESOLVE(ALERT_JSON)                                                                    \
+    " trigger_count = alerts.trigger_count + 1, value = excluded.value"
+/* What the raise gives back: the id, trigger_count, the cell and the alert object of a
+ * new alert (JSON of the row as written, the text cc_notify would read back), NULL for a
+ * re-trigger, which notifies nobody. PostgreSQL returns it from the upsert (RETURNING).
+ * SQLite reads it back by alerts_one_active after a plain upsert: SQLite 3.40 puts every
+ * RETURNING result in a temporary b-tree before handing out the first row, which cost
+ * more than this indexed SELECT (test_alert: alert_writes_build_no_temporary_btree). */
+#define RAISED_COLUMNS(P, ALERT_JSON)                                                              \
+    P "id, " P "trigger_count, " P "cold_cell_id, CASE WHEN " P                                    \
+      "trigger_count = 1 THEN " ALERT_JSON " END"
+static const char sql_raise[] = SQL_RAISE;
+static const char sql_raised[] = "SELECT " RAISED_COLUMNS(
+    "a.", CC_ALERT_JSON_SQL) " FROM alerts a WHERE a.cold_cell_id = $1 AND a.device_id = $2"
+                             " AND a.type = $3 AND a.status = 'ACTIVE'";
+static const char sql_raise_pg[] =
+    SQL_RAISE " RETURNING " RAISED_COLUMNS("", CC_ALERT_JSON_SQL_PG_OF(""));
+/* Resolves the alert if it is ACTIVE. PostgreSQL returns the cell and the alert object
+ * after the change; SQLite, for the reason above, has cc_notify read the object back. */
+#define SQL_RESOLVE                                                                                \
     "UPDATE alerts SET status = 'RESOLVED', resolved_at = CASE WHEN CAST($2 AS bigint) >"          \
     " last_triggered_at THEN CAST($2 AS bigint) ELSE last_triggered_at END,"                       \
-    " resolved_by = $3, resolution_note = $4 WHERE id = $1 AND status = 'ACTIVE'"                  \
-    " RETURNING cold_cell_id, " ALERT_JSON
-static const char sql_resolve[] = SQL_RESOLVE(CC_ALERT_JSON_SQL_OF(""));
-static const char sql_resolve_pg[] = SQL_RESOLVE(CC_ALERT_JSON_SQL_PG_OF(""));
-
-static const char *pick(struct cc_store *st, const char *lite, const char *pg)
-{
-    return cc_store_dialect(st) == CC_DIALECT_PG ? pg : lite;
-}
+    " resolved_by = $3, resolution_note = $4 WHERE id = $1 AND status = 'ACTIVE'"
+static const char sql_resolve[] = SQL_RESOLVE;
+static const char sql_resolve_pg[] =
+    SQL_RESOLVE " RETURNING cold_cell_id, " CC_ALERT_JSON_SQL_PG_OF("");
 
 const char *cc_alert_type_name(int type)
 {
@@ -85,24 +89,66 @@ static char *dup_json(struct cc_stmt *stmt, int col, int *rc)
     return copy;
 }
 
+/* Binds the cell, device and type as $1..$3 (the raise and its read-back). */
+static int bind_key(struct cc_stmt *stmt, int64_t cold_cell_id, int64_t device_id, int type)
+{
+    int rc = cc_stmt_bind_int64(stmt, 1, cold_cell_id);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 2, device_id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, 3, type_names[type]);
+    return rc;
+}
+
+/* The alert as raised, from RAISED_COLUMNS: on SQLite read back by its key, on
+ * PostgreSQL the upsert's own row. *json is NULL for a re-trigger. */
+static int raised_row(struct cc_store *st, struct cc_stmt *upsert, int64_t cold_cell_id,
+                      int64_t device_id, int type, int64_t *id, int64_t *count, int64_t *cell,
+                      char **json)
+{
+    struct cc_stmt *stmt = upsert;
+    int rc = CC_OK;
+
+    if (cc_store_dialect(st) != CC_DIALECT_PG) {
+        rc = cc_stmt_prepare(st, sql_raised, &stmt);
+        if (rc == CC_OK)
+            rc = bind_key(stmt, cold_cell_id, device_id, type);
+    }
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_ROW) {
+        rc = CC_OK;
+        *id = cc_stmt_column_int64(stmt, 0);
+        *count = cc_stmt_column_int64(stmt, 1);
+        *cell = cc_stmt_column_int64(stmt, 2);
+        if (*count == 1)
+            *json = dup_json(stmt, 3, &rc);
+        if (rc == CC_OK)
+            rc = cc_stmt_step(stmt);
+    } else if (rc == CC_OK) {
+        rc = CC_ERR_DB; /* an upsert leaves an ACTIVE row on insert and on update alike */
+    }
+    if (stmt != upsert)
+        cc_stmt_release(stmt);
+    return rc;
+}
+
 int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id, int type,
                    double value, double threshold, const char *message, int64_t at_ms,
                    int64_t now_ms, int64_t *alert_id, int *created)
 {
     struct cc_stmt *stmt = NULL;
+    int pg = cc_store_dialect(st) == CC_DIALECT_PG;
     int64_t id = 0, count = 0, cell = 0;
     char *json = NULL;
     int rc;
 
     if (type < 0 || type >= CC_ALERT_TYPE_COUNT)
         return CC_ERR_INTERNAL;
-    rc = cc_stmt_prepare(st, pick(st, sql_raise, sql_raise_pg), &stmt);
+    rc = cc_stmt_prepare(st, pg ? sql_raise_pg : sql_raise, &stmt);
     if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(stmt, 1, cold_cell_id);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(stmt, 2, device_id);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_text(stmt, 3, type_names[type]);
+        rc = bind_key(stmt, cold_cell_id, device_id, type);
     if (rc == CC_OK)
         rc = bind_real_or_null(stmt, 4, value);
     if (rc == CC_OK)
@@ -111,20 +157,10 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
         rc = cc_stmt_bind_text(stmt, 6, message != NULL ? message : "");
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(stmt, 7, at_ms);
+    if (rc == CC_OK && !pg)
+        rc = cc_stmt_step(stmt); /* no row: the raised row is read back */
     if (rc == CC_OK)
-        rc = cc_stmt_step(stmt);
-    if (rc == CC_ROW) {
-        rc = CC_OK;
-        id = cc_stmt_column_int64(stmt, 0);
-        count = cc_stmt_column_int64(stmt, 1);
-        cell = cc_stmt_column_int64(stmt, 2);
-        if (count == 1)
-            json = dup_json(stmt, 3, &rc);
-        if (rc == CC_OK)
-            rc = cc_stmt_step(stmt);
-    } else if (rc == CC_OK) {
-        rc = CC_ERR_DB; /* RETURNING gives a row on insert and on update alike */
-    }
+        rc = raised_row(st, stmt, cold_cell_id, device_id, type, &id, &count, &cell, &json);
     cc_stmt_release(stmt);
     if (rc == CC_OK && count == 1)
         rc = cc_notify_alert_raised_obj(st, id, cell, json, now_ms);
@@ -145,11 +181,12 @@ int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64
                      const char *note, int64_t now_ms, int *resolved)
 {
     struct cc_stmt *stmt = NULL;
+    int pg = cc_store_dialect(st) == CC_DIALECT_PG;
     int64_t cell = 0;
     char *json = NULL;
-    int rc;
+    int done = 0, rc;
 
-    rc = cc_stmt_prepare(st, pick(st, sql_resolve, sql_resolve_pg), &stmt);
+    rc = cc_stmt_prepare(st, pg ? sql_resolve_pg : sql_resolve, &stmt);
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(stmt, 1, alert_id);
     if (rc == CC_OK)
@@ -160,25 +197,27 @@ int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64
         rc = cc_stmt_bind_text(stmt, 4, note); /* NULL binds NULL */
     if (rc == CC_OK)
         rc = cc_stmt_step(stmt);
-    if (rc == CC_ROW) { /* it was ACTIVE: this statement resolved it */
+    if (rc == CC_ROW) { /* PostgreSQL: it was ACTIVE, this statement resolved it */
         rc = CC_OK;
+        done = 1;
         cell = cc_stmt_column_int64(stmt, 0);
         json = dup_json(stmt, 1, &rc);
         if (rc == CC_OK)
             rc = cc_stmt_step(stmt);
+    } else if (rc == CC_OK && !pg) {
+        done = cc_stmt_changes(stmt) == 1;
     }
     cc_stmt_release(stmt);
-    if (rc == CC_OK && json != NULL)
-        rc = cc_notify_alert_resolved_obj(st, alert_id, cell, json, now_ms);
-    if (rc != CC_OK) {
-        free(json);
+    if (rc == CC_OK && done)
+        rc = json != NULL ? cc_notify_alert_resolved_obj(st, alert_id, cell, json, now_ms)
+                          : cc_notify_alert_resolved(st, alert_id, now_ms);
+    free(json);
+    if (rc != CC_OK)
         return rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
-    }
-    if (json != NULL)
+    if (done)
         cc_log_info("alert_resolved", "id=%lld by=%lld", (long long)alert_id,
                     (long long)(by_user > 0 ? by_user : 0));
     if (resolved != NULL)
-        *resolved = json != NULL;
-    free(json);
+        *resolved = done;
     return CC_OK;
 }

@@ -77,8 +77,8 @@ int cc_notify_alert_raised(struct cc_store *st, int64_t alert_id, int64_t now_ms
 int cc_notify_alert_resolved(struct cc_store *st, int64_t alert_id, int64_t now_ms);
 /* The two above with the alert object given: its cell and its JSON text
  * (CC_ALERT_JSON_SQL's or _PG's, as the store's dialect writes it), taken from the
- * statement that changed the alert (cc_alert_ops.c, RETURNING), so that no SELECT reads
- * it back (~5 % of the writer's CPU under alert churn, tools/bench_alerts). */
+ * statement that changed the alert or read it back (cc_alert_ops.c: PostgreSQL's
+ * RETURNING, SQLite's read-back of a raise), so that it is not read twice. */
 int cc_notify_alert_raised_obj(struct cc_store *st, int64_t alert_id, int64_t cold_cell_id,
                                const char *alert_json, int64_t now_ms);
 int cc_notify_alert_resolved_obj(struct cc_store *st, int64_t alert_id, int64_t cold_cell_id,

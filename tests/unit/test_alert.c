@@ -783,6 +783,63 @@ static void test_hot_checks_build_no_temporary_btree(void **state)
     }
 }
 
+/* The writes of an alert change run without a temporary b-tree (each one cost about a
+ * tenth of the change's instructions). The notification INSERTs (customer and
+ * technicians; technicians and admins): SQLite built one for the IN list of the linked
+ * technicians on every execution; they are now one SELECT per recipient kind under UNION
+ * ALL. The raise and the resolve: SQLite 3.40 builds one for every RETURNING; they no
+ * longer return anything on SQLite. The recipients do not change: each once (admin 4,
+ * also linked as a technician, gets one ESCALATION), disabled users none. */
+static void test_alert_writes_build_no_temporary_btree(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *cached = NULL;
+    int n = -1, checked = 0;
+
+    exec_ok(st, "INSERT INTO users (id, email, password_hash, role, name, disabled, created_at)"
+                " VALUES (6, 'off@example.com', 'x', 'TECHNICIAN', 'Off', 1, 0);"
+                "INSERT INTO technician_customers VALUES (6, 1), (4, 1)");
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1); /* raised */
+    assert_int_equal(cc_jobs_escalate(st, 3600, T0 + 3600 * S, &n), CC_OK);
+    assert_int_equal(n, 1);
+    reading(st, FRIDGE, T0 - 9 * S, 5.0, -1); /* resolved */
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ALERT'"
+                           " AND user_id IN (1, 2, 4)"),
+                     3);
+    assert_int_equal(NOTES("ALERT"), 3);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ALERT_RESOLVED'"
+                           " AND user_id IN (1, 2, 4)"),
+                     3);
+    assert_int_equal(NOTES("ALERT_RESOLVED"), 3);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ESCALATION'"
+                           " AND user_id IN (2, 4)"),
+                     2);
+    assert_int_equal(NOTES("ESCALATION"), 2);
+    /* The statements cc_notify prepared and cached on this connection. */
+    while ((cached = sqlite3_next_stmt(db, cached)) != NULL) {
+        const char *text = sqlite3_sql(cached);
+        char sql[4096];
+        sqlite3_stmt *stmt = NULL;
+        int ephemeral = 0;
+
+        if (text == NULL || ((strncmp(text, "INSERT INTO notifications", 25) != 0 ||
+                              strstr(text, "technician_customers") == NULL) &&
+                             strncmp(text, "INSERT INTO alerts", 18) != 0 &&
+                             strncmp(text, "UPDATE alerts SET status = 'RESOLVED'", 37) != 0))
+            continue;
+        assert_true((size_t)snprintf(sql, sizeof sql, "EXPLAIN %s", text) < sizeof sql);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+        while (sqlite3_step(stmt) == SQLITE_ROW)
+            ephemeral += strcmp((const char *)sqlite3_column_text(stmt, 1), "OpenEphemeral") == 0;
+        sqlite3_finalize(stmt);
+        if (ephemeral != 0)
+            fail_msg("%s: %d temporary b-trees", text, ephemeral);
+        checked++;
+    }
+    assert_int_equal(checked, 4); /* two notification INSERTs, the raise, the resolve */
+}
+
 static void test_notify_signature(void **state)
 {
     char sig[CC_NOTIFY_SIGNATURE_LEN];
@@ -1017,6 +1074,7 @@ int main(void)
         T(test_notify_payload_is_json_objects_text),
         T(test_outbox_due_indexes_are_partial),
         T(test_hot_checks_build_no_temporary_btree),
+        T(test_alert_writes_build_no_temporary_btree),
         T(test_notify_signature),
         T(test_alerts_api_resolve_ack_access),
         T(test_stats_counters),
