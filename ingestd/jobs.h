@@ -12,9 +12,14 @@ struct ingest_jobs;
 
 struct cc_gate;
 struct cc_walckpt;
-/* gate: shared with the writer (cc_gate.h), or NULL. ckpt: as for the writer, or NULL. */
+/* How many more publishes the client takes now (ingest_mqtt_publish_room). */
+typedef int (*ingest_room_fn)(void *ctx);
+
+/* gate: shared with the writer (cc_gate.h), or NULL. ckpt: as for the writer, or NULL.
+ * publish and room (both called with ctx) carry the alert events. */
 int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, struct cc_walckpt *ckpt,
-                      ingest_publish_fn publish, void *ctx, struct ingest_jobs **out);
+                      ingest_publish_fn publish, ingest_room_fn room, void *ctx,
+                      struct ingest_jobs **out);
 /* Stops the thread after the job in hand; NULL is a no-op. */
 void ingest_jobs_stop(struct ingest_jobs *j);
 

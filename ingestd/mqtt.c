@@ -449,6 +449,14 @@ int ingest_mqtt_publish(void *arg, const char *topic, const char *payload, size_
     return 0;
 }
 
+int ingest_mqtt_publish_room(void *arg)
+{
+    struct ingest_mqtt *m = arg;
+    unsigned long long held = __atomic_load_n(&m->c.publish_pending, __ATOMIC_RELAXED);
+
+    return held < INGEST_PUBLISH_WINDOW ? (int)(INGEST_PUBLISH_WINDOW - held) : 0;
+}
+
 struct ingest_mqtt_counters *ingest_mqtt_counters(struct ingest_mqtt *m)
 {
     return &m->c;

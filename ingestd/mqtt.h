@@ -24,6 +24,12 @@
  * caller retries a notification later, an error reply is counted as dropped). */
 #define INGEST_PUBLISH_PENDING_MAX 10000
 #define INGEST_PUBLISH_INFLIGHT 1000 /* of those, sent and awaiting PUBACK */
+/* The alert events the delivery worker hands over while the client holds this many
+ * (ingest_mqtt_publish_room): each held one is a copy and a packet (~1.1 KiB for a 412-byte
+ * event), and with the whole pending limit open a churn backlog kept up to 4,000 of them
+ * (4.4 MiB, make bench), all of it in ingestd's peak RSS. At the in-flight window the
+ * broker is never left waiting. */
+#define INGEST_PUBLISH_WINDOW INGEST_PUBLISH_INFLIGHT
 #define INGEST_KEEPALIVE_S 20
 #define INGEST_BACKOFF_MIN_MS 250   /* first reconnect delay */
 #define INGEST_BACKOFF_MAX_MS 10000 /* longest reconnect delay */
@@ -82,6 +88,9 @@ void ingest_mqtt_run(struct ingest_mqtt *m, volatile sig_atomic_t *stop);
 /* QoS 1 publish from any thread. 0 when queued, -1 when refused (not connected is fine:
  * libmosquitto sends it after the reconnect; past INGEST_PUBLISH_PENDING_MAX it is not). */
 int ingest_mqtt_publish(void *m, const char *topic, const char *payload, size_t len);
+/* INGEST_PUBLISH_WINDOW less the publishes held unacknowledged, at least 0 (a
+ * cc_notify_room_fn). */
+int ingest_mqtt_publish_room(void *m);
 struct ingest_mqtt_counters *ingest_mqtt_counters(struct ingest_mqtt *m);
 void ingest_mqtt_free(struct ingest_mqtt *m);
 

@@ -1,6 +1,8 @@
 /* cc_worker.c - see cc_worker.h. */
 #include "cc_worker.h"
 
+#include <time.h>
+
 #include "cc_rc.h"
 
 int cc_worker_start(struct cc_worker *w, void *(*fn)(void *), void *arg)
@@ -14,6 +16,20 @@ int cc_worker_start(struct cc_worker *w, void *(*fn)(void *), void *arg)
         return CC_ERR_INTERNAL;
     }
     return CC_OK;
+}
+
+void cc_worker_wait_ms(struct cc_worker *w, long ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until); /* the condition's default clock */
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&w->wake, &w->mu, &until);
 }
 
 void cc_worker_stop(struct cc_worker *w)

@@ -18,6 +18,9 @@ struct cc_worker {
 /* Initialises w and runs fn(arg) on a new thread. CC_OK, or CC_ERR_INTERNAL with nothing
  * left to stop. */
 int cc_worker_start(struct cc_worker *w, void *(*fn)(void *), void *arg);
+/* For the thread function, holding w->mu: waits on w->wake for at most ms (a signal, the
+ * stop or a spurious wake-up ends it sooner; the caller looks at its state again). */
+void cc_worker_wait_ms(struct cc_worker *w, long ms);
 /* Sets stopping, wakes the thread, waits for it to return and frees w's lock and condition. */
 void cc_worker_stop(struct cc_worker *w);
 

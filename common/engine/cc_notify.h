@@ -100,11 +100,21 @@ int cc_notify_daily_report(struct cc_store *st, int64_t customer_id, const char 
  * message, else non-zero. */
 typedef int (*cc_notify_publish_fn)(void *ctx, const char *topic, const char *payload, size_t len);
 
+/* How many more alert events the MQTT client takes now (its window less what it holds
+ * unacknowledged); 0 or less: none. */
+typedef int (*cc_notify_room_fn)(void *ctx);
+
 /* The configured channels; a NULL publish or an empty URL turns a channel off. publish
  * serves alert events only; webhook and e-mail serve notifications only. */
 struct cc_notify_channels {
     cc_notify_publish_fn publish;
     void *publish_ctx;
+    /* NULL: no window (CC_NOTIFY_BATCH events a transaction). Else a transaction reads at
+     * most room events, none when it is full: the events wait, PENDING and with no attempt
+     * counted, so what the client holds (a copy and a packet of each) stays bounded by its
+     * window instead of growing with the backlog (ingestd: INGEST_PUBLISH_WINDOW). */
+    cc_notify_room_fn publish_room;
+    void *room_ctx;
     const char *webhook_url;
     const char *webhook_secret; /* HMAC-SHA256 key of X-Coldchain-Signature */
     const char *smtp_url;
@@ -116,6 +126,10 @@ struct cc_notify_channels {
  * number of successful sends. Opens and ends its own transactions. */
 int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
                       int max_rows, int *sent);
+/* cc_notify_deliver, also giving the rows taken (sent, tried or settled; may be NULL): a
+ * caller that runs several passes on one budget (ingestd's jobs: DELIVER_MAX_ROWS a tick). */
+int cc_notify_deliver_rows(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
+                           int max_rows, int *sent, int *taken);
 
 /* The retry delay after the attempts-th failed attempt (1, 2, ...). */
 int64_t cc_notify_backoff_ms(int attempts);

@@ -726,7 +726,17 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
 static int deliver_events(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
                           struct item *items, int *n, int *nsent)
 {
-    int rc = read_events(st, now_ms, items, n, CC_NOTIFY_BATCH);
+    int cap = CC_NOTIFY_BATCH;
+    int rc;
+
+    if (ch->publish_room != NULL) {
+        int room = ch->publish_room(ch->room_ctx);
+
+        cap = room < cap ? room : cap;
+        if (cap <= 0)
+            return CC_OK; /* the client's window is full: the events wait for the next pass */
+    }
+    rc = read_events(st, now_ms, items, n, cap);
 
     for (int i = 0; i < *n && rc == CC_OK; i++) {
         send_item(ch, &items[i]);
@@ -739,6 +749,12 @@ static int deliver_events(struct cc_store *st, const struct cc_notify_channels *
 
 int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
                       int max_rows, int *sent)
+{
+    return cc_notify_deliver_rows(st, ch, now_ms, max_rows, sent, NULL);
+}
+
+int cc_notify_deliver_rows(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
+                           int max_rows, int *sent, int *taken)
 {
     const int cap = CC_NOTIFY_BATCH * CH_USER_COUNT; /* one per channel of a notification */
     struct item *items = malloc(cap * sizeof *items);
@@ -791,5 +807,7 @@ int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, 
     free(items);
     if (sent != NULL)
         *sent = nsent;
+    if (taken != NULL)
+        *taken = total;
     return rc;
 }

@@ -632,6 +632,62 @@ static void test_notify_deliver_alert_events(void **state)
     assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'"), 1);
 }
 
+/* The client's publish window (ingestd: INGEST_PUBLISH_WINDOW): held = accepted and not yet
+ * acknowledged. */
+static struct {
+    int size;
+    int acked;
+} win;
+
+static int fake_room(void *ctx)
+{
+    (void)ctx;
+    return win.size - (pub.ok - win.acked);
+}
+
+/* A pass publishes no more alert events than the client's window has room for, and none
+ * while it is full: the rest wait PENDING with no attempt counted and no error, and go
+ * once the client has room again. What the client holds stays bounded by its window,
+ * however large the backlog. */
+static void test_notify_deliver_publish_window(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels ch = {.publish = fake_publish, .publish_room = fake_room};
+    int sent = -1, taken = -1;
+
+    memset(&pub, 0, sizeof pub);
+    memset(&win, 0, sizeof win);
+    for (int i = 0; i < 5; i++) { /* raised and resolved: 10 events */
+        reading(st, FRIDGE, T0 - (100 - 2 * i) * S, 9.0, -1);
+        reading(st, FRIDGE, T0 - (99 - 2 * i) * S, 5.0, -1);
+    }
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'PENDING'"), 10);
+    win.size = 3;
+    assert_int_equal(cc_notify_deliver_rows(st, &ch, T0, 1 << 30, &sent, &taken), CC_OK);
+    assert_int_equal(sent, 3);
+    assert_int_equal(taken, 3 + 20); /* and the 20 notifications, settled (no channel) */
+    assert_int_equal(pub.calls, 3);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'PENDING' AND"
+                           " attempts = 0 AND last_error IS NULL"),
+                     7);
+    /* Full: nothing is read, nothing counted. */
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 1 << 30, &sent), CC_OK);
+    assert_int_equal(sent, 0);
+    assert_int_equal(pub.calls, 3);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE attempts = 0"), 7);
+    win.acked = 2; /* two acknowledged: room for two */
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 1 << 30, &sent), CC_OK);
+    assert_int_equal(pub.calls, 5);
+    win.acked = pub.ok;
+    win.size = 1000;
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 1 << 30, &sent), CC_OK);
+    assert_int_equal(sent, 5);
+    assert_int_equal(pub.calls, 10);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT' AND"
+                           " attempts = 1"),
+                     10);
+}
+
 /* An alert event is read, published and recorded in one transaction: the publish only
  * queues the message (ingestd/mqtt.c), so there is no claim (a lease) and no second
  * transaction. The publish sees the row as it was (attempts 0, PENDING), and the attempt
@@ -1071,6 +1127,7 @@ int main(void)
         T(test_alert_objects_are_the_changed_row),
         T(test_notify_deliver_alert_events),
         T(test_notify_deliver_event_in_one_transaction),
+        T(test_notify_deliver_publish_window),
         T(test_notify_payload_is_json_objects_text),
         T(test_outbox_due_indexes_are_partial),
         T(test_hot_checks_build_no_temporary_btree),

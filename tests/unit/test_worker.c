@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "cc_rc.h"
+#include "cc_time.h"
 #include "cc_worker.h"
 
 struct probe {
@@ -56,11 +57,46 @@ static void test_worker_restart(void **state)
     }
 }
 
+static void *times_out(void *arg)
+{
+    struct probe *p = arg;
+
+    pthread_mutex_lock(&p->w.mu);
+    while (!p->w.stopping) {
+        cc_worker_wait_ms(&p->w, 10); /* nobody signals: only the timeout ends it */
+        p->ran++;
+    }
+    p->saw_stop = 1;
+    pthread_mutex_unlock(&p->w.mu);
+    return NULL;
+}
+
+/* cc_worker_wait_ms returns when its time is up, with no signal (ingestd's jobs retry a
+ * delivery that way), and the stop still ends the wait. */
+static void test_worker_wait_ms_times_out(void **state)
+{
+    struct probe p = {0};
+    int ran = 0;
+
+    (void)state;
+    assert_int_equal(cc_worker_start(&p.w, times_out, &p), CC_OK);
+    for (int i = 0; i < 1000 && ran < 3; i++) { /* 3 wake-ups, within 10 s at the most */
+        cc_sleep_ms(10);
+        pthread_mutex_lock(&p.w.mu);
+        ran = p.ran;
+        pthread_mutex_unlock(&p.w.mu);
+    }
+    cc_worker_stop(&p.w);
+    assert_true(ran >= 3);
+    assert_int_equal(p.saw_stop, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worker_stop_wakes_and_joins),
         cmocka_unit_test(test_worker_restart),
+        cmocka_unit_test(test_worker_wait_ms_times_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
