@@ -218,8 +218,10 @@ static const char sql_insert_held[] =
  * reading, the pre-check's descent of the primary key, the speculative insertion's token
  * lock and its confirmation record (docs/postgresql.md, "Fourth pass"). A reading stored
  * behind the store's back (SQL by hand) would fail the statement on the primary key:
- * nothing is stored twice, and the store falls back to sql_insert_held (pg_all_checked). */
-static const char sql_insert_new[] = SQL_INSERT_HELD " RETURNING device_id, ts";
+ * nothing is stored twice, and the store falls back to sql_insert_held (pg_all_checked).
+ * No RETURNING: the statement stores every row or fails, so its row count says it all and
+ * the server formats, and the client parses, no key. */
+static const char sql_insert_new[] = SQL_INSERT_HELD;
 
 /* qsort's and bsearch's context: the chunk's rows (one thread per store). */
 static _Thread_local const struct cc_store_row *key_rows;
@@ -263,7 +265,8 @@ struct chunk {
 };
 
 /* Sends the rows at positions pos[0..k) (in key order) with sql, one of the inserts above
- * or ingest.sql, and marks the keys it returns stored in c. */
+ * or ingest.sql, and marks the keys it returns stored in c (sql_insert_new returns none:
+ * all k are then stored, or the statement failed). */
 static int send_rows(struct cc_store *st, const char *sql, struct chunk *c, const size_t *pos,
                      size_t k)
 {
@@ -309,6 +312,17 @@ static int send_rows(struct cc_store *st, const char *sql, struct chunk *c, cons
         }
         c->inserted[*e] = 1;
         c->stored[c->nstored++] = *e;
+    }
+    if (rc == CC_OK && sql == sql_insert_new) {
+        if (cc_stmt_changes(s) != (int64_t)k || c->nstored + k > c->n) {
+            cc_log_error("db_error", "batch insert stored %lld of %zu readings",
+                         (long long)cc_stmt_changes(s), k);
+            rc = CC_ERR_DB;
+        }
+        for (size_t i = 0; rc == CC_OK && i < k; i++) {
+            c->inserted[pos[i]] = 1;
+            c->stored[c->nstored++] = pos[i];
+        }
     }
     cc_stmt_release(s);
     for (int j = 0; j < A_N; j++)
