@@ -4,10 +4,12 @@
  *
  * The batch functions are one statement, one round trip each: the devices of a run by
  * serial (= ANY of an array), its devices seen (UPDATE ... FROM unnest); its readings
- * take two: the insert (schema/pg/ingest.sql, embedded as cc_pg_ingest_sql), sent sorted
- * and without in-batch duplicates, which returns the keys it stored, then the rollups of
- * those rows summed here (cc_store_pg_rollup.c: a PG store never fills cc_store_rollup's
- * batch, which is SQLite's).
+ * take two: the insert (schema/pg/ingest.sql, embedded as cc_pg_ingest_sql, or on the
+ * ingest path sql_insert_held), sent sorted and without in-batch duplicates, which
+ * returns the keys it stored, then the rollups of those rows summed here
+ * (cc_store_pg_rollup.c: a PG store never fills cc_store_rollup's batch, which is
+ * SQLite's). The readings the device lock proves new take a third, sql_insert_new, before
+ * the checked insert (usually instead of it).
  * Arrays travel in PostgreSQL's binary format (cc_pg_array.h): no text for the server to
  * parse, no quoting, doubles bit for bit. The SQL texts are portable $N statements through
  * cc_dbi.h, cached per store. */
