@@ -42,9 +42,10 @@ struct cc_stmt {
 
 struct cc_store {
     enum cc_dialect dialect;
-    sqlite3 *db;                    /* SQLite: the connection */
-    struct pg_conn *pg;             /* PostgreSQL: the connection */
-    int pg_readonly;                /* PostgreSQL: opened CC_STORE_READONLY (kept on reset) */
+    sqlite3 *db;        /* SQLite: the connection */
+    struct pg_conn *pg; /* PostgreSQL: the connection */
+    int pg_readonly;    /* PostgreSQL: opened CC_STORE_READONLY (kept on reset) */
+    int pg_all_checked; /* PostgreSQL: every reading inserted with ON CONFLICT (cc_store_pg.c) */
     struct cc_sql_cache *sql_cache; /* CC_STORE_POOLED (SQLite): cc_sql.h's statements */
     struct cc_gate *gate;           /* shared with the process's other writers, or NULL */
     int in_gate;                    /* this store's transaction holds the gate */

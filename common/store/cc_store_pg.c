@@ -4,10 +4,12 @@
  *
  * The batch functions are one statement, one round trip each: the devices of a run by
  * serial (= ANY of an array), its devices seen (UPDATE ... FROM unnest); its readings
- * take two: the insert (schema/pg/ingest.sql, embedded as cc_pg_ingest_sql), sent sorted
- * and without in-batch duplicates, which returns the keys it stored, then the rollups of
- * those rows summed here (cc_store_pg_rollup.c: a PG store never fills cc_store_rollup's
- * batch, which is SQLite's).
+ * take two: the insert (schema/pg/ingest.sql, embedded as cc_pg_ingest_sql, or on the
+ * ingest path sql_insert_held), sent sorted and without in-batch duplicates, which
+ * returns the keys it stored, then the rollups of those rows summed here
+ * (cc_store_pg_rollup.c: a PG store never fills cc_store_rollup's batch, which is
+ * SQLite's). The readings the device lock proves new take a third, sql_insert_new, before
+ * the checked insert (usually instead of it).
  * Arrays travel in PostgreSQL's binary format (cc_pg_array.h): no text for the server to
  * parse, no quoting, doubles bit for bit. The SQL texts are portable $N statements through
  * cc_dbi.h, cached per store. */
@@ -196,19 +198,32 @@ static int tristate(struct cc_pg_array *a, int v)
     return v == CC_ABSENT ? cc_pg_array_null(a) : cc_pg_array_int(a, v == CC_TRUE ? 1 : 0);
 }
 
-/* ingest.sql when this transaction already holds every device of the chunk
- * (cc_store_devices_by_serial locked them, in id order, on the ingest path): its lock step
- * would find each row locked by us and only cost a scan of devices, a hash join, a sort
- * and a lock check per device (about a tenth of the statement under auto_explain). The
- * held locks keep the devices from being deleted, so every row has its device. Rows
- * are inserted in array order (key order, the first of a key's duplicates first). */
-static const char sql_insert_held[] =
-    "INSERT INTO readings (device_id, cold_cell_id, ts, temperature, humidity, power_status,"
-    " door_status, battery_level, received_at)"
-    " SELECT * FROM unnest(CAST($1 AS bigint[]), CAST($2 AS bigint[]), CAST($3 AS bigint[]),"
-    " CAST($4 AS double precision[]), CAST($5 AS double precision[]), CAST($6 AS integer[]),"
+/* The insert of the readings of devices this transaction holds (cc_store_devices_by_serial
+ * locked them, in id order, on the ingest path): ingest.sql's lock step would find each
+ * row locked by us and only cost a scan of devices, a hash join, a sort and a lock check
+ * per device (about a tenth of the statement under auto_explain). The held locks keep
+ * the devices from being deleted, so every row has its device. Rows are inserted in array
+ * order (key order, the first of a key's duplicates first). */
+#define SQL_INSERT_HELD                                                                            \
+    "INSERT INTO readings (device_id, cold_cell_id, ts, temperature, humidity, power_status,"      \
+    " door_status, battery_level, received_at)"                                                    \
+    " SELECT * FROM unnest(CAST($1 AS bigint[]), CAST($2 AS bigint[]), CAST($3 AS bigint[]),"      \
+    " CAST($4 AS double precision[]), CAST($5 AS double precision[]), CAST($6 AS integer[]),"      \
     " CAST($7 AS integer[]), CAST($8 AS double precision[]), CAST($9 AS bigint[]))"
-    " ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts";
+/* For readings that may be stored already (redelivery, journal replay, a late reading). */
+static const char sql_insert_held[] =
+    SQL_INSERT_HELD " ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts";
+/* For readings newer than their device's newest_ts, read under the device's lock: every
+ * reading the ingest path stored is at most its device's newest_ts (cc_store_devices_seen
+ * writes the greatest one in the same transaction), and every writer of readings holds the
+ * device's lock, so none of these is stored. Without ON CONFLICT the server skips, per
+ * reading, the pre-check's descent of the primary key, the speculative insertion's token
+ * lock and its confirmation record (docs/postgresql.md, "Fourth pass"). A reading stored
+ * behind the store's back (SQL by hand) would fail the statement on the primary key:
+ * nothing is stored twice, and the store falls back to sql_insert_held (pg_all_checked).
+ * No RETURNING: the statement stores every row or fails, so its row count says it all and
+ * the server formats, and the client parses, no key. */
+static const char sql_insert_new[] = SQL_INSERT_HELD;
 
 /* qsort's and bsearch's context: the chunk's rows (one thread per store). */
 static _Thread_local const struct cc_store_row *key_rows;
@@ -240,26 +255,114 @@ static int key_find(const void *pk, const void *pe)
     return k->ts < e->r->ts_ms ? -1 : k->ts > e->r->ts_ms;
 }
 
-/* One statement for rows[0..n), n <= CC_PG_INSERT_ROWS_MAX, then its rollups. The batch is
- * sorted by key and its duplicates left out here (the first occurrence kept), so that the
- * server neither sorts nor deduplicates it; the keys the insert returns are found back in
- * that order, and the rows they name are summed into the rollups (cc_store_pg_rollup.c). */
-static int insert_chunk(struct cc_store *st, const struct cc_store_row *rows, size_t n,
-                        unsigned char *inserted)
+/* One chunk's insert and the keys it stored. */
+struct chunk {
+    const struct cc_store_row *rows;
+    size_t n;                /* rows */
+    const size_t *sent;      /* positions sent, by key, one per key: the bsearch table */
+    size_t m;                /* of sent */
+    unsigned char *inserted; /* per row */
+    size_t *stored;          /* positions stored, nstored of them */
+    size_t nstored;
+};
+
+/* Sends the rows at positions pos[0..k) (in key order) with sql, one of the inserts above
+ * or ingest.sql, and marks the keys it returns stored in c (sql_insert_new returns none:
+ * all k are then stored, or the statement failed). */
+static int send_rows(struct cc_store *st, const char *sql, struct chunk *c, const size_t *pos,
+                     size_t k)
 {
     struct cc_pg_array a[A_N] = {{0}};
     struct cc_stmt *s = NULL;
-    size_t *sent = NULL, *stored = NULL;
-    size_t m = 0, nstored = 0;
+    int rc = CC_OK;
+
+    if (k == 0)
+        return CC_OK;
+    for (int j = 0; rc == CC_OK && j < A_N; j++)
+        rc = cc_pg_array_init(&a[j], a_types[j], k);
+    for (size_t i = 0; rc == CC_OK && i < k; i++) {
+        const struct cc_store_row *row = &c->rows[pos[i]];
+        const struct cc_reading *r = row->r;
+
+        /* Each call fails once the array has failed, so one check per row suffices. */
+        cc_pg_array_int(&a[A_DEVICE], row->dev->id);
+        cc_pg_array_int(&a[A_CELL], row->dev->cold_cell_id);
+        cc_pg_array_int(&a[A_TS], r->ts_ms);
+        cc_pg_array_double(&a[A_TEMP], r->temperature);
+        opt_double(&a[A_HUM], r->has_humidity, r->humidity);
+        tristate(&a[A_POWER], r->power_status);
+        tristate(&a[A_DOOR], r->door_status);
+        opt_double(&a[A_BATT], r->has_battery, r->battery_level);
+        rc = cc_pg_array_int(&a[A_RECV], row->received_at);
+    }
+    if (rc == CC_OK)
+        rc = cc_stmt_prepare(st, sql, &s);
+    for (int j = 0; rc == CC_OK && j < A_N; j++)
+        rc = cc_pg_array_bind(s, j + 1, &a[j]);
+    /* Rows returned: the keys of the readings stored, each one of those sent. */
+    key_rows = c->rows;
+    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+        struct key kk = {cc_stmt_column_int64(s, 0), cc_stmt_column_int64(s, 1)};
+        const size_t *e = bsearch(&kk, c->sent, c->m, sizeof *c->sent, key_find);
+
+        rc = CC_OK; /* a row read: step on */
+        if (e == NULL || c->inserted[*e] || c->nstored == c->n) {
+            cc_log_error("db_error", "batch insert returned a key it was not sent (%lld, %lld)",
+                         (long long)kk.device_id, (long long)kk.ts);
+            rc = CC_ERR_DB;
+            break;
+        }
+        c->inserted[*e] = 1;
+        c->stored[c->nstored++] = *e;
+    }
+    if (rc == CC_OK && sql == sql_insert_new) {
+        if (cc_stmt_changes(s) != (int64_t)k || c->nstored + k > c->n) {
+            cc_log_error("db_error", "batch insert stored %lld of %zu readings",
+                         (long long)cc_stmt_changes(s), k);
+            rc = CC_ERR_DB;
+        }
+        for (size_t i = 0; rc == CC_OK && i < k; i++) {
+            c->inserted[pos[i]] = 1;
+            c->stored[c->nstored++] = pos[i];
+        }
+    }
+    cc_stmt_release(s);
+    for (int j = 0; j < A_N; j++)
+        cc_pg_array_free(&a[j]);
+    return rc;
+}
+
+/* Whether row may go without ON CONFLICT (sql_insert_new): its device held by transaction
+ * tx since it was read, and the reading newer than the newest the device had then. */
+static int surely_new(const struct cc_store_row *row, uint64_t tx)
+{
+    return tx != 0 && row->dev->locked_tx == tx && row->dev->has_newest &&
+           row->r->ts_ms > row->dev->newest_ts;
+}
+
+/* One chunk rows[0..n), n <= CC_PG_INSERT_ROWS_MAX, then its rollups. The batch is sorted
+ * by key and its duplicates left out here (the first occurrence kept), so that the server
+ * neither sorts nor deduplicates it; the readings surely new (first chunk only: a later
+ * one may repeat an earlier one's) go in one statement without ON CONFLICT, the others in
+ * one with it; the keys the inserts return are found back in that order, and the rows they
+ * name are summed into the rollups (cc_store_pg_rollup.c). */
+static int insert_chunk(struct cc_store *st, const struct cc_store_row *rows, size_t n,
+                        unsigned char *inserted, int first)
+{
+    struct chunk c = {rows, n, NULL, 0, inserted, NULL, 0};
+    size_t *sent = NULL, *fresh = NULL, *other = NULL;
+    size_t m = 0, nfresh = 0, nother = 0;
     uint64_t tx = cc_store_tx_id(st);
-    int held = tx != 0, rc = CC_OK;
+    int held = tx != 0, plain = first && !st->pg_all_checked, rc = CC_OK;
 
     memset(inserted, 0, n);
     if (n == 0)
         return CC_OK;
     sent = malloc(n * sizeof *sent);
-    stored = malloc(n * sizeof *stored);
-    if (sent == NULL || stored == NULL) {
+    fresh = malloc(n * sizeof *fresh);
+    other = malloc(n * sizeof *other);
+    c.stored = malloc(n * sizeof *c.stored);
+    if (sent == NULL || fresh == NULL || other == NULL || c.stored == NULL) {
         rc = CC_ERR_NOMEM;
         goto out;
     }
@@ -275,53 +378,37 @@ static int insert_chunk(struct cc_store *st, const struct cc_store_row *rows, si
             continue;
         sent[m++] = sent[i];
     }
-    for (int k = 0; rc == CC_OK && k < A_N; k++)
-        rc = cc_pg_array_init(&a[k], a_types[k], m);
-    for (size_t i = 0; rc == CC_OK && i < m; i++) {
+    c.sent = sent;
+    c.m = m;
+    for (size_t i = 0; i < m; i++) {
         const struct cc_store_row *row = &rows[sent[i]];
-        const struct cc_reading *r = row->r;
 
         held = held && row->dev->locked_tx == tx;
-        /* Each call fails once the array has failed, so one check per row suffices. */
-        cc_pg_array_int(&a[A_DEVICE], row->dev->id);
-        cc_pg_array_int(&a[A_CELL], row->dev->cold_cell_id);
-        cc_pg_array_int(&a[A_TS], r->ts_ms);
-        cc_pg_array_double(&a[A_TEMP], r->temperature);
-        opt_double(&a[A_HUM], r->has_humidity, r->humidity);
-        tristate(&a[A_POWER], r->power_status);
-        tristate(&a[A_DOOR], r->door_status);
-        opt_double(&a[A_BATT], r->has_battery, r->battery_level);
-        rc = cc_pg_array_int(&a[A_RECV], row->received_at);
+        if (plain && surely_new(row, tx))
+            fresh[nfresh++] = sent[i];
+        else
+            other[nother++] = sent[i];
+    }
+    rc = send_rows(st, sql_insert_new, &c, fresh, nfresh);
+    if (rc == CC_ERR_CONFLICT) {
+        /* A reading newer than its device's newest_ts was stored by something other than
+         * this ingest path: the transaction is lost, the caller retries it, and this
+         * store checks every reading from now on. */
+        cc_log_warn("pg_insert_conflict", "a reading newer than its device's newest_ts is"
+                                          " stored already; every insert checks from now on");
+        st->pg_all_checked = 1;
+        rc = CC_ERR_DB;
     }
     if (rc == CC_OK)
-        rc = cc_stmt_prepare(st, held ? sql_insert_held : cc_pg_ingest_sql, &s);
-    for (int k = 0; rc == CC_OK && k < A_N; k++)
-        rc = cc_pg_array_bind(s, k + 1, &a[k]);
-    /* Rows returned: the keys of the readings stored, each one of those sent. */
-    while (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
-        struct key k = {cc_stmt_column_int64(s, 0), cc_stmt_column_int64(s, 1)};
-        const size_t *e = bsearch(&k, sent, m, sizeof *sent, key_find);
-
-        rc = CC_OK; /* a row read: step on */
-        if (e == NULL || inserted[*e] || nstored == n) {
-            cc_log_error("db_error", "batch insert returned a key it was not sent (%lld, %lld)",
-                         (long long)k.device_id, (long long)k.ts);
-            rc = CC_ERR_DB;
-            break;
-        }
-        inserted[*e] = 1;
-        stored[nstored++] = *e;
-    }
-    cc_stmt_release(s);
-    s = NULL;
+        rc = send_rows(st, held ? sql_insert_held : cc_pg_ingest_sql, &c, other, nother);
     /* Only the rows stored feed the rollups, in the same transaction. */
     if (rc == CC_OK)
-        rc = cc_store_pg_rollups_add(st, rows, stored, nstored);
+        rc = cc_store_pg_rollups_add(st, rows, c.stored, c.nstored);
 out:
-    for (int k = 0; k < A_N; k++)
-        cc_pg_array_free(&a[k]);
     free(sent);
-    free(stored);
+    free(fresh);
+    free(other);
+    free(c.stored);
     if (rc != CC_OK)
         memset(inserted, 0, n);
     return db_rc(rc);
@@ -339,7 +426,7 @@ int cc_store_pg_readings_insert(struct cc_store *st, const struct cc_store_row *
     for (size_t i = 0; rc == CC_OK && i < n; i += CC_PG_INSERT_ROWS_MAX) {
         size_t k = n - i < CC_PG_INSERT_ROWS_MAX ? n - i : CC_PG_INSERT_ROWS_MAX;
 
-        rc = insert_chunk(st, rows + i, k, inserted + i);
+        rc = insert_chunk(st, rows + i, k, inserted + i, i == 0);
     }
     if (own && rc == CC_OK)
         rc = cc_store_commit(st);

@@ -823,6 +823,84 @@ static void test_store_pg_insert_skips_held_lock(void **state)
     assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_30m"), 4);
 }
 
+/* Readings newer than their held device's newest_ts go in the insert without ON CONFLICT
+ * (cc_store_pg.c sql_insert_new), the others (older, equal, a device never seen) in the one
+ * with it; an in-batch duplicate is still left out. A reading stored behind the store's
+ * back, newer than newest_ts, fails that insert on the primary key: the transaction is
+ * lost, and its retry (as ingestd's writer retries) checks every reading and stores each
+ * one once. */
+static const char sql_insert_unchecked[] =
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO readings (%'"
+    " AND statement NOT LIKE '%ON CONFLICT%' AND statement NOT LIKE '%pg_prepared%'";
+static int insert_held(struct cc_store *st, const char *const *serials, size_t nser,
+                       struct cc_device *d, const int *dev_of, const struct cc_reading *r, size_t n,
+                       unsigned char *ins)
+{
+    struct cc_store_row rows[8];
+    unsigned char found[4];
+    int rc;
+
+    assert_true(n <= 8 && nser <= 4);
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_store_devices_by_serial(st, serials, nser, d, found), CC_OK);
+    for (size_t i = 0; i < n; i++)
+        rows[i] = (struct cc_store_row){&d[dev_of[i]], &r[i], T0};
+    rc = cc_store_readings_insert(st, rows, n, ins);
+    if (rc == CC_OK)
+        assert_int_equal(cc_store_commit(st), CC_OK);
+    else
+        cc_store_rollback(st);
+    return rc;
+}
+
+static void test_store_pg_insert_new_unchecked(void **state)
+{
+    struct fx *f = *state;
+    const char *serials[] = {"SN-A", "SN-B", "SN-C"};
+    struct cc_device d[3];
+    struct cc_reading r[5];
+    unsigned char ins[5];
+    /* A: newer than newest, older (late), the newer one again; B: equal to newest and
+     * stored already; C (never seen): new. */
+    const int dev_of[5] = {0, 0, 0, 1, 2};
+    const int64_t ts[5] = {T0 - 5 * S, T0 - 20 * S, T0 - 5 * S, T0 - 10 * S, T0 - 30 * S};
+
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 5; i++) {
+        r[i].ts_ms = ts[i];
+        r[i].temperature = 4.0 + i;
+    }
+    assert_int_equal(cc_store_exec(f->pg, "UPDATE devices SET newest_ts = 1764135890000"
+                                          " WHERE id IN (1, 2);"
+                                          "INSERT INTO readings (device_id, cold_cell_id, ts,"
+                                          " temperature, received_at)"
+                                          " VALUES (2, 1, 1764135890000, 5, 0)"),
+                     CC_OK);
+    assert_int_equal(insert_held(f->pg, serials, 3, d, dev_of, r, 5, ins), CC_OK);
+    assert_true(d[0].has_newest && d[0].newest_ts == T0 - 10 * S && !d[2].has_newest);
+    assert_true(ins[0] && ins[1] && !ins[2] && !ins[3] && ins[4]);
+    assert_int_equal(one_int(f->pg, sql_insert_unchecked), 1);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), 4);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), 3);
+
+    /* Stored behind the store's back, newer than A's newest_ts. */
+    assert_int_equal(cc_store_exec(f->pg, "INSERT INTO readings (device_id, cold_cell_id, ts,"
+                                          " temperature, received_at)"
+                                          " VALUES (1, 1, 1764135899000, 5, 0)"),
+                     CC_OK);
+    r[0].ts_ms = T0 - 1 * S; /* that one */
+    r[1].ts_ms = T0;         /* a new one */
+    assert_int_equal(insert_held(f->pg, serials, 3, d, dev_of, r, 2, ins), CC_ERR_DB);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), 5);
+    assert_int_equal(insert_held(f->pg, serials, 3, d, dev_of, r, 2, ins), CC_OK);
+    assert_true(!ins[0] && ins[1]);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), 6);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings WHERE device_id = 1"
+                                    " AND ts = 1764135899000"),
+                     1);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), 4);
+}
+
 /* cc_alert_states_load (one query per batch on PostgreSQL, cc_alert.c) gives the same
  * states as SQLite's per-device loop: thresholds, ACTIVE alerts, pending excursions, a
  * device twice, a device of no state. */
@@ -1026,7 +1104,7 @@ static void *write_rounds(void *arg)
 }
 
 /* Two writers storing batches of the same four devices at the same moment, in opposite
- * message orders, one reading of each round shared by both: every batch commits (the
+ * message orders, two readings of each round shared by both: every batch commits (the
  * insert locks the batch's devices in id order, and the seen update after it finds them
  * locked: no deadlock, which PostgreSQL would end by failing one batch), each reading is
  * stored once, and the devices and rollups count every reading. */
@@ -1041,7 +1119,7 @@ static void test_store_pg_two_writers(void **state)
 
     assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
     for (int k = 0; k < 2; k++) {
-        w[k] = (struct writer){.url = f->url, .go = &go, .per = 5};
+        w[k] = (struct writer){.url = f->url, .go = &go, .per = 6};
         for (int r = 0; r < WRITER_ROUNDS; r++) {
             for (int d = 0; d < 4; d++) {
                 int dev = k == 0 ? d : 3 - d; /* writer 1 goes the other way */
@@ -1053,6 +1131,11 @@ static void test_store_pg_two_writers(void **state)
             /* The same reading from both writers: one stores it, the other skips it. */
             add(&w[k].sc, "devices/SN-B/readings", T0 + r, "{\"ts\":%lld,\"temperature\":5}",
                 T0 - ((int64_t)r + 1) * S);
+            /* The same reading, newer than the device's newest_ts, from both: the writer
+             * that gets the device second reads the newest_ts the first wrote, so its copy
+             * goes in the checked insert and is skipped, not refused by the key. */
+            add(&w[k].sc, "devices/SN-A/readings", T0 + r, "{\"ts\":%lld,\"temperature\":6}",
+                T0 + ((int64_t)r * 2 + 1) * S + 500);
         }
     }
     for (int k = 0; k < 2; k++)
@@ -1062,15 +1145,15 @@ static void test_store_pg_two_writers(void **state)
     pthread_barrier_destroy(&go);
     assert_int_equal(w[0].failed, 0);
     assert_int_equal(w[1].failed, 0);
-    /* 4 devices x 2 writers x rounds, plus one shared reading per round. */
-    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), 9 * WRITER_ROUNDS);
-    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), 9 * WRITER_ROUNDS);
-    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_30m"), 9 * WRITER_ROUNDS);
+    /* 4 devices x 2 writers x rounds, plus two shared readings per round. */
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings"), 10 * WRITER_ROUNDS);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_5m"), 10 * WRITER_ROUNDS);
+    assert_int_equal(one_int(f->pg, "SELECT sum(count) FROM readings_30m"), 10 * WRITER_ROUNDS);
     assert_int_equal(one_int(f->pg, "SELECT count(*) FROM devices WHERE status = 'ONLINE'"
                                     " AND last_seen_at IS NOT NULL"),
                      4);
     assert_int_equal(one_int(f->pg, "SELECT max(newest_ts) FROM devices"),
-                     T0 + ((int64_t)(WRITER_ROUNDS - 1) * 2 + 1) * S);
+                     T0 + ((int64_t)(WRITER_ROUNDS - 1) * 2 + 1) * S + 500);
     script_free(&w[0].sc);
     script_free(&w[1].sc);
 }
@@ -1137,6 +1220,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_pg_seen_skips_held_lock, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_insert_skips_held_lock, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_insert_new_unchecked, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_alert_states_same, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_text_not_utf8, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
