@@ -109,6 +109,8 @@ int cc_store_set_cache_kib(struct cc_store *st, int kib)
 {
     char sql[48];
 
+    if (kib < 1)
+        return CC_ERR_CONFIG; /* 0 or less would read as pages, or not parse */
     if (st->dialect == CC_DIALECT_PG)
         return CC_OK; /* the server's shared_buffers, not ours */
     snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", kib); /* negative: KiB, not pages */

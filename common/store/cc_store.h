@@ -69,7 +69,8 @@ void cc_store_tune_process(int heap_limit_mib);
 /* Bytes the stores of the process hold now and at most so far (0 and 0 unless
  * cc_store_tune_process was given a heap limit). */
 void cc_store_memory(int64_t *used, int64_t *peak);
-/* Caps this connection's page cache at kib KiB (a no-op on PostgreSQL). CC_OK or CC_ERR_DB. */
+/* Caps this connection's page cache at kib KiB (a no-op on PostgreSQL). CC_OK, CC_ERR_CONFIG
+ * (kib < 1) or CC_ERR_DB. */
 int cc_store_set_cache_kib(struct cc_store *st, int kib);
 /* The schema version of the database behind st: SQLite's PRAGMA user_version,
  * PostgreSQL's max(version) of schema_migrations (0 before the first migration). CC_OK or

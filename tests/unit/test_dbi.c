@@ -1040,9 +1040,26 @@ static void test_dbi_pg_read_begin_goes_with_first_statement(void **state)
     cc_store_close(other);
 }
 
+/* cc_store_set_cache_kib sets the connection's page cache in KiB (ingestd's jobs and /metrics
+ * connections, apid's pool: README "Back-pressure", memory budget), on SQLite; PostgreSQL's is
+ * the server's. A size below 1 KiB is refused and leaves the cache as it was. */
+static void test_dbi_cache_kib(void **state)
+{
+    struct cc_store *st = store(state);
+
+    assert_int_equal(cc_store_set_cache_kib(st, 256), CC_OK);
+    assert_int_equal(query_int(st, "PRAGMA cache_size"), -256);
+    assert_int_equal(cc_store_set_cache_kib(st, 0), CC_ERR_CONFIG);
+    assert_int_equal(cc_store_set_cache_kib(st, -5), CC_ERR_CONFIG);
+    assert_int_equal(query_int(st, "PRAGMA cache_size"), -256);
+}
+
 int main(void)
 {
-    const struct CMUnitTest lite[] = {BOTH(lite_setup)};
+    const struct CMUnitTest lite[] = {
+        BOTH(lite_setup),
+        cmocka_unit_test_setup_teardown(test_dbi_cache_kib, lite_setup, fx_teardown),
+    };
     const struct CMUnitTest pg[] = {
         BOTH(pg_setup),
         cmocka_unit_test_setup_teardown(test_dbi_pg_typed_functions_not_yet, pg_setup, fx_teardown),
