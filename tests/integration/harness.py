@@ -15,6 +15,7 @@ import contextlib
 import csv
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -167,7 +168,11 @@ PORT_SLOT_BASE = 20000  # slot k: PORT_SLOT_BASE + k * PORT_SLOT_SIZE, PORT_SLOT
 PORT_SLOT_SIZE = 1500
 PORT_SLOTS = 4  # slots 0..3: the ranges end at 26000, below the ephemeral range
 _port_slot = os.environ.get("CC_PORT_SLOT")
-_port_next = [0]
+# Where in its range a file starts: random, so that two runs at once on one machine (a
+# developer's and CI's, both with slot 0) do not walk the same ports in step, where the check
+# below and a daemon's bind race (seen: apid "Address already in use" on 20012). Files of one
+# run that share a slot run one after the other, so within a run the walk is still in turn.
+_port_next = [random.randrange(PORT_SLOT_SIZE)]
 
 
 def _bindable(port):
