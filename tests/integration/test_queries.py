@@ -151,6 +151,34 @@ def main():
             expect(code == 200 and body["range"] == "24h", "default range is 24h")
         cases.run("range=24h|7d|30d: bucket size, alignment, counts from the database", ranges)
 
+        def backends_lost():
+            # PostgreSQL only: apid's pooled sessions end under it (a server restart, as
+            # far as they can tell) while the 30-day query sends its statements ahead and
+            # defers its read transaction's BEGIN. A request may fail on a dead session
+            # (one per pooled connection); every answer after is the same as before, never
+            # an empty or partial one, and the pool is whole again.
+            path = "/api/readings/coldcells/%d/readings?from=%s&to=%s" % (
+                cell, q(iso(f_ms - 86400000 * 29)), q(iso(t_ms)))
+            code, _, before = st.http("GET", path, token=tok)
+            expect(code == 200 and before["stats"]["count"] >= len(inside), "before: %s" % code)
+            killed = st.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                               " WHERE application_name = 'apid'")
+            expect(killed >= 1, "apid has a session to end")
+            failed, ok = 0, 0
+            for _ in range(killed + 3):
+                code, _, body = st.http("GET", path, token=tok)
+                if code == 200:
+                    ok += 1
+                    expect(body == before, "an answer after the loss: %r" % (repr(body)[:200],))
+                else:
+                    failed += 1
+                    expect(code >= 500, "a failure is the server's: %s" % code)
+            expect(failed <= killed and ok >= 3, "failed %d, ok %d, killed %d"
+                   % (failed, ok, killed))
+        if st.pg is not None:
+            cases.run("PostgreSQL: apid's sessions lost mid-stream, the 30-day query answers"
+                      " as before", backends_lost)
+
         def bad_ranges():
             base = "/api/readings/coldcells/%d/readings?" % cell
             for qs in ("range=1h", "range=24h&from=%s&to=%s" % (q(iso(f_ms)), q(iso(t_ms))),

@@ -1040,6 +1040,125 @@ static void test_dbi_pg_read_begin_goes_with_first_statement(void **state)
     cc_store_close(other);
 }
 
+/* Ends the backend of victim from admin (a server restart, as far as victim can tell). */
+static void kill_backend(struct cc_store *admin, struct cc_store *victim)
+{
+    static const char sql_kill[] = "SELECT pg_terminate_backend(CAST($1 AS integer))";
+    int64_t pid = query_int(victim, "SELECT pg_backend_pid()");
+    struct cc_stmt *s = NULL;
+
+    assert_int_equal(cc_stmt_prepare(admin, sql_kill, &s), CC_OK);
+    assert_int_equal(cc_stmt_bind_int64(s, 1, pid), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_ROW);
+    cc_stmt_release(s);
+    usleep(100 * 1000);
+}
+
+/* PostgreSQL went away while a read transaction's statements were sent ahead (apid's pooled
+ * connection at a server restart): the statements fail, the transaction ends, and the next
+ * read transaction on the same store reconnects and answers right, in a fresh snapshot. */
+static void test_dbi_pg_pipeline_lost_connection(void **state)
+{
+    struct cc_store *st = store(state);
+    struct cc_store *admin = NULL;
+    struct cc_stmt *a, *b;
+
+    assert_int_equal(cc_store_open(pg_url, 0, &admin), CC_OK);
+    one_row(sent(st, sql_plus1, 0), 1); /* prepared */
+    one_row(sent(st, sql_twice, 0), 0);
+    kill_backend(admin, st);
+    assert_int_equal(cc_store_read_begin(st), CC_OK);
+    a = sent(st, sql_plus1, 1);
+    b = sent(st, sql_twice, 2);
+    assert_int_equal(cc_stmt_step(b), CC_ERR_DB);
+    assert_int_equal(cc_stmt_step(a), CC_ERR_DB);
+    cc_stmt_release(a);
+    cc_stmt_release(b);
+    cc_store_read_end(st); /* its COMMIT and ROLLBACK fail: no connection */
+    insert_id(admin, 3);
+    assert_int_equal(cc_store_read_begin(st), CC_OK);
+    a = sent(st, sql_plus1, 1);
+    b = sent(st, sql_ids_from, 0);
+    one_row(b, 3);
+    one_row(a, 2);
+    cc_store_read_end(st);
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(query_int(st, sql_count), 1);
+    cc_store_close(admin);
+}
+
+/* A statement of a read transaction sent ahead fails (here a division by zero): the
+ * transaction is aborted, its end rolls it back, and the next read transaction on the same
+ * store runs and sees rows committed since (not the failed transaction's snapshot). */
+static void test_dbi_pg_pipeline_failure_then_next_request(void **state)
+{
+    static const char sql_div[] = "SELECT 1 / CAST($1 AS bigint)";
+    struct cc_store *st = store(state);
+    struct cc_store *other = NULL;
+    struct cc_stmt *a, *b, *c;
+
+    assert_int_equal(cc_store_open(pg_url, 0, &other), CC_OK);
+    one_row(sent(st, sql_div, 1), 1); /* prepared: a prepare would read the results first */
+    one_row(sent(st, sql_plus1, 0), 1);
+    c = sent(st, sql_ids_from, 0);
+    assert_int_equal(cc_stmt_step(c), CC_OK);
+    cc_stmt_release(c);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(cc_store_read_begin(st), CC_OK);
+        a = sent(st, sql_plus1, 1);
+        b = sent(st, sql_div, 0);
+        c = sent(st, sql_ids_from, 0);
+        one_row(a, 2);
+        assert_int_equal(cc_stmt_step(b), CC_ERR_DB);
+        if (round == 0)
+            assert_int_equal(cc_stmt_step(c), CC_ERR_DB);
+        cc_stmt_release(b);
+        cc_stmt_release(c); /* round 1: released unread */
+        cc_store_read_end(st);
+        assert_false(cc_store_in_transaction(st));
+        insert_id(other, 10 + round);
+        assert_int_equal(cc_store_read_begin(st), CC_OK);
+        assert_int_equal(query_int(st, sql_count), round + 1);
+        cc_store_read_end(st);
+    }
+    cc_store_close(other);
+}
+
+/* In a write transaction, a statement sent ahead fails and nothing steps it or the one sent
+ * after it (both released unread): the COMMIT must not report success, nothing of the
+ * transaction is stored, and the store's next transaction works. */
+static void test_dbi_pg_commit_with_failed_results_pending(void **state)
+{
+    static const char sql_ins_c[] =
+        "INSERT INTO t (id, c) VALUES (CAST($1 AS bigint), CAST($1 AS bigint) - 5)"; /* c >= 0 */
+    struct cc_store *st = store(state);
+    struct cc_stmt *a, *b, *c;
+
+    one_row(sent(st, sql_plus1, 0), 1); /* each text prepared: a prepare reads results first */
+    one_row(sent(st, sql_twice, 0), 0);
+    a = sent(st, sql_ins_c, 6);
+    assert_int_equal(cc_stmt_step(a), CC_OK);
+    cc_stmt_release(a);
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    a = sent(st, sql_twice, 7);
+    c = sent(st, sql_ins_c, 7);
+    b = sent(st, sql_plus1, 8);
+    one_row(a, 14);
+    cc_stmt_release(c); /* unread */
+    cc_stmt_release(b);
+    a = sent(st, sql_ins_c, 1); /* fails the CHECK */
+    b = sent(st, sql_plus1, 8);
+    cc_stmt_release(b); /* both unread */
+    cc_stmt_release(a);
+    assert_int_not_equal(cc_store_commit(st), CC_OK);
+    assert_false(cc_store_in_transaction(st));
+    assert_int_equal(query_int(st, sql_count), 1);
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    insert_id(st, 9);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    assert_int_equal(query_int(st, sql_count), 2);
+}
+
 /* cc_store_set_cache_kib sets the connection's page cache in KiB (ingestd's jobs and /metrics
  * connections, apid's pool: README "Back-pressure", memory budget), on SQLite; PostgreSQL's is
  * the server's. A size below 1 KiB is refused and leaves the cache as it was. */
@@ -1066,6 +1185,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dbi_pg_reconnects_after_lost_connection, pg_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_dbi_pg_read_begin_goes_with_first_statement, pg_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dbi_pg_pipeline_lost_connection, pg_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dbi_pg_pipeline_failure_then_next_request, pg_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dbi_pg_commit_with_failed_results_pending, pg_setup,
                                         fx_teardown),
     };
     int failed;

@@ -422,6 +422,47 @@ static void test_store_pg_ingest_same_as_sqlite(void **state)
     script_free(&sc);
 }
 
+/* One batch of several runs (CC_INGEST_RUN_READINGS_MAX crossed) whose readings are all
+ * newer than the device's newest_ts, its last message repeating the newest reading of the
+ * first run: the second run must read the newest_ts the first wrote in the same
+ * transaction (sql_insert_new is for readings it proves new), so the repeat is a duplicate,
+ * not a key violation that loses the batch. Stored once, the stores agree. */
+static void test_store_pg_new_readings_repeated_across_runs(void **state)
+{
+    struct fx *f = *state;
+    struct script sc = {0};
+    const int per = CC_MAX_BATCH;
+    const int msgs = CC_INGEST_RUN_READINGS_MAX / CC_MAX_BATCH + 2;
+    const int64_t base0 = T0 + 100 * S;
+    const int64_t now = base0 + (int64_t)(msgs + 1) * per * S; /* no reading from the future */
+
+    add(&sc, R("SN-B"), T0, "{\"ts\":%lld,\"temperature\":5.0}", T0);
+    assert_int_equal(run_both(f, &sc), 0);
+    script_free(&sc);
+    for (int m = 0; m < msgs; m++) {
+        size_t cap = (size_t)per * 64 + 3, len = 0;
+        char *p = malloc(cap);
+        int64_t base = base0 + (int64_t)m * per * S;
+
+        assert_non_null(p);
+        p[len++] = '[';
+        for (int i = 0; i < per; i++)
+            len += (size_t)snprintf(p + len, cap - len, "%s{\"ts\":%lld,\"temperature\":5.0}",
+                                    i ? "," : "", (long long)(base + i * S));
+        p[len++] = ']';
+        p[len] = '\0';
+        add(&sc, R("SN-B"), now + m, "%s", p);
+        free(p);
+    }
+    add(&sc, R("SN-B"), now + msgs, "{\"ts\":%lld,\"temperature\":5.0}",
+        base0 + (int64_t)(per - 1) * S);
+    assert_int_equal(run_both(f, &sc), 1);
+    assert_same_stores(f);
+    assert_int_equal(one_int(f->pg, "SELECT count(*) FROM readings WHERE device_id = 2"),
+                     1 + msgs * per);
+    script_free(&sc);
+}
+
 /* Issue 14, ingest cost: the batch insert's server work. coldchain_temp_q is inlined
  * (0005: a STRICT SQL function with a CASE body never is, and ran as a function of its own
  * per reading), and the rollup rows' updates are HOT (0006: fillfactor 50 on readings_5m
@@ -1221,6 +1262,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_pg_insert_skips_held_lock, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_insert_new_unchecked, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_new_readings_repeated_across_runs, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_alert_states_same, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_text_not_utf8, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
