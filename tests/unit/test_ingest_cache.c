@@ -186,6 +186,76 @@ static void rollback_forgotten(void **state)
     assert_int_equal(active(f), 1);
 }
 
+/* The COMMIT itself fails after the run stored (a deferred foreign key here; SQLITE_FULL
+ * at COMMIT takes the same path): the cache must not keep the newest reading the failed
+ * transaction never wrote, or the next, older reading would count as late. */
+static void failed_commit_forgotten(void **state)
+{
+    struct icfx *f = *state;
+    struct cc_ingest_msg m = {0};
+    char payload[96];
+    struct cc_ingest_result res;
+
+    reading(f, "SN-F", 5.0);
+    snprintf(payload, sizeof payload, "{\"ts\":%lld,\"temperature\":5.0}",
+             (long long)(f->ts + 10 * S));
+    m.topic = "devices/SN-F/readings";
+    m.payload = payload;
+    m.len = strlen(payload);
+    m.received_at = f->ts;
+    assert_int_equal(cc_store_begin(f->db.st), CC_OK);
+    assert_int_equal(cc_ingest_batch(f->db.st, &m, 1), CC_OK);
+    assert_int_equal(m.res.accepted, 1);
+    cc_ingest_result_clear(&m.res);
+    exec_ok(f->db.st, "PRAGMA defer_foreign_keys = ON;"
+                      "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload,"
+                      " next_attempt_at, created_at) VALUES (999999, 2, 'CREATED', '{}', 0, 0)");
+    assert_int_not_equal(cc_store_commit(f->db.st), CC_OK);
+    f->ts += 5 * S;
+    res = reading_tx(f, "SN-F", 9.0, 1);
+    assert_int_equal(res.accepted, 1);
+    assert_int_equal(res.late, 0);
+    cc_ingest_result_clear(&res);
+    assert_int_equal(active(f), 1);
+}
+
+/* One batch: a reading, a status message and two more readings of the same serial
+ * (cached between them), then the next transaction: one alert, the newest reading the
+ * batch's last, the status the readings' ONLINE. */
+static void same_serial_around_status(void **state)
+{
+    struct icfx *f = *state;
+    char p[3][96];
+    struct cc_ingest_msg m[4] = {{0}};
+    const char *topics[4] = {"devices/SN-F/readings", "devices/SN-F/status",
+                             "devices/SN-F/readings", "devices/SN-F/readings"};
+
+    reading(f, "SN-F", 5.0);
+    for (int i = 0; i < 3; i++)
+        snprintf(p[i], sizeof p[i], "{\"ts\":%lld,\"temperature\":%.1f}",
+                 (long long)(f->ts + i * S), i == 0 ? 5.0 : 9.0);
+    for (int i = 0; i < 4; i++) {
+        m[i].topic = topics[i];
+        m[i].payload = i == 1 ? "{\"online\":false}" : p[i == 0 ? 0 : i - 1];
+        m[i].len = strlen(m[i].payload);
+        m[i].received_at = f->ts;
+    }
+    f->ts += 3 * S;
+    assert_int_equal(cc_store_begin(f->db.st), CC_OK);
+    assert_int_equal(cc_ingest_batch(f->db.st, m, 4), CC_OK);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(m[i].res.rejected, 0);
+        cc_ingest_result_clear(&m[i].res);
+    }
+    assert_int_equal(cc_store_commit(f->db.st), CC_OK);
+    assert_int_equal(active(f), 1);
+    assert_int_equal(q(f->db.st, "SELECT trigger_count FROM alerts"), 2);
+    reading(f, "SN-F", 5.0); /* back in range: resolved from the cached state */
+    assert_int_equal(active(f), 0);
+    assert_int_equal(q(f->db.st, "SELECT newest_ts FROM devices WHERE id = 7"), f->ts - S);
+    assert_int_equal(q(f->db.st, "SELECT status = 'ONLINE' FROM devices WHERE id = 7"), 1);
+}
+
 /* More devices than the cache holds, twice round: every reading stored under its own
  * device, and the newest reading each one's (a late reading would be judged otherwise). */
 static void past_the_bound(void **state)
@@ -246,6 +316,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(alert_raised_elsewhere_seen_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(device_replaced_seen_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(rollback_forgotten, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_commit_forgotten, setup, teardown),
+        cmocka_unit_test_setup_teardown(same_serial_around_status, setup, teardown),
         cmocka_unit_test_setup_teardown(past_the_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
