@@ -256,6 +256,36 @@ static void same_serial_around_status(void **state)
     assert_int_equal(q(f->db.st, "SELECT status = 'ONLINE' FROM devices WHERE id = 7"), 1);
 }
 
+/* Two writers with a cache each on one file (a standby ingestd taking over, or two
+ * sharing the subscription): what one raised the other resolves, and a reading older
+ * than the other's newest is late, not judged. */
+static void two_cached_writers(void **state)
+{
+    struct icfx *f = *state;
+    struct cc_store *a = f->db.st;
+    struct cc_ingest_result res;
+
+    assert_int_equal(cc_ingest_cache_enable(f->other), CC_OK);
+    reading(f, "SN-F", 5.0);
+    reading(f, "SN-F", 5.0); /* a's cache holds the device and its state */
+    f->db.st = f->other;
+    reading(f, "SN-F", 9.0); /* b raises */
+    f->db.st = a;
+    assert_int_equal(active(f), 1);
+    reading(f, "SN-F", 5.0); /* a resolves what b raised */
+    assert_int_equal(active(f), 0);
+    f->db.st = f->other;
+    f->ts += 10 * S;
+    reading(f, "SN-F", 5.0); /* b's newest */
+    f->db.st = a;
+    f->ts -= 5 * S;
+    res = reading_tx(f, "SN-F", 9.0, 1);
+    assert_int_equal(res.accepted, 1);
+    assert_int_equal(res.late, 1);
+    cc_ingest_result_clear(&res);
+    assert_int_equal(active(f), 0);
+}
+
 /* More devices than the cache holds, twice round: every reading stored under its own
  * device, and the newest reading each one's (a late reading would be judged otherwise). */
 static void past_the_bound(void **state)
@@ -318,6 +348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(rollback_forgotten, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_commit_forgotten, setup, teardown),
         cmocka_unit_test_setup_teardown(same_serial_around_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_cached_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(past_the_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
