@@ -350,6 +350,53 @@ static void test_jobs_escalate_once(void **state)
     assert_int_equal(NOTES("ESCALATION"), 2);
 }
 
+/* The raise's read-back (SQLite: no RETURNING) finds the row by cell, device and type:
+ * with an older ACTIVE alert of another type on the same device (re-triggered, so its
+ * trigger_count is past 1), a new HIGH_TEMP is still told as new, under its own id, and
+ * its re-trigger is not. */
+static void test_alert_raise_reads_back_its_own_type(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    int64_t high;
+
+    exec_ok(st, "INSERT INTO alerts (cold_cell_id, device_id, type, status, message,"
+                " first_triggered_at, last_triggered_at, trigger_count)"
+                " VALUES (2, 7, 'POWER_LOSS', 'ACTIVE', 'old', 1, 1, 5)");
+    reading(st, FRIDGE, T0, 9.0, -1);
+    high = q(st, "SELECT id FROM alerts WHERE type = 'HIGH_TEMP' AND status = 'ACTIVE'");
+    assert_int_equal(
+        q(st, "SELECT trigger_count FROM alerts WHERE type = 'POWER_LOSS' AND status = 'ACTIVE'"),
+        5);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'CREATED'"), 1);
+    assert_int_equal(q(st, "SELECT alert_id FROM alert_events WHERE event = 'CREATED'"), high);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ALERT'"
+                           " AND alert_id = (SELECT id FROM alerts WHERE type = 'HIGH_TEMP')"),
+                     2);
+    reading(st, FRIDGE, T0 + S, 9.5, -1);
+    assert_int_equal(q(st, "SELECT trigger_count FROM alerts WHERE type = 'HIGH_TEMP'"), 2);
+    assert_int_equal(NOTES("ALERT"), 2);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events"), 1);
+}
+
+/* An admin also linked to the customer as a technician is in both of the escalation's
+ * recipient sets (UNION ALL on SQLite): one notification, not two. */
+static void test_jobs_escalate_admin_technician_once(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    int n = -1;
+
+    exec_ok(st, "INSERT INTO technician_customers VALUES (4, 1)");
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1);
+    assert_int_equal(cc_jobs_escalate(st, 3600, T0 + 3600 * S, &n), CC_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(q(st, "SELECT count(*) FROM notifications WHERE kind = 'ESCALATION'"
+                           " AND user_id = 4"),
+                     1);
+    assert_int_equal(NOTES("ESCALATION"), 2);
+    /* The raise told the customer and both linked technicians, the admin once. */
+    assert_int_equal(NOTES("ALERT"), 3);
+}
+
 static void test_jobs_daily_report(void **state)
 {
     struct cc_store *st = ((struct fixture *)*state)->st;
@@ -1119,6 +1166,8 @@ int main(void)
         T(test_alert_raise_dedupes),
         T(test_jobs_offline_sensor_error),
         T(test_jobs_escalate_once),
+        T(test_jobs_escalate_admin_technician_once),
+        T(test_alert_raise_reads_back_its_own_type),
         T(test_jobs_daily_report),
         T(test_notify_deliver_retries_with_backoff),
         T(test_notify_deliver_no_mqtt_for_notifications),

@@ -24,6 +24,8 @@
 
 #include "fixture.h"
 
+#define FAILED_COMMIT 2 /* reading_tx: the COMMIT fails */
+
 struct icfx {
     struct fixture db;      /* the writer's connection (db.st), cache on */
     struct cc_store *other; /* everyone else's, on the same file */
@@ -78,7 +80,8 @@ static int teardown(void **state)
 }
 
 /* One reading of serial at temp in a transaction of its own (ingestd's writer's shape);
- * commit 0 rolls it back instead. The message's result. */
+ * commit 0 rolls it back instead, FAILED_COMMIT has the COMMIT fail (a deferred foreign
+ * key broken first; SQLITE_FULL at COMMIT takes the same path). The message's result. */
 static struct cc_ingest_result reading_tx(struct icfx *f, const char *serial, double temp,
                                           int commit)
 {
@@ -94,7 +97,14 @@ static struct cc_ingest_result reading_tx(struct icfx *f, const char *serial, do
     m.received_at = f->ts;
     assert_int_equal(cc_store_begin(f->db.st), CC_OK);
     assert_int_equal(cc_ingest_batch(f->db.st, &m, 1), CC_OK);
-    if (commit)
+    if (commit == FAILED_COMMIT)
+        exec_ok(f->db.st,
+                "PRAGMA defer_foreign_keys = ON;"
+                "INSERT INTO alert_events (alert_id, cold_cell_id, event, payload,"
+                " next_attempt_at, created_at) VALUES (999999, 2, 'CREATED', '{}', 0, 0)");
+    if (commit == FAILED_COMMIT)
+        assert_int_not_equal(cc_store_commit(f->db.st), CC_OK);
+    else if (commit)
         assert_int_equal(cc_store_commit(f->db.st), CC_OK);
     else
         cc_store_rollback(f->db.st);
@@ -166,24 +176,104 @@ static void device_replaced_seen_at_once(void **state)
     assert_int_equal(q(f->db.st, "SELECT count(*) FROM readings WHERE device_id = 70"), 1);
 }
 
-/* A transaction with a newer reading is rolled back: a reading older than that one but
- * newer than every stored one is judged (the cache must not remember the newest reading
- * the rollback undid, which would make this one late). */
-static void rollback_forgotten(void **state)
+/* A high reading 5 s before the last one's ts, stored and late or judged as late says.
+ * The ACTIVE alerts after it. */
+static int64_t older_high(struct icfx *f, int late)
 {
-    struct icfx *f = *state;
+    struct cc_ingest_result res;
+
+    f->ts -= 5 * S;
+    res = reading_tx(f, "SN-F", 9.0, 1);
+    assert_int_equal(res.accepted, 1);
+    assert_int_equal(res.late, late);
+    cc_ingest_result_clear(&res);
+    return active(f);
+}
+
+/* A transaction with a newer reading is undone (how: 0 rolled back, FAILED_COMMIT its
+ * COMMIT failed): a reading older than that one but newer than every stored one is judged
+ * (the cache must not remember the newest reading the transaction never wrote, which
+ * would make this one late). */
+static void newer_reading_undone(struct icfx *f, int how)
+{
     struct cc_ingest_result res;
 
     reading(f, "SN-F", 5.0);
     f->ts += 10 * S;
-    res = reading_tx(f, "SN-F", 5.0, 0);
+    res = reading_tx(f, "SN-F", 5.0, how);
     cc_ingest_result_clear(&res);
-    f->ts -= 5 * S;
-    res = reading_tx(f, "SN-F", 9.0, 1);
-    assert_int_equal(res.accepted, 1);
-    assert_int_equal(res.late, 0);
-    cc_ingest_result_clear(&res);
+    assert_int_equal(older_high(f, 0), 1);
+}
+
+static void rollback_forgotten(void **state)
+{
+    newer_reading_undone(*state, 0);
+}
+
+static void failed_commit_forgotten(void **state)
+{
+    newer_reading_undone(*state, FAILED_COMMIT);
+}
+
+/* One batch: a reading, a status message and two more readings of the same serial
+ * (cached between them), then the next transaction: one alert, the newest reading the
+ * batch's last, the status the readings' ONLINE. */
+static void same_serial_around_status(void **state)
+{
+    struct icfx *f = *state;
+    char p[3][96];
+    struct cc_ingest_msg m[4] = {{0}};
+    const char *topics[4] = {"devices/SN-F/readings", "devices/SN-F/status",
+                             "devices/SN-F/readings", "devices/SN-F/readings"};
+
+    reading(f, "SN-F", 5.0);
+    for (int i = 0; i < 3; i++)
+        snprintf(p[i], sizeof p[i], "{\"ts\":%lld,\"temperature\":%.1f}",
+                 (long long)(f->ts + i * S), i == 0 ? 5.0 : 9.0);
+    for (int i = 0; i < 4; i++) {
+        m[i].topic = topics[i];
+        m[i].payload = i == 1 ? "{\"online\":false}" : p[i == 0 ? 0 : i - 1];
+        m[i].len = strlen(m[i].payload);
+        m[i].received_at = f->ts;
+    }
+    f->ts += 3 * S;
+    assert_int_equal(cc_store_begin(f->db.st), CC_OK);
+    assert_int_equal(cc_ingest_batch(f->db.st, m, 4), CC_OK);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(m[i].res.rejected, 0);
+        cc_ingest_result_clear(&m[i].res);
+    }
+    assert_int_equal(cc_store_commit(f->db.st), CC_OK);
     assert_int_equal(active(f), 1);
+    assert_int_equal(q(f->db.st, "SELECT trigger_count FROM alerts"), 2);
+    reading(f, "SN-F", 5.0); /* back in range: resolved from the cached state */
+    assert_int_equal(active(f), 0);
+    assert_int_equal(q(f->db.st, "SELECT newest_ts FROM devices WHERE id = 7"), f->ts - S);
+    assert_int_equal(q(f->db.st, "SELECT status = 'ONLINE' FROM devices WHERE id = 7"), 1);
+}
+
+/* Two writers with a cache each on one file (a standby ingestd taking over, or two
+ * sharing the subscription): what one raised the other resolves, and a reading older
+ * than the other's newest is late, not judged. */
+static void two_cached_writers(void **state)
+{
+    struct icfx *f = *state;
+    struct cc_store *a = f->db.st;
+
+    assert_int_equal(cc_ingest_cache_enable(f->other), CC_OK);
+    reading(f, "SN-F", 5.0);
+    reading(f, "SN-F", 5.0); /* a's cache holds the device and its state */
+    f->db.st = f->other;
+    reading(f, "SN-F", 9.0); /* b raises */
+    f->db.st = a;
+    assert_int_equal(active(f), 1);
+    reading(f, "SN-F", 5.0); /* a resolves what b raised */
+    assert_int_equal(active(f), 0);
+    f->db.st = f->other;
+    f->ts += 10 * S;
+    reading(f, "SN-F", 5.0); /* b's newest */
+    f->db.st = a;
+    assert_int_equal(older_high(f, 1), 0);
 }
 
 /* More devices than the cache holds, twice round: every reading stored under its own
@@ -246,6 +336,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(alert_raised_elsewhere_seen_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(device_replaced_seen_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(rollback_forgotten, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_commit_forgotten, setup, teardown),
+        cmocka_unit_test_setup_teardown(same_serial_around_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_cached_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(past_the_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
