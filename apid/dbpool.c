@@ -8,6 +8,7 @@
 
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_time.h"
 
 struct slot {
     struct cc_store *st; /* NULL until opened; CC_STORE_POOLED: it keeps its statements */
@@ -66,13 +67,7 @@ static struct slot *slot_take(void)
     struct slot *s = NULL;
     int err = 0;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += API_DB_WAIT_MS / 1000;
-    until.tv_nsec += (long)(API_DB_WAIT_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = cc_deadline(CLOCK_MONOTONIC, API_DB_WAIT_MS);
     pthread_mutex_lock(&pool.mu);
     while (pool.n_idle == 0 && err != ETIMEDOUT)
         err = pthread_cond_timedwait(&pool.freed, &pool.mu, &until);

@@ -158,13 +158,7 @@ int ingest_disk_wait(struct ingest_disk *g, long ms)
 
     if (g == NULL)
         return 0;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = cc_deadline(CLOCK_REALTIME, ms);
     pthread_mutex_lock(&g->mu);
     while (g->full && pthread_cond_timedwait(&g->space, &g->mu, &until) == 0)
         ;

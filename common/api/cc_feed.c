@@ -170,13 +170,7 @@ int cc_feed_sub_next(struct cc_feed_sub *s, int timeout_ms, char **msg, size_t *
 
     if (timeout_ms < 0)
         timeout_ms = 0;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = cc_deadline(CLOCK_REALTIME, (long)timeout_ms);
     pthread_mutex_lock(&s->mu);
     if (s->close_code < 0 && s->expires_ms > 0 && cc_now_ms() >= s->expires_ms) {
         s->close_code = CC_FEED_CLOSE_AUTH;

@@ -37,6 +37,20 @@ void cc_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+struct timespec cc_deadline(clockid_t clock, long ms)
+{
+    struct timespec until;
+
+    clock_gettime(clock, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return until;
+}
+
 int64_t cc_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     int64_t era, yoe, doy, doe;

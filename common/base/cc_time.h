@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CC_ISO8601_LEN 32 /* buffer size for cc_time_format */
 
@@ -14,6 +15,9 @@ int64_t cc_now_ms(void);
 int64_t cc_mono_ms(void);
 /* Sleeps about ms milliseconds (a signal may end it early: callers re-check their state). */
 void cc_sleep_ms(long ms);
+/* The time ms milliseconds from now on clock (CLOCK_REALTIME, or CLOCK_MONOTONIC for a
+ * condition variable set to it): the absolute deadline pthread_cond_timedwait takes. */
+struct timespec cc_deadline(clockid_t clock, long ms);
 
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff...][Z|±HH:MM|±HHMM]" (a space is accepted for T;
  * no zone means UTC; a date alone "YYYY-MM-DD" is midnight UTC). Validates every

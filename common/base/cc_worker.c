@@ -1,9 +1,8 @@
 /* cc_worker.c - see cc_worker.h. */
 #include "cc_worker.h"
 
-#include <time.h>
-
 #include "cc_rc.h"
+#include "cc_time.h"
 
 int cc_worker_start(struct cc_worker *w, void *(*fn)(void *), void *arg)
 {
@@ -20,15 +19,8 @@ int cc_worker_start(struct cc_worker *w, void *(*fn)(void *), void *arg)
 
 void cc_worker_wait_ms(struct cc_worker *w, long ms)
 {
-    struct timespec until;
+    struct timespec until = cc_deadline(CLOCK_REALTIME, ms); /* the condition's default clock */
 
-    clock_gettime(CLOCK_REALTIME, &until); /* the condition's default clock */
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     pthread_cond_timedwait(&w->wake, &w->mu, &until);
 }
 

@@ -252,6 +252,22 @@ static void test_time_civil_round_trip(void **state)
     }
 }
 
+/* cc_deadline: ms later on the clock asked, its nanoseconds normalized (999 ms carries). */
+static void test_time_deadline(void **state)
+{
+    (void)state;
+    for (long ms = 0; ms < 2500; ms += 333) {
+        struct timespec before, until;
+
+        clock_gettime(CLOCK_MONOTONIC, &before);
+        until = cc_deadline(CLOCK_MONOTONIC, ms);
+        assert_true(until.tv_nsec >= 0 && until.tv_nsec < 1000000000L);
+        int64_t gap_ns =
+            (int64_t)(until.tv_sec - before.tv_sec) * 1000000000 + (until.tv_nsec - before.tv_nsec);
+        assert_true(gap_ns >= (int64_t)ms * 1000000);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_time_round_trip),
         cmocka_unit_test(test_time_civil_known_days),
         cmocka_unit_test(test_time_civil_round_trip),
+        cmocka_unit_test(test_time_deadline),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
