@@ -122,6 +122,10 @@ static int handle(struct mg_connection *conn, void *data)
     OUT("# HELP coldchain_ingest_queue Messages received and journaled, not yet committed "
         "(at most %d).\n# TYPE coldchain_ingest_queue gauge\ncoldchain_ingest_queue %zu\n",
         INGEST_QUEUE_MAX, s.backlog);
+    OUT("# HELP coldchain_ingest_queue_bytes Bytes of the queued messages' copies (at most "
+        "%d, passed by one read round at most).\n# TYPE coldchain_ingest_queue_bytes gauge\n"
+        "coldchain_ingest_queue_bytes %zu\n",
+        INGEST_QUEUE_BYTES_MAX, s.backlog_bytes);
     if (ckpt != NULL) {
         struct cc_walckpt_stats c;
         cc_walckpt_get_stats(ckpt, &c);

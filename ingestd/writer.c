@@ -58,7 +58,8 @@ struct ingest_writer {
     pthread_cond_t drained;
     struct item *head, *tail;
     size_t queued;
-    int busy; /* a batch is being committed */
+    size_t queued_bytes; /* ingest_writer_item_bytes of the queued messages */
+    int busy;            /* a batch is being committed */
     int stopping;
     struct cc_store *st;
     struct cc_journal *journal;
@@ -76,6 +77,7 @@ struct ingest_writer {
     /* Staged by ingest_writer_stage, not yet handed over: the staging thread's alone. */
     struct item *staged_head, *staged_tail;
     size_t staged;
+    size_t staged_bytes;
 };
 
 static int code_index(const cJSON *err)
@@ -260,6 +262,16 @@ static void publish_errors(struct ingest_writer *w, struct outgoing *list)
     }
 }
 
+size_t ingest_writer_item_bytes(size_t topic_len, size_t len)
+{
+    return sizeof(struct item) + topic_len + 1 + len + 1;
+}
+
+static size_t item_bytes(const struct item *it)
+{
+    return ingest_writer_item_bytes(it->topic_len, it->len);
+}
+
 static void free_items(struct item *it, size_t n)
 {
     for (size_t i = 0; i < n && it; i++) {
@@ -293,8 +305,14 @@ static void *run(void *arg)
             break;
         }
         head = w->head;
-        for (struct item *it = head; it && n < INGEST_BATCH_MAX; it = it->next)
+        size_t bytes = 0;
+        for (struct item *it = head; it && n < INGEST_BATCH_MAX; it = it->next) {
+            size_t b = item_bytes(it);
+            if (n > 0 && bytes + b > INGEST_BATCH_BYTES_MAX)
+                break;
+            bytes += b;
             n++;
+        }
         w->busy = 1;
         pthread_mutex_unlock(&w->mu);
 
@@ -344,6 +362,7 @@ static void *run(void *arg)
         if (rest == NULL)
             w->tail = NULL;
         w->queued -= n;
+        w->queued_bytes -= bytes;
         w->busy = 0;
         pthread_cond_broadcast(&w->has_space);
         if (w->head == NULL)
@@ -430,7 +449,7 @@ fail:
 static struct item *item_new(int64_t received_at, const char *topic, size_t topic_len,
                              const void *payload, size_t len, struct cc_journal_pos pos)
 {
-    struct item *it = malloc(sizeof(*it) + topic_len + 1 + len + 1);
+    struct item *it = malloc(ingest_writer_item_bytes(topic_len, len));
 
     if (it == NULL)
         return NULL;
@@ -449,12 +468,14 @@ static struct item *item_new(int64_t received_at, const char *topic, size_t topi
     return it;
 }
 
-/* Appends the list head..tail of n items to the queue, waiting while it is full; one
- * wake-up for the whole list. */
-static void enqueue(struct ingest_writer *w, struct item *head, struct item *tail, size_t n)
+/* Appends the list head..tail of n items of bytes in all to the queue, waiting while it
+ * is full; one wake-up for the whole list. */
+static void enqueue(struct ingest_writer *w, struct item *head, struct item *tail, size_t n,
+                    size_t bytes)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->queued >= INGEST_QUEUE_MAX && !w->stopping)
+    while ((w->queued >= INGEST_QUEUE_MAX || w->queued_bytes >= INGEST_QUEUE_BYTES_MAX) &&
+           !w->stopping)
         pthread_cond_wait(&w->has_space, &w->mu);
     if (w->tail)
         w->tail->next = head;
@@ -462,6 +483,7 @@ static void enqueue(struct ingest_writer *w, struct item *head, struct item *tai
         w->head = head;
     w->tail = tail;
     w->queued += n;
+    w->queued_bytes += bytes;
     pthread_cond_signal(&w->has_items);
     pthread_mutex_unlock(&w->mu);
 }
@@ -474,7 +496,7 @@ int ingest_writer_push(void *writer, int64_t received_at, const char *topic, siz
 
     if (it == NULL)
         return CC_ERR_NOMEM;
-    enqueue(w, it, it, 1);
+    enqueue(w, it, it, 1, item_bytes(it));
     return CC_OK;
 }
 
@@ -493,6 +515,7 @@ int ingest_writer_stage(struct ingest_writer *w, int64_t received_at, const char
         w->staged_head = it;
     w->staged_tail = it;
     w->staged++;
+    w->staged_bytes += item_bytes(it);
     return CC_OK;
 }
 
@@ -504,9 +527,10 @@ void ingest_writer_hand_over(struct ingest_writer *w, struct cc_journal_pos base
         it->pos.gen = base.gen;
         it->pos.offset += base.offset;
     }
-    enqueue(w, w->staged_head, w->staged_tail, w->staged);
+    enqueue(w, w->staged_head, w->staged_tail, w->staged, w->staged_bytes);
     w->staged_head = w->staged_tail = NULL;
     w->staged = 0;
+    w->staged_bytes = 0;
 }
 
 void ingest_writer_discard_staged(struct ingest_writer *w)
@@ -514,6 +538,7 @@ void ingest_writer_discard_staged(struct ingest_writer *w)
     free_items(w->staged_head, w->staged);
     w->staged_head = w->staged_tail = NULL;
     w->staged = 0;
+    w->staged_bytes = 0;
 }
 
 void ingest_writer_set_fence(struct ingest_writer *w, ingest_fence_fn fn, void *ctx)
@@ -564,6 +589,7 @@ void ingest_writer_stats(struct ingest_writer *w, struct ingest_stats *out)
     pthread_mutex_lock(&w->mu);
     *out = w->stats;
     out->backlog = w->queued;
+    out->backlog_bytes = w->queued_bytes;
     pthread_mutex_unlock(&w->mu);
 }
 
