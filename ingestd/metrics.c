@@ -39,44 +39,27 @@ struct ingest_metrics {
     struct cc_walckpt *ckpt;
 };
 
-static const double lag_le_ms[] = {1,   2,    5,    10,   25,    50,    100,  250,
-                                   500, 1000, 2500, 5000, 10000, 30000, 60000};
-
-/* h holds n buckets of the histogram (the rest are zero). */
-static double quantile_ms(const unsigned long long *h, size_t n, unsigned long long total, double q)
-{
-    unsigned long long want = (unsigned long long)(q * (double)total), seen = 0;
-    for (size_t i = 0; i < n; i++) {
-        seen += h[i];
-        if (seen > want)
-            return (double)i;
-    }
-    return (double)(INGEST_LAG_BUCKETS - 1);
-}
-
 static int handle(struct mg_connection *conn, void *data)
 {
     struct ingest_metrics *m = data;
     struct ingest_stats s;
-    unsigned long long *lag = malloc(sizeof(*lag) * INGEST_LAG_BUCKETS);
+    struct ingest_lag_summary lag;
     char *body = malloc(BODY_MAX);
     size_t n = 0;
     static const char *codes[4] = {"BAD_JSON", "VALIDATION_ERROR", "NOT_FOUND", "INTERNAL"};
 
-    if (lag == NULL || body == NULL) {
-        free(lag);
-        free(body);
+    if (body == NULL) {
         mg_send_http_error(conn, 500, "%s", "out of memory");
         return 500;
     }
     struct ingest_writer *w = __atomic_load_n(&m->w, __ATOMIC_ACQUIRE);
     struct cc_walckpt *ckpt = __atomic_load_n(&m->ckpt, __ATOMIC_ACQUIRE);
-    size_t nlag = 0; /* lag[nlag..] are zero, not copied */
     if (w != NULL) {
         ingest_writer_stats(w, &s);
-        nlag = ingest_writer_lag(w, lag);
+        ingest_writer_lag(w, &lag);
     } else { /* a standby: nothing received, nothing committed */
         memset(&s, 0, sizeof s);
+        memset(&lag, 0, sizeof lag);
     }
 #define OUT(...) n += (size_t)snprintf(body + n, n < BODY_MAX ? BODY_MAX - n : 0, __VA_ARGS__)
     OUT("# HELP coldchain_ingest_active 1 when this ingestd holds its client id's lease and "
@@ -195,35 +178,20 @@ static int handle(struct mg_connection *conn, void *data)
         __atomic_load_n(&m->mq->rounds, __ATOMIC_RELAXED));
 
     /* Lag from the reading's own ts to its commit, for readings that carry ts. */
-    unsigned long long total = 0, cum = 0;
-    double sum_ms = 0;
-    for (size_t i = 0; i < nlag; i++) {
-        total += lag[i];
-        sum_ms += (double)i * (double)lag[i];
-    }
     OUT("# HELP coldchain_ingest_publish_lag_seconds Reading ts to commit.\n"
         "# TYPE coldchain_ingest_publish_lag_seconds histogram\n");
-    size_t b = 0;
-    for (size_t i = 0; i < nlag; i++) {
-        while (b < sizeof(lag_le_ms) / sizeof(lag_le_ms[0]) && (double)i > lag_le_ms[b]) {
-            OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n",
-                lag_le_ms[b] / 1000.0, cum);
-            b++;
-        }
-        cum += lag[i];
-    }
-    for (; b < sizeof(lag_le_ms) / sizeof(lag_le_ms[0]); b++)
-        OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n", lag_le_ms[b] / 1000.0,
-            cum);
-    OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"+Inf\"} %llu\n", total);
-    OUT("coldchain_ingest_publish_lag_seconds_sum %.3f\n", sum_ms / 1000.0);
-    OUT("coldchain_ingest_publish_lag_seconds_count %llu\n", total);
+    for (size_t b = 0; b < INGEST_LAG_LE_COUNT; b++)
+        OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n",
+            ingest_lag_le_ms[b] / 1000.0, lag.le[b]);
+    OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"+Inf\"} %llu\n", lag.total);
+    OUT("coldchain_ingest_publish_lag_seconds_sum %.3f\n", (double)lag.sum_ms / 1000.0);
+    OUT("coldchain_ingest_publish_lag_seconds_count %llu\n", lag.total);
     OUT("# HELP coldchain_ingest_publish_lag_quantile_seconds Quantiles of the lag (1 ms "
         "resolution).\n# TYPE coldchain_ingest_publish_lag_quantile_seconds gauge\n");
     OUT("coldchain_ingest_publish_lag_quantile_seconds{quantile=\"0.5\"} %.3f\n",
-        total ? quantile_ms(lag, nlag, total, 0.5) / 1000.0 : 0.0);
+        lag.p50_ms / 1000.0);
     OUT("coldchain_ingest_publish_lag_quantile_seconds{quantile=\"0.99\"} %.3f\n",
-        total ? quantile_ms(lag, nlag, total, 0.99) / 1000.0 : 0.0);
+        lag.p99_ms / 1000.0);
 
     /* Alerts and notifications: stored totals (cc_stats.h), one read-only connection. */
     struct cc_stats cs;
@@ -296,7 +264,6 @@ static int handle(struct mg_connection *conn, void *data)
               "Content-Length: %zu\r\nConnection: close\r\n\r\n",
               n);
     mg_write(conn, body, n);
-    free(lag);
     free(body);
     return 200;
 }

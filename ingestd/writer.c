@@ -71,8 +71,7 @@ struct ingest_writer {
     ingest_fence_fn fence; /* under mu when set; read by the writer thread */
     void *fence_ctx;
     struct ingest_stats stats; /* under mu */
-    unsigned long long *lag;   /* INGEST_LAG_BUCKETS, under mu */
-    size_t lag_used;           /* buckets up to the highest non-zero one, under mu */
+    struct ingest_lag *lag;    /* under mu */
     struct cc_errcap *errcap;  /* error replies per device; the writer thread's alone */
     /* Staged by ingest_writer_stage, not yet handed over: the staging thread's alone. */
     struct item *staged_head, *staged_tail;
@@ -201,16 +200,8 @@ static void record(struct ingest_writer *w, const struct batch_result *br, size_
     w->stats.commits++;
     w->stats.commit_seconds_sum += seconds;
     for (size_t i = 0; i < n; i++) {
-        if (br->lag_ts[i] < 0)
-            continue;
-        int64_t lag = commit_ms - br->lag_ts[i];
-        if (lag < 0)
-            lag = 0;
-        if (lag >= INGEST_LAG_BUCKETS)
-            lag = INGEST_LAG_BUCKETS - 1;
-        w->lag[lag]++;
-        if ((size_t)lag >= w->lag_used)
-            w->lag_used = (size_t)lag + 1;
+        if (br->lag_ts[i] >= 0)
+            ingest_lag_add(w->lag, commit_ms - br->lag_ts[i]);
     }
     pthread_mutex_unlock(&w->mu);
 }
@@ -398,7 +389,7 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
 
     if (w == NULL)
         return CC_ERR_NOMEM;
-    w->lag = calloc(INGEST_LAG_BUCKETS, sizeof(*w->lag));
+    w->lag = calloc(1, sizeof(*w->lag));
     if (w->lag == NULL) {
         free(w);
         return CC_ERR_NOMEM;
@@ -593,15 +584,11 @@ void ingest_writer_stats(struct ingest_writer *w, struct ingest_stats *out)
     pthread_mutex_unlock(&w->mu);
 }
 
-size_t ingest_writer_lag(struct ingest_writer *w, unsigned long long *out)
+void ingest_writer_lag(struct ingest_writer *w, struct ingest_lag_summary *out)
 {
-    size_t n;
-
-    /* mu is the queue's lock too: copying all 60,001 buckets (480 KB) held it against the
-     * MQTT and writer threads on every scrape. */
+    /* mu is the queue's lock too: the summary reads a bounded part of the histogram
+     * (lag.h), where a copy of the used buckets (up to 480 KB) held it on every scrape. */
     pthread_mutex_lock(&w->mu);
-    n = w->lag_used;
-    memcpy(out, w->lag, sizeof(*out) * n);
+    ingest_lag_summarize(w->lag, out);
     pthread_mutex_unlock(&w->mu);
-    return n;
 }

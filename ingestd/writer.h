@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cc_journal.h"
+#include "lag.h"
 
 #define INGEST_BATCH_MAX 4096 /* messages per transaction */
 /* Bytes of message copies per transaction (ingest_writer_item_bytes; a message larger than
@@ -29,7 +30,6 @@
  * the round over when it fills) with 48 more bytes a copy, or one message alone. */
 #define INGEST_QUEUE_MAX (2 * INGEST_BATCH_MAX)
 #define INGEST_QUEUE_BYTES_MAX (2 * INGEST_BATCH_BYTES_MAX)
-#define INGEST_LAG_BUCKETS 60001 /* 1 ms lag histogram, last bucket = 60 s and more */
 /* Devices whose error-reply buckets are kept at once (cc_errcap.h: 96 bytes each). More
  * devices share slots, and so share buckets; the total stays bounded either way. */
 #define INGEST_ERROR_REPLY_DEVICES 4096
@@ -109,9 +109,8 @@ void ingest_writer_stop(struct ingest_writer *w);
 /* The committed journal position at start (read from the database). */
 struct cc_journal_pos ingest_writer_checkpoint(struct ingest_writer *w);
 void ingest_writer_stats(struct ingest_writer *w, struct ingest_stats *out);
-/* Publish-to-commit lag histogram (1 ms buckets): copies the buckets up to the highest
- * non-zero one into out (room for INGEST_LAG_BUCKETS) and returns how many; the others
- * are zero. */
-size_t ingest_writer_lag(struct ingest_writer *w, unsigned long long *out);
+/* The publish-to-commit lag histogram's summary (lag.h), for readings that carry ts: a
+ * bounded read under the queue's lock, no copy, no allocation. */
+void ingest_writer_lag(struct ingest_writer *w, struct ingest_lag_summary *out);
 
 #endif
