@@ -32,7 +32,9 @@ struct ingest_metrics {
      * schema: measured, most of a scrape's cost), lent under mu. */
     pthread_mutex_t mu;
     struct cc_store *st;
-    int64_t outbox_at; /* cc_mono_ms of the last outbox count, 0 if none */
+    int cache_kib;      /* st's page cache as read back when it was opened, under mu */
+    int jobs_cache_kib; /* __atomic; 0 until the jobs thread has started */
+    int64_t outbox_at;  /* cc_mono_ms of the last outbox count, 0 if none */
     unsigned long long outbox_notifications, outbox_events;
     struct ingest_writer *w;
     struct ingest_mqtt_counters *mq;
@@ -203,7 +205,8 @@ static int handle(struct mg_connection *conn, void *data)
     if (m->st == NULL) {
         if (cc_store_open(m->db_path, CC_STORE_READONLY, &m->st) != CC_OK)
             m->st = NULL;
-        else if (cc_store_set_cache_kib(m->st, INGEST_METRICS_CACHE_KIB) != CC_OK) {
+        else if (cc_store_set_cache_kib(m->st, INGEST_METRICS_CACHE_KIB) != CC_OK ||
+                 cc_store_cache_kib(m->st, &m->cache_kib) != CC_OK) {
             cc_store_close(m->st);
             m->st = NULL;
         }
@@ -216,6 +219,8 @@ static int handle(struct mg_connection *conn, void *data)
     }
     outbox_n = m->outbox_notifications;
     outbox_e = m->outbox_events;
+    int caches[3] = {w != NULL ? ingest_writer_cache_kib(w) : 0,
+                     __atomic_load_n(&m->jobs_cache_kib, __ATOMIC_RELAXED), m->cache_kib};
     if (!have && m->st != NULL) {
         cc_store_close(m->st); /* opened afresh at the next scrape */
         m->st = NULL;
@@ -256,6 +261,16 @@ static int handle(struct mg_connection *conn, void *data)
         "# TYPE coldchain_rejected_dropped_total counter\n"
         "coldchain_rejected_dropped_total %lld\n",
         (long long)rejected_dropped);
+    /* What bounds each connection's share of ingestd's memory (README "Back-pressure"), as
+     * SQLite reports it: none on PostgreSQL, whose cache is the server's. */
+    static const char *const conns[3] = {"writer", "jobs", "metrics"};
+    if (caches[0] > 0 || caches[1] > 0 || caches[2] > 0) {
+        OUT("# HELP coldchain_db_cache_kib SQLite page cache limit of each of ingestd's "
+            "connections, in KiB.\n# TYPE coldchain_db_cache_kib gauge\n");
+        for (int i = 0; i < 3; i++)
+            if (caches[i] > 0)
+                OUT("coldchain_db_cache_kib{connection=\"%s\"} %d\n", conns[i], caches[i]);
+    }
 #undef OUT
     if (n >= BODY_MAX)
         n = BODY_MAX - 1;
@@ -345,6 +360,11 @@ void ingest_metrics_set_active(struct ingest_metrics *m, struct ingest_writer *w
 {
     __atomic_store_n(&m->ckpt, ckpt, __ATOMIC_RELEASE);
     __atomic_store_n(&m->w, w, __ATOMIC_RELEASE); /* last: a scrape seeing w sees ckpt */
+}
+
+void ingest_metrics_set_jobs_cache_kib(struct ingest_metrics *m, int kib)
+{
+    __atomic_store_n(&m->jobs_cache_kib, kib, __ATOMIC_RELAXED);
 }
 
 void ingest_metrics_stop(struct ingest_metrics *m)

@@ -62,6 +62,7 @@ struct ingest_writer {
     int busy;            /* a batch is being committed */
     int stopping;
     struct cc_store *st;
+    int cache_kib; /* st's page cache, read back at start (0 on PostgreSQL) */
     struct cc_journal *journal;
     struct ingest_disk *disk;
     struct cc_journal_pos checkpoint;
@@ -400,6 +401,8 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
         rc = cc_store_open(cfg->db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, &w->st);
     if (rc == CC_OK) /* this connection writes devices, cells and alerts only by ingesting */
         rc = cc_ingest_cache_enable(w->st);
+    if (rc == CC_OK)
+        rc = cc_store_cache_kib(w->st, &w->cache_kib);
     if (rc == CC_OK) {
         cc_store_set_gate(w->st, gate);
         if (ckpt != NULL)
@@ -568,6 +571,11 @@ void ingest_writer_stop(struct ingest_writer *w)
     cc_errcap_free(w->errcap);
     free(w->lag);
     free(w);
+}
+
+int ingest_writer_cache_kib(const struct ingest_writer *w)
+{
+    return w->cache_kib;
 }
 
 struct cc_journal_pos ingest_writer_checkpoint(struct ingest_writer *w)

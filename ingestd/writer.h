@@ -109,6 +109,9 @@ void ingest_writer_stop(struct ingest_writer *w);
 /* The committed journal position at start (read from the database). */
 struct cc_journal_pos ingest_writer_checkpoint(struct ingest_writer *w);
 void ingest_writer_stats(struct ingest_writer *w, struct ingest_stats *out);
+/* The writer's SQLite page cache limit in KiB (cc_db.c's CACHE_SIZE_PRAGMA), as its
+ * connection reported it at start; 0 on PostgreSQL. */
+int ingest_writer_cache_kib(const struct ingest_writer *w);
 /* The publish-to-commit lag histogram's summary (lag.h), for readings that carry ts: a
  * bounded read under the queue's lock, no copy, no allocation. */
 void ingest_writer_lag(struct ingest_writer *w, struct ingest_lag_summary *out);
