@@ -457,7 +457,21 @@ start_ingestd() {
 mem_dump() {
     cp "/proc/$1/smaps" "$2.smaps" 2>/dev/null || return 0
     lines=$(wc -l <"$3")
-    gdb -batch -p "$1" -ex 'call (void)malloc_stats()' >/dev/null 2>&1 || say "mem_dump: gdb failed"
+    # $2.arenas: the arenas in malloc_stats' order (0 = main_arena), then the one each
+    # thread allocates from (needs libc's debug symbols; else nothing).
+    cat >"$2.gdb" <<'EOF'
+call (void)malloc_stats()
+set $a = &main_arena
+set $i = 0
+while $i == 0 || $a != &main_arena
+  printf "arena %d %p\n", $i, $a
+  set $a = $a->next
+  set $i = $i + 1
+end
+thread apply all p thread_arena
+EOF
+    gdb -batch -p "$1" -x "$2.gdb" 2>&1 | grep -E '^arena|^Thread|^\$' >"$2.arenas" ||
+        say "mem_dump: gdb failed"
     sleep 0.2
     {
         # RSS by mapping: the heap, anonymous mappings (thread arenas, stacks), files.
