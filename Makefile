@@ -142,6 +142,23 @@ $(BUILD)/tests/test_ingest_mqtt: tests/unit/test_ingest_mqtt.c $(BUILD)/obj/inge
 	    -lcmocka -lmosquitto $(LDLIBS_COMMON)
 	@touch $@
 
+# ingestd's writer queue on a real SQLite file and journal (its bounds).
+$(BUILD)/tests/test_ingest_writer: tests/unit/test_ingest_writer.c $(BUILD)/obj/ingestd/writer.o \
+                                   $(BUILD)/obj/ingestd/disk.o $(BUILD)/obj/ingestd/lag.o \
+                                   $(UNIT_OBJ) $(BUILD)/libcommon.a $(BUILD)/tests/test_ingest_writer.d
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/writer.o \
+	    $(BUILD)/obj/ingestd/disk.o $(BUILD)/obj/ingestd/lag.o $(UNIT_OBJ) $(BUILD)/libcommon.a \
+	    -lcmocka $(LDLIBS_COMMON)
+	@touch $@
+
+# ingestd's lag histogram (pure: what /metrics reads of it).
+$(BUILD)/tests/test_ingest_lag: tests/unit/test_ingest_lag.c $(BUILD)/obj/ingestd/lag.o \
+                                $(BUILD)/tests/test_ingest_lag.d
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/lag.o -lcmocka
+	@touch $@
+
 # ingestd's read buffer under libmosquitto (it defines read(2) for the whole program).
 $(BUILD)/tests/test_ingest_sockbuf: tests/unit/test_ingest_sockbuf.c $(BUILD)/obj/ingestd/sockbuf.o \
                                     $(BUILD)/tests/test_ingest_sockbuf.d

@@ -40,6 +40,7 @@ struct ingest_jobs {
     int throttled; /* the publish window was found full in this pass */
     int tick_rows; /* DELIVER_MAX_ROWS less the rows the passes of this tick took */
     struct cc_store *st;
+    int cache_kib;             /* st's page cache as read back at start (0 on PostgreSQL) */
     int64_t report_day_done;   /* day (epoch ms) whose reports are made, -1 if none */
     int64_t retention_next_ms; /* monotonic time of the next retention pass */
 };
@@ -182,6 +183,8 @@ int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, struct 
     rc = cc_store_open(cfg->db_path, 0, &j->st);
     if (rc == CC_OK)
         rc = cc_store_set_cache_kib(j->st, INGEST_JOBS_CACHE_KIB);
+    if (rc == CC_OK)
+        rc = cc_store_cache_kib(j->st, &j->cache_kib);
     if (rc == CC_OK) {
         cc_store_set_gate(j->st, gate);
         if (ckpt != NULL)
@@ -200,6 +203,11 @@ int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, struct 
     }
     *out = j;
     return CC_OK;
+}
+
+int ingest_jobs_cache_kib(const struct ingest_jobs *j)
+{
+    return j->cache_kib;
 }
 
 void ingest_jobs_stop(struct ingest_jobs *j)

@@ -20,6 +20,9 @@ typedef int (*ingest_room_fn)(void *ctx);
 int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, struct cc_walckpt *ckpt,
                       ingest_publish_fn publish, ingest_room_fn room, void *ctx,
                       struct ingest_jobs **out);
+/* The thread's SQLite page cache limit in KiB (INGEST_JOBS_CACHE_KIB), as its connection
+ * reported it at start; 0 on PostgreSQL. */
+int ingest_jobs_cache_kib(const struct ingest_jobs *j);
 /* Stops the thread after the job in hand; NULL is a no-op. */
 void ingest_jobs_stop(struct ingest_jobs *j);
 

@@ -407,6 +407,7 @@ int main(void)
         status = 1;
         goto out;
     }
+    ingest_metrics_set_jobs_cache_kib(d.metrics, ingest_jobs_cache_kib(d.jobs));
     cc_log_info("started", "broker=%s client_id=%s metrics=127.0.0.1:%d fsync=%d ack=%s",
                 d.cfg.mqtt_url, d.client_id, d.cfg.ingest_metrics_port, d.cfg.ingest_fsync,
                 d.cfg.ingest_ack_commit ? "commit" : "journal");

@@ -32,51 +32,36 @@ struct ingest_metrics {
      * schema: measured, most of a scrape's cost), lent under mu. */
     pthread_mutex_t mu;
     struct cc_store *st;
-    int64_t outbox_at; /* cc_mono_ms of the last outbox count, 0 if none */
+    int cache_kib;      /* st's page cache as read back when it was opened, under mu */
+    int jobs_cache_kib; /* __atomic; 0 until the jobs thread has started */
+    int64_t outbox_at;  /* cc_mono_ms of the last outbox count, 0 if none */
     unsigned long long outbox_notifications, outbox_events;
     struct ingest_writer *w;
     struct ingest_mqtt_counters *mq;
     struct cc_walckpt *ckpt;
 };
 
-static const double lag_le_ms[] = {1,   2,    5,    10,   25,    50,    100,  250,
-                                   500, 1000, 2500, 5000, 10000, 30000, 60000};
-
-/* h holds n buckets of the histogram (the rest are zero). */
-static double quantile_ms(const unsigned long long *h, size_t n, unsigned long long total, double q)
-{
-    unsigned long long want = (unsigned long long)(q * (double)total), seen = 0;
-    for (size_t i = 0; i < n; i++) {
-        seen += h[i];
-        if (seen > want)
-            return (double)i;
-    }
-    return (double)(INGEST_LAG_BUCKETS - 1);
-}
-
 static int handle(struct mg_connection *conn, void *data)
 {
     struct ingest_metrics *m = data;
     struct ingest_stats s;
-    unsigned long long *lag = malloc(sizeof(*lag) * INGEST_LAG_BUCKETS);
+    struct ingest_lag_summary lag;
     char *body = malloc(BODY_MAX);
     size_t n = 0;
     static const char *codes[4] = {"BAD_JSON", "VALIDATION_ERROR", "NOT_FOUND", "INTERNAL"};
 
-    if (lag == NULL || body == NULL) {
-        free(lag);
-        free(body);
+    if (body == NULL) {
         mg_send_http_error(conn, 500, "%s", "out of memory");
         return 500;
     }
     struct ingest_writer *w = __atomic_load_n(&m->w, __ATOMIC_ACQUIRE);
     struct cc_walckpt *ckpt = __atomic_load_n(&m->ckpt, __ATOMIC_ACQUIRE);
-    size_t nlag = 0; /* lag[nlag..] are zero, not copied */
     if (w != NULL) {
         ingest_writer_stats(w, &s);
-        nlag = ingest_writer_lag(w, lag);
+        ingest_writer_lag(w, &lag);
     } else { /* a standby: nothing received, nothing committed */
         memset(&s, 0, sizeof s);
+        memset(&lag, 0, sizeof lag);
     }
 #define OUT(...) n += (size_t)snprintf(body + n, n < BODY_MAX ? BODY_MAX - n : 0, __VA_ARGS__)
     OUT("# HELP coldchain_ingest_active 1 when this ingestd holds its client id's lease and "
@@ -122,6 +107,10 @@ static int handle(struct mg_connection *conn, void *data)
     OUT("# HELP coldchain_ingest_queue Messages received and journaled, not yet committed "
         "(at most %d).\n# TYPE coldchain_ingest_queue gauge\ncoldchain_ingest_queue %zu\n",
         INGEST_QUEUE_MAX, s.backlog);
+    OUT("# HELP coldchain_ingest_queue_bytes Bytes of the queued messages' copies (at most "
+        "%d, passed by one read round at most).\n# TYPE coldchain_ingest_queue_bytes gauge\n"
+        "coldchain_ingest_queue_bytes %zu\n",
+        INGEST_QUEUE_BYTES_MAX, s.backlog_bytes);
     if (ckpt != NULL) {
         struct cc_walckpt_stats c;
         cc_walckpt_get_stats(ckpt, &c);
@@ -191,35 +180,20 @@ static int handle(struct mg_connection *conn, void *data)
         __atomic_load_n(&m->mq->rounds, __ATOMIC_RELAXED));
 
     /* Lag from the reading's own ts to its commit, for readings that carry ts. */
-    unsigned long long total = 0, cum = 0;
-    double sum_ms = 0;
-    for (size_t i = 0; i < nlag; i++) {
-        total += lag[i];
-        sum_ms += (double)i * (double)lag[i];
-    }
     OUT("# HELP coldchain_ingest_publish_lag_seconds Reading ts to commit.\n"
         "# TYPE coldchain_ingest_publish_lag_seconds histogram\n");
-    size_t b = 0;
-    for (size_t i = 0; i < nlag; i++) {
-        while (b < sizeof(lag_le_ms) / sizeof(lag_le_ms[0]) && (double)i > lag_le_ms[b]) {
-            OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n",
-                lag_le_ms[b] / 1000.0, cum);
-            b++;
-        }
-        cum += lag[i];
-    }
-    for (; b < sizeof(lag_le_ms) / sizeof(lag_le_ms[0]); b++)
-        OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n", lag_le_ms[b] / 1000.0,
-            cum);
-    OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"+Inf\"} %llu\n", total);
-    OUT("coldchain_ingest_publish_lag_seconds_sum %.3f\n", sum_ms / 1000.0);
-    OUT("coldchain_ingest_publish_lag_seconds_count %llu\n", total);
+    for (size_t b = 0; b < INGEST_LAG_LE_COUNT; b++)
+        OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"%g\"} %llu\n",
+            ingest_lag_le_ms[b] / 1000.0, lag.le[b]);
+    OUT("coldchain_ingest_publish_lag_seconds_bucket{le=\"+Inf\"} %llu\n", lag.total);
+    OUT("coldchain_ingest_publish_lag_seconds_sum %.3f\n", (double)lag.sum_ms / 1000.0);
+    OUT("coldchain_ingest_publish_lag_seconds_count %llu\n", lag.total);
     OUT("# HELP coldchain_ingest_publish_lag_quantile_seconds Quantiles of the lag (1 ms "
         "resolution).\n# TYPE coldchain_ingest_publish_lag_quantile_seconds gauge\n");
     OUT("coldchain_ingest_publish_lag_quantile_seconds{quantile=\"0.5\"} %.3f\n",
-        total ? quantile_ms(lag, nlag, total, 0.5) / 1000.0 : 0.0);
+        lag.p50_ms / 1000.0);
     OUT("coldchain_ingest_publish_lag_quantile_seconds{quantile=\"0.99\"} %.3f\n",
-        total ? quantile_ms(lag, nlag, total, 0.99) / 1000.0 : 0.0);
+        lag.p99_ms / 1000.0);
 
     /* Alerts and notifications: stored totals (cc_stats.h), one read-only connection. */
     struct cc_stats cs;
@@ -231,7 +205,8 @@ static int handle(struct mg_connection *conn, void *data)
     if (m->st == NULL) {
         if (cc_store_open(m->db_path, CC_STORE_READONLY, &m->st) != CC_OK)
             m->st = NULL;
-        else if (cc_store_set_cache_kib(m->st, INGEST_METRICS_CACHE_KIB) != CC_OK) {
+        else if (cc_store_set_cache_kib(m->st, INGEST_METRICS_CACHE_KIB) != CC_OK ||
+                 cc_store_cache_kib(m->st, &m->cache_kib) != CC_OK) {
             cc_store_close(m->st);
             m->st = NULL;
         }
@@ -244,6 +219,8 @@ static int handle(struct mg_connection *conn, void *data)
     }
     outbox_n = m->outbox_notifications;
     outbox_e = m->outbox_events;
+    int caches[3] = {w != NULL ? ingest_writer_cache_kib(w) : 0,
+                     __atomic_load_n(&m->jobs_cache_kib, __ATOMIC_RELAXED), m->cache_kib};
     if (!have && m->st != NULL) {
         cc_store_close(m->st); /* opened afresh at the next scrape */
         m->st = NULL;
@@ -284,6 +261,16 @@ static int handle(struct mg_connection *conn, void *data)
         "# TYPE coldchain_rejected_dropped_total counter\n"
         "coldchain_rejected_dropped_total %lld\n",
         (long long)rejected_dropped);
+    /* What bounds each connection's share of ingestd's memory (README "Back-pressure"), as
+     * SQLite reports it: none on PostgreSQL, whose cache is the server's. */
+    static const char *const conns[3] = {"writer", "jobs", "metrics"};
+    if (caches[0] > 0 || caches[1] > 0 || caches[2] > 0) {
+        OUT("# HELP coldchain_db_cache_kib SQLite page cache limit of each of ingestd's "
+            "connections, in KiB.\n# TYPE coldchain_db_cache_kib gauge\n");
+        for (int i = 0; i < 3; i++)
+            if (caches[i] > 0)
+                OUT("coldchain_db_cache_kib{connection=\"%s\"} %d\n", conns[i], caches[i]);
+    }
 #undef OUT
     if (n >= BODY_MAX)
         n = BODY_MAX - 1;
@@ -292,7 +279,6 @@ static int handle(struct mg_connection *conn, void *data)
               "Content-Length: %zu\r\nConnection: close\r\n\r\n",
               n);
     mg_write(conn, body, n);
-    free(lag);
     free(body);
     return 200;
 }
@@ -374,6 +360,11 @@ void ingest_metrics_set_active(struct ingest_metrics *m, struct ingest_writer *w
 {
     __atomic_store_n(&m->ckpt, ckpt, __ATOMIC_RELEASE);
     __atomic_store_n(&m->w, w, __ATOMIC_RELEASE); /* last: a scrape seeing w sees ckpt */
+}
+
+void ingest_metrics_set_jobs_cache_kib(struct ingest_metrics *m, int kib)
+{
+    __atomic_store_n(&m->jobs_cache_kib, kib, __ATOMIC_RELAXED);
 }
 
 void ingest_metrics_stop(struct ingest_metrics *m)

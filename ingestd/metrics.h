@@ -20,6 +20,8 @@ int ingest_metrics_start(int port, const char *db_path, struct ingest_writer *w,
  * 200 with the role; GET /readyz 200 when active, 503 while standby. */
 void ingest_metrics_set_active(struct ingest_metrics *m, struct ingest_writer *w,
                                struct cc_walckpt *ckpt);
+/* The jobs thread's page cache (ingest_jobs_cache_kib), shown once it is known. */
+void ingest_metrics_set_jobs_cache_kib(struct ingest_metrics *m, int kib);
 void ingest_metrics_stop(struct ingest_metrics *m);
 
 #endif

@@ -58,9 +58,11 @@ struct ingest_writer {
     pthread_cond_t drained;
     struct item *head, *tail;
     size_t queued;
-    int busy; /* a batch is being committed */
+    size_t queued_bytes; /* ingest_writer_item_bytes of the queued messages */
+    int busy;            /* a batch is being committed */
     int stopping;
     struct cc_store *st;
+    int cache_kib; /* st's page cache, read back at start (0 on PostgreSQL) */
     struct cc_journal *journal;
     struct ingest_disk *disk;
     struct cc_journal_pos checkpoint;
@@ -70,12 +72,12 @@ struct ingest_writer {
     ingest_fence_fn fence; /* under mu when set; read by the writer thread */
     void *fence_ctx;
     struct ingest_stats stats; /* under mu */
-    unsigned long long *lag;   /* INGEST_LAG_BUCKETS, under mu */
-    size_t lag_used;           /* buckets up to the highest non-zero one, under mu */
+    struct ingest_lag *lag;    /* under mu */
     struct cc_errcap *errcap;  /* error replies per device; the writer thread's alone */
     /* Staged by ingest_writer_stage, not yet handed over: the staging thread's alone. */
     struct item *staged_head, *staged_tail;
     size_t staged;
+    size_t staged_bytes;
 };
 
 static int code_index(const cJSON *err)
@@ -199,16 +201,8 @@ static void record(struct ingest_writer *w, const struct batch_result *br, size_
     w->stats.commits++;
     w->stats.commit_seconds_sum += seconds;
     for (size_t i = 0; i < n; i++) {
-        if (br->lag_ts[i] < 0)
-            continue;
-        int64_t lag = commit_ms - br->lag_ts[i];
-        if (lag < 0)
-            lag = 0;
-        if (lag >= INGEST_LAG_BUCKETS)
-            lag = INGEST_LAG_BUCKETS - 1;
-        w->lag[lag]++;
-        if ((size_t)lag >= w->lag_used)
-            w->lag_used = (size_t)lag + 1;
+        if (br->lag_ts[i] >= 0)
+            ingest_lag_add(w->lag, commit_ms - br->lag_ts[i]);
     }
     pthread_mutex_unlock(&w->mu);
 }
@@ -260,6 +254,16 @@ static void publish_errors(struct ingest_writer *w, struct outgoing *list)
     }
 }
 
+size_t ingest_writer_item_bytes(size_t topic_len, size_t len)
+{
+    return sizeof(struct item) + topic_len + 1 + len + 1;
+}
+
+static size_t item_bytes(const struct item *it)
+{
+    return ingest_writer_item_bytes(it->topic_len, it->len);
+}
+
 static void free_items(struct item *it, size_t n)
 {
     for (size_t i = 0; i < n && it; i++) {
@@ -293,8 +297,14 @@ static void *run(void *arg)
             break;
         }
         head = w->head;
-        for (struct item *it = head; it && n < INGEST_BATCH_MAX; it = it->next)
+        size_t bytes = 0;
+        for (struct item *it = head; it && n < INGEST_BATCH_MAX; it = it->next) {
+            size_t b = item_bytes(it);
+            if (n > 0 && bytes + b > INGEST_BATCH_BYTES_MAX)
+                break;
+            bytes += b;
             n++;
+        }
         w->busy = 1;
         pthread_mutex_unlock(&w->mu);
 
@@ -344,6 +354,7 @@ static void *run(void *arg)
         if (rest == NULL)
             w->tail = NULL;
         w->queued -= n;
+        w->queued_bytes -= bytes;
         w->busy = 0;
         pthread_cond_broadcast(&w->has_space);
         if (w->head == NULL)
@@ -379,7 +390,7 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
 
     if (w == NULL)
         return CC_ERR_NOMEM;
-    w->lag = calloc(INGEST_LAG_BUCKETS, sizeof(*w->lag));
+    w->lag = calloc(1, sizeof(*w->lag));
     if (w->lag == NULL) {
         free(w);
         return CC_ERR_NOMEM;
@@ -390,6 +401,8 @@ int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struc
         rc = cc_store_open(cfg->db_path, CC_STORE_CREATE | CC_STORE_MIGRATE, &w->st);
     if (rc == CC_OK) /* this connection writes devices, cells and alerts only by ingesting */
         rc = cc_ingest_cache_enable(w->st);
+    if (rc == CC_OK)
+        rc = cc_store_cache_kib(w->st, &w->cache_kib);
     if (rc == CC_OK) {
         cc_store_set_gate(w->st, gate);
         if (ckpt != NULL)
@@ -430,7 +443,7 @@ fail:
 static struct item *item_new(int64_t received_at, const char *topic, size_t topic_len,
                              const void *payload, size_t len, struct cc_journal_pos pos)
 {
-    struct item *it = malloc(sizeof(*it) + topic_len + 1 + len + 1);
+    struct item *it = malloc(ingest_writer_item_bytes(topic_len, len));
 
     if (it == NULL)
         return NULL;
@@ -449,12 +462,14 @@ static struct item *item_new(int64_t received_at, const char *topic, size_t topi
     return it;
 }
 
-/* Appends the list head..tail of n items to the queue, waiting while it is full; one
- * wake-up for the whole list. */
-static void enqueue(struct ingest_writer *w, struct item *head, struct item *tail, size_t n)
+/* Appends the list head..tail of n items of bytes in all to the queue, waiting while it
+ * is full; one wake-up for the whole list. */
+static void enqueue(struct ingest_writer *w, struct item *head, struct item *tail, size_t n,
+                    size_t bytes)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->queued >= INGEST_QUEUE_MAX && !w->stopping)
+    while ((w->queued >= INGEST_QUEUE_MAX || w->queued_bytes >= INGEST_QUEUE_BYTES_MAX) &&
+           !w->stopping)
         pthread_cond_wait(&w->has_space, &w->mu);
     if (w->tail)
         w->tail->next = head;
@@ -462,6 +477,7 @@ static void enqueue(struct ingest_writer *w, struct item *head, struct item *tai
         w->head = head;
     w->tail = tail;
     w->queued += n;
+    w->queued_bytes += bytes;
     pthread_cond_signal(&w->has_items);
     pthread_mutex_unlock(&w->mu);
 }
@@ -474,7 +490,7 @@ int ingest_writer_push(void *writer, int64_t received_at, const char *topic, siz
 
     if (it == NULL)
         return CC_ERR_NOMEM;
-    enqueue(w, it, it, 1);
+    enqueue(w, it, it, 1, item_bytes(it));
     return CC_OK;
 }
 
@@ -493,6 +509,7 @@ int ingest_writer_stage(struct ingest_writer *w, int64_t received_at, const char
         w->staged_head = it;
     w->staged_tail = it;
     w->staged++;
+    w->staged_bytes += item_bytes(it);
     return CC_OK;
 }
 
@@ -504,9 +521,10 @@ void ingest_writer_hand_over(struct ingest_writer *w, struct cc_journal_pos base
         it->pos.gen = base.gen;
         it->pos.offset += base.offset;
     }
-    enqueue(w, w->staged_head, w->staged_tail, w->staged);
+    enqueue(w, w->staged_head, w->staged_tail, w->staged, w->staged_bytes);
     w->staged_head = w->staged_tail = NULL;
     w->staged = 0;
+    w->staged_bytes = 0;
 }
 
 void ingest_writer_discard_staged(struct ingest_writer *w)
@@ -514,6 +532,7 @@ void ingest_writer_discard_staged(struct ingest_writer *w)
     free_items(w->staged_head, w->staged);
     w->staged_head = w->staged_tail = NULL;
     w->staged = 0;
+    w->staged_bytes = 0;
 }
 
 void ingest_writer_set_fence(struct ingest_writer *w, ingest_fence_fn fn, void *ctx)
@@ -554,6 +573,11 @@ void ingest_writer_stop(struct ingest_writer *w)
     free(w);
 }
 
+int ingest_writer_cache_kib(const struct ingest_writer *w)
+{
+    return w->cache_kib;
+}
+
 struct cc_journal_pos ingest_writer_checkpoint(struct ingest_writer *w)
 {
     return w->checkpoint;
@@ -564,18 +588,15 @@ void ingest_writer_stats(struct ingest_writer *w, struct ingest_stats *out)
     pthread_mutex_lock(&w->mu);
     *out = w->stats;
     out->backlog = w->queued;
+    out->backlog_bytes = w->queued_bytes;
     pthread_mutex_unlock(&w->mu);
 }
 
-size_t ingest_writer_lag(struct ingest_writer *w, unsigned long long *out)
+void ingest_writer_lag(struct ingest_writer *w, struct ingest_lag_summary *out)
 {
-    size_t n;
-
-    /* mu is the queue's lock too: copying all 60,001 buckets (480 KB) held it against the
-     * MQTT and writer threads on every scrape. */
+    /* mu is the queue's lock too: the summary reads a bounded part of the histogram
+     * (lag.h), where a copy of the used buckets (up to 480 KB) held it on every scrape. */
     pthread_mutex_lock(&w->mu);
-    n = w->lag_used;
-    memcpy(out, w->lag, sizeof(*out) * n);
+    ingest_lag_summarize(w->lag, out);
     pthread_mutex_unlock(&w->mu);
-    return n;
 }

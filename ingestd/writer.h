@@ -14,13 +14,22 @@
 #include <stdint.h>
 
 #include "cc_journal.h"
+#include "lag.h"
 
 #define INGEST_BATCH_MAX 4096 /* messages per transaction */
-/* Messages waiting before push() blocks (and the broker loop with it: the backlog then
- * stays in the broker, which holds it anyway). Four full batches: enough to keep the
- * writer busy, small enough for ingestd's memory (~100-200 bytes a message). */
-#define INGEST_QUEUE_MAX (4 * INGEST_BATCH_MAX)
-#define INGEST_LAG_BUCKETS 60001 /* 1 ms lag histogram, last bucket = 60 s and more */
+/* Bytes of message copies per transaction (ingest_writer_item_bytes; a message larger than
+ * this is a batch alone). Four thousand readings of ~110 bytes (~210 a copy) fit. */
+#define INGEST_BATCH_BYTES_MAX (1024 * 1024)
+/* The queue: messages waiting before push() blocks (and the broker loop with it: the
+ * backlog then stays in the broker, which holds it anyway), by count and by bytes. Two
+ * batches of each: the broker loop reads the next batch while the writer commits one.
+ * Four batches by count alone held 17,000 copies (3.8 MB, heaptrack) at the peak of a
+ * backlog drain, and a count let 16,384 messages of up to 1 MiB (CC_MAX_PAYLOAD) in. A
+ * hand-over may pass either bound by what one hand-over holds: at most INGEST_READ_ROUND_MAX
+ * messages, and in bytes one CC_JOURNAL_STAGE_MAX stage of journal records (the stage hands
+ * the round over when it fills) with 48 more bytes a copy, or one message alone. */
+#define INGEST_QUEUE_MAX (2 * INGEST_BATCH_MAX)
+#define INGEST_QUEUE_BYTES_MAX (2 * INGEST_BATCH_BYTES_MAX)
 /* Devices whose error-reply buckets are kept at once (cc_errcap.h: 96 bytes each). More
  * devices share slots, and so share buckets; the total stays bounded either way. */
 #define INGEST_ERROR_REPLY_DEVICES 4096
@@ -45,7 +54,8 @@ struct ingest_stats {
     unsigned long long commits;
     unsigned long long db_errors;
     double commit_seconds_sum;
-    size_t backlog;
+    size_t backlog;                       /* messages queued, not yet committed */
+    size_t backlog_bytes;                 /* their copies' bytes (ingest_writer_item_bytes) */
     unsigned long long errors_suppressed; /* error replies over the per-device cap */
 };
 
@@ -62,7 +72,11 @@ struct ingest_disk;
 int ingest_writer_start(const struct cc_config *cfg, struct cc_journal *j, struct cc_gate *gate,
                         struct cc_walckpt *ckpt, struct ingest_disk *disk, ingest_publish_fn pub,
                         void *pub_ctx, struct ingest_writer **out);
-/* Queues a message that is already in the journal at position pos. Thread-safe. */
+/* Bytes a queued message of topic_len and len bytes counts against INGEST_QUEUE_BYTES_MAX
+ * and INGEST_BATCH_BYTES_MAX: its copy, the queue's bookkeeping included. */
+size_t ingest_writer_item_bytes(size_t topic_len, size_t len);
+/* Queues a message that is already in the journal at position pos; waits while the queue
+ * is full. Thread-safe. */
 int ingest_writer_push(void *writer, int64_t received_at, const char *topic, size_t topic_len,
                        const void *payload, size_t len, struct cc_journal_pos pos);
 /* Group hand-over (the broker loop's read round, cc_journal_stage): ingest_writer_stage
@@ -70,8 +84,9 @@ int ingest_writer_push(void *writer, int64_t received_at, const char *topic, siz
  * cc_journal_stage position; ingest_writer_hand_over, once the stage is written at base,
  * queues the whole list with one lock and one wake-up of the writer (a signal per message
  * cost a futex call and a context switch when the writer was idle). Like push, the
- * hand-over waits while INGEST_QUEUE_MAX messages are queued; it then queues all it holds,
- * so the queue may pass the bound by one round (INGEST_READ_ROUND_MAX, mqtt.h). One thread
+ * hand-over waits while the queue is full (INGEST_QUEUE_MAX, INGEST_QUEUE_BYTES_MAX); it
+ * then queues all it holds, so the queue may pass the bounds by one round (see
+ * INGEST_QUEUE_MAX). One thread
  * stages, hands over and discards. */
 int ingest_writer_stage(struct ingest_writer *w, int64_t received_at, const char *topic,
                         size_t topic_len, const void *payload, size_t len, int64_t rel_end);
@@ -94,9 +109,11 @@ void ingest_writer_stop(struct ingest_writer *w);
 /* The committed journal position at start (read from the database). */
 struct cc_journal_pos ingest_writer_checkpoint(struct ingest_writer *w);
 void ingest_writer_stats(struct ingest_writer *w, struct ingest_stats *out);
-/* Publish-to-commit lag histogram (1 ms buckets): copies the buckets up to the highest
- * non-zero one into out (room for INGEST_LAG_BUCKETS) and returns how many; the others
- * are zero. */
-size_t ingest_writer_lag(struct ingest_writer *w, unsigned long long *out);
+/* The writer's SQLite page cache limit in KiB (cc_db.c's CACHE_SIZE_PRAGMA), as its
+ * connection reported it at start; 0 on PostgreSQL. */
+int ingest_writer_cache_kib(const struct ingest_writer *w);
+/* The publish-to-commit lag histogram's summary (lag.h), for readings that carry ts: a
+ * bounded read under the queue's lock, no copy, no allocation. */
+void ingest_writer_lag(struct ingest_writer *w, struct ingest_lag_summary *out);
 
 #endif

@@ -118,6 +118,7 @@ case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 : "${BENCH_QOS1_BASELINE:=1}"  # 0 skips the informative QoS 1 baseline
 : "${BENCH_PHASE_TIMEOUT_S:=120}"
 : "${BENCH_KEEP:=0}"           # 1 keeps the temporary directory (logs, databases)
+: "${BENCH_MEMDUMP:=0}"        # 1: what holds ingestd's memory before each stop, see mem_dump
 : "${BENCH_PHASES:=baseline plain burst backlog tls churn nomqtt paced failover}" # a subset
 : "${BENCH_CHURN_ROUNDS:=3}"   # pairs of plain and churn phases for the churn ratio
 : "${BENCH_BASE_QOS:=auto}"    # phase A's QoS; auto: the QoS ingestd receives at (see A)
@@ -449,11 +450,45 @@ start_ingestd() {
     wait_port "$MPORT" 10 "$IPID" || die "ingestd metrics did not start"
 }
 
+# BENCH_MEMDUMP=1 (with BENCH_KEEP=1 to read them): ingestd's smaps and glibc's
+# malloc_stats (per arena; gdb calls it in the process, which prints to its log) in
+# $TMP/mem-<tag>, taken just before the stop. The arenas keep their peaks (README
+# "Back-pressure"), so this is what held the phase's VmHWM. $1 = pid, $2 = file, $3 = log.
+mem_dump() {
+    cp "/proc/$1/smaps" "$2.smaps" 2>/dev/null || return 0
+    lines=$(wc -l <"$3")
+    # $2.arenas: the arenas in malloc_stats' order (0 = main_arena), then the one each
+    # thread allocates from (needs libc's debug symbols; else nothing).
+    cat >"$2.gdb" <<'EOF'
+call (void)malloc_stats()
+set $a = &main_arena
+set $i = 0
+while $i == 0 || $a != &main_arena
+  printf "arena %d %p\n", $i, $a
+  set $a = $a->next
+  set $i = $i + 1
+end
+thread apply all p thread_arena
+EOF
+    gdb -batch -p "$1" -x "$2.gdb" 2>&1 | grep -E '^arena|^Thread|^\$' >"$2.arenas" ||
+        say "mem_dump: gdb failed"
+    sleep 0.2
+    {
+        # RSS by mapping: the heap, anonymous mappings (thread arenas, stacks), files.
+        awk '/^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? $6 : "[anon]" }
+             $1 == "Rss:" { rss[name] += $2 }
+             END { for (n in rss) if (rss[n] >= 64) printf "rss %7d KiB %s\n", rss[n], n }' \
+            "$2.smaps" | sort -k2 -n -r
+        tail -n +"$((lines + 1))" "$3" | grep -v '^{' || true
+    } >"$2"
+}
+
 # Records ingestd's peak RSS in $TMP/vmhwm-<tag> (while it still runs) and its CPU seconds
 # (PostgreSQL: its backends' too, $TMP/pgcpu-<tag>), then stops it.
 stop_ingestd() { # tag [dir, default tag]
     kib=$(vmhwm_kib "$IPID")
     if [ -n "$kib" ]; then echo "bench: vmhwm $kib KiB" >"$TMP/vmhwm-$1"; fi
+    if [ "$BENCH_MEMDUMP" = 1 ]; then mem_dump "$IPID" "$TMP/mem-$1" "$TMP/ingestd-$1.log"; fi
     cpu=$(cpu_s "$IPID")
     if [ -n "$cpu" ]; then echo "bench: cpu $cpu s" >"$TMP/cpu-$1"; fi
     # Per thread (broker loop, writer) and the shape of the work: messages per read round

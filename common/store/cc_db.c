@@ -218,11 +218,16 @@ void cc_db_remove_files(const char *path)
 
 int cc_db_user_version(sqlite3 *db, int *out)
 {
+    return cc_db_pragma_int(db, "PRAGMA user_version", out);
+}
+
+int cc_db_pragma_int(sqlite3 *db, const char *pragma, int *out)
+{
     sqlite3_stmt *stmt = NULL;
     int rc = CC_ERR_DB;
     int v;
 
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, pragma, -1, &stmt, NULL) != SQLITE_OK)
         goto out;
     if (sqlite3_step(stmt) != SQLITE_ROW)
         goto out;
@@ -234,7 +239,7 @@ int cc_db_user_version(sqlite3 *db, int *out)
 
 out:
     if (rc != CC_OK)
-        cc_log_error("db_error", "PRAGMA user_version: %s", sqlite3_errmsg(db));
+        cc_log_error("db_error", "%s: %s", pragma, sqlite3_errmsg(db));
     sqlite3_finalize(stmt);
     return rc;
 }

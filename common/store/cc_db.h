@@ -62,6 +62,9 @@ void cc_db_remove_files(const char *path);
 int cc_db_migrate(sqlite3 *db);
 /* PRAGMA user_version. */
 int cc_db_user_version(sqlite3 *db, int *out);
+/* The one integer a reading pragma (our constant text, e.g. "PRAGMA cache_size") answers.
+ * CC_OK or CC_ERR_DB (logged). */
+int cc_db_pragma_int(sqlite3 *db, const char *pragma, int *out);
 /* Highest embedded migration version. */
 int cc_db_latest_version(void);
 

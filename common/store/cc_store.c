@@ -117,6 +117,25 @@ int cc_store_set_cache_kib(struct cc_store *st, int kib)
     return cc_db_exec(st->db, sql);
 }
 
+int cc_store_cache_kib(struct cc_store *st, int *kib)
+{
+    int v, page;
+    int rc;
+
+    if (st->dialect == CC_DIALECT_PG) {
+        *kib = 0;
+        return CC_OK;
+    }
+    rc = cc_db_pragma_int(st->db, "PRAGMA cache_size", &v);
+    if (rc == CC_OK && v > 0) { /* pages, not KiB */
+        rc = cc_db_pragma_int(st->db, "PRAGMA page_size", &page);
+        v = -(int)((int64_t)v * page / 1024);
+    }
+    if (rc == CC_OK)
+        *kib = -v;
+    return rc;
+}
+
 int cc_store_schema_version(struct cc_store *st, int *out)
 {
     if (st->dialect == CC_DIALECT_PG)

@@ -72,6 +72,9 @@ void cc_store_memory(int64_t *used, int64_t *peak);
 /* Caps this connection's page cache at kib KiB (a no-op on PostgreSQL). CC_OK, CC_ERR_CONFIG
  * (kib < 1) or CC_ERR_DB. */
 int cc_store_set_cache_kib(struct cc_store *st, int kib);
+/* This connection's page cache limit in KiB, read back from SQLite (PRAGMA cache_size, in
+ * pages or KiB); 0 on PostgreSQL (the server's). CC_OK or CC_ERR_DB. */
+int cc_store_cache_kib(struct cc_store *st, int *kib);
 /* The schema version of the database behind st: SQLite's PRAGMA user_version,
  * PostgreSQL's max(version) of schema_migrations (0 before the first migration). CC_OK or
  * CC_ERR_DB (logged). */

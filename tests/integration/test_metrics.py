@@ -307,6 +307,19 @@ def main():
             expect("coldchain_wal_checkpoint_frames_total" in m, "frames_total missing")
         cases.run("ingestd_wal_checkpointer_series", wal_checkpointer_exposed)
 
+        def page_caches_as_budgeted():
+            # ingestd's memory budget (README "Back-pressure") rests on each connection's
+            # SQLite page cache: the writer's CACHE_SIZE_PRAGMA (cc_db.c), the jobs thread's
+            # INGEST_JOBS_CACHE_KIB and the scrapes' INGEST_METRICS_CACHE_KIB, as each
+            # connection reads it back. PostgreSQL: the server's cache, no series.
+            m = parse(s.metrics())
+            if s.pg is not None:
+                expect("coldchain_db_cache_kib" not in m, "cache series on PostgreSQL")
+                return
+            got = {l["connection"]: v for _, l, v in m["coldchain_db_cache_kib"]["samples"]}
+            expect(got == {"writer": 8192, "jobs": 1024, "metrics": 256}, got)
+        cases.run("ingestd_page_caches_as_budgeted", page_caches_as_budgeted)
+
         def remote_refused_by_default():
             # Every client here is loopback; the rule is in metrics.c (peer address only).
             st2, _, body = s.http("GET", "/metrics", headers={"X-Forwarded-For": "203.0.113.9"})

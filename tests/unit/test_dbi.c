@@ -1166,11 +1166,19 @@ static void test_dbi_cache_kib(void **state)
 {
     struct cc_store *st = store(state);
 
+    int kib = -1;
+
     assert_int_equal(cc_store_set_cache_kib(st, 256), CC_OK);
     assert_int_equal(query_int(st, "PRAGMA cache_size"), -256);
+    assert_int_equal(cc_store_cache_kib(st, &kib), CC_OK);
+    assert_int_equal(kib, 256);
     assert_int_equal(cc_store_set_cache_kib(st, 0), CC_ERR_CONFIG);
     assert_int_equal(cc_store_set_cache_kib(st, -5), CC_ERR_CONFIG);
     assert_int_equal(query_int(st, "PRAGMA cache_size"), -256);
+    /* A size set in pages (SQLite's other unit) reads back in KiB too. */
+    assert_int_equal(fixture_exec(st, "PRAGMA cache_size=100"), CC_OK);
+    assert_int_equal(cc_store_cache_kib(st, &kib), CC_OK);
+    assert_int_equal(kib, 100 * query_int(st, "PRAGMA page_size") / 1024);
 }
 
 int main(void)
