@@ -146,6 +146,25 @@ static int db_rc(int rc)
     return rc == CC_OK || rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
 }
 
+/* Runs sql, an UPDATE of the row whose id is $1 with one integer $2 (a time); *changes
+ * (may be NULL) receives the rows changed. */
+static int update_row(struct cc_store *st, const char *sql, int64_t id, int64_t v, int64_t *changes)
+{
+    struct cc_stmt *stmt = NULL;
+    int rc = cc_stmt_prepare(st, sql, &stmt);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 2, v);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_OK && changes != NULL)
+        *changes = cc_stmt_changes(stmt);
+    cc_stmt_release(stmt);
+    return db_rc(rc);
+}
+
 int64_t cc_notify_backoff_ms(int attempts)
 {
     int64_t d = CC_NOTIFY_BACKOFF_BASE_MS;
@@ -312,7 +331,6 @@ static int claim_channel(struct cc_store *st, int64_t nid, int c, int64_t now_ms
 static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, int64_t nid,
                      int64_t now_ms, struct item *items, int *n, int cap, int *settled)
 {
-    struct cc_stmt *stmt = NULL;
     int first = *n;
     int rc;
 
@@ -351,15 +369,7 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
         items[i].message = items[first].message;
         items[i].borrowed = 1;
     }
-    rc = cc_stmt_prepare(st, sql_lease, &stmt);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(stmt, 1, nid);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(stmt, 2, now_ms + CC_NOTIFY_LEASE_MS);
-    if (rc == CC_OK)
-        rc = cc_stmt_step(stmt);
-    cc_stmt_release(stmt);
-    return db_rc(rc);
+    return update_row(st, sql_lease, nid, now_ms + CC_NOTIFY_LEASE_MS, NULL);
 }
 
 /* claim_one's summary for all due notifications at once, when this process has no
@@ -680,22 +690,6 @@ static void send_item(const struct cc_notify_channels *ch, struct item *it)
                     (long long)it->id, it->attempts, it->error);
 }
 
-/* Writes one row's next attempt alone: an event the client still holds. */
-static int renew_one(struct cc_store *st, int64_t id, int64_t next_ms)
-{
-    struct cc_stmt *stmt = NULL;
-    int rc = cc_stmt_prepare(st, sql_event_renew, &stmt);
-
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(stmt, 1, id);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(stmt, 2, next_ms);
-    if (rc == CC_OK)
-        rc = cc_stmt_step(stmt);
-    cc_stmt_release(stmt);
-    return db_rc(rc);
-}
-
 /* Writes one item's outcome: status, next attempt (now when sent), sent_at or the error.
  * An event handed over to a client that acknowledges later (awaiting) stays PENDING, due
  * again when its lease runs out. */
@@ -708,8 +702,8 @@ static int record_one(struct cc_store *st, const struct item *it, int awaiting, 
     int k = it->is_event ? 2 : 3; /* $k status, then next, sent_at, error */
     int rc;
 
-    if (it->held)
-        return renew_one(st, it->id, now_ms + CC_NOTIFY_ACK_LEASE_MS);
+    if (it->held) /* the lease alone */
+        return update_row(st, sql_event_renew, it->id, now_ms + CC_NOTIFY_ACK_LEASE_MS, NULL);
     if (sent) {
         status = "SENT";
         next = now_ms;
@@ -769,19 +763,10 @@ static int mark_acked(struct cc_store *st, const struct cc_notify_channels *ch, 
     while (rc == CC_OK && ch->acked != NULL && n == CC_NOTIFY_BATCH) {
         n = ch->acked(ch->acked_ctx, ids, CC_NOTIFY_BATCH);
         for (int i = 0; i < n && rc == CC_OK; i++) {
-            struct cc_stmt *stmt = NULL;
+            int64_t changed = 0;
 
-            rc = cc_stmt_prepare(st, sql_event_acked, &stmt);
-            if (rc == CC_OK)
-                rc = cc_stmt_bind_int64(stmt, 1, ids[i]);
-            if (rc == CC_OK)
-                rc = cc_stmt_bind_int64(stmt, 2, now_ms);
-            if (rc == CC_OK)
-                rc = cc_stmt_step(stmt);
-            if (rc == CC_OK)
-                *nsent += (int)cc_stmt_changes(stmt);
-            cc_stmt_release(stmt);
-            rc = db_rc(rc);
+            rc = update_row(st, sql_event_acked, ids[i], now_ms, &changed);
+            *nsent += (int)changed;
         }
     }
     return rc;

@@ -9,6 +9,7 @@ import json
 import queue
 import time
 
+from alerts_common import event_backlog
 from harness import Cases, Stack, wait_for
 
 # tests/integration/run.py may run this file beside another one: it checks no duration
@@ -33,23 +34,11 @@ def main():
 
     def kill_while_unacknowledged():
         with Stack(apid=False) as st:
-            dev, cell = st.sql("SELECT id, cold_cell_id FROM devices ORDER BY id LIMIT 1")[0]
-            base = st.scalar("SELECT coalesce(max(id), 0) FROM alerts") + 1
             first_event = st.scalar("SELECT coalesce(max(id), 0) FROM alert_events") + 1
             sent0 = mqtt_sent_total(st)
             assert st.stop("mosquitto") == 0
             now = int(time.time() * 1000)
-            # Resolved alerts, one CREATED event each (the outbox as the engine writes it):
-            # a set no alert rule can add to.
-            ids = [base + i for i in range(EVENTS)]
-            st.sql_many("INSERT INTO alerts (id, cold_cell_id, device_id, type, status, message,"
-                        " first_triggered_at, last_triggered_at, trigger_count, resolved_at)"
-                        " VALUES (?, ?, ?, 'HIGH_TEMP', 'RESOLVED', 'w', ?, ?, 1, ?)",
-                        [(a, cell, dev, now, now, now) for a in ids])
-            st.sql_many("INSERT INTO alert_events (alert_id, cold_cell_id, event, payload,"
-                        " status, attempts, next_attempt_at, created_at)"
-                        " VALUES (?, ?, 'CREATED', ?, 'PENDING', 0, ?, ?)",
-                        [(a, cell, json.dumps({"id": a}), now, now) for a in ids])
+            cell, ids = event_backlog(st, EVENTS, lambda a: json.dumps({"id": a}))
             mine = "id >= ?"
             # Broker down: each handed to libmosquitto once, none acknowledged, so none SENT.
             wait_for(lambda: count(st, mine + " AND attempts = 1", (first_event,)) == EVENTS,
@@ -93,8 +82,6 @@ def main():
 
     def sent_after_puback():
         with Stack(apid=False) as st:
-            dev, cell = st.sql("SELECT id, cold_cell_id FROM devices ORDER BY id LIMIT 1")[0]
-            base = st.scalar("SELECT coalesce(max(id), 0) FROM alerts") + 1
             got = queue.Queue()
             sub = st.operator_client()
             sub.on_message = lambda c, u, m: got.put(json.loads(m.payload))
@@ -102,15 +89,7 @@ def main():
             sub.on_subscribe = lambda c, u, mid, q: subscribed.put(q)
             sub.subscribe("alerts/#", qos=1)
             assert subscribed.get(timeout=10) == (1,)
-            now = int(time.time() * 1000)
-            st.sql("INSERT INTO alerts (id, cold_cell_id, device_id, type, status, message,"
-                   " first_triggered_at, last_triggered_at, trigger_count, resolved_at)"
-                   " VALUES (?, ?, ?, 'HIGH_TEMP', 'RESOLVED', 'w', ?, ?, 1, ?)",
-                   (base, cell, dev, now, now, now))
-            st.sql("INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
-                   " attempts, next_attempt_at, created_at)"
-                   " VALUES (?, ?, 'CREATED', ?, 'PENDING', 0, ?, ?)",
-                   (base, cell, json.dumps({"id": base}), now, now))
+            cell, (base,) = event_backlog(st, 1, lambda a: json.dumps({"id": a}))
             assert got.get(timeout=10) == {"id": base}
             # The PUBACK is recorded at the worker's next pass (a second at most).
             wait_for(lambda: st.scalar("SELECT status FROM alert_events WHERE alert_id = ?",

@@ -6,6 +6,7 @@ opens again and every event goes out. A window that never reopened (publish_pend
 after the reconnect) would leave the backlog PENDING for good."""
 import time
 
+from alerts_common import event_backlog
 from harness import Cases, Stack, wait_for
 
 # tests/integration/run.py may run this file beside another one: it checks no duration
@@ -30,21 +31,10 @@ def main():
 
     def outage_backlog_drains():
         with Stack(apid=False) as st:
-            dev, cell = st.sql("SELECT id, cold_cell_id FROM devices ORDER BY id LIMIT 1")[0]
-            base = st.scalar("SELECT coalesce(max(id), 0) FROM alerts") + 1
             sent0 = count(st, "SENT")
             assert count(st, "PENDING") == 0
             assert st.stop("mosquitto") == 0
-            now = int(time.time() * 1000)
-            # Resolved alerts, one CREATED event each: a backlog no alert rule can add to.
-            st.sql_many("INSERT INTO alerts (id, cold_cell_id, device_id, type, status, message,"
-                        " first_triggered_at, last_triggered_at, trigger_count, resolved_at)"
-                        " VALUES (?, ?, ?, 'HIGH_TEMP', 'RESOLVED', 'w', ?, ?, 1, ?)",
-                        [(base + i, cell, dev, now, now, now) for i in range(EVENTS)])
-            st.sql_many("INSERT INTO alert_events (alert_id, cold_cell_id, event, payload,"
-                        " status, attempts, next_attempt_at, created_at)"
-                        " VALUES (?, ?, 'CREATED', '{}', 'PENDING', 0, ?, ?)",
-                        [(base + i, cell, now, now) for i in range(EVENTS)])
+            event_backlog(st, EVENTS)
             # Broker down: one window handed over (PENDING, one attempt, not acknowledged),
             # the rest held back untried.
             wait_for(lambda: handed(st) == WINDOW, timeout=30,
