@@ -134,12 +134,19 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_OBJ) $(BUILD)/libcommon.a $(BUILD)/tests
 
 # ingestd's broker connection, tested without a broker (its publish bound).
 $(BUILD)/tests/test_ingest_mqtt: tests/unit/test_ingest_mqtt.c $(BUILD)/obj/ingestd/mqtt.o \
-                                 $(BUILD)/obj/ingestd/sockbuf.o \
+                                 $(BUILD)/obj/ingestd/sockbuf.o $(BUILD)/obj/ingestd/pubacks.o \
                                  $(UNIT_OBJ) $(BUILD)/libcommon.a $(BUILD)/tests/test_ingest_mqtt.d
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/mqtt.o \
-	    $(BUILD)/obj/ingestd/sockbuf.o $(UNIT_OBJ) $(BUILD)/libcommon.a \
-	    -lcmocka -lmosquitto $(LDLIBS_COMMON)
+	    $(BUILD)/obj/ingestd/sockbuf.o $(BUILD)/obj/ingestd/pubacks.o $(UNIT_OBJ) \
+	    $(BUILD)/libcommon.a -lcmocka -lmosquitto $(LDLIBS_COMMON)
+	@touch $@
+
+# ingestd's mid -> alert event bookkeeping (pure: no broker, no store).
+$(BUILD)/tests/test_ingest_pubacks: tests/unit/test_ingest_pubacks.c $(BUILD)/obj/ingestd/pubacks.o \
+                                    $(BUILD)/tests/test_ingest_pubacks.d
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ingestd/pubacks.o -lcmocka
 	@touch $@
 
 # ingestd's writer queue on a real SQLite file and journal (its bounds).

@@ -34,8 +34,9 @@
 struct ingest_jobs {
     struct cc_worker w; /* its thread, lock, condition and stop flag */
     const struct cc_config *cfg;
-    ingest_publish_fn publish;
+    cc_notify_publish_fn publish;
     ingest_room_fn room;
+    cc_notify_acked_fn acked;
     void *ctx;
     int throttled; /* the publish window was found full in this pass */
     int tick_rows; /* DELIVER_MAX_ROWS less the rows the passes of this tick took */
@@ -61,8 +62,8 @@ static int room(void *arg)
     return n;
 }
 
-/* One delivery pass; j->throttled tells whether it stopped at a full publish window. */
-static void deliver(struct ingest_jobs *j)
+/* The channels of a delivery pass. */
+static struct cc_notify_channels channels(struct ingest_jobs *j)
 {
     const struct cc_config *cfg = j->cfg;
     struct cc_notify_channels ch = {
@@ -72,6 +73,8 @@ static void deliver(struct ingest_jobs *j)
         .publish = j->publish,
 #endif
         .publish_ctx = j->ctx,
+        .acked = j->acked,
+        .acked_ctx = j->ctx,
         .publish_room = room,
         .room_ctx = j,
         .webhook_url = cfg->webhook_url,
@@ -79,6 +82,14 @@ static void deliver(struct ingest_jobs *j)
         .smtp_url = cfg->smtp_url,
         .smtp_from = cfg->smtp_from,
     };
+
+    return ch;
+}
+
+/* One delivery pass; j->throttled tells whether it stopped at a full publish window. */
+static void deliver(struct ingest_jobs *j)
+{
+    struct cc_notify_channels ch = channels(j);
     int rc, taken = 0;
 
     j->throttled = 0;
@@ -161,8 +172,8 @@ static void *run(void *arg)
 }
 
 int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, struct cc_walckpt *ckpt,
-                      ingest_publish_fn publish, ingest_room_fn room_fn, void *ctx,
-                      struct ingest_jobs **out)
+                      cc_notify_publish_fn publish, ingest_room_fn room_fn,
+                      cc_notify_acked_fn acked, void *ctx, struct ingest_jobs **out)
 {
     struct ingest_jobs *j = calloc(1, sizeof(*j));
     int rc;
@@ -177,6 +188,7 @@ int ingest_jobs_start(const struct cc_config *cfg, struct cc_gate *gate, struct 
     j->cfg = cfg;
     j->publish = publish;
     j->room = room_fn;
+    j->acked = acked;
     j->ctx = ctx;
     j->report_day_done = -1;
     j->retention_next_ms = cc_mono_ms();
@@ -215,6 +227,14 @@ void ingest_jobs_stop(struct ingest_jobs *j)
     if (j == NULL)
         return;
     cc_worker_stop(&j->w);
+    {
+        /* What the broker acknowledged after the last pass: not sent again at the next start. */
+        struct cc_notify_channels ch = channels(j);
+        int rc = cc_notify_record_acks(j->st, &ch, cc_now_ms(), NULL);
+
+        if (rc != CC_OK)
+            log_failed("notify_record_acks", rc);
+    }
     cc_store_close(j->st);
     curl_global_cleanup();
     free(j);

@@ -402,8 +402,9 @@ int main(void)
         goto out;
     }
     ingest_metrics_set_active(d.metrics, d.writer, d.ckpt);
-    if (ingest_jobs_start(&d.cfg, &d.gate, d.ckpt, ingest_mqtt_publish, ingest_mqtt_publish_room,
-                          d.mqtt, &d.jobs) != CC_OK) {
+    if (ingest_jobs_start(&d.cfg, &d.gate, d.ckpt, ingest_mqtt_publish_event,
+                          ingest_mqtt_publish_room, ingest_mqtt_take_acked, d.mqtt,
+                          &d.jobs) != CC_OK) {
         status = 1;
         goto out;
     }

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,10 @@
 
 #include "cc_config.h"
 #include "cc_log.h"
+#include "cc_notify.h"
 #include "cc_rc.h"
 #include "cc_time.h"
+#include "pubacks.h"
 #include "sockbuf.h"
 
 #define SYS_BACKLOG_TOPIC "$SYS/broker/store/messages/count"
@@ -46,6 +49,12 @@ struct ingest_mqtt {
     int64_t rate_t0;
     unsigned long long rate_n0;
     struct ingest_mqtt_counters c;
+    /* The alert events held unacknowledged, by mid, and those acknowledged (pubacks.h).
+     * acks_mu is held across mosquitto_publish and the note of its mid, so that its PUBACK
+     * (on_publish, in the loop thread) cannot be looked up before the note exists. */
+    pthread_mutex_t acks_mu;
+    struct ingest_pubacks acks;
+    unsigned long long acks_forgotten_logged; /* the delivery worker's thread only */
     struct ingest_sockbuf rbuf;  /* under libmosquitto's reads, plain connections (sockbuf.h) */
     struct ingest_sockwbuf wbuf; /* and under its writes */
 };
@@ -139,12 +148,17 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, cons
                 m->o.share_group != NULL ? m->o.share_group : "");
 }
 
+/* A PUBACK. The event it carries moves to the acknowledged list before the pending count
+ * drops, so the events held never outnumber the publishes pending: the room the delivery
+ * worker reads (ingest_mqtt_publish_room) never lets it hold more than the window. */
 static void on_publish(struct mosquitto *mosq, void *obj, int mid)
 {
     struct ingest_mqtt *m = obj;
 
     (void)mosq;
-    (void)mid;
+    pthread_mutex_lock(&m->acks_mu);
+    ingest_pubacks_ack(&m->acks, mid);
+    pthread_mutex_unlock(&m->acks_mu);
     __atomic_sub_fetch(&m->c.publish_pending, 1, __ATOMIC_RELAXED);
 }
 
@@ -419,9 +433,10 @@ void ingest_mqtt_run(struct ingest_mqtt *m, volatile sig_atomic_t *stop)
     }
 }
 
-int ingest_mqtt_publish(void *arg, const char *topic, const char *payload, size_t len)
+/* ingest_mqtt_publish, giving the message's mid. */
+static int publish(struct ingest_mqtt *m, const char *topic, const char *payload, size_t len,
+                   int *mid)
 {
-    struct ingest_mqtt *m = arg;
     uint64_t one = 1;
     int rc;
 
@@ -433,7 +448,7 @@ int ingest_mqtt_publish(void *arg, const char *topic, const char *payload, size_
         __atomic_add_fetch(&m->c.publish_refused, 1, __ATOMIC_RELAXED);
         return -1;
     }
-    rc = mosquitto_publish(m->mosq, NULL, topic, (int)len, payload, 1, false);
+    rc = mosquitto_publish(m->mosq, mid, topic, (int)len, payload, 1, false);
     /* NO_CONN: queued all the same (libmosquitto keeps QoS 1 messages and sends them once
      * the broker has accepted the next connection). */
     if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
@@ -447,6 +462,53 @@ int ingest_mqtt_publish(void *arg, const char *topic, const char *payload, size_
         /* the counter is saturated: the loop is awake anyway */
     }
     return 0;
+}
+
+int ingest_mqtt_publish(void *arg, const char *topic, const char *payload, size_t len)
+{
+    return publish(arg, topic, payload, len, NULL);
+}
+
+int ingest_mqtt_publish_event(void *arg, const char *topic, const char *payload, size_t len,
+                              int64_t event_id)
+{
+    struct ingest_mqtt *m = arg;
+    int mid = 0;
+    int rc;
+
+    pthread_mutex_lock(&m->acks_mu);
+    if (ingest_pubacks_holds(&m->acks, event_id)) {
+        rc = CC_NOTIFY_HELD;
+    } else if (m->acks.nheld >= INGEST_PUBACKS_MAX) {
+        /* Not reached while the worker keeps to the room; a message that could not be
+         * matched to its PUBACK would never be marked SENT. */
+        __atomic_add_fetch(&m->c.publish_refused, 1, __ATOMIC_RELAXED);
+        rc = -1;
+    } else {
+        rc = publish(m, topic, payload, len, &mid);
+        if (rc == 0)
+            ingest_pubacks_add(&m->acks, mid, event_id);
+    }
+    pthread_mutex_unlock(&m->acks_mu);
+    return rc;
+}
+
+int ingest_mqtt_take_acked(void *arg, int64_t *ids, int max)
+{
+    struct ingest_mqtt *m = arg;
+    unsigned long long forgotten;
+    int n;
+
+    pthread_mutex_lock(&m->acks_mu);
+    n = ingest_pubacks_take(&m->acks, ids, max);
+    forgotten = m->acks.forgotten;
+    pthread_mutex_unlock(&m->acks_mu);
+    if (forgotten != m->acks_forgotten_logged) { /* this thread only */
+        cc_log_warn("alert_acks_forgotten", "%llu in all: those events go again after %d ms",
+                    forgotten, CC_NOTIFY_ACK_LEASE_MS);
+        m->acks_forgotten_logged = forgotten;
+    }
+    return n;
 }
 
 int ingest_mqtt_publish_room(void *arg)
@@ -471,6 +533,8 @@ int ingest_mqtt_new(const struct ingest_mqtt_options *o, struct ingest_mqtt **ou
         return CC_ERR_NOMEM;
     m->o = *o;
     m->wake_fd = -1;
+    pthread_mutex_init(&m->acks_mu, NULL);
+    ingest_pubacks_init(&m->acks);
     ingest_sockbuf_init(&m->rbuf);
     ingest_sockwbuf_init(&m->wbuf);
     m->c.broker_backlog = -1;
@@ -529,5 +593,6 @@ void ingest_mqtt_free(struct ingest_mqtt *m)
     }
     if (m->wake_fd >= 0)
         close(m->wake_fd);
+    pthread_mutex_destroy(&m->acks_mu);
     free(m);
 }

@@ -9,14 +9,17 @@
  * is never published over MQTT (SPEC §3). Writing the same alert event twice is a no-op
  * (unique indexes notifications_once and alert_events (alert_id, event)).
  *
- * cc_notify_deliver is the worker. Alert events are read, published and recorded in one
- * transaction (BEGIN IMMEDIATE; on PostgreSQL the due rows are read FOR UPDATE SKIP
- * LOCKED, so a second worker passes over them): the publish only queues the message in
- * the MQTT client, so no lease is needed, and a rollback after it leaves the event due,
- * to be published again (at least once, as QoS 1 is). Webhook and e-mail deliveries are
- * claimed in that transaction (their next attempt moved a lease into the future, so a
- * second ingestd never takes the same row), sent outside any transaction, then recorded.
- * Each outcome is SENT, or a retry after exponential backoff, or FAILED after
+ * cc_notify_deliver is the worker. Alert events are read, handed to the MQTT client and
+ * recorded in one transaction (BEGIN IMMEDIATE; on PostgreSQL the due rows are read FOR
+ * UPDATE SKIP LOCKED, so a second worker passes over them). A handed-over event stays
+ * PENDING with its next attempt CC_NOTIFY_ACK_LEASE_MS ahead (a lease) until the broker
+ * acknowledges it (PUBACK); the acknowledged ones are marked SENT at the start of a later
+ * pass, many in one transaction. A crash in between loses nothing: the lease runs out and
+ * the event is published again (at least once, as QoS 1 is; a consumer may see an event
+ * twice, byte for byte the same alert object). Webhook and e-mail deliveries are claimed
+ * in that transaction (their next attempt moved a lease into the future, so a second
+ * ingestd never takes the same row), sent outside any transaction, then recorded. Each
+ * outcome is SENT, or a retry after exponential backoff, or FAILED after
  * CC_NOTIFY_MAX_ATTEMPTS. A worker that dies mid-send loses nothing: the lease runs out
  * and the row is sent again.
  * Thread: the caller's store. Codes: CC_OK, CC_ERR_DB, CC_ERR_NOMEM. */
@@ -35,6 +38,10 @@
 #define CC_NOTIFY_BATCH 200             /* rows claimed per transaction */
 #define CC_NOTIFY_SEND_TIMEOUT_S 10     /* webhook and SMTP transfer timeout */
 #define CC_NOTIFY_TITLE_MAX 200         /* bytes of a title or e-mail subject */
+/* An alert event handed to the MQTT client and not yet acknowledged is due again after this
+ * long (ms): what a restarted ingestd waits before sending again the events a crash left
+ * unacknowledged. The process that holds one renews its lease instead (CC_NOTIFY_HELD). */
+#define CC_NOTIFY_ACK_LEASE_MS 30000
 
 /* The notification object (API, webhook and e-mail body) as a SQL json_object over
  * alias n. */
@@ -96,9 +103,18 @@ int cc_notify_alert_acknowledged(struct cc_store *st, int64_t alert_id, int64_t 
 int cc_notify_daily_report(struct cc_store *st, int64_t customer_id, const char *title,
                            const char *message, const char *report_json, int64_t now_ms);
 
-/* Publishes an alert event on alerts/{coldCellId} at QoS 1. 0 when the client took the
- * message, else non-zero. */
-typedef int (*cc_notify_publish_fn)(void *ctx, const char *topic, const char *payload, size_t len);
+/* Hands an alert event to the MQTT client for alerts/{coldCellId} at QoS 1. event_id is
+ * its alert_events.id, which the acked function gives back once the broker acknowledged
+ * the message. Returns 0 when the client took it, CC_NOTIFY_HELD when the client still
+ * holds this event from an earlier hand-over (not taken again: its lease is renewed and no
+ * attempt counted), anything else when it failed (an attempt, with backoff). */
+#define CC_NOTIFY_HELD 1
+typedef int (*cc_notify_publish_fn)(void *ctx, const char *topic, const char *payload, size_t len,
+                                    int64_t event_id);
+
+/* Moves into ids up to max ids of events the broker acknowledged since the last call;
+ * returns how many. */
+typedef int (*cc_notify_acked_fn)(void *ctx, int64_t *ids, int max);
 
 /* How many more alert events the MQTT client takes now (its window less what it holds
  * unacknowledged); 0 or less: none. */
@@ -109,6 +125,11 @@ typedef int (*cc_notify_room_fn)(void *ctx);
 struct cc_notify_channels {
     cc_notify_publish_fn publish;
     void *publish_ctx;
+    /* The events the broker acknowledged (ingestd: ingest_mqtt_take_acked), each marked SENT.
+     * NULL: the publisher confirms nothing later, so a hand-over counts as sent at once;
+     * only for a publisher that cannot lose what it took (the unit tests' fakes). */
+    cc_notify_acked_fn acked;
+    void *acked_ctx;
     /* NULL: no window (CC_NOTIFY_BATCH events a transaction). Else a transaction reads at
      * most room events, none when it is full: the events wait, PENDING and with no attempt
      * counted, so what the client holds (a copy and a packet of each) stays bounded by its
@@ -121,15 +142,24 @@ struct cc_notify_channels {
     const char *smtp_from;
 };
 
-/* One pass of the worker: claims and sends due alert events and notifications, in
- * batches, until none is due or max_rows were taken. *sent (may be NULL) receives the
- * number of successful sends. Opens and ends its own transactions. */
+/* One pass of the worker: marks SENT the alert events acknowledged since the last pass,
+ * then claims and sends due alert events and notifications, in batches, until none is due
+ * or max_rows were taken. *sent (may be NULL) receives the number of successful sends: alert
+ * events acknowledged (handed over, when ch->acked is NULL), webhooks and e-mails sent.
+ * Opens and ends its own transactions. */
 int cc_notify_deliver(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
                       int max_rows, int *sent);
 /* cc_notify_deliver, also giving the rows taken (sent, tried or settled; may be NULL): a
  * caller that runs several passes on one budget (ingestd's jobs: DELIVER_MAX_ROWS a tick). */
 int cc_notify_deliver_rows(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
                            int max_rows, int *sent, int *taken);
+
+/* Marks SENT the alert events ch->acked gives (none when it is NULL), in one transaction
+ * of its own; *sent (may be NULL) receives how many rows changed. ingestd calls it once
+ * more at a clean stop, so what the broker acknowledged last is not sent again. A pass of
+ * cc_notify_deliver does the same first thing in its own transaction. */
+int cc_notify_record_acks(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
+                          int *sent);
 
 /* The retry delay after the attempts-th failed attempt (1, 2, ...). */
 int64_t cc_notify_backoff_ms(int attempts);

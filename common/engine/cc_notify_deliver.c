@@ -1,7 +1,8 @@
 /* cc_notify_deliver.c - the delivery worker of the outbox (see cc_notify.h). Alert
- * events are read, published and recorded in one transaction: the publish only queues the
+ * events are read, handed over and recorded in one transaction: the publish only queues the
  * message in the MQTT client (which sends it at QoS 1 and sends it again after a
- * reconnection), so it holds the transaction no longer than a statement would. Webhooks
+ * reconnection), so it holds the transaction no longer than a statement would; the event
+ * stays PENDING under a lease until the broker's PUBACK, which a later pass records. Webhooks
  * and e-mails take seconds: claimed in that transaction, sent with no transaction open,
  * their outcome recorded in another. */
 #include "cc_notify.h"
@@ -45,6 +46,7 @@ struct item {
     char *message;
     int borrowed; /* the four strings belong to an earlier item of the same notification */
     int ok;
+    int held; /* an event the client still holds from an earlier hand-over (CC_NOTIFY_HELD) */
     char error[ERR_MAX];
 };
 
@@ -63,10 +65,18 @@ static const char sql_events_due_pg[] = EVENTS_DUE " FOR UPDATE SKIP LOCKED";
 static const char sql_due[] = DUE;
 static const char sql_due_pg[] = DUE " FOR UPDATE SKIP LOCKED";
 /* An event's attempt counts itself here: it is recorded in the transaction that read it,
- * with no claim (a lease) in between. */
+ * with no claim in between. A hand-over awaiting its PUBACK is PENDING with next_attempt_at
+ * a lease ahead (CC_NOTIFY_ACK_LEASE_MS). */
 static const char sql_event_done[] =
     "UPDATE alert_events SET attempts = attempts + 1, status = $2, next_attempt_at = $3,"
     " sent_at = $4, last_error = $5 WHERE id = $1";
+/* An event the client still holds: its lease renewed, no attempt counted. */
+static const char sql_event_renew[] = "UPDATE alert_events SET next_attempt_at = $2 WHERE id = $1";
+/* The broker acknowledged it. Whatever the row says by now (a FAILED left by another
+ * worker's attempts while this one's hand-over waited), the event went out. */
+static const char sql_event_acked[] =
+    "UPDATE alert_events SET status = 'SENT', next_attempt_at = $2, sent_at = $2,"
+    " last_error = NULL WHERE id = $1 AND status <> 'SENT'";
 /* Keeps a notification whose channels are claimed out of sql_due until the outcome is
  * recorded (the summary then sets the real next_attempt_at), or the lease runs out. */
 static const char sql_lease[] = "UPDATE notifications SET next_attempt_at = $2 WHERE id = $1";
@@ -134,6 +144,25 @@ static const char *pick(struct cc_store *st, const char *lite, const char *pg)
 static int db_rc(int rc)
 {
     return rc == CC_OK || rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
+}
+
+/* Runs sql, an UPDATE of the row whose id is $1 with one integer $2 (a time); *changes
+ * (may be NULL) receives the rows changed. */
+static int update_row(struct cc_store *st, const char *sql, int64_t id, int64_t v, int64_t *changes)
+{
+    struct cc_stmt *stmt = NULL;
+    int rc = cc_stmt_prepare(st, sql, &stmt);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, id);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 2, v);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_OK && changes != NULL)
+        *changes = cc_stmt_changes(stmt);
+    cc_stmt_release(stmt);
+    return db_rc(rc);
 }
 
 int64_t cc_notify_backoff_ms(int attempts)
@@ -302,7 +331,6 @@ static int claim_channel(struct cc_store *st, int64_t nid, int c, int64_t now_ms
 static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, int64_t nid,
                      int64_t now_ms, struct item *items, int *n, int cap, int *settled)
 {
-    struct cc_stmt *stmt = NULL;
     int first = *n;
     int rc;
 
@@ -341,15 +369,7 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
         items[i].message = items[first].message;
         items[i].borrowed = 1;
     }
-    rc = cc_stmt_prepare(st, sql_lease, &stmt);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(stmt, 1, nid);
-    if (rc == CC_OK)
-        rc = cc_stmt_bind_int64(stmt, 2, now_ms + CC_NOTIFY_LEASE_MS);
-    if (rc == CC_OK)
-        rc = cc_stmt_step(stmt);
-    cc_stmt_release(stmt);
-    return db_rc(rc);
+    return update_row(st, sql_lease, nid, now_ms + CC_NOTIFY_LEASE_MS, NULL);
 }
 
 /* claim_one's summary for all due notifications at once, when this process has no
@@ -648,9 +668,10 @@ static void send_item(const struct cc_notify_channels *ch, struct item *it)
     switch (it->channel) {
     case CH_MQTT: /* alert events only: claim_one never takes it for a notification */
         snprintf(topic, sizeof topic, "alerts/%lld", (long long)it->cell_id);
-        rc = ch->publish(ch->publish_ctx, topic, it->body, strlen(it->body));
+        rc = ch->publish(ch->publish_ctx, topic, it->body, strlen(it->body), it->id);
         it->ok = rc == 0;
-        if (!it->ok)
+        it->held = rc == CC_NOTIFY_HELD;
+        if (!it->ok && !it->held)
             snprintf(it->error, sizeof it->error, "publish failed (%d)", rc);
         break;
     case CH_WEBHOOK:
@@ -663,23 +684,31 @@ static void send_item(const struct cc_notify_channels *ch, struct item *it)
         it->ok = 0;
         snprintf(it->error, sizeof it->error, "unknown channel");
     }
-    if (!it->ok)
+    if (!it->ok && !it->held)
         cc_log_warn("notification_send_failed", "%s %s id=%lld attempt=%d: %s",
                     it->is_event ? "alert_event" : "notification", channel_names[it->channel],
                     (long long)it->id, it->attempts, it->error);
 }
 
-/* Writes one item's outcome: status, next attempt (now when sent), sent_at or the error. */
-static int record_one(struct cc_store *st, const struct item *it, int64_t now_ms)
+/* Writes one item's outcome: status, next attempt (now when sent), sent_at or the error.
+ * An event handed over to a client that acknowledges later (awaiting) stays PENDING, due
+ * again when its lease runs out. */
+static int record_one(struct cc_store *st, const struct item *it, int awaiting, int64_t now_ms)
 {
-    const char *status = it->ok                                   ? "SENT"
-                         : it->attempts >= CC_NOTIFY_MAX_ATTEMPTS ? "FAILED"
-                                                                  : "PENDING";
-    int64_t next = it->ok ? now_ms : now_ms + cc_notify_backoff_ms(it->attempts);
+    int sent = it->ok && !awaiting;
+    const char *status = it->ok || it->attempts < CC_NOTIFY_MAX_ATTEMPTS ? "PENDING" : "FAILED";
+    int64_t next = now_ms + (it->ok ? CC_NOTIFY_ACK_LEASE_MS : cc_notify_backoff_ms(it->attempts));
     struct cc_stmt *stmt = NULL;
     int k = it->is_event ? 2 : 3; /* $k status, then next, sent_at, error */
-    int rc = cc_stmt_prepare(st, it->is_event ? sql_event_done : sql_delivery_done, &stmt);
+    int rc;
 
+    if (it->held) /* the lease alone */
+        return update_row(st, sql_event_renew, it->id, now_ms + CC_NOTIFY_ACK_LEASE_MS, NULL);
+    if (sent) {
+        status = "SENT";
+        next = now_ms;
+    }
+    rc = cc_stmt_prepare(st, it->is_event ? sql_event_done : sql_delivery_done, &stmt);
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(stmt, 1, it->id);
     if (rc == CC_OK && !it->is_event)
@@ -689,7 +718,7 @@ static int record_one(struct cc_store *st, const struct item *it, int64_t now_ms
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(stmt, k + 1, next);
     if (rc == CC_OK)
-        rc = it->ok ? cc_stmt_bind_int64(stmt, k + 2, now_ms) : cc_stmt_bind_null(stmt, k + 2);
+        rc = sent ? cc_stmt_bind_int64(stmt, k + 2, now_ms) : cc_stmt_bind_null(stmt, k + 2);
     if (rc == CC_OK)
         rc = cc_stmt_bind_text(stmt, k + 3, it->ok ? NULL : it->error);
     if (rc == CC_OK)
@@ -708,7 +737,7 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
     for (int i = 0; i < n && rc == CC_OK; i++) {
         const struct item *it = &items[i];
 
-        rc = record_one(st, it, now_ms);
+        rc = record_one(st, it, 0, now_ms);
         if (rc == CC_OK && !it->is_event &&
             (i + 1 == n || items[i + 1].id != it->id || items[i + 1].is_event))
             rc = summarize(st, it->id, now_ms, NULL);
@@ -720,30 +749,74 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
     return cc_store_commit(st);
 }
 
-/* Publishes the due alert events and records each outcome, inside the caller's
- * transaction; *n of them were tried, *nsent queued. Should the transaction roll back after
- * a publish, the event stays PENDING and is published again: at least once, as QoS 1 is. */
+/* Marks SENT the events the broker acknowledged, inside the caller's transaction; *nsent
+ * counts the rows changed. The ids are taken from the client first: should the transaction
+ * then roll back they are forgotten, and the events go again when their leases run out. */
+static int mark_acked(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
+                      int *nsent)
+{
+    int64_t ids[CC_NOTIFY_BATCH];
+    int n = CC_NOTIFY_BATCH;
+    int rc = CC_OK;
+
+    /* The client holds at most its window of them: this ends. */
+    while (rc == CC_OK && ch->acked != NULL && n == CC_NOTIFY_BATCH) {
+        n = ch->acked(ch->acked_ctx, ids, CC_NOTIFY_BATCH);
+        for (int i = 0; i < n && rc == CC_OK; i++) {
+            int64_t changed = 0;
+
+            rc = update_row(st, sql_event_acked, ids[i], now_ms, &changed);
+            *nsent += (int)changed;
+        }
+    }
+    return rc;
+}
+
+/* Marks SENT what was acknowledged, then hands over the due alert events and records each
+ * outcome, inside the caller's transaction; *n of them were tried, *nsent sent (acknowledged,
+ * or handed over when ch->acked is NULL). Should the transaction roll back after a publish,
+ * the event stays as it was and is published again: at least once, as QoS 1 is. */
 static int deliver_events(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
                           struct item *items, int *n, int *nsent)
 {
     int cap = CC_NOTIFY_BATCH;
     int rc;
 
+    /* The room is read before the acknowledged are taken: the client's held events plus
+     * those it acknowledged since stay within its window (ingestd/pubacks.h). */
     if (ch->publish_room != NULL) {
         int room = ch->publish_room(ch->room_ctx);
 
         cap = room < cap ? room : cap;
-        if (cap <= 0)
-            return CC_OK; /* the client's window is full: the events wait for the next pass */
     }
+    rc = mark_acked(st, ch, now_ms, nsent);
+    if (rc != CC_OK || cap <= 0)
+        return rc; /* a full window: the events wait for the next pass */
     rc = read_events(st, now_ms, items, n, cap);
 
     for (int i = 0; i < *n && rc == CC_OK; i++) {
         send_item(ch, &items[i]);
-        *nsent += items[i].ok;
-        rc = record_one(st, &items[i], now_ms);
+        *nsent += items[i].ok && ch->acked == NULL;
+        rc = record_one(st, &items[i], ch->acked != NULL, now_ms);
     }
     items_free(items, *n);
+    return rc;
+}
+
+int cc_notify_record_acks(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
+                          int *sent)
+{
+    int n = 0;
+    int rc = cc_store_begin(st);
+
+    if (rc == CC_OK)
+        rc = mark_acked(st, ch, now_ms, &n);
+    if (rc == CC_OK)
+        rc = cc_store_commit(st);
+    else
+        cc_store_rollback(st);
+    if (sent != NULL)
+        *sent = n;
     return rc;
 }
 

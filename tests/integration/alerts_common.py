@@ -93,3 +93,21 @@ def notes_per_user(st, alert_id, kind):
     """{user_id: rows} of one alert's notifications of one kind."""
     return dict(st.sql("SELECT user_id, count(*) FROM notifications WHERE alert_id = ? AND"
                        " kind = ? GROUP BY user_id", (alert_id, kind)))
+
+
+def event_backlog(st, n, payload=lambda alert_id: "{}"):
+    """n resolved alerts of the seed's first device, one PENDING CREATED event each, due now:
+    an outbox backlog no alert rule can add to. Returns (cell id, alert ids)."""
+    dev, cell = st.sql("SELECT id, cold_cell_id FROM devices ORDER BY id LIMIT 1")[0]
+    base = st.scalar("SELECT coalesce(max(id), 0) FROM alerts") + 1
+    ids = [base + i for i in range(n)]
+    now = now_ms()
+    st.sql_many("INSERT INTO alerts (id, cold_cell_id, device_id, type, status, message,"
+                " first_triggered_at, last_triggered_at, trigger_count, resolved_at)"
+                " VALUES (?, ?, ?, 'HIGH_TEMP', 'RESOLVED', 'w', ?, ?, 1, ?)",
+                [(a, cell, dev, now, now, now) for a in ids])
+    st.sql_many("INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
+                " attempts, next_attempt_at, created_at)"
+                " VALUES (?, ?, 'CREATED', ?, 'PENDING', 0, ?, ?)",
+                [(a, cell, payload(a), now, now) for a in ids])
+    return cell, ids

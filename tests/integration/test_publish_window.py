@@ -1,11 +1,12 @@
 """The delivery worker's publish window (INGEST_PUBLISH_WINDOW, ingestd/mqtt.h) across a
 broker outage: with the broker down, ingestd hands libmosquitto at most the window's worth
-of alert events and leaves the rest PENDING; once the broker is back, the held ones are
-acknowledged, the window opens again and every event goes out. A window that never
-reopened (publish_pending stuck after the reconnect) would leave the backlog PENDING for
-good."""
+of alert events (each PENDING under a lease until its PUBACK) and leaves the rest PENDING
+untried; once the broker is back, the held ones are acknowledged and marked SENT, the window
+opens again and every event goes out. A window that never reopened (publish_pending stuck
+after the reconnect) would leave the backlog PENDING for good."""
 import time
 
+from alerts_common import event_backlog
 from harness import Cases, Stack, wait_for
 
 # tests/integration/run.py may run this file beside another one: it checks no duration
@@ -20,32 +21,28 @@ def count(st, status):
     return st.scalar("SELECT count(*) FROM alert_events WHERE status = ?", (status,))
 
 
+def handed(st):
+    return st.scalar("SELECT count(*) FROM alert_events WHERE status = 'PENDING' AND"
+                     " attempts = 1")
+
+
 def main():
     cases = Cases()
 
     def outage_backlog_drains():
         with Stack(apid=False) as st:
-            dev, cell = st.sql("SELECT id, cold_cell_id FROM devices ORDER BY id LIMIT 1")[0]
-            base = st.scalar("SELECT coalesce(max(id), 0) FROM alerts") + 1
             sent0 = count(st, "SENT")
             assert count(st, "PENDING") == 0
             assert st.stop("mosquitto") == 0
-            now = int(time.time() * 1000)
-            # Resolved alerts, one CREATED event each: a backlog no alert rule can add to.
-            st.sql_many("INSERT INTO alerts (id, cold_cell_id, device_id, type, status, message,"
-                        " first_triggered_at, last_triggered_at, trigger_count, resolved_at)"
-                        " VALUES (?, ?, ?, 'HIGH_TEMP', 'RESOLVED', 'w', ?, ?, 1, ?)",
-                        [(base + i, cell, dev, now, now, now) for i in range(EVENTS)])
-            st.sql_many("INSERT INTO alert_events (alert_id, cold_cell_id, event, payload,"
-                        " status, attempts, next_attempt_at, created_at)"
-                        " VALUES (?, ?, 'CREATED', '{}', 'PENDING', 0, ?, ?)",
-                        [(base + i, cell, now, now) for i in range(EVENTS)])
-            # Broker down: one window handed over, the rest held back.
-            wait_for(lambda: count(st, "SENT") - sent0 == WINDOW, timeout=30,
+            event_backlog(st, EVENTS)
+            # Broker down: one window handed over (PENDING, one attempt, not acknowledged),
+            # the rest held back untried.
+            wait_for(lambda: handed(st) == WINDOW, timeout=30,
                      what="a window's worth handed over")
             time.sleep(2.5)  # two more delivery ticks: still no more than the window
-            assert count(st, "SENT") - sent0 == WINDOW, count(st, "SENT")
-            assert count(st, "PENDING") == EVENTS - WINDOW, count(st, "PENDING")
+            assert handed(st) == WINDOW, handed(st)
+            assert count(st, "SENT") == sent0, count(st, "SENT")
+            assert count(st, "PENDING") == EVENTS, count(st, "PENDING")
             st.start_broker()
             wait_for(lambda: count(st, "PENDING") == 0, timeout=60,
                      what="the backlog delivered after the broker came back")

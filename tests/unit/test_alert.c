@@ -459,17 +459,26 @@ static struct {
     int calls;
     int ok;
     char topics[16][64];
-    sqlite3 *db;   /* when set: */
-    int in_txn;    /* publishes made with a transaction open on db */
-    int64_t state; /* the event's attempts and status at the last publish (status SENT: +100) */
+    sqlite3 *db;      /* when set: */
+    int in_txn;       /* publishes made with a transaction open on db */
+    int64_t state;    /* the event's attempts and status at the last publish (status SENT: +100) */
+    int64_t last_id;  /* the event of the last publish */
+    int64_t held_id;  /* when set: this event is still held by the client (CC_NOTIFY_HELD) */
+    int64_t acks[16]; /* acknowledged, for fake_acked to hand out */
+    int nacks;
+    int acked_calls;
 } pub;
 
-static int fake_publish(void *ctx, const char *topic, const char *payload, size_t len)
+static int fake_publish(void *ctx, const char *topic, const char *payload, size_t len,
+                        int64_t event_id)
 {
     (void)ctx;
     (void)payload;
     (void)len;
     pub.calls++;
+    pub.last_id = event_id;
+    if (pub.held_id != 0 && event_id == pub.held_id)
+        return CC_NOTIFY_HELD;
     if (pub.db != NULL) {
         sqlite3_stmt *stmt = NULL;
 
@@ -733,6 +742,146 @@ static void test_notify_deliver_publish_window(void **state)
     assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT' AND"
                            " attempts = 1"),
                      10);
+}
+
+/* The broker's acknowledgements, as ingestd's client hands them out. */
+static int fake_acked(void *ctx, int64_t *ids, int max)
+{
+    int n = pub.nacks < max ? pub.nacks : max;
+
+    (void)ctx;
+    pub.acked_calls++;
+    memcpy(ids, pub.acks, (size_t)n * sizeof *ids);
+    memmove(pub.acks, pub.acks + n, (size_t)(pub.nacks - n) * sizeof *ids);
+    pub.nacks -= n;
+    return n;
+}
+
+#define MQTT_SENT_TOTAL                                                                            \
+    "SELECT value FROM stat_counters WHERE name = 'deliveries_sent' AND label = 'mqtt'"
+
+/* An alert event handed to a client that acknowledges later (ingestd) is SENT only once
+ * the broker acknowledged it: until then PENDING, its next attempt a lease ahead, counted
+ * nowhere as sent; a crash loses the client's copy but not the row, which is due again when
+ * the lease runs out. A live client that still holds it is not handed it twice: the lease
+ * is renewed, no attempt counted. Real failures keep their backoff. */
+static void test_notify_deliver_sent_only_when_acknowledged(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels ch = {.publish = fake_publish, .acked = fake_acked};
+    const int64_t L = CC_NOTIFY_ACK_LEASE_MS;
+    int64_t id, sent0 = q(st, MQTT_SENT_TOTAL);
+    int sent = -1;
+
+    memset(&pub, 0, sizeof pub);
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1); /* HIGH_TEMP raised: its CREATED event */
+    id = q(st, "SELECT id FROM alert_events");
+
+    /* Handed over, not acknowledged: not SENT. */
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, &sent), CC_OK);
+    assert_int_equal(pub.calls, 1);
+    assert_int_equal(pub.last_id, id);
+    assert_int_equal(sent, 0);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'PENDING' AND"
+                           " attempts = 1 AND sent_at IS NULL AND last_error IS NULL"),
+                     1);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM alert_events"), T0 + L);
+    assert_int_equal(q(st, MQTT_SENT_TOTAL), sent0);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + L - 1, 100, &sent), CC_OK);
+    assert_int_equal(pub.calls, 1); /* under its lease: not handed over twice */
+    assert_int_equal(q(st, "SELECT status = 'PENDING' FROM alert_events"), 1);
+
+    /* Acknowledged: SENT at the next pass, and counted. */
+    pub.acks[pub.nacks++] = id;
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + 5 * S, 100, &sent), CC_OK);
+    assert_int_equal(sent, 1);
+    assert_int_equal(pub.calls, 1);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT' AND"
+                           " attempts = 1 AND last_error IS NULL"),
+                     1);
+    assert_int_equal(q(st, "SELECT sent_at FROM alert_events"), T0 + 5 * S);
+    assert_int_equal(q(st, MQTT_SENT_TOTAL), sent0 + 1);
+    /* A late duplicate acknowledgement changes nothing and counts nothing. */
+    pub.acks[pub.nacks++] = id;
+    assert_int_equal(cc_notify_record_acks(st, &ch, T0 + 6 * S, &sent), CC_OK);
+    assert_int_equal(sent, 0);
+    assert_int_equal(q(st, MQTT_SENT_TOTAL), sent0 + 1);
+
+    /* A publish that fails: backoff as before, no lease. */
+    reading(st, FRIDGE, T0 - 9 * S, 5.0, -1); /* resolved: its RESOLVED event */
+    id = q(st, "SELECT id FROM alert_events WHERE event = 'RESOLVED'");
+    pub.fail_left = 1;
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, &sent), CC_OK);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'RESOLVED' AND"
+                           " status = 'PENDING' AND attempts = 1 AND last_error IS NOT NULL"),
+                     1);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM alert_events WHERE event = 'RESOLVED'"),
+                     T0 + S);
+    /* Handed over (attempt 2), then the process dies: no acknowledgement ever comes. */
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + S, 100, &sent), CC_OK);
+    assert_int_equal(pub.calls, 3);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM alert_events WHERE event = 'RESOLVED'"),
+                     T0 + S + L);
+    /* The lease runs out: due again, handed over again (a restarted ingestd). */
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + S + L - 1, 100, &sent), CC_OK);
+    assert_int_equal(pub.calls, 3);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + S + L, 100, &sent), CC_OK);
+    assert_int_equal(pub.calls, 4);
+    assert_int_equal(pub.last_id, id);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'RESOLVED' AND"
+                           " status = 'PENDING' AND attempts = 3 AND last_error IS NULL"),
+                     1);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM alert_events WHERE event = 'RESOLVED'"),
+                     T0 + S + 2 * L);
+    /* A live client that still holds it (the broker away longer than a lease): the lease
+     * is renewed, no attempt counted, however long that lasts. */
+    pub.held_id = id;
+    for (int64_t t = T0 + S + 2 * L; t < T0 + S + 40 * L; t += L)
+        assert_int_equal(cc_notify_deliver(st, &ch, t, 100, &sent), CC_OK);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE event = 'RESOLVED' AND"
+                           " status = 'PENDING' AND attempts = 3 AND last_error IS NULL"),
+                     1);
+    assert_int_equal(q(st, "SELECT next_attempt_at FROM alert_events WHERE event = 'RESOLVED'"),
+                     T0 + S + 40 * L);
+    pub.acks[pub.nacks++] = id;
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + S + 40 * L, 100, &sent), CC_OK);
+    assert_int_equal(sent, 1);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'"), 2);
+    assert_int_equal(q(st, MQTT_SENT_TOTAL), sent0 + 2);
+}
+
+/* Acknowledgements are recorded even while the client's window is full (they are what
+ * opens it), many in one pass. */
+static void test_notify_deliver_acks_with_window_full(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    struct cc_notify_channels ch = {
+        .publish = fake_publish, .acked = fake_acked, .publish_room = fake_room};
+    int sent = -1;
+
+    memset(&pub, 0, sizeof pub);
+    memset(&win, 0, sizeof win);
+    for (int i = 0; i < 3; i++) { /* raised and resolved: 6 events */
+        reading(st, FRIDGE, T0 - (100 - 2 * i) * S, 9.0, -1);
+        reading(st, FRIDGE, T0 - (99 - 2 * i) * S, 5.0, -1);
+    }
+    win.size = 4;
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 1 << 30, &sent), CC_OK);
+    assert_int_equal(pub.calls, 4);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE attempts = 1 AND"
+                           " status = 'PENDING'"),
+                     4);
+    for (int i = 0; i < 4; i++) {
+        char sql[128];
+
+        snprintf(sql, sizeof sql,
+                 "SELECT id FROM alert_events WHERE attempts = 1 ORDER BY id LIMIT 1 OFFSET %d", i);
+        pub.acks[pub.nacks++] = q(st, sql);
+    }
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + S, 1 << 30, &sent), CC_OK); /* still full */
+    assert_int_equal(pub.calls, 4);
+    assert_int_equal(sent, 4);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'"), 4);
 }
 
 /* An alert event is read, published and recorded in one transaction: the publish only
@@ -1177,6 +1326,8 @@ int main(void)
         T(test_notify_deliver_alert_events),
         T(test_notify_deliver_event_in_one_transaction),
         T(test_notify_deliver_publish_window),
+        T(test_notify_deliver_sent_only_when_acknowledged),
+        T(test_notify_deliver_acks_with_window_full),
         T(test_notify_payload_is_json_objects_text),
         T(test_outbox_due_indexes_are_partial),
         T(test_hot_checks_build_no_temporary_btree),

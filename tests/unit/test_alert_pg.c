@@ -415,16 +415,34 @@ static void test_daily_report_same_rows(void **state)
 
 static struct {
     int calls, fail;
+    int64_t handed[8]; /* handed over and not yet acknowledged */
+    int nhanded;
 } pub;
 
-static int fake_publish(void *ctx, const char *topic, const char *payload, size_t len)
+static int fake_publish(void *ctx, const char *topic, const char *payload, size_t len,
+                        int64_t event_id)
 {
     (void)ctx;
     (void)topic;
     (void)payload;
     (void)len;
     pub.calls++;
-    return pub.fail ? -1 : 0;
+    if (pub.fail)
+        return -1;
+    if (pub.nhanded < 8)
+        pub.handed[pub.nhanded++] = event_id;
+    return 0;
+}
+
+/* The broker acknowledges everything handed over. */
+static int fake_acked(void *ctx, int64_t *ids, int max)
+{
+    int n = pub.nhanded < max ? pub.nhanded : max;
+
+    (void)ctx;
+    memcpy(ids, pub.handed, (size_t)n * sizeof *ids);
+    pub.nhanded = 0;
+    return n;
 }
 
 /* Claim, send and record: alert events on a publish that fails then works, notifications
@@ -463,6 +481,18 @@ static void deliver_scenario(struct cc_store *st)
     assert_int_equal(cc_store_commit(st), CC_OK);
     assert_int_equal(cc_notify_deliver(st, &none, T0 + 2 * S, 100, &sent), CC_OK);
     assert_int_equal(q1(st, "SELECT count(*) FROM notifications WHERE status = 'SENT'", 0), 1);
+    /* A client that acknowledges later (at once, here): the hand-over leaves the event
+     * PENDING under a lease, and the call's next pass marks it SENT. */
+    reading(st, 7, 2, T0 - 9 * S, 5.0, CC_ABSENT); /* RESOLVED */
+    ch.acked = fake_acked;
+    pub.nhanded = 0;
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + 3 * S, 100, &sent), CC_OK);
+    assert_int_equal(sent, 1);
+    assert_int_equal(q1(st,
+                        "SELECT count(*) FROM alert_events WHERE event = 'RESOLVED' AND"
+                        " status = 'SENT' AND attempts = 1 AND sent_at = 1764135903000",
+                        0),
+                     1);
 }
 
 static void test_deliver_claim_and_record_same_rows(void **state)
@@ -476,7 +506,7 @@ static void test_deliver_claim_and_record_same_rows(void **state)
                         "SELECT count(*) FROM notifications WHERE last_error LIKE"
                         " 'webhook: %'",
                         0),
-                     3); /* string_agg wrote what group_concat writes */
+                     5); /* string_agg wrote what group_concat writes (3 ALERT, 2 resolved) */
 }
 
 /* PostgreSQL: the due rows another worker holds are skipped, not waited for and not
