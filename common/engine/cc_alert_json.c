@@ -1,12 +1,9 @@
 /* cc_alert_json.c - the alert object in C, the same text as SQLite's CC_ALERT_JSON_SQL. */
 #include "cc_alert_json.h"
 
-#include <inttypes.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cc_dbi.h"
 #include "cc_rc.h"
@@ -56,9 +53,31 @@ static void put_string(struct out *o, const char *s)
     *o->p++ = '"';
 }
 
+/* Digits by hand: sprintf's format parsing was most of the object's cost. */
 static void put_int(struct out *o, int64_t v)
 {
-    o->p += sprintf(o->p, "%" PRId64, v);
+    char digits[24];
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    int n = 0;
+
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *o->p++ = '-';
+    while (n > 0)
+        *o->p++ = digits[--n];
+}
+
+/* v as exactly width digits, zero-padded (v < 10^width). */
+static void put_padded(struct out *o, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        o->p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    o->p += width;
 }
 
 static void put_int_or_null(struct out *o, int64_t v)
@@ -79,19 +98,45 @@ static void put_real_or_null(struct out *o, double v)
         put(o, text);
 }
 
-/* CC_SQL_ISO: whole seconds by strftime, then the milliseconds. The range was checked. */
+/* CC_SQL_ISO: the UTC date and time of whole seconds, then the milliseconds. The date is
+ * the proleptic Gregorian day count turned into year, month and day by integer arithmetic
+ * (H. Hinnant's days_from_civil inverse), as SQLite's strftime computes it; gmtime_r took
+ * the time zone lock and most of the object's instructions. The range was checked: ms is
+ * not negative, so every division here rounds down. */
 static void put_time_or_null(struct out *o, int64_t ms)
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
+    int64_t secs = ms / 1000, days = secs / 86400;
+    unsigned sod = (unsigned)(secs % 86400), doe, yoe, doy, mp, day, month;
+    int64_t era, year;
 
     if (ms == CC_ALERT_NONE) {
         put(o, "null");
         return;
     }
-    gmtime_r(&secs, &tm);
-    o->p += sprintf(o->p, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900,
-                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    days += 719468; /* days from 0000-03-01 */
+    era = days / 146097;
+    doe = (unsigned)(days - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    day = doy - (153 * mp + 2) / 5 + 1;
+    month = mp < 10 ? mp + 3 : mp - 9;
+    year = (int64_t)yoe + era * 400 + (month <= 2);
+    *o->p++ = '"';
+    put_padded(o, (unsigned)year, 4);
+    *o->p++ = '-';
+    put_padded(o, month, 2);
+    *o->p++ = '-';
+    put_padded(o, day, 2);
+    *o->p++ = 'T';
+    put_padded(o, sod / 3600, 2);
+    *o->p++ = ':';
+    put_padded(o, sod / 60 % 60, 2);
+    *o->p++ = ':';
+    put_padded(o, sod % 60, 2);
+    *o->p++ = '.';
+    put_padded(o, (unsigned)(ms % 1000), 3);
+    put(o, "Z\"");
 }
 
 static int time_ok(int64_t ms)

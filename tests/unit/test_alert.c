@@ -1010,6 +1010,31 @@ static void test_alert_json_is_json_objects_text(void **state)
         free(json);
         sqlite3_finalize(sql);
     }
+    /* Times across the whole range: leap days, century years, every month's end. */
+    for (int64_t ms = 0; ms <= 253402300799999LL; ms += 86399999LL * 293 + 12345) {
+        sqlite3_stmt *set = NULL, *sql = NULL;
+
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "UPDATE alerts SET first_triggered_at = ?1,"
+                                            " resolved_at = ?1 + 86400000 * 58 WHERE id = 101",
+                                            -1, &set, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int64(set, 1, ms);
+        assert_int_equal(sqlite3_step(set), SQLITE_DONE);
+        sqlite3_finalize(set);
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "SELECT " CC_ALERT_JSON_SQL " FROM alerts a"
+                                            " WHERE a.id = 101",
+                                            -1, &sql, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(sql), SQLITE_ROW);
+        if (ms + 86400000LL * 58 <= 253402300799999LL) {
+            assert_int_equal(cc_alert_json_load(st, 101, &cell, &json), CC_OK);
+            assert_string_equal(json, (const char *)sqlite3_column_text(sql, 0));
+            free(json);
+        }
+        sqlite3_finalize(sql);
+    }
     exec_ok(st, "UPDATE alerts SET escalated_at = 253402300800000 WHERE id = 100");
     assert_int_equal(cc_alert_json_load(st, 100, &cell, &json), CC_ERR_VALIDATION);
     assert_null(json);
