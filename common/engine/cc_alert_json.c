@@ -11,7 +11,7 @@
 /* Past every fixed part of the object: 17 member names with quotes and colons (~250
  * bytes), eight integers of at most 20 characters, five times of 24 and two doubles. */
 #define FIXED_MAX 1024
-#define ESCAPED_MAX 6                 /* bytes a string byte may take escaped (\u001f) */
+#define ESCAPED_MAX CC_ALERT_JSON_ESCAPED_MAX
 #define TIME_MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z: CC_SQL_ISO's four digits */
 
 /* A string being written; the capacity was computed up front, so no write overflows. */
@@ -27,29 +27,35 @@ static void put(struct out *o, const char *s)
     o->p += n;
 }
 
-/* SQLite 3.40's jsonAppendString: the same escapes, the same lowercase hex. */
-static void put_string(struct out *o, const char *s)
+char *cc_alert_json_escape(char *dst, const char *s)
 {
     static const char special[32] = {
         ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r'};
     static const char hex[] = "0123456789abcdef";
 
-    *o->p++ = '"';
     for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
         if (*c == '"' || *c == '\\') {
-            *o->p++ = '\\';
-            *o->p++ = (char)*c;
+            *dst++ = '\\';
+            *dst++ = (char)*c;
         } else if (*c < 0x20 && special[*c] != 0) {
-            *o->p++ = '\\';
-            *o->p++ = special[*c];
+            *dst++ = '\\';
+            *dst++ = special[*c];
         } else if (*c < 0x20) {
-            put(o, "\\u00");
-            *o->p++ = hex[*c >> 4];
-            *o->p++ = hex[*c & 0xf];
+            memcpy(dst, "\\u00", 4);
+            dst += 4;
+            *dst++ = hex[*c >> 4];
+            *dst++ = hex[*c & 0xf];
         } else {
-            *o->p++ = (char)*c;
+            *dst++ = (char)*c;
         }
     }
+    return dst;
+}
+
+static void put_string(struct out *o, const char *s)
+{
+    *o->p++ = '"';
+    o->p = cc_alert_json_escape(o->p, s);
     *o->p++ = '"';
 }
 

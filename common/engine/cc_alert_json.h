@@ -32,6 +32,12 @@ struct cc_alert_row {
     const char *resolution_note;
 };
 
+/* Writes s escaped as SQLite 3.40's json_quote escapes it (no quotes around, no NUL) at
+ * dst, which has room for CC_ALERT_JSON_ESCAPED_MAX bytes per byte of s; returns the end.
+ * For other JSON that must equal what SQLite's JSON functions write (cc_notify.c). */
+#define CC_ALERT_JSON_ESCAPED_MAX 6 /* bytes one byte may take escaped (\u001f) */
+char *cc_alert_json_escape(char *dst, const char *s);
+
 /* The object of row as a new malloc'd string in *out (the caller frees it). */
 int cc_alert_json(const struct cc_alert_row *row, char **out);
 
