@@ -8,7 +8,6 @@
 #include "cc_notify.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -248,13 +247,14 @@ static int notification_payload(struct cc_stmt *who, const char *title, const ch
     const char *type = cc_stmt_column_text(who, 1), *message = cc_stmt_column_text(who, 2);
     const char *cell = cc_stmt_column_text(who, 3), *location = cc_stmt_column_text(who, 4);
     const char *parts[] = {title, type, cell, location, message};
-    size_t cap = 128 + (alert_json != NULL ? strlen(alert_json) : 0);
+    const char *alert = alert_json != NULL ? alert_json : "null";
+    size_t alert_len = strlen(alert), cap = 128 + alert_len; /* 128: the names, quotes, nulls */
     char *p;
 
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         size_t n = parts[i] != NULL ? strlen(parts[i]) : 0;
 
-        if (n > SIZE_MAX / (4 * CC_ALERT_JSON_ESCAPED_MAX) - cap / 2)
+        if (n > (SIZE_MAX - cap) / (2 * CC_ALERT_JSON_ESCAPED_MAX))
             return CC_ERR_NOMEM;
         cap += 2 * n * CC_ALERT_JSON_ESCAPED_MAX; /* cell and location appear twice */
     }
@@ -281,7 +281,9 @@ static int notification_payload(struct cc_stmt *who, const char *title, const ch
     p = put_field(p, ",\"message\":", message);
     p = put_field(p, ",\"coldCellName\":", cell);
     p = put_field(p, ",\"locationName\":", location);
-    p += sprintf(p, ",\"alert\":%s}", alert_json != NULL ? alert_json : "null");
+    memcpy(p, ",\"alert\":", 9);
+    memcpy(p + 9, alert, alert_len);
+    memcpy(p + 9 + alert_len, "}", 2);
     return CC_OK;
 }
 
