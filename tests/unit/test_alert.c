@@ -948,6 +948,27 @@ static void test_alert_writes_build_no_temporary_btree(void **state)
     assert_int_equal(checked, 4);
 }
 
+/* cc_alert_json_load's object of alert id (in cell 2) is CC_ALERT_JSON_SQL's text. */
+static void assert_object_is_sql_text(struct cc_store *st, int64_t id)
+{
+    sqlite3_stmt *sql = NULL;
+    int64_t cell = 0;
+    char *json = NULL;
+
+    assert_int_equal(sqlite3_prepare_v2(cc_store_db(st),
+                                        "SELECT " CC_ALERT_JSON_SQL
+                                        " FROM alerts a WHERE a.id = ?1",
+                                        -1, &sql, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(sql, 1, id);
+    assert_int_equal(sqlite3_step(sql), SQLITE_ROW);
+    assert_int_equal(cc_alert_json_load(st, id, &cell, &json), CC_OK);
+    assert_int_equal(cell, 2);
+    assert_string_equal(json, (const char *)sqlite3_column_text(sql, 0));
+    free(json);
+    sqlite3_finalize(sql);
+}
+
 /* The object written in C (cc_alert_json.c) is the text CC_ALERT_JSON_SQL makes of the
  * same row: strings with every byte 1..255 (quotes, backslashes, the controls SQLite
  * escapes by letter and by \u00xx, DEL, UTF-8), doubles SQLite writes with an exponent,
@@ -967,7 +988,7 @@ static void test_alert_json_is_json_objects_text(void **state)
         all[b - 1] = (char)b;
     all[255] = '\0';
     for (int i = 0; i < 8; i++) {
-        sqlite3_stmt *ins = NULL, *sql = NULL;
+        sqlite3_stmt *ins = NULL;
 
         assert_int_equal(
             sqlite3_prepare_v2(db,
@@ -1001,22 +1022,11 @@ static void test_alert_json_is_json_objects_text(void **state)
         }
         assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
         sqlite3_finalize(ins);
-        assert_int_equal(sqlite3_prepare_v2(db,
-                                            "SELECT " CC_ALERT_JSON_SQL " FROM alerts a"
-                                            " WHERE a.id = ?1",
-                                            -1, &sql, NULL),
-                         SQLITE_OK);
-        sqlite3_bind_int64(sql, 1, 100 + i);
-        assert_int_equal(sqlite3_step(sql), SQLITE_ROW);
-        assert_int_equal(cc_alert_json_load(st, 100 + i, &cell, &json), CC_OK);
-        assert_int_equal(cell, 2);
-        assert_string_equal(json, (const char *)sqlite3_column_text(sql, 0));
-        free(json);
-        sqlite3_finalize(sql);
+        assert_object_is_sql_text(st, 100 + i);
     }
     /* Times across the whole range: leap days, century years, every month's end. */
     for (int64_t ms = 0; ms <= 253402300799999LL; ms += 86399999LL * 293 + 12345) {
-        sqlite3_stmt *set = NULL, *sql = NULL;
+        sqlite3_stmt *set = NULL;
 
         assert_int_equal(sqlite3_prepare_v2(db,
                                             "UPDATE alerts SET first_triggered_at = ?1,"
@@ -1026,18 +1036,8 @@ static void test_alert_json_is_json_objects_text(void **state)
         sqlite3_bind_int64(set, 1, ms);
         assert_int_equal(sqlite3_step(set), SQLITE_DONE);
         sqlite3_finalize(set);
-        assert_int_equal(sqlite3_prepare_v2(db,
-                                            "SELECT " CC_ALERT_JSON_SQL " FROM alerts a"
-                                            " WHERE a.id = 101",
-                                            -1, &sql, NULL),
-                         SQLITE_OK);
-        assert_int_equal(sqlite3_step(sql), SQLITE_ROW);
-        if (ms + 86400000LL * 58 <= 253402300799999LL) {
-            assert_int_equal(cc_alert_json_load(st, 101, &cell, &json), CC_OK);
-            assert_string_equal(json, (const char *)sqlite3_column_text(sql, 0));
-            free(json);
-        }
-        sqlite3_finalize(sql);
+        if (ms + 86400000LL * 58 <= 253402300799999LL)
+            assert_object_is_sql_text(st, 101);
     }
     exec_ok(st, "UPDATE alerts SET escalated_at = 253402300800000 WHERE id = 100");
     assert_int_equal(cc_alert_json_load(st, 100, &cell, &json), CC_ERR_VALIDATION);
