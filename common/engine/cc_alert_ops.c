@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_alert_json.h"
 #include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_notify.h"
@@ -33,20 +34,21 @@ static const char *const type_names[CC_ALERT_TYPE_COUNT] = {
 /* What the raise gives back: the id, trigger_count, the cell and the alert object of a
  * new alert (JSON of the row as written, the text cc_notify would read back), NULL for a
  * re-trigger, which notifies nobody. PostgreSQL returns it from the upsert (RETURNING).
- * SQLite reads it back by alerts_one_active after a plain upsert: SQLite 3.40 puts every
- * RETURNING result in a temporary b-tree before handing out the first row, which cost
- * more than this indexed SELECT (test_alert: alert_writes_build_no_temporary_btree). */
-#define RAISED_COLUMNS(P, ALERT_JSON)                                                              \
-    P "id, " P "trigger_count, " P "cold_cell_id, CASE WHEN " P                                    \
-      "trigger_count = 1 THEN " ALERT_JSON " END"
+ * SQLite runs a plain upsert: SQLite 3.40 puts every RETURNING result in a temporary
+ * b-tree before handing out the first row (test_alert:
+ * alert_writes_build_no_temporary_btree). A row it inserted is known from what was bound
+ * and its id (cc_stmt_inserted_id), its object written in C (cc_alert_json.h); only a
+ * re-trigger reads the row back by alerts_one_active, and needs no object. */
 static const char sql_raise[] = SQL_RAISE;
-static const char sql_raised[] = "SELECT " RAISED_COLUMNS(
-    "a.", CC_ALERT_JSON_SQL) " FROM alerts a WHERE a.cold_cell_id = $1 AND a.device_id = $2"
-                             " AND a.type = $3 AND a.status = 'ACTIVE'";
+static const char sql_retriggered[] =
+    "SELECT a.id, a.trigger_count, a.cold_cell_id FROM alerts a WHERE a.cold_cell_id = $1"
+    " AND a.device_id = $2 AND a.type = $3 AND a.status = 'ACTIVE'";
 static const char sql_raise_pg[] =
-    SQL_RAISE " RETURNING " RAISED_COLUMNS("", CC_ALERT_JSON_SQL_PG_OF(""));
+    SQL_RAISE " RETURNING id, trigger_count, cold_cell_id, CASE WHEN trigger_count = 1 "
+              "THEN " CC_ALERT_JSON_SQL_PG_OF("") " END";
 /* Resolves the alert if it is ACTIVE. PostgreSQL returns the cell and the alert object
- * after the change; SQLite, for the reason above, has cc_notify read the object back. */
+ * after the change; SQLite, for the reason above, reads the row's columns back and
+ * writes the object in C. */
 #define SQL_RESOLVE                                                                                \
     "UPDATE alerts SET status = 'RESOLVED', resolved_at = CASE WHEN CAST($2 AS bigint) >"          \
     " last_triggered_at THEN CAST($2 AS bigint) ELSE last_triggered_at END,"                       \
@@ -101,8 +103,8 @@ static int bind_key(struct cc_stmt *stmt, int64_t cold_cell_id, int64_t device_i
     return rc;
 }
 
-/* The alert as raised, from RAISED_COLUMNS: on SQLite read back by its key, on
- * PostgreSQL the upsert's own row. *json is NULL for a re-trigger. */
+/* The alert as raised: on PostgreSQL the upsert's own row (with the object of a new
+ * alert in *json), on SQLite a re-triggered row read back by its key (no object). */
 static int raised_row(struct cc_store *st, struct cc_stmt *upsert, int64_t cold_cell_id,
                       int64_t device_id, int type, int64_t *id, int64_t *count, int64_t *cell,
                       char **json)
@@ -111,7 +113,7 @@ static int raised_row(struct cc_store *st, struct cc_stmt *upsert, int64_t cold_
     int rc = CC_OK;
 
     if (cc_store_dialect(st) != CC_DIALECT_PG) {
-        rc = cc_stmt_prepare(st, sql_raised, &stmt);
+        rc = cc_stmt_prepare(st, sql_retriggered, &stmt);
         if (rc == CC_OK)
             rc = bind_key(stmt, cold_cell_id, device_id, type);
     }
@@ -122,7 +124,7 @@ static int raised_row(struct cc_store *st, struct cc_stmt *upsert, int64_t cold_
         *id = cc_stmt_column_int64(stmt, 0);
         *count = cc_stmt_column_int64(stmt, 1);
         *cell = cc_stmt_column_int64(stmt, 2);
-        if (*count == 1)
+        if (*count == 1 && stmt == upsert)
             *json = dup_json(stmt, 3, &rc);
         if (rc == CC_OK)
             rc = cc_stmt_step(stmt);
@@ -134,12 +136,51 @@ static int raised_row(struct cc_store *st, struct cc_stmt *upsert, int64_t cold_
     return rc;
 }
 
+/* The values a raise binds, for the object of the row it inserts. */
+struct raise_args {
+    int64_t cold_cell_id, device_id;
+    int type;
+    double value, threshold;
+    const char *message;
+    int64_t at_ms;
+};
+
+/* SQLite, after the upsert inserted row id: its object written in C from what was bound
+ * (cc_alert_json.h), not read back and built by json_object. CC_ERR_VALIDATION: a time
+ * cc_alert_json cannot write; cc_notify then builds the object in SQL. */
+static int inserted_json(const struct raise_args *r, int64_t id, char **json)
+{
+    struct cc_alert_row a = {
+        .id = id,
+        .cold_cell_id = r->cold_cell_id,
+        .device_id = r->device_id,
+        .type = type_names[r->type],
+        .status = "ACTIVE",
+        .value = r->value,
+        .threshold = r->threshold,
+        .message = r->message,
+        .first_triggered_at = r->at_ms,
+        .last_triggered_at = r->at_ms,
+        .trigger_count = 1,
+        .acknowledged_at = CC_ALERT_NONE,
+        .acknowledged_by = CC_ALERT_NONE,
+        .escalated_at = CC_ALERT_NONE,
+        .resolved_at = CC_ALERT_NONE,
+        .resolved_by = CC_ALERT_NONE,
+        .resolution_note = NULL,
+    };
+
+    return cc_alert_json(&a, json);
+}
+
 int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id, int type,
                    double value, double threshold, const char *message, int64_t at_ms,
                    int64_t now_ms, int64_t *alert_id, int *created)
 {
     struct cc_stmt *stmt = NULL;
     int pg = cc_store_dialect(st) == CC_DIALECT_PG;
+    const struct raise_args args = {
+        cold_cell_id, device_id, type, value, threshold, message != NULL ? message : "", at_ms};
     int64_t id = 0, count = 0, cell = 0;
     char *json = NULL;
     int rc;
@@ -154,16 +195,26 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
     if (rc == CC_OK)
         rc = bind_real_or_null(stmt, 5, threshold);
     if (rc == CC_OK)
-        rc = cc_stmt_bind_text(stmt, 6, message != NULL ? message : "");
+        rc = cc_stmt_bind_text(stmt, 6, args.message);
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(stmt, 7, at_ms);
     if (rc == CC_OK && !pg)
-        rc = cc_stmt_step(stmt); /* no row: the raised row is read back */
-    if (rc == CC_OK)
+        rc = cc_stmt_track_insert(stmt);
+    if (rc == CC_OK && !pg)
+        rc = cc_stmt_step(stmt); /* no row: a new row's id, or the re-triggered one read back */
+    if (rc == CC_OK && !pg && (id = cc_stmt_inserted_id(stmt)) > 0) {
+        count = 1;
+        cell = cold_cell_id;
+        rc = inserted_json(&args, id, &json);
+        if (rc == CC_ERR_VALIDATION)
+            rc = CC_OK; /* json stays NULL: built in SQL below */
+    } else if (rc == CC_OK) {
         rc = raised_row(st, stmt, cold_cell_id, device_id, type, &id, &count, &cell, &json);
+    }
     cc_stmt_release(stmt);
     if (rc == CC_OK && count == 1)
-        rc = cc_notify_alert_raised_obj(st, id, cell, json, now_ms);
+        rc = json != NULL ? cc_notify_alert_raised_obj(st, id, cell, json, now_ms)
+                          : cc_notify_alert_raised(st, id, now_ms);
     free(json);
     if (rc != CC_OK)
         return rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
@@ -175,6 +226,22 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
     if (created != NULL)
         *created = count == 1;
     return CC_OK;
+}
+
+/* SQLite, after the resolve: its notifications with the object written in C from the
+ * row's columns (cc_alert_json_load), or built in SQL for a time it cannot write. */
+static int notify_resolved_lite(struct cc_store *st, int64_t alert_id, int64_t now_ms)
+{
+    int64_t cell = 0;
+    char *json = NULL;
+    int rc = cc_alert_json_load(st, alert_id, &cell, &json);
+
+    if (rc == CC_OK)
+        rc = cc_notify_alert_resolved_obj(st, alert_id, cell, json, now_ms);
+    else if (rc == CC_ERR_VALIDATION)
+        rc = cc_notify_alert_resolved(st, alert_id, now_ms);
+    free(json);
+    return rc;
 }
 
 int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64_t by_user,
@@ -210,7 +277,7 @@ int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64
     cc_stmt_release(stmt);
     if (rc == CC_OK && done)
         rc = json != NULL ? cc_notify_alert_resolved_obj(st, alert_id, cell, json, now_ms)
-                          : cc_notify_alert_resolved(st, alert_id, now_ms);
+                          : notify_resolved_lite(st, alert_id, now_ms);
     free(json);
     if (rc != CC_OK)
         return rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;

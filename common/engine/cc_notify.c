@@ -7,9 +7,11 @@
  * stay byte for byte what they were (a double as 9.0, no blanks). */
 #include "cc_notify.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_alert_json.h"
 #include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_rc.h"
@@ -71,6 +73,26 @@ static const char sql_alert_json_pg[] =
 #define TO_TECHNICIANS_AND_ADMINS_PG                                                               \
     "JOIN users u ON (u.role = $6 OR u.id IN (SELECT tc.technician_id FROM"                        \
     " technician_customers tc WHERE tc.customer_id = l.customer_id))"
+
+/* SQLite, a new alert or its resolution (the recipients of customer_and_technicians): the
+ * recipients with what the payload names ($1 alert id), then one row each by
+ * sql_notify_one, the payload written in C once for all of them (notification_payload).
+ * One INSERT ... SELECT made SQLite open a statement journal (a copy of every page the
+ * statement writes, in case a later row fails) and concatenate the payload in SQL per
+ * row: about half of the statement's instructions. A one-row INSERT ... VALUES with no
+ * trigger needs no statement journal. The same rows: a user in both sets comes twice and
+ * the second INSERT is a no-op (notifications_once), disabled users are left out. */
+#define RECIPIENT_SELECT(recipients)                                                               \
+    " SELECT u.id, a.type, a.message, c.name, l.name FROM alerts a"                                \
+    " JOIN cold_cells c ON c.id = a.cold_cell_id JOIN locations l ON l.id = "                      \
+    "c.location_id " recipients " WHERE a.id = $1 AND u.disabled = 0"
+static const char sql_cust_tech_each[] =
+    RECIPIENT_SELECT(TO_CUSTOMER) " UNION ALL" RECIPIENT_SELECT(TO_TECHNICIANS);
+/* $1 user, $2 alert id, $3 kind, $4 payload, $5 now. */
+static const char sql_notify_one[] =
+    "INSERT INTO notifications (user_id, alert_id, kind, channel, payload, status,"
+    " next_attempt_at, created_at) VALUES ($1, $2, $3, 'inbox', $4, 'PENDING', $5, $5)"
+    " ON CONFLICT DO NOTHING";
 
 /* One recipient set: its statement in each dialect, and the role bound as $6 (NULL: the
  * statement has no $6). */
@@ -199,6 +221,99 @@ static int insert_for_alert(struct cc_store *st, const struct recipients *to, in
 static int insert_event(struct cc_store *st, int64_t alert_id, const struct alert_obj *a, int event,
                         int64_t now_ms);
 
+/* name, then s quoted as json_quote does (null for NULL); returns the end. */
+static char *put_field(char *p, const char *name, const char *s)
+{
+    size_t n = strlen(name);
+
+    memcpy(p, name, n);
+    p += n;
+    if (s == NULL) {
+        memcpy(p, "null", 4);
+        return p + 4;
+    }
+    *p++ = '"';
+    p = cc_alert_json_escape(p, s);
+    *p++ = '"';
+    return p;
+}
+
+/* PAYLOAD_LITE's text written in C: the same bytes (SQLite's json_quote escapes, its
+ * concatenation of NULL is NULL, json_quote(NULL) is null). The columns of the recipient
+ * row who: 1 type, 2 message, 3 cell name, 4 location name. */
+static int notification_payload(struct cc_stmt *who, const char *title, const char *alert_json,
+                                char **out)
+{
+    const char *type = cc_stmt_column_text(who, 1), *message = cc_stmt_column_text(who, 2);
+    const char *cell = cc_stmt_column_text(who, 3), *location = cc_stmt_column_text(who, 4);
+    const char *parts[] = {title, type, cell, location, message};
+    const char *alert = alert_json != NULL ? alert_json : "null";
+    size_t alert_len = strlen(alert), cap = 128 + alert_len; /* 128: the names, quotes, nulls */
+    char *p;
+
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        size_t n = parts[i] != NULL ? strlen(parts[i]) : 0;
+
+        if (n > (SIZE_MAX - cap) / (2 * CC_ALERT_JSON_ESCAPED_MAX))
+            return CC_ERR_NOMEM;
+        cap += 2 * n * CC_ALERT_JSON_ESCAPED_MAX; /* cell and location appear twice */
+    }
+    p = *out = malloc(cap);
+    if (p == NULL)
+        return CC_ERR_NOMEM;
+    memcpy(p, "{\"title\":", 9);
+    p += 9;
+    if (type == NULL || cell == NULL || location == NULL) {
+        memcpy(p, "null", 4);
+        p += 4;
+    } else {
+        *p++ = '"';
+        p = cc_alert_json_escape(p, title);
+        memcpy(p, ": ", 2);
+        p = cc_alert_json_escape(p + 2, type);
+        memcpy(p, " in ", 4);
+        p = cc_alert_json_escape(p + 4, cell);
+        memcpy(p, " (", 2);
+        p = cc_alert_json_escape(p + 2, location);
+        memcpy(p, ")\"", 2);
+        p += 2;
+    }
+    p = put_field(p, ",\"message\":", message);
+    p = put_field(p, ",\"coldCellName\":", cell);
+    p = put_field(p, ",\"locationName\":", location);
+    memcpy(p, ",\"alert\":", 9);
+    memcpy(p + 9, alert, alert_len);
+    memcpy(p + 9 + alert_len, "}", 2);
+    return CC_OK;
+}
+
+/* insert_for_alert for customer_and_technicians on SQLite: sql_cust_tech_each. */
+static int insert_each_recipient(struct cc_store *st, int64_t alert_id, const char *kind,
+                                 const char *title, const char *alert_json, int64_t now_ms)
+{
+    struct cc_stmt *who = NULL, *ins = NULL;
+    char *payload = NULL;
+    int rc = cc_stmt_prepare(st, sql_cust_tech_each, &who);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(who, 1, alert_id);
+    while (rc == CC_OK && (rc = cc_stmt_step(who)) == CC_ROW) {
+        rc = payload != NULL ? CC_OK : notification_payload(who, title, alert_json, &payload);
+        if (rc == CC_OK)
+            rc = cc_stmt_prepare(st, sql_notify_one, &ins);
+        if (rc == CC_OK)
+            rc = cc_stmt_bind_all(ins, "iitti", cc_stmt_column_int64(who, 0), alert_id, kind,
+                                  payload, now_ms);
+        if (rc == CC_OK)
+            rc = cc_stmt_step(ins);
+        cc_stmt_release(ins);
+        ins = NULL;
+    }
+    cc_stmt_release(who);
+    free(payload);
+    return write_rc(rc);
+}
+
 /* Notifications of kind for the recipients to (NULL: none), plus the event (-1:
  * none), sharing the alert object a. */
 static int alert_change_obj(struct cc_store *st, const struct recipients *to, int64_t alert_id,
@@ -207,7 +322,9 @@ static int alert_change_obj(struct cc_store *st, const struct recipients *to, in
 {
     int rc = CC_OK;
 
-    if (to != NULL)
+    if (to == &customer_and_technicians && cc_store_dialect(st) == CC_DIALECT_SQLITE)
+        rc = insert_each_recipient(st, alert_id, kind, title, a->json, now_ms);
+    else if (to != NULL)
         rc = insert_for_alert(st, to, alert_id, kind, title, a->json, now_ms);
     if (rc == CC_OK && event >= 0)
         rc = insert_event(st, alert_id, a, event, now_ms);

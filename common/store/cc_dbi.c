@@ -166,6 +166,8 @@ void cc_stmt_release(struct cc_stmt *s)
     s->lent = 0;
     s->done = 0;
     s->changes = 0;
+    s->track_insert = 0;
+    s->inserted_id = 0;
     if (!s->cached)
         stmt_free(s);
 }
@@ -327,6 +329,26 @@ static void bad_number(const struct cc_stmt *s, int col)
 
     cc_dbi_sql_head(s->sql, head, sizeof head);
     cc_log_error("db_column_type", "column %d is not a number in: %s", col, head);
+}
+
+int cc_stmt_track_insert(struct cc_stmt *s)
+{
+    if (s->done)
+        return CC_ERR_INTERNAL;
+    s->track_insert = s->st->dialect != CC_DIALECT_PG;
+    return CC_OK;
+}
+
+int64_t cc_stmt_inserted_id(const struct cc_stmt *s)
+{
+    return s->inserted_id;
+}
+
+int cc_dbi_real_text(double v, char *buf, size_t cap)
+{
+    if (cap < CC_DBI_REAL_TEXT_MAX)
+        return CC_ERR_TOO_LARGE;
+    return cc_dbi_lite_real_text(v, buf, cap);
 }
 
 int cc_stmt_set_binary_results(struct cc_stmt *s)

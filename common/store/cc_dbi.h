@@ -136,6 +136,22 @@ int cc_stmt_step(struct cc_stmt *s);
  * (0 for a query). */
 int64_t cc_stmt_changes(const struct cc_stmt *s);
 
+/* Asks s (lent, not yet stepped) to note the rowid of the row its INSERT adds, for
+ * cc_stmt_inserted_id. Cleared by cc_stmt_release, so each use opts in again. A no-op on
+ * PostgreSQL (use RETURNING there). CC_OK, or CC_ERR_INTERNAL when s has already run. */
+int cc_stmt_track_insert(struct cc_stmt *s);
+/* After cc_stmt_track_insert and a step that returned CC_OK: on SQLite the rowid of the
+ * row the statement inserted, 0 if it inserted none (an upsert that updated, DO NOTHING);
+ * on PostgreSQL always 0. Without the opt-in 0. */
+int64_t cc_stmt_inserted_id(const struct cc_stmt *s);
+
+/* v as SQLite's text of a REAL, the digits its json_object and printf('%!.15g') write
+ * (-10.0, 0.333333333333333, 1.0e+20; -0.0 as 0.0), NUL-terminated in buf. For JSON that
+ * must equal what SQLite would have built (either dialect may call it). CC_OK, or
+ * CC_ERR_TOO_LARGE when cap is under CC_DBI_REAL_TEXT_MAX. */
+#define CC_DBI_REAL_TEXT_MAX 32
+int cc_dbi_real_text(double v, char *buf, size_t cap);
+
 /* Columns of the current row (after CC_ROW), counted from 0. A NULL or missing column
  * reads as 0, 0.0 or NULL. */
 int cc_stmt_column_is_null(struct cc_stmt *s, int col);

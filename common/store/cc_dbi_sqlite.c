@@ -135,14 +135,21 @@ int cc_dbi_lite_step(struct cc_stmt *s)
 {
     sqlite3 *db = sqlite3_db_handle(s->lite);
     char head[CC_DBI_HEAD_LEN];
-    int src = sqlite3_step(s->lite);
-    int rc;
+    int src, rc;
 
+    /* The connection's last insert rowid is left alone by an upsert that updates and by
+     * DO NOTHING (and restored after a trigger's inserts): from 0 it tells whether this
+     * statement inserted. */
+    if (s->track_insert && !sqlite3_stmt_busy(s->lite))
+        sqlite3_set_last_insert_rowid(db, 0);
+    src = sqlite3_step(s->lite);
     if (src == SQLITE_ROW)
         return CC_ROW;
     if (src == SQLITE_DONE) {
         /* sqlite3_changes is the connection's last write: a query changed nothing. */
         s->changes = sqlite3_stmt_readonly(s->lite) ? 0 : sqlite3_changes64(db);
+        if (s->track_insert)
+            s->inserted_id = sqlite3_last_insert_rowid(db);
         return CC_OK;
     }
     rc = cc_db_rc(src, sqlite3_extended_errcode(db));
@@ -151,6 +158,12 @@ int cc_dbi_lite_step(struct cc_stmt *s)
         cc_log_error("db_step_failed", "%s: %s", head, sqlite3_errmsg(db));
     }
     return rc;
+}
+
+int cc_dbi_lite_real_text(double v, char *buf, size_t cap)
+{
+    sqlite3_snprintf((int)cap, buf, "%!.15g", v);
+    return CC_OK;
 }
 
 int cc_dbi_lite_is_null(struct cc_stmt *s, int col)

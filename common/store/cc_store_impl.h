@@ -28,11 +28,13 @@ struct cc_rollup_batch; /* cc_store_rollup.h */
 
 struct cc_stmt {
     struct cc_store *st;
-    const char *sql; /* the key: the address the caller passed */
-    int cached;      /* 1: in st's cache, kept until close; 0: freed by cc_stmt_release */
-    int lent;        /* between cc_stmt_prepare and cc_stmt_release */
-    int done;        /* the last step returned CC_OK */
-    int64_t changes; /* rows changed, set when the statement finished */
+    const char *sql;     /* the key: the address the caller passed */
+    int cached;          /* 1: in st's cache, kept until close; 0: freed by cc_stmt_release */
+    int lent;            /* between cc_stmt_prepare and cc_stmt_release */
+    int done;            /* the last step returned CC_OK */
+    int64_t changes;     /* rows changed, set when the statement finished */
+    int track_insert;    /* cc_stmt_track_insert: SQLite notes the rowid its INSERT added */
+    int64_t inserted_id; /* that rowid, 0 if none; set when the statement finished */
     /* SQLite */
     sqlite3_stmt *lite;
     unsigned char sqlite_index[CC_STMT_PARAMS_MAX + 1]; /* $N -> SQLite's index, 0: none */
@@ -92,6 +94,7 @@ int cc_dbi_lite_bind_text(struct cc_stmt *s, int n, const char *v, size_t len);
 int cc_dbi_lite_bind_null(struct cc_stmt *s, int n);
 int cc_dbi_lite_bind_blob(struct cc_stmt *s, int n, const void *p, size_t len);
 int cc_dbi_lite_step(struct cc_stmt *s);
+int cc_dbi_lite_real_text(double v, char *buf, size_t cap);
 int cc_dbi_lite_is_null(struct cc_stmt *s, int col);
 int64_t cc_dbi_lite_int64(struct cc_stmt *s, int col);
 double cc_dbi_lite_double(struct cc_stmt *s, int col);

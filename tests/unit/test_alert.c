@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "cc_alert_json.h"
 #include "cc_alert_ops.h"
 #include "cc_alerts_api.h"
 #include "cc_db.h"
@@ -1077,6 +1078,7 @@ static void test_alert_writes_build_no_temporary_btree(void **state)
 
         if (text == NULL || ((strncmp(text, "INSERT INTO notifications", 25) != 0 ||
                               strstr(text, "technician_customers") == NULL) &&
+                             strstr(text, "SELECT u.id, a.type, a.message") == NULL &&
                              strncmp(text, "INSERT INTO alerts", 18) != 0 &&
                              strncmp(text, "UPDATE alerts SET status = 'RESOLVED'", 37) != 0))
             continue;
@@ -1089,7 +1091,161 @@ static void test_alert_writes_build_no_temporary_btree(void **state)
             fail_msg("%s: %d temporary b-trees", text, ephemeral);
         checked++;
     }
-    assert_int_equal(checked, 4); /* two notification INSERTs, the raise, the resolve */
+    /* The escalation's notification INSERT, the raise's and resolve's recipients (SQLite
+     * writes their rows one by one: test_alert_changes_build_the_object_in_c), the raise,
+     * the resolve. */
+    assert_int_equal(checked, 4);
+}
+
+/* cc_alert_json_load's object of alert id (in cell 2) is CC_ALERT_JSON_SQL's text. */
+static void assert_object_is_sql_text(struct cc_store *st, int64_t id)
+{
+    sqlite3_stmt *sql = NULL;
+    int64_t cell = 0;
+    char *json = NULL;
+
+    assert_int_equal(sqlite3_prepare_v2(cc_store_db(st),
+                                        "SELECT " CC_ALERT_JSON_SQL
+                                        " FROM alerts a WHERE a.id = ?1",
+                                        -1, &sql, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(sql, 1, id);
+    assert_int_equal(sqlite3_step(sql), SQLITE_ROW);
+    assert_int_equal(cc_alert_json_load(st, id, &cell, &json), CC_OK);
+    assert_int_equal(cell, 2);
+    assert_string_equal(json, (const char *)sqlite3_column_text(sql, 0));
+    free(json);
+    sqlite3_finalize(sql);
+}
+
+/* The object written in C (cc_alert_json.c) is the text CC_ALERT_JSON_SQL makes of the
+ * same row: strings with every byte 1..255 (quotes, backslashes, the controls SQLite
+ * escapes by letter and by \u00xx, DEL, UTF-8), doubles SQLite writes with an exponent,
+ * fifteen digits or -0.0, NULLs in every nullable column, the first and last instants
+ * CC_SQL_ISO can write. A time it cannot write is refused (the caller then builds the
+ * object in SQL). */
+static void test_alert_json_is_json_objects_text(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    static const double values[] = {-10.0, 0.1, 1.0 / 3.0, 1e20, -0.0, 150.0, -1e-7, 2.5e15};
+    static const int64_t times[] = {0, T0, 999, 253402300799999LL};
+    sqlite3 *db = cc_store_db(st);
+    char all[256], *json = NULL;
+    int64_t cell = 0;
+
+    for (int b = 1; b < 256; b++)
+        all[b - 1] = (char)b;
+    all[255] = '\0';
+    for (int i = 0; i < 8; i++) {
+        sqlite3_stmt *ins = NULL;
+
+        assert_int_equal(
+            sqlite3_prepare_v2(db,
+                               "INSERT INTO alerts (id, cold_cell_id, device_id, type, status,"
+                               " value, threshold, message, first_triggered_at,"
+                               " last_triggered_at, trigger_count, acknowledged_at,"
+                               " acknowledged_by, escalated_at, resolved_at, resolved_by,"
+                               " resolution_note) VALUES (?1, 2, 7, 'HIGH_TEMP', ?2, ?3, ?4, ?5,"
+                               " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                               -1, &ins, NULL),
+            SQLITE_OK);
+        sqlite3_bind_int64(ins, 1, 100 + i);
+        sqlite3_bind_text(ins, 2, i != 0 ? "RESOLVED" : "ACTIVE", -1, SQLITE_STATIC);
+        if (i != 3)
+            sqlite3_bind_double(ins, 3, values[i]);
+        if (i != 2)
+            sqlite3_bind_double(ins, 4, values[7 - i]);
+        sqlite3_bind_text(ins, 5, i % 3 ? all : "temperature 9.0 °C above the maximum 8.0 °C", -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 6, times[i % 4]);
+        sqlite3_bind_int64(ins, 7, times[(i + 1) % 4]);
+        sqlite3_bind_int64(ins, 8, 1 + i * 1000);
+        if (i % 2) {
+            sqlite3_bind_int64(ins, 9, times[(i + 2) % 4]);
+            sqlite3_bind_int64(ins, 10, 1);
+            sqlite3_bind_int64(ins, 12, times[(i + 3) % 4]);
+            sqlite3_bind_int64(ins, 13, 4);
+            sqlite3_bind_text(ins, 14, i == 5 ? "" : all + i, -1, SQLITE_STATIC);
+        } else if (i == 4) {
+            sqlite3_bind_int64(ins, 11, T0 + 7);
+        }
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_finalize(ins);
+        assert_object_is_sql_text(st, 100 + i);
+    }
+    /* Times across the whole range: leap days, century years, every month's end. */
+    for (int64_t ms = 0; ms <= 253402300799999LL; ms += 86399999LL * 293 + 12345) {
+        sqlite3_stmt *set = NULL;
+
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "UPDATE alerts SET first_triggered_at = ?1,"
+                                            " resolved_at = ?1 + 86400000 * 58 WHERE id = 101",
+                                            -1, &set, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int64(set, 1, ms);
+        assert_int_equal(sqlite3_step(set), SQLITE_DONE);
+        sqlite3_finalize(set);
+        if (ms + 86400000LL * 58 <= 253402300799999LL)
+            assert_object_is_sql_text(st, 101);
+    }
+    exec_ok(st, "UPDATE alerts SET escalated_at = 253402300800000 WHERE id = 100");
+    assert_int_equal(cc_alert_json_load(st, 100, &cell, &json), CC_ERR_VALIDATION);
+    assert_null(json);
+    assert_int_equal(cc_alert_json_load(st, 99, &cell, &json), CC_ERR_NOT_FOUND);
+}
+
+/* A new alert and its resolution run no statement that builds the alert object in SQL
+ * (json_object over the alerts row, about a fifth of an alert change's instructions):
+ * the raise writes it in C from what it inserted, the resolve from the row's columns (a
+ * re-trigger reads back only the id). Nor one that builds the notification payload in SQL
+ * (json_quote per row, in an INSERT ... SELECT that opened a statement journal): the
+ * payload is written once in C and inserted per recipient. Fails on 145430d, whose raise
+ * read the new row back as its object and whose resolve did the same by id, and whose
+ * notifications were one INSERT ... SELECT. The objects are still the row's
+ * (alert_objects_are_the_changed_row); the ids the engine keeps are still right (the
+ * re-trigger and the resolve find the alert). */
+static void test_alert_changes_build_the_object_in_c(void **state)
+{
+    struct cc_store *st = ((struct fixture *)*state)->st;
+    sqlite3 *db = cc_store_db(st);
+    sqlite3_stmt *cached = NULL;
+    int with_object = 0, checked = 0;
+
+    reading(st, FRIDGE, T0 - 10 * S, 9.0, -1); /* raised */
+    reading(st, FRIDGE, T0 - 9 * S, 9.5, -1);  /* re-triggered */
+    reading(st, FRIDGE, T0 - 8 * S, 5.0, -1);  /* resolved */
+    reading(st, FRIDGE, T0 - 7 * S, 9.0, -1);  /* raised again */
+    reading(st, DELAYED, T0 - 7 * S, 1.0, 0);  /* pending LOW_TEMP, POWER_LOSS raised */
+    reading(st, DELAYED, T0 - 6 * S, 1.0, 1);  /* POWER_LOSS resolved */
+    assert_int_equal(q(st, "SELECT count(*) FROM alerts WHERE status = 'RESOLVED'"), 2);
+    assert_int_equal(q(st, "SELECT trigger_count FROM alerts WHERE type = 'HIGH_TEMP'"
+                           " AND status = 'RESOLVED'"),
+                     2);
+    assert_int_equal(q(st,
+                       "SELECT count(*) FROM alert_events e JOIN alerts a ON a.id ="
+                       " e.alert_id WHERE e.event = 'RESOLVED' AND e.payload = " CC_ALERT_JSON_SQL),
+                     2);
+    assert_int_equal(q(st, "SELECT count(*) FROM alert_events e JOIN alerts a ON a.id ="
+                           " e.alert_id WHERE e.event = 'CREATED' AND a.status = 'ACTIVE'"
+                           " AND e.payload = " CC_ALERT_JSON_SQL),
+                     1);
+    assert_int_equal(NOTES("ALERT"), 6);
+    assert_int_equal(NOTES("ALERT_RESOLVED"), 4);
+    while ((cached = sqlite3_next_stmt(db, cached)) != NULL) {
+        const char *text = sqlite3_sql(cached);
+
+        if (text == NULL ||
+            (strstr(text, "json_object('id'") == NULL && strstr(text, "json_quote(") == NULL))
+            continue;
+        with_object += sqlite3_stmt_status(cached, SQLITE_STMTSTATUS_RUN, 0);
+        if (sqlite3_stmt_status(cached, SQLITE_STMTSTATUS_RUN, 0) != 0)
+            fprintf(stderr, "ran: %.100s\n", text);
+    }
+    while ((cached = sqlite3_next_stmt(db, cached)) != NULL)
+        checked += sqlite3_sql(cached) != NULL &&
+                   strncmp(sqlite3_sql(cached), "INSERT INTO alert_events", 24) == 0;
+    assert_int_equal(checked, 1); /* the writers' statements are the cached ones looked at */
+    assert_int_equal(with_object, 0);
 }
 
 static void test_notify_signature(void **state)
@@ -1332,6 +1488,8 @@ int main(void)
         T(test_outbox_due_indexes_are_partial),
         T(test_hot_checks_build_no_temporary_btree),
         T(test_alert_writes_build_no_temporary_btree),
+        T(test_alert_json_is_json_objects_text),
+        T(test_alert_changes_build_the_object_in_c),
         T(test_notify_signature),
         T(test_alerts_api_resolve_ack_access),
         T(test_stats_counters),

@@ -400,6 +400,55 @@ static void test_dbi_syntax_error_is_db_error(void **state)
     assert_int_equal(query_int(st, sql_count), 0);
 }
 
+/* cc_stmt_track_insert: on SQLite the rowid a statement inserted, and 0 for an upsert that
+ * updated and for DO NOTHING, even though the connection's last insert rowid is still the
+ * earlier insert's (cc_alert_raise tells a new alert from a re-trigger by it); on
+ * PostgreSQL always 0; never without the opt-in. */
+static void test_dbi_inserted_id(void **state)
+{
+    static const char sql_upsert[] = "INSERT INTO t (id, i) VALUES ($1, 1) ON CONFLICT (id)"
+                                     " DO UPDATE SET i = t.i + 1";
+    static const char sql_ignore[] = "INSERT INTO t (id) VALUES ($1) ON CONFLICT (id) DO NOTHING";
+    static const int64_t ids[] = {7, 7, 8};
+    static const char *const texts[] = {sql_upsert, sql_upsert, sql_ignore};
+    int pg = cc_store_dialect(store(state)) == CC_DIALECT_PG;
+    struct cc_store *st = store(state);
+    struct cc_stmt *s = NULL;
+
+    insert_id(st, 8);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cc_stmt_prepare(st, texts[i], &s), CC_OK);
+        assert_int_equal(cc_stmt_bind_int64(s, 1, ids[i]), CC_OK);
+        assert_int_equal(cc_stmt_track_insert(s), CC_OK);
+        assert_int_equal(cc_stmt_step(s), CC_OK);
+        /* t's id is a BIGINT key, not the rowid: row 7 is the table's second row. */
+        assert_int_equal(cc_stmt_inserted_id(s), i == 0 && !pg ? 2 : 0);
+        assert_int_equal(cc_stmt_changes(s), i < 2 ? 1 : 0);
+        cc_stmt_release(s);
+    }
+    assert_int_equal(cc_stmt_prepare(st, sql_upsert, &s), CC_OK); /* no opt-in */
+    assert_int_equal(cc_stmt_bind_int64(s, 1, 9), CC_OK);
+    assert_int_equal(cc_stmt_step(s), CC_OK);
+    assert_int_equal(cc_stmt_inserted_id(s), 0);
+    assert_int_equal(cc_stmt_track_insert(s), CC_ERR_INTERNAL); /* it has run */
+    cc_stmt_release(s);
+}
+
+/* cc_dbi_real_text writes SQLite's digits of a REAL (json_object's), in either dialect. */
+static void test_dbi_real_text(void **state)
+{
+    char buf[CC_DBI_REAL_TEXT_MAX];
+
+    (void)state;
+    assert_int_equal(cc_dbi_real_text(-10.0, buf, sizeof buf), CC_OK);
+    assert_string_equal(buf, "-10.0");
+    assert_int_equal(cc_dbi_real_text(1.0 / 3.0, buf, sizeof buf), CC_OK);
+    assert_string_equal(buf, "0.333333333333333");
+    assert_int_equal(cc_dbi_real_text(1e20, buf, sizeof buf), CC_OK);
+    assert_string_equal(buf, "1.0e+20");
+    assert_int_equal(cc_dbi_real_text(1.0, buf, CC_DBI_REAL_TEXT_MAX - 1), CC_ERR_TOO_LARGE);
+}
+
 static void test_dbi_changes(void **state)
 {
     static const char sql_upd[] = "UPDATE t SET i = $1 WHERE id > $2";
@@ -949,6 +998,8 @@ static void test_dbi_send_ahead_limit(void **state)
                                         fx_teardown),                                              \
         cmocka_unit_test_setup_teardown(test_dbi_syntax_error_is_db_error, setup, fx_teardown),    \
         cmocka_unit_test_setup_teardown(test_dbi_changes, setup, fx_teardown),                     \
+        cmocka_unit_test_setup_teardown(test_dbi_inserted_id, setup, fx_teardown),                 \
+        cmocka_unit_test_setup_teardown(test_dbi_real_text, setup, fx_teardown),                   \
         cmocka_unit_test_setup_teardown(test_dbi_commit_and_rollback, setup, fx_teardown),         \
         cmocka_unit_test_setup_teardown(test_dbi_failed_statement_in_transaction, setup,           \
                                         fx_teardown),                                              \
