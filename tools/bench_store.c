@@ -1,7 +1,9 @@
 /* bench_store.c - the ingest path's store on SQLite and on PostgreSQL, the same load on
  * both (issue 14: PostgreSQL ingest >= 0.9 of SQLite's): BENCH_STORE_READINGS readings
  * (200,000) from 1,000 devices in 100 cells, one reading per MQTT message, in batches of
- * 1,000 messages (one per device), each batch through cc_ingest_batch in one transaction
+ * BENCH_STORE_BATCH messages (1,000, one per device; a divisor of 1,000: ingestd's closed
+ * loop commits ~50-150 at a time, where each cell gets about one reading per commit), the
+ * devices in turn, each batch through cc_ingest_batch in one transaction
  * (cc_store_begin .. cc_store_commit), as ingestd's writer stores a batch. Readings stay
  * within the cells' thresholds: no alert changes, only the state lookups.
  *   SQLite: a fresh temporary file (WAL, synchronous=NORMAL: the daemons' settings);

@@ -31,14 +31,18 @@ static int down_write(struct walbuf_file *f, const void *p, int n, sqlite3_int64
     return f->under->pMethods->xWrite(f->under, p, n, off);
 }
 
-/* Writes what is held, in one call. SQLITE_OK or the write's code; empty either way. */
+/* Writes what is held, in one call. SQLITE_OK (empty), or the write's code: then the
+ * bytes stay held, so that no write SQLite was told had succeeded is dropped; the next
+ * operation writes them again (same bytes, same offset), and the commit frame's write
+ * reports the failure to SQLite. */
 static int flush(struct walbuf_file *f)
 {
     int rc = SQLITE_OK;
 
     if (f->len > 0)
         rc = down_write(f, f->buf, f->len, f->off);
-    f->len = 0;
+    if (rc == SQLITE_OK)
+        f->len = 0;
     return rc;
 }
 
@@ -135,13 +139,13 @@ static int w_check_reserved(sqlite3_file *pf, int *out)
     return f->under->pMethods->xCheckReservedLock(f->under, out);
 }
 
+/* No flush: no file control reads the file's bytes, and SQLite ignores the result of
+ * some (SQLITE_FCNTL_SIZE_HINT), where a failed flush would go unnoticed. */
 static int w_file_control(sqlite3_file *pf, int op, void *arg)
 {
     struct walbuf_file *f = (struct walbuf_file *)pf;
-    int rc = flush(f);
+    int rc;
 
-    if (rc != SQLITE_OK)
-        return rc;
     if (op == SQLITE_FCNTL_VFSNAME) {
         rc = f->under->pMethods->xFileControl(f->under, op, arg);
         if (rc == SQLITE_OK) /* the default VFS's name is ours too (unix names itself) */
