@@ -1,7 +1,9 @@
 /* bench_store.c - the ingest path's store on SQLite and on PostgreSQL, the same load on
  * both (issue 14: PostgreSQL ingest >= 0.9 of SQLite's): BENCH_STORE_READINGS readings
  * (200,000) from 1,000 devices in 100 cells, one reading per MQTT message, in batches of
- * 1,000 messages (one per device), each batch through cc_ingest_batch in one transaction
+ * BENCH_STORE_BATCH messages (1,000, one per device; a divisor of 1,000: ingestd's closed
+ * loop commits ~50-150 at a time, where each cell gets about one reading per commit), the
+ * devices in turn, each batch through cc_ingest_batch in one transaction
  * (cc_store_begin .. cc_store_commit), as ingestd's writer stores a batch. Readings stay
  * within the cells' thresholds: no alert changes, only the state lookups.
  *   SQLite: a fresh temporary file (WAL, synchronous=NORMAL: the daemons' settings);
@@ -32,7 +34,7 @@
 
 #define DEVICES 1000
 #define CELLS 100
-#define BATCH 1000             /* messages per transaction, one per device */
+#define BATCH 1000             /* messages per transaction at most, one per device */
 #define T0 1795600000000LL     /* ms, 2026-11-26: readings of round r at T0 + r min */
 #define PAYLOAD_MAX 96         /* bytes of one message's JSON */
 #define SQL_MAX (DEVICES * 96) /* the seed's device INSERT */
@@ -132,36 +134,38 @@ struct side {
     int failed;
 };
 
-/* Stores round r of the load on one side, in one transaction, as ingestd's writer does. */
-static void batch(struct side *sd, const struct load *l, int r)
+/* Stores messages [i * n, i * n + n) of the load (round-robin over the devices) on one
+ * side, in one transaction, as ingestd's writer stores a batch. */
+static void batch(struct side *sd, const struct load *l, int i, int n)
 {
     static struct cc_ingest_msg msgs[BATCH];
     double c0, t0;
 
     if (sd->failed)
         return;
-    for (int d = 0; d < DEVICES; d++) {
-        const char *p = l->payloads + ((size_t)r * DEVICES + d) * PAYLOAD_MAX;
+    for (int k = 0; k < n; k++) {
+        int m = i * n + k, r = m / DEVICES, d = m % DEVICES;
+        const char *p = l->payloads + (size_t)m * PAYLOAD_MAX;
 
-        memset(&msgs[d], 0, sizeof msgs[d]);
-        msgs[d].topic = l->topics[d];
-        msgs[d].payload = p;
-        msgs[d].len = strlen(p);
-        msgs[d].received_at = T0 + (long long)r * 60000 + 500;
+        memset(&msgs[k], 0, sizeof msgs[k]);
+        msgs[k].topic = l->topics[d];
+        msgs[k].payload = p;
+        msgs[k].len = strlen(p);
+        msgs[k].received_at = T0 + (long long)r * 60000 + 500;
     }
     c0 = cpu_self_s();
     t0 = now_s();
-    if (cc_store_begin(sd->st) != CC_OK || cc_ingest_batch(sd->st, msgs, BATCH) != CC_OK ||
+    if (cc_store_begin(sd->st) != CC_OK || cc_ingest_batch(sd->st, msgs, (size_t)n) != CC_OK ||
         cc_store_commit(sd->st) != CC_OK) {
-        fprintf(stderr, "bench_store: batch %d failed\n", r);
+        fprintf(stderr, "bench_store: batch %d failed\n", i);
         cc_store_rollback(sd->st);
         sd->failed = 1;
     }
     sd->wall += now_s() - t0;
     sd->cpu += cpu_self_s() - c0;
-    for (int d = 0; d < DEVICES; d++) {
-        sd->stored += (long)msgs[d].res.accepted;
-        cc_ingest_result_clear(&msgs[d].res);
+    for (int k = 0; k < n; k++) {
+        sd->stored += (long)msgs[k].res.accepted;
+        cc_ingest_result_clear(&msgs[k].res);
     }
 }
 
@@ -209,14 +213,16 @@ int main(int argc, char **argv)
 {
     const char *env = getenv("BENCH_STORE_READINGS");
     const char *order = getenv("BENCH_STORE_ORDER");
+    const char *benv = getenv("BENCH_STORE_BATCH");
     int readings = env != NULL ? atoi(env) : 200000;
+    int n = benv != NULL ? atoi(benv) : BATCH;
     int sequential = order != NULL && strcmp(order, "sequential") == 0;
     struct load *l = calloc(1, sizeof *l);
     struct side lite, pg;
     double lite_rate = -1, pg_rate = -1;
     int use_pg = argc > 2;
 
-    if (argc < 2 || l == NULL || readings < DEVICES) {
+    if (argc < 2 || l == NULL || readings < DEVICES || n < 1 || n > BATCH || DEVICES % n != 0) {
         fprintf(stderr, "usage: bench_store SQLITE_PATH [POSTGRES_URL]\n");
         return 2;
     }
@@ -231,14 +237,14 @@ int main(int argc, char **argv)
      * busy minute slows both, not one; the ratio is then steadier than that of two runs
      * taken one after the other (BENCH_STORE_ORDER=sequential, the old way). */
     if (sequential || !use_pg) {
-        for (int r = 0; r < l->rounds; r++)
-            batch(&lite, l, r);
-        for (int r = 0; use_pg && r < l->rounds; r++)
-            batch(&pg, l, r);
+        for (int i = 0; i < l->rounds * (DEVICES / n); i++)
+            batch(&lite, l, i, n);
+        for (int i = 0; use_pg && i < l->rounds * (DEVICES / n); i++)
+            batch(&pg, l, i, n);
     } else {
-        for (int r = 0; r < l->rounds; r++) {
-            batch(r % 2 ? &pg : &lite, l, r);
-            batch(r % 2 ? &lite : &pg, l, r);
+        for (int i = 0; i < l->rounds * (DEVICES / n); i++) {
+            batch(i % 2 ? &pg : &lite, l, i, n);
+            batch(i % 2 ? &lite : &pg, l, i, n);
         }
     }
     lite_rate = side_report(&lite, l, "sqlite");

@@ -14,8 +14,9 @@
 # store_pg_cluster_cpu_per_100k (every process of the cluster: the backend plus the
 # checkpointer, WAL writer and autovacuum; migration and seeding included), and the WAL
 # the run wrote per reading (store_pg_wal_bytes_per_reading); asserts nothing.
-# Environment: BUILD (build), BENCH_STORE_READINGS (200000), BENCH_PG_PORT (the socket's
-# port, 55431), BENCH_PG_DURABLE (1), BENCH_STORE_ORDER (interleaved).
+# Environment: BUILD (build), BENCH_STORE_READINGS (200000), BENCH_STORE_BATCH (1000
+# messages per transaction), BENCH_PG_PORT (the socket's port, 55431), BENCH_PG_DURABLE (1),
+# BENCH_STORE_ORDER (interleaved).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}

@@ -12,6 +12,7 @@
 
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_walbuf.h"
 
 /* Page cache of a writing connection, in KiB when negative: 8 MiB. ingestd's batches
  * touch about two leaf pages per device and cell (~8 MiB of hot pages at 1000 devices).
@@ -146,7 +147,9 @@ int cc_db_open(const char *path, int flags, sqlite3 **out)
             return rc;
     }
 
-    src = sqlite3_open_v2(path, &db, oflags, NULL);
+    /* A writing connection's commits go to the WAL in one write (cc_walbuf.h). */
+    src = sqlite3_open_v2(path, &db, oflags,
+                          !readonly && !memory && cc_walbuf_register() == 0 ? CC_WALBUF_VFS : NULL);
     if (src != SQLITE_OK) {
         cc_log_error("db_open_failed", "%s: %s", path,
                      db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(src));
