@@ -1,0 +1,149 @@
+"""apid across a PostgreSQL restart (CC_TEST_STORE=pg; on SQLite the file prints one skip line).
+
+A real apid on the stack's own cluster (tools/pgtest.sh). Its pool is warmed with concurrent
+requests, so that many of its API_DB_CONNS connections are open, then the server restarts
+(`pg_ctl stop -m fast` + start, what a minor upgrade or a failover looks like to apid; and
+again with `-m immediate`, a crash):
+
+- restart: every following request (concurrent GETs that reach every warm connection, and
+  writes) answers 2xx: a pooled connection the server dropped is found dead before the
+  request runs anything and opened again, never a 500;
+- down: while the server is stopped, a GET and a write answer 503 in the SPEC error shape,
+  each within a bounded time (refused connections, the connect timeout);
+- up again: the pool recovers by itself: the next requests answer 2xx.
+"""
+import os
+import subprocess
+import threading
+import time
+
+from apitest import NO_LIMITS, Cases, Stack, expect, token
+from harness import STORE
+
+WARM_THREADS = 16  # concurrent clients: each holds one pooled connection at a time
+WARM_ROUNDS = 8
+DOWN_ANSWER_S = 6.0  # one 503's bound: CC_PG_CONNECT_TIMEOUT_S (5) plus slack
+PGBIN = "/usr/lib/postgresql/15/bin"
+
+
+def burst(s, tok, path="/api/devices", threads=WARM_THREADS, rounds=WARM_ROUNDS):
+    """rounds GETs from each of threads concurrent clients: every (status, body) answered."""
+    out, lock = [], threading.Lock()
+    start = threading.Barrier(threads)
+
+    def client():
+        start.wait()
+        for _ in range(rounds):
+            st, _, body = s.http("GET", path, token=tok)
+            with lock:
+                out.append((st, body))
+
+    ts = [threading.Thread(target=client) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+
+
+def log_text(s, name):
+    with open(s.logs[name], errors="replace") as f:
+        return f.read()
+
+
+def open_connections(s):
+    st, _, body = s.http("GET", "/metrics")  # apid's own, no database needed
+    expect(st == 200, "/metrics: %s" % st)
+    if isinstance(body, bytes):
+        body = body.decode()
+    for line in body.splitlines():
+        name, _, value = line.partition(" ")
+        if name == "coldchain_db_pool_open_connections":
+            return int(float(value))
+    raise AssertionError("/metrics lacks coldchain_db_pool_open_connections")
+
+
+def all_ok(answers, what):
+    bad = [(st, body) for st, body in answers if st != 200]
+    expect(not bad, "%s: %d of %d answers not 200, e.g. %r"
+           % (what, len(bad), len(answers), bad[:3]))
+
+
+def write(s, tok, name):
+    return s.http("POST", "/api/locations", {"name": name, "address": "x", "customerId": 2},
+                  token=tok)
+
+
+def pg_ctl_immediate_stop(s):
+    """A crash of the server as apid sees it: every backend quits at once (SIGQUIT)."""
+    argv = [os.path.join(PGBIN, "pg_ctl"), "-D", os.path.join(s.pg.sock_dir, "data"),
+            "-m", "immediate", "-w", "-t", "30", "stop"]
+    if os.getuid() == 0:
+        argv = ["runuser", "-u", "postgres", "--"] + argv
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    expect(p.returncode == 0, "pg_ctl stop -m immediate: %s %s" % (p.stdout, p.stderr))
+
+
+def expect_503(res, what, took):
+    st, _, body = res
+    expect(st == 503, "%s with PostgreSQL down: %s %r" % (what, st, body))
+    expect(isinstance(body, dict) and isinstance(body.get("error"), dict)
+           and isinstance(body["error"].get("code"), str)
+           and isinstance(body["error"].get("message"), str),
+           "%s: not the SPEC error shape: %r" % (what, body))
+    expect(took < DOWN_ANSWER_S, "%s took %.1f s with PostgreSQL down (bound %.1f s)"
+           % (what, took, DOWN_ANSWER_S))
+
+
+def main():
+    cases = Cases()
+    if STORE != "pg":
+        print("ok pg_restart_skipped_on_sqlite (CC_TEST_STORE=pg runs it)")
+        cases.exit()
+    with Stack(env=NO_LIMITS, ingestd=False) as s:
+        admin = token(s, "admin")
+
+        def warm():
+            all_ok(burst(s, admin), "warming the pool")
+            n = open_connections(s)
+            print("pool: %d connections open" % n)
+            expect(n >= 2, "only %d pooled connection(s) warmed" % n)
+
+        def restart_then_every_get_succeeds(stop):
+            warm()
+            log_at = len(log_text(s, "apid"))
+            stop()
+            s.pg.up()
+            all_ok(burst(s, admin), "GETs after the restart")
+            st, _, body = write(s, admin, "after-restart")
+            expect(st == 201, "a write after the restart: %s %r" % (st, body))
+            errs = [e for e in log_text(s, "apid")[log_at:].splitlines() if '"http_internal"' in e]
+            expect(not errs, "apid logged failed requests: %r" % errs[:3])
+
+        cases.run("fast_restart_no_failed_request",
+                  restart_then_every_get_succeeds, s.pg.down)
+        cases.run("immediate_restart_no_failed_request",
+                  restart_then_every_get_succeeds, lambda: pg_ctl_immediate_stop(s))
+
+        def down_503_then_up_200():
+            warm()
+            s.pg.down()
+            for i in range(3):
+                t0 = time.time()
+                res = s.http("GET", "/api/devices", token=admin)
+                expect_503(res, "GET /api/devices #%d" % i, time.time() - t0)
+                t0 = time.time()
+                res = write(s, admin, "while-down")
+                expect_503(res, "POST /api/locations #%d" % i, time.time() - t0)
+            expect(s.procs["apid"].poll() is None, "apid died")
+            s.pg.up()
+            all_ok(burst(s, admin, threads=4, rounds=4), "GETs once the server is back")
+            st, _, body = write(s, admin, "back-up")
+            expect(st == 201, "a write once the server is back: %s %r" % (st, body))
+
+        cases.run("down_answers_503_then_recovers", down_503_then_up_200)
+    cases.exit()
+
+
+if __name__ == "__main__":
+    main()
