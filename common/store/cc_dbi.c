@@ -104,13 +104,11 @@ int cc_dbi_ready(struct cc_store *st)
     for (int i = 0; i < st->n_stmts; i++)
         if (st->stmts[i]->lent)
             return CC_OK; /* in use: let it fail, and revive at the next call */
-    r = cc_dbi_pg_revive(st->pg, st->pg_readonly);
+    r = cc_dbi_pg_revive(st);
     if (r < 0)
         return CC_ERR_DB;
-    if (r > 0) {
+    if (r > 0)
         cc_dbi_cache_free(st); /* their server side went with the old session */
-        st->pg_n_sent = st->pg_unsynced = st->pg_syncs = 0; /* and so did its pipeline */
-    }
     return CC_OK;
 }
 
