@@ -107,7 +107,9 @@ int api_db_take(struct api_req *r, int read_tx)
         }
         atomic_fetch_add(&pool.n_open, 1);
     }
-    if (cc_store_check(s->st) != CC_OK) {
+    /* A request run again (server.c) gets a connection opened anew: the others of the pool
+     * may be dying with the one it lost, not yet visibly. */
+    if ((r->retried ? cc_store_reconnect(s->st) : cc_store_check(s->st)) != CC_OK) {
         /* The server is away (logged): the pool keeps the store and opens it again on a
          * later take, once the server is back. */
         slot_give(s);

@@ -97,6 +97,11 @@ static int stmt_new(struct cc_store *st, const char *sql, int cached, struct cc_
 
 int cc_dbi_ready(struct cc_store *st)
 {
+    return cc_dbi_reopen(st, 0);
+}
+
+int cc_dbi_reopen(struct cc_store *st, int force)
+{
     int r;
 
     if (st->dialect != CC_DIALECT_PG)
@@ -104,7 +109,7 @@ int cc_dbi_ready(struct cc_store *st)
     for (int i = 0; i < st->n_stmts; i++)
         if (st->stmts[i]->lent)
             return CC_OK; /* in use: let it fail, and revive at the next call */
-    r = cc_dbi_pg_revive(st);
+    r = cc_dbi_pg_revive(st, force);
     if (r < 0)
         return CC_ERR_DB;
     if (r > 0)

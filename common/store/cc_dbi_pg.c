@@ -140,6 +140,17 @@ static int result_failed(PGconn *conn, const PGresult *res, const char *sql)
     return CC_ERR_DB;
 }
 
+/* Notes a failure that ends the session (cc_store_retry_safe): the server's FATAL to a
+ * terminated backend (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now)
+ * or a connection exception (class 08). libpq reads the end of file behind it later. */
+static void note_failure(struct cc_store *st, const PGresult *res)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (state == NULL || strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0)
+        st->pg_lost |= state != NULL || PQstatus(st->pg) != CONNECTION_OK;
+}
+
 /* Runs parameterless sql on conn. CC_OK, CC_ERR_CONFLICT or CC_ERR_DB (logged). */
 static int exec_on(PGconn *conn, const char *sql)
 {
@@ -255,8 +266,10 @@ static int pipe_read(struct cc_store *st, const struct cc_stmt *upto)
             return CC_ERR_DB;
         }
         if (s == NULL) { /* the deferred BEGIN: a failure fails the statements after it */
-            if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+                note_failure(st, r);
                 result_failed(st->pg, r, read_begin_sql);
+            }
             PQclear(r);
         } else {
             s->pg->res = r;
@@ -380,6 +393,7 @@ int cc_dbi_pg_commit(struct cc_store *st)
     st->pg_waits++;
     res = PQexec(st->pg, "COMMIT");
     if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        note_failure(st, res);
         rc = result_failed(st->pg, res, "COMMIT");
     } else if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
         /* COMMIT of a transaction a failed statement aborted succeeds as a ROLLBACK. */
@@ -420,10 +434,12 @@ static int conn_idle(const struct cc_store *st)
 
 int cc_dbi_pg_lost(struct cc_store *st)
 {
-    return PQstatus(st->pg) != CONNECTION_OK;
+    /* A statement that met a terminated backend failed with its FATAL message; the end of
+     * file behind it may not have been read yet. */
+    return PQstatus(st->pg) != CONNECTION_OK || conn_dropped(st->pg);
 }
 
-int cc_dbi_pg_revive(struct cc_store *st)
+int cc_dbi_pg_revive(struct cc_store *st, int force)
 {
     PGconn *conn = st->pg;
     int lost = PQstatus(conn) != CONNECTION_OK;
@@ -435,7 +451,7 @@ int cc_dbi_pg_revive(struct cc_store *st)
         lost = 1;
     if (!lost && conn_idle(st))
         lost = conn_dropped(conn);
-    if (!lost)
+    if (!lost && !force)
         return 0;
     st->pg_lost = 1;
     if (st->in_tx || st->pg_read_open) {
@@ -453,7 +469,10 @@ int cc_dbi_pg_revive(struct cc_store *st)
         PQexitPipelineMode(conn);
     if (st->pg_readonly && exec_on(conn, "SET default_transaction_read_only = on") != CC_OK)
         return -1;
-    cc_log_warn("db_reconnected", "PostgreSQL: the connection was lost and is open again");
+    if (lost)
+        cc_log_warn("db_reconnected", "PostgreSQL: the connection was lost and is open again");
+    else
+        cc_log_info("db_reconnected", "PostgreSQL: the connection was opened anew, as asked");
     return 1;
 }
 
@@ -599,6 +618,7 @@ static int take_result(struct cc_stmt *s)
             cc_log_error("db_step_failed", "%s: not run: a statement sent before it failed", head);
             rc = CC_ERR_DB;
         } else {
+            note_failure(s->st, p->res);
             rc = result_failed(conn, p->res, s->sql);
         }
         PQclear(p->res);

@@ -180,6 +180,11 @@ int cc_store_check(struct cc_store *st)
     return cc_dbi_ready(st);
 }
 
+int cc_store_reconnect(struct cc_store *st)
+{
+    return cc_dbi_reopen(st, 1);
+}
+
 void cc_store_retry_mark(struct cc_store *st)
 {
     st->pg_lost = 0;

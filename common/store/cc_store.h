@@ -113,6 +113,10 @@ void cc_store_read_end(struct cc_store *st);
  * waiting at most CC_PG_CONNECT_TIMEOUT_S (cc_dbi_pg.c). CC_OK, or CC_ERR_DB while the
  * server cannot be reached (logged). CC_OK on SQLite. */
 int cc_store_check(struct cc_store *st);
+/* The same, but the connection is opened anew whatever its state (apid: a request run again
+ * after a lost connection must not meet another connection of the same restart). Not
+ * inside a transaction. CC_OK or CC_ERR_DB (logged); CC_OK on SQLite. */
+int cc_store_reconnect(struct cc_store *st);
 /* A request that failed may be run again (apid, dbpool.c): cc_store_retry_mark starts the
  * span; cc_store_retry_safe then answers 1 when, since the mark, st's connection was found
  * lost and nothing that went out may have committed anything: prepares, BEGIN, ROLLBACK,

@@ -117,12 +117,15 @@ void cc_dbi_pg_close(struct pg_conn *conn);
  * autocommit on a new session. Outside a transaction, an idle connection is also checked
  * without a round trip (socket readable while nothing was asked: the FATAL of a
  * terminated backend and its end of file), so a restart costs no failed statement. */
-int cc_dbi_pg_revive(struct cc_store *st);
-/* 1 when libpq knows st's connection is lost (CONNECTION_BAD). */
+int cc_dbi_pg_revive(struct cc_store *st, int force);
+/* 1 when st's connection is lost: libpq knows it (CONNECTION_BAD), or finds it now in what
+ * the server sent last (a terminated backend's end of file; may wait CC_PG_DROP_EOF_MS). */
 int cc_dbi_pg_lost(struct cc_store *st);
-/* Before a statement or a transaction on PostgreSQL: revives a lost connection and then
- * forgets the cached statements (re-prepared on their next use). Not while a statement is
- * lent. CC_OK, or CC_ERR_DB while the server is still away. A no-op on SQLite. */
+/* Before a statement or a transaction on PostgreSQL: revives a lost connection (force: any
+ * connection, lost or not) and then forgets the cached statements (re-prepared on their
+ * next use). Not while a statement is lent. CC_OK, or CC_ERR_DB while the server is still
+ * away. A no-op on SQLite. cc_dbi_ready is cc_dbi_reopen(st, 0). */
+int cc_dbi_reopen(struct cc_store *st, int force);
 int cc_dbi_ready(struct cc_store *st);
 int cc_dbi_pg_exec(struct cc_store *st, const char *sql);
 /* COMMIT; CC_ERR_DB when the server rolled back instead (an aborted transaction). */

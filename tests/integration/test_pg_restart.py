@@ -10,7 +10,10 @@ again with `-m immediate`, a crash):
   request runs anything and opened again, never a 500;
 - down: while the server is stopped, a GET and a write answer 503 in the SPEC error shape,
   each within a bounded time (refused connections, the connect timeout);
-- up again: the pool recovers by itself: the next requests answer 2xx.
+- up again: the pool recovers by itself: the next requests answer 2xx;
+- backends ended under load (pg_terminate_backend of every apid session while 16 clients
+  send GETs): the requests caught between the pool's check and their statements are run once
+  more on a new connection (server.c, cc_store_retry_safe): every answer is 200.
 
 And ingestd (with apid) when the postmaster is killed (kill -9: its backends end when they
 notice, the cluster is started again): readings published before, during and after the
@@ -34,6 +37,7 @@ WARM_THREADS = 16  # concurrent clients: each holds one pooled connection at a t
 WARM_ROUNDS = 8
 DOWN_ANSWER_S = 6.0  # one 503's bound: CC_PG_CONNECT_TIMEOUT_S (5) plus slack
 PGBIN = "/usr/lib/postgresql/15/bin"
+ONLY_LOAD = os.environ.get("PG_RESTART_ONLY_LOAD") == "1"  # debugging: the load case alone
 
 
 def burst(s, tok, path="/api/devices", threads=WARM_THREADS, rounds=WARM_ROUNDS):
@@ -130,6 +134,18 @@ def expect_503(res, what, took):
            % (what, took, DOWN_ANSWER_S))
 
 
+def terminate_apid_sessions(s):
+    conn = s.pg.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE application_name = 'apid'")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
 def main():
     cases = Cases()
     if STORE != "pg":
@@ -155,10 +171,11 @@ def main():
             errs = [e for e in log_text(s, "apid")[log_at:].splitlines() if '"http_internal"' in e]
             expect(not errs, "apid logged failed requests: %r" % errs[:3])
 
-        cases.run("fast_restart_no_failed_request",
-                  restart_then_every_get_succeeds, s.pg.down)
-        cases.run("immediate_restart_no_failed_request",
-                  restart_then_every_get_succeeds, lambda: pg_ctl_immediate_stop(s))
+        if not ONLY_LOAD:
+            cases.run("fast_restart_no_failed_request",
+                      restart_then_every_get_succeeds, s.pg.down)
+            cases.run("immediate_restart_no_failed_request",
+                      restart_then_every_get_succeeds, lambda: pg_ctl_immediate_stop(s))
 
         def down_503_then_up_200():
             warm()
@@ -176,12 +193,31 @@ def main():
             st, _, body = write(s, admin, "back-up")
             expect(st == 201, "a write once the server is back: %s %r" % (st, body))
 
-        cases.run("down_answers_503_then_recovers", down_503_then_up_200)
+        if not ONLY_LOAD:
+            cases.run("down_answers_503_then_recovers", down_503_then_up_200)
+
+        def terminated_under_load():
+            warm()
+            log_at = len(log_text(s, "apid"))
+            killed = []
+            timer = threading.Timer(0.3, lambda: killed.append(terminate_apid_sessions(s)))
+            timer.start()
+            answers = burst(s, admin, rounds=60)
+            timer.join()
+            retried = log_text(s, "apid")[log_at:].count('"http_retry"')
+            print("terminated %s apid sessions under load: %d requests run again"
+                  % (killed, retried))
+            expect(killed and killed[0] > 0, "no apid session to terminate: %r" % killed)
+            all_ok(answers, "GETs while apid's sessions were terminated")
+
+        cases.run("backends_terminated_under_load_no_failed_request", terminated_under_load)
 
     # A crash loses the commits whose WAL was not flushed yet when the server runs with
     # synchronous_commit off, as tools/pgtest.sh's clusters do for speed (25 to 137 of 250
     # readings gone in three runs); ingestd's journal had moved on past them. Production keeps it on
     # (docs/postgresql.md, "Recommended settings"), so this cluster does too.
+    if ONLY_LOAD:
+        cases.exit()
     os.environ["PGTEST_DURABLE"] = "1"
     with Stack(env=NO_LIMITS) as s:
         admin = token(s, "admin")
