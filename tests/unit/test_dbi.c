@@ -1038,11 +1038,10 @@ static void test_dbi_pg_read_begin_goes_with_first_statement(void **state)
     cc_store_close(other);
 }
 
-/* Ends the backend of victim from admin (a server restart, as far as victim can tell). */
-static void kill_backend(struct cc_store *admin, struct cc_store *victim)
+/* Ends the backend whose pid is given, from admin. */
+static void kill_pid(struct cc_store *admin, int64_t pid)
 {
     static const char sql_kill[] = "SELECT pg_terminate_backend(CAST($1 AS integer))";
-    int64_t pid = query_int(victim, "SELECT pg_backend_pid()");
     struct cc_stmt *s = NULL;
 
     assert_int_equal(cc_stmt_prepare(admin, sql_kill, &s), CC_OK);
@@ -1050,6 +1049,12 @@ static void kill_backend(struct cc_store *admin, struct cc_store *victim)
     assert_int_equal(cc_stmt_step(s), CC_ROW);
     cc_stmt_release(s);
     usleep(100 * 1000);
+}
+
+/* Ends the backend of victim from admin (a server restart, as far as victim can tell). */
+static void kill_backend(struct cc_store *admin, struct cc_store *victim)
+{
+    kill_pid(admin, query_int(victim, "SELECT pg_backend_pid()"));
 }
 
 /* PostgreSQL went away while a read transaction's statements were sent ahead (apid's pooled
@@ -1181,19 +1186,6 @@ static int try_count(struct cc_store *st)
         ;
     cc_stmt_release(s);
     return rc;
-}
-
-/* Ends the backend whose pid is given, from admin. */
-static void kill_pid(struct cc_store *admin, int64_t pid)
-{
-    static const char sql_kill[] = "SELECT pg_terminate_backend(CAST($1 AS integer))";
-    struct cc_stmt *s = NULL;
-
-    assert_int_equal(cc_stmt_prepare(admin, sql_kill, &s), CC_OK);
-    assert_int_equal(cc_stmt_bind_int64(s, 1, pid), CC_OK);
-    assert_int_equal(cc_stmt_step(s), CC_ROW);
-    cc_stmt_release(s);
-    usleep(100 * 1000);
 }
 
 /* The connection is lost inside a write transaction (a restart between two of its
