@@ -142,12 +142,13 @@ int api_reply_empty(struct api_req *r, int status)
     return send_answer(r, status, NULL, 0);
 }
 
-/* Whether the 5xx about to go out is withheld so that the request runs again: once, when
- * its database connection was found lost and nothing the request sent can have committed
- * (cc_store_retry_safe: a read, or a write that failed at its BEGIN or first SELECT). */
-static int retry_instead(struct api_req *r, int status)
+/* Whether the database failure about to be answered is withheld so that the request runs
+ * again: once, when its connection was found lost and nothing the request sent can have
+ * committed (cc_store_retry_safe: a read, or a write that failed at its BEGIN or first
+ * SELECT). Only CC_ERR_DB: a 503 of its own (a full live feed) is not the database's. */
+static int retry_instead(struct api_req *r, int rc)
 {
-    if (status < 500 || r->st == NULL || r->status != 0 || r->retried ||
+    if (rc != CC_ERR_DB || r->st == NULL || r->status != 0 || r->retried ||
         !cc_store_retry_safe(r->st))
         return 0;
     r->retry_due = 1;
@@ -161,7 +162,7 @@ static int reply_error_status(struct api_req *r, int status, int rc, const char 
     char *body;
     int sent;
 
-    if (retry_instead(r, status)) {
+    if (retry_instead(r, rc)) {
         cJSON_Delete(err);
         return status;
     }
@@ -211,7 +212,7 @@ int api_answer(struct api_req *r, int rc, cJSON *err, cJSON *ok, int ok_status)
         return api_reply_json(r, ok_status, ok);
     }
     cJSON_Delete(ok);
-    if (retry_instead(r, cc_rc_http_status(rc))) {
+    if (retry_instead(r, rc)) {
         cJSON_Delete(err);
         return cc_rc_http_status(rc);
     }
