@@ -98,6 +98,8 @@ struct api_req {
     int status;              /* status sent, 0 until an answer went out */
     int must_close;          /* close the connection after the answer */
     char extra_headers[256]; /* "Name: value\r\n" lines added to the answer */
+    int retry_due;           /* a 5xx withheld: the request runs again (server.c) */
+    int retried;             /* it did: the next answer goes out whatever it is */
 };
 
 /* routes.c: the table, and the lookup. API_ROUTE_FOUND with *route and the params

@@ -107,9 +107,18 @@ int api_db_take(struct api_req *r, int read_tx)
         }
         atomic_fetch_add(&pool.n_open, 1);
     }
+    /* A request run again (server.c) gets a connection opened anew: the others of the pool
+     * may be dying with the one it lost, not yet visibly. */
+    if ((r->retried ? cc_store_reconnect(s->st) : cc_store_check(s->st)) != CC_OK) {
+        /* The server is away (logged): the pool keeps the store and opens it again on a
+         * later take, once the server is back. */
+        slot_give(s);
+        return CC_ERR_DB;
+    }
     cc_store_thread_enter(s->st);
     held = s;
     s->reading = read_tx && cc_store_read_begin(s->st) == CC_OK;
+    cc_store_retry_mark(s->st);
     r->st = s->st;
     return CC_OK;
 }

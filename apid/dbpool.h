@@ -35,8 +35,10 @@ void api_db_free(void);
 /* How many of the API_DB_CONNS connections have been opened (they stay open). */
 int api_db_open_count(void);
 /* Lends a connection to r: r->st, inside a read transaction when read_tx (every query
- * of a GET then sees one snapshot). CC_OK, or CC_ERR_DB when no connection could be
- * had within API_DB_WAIT_MS or opened (r->st stays NULL). */
+ * of a GET then sees one snapshot). A connection the server dropped while it was idle (a
+ * PostgreSQL restart) is found out without a round trip and opened again first
+ * (cc_store_check). CC_OK, or CC_ERR_DB when no connection could be had within
+ * API_DB_WAIT_MS or opened or reopened (r->st stays NULL; server.c answers 503). */
 int api_db_take(struct api_req *r, int read_tx);
 /* Ends r's read transaction and gives its connection back; r->st becomes NULL.
  * A no-op when r holds none. */

@@ -142,13 +142,31 @@ int api_reply_empty(struct api_req *r, int status)
     return send_answer(r, status, NULL, 0);
 }
 
+/* Whether the database failure about to be answered is withheld so that the request runs
+ * again: once, when its connection was found lost and nothing the request sent can have
+ * committed (cc_store_retry_safe: a read, or a write that failed at its BEGIN or first
+ * SELECT). Only CC_ERR_DB: a 503 of its own (a full live feed) is not the database's. */
+static int retry_instead(struct api_req *r, int rc)
+{
+    if (rc != CC_ERR_DB || r->st == NULL || r->status != 0 || r->retried ||
+        !cc_store_retry_safe(r->st))
+        return 0;
+    r->retry_due = 1;
+    return 1;
+}
+
 /* The error answer with an explicit status (503 for /ready). */
 static int reply_error_status(struct api_req *r, int status, int rc, const char *message,
                               cJSON *err)
 {
-    char *body = cc_http_error_body(rc, message, err, r->app->cfg.production);
+    char *body;
     int sent;
 
+    if (retry_instead(r, rc)) {
+        cJSON_Delete(err);
+        return status;
+    }
+    body = cc_http_error_body(rc, message, err, r->app->cfg.production);
     cJSON_Delete(err);
     if (body == NULL)
         return send_answer(r, 500, oom_body, sizeof oom_body - 1);
@@ -194,6 +212,10 @@ int api_answer(struct api_req *r, int rc, cJSON *err, cJSON *ok, int ok_status)
         return api_reply_json(r, ok_status, ok);
     }
     cJSON_Delete(ok);
+    if (retry_instead(r, rc)) {
+        cJSON_Delete(err);
+        return cc_rc_http_status(rc);
+    }
     if (rc == CC_ERR_DB || rc == CC_ERR_NOMEM || rc == CC_ERR_INTERNAL || rc == CC_ERR_IO) {
         /* Method and path are the client's: quoted, so they cannot forge log fields. */
         char qm[CC_LOG_QUOTED_MAX], qp[CC_LOG_QUOTED_MAX];
@@ -264,13 +286,15 @@ static int options(struct api_req *r)
     return api_reply_empty(r, 204);
 }
 
+static int run(struct api_req *r);
+
 /* Every step before the handler; returns the status sent. */
 static int handle(struct api_req *r)
 {
     const struct api_app *app = r->app;
     char allow[96];
-    cJSON *err = NULL;
-    int rc;
+    size_t headers_len;
+    int rc, status;
 
     /* With MQTT_AUTH_HTTP_LISTEN, the broker endpoints and the API each have a listener of
      * their own; a request on the other one finds nothing. */
@@ -318,6 +342,34 @@ static int handle(struct api_req *r)
     default:
         break;
     }
+    headers_len = strlen(r->extra_headers);
+    status = run(r);
+    if (r->retry_due) {
+        /* Its connection was found lost (a PostgreSQL restart) before anything of it could
+         * commit: once more, on the connection opened again (or a 503 if it cannot be). */
+        char qm[CC_LOG_QUOTED_MAX], qp[CC_LOG_QUOTED_MAX];
+
+        cc_log_warn("http_retry", "method=%s path=%s: database connection lost, run again",
+                    cc_log_quote(r->method, qm, sizeof qm), cc_log_quote(r->path, qp, sizeof qp));
+        api_db_give(r);
+        r->retry_due = 0;
+        r->retried = 1;
+        r->extra_headers[headers_len] = '\0';
+        memset(&r->who, 0, sizeof r->who);
+        cJSON_Delete(r->body);
+        r->body = NULL;
+        status = run(r);
+    }
+    return status;
+}
+
+/* The request's database part: a connection, the bearer check, the body, the handler;
+ * returns the status sent. */
+static int run(struct api_req *r)
+{
+    const struct api_app *app = r->app;
+    cJSON *err = NULL;
+    int rc;
 
     /* Head and body are in: only now does the request take a database connection.
      * GET routes only read: their queries (bearer check included) share one read

@@ -97,6 +97,11 @@ static int stmt_new(struct cc_store *st, const char *sql, int cached, struct cc_
 
 int cc_dbi_ready(struct cc_store *st)
 {
+    return cc_dbi_reopen(st, 0);
+}
+
+int cc_dbi_reopen(struct cc_store *st, int force)
+{
     int r;
 
     if (st->dialect != CC_DIALECT_PG)
@@ -104,13 +109,11 @@ int cc_dbi_ready(struct cc_store *st)
     for (int i = 0; i < st->n_stmts; i++)
         if (st->stmts[i]->lent)
             return CC_OK; /* in use: let it fail, and revive at the next call */
-    r = cc_dbi_pg_revive(st->pg, st->pg_readonly);
+    r = cc_dbi_pg_revive(st, force);
     if (r < 0)
         return CC_ERR_DB;
-    if (r > 0) {
+    if (r > 0)
         cc_dbi_cache_free(st); /* their server side went with the old session */
-        st->pg_n_sent = st->pg_unsynced = st->pg_syncs = 0; /* and so did its pipeline */
-    }
     return CC_OK;
 }
 

@@ -11,7 +11,9 @@
  * one is stepped, or before anything else uses the connection (pipe_drain). */
 #include <endian.h> /* be64toh and kin (_GNU_SOURCE) */
 #include <errno.h>  /* program_invocation_short_name (_GNU_SOURCE) */
+#include <poll.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +45,9 @@
  * query reads ~15,000 values). Columns past it ask libpq. */
 #define PG_COLS_KEPT 16
 #define CC_PG_CONNECT_TIMEOUT_S "5" /* seconds (libpq's connect_timeout) unless the URL says */
+/* How long the idle check (conn_dropped) waits for a terminated backend's end of file after
+ * its FATAL message arrived alone, ms: the backend closes right after sending it. */
+#define CC_PG_DROP_EOF_MS 20
 
 struct cc_stmt_pg {
     char name[PG_NAME_LEN];              /* "" for a transient statement */
@@ -135,6 +140,17 @@ static int result_failed(PGconn *conn, const PGresult *res, const char *sql)
     return CC_ERR_DB;
 }
 
+/* Notes a failure that ends the session (cc_store_retry_safe): the server's FATAL to a
+ * terminated backend (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now)
+ * or a connection exception (class 08). libpq reads the end of file behind it later. */
+static void note_failure(struct cc_store *st, const PGresult *res)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (state == NULL || strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0)
+        st->pg_lost |= state != NULL || PQstatus(st->pg) != CONNECTION_OK;
+}
+
 /* Runs parameterless sql on conn. CC_OK, CC_ERR_CONFLICT or CC_ERR_DB (logged). */
 static int exec_on(PGconn *conn, const char *sql)
 {
@@ -146,6 +162,43 @@ static int exec_on(PGconn *conn, const char *sql)
         rc = result_failed(conn, res, sql);
     PQclear(res);
     return rc;
+}
+
+/* Whether sql only reads or only opens or ends a transaction without committing it: a plain
+ * SELECT (a query calling a function that writes is no such statement: run it inside
+ * cc_store_begin), BEGIN, ROLLBACK. */
+static int reads_only(const char *sql)
+{
+    static const char *const words[] = {"SELECT", "BEGIN", "ROLLBACK"};
+
+    sql += strspn(sql, " \t\r\n(");
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        size_t n = strlen(words[i]);
+
+        if (strncasecmp(sql, words[i], n) == 0 && (sql[n] == '\0' || strchr(" \t\r\n;", sql[n])))
+            return 1;
+    }
+    return 0;
+}
+
+/* Notes a round trip about to go out with sql (cc_store_retry_safe): one that may commit
+ * something is a COMMIT, or a statement other than reads_only's run outside a transaction
+ * (autocommit). Inside a transaction only its COMMIT commits; a READ ONLY one writes
+ * nothing. */
+static void note_sent(struct cc_store *st, const char *sql)
+{
+    PGTransactionStatusType ts;
+
+    if (st->pg_wrote || st->pg_readonly || st->pg_read_open || st->pg_begin_due)
+        return;
+    if (strcasecmp(sql, "COMMIT") == 0) {
+        st->pg_wrote = 1;
+        return;
+    }
+    ts = PQtransactionStatus(st->pg);
+    if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR || reads_only(sql))
+        return;
+    st->pg_wrote = 1; /* PQTRANS_ACTIVE (a pipeline under way) counts: its status is unknown */
 }
 
 /* Marks the statements still waiting for a result as failed (a lost connection, a
@@ -213,8 +266,10 @@ static int pipe_read(struct cc_store *st, const struct cc_stmt *upto)
             return CC_ERR_DB;
         }
         if (s == NULL) { /* the deferred BEGIN: a failure fails the statements after it */
-            if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+                note_failure(st, r);
                 result_failed(st->pg, r, read_begin_sql);
+            }
             PQclear(r);
         } else {
             s->pg->res = r;
@@ -239,6 +294,8 @@ static int pipe_drain(struct cc_store *st)
         PGresult *r = pipe_next(st); /* after the last statement: only syncs' answers */
 
         if (r != NULL || st->pg_syncs > 0) {
+            cc_log_error("db_step_failed", "PostgreSQL pipeline: a sync's answer is missing: %.*s",
+                         (int)strcspn(PQerrorMessage(st->pg), "\n"), PQerrorMessage(st->pg));
             PQclear(r);
             pipe_fail(st);
             rc = CC_ERR_DB;
@@ -274,6 +331,7 @@ int cc_dbi_pg_send(struct cc_stmt *s)
         st->pg_sent[st->pg_n_sent++] = NULL;
         st->pg_unsynced++;
     }
+    note_sent(st, s->sql);
     if (s->cached)
         ok = PQsendQueryPrepared(st->pg, p->name, p->nparams, p->val, p->len, p->fmt, p->binary);
     else
@@ -289,6 +347,7 @@ int cc_dbi_pg_send(struct cc_stmt *s)
 int cc_dbi_pg_read_begin(struct cc_store *st)
 {
     st->pg_begin_due = 1;
+    st->pg_read_open = 1;
     return CC_OK;
 }
 
@@ -312,8 +371,11 @@ int cc_dbi_pg_exec(struct cc_store *st, const char *sql)
     }
     if (rc == CC_OK)
         rc = begin_now(st);
+    if (rc != CC_OK)
+        return rc;
+    note_sent(st, sql);
     st->pg_waits++;
-    return rc == CC_OK ? exec_on(st->pg, sql) : rc;
+    return exec_on(st->pg, sql);
 }
 
 int cc_dbi_pg_commit(struct cc_store *st)
@@ -327,9 +389,11 @@ int cc_dbi_pg_commit(struct cc_store *st)
         st->pg_begin_due = 0; /* nothing ran in it */
         return CC_OK;
     }
+    note_sent(st, "COMMIT");
     st->pg_waits++;
     res = PQexec(st->pg, "COMMIT");
     if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        note_failure(st, res);
         rc = result_failed(st->pg, res, "COMMIT");
     } else if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
         /* COMMIT of a transaction a failed statement aborted succeeds as a ROLLBACK. */
@@ -340,24 +404,84 @@ int cc_dbi_pg_commit(struct cc_store *st)
     return rc;
 }
 
-int cc_dbi_pg_revive(struct pg_conn *conn, int readonly)
+/* Whether the server dropped an idle connection, found out without a round trip: while
+ * nothing was asked, anything readable on the socket is the FATAL a terminated backend
+ * sends before its end of file (pg_ctl stop or restart, pg_terminate_backend, a crash),
+ * which libpq reads as the connection lost. Anything else read (a NOTICE) stays buffered. */
+static int conn_dropped(PGconn *conn)
 {
-    if (PQstatus(conn) == CONNECTION_OK)
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+
+    if (pfd.fd < 0)
+        return 1;
+    if (poll(&pfd, 1, 0) <= 0)
         return 0;
+    if (!PQconsumeInput(conn))
+        return 1;
+    if (PQstatus(conn) == CONNECTION_OK && poll(&pfd, 1, CC_PG_DROP_EOF_MS) > 0 &&
+        !PQconsumeInput(conn))
+        return 1;
+    return PQstatus(conn) != CONNECTION_OK;
+}
+
+/* Whether a statement may run alone on st now: nothing under way, no transaction. */
+static int conn_idle(const struct cc_store *st)
+{
+    return !st->in_tx && !st->pg_read_open && st->pg_n_sent == 0 && st->pg_syncs == 0 &&
+           PQpipelineStatus(st->pg) == PQ_PIPELINE_OFF &&
+           PQtransactionStatus(st->pg) == PQTRANS_IDLE;
+}
+
+int cc_dbi_pg_lost(struct cc_store *st)
+{
+    /* A statement that met a terminated backend failed with its FATAL message; the end of
+     * file behind it may not have been read yet. */
+    return PQstatus(st->pg) != CONNECTION_OK || conn_dropped(st->pg);
+}
+
+int cc_dbi_pg_revive(struct cc_store *st, int force)
+{
+    PGconn *conn = st->pg;
+    int lost = PQstatus(conn) != CONNECTION_OK;
+
+    /* What a pipeline left (a sync's answer after a failure) is read first: a connection
+     * whose pipeline cannot be ended with nothing waiting is over too. */
+    if (!lost && st->pg_n_sent == 0 && !st->in_tx && !st->pg_read_open &&
+        PQpipelineStatus(conn) != PQ_PIPELINE_OFF && pipe_drain(st) != CC_OK)
+        lost = 1;
+    if (!lost && conn_idle(st))
+        lost = conn_dropped(conn);
+    if (!lost && !force)
+        return 0;
+    st->pg_lost = 1;
+    if (st->in_tx || st->pg_read_open) {
+        cc_log_error("db_unavailable", "PostgreSQL: the connection was lost inside a transaction");
+        return -1; /* not reset before its owner ends it (cc_store_rollback, read_end) */
+    }
+    pipe_fail(st); /* the statements still waiting: their results went with the session */
     PQreset(conn);
     if (PQstatus(conn) != CONNECTION_OK) {
         cc_log_error("db_unavailable", "PostgreSQL: %.*s", (int)strcspn(PQerrorMessage(conn), "\n"),
                      PQerrorMessage(conn));
         return -1;
     }
-    if (readonly && exec_on(conn, "SET default_transaction_read_only = on") != CC_OK)
+    if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF)
+        PQexitPipelineMode(conn);
+    if (st->pg_readonly && exec_on(conn, "SET default_transaction_read_only = on") != CC_OK)
         return -1;
-    cc_log_warn("db_reconnected", "PostgreSQL: the connection was lost and is open again");
+    if (lost)
+        cc_log_warn("db_reconnected", "PostgreSQL: the connection was lost and is open again");
+    else
+        cc_log_info("db_reconnected", "PostgreSQL: the connection was opened anew, as asked");
     return 1;
 }
 
 int cc_dbi_pg_in_transaction(struct cc_store *st)
 {
+    if (PQstatus(st->pg) != CONNECTION_OK) {
+        st->pg_begin_due = 0; /* a transaction, begun or due, went with the session */
+        return 0;
+    }
     if (st->pg_begin_due)
         return 1;
     pipe_drain(st); /* a failure is logged, and the status then says what is left */
@@ -481,13 +605,20 @@ static int take_result(struct cc_stmt *s)
     int rc;
 
     if (p->res == NULL || (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)) {
-        if (status == PGRES_PIPELINE_ABORTED) {
+        if (p->res == NULL && PQstatus(conn) == CONNECTION_OK) {
+            char head[CC_DBI_HEAD_LEN]; /* pipe_fail's: the session that ran it is gone */
+
+            cc_dbi_sql_head(s->sql, head, sizeof head);
+            cc_log_error("db_step_failed", "%s: its result was lost with the connection", head);
+            rc = CC_ERR_DB;
+        } else if (status == PGRES_PIPELINE_ABORTED) {
             char head[CC_DBI_HEAD_LEN];
 
             cc_dbi_sql_head(s->sql, head, sizeof head);
             cc_log_error("db_step_failed", "%s: not run: a statement sent before it failed", head);
             rc = CC_ERR_DB;
         } else {
+            note_failure(s->st, p->res);
             rc = result_failed(conn, p->res, s->sql);
         }
         PQclear(p->res);
@@ -522,10 +653,20 @@ int cc_dbi_pg_step(struct cc_stmt *s)
         return rc; /* the deferred BEGIN and s in one round trip */
     if (p->state == PG_SENT && (rc = pipe_read(st, s)) != CC_OK)
         return rc;
+    if (p->state == PG_SENT) {
+        /* Not in the queue any more, yet no result: never "done, no rows". */
+        char head[CC_DBI_HEAD_LEN];
+
+        cc_dbi_sql_head(s->sql, head, sizeof head);
+        cc_log_error("db_step_failed", "%s: its result was lost with the connection", head);
+        p->state = PG_IDLE;
+        return CC_ERR_DB;
+    }
     if (p->state == PG_IDLE) {
         rc = pipe_drain(st);
         if (rc != CC_OK)
             return rc;
+        note_sent(st, s->sql);
         st->pg_waits++;
         if (s->cached)
             p->res = PQexecPrepared(st->pg, p->name, p->nparams, p->val, p->len, p->fmt, p->binary);

@@ -191,6 +191,30 @@ void cc_store_read_end(struct cc_store *st)
     }
     if (cc_dbi_pg_in_transaction(st) && cc_dbi_pg_commit(st) != CC_OK)
         cc_dbi_pg_exec(st, "ROLLBACK");
+    st->pg_read_open = 0;
+}
+
+int cc_store_check(struct cc_store *st)
+{
+    return cc_dbi_ready(st);
+}
+
+int cc_store_reconnect(struct cc_store *st)
+{
+    return cc_dbi_reopen(st, 1);
+}
+
+void cc_store_retry_mark(struct cc_store *st)
+{
+    st->pg_lost = 0;
+    st->pg_wrote = 0;
+}
+
+int cc_store_retry_safe(struct cc_store *st)
+{
+    if (st->dialect != CC_DIALECT_PG || st->pg_wrote)
+        return 0;
+    return st->pg_lost || cc_dbi_pg_lost(st);
 }
 
 int cc_store_in_transaction(struct cc_store *st)
@@ -310,6 +334,7 @@ static int tx_begin(struct cc_store *st)
 
 static int tx_commit(struct cc_store *st)
 {
+    st->pg_read_open = 0;
     if (st->dialect == CC_DIALECT_PG)
         return cc_dbi_pg_commit(st);
     return cc_db_commit(st->db);
@@ -317,6 +342,7 @@ static int tx_commit(struct cc_store *st)
 
 static void tx_rollback(struct cc_store *st)
 {
+    st->pg_read_open = 0;
     if (st->dialect == CC_DIALECT_PG) {
         if (cc_dbi_pg_in_transaction(st))
             cc_dbi_pg_exec(st, "ROLLBACK");
@@ -331,6 +357,8 @@ int cc_store_begin(struct cc_store *st)
 
     if (st->in_tx)
         st->rollbacks++; /* the last one never came to commit or rollback: count it lost */
+    st->in_tx = 0;       /* so that a connection lost with it may be opened again */
+    st->pg_read_open = 0;
     if (st->gate != NULL && !st->in_gate) {
         cc_gate_enter(st->gate);
         st->in_gate = 1;

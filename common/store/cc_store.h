@@ -111,7 +111,26 @@ void cc_store_thread_leave(struct cc_store *st);
 int cc_store_read_begin(struct cc_store *st);
 /* Ends it; a no-op when no transaction is open. */
 void cc_store_read_end(struct cc_store *st);
-/* 1 when a transaction is open on st (whoever began it), else 0. */
+/* Before lending a pooled store (apid): on PostgreSQL, finds out without a round trip
+ * whether the server dropped the idle connection (a restart, a failover) and opens it again,
+ * waiting at most CC_PG_CONNECT_TIMEOUT_S (cc_dbi_pg.c). CC_OK, or CC_ERR_DB while the
+ * server cannot be reached (logged). CC_OK on SQLite. */
+int cc_store_check(struct cc_store *st);
+/* The same, but the connection is opened anew whatever its state (apid: a request run again
+ * after a lost connection must not meet another connection of the same restart). Not
+ * inside a transaction. CC_OK or CC_ERR_DB (logged); CC_OK on SQLite. */
+int cc_store_reconnect(struct cc_store *st);
+/* A request that failed may be run again (apid, dbpool.c): cc_store_retry_mark starts the
+ * span; cc_store_retry_safe then answers 1 when, since the mark, st's connection was found
+ * lost and nothing that went out may have committed anything: prepares, BEGIN, ROLLBACK,
+ * statements inside a transaction never committed or a READ ONLY one, and plain SELECTs
+ * on their own may; a COMMIT or any other statement on its own (autocommit) may not, nor
+ * a query calling a function that writes outside a transaction (keep those inside
+ * cc_store_begin). The store opens the connection again at its next use. 0 on SQLite. */
+void cc_store_retry_mark(struct cc_store *st);
+int cc_store_retry_safe(struct cc_store *st);
+/* 1 when a transaction is open on st (whoever began it), else 0; 0 on a PostgreSQL
+ * connection found lost (its transaction went with the session). */
 int cc_store_in_transaction(struct cc_store *st);
 /* The transaction cc_store_begin opened on st, while it is open: a number this store never
  * hands out again (1, 2, ...); 0 outside one (or in one begun otherwise). */

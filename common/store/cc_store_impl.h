@@ -66,6 +66,11 @@ struct cc_store {
     int pg_syncs;     /* syncs sent whose answer (PGRES_PIPELINE_SYNC) is not read yet */
     int64_t pg_waits; /* cc_store_round_trips */
     int pg_begin_due; /* cc_store_read_begin's BEGIN, not sent yet (cc_dbi_pg_read_begin) */
+    int pg_read_open; /* between cc_store_read_begin and its end: READ ONLY, nothing run writes */
+    /* Since cc_store_retry_mark: the connection was found lost (pg_lost), and a round trip
+     * went out that may have committed something (pg_wrote; cc_store_retry_safe). */
+    int pg_lost;
+    int pg_wrote;
     /* Inside cc_store_begin .. commit: rollup terms summed here, written at commit. */
     int in_tx;
     uint64_t tx_seq; /* transactions cc_store_begin opened: the current one's cc_store_tx_id */
@@ -107,12 +112,23 @@ void cc_dbi_lite_reset(struct cc_stmt *s);
 int cc_dbi_pg_open(const char *url, int flags, struct pg_conn **out);
 void cc_dbi_pg_close(struct pg_conn *conn);
 /* A connection PostgreSQL dropped (a server restart, a terminated backend) is opened again
- * with PQreset: 1 when it was lost and is back (its prepared statements are gone), 0 when
- * it was fine, -1 when it is still lost (logged). */
-int cc_dbi_pg_revive(struct pg_conn *conn, int readonly);
-/* Before a statement or a transaction on PostgreSQL: revives a lost connection and then
- * forgets the cached statements (re-prepared on their next use). Not while a statement is
- * lent. CC_OK, or CC_ERR_DB while the server is still away. A no-op on SQLite. */
+ * with PQreset (bounded by CC_PG_CONNECT_TIMEOUT_S): 1 when it was lost and is back (its
+ * prepared statements are gone; the statements still waiting for a result fail, never
+ * read as done), 0 when it was fine, -1 when it is still lost (logged), or when it was lost
+ * inside a transaction (cc_store_begin or read_begin): that transaction went with the old
+ * session, and its statements must fail until its owner ends it, never go on in
+ * autocommit on a new session. Outside a transaction, an idle connection is also checked
+ * without a round trip (socket readable while nothing was asked: the FATAL of a
+ * terminated backend and its end of file), so a restart costs no failed statement. */
+int cc_dbi_pg_revive(struct cc_store *st, int force);
+/* 1 when st's connection is lost: libpq knows it (CONNECTION_BAD), or finds it now in what
+ * the server sent last (a terminated backend's end of file; may wait CC_PG_DROP_EOF_MS). */
+int cc_dbi_pg_lost(struct cc_store *st);
+/* Before a statement or a transaction on PostgreSQL: revives a lost connection (force: any
+ * connection, lost or not) and then forgets the cached statements (re-prepared on their
+ * next use). Not while a statement is lent. CC_OK, or CC_ERR_DB while the server is still
+ * away. A no-op on SQLite. cc_dbi_ready is cc_dbi_reopen(st, 0). */
+int cc_dbi_reopen(struct cc_store *st, int force);
 int cc_dbi_ready(struct cc_store *st);
 int cc_dbi_pg_exec(struct cc_store *st, const char *sql);
 /* COMMIT; CC_ERR_DB when the server rolled back instead (an aborted transaction). */
