@@ -31,18 +31,20 @@ static int down_write(struct walbuf_file *f, const void *p, int n, sqlite3_int64
     return f->under->pMethods->xWrite(f->under, p, n, off);
 }
 
-/* Writes what is held, in one call. SQLITE_OK (empty), or the write's code: then the
- * bytes stay held, so that no write SQLite was told had succeeded is dropped; the next
- * operation writes them again (same bytes, same offset), and the commit frame's write
- * reports the failure to SQLite. */
+/* Writes what is held, in one call, and forgets it whether or not the write succeeded.
+ * Everything held belongs to the transaction being written (a commit ends in a flush), so
+ * a failed write fails that transaction: SQLite rolls it back and its frames are garbage.
+ * Keeping them to write later (at close, before the next write) would put a complete,
+ * correctly checksummed commit of a rolled-back transaction in the file, and a crash before
+ * the next commit overwrote it would let WAL recovery replay it
+ * (test_failed_commit_never_reaches_the_file). */
 static int flush(struct walbuf_file *f)
 {
     int rc = SQLITE_OK;
 
     if (f->len > 0)
         rc = down_write(f, f->buf, f->len, f->off);
-    if (rc == SQLITE_OK)
-        f->len = 0;
+    f->len = 0;
     return rc;
 }
 
