@@ -470,14 +470,14 @@ int ingest_mqtt_publish(void *arg, const char *topic, const char *payload, size_
 }
 
 int ingest_mqtt_publish_event(void *arg, const char *topic, const char *payload, size_t len,
-                              int64_t event_id)
+                              struct cc_notify_event ev)
 {
     struct ingest_mqtt *m = arg;
     int mid = 0;
     int rc;
 
     pthread_mutex_lock(&m->acks_mu);
-    if (ingest_pubacks_holds(&m->acks, event_id)) {
+    if (ingest_pubacks_holds(&m->acks, ev)) {
         rc = CC_NOTIFY_HELD;
     } else if (m->acks.nheld >= INGEST_PUBACKS_MAX) {
         /* Not reached while the worker keeps to the room; a message that could not be
@@ -487,20 +487,20 @@ int ingest_mqtt_publish_event(void *arg, const char *topic, const char *payload,
     } else {
         rc = publish(m, topic, payload, len, &mid);
         if (rc == 0)
-            ingest_pubacks_add(&m->acks, mid, event_id);
+            ingest_pubacks_add(&m->acks, mid, ev);
     }
     pthread_mutex_unlock(&m->acks_mu);
     return rc;
 }
 
-int ingest_mqtt_take_acked(void *arg, int64_t *ids, int max)
+int ingest_mqtt_take_acked(void *arg, struct cc_notify_event *evs, int max)
 {
     struct ingest_mqtt *m = arg;
     unsigned long long forgotten;
     int n;
 
     pthread_mutex_lock(&m->acks_mu);
-    n = ingest_pubacks_take(&m->acks, ids, max);
+    n = ingest_pubacks_take(&m->acks, evs, max);
     forgotten = m->acks.forgotten;
     pthread_mutex_unlock(&m->acks_mu);
     if (forgotten != m->acks_forgotten_logged) { /* this thread only */

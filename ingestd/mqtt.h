@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cc_notify.h"
+
 /* Messages read from the socket before their acknowledgements are written: bounds the time
  * between a read and its PUBACK, and the keepalive's wait (a few ms at the rates we see). */
 #define INGEST_READ_ROUND_MAX 1000
@@ -91,13 +93,13 @@ void ingest_mqtt_run(struct ingest_mqtt *m, volatile sig_atomic_t *stop);
 int ingest_mqtt_publish(void *m, const char *topic, const char *payload, size_t len);
 /* An alert event's publish (a cc_notify_publish_fn): as ingest_mqtt_publish, noting which
  * event the message carries until the broker acknowledges it (ingest_mqtt_take_acked).
- * CC_NOTIFY_HELD, publishing nothing, when event_id is held already (sent, unacknowledged);
+ * CC_NOTIFY_HELD, publishing nothing, when ev is held already (sent, unacknowledged);
  * -1 also when INGEST_PUBLISH_WINDOW events are held. */
 int ingest_mqtt_publish_event(void *m, const char *topic, const char *payload, size_t len,
-                              int64_t event_id);
-/* Moves up to max ids of alert events the broker has acknowledged into ids; returns how
- * many (a cc_notify_acked_fn). */
-int ingest_mqtt_take_acked(void *m, int64_t *ids, int max);
+                              struct cc_notify_event ev);
+/* Moves up to max alert events the broker has acknowledged into evs; returns how many (a
+ * cc_notify_acked_fn). */
+int ingest_mqtt_take_acked(void *m, struct cc_notify_event *evs, int max);
 /* INGEST_PUBLISH_WINDOW less the publishes held unacknowledged, at least 0 (a
  * cc_notify_room_fn). */
 int ingest_mqtt_publish_room(void *m);

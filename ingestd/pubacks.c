@@ -22,10 +22,15 @@ static void drop_held(struct ingest_pubacks *p, int i)
 {
     p->nheld--;
     p->mids[i] = p->mids[p->nheld];
-    p->ids[i] = p->ids[p->nheld];
+    p->evs[i] = p->evs[p->nheld];
 }
 
-int ingest_pubacks_add(struct ingest_pubacks *p, int mid, int64_t id)
+static int same(struct cc_notify_event a, struct cc_notify_event b)
+{
+    return a.id == b.id && a.alert_id == b.alert_id;
+}
+
+int ingest_pubacks_add(struct ingest_pubacks *p, int mid, struct cc_notify_event ev)
 {
     int old = find_mid(p, mid);
 
@@ -36,7 +41,7 @@ int ingest_pubacks_add(struct ingest_pubacks *p, int mid, int64_t id)
     if (p->nheld >= INGEST_PUBACKS_MAX)
         return -1;
     p->mids[p->nheld] = mid;
-    p->ids[p->nheld] = id;
+    p->evs[p->nheld] = ev;
     p->nheld++;
     return 0;
 }
@@ -48,31 +53,31 @@ int ingest_pubacks_ack(struct ingest_pubacks *p, int mid)
     if (i < 0)
         return 0;
     if (p->nacked < INGEST_PUBACKS_MAX)
-        p->acked[p->nacked++] = p->ids[i];
+        p->acked[p->nacked++] = p->evs[i];
     else
         p->forgotten++;
     drop_held(p, i);
     return 1;
 }
 
-int ingest_pubacks_holds(const struct ingest_pubacks *p, int64_t id)
+int ingest_pubacks_holds(const struct ingest_pubacks *p, struct cc_notify_event ev)
 {
     for (int i = 0; i < p->nheld; i++)
-        if (p->ids[i] == id)
+        if (same(p->evs[i], ev))
             return 1;
     for (int i = 0; i < p->nacked; i++)
-        if (p->acked[i] == id)
+        if (same(p->acked[i], ev))
             return 1;
     return 0;
 }
 
-int ingest_pubacks_take(struct ingest_pubacks *p, int64_t *ids, int max)
+int ingest_pubacks_take(struct ingest_pubacks *p, struct cc_notify_event *evs, int max)
 {
     int k = max < p->nacked ? max : p->nacked;
 
     if (k <= 0)
         return 0;
     p->nacked -= k;
-    memcpy(ids, p->acked + p->nacked, (size_t)k * sizeof *ids);
+    memcpy(evs, p->acked + p->nacked, (size_t)k * sizeof *evs);
     return k;
 }

@@ -17,34 +17,36 @@
 
 #include <stdint.h>
 
+#include "cc_notify.h"
 #include "mqtt.h"
 
 #define INGEST_PUBACKS_MAX INGEST_PUBLISH_WINDOW /* events held, and acknowledged ones waiting */
 
 struct ingest_pubacks {
     int nheld;
-    int mids[INGEST_PUBACKS_MAX];    /* held: the publish's packet id ... */
-    int64_t ids[INGEST_PUBACKS_MAX]; /* ... and its alert_events.id */
+    int mids[INGEST_PUBACKS_MAX];                   /* held: the publish's packet id ... */
+    struct cc_notify_event evs[INGEST_PUBACKS_MAX]; /* ... and its event (id and alert) */
     int nacked;
-    int64_t acked[INGEST_PUBACKS_MAX]; /* acknowledged, not yet taken by the worker */
+    struct cc_notify_event acked[INGEST_PUBACKS_MAX]; /* acknowledged, not yet taken */
     /* Acknowledgements forgotten (a mid reused while held, or the acknowledged list full):
      * those events are sent again when their leases run out, never lost. */
     unsigned long long forgotten;
 };
 
 void ingest_pubacks_init(struct ingest_pubacks *p);
-/* Notes that the publish with packet id mid carries event id. 0, or -1 when
+/* Notes that the publish with packet id mid carries event ev. 0, or -1 when
  * INGEST_PUBACKS_MAX events are held already (nothing noted: do not publish). A mid still
  * held (libmosquitto's ids wrapped round past an unacknowledged one) forgets the older
  * event, since its PUBACK could no longer be told apart. */
-int ingest_pubacks_add(struct ingest_pubacks *p, int mid, int64_t id);
+int ingest_pubacks_add(struct ingest_pubacks *p, int mid, struct cc_notify_event ev);
 /* The broker acknowledged mid: its event, if it carries one, moves to the acknowledged
  * list. Returns 1 when mid carried an event, else 0 (an error reply, or forgotten). */
 int ingest_pubacks_ack(struct ingest_pubacks *p, int mid);
-/* 1 when event id is held, or acknowledged and not yet taken: handing it over again would
- * only send it twice. */
-int ingest_pubacks_holds(const struct ingest_pubacks *p, int64_t id);
-/* Moves up to max acknowledged event ids into ids; returns how many. */
-int ingest_pubacks_take(struct ingest_pubacks *p, int64_t *ids, int max);
+/* 1 when event ev (its id and its alert both) is held, or acknowledged and not yet taken:
+ * handing it over again would only send it twice. An id held for another alert is another
+ * event (cc_notify_event): 0. */
+int ingest_pubacks_holds(const struct ingest_pubacks *p, struct cc_notify_event ev);
+/* Moves up to max acknowledged events into evs; returns how many. */
+int ingest_pubacks_take(struct ingest_pubacks *p, struct cc_notify_event *evs, int max);
 
 #endif

@@ -63,30 +63,30 @@ static double cpu_s(void)
  * acknowledgement marked SENT in a later pass). */
 #define BENCH_ACKS_MAX 4096 /* acknowledged, not yet taken: a pass hands over at most 200 */
 static struct {
-    int64_t ids[BENCH_ACKS_MAX];
+    struct cc_notify_event evs[BENCH_ACKS_MAX];
     int n;
 } acks;
 
 static int count_publish(void *ctx, const char *topic, const char *payload, size_t len,
-                         int64_t event_id)
+                         struct cc_notify_event ev)
 {
     (void)topic;
     (void)payload;
     (void)len;
     if (acks.n >= BENCH_ACKS_MAX)
         return -1;
-    acks.ids[acks.n++] = event_id;
+    acks.evs[acks.n++] = ev;
     (*(long *)ctx)++;
     return 0;
 }
 
-static int take_acks(void *ctx, int64_t *ids, int max)
+static int take_acks(void *ctx, struct cc_notify_event *evs, int max)
 {
     int n = acks.n < max ? acks.n : max;
 
     (void)ctx;
     acks.n -= n;
-    memcpy(ids, acks.ids + acks.n, (size_t)n * sizeof *ids);
+    memcpy(evs, acks.evs + acks.n, (size_t)n * sizeof *evs);
     return n;
 }
 

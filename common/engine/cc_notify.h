@@ -103,18 +103,29 @@ int cc_notify_alert_acknowledged(struct cc_store *st, int64_t alert_id, int64_t 
 int cc_notify_daily_report(struct cc_store *st, int64_t customer_id, const char *title,
                            const char *message, const char *report_json, int64_t now_ms);
 
-/* Hands an alert event to the MQTT client for alerts/{coldCellId} at QoS 1. event_id is
- * its alert_events.id, which the acked function gives back once the broker acknowledged
- * the message. Returns 0 when the client took it, CC_NOTIFY_HELD when the client still
- * holds this event from an earlier hand-over (not taken again: its lease is renewed and no
- * attempt counted), anything else when it failed (an attempt, with backoff). */
+/* Which alert event a message carries: its alert_events row and that row's alert. The id
+ * alone does not name one event for good: SQLite gives the largest rowid again once its
+ * row is gone (alert_events.id is no AUTOINCREMENT; deleting a cold cell or device deletes
+ * its alerts' events), so a held event's id may come back on a new event while the old
+ * message waits for its PUBACK. An alert id never comes back (AUTOINCREMENT, an identity
+ * on PostgreSQL), and an alert has one event of each kind. */
+struct cc_notify_event {
+    int64_t id;
+    int64_t alert_id;
+};
+
+/* Hands an alert event to the MQTT client for alerts/{coldCellId} at QoS 1. The acked
+ * function gives ev back once the broker acknowledged the message. Returns 0 when the
+ * client took it, CC_NOTIFY_HELD when the client still holds this event (the same id and
+ * alert) from an earlier hand-over (not taken again: its lease is renewed and no attempt
+ * counted), anything else when it failed (an attempt, with backoff). */
 #define CC_NOTIFY_HELD 1
 typedef int (*cc_notify_publish_fn)(void *ctx, const char *topic, const char *payload, size_t len,
-                                    int64_t event_id);
+                                    struct cc_notify_event ev);
 
-/* Moves into ids up to max ids of events the broker acknowledged since the last call;
- * returns how many. */
-typedef int (*cc_notify_acked_fn)(void *ctx, int64_t *ids, int max);
+/* Moves into evs up to max events the broker acknowledged since the last call; returns how
+ * many. */
+typedef int (*cc_notify_acked_fn)(void *ctx, struct cc_notify_event *evs, int max);
 
 /* How many more alert events the MQTT client takes now (its window less what it holds
  * unacknowledged); 0 or less: none. */

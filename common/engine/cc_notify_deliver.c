@@ -36,8 +36,9 @@ static const char *const channel_names[CH_COUNT] = {"mqtt", "webhook", "email"};
  * (webhook or email). */
 struct item {
     int is_event;
-    int64_t id;      /* alert_events.id or notifications.id */
-    int64_t cell_id; /* the event's cold cell: its topic alerts/{cell_id} */
+    int64_t id;       /* alert_events.id or notifications.id */
+    int64_t alert_id; /* the event's alert (cc_notify_event) */
+    int64_t cell_id;  /* the event's cold cell: its topic alerts/{cell_id} */
     int channel;
     int attempts; /* including this one */
     char *body;   /* JSON, malloc'd */
@@ -55,7 +56,7 @@ struct item {
  * waiting for them and claiming them again; SQLite's BEGIN IMMEDIATE already admits one
  * writer at a time. $1 now, $2 rows. */
 #define EVENTS_DUE                                                                                 \
-    "SELECT id, cold_cell_id, payload, attempts FROM alert_events"                                 \
+    "SELECT id, cold_cell_id, payload, attempts, alert_id FROM alert_events"                       \
     " WHERE status = 'PENDING' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
 #define DUE                                                                                        \
     "SELECT id FROM notifications WHERE status = 'PENDING' AND next_attempt_at <= $1"              \
@@ -73,10 +74,11 @@ static const char sql_event_done[] =
 /* An event the client still holds: its lease renewed, no attempt counted. */
 static const char sql_event_renew[] = "UPDATE alert_events SET next_attempt_at = $2 WHERE id = $1";
 /* The broker acknowledged it. Whatever the row says by now (a FAILED left by another
- * worker's attempts while this one's hand-over waited), the event went out. */
+ * worker's attempts while this one's hand-over waited), the event went out. $3 its alert:
+ * a row that took over the id of the one handed over is another event (cc_notify_event). */
 static const char sql_event_acked[] =
     "UPDATE alert_events SET status = 'SENT', next_attempt_at = $2, sent_at = $2,"
-    " last_error = NULL WHERE id = $1 AND status <> 'SENT'";
+    " last_error = NULL WHERE id = $1 AND alert_id = $3 AND status <> 'SENT'";
 /* Keeps a notification whose channels are claimed out of sql_due until the outcome is
  * recorded (the summary then sets the real next_attempt_at), or the lease runs out. */
 static const char sql_lease[] = "UPDATE notifications SET next_attempt_at = $2 WHERE id = $1";
@@ -146,9 +148,10 @@ static int db_rc(int rc)
     return rc == CC_OK || rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
 }
 
-/* Runs sql, an UPDATE of the row whose id is $1 with one integer $2 (a time); *changes
- * (may be NULL) receives the rows changed. */
-static int update_row(struct cc_store *st, const char *sql, int64_t id, int64_t v, int64_t *changes)
+/* Runs sql, an UPDATE of the row whose id is $1 with one integer $2 (a time) and, when
+ * also is not NULL, *also as $3; *changes (may be NULL) receives the rows changed. */
+static int update_row(struct cc_store *st, const char *sql, int64_t id, int64_t v,
+                      const int64_t *also, int64_t *changes)
 {
     struct cc_stmt *stmt = NULL;
     int rc = cc_stmt_prepare(st, sql, &stmt);
@@ -157,6 +160,8 @@ static int update_row(struct cc_store *st, const char *sql, int64_t id, int64_t 
         rc = cc_stmt_bind_int64(stmt, 1, id);
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(stmt, 2, v);
+    if (rc == CC_OK && also != NULL)
+        rc = cc_stmt_bind_int64(stmt, 3, *also);
     if (rc == CC_OK)
         rc = cc_stmt_step(stmt);
     if (rc == CC_OK && changes != NULL)
@@ -241,6 +246,7 @@ static int read_events(struct cc_store *st, int64_t now_ms, struct item *items, 
         it->cell_id = cc_stmt_column_int64(due, 1);
         it->body = dup_col(due, 2);
         it->attempts = (int)cc_stmt_column_int64(due, 3) + 1;
+        it->alert_id = cc_stmt_column_int64(due, 4);
         it->channel = CH_MQTT;
         (*n)++;
         rc = it->body != NULL ? CC_OK : CC_ERR_NOMEM;
@@ -369,7 +375,7 @@ static int claim_one(struct cc_store *st, const struct cc_notify_channels *ch, i
         items[i].message = items[first].message;
         items[i].borrowed = 1;
     }
-    return update_row(st, sql_lease, nid, now_ms + CC_NOTIFY_LEASE_MS, NULL);
+    return update_row(st, sql_lease, nid, now_ms + CC_NOTIFY_LEASE_MS, NULL, NULL);
 }
 
 /* claim_one's summary for all due notifications at once, when this process has no
@@ -668,7 +674,8 @@ static void send_item(const struct cc_notify_channels *ch, struct item *it)
     switch (it->channel) {
     case CH_MQTT: /* alert events only: claim_one never takes it for a notification */
         snprintf(topic, sizeof topic, "alerts/%lld", (long long)it->cell_id);
-        rc = ch->publish(ch->publish_ctx, topic, it->body, strlen(it->body), it->id);
+        rc = ch->publish(ch->publish_ctx, topic, it->body, strlen(it->body),
+                         (struct cc_notify_event){it->id, it->alert_id});
         it->ok = rc == 0;
         it->held = rc == CC_NOTIFY_HELD;
         if (!it->ok && !it->held)
@@ -703,7 +710,7 @@ static int record_one(struct cc_store *st, const struct item *it, int awaiting, 
     int rc;
 
     if (it->held) /* the lease alone */
-        return update_row(st, sql_event_renew, it->id, now_ms + CC_NOTIFY_ACK_LEASE_MS, NULL);
+        return update_row(st, sql_event_renew, it->id, now_ms + CC_NOTIFY_ACK_LEASE_MS, NULL, NULL);
     if (sent) {
         status = "SENT";
         next = now_ms;
@@ -755,17 +762,17 @@ static int record(struct cc_store *st, const struct item *items, int n, int64_t 
 static int mark_acked(struct cc_store *st, const struct cc_notify_channels *ch, int64_t now_ms,
                       int *nsent)
 {
-    int64_t ids[CC_NOTIFY_BATCH];
+    struct cc_notify_event evs[CC_NOTIFY_BATCH];
     int n = CC_NOTIFY_BATCH;
     int rc = CC_OK;
 
     /* The client holds at most its window of them: this ends. */
     while (rc == CC_OK && ch->acked != NULL && n == CC_NOTIFY_BATCH) {
-        n = ch->acked(ch->acked_ctx, ids, CC_NOTIFY_BATCH);
+        n = ch->acked(ch->acked_ctx, evs, CC_NOTIFY_BATCH);
         for (int i = 0; i < n && rc == CC_OK; i++) {
             int64_t changed = 0;
 
-            rc = update_row(st, sql_event_acked, ids[i], now_ms, &changed);
+            rc = update_row(st, sql_event_acked, evs[i].id, now_ms, &evs[i].alert_id, &changed);
             *nsent += (int)changed;
         }
     }

@@ -98,6 +98,68 @@ def main():
             sub.loop_stop()
             sub.disconnect()
     cases.run("broker up: the event arrives and is SENT after its PUBACK", sent_after_puback)
+    def reused_event_id():
+        # SQLite reuses the largest rowid once its row is gone (alert_events.id is not
+        # AUTOINCREMENT). An event held unacknowledged (broker down) whose row goes with its
+        # alert (a cold cell or device deleted: ON DELETE CASCADE) leaves its id to the next
+        # event. That event is another one: it must be published (not taken as "held"), and
+        # the old message's PUBACK must not mark it SENT. PostgreSQL's identity never reuses.
+        with Stack(apid=False) as st:
+            sub_id = "t-reuse-%d" % int(time.time())
+            got = queue.Queue()
+            sub = st.mqtt_client(st.mqtt_user, st.mqtt_password, client_id=sub_id, clean=False)
+            subscribed = queue.Queue()
+            sub.on_subscribe = lambda c, u, mid, q: subscribed.put(q)
+            sub.subscribe("alerts/#", qos=1)
+            assert subscribed.get(timeout=10) == (1,)
+            sub.loop_stop()
+            sub.disconnect()  # a persistent session: the broker queues alerts/# for it
+            assert st.stop("mosquitto") == 0
+            cell, (old_alert,) = event_backlog(st, 1, lambda a: json.dumps({"id": a}))
+            old_event = st.scalar("SELECT id FROM alert_events WHERE alert_id = ?", (old_alert,))
+            wait_for(lambda: st.scalar("SELECT attempts FROM alert_events WHERE id = ?",
+                                       (old_event,)) == 1, timeout=30, what="handed over")
+            # What deleting its cold cell or device does (ON DELETE CASCADE, which the
+            # test's own connection does not enforce): the alert and its events go.
+            st.sql("DELETE FROM alert_events WHERE alert_id = ?", (old_alert,))
+            st.sql("DELETE FROM alerts WHERE id = ?", (old_alert,))
+            dev = st.scalar("SELECT id FROM devices ORDER BY id LIMIT 1")
+            new_alert = old_alert + 1000  # alert ids are never reused
+            now = int(time.time() * 1000)
+            st.sql("INSERT INTO alerts (id, cold_cell_id, device_id, type, status, message,"
+                   " first_triggered_at, last_triggered_at, trigger_count, resolved_at)"
+                   " VALUES (?, ?, ?, 'HIGH_TEMP', 'RESOLVED', 'w', ?, ?, 1, ?)",
+                   (new_alert, cell, dev, now, now, now))
+            st.sql("INSERT INTO alert_events (alert_id, cold_cell_id, event, payload, status,"
+                   " attempts, next_attempt_at, created_at)"
+                   " VALUES (?, ?, 'CREATED', ?, 'PENDING', 0, ?, ?)",
+                   (new_alert, cell, json.dumps({"id": new_alert}), now, now))
+            new_event = st.scalar("SELECT id FROM alert_events WHERE alert_id = ?", (new_alert,))
+            st.start_broker()
+            sub = st.mqtt_client(st.mqtt_user, st.mqtt_password, client_id=sub_id, clean=False,
+                                 connect=False)
+            sub.on_message = lambda c, u, m: got.put(json.loads(m.payload))
+            sub.connect("127.0.0.1", st.mqtt_port, keepalive=30)
+            sub.loop_start()
+            seen = set()
+
+            def arrived():
+                while not got.empty():
+                    seen.add(got.get().get("id"))
+                return new_alert in seen
+            wait_for(arrived, timeout=20, interval=0.2,
+                     what="the new event (id %d, the old one's %d) at the subscriber: %s,"
+                     " its row %s" % (new_event, old_event, sorted(seen),
+                                      st.sql("SELECT status, attempts FROM alert_events"
+                                             " WHERE alert_id = ?", (new_alert,))))
+            wait_for(lambda: st.scalar("SELECT status FROM alert_events WHERE alert_id = ?",
+                                       (new_alert,)) == "SENT", timeout=10, what="SENT")
+            assert st.scalar("SELECT attempts FROM alert_events WHERE alert_id = ?",
+                             (new_alert,)) == 1
+            sub.loop_stop()
+            sub.disconnect()
+    cases.run("an event id reused (its held predecessor's row deleted): the new event is sent",
+              reused_event_id)
     cases.exit()
 
 

@@ -460,25 +460,27 @@ static struct {
     int calls;
     int ok;
     char topics[16][64];
-    sqlite3 *db;      /* when set: */
-    int in_txn;       /* publishes made with a transaction open on db */
-    int64_t state;    /* the event's attempts and status at the last publish (status SENT: +100) */
-    int64_t last_id;  /* the event of the last publish */
-    int64_t held_id;  /* when set: this event is still held by the client (CC_NOTIFY_HELD) */
-    int64_t acks[16]; /* acknowledged, for fake_acked to hand out */
+    sqlite3 *db;     /* when set: */
+    int in_txn;      /* publishes made with a transaction open on db */
+    int64_t state;   /* the event's attempts and status at the last publish (status SENT: +100) */
+    int64_t last_id; /* the event of the last publish */
+    int64_t last_alert; /* and its alert */
+    int64_t held_id;    /* when set: this event is still held by the client (CC_NOTIFY_HELD) */
+    struct cc_notify_event acks[16]; /* acknowledged, for fake_acked to hand out */
     int nacks;
     int acked_calls;
 } pub;
 
 static int fake_publish(void *ctx, const char *topic, const char *payload, size_t len,
-                        int64_t event_id)
+                        struct cc_notify_event ev)
 {
     (void)ctx;
     (void)payload;
     (void)len;
     pub.calls++;
-    pub.last_id = event_id;
-    if (pub.held_id != 0 && event_id == pub.held_id)
+    pub.last_id = ev.id;
+    pub.last_alert = ev.alert_id;
+    if (pub.held_id != 0 && ev.id == pub.held_id)
         return CC_NOTIFY_HELD;
     if (pub.db != NULL) {
         sqlite3_stmt *stmt = NULL;
@@ -746,16 +748,25 @@ static void test_notify_deliver_publish_window(void **state)
 }
 
 /* The broker's acknowledgements, as ingestd's client hands them out. */
-static int fake_acked(void *ctx, int64_t *ids, int max)
+static int fake_acked(void *ctx, struct cc_notify_event *evs, int max)
 {
     int n = pub.nacks < max ? pub.nacks : max;
 
     (void)ctx;
     pub.acked_calls++;
-    memcpy(ids, pub.acks, (size_t)n * sizeof *ids);
-    memmove(pub.acks, pub.acks + n, (size_t)(pub.nacks - n) * sizeof *ids);
+    memcpy(evs, pub.acks, (size_t)n * sizeof *evs);
+    memmove(pub.acks, pub.acks + n, (size_t)(pub.nacks - n) * sizeof *evs);
     pub.nacks -= n;
     return n;
+}
+
+/* Alert event id as the client names it: with its alert. */
+static struct cc_notify_event event_of(struct cc_store *st, int64_t id)
+{
+    char sql[96];
+
+    snprintf(sql, sizeof sql, "SELECT alert_id FROM alert_events WHERE id = %lld", (long long)id);
+    return (struct cc_notify_event){id, q(st, sql)};
 }
 
 #define MQTT_SENT_TOTAL                                                                            \
@@ -792,8 +803,16 @@ static void test_notify_deliver_sent_only_when_acknowledged(void **state)
     assert_int_equal(pub.calls, 1); /* under its lease: not handed over twice */
     assert_int_equal(q(st, "SELECT status = 'PENDING' FROM alert_events"), 1);
 
+    /* The PUBACK of a message that carried the same id for another alert (a row SQLite gave
+     * the id before, deleted since: cc_notify_event) is not this event's. */
+    assert_int_equal(pub.last_alert, event_of(st, id).alert_id);
+    pub.acks[pub.nacks++] = (struct cc_notify_event){id, pub.last_alert + 1};
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + 1, 100, &sent), CC_OK);
+    assert_int_equal(sent, 0);
+    assert_int_equal(q(st, "SELECT status = 'PENDING' FROM alert_events"), 1);
+
     /* Acknowledged: SENT at the next pass, and counted. */
-    pub.acks[pub.nacks++] = id;
+    pub.acks[pub.nacks++] = event_of(st, id);
     assert_int_equal(cc_notify_deliver(st, &ch, T0 + 5 * S, 100, &sent), CC_OK);
     assert_int_equal(sent, 1);
     assert_int_equal(pub.calls, 1);
@@ -803,7 +822,7 @@ static void test_notify_deliver_sent_only_when_acknowledged(void **state)
     assert_int_equal(q(st, "SELECT sent_at FROM alert_events"), T0 + 5 * S);
     assert_int_equal(q(st, MQTT_SENT_TOTAL), sent0 + 1);
     /* A late duplicate acknowledgement changes nothing and counts nothing. */
-    pub.acks[pub.nacks++] = id;
+    pub.acks[pub.nacks++] = event_of(st, id);
     assert_int_equal(cc_notify_record_acks(st, &ch, T0 + 6 * S, &sent), CC_OK);
     assert_int_equal(sent, 0);
     assert_int_equal(q(st, MQTT_SENT_TOTAL), sent0 + 1);
@@ -844,7 +863,7 @@ static void test_notify_deliver_sent_only_when_acknowledged(void **state)
                      1);
     assert_int_equal(q(st, "SELECT next_attempt_at FROM alert_events WHERE event = 'RESOLVED'"),
                      T0 + S + 40 * L);
-    pub.acks[pub.nacks++] = id;
+    pub.acks[pub.nacks++] = event_of(st, id);
     assert_int_equal(cc_notify_deliver(st, &ch, T0 + S + 40 * L, 100, &sent), CC_OK);
     assert_int_equal(sent, 1);
     assert_int_equal(q(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'"), 2);
@@ -877,7 +896,7 @@ static void test_notify_deliver_acks_with_window_full(void **state)
 
         snprintf(sql, sizeof sql,
                  "SELECT id FROM alert_events WHERE attempts = 1 ORDER BY id LIMIT 1 OFFSET %d", i);
-        pub.acks[pub.nacks++] = q(st, sql);
+        pub.acks[pub.nacks++] = event_of(st, q(st, sql));
     }
     assert_int_equal(cc_notify_deliver(st, &ch, T0 + S, 1 << 30, &sent), CC_OK); /* still full */
     assert_int_equal(pub.calls, 4);

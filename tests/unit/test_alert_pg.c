@@ -415,12 +415,12 @@ static void test_daily_report_same_rows(void **state)
 
 static struct {
     int calls, fail;
-    int64_t handed[8]; /* handed over and not yet acknowledged */
+    struct cc_notify_event handed[8]; /* handed over and not yet acknowledged */
     int nhanded;
 } pub;
 
 static int fake_publish(void *ctx, const char *topic, const char *payload, size_t len,
-                        int64_t event_id)
+                        struct cc_notify_event ev)
 {
     (void)ctx;
     (void)topic;
@@ -430,17 +430,17 @@ static int fake_publish(void *ctx, const char *topic, const char *payload, size_
     if (pub.fail)
         return -1;
     if (pub.nhanded < 8)
-        pub.handed[pub.nhanded++] = event_id;
+        pub.handed[pub.nhanded++] = ev;
     return 0;
 }
 
 /* The broker acknowledges everything handed over. */
-static int fake_acked(void *ctx, int64_t *ids, int max)
+static int fake_acked(void *ctx, struct cc_notify_event *evs, int max)
 {
     int n = pub.nhanded < max ? pub.nhanded : max;
 
     (void)ctx;
-    memcpy(ids, pub.handed, (size_t)n * sizeof *ids);
+    memcpy(evs, pub.handed, (size_t)n * sizeof *evs);
     pub.nhanded = 0;
     return n;
 }

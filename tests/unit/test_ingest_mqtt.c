@@ -56,17 +56,22 @@ static void test_ingest_mqtt_events_held_bounded(void **state)
         .url = "tcp://127.0.0.1:1", .client_id = "coldchain-ingestd", .on_message = on_message};
     struct ingest_mqtt *m = NULL;
     struct ingest_mqtt_counters *c;
-    int64_t ids[8];
+    struct cc_notify_event ids[8];
 
     (void)state;
     assert_int_equal(ingest_mqtt_new(&o, &m), 0);
     c = ingest_mqtt_counters(m);
     for (int i = 0; i < INGEST_PUBLISH_WINDOW; i++)
-        assert_int_equal(ingest_mqtt_publish_event(m, "alerts/1", "{}", 2, 100 + i), 0);
+        assert_int_equal(
+            ingest_mqtt_publish_event(m, "alerts/1", "{}", 2, (struct cc_notify_event){100 + i, 1}),
+            0);
     assert_int_equal(c->publish_pending, INGEST_PUBLISH_WINDOW);
     assert_int_equal(ingest_mqtt_publish_room(m), 0);
-    assert_int_equal(ingest_mqtt_publish_event(m, "alerts/1", "{}", 2, 100), CC_NOTIFY_HELD);
-    assert_int_equal(ingest_mqtt_publish_event(m, "alerts/1", "{}", 2, 99), -1);
+    assert_int_equal(
+        ingest_mqtt_publish_event(m, "alerts/1", "{}", 2, (struct cc_notify_event){100, 1}),
+        CC_NOTIFY_HELD);
+    assert_int_equal(
+        ingest_mqtt_publish_event(m, "alerts/1", "{}", 2, (struct cc_notify_event){99, 1}), -1);
     assert_int_equal(c->publish_pending, INGEST_PUBLISH_WINDOW);
     assert_int_equal(c->publish_refused, 1);
     /* Nothing was acknowledged (no broker): nothing to mark SENT. */
