@@ -1,6 +1,8 @@
 /* cc_json.c - an iterative depth check in front of cJSON for outside documents. */
 #include "cc_json.h"
 
+#include <string.h>
+
 int cc_json_depth_ok(const char *s, size_t len, int max_depth)
 {
     size_t i;
@@ -32,18 +34,43 @@ int cc_json_depth_ok(const char *s, size_t len, int max_depth)
     return 1;
 }
 
-cJSON *cc_json_parse_outside(const char *s, size_t len, int *too_deep)
+int cc_json_has_nul_escape(const char *s, size_t len)
+{
+    int in_str = 0;
+
+    if (s == NULL)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_str) {
+            in_str = s[i] == '"';
+        } else if (s[i] == '"') {
+            in_str = 0;
+        } else if (s[i] == '\\') {
+            if (len - i > 5 && memcmp(s + i + 1, "u0000", 5) == 0)
+                return 1;
+            i++; /* the escaped byte: an escaped backslash cannot start an escape */
+        }
+    }
+    return 0;
+}
+
+cJSON *cc_json_parse_outside(const char *s, size_t len, int *why)
 {
     const char *end = NULL;
     cJSON *root;
+    int refusal = 0;
 
-    if (too_deep != NULL)
-        *too_deep = 0;
+    if (why != NULL)
+        *why = 0;
     if (s == NULL || len == 0)
         return NULL;
-    if (!cc_json_depth_ok(s, len, CC_JSON_MAX_DEPTH)) {
-        if (too_deep != NULL)
-            *too_deep = 1;
+    if (!cc_json_depth_ok(s, len, CC_JSON_MAX_DEPTH))
+        refusal = CC_JSON_TOO_DEEP;
+    else if (cc_json_has_nul_escape(s, len))
+        refusal = CC_JSON_NUL;
+    if (refusal != 0) {
+        if (why != NULL)
+            *why = refusal;
         return NULL;
     }
     root = cJSON_ParseWithLengthOpts(s, len, &end, 0);

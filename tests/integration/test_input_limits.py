@@ -248,6 +248,48 @@ def main():
                 dev.disconnect()
         cases.run("mqtt: 1000 nested [ -> dead letter BAD_JSON + errors message, ingestd alive",
                   mqtt_deep_reading)
+
+        # The escape \u0000 inside a JSON string: cJSON decodes it to a NUL byte, and every C
+        # string after it ends there, so "Depot\u0000 of customer 2" was stored as "Depot",
+        # a password "customer123\u0000anything" logged in, a new password
+        # "abcdefgh\u0000<24 more>" was silently only its first 8 characters, and a device's
+        # firmwareVersion lost its tail. The gate refuses such a document whole.
+        def nul_escape_http():
+            n = s.scalar("SELECT COUNT(*) FROM locations")
+            raw = b'{"name":"Depot\\u0000 of customer 2","address":"Main St"}'
+            expect_error(s.http("POST", "/api/locations", raw=raw,
+                                headers={"Authorization": "Bearer " + cust}), 400, "BAD_JSON")
+            expect(s.scalar("SELECT COUNT(*) FROM locations") == n, "a location was created")
+            raw = b'{"email":"customer1@example.com","password":"customer123\\u0000anything"}'
+            expect_error(s.http("POST", "/api/auth/login", raw=raw), 400, "BAD_JSON")
+            # A backslash escaped before "u0000" is text, not a NUL: still accepted.
+            raw = b'{"name":"Depot \\\\u0000","address":"Main St"}'
+            st, _, body = s.http("POST", "/api/locations", raw=raw,
+                                 headers={"Authorization": "Bearer " + cust})
+            expect(st == 201 and body["name"] == "Depot \\u0000", (st, body))
+        cases.run("http: \\u0000 in a string -> 400 BAD_JSON, nothing stored cut short",
+                  nul_escape_http)
+
+        def nul_escape_mqtt_status():
+            dev = s.mqtt_client(serial, s.keys[serial], client_id=serial)
+            dead = s.scalar("SELECT COUNT(*) FROM rejected_messages")
+            try:
+                dev.publish("devices/%s/status" % serial,
+                            b'{"online":true,"firmwareVersion":"9.9\\u0000-evil"}',
+                            qos=1).wait_for_publish()
+                wait_for(lambda: s.scalar("SELECT COUNT(*) FROM rejected_messages") == dead + 1,
+                         what="dead letter")
+                row = s.sql("SELECT topic, error_code FROM rejected_messages ORDER BY id DESC "
+                            "LIMIT 1")[0]
+                expect(row == ("devices/%s/status" % serial, "BAD_JSON"), row)
+                fw = s.scalar("SELECT firmware_version FROM devices WHERE serial_number = ?",
+                              (serial,))
+                expect(fw != "9.9", "firmwareVersion stored cut at the NUL: %r" % fw)
+            finally:
+                dev.loop_stop()
+                dev.disconnect()
+        cases.run("mqtt status: \\u0000 in firmwareVersion -> dead letter BAD_JSON",
+                  nul_escape_mqtt_status)
     cases.exit()
 
 
