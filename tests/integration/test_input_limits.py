@@ -290,6 +290,45 @@ def main():
                 dev.disconnect()
         cases.run("mqtt status: \\u0000 in firmwareVersion -> dead letter BAD_JSON",
                   nul_escape_mqtt_status)
+
+        # Requests civetweb refuses itself, before apid's handler runs, answered
+        # "Error 400: Bad Request" in text/plain: SPEC §5 wants every error in its shape.
+        def civetweb_refusals_in_error_shape():
+            for label, req, status, code in (
+                    ("unknown method", b"FOO /api/alerts HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+                     "VALIDATION_ERROR"),
+                    ("no HTTP version", b"GET /health\r\n\r\n", 400, "VALIDATION_ERROR"),
+                    ("Content-Length -1", b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: -1\r\n\r\n{}", 411, "VALIDATION_ERROR"),
+                    ("a 70,000-byte header", b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: "
+                     + b"a" * 70000 + b"\r\n\r\n", 400, "VALIDATION_ERROR")):
+                sk = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
+                try:
+                    sk.sendall(req)
+                    data = b""
+                    while True:  # the answer, then the close (nothing else may follow)
+                        chunk = sk.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                finally:
+                    sk.close()
+                head, _, body = data.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                hdrs = {k.strip().lower(): v.strip() for k, _, v in
+                        (line.partition(":") for line in lines[1:])}
+                expect(lines[0].split()[1:2] == [str(status)], "%s: %r" % (label, lines[0]))
+                expect(hdrs.get("content-type") == "application/json", "%s: %r" % (label, data))
+                expect(hdrs.get("content-length") == str(len(body)), "%s: %r" % (label, data))
+                try:
+                    err = json.loads(body)["error"]
+                except ValueError:
+                    raise AssertionError("%s: not the SPEC error shape: %r" % (label, body))
+                expect(err.get("code") == code and isinstance(err.get("message"), str),
+                       "%s: %r" % (label, err))
+            alive(s)
+        cases.run("requests civetweb refuses itself answer in the SPEC error shape",
+                  civetweb_refusals_in_error_shape)
     cases.exit()
 
 
