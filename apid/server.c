@@ -438,9 +438,9 @@ int api_civet_error(struct mg_connection *conn, int status, const char *errmsg)
     case 413:
         rc = CC_ERR_TOO_LARGE;
         break;
-    default:
-        rc = status < 500 ? CC_ERR_VALIDATION : CC_ERR_INTERNAL;
-        message = status < 500 ? "the request is malformed" : NULL;
+    default: /* 505 (a request of HTTP/9.9) is the client's mistake, not the server's */
+        rc = status < 500 || status == 505 ? CC_ERR_VALIDATION : CC_ERR_INTERNAL;
+        message = rc == CC_ERR_VALIDATION ? "the request is malformed" : NULL;
     }
     body = cc_http_error_body(rc, message, NULL, app != NULL && app->cfg.production);
     /* Connection: close as civetweb's own page says: what follows a request it could not

@@ -298,6 +298,8 @@ def main():
                     ("unknown method", b"FOO /api/alerts HTTP/1.1\r\nHost: x\r\n\r\n", 400,
                      "VALIDATION_ERROR"),
                     ("no HTTP version", b"GET /health\r\n\r\n", 400, "VALIDATION_ERROR"),
+                    ("HTTP/9.9", b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n", 505,
+                     "VALIDATION_ERROR"),
                     ("Content-Length -1", b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\n"
                      b"Content-Length: -1\r\n\r\n{}", 411, "VALIDATION_ERROR"),
                     ("a 70,000-byte header", b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: "
