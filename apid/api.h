@@ -150,6 +150,9 @@ int api_static_wanted(const char *method, const char *path);
 /* civetweb callbacks (server.c). */
 int api_dispatch(struct mg_connection *conn);
 int api_civet_log(const struct mg_connection *conn, const char *message);
+/* http_error: what civetweb refuses itself (a malformed request line or header, a bad
+ * Content-Length) answers in the SPEC §5 error shape, not civetweb's text/plain page. */
+int api_civet_error(struct mg_connection *conn, int status, const char *errmsg);
 
 /* Handlers (h_*.c). */
 int api_health(struct api_req *r);

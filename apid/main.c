@@ -305,6 +305,7 @@ int main(int argc, char **argv)
     memset(&cb, 0, sizeof cb);
     cb.begin_request = api_dispatch;
     cb.log_message = api_civet_log;
+    cb.http_error = api_civet_error;
 
     mg_init_library(0);
     ctx = mg_start(&cb, &app, options);

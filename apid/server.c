@@ -470,6 +470,43 @@ int api_dispatch(struct mg_connection *conn)
     return r.must_close ? -1 : status;
 }
 
+int api_civet_error(struct mg_connection *conn, int status, const char *errmsg)
+{
+    const struct api_app *app = mg_get_user_data(mg_get_context(conn));
+    const char *message = NULL;
+    char *body;
+    int rc;
+
+    (void)errmsg; /* civetweb's wording ("Bad request", "Invalid request body"): not the SPEC's */
+    if (status < 400)
+        return 1; /* a 304 of the file handler: no error body, civetweb's answer is right */
+    switch (status) {
+    case 404:
+        rc = CC_ERR_NOT_FOUND;
+        break;
+    case 405:
+        rc = CC_ERR_METHOD;
+        break;
+    case 413:
+        rc = CC_ERR_TOO_LARGE;
+        break;
+    default: /* 505 (a request of HTTP/9.9) is the client's mistake, not the server's */
+        rc = status < 500 || status == 505 ? CC_ERR_VALIDATION : CC_ERR_INTERNAL;
+        message = rc == CC_ERR_VALIDATION ? "the request is malformed" : NULL;
+    }
+    body = cc_http_error_body(rc, message, NULL, app != NULL && app->cfg.production);
+    /* Connection: close as civetweb's own page says: what follows a request it could not
+     * read is not trusted to start the next one. */
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: close\r\nCache-Control: no-store\r\n"
+              "X-Content-Type-Options: nosniff\r\nContent-Type: application/json\r\n"
+              "Content-Length: %zu\r\n\r\n%s",
+              status, mg_get_response_code_text(conn, status), http_date(),
+              body ? strlen(body) : sizeof oom_body - 1, body ? body : oom_body);
+    free(body);
+    return 0;
+}
+
 int api_civet_log(const struct mg_connection *conn, const char *message)
 {
     (void)conn;

@@ -146,6 +146,11 @@ static int handle(struct mg_connection *conn, void *data)
         "# TYPE coldchain_ingest_mqtt_received_total counter\n"
         "coldchain_ingest_mqtt_received_total %llu\n",
         __atomic_load_n(&m->mq->received, __ATOMIC_RELAXED));
+    OUT("# HELP coldchain_ingest_retained_skipped_total Retained copies the broker replayed "
+        "at a SUBSCRIBE, skipped: their live delivery was handled.\n"
+        "# TYPE coldchain_ingest_retained_skipped_total counter\n"
+        "coldchain_ingest_retained_skipped_total %llu\n",
+        __atomic_load_n(&m->mq->retained_skipped, __ATOMIC_RELAXED));
     OUT("# HELP coldchain_ingest_broker_reconnects_total Connections to the broker after the "
         "first.\n# TYPE coldchain_ingest_broker_reconnects_total counter\n"
         "coldchain_ingest_broker_reconnects_total %llu\n",

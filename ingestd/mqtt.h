@@ -75,6 +75,7 @@ struct ingest_mqtt_options {
 struct ingest_mqtt_counters {
     unsigned long long reconnects;
     unsigned long long received;         /* device messages handed to on_message */
+    unsigned long long retained_skipped; /* retained copies a SUBSCRIBE replayed, not handed */
     unsigned long long errors_published; /* devices/{serial}/errors accepted by publish */
     unsigned long long publish_refused;  /* publishes refused: pending past the limit */
     unsigned long long rounds;           /* read rounds with at least one message */

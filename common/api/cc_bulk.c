@@ -558,16 +558,21 @@ static int parse_json(const char *buf, size_t len, struct cc_bulk *b, struct rep
     cJSON *root = NULL;
     const cJSON *el;
     int *lines = NULL;
-    int n, rc = CC_OK, too_deep = 0;
+    int n, rc = CC_OK, why = 0;
     long i = 0;
 
     /* Through the depth gate (a device list nests two levels): cJSON recurses per level,
      * and apid parses on a 100 KiB worker stack. */
-    root = cc_json_parse_outside(buf, len, &too_deep);
+    root = cc_json_parse_outside(buf, len, &why);
     if (root == NULL)
-        return fail_whole(CC_ERR_BAD_JSON, "body", too_deep ? "too_deep" : "bad_json",
-                          too_deep ? "the input nests deeper than " CC_JSON_MAX_DEPTH_TEXT " levels"
-                                   : "the input is not valid JSON",
+        return fail_whole(CC_ERR_BAD_JSON, "body",
+                          why == CC_JSON_TOO_DEEP ? "too_deep"
+                          : why == CC_JSON_NUL    ? "nul"
+                                                  : "bad_json",
+                          why == CC_JSON_TOO_DEEP
+                              ? "the input nests deeper than " CC_JSON_MAX_DEPTH_TEXT " levels"
+                          : why == CC_JSON_NUL ? "a string in the input holds \\u0000"
+                                               : "the input is not valid JSON",
                           err);
     if (!cJSON_IsArray(root)) {
         report_add(rp, -1, 0, "body", "type", "the input must be a JSON array of devices");

@@ -66,19 +66,21 @@ char *cc_http_error_body(int rc, const char *message, const cJSON *err, int prod
 int cc_http_parse_body(const char *buf, size_t len, cJSON **out, cJSON **err)
 {
     cJSON *root;
-    int too_deep = 0;
+    int why = 0;
 
     if (buf == NULL || len == 0) {
         *err = cc_error_new(CC_ERR_BAD_JSON, "the request body must be a JSON object");
         return CC_ERR_BAD_JSON;
     }
     /* Through the depth gate: cJSON recurses per level on a 100 KiB worker stack. */
-    root = cc_json_parse_outside(buf, len, &too_deep);
+    root = cc_json_parse_outside(buf, len, &why);
     if (root == NULL) {
         *err = cc_error_new(CC_ERR_BAD_JSON,
-                            too_deep ? "the request body nests deeper than " CC_JSON_MAX_DEPTH_TEXT
-                                       " levels"
-                                     : "the request body is not valid JSON");
+                            why == CC_JSON_TOO_DEEP
+                                ? "the request body nests deeper than " CC_JSON_MAX_DEPTH_TEXT
+                                  " levels"
+                            : why == CC_JSON_NUL ? "a string in the request body holds \\u0000"
+                                                 : "the request body is not valid JSON");
         return CC_ERR_BAD_JSON;
     }
     if (!cJSON_IsObject(root)) {

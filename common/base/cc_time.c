@@ -186,6 +186,11 @@ done:
     total = days * MS_PER_DAY + ((int64_t)hh * 3600 + mi * 60 + ss) * MS_PER_S + ms;
     /* local = UTC + offset, so UTC = local - offset */
     total -= (int64_t)off_min * 60 * MS_PER_S;
+    /* An offset can carry year 0000 or 9999 outside the years cc_time_format_iso8601
+     * writes: refused, so that every accepted time can be written back in an answer. */
+    if (total < cc_days_from_civil(0, 1, 1) * MS_PER_DAY ||
+        total >= cc_days_from_civil(10000, 1, 1) * MS_PER_DAY)
+        return CC_ERR_VALIDATION;
     *out_ms = total;
     return CC_OK;
 }

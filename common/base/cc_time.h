@@ -22,7 +22,8 @@ struct timespec cc_deadline(clockid_t clock, long ms);
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff...][Z|±HH:MM|±HHMM]" (a space is accepted for T;
  * no zone means UTC; a date alone "YYYY-MM-DD" is midnight UTC). Validates every
  * field (month 1-12, day within the month, leap years, hour 0-23, minute/second 0-59,
- * offset up to ±14:00). Returns CC_OK and writes *out_ms, or CC_ERR_VALIDATION. */
+ * offset up to ±14:00), and that the instant in UTC lies in years 0000..9999, the ones
+ * cc_time_format_iso8601 writes. Returns CC_OK and writes *out_ms, or CC_ERR_VALIDATION. */
 int cc_time_parse_iso8601(const char *s, int64_t *out_ms);
 
 /* Writes "2026-11-26T05:45:00.000Z" into buf (at least CC_ISO8601_LEN bytes).

@@ -292,7 +292,7 @@ static cJSON *error_simple(int rc, const char *message, const char *field, const
 static cJSON *parse_payload(const char *payload, size_t len, int *rc, cJSON **err)
 {
     cJSON *root = NULL;
-    int too_deep = 0;
+    int why = 0;
 
     *err = NULL;
     if (len > CC_MAX_PAYLOAD) {
@@ -315,12 +315,14 @@ static cJSON *parse_payload(const char *payload, size_t len, int *rc, cJSON **er
     }
     /* Through the depth gate: a reading nests three levels at most, and cJSON would
      * recurse once per level of whatever a device sends. */
-    root = cc_json_parse_outside(payload, len, &too_deep);
+    root = cc_json_parse_outside(payload, len, &why);
     if (root == NULL) {
         *rc = CC_ERR_BAD_JSON;
         *err = error_simple(CC_ERR_BAD_JSON,
-                            too_deep ? "payload nests deeper than " CC_JSON_MAX_DEPTH_TEXT " levels"
-                                     : "payload is not valid JSON",
+                            why == CC_JSON_TOO_DEEP
+                                ? "payload nests deeper than " CC_JSON_MAX_DEPTH_TEXT " levels"
+                            : why == CC_JSON_NUL ? "a string in the payload holds \\u0000"
+                                                 : "payload is not valid JSON",
                             NULL, NULL);
         goto fail;
     }

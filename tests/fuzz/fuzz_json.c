@@ -6,8 +6,8 @@
  *  - for a document cJSON parses whole, the gate is exact: ok iff the tree nests at
  *    most CC_JSON_MAX_DEPTH levels (no deep tree passes, no legal one is refused);
  *  - a larger bound never refuses what a smaller one accepts;
- *  - cc_json_parse_outside returns a tree only within the bound, and too_deep only
- *    without a tree. */
+ *  - cc_json_parse_outside returns a tree only within the bound and without a \u0000
+ *    escape, and a refusal (too deep, or \u0000) only without a tree. */
 #include <cjson/cJSON.h>
 
 #include "cc_json.h"
@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = fuzz_dup(data, size);
     int ok = cc_json_depth_ok(s, size, CC_JSON_MAX_DEPTH);
-    int too_deep = -1;
+    int why = -1;
     const char *end = NULL;
     cJSON *whole, *gated;
 
@@ -69,10 +69,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     cJSON_Delete(whole);
 
-    gated = cc_json_parse_outside(s, size, &too_deep);
-    FUZZ_CHECK(too_deep == 0 || too_deep == 1);
-    FUZZ_CHECK(!(gated != NULL && too_deep));
-    FUZZ_CHECK(too_deep == (size > 0 && !ok));
+    gated = cc_json_parse_outside(s, size, &why);
+    FUZZ_CHECK(why == 0 || why == CC_JSON_TOO_DEEP || why == CC_JSON_NUL);
+    FUZZ_CHECK(!(gated != NULL && why));
+    FUZZ_CHECK((why == CC_JSON_TOO_DEEP) == (size > 0 && !ok));
+    FUZZ_CHECK((why == CC_JSON_NUL) == (size > 0 && ok && cc_json_has_nul_escape(s, size)));
     if (gated != NULL)
         FUZZ_CHECK(tree_depth(gated) <= CC_JSON_MAX_DEPTH);
     cJSON_Delete(gated);

@@ -164,6 +164,60 @@ def main():
             other.loop_stop()
         cases.run("2 MB payload refused, nothing stored", too_large)
 
+        # A device may publish with the retain flag. ingestd subscribes at every connect, and
+        # the broker answers each SUBSCRIBE with the retained message (RETAIN=1): before the
+        # fix a retained reading without ts was stored again at every ingestd reconnect, at
+        # the time of the reconnect (a stale value judged by the alert engine as new), and a
+        # retained status was applied again.
+        def retained_not_replayed():
+            ret = st.mqtt_client(b, st.keys[b])
+            try:
+                before = readings_of(st, b)
+                ret.publish("devices/%s/readings" % b, json.dumps({"temperature": 42.0}),
+                            qos=1, retain=True).wait_for_publish()
+                ret.publish("devices/%s/status" % b, json.dumps(
+                    {"online": True, "firmwareVersion": "retained-1"}), qos=1,
+                    retain=True).wait_for_publish()
+                wait_for(lambda: readings_of(st, b) == before + 1, what="the live delivery")
+                wait_for(lambda: st.scalar("SELECT firmware_version FROM devices WHERE "
+                                           "serial_number = ?", (b,)) == "retained-1",
+                         what="status stored")
+                st.sql("UPDATE devices SET firmware_version = 'later' WHERE serial_number = ?",
+                       (b,))
+                def subacks():  # "broker_connected" is logged at the SUBACK
+                    with open(st.logs["ingestd"], "rb") as f:
+                        return f.read().count(b"broker_connected")
+                for _ in range(2):
+                    n = subacks()
+                    st.stop("ingestd")
+                    st.start_ingestd(wait=False)
+                    wait_for(lambda: subacks() > n, timeout=20, what="SUBACK")
+                    # The broker sends the retained copies right after the SUBACK: a reading
+                    # published now reaches ingestd after them, so once it is stored they
+                    # have been seen.
+                    ts = off_the_second(int(time.time() * 1000) - 300)
+                    ret.publish("devices/%s/readings" % b, json.dumps(
+                        {"temperature": 41.0, "ts": ts}), qos=1).wait_for_publish()
+                    wait_for(lambda: st.scalar("SELECT COUNT(*) FROM readings WHERE "
+                                               "device_id = ? AND ts = ?",
+                                               (device_id(st, b), ts)) == 1, what="marker")
+                n = st.scalar("SELECT COUNT(*) FROM readings WHERE device_id = ? AND "
+                              "temperature = 42.0", (device_id(st, b),))
+                assert n == 1, "the retained reading stored %d times" % n
+                fw = st.scalar("SELECT firmware_version FROM devices WHERE serial_number = ?",
+                               (b,))
+                assert fw == "later", "the retained status applied again: %r" % fw
+                wait_for(lambda: (st.metric("coldchain_ingest_retained_skipped_total") or 0) >= 2,
+                         what="the replays counted")
+            finally:
+                # Clear the retained messages (an empty retained payload deletes them).
+                ret.publish("devices/%s/readings" % b, b"", qos=1, retain=True).wait_for_publish()
+                ret.publish("devices/%s/status" % b, b"", qos=1, retain=True).wait_for_publish()
+                ret.loop_stop()
+                ret.disconnect()
+        cases.run("a retained reading or status is stored once, not again at each reconnect",
+                  retained_not_replayed)
+
         def sigterm_exit_0():
             rc = st.stop("ingestd")
             assert rc == 0, rc

@@ -248,6 +248,89 @@ def main():
                 dev.disconnect()
         cases.run("mqtt: 1000 nested [ -> dead letter BAD_JSON + errors message, ingestd alive",
                   mqtt_deep_reading)
+
+        # The escape \u0000 inside a JSON string: cJSON decodes it to a NUL byte, and every C
+        # string after it ends there, so "Depot\u0000 of customer 2" was stored as "Depot",
+        # a password "customer123\u0000anything" logged in, a new password
+        # "abcdefgh\u0000<24 more>" was silently only its first 8 characters, and a device's
+        # firmwareVersion lost its tail. The gate refuses such a document whole.
+        def nul_escape_http():
+            n = s.scalar("SELECT COUNT(*) FROM locations")
+            raw = b'{"name":"Depot\\u0000 of customer 2","address":"Main St"}'
+            expect_error(s.http("POST", "/api/locations", raw=raw,
+                                headers={"Authorization": "Bearer " + cust}), 400, "BAD_JSON")
+            expect(s.scalar("SELECT COUNT(*) FROM locations") == n, "a location was created")
+            raw = b'{"email":"customer1@example.com","password":"customer123\\u0000anything"}'
+            expect_error(s.http("POST", "/api/auth/login", raw=raw), 400, "BAD_JSON")
+            # A backslash escaped before "u0000" is text, not a NUL: still accepted.
+            raw = b'{"name":"Depot \\\\u0000","address":"Main St"}'
+            st, _, body = s.http("POST", "/api/locations", raw=raw,
+                                 headers={"Authorization": "Bearer " + cust})
+            expect(st == 201 and body["name"] == "Depot \\u0000", (st, body))
+        cases.run("http: \\u0000 in a string -> 400 BAD_JSON, nothing stored cut short",
+                  nul_escape_http)
+
+        def nul_escape_mqtt_status():
+            dev = s.mqtt_client(serial, s.keys[serial], client_id=serial)
+            dead = s.scalar("SELECT COUNT(*) FROM rejected_messages")
+            try:
+                dev.publish("devices/%s/status" % serial,
+                            b'{"online":true,"firmwareVersion":"9.9\\u0000-evil"}',
+                            qos=1).wait_for_publish()
+                wait_for(lambda: s.scalar("SELECT COUNT(*) FROM rejected_messages") == dead + 1,
+                         what="dead letter")
+                row = s.sql("SELECT topic, error_code FROM rejected_messages ORDER BY id DESC "
+                            "LIMIT 1")[0]
+                expect(row == ("devices/%s/status" % serial, "BAD_JSON"), row)
+                fw = s.scalar("SELECT firmware_version FROM devices WHERE serial_number = ?",
+                              (serial,))
+                expect(fw != "9.9", "firmwareVersion stored cut at the NUL: %r" % fw)
+            finally:
+                dev.loop_stop()
+                dev.disconnect()
+        cases.run("mqtt status: \\u0000 in firmwareVersion -> dead letter BAD_JSON",
+                  nul_escape_mqtt_status)
+
+        # Requests civetweb refuses itself, before apid's handler runs, answered
+        # "Error 400: Bad Request" in text/plain: SPEC §5 wants every error in its shape.
+        def civetweb_refusals_in_error_shape():
+            for label, req, status, code in (
+                    ("unknown method", b"FOO /api/alerts HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+                     "VALIDATION_ERROR"),
+                    ("no HTTP version", b"GET /health\r\n\r\n", 400, "VALIDATION_ERROR"),
+                    ("HTTP/9.9", b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n", 505,
+                     "VALIDATION_ERROR"),
+                    ("Content-Length -1", b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: -1\r\n\r\n{}", 411, "VALIDATION_ERROR"),
+                    ("a 70,000-byte header", b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: "
+                     + b"a" * 70000 + b"\r\n\r\n", 400, "VALIDATION_ERROR")):
+                sk = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
+                try:
+                    sk.sendall(req)
+                    data = b""
+                    while True:  # the answer, then the close (nothing else may follow)
+                        chunk = sk.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                finally:
+                    sk.close()
+                head, _, body = data.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                hdrs = {k.strip().lower(): v.strip() for k, _, v in
+                        (line.partition(":") for line in lines[1:])}
+                expect(lines[0].split()[1:2] == [str(status)], "%s: %r" % (label, lines[0]))
+                expect(hdrs.get("content-type") == "application/json", "%s: %r" % (label, data))
+                expect(hdrs.get("content-length") == str(len(body)), "%s: %r" % (label, data))
+                try:
+                    err = json.loads(body)["error"]
+                except ValueError:
+                    raise AssertionError("%s: not the SPEC error shape: %r" % (label, body))
+                expect(err.get("code") == code and isinstance(err.get("message"), str),
+                       "%s: %r" % (label, err))
+            alive(s)
+        cases.run("requests civetweb refuses itself answer in the SPEC error shape",
+                  civetweb_refusals_in_error_shape)
     cases.exit()
 
 

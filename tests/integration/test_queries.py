@@ -190,6 +190,24 @@ def main():
         cases.run("a bad range, from >= to or a too long span -> 400 VALIDATION_ERROR",
                   bad_ranges)
 
+        def unwritable_instants():
+            # An offset that moves year 0000 or 9999 outside the years an answer can write:
+            # "from" answered null (and the export took it) before the parser refused it.
+            for path in ("readings?from=%s&to=0000-01-01T01:00:00Z"
+                         % q("0000-01-01T00:00:00+14:00"),
+                         "readings?from=9999-12-31T00:00:00Z&to=%s"
+                         % q("9999-12-31T23:00:00-14:00"),
+                         "export.csv?from=%s&to=0000-01-01T01:00:00Z"
+                         % q("0000-01-01T00:00:00+14:00")):
+                expect_error(st.http("GET", "/api/readings/coldcells/%d/%s" % (cell, path),
+                                     token=tok), 400, "VALIDATION_ERROR")
+            code, _, body = st.http("GET", "/api/readings/coldcells/%d/readings?from=%s&to=%s"
+                                    % (cell, q("0000-01-01T00:00:00-14:00"),
+                                       q("0000-01-02T00:00:00Z")), token=tok)
+            expect(code == 200 and body["from"] == "0000-01-01T14:00:00.000Z", (code, body))
+        cases.run("from/to outside years 0000..9999 once in UTC -> 400 VALIDATION_ERROR",
+                  unwritable_instants)
+
         def others_cell_404():
             for path in ("/api/readings/coldcells/%d/readings?range=24h" % cell,
                          "/api/coldcells/%d/latest" % cell,

@@ -144,6 +144,42 @@ static void test_json_empty_and_garbage(void **state)
     cJSON_Delete(j);
 }
 
+/* The escape \u0000 decodes to a NUL byte that ends every C string after it: the gate
+ * refuses it, and only it (an escaped backslash before "u0000" is text). */
+static void test_json_nul_escape_refused(void **state)
+{
+    static const char *const refused[] = {
+        "{\"name\":\"Depot\\u0000 of customer 2\"}",
+        "[\"\\u0000\"]",
+        "{\"a\\u0000b\":1}",
+        "\"x\\\\\\u0000\"",
+    };
+    static const char *const kept[] = {
+        "{\"name\":\"Depot \\\\u0000\"}",
+        "[\"\\u0001\",\"\\u1000\"]",
+        "[\"\\u0100\"]",
+    };
+    int why = 7;
+    cJSON *j;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        why = 7;
+        assert_null(cc_json_parse_outside(refused[i], strlen(refused[i]), &why));
+        assert_int_equal(why, CC_JSON_NUL);
+    }
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        why = 7;
+        j = cc_json_parse_outside(kept[i], strlen(kept[i]), &why);
+        assert_non_null(j);
+        assert_int_equal(why, 0);
+        cJSON_Delete(j);
+    }
+    /* Cut inside the escape: the scan must not read past len. */
+    assert_null(cc_json_parse_outside("[\"\\u000", 7, &why));
+    assert_int_equal(why, 0);
+}
+
 #define WORKER_STACK (100 * 1024) /* civetweb's worker stack size, as apid runs it */
 
 struct stack_case {
@@ -219,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_json_unmatched_closers_buy_nothing),
         cmocka_unit_test(test_json_ten_thousand_brackets_refused),
         cmocka_unit_test(test_json_empty_and_garbage),
+        cmocka_unit_test(test_json_nul_escape_refused),
         cmocka_unit_test(test_json_worker_stack_affords_the_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

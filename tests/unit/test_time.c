@@ -194,6 +194,26 @@ static void test_time_format_year_bounds(void **state)
     assert_string_equal(buf, "untouched");
 }
 
+/* An offset can move a date of year 0000 or 9999 out of the years the formatter writes:
+ * the parser refuses such an instant, so every time it accepts can be written back (a
+ * readings query from 0000-01-01T00:00:00+14:00 used to answer "from": null). */
+static void test_time_parse_rejects_unwritable_instants(void **state)
+{
+    (void)state;
+    char buf[CC_ISO8601_LEN];
+
+    expect_bad("0000-01-01T00:00:00+14:00");
+    expect_bad("0000-01-01T00:00:00+00:01");
+    expect_bad("9999-12-31T23:59:59.999-00:01");
+    expect_bad("9999-12-31T12:00:00-14:00");
+    assert_int_equal(cc_time_format_iso8601(parse_ok("0000-01-01T00:00:00-14:00"), buf, sizeof buf),
+                     CC_OK);
+    assert_string_equal(buf, "0000-01-01T14:00:00.000Z");
+    assert_int_equal(
+        cc_time_format_iso8601(parse_ok("9999-12-31T23:59:59.999+14:00"), buf, sizeof buf), CC_OK);
+    assert_string_equal(buf, "9999-12-31T09:59:59.999Z");
+}
+
 static void test_time_format_small_buffer(void **state)
 {
     (void)state;
@@ -285,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_time_format_example),
         cmocka_unit_test(test_time_format_negative_floors),
         cmocka_unit_test(test_time_format_year_bounds),
+        cmocka_unit_test(test_time_parse_rejects_unwritable_instants),
         cmocka_unit_test(test_time_format_small_buffer),
         cmocka_unit_test(test_time_round_trip),
         cmocka_unit_test(test_time_civil_known_days),
