@@ -288,6 +288,58 @@ static int options(struct api_req *r)
 
 static int run(struct api_req *r);
 
+/* Whether the body's length has one reading (RFC 9112 6.1, 6.3): at most one Content-Length,
+ * at most one Transfer-Encoding and then exactly "chunked", never both. civetweb takes the
+ * first Content-Length, and a Transfer-Encoding it does not know as no body; a proxy in
+ * front may read the same bytes otherwise, and what one takes for the body the other serves
+ * as the next request (smuggling: test_input_limits.py). Returns -1 when unambiguous, else
+ * the index of a header that makes it ambiguous (a second Content-Length, or a
+ * Transfer-Encoding). */
+static int framing_offender(const struct mg_request_info *ri)
+{
+    int cl = 0, te = -1, offender = -1;
+
+    for (int i = 0; i < ri->num_headers && i < MG_MAX_HEADERS; i++) {
+        const char *name = ri->http_headers[i].name;
+        const char *value = ri->http_headers[i].value;
+
+        if (name == NULL)
+            continue;
+        if (strcasecmp(name, "Content-Length") == 0) {
+            if (++cl > 1)
+                offender = i;
+        } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            if (te >= 0 || value == NULL || strcasecmp(value, "chunked") != 0)
+                offender = i;
+            te = i;
+        }
+    }
+    if (offender < 0 && cl > 0 && te >= 0)
+        offender = te;
+    return offender;
+}
+
+/* civetweb 1.15 keeps the connection open after a callback's answer when the request's own
+ * Connection header allows it and the body it believes in is buffered, and has no call that
+ * closes it (must_close is set only by its own error pages). So after an ambiguous request
+ * the request's header list, which lives in this connection and is read by civetweb's
+ * keep-alive test, is made to say "Connection: close": the bytes that follow, whatever they
+ * are, are never read as a request. */
+static void request_close(const struct mg_request_info *ri, int offender)
+{
+    struct mg_request_info *w = (struct mg_request_info *)ri;
+
+    for (int i = 0; i < w->num_headers && i < MG_MAX_HEADERS; i++) {
+        if (w->http_headers[i].name != NULL &&
+            strcasecmp(w->http_headers[i].name, "Connection") == 0) {
+            w->http_headers[i].value = "close";
+            return;
+        }
+    }
+    w->http_headers[offender].name = "Connection";
+    w->http_headers[offender].value = "close";
+}
+
 /* Every step before the handler; returns the status sent. */
 static int handle(struct api_req *r)
 {
@@ -296,6 +348,13 @@ static int handle(struct api_req *r)
     size_t headers_len;
     int rc, status;
 
+    rc = framing_offender(r->ri);
+    if (rc >= 0) {
+        r->must_close = 1; /* the rest of the stream has no trusted start: never read it */
+        request_close(r->ri, rc);
+        return api_reply_error(r, CC_ERR_VALIDATION,
+                               "ambiguous body length (Content-Length / Transfer-Encoding)", NULL);
+    }
     /* With MQTT_AUTH_HTTP_LISTEN, the broker endpoints and the API each have a listener of
      * their own; a request on the other one finds nothing. */
     if (!api_mqtt_auth_served(r->ri->server_port, r->path)) {
@@ -425,7 +484,7 @@ int api_dispatch(struct mg_connection *conn)
      * answers the handshake and hands the socket to the feed's event loop. */
     /* The dashboard's static files go on to civetweb's file handler (static.c). */
     if (api_static_wanted(ri->request_method, ri->local_uri) &&
-        !api_mqtt_auth_internal_port(ri->server_port))
+        !api_mqtt_auth_internal_port(ri->server_port) && framing_offender(ri) < 0)
         return 0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&r, 0, sizeof r);

@@ -331,6 +331,51 @@ def main():
             alive(s)
         cases.run("requests civetweb refuses itself answer in the SPEC error shape",
                   civetweb_refusals_in_error_shape)
+
+        # A request whose body length two parties could read differently (RFC 9112 6.3):
+        # civetweb took the first Content-Length, a proxy may take the last, or the
+        # Transfer-Encoding; what one of them reads as the body the other reads as the next
+        # request (smuggling). Refused with 400 in the SPEC shape, and the connection closed
+        # unread: the bytes after the head must never be served as a request.
+        def ambiguous_framing_refused():
+            smuggled = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+            for label, head, body in (
+                    ("two Content-Lengths", b"Content-Length: 2\r\nContent-Length: %d\r\n"
+                     % (2 + len(smuggled)), b"{}" + smuggled),
+                    ("Content-Length and chunked", b"Content-Length: %d\r\n"
+                     b"Transfer-Encoding: chunked\r\n" % (7 + len(smuggled)),
+                     b"2\r\n{}\r\n0\r\n\r\n" + smuggled),
+                    ("Transfer-Encoding other than chunked",
+                     b"Transfer-Encoding: gzip, chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n"
+                     + smuggled),
+                    ("two Transfer-Encodings", b"Transfer-Encoding: chunked\r\n"
+                     b"Transfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n" + smuggled)):
+                for path in (b"/api/auth/login", b"/index.html"):
+                    req = (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Type: application/json\r\n" + head + b"\r\n" + body)
+                    sk = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
+                    try:
+                        sk.sendall(req)
+                        data = b""
+                        while True:  # the answer, then the close (no second answer)
+                            chunk = sk.recv(65536)
+                            if not chunk:
+                                break
+                            data += chunk
+                    finally:
+                        sk.close()
+                    what = "%s %s" % (label, path.decode())
+                    expect(data.startswith(b"HTTP/1.1 400 "), "%s: %r" % (what, data[:200]))
+                    expect(data.count(b"HTTP/1.1 ") == 1, "%s: a second answer: %r" % (what, data))
+                    _, _, rbody = data.partition(b"\r\n\r\n")
+                    try:
+                        err = json.loads(rbody)["error"]
+                    except ValueError:
+                        raise AssertionError("%s: not the SPEC error shape: %r" % (what, rbody))
+                    expect(err.get("code") == "VALIDATION_ERROR", "%s: %r" % (what, err))
+            alive(s)
+        cases.run("a body length two parties could read differently -> 400, closed",
+                  ambiguous_framing_refused)
     cases.exit()
 
 
