@@ -108,6 +108,22 @@ def request_lines(s, marker):
     return [l for l in lines if marker in l]
 
 
+def send_until_close(port, req):
+    """Sends raw bytes, returns all apid answers until it closes the connection (a 10 s
+    timeout raises: a connection kept open is a failure of the tests that use this)."""
+    sk = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sk.sendall(req)
+        data = b""
+        while True:
+            chunk = sk.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    finally:
+        sk.close()
+
+
 def main():
     cases = Cases()
     with Stack(env=dict(NO_LIMITS)) as s:
@@ -304,17 +320,7 @@ def main():
                      b"Content-Length: -1\r\n\r\n{}", 411, "VALIDATION_ERROR"),
                     ("a 70,000-byte header", b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: "
                      + b"a" * 70000 + b"\r\n\r\n", 400, "VALIDATION_ERROR")):
-                sk = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
-                try:
-                    sk.sendall(req)
-                    data = b""
-                    while True:  # the answer, then the close (nothing else may follow)
-                        chunk = sk.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                finally:
-                    sk.close()
+                data = send_until_close(s.http_port, req)
                 head, _, body = data.partition(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 hdrs = {k.strip().lower(): v.strip() for k, _, v in
@@ -353,17 +359,7 @@ def main():
                 for path in (b"/api/auth/login", b"/index.html"):
                     req = (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n"
                            b"Content-Type: application/json\r\n" + head + b"\r\n" + body)
-                    sk = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
-                    try:
-                        sk.sendall(req)
-                        data = b""
-                        while True:  # the answer, then the close (no second answer)
-                            chunk = sk.recv(65536)
-                            if not chunk:
-                                break
-                            data += chunk
-                    finally:
-                        sk.close()
+                    data = send_until_close(s.http_port, req)
                     what = "%s %s" % (label, path.decode())
                     expect(data.startswith(b"HTTP/1.1 400 "), "%s: %r" % (what, data[:200]))
                     expect(data.count(b"HTTP/1.1 ") == 1, "%s: a second answer: %r" % (what, data))
