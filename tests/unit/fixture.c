@@ -148,7 +148,7 @@ int fixture_pg_terminate(struct cc_store *by, int64_t pid)
     int rc = cc_stmt_prepare(by, sql, &s);
 
     if (rc == CC_OK)
-        rc = cc_stmt_bind_all(s, "ii", pid, (int64_t)FIXTURE_PG_GONE_MS);
+        rc = cc_stmt_bind_all(s, "ii", pid, (int64_t)FIXTURE_PG_WAIT_MS);
     if (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
         gone = cc_stmt_column_int64(s, 0);
         rc = CC_OK;
@@ -156,7 +156,7 @@ int fixture_pg_terminate(struct cc_store *by, int64_t pid)
     cc_stmt_release(s);
     if (rc != CC_OK || gone != 1) {
         fprintf(stderr, "backend %lld not ended within %d ms (rc %d)\n", (long long)pid,
-                FIXTURE_PG_GONE_MS, rc);
+                FIXTURE_PG_WAIT_MS, rc);
         return CC_ERR_DB;
     }
     return CC_OK;

@@ -55,10 +55,10 @@ static int try_lease(struct cc_store *st, const char *name, int timeout_ms)
 }
 
 /* A closed or ended session's backend releases its locks a moment after the client sees it
- * gone: a standby polls, and so does this, until it holds the lease or FIXTURE_PG_GONE_MS. */
+ * gone: a standby polls, and so does this, until it holds the lease or FIXTURE_PG_WAIT_MS. */
 static int try_lease_until_free(struct cc_store *st, const char *name)
 {
-    int64_t deadline = cc_mono_ms() + FIXTURE_PG_GONE_MS;
+    int64_t deadline = cc_mono_ms() + FIXTURE_PG_WAIT_MS;
 
     while (cc_mono_ms() < deadline) {
         if (try_lease(st, name, 0))
@@ -75,7 +75,7 @@ static int leases_released(void **state)
     static const char sql[] = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
                               " AND classid = $1::bigint::oid";
     struct cc_store *st = NULL;
-    int64_t deadline = cc_mono_ms() + FIXTURE_PG_GONE_MS, n = -1;
+    int64_t deadline = cc_mono_ms() + FIXTURE_PG_WAIT_MS, n = -1;
 
     (void)state;
     if (cc_store_open(url, 0, &st) != CC_OK)
