@@ -232,6 +232,23 @@ def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s (last=%r)" % (timeout, what, last))
 
 
+def subscribe_acked(client, topics, qos=1, timeout=10.0):
+    """Subscribes client (its network loop running) to each of topics and returns the granted
+    QoS of each once the broker acknowledged them (SUBACK): a message published after this,
+    by anyone, reaches client. A sleep after subscribe() let a loaded broker take a
+    publish of another client's first and drop it for this one."""
+    acked = {}
+    before = client.on_subscribe
+    client.on_subscribe = lambda c, u, mid, granted: acked.__setitem__(mid, granted)
+    try:
+        mids = [client.subscribe(t, qos=qos)[1] for t in topics]
+        wait_for(lambda: all(m in acked for m in mids), timeout=timeout,
+                 what="SUBACK for %s" % ", ".join(topics))
+    finally:
+        client.on_subscribe = before
+    return [acked[m][0] for m in mids]
+
+
 class Stack:
     """One coldchain stack. Use as a context manager."""
 

@@ -18,7 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from alerts_common import ENV, Device, alerts, devices_of, login, now_ms, recipients
-from harness import Cases, Stack, free_port, wait_for
+from harness import Cases, Stack, free_port, subscribe_acked, wait_for
 
 # tests/integration/run.py may run this file beside another one: it checks no duration
 # and no load-dependent bound.
@@ -130,9 +130,7 @@ def main():
             ops = st.operator_client()
             mq = queue.Queue()
             ops.on_message = lambda c, u, m: mq.put((m.topic, json.loads(m.payload), m.qos))
-            ops.subscribe("alerts/#", qos=1)
-            ops.subscribe("notifications/#", qos=1)
-            time.sleep(0.3)
+            assert subscribe_acked(ops, ["alerts/#", "notifications/#"]) == [1, 1]
             d = Device(st, serial)
             t = max(now_ms(), 1 + st.scalar("SELECT newest_ts FROM devices WHERE id = ?", (dev_id,)))
             d.publish({"temperature": hi + 2, "ts": t})

@@ -9,7 +9,7 @@ import json
 import queue
 import time
 
-from harness import Cases, Stack, off_the_second, wait_for
+from harness import Cases, Stack, off_the_second, subscribe_acked, wait_for
 
 
 def first_devices(st):
@@ -33,8 +33,7 @@ def main():
         dev = st.mqtt_client(a, st.keys[a])
         errors = queue.Queue()
         dev.on_message = lambda c, u, m: errors.put((m.topic, m.payload))
-        dev.subscribe("devices/%s/errors" % a, qos=1)
-        time.sleep(0.3)
+        assert subscribe_acked(dev, ["devices/%s/errors" % a]) == [1]
 
         def valid_reading():
             before = readings_of(st, a)

@@ -21,7 +21,7 @@ import time
 
 from apitest import (NO_LIMITS, Cases, Stack, b64url, expect, expect_error, jwt_secret,
                      raw_http, token)
-from harness import off_the_second, wait_for
+from harness import off_the_second, subscribe_acked, wait_for
 
 # tests/integration/run.py may run this file beside another one: it checks no duration
 # and no load-dependent bound.
@@ -233,8 +233,7 @@ def main():
             dev = s.mqtt_client(serial, s.keys[serial], client_id=serial)
             errors = queue.Queue()
             dev.on_message = lambda c, u, m: errors.put((m.topic, m.payload))
-            dev.subscribe("devices/%s/errors" % serial, qos=1)
-            time.sleep(0.3)
+            expect(subscribe_acked(dev, ["devices/%s/errors" % serial]) == [1], "SUBACK")
             dead = s.scalar("SELECT COUNT(*) FROM rejected_messages")
             try:
                 dev.publish("devices/%s/readings" % serial, nested(1000),

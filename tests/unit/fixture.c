@@ -138,3 +138,26 @@ char *fixture_pg_schema(void)
     buf[n] = '\0';
     return buf;
 }
+
+int fixture_pg_terminate(struct cc_store *by, int64_t pid)
+{
+    static const char sql[] =
+        "SELECT CAST(pg_terminate_backend(CAST($1 AS integer), $2) AS integer)";
+    struct cc_stmt *s = NULL;
+    int64_t gone = 0;
+    int rc = cc_stmt_prepare(by, sql, &s);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_all(s, "ii", pid, (int64_t)FIXTURE_PG_WAIT_MS);
+    if (rc == CC_OK && (rc = cc_stmt_step(s)) == CC_ROW) {
+        gone = cc_stmt_column_int64(s, 0);
+        rc = CC_OK;
+    }
+    cc_stmt_release(s);
+    if (rc != CC_OK || gone != 1) {
+        fprintf(stderr, "backend %lld not ended within %d ms (rc %d)\n", (long long)pid,
+                FIXTURE_PG_WAIT_MS, rc);
+        return CC_ERR_DB;
+    }
+    return CC_OK;
+}

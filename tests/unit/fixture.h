@@ -48,6 +48,15 @@ int fixture_pg_start(const char *name, const char *port, char *dir, size_t dirle
                      size_t urllen);
 /* Stops the cluster in dir and removes it. 0 or -1. */
 int fixture_pg_stop(const char *dir);
+/* The bound on waiting for a state of PostgreSQL (a backend gone, a lock waited on), ms:
+ * a state waited for, not a time slept, so it is generous (a loaded host may not run a
+ * backend for seconds); only a state that never comes reaches it. */
+#define FIXTURE_PG_WAIT_MS 60000
+/* Ends backend pid from by's session and returns once it is gone (pg_terminate_backend's
+ * timeout form, bounded by FIXTURE_PG_WAIT_MS): its locks are released and its client's
+ * socket holds the FATAL message and the end of file. CC_OK, or CC_ERR_DB (printed) when
+ * it could not be ended or was not gone in time. */
+int fixture_pg_terminate(struct cc_store *by, int64_t pid);
 #define FIXTURE_PG_SCHEMA "schema/pg/0001_init.sql" /* the schema a PG test loads itself */
 #define FIXTURE_PG_SCHEMA_MAX (1 << 20)             /* bytes of it read, at most */
 /* FIXTURE_PG_SCHEMA's text, malloc'd and NUL-terminated (the caller frees), or NULL (empty,

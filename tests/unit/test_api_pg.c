@@ -572,6 +572,7 @@ struct racer {
     const char *token;
     int rc;
     cJSON *ans;
+    int done; /* set (atomically) once the refresh returned */
 };
 
 static void *refresh_on_own_store(void *arg)
@@ -585,6 +586,7 @@ static void *refresh_on_own_store(void *arg)
     }
     r->rc = refresh(st, r->token, &r->ans);
     cc_store_close(st);
+    __atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -602,6 +604,7 @@ static void test_auth_refresh_race_pg(void **state)
     cJSON *a = NULL;
     static const char sql_revoke_first[] =
         "UPDATE refresh_tokens SET revoked_at = 1 WHERE user_id = 2 AND revoked_at IS NULL";
+    static const char sql_lock_waits[] = "SELECT count(*) FROM pg_locks WHERE NOT granted";
 
     assert_int_equal(login(st, "customer@example.com", PASSWORD, &a), CC_OK);
     r.token = str(a, "refreshToken");
@@ -611,7 +614,14 @@ static void test_auth_refresh_race_pg(void **state)
     assert_int_equal(cc_stmt_step(s), CC_OK);
     cc_stmt_release(s);
     assert_int_equal(pthread_create(&t, NULL, refresh_on_own_store, &r), 0);
-    usleep(300 * 1000); /* the refresh is now waiting on the row (or about to) */
+    /* Committed once the refresh waits on the row (a lock not granted), not after a sleep
+     * that a loaded host could outlast before the refresh got there; or once it returned
+     * without waiting, which the asserts below refuse. */
+    for (int64_t end = cc_mono_ms() + FIXTURE_PG_WAIT_MS;
+         q_int(st, sql_lock_waits, -1) == 0 && !__atomic_load_n(&r.done, __ATOMIC_ACQUIRE);) {
+        assert_true(cc_mono_ms() < end);
+        cc_sleep_ms(5);
+    }
     assert_int_equal(cc_store_commit(other), CC_OK);
     pthread_join(t, NULL);
     cc_store_close(other);

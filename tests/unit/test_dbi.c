@@ -1028,9 +1028,7 @@ static void test_dbi_pg_reconnects_after_lost_connection(void **state)
 {
     struct cc_store *st = store(state);
     struct cc_store *admin = NULL, *ro = NULL;
-    struct cc_stmt *s = NULL;
     static const char sql_pid[] = "SELECT pg_backend_pid()";
-    static const char sql_kill[] = "SELECT pg_terminate_backend(CAST($1 AS integer))";
     int64_t pid;
 
     assert_int_equal(cc_store_open(pg_url, 0, &admin), CC_OK);
@@ -1040,11 +1038,7 @@ static void test_dbi_pg_reconnects_after_lost_connection(void **state)
 
         assert_int_equal(query_int(victim, sql_count), 0); /* a cached statement, prepared */
         pid = query_int(victim, sql_pid);
-        assert_int_equal(cc_stmt_prepare(admin, sql_kill, &s), CC_OK);
-        assert_int_equal(cc_stmt_bind_int64(s, 1, pid), CC_OK);
-        assert_int_equal(cc_stmt_step(s), CC_ROW);
-        cc_stmt_release(s);
-        usleep(100 * 1000);
+        assert_int_equal(fixture_pg_terminate(admin, pid), CC_OK);
         assert_false(cc_store_in_transaction(victim));     /* not "in a transaction" when dead */
         assert_int_equal(query_int(victim, sql_count), 0); /* revived, re-prepared */
         assert_true(query_int(victim, sql_pid) != pid);
@@ -1089,17 +1083,12 @@ static void test_dbi_pg_read_begin_goes_with_first_statement(void **state)
     cc_store_close(other);
 }
 
-/* Ends the backend whose pid is given, from admin. */
+/* Ends the backend whose pid is given, from admin, and waits until it is gone: its FATAL
+ * and end of file are then on the victim's socket (a 100 ms sleep was not always enough on
+ * a loaded host, and the victim's next statement went to the dying backend). */
 static void kill_pid(struct cc_store *admin, int64_t pid)
 {
-    static const char sql_kill[] = "SELECT pg_terminate_backend(CAST($1 AS integer))";
-    struct cc_stmt *s = NULL;
-
-    assert_int_equal(cc_stmt_prepare(admin, sql_kill, &s), CC_OK);
-    assert_int_equal(cc_stmt_bind_int64(s, 1, pid), CC_OK);
-    assert_int_equal(cc_stmt_step(s), CC_ROW);
-    cc_stmt_release(s);
-    usleep(100 * 1000);
+    assert_int_equal(fixture_pg_terminate(admin, pid), CC_OK);
 }
 
 /* Ends the backend of victim from admin (a server restart, as far as victim can tell). */

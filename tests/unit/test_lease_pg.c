@@ -2,7 +2,10 @@
  * active one): one holder per name, different names independent, the lease released when
  * its session ends (closed, terminated, silent past the idle timeout), a revived session
  * seen as not holding it, and a SQLite store refused. A throwaway cluster
- * (tools/pgtest.sh); a PostgreSQL that cannot start fails the group. */
+ * (tools/pgtest.sh); a PostgreSQL that cannot start fails the group.
+ * A backend releases its locks after its client saw the session end (a close, a
+ * termination, the idle timeout), when it next runs: the tests wait for that state, never
+ * for a time, since a loaded host may not run it for seconds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +26,10 @@
 
 #define PG_PORT "55434" /* this suite's socket name (tools/pgtest.sh PORT) */
 #define NAME "ingestd:cc-op-ingestd"
+/* The idle timeout the holder sets, and when it asks within it, ms: the margin between is
+ * what a loaded host may take to run the holder or its backend (150 ms was too little). */
+#define IDLE_MS 1000
+#define IDLE_ASKED_MS 150
 
 static char pg_dir[64];
 static char url[256];
@@ -48,15 +55,44 @@ static int try_lease(struct cc_store *st, const char *name, int timeout_ms)
 }
 
 /* A closed or ended session's backend releases its locks a moment after the client sees it
- * gone: a standby polls, and so does this. */
-static int try_lease_within(struct cc_store *st, const char *name, int ms)
+ * gone: a standby polls, and so does this, until it holds the lease or FIXTURE_PG_WAIT_MS. */
+static int try_lease_until_free(struct cc_store *st, const char *name)
 {
-    for (int waited = 0; waited < ms; waited += 20) {
+    int64_t deadline = cc_mono_ms() + FIXTURE_PG_WAIT_MS;
+
+    while (cc_mono_ms() < deadline) {
         if (try_lease(st, name, 0))
             return 1;
         cc_sleep_ms(20);
     }
     return try_lease(st, name, 0);
+}
+
+/* Each test starts with no lease held: the sessions the last one closed may not be gone
+ * yet, and one of them may still hold NAME. */
+static int leases_released(void **state)
+{
+    static const char sql[] = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                              " AND classid = $1::bigint::oid";
+    struct cc_store *st = NULL;
+    int64_t deadline = cc_mono_ms() + FIXTURE_PG_WAIT_MS, n = -1;
+
+    (void)state;
+    if (cc_store_open(url, 0, &st) != CC_OK)
+        return -1;
+    while (n != 0 && cc_mono_ms() < deadline) {
+        struct cc_stmt *s = NULL;
+
+        n = -1;
+        if (cc_stmt_prepare(st, sql, &s) == CC_OK &&
+            cc_stmt_bind_int64(s, 1, CC_LEASE_NAMESPACE) == CC_OK && cc_stmt_step(s) == CC_ROW)
+            n = cc_stmt_column_int64(s, 0);
+        cc_stmt_release(s);
+        if (n != 0)
+            cc_sleep_ms(20);
+    }
+    cc_store_close(st);
+    return n == 0 ? 0 : -1;
 }
 
 static int held(struct cc_store *st, const char *name)
@@ -81,12 +117,7 @@ static int64_t backend_pid(struct cc_store *st)
 
 static void terminate(struct cc_store *by, int64_t pid)
 {
-    struct cc_stmt *s = NULL;
-
-    assert_int_equal(cc_stmt_prepare(by, "SELECT pg_terminate_backend($1::integer)", &s), CC_OK);
-    assert_int_equal(cc_stmt_bind_int64(s, 1, pid), CC_OK);
-    assert_int_equal(cc_stmt_step(s), CC_ROW);
-    cc_stmt_release(s);
+    assert_int_equal(fixture_pg_terminate(by, pid), CC_OK);
 }
 
 static void test_lease_one_holder_per_name(void **state)
@@ -106,7 +137,7 @@ static void test_lease_one_holder_per_name(void **state)
     assert_true(cc_lease_key(NAME) >= 0);
     /* The holder's session ends: the lease is free. */
     cc_store_close(a);
-    assert_int_equal(try_lease_within(b, NAME, 2000), 1);
+    assert_int_equal(try_lease_until_free(b, NAME), 1);
     cc_store_close(b);
 }
 
@@ -122,7 +153,7 @@ static void test_lease_lost_with_session(void **state)
     /* The store revives on a new session, which holds nothing: a holder must see it lost. */
     assert_int_equal(held(a, NAME), 0);
     assert_int_equal(held(a, NAME), 0);
-    assert_int_equal(try_lease_within(b, NAME, 2000), 1);
+    assert_int_equal(try_lease(b, NAME, 0), 1); /* the old session is gone (terminate) */
     assert_int_equal(try_lease(a, NAME, 0), 0);
     cc_store_close(a);
     cc_store_close(b);
@@ -135,14 +166,13 @@ static void test_lease_idle_timeout(void **state)
     (void)state;
     assert_int_equal(cc_store_open(url, 0, &a), CC_OK);
     assert_int_equal(cc_store_open(url, 0, &b), CC_OK);
-    assert_int_equal(try_lease(a, NAME, 300), 1);
+    assert_int_equal(try_lease(a, NAME, IDLE_MS), 1);
     /* Asked within the timeout, it holds. */
-    cc_sleep_ms(150);
+    cc_sleep_ms(IDLE_ASKED_MS);
     assert_int_equal(held(a, NAME), 1);
     assert_int_equal(try_lease(b, NAME, 0), 0);
     /* Silent past it (a paused holder): PostgreSQL ends the session, the lease goes. */
-    cc_sleep_ms(1000);
-    assert_int_equal(try_lease_within(b, NAME, 2000), 1);
+    assert_int_equal(try_lease_until_free(b, NAME), 1);
     assert_int_equal(held(a, NAME), 0);
     cc_store_close(a);
     cc_store_close(b);
@@ -166,17 +196,17 @@ static void test_lease_epoch_counts_holdings(void **state)
     /* a's session ends; nobody else takes it: a takes it again, the count is still a's. */
     terminate(b, backend_pid(a));
     assert_int_equal(held(a, NAME), 0);
-    assert_int_equal(try_lease_within(a, NAME, 2000), 1);
+    assert_int_equal(try_lease(a, NAME, 0), 1);
     assert_int_equal(cc_lease_epoch(a, NAME, &now), CC_OK);
     assert_int_equal(now, e1);
     /* Now b holds it once in between: a, back, sees another count. */
     terminate(b, backend_pid(a));
     assert_int_equal(held(a, NAME), 0);
-    assert_int_equal(try_lease_within(b, NAME, 2000), 1);
+    assert_int_equal(try_lease(b, NAME, 0), 1);
     assert_int_equal(cc_lease_epoch_next(b, NAME, &e2), CC_OK);
     assert_int_equal(e2, e1 + 1);
     cc_store_close(b);
-    assert_int_equal(try_lease_within(a, NAME, 2000), 1);
+    assert_int_equal(try_lease_until_free(a, NAME), 1);
     assert_int_equal(cc_lease_epoch(a, NAME, &now), CC_OK);
     assert_int_not_equal(now, e1);
     cc_store_close(a);
@@ -249,11 +279,11 @@ static void test_lease_sqlite_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lease_one_holder_per_name),
-        cmocka_unit_test(test_lease_lost_with_session),
-        cmocka_unit_test(test_lease_idle_timeout),
-        cmocka_unit_test(test_lease_epoch_counts_holdings),
-        cmocka_unit_test(test_lease_epoch_in_tx_locks_the_count),
+        cmocka_unit_test_setup(test_lease_one_holder_per_name, leases_released),
+        cmocka_unit_test_setup(test_lease_lost_with_session, leases_released),
+        cmocka_unit_test_setup(test_lease_idle_timeout, leases_released),
+        cmocka_unit_test_setup(test_lease_epoch_counts_holdings, leases_released),
+        cmocka_unit_test_setup(test_lease_epoch_in_tx_locks_the_count, leases_released),
         cmocka_unit_test(test_lease_sqlite_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
