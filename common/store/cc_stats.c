@@ -3,15 +3,17 @@
 
 #include <string.h>
 
+#include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_dbi.h"
 #include "cc_store.h"
+#include "cc_store_impl.h"
 
 const char *const cc_stats_alert_types[CC_STATS_ALERT_TYPES] = {"HIGH_TEMP", "LOW_TEMP",
                                                                 "POWER_LOSS", "SENSOR_ERROR"};
 const char *const cc_stats_channels[CC_STATS_CHANNELS] = {"mqtt", "webhook", "email"};
 
-/* The trigger-kept totals of schema/0004_stat_counters.sql: eight and six rows. The same
+/* The totals of schema/0004_stat_counters.sql: eight and six rows. The same
  * text on SQLite and PostgreSQL (CASE, not SQLite's boolean arithmetic). */
 static const char sql_alerts[] =
     "SELECT label, sum(CASE WHEN name = 'alerts_raised' THEN value ELSE 0 END),"
@@ -21,8 +23,60 @@ static const char sql_deliveries[] =
     "SELECT label, sum(CASE WHEN name = 'deliveries_sent' THEN value ELSE 0 END),"
     " sum(CASE WHEN name = 'deliveries_failed' THEN value ELSE 0 END) FROM stat_counters"
     " WHERE name IN ('deliveries_sent', 'deliveries_failed') GROUP BY label";
+static const char sql_count[] =
+    "UPDATE stat_counters SET value = value + $1 WHERE name = $2 AND label = $3";
+static const char *const counter_names[CC_STATS_ALERT_COUNTERS] = {"alerts_raised",
+                                                                   "alerts_resolved"};
 static const char sql_pending_n[] = "SELECT count(*) FROM notifications WHERE status = 'PENDING'";
 static const char sql_pending_e[] = "SELECT count(*) FROM alert_events WHERE status = 'PENDING'";
+
+int cc_stats_count_alert(struct cc_store *st, int counter, int type)
+{
+    if (cc_store_tx_id(st) == 0 || counter < 0 || counter >= CC_STATS_ALERT_COUNTERS || type < 0 ||
+        type >= CC_STATS_ALERT_TYPES)
+        return CC_ERR_INTERNAL;
+    st->alert_counts[counter][type]++;
+    return CC_OK;
+}
+
+void cc_stats_drop(struct cc_store *st)
+{
+    memset(st->alert_counts, 0, sizeof st->alert_counts);
+}
+
+/* In the order of the primary key, so that two PostgreSQL sessions flushing at once lock
+ * the rows they share in the same order (no deadlock). */
+int cc_stats_flush(struct cc_store *st)
+{
+    int rc = CC_OK;
+
+    for (int c = 0; rc == CC_OK && c < CC_STATS_ALERT_COUNTERS; c++) {
+        for (int t = 0; rc == CC_OK && t < CC_STATS_ALERT_TYPES; t++) {
+            struct cc_stmt *stmt = NULL;
+            int64_t n = st->alert_counts[c][t];
+
+            if (n == 0)
+                continue;
+            rc = cc_stmt_prepare(st, sql_count, &stmt);
+            if (rc == CC_OK)
+                rc = cc_stmt_bind_int64(stmt, 1, n);
+            if (rc == CC_OK)
+                rc = cc_stmt_bind_text(stmt, 2, counter_names[c]);
+            if (rc == CC_OK)
+                rc = cc_stmt_bind_text(stmt, 3, cc_stats_alert_types[t]);
+            if (rc == CC_OK)
+                rc = cc_stmt_step(stmt);
+            if (rc == CC_OK && cc_stmt_changes(stmt) != 1) {
+                cc_log_error("stat_counter_missing", "%s %s", counter_names[c],
+                             cc_stats_alert_types[t]);
+                rc = CC_ERR_DB;
+            }
+            cc_stmt_release(stmt);
+        }
+    }
+    cc_stats_drop(st);
+    return rc == CC_OK ? CC_OK : CC_ERR_DB;
+}
 
 static int slot(const char *const *names, int n, const char *s)
 {

@@ -1,10 +1,12 @@
 /* cc_stats.h - totals for the metrics endpoints, read from the database at scrape time.
  *
- * Alerts raised and resolved by type (every alerts row, and those RESOLVED), and
- * notification deliveries SENT and FAILED by channel (notification_deliveries), as kept
- * by the triggers of schema/0004_stat_counters.sql in the transactions that change those
- * rows. They only grow (deleting rows does not lower them) and cost the same to read
- * whatever the size of the tables: fourteen rows.
+ * Alerts raised and resolved by type (every alert cc_alert_ops.h raised, and those it
+ * resolved), and notification deliveries SENT and FAILED by channel
+ * (notification_deliveries, alert_events), in the stat_counters table. The delivery
+ * totals are kept by the triggers of schema/0004_stat_counters.sql; the alert totals by
+ * the store (cc_stats_count_alert below, schema/0012_alert_counts_without_triggers.sql),
+ * in the transactions that change those rows. They only grow (deleting rows does not
+ * lower them) and cost the same to read whatever the size of the tables: fourteen rows.
  * Thread: the caller's store. Codes: CC_OK, CC_ERR_DB. */
 #ifndef CC_STATS_H
 #define CC_STATS_H
@@ -23,6 +25,22 @@ struct cc_stats {
     unsigned long long notifications_sent[CC_STATS_CHANNELS];
     unsigned long long notifications_failed[CC_STATS_CHANNELS];
 };
+
+enum cc_stats_alert_counter {
+    CC_STATS_ALERTS_RAISED = 0,
+    CC_STATS_ALERTS_RESOLVED,
+    CC_STATS_ALERT_COUNTERS
+};
+
+/* Counts one alert raised or resolved (counter) of type (the index of its name in
+ * cc_stats_alert_types) in the transaction cc_store_begin opened on st: the store adds it
+ * up in memory and cc_store_commit writes each total it touched with one UPDATE of
+ * stat_counters just before COMMIT; a rollback (or a failed commit) drops it. Replaces
+ * the per-row triggers, whose statement journal cost each alert change ~18,500
+ * instructions on SQLite (docs/alerts.md, 2026-12-08). CC_OK; CC_ERR_INTERNAL outside
+ * such a transaction (nothing would write the count) or for a type or counter out of
+ * range. */
+int cc_stats_count_alert(struct cc_store *st, int counter, int type);
 
 /* Fills *out (zeroed first) from st. CC_OK or CC_ERR_DB (out then holds what was read). */
 int cc_stats_load(struct cc_store *st, struct cc_stats *out);

@@ -34,6 +34,7 @@
 #include "cc_rc.h"
 #include "fixture.h"
 #include "cc_retention.h"
+#include "cc_stats.h"
 #include "cc_store.h"
 
 #define PG_PORT "55412"    /* this suite's socket name (tools/pgtest.sh PORT) */
@@ -357,6 +358,107 @@ static void test_alerts_notifications_jobs_same_rows(void **state)
                      1);
 }
 
+/* cc_stats_load's alert totals, [0..3] raised and [4..7] resolved by type, as one string. */
+static void alert_totals(struct cc_store *st, char *out, size_t cap)
+{
+    struct cc_stats cs;
+
+    assert_int_equal(cc_stats_load(st, &cs), CC_OK);
+    snprintf(out, cap, "%llu %llu %llu %llu / %llu %llu %llu %llu", cs.alerts_raised[0],
+             cs.alerts_raised[1], cs.alerts_raised[2], cs.alerts_raised[3], cs.alerts_resolved[0],
+             cs.alerts_resolved[1], cs.alerts_resolved[2], cs.alerts_resolved[3]);
+}
+
+#define ASSERT_TOTALS(st, want)                                                                    \
+    do {                                                                                           \
+        char got_[128];                                                                            \
+        alert_totals(st, got_, sizeof got_);                                                       \
+        assert_string_equal(got_, want);                                                           \
+    } while (0)
+
+/* The alert totals of stat_counters, counted by the store at commit (cc_stats.h; no
+ * trigger since schema/0012 and pg/0008): a raise counts once (a re-trigger not), a
+ * resolve once, a rolled-back raise or resolve not at all, on every writer's path (the
+ * engine, by hand, the offline check); and no alert is written outside a transaction
+ * that would count it. */
+static void alert_counts_scenario(struct cc_store *st)
+{
+    int64_t id = 0;
+    int created = -1, resolved = -1, n = -1;
+
+    ASSERT_TOTALS(st, "0 0 0 0 / 0 0 0 0");
+    reading(st, 7, 2, T0 - 90 * S, 9.0, CC_ABSENT);  /* HIGH_TEMP raised */
+    reading(st, 7, 2, T0 - 80 * S, 10.0, CC_ABSENT); /* re-triggered: not counted */
+    ASSERT_TOTALS(st, "1 0 0 0 / 0 0 0 0");
+    id = q1(st, "SELECT id FROM alerts WHERE type = 'HIGH_TEMP'", 0);
+
+    /* Rolled back: a new LOW_TEMP and the HIGH_TEMP resolved leave no count behind, and
+     * the next transaction (which commits) does not carry them either. */
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_alert_raise(st, 4, 9, CC_ALERT_LOW_TEMP, 1.0, 2.0, "cold", T0 - 70 * S, T0,
+                                    NULL, &created),
+                     CC_OK);
+    assert_int_equal(created, 1);
+    assert_int_equal(cc_alert_resolve(st, id, T0 - 60 * S, 4, "x", T0, &resolved), CC_OK);
+    assert_int_equal(resolved, 1);
+    cc_store_rollback(st);
+    ASSERT_TOTALS(st, "1 0 0 0 / 0 0 0 0");
+    reading(st, 8, 3, T0 - 100 * S, 5.0, CC_ABSENT); /* nothing raised */
+    ASSERT_TOTALS(st, "1 0 0 0 / 0 0 0 0");
+
+    /* By hand: counted once, a second resolve not. */
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_alert_resolve(st, id, T0 - 60 * S, 4, "fixed", T0, &resolved), CC_OK);
+    assert_int_equal(resolved, 1);
+    assert_int_equal(cc_alert_resolve(st, id, T0, 4, "again", T0, &resolved), CC_OK);
+    assert_int_equal(resolved, 0);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    ASSERT_TOTALS(st, "1 0 0 0 / 1 0 0 0");
+
+    /* Raised and resolved in one transaction: both counted. */
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_alert_raise(st, 4, 9, CC_ALERT_POWER_LOSS, NAN, NAN, "power", T0 - 50 * S,
+                                    T0, &id, &created),
+                     CC_OK);
+    assert_int_equal(cc_alert_resolve(st, id, T0 - 40 * S, 0, NULL, T0, &resolved), CC_OK);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    ASSERT_TOTALS(st, "1 0 1 0 / 1 0 1 0");
+
+    /* The jobs' offline check raises SENSOR_ERROR in its own transaction. */
+    assert_int_equal(cc_store_exec(st, "UPDATE devices SET last_seen_at = 1764135000000"
+                                       " WHERE id = 9"),
+                     CC_OK);
+    assert_int_equal(cc_jobs_offline_check(st, 600, T0 + 600 * S, &n), CC_OK);
+    assert_int_equal(n, 1);
+    ASSERT_TOTALS(st, "1 0 1 1 / 1 0 1 0");
+
+    /* Outside cc_store_begin nothing would count: refused, nothing written. */
+    assert_int_equal(
+        cc_alert_raise(st, 2, 7, CC_ALERT_LOW_TEMP, 1.0, 2.0, "m", T0, T0, NULL, &created),
+        CC_ERR_INTERNAL);
+    assert_int_equal(cc_alert_resolve(st, id, T0, 0, NULL, T0, &resolved), CC_ERR_INTERNAL);
+    assert_int_equal(q1(st, "SELECT count(*) FROM alerts WHERE type = 'LOW_TEMP'", 0), 0);
+    ASSERT_TOTALS(st, "1 0 1 1 / 1 0 1 0");
+    assert_int_equal(q1(st, "SELECT count(*) FROM alerts", 0), 3);
+    assert_int_equal(q1(st, "SELECT count(*) FROM alerts WHERE status = 'RESOLVED'", 0), 2);
+}
+
+static void test_alert_counts_at_commit(void **state)
+{
+    struct fx *f = *state;
+
+    /* PostgreSQL as ccctl migrate leaves it (the fixture's is 0001_init alone, with the
+     * triggers pg/0008 drops). */
+    assert_int_equal(cc_store_exec(f->pg, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"),
+                     CC_OK);
+    cc_store_close(f->pg);
+    f->pg = NULL;
+    assert_int_equal(cc_store_open(pg_url, CC_STORE_MIGRATE, &f->pg), CC_OK);
+    assert_int_equal(cc_store_exec(f->pg, seed_sql), CC_OK);
+    alert_counts_scenario(f->lite);
+    alert_counts_scenario(f->pg);
+}
+
 /* The daily report: the same JSON (parsed) from both texts. */
 static void report_scenario(struct cc_store *st)
 {
@@ -624,6 +726,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_alerts_notifications_jobs_same_rows),
+        T(test_alert_counts_at_commit),
         T(test_daily_report_same_rows),
         T(test_deliver_claim_and_record_same_rows),
         T(test_deliver_skips_rows_another_worker_claims),

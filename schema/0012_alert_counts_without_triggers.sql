@@ -1,0 +1,15 @@
+-- The alert totals of stat_counters are counted by the store, not by triggers (issue 13,
+-- docs/alerts.md "Alert counts without triggers", 2026-12-08).
+--
+-- alerts_count_raised and alerts_count_resolved fired on every alert raised and resolved;
+-- any statement that fires a trigger makes SQLite open a statement journal around it,
+-- and the two together cost an alert change ~18,500 instructions of ~126,000. The only
+-- writers of alerts rows are cc_alert_raise and cc_alert_resolve (common/engine/
+-- cc_alert_ops.c), which refuse to run outside cc_store_begin's transaction and count
+-- each raise and resolve there (cc_stats_count_alert); cc_store_commit writes the
+-- totals touched with one UPDATE each just before COMMIT, and a rollback drops them. So
+-- the totals stay exact and transactional, as the triggers kept them. The delivery
+-- triggers (notification_deliveries, alert_events) stay: they fire on the delivery
+-- worker's writes, not on the ingest writer's. PostgreSQL: schema/pg/0008.
+DROP TRIGGER alerts_count_raised;
+DROP TRIGGER alerts_count_resolved;
