@@ -6,10 +6,16 @@
 -- and the two together cost an alert change ~18,500 instructions of ~126,000. The only
 -- writers of alerts rows are cc_alert_raise and cc_alert_resolve (common/engine/
 -- cc_alert_ops.c), which refuse to run outside cc_store_begin's transaction and count
--- each raise and resolve there (cc_stats_count_alert); cc_store_commit writes the
+-- each raise and resolve there (cc_stats_count); cc_store_commit writes the
 -- totals touched with one UPDATE each just before COMMIT, and a rollback drops them. So
--- the totals stay exact and transactional, as the triggers kept them. The delivery
--- triggers (notification_deliveries, alert_events) stay: they fire on the delivery
--- worker's writes, not on the ingest writer's. PostgreSQL: schema/pg/0008.
+-- the totals stay exact and transactional, as the triggers kept them.
+--
+-- alert_events_count_update likewise fired on every alert event the delivery worker marked
+-- SENT or FAILED (one per alert change); cc_notify_deliver.c counts those changes itself
+-- (the row was read PENDING in the same transaction, or is marked SENT only when it was
+-- not). The webhook and e-mail triggers of notification_deliveries stay: a few rows per
+-- notification at most, claimed and recorded in separate transactions.
+-- PostgreSQL: schema/pg/0008.
 DROP TRIGGER alerts_count_raised;
 DROP TRIGGER alerts_count_resolved;
+DROP TRIGGER alert_events_count_update;

@@ -363,9 +363,9 @@ static int insert_resolved_alert(struct cc_store *st, const struct arg *a, int t
     int rc = run(st, sql_alert, a, 12, NULL);
 
     if (rc == CC_OK)
-        rc = cc_stats_count_alert(st, CC_STATS_ALERTS_RAISED, type);
+        rc = cc_stats_count(st, CC_STATS_ALERTS_RAISED, type);
     if (rc == CC_OK)
-        rc = cc_stats_count_alert(st, CC_STATS_ALERTS_RESOLVED, type);
+        rc = cc_stats_count(st, CC_STATS_ALERTS_RESOLVED, type);
     return rc;
 }
 

@@ -220,7 +220,7 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
         rc = json != NULL ? cc_notify_alert_raised_obj(st, id, cell, json, now_ms)
                           : cc_notify_alert_raised(st, id, now_ms);
     if (rc == CC_OK && count == 1)
-        rc = cc_stats_count_alert(st, CC_STATS_ALERTS_RAISED, type);
+        rc = cc_stats_count(st, CC_STATS_ALERTS_RAISED, type);
     free(json);
     if (rc != CC_OK)
         return rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
@@ -289,7 +289,7 @@ int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64
         rc = json != NULL ? cc_notify_alert_resolved_obj(st, alert_id, cell, json, now_ms)
                           : notify_resolved_lite(st, alert_id, now_ms, &type);
     if (rc == CC_OK && done)
-        rc = cc_stats_count_alert(st, CC_STATS_ALERTS_RESOLVED, type);
+        rc = cc_stats_count(st, CC_STATS_ALERTS_RESOLVED, type);
     free(json);
     if (rc != CC_OK)
         return rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;

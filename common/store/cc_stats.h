@@ -4,7 +4,7 @@
  * resolved), and notification deliveries SENT and FAILED by channel
  * (notification_deliveries, alert_events), in the stat_counters table. The delivery
  * totals are kept by the triggers of schema/0004_stat_counters.sql; the alert totals by
- * the store (cc_stats_count_alert below, schema/0012_alert_counts_without_triggers.sql),
+ * the store (cc_stats_count below, schema/0012_alert_counts_without_triggers.sql),
  * in the transactions that change those rows. They only grow (deleting rows does not
  * lower them) and cost the same to read whatever the size of the tables: fourteen rows.
  * Thread: the caller's store. Codes: CC_OK, CC_ERR_DB. */
@@ -15,6 +15,7 @@ struct cc_store;
 
 #define CC_STATS_ALERT_TYPES 4 /* HIGH_TEMP, LOW_TEMP, POWER_LOSS, SENSOR_ERROR */
 #define CC_STATS_CHANNELS 3    /* mqtt, webhook, email */
+#define CC_STATS_MQTT 0        /* the index of mqtt in cc_stats_channels */
 
 extern const char *const cc_stats_alert_types[CC_STATS_ALERT_TYPES];
 extern const char *const cc_stats_channels[CC_STATS_CHANNELS];
@@ -26,21 +27,28 @@ struct cc_stats {
     unsigned long long notifications_failed[CC_STATS_CHANNELS];
 };
 
-enum cc_stats_alert_counter {
+/* The totals the store counts (cc_stats_count): the alert ones by type, the delivery ones
+ * by channel (of those only mqtt, the alert events, is counted by the store: the webhook
+ * and e-mail deliveries keep their triggers). */
+enum cc_stats_counter {
     CC_STATS_ALERTS_RAISED = 0,
     CC_STATS_ALERTS_RESOLVED,
-    CC_STATS_ALERT_COUNTERS
+    CC_STATS_DELIVERIES_SENT,
+    CC_STATS_DELIVERIES_FAILED,
+    CC_STATS_COUNTERS
 };
+/* One slot per (counter, label) the store can count. */
+#define CC_STATS_SLOTS (2 * CC_STATS_ALERT_TYPES + 2 * CC_STATS_CHANNELS)
 
-/* Counts one alert raised or resolved (counter) of type (the index of its name in
- * cc_stats_alert_types) in the transaction cc_store_begin opened on st: the store adds it
- * up in memory and cc_store_commit writes each total it touched with one UPDATE of
- * stat_counters just before COMMIT; a rollback (or a failed commit) drops it. Replaces
- * the per-row triggers, whose statement journal cost each alert change ~18,500
- * instructions on SQLite (docs/alerts.md, 2026-12-08). CC_OK; CC_ERR_INTERNAL outside
- * such a transaction (nothing would write the count) or for a type or counter out of
- * range. */
-int cc_stats_count_alert(struct cc_store *st, int counter, int type);
+/* Counts one event of counter with label (the index of its name in cc_stats_alert_types
+ * for the alert counters, in cc_stats_channels for the delivery ones) in the transaction
+ * cc_store_begin opened on st: the store adds it up in memory and cc_store_commit writes
+ * each total it touched with one UPDATE of stat_counters just before COMMIT; a rollback
+ * (or a failed commit) drops it. Replaces the per-row triggers, whose statement journal
+ * cost each alert change ~14,000 instructions on SQLite (docs/alerts.md, 2026-12-08).
+ * CC_OK; CC_ERR_INTERNAL outside such a transaction (nothing would write the count) or
+ * for a counter or label out of range. */
+int cc_stats_count(struct cc_store *st, int counter, int label);
 
 /* Fills *out (zeroed first) from st. CC_OK or CC_ERR_DB (out then holds what was read). */
 int cc_stats_load(struct cc_store *st, struct cc_stats *out);

@@ -76,8 +76,8 @@ struct cc_store {
     int in_tx;
     uint64_t tx_seq; /* transactions cc_store_begin opened: the current one's cc_store_tx_id */
     struct cc_rollup_batch *rollups; /* allocated on the first reading of a transaction */
-    /* cc_stats_count_alert's counts of the open transaction, written by cc_store_commit. */
-    int64_t alert_counts[CC_STATS_ALERT_COUNTERS][CC_STATS_ALERT_TYPES];
+    /* cc_stats_count's counts of the open transaction, written by cc_store_commit. */
+    int64_t stat_counts[CC_STATS_SLOTS];
     uint64_t rollbacks; /* cc_store_stamp */
     uint64_t stamp_tx;  /* the transaction stamp_data_version was read in */
     int64_t stamp_data_version;
@@ -85,7 +85,7 @@ struct cc_store {
     void (*attachment_free)(void *);
 };
 
-/* cc_stats.c: writes the alert counts of the open transaction to stat_counters (one UPDATE
+/* cc_stats.c: writes the counts of the open transaction to stat_counters (one UPDATE
  * per total touched) and zeroes them; cc_store_commit calls it before COMMIT. CC_OK or
  * CC_ERR_DB (a missing counter row too: the totals must stay exact). */
 int cc_stats_flush(struct cc_store *st);

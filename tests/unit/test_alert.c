@@ -550,6 +550,14 @@ static void test_notify_deliver_retries_with_backoff(void **state)
     assert_int_equal(pub.calls, CC_NOTIFY_MAX_ATTEMPTS);
     assert_int_equal(q(st, "SELECT status = 'FAILED' FROM alert_events WHERE event = 'RESOLVED'"),
                      1);
+    /* Counted by the worker (no trigger since schema/0012): the sent one once, the failed
+     * one once, the retries not at all. */
+    assert_int_equal(q(st, "SELECT value FROM stat_counters WHERE name = 'deliveries_sent'"
+                           " AND label = 'mqtt'"),
+                     1);
+    assert_int_equal(q(st, "SELECT value FROM stat_counters WHERE name = 'deliveries_failed'"
+                           " AND label = 'mqtt'"),
+                     1);
     assert_int_equal(
         q(st, "SELECT last_error IS NOT NULL FROM alert_events WHERE event = 'RESOLVED'"), 1);
     assert_int_equal(cc_notify_backoff_ms(1), 1000);

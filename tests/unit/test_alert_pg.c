@@ -443,18 +443,23 @@ static void alert_counts_scenario(struct cc_store *st)
     assert_int_equal(q1(st, "SELECT count(*) FROM alerts WHERE status = 'RESOLVED'", 0), 2);
 }
 
-static void test_alert_counts_at_commit(void **state)
+/* f->pg made again as ccctl migrate leaves it (the fixture's schema is 0001_init alone,
+ * with the counting triggers pg/0008 drops), with the seed rows. */
+static void pg_migrated(struct fx *f)
 {
-    struct fx *f = *state;
-
-    /* PostgreSQL as ccctl migrate leaves it (the fixture's is 0001_init alone, with the
-     * triggers pg/0008 drops). */
     assert_int_equal(cc_store_exec(f->pg, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"),
                      CC_OK);
     cc_store_close(f->pg);
     f->pg = NULL;
     assert_int_equal(cc_store_open(pg_url, CC_STORE_MIGRATE, &f->pg), CC_OK);
     assert_int_equal(cc_store_exec(f->pg, seed_sql), CC_OK);
+}
+
+static void test_alert_counts_at_commit(void **state)
+{
+    struct fx *f = *state;
+
+    pg_migrated(f);
     alert_counts_scenario(f->lite);
     alert_counts_scenario(f->pg);
 }
@@ -597,6 +602,48 @@ static void deliver_scenario(struct cc_store *st)
                      1);
 }
 
+/* The alert events the worker sends or gives up are counted by the worker at commit
+ * (cc_notify_deliver.c; no trigger since schema/0012 and pg/0008): SENT once when the
+ * broker acknowledges (or at the hand-over, with no acknowledging client), FAILED once
+ * after the last attempt, never for a retry or a rolled-back pass. */
+static void event_counts_scenario(struct cc_store *st)
+{
+    struct cc_notify_channels ch = {.publish = fake_publish, .acked = fake_acked};
+    struct cc_notify_channels now = {.publish = fake_publish};
+    struct cc_stats cs;
+    int64_t t = T0;
+
+    memset(&pub, 0, sizeof pub);
+    reading(st, 7, 2, T0 - 10 * S, 9.0, CC_ABSENT); /* CREATED */
+    reading(st, 7, 2, T0 - 9 * S, 5.0, CC_ABSENT);  /* RESOLVED */
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, NULL), CC_OK);
+    assert_int_equal(q1(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'", 0), 2);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + 3600 * S, 100, NULL), CC_OK); /* none due */
+    reading(st, 7, 2, T0 - 8 * S, 9.0, CC_ABSENT); /* CREATED: sent without acknowledgement */
+    assert_int_equal(cc_notify_deliver(st, &now, T0, 100, NULL), CC_OK);
+    reading(st, 7, 2, T0 - 7 * S, 5.0, CC_ABSENT); /* RESOLVED: never gets through */
+    pub.fail = 1;
+    for (int i = 1; i <= CC_NOTIFY_MAX_ATTEMPTS; i++) {
+        assert_int_equal(cc_notify_deliver(st, &now, t, 100, NULL), CC_OK);
+        t += cc_notify_backoff_ms(i);
+    }
+    assert_int_equal(cc_notify_deliver(st, &now, t + 3600 * S, 100, NULL), CC_OK);
+    assert_int_equal(pub.calls, 3 + CC_NOTIFY_MAX_ATTEMPTS);
+    assert_int_equal(cc_stats_load(st, &cs), CC_OK);
+    assert_int_equal(cs.notifications_sent[0], 3);
+    assert_int_equal(cs.notifications_failed[0], 1);
+    assert_int_equal(q1(st, "SELECT count(*) FROM alert_events WHERE status = 'FAILED'", 0), 1);
+}
+
+static void test_event_deliveries_counted(void **state)
+{
+    struct fx *f = *state;
+
+    pg_migrated(f);
+    event_counts_scenario(f->lite);
+    event_counts_scenario(f->pg);
+}
+
 static void test_deliver_claim_and_record_same_rows(void **state)
 {
     struct fx *f = *state;
@@ -729,6 +776,7 @@ int main(void)
         T(test_alert_counts_at_commit),
         T(test_daily_report_same_rows),
         T(test_deliver_claim_and_record_same_rows),
+        T(test_event_deliveries_counted),
         T(test_deliver_skips_rows_another_worker_claims),
         T(test_jobs_pass_lock_held_elsewhere),
         T(test_retention_same_rows),
