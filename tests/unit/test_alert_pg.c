@@ -276,6 +276,19 @@ static void reading(struct cc_store *st, int64_t device, int64_t cell, int64_t t
     assert_int_equal(cc_store_commit(st), CC_OK);
 }
 
+/* Resolves ACTIVE alert id by hand (user 4, with a note), then again: the second is a no-op. */
+static void resolve_by_hand_twice(struct cc_store *st, int64_t id)
+{
+    int resolved = -1;
+
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_alert_resolve(st, id, T0 - 60 * S, 4, "fixed", T0, &resolved), CC_OK);
+    assert_int_equal(resolved, 1);
+    assert_int_equal(cc_alert_resolve(st, id, T0, 4, "again", T0, &resolved), CC_OK);
+    assert_int_equal(resolved, 0);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+}
+
 #define ACTIVE(st) q1(st, "SELECT count(*) FROM alerts WHERE status = 'ACTIVE'", 0)
 #define NOTES(st) q1(st, "SELECT count(*) FROM notifications", 0)
 
@@ -284,7 +297,7 @@ static void reading(struct cc_store *st, int64_t device, int64_t cell, int64_t t
 static void alerts_scenario(struct cc_store *st)
 {
     int64_t id1 = 0, id2 = 0;
-    int created = -1, resolved = -1, n = -1;
+    int created = -1, n = -1;
 
     reading(st, 7, 2, T0 - 90 * S, 9.0, CC_ABSENT);  /* HIGH_TEMP raised */
     reading(st, 7, 2, T0 - 70 * S, 10.0, CC_ABSENT); /* re-triggered */
@@ -309,12 +322,7 @@ static void alerts_scenario(struct cc_store *st)
 
     /* By hand, with a note, resolved_at = max(at, last_triggered_at); then again: no-op. */
     id2 = q1(st, "SELECT id FROM alerts WHERE type = 'POWER_LOSS'", 0);
-    assert_int_equal(cc_store_begin(st), CC_OK);
-    assert_int_equal(cc_alert_resolve(st, id2, T0 - 60 * S, 4, "fixed", T0, &resolved), CC_OK);
-    assert_int_equal(resolved, 1);
-    assert_int_equal(cc_alert_resolve(st, id2, T0, 4, "again", T0, &resolved), CC_OK);
-    assert_int_equal(resolved, 0);
-    assert_int_equal(cc_store_commit(st), CC_OK);
+    resolve_by_hand_twice(st, id2);
     assert_int_equal(q1(st, "SELECT resolved_at FROM alerts WHERE id = $1", id2), T0 - 50 * S);
 
     assert_int_equal(cc_jobs_escalate(st, 3600, T0 + 3600 * S, &n), CC_OK);
@@ -407,12 +415,7 @@ static void alert_counts_scenario(struct cc_store *st)
     ASSERT_TOTALS(st, "1 0 0 0 / 0 0 0 0");
 
     /* By hand: counted once, a second resolve not. */
-    assert_int_equal(cc_store_begin(st), CC_OK);
-    assert_int_equal(cc_alert_resolve(st, id, T0 - 60 * S, 4, "fixed", T0, &resolved), CC_OK);
-    assert_int_equal(resolved, 1);
-    assert_int_equal(cc_alert_resolve(st, id, T0, 4, "again", T0, &resolved), CC_OK);
-    assert_int_equal(resolved, 0);
-    assert_int_equal(cc_store_commit(st), CC_OK);
+    resolve_by_hand_twice(st, id);
     ASSERT_TOTALS(st, "1 0 0 0 / 1 0 0 0");
 
     /* Raised and resolved in one transaction: both counted. */
