@@ -30,7 +30,7 @@ static const char *const counter_names[CC_STATS_COUNTERS] = {
 static const char sql_pending_n[] = "SELECT count(*) FROM notifications WHERE status = 'PENDING'";
 static const char sql_pending_e[] = "SELECT count(*) FROM alert_events WHERE status = 'PENDING'";
 
-/* The labels of counter, and the first of its slots. */
+/* The label names of counter (in *names) and their number. */
 static int labels_of(int counter, const char *const **names)
 {
     if (counter <= CC_STATS_ALERTS_RESOLVED) {
@@ -41,6 +41,7 @@ static int labels_of(int counter, const char *const **names)
     return CC_STATS_CHANNELS;
 }
 
+/* The slot of counter's first label in stat_counts. */
 static int first_slot(int counter)
 {
     return counter <= CC_STATS_ALERTS_RESOLVED

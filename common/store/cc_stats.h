@@ -2,10 +2,11 @@
  *
  * Alerts raised and resolved by type (every alert cc_alert_ops.h raised, and those it
  * resolved), and notification deliveries SENT and FAILED by channel
- * (notification_deliveries, alert_events), in the stat_counters table. The delivery
- * totals are kept by the triggers of schema/0004_stat_counters.sql; the alert totals by
- * the store (cc_stats_count below, schema/0012_alert_counts_without_triggers.sql),
- * in the transactions that change those rows. They only grow (deleting rows does not
+ * (notification_deliveries, alert_events), in the stat_counters table. The webhook and
+ * e-mail totals are kept by the triggers of schema/0004_stat_counters.sql; the alert
+ * totals and the alert events' (mqtt) by the store (cc_stats_count below,
+ * schema/0012_alert_counts_without_triggers.sql); all in the transactions that change
+ * those rows. They only grow (deleting rows does not
  * lower them) and cost the same to read whatever the size of the tables: fourteen rows.
  * Thread: the caller's store. Codes: CC_OK, CC_ERR_DB. */
 #ifndef CC_STATS_H

@@ -383,7 +383,7 @@ int cc_store_commit(struct cc_store *st)
                  ? cc_rollup_batch_flush(st, st->rollups)
                  : CC_OK;
 
-    /* The alert counts of the transaction, in it (cc_stats.h): dropped whatever happens. */
+    /* The counts of the transaction (cc_stats.h), written in it; dropped whatever happens. */
     if (rc == CC_OK && st->in_tx)
         rc = cc_stats_flush(st);
     cc_stats_drop(st);
