@@ -6,10 +6,12 @@
 
 #include <openssl/crypto.h>
 
+#include "cc_alert_ops.h"
 #include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_role.h"
+#include "cc_stats.h"
 #include "cc_store.h"
 
 #define SEED_HISTORY_MS (7LL * 24 * 3600 * 1000) /* rows "exist" since a week before now */
@@ -354,6 +356,19 @@ static int insert_readings(struct cc_store *st, int64_t newest_ms, const struct 
     return rc;
 }
 
+/* A resolved alert written here, counted raised and resolved as cc_alert_ops would have
+ * (no trigger counts alerts: cc_stats.h). */
+static int insert_resolved_alert(struct cc_store *st, const struct arg *a, int type)
+{
+    int rc = run(st, sql_alert, a, 12, NULL);
+
+    if (rc == CC_OK)
+        rc = cc_stats_count(st, CC_STATS_ALERTS_RAISED, type);
+    if (rc == CC_OK)
+        rc = cc_stats_count(st, CC_STATS_ALERTS_RESOLVED, type);
+    return rc;
+}
+
 /* The two alerts, consistent with the readings that raised and cleared them. */
 static int insert_alerts(struct cc_store *st, int64_t newest_ms, const struct seed_ids *ids)
 {
@@ -382,7 +397,7 @@ static int insert_alerts(struct cc_store *st, int64_t newest_ms, const struct se
                                 AI(first + 9LL * 60 * 1000), /* seen 9 minutes later */
                                 AI(ids->user[USER_TECH]),
                                 AI(first + HIGH_TRIGGERS * step)};
-        rc = run(st, sql_alert, a, 12, NULL);
+        rc = insert_resolved_alert(st, a, CC_ALERT_HIGH_TEMP);
         if (rc != CC_OK)
             return rc;
     }
@@ -405,7 +420,7 @@ static int insert_alerts(struct cc_store *st, int64_t newest_ms, const struct se
                                 AN,
                                 AN,
                                 AI(first + POWER_TRIGGERS * step)};
-        rc = run(st, sql_alert, a, 12, NULL);
+        rc = insert_resolved_alert(st, a, CC_ALERT_POWER_LOSS);
     }
     return rc;
 }

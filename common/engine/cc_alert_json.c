@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_alert_ops.h"
 #include "cc_dbi.h"
 #include "cc_rc.h"
 
@@ -241,7 +242,8 @@ static const char *text_or_empty(struct cc_stmt *s, int col)
     return t != NULL ? t : "";
 }
 
-int cc_alert_json_load(struct cc_store *st, int64_t alert_id, int64_t *cold_cell_id, char **out)
+int cc_alert_json_load(struct cc_store *st, int64_t alert_id, int64_t *cold_cell_id, int *type,
+                       char **out)
 {
     struct cc_stmt *s = NULL;
     int rc = cc_stmt_prepare(st, sql_row, &s);
@@ -273,6 +275,7 @@ int cc_alert_json_load(struct cc_store *st, int64_t alert_id, int64_t *cold_cell
         };
 
         *cold_cell_id = a.cold_cell_id;
+        *type = cc_alert_type_parse(a.type);
         rc = cc_alert_json(&a, out);
     } else if (rc == CC_OK) {
         rc = CC_ERR_NOT_FOUND;

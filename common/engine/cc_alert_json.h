@@ -42,7 +42,9 @@ char *cc_alert_json_escape(char *dst, const char *s);
 int cc_alert_json(const struct cc_alert_row *row, char **out);
 
 /* The object of alert alert_id as it is in st now (SQLite; a plain read by primary key),
- * and its cell. CC_ERR_NOT_FOUND when there is no such alert. */
-int cc_alert_json_load(struct cc_store *st, int64_t alert_id, int64_t *cold_cell_id, char **out);
+ * its cell and its type (enum cc_alert_type, -1 if unknown; set also when the object
+ * cannot be written, CC_ERR_VALIDATION). CC_ERR_NOT_FOUND when there is no such alert. */
+int cc_alert_json_load(struct cc_store *st, int64_t alert_id, int64_t *cold_cell_id, int *type,
+                       char **out);
 
 #endif

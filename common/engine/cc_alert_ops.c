@@ -10,6 +10,10 @@
 #include "cc_log.h"
 #include "cc_notify.h"
 #include "cc_rc.h"
+#include "cc_stats.h"
+
+/* The type's index counts it in cc_stats (the same names in the same order). */
+_Static_assert(CC_ALERT_TYPE_COUNT == CC_STATS_ALERT_TYPES, "one stat counter per alert type");
 
 static const char *const type_names[CC_ALERT_TYPE_COUNT] = {
     [CC_ALERT_HIGH_TEMP] = "HIGH_TEMP",
@@ -46,16 +50,16 @@ static const char sql_retriggered[] =
 static const char sql_raise_pg[] =
     SQL_RAISE " RETURNING id, trigger_count, cold_cell_id, CASE WHEN trigger_count = 1 "
               "THEN " CC_ALERT_JSON_SQL_PG_OF("") " END";
-/* Resolves the alert if it is ACTIVE. PostgreSQL returns the cell and the alert object
- * after the change; SQLite, for the reason above, reads the row's columns back and
- * writes the object in C. */
+/* Resolves the alert if it is ACTIVE. PostgreSQL returns the cell, the type (which the
+ * count of resolved alerts needs) and the alert object after the change; SQLite, for the reason
+ * above, reads the row's columns back and writes the object in C. */
 #define SQL_RESOLVE                                                                                \
     "UPDATE alerts SET status = 'RESOLVED', resolved_at = CASE WHEN CAST($2 AS bigint) >"          \
     " last_triggered_at THEN CAST($2 AS bigint) ELSE last_triggered_at END,"                       \
     " resolved_by = $3, resolution_note = $4 WHERE id = $1 AND status = 'ACTIVE'"
 static const char sql_resolve[] = SQL_RESOLVE;
 static const char sql_resolve_pg[] =
-    SQL_RESOLVE " RETURNING cold_cell_id, " CC_ALERT_JSON_SQL_PG_OF("");
+    SQL_RESOLVE " RETURNING cold_cell_id, type, " CC_ALERT_JSON_SQL_PG_OF("");
 
 const char *cc_alert_type_name(int type)
 {
@@ -185,8 +189,8 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
     char *json = NULL;
     int rc;
 
-    if (type < 0 || type >= CC_ALERT_TYPE_COUNT)
-        return CC_ERR_INTERNAL;
+    if (type < 0 || type >= CC_ALERT_TYPE_COUNT || cc_store_tx_id(st) == 0)
+        return CC_ERR_INTERNAL; /* outside cc_store_begin nothing would count it */
     rc = cc_stmt_prepare(st, pg ? sql_raise_pg : sql_raise, &stmt);
     if (rc == CC_OK)
         rc = bind_key(stmt, cold_cell_id, device_id, type);
@@ -215,6 +219,8 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
     if (rc == CC_OK && count == 1)
         rc = json != NULL ? cc_notify_alert_raised_obj(st, id, cell, json, now_ms)
                           : cc_notify_alert_raised(st, id, now_ms);
+    if (rc == CC_OK && count == 1)
+        rc = cc_stats_count(st, CC_STATS_ALERTS_RAISED, type);
     free(json);
     if (rc != CC_OK)
         return rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;
@@ -229,12 +235,13 @@ int cc_alert_raise(struct cc_store *st, int64_t cold_cell_id, int64_t device_id,
 }
 
 /* SQLite, after the resolve: its notifications with the object written in C from the
- * row's columns (cc_alert_json_load), or built in SQL for a time it cannot write. */
-static int notify_resolved_lite(struct cc_store *st, int64_t alert_id, int64_t now_ms)
+ * row's columns (cc_alert_json_load, which also gives the type), or built in SQL for a
+ * time it cannot write. */
+static int notify_resolved_lite(struct cc_store *st, int64_t alert_id, int64_t now_ms, int *type)
 {
     int64_t cell = 0;
     char *json = NULL;
-    int rc = cc_alert_json_load(st, alert_id, &cell, &json);
+    int rc = cc_alert_json_load(st, alert_id, &cell, type, &json);
 
     if (rc == CC_OK)
         rc = cc_notify_alert_resolved_obj(st, alert_id, cell, json, now_ms);
@@ -251,8 +258,10 @@ int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64
     int pg = cc_store_dialect(st) == CC_DIALECT_PG;
     int64_t cell = 0;
     char *json = NULL;
-    int done = 0, rc;
+    int done = 0, type = -1, rc;
 
+    if (cc_store_tx_id(st) == 0)
+        return CC_ERR_INTERNAL; /* outside cc_store_begin nothing would count it */
     rc = cc_stmt_prepare(st, pg ? sql_resolve_pg : sql_resolve, &stmt);
     if (rc == CC_OK)
         rc = cc_stmt_bind_int64(stmt, 1, alert_id);
@@ -268,7 +277,8 @@ int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64
         rc = CC_OK;
         done = 1;
         cell = cc_stmt_column_int64(stmt, 0);
-        json = dup_json(stmt, 1, &rc);
+        type = cc_alert_type_parse(cc_stmt_column_text(stmt, 1));
+        json = dup_json(stmt, 2, &rc);
         if (rc == CC_OK)
             rc = cc_stmt_step(stmt);
     } else if (rc == CC_OK && !pg) {
@@ -277,7 +287,9 @@ int cc_alert_resolve(struct cc_store *st, int64_t alert_id, int64_t at_ms, int64
     cc_stmt_release(stmt);
     if (rc == CC_OK && done)
         rc = json != NULL ? cc_notify_alert_resolved_obj(st, alert_id, cell, json, now_ms)
-                          : notify_resolved_lite(st, alert_id, now_ms);
+                          : notify_resolved_lite(st, alert_id, now_ms, &type);
+    if (rc == CC_OK && done)
+        rc = cc_stats_count(st, CC_STATS_ALERTS_RESOLVED, type);
     free(json);
     if (rc != CC_OK)
         return rc == CC_ERR_NOMEM ? rc : CC_ERR_DB;

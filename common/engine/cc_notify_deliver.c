@@ -19,6 +19,7 @@
 #include "cc_dbi.h"
 #include "cc_log.h"
 #include "cc_rc.h"
+#include "cc_stats.h"
 
 #define ERR_MAX 200    /* bytes of a recorded send error */
 #define EMAIL_MAX 320  /* bytes of an address */
@@ -730,6 +731,12 @@ static int record_one(struct cc_store *st, const struct item *it, int awaiting, 
         rc = cc_stmt_bind_text(stmt, k + 3, it->ok ? NULL : it->error);
     if (rc == CC_OK)
         rc = cc_stmt_step(stmt);
+    /* An event's row was read PENDING in this transaction (and locked, on PostgreSQL):
+     * SENT or FAILED is its change of status, counted by the store (cc_stats.h). The
+     * deliveries of the other channels keep their triggers. */
+    if (rc == CC_OK && it->is_event && status[0] != 'P' && cc_stmt_changes(stmt) == 1)
+        rc = cc_stats_count(st, sent ? CC_STATS_DELIVERIES_SENT : CC_STATS_DELIVERIES_FAILED,
+                            CC_STATS_MQTT);
     cc_stmt_release(stmt);
     return db_rc(rc);
 }
@@ -774,6 +781,8 @@ static int mark_acked(struct cc_store *st, const struct cc_notify_channels *ch, 
 
             rc = update_row(st, sql_event_acked, evs[i].id, now_ms, &evs[i].alert_id, &changed);
             *nsent += (int)changed;
+            if (rc == CC_OK && changed == 1) /* it was not SENT: a delivery (cc_stats.h) */
+                rc = cc_stats_count(st, CC_STATS_DELIVERIES_SENT, CC_STATS_MQTT);
         }
     }
     return rc;

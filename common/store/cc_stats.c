@@ -3,15 +3,17 @@
 
 #include <string.h>
 
+#include "cc_log.h"
 #include "cc_rc.h"
 #include "cc_dbi.h"
 #include "cc_store.h"
+#include "cc_store_impl.h"
 
 const char *const cc_stats_alert_types[CC_STATS_ALERT_TYPES] = {"HIGH_TEMP", "LOW_TEMP",
                                                                 "POWER_LOSS", "SENSOR_ERROR"};
 const char *const cc_stats_channels[CC_STATS_CHANNELS] = {"mqtt", "webhook", "email"};
 
-/* The trigger-kept totals of schema/0004_stat_counters.sql: eight and six rows. The same
+/* The totals of schema/0004_stat_counters.sql: eight and six rows. The same
  * text on SQLite and PostgreSQL (CASE, not SQLite's boolean arithmetic). */
 static const char sql_alerts[] =
     "SELECT label, sum(CASE WHEN name = 'alerts_raised' THEN value ELSE 0 END),"
@@ -21,8 +23,91 @@ static const char sql_deliveries[] =
     "SELECT label, sum(CASE WHEN name = 'deliveries_sent' THEN value ELSE 0 END),"
     " sum(CASE WHEN name = 'deliveries_failed' THEN value ELSE 0 END) FROM stat_counters"
     " WHERE name IN ('deliveries_sent', 'deliveries_failed') GROUP BY label";
+static const char sql_count[] =
+    "UPDATE stat_counters SET value = value + $1 WHERE name = $2 AND label = $3";
+static const char *const counter_names[CC_STATS_COUNTERS] = {
+    "alerts_raised", "alerts_resolved", "deliveries_sent", "deliveries_failed"};
 static const char sql_pending_n[] = "SELECT count(*) FROM notifications WHERE status = 'PENDING'";
 static const char sql_pending_e[] = "SELECT count(*) FROM alert_events WHERE status = 'PENDING'";
+
+/* The label names of counter (in *names) and their number. */
+static int labels_of(int counter, const char *const **names)
+{
+    if (counter <= CC_STATS_ALERTS_RESOLVED) {
+        *names = cc_stats_alert_types;
+        return CC_STATS_ALERT_TYPES;
+    }
+    *names = cc_stats_channels;
+    return CC_STATS_CHANNELS;
+}
+
+/* The slot of counter's first label in stat_counts. */
+static int first_slot(int counter)
+{
+    return counter <= CC_STATS_ALERTS_RESOLVED
+               ? counter * CC_STATS_ALERT_TYPES
+               : 2 * CC_STATS_ALERT_TYPES +
+                     (counter - CC_STATS_DELIVERIES_SENT) * CC_STATS_CHANNELS;
+}
+
+int cc_stats_count(struct cc_store *st, int counter, int label)
+{
+    const char *const *names;
+
+    if (cc_store_tx_id(st) == 0 || counter < 0 || counter >= CC_STATS_COUNTERS || label < 0 ||
+        label >= labels_of(counter, &names))
+        return CC_ERR_INTERNAL;
+    st->stat_counts[first_slot(counter) + label]++;
+    return CC_OK;
+}
+
+void cc_stats_drop(struct cc_store *st)
+{
+    memset(st->stat_counts, 0, sizeof st->stat_counts);
+}
+
+/* Adds n to the total of counter and label. */
+static int add(struct cc_store *st, int counter, const char *label, int64_t n)
+{
+    struct cc_stmt *stmt = NULL;
+    int rc = cc_stmt_prepare(st, sql_count, &stmt);
+
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_int64(stmt, 1, n);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, 2, counter_names[counter]);
+    if (rc == CC_OK)
+        rc = cc_stmt_bind_text(stmt, 3, label);
+    if (rc == CC_OK)
+        rc = cc_stmt_step(stmt);
+    if (rc == CC_OK && cc_stmt_changes(stmt) != 1) {
+        cc_log_error("stat_counter_missing", "%s %s", counter_names[counter], label);
+        rc = CC_ERR_DB;
+    }
+    cc_stmt_release(stmt);
+    return rc;
+}
+
+/* In one fixed order, so that two PostgreSQL sessions flushing at once lock the rows they
+ * share in the same order (no deadlock). */
+int cc_stats_flush(struct cc_store *st)
+{
+    int rc = CC_OK;
+
+    for (int c = 0; rc == CC_OK && c < CC_STATS_COUNTERS; c++) {
+        const char *const *names;
+        int n = labels_of(c, &names);
+
+        for (int l = 0; rc == CC_OK && l < n; l++) {
+            int64_t v = st->stat_counts[first_slot(c) + l];
+
+            if (v != 0)
+                rc = add(st, c, names[l], v);
+        }
+    }
+    cc_stats_drop(st);
+    return rc == CC_OK ? CC_OK : CC_ERR_DB;
+}
 
 static int slot(const char *const *names, int n, const char *s)
 {

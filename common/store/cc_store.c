@@ -371,6 +371,7 @@ int cc_store_begin(struct cc_store *st)
         st->tx_seq++;
     if (st->rollups != NULL)
         cc_rollup_batch_clear(st->rollups); /* of a transaction ended behind our back */
+    cc_stats_drop(st);
     return rc;
 }
 
@@ -382,6 +383,10 @@ int cc_store_commit(struct cc_store *st)
                  ? cc_rollup_batch_flush(st, st->rollups)
                  : CC_OK;
 
+    /* The counts of the transaction (cc_stats.h), written in it; dropped whatever happens. */
+    if (rc == CC_OK && st->in_tx)
+        rc = cc_stats_flush(st);
+    cc_stats_drop(st);
     st->in_tx = 0;
     if (rc == CC_OK)
         rc = tx_commit(st);
@@ -427,6 +432,7 @@ void cc_store_rollback(struct cc_store *st)
 {
     if (st->rollups != NULL)
         cc_rollup_batch_clear(st->rollups);
+    cc_stats_drop(st);
     st->rollbacks++;
     st->in_tx = 0;
     tx_rollback(st);

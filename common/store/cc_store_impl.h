@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "cc_dbi.h"
+#include "cc_stats.h"
 #include "cc_store.h"
 
 /* Hash slots of the statement cache: a power of two, twice CC_STMT_CACHE_MAX so that a
@@ -75,12 +76,21 @@ struct cc_store {
     int in_tx;
     uint64_t tx_seq; /* transactions cc_store_begin opened: the current one's cc_store_tx_id */
     struct cc_rollup_batch *rollups; /* allocated on the first reading of a transaction */
-    uint64_t rollbacks;              /* cc_store_stamp */
-    uint64_t stamp_tx;               /* the transaction stamp_data_version was read in */
+    /* cc_stats_count's counts of the open transaction, written by cc_store_commit. */
+    int64_t stat_counts[CC_STATS_SLOTS];
+    uint64_t rollbacks; /* cc_store_stamp */
+    uint64_t stamp_tx;  /* the transaction stamp_data_version was read in */
     int64_t stamp_data_version;
     void *attachment; /* cc_store_set_attachment */
     void (*attachment_free)(void *);
 };
+
+/* cc_stats.c: writes the counts of the open transaction to stat_counters (one UPDATE
+ * per total touched) and zeroes them; cc_store_commit calls it before COMMIT. CC_OK or
+ * CC_ERR_DB (a missing counter row too: the totals must stay exact). */
+int cc_stats_flush(struct cc_store *st);
+/* Drops them: a transaction begun, rolled back or failed to commit. */
+void cc_stats_drop(struct cc_store *st);
 
 /* The first words of sql for a log line (never a value: they are bound, not in the text). */
 void cc_dbi_sql_head(const char *sql, char *buf, size_t cap);

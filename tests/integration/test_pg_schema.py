@@ -375,11 +375,12 @@ COUNTER_SCRIPT = [
     "UPDATE alert_events SET status = 'FAILED' WHERE id = 2",
     "UPDATE alert_events SET status = 'FAILED' WHERE id = 2",
 ]
+# The alert totals and the alert events' (mqtt) do not move: no trigger counts alerts or
+# alert_events rows since schema/0012 and pg/0008; cc_alert_ops counts its raises and
+# resolves, the delivery worker the events it sends, and the store writes them at commit
+# (test_alert_pg: alert_counts_at_commit).
 COUNTERS_AFTER = {  # what the script must leave, whatever both dialects say
-    ("alerts_raised", "HIGH_TEMP"): 1, ("alerts_raised", "LOW_TEMP"): 1,
-    ("alerts_resolved", "HIGH_TEMP"): 1, ("alerts_resolved", "LOW_TEMP"): 1,
     ("deliveries_sent", "webhook"): 1, ("deliveries_failed", "email"): 1,
-    ("deliveries_sent", "mqtt"): 1, ("deliveries_failed", "mqtt"): 1,
 }
 
 PASSWORD_SCRIPT = [

@@ -34,6 +34,7 @@
 #include "cc_rc.h"
 #include "fixture.h"
 #include "cc_retention.h"
+#include "cc_stats.h"
 #include "cc_store.h"
 
 #define PG_PORT "55412"    /* this suite's socket name (tools/pgtest.sh PORT) */
@@ -275,6 +276,19 @@ static void reading(struct cc_store *st, int64_t device, int64_t cell, int64_t t
     assert_int_equal(cc_store_commit(st), CC_OK);
 }
 
+/* Resolves ACTIVE alert id by hand (user 4, with a note), then again: the second is a no-op. */
+static void resolve_by_hand_twice(struct cc_store *st, int64_t id)
+{
+    int resolved = -1;
+
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_alert_resolve(st, id, T0 - 60 * S, 4, "fixed", T0, &resolved), CC_OK);
+    assert_int_equal(resolved, 1);
+    assert_int_equal(cc_alert_resolve(st, id, T0, 4, "again", T0, &resolved), CC_OK);
+    assert_int_equal(resolved, 0);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+}
+
 #define ACTIVE(st) q1(st, "SELECT count(*) FROM alerts WHERE status = 'ACTIVE'", 0)
 #define NOTES(st) q1(st, "SELECT count(*) FROM notifications", 0)
 
@@ -283,7 +297,7 @@ static void reading(struct cc_store *st, int64_t device, int64_t cell, int64_t t
 static void alerts_scenario(struct cc_store *st)
 {
     int64_t id1 = 0, id2 = 0;
-    int created = -1, resolved = -1, n = -1;
+    int created = -1, n = -1;
 
     reading(st, 7, 2, T0 - 90 * S, 9.0, CC_ABSENT);  /* HIGH_TEMP raised */
     reading(st, 7, 2, T0 - 70 * S, 10.0, CC_ABSENT); /* re-triggered */
@@ -308,12 +322,7 @@ static void alerts_scenario(struct cc_store *st)
 
     /* By hand, with a note, resolved_at = max(at, last_triggered_at); then again: no-op. */
     id2 = q1(st, "SELECT id FROM alerts WHERE type = 'POWER_LOSS'", 0);
-    assert_int_equal(cc_store_begin(st), CC_OK);
-    assert_int_equal(cc_alert_resolve(st, id2, T0 - 60 * S, 4, "fixed", T0, &resolved), CC_OK);
-    assert_int_equal(resolved, 1);
-    assert_int_equal(cc_alert_resolve(st, id2, T0, 4, "again", T0, &resolved), CC_OK);
-    assert_int_equal(resolved, 0);
-    assert_int_equal(cc_store_commit(st), CC_OK);
+    resolve_by_hand_twice(st, id2);
     assert_int_equal(q1(st, "SELECT resolved_at FROM alerts WHERE id = $1", id2), T0 - 50 * S);
 
     assert_int_equal(cc_jobs_escalate(st, 3600, T0 + 3600 * S, &n), CC_OK);
@@ -355,6 +364,107 @@ static void test_alerts_notifications_jobs_same_rows(void **state)
                         " '{\"id\":1,\"coldCellId\":2,%\"value\":9.0,\"threshold\":8.0,%'",
                         0),
                      1);
+}
+
+/* cc_stats_load's alert totals, [0..3] raised and [4..7] resolved by type, as one string. */
+static void alert_totals(struct cc_store *st, char *out, size_t cap)
+{
+    struct cc_stats cs;
+
+    assert_int_equal(cc_stats_load(st, &cs), CC_OK);
+    snprintf(out, cap, "%llu %llu %llu %llu / %llu %llu %llu %llu", cs.alerts_raised[0],
+             cs.alerts_raised[1], cs.alerts_raised[2], cs.alerts_raised[3], cs.alerts_resolved[0],
+             cs.alerts_resolved[1], cs.alerts_resolved[2], cs.alerts_resolved[3]);
+}
+
+#define ASSERT_TOTALS(st, want)                                                                    \
+    do {                                                                                           \
+        char got_[128];                                                                            \
+        alert_totals(st, got_, sizeof got_);                                                       \
+        assert_string_equal(got_, want);                                                           \
+    } while (0)
+
+/* The alert totals of stat_counters, counted by the store at commit (cc_stats.h; no
+ * trigger since schema/0012 and pg/0008): a raise counts once (a re-trigger not), a
+ * resolve once, a rolled-back raise or resolve not at all, on every writer's path (the
+ * engine, by hand, the offline check); and no alert is written outside a transaction
+ * that would count it. */
+static void alert_counts_scenario(struct cc_store *st)
+{
+    int64_t id = 0;
+    int created = -1, resolved = -1, n = -1;
+
+    ASSERT_TOTALS(st, "0 0 0 0 / 0 0 0 0");
+    reading(st, 7, 2, T0 - 90 * S, 9.0, CC_ABSENT);  /* HIGH_TEMP raised */
+    reading(st, 7, 2, T0 - 80 * S, 10.0, CC_ABSENT); /* re-triggered: not counted */
+    ASSERT_TOTALS(st, "1 0 0 0 / 0 0 0 0");
+    id = q1(st, "SELECT id FROM alerts WHERE type = 'HIGH_TEMP'", 0);
+
+    /* Rolled back: a new LOW_TEMP and the HIGH_TEMP resolved leave no count behind, and
+     * the next transaction (which commits) does not carry them either. */
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_alert_raise(st, 4, 9, CC_ALERT_LOW_TEMP, 1.0, 2.0, "cold", T0 - 70 * S, T0,
+                                    NULL, &created),
+                     CC_OK);
+    assert_int_equal(created, 1);
+    assert_int_equal(cc_alert_resolve(st, id, T0 - 60 * S, 4, "x", T0, &resolved), CC_OK);
+    assert_int_equal(resolved, 1);
+    cc_store_rollback(st);
+    ASSERT_TOTALS(st, "1 0 0 0 / 0 0 0 0");
+    reading(st, 8, 3, T0 - 100 * S, 5.0, CC_ABSENT); /* nothing raised */
+    ASSERT_TOTALS(st, "1 0 0 0 / 0 0 0 0");
+
+    /* By hand: counted once, a second resolve not. */
+    resolve_by_hand_twice(st, id);
+    ASSERT_TOTALS(st, "1 0 0 0 / 1 0 0 0");
+
+    /* Raised and resolved in one transaction: both counted. */
+    assert_int_equal(cc_store_begin(st), CC_OK);
+    assert_int_equal(cc_alert_raise(st, 4, 9, CC_ALERT_POWER_LOSS, NAN, NAN, "power", T0 - 50 * S,
+                                    T0, &id, &created),
+                     CC_OK);
+    assert_int_equal(cc_alert_resolve(st, id, T0 - 40 * S, 0, NULL, T0, &resolved), CC_OK);
+    assert_int_equal(cc_store_commit(st), CC_OK);
+    ASSERT_TOTALS(st, "1 0 1 0 / 1 0 1 0");
+
+    /* The jobs' offline check raises SENSOR_ERROR in its own transaction. */
+    assert_int_equal(cc_store_exec(st, "UPDATE devices SET last_seen_at = 1764135000000"
+                                       " WHERE id = 9"),
+                     CC_OK);
+    assert_int_equal(cc_jobs_offline_check(st, 600, T0 + 600 * S, &n), CC_OK);
+    assert_int_equal(n, 1);
+    ASSERT_TOTALS(st, "1 0 1 1 / 1 0 1 0");
+
+    /* Outside cc_store_begin nothing would count: refused, nothing written. */
+    assert_int_equal(
+        cc_alert_raise(st, 2, 7, CC_ALERT_LOW_TEMP, 1.0, 2.0, "m", T0, T0, NULL, &created),
+        CC_ERR_INTERNAL);
+    assert_int_equal(cc_alert_resolve(st, id, T0, 0, NULL, T0, &resolved), CC_ERR_INTERNAL);
+    assert_int_equal(q1(st, "SELECT count(*) FROM alerts WHERE type = 'LOW_TEMP'", 0), 0);
+    ASSERT_TOTALS(st, "1 0 1 1 / 1 0 1 0");
+    assert_int_equal(q1(st, "SELECT count(*) FROM alerts", 0), 3);
+    assert_int_equal(q1(st, "SELECT count(*) FROM alerts WHERE status = 'RESOLVED'", 0), 2);
+}
+
+/* f->pg made again as ccctl migrate leaves it (the fixture's schema is 0001_init alone,
+ * with the counting triggers pg/0008 drops), with the seed rows. */
+static void pg_migrated(struct fx *f)
+{
+    assert_int_equal(cc_store_exec(f->pg, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"),
+                     CC_OK);
+    cc_store_close(f->pg);
+    f->pg = NULL;
+    assert_int_equal(cc_store_open(pg_url, CC_STORE_MIGRATE, &f->pg), CC_OK);
+    assert_int_equal(cc_store_exec(f->pg, seed_sql), CC_OK);
+}
+
+static void test_alert_counts_at_commit(void **state)
+{
+    struct fx *f = *state;
+
+    pg_migrated(f);
+    alert_counts_scenario(f->lite);
+    alert_counts_scenario(f->pg);
 }
 
 /* The daily report: the same JSON (parsed) from both texts. */
@@ -495,6 +605,48 @@ static void deliver_scenario(struct cc_store *st)
                      1);
 }
 
+/* The alert events the worker sends or gives up are counted by the worker at commit
+ * (cc_notify_deliver.c; no trigger since schema/0012 and pg/0008): SENT once when the
+ * broker acknowledges (or at the hand-over, with no acknowledging client), FAILED once
+ * after the last attempt, never for a retry or a rolled-back pass. */
+static void event_counts_scenario(struct cc_store *st)
+{
+    struct cc_notify_channels ch = {.publish = fake_publish, .acked = fake_acked};
+    struct cc_notify_channels now = {.publish = fake_publish};
+    struct cc_stats cs;
+    int64_t t = T0;
+
+    memset(&pub, 0, sizeof pub);
+    reading(st, 7, 2, T0 - 10 * S, 9.0, CC_ABSENT); /* CREATED */
+    reading(st, 7, 2, T0 - 9 * S, 5.0, CC_ABSENT);  /* RESOLVED */
+    assert_int_equal(cc_notify_deliver(st, &ch, T0, 100, NULL), CC_OK);
+    assert_int_equal(q1(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'", 0), 2);
+    assert_int_equal(cc_notify_deliver(st, &ch, T0 + 3600 * S, 100, NULL), CC_OK); /* none due */
+    reading(st, 7, 2, T0 - 8 * S, 9.0, CC_ABSENT); /* CREATED: sent without acknowledgement */
+    assert_int_equal(cc_notify_deliver(st, &now, T0, 100, NULL), CC_OK);
+    reading(st, 7, 2, T0 - 7 * S, 5.0, CC_ABSENT); /* RESOLVED: never gets through */
+    pub.fail = 1;
+    for (int i = 1; i <= CC_NOTIFY_MAX_ATTEMPTS; i++) {
+        assert_int_equal(cc_notify_deliver(st, &now, t, 100, NULL), CC_OK);
+        t += cc_notify_backoff_ms(i);
+    }
+    assert_int_equal(cc_notify_deliver(st, &now, t + 3600 * S, 100, NULL), CC_OK);
+    assert_int_equal(pub.calls, 3 + CC_NOTIFY_MAX_ATTEMPTS);
+    assert_int_equal(cc_stats_load(st, &cs), CC_OK);
+    assert_int_equal(cs.notifications_sent[0], 3);
+    assert_int_equal(cs.notifications_failed[0], 1);
+    assert_int_equal(q1(st, "SELECT count(*) FROM alert_events WHERE status = 'FAILED'", 0), 1);
+}
+
+static void test_event_deliveries_counted(void **state)
+{
+    struct fx *f = *state;
+
+    pg_migrated(f);
+    event_counts_scenario(f->lite);
+    event_counts_scenario(f->pg);
+}
+
 static void test_deliver_claim_and_record_same_rows(void **state)
 {
     struct fx *f = *state;
@@ -624,8 +776,10 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_alerts_notifications_jobs_same_rows),
+        T(test_alert_counts_at_commit),
         T(test_daily_report_same_rows),
         T(test_deliver_claim_and_record_same_rows),
+        T(test_event_deliveries_counted),
         T(test_deliver_skips_rows_another_worker_claims),
         T(test_jobs_pass_lock_held_elsewhere),
         T(test_retention_same_rows),
