@@ -101,6 +101,13 @@ struct session {
     char hash_hex[CC_SHA256_HEX_LEN];
 };
 static struct session *sessions[AUTH_SESSION_BUCKETS];
+/* The session of the client disconnected last, kept for its last will. mosquitto 2.0.11
+ * reports a disconnect to plugins before it checks the will's publish (context__disconnect:
+ * plugin__handle_disconnect, then context__send_will's ACL check), so without it every
+ * device's will was refused and none went OFFLINE by it (SPEC §3). One is enough: the broker
+ * is single-threaded and the check follows the event in the same call. Only a WRITE may use
+ * it; a will delayed by an MQTT 5 will-delay interval comes later and is still refused. */
+static struct session *departed;
 
 static struct session **session_slot(const struct mosquitto *client)
 {
@@ -119,6 +126,10 @@ static int session_put(const struct mosquitto *client, int64_t device_id, int by
 {
     struct session **pp = session_slot(client);
 
+    if (departed != NULL && departed->client == client) {
+        free(departed); /* a new connection at the address of the one that left */
+        departed = NULL;
+    }
     if (*pp == NULL) {
         *pp = calloc(1, sizeof(**pp));
         if (*pp == NULL)
@@ -138,7 +149,8 @@ static void session_drop(const struct mosquitto *client)
 
     if (s) {
         *pp = s->next;
-        free(s);
+        free(departed);
+        departed = s;
     }
 }
 
@@ -150,6 +162,8 @@ static void sessions_free(void)
             sessions[i] = s->next;
             free(s);
         }
+    free(departed);
+    departed = NULL;
 }
 
 /* 1 if username is an operator's (listed in the password file), else 0. */
@@ -387,7 +401,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     return MOSQ_ERR_SUCCESS;
 }
 
-/* MOSQ_EVT_DISCONNECT: forget the session's key hash. */
+/* MOSQ_EVT_DISCONNECT: the session leaves the table (kept as departed for its last will). */
 static int on_disconnect(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_disconnect *ed = event_data;
@@ -434,6 +448,9 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     }
     found = find_device(serial, &device_id, hash_hex);
     s = *session_slot(ed->client);
+    if (s == NULL && departed != NULL && departed->client == ed->client &&
+        ed->access == MOSQ_ACL_WRITE)
+        s = departed; /* its last will: checked like its publishes were */
     if (found < 0 && s != NULL) {
         /* The database is unreachable (PostgreSQL restarting, a lost connection): deferring
          * would have the acl file deny, and mosquitto acknowledges a denied QoS 1 publish
@@ -451,7 +468,6 @@ static int on_acl_check(int event, void *event_data, void *userdata)
      * serial given to a new device, or renamed onto another, has another id), and the key it
      * logged in with must still be its key (hashes are public-length hex of equal size; a
      * plain compare leaks nothing about the key itself). */
-    s = *session_slot(ed->client);
     if (s == NULL || s->device_id != device_id ||
         (!s->by_cert && strcmp(s->hash_hex, hash_hex) != 0)) {
         return MOSQ_ERR_ACL_DENIED;
