@@ -412,6 +412,23 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     return MOSQ_ERR_SUCCESS;
 }
 
+/* MOSQ_EVT_MESSAGE (after the ACL check, before the broker stores the message): a device's
+ * publish is delivered, but never kept as its topic's retained message. Serials are reused
+ * and retained messages had no bound: 1 MiB per device topic, kept across restarts after
+ * the device was deleted, and replayed to every new subscriber of devices/# (ingestd and
+ * apid skip such copies; the broker still held and sent them). A live delivery carries
+ * RETAIN=0 either way (MQTT 3.1.1 3.3.1.3), so subscribers see no difference. */
+static int on_message(int event, void *event_data, void *userdata)
+{
+    struct mosquitto_evt_message *ed = event_data;
+
+    (void)event;
+    (void)userdata;
+    if (ed->retain && *session_slot(ed->client) != NULL)
+        ed->retain = false;
+    return MOSQ_ERR_SUCCESS;
+}
+
 /* The rules' name for a MOSQ_ACL_* access; 0 (refused by the rules) for anything else. */
 static int acl_access(int mosq_access)
 {
@@ -488,6 +505,16 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
     return -1;
 }
 
+/* Every callback off (one never registered is a no-op) and the sessions freed. */
+static void unregister_all(void)
+{
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_MESSAGE, on_message, NULL);
+    sessions_free();
+}
+
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
                           struct mosquitto_opt *opts, int opt_count)
 {
@@ -536,11 +563,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         goto fail_registered;
     }
     rc = mosquitto_callback_register(state.pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_callback_register(state.pid, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
     if (rc != MOSQ_ERR_SUCCESS) {
-        mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
-        mosquitto_callback_unregister(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
-        mosquitto_callback_unregister(state.pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
-        sessions_free();
+        unregister_all();
         goto fail_registered;
     }
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
@@ -566,8 +592,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt
     (void)opts;
     (void)opt_count;
 
-    mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
-    mosquitto_callback_unregister(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+    unregister_all();
     cc_store_close(state.st);
     memset(&state, 0, sizeof(state));
     return MOSQ_ERR_SUCCESS;

@@ -138,8 +138,8 @@ class Client:
         self._wait(lambda: mid in self.subacks, "SUBACK for " + topic)
         return self.subacks[mid]
 
-    def publish(self, topic, payload, qos=1):
-        info = self.c.publish(topic, payload, qos=qos)
+    def publish(self, topic, payload, qos=1, retain=False):
+        info = self.c.publish(topic, payload, qos=qos, retain=retain)
         info.wait_for_publish()  # PUBACK: mosquitto acknowledges denied publishes too
         check(info.rc == mqtt.MQTT_ERR_SUCCESS, "publish %s: paho rc %d" % (topic, info.rc))
 
@@ -515,6 +515,28 @@ def case_device_last_will_after_key_change_dropped(ctx):
           "the will of a device whose key was regenerated was delivered")
 
 
+def case_device_retained_not_kept(ctx):
+    # A device's publish with the retain flag is delivered live, but the broker does not keep
+    # it: serials are reused and the broker's retained messages had no bound (1 MiB per
+    # device topic, kept across restarts after the device was deleted, and replayed to every
+    # new subscriber of devices/#, ingestd and apid included).
+    dev = Client(ctx.port, DEV_A, KEY_A2)
+    check(dev.connect() == CONNACK_ACCEPTED, "device A refused")
+    for kind in ("readings", "status"):
+        dev.publish("devices/%s/%s" % (DEV_A, kind), "retained-" + kind, retain=True)
+        ctx.op.wait_message("devices/%s/%s" % (DEV_A, kind), "retained-" + kind)
+    fresh = Client(ctx.port, OPERATOR, OPERATOR_PW)
+    check(fresh.connect() == CONNACK_ACCEPTED, "operator refused")
+    check(fresh.subscribe("devices/%s/#" % DEV_A, 1) == [1], "operator subscribe refused")
+    # A retained copy comes right after the SUBACK, before anything published later.
+    dev.publish("devices/%s/readings" % DEV_A, "after-retained")
+    fresh.wait_message("devices/%s/readings" % DEV_A, "after-retained")
+    dev.close()
+    fresh.close()
+    kept = [m for m in fresh.messages if m[1].startswith("retained-")]
+    check(not kept, "the broker kept a device's retained publish: %r" % kept)
+
+
 def case_reserved_serial_row_refused(ctx):
     # A row that bypassed the API's serial rule (bulk import, SQL) still cannot log in with
     # an operator's client id.
@@ -759,6 +781,7 @@ def main():
             ("device_last_will_elsewhere_dropped", case_device_last_will_elsewhere_dropped),
             ("device_last_will_after_key_change_dropped",
              case_device_last_will_after_key_change_dropped),
+            ("device_retained_not_kept", case_device_retained_not_kept),
             ("reserved_serial_row_refused", case_reserved_serial_row_refused),
             ("broker_conf_password_not_in_argv", case_broker_conf_password_not_in_argv),
         ]

@@ -416,11 +416,14 @@ def retained_replay(s):
     old_id = s.scalar("SELECT id FROM devices WHERE serial_number = ?", (serial,))
     t1, t2 = token(s, "customer1"), token(s, "customer2")
     wait_for_feed(s)
-    dev = s.mqtt_client(serial, s.keys[serial])
-    dev.publish("devices/%s/readings" % serial, json.dumps({"temperature": -42.5}), qos=1,
-                retain=True).wait_for_publish(10)
-    dev.disconnect()
-    dev.loop_stop()
+    # The plugin keeps no device's publish as retained (test_broker_auth
+    # device_retained_not_kept); a broker without it (HTTP auth, docs/scaling.md) or a copy
+    # kept from before it still may: an operator's retained publish stands for those here.
+    op = s.operator_client()
+    op.publish("devices/%s/readings" % serial, json.dumps({"temperature": -42.5}), qos=1,
+               retain=True).wait_for_publish(10)
+    op.disconnect()
+    op.loop_stop()
     st, _, body = s.http("DELETE", "/api/devices/%d" % old_id, token=t1)
     expect(st == 204, "delete: %s %r" % (st, body))
     cell = s.scalar("SELECT c.id FROM cold_cells c JOIN locations l ON l.id = c.location_id"
