@@ -470,26 +470,27 @@ def marker_after(ctx, tag):
     marker.close()
 
 
+def with_will(ctx, topic, payload, birth):
+    """Device A connected with this last will, once the operator has its birth message."""
+    c = Client(ctx.port, DEV_A, KEY_A2, will=(topic, payload))
+    check(c.connect() == CONNACK_ACCEPTED, "device A refused")
+    c.publish("devices/%s/status" % DEV_A, birth)
+    ctx.op.wait_message("devices/%s/status" % DEV_A, birth)
+    return c
+
+
 def case_device_last_will_delivered(ctx):
     # SPEC §3: a device's status topic carries its MQTT last will. mosquitto 2.0.11 tells the
     # plugin of the disconnect before it checks the will's publish; the plugin had already
     # forgotten the session then, refused the will, and no device ever went OFFLINE by it.
     topic = "devices/%s/status" % DEV_A
-    c = Client(ctx.port, DEV_A, KEY_A2, will=(topic, "will-a-1"))
-    check(c.connect() == CONNACK_ACCEPTED, "device A refused")
-    c.publish(topic, "birth-a-1")
-    ctx.op.wait_message(topic, "birth-a-1")
-    c.drop()
+    with_will(ctx, topic, "will-a-1", "birth-a-1").drop()
     ctx.op.wait_message(topic, "will-a-1")
 
 
 def case_device_last_will_elsewhere_dropped(ctx):
     # A will is a publish like any other: on another device's topic it is refused.
-    c = Client(ctx.port, DEV_A, KEY_A2, will=("devices/%s/status" % DEV_B, "forged-will"))
-    check(c.connect() == CONNACK_ACCEPTED, "device A refused")
-    c.publish("devices/%s/status" % DEV_A, "birth-a-2")
-    ctx.op.wait_message("devices/%s/status" % DEV_A, "birth-a-2")
-    c.drop()
+    with_will(ctx, "devices/%s/status" % DEV_B, "forged-will", "birth-a-2").drop()
     marker_after(ctx, "after-forged-will")
     check(("devices/%s/status" % DEV_B, "forged-will") not in ctx.op.messages,
           "A's will on B's status topic was delivered")
@@ -499,10 +500,7 @@ def case_device_last_will_after_key_change_dropped(ctx):
     # The will is checked against the key the device logged in with, as its publishes are:
     # a device whose key was regenerated meanwhile cannot speak once more through its will.
     topic = "devices/%s/status" % DEV_A
-    c = Client(ctx.port, DEV_A, KEY_A2, will=(topic, "will-revoked"))
-    check(c.connect() == CONNACK_ACCEPTED, "device A refused")
-    c.publish(topic, "birth-a-3")
-    ctx.op.wait_message(topic, "birth-a-3")
+    c = with_will(ctx, topic, "will-revoked", "birth-a-3")
     ctx.db.execute("UPDATE devices SET api_key_hash = ? WHERE serial_number = ?",
                    (sha256_hex("f" * 64), DEV_A))
     try:
