@@ -62,6 +62,7 @@ struct api_app {
 enum api_route_flags {
     API_PUBLIC = 1 << 0,    /* no bearer token */
     API_BODY_JSON = 1 << 1, /* the body must be a JSON object: r->body */
+    API_KDF = 1 << 2,       /* hashes a password: a hash slot before the database connection */
 };
 
 struct api_req;

@@ -23,7 +23,7 @@ static const struct api_route routes[] = {
     /* The live feed: token in ?token=, checked by the handler (ws.c). */
     {"GET", "/api/ws", api_ws_get, API_PUBLIC, 0, NULL},
 
-    {"POST", "/api/auth/login", api_auth_login, API_PUBLIC | API_BODY_JSON, 0, NULL},
+    {"POST", "/api/auth/login", api_auth_login, API_PUBLIC | API_BODY_JSON | API_KDF, 0, NULL},
     {"POST", "/api/auth/refresh", api_auth_refresh, API_PUBLIC | API_BODY_JSON, 0, NULL},
     {"POST", "/api/auth/logout", api_auth_logout, API_BODY_JSON, 0, NULL},
     {"GET", "/api/auth/me", api_auth_me, 0, 0, NULL},

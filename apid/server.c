@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cc_crypto.h"
 #include "cc_error.h"
 #include "cc_log.h"
 #include "cc_rc.h"
@@ -424,7 +425,7 @@ static int handle(struct api_req *r)
 
 /* The request's database part: a connection, the bearer check, the body, the handler;
  * returns the status sent. */
-static int run(struct api_req *r)
+static int run_request(struct api_req *r)
 {
     const struct api_app *app = r->app;
     cJSON *err = NULL;
@@ -456,6 +457,23 @@ static int run(struct api_req *r)
             return api_reply_error(r, rc, NULL, err);
     }
     return r->route->fn(r);
+}
+
+/* run_request, for a route that hashes a password (login) after a password-hash slot: the
+ * hash is CPU-bound and at most CC_SCRYPT_CONCURRENT_MAX run at once, so logins waiting
+ * their turn used to hold every pooled database connection (150 logins at once from 30
+ * addresses: the rest of the API waited API_DB_WAIT_MS and most logins answered 503). Now
+ * at most CC_SCRYPT_CONCURRENT_MAX logins hold a connection, for one hash each. */
+static int run(struct api_req *r)
+{
+    int status;
+
+    if (!(r->route->flags & API_KDF))
+        return run_request(r);
+    cc_password_slot_take();
+    status = run_request(r);
+    cc_password_slot_give();
+    return status;
 }
 
 /* 1 if s is safe to echo in a header: printable ASCII, no blanks, bounded. */

@@ -291,7 +291,11 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 
     (void)ctx;
-    if (tlen < sizeof name && msg->payloadlen >= 0) {
+    /* RETAIN=1 marks the copies the broker replays at a SUBSCRIBE (MQTT 3.1.1 3.3.1.3), not a
+     * live message: the feed is a live view. Serials are reused, so a device's retained
+     * reading replayed at apid's re-subscribe (a broker restart) went to whoever owned the
+     * serial now, another customer included. */
+    if (!msg->retained && tlen < sizeof name && msg->payloadlen >= 0) {
         memcpy(name, topic, tlen);
         name[tlen] = '\0';
         cc_feed_on_message(ws.feed, name, msg->payload, (size_t)msg->payloadlen, cc_now_ms(), NULL);

@@ -101,6 +101,13 @@ struct session {
     char hash_hex[CC_SHA256_HEX_LEN];
 };
 static struct session *sessions[AUTH_SESSION_BUCKETS];
+/* The session of the client disconnected last, kept for its last will. mosquitto 2.0.11
+ * reports a disconnect to plugins before it checks the will's publish (context__disconnect:
+ * plugin__handle_disconnect, then context__send_will's ACL check), so without it every
+ * device's will was refused and none went OFFLINE by it (SPEC §3). One is enough: the broker
+ * is single-threaded and the check follows the event in the same call. Only a WRITE may use
+ * it; a will delayed by an MQTT 5 will-delay interval comes later and is still refused. */
+static struct session *departed;
 
 static struct session **session_slot(const struct mosquitto *client)
 {
@@ -119,6 +126,10 @@ static int session_put(const struct mosquitto *client, int64_t device_id, int by
 {
     struct session **pp = session_slot(client);
 
+    if (departed != NULL && departed->client == client) {
+        free(departed); /* a new connection at the address of the one that left */
+        departed = NULL;
+    }
     if (*pp == NULL) {
         *pp = calloc(1, sizeof(**pp));
         if (*pp == NULL)
@@ -138,7 +149,8 @@ static void session_drop(const struct mosquitto *client)
 
     if (s) {
         *pp = s->next;
-        free(s);
+        free(departed);
+        departed = s;
     }
 }
 
@@ -150,6 +162,8 @@ static void sessions_free(void)
             sessions[i] = s->next;
             free(s);
         }
+    free(departed);
+    departed = NULL;
 }
 
 /* 1 if username is an operator's (listed in the password file), else 0. */
@@ -387,7 +401,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     return MOSQ_ERR_SUCCESS;
 }
 
-/* MOSQ_EVT_DISCONNECT: forget the session's key hash. */
+/* MOSQ_EVT_DISCONNECT: the session leaves the table (kept as departed for its last will). */
 static int on_disconnect(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_disconnect *ed = event_data;
@@ -395,6 +409,23 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     (void)event;
     (void)userdata;
     session_drop(ed->client);
+    return MOSQ_ERR_SUCCESS;
+}
+
+/* MOSQ_EVT_MESSAGE (after the ACL check, before the broker stores the message): a device's
+ * publish is delivered, but never kept as its topic's retained message. Serials are reused
+ * and retained messages had no bound: 1 MiB per device topic, kept across restarts after
+ * the device was deleted, and replayed to every new subscriber of devices/# (ingestd and
+ * apid skip such copies; the broker still held and sent them). A live delivery carries
+ * RETAIN=0 either way (MQTT 3.1.1 3.3.1.3), so subscribers see no difference. */
+static int on_message(int event, void *event_data, void *userdata)
+{
+    struct mosquitto_evt_message *ed = event_data;
+
+    (void)event;
+    (void)userdata;
+    if (ed->retain && *session_slot(ed->client) != NULL)
+        ed->retain = false;
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -434,6 +465,9 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     }
     found = find_device(serial, &device_id, hash_hex);
     s = *session_slot(ed->client);
+    if (s == NULL && departed != NULL && departed->client == ed->client &&
+        ed->access == MOSQ_ACL_WRITE)
+        s = departed; /* its last will: checked like its publishes were */
     if (found < 0 && s != NULL) {
         /* The database is unreachable (PostgreSQL restarting, a lost connection): deferring
          * would have the acl file deny, and mosquitto acknowledges a denied QoS 1 publish
@@ -451,7 +485,6 @@ static int on_acl_check(int event, void *event_data, void *userdata)
      * serial given to a new device, or renamed onto another, has another id), and the key it
      * logged in with must still be its key (hashes are public-length hex of equal size; a
      * plain compare leaks nothing about the key itself). */
-    s = *session_slot(ed->client);
     if (s == NULL || s->device_id != device_id ||
         (!s->by_cert && strcmp(s->hash_hex, hash_hex) != 0)) {
         return MOSQ_ERR_ACL_DENIED;
@@ -470,6 +503,16 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
         }
     }
     return -1;
+}
+
+/* Every callback off (one never registered is a no-op) and the sessions freed. */
+static void unregister_all(void)
+{
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+    mosquitto_callback_unregister(state.pid, MOSQ_EVT_MESSAGE, on_message, NULL);
+    sessions_free();
 }
 
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
@@ -520,11 +563,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         goto fail_registered;
     }
     rc = mosquitto_callback_register(state.pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_callback_register(state.pid, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
     if (rc != MOSQ_ERR_SUCCESS) {
-        mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
-        mosquitto_callback_unregister(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
-        mosquitto_callback_unregister(state.pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
-        sessions_free();
+        unregister_all();
         goto fail_registered;
     }
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
@@ -550,8 +592,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt
     (void)opts;
     (void)opt_count;
 
-    mosquitto_callback_unregister(state.pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
-    mosquitto_callback_unregister(state.pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+    unregister_all();
     cc_store_close(state.st);
     memset(&state, 0, sizeof(state));
     return MOSQ_ERR_SUCCESS;

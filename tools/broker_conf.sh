@@ -44,6 +44,13 @@ if [ $# -eq 6 ]; then
     [ "$6" = - ] || die "the password comes from MQTT_PASSWORD or stdin ('-'), never argv"
     IFS= read -r password || [ -n "$password" ] || die "no password on stdin"
 fi
+# .env.example's placeholders ("change-me...") are public: in production the operator
+# account would be anyone's (common/base/cc_config.c refuses them in the daemons too).
+if [ "${COLDCHAIN_ENV:-}" = production ]; then
+    case $(printf '%s' "$password" | tr '[:upper:]' '[:lower:]') in
+    change-me*) die "MQTT_PASSWORD: still the placeholder of .env.example; set a random value (openssl rand -hex 32)" ;;
+    esac
+fi
 bind=${MQTT_BIND:-127.0.0.1}
 src_dir=$(cd "$(dirname "$0")/../broker-config" && pwd)
 

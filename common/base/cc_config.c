@@ -20,18 +20,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_DURATION_S 315360000LL /* seconds: ten years, keeps * 1000 far from overflow */
-#define MAX_RATE_LIMIT 1000000     /* requests per window */
-#define MAX_RETENTION_DAYS 36500   /* days: a century */
-#define JWT_SECRET_MIN_PROD 32     /* characters, HS256 wants >= 256 bits of key */
-#define SECRET_FILE_MAX 1024       /* bytes a secret file may hold */
-#define SECRET_RANDOM_BYTES 32     /* bytes of entropy in a generated secret */
-#define SECRET_READ_RETRIES 50     /* tries to see a racing creator's write */
-#define SECRET_RETRY_NS 20000000L  /* nanoseconds between those tries */
+#define MAX_DURATION_S 315360000LL        /* seconds: ten years, keeps * 1000 far from overflow */
+#define MAX_RATE_LIMIT 1000000            /* requests per window */
+#define MAX_RETENTION_DAYS 36500          /* days: a century */
+#define JWT_SECRET_MIN_PROD 32            /* characters, HS256 wants >= 256 bits of key */
+#define CC_CONFIG_PLACEHOLDER "change-me" /* how .env.example's secrets begin */
+#define SECRET_FILE_MAX 1024              /* bytes a secret file may hold */
+#define SECRET_RANDOM_BYTES 32            /* bytes of entropy in a generated secret */
+#define SECRET_READ_RETRIES 50            /* tries to see a racing creator's write */
+#define SECRET_RETRY_NS 20000000L         /* nanoseconds between those tries */
 
 /* Writes "fmt..." into err (if any room) and returns CC_ERR_CONFIG. */
 __attribute__((format(printf, 3, 4))) static int fail_msg(char *err, size_t errlen, const char *fmt,
@@ -247,6 +249,12 @@ static int check_cors(const char *list, char *err, size_t errlen)
     return CC_OK;
 }
 
+/* 1 if a secret is one of .env.example's placeholders ("change-me...", any case). */
+static int placeholder(const char *secret)
+{
+    return strncasecmp(secret, CC_CONFIG_PLACEHOLDER, sizeof CC_CONFIG_PLACEHOLDER - 1) == 0;
+}
+
 int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
 {
     static const char *const http_schemes[] = {"http://", "https://", NULL};
@@ -333,6 +341,16 @@ int cc_config_load(struct cc_config *cfg, char *err, size_t errlen)
     if (c.production && strlen(c.jwt_secret) < JWT_SECRET_MIN_PROD)
         return fail_msg(err, errlen, "JWT_SECRET: at least %d characters in production",
                         JWT_SECRET_MIN_PROD);
+    /* .env.example's placeholders are public: left as they are, anyone could sign an admin
+     * token or log in to the broker as the operator. */
+    if (c.production && placeholder(c.jwt_secret))
+        return fail_msg(err, errlen,
+                        "JWT_SECRET: still the placeholder of .env.example; set a "
+                        "random value (openssl rand -hex 32)");
+    if (c.production && placeholder(c.mqtt_password))
+        return fail_msg(err, errlen,
+                        "MQTT_PASSWORD: still the placeholder of .env.example; set a "
+                        "random value (openssl rand -hex 32)");
 
     if ((rc = env_int("ACCESS_TOKEN_TTL_S", 900, 1, MAX_DURATION_S, &c.access_token_ttl_s, err,
                       errlen)) != CC_OK)

@@ -222,8 +222,13 @@ static struct {
     int running, peak;
 } scrypt_slots = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 
+/* Slots this thread has taken and not given back: only the first take waits. */
+static _Thread_local int slot_depth;
+
 static void scrypt_slot_take(void)
 {
+    if (slot_depth++ > 0)
+        return;
     pthread_mutex_lock(&scrypt_slots.mu);
     while (scrypt_slots.running >= CC_SCRYPT_CONCURRENT_MAX)
         pthread_cond_wait(&scrypt_slots.freed, &scrypt_slots.mu);
@@ -235,10 +240,22 @@ static void scrypt_slot_take(void)
 
 static void scrypt_slot_give(void)
 {
+    if (--slot_depth > 0)
+        return;
     pthread_mutex_lock(&scrypt_slots.mu);
     scrypt_slots.running--;
     pthread_cond_signal(&scrypt_slots.freed);
     pthread_mutex_unlock(&scrypt_slots.mu);
+}
+
+void cc_password_slot_take(void)
+{
+    scrypt_slot_take();
+}
+
+void cc_password_slot_give(void)
+{
+    scrypt_slot_give();
 }
 
 int cc_password_hash_peak(void)

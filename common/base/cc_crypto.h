@@ -49,6 +49,12 @@ void cc_password_dummy_verify(const char *password);
 /* The most password hashes (hash, verify, dummy) this process has computed at once: never
  * above CC_SCRYPT_CONCURRENT_MAX; the others waited their turn. */
 int cc_password_hash_peak(void);
+/* Takes one of the CC_SCRYPT_CONCURRENT_MAX password-hash slots for the calling thread,
+ * waiting for it; this thread's hashes until cc_password_slot_give use that slot. apid takes
+ * it before a login's database connection, so logins waiting their turn hold none. Takes
+ * nest on one thread (one slot, given back by the outermost give). */
+void cc_password_slot_take(void);
+void cc_password_slot_give(void);
 
 /* A new device API key: 32 random bytes as hex; its SHA-256 hex and its prefix. */
 int cc_api_key_new(char key[CC_API_KEY_LEN], char hash_hex[CC_SHA256_HEX_LEN],

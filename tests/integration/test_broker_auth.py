@@ -73,7 +73,7 @@ class Client:
 
     _n = 0
 
-    def __init__(self, port, username, password, client_id=None):
+    def __init__(self, port, username, password, client_id=None, will=None):
         Client._n += 1
         self.port = port
         # A device's client id is its serial (SPEC §3); operators' test clients get their own.
@@ -85,6 +85,8 @@ class Client:
                              protocol=mqtt.MQTTv311)
         if username is not None:
             self.c.username_pw_set(username, password)
+        if will is not None:  # (topic, payload): the last will, QoS 1, not retained
+            self.c.will_set(will[0], will[1], qos=1, retain=False)
         self.cond = threading.Condition()
         self.connack = None
         self.subacks = {}
@@ -136,8 +138,8 @@ class Client:
         self._wait(lambda: mid in self.subacks, "SUBACK for " + topic)
         return self.subacks[mid]
 
-    def publish(self, topic, payload, qos=1):
-        info = self.c.publish(topic, payload, qos=qos)
+    def publish(self, topic, payload, qos=1, retain=False):
+        info = self.c.publish(topic, payload, qos=qos, retain=retain)
         info.wait_for_publish()  # PUBACK: mosquitto acknowledges denied publishes too
         check(info.rc == mqtt.MQTT_ERR_SUCCESS, "publish %s: paho rc %d" % (topic, info.rc))
 
@@ -156,6 +158,14 @@ class Client:
             self.c.disconnect()
         finally:
             self.c.loop_stop()
+
+    def drop(self):
+        """Ends the connection without DISCONNECT (a device losing power or network): the
+        broker then publishes the client's last will."""
+        self.c.loop_stop()
+        sock = self.c.socket()
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
 
 
 def make_db(path):
@@ -450,6 +460,81 @@ def case_device_cannot_take_over_other_device(ctx):
     b.close()
 
 
+
+def marker_after(ctx, tag):
+    """A publish of B's that the operator receives after anything published before it."""
+    marker = Client(ctx.port, DEV_B, KEY_B)
+    check(marker.connect() == CONNACK_ACCEPTED, "device B refused")
+    marker.publish("devices/%s/readings" % DEV_B, tag)
+    ctx.op.wait_message("devices/%s/readings" % DEV_B, tag)
+    marker.close()
+
+
+def with_will(ctx, topic, payload, birth):
+    """Device A connected with this last will, once the operator has its birth message."""
+    c = Client(ctx.port, DEV_A, KEY_A2, will=(topic, payload))
+    check(c.connect() == CONNACK_ACCEPTED, "device A refused")
+    c.publish("devices/%s/status" % DEV_A, birth)
+    ctx.op.wait_message("devices/%s/status" % DEV_A, birth)
+    return c
+
+
+def case_device_last_will_delivered(ctx):
+    # SPEC §3: a device's status topic carries its MQTT last will. mosquitto 2.0.11 tells the
+    # plugin of the disconnect before it checks the will's publish; the plugin had already
+    # forgotten the session then, refused the will, and no device ever went OFFLINE by it.
+    topic = "devices/%s/status" % DEV_A
+    with_will(ctx, topic, "will-a-1", "birth-a-1").drop()
+    ctx.op.wait_message(topic, "will-a-1")
+
+
+def case_device_last_will_elsewhere_dropped(ctx):
+    # A will is a publish like any other: on another device's topic it is refused.
+    with_will(ctx, "devices/%s/status" % DEV_B, "forged-will", "birth-a-2").drop()
+    marker_after(ctx, "after-forged-will")
+    check(("devices/%s/status" % DEV_B, "forged-will") not in ctx.op.messages,
+          "A's will on B's status topic was delivered")
+
+
+def case_device_last_will_after_key_change_dropped(ctx):
+    # The will is checked against the key the device logged in with, as its publishes are:
+    # a device whose key was regenerated meanwhile cannot speak once more through its will.
+    topic = "devices/%s/status" % DEV_A
+    c = with_will(ctx, topic, "will-revoked", "birth-a-3")
+    ctx.db.execute("UPDATE devices SET api_key_hash = ? WHERE serial_number = ?",
+                   (sha256_hex("f" * 64), DEV_A))
+    try:
+        c.drop()
+        marker_after(ctx, "after-revoked-will")
+    finally:
+        ctx.db.execute("UPDATE devices SET api_key_hash = ? WHERE serial_number = ?",
+                       (sha256_hex(KEY_A2), DEV_A))
+    check((topic, "will-revoked") not in ctx.op.messages,
+          "the will of a device whose key was regenerated was delivered")
+
+
+def case_device_retained_not_kept(ctx):
+    # A device's publish with the retain flag is delivered live, but the broker does not keep
+    # it: serials are reused and the broker's retained messages had no bound (1 MiB per
+    # device topic, kept across restarts after the device was deleted, and replayed to every
+    # new subscriber of devices/#, ingestd and apid included).
+    dev = Client(ctx.port, DEV_A, KEY_A2)
+    check(dev.connect() == CONNACK_ACCEPTED, "device A refused")
+    for kind in ("readings", "status"):
+        dev.publish("devices/%s/%s" % (DEV_A, kind), "retained-" + kind, retain=True)
+        ctx.op.wait_message("devices/%s/%s" % (DEV_A, kind), "retained-" + kind)
+    fresh = Client(ctx.port, OPERATOR, OPERATOR_PW)
+    check(fresh.connect() == CONNACK_ACCEPTED, "operator refused")
+    check(fresh.subscribe("devices/%s/#" % DEV_A, 1) == [1], "operator subscribe refused")
+    # A retained copy comes right after the SUBACK, before anything published later.
+    dev.publish("devices/%s/readings" % DEV_A, "after-retained")
+    fresh.wait_message("devices/%s/readings" % DEV_A, "after-retained")
+    dev.close()
+    fresh.close()
+    kept = [m for m in fresh.messages if m[1].startswith("retained-")]
+    check(not kept, "the broker kept a device's retained publish: %r" % kept)
+
+
 def case_reserved_serial_row_refused(ctx):
     # A row that bypassed the API's serial rule (bulk import, SQL) still cannot log in with
     # an operator's client id.
@@ -593,6 +678,30 @@ def stack_client_id_rules(s, attack_key, victim, victim_key):
     v.loop_stop()
 
 
+def stack_last_will_sets_offline(s, tok, serial, key):
+    # The whole chain of SPEC §3's last will: broker (plugin), ingestd, the API's status.
+    st, _, devs = s.http("GET", "/api/devices", token=tok)
+    dev_id = [d["id"] for d in devs["items"] if d["serialNumber"] == serial][0]
+    topic = "devices/%s/status" % serial
+    c = s.mqtt_client(serial, key, connect=False)
+    c.will_set(topic, '{"online":false}', qos=1, retain=False)
+    connected = []
+    c.on_connect = lambda cl, ud, flags, code: connected.append(code)
+    c.connect("127.0.0.1", s.mqtt_port, keepalive=30)
+    c.loop_start()
+    harness.wait_for(lambda: connected, what="CONNACK")
+    expect(connected == [0], "CONNACK %s" % connected)
+    c.publish(topic, '{"online":true,"firmwareVersion":"2.0.0"}', qos=1).wait_for_publish()
+
+    def status():
+        return s.http("GET", "/api/devices/%d" % dev_id, token=tok)[2]["status"]
+    harness.wait_for(lambda: status() == "ONLINE", what="birth message stored")
+    c.loop_stop()
+    c.socket().shutdown(socket.SHUT_RDWR)
+    c.socket().close()
+    harness.wait_for(lambda: status() == "OFFLINE", what="the last will sets the device OFFLINE")
+
+
 def stack_main():
     cases = harness.Cases()
     with harness.Stack(env=NO_LIMITS) as s:
@@ -615,6 +724,8 @@ def stack_main():
                   victim_key)
         cases.run("device_with_other_serial_refused_own_accepted", stack_client_id_rules, s,
                   attack_key, victim, victim_key)
+        cases.run("device_last_will_sets_offline", stack_last_will_sets_offline, s, tok,
+                  ATTACK_SERIAL, attack_key)
     return cases.failed
 
 
@@ -664,6 +775,11 @@ def main():
             ("device_cannot_take_over_operator_session",
              case_device_cannot_take_over_operator_session),
             ("device_cannot_take_over_other_device", case_device_cannot_take_over_other_device),
+            ("device_last_will_delivered", case_device_last_will_delivered),
+            ("device_last_will_elsewhere_dropped", case_device_last_will_elsewhere_dropped),
+            ("device_last_will_after_key_change_dropped",
+             case_device_last_will_after_key_change_dropped),
+            ("device_retained_not_kept", case_device_retained_not_kept),
             ("reserved_serial_row_refused", case_reserved_serial_row_refused),
             ("broker_conf_password_not_in_argv", case_broker_conf_password_not_in_argv),
         ]

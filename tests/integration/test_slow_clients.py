@@ -28,6 +28,7 @@ DB_CONNS = 32            # apid's API_DB_CONNS (apid/dbpool.h)
 OWN_CONNS = 2            # connections outside the pool (the live feed's)
 CLIENTS = 64             # concurrent clients ...
 REQUESTS_PER_CLIENT = 25  # ... each sending this many requests, one connection each
+LOGINS = 150             # logins at once, each from an address of its own
 HEAD = b"GET /api/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200 + b"\r\n"
 
 
@@ -198,6 +199,44 @@ def main():
             expect(0 < open_db <= DB_CONNS + OWN_CONNS, "apid holds %d connections to the"
                    " database (at most %d + %d)" % (open_db, DB_CONNS, OWN_CONNS))
         cases.run("database_connections_stay_within_the_pool", connections_pooled)
+
+        def logins_hold_no_connection_while_waiting():
+            # A login waits for one of CC_SCRYPT_CONCURRENT_MAX (4) password-hash slots, ~0.1 s
+            # each. It used to wait holding a pooled database connection: LOGINS logins at
+            # once (from 30 addresses the auth limit, 5 each, lets through) held all 32, so
+            # an authenticated GET waited API_DB_WAIT_MS (5 s) and 93 of 150 logins answered
+            # 503. Each login comes from its own loopback address, as from many clients.
+            body = b'{"email":"nobody@example.com","password":"wrong-password"}'
+            req = (b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                   b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                   % len(body)) + body
+            statuses = []
+
+            def login(i):
+                c = socket.socket()
+                c.settimeout(120)
+                try:
+                    c.bind(("127.0.%d.%d" % (1 + i // 250, 1 + i % 250), 0))
+                    c.connect(("127.0.0.1", s.http_port))
+                    c.sendall(req)
+                    statuses.append(int(c.recv(64).split()[1]))
+                finally:
+                    c.close()
+            ts = [threading.Thread(target=login, args=(i,)) for i in range(LOGINS)]
+            for t in ts:
+                t.start()
+            gets = []
+            while any(t.is_alive() for t in ts):
+                gets.append(timed_get(s.http_port, "/api/auth/me", tok))
+                time.sleep(0.1)
+            for t in ts:
+                t.join(120)
+            expect(statuses == [401] * LOGINS, "login answers: %r" %
+                   {st: statuses.count(st) for st in set(statuses)})
+            expect(gets and all(st == 200 and secs <= ANSWER_WITHIN_S for st, secs in gets),
+                   "/api/auth/me during %d logins: %r" % (LOGINS, gets))
+        cases.run("logins_waiting_for_a_password_hash_slot_hold_no_database_connection",
+                  logins_hold_no_connection_while_waiting)
 
     def fd_limits():
         # The soft limit is raised to what the limits need (and logged); a hard limit

@@ -433,6 +433,36 @@ def main():
             with open(path) as f:
                 return [l.split()[1:] for l in f if l.startswith("listener ")]
 
+        def production_refuses_placeholder_secrets():
+            # .env.example's placeholders are public: a copy left as it is (cp .env.example
+            # .env; docker compose up) let anyone sign an admin token (JWT_SECRET, 43
+            # characters, passed the 32 minimum) and log in to the broker as the operator
+            # (MQTT_PASSWORD: devices/# and alerts/# read and write). In production every
+            # program that reads them refuses one, naming the variable, not echoing it.
+            with open(os.path.join(harness.ROOT, ".env.example")) as f:
+                example = dict(l.strip().split("=", 1) for l in f
+                               if "=" in l and not l.lstrip().startswith("#"))
+            jwt, mqtt_pw = example["JWT_SECRET"], example["MQTT_PASSWORD"]
+            p, _, _ = conf("prod-placeholder", harness.free_port(), MQTT_PASSWORD=mqtt_pw)
+            expect(p.returncode != 0 and "MQTT_PASSWORD" in p.stderr,
+                   "broker_conf.sh took the placeholder password: %s" % p.stderr)
+            good = "0123456789abcdef" * 4
+            for prog, env, var in (("apid", {"JWT_SECRET": jwt}, "JWT_SECRET"),
+                                   ("apid", {"JWT_SECRET": good, "MQTT_PASSWORD": mqtt_pw},
+                                    "MQTT_PASSWORD"),
+                                   ("ingestd", {"JWT_SECRET": good, "MQTT_PASSWORD": mqtt_pw},
+                                    "MQTT_PASSWORD")):
+                e = s.env(COLDCHAIN_ENV="production", HTTP_PORT=str(harness.free_port()),
+                          INGEST_METRICS_PORT=str(harness.free_port()), **env)
+                p = subprocess.run([os.path.join(harness.BUILD, prog)], env=e,
+                                   capture_output=True, text=True, timeout=30)
+                expect(p.returncode == 2 and var in p.stderr,
+                       "%s with %s from .env.example: exit %s, %s"
+                       % (prog, var, p.returncode, p.stderr[-300:]))
+                expect(env[var] not in p.stderr, "%s echoed the secret" % prog)
+        cases.run("production_refuses_the_placeholder_secrets_of_env_example",
+                  production_refuses_placeholder_secrets)
+
         def production_plain_loopback_only():
             p, _, _ = conf("prod-any", harness.free_port(), MQTT_BIND="0.0.0.0")
             expect(p.returncode != 0 and "loopback" in p.stderr,

@@ -580,6 +580,31 @@ static void test_config_production_requires_jwt_secret(void **state)
     assert_string_equal(c.jwt_secret, "0123456789abcdef0123456789abcdef");
 }
 
+/* .env.example's placeholders are public: production refuses them, naming the variable. */
+static void test_config_production_refuses_placeholders(void **state)
+{
+    (void)state;
+    struct cc_config c;
+    char err[256] = "";
+
+    setenv("COLDCHAIN_ENV", "production", 1);
+    setenv("JWT_SECRET", "change-me-to-at-least-32-random-characters", 1);
+    assert_int_equal(cc_config_load(&c, err, sizeof(err)), CC_ERR_CONFIG);
+    assert_int_equal(strncmp(err, "JWT_SECRET:", 11), 0);
+    assert_null(strstr(err, "random-characters")); /* the secret is never echoed */
+    setenv("JWT_SECRET", "CHANGE-ME-and-then-some-more-characters-here", 1);
+    assert_int_equal(cc_config_load(&c, err, sizeof(err)), CC_ERR_CONFIG);
+    setenv("JWT_SECRET", "0123456789abcdef0123456789abcdef", 1);
+    setenv("MQTT_PASSWORD", "change-me", 1);
+    assert_int_equal(cc_config_load(&c, err, sizeof(err)), CC_ERR_CONFIG);
+    assert_int_equal(strncmp(err, "MQTT_PASSWORD:", 14), 0);
+    setenv("MQTT_PASSWORD", "a-real-random-password", 1);
+    load_ok(&c);
+    unsetenv("COLDCHAIN_ENV");
+    setenv("MQTT_PASSWORD", "change-me", 1); /* development: the example works as it is */
+    load_ok(&c);
+}
+
 static void test_config_short_secret_ok_outside_production(void **state)
 {
     (void)state;
@@ -924,6 +949,7 @@ int main(void)
         T(test_config_cors),
         T(test_config_environment_name),
         T(test_config_production_requires_jwt_secret),
+        T(test_config_production_refuses_placeholders),
         T(test_config_short_secret_ok_outside_production),
         T(test_config_null_err_buffer),
         T(test_config_data_dir),

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -354,6 +355,62 @@ static void test_crypto_password_hash_concurrency_capped(void **state)
     assert_true(cc_password_hash_peak() <= CC_SCRYPT_CONCURRENT_MAX);
 }
 
+/* apid takes a slot before a login's database connection (cc_password_slot_take), then the
+ * login hashes on that thread: the hash must use the slot the thread holds, not wait for
+ * another, or with every other slot taken it would wait forever. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int holding, release;
+} slot_hold = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void *hold_slot(void *arg)
+{
+    (void)arg;
+    cc_password_slot_take();
+    pthread_mutex_lock(&slot_hold.mu);
+    slot_hold.holding++;
+    pthread_cond_broadcast(&slot_hold.cv);
+    while (!slot_hold.release)
+        pthread_cond_wait(&slot_hold.cv, &slot_hold.mu);
+    pthread_mutex_unlock(&slot_hold.mu);
+    cc_password_slot_give();
+    return NULL;
+}
+
+static void test_crypto_password_slot_taken_first_is_used(void **state)
+{
+    pthread_t t[CC_SCRYPT_CONCURRENT_MAX - 1];
+    char h[CC_PASSWORD_HASH_MAX];
+
+    (void)state;
+    for (int i = 0; i < CC_SCRYPT_CONCURRENT_MAX - 1; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, hold_slot, NULL), 0);
+    pthread_mutex_lock(&slot_hold.mu);
+    while (slot_hold.holding < CC_SCRYPT_CONCURRENT_MAX - 1)
+        pthread_cond_wait(&slot_hold.cv, &slot_hold.mu);
+    pthread_mutex_unlock(&slot_hold.mu);
+
+    alarm(30);               /* a hash waiting for a second slot would hang here: fail instead */
+    cc_password_slot_take(); /* the last free slot */
+    cc_password_slot_take(); /* nested: the same slot */
+    assert_int_equal(cc_password_hash_params("slot", 12, 8, 1, h, sizeof(h)), CC_OK);
+    assert_int_equal(cc_password_verify("slot", h), CC_OK);
+    cc_password_slot_give();
+    assert_int_equal(cc_password_verify("slot", h), CC_OK); /* still held: outer take */
+    cc_password_slot_give();
+    alarm(0);
+
+    pthread_mutex_lock(&slot_hold.mu);
+    slot_hold.release = 1;
+    pthread_cond_broadcast(&slot_hold.cv);
+    pthread_mutex_unlock(&slot_hold.mu);
+    for (int i = 0; i < CC_SCRYPT_CONCURRENT_MAX - 1; i++)
+        pthread_join(t[i], NULL);
+    /* Every slot was given back: the capped test's 16 threads all get one again. */
+    test_crypto_password_hash_concurrency_capped(state);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_crypto_api_key_new),
         cmocka_unit_test(test_crypto_api_key_matches),
         cmocka_unit_test(test_crypto_password_hash_concurrency_capped),
+        cmocka_unit_test(test_crypto_password_slot_taken_first_is_used),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
