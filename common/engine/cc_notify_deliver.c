@@ -74,7 +74,8 @@ static const char sql_event_done[] =
 /* An event the client still holds: its lease renewed, no attempt counted. */
 static const char sql_event_renew[] = "UPDATE alert_events SET next_attempt_at = $2 WHERE id = $1";
 /* The broker acknowledged it. Whatever the row says by now (a FAILED left by another
- * worker's attempts while this one's hand-over waited), the event went out. $3 its alert:
+ * worker's attempts while this one's hand-over waited), the event went out; the triggers
+ * then move its count from failed to sent (schema/0012_late_ack_moves_failed.sql). $3 its alert:
  * a row that took over the id of the one handed over is another event (cc_notify_event). */
 static const char sql_event_acked[] =
     "UPDATE alert_events SET status = 'SENT', next_attempt_at = $2, sent_at = $2,"

@@ -429,7 +429,8 @@ static char *schema_text(sqlite3 *db)
         "  ', device_id INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0', '') AS x"
         " FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT IN ('sqlite_sequence',"
         "  'users_password_changed', 'rejected_messages_device_seq',"
-        "  'alert_events_count_update', 'ingest_checkpoints', 'leases')"
+        "  'alert_events_count_update', 'ingest_checkpoints', 'leases',"
+        "  'alert_events_count_unfail', 'deliveries_count_unfail')"
         " ORDER BY type, name)";
     sqlite3_stmt *stmt = NULL;
     char *out;
