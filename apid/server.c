@@ -595,7 +595,7 @@ void api_civet_close(const struct mg_connection *conn)
     civet_answered = 0;
     if (answered || ri == NULL || ri->request_uri == NULL || ri->local_uri != NULL)
         return;
-    cc_log_info("http_request", "method=%s target=%s status=400 user=0: not a path of this server",
+    cc_log_info("http_unrouted", "method=%s target=%s status=400: not a path of this server",
                 cc_log_quote(ri->request_method ? ri->request_method : "", qm, sizeof qm),
                 cc_log_quote(ri->request_uri, qt, sizeof qt));
     /* The callback is given a const connection only because civetweb expects no writes; the
