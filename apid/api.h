@@ -154,6 +154,10 @@ int api_civet_log(const struct mg_connection *conn, const char *message);
 /* http_error: what civetweb refuses itself (a malformed request line or header, a bad
  * Content-Length) answers in the SPEC §5 error shape, not civetweb's text/plain page. */
 int api_civet_error(struct mg_connection *conn, int status, const char *errmsg);
+/* connection_close: a request civetweb parsed but neither routed nor answered (an
+ * absolute-form target naming another port, the asterisk-form) answers 400 in that shape
+ * before the socket closes, instead of nothing (docs/api.md "Absolute-form request targets"). */
+void api_civet_close(const struct mg_connection *conn);
 
 /* Handlers (h_*.c). */
 int api_health(struct api_req *r);

@@ -292,6 +292,11 @@ int main(int argc, char **argv)
         "tcp_nodelay", "1",
         "websocket_timeout_ms", "30000",
         "enable_websocket_ping_pong", "yes",
+        /* An absolute-form request line (GET http://host:port/path) is routed when its port
+         * is this listener's, whatever the host: apid is an origin server, not a proxy, and
+         * the check against "authentication_domain" (mydomain.com) made civetweb close
+         * every such request unanswered (server.c api_civet_close). */
+        "enable_auth_domain_check", "no",
         "enable_directory_listing", "no",
         "index_files", "index.html",
         "cgi_pattern", "",
@@ -306,6 +311,7 @@ int main(int argc, char **argv)
     cb.begin_request = api_dispatch;
     cb.log_message = api_civet_log;
     cb.http_error = api_civet_error;
+    cb.connection_close = api_civet_close;
 
     mg_init_library(0);
     ctx = mg_start(&cb, &app, options);

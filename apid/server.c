@@ -17,6 +17,12 @@
 #define HEAD_MAX 1024 /* bytes of an answer's status line and headers */
 
 static const char oom_body[] = "{\"error\":{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}}";
+
+/* Set on this worker thread once civetweb answered the connection's request with its own
+ * error page; read and cleared when the connection closes (api_civet_close). A worker
+ * serves one connection at a time, from its first request to its close. */
+static __thread int civet_answered;
+
 static const char cors_headers[] = "Authorization, Content-Type, X-Device-Key";
 
 static const char *reason(int status)
@@ -504,6 +510,7 @@ int api_dispatch(struct mg_connection *conn)
     if (api_static_wanted(ri->request_method, ri->local_uri) &&
         !api_mqtt_auth_internal_port(ri->server_port) && framing_offender(ri) < 0)
         return 0;
+    civet_answered = 0; /* an earlier page of civetweb's on this connection is not this answer */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&r, 0, sizeof r);
     r.conn = conn;
@@ -547,11 +554,26 @@ int api_dispatch(struct mg_connection *conn)
     return r.must_close ? -1 : status;
 }
 
-int api_civet_error(struct mg_connection *conn, int status, const char *errmsg)
+/* An error answer written straight to the connection, outside the request pipeline, in the
+ * SPEC §5 shape. Connection: close: what follows a request that was not served is not
+ * trusted to start the next one. */
+static void raw_error(struct mg_connection *conn, int status, int rc, const char *message)
 {
     const struct api_app *app = mg_get_user_data(mg_get_context(conn));
+    char *body = cc_http_error_body(rc, message, NULL, app != NULL && app->cfg.production);
+
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: close\r\nCache-Control: no-store\r\n"
+              "X-Content-Type-Options: nosniff\r\nContent-Type: application/json\r\n"
+              "Content-Length: %zu\r\n\r\n%s",
+              status, mg_get_response_code_text(conn, status), http_date(),
+              body ? strlen(body) : sizeof oom_body - 1, body ? body : oom_body);
+    free(body);
+}
+
+int api_civet_error(struct mg_connection *conn, int status, const char *errmsg)
+{
     const char *message = NULL;
-    char *body;
     int rc;
 
     (void)errmsg; /* civetweb's wording ("Bad request", "Invalid request body"): not the SPEC's */
@@ -571,17 +593,34 @@ int api_civet_error(struct mg_connection *conn, int status, const char *errmsg)
         rc = status < 500 || status == 505 ? CC_ERR_VALIDATION : CC_ERR_INTERNAL;
         message = rc == CC_ERR_VALIDATION ? "the request is malformed" : NULL;
     }
-    body = cc_http_error_body(rc, message, NULL, app != NULL && app->cfg.production);
-    /* Connection: close as civetweb's own page says: what follows a request it could not
-     * read is not trusted to start the next one. */
-    mg_printf(conn,
-              "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: close\r\nCache-Control: no-store\r\n"
-              "X-Content-Type-Options: nosniff\r\nContent-Type: application/json\r\n"
-              "Content-Length: %zu\r\n\r\n%s",
-              status, mg_get_response_code_text(conn, status), http_date(),
-              body ? strlen(body) : sizeof oom_body - 1, body ? body : oom_body);
-    free(body);
+    civet_answered = 1;
+    raw_error(conn, status, rc, message);
     return 0;
+}
+
+/* civetweb 1.15 routes a request line in absolute-form (http://host:port/path, RFC 9112
+ * 3.2.2) only when its port is the listener's (with enable_auth_domain_check off, main.c:
+ * any host), and the asterisk-form (OPTIONS *) never; such a request reaches no callback and
+ * its connection was closed without a byte of answer. The request is parsed by then, so
+ * here, before the socket closes, a request that was neither routed (no local_uri) nor
+ * answered by civetweb gets a 400 in the SPEC shape. */
+void api_civet_close(const struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    int answered = civet_answered;
+    char qm[CC_LOG_QUOTED_MAX], qt[CC_LOG_QUOTED_MAX];
+
+    civet_answered = 0;
+    if (answered || ri == NULL || ri->request_uri == NULL || ri->local_uri != NULL)
+        return;
+    cc_log_info("http_unrouted", "method=%s target=%s status=400: not a path of this server",
+                cc_log_quote(ri->request_method ? ri->request_method : "", qm, sizeof qm),
+                cc_log_quote(ri->request_uri, qt, sizeof qt));
+    /* The callback is given a const connection only because civetweb expects no writes; the
+     * socket is still open and this worker owns it. */
+    raw_error((struct mg_connection *)conn, 400, CC_ERR_VALIDATION,
+              "the request target must be a path of this server (origin-form /path, or "
+              "absolute-form with this server's port)");
 }
 
 int api_civet_log(const struct mg_connection *conn, const char *message)

@@ -252,7 +252,8 @@ static int handle(struct mg_connection *conn, void *data)
         OUT("coldchain_notifications_sent_total{channel=\"%s\"} %llu\n", cc_stats_channels[i],
             cs.notifications_sent[i]);
     OUT("# HELP coldchain_notifications_failed_total Notification deliveries given up after "
-        "the last attempt, by channel.\n# TYPE coldchain_notifications_failed_total counter\n");
+        "the last attempt and not acknowledged after all, by channel.\n"
+        "# TYPE coldchain_notifications_failed_total counter\n");
     for (int i = 0; i < CC_STATS_CHANNELS; i++)
         OUT("coldchain_notifications_failed_total{channel=\"%s\"} %llu\n", cc_stats_channels[i],
             cs.notifications_failed[i]);

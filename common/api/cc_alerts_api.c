@@ -62,14 +62,17 @@ static const struct cc_column notify_cols[] = {
     {"sentAt", CC_COL_TIME},  {"readAt", CC_COL_TIME},
 };
 
+/* An optional text filter: "" in out when absent. Given empty it is refused, not taken
+ * for "no filter" (`?status=` listed every alert): the client asked for something. */
 static int query_param(const char *qs, const char *name, char *out, size_t outlen, cJSON **err)
 {
     int got = cc_http_query_param(qs, name, out, outlen);
 
-    if (got < 0) {
+    if (got < 0 || (got > 0 && out[0] == '\0')) {
         out[0] = '\0';
-        *err = cc_error_new(CC_ERR_VALIDATION, "invalid query parameter");
-        if (*err == NULL || cc_error_add_detail(*err, name, "invalid") != CC_OK)
+        *err = cc_error_new(CC_ERR_VALIDATION,
+                            got < 0 ? "invalid query parameter" : "empty query parameter");
+        if (*err == NULL || cc_error_add_detail(*err, name, got < 0 ? "invalid" : "empty") != CC_OK)
             return CC_ERR_NOMEM;
         return CC_ERR_VALIDATION;
     }

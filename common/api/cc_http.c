@@ -122,13 +122,11 @@ static int decode(const char *s, size_t n, char *out, size_t outlen)
     return 1;
 }
 
-int cc_http_query_param(const char *qs, const char *name, char *out, size_t outlen)
+/* The next parameter called name in the query string p: its value's start (after '=', or
+ * the end of the pair when it has none) in *val and its end in *vend; NULL if none. */
+static const char *find_param(const char *p, const char *name, size_t nlen, const char **val,
+                              const char **vend)
 {
-    size_t nlen = strlen(name);
-    const char *p = qs;
-
-    if (qs == NULL || outlen == 0)
-        return 0;
     while (*p) {
         const char *amp = strchr(p, '&');
         const char *end = amp ? amp : p + strlen(p);
@@ -136,17 +134,32 @@ int cc_http_query_param(const char *qs, const char *name, char *out, size_t outl
         const char *kend = eq ? eq : end;
 
         if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
-            if (eq == NULL) {
-                out[0] = '\0';
-                return 1;
-            }
-            return decode(eq + 1, (size_t)(end - eq - 1), out, outlen);
+            *val = eq ? eq + 1 : end;
+            *vend = end;
+            return p;
         }
         if (amp == NULL)
             break;
         p = amp + 1;
     }
-    return 0;
+    return NULL;
+}
+
+int cc_http_query_param(const char *qs, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    const char *at, *val = NULL, *vend = NULL, *v2, *e2;
+
+    if (qs == NULL || outlen == 0)
+        return 0;
+    at = find_param(qs, name, nlen, &val, &vend);
+    if (at == NULL)
+        return 0;
+    /* A second one is refused, not resolved: a proxy or cache that took the last value
+     * would see another request than the one answered. */
+    if (*vend != '\0' && find_param(vend + 1, name, nlen, &v2, &e2) != NULL)
+        return -1;
+    return decode(val, (size_t)(vend - val), out, outlen);
 }
 
 int cc_http_parse_id(const char *s, int64_t *out)

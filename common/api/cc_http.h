@@ -29,7 +29,8 @@ const char *cc_http_default_message(int rc);
 int cc_http_parse_body(const char *buf, size_t len, cJSON **out, cJSON **err);
 
 /* Finds name in a query string (a=1&b=2, %XX and + decoded) and copies its value into
- * out. 1 if found (and it fit), 0 if absent, -1 if too long or badly encoded. */
+ * out ("" for `name=` and for a bare `name`). 1 if found (and it fit), 0 if absent, -1 if
+ * too long, badly encoded or given more than once. */
 int cc_http_query_param(const char *qs, const char *name, char *out, size_t outlen);
 
 /* A positive decimal id without sign or leading zeros. 1 if valid. */

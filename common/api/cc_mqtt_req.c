@@ -178,7 +178,7 @@ static int parse_form(const char *body, struct cc_mqtt_req *out, cJSON **err)
         if (got == 0 && f->alias != NULL)
             got = cc_http_query_param(body, f->alias, (char *)out + f->off_val, f->cap);
         if (got < 0)
-            return invalid(err, f->name, "too long or badly encoded");
+            return invalid(err, f->name, "too long, badly encoded or repeated");
         *(int *)((char *)out + f->off_has) = got;
     }
     got = cc_http_query_param(body, "acc", acc, sizeof acc);

@@ -74,12 +74,16 @@ static const char sql_event_done[] =
     " sent_at = $4, last_error = $5 WHERE id = $1";
 /* An event the client still holds: its lease renewed, no attempt counted. */
 static const char sql_event_renew[] = "UPDATE alert_events SET next_attempt_at = $2 WHERE id = $1";
-/* The broker acknowledged it. Whatever the row says by now (a FAILED left by another
- * worker's attempts while this one's hand-over waited), the event went out. $3 its alert:
- * a row that took over the id of the one handed over is another event (cc_notify_event). */
-static const char sql_event_acked[] =
-    "UPDATE alert_events SET status = 'SENT', next_attempt_at = $2, sent_at = $2,"
-    " last_error = NULL WHERE id = $1 AND alert_id = $3 AND status <> 'SENT'";
+/* The broker acknowledged it. Whatever the row says by now, the event went out: PENDING
+ * (the usual case), or FAILED, left by another worker's attempts while this one's
+ * hand-over waited; then its count moves from failed to sent (mark_acked). $3 its alert:
+ * a row that took over the id of the one handed over is another event (cc_notify_event).
+ * STATUS: the status it is taken from. */
+#define EVENT_ACKED(STATUS)                                                                        \
+    "UPDATE alert_events SET status = 'SENT', next_attempt_at = $2, sent_at = $2,"                 \
+    " last_error = NULL WHERE id = $1 AND alert_id = $3 AND status = '" STATUS "'"
+static const char sql_event_acked[] = EVENT_ACKED("PENDING");
+static const char sql_event_acked_failed[] = EVENT_ACKED("FAILED");
 /* Keeps a notification whose channels are claimed out of sql_due until the outcome is
  * recorded (the summary then sets the real next_attempt_at), or the lease runs out. */
 static const char sql_lease[] = "UPDATE notifications SET next_attempt_at = $2 WHERE id = $1";
@@ -779,10 +783,19 @@ static int mark_acked(struct cc_store *st, const struct cc_notify_channels *ch, 
         for (int i = 0; i < n && rc == CC_OK; i++) {
             int64_t changed = 0;
 
+            int was_failed = 0;
+
             rc = update_row(st, sql_event_acked, evs[i].id, now_ms, &evs[i].alert_id, &changed);
+            if (rc == CC_OK && changed == 0) {
+                rc = update_row(st, sql_event_acked_failed, evs[i].id, now_ms, &evs[i].alert_id,
+                                &changed);
+                was_failed = changed == 1;
+            }
             *nsent += (int)changed;
             if (rc == CC_OK && changed == 1) /* it was not SENT: a delivery (cc_stats.h) */
                 rc = cc_stats_count(st, CC_STATS_DELIVERIES_SENT, CC_STATS_MQTT);
+            if (rc == CC_OK && was_failed) /* counted failed by the worker that gave it up */
+                rc = cc_stats_uncount(st, CC_STATS_DELIVERIES_FAILED, CC_STATS_MQTT);
         }
     }
     return rc;

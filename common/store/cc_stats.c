@@ -50,15 +50,26 @@ static int first_slot(int counter)
                      (counter - CC_STATS_DELIVERIES_SENT) * CC_STATS_CHANNELS;
 }
 
-int cc_stats_count(struct cc_store *st, int counter, int label)
+/* Adds delta to the transaction's count of counter and label (cc_stats_count). */
+static int count_delta(struct cc_store *st, int counter, int label, int delta)
 {
     const char *const *names;
 
     if (cc_store_tx_id(st) == 0 || counter < 0 || counter >= CC_STATS_COUNTERS || label < 0 ||
         label >= labels_of(counter, &names))
         return CC_ERR_INTERNAL;
-    st->stat_counts[first_slot(counter) + label]++;
+    st->stat_counts[first_slot(counter) + label] += delta;
     return CC_OK;
+}
+
+int cc_stats_count(struct cc_store *st, int counter, int label)
+{
+    return count_delta(st, counter, label, 1);
+}
+
+int cc_stats_uncount(struct cc_store *st, int counter, int label)
+{
+    return count_delta(st, counter, label, -1);
 }
 
 void cc_stats_drop(struct cc_store *st)

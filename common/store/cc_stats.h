@@ -50,6 +50,9 @@ enum cc_stats_counter {
  * CC_OK; CC_ERR_INTERNAL outside such a transaction (nothing would write the count) or
  * for a counter or label out of range. */
 int cc_stats_count(struct cc_store *st, int counter, int label);
+/* Takes one back, in the same way: a delivery counted FAILED that was sent after all (a late
+ * PUBACK, docs/alerts.md "A late PUBACK after FAILED") moves from failed to sent. */
+int cc_stats_uncount(struct cc_store *st, int counter, int label);
 
 /* Fills *out (zeroed first) from st. CC_OK or CC_ERR_DB (out then holds what was read). */
 int cc_stats_load(struct cc_store *st, struct cc_stats *out);

@@ -371,6 +371,66 @@ def main():
             alive(s)
         cases.run("a body length two parties could read differently -> 400, closed",
                   ambiguous_framing_refused)
+
+        # A request line in absolute-form (RFC 9112 3.2.2: a server MUST accept it). civetweb
+        # routes one only when it names this listener's port (and, by default, a host under
+        # its "authentication_domain", mydomain.com), and closed every other one without a
+        # byte of answer. Served when the port is apid's (the host and the Host header play
+        # no part: apid is no proxy); any other authority, and the asterisk-form, 400 in the
+        # SPEC shape and closed (docs/api.md "Absolute-form request targets").
+        def absolute_form():
+            port = s.http_port
+            served = (
+                ("http, Host elsewhere", b"GET http://127.0.0.1:%d/health HTTP/1.1\r\n"
+                 b"Host: other.example\r\n" % port, 200, None),
+                ("another host name", b"GET http://api.example:%d/health HTTP/1.1\r\n"
+                 b"Host: 127.0.0.1\r\n" % port, 200, None),
+                ("HTTP/1.0 without Host", b"GET http://127.0.0.1:%d/health HTTP/1.0\r\n" % port,
+                 200, None),
+                ("query string kept", b"GET HTTP://127.0.0.1:%d/api/alerts?status= HTTP/1.1\r\n"
+                 b"Host: x\r\nAuthorization: Bearer %s\r\n" % (port, cust.encode()), 400,
+                 "VALIDATION_ERROR"),
+                ("routed and checked", b"GET http://127.0.0.1:%d/api/auth/me HTTP/1.1\r\n"
+                 b"Host: x\r\n" % port, 401, "UNAUTHORIZED"),
+                ("another port", b"GET http://127.0.0.1:%d/health HTTP/1.1\r\nHost: x\r\n"
+                 % (port + 1 if port < 65535 else port - 1), 400, "VALIDATION_ERROR"),
+                ("no port (80)", b"GET http://127.0.0.1/health HTTP/1.1\r\nHost: x\r\n", 400,
+                 "VALIDATION_ERROR"),
+                ("https, no port (443)", b"POST https://127.0.0.1/api/auth/login HTTP/1.1\r\n"
+                 b"Host: x\r\nContent-Length: 2\r\n\r\n{}", 400, "VALIDATION_ERROR"),
+                ("asterisk-form", b"OPTIONS * HTTP/1.1\r\nHost: x\r\n", 400,
+                 "VALIDATION_ERROR"),
+                # civetweb answers these itself: one answer, not a second one from apid
+                ("bad port", b"GET http://127.0.0.1:99999/health HTTP/1.1\r\nHost: x\r\n",
+                 400, "VALIDATION_ERROR"),
+                ("another port, bad Content-Length", b"GET http://127.0.0.1:1/health HTTP/1.1"
+                 b"\r\nHost: x\r\nContent-Length: -1\r\n", 411, "VALIDATION_ERROR"))
+            for label, head, status, code in served:
+                req = head if b"\r\n\r\n" in head else head + b"Connection: close\r\n\r\n"
+                data = send_until_close(port, req)
+                n = len(re.findall(rb"HTTP/1\.[01] \d{3} ", data))
+                expect(n == 1, "%s: %d answers: %r" % (label, n, data[:300]))
+                head_b, _, body = data.partition(b"\r\n\r\n")
+                line = head_b.split(b"\r\n")[0].decode("latin-1")
+                expect(line.split()[1:2] == [str(status)], "%s: %r" % (label, data[:300]))
+                try:
+                    doc = json.loads(body)
+                except ValueError:
+                    raise AssertionError("%s: not JSON: %r" % (label, body))
+                if code is None:
+                    expect(doc == {"status": "ok"}, "%s: %r" % (label, doc))
+                    continue
+                err = doc.get("error") if isinstance(doc, dict) else None
+                expect(isinstance(err, dict) and err.get("code") == code
+                       and isinstance(err.get("message"), str), "%s: %r" % (label, doc))
+            # Served in absolute-form, the connection stays usable for the next request.
+            data = send_until_close(port, b"GET http://127.0.0.1:%d/health HTTP/1.1\r\nHost: x"
+                                    b"\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n"
+                                    b"Connection: close\r\n\r\n" % port)
+            expect(data.count(b"HTTP/1.1 200 ") == 2, "keep-alive: %r" % data[:400])
+            alive(s)
+        cases.run("absolute-form request line: served on this port, else 400, never silent",
+                  absolute_form)
     cases.exit()
 
 

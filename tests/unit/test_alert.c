@@ -1454,6 +1454,21 @@ static void test_alerts_api_resolve_ack_access(void **state)
     assert_int_equal(cc_alerts_filter_parse("status=OPEN", &f, &err), CC_ERR_VALIDATION);
     cJSON_Delete(err);
     err = NULL;
+    /* Empty is not "no filter": refused, naming the parameter. */
+    for (int i = 0; i < 4; i++) {
+        static const char *const qs[] = {"status=", "type=", "status", "type=&status=ACTIVE"};
+        const char *field = i == 0 || i == 2 ? "status" : "type";
+
+        assert_int_equal(cc_alerts_filter_parse(qs[i], &f, &err), CC_ERR_VALIDATION);
+        assert_string_equal(
+            cJSON_GetStringValue(cJSON_GetObjectItem(
+                cJSON_GetArrayItem(
+                    cJSON_GetObjectItem(cJSON_GetObjectItem(err, "error"), "details"), 0),
+                "field")),
+            field);
+        cJSON_Delete(err);
+        err = NULL;
+    }
 
     assert_int_equal(cc_alerts_resolve(st, &customer, id, body, &out, &err), CC_OK);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(out, "status")), "RESOLVED");

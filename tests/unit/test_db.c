@@ -367,8 +367,8 @@ static sqlite3 *open_v5(void)
 /* Every schema object as text, in name order, with what migrations 0006 and 0007 are
  * allowed to change taken out: AUTOINCREMENT, the quotes ALTER TABLE RENAME puts around a
  * table's name, the columns and the alert event they add, and the objects they add; the
- * two alert-counting triggers 0012 drops; and what 0010 and 0011 change put back as it
- * was (later). What is left must be identical. */
+ * two alert-counting triggers 0012 drops and deliveries_count_update, which 0013 rewrites;
+ * and what 0010 and 0011 change put back as it was (later). What is left must be identical. */
 /* s with every from replaced by to; s is freed. */
 static char *replace_all(char *s, const char *from, const char *to)
 {
@@ -431,7 +431,7 @@ static char *schema_text(sqlite3 *db)
         " FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT IN ('sqlite_sequence',"
         "  'users_password_changed', 'rejected_messages_device_seq',"
         "  'alert_events_count_update', 'ingest_checkpoints', 'leases',"
-        "  'alerts_count_raised', 'alerts_count_resolved')"
+        "  'alerts_count_raised', 'alerts_count_resolved', 'deliveries_count_update')"
         " ORDER BY type, name)";
     sqlite3_stmt *stmt = NULL;
     char *out;

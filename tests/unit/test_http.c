@@ -148,6 +148,15 @@ static void test_http_query_param(void **state)
     assert_int_equal(cc_http_query_param("q=%2", "q", v, sizeof v), -1);
     assert_int_equal(cc_http_query_param("q=%00", "q", v, sizeof v), -1);
     assert_int_equal(cc_http_query_param("q=0123456789abcdefXYZ", "q", v, sizeof v), -1);
+    /* Given twice: refused, whatever the values (a reader taking the last one differs). */
+    assert_int_equal(cc_http_query_param("a=1&a=2", "a", v, sizeof v), -1);
+    assert_int_equal(cc_http_query_param("a=1&b=2&a=1", "a", v, sizeof v), -1);
+    assert_int_equal(cc_http_query_param("a=1&a", "a", v, sizeof v), -1);
+    assert_int_equal(cc_http_query_param("a&a=1", "a", v, sizeof v), -1);
+    assert_int_equal(cc_http_query_param("ab=1&a=2&ba=3&a2=4", "a", v, sizeof v), 1);
+    assert_string_equal(v, "2");
+    assert_int_equal(cc_http_query_param("a=1&", "a", v, sizeof v), 1);
+    assert_string_equal(v, "1");
 }
 
 static void test_http_parse_id(void **state)

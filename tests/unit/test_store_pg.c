@@ -26,6 +26,7 @@
 #include "cc_dbi.h"
 #include "cc_ingest.h"
 #include "cc_log.h"
+#include "cc_notify.h"
 #include "cc_rc.h"
 #include "cc_rollup_math.h"
 #include "fixture.h"
@@ -997,6 +998,112 @@ static void test_store_pg_alert_states_same(void **state)
     assert_int_equal(b[2].has_pending[cc_alert_type_parse("HIGH_TEMP")], 0);
 }
 
+/* Two ingestd on one database (docs/scaling.md): A hands an alert event to its client and
+ * holds it; B, once A's lease has run out, retries it until its attempts run out: FAILED;
+ * then A's PUBACK arrives: SENT. The event went out once: counted sent once, failed never
+ * (cc_notify_deliver.c mark_acked). A delivery of a notification that turns from FAILED to
+ * SENT moves the same way (schema/0013_late_ack_moves_failed.sql). */
+static struct cc_notify_event held_ev; /* A's hand-over, acknowledged later */
+static int held_acked;                 /* 1 once the broker acknowledged it */
+
+static int hold_publish(void *ctx, const char *topic, const char *payload, size_t len,
+                        struct cc_notify_event ev)
+{
+    (void)ctx;
+    (void)topic;
+    (void)payload;
+    (void)len;
+    held_ev = ev;
+    return 0;
+}
+
+static int fail_publish(void *ctx, const char *topic, const char *payload, size_t len,
+                        struct cc_notify_event ev)
+{
+    (void)ctx;
+    (void)topic;
+    (void)payload;
+    (void)len;
+    (void)ev;
+    return -1;
+}
+
+static int late_acked(void *ctx, struct cc_notify_event *evs, int max)
+{
+    (void)ctx;
+    if (!held_acked || max < 1)
+        return 0;
+    held_acked = 0;
+    evs[0] = held_ev;
+    return 1;
+}
+
+#define COUNTER(name, label)                                                                       \
+    "SELECT value FROM stat_counters WHERE name = '" name "' AND label = '" label "'"
+
+static void late_ack_scenario(struct cc_store *st)
+{
+    struct cc_notify_channels a = {.publish = hold_publish, .acked = late_acked};
+    struct cc_notify_channels b = {.publish = fail_publish};
+    int64_t sent0 = one_int(st, COUNTER("deliveries_sent", "mqtt"));
+    int64_t failed0 = one_int(st, COUNTER("deliveries_failed", "mqtt"));
+    int64_t t = T0;
+    int sent = -1;
+
+    assert_int_equal(cc_store_exec(st, "INSERT INTO alerts (id, cold_cell_id, device_id, type,"
+                                       " message, first_triggered_at, last_triggered_at)"
+                                       " VALUES (5, 1, 1, 'HIGH_TEMP', 'm', 1, 1);"
+                                       "INSERT INTO alert_events (alert_id, cold_cell_id,"
+                                       " event, payload, next_attempt_at, created_at)"
+                                       " VALUES (5, 1, 'CREATED', '{}', 0, 0)"),
+                     CC_OK);
+    memset(&held_ev, 0, sizeof held_ev);
+    held_acked = 0;
+    assert_int_equal(cc_notify_deliver(st, &a, t, 100, &sent), CC_OK);
+    assert_int_equal(held_ev.alert_id, 5);
+    /* B retries whenever the row is due, until its attempts run out. */
+    for (int i = 0; i < 2 * CC_NOTIFY_MAX_ATTEMPTS &&
+                    one_int(st, "SELECT count(*) FROM alert_events WHERE status = 'PENDING'") > 0;
+         i++) {
+        t = one_int(st, "SELECT next_attempt_at FROM alert_events");
+        assert_int_equal(cc_notify_deliver(st, &b, t, 100, &sent), CC_OK);
+    }
+    assert_int_equal(one_int(st, "SELECT count(*) FROM alert_events WHERE status = 'FAILED'"), 1);
+    assert_int_equal(one_int(st, "SELECT attempts FROM alert_events"), CC_NOTIFY_MAX_ATTEMPTS);
+    assert_int_equal(one_int(st, COUNTER("deliveries_failed", "mqtt")), failed0 + 1);
+    /* A's PUBACK, late. */
+    held_acked = 1;
+    assert_int_equal(cc_notify_record_acks(st, &a, t + S, &sent), CC_OK);
+    assert_int_equal(sent, 1);
+    assert_int_equal(one_int(st, "SELECT count(*) FROM alert_events WHERE status = 'SENT'"), 1);
+    assert_int_equal(one_int(st, COUNTER("deliveries_sent", "mqtt")), sent0 + 1);
+    assert_int_equal(one_int(st, COUNTER("deliveries_failed", "mqtt")), failed0);
+
+    /* A notification's delivery: FAILED, then SENT after all; SENT again changes nothing. */
+    sent0 = one_int(st, COUNTER("deliveries_sent", "webhook"));
+    failed0 = one_int(st, COUNTER("deliveries_failed", "webhook"));
+    assert_int_equal(
+        cc_store_exec(st, "INSERT INTO notifications (id, user_id, alert_id, kind, channel,"
+                          " payload, next_attempt_at, created_at)"
+                          " VALUES (1, 1, 5, 'ALERT', 'inbox', '{}', 0, 0);"
+                          "INSERT INTO notification_deliveries (notification_id, channel,"
+                          " next_attempt_at) VALUES (1, 'webhook', 0);"
+                          "UPDATE notification_deliveries SET status = 'FAILED';"
+                          "UPDATE notification_deliveries SET status = 'SENT';"
+                          "UPDATE notification_deliveries SET status = 'SENT'"),
+        CC_OK);
+    assert_int_equal(one_int(st, COUNTER("deliveries_sent", "webhook")), sent0 + 1);
+    assert_int_equal(one_int(st, COUNTER("deliveries_failed", "webhook")), failed0);
+}
+
+static void test_store_pg_late_ack_moves_failed_to_sent(void **state)
+{
+    struct fx *f = *state;
+
+    late_ack_scenario(f->lite);
+    late_ack_scenario(f->pg);
+}
+
 /* PostgreSQL only (a UTF-8 database; SQLite keeps any bytes): text that is not UTF-8
  * never fails the batch. A firmware version that is not is dropped (the old one stays),
  * a serial that is not finds no device, a topic that is not is kept with '?'. Without
@@ -1268,6 +1375,8 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_alert_states_same, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_text_not_utf8, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_pg_late_ack_moves_failed_to_sent, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_pg_migrate_twice, fx_setup, fx_teardown),
         cmocka_unit_test(test_store_pg_migrate_concurrently),
         cmocka_unit_test_setup_teardown(test_store_pg_two_writers, fx_setup, fx_teardown),
