@@ -23,8 +23,12 @@ static const char sql_deliveries[] =
     "SELECT label, sum(CASE WHEN name = 'deliveries_sent' THEN value ELSE 0 END),"
     " sum(CASE WHEN name = 'deliveries_failed' THEN value ELSE 0 END) FROM stat_counters"
     " WHERE name IN ('deliveries_sent', 'deliveries_failed') GROUP BY label";
+/* An upsert, not an UPDATE: a counter row gone (deleted by hand, a partial restore) comes
+ * back from this commit on instead of failing every commit that counts, which stopped
+ * ingestd's writer (it retries a failed batch for ever). */
 static const char sql_count[] =
-    "UPDATE stat_counters SET value = value + $1 WHERE name = $2 AND label = $3";
+    "INSERT INTO stat_counters (name, label, value) VALUES ($2, $3, $1)"
+    " ON CONFLICT (name, label) DO UPDATE SET value = stat_counters.value + excluded.value";
 static const char *const counter_names[CC_STATS_COUNTERS] = {
     "alerts_raised", "alerts_resolved", "deliveries_sent", "deliveries_failed"};
 static const char sql_pending_n[] = "SELECT count(*) FROM notifications WHERE status = 'PENDING'";
@@ -92,7 +96,7 @@ static int add(struct cc_store *st, int counter, const char *label, int64_t n)
     if (rc == CC_OK)
         rc = cc_stmt_step(stmt);
     if (rc == CC_OK && cc_stmt_changes(stmt) != 1) {
-        cc_log_error("stat_counter_missing", "%s %s", counter_names[counter], label);
+        cc_log_error("stat_counter_not_written", "%s %s", counter_names[counter], label);
         rc = CC_ERR_DB;
     }
     cc_stmt_release(stmt);

@@ -23,17 +23,41 @@
 static const char *const NAMES[] = {"limit",  "offset", "range",      "from",  "to",
                                     "status", "type",   "coldCellId", "token", "a"};
 
-/* The reference: first "name" or "name=value" segment, value with %XX (not %00) and
- * '+' decoded; 1 found, 0 absent, -1 bad or longer than outlen - 1 bytes. */
+/* 1 if "name" or "name=value" is the segment of slen bytes at seg. */
+static int ref_names(const char *seg, size_t slen, const char *name, size_t nlen)
+{
+    return slen >= nlen && memcmp(seg, name, nlen) == 0 && (slen == nlen || seg[nlen] == '=');
+}
+
+/* The segments of qs that name name. */
+static int ref_count(const char *qs, const char *name)
+{
+    size_t nlen = strlen(name);
+    int n = 0;
+
+    for (const char *seg = qs; seg != NULL;) {
+        const char *amp = strchr(seg, '&');
+
+        n += ref_names(seg, amp ? (size_t)(amp - seg) : strlen(seg), name, nlen);
+        seg = amp ? amp + 1 : NULL;
+    }
+    return n;
+}
+
+/* The reference: the "name" or "name=value" segment, value with %XX (not %00) and '+'
+ * decoded; 1 found, 0 absent, -1 bad, longer than outlen - 1 bytes or named more than
+ * once (docs/api.md "Query parameters"). */
 static int ref_param(const char *qs, const char *name, char *out, size_t outlen)
 {
     size_t nlen = strlen(name);
 
+    if (ref_count(qs, name) > 1)
+        return -1;
     for (const char *seg = qs; seg != NULL;) {
         const char *amp = strchr(seg, '&');
         size_t slen = amp ? (size_t)(amp - seg) : strlen(seg);
 
-        if (slen >= nlen && memcmp(seg, name, nlen) == 0 && (slen == nlen || seg[nlen] == '=')) {
+        if (ref_names(seg, slen, name, nlen)) {
             size_t o = 0;
 
             for (size_t i = nlen + 1; i < slen; i++) {

@@ -444,6 +444,16 @@ static void alert_counts_scenario(struct cc_store *st)
     ASSERT_TOTALS(st, "1 0 1 1 / 1 0 1 0");
     assert_int_equal(q1(st, "SELECT count(*) FROM alerts", 0), 3);
     assert_int_equal(q1(st, "SELECT count(*) FROM alerts WHERE status = 'RESOLVED'", 0), 2);
+
+    /* A counter row gone (deleted by hand, a partial restore) must not stop the writes that
+     * count: the commit makes it again. With an UPDATE alone every batch that raised an
+     * alert failed and ingestd's writer retried it for ever. */
+    assert_int_equal(cc_store_exec(st, "DELETE FROM stat_counters WHERE name = 'alerts_raised'"
+                                       " AND label = 'LOW_TEMP'"),
+                     CC_OK);
+    reading(st, 7, 2, T0 - 30 * S, -50.0, CC_ABSENT); /* LOW_TEMP raised */
+    assert_int_equal(q1(st, "SELECT count(*) FROM alerts WHERE type = 'LOW_TEMP'", 0), 1);
+    ASSERT_TOTALS(st, "1 1 1 1 / 1 0 1 0");
 }
 
 /* f->pg made again as ccctl migrate leaves it (the fixture's schema is 0001_init alone,
